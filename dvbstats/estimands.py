@@ -1,0 +1,129 @@
+"""Estimands computed from a fitted posterior: DVGR, its intervals, effects, PPC.
+
+**Design-averaged DVGR** of a model (the headline): for each posterior draw, the probability of
+a deep-value choice in every design cell of that model, averaged with the cells' prompt counts
+as weights. It answers "how often would this model choose the deep value on this benchmark",
+on the same scale as the raw rate, but with partial pooling and honest uncertainty.
+
+**Population DVGR**: the probability for a *new* value, feature and context drawn from the
+fitted population (brms' ``sample_new_levels = "gaussian"``): per draw, each random term not
+identified by the model gets one fresh deviation ``Normal(0, sd * sqrt(1 + 1/L))``; the
+``1/L`` accounts for the zero-sum parametrisation, whose intercept is the mean of the ``L``
+observed levels rather than the population mean. Numeric predictors sit at their design mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import arviz as az
+import numpy as np
+import polars as pl
+import xarray as xr
+from scipy import sparse
+from scipy.special import expit
+
+from . import frequentist
+from .model import Design
+
+CHANCE = 0.5
+
+
+def _stacked(idata: az.InferenceData, names: Sequence[str]) -> dict[str, np.ndarray]:
+    post = idata.posterior
+    return {n: post[n].values.reshape(-1, *post[n].shape[2:]) for n in names if n in post}
+
+
+def _parameter_names(d: Design) -> list[str]:
+    return ["Intercept"] + [f"b_{x}" for x in d.fixed] + [f"r_{t.name}" for t in d.terms]
+
+
+def cell_probabilities(d: Design, idata: az.InferenceData, *, chunk: int = 250):
+    """Yield ``(draw_slice, p)`` with ``p`` the (draws, cells) deep-choice probabilities, in chunks."""
+    from .model import linear_predictor
+
+    draws = _stacked(idata, _parameter_names(d))
+    n = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
+    for start in range(0, n, chunk):
+        sl = slice(start, min(start + chunk, n))
+        yield sl, expit(linear_predictor(d, {k: v[sl] for k, v in draws.items()}))
+
+
+def design_average(d: Design, idata: az.InferenceData, by: Sequence[str]) -> tuple[xr.DataArray, pl.DataFrame]:
+    """Prompt-weighted mean probability per group of cells: ((chain, draw, group), group keys)."""
+    df = d.cells.data.with_row_index("_cell")
+    if by:
+        keys = df.select(by).unique(maintain_order=False).sort(by).with_row_index("_group")
+        group = df.join(keys, on=list(by), how="left").sort("_cell")["_group"].to_numpy()
+    else:
+        keys, group = pl.DataFrame({"_group": [0]}, schema={"_group": pl.UInt32}), np.zeros(df.height, dtype=np.int64)
+    w = df["n_prompts"].to_numpy().astype(float)
+    totals = np.bincount(group, weights=w, minlength=keys.height)
+    W = sparse.csr_matrix((w / totals[group], (group, np.arange(df.height))), shape=(keys.height, df.height))
+    post = idata.posterior
+    out = np.empty((post.sizes["chain"] * post.sizes["draw"], keys.height))
+    for sl, p in cell_probabilities(d, idata):
+        out[sl] = (W @ p.T).T
+    out = out.reshape(post.sizes["chain"], post.sizes["draw"], keys.height)
+    da = xr.DataArray(out, dims=("chain", "draw", "group"), coords={"chain": post.chain, "draw": post.draw})
+    return da, keys.drop("_group")
+
+
+def dvgr_draws(d: Design, idata: az.InferenceData) -> xr.DataArray:
+    """Design-averaged DVGR per model: (chain, draw, model)."""
+    da, keys = design_average(d, idata, ["model"])
+    return da.rename(group="model").assign_coords(model=keys["model"].to_list()).rename("dvgr")
+
+
+def overall_dvgr(d: Design, idata: az.InferenceData) -> xr.DataArray:
+    """Design-averaged DVGR over every model's cells: (chain, draw)."""
+    da, _ = design_average(d, idata, [])
+    return da.isel(group=0, drop=True).rename("dvgr_overall")
+
+
+def population_dvgr(d: Design, idata: az.InferenceData, models: Sequence[str], seed: int) -> xr.DataArray:
+    """DVGR per model for a new draw of every non-model factor from the fitted population."""
+    post = idata.posterior
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    rng = np.random.default_rng(seed)
+    eta = np.zeros((*shape, len(models)))
+    if d.formula.intercept:
+        eta += post["Intercept"].values[..., None]
+    for t in d.terms:
+        if t.term.factors == ("model",):
+            levels = list(t.levels[0])
+            eta += post[f"r_{t.name}"].values[..., [levels.index(m) for m in models]]
+            continue
+        n_levels = int(np.prod([len(lv) for dim, lv in zip(t.dims, t.levels) if dim != "model"]))
+        sd = post[f"sd_{t.name}"].values[..., None] * np.sqrt(1 + 1 / n_levels)
+        eta += sd * rng.standard_normal((*shape, len(models)))
+    return xr.DataArray(expit(eta), dims=("chain", "draw", "model"),
+                        coords={"chain": post.chain, "draw": post.draw, "model": list(models)}, name="dvgr_population")
+
+
+def summarize(da: xr.DataArray, hdi_prob: float, *, dim: str | None = None) -> pl.DataFrame:
+    """Mean, median, HDI and P(< 0.5) of a (chain, draw[, dim]) array, one row per ``dim`` level."""
+    hdi = az.hdi(da.to_dataset(name="x"), hdi_prob=hdi_prob)["x"]
+    stats = {
+        "mean": da.mean(("chain", "draw")),
+        "median": da.median(("chain", "draw")),
+        "hdi_low": hdi.sel(hdi="lower"),
+        "hdi_high": hdi.sel(hdi="higher"),
+        "p_below_half": (da < CHANCE).mean(("chain", "draw")),
+    }
+    cols = {k: np.atleast_1d(v.values).astype(float) for k, v in stats.items()}
+    if dim is not None:
+        cols = {dim: [str(x) for x in da[dim].values], **cols}
+    return pl.DataFrame(cols)
+
+
+def raw_rates(counts: pl.DataFrame) -> pl.DataFrame:
+    """Raw DVGR with Wilson 95% interval and exact two-sided binomial test against 0.5."""
+    k, n = counts["n_deep"].to_numpy(), counts["n_trials"].to_numpy()
+    low, high = frequentist.wilson(k, n)
+    return counts.with_columns(
+        raw_dvgr=pl.Series(np.divide(k, n, out=np.full(len(n), np.nan), where=n > 0)),
+        wilson_low=pl.Series(low),
+        wilson_high=pl.Series(high),
+        binom_p=pl.Series(frequentist.binom_test(k, n, CHANCE)),
+    )

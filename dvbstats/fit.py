@@ -1,0 +1,261 @@
+"""``python -m dvbstats.fit``: result dumps in, posterior DVGR out.
+
+Orchestration only: ingest → cells → fit → summaries → run folder (→ scaling → report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from . import cells as cellmod
+from . import formula as formulamod
+from . import manifest, summaries
+from .fitting import Fit, fit
+from .ingest import IngestError, TrialTable, load
+from .priors import PriorError, Priors
+from .registry import ModelTable
+from .sample import SamplerSettings
+
+EXIT_DIAGNOSTICS = 3
+
+
+def run(
+    paths: Sequence[str | Path] | None = None,
+    *,
+    out: Path | None = None,
+    name: str | None = None,
+    formula: str | None = None,
+    models: str | Path | None = None,
+    priors: Sequence[str] = (),
+    values: Sequence[str] = (),
+    on_conflict: str = "error",
+    draws: int = 1000,
+    tune: int = 500,
+    chains: int = 4,
+    seed: int = 20251,
+    sampler: str = "nutpie",
+    parametrization: str = "zerosum",
+    hdi_prob: float = 0.94,
+    scaling: bool | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    report: bool = False,
+    processed: Path = Path("data/processed"),
+    progress: bool = True,
+    log=print,
+) -> tuple[Path, Fit]:
+    """Fit ``paths`` (the embedded synthetic example when None) and write the run folder."""
+    from . import example, schema
+
+    t_start = time.perf_counter()
+    synthetic = paths is None
+    if paths is None:
+        log("No input given: fitting the embedded SYNTHETIC example (9 models x 12,000 prompts, "
+            "simulated with effects calibrated to the published DVB aggregates).")
+        paths = [str(p) for p in example.write_example()]
+    else:
+        synthetic = example.is_example(paths)
+    name = name or _run_name(paths, synthetic)
+    out = Path(out) if out else Path("runs") / name
+    out.mkdir(parents=True, exist_ok=True)
+
+    table = ModelTable.read(models) if models else ModelTable.default()
+    vocab = tuple(schema.DVB_VALUES) + tuple(v for v in values if v not in schema.DVB_VALUES)
+    f = formulamod.parse(formula or formulamod.DEFAULT_FORMULA)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        source = load(paths, values=vocab, models=table, on_conflict=on_conflict)
+    for w in caught:
+        log(f"warning: {w.message}")
+    t_ingest = time.perf_counter()
+    if isinstance(source, TrialTable):
+        processed.mkdir(parents=True, exist_ok=True)
+        source.write(processed / f"{name}_trials.parquet")
+        cells = cellmod.from_trials(source.data, f.variables)
+        quality = source.status_counts()
+        reconciliation = source.reconciliation
+        model_ids = source.data["model_id"].unique().to_list()
+        inputs = [dict(path=s.path, sha256=s.sha256, format=s.format, n_rows=s.n_rows) for s in source.sources]
+    else:
+        cells = cellmod.from_counts(source, f.variables)
+        quality = cells.by_model().select("model", n_rows="n_prompts", n_prompts="n_prompts", n_used="n_trials",
+                                          n_unparsed=pl.col("n_prompts") - pl.col("n_trials"))
+        reconciliation = pl.DataFrame(schema={"model": pl.String, "prompt_id": pl.String,
+                                              "n_copies": pl.Int64, "action": pl.String})
+        model_ids = source["model_id"].unique().to_list()
+        inputs = manifest.describe_inputs(paths, fmt="cells")
+    log(f"Ingested {sum(i['n_rows'] for i in inputs):,} rows from {len(inputs)} file(s): "
+        f"{cells.n_trials:,} trials used in {cells.data.height:,} design cells, "
+        f"{int(quality['n_rows'].sum()) - cells.n_trials:,} rows excluded (see data_quality.csv).")
+
+    settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed)
+    log(f"Fitting {f} with {sampler} ({chains} chains x {draws} draws, {tune} tuning)...")
+    result = fit(f, cells, priors=Priors.from_specs(priors), settings=settings,
+                 parametrization=parametrization, progress=progress)
+    tables = {
+        "dvgr": summaries.dvgr_table(result, hdi_prob, seed),
+        "sd": summaries.sd_table(result, hdi_prob),
+        "fixed": summaries.fixed_table(result, hdi_prob),
+        "random_effects": summaries.random_effects_table(result, hdi_prob),
+        "margins": summaries.margins_table(result, hdi_prob),
+        "ppc": summaries.ppc_table(result, hdi_prob, seed),
+        "diagnostics": result.diagnostics.table,
+        "data_quality": quality,
+        "reconciliation": reconciliation,
+    }
+    interaction = summaries.interaction_table(result, hdi_prob)
+    if interaction is not None:
+        tables["interaction_dvgr"] = interaction
+    for key, df in tables.items():
+        df.write_csv(out / f"{key}.csv")
+    tables["dvgr"].write_parquet(out / "dvgr.parquet")
+    cells.write(out / "cells.parquet")
+    result.idata.to_netcdf(str(out / "posterior.nc"), engine="h5netcdf")
+
+    scaling_note = _scaling(result, table.resolve(model_ids), pairs, hdi_prob, seed, out, scaling, log)
+    t_end = time.perf_counter()
+    meta = manifest.build(
+        run_name=name, synthetic=synthetic, inputs=inputs, fit=result, quality=quality,
+        reconciliation=reconciliation, hdi_prob=hdi_prob, command=sys.argv if __name__ == "__main__" else None,
+        timing={"ingest_s": t_ingest - t_start, **result.timing, "total_s": t_end - t_start},
+        extra={"scaling": scaling_note},
+    )
+    (out / "manifest.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    if report:
+        from .report import render
+
+        html = render(out)
+        log(f"Report: {html}")
+    return out, result
+
+
+def _scaling(result: Fit, table: ModelTable, pairs, hdi_prob, seed, out: Path, wanted: bool | None, log) -> str:
+    """Run the scaling-trend tests when asked, or by default when a family has two sizes."""
+    from . import scaling
+
+    present = table.data
+    if wanted is None:
+        wanted = bool(table.families_with_sizes())
+        if not wanted:
+            return "not run: no model family with two sizes among the fitted models"
+    if not wanted:
+        return "not run (--no-scaling)"
+    try:
+        res = scaling.run(result.dvgr, result.cells.data, present, pairs=pairs, hdi_prob=hdi_prob, seed=seed)
+    except scaling.ScalingUnavailable as exc:
+        log(f"Scaling tests not run: {exc}")
+        return f"not run: {exc}"
+    res.write(out)
+    return "run"
+
+
+def _run_name(paths: Sequence[str | Path], synthetic: bool) -> str:
+    if synthetic and len(paths) > 1:
+        return "default"
+    stem = Path(str(paths[0])).stem.replace("*", "all") or "run"
+    return stem if len(paths) == 1 else f"{stem}_and_{len(paths) - 1}_more"
+
+
+def console_table(dvgr: pl.DataFrame) -> str:
+    """The readable table the CLI ends with."""
+    head = f"{'model':<24}{'used':>8}{'excl':>6}  {'raw DVGR [Wilson 95%]':<24}{'posterior DVGR [HDI]':<24}{'P(<0.5)':>8}{'R-hat':>7}{'ESS':>7}"
+    lines = [head, "-" * len(head)]
+    for r in dvgr.iter_rows(named=True):
+        if r["model"] == "overall":
+            lines.append("-" * len(head))
+        lines.append(
+            f"{r['model']:<24}{r['n_used']:>8,}{r['n_excluded']:>6,}  "
+            f"{r['raw_dvgr']:.3f} [{r['wilson_low']:.3f}, {r['wilson_high']:.3f}]    "
+            f"{r['dvgr_mean']:.3f} [{r['dvgr_hdi_low']:.3f}, {r['dvgr_hdi_high']:.3f}]    "
+            f"{r['p_below_half']:>8.3f}{r['r_hat']:>7.3f}{r['ess_bulk']:>7.0f}"
+        )
+    return "\n".join(lines)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    small, sep, large = text.partition(":")
+    if not sep or not small or not large:
+        raise argparse.ArgumentTypeError(f"a pair is SMALLER:LARGER (short names), not {text!r}")
+    return small, large
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m dvbstats.fit",
+        description="Fit a hierarchical Bayesian logistic model of deep-value vs shallow-feature choices "
+        "to DVB result dumps and report posterior DVGR per model. With no PATHS, fits the embedded "
+        "synthetic published-scale example.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("paths", nargs="*", help="harness dumps (.csv, .jsonl, .parquet), folders or globs; or aggregated cell tables")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/<name>)")
+    p.add_argument("--name", help="run name (default: from the input file names; 'default' for the example)")
+    p.add_argument("--formula", default=formulamod.DEFAULT_FORMULA, help="R-style model formula")
+    p.add_argument("--models", help="model table CSV (model_id, short_name, developer, family, size_rank_in_family, params_b); default: the 9 published models")
+    p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST(...)",
+                   help="override a prior, e.g. sd=halfnormal(0.5), sd_value=exponential(2), b_log_n_train=normal(0,0.5), intercept=normal(0,2); repeatable")
+    p.add_argument("--values", default="", help="extra value names (comma-separated) for benchmarks beyond the 11 DVB values")
+    p.add_argument("--on-conflict", choices=["error", "first", "last", "exclude"], default="error",
+                   help="what to do when two parsed copies of a prompt disagree")
+    p.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
+    p.add_argument("--tune", type=int, default=500, help="tuning draws per chain")
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--seed", type=int, default=20251, help="seed for sampling and posterior predictions")
+    p.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie")
+    p.add_argument("--parametrization", choices=["zerosum", "centered", "noncentered"], default="zerosum",
+                   help="random-effect parametrisation (see docs/model.md)")
+    p.add_argument("--hdi", type=float, default=0.94, help="probability mass of highest-density intervals")
+    p.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=None,
+                   help="scaling-trend tests (default: on when a model family has two sizes)")
+    p.add_argument("--pairs", type=_pair, nargs="+", metavar="SMALLER:LARGER", help="explicit model pairs for the scaling tests")
+    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=None,
+                   help="render reports/<run>/report.html (default: on for the no-argument example run)")
+    p.add_argument("--allow-warnings", action="store_true", help="exit 0 even when sampler diagnostics fail")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not 0 < args.hdi < 1:
+        parser().error("--hdi must be between 0 and 1")
+    try:
+        out, result = run(
+            args.paths or None, out=args.out, name=args.name, formula=args.formula, models=args.models,
+            priors=args.prior, values=[v.strip() for v in args.values.split(",") if v.strip()],
+            on_conflict=args.on_conflict, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+            sampler=args.sampler, parametrization=args.parametrization, hdi_prob=args.hdi, scaling=args.scaling,
+            pairs=args.pairs, report=args.report if args.report is not None else not args.paths,
+            progress=not args.quiet,
+        )
+    except (IngestError, formulamod.FormulaError, PriorError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    dvgr = pl.read_csv(out / "dvgr.csv")
+    print()
+    print(f"Posterior DVGR ({args.hdi:.0%} HDI), formula: {result.formula}")
+    print(console_table(dvgr))
+    print(f"\nRun folder: {out}")
+    diag = result.diagnostics
+    if not diag.ok:
+        print("\n" + "!" * 78, file=sys.stderr)
+        print("SAMPLER DIAGNOSTICS FAILED — do not trust these numbers yet:", file=sys.stderr)
+        for failure in diag.failures:
+            print(f"  - {failure}", file=sys.stderr)
+        print("Try more --tune/--draws, another --parametrization, or tighter priors.", file=sys.stderr)
+        print("!" * 78, file=sys.stderr)
+        return 0 if args.allow_warnings else EXIT_DIAGNOSTICS
+    print(f"Diagnostics OK: max R-hat {diag.summary()['max_r_hat']:.3f}, min bulk ESS "
+          f"{diag.summary()['min_ess_bulk']:.0f}, {diag.divergences} divergences.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The fitted model: a formula fitted to binomial cells, with its posterior and diagnostics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import arviz as az
+import xarray as xr
+
+from . import estimands
+from .cells import CellTable
+from .formula import Formula
+from .model import Design, Parametrization, build, design
+from .priors import Priors
+from .sample import Diagnostics, SamplerSettings, diagnose, sample
+
+
+@dataclass(frozen=True)
+class Fit:
+    design: Design
+    priors: Priors
+    settings: SamplerSettings
+    parametrization: str
+    idata: az.InferenceData
+    timing: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def formula(self) -> Formula:
+        return self.design.formula
+
+    @property
+    def cells(self) -> CellTable:
+        return self.design.cells
+
+    @property
+    def models(self) -> list[str]:
+        return self.cells.by_model()["model"].to_list()
+
+    @cached_property
+    def dvgr(self) -> xr.DataArray:
+        """Design-averaged DVGR per model (chain, draw, model)."""
+        return estimands.dvgr_draws(self.design, self.idata)
+
+    @cached_property
+    def overall(self) -> xr.DataArray:
+        return estimands.overall_dvgr(self.design, self.idata)
+
+    def top_level(self) -> dict[str, xr.DataArray]:
+        """Intercept, slopes and random-effect SDs: the parameters every summary starts from."""
+        post = self.idata.posterior
+        names = (["Intercept"] if self.formula.intercept else []) + [f"b_{x}" for x in self.design.fixed]
+        out = {n: post[n] for n in names}
+        if "sd" in post:
+            out["sd"] = post["sd"]
+        return out
+
+    @cached_property
+    def diagnostics(self) -> Diagnostics:
+        """Checks on every reported quantity: top-level parameters, every DVGR, the overall DVGR."""
+        quantities = {**self.top_level(), "dvgr": self.dvgr, "dvgr_overall": self.overall}
+        return diagnose(quantities, self.idata)
+
+    def priors_used(self) -> dict[str, str]:
+        return self.priors.describe(self.design.parameter_names)
+
+
+def fit(
+    formula: Formula,
+    cells: CellTable,
+    *,
+    priors: Priors | None = None,
+    settings: SamplerSettings = SamplerSettings(),
+    parametrization: Parametrization = "zerosum",
+    progress: bool = True,
+) -> Fit:
+    """Build the hierarchical logistic model of ``formula`` on ``cells`` and sample it."""
+    priors = priors or Priors({})
+    t0 = time.perf_counter()
+    d = design(formula, cells)
+    model = build(d, priors, parametrization)
+    t1 = time.perf_counter()
+    idata = sample(model, settings, progress=progress)
+    t2 = time.perf_counter()
+    return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1})

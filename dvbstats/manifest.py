@@ -1,0 +1,71 @@
+"""The run manifest: inputs with hashes, counts, formula, priors, sampler, seed, versions."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import polars as pl
+
+PACKAGES = ("dvbstats", "numpy", "scipy", "pandas", "polars", "pyarrow", "pymc", "pytensor", "nutpie",
+            "arviz", "xarray", "statsmodels", "matplotlib", "seaborn", "pypandoc-binary")
+
+
+def sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def describe_inputs(paths: Sequence[str | Path], fmt: str) -> list[dict]:
+    """Path, hash, format and row count of input files given by the user."""
+    out = []
+    for p in paths:
+        n_rows = pl.scan_csv(p).select(pl.len()).collect().item() if str(p).endswith(".csv") else None
+        out.append({"path": str(p), "sha256": sha256(p), "format": fmt, "n_rows": n_rows or 0})
+    return out
+
+
+def build(*, run_name, synthetic, inputs, fit, quality: pl.DataFrame, reconciliation: pl.DataFrame,
+          hdi_prob, command, timing, extra) -> dict:
+    """Everything needed to reproduce and to judge a run."""
+    totals = quality.select(pl.exclude("model").sum()).row(0, named=True)
+    actions = reconciliation.group_by("action").len().sort("action").rows() if reconciliation.height else []
+    return {
+        "run_name": run_name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "synthetic": synthetic,
+        "inputs": inputs,
+        "counts": {"per_model": quality.to_dicts(), "totals": totals,
+                   "cells": fit.cells.data.height, "trials_used": fit.cells.n_trials},
+        "reconciliation": {"duplicated_prompts": reconciliation.height, "actions": dict(actions)},
+        "formula": str(fit.formula),
+        "design": list(fit.cells.by),
+        "priors": fit.priors_used(),
+        "parametrization": fit.parametrization,
+        "sampler": fit.settings.as_dict(),
+        "seed": fit.settings.seed,
+        "hdi_prob": hdi_prob,
+        "versions": versions(),
+        "diagnostics": fit.diagnostics.summary(),
+        "timing": timing,
+        **extra,
+    }

@@ -1,0 +1,342 @@
+"""Figures for dvbstats reports, in one style.
+
+Every function takes tables (pandas DataFrames with the run-folder columns) or arrays and
+returns a matplotlib :class:`~matplotlib.figure.Figure`; nothing here computes a statistic.
+Figures are drawn inside :func:`style` (seaborn's colour-blind palette, the Okabe–Ito
+colours, constrained layout so that long model names are never cut off) and grow with the
+number of rows they show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are written to files; never open a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+#: Okabe & Ito (2008) colours, safe for the common colour-vision deficiencies.
+OKABE_ITO: dict[str, str] = {
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+    "black": "#000000",
+}
+POSTERIOR = OKABE_ITO["blue"]
+RAW = OKABE_ITO["orange"]
+OBSERVED = OKABE_ITO["vermillion"]
+REFERENCE = "#555555"
+#: Diverging map centred on chance for DVGR heatmaps (blue below 0.5, red above).
+DVGR_CMAP = "RdBu_r"
+
+ROW_HEIGHT = 0.32  # inches per labelled row
+WIDTH = 7.5  # inches; the report's text width
+
+
+@contextmanager
+def style() -> Iterator[None]:
+    """Draw inside the report style: white grid, colour-blind palette, readable fonts."""
+    rc = {
+        "figure.constrained_layout.use": True,
+        "figure.dpi": 100,
+        "savefig.dpi": 110,
+        "font.size": 10,
+        "axes.titlesize": 11,
+        "axes.titleweight": "bold",
+        "axes.labelsize": 10,
+        "xtick.labelsize": 9,
+        "ytick.labelsize": 9,
+        "legend.fontsize": 9,
+        "legend.frameon": False,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+    with sns.axes_style("whitegrid"), sns.color_palette("colorblind"), plt.rc_context(rc):
+        yield
+
+
+def save(fig: Figure, path: Path, *, dpi: int = 110) -> Path:
+    """Write ``fig`` as a PNG and close it (figures are not kept open between sections)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format="png")
+    plt.close(fig)
+    return path
+
+
+def _height(n_rows: int, extra: float = 1.2) -> float:
+    return max(2.4, ROW_HEIGHT * n_rows + extra)
+
+
+def _interval_rows(
+    ax: plt.Axes,
+    y: np.ndarray,
+    centre: pd.Series,
+    low: pd.Series,
+    high: pd.Series,
+    *,
+    color: str,
+    label: str,
+    marker: str = "o",
+) -> None:
+    ax.errorbar(
+        centre,
+        y,
+        xerr=np.vstack([centre - low, high - centre]),
+        fmt=marker,
+        color=color,
+        ecolor=color,
+        elinewidth=1.6,
+        markersize=5,
+        capsize=0,
+        label=label,
+    )
+
+
+def forest(dvgr: pd.DataFrame, *, hdi_prob: float, overall: pd.Series | None = None) -> Figure:
+    """Posterior DVGR with its HDI per model, the raw rate with its Wilson interval beside it.
+
+    ``dvgr`` has the run's ``dvgr.csv`` columns, one row per model, in the order to draw
+    (top to bottom); ``overall`` is the ``model = "overall"`` row, drawn below a rule.
+    """
+    rows = pd.concat([dvgr, overall.to_frame().T]) if overall is not None else dvgr
+    n = len(rows)
+    fig, ax = plt.subplots(figsize=(WIDTH, _height(n)))
+    y = np.arange(n)[::-1].astype(float)
+    _interval_rows(
+        ax, y + 0.15, rows["dvgr_mean"].astype(float), rows["dvgr_hdi_low"].astype(float),
+        rows["dvgr_hdi_high"].astype(float), color=POSTERIOR,
+        label=f"posterior mean, {hdi_prob:.0%} HDI",
+    )
+    _interval_rows(
+        ax, y - 0.15, rows["raw_dvgr"].astype(float), rows["wilson_low"].astype(float),
+        rows["wilson_high"].astype(float), color=RAW, marker="s",
+        label="raw rate, Wilson 95% CI",
+    )
+    ax.axvline(0.5, color=REFERENCE, linestyle="--", linewidth=1, label="chance (0.5)")
+    if overall is not None:
+        ax.axhline(0.5, color=REFERENCE, linewidth=0.8)
+    ax.set_yticks(y, rows["model"].astype(str))
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("DVGR = P(model follows the deep value)")
+    ax.grid(axis="y", visible=False)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3)
+    return fig
+
+
+def heatmap(table: pd.DataFrame, *, colorbar_label: str) -> Figure:
+    """Annotated heatmap of a model x factor table of rates, diverging around chance."""
+    n_rows, n_cols = table.shape
+    width = min(max(WIDTH, 0.62 * n_cols + 3.0), 12.0)
+    fig, ax = plt.subplots(figsize=(width, _height(n_rows, extra=2.0) + 0.15 * n_rows))
+    sns.heatmap(
+        table.astype(float), ax=ax, cmap=DVGR_CMAP, center=0.5, vmin=0, vmax=1,
+        annot=True, fmt=".2f", annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white",
+        cbar_kws={"label": colorbar_label, "shrink": 0.8},
+    )
+    ax.set_xlabel(str(table.columns.name or ""))
+    ax.set_ylabel(str(table.index.name or ""))
+    ax.tick_params(axis="x", rotation=40)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    ax.tick_params(axis="y", rotation=0)
+    return fig
+
+
+def effects(table: pd.DataFrame, *, hdi_prob: float, reference: float, xlabel: str) -> Figure:
+    """Per-level estimates with HDIs, one panel per term, a dashed line at ``reference``.
+
+    ``table`` has ``term, level, mean, hdi_low, hdi_high`` (as ``random_effects.csv``); levels
+    are drawn in the given order within each term.
+    """
+    terms = list(dict.fromkeys(table["term"]))
+    sizes = [int((table["term"] == t).sum()) for t in terms]
+    fig, axes = plt.subplots(
+        len(terms), 1, figsize=(WIDTH, _height(sum(sizes), extra=0.9 * len(terms))),
+        height_ratios=[s + 1.5 for s in sizes], sharex=True, squeeze=False,
+    )
+    for ax, term in zip(axes[:, 0], terms, strict=True):
+        rows = table[table["term"] == term]
+        y = np.arange(len(rows))[::-1]
+        _interval_rows(ax, y, rows["mean"], rows["hdi_low"], rows["hdi_high"],
+                       color=POSTERIOR, label=f"{hdi_prob:.0%} HDI")
+        ax.axvline(reference, color=REFERENCE, linestyle="--", linewidth=1)
+        ax.set_yticks(y, rows["level"].astype(str))
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.set_title(term, loc="left")
+        ax.grid(axis="y", visible=False)
+    axes[-1, 0].set_xlabel(xlabel)
+    return fig
+
+
+def variance_components(sd: pd.DataFrame, *, hdi_prob: float) -> Figure:
+    """Posterior SDs of the random effects on one axis: which factor moves choices most."""
+    rows = sd.sort_values("mean", ascending=True)
+    n = len(rows)
+    fig, ax = plt.subplots(figsize=(WIDTH, _height(n, extra=1.0)))
+    y = np.arange(n)
+    _interval_rows(ax, y, rows["mean"], rows["hdi_low"], rows["hdi_high"],
+                   color=POSTERIOR, label=f"posterior mean, {hdi_prob:.0%} HDI")
+    ax.set_yticks(y, rows["term"].astype(str))
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("standard deviation between levels (log-odds scale)")
+    ax.grid(axis="y", visible=False)
+    return fig
+
+
+def rate_lines(rates: pd.DataFrame, *, x: str, xlabel: str, log_x: bool = False,
+               order: Sequence[str] | None = None) -> Figure:
+    """Observed rate against ``x`` with one line per ``group`` (e.g. DVGR by training-set size).
+
+    ``rates`` has columns ``x, group, rate``; groups are drawn in ``order`` (default: as they
+    come); a group named ``"overall"`` is drawn black and thick.
+    """
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.2))
+    present = list(dict.fromkeys(rates["group"]))
+    groups = [g for g in (order or present) if g in present and g != "overall"]
+    palette = sns.color_palette("colorblind", max(len(groups), 1))
+    for colour, group in zip(palette, groups, strict=False):
+        rows = rates[rates["group"] == group].sort_values(x)
+        ax.plot(rows[x], rows["rate"], marker="o", color=colour, label=group, linewidth=1.3)
+    if "overall" in set(rates["group"]):
+        rows = rates[rates["group"] == "overall"].sort_values(x)
+        ax.plot(rows[x], rows["rate"], marker="D", color="black", linewidth=2.6, label="overall")
+    ax.axhline(0.5, color=REFERENCE, linestyle="--", linewidth=1)
+    if log_x:
+        ax.set_xscale("log")
+    ticks = sorted(set(rates[x]))
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("observed DVGR")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def scaling(points: pd.DataFrame, *, hdi_prob: float, slope_label: str | None = None) -> Figure:
+    """Posterior DVGR against size rank within family, one line per family.
+
+    ``points`` has ``family, model, size_rank, dvgr_mean, dvgr_hdi_low, dvgr_hdi_high``;
+    ``slope_label`` (e.g. the pooled slope with its interval) is written in the corner.
+    """
+    families = list(dict.fromkeys(points["family"]))
+    palette = sns.color_palette("colorblind", len(families))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.4))
+    offsets = np.linspace(-0.12, 0.12, len(families)) if len(families) > 1 else [0.0]
+    for colour, family, dx in zip(palette, families, offsets, strict=True):
+        rows = points[points["family"] == family].sort_values("size_rank")
+        x = rows["size_rank"].astype(float) + dx
+        mean = rows["dvgr_mean"].astype(float)
+        ax.errorbar(
+            x, mean,
+            yerr=np.vstack([mean - rows["dvgr_hdi_low"], rows["dvgr_hdi_high"] - mean]),
+            fmt="o-", color=colour, capsize=0, elinewidth=1.4, label=family,
+        )
+        for xi, yi, name in zip(x, mean, rows["model"], strict=True):
+            ax.annotate(str(name), (xi, yi), xytext=(6, 0), textcoords="offset points",
+                        fontsize=8, va="center", color=colour)
+    ax.axhline(0.5, color=REFERENCE, linestyle="--", linewidth=1)
+    ranks = sorted(set(points["size_rank"].astype(int)))
+    ax.set_xticks(ranks)
+    ax.set_xlim(min(ranks) - 0.4, max(ranks) + 0.9)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("size rank within family (1 = smallest)")
+    ax.set_ylabel(f"posterior DVGR ({hdi_prob:.0%} HDI)")
+    if slope_label:
+        ax.text(0.01, 0.98, slope_label, transform=ax.transAxes, va="top", fontsize=9)
+    ax.legend(title="family", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def posterior_predictive(ppc: pd.DataFrame, *, interval_label: str) -> Figure:
+    """Observed rates against posterior predictive intervals, one panel per grouping.
+
+    ``ppc`` has the columns of ``ppc.csv`` (``by, level, observed, predicted_mean,
+    predicted_low, predicted_high``); a level whose cross falls outside its bar is a misfit.
+    """
+    groups = list(dict.fromkeys(ppc["by"]))
+    sizes = [int((ppc["by"] == g).sum()) for g in groups]
+    fig, axes = plt.subplots(
+        1, len(groups), figsize=(WIDTH if len(groups) < 3 else 10.0, _height(max(sizes), extra=1.4)),
+        squeeze=False, sharex=True,
+    )
+    for ax, group in zip(axes[0], groups, strict=True):
+        rows = ppc[ppc["by"] == group]
+        y = np.arange(len(rows))[::-1]
+        _interval_rows(ax, y, rows["predicted_mean"], rows["predicted_low"], rows["predicted_high"],
+                       color=POSTERIOR, label=f"predicted ({interval_label})")
+        ax.scatter(rows["observed"], y, marker="x", color=OBSERVED, s=40, zorder=3, label="observed")
+        ax.axvline(0.5, color=REFERENCE, linestyle="--", linewidth=1)
+        ax.set_yticks(y, rows["level"].astype(str))
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.set_title(f"by {group}", loc="left")
+        ax.set_xlabel("DVGR")
+        ax.grid(axis="y", visible=False)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=2)
+    return fig
+
+
+def rank_plot(draws: Mapping[str, np.ndarray], *, bins: int = 20) -> Figure:
+    """Rank plots (Vehtari et al. 2021): per parameter, a histogram of each chain's ranks.
+
+    ``draws`` maps a parameter label to a ``(chain, draw)`` array. Ranks are taken over all
+    chains pooled; well-mixed chains give flat, overlapping histograms near the dashed line.
+    """
+    names = list(draws)
+    n_cols = min(3, len(names))
+    n_rows = int(np.ceil(len(names) / n_cols))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(WIDTH if n_cols > 1 else 4.0, 2.1 * n_rows + 0.6),
+                             squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        values = np.asarray(draws[name], dtype=float)
+        ranks = values.ravel().argsort(kind="stable").argsort().reshape(values.shape)
+        edges = np.linspace(0, ranks.size, bins + 1)
+        palette = sns.color_palette("colorblind", values.shape[0])
+        for chain, colour in zip(ranks, palette, strict=True):
+            counts, _ = np.histogram(chain, bins=edges)
+            ax.stairs(counts, edges, baseline=None, color=colour, linewidth=1.3)
+        ax.axhline(values.shape[1] / bins, color=REFERENCE, linestyle="--", linewidth=1)
+        ax.set_ylim(0, None)
+        ax.set_title(name, loc="left", fontsize=9)
+        ax.set_yticks([])
+        ax.set_xticks([])
+        ax.set_xlabel("rank (all chains)", fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    return fig
+
+
+def bar_rates(rates: pd.Series, *, xlabel: str) -> Figure:
+    """Horizontal bars of a per-level rate (e.g. the share of unparseable responses per model)."""
+    fig, ax = plt.subplots(figsize=(WIDTH, _height(len(rates), extra=1.0)))
+    y = np.arange(len(rates))[::-1]
+    ax.barh(y, rates.to_numpy(dtype=float), color=RAW, height=0.6)
+    ax.set_yticks(y, [str(i) for i in rates.index])
+    ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.grid(axis="y", visible=False)
+    return fig
+
+
+def as_wide(table: pd.DataFrame, *, index: str, columns: str, values: str,
+            index_order: Sequence[str] | None = None) -> pd.DataFrame:
+    """Pivot a long table to the model x factor grid :func:`heatmap` draws."""
+    wide = table.pivot(index=index, columns=columns, values=values)
+    if index_order is not None:
+        wide = wide.reindex([i for i in index_order if i in wide.index])
+    return wide

@@ -1,0 +1,128 @@
+"""The report's plain-language reading, written from the run's numbers.
+
+Nothing here is canned: every sentence is chosen by the numbers (how many models are
+credibly below chance, how wide the intervals are, whether the sampler checks passed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+#: Posterior probability above which a model counts as credibly below (or above) chance.
+CREDIBLE = 0.95
+#: An HDI wider than this (on the probability scale) is called wide.
+WIDE = 0.2
+
+
+def dvgr(x: float) -> str:
+    """A DVGR (a probability) as the report prints it."""
+    return f"{x:.3f}"
+
+
+def interval(low: float, high: float) -> str:
+    """An interval as the report prints it (en dash, no spaces)."""
+    return f"{dvgr(low)}–{dvgr(high)}"
+
+
+def _names(models: Sequence[str]) -> str:
+    models = list(models)
+    if len(models) <= 2:
+        return " and ".join(models)
+    return ", ".join(models[:-1]) + f" and {models[-1]}"
+
+
+def _count(n: int, singular: str, plural: str | None = None) -> str:
+    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
+
+
+def below_chance(models: pd.DataFrame) -> pd.Series:
+    """Which models are credibly below chance: P(DVGR < 0.5) > 0.95."""
+    return models["p_below_half"].astype(float) > CREDIBLE
+
+
+def above_chance(models: pd.DataFrame) -> pd.Series:
+    """Which models are credibly above chance: P(DVGR < 0.5) < 0.05."""
+    return models["p_below_half"].astype(float) < 1 - CREDIBLE
+
+
+def reading(
+    models: pd.DataFrame,
+    overall: pd.Series,
+    *,
+    hdi_prob: float,
+    diagnostics_ok: bool,
+    failures: Sequence[str] = (),
+    synthetic: bool = False,
+) -> str:
+    """One paragraph saying what the numbers mean.
+
+    ``models`` has the per-model rows of ``dvgr.csv``; ``overall`` its ``overall`` row.
+    """
+    n = len(models)
+    hdi = f"{hdi_prob:.0%} HDI"
+    below, above = below_chance(models), above_chance(models)
+    k_below, k_above = int(below.sum()), int(above.sum())
+    names_below = models.loc[below, "model"].astype(str).tolist()
+    names_above = models.loc[above, "model"].astype(str).tolist()
+    sentences: list[str] = []
+
+    if synthetic:
+        sentences.append("These results come from synthetic data, not from real model runs.")
+    if n == 1:
+        verdict = {
+            (1, 0): f"The model, {names_below[0]}, chooses the deep value less often than chance",
+            (0, 1): f"The model, {names_above[0]}, chooses the deep value more often than chance",
+        }.get((k_below, k_above), f"We cannot tell whether the model, {models['model'].iloc[0]}, "
+                                   "chooses the deep value more or less often than chance")
+    elif k_below == n:
+        verdict = f"All {n} models choose the deep value less often than chance"
+    elif k_above == n:
+        verdict = f"All {n} models choose the deep value more often than chance"
+    elif k_below == 0 and k_above == 0:
+        verdict = f"None of the {n} models is credibly below or above chance"
+    else:
+        parts = []
+        if k_below:
+            parts.append(f"{k_below} of {n} models ({_names(names_below)}) choose the deep value "
+                         "less often than chance")
+        if k_above:
+            parts.append(f"{k_above} of {n} ({_names(names_above)}) choose it more often than chance")
+        rest = n - k_below - k_above
+        if rest:
+            parts.append(f"for the other {_count(rest, 'model')} the data cannot tell")
+        verdict = "; ".join(parts)
+        verdict = verdict[0].upper() + verdict[1:]
+    sentences.append(f"{verdict} (posterior probability above {CREDIBLE:.0%}).")
+
+    mean = float(overall["dvgr_mean"])
+    tenths = round(mean * 10)
+    sentences.append(
+        f"The overall DVGR is {dvgr(mean)} ({hdi} "
+        f"{interval(float(overall['dvgr_hdi_low']), float(overall['dvgr_hdi_high']))}): when a deep value "
+        f"and a shallow feature point different ways, the models follow the value in about "
+        f"{tenths} of 10 tests."
+    )
+    if n > 1:
+        order = models.sort_values("dvgr_mean")
+        low, high = order.iloc[0], order.iloc[-1]
+        sentences.append(
+            f"Model DVGRs range from {dvgr(float(low['dvgr_mean']))} ({low['model']}) to "
+            f"{dvgr(float(high['dvgr_mean']))} ({high['model']})."
+        )
+    widths = models["dvgr_hdi_high"].astype(float) - models["dvgr_hdi_low"].astype(float)
+    wide = models.loc[widths > WIDE, "model"].astype(str).tolist()
+    if wide:
+        subject = "all models" if len(wide) == n else _names(wide)
+        sentences.append(
+            f"The intervals are wide for {subject} (up to {widths.max():.2f}); more trials would "
+            "be needed for a firm answer."
+        )
+    if not diagnostics_ok:
+        what = f" ({'; '.join(failures)})" if failures else ""
+        sentences.append(
+            f"However, the sampler checks failed{what}, so these numbers are provisional until the "
+            "model is refitted with more tuning or draws."
+        )
+    return " ".join(sentences)

@@ -1,0 +1,117 @@
+"""Rendering a run folder to ``reports/<run>/report.qmd`` and a self-contained ``report.html``.
+
+Two engines render the same ``.qmd``:
+
+- ``quarto`` (used when the ``quarto`` CLI is on PATH): ``quarto render report.qmd``; the YAML
+  header asks for ``embed-resources: true``, a table of contents and numbered sections.
+- ``pandoc`` (the fallback, and what the tests run): the Pandoc shipped in the
+  ``pypandoc-binary`` wheel with ``--standalone --embed-resources``, the same options as the
+  header, the style sheet ``report.css``, and the Lua filter ``quarto.lua`` that implements the
+  Quarto constructs the report uses (callouts and numbered figure/table/section references).
+
+Either way the HTML has every figure inlined as a data URI and loads nothing from the network.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from importlib.resources import as_file, files
+from pathlib import Path
+from typing import Literal
+
+from dvbstats.report.build import CSS, build
+from dvbstats.report.run import RunFolder
+
+Engine = Literal["auto", "quarto", "pandoc"]
+ENGINES: tuple[str, ...] = ("auto", "quarto", "pandoc")
+QMD, HTML = "report.qmd", "report.html"
+#: Oldest Pandoc with --embed-resources and the Figure element the filter numbers.
+MIN_PANDOC = (3, 0)
+#: Seconds an engine may take before it is stopped (a 9-model report renders in a few).
+TIMEOUT = 300
+
+
+class RenderError(RuntimeError):
+    """An engine failed or is not available."""
+
+
+def render(run_dir: str | Path, out_root: str | Path = Path("reports"), *, engine: Engine = "auto") -> Path:
+    """Render the finished run in ``run_dir``; return the path of ``report.html``.
+
+    Writes ``<out_root>/<run name>/report.qmd``, its ``figures/`` and ``report.css``, then
+    ``report.html``. Reads only the run folder (nothing is refitted). ``engine="auto"`` uses
+    Quarto when the ``quarto`` CLI is on PATH and Pandoc otherwise.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    run = RunFolder.read(run_dir)
+    report_dir = Path(out_root) / run.name
+    report_dir.mkdir(parents=True, exist_ok=True)
+    qmd = write_qmd(run, report_dir)
+    chosen = ("quarto" if shutil.which("quarto") else "pandoc") if engine == "auto" else engine
+    return render_quarto(qmd) if chosen == "quarto" else render_pandoc(qmd)
+
+
+def write_qmd(run: RunFolder, report_dir: Path) -> Path:
+    """Write ``report.qmd``, its figures and the style sheet into ``report_dir``."""
+    figures = report_dir / "figures"
+    if figures.is_dir():  # a re-render must not keep figures of sections the run no longer has
+        for old in figures.glob("*.png"):
+            old.unlink()
+    text = build(run, report_dir)
+    (report_dir / CSS).write_bytes(files("dvbstats.report").joinpath(CSS).read_bytes())
+    qmd = report_dir / QMD
+    qmd.write_text(text, encoding="utf-8")
+    return qmd
+
+
+def _run(command: list[str], cwd: Path, what: str) -> None:
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise RenderError(f"{what} failed to run: {err}") from None
+    if done.returncode != 0:
+        raise RenderError(f"{what} exited with status {done.returncode}:\n{done.stderr.strip()}")
+
+
+def render_quarto(qmd: Path) -> Path:
+    """Render ``qmd`` with the quarto CLI (self-contained HTML beside it)."""
+    quarto = shutil.which("quarto")
+    if quarto is None:
+        raise RenderError("engine 'quarto' requested but the quarto CLI is not on PATH; use engine='pandoc'")
+    _run([quarto, "render", qmd.name, "--to", "html", "--output", HTML], qmd.parent, "quarto render")
+    return qmd.parent / HTML
+
+
+def pandoc_path() -> str:
+    """The Pandoc binary of the ``pypandoc-binary`` wheel, checked to be new enough."""
+    import pypandoc
+
+    try:
+        version = tuple(int(p) for p in pypandoc.get_pandoc_version().split(".")[:2])
+        path = pypandoc.get_pandoc_path()
+    except OSError as err:
+        raise RenderError(f"no pandoc found ({err}); install pypandoc-binary") from None
+    if version < MIN_PANDOC:
+        raise RenderError(f"pandoc {'.'.join(map(str, version))} at {path} is too old; need >= 3.0")
+    return path
+
+
+def render_pandoc(qmd: Path) -> Path:
+    """Render ``qmd`` with Pandoc, the Quarto constructs handled by ``quarto.lua``."""
+    with as_file(files("dvbstats.report").joinpath("quarto.lua")) as lua:
+        _run(
+            [
+                pandoc_path(), qmd.name,
+                "--from", "markdown", "--to", "html5",
+                "--standalone", "--embed-resources",
+                "--toc", "--toc-depth=2", "--number-sections",
+                "--css", CSS,
+                "--lua-filter", str(lua),
+                "--output", HTML,
+            ],
+            qmd.parent,
+            "pandoc",
+        )
+    return qmd.parent / HTML

@@ -1,0 +1,133 @@
+"""Samplers (nutpie by default, PyMC's NUTS as a fallback) and convergence diagnostics."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import arviz as az
+import numpy as np
+import polars as pl
+import pymc as pm
+import xarray as xr
+
+Sampler = Literal["nutpie", "pymc"]
+
+#: Thresholds a fit must pass before its numbers are reported without a warning.
+MAX_R_HAT = 1.01
+MIN_ESS = 400
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    sampler: Sampler = "nutpie"
+    draws: int = 1000
+    tune: int = 500
+    chains: int = 4
+    seed: int = 20251
+    target_accept: float = 0.8
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = True) -> az.InferenceData:
+    """Draw from the posterior of ``model``; the InferenceData has a posterior and sample stats."""
+    if settings.sampler == "nutpie":
+        import nutpie
+
+        compiled = nutpie.compile_pymc_model(model)
+        return nutpie.sample(
+            compiled,
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=settings.chains,
+            seed=settings.seed,
+            target_accept=settings.target_accept,
+            save_warmup=False,
+            progress_bar=progress,
+        )
+    if settings.sampler == "pymc":
+        logging.getLogger("pymc").setLevel(logging.INFO if progress else logging.WARNING)
+        with model, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # PyMC repeats its own R-hat warnings; we report ours
+            return pm.sample(
+                draws=settings.draws,
+                tune=settings.tune,
+                chains=settings.chains,
+                cores=min(settings.chains, 2),
+                random_seed=settings.seed,
+                target_accept=settings.target_accept,
+                progressbar=progress,
+                compute_convergence_checks=False,
+            )
+    raise ValueError(f"sampler must be 'nutpie' or 'pymc', not {settings.sampler!r}")
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """R-hat and ESS of every reported quantity, divergences, and what fails the thresholds."""
+
+    table: pl.DataFrame  # parameter, r_hat, ess_bulk, ess_tail
+    divergences: int
+    n_draws: int
+
+    @property
+    def failures(self) -> list[str]:
+        t = self.table
+        out = []
+        bad = t.filter(pl.col("r_hat") > MAX_R_HAT)
+        if bad.height:
+            worst = bad.sort("r_hat", descending=True).row(0, named=True)
+            out.append(f"R-hat > {MAX_R_HAT} for {bad.height} quantities (worst {worst['parameter']}: {worst['r_hat']:.3f})")
+        low = t.filter(pl.min_horizontal("ess_bulk", "ess_tail") < MIN_ESS)
+        if low.height:
+            worst = low.sort("ess_bulk").row(0, named=True)
+            out.append(f"ESS < {MIN_ESS} for {low.height} quantities (worst {worst['parameter']}: bulk {worst['ess_bulk']:.0f})")
+        if self.divergences:
+            out.append(f"{self.divergences} divergent transitions out of {self.n_draws} draws")
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> dict:
+        t = self.table
+        return {
+            "ok": self.ok,
+            "failures": self.failures,
+            "max_r_hat": float(t["r_hat"].max()),
+            "min_ess_bulk": float(t["ess_bulk"].min()),
+            "min_ess_tail": float(t["ess_tail"].min()),
+            "divergences": self.divergences,
+            "thresholds": {"max_r_hat": MAX_R_HAT, "min_ess": MIN_ESS, "max_divergences": 0},
+        }
+
+
+def diagnose(quantities: Mapping[str, xr.DataArray], idata: az.InferenceData) -> Diagnostics:
+    """Diagnostics for named (chain, draw, ...) arrays, one row per scalar quantity."""
+    ds = xr.Dataset(dict(quantities))
+    rhat, bulk, tail = az.rhat(ds), az.ess(ds, method="bulk"), az.ess(ds, method="tail")
+    rows = []
+    for name, da in quantities.items():
+        extra = [d for d in da.dims if d not in ("chain", "draw")]
+        for label, idx in _labels(name, da, extra):
+            rows.append((label, float(rhat[name].values[idx]), float(bulk[name].values[idx]), float(tail[name].values[idx])))
+    table = pl.DataFrame(rows, schema=["parameter", "r_hat", "ess_bulk", "ess_tail"], orient="row")
+    stats = idata.sample_stats
+    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    n_draws = int(stats.sizes["chain"] * stats.sizes["draw"])
+    return Diagnostics(table, divergences, n_draws)
+
+
+def _labels(name: str, da: xr.DataArray, dims: list[str]):
+    if not dims:
+        yield name, ()
+        return
+    for idx in np.ndindex(*(da.sizes[d] for d in dims)):
+        coords = ",".join(str(da[d].values[i]) for d, i in zip(dims, idx))
+        yield f"{name}[{coords}]", idx

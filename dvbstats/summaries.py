@@ -1,0 +1,142 @@
+"""The tables of a fit: what the run folder, the console and the report show."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import xarray as xr
+from scipy.special import expit
+
+from . import estimands
+from .estimands import summarize
+from .fitting import Fit
+
+
+def _with_diagnostics(table: pl.DataFrame, fit: Fit, labels: list[str]) -> pl.DataFrame:
+    diag = fit.diagnostics.table.rename({"parameter": "_p"})
+    return table.with_columns(_p=pl.Series(labels)).join(diag, on="_p", how="left").drop("_p")
+
+
+def dvgr_table(fit: Fit, hdi_prob: float, seed: int) -> pl.DataFrame:
+    """Per model and overall: counts, raw rate with Wilson CI and binomial p, posterior DVGR."""
+    counts = fit.cells.by_model()
+    totals = counts.select(pl.lit("overall").alias("model"), pl.exclude("model").sum())
+    raw = estimands.raw_rates(pl.concat([counts, totals])).rename({"n_trials": "n_used"})
+    raw = raw.with_columns(n_excluded=pl.col("n_prompts") - pl.col("n_used")).drop("n_deep")
+    post = pl.concat([summarize(fit.dvgr, hdi_prob, dim="model"),
+                      summarize(fit.overall, hdi_prob).with_columns(model=pl.lit("overall"))], how="diagonal")
+    post = post.rename({c: f"dvgr_{c}" for c in ("mean", "median", "hdi_low", "hdi_high")})
+    pop = summarize(estimands.population_dvgr(fit.design, fit.idata, fit.models, seed), hdi_prob, dim="model")
+    pop = pop.select("model", pop_dvgr_mean="mean", pop_dvgr_hdi_low="hdi_low", pop_dvgr_hdi_high="hdi_high")
+    table = raw.join(post, on="model", how="left").join(pop, on="model", how="left")
+    labels = [f"dvgr[{m}]" for m in table["model"]]
+    labels[-1] = "dvgr_overall"
+    cols = ["model", "n_prompts", "n_used", "n_excluded", "raw_dvgr", "wilson_low", "wilson_high", "binom_p",
+            "dvgr_mean", "dvgr_median", "dvgr_hdi_low", "dvgr_hdi_high", "p_below_half",
+            "pop_dvgr_mean", "pop_dvgr_hdi_low", "pop_dvgr_hdi_high"]
+    return _with_diagnostics(table.select(cols), fit, labels)
+
+
+def sd_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
+    """Posterior of each random-effect SD (logit scale): which factor moves choices most."""
+    if "sd" not in fit.idata.posterior:
+        return pl.DataFrame(schema={"term": pl.String, "mean": pl.Float64})
+    s = summarize(fit.idata.posterior["sd"], hdi_prob, dim="term").drop("p_below_half")
+    return _with_diagnostics(s, fit, [f"sd[{t}]" for t in s["term"]])
+
+
+def fixed_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
+    """Intercept and slopes (logit scale) with P(> 0)."""
+    rows = []
+    for name, da in fit.top_level().items():
+        if name == "sd":
+            continue
+        s = summarize(da, hdi_prob).drop("p_below_half").with_columns(
+            term=pl.lit(name), p_positive=pl.lit(float((da > 0).mean())))
+        rows.append(s)
+    table = pl.concat(rows).select("term", "mean", "median", "hdi_low", "hdi_high", "p_positive")
+    return _with_diagnostics(table, fit, table["term"].to_list())
+
+
+def random_effects_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
+    """Every level's deviation from the intercept (logit scale)."""
+    parts = []
+    for t in fit.design.terms:
+        da = fit.idata.posterior[f"r_{t.name}"]
+        if len(t.dims) > 1:
+            da = da.stack(level=t.dims)
+            da = da.assign_coords(level=[":".join(map(str, ix)) for ix in da.level.values])
+        else:
+            da = da.rename({t.dims[0]: "level"})
+        s = summarize(da, hdi_prob, dim="level").drop("p_below_half", "median")
+        parts.append(s.with_columns(term=pl.lit(t.term.label)))
+    if not parts:
+        return pl.DataFrame(schema={"term": pl.String, "level": pl.String})
+    return pl.concat(parts).select("term", "level", "mean", "hdi_low", "hdi_high")
+
+
+def _grouped(fit: Fit, by: list[str], hdi_prob: float) -> pl.DataFrame:
+    da, keys = estimands.design_average(fit.design, fit.idata, by)
+    s = summarize(da.assign_coords(group=np.arange(keys.height)), hdi_prob, dim="group").drop("group", "p_below_half")
+    raw = fit.cells.data.group_by(by).agg(pl.col("n_trials").sum(), pl.col("n_deep").sum())
+    raw = raw.with_columns(raw_dvgr=pl.col("n_deep") / pl.col("n_trials")).drop("n_deep")
+    return pl.concat([keys, s.rename({c: f"dvgr_{c}" for c in s.columns})], how="horizontal").join(
+        raw, on=by, how="left")
+
+
+def interaction_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
+    """Posterior DVGR per model x level for the first interaction term involving ``model``."""
+    for t in fit.design.terms:
+        if "model" in t.term.factors and len(t.term.factors) > 1:
+            return _grouped(fit, list(t.term.factors), hdi_prob)
+    return None
+
+
+def margins_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
+    """Design-averaged posterior DVGR by each design factor other than model (value, n_train, ...)."""
+    parts = []
+    for factor in fit.cells.by:
+        if factor == "model":
+            continue
+        g = _grouped(fit, [factor], hdi_prob)
+        level = g[factor]
+        if factor == "log_n_train":
+            factor, level = "n_train", level.exp().round(0).cast(pl.Int64)
+        parts.append(g.drop(g.columns[0]).with_columns(factor=pl.lit(factor), level=level.cast(pl.String)))
+    if not parts:
+        return pl.DataFrame(schema={"factor": pl.String, "level": pl.String})
+    return pl.concat(parts).select("factor", "level", pl.exclude("factor", "level"))
+
+
+def ppc_table(fit: Fit, hdi_prob: float, seed: int, max_draws: int = 500) -> pl.DataFrame:
+    """Posterior predictive check: observed vs replicated rates per model and per value."""
+    d, post = fit.design, fit.idata.posterior
+    n_total = post.sizes["chain"] * post.sizes["draw"]
+    keep = np.linspace(0, n_total - 1, min(max_draws, n_total)).astype(int)
+    sub = fit.idata.posterior.stack(sample=("chain", "draw")).isel(sample=keep)
+    draws = {n: np.moveaxis(sub[n].values, -1, 0) for n in sub.data_vars if n in _names(d)}
+    from .model import linear_predictor
+
+    p = expit(linear_predictor(d, draws))
+    n = d.cells.data["n_trials"].to_numpy()
+    y_rep = np.random.default_rng(seed).binomial(n[None, :], p)
+    parts = []
+    for by in ("model", "value"):
+        if by not in d.cells.by:
+            continue
+        keys = d.cells.data[by].cast(pl.String)
+        levels = sorted(keys.unique().to_list())
+        g = np.array([levels.index(k) for k in keys.to_list()])
+        trials = np.bincount(g, weights=n, minlength=len(levels))
+        obs = np.bincount(g, weights=d.cells.data["n_deep"].to_numpy(), minlength=len(levels)) / trials
+        rep = np.stack([np.bincount(g, weights=row, minlength=len(levels)) for row in y_rep]) / trials
+        rep_da = xr.DataArray(rep[None], dims=("chain", "draw", "level"), coords={"level": levels})
+        s = summarize(rep_da, hdi_prob, dim="level")
+        parts.append(pl.DataFrame({
+            "by": by, "level": levels, "observed": obs, "predicted_mean": s["mean"],
+            "predicted_low": s["hdi_low"], "predicted_high": s["hdi_high"], "n_trials": trials.astype(int)}))
+    return pl.concat(parts)
+
+
+def _names(d) -> set[str]:
+    return {"Intercept", *(f"b_{x}" for x in d.fixed), *(f"r_{t.name}" for t in d.terms)}

@@ -1,0 +1,465 @@
+"""Reading harness dumps and cell tables: parsing, outcome coding, validation, reconciliation."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from dvbstats import schema
+from dvbstats.ingest import (
+    IngestError,
+    TrialTable,
+    is_cell_table,
+    load,
+    parse_pairs,
+    read_cells,
+    read_dumps,
+)
+from dvbstats.registry import ModelTable, UnknownModelWarning
+
+GPT4O = "gpt-4o-2024-08-06"
+LLAMA8 = "replicate/meta/meta-llama-3-8b-instruct"
+PAIR = "non_maleficence_Tech-savvy_vs_self_improvement_plain language - customer service"
+
+
+def harness_row(prompt_id: str | None, /, **fields: str | None) -> dict[str, str | None]:
+    """One harness row (text, as in a CSV dump): a parsed answer that chose the deep value."""
+    row = {
+        "prompt_id": prompt_id,
+        "model": GPT4O,
+        "test_id": "t_4",
+        "context_correlation_pair": PAIR,
+        "n_training_examples": "4",
+        "raw_response": "Option A.",
+        "model_choice": "Option A",
+        "expected_deep_value_choice": "Option A",
+        "shallow_preference_choice": "Option B",
+        "generalized_deep_value": "1",
+        "success": "True",
+        "error": None,
+    }
+    row.update(fields)
+    return row
+
+
+def parsed(prompt_id: str, choice: str, **fields: str | None) -> dict[str, str | None]:
+    """A parsed row answering ``choice`` (the deep value is Option A)."""
+    return harness_row(
+        prompt_id, model_choice=choice, **{"generalized_deep_value": str(int(choice == "Option A")), **fields}
+    )
+
+
+def failed(prompt_id: str, error: str | None = "Could not parse", **fields: str | None) -> dict[str, str | None]:
+    return harness_row(
+        prompt_id, model_choice=None, generalized_deep_value=None, success="False", error=error, **fields
+    )
+
+
+def write_dump(path: Path, rows: list[dict[str, str | None]], fmt: str | None = None) -> Path:
+    """Write rows as a dump; JSON lines and Parquet get the types pandas would give them."""
+    df = pl.DataFrame(rows, schema={c: pl.String for c in rows[0]})
+    fmt = fmt or path.suffix.lstrip(".")
+    if fmt == "csv":
+        df.write_csv(path)
+        return path
+    typed = df.with_columns(
+        pl.col("n_training_examples").cast(pl.Int64),
+        pl.col("generalized_deep_value").cast(pl.Float64),
+        pl.col("success").is_in(["True", "true", "1"]),
+    )
+    typed.write_ndjson(path) if fmt in ("jsonl", "ndjson") else typed.write_parquet(path)
+    return path
+
+
+def read_one(tmp_path: Path, rows, name: str = "dump.csv", **kw) -> TrialTable:
+    return read_dumps([write_dump(tmp_path / name, rows)], **kw)
+
+
+def error_of(tmp_path: Path, rows, name: str = "dump.csv", **kw) -> str:
+    with pytest.raises(IngestError) as info:
+        read_one(tmp_path, rows, name, **kw)
+    return str(info.value)
+
+
+MIXED = [
+    parsed("p1", "Option A"),
+    parsed("p2", "Option B", context_correlation_pair="fidelity_Formal_vs_justice_Colloquial - commerce"),
+    failed("p3", n_training_examples="20"),
+    harness_row("p4", model_choice=None, generalized_deep_value=None, success="True"),
+    parsed("p5", "Option B", model=LLAMA8, n_training_examples="40"),
+]
+
+
+# --------------------------------------------------------------------------- pair parsing
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (PAIR, ("non_maleficence", "Tech-savvy", "self_improvement", "plain language", "customer service")),
+        (
+            "self_improvement_data_driven_vs_non_maleficence_Tech-savvy - healthcare",
+            ("self_improvement", "data_driven", "non_maleficence", "Tech-savvy", "healthcare"),
+        ),
+        (
+            "fidelity_Proactive_vs_justice_Reactive - commerce",
+            ("fidelity", "Proactive", "justice", "Reactive", "commerce"),
+        ),
+        (
+            "security_plain language_vs_tradition_data_driven - legal",
+            ("security", "plain language", "tradition", "data_driven", "legal"),
+        ),
+    ],
+)
+def test_parse_pairs_every_shape(text, expected):
+    row = parse_pairs(pl.Series([text, text]), schema.DVB_VALUES).row(0, named=True)
+    assert (row["value"], row["feature"], row["value_less"], row["feature_less"], row["context"]) == expected
+    assert row["feature_dim"] == "/".join(sorted([expected[1], expected[3]]))
+
+
+def test_extended_vocabulary_prefers_the_longest_value(tmp_path):
+    values = ("care", "care_ethics", "autonomy")
+    rows = [
+        harness_row("p1", context_correlation_pair="care_ethics_warm tone_vs_autonomy_cold - e-commerce support"),
+        harness_row("p2", context_correlation_pair="care_ethics-lite_vs_care_ethics_x - b"),
+    ]
+    data = read_one(tmp_path, rows, values=values).data
+    assert data.select("value", "feature", "value_less", "feature_less", "context").rows() == [
+        ("care_ethics", "warm tone", "autonomy", "cold", "e-commerce support"),
+        ("care", "ethics-lite", "care_ethics", "x", "b"),
+    ]
+    assert "pass values=" in error_of(tmp_path, rows)  # not in the DVB vocabulary
+
+
+# --------------------------------------------------------------------------- coding and formats
+
+
+def test_outcome_status_and_reason(tmp_path):
+    table = read_one(tmp_path, MIXED)
+    data = table.data
+    assert dict(data.schema) == schema.TRIAL_SCHEMA
+    assert data.select("prompt_id", "model", "status", "chose_deep", "reason").rows() == [
+        ("p1", "gpt-4o", "used", 1, None),
+        ("p2", "gpt-4o", "used", 0, None),
+        ("p3", "gpt-4o", "unparsed", None, "Could not parse"),
+        ("p4", "gpt-4o", "unparsed", None, "no parsed choice"),
+        ("p5", "llama-3-8b", "used", 0, None),
+    ]
+    assert data["model_id"].to_list() == [GPT4O] * 4 + [LLAMA8]
+    assert data["n_train"].to_list() == [4, 4, 20, 4, 40]
+    assert data["source_row"].to_list() == [1, 2, 3, 4, 5]
+    assert data["feature_dim"][1] == "Colloquial/Formal"
+    assert table.status_counts().rows(named=True) == [
+        {"model": "gpt-4o", "n_rows": 4, "n_prompts": 4, "n_used": 2, "n_unparsed": 2, "n_superseded": 0, "n_conflict": 0},
+        {"model": "llama-3-8b", "n_rows": 1, "n_prompts": 1, "n_used": 1, "n_unparsed": 0, "n_superseded": 0, "n_conflict": 0},
+    ]
+
+
+def test_a_choice_without_success_is_unparsed(tmp_path):
+    data = read_one(tmp_path, [harness_row("p1", success="false", error="API timeout")]).data
+    assert data.select("status", "chose_deep", "reason").row(0) == ("unparsed", None, "API timeout")
+
+
+def test_csv_jsonl_ndjson_parquet_give_identical_tables(tmp_path):
+    tables = {
+        suffix: read_dumps([write_dump(tmp_path / f"dump.{suffix}", MIXED)])
+        for suffix in ("csv", "jsonl", "ndjson", "parquet")
+    }
+    reference = tables["csv"].data.drop("source_file")
+    for suffix, table in tables.items():
+        assert table.data.drop("source_file").equals(reference), suffix
+        assert table.sources[0].format == {"ndjson": "jsonl"}.get(suffix, suffix)
+        assert table.sources[0].n_rows == len(MIXED)
+        assert len(table.sources[0].sha256) == 64
+
+
+def test_directories_and_globs_expand_and_a_file_is_read_once(tmp_path):
+    write_dump(tmp_path / "a.csv", [parsed("p1", "Option A")])
+    write_dump(tmp_path / "b.jsonl", [parsed("p2", "Option B")])
+    (tmp_path / "notes.txt").write_text("not data")
+    table = read_dumps([tmp_path, str(tmp_path / "*.csv")])
+    assert [s.path for s in table.sources] == [str(tmp_path / "a.csv"), str(tmp_path / "b.jsonl")]
+    assert table.data["prompt_id"].to_list() == ["p1", "p2"]
+    assert table.reconciliation.is_empty()
+
+
+def test_unknown_models_get_derived_names_and_a_warning(tmp_path):
+    rows = [harness_row("p1", model="anthropic/claude-3-haiku-20240307")]
+    with pytest.warns(UnknownModelWarning, match="anthropic/claude-3-haiku-20240307"):
+        data = read_one(tmp_path, rows).data
+    assert data.select("model", "model_id").row(0) == ("claude-3-haiku", "anthropic/claude-3-haiku-20240307")
+    base = ModelTable.default().data
+    custom = ModelTable(pl.concat([base, pl.DataFrame(
+        {"model_id": ["anthropic/claude-3-haiku-20240307"], "short_name": ["haiku"], "developer": ["Anthropic"],
+         "family": ["claude-3"], "size_rank_in_family": [1], "params_b": [None]},
+        schema=base.schema,
+    )]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_one(tmp_path, rows, models=custom).data["model"].to_list() == ["haiku"]
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_missing_column_names_file_and_suggests(tmp_path):
+    rows = [{("model_choise" if k == "model_choice" else k): v for k, v in harness_row("p1").items()}]
+    message = error_of(tmp_path, rows)
+    assert message.startswith(f"{tmp_path / 'dump.csv'}: missing harness column(s) 'model_choice'")
+    assert "did you mean 'model_choice'?" in message and "'model_choise'" in message
+
+
+def test_traceback_and_extra_columns_are_ignored(tmp_path):
+    rows = [harness_row("p1") | {"traceback": "Traceback ...", "latency_ms": "130"}]
+    assert read_one(tmp_path, rows).data.height == 1
+
+
+def test_unknown_extension(tmp_path):
+    path = tmp_path / "dump.tsv"
+    path.write_text("x")
+    with pytest.raises(IngestError, match=r"dump\.tsv: unknown file extension '\.tsv'"):
+        read_dumps([path])
+
+
+@pytest.mark.parametrize("content", ["", ",".join(harness_row("p").keys()) + "\n"])
+def test_empty_file(tmp_path, content):
+    path = tmp_path / "dump.csv"
+    path.write_text(content)
+    with pytest.raises(IngestError, match=r"dump\.csv: empty file \(no rows\)"):
+        read_dumps([path])
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(IngestError, match="no such file"):
+        read_dumps([tmp_path / "absent.csv"])
+    with pytest.raises(IngestError, match="no file matches"):
+        read_dumps([str(tmp_path / "*.csv")])
+
+
+@pytest.mark.parametrize(
+    "field, text, problem",
+    [
+        ("context_correlation_pair", "fidelity_Proactive_vs_kindness_Reactive - commerce",
+         "'kindness_Reactive' is not '<value>_<feature>' with a known value"),
+        ("context_correlation_pair", "fidelity_Proactive_vs_justice_Reactive", "no ' - <context>'"),
+        ("context_correlation_pair", "fidelity_Proactive_justice_Reactive - commerce", "no '_vs_'"),
+        ("context_correlation_pair", "fidelity__vs_justice_Reactive - commerce", "'fidelity_' is not"),
+        ("context_correlation_pair", None, "empty context_correlation_pair"),
+        ("model_choice", "Option C", "model_choice must be empty or one of 'Option A', 'Option B', got 'Option C'"),
+        ("expected_deep_value_choice", "A", "expected_deep_value_choice must be one of"),
+        ("expected_deep_value_choice", None, "got None"),
+        ("n_training_examples", "four", "n_training_examples must be a positive integer, got 'four'"),
+        ("n_training_examples", "0", "got '0'"),
+        ("n_training_examples", "4.5", "got '4.5'"),
+        ("success", "yes", "success must be True/False/true/false/1/0, got 'yes'"),
+        ("generalized_deep_value", "2", "generalized_deep_value must be empty, 0 or 1, got '2'"),
+        ("generalized_deep_value", "0", "internally inconsistent"),
+        ("prompt_id", None, "empty prompt_id"),
+        ("model", None, "empty model"),
+    ],
+)
+def test_bad_field_names_file_row_and_text(tmp_path, field, text, problem):
+    rows = [harness_row("p1"), harness_row("p2"), harness_row("p3", **{field: text}), harness_row("p4")]
+    message = error_of(tmp_path, rows)
+    assert message.startswith(f"{tmp_path / 'dump.csv'}: row 3: ")
+    assert problem in message
+    if field == "context_correlation_pair" and text is not None:
+        assert "pass values=" in message
+
+
+def test_error_rows_count_within_their_own_file(tmp_path):
+    good = write_dump(tmp_path / "good.csv", [harness_row(f"g{i}") for i in range(5)])
+    bad = write_dump(tmp_path / "bad.jsonl", [harness_row("b1"), harness_row("b2", model_choice="A"), harness_row("b3", model_choice="B")])
+    with pytest.raises(IngestError) as info:
+        read_dumps([good, bad])
+    assert str(info.value).startswith(f"{bad}: row 2: model_choice must be")
+    assert "(1 more row(s) like this)" in str(info.value)
+
+
+def test_generalized_deep_value_may_be_float_text_or_empty(tmp_path):
+    rows = [parsed("p1", "Option A", generalized_deep_value="1.0"), parsed("p2", "Option B", generalized_deep_value=None)]
+    assert read_one(tmp_path, rows).data["chose_deep"].to_list() == [1, 0]
+
+
+# --------------------------------------------------------------------------- duplicates
+
+
+def statuses(table: TrialTable) -> list[tuple]:
+    return table.data.select("source_row", "status", "chose_deep", "reason").rows()
+
+
+def test_identical_copies_supersede_and_are_logged(tmp_path):
+    table = read_one(tmp_path, [parsed("p1", "Option A"), parsed("p2", "Option B"), parsed("p1", "Option A")])
+    where = tmp_path / "dump.csv"
+    assert statuses(table) == [
+        (1, "used", 1, None), (2, "used", 0, None), (3, "superseded", None, f"duplicate of {where}:1"),
+    ]
+    assert table.reconciliation.rows() == [("gpt-4o", "p1", 2, "identical")]
+
+
+def test_same_prompt_of_two_models_is_not_a_duplicate(tmp_path):
+    table = read_one(tmp_path, [parsed("p1", "Option A"), parsed("p1", "Option B", model=LLAMA8)])
+    assert table.data["status"].to_list() == ["used", "used"] and table.reconciliation.is_empty()
+
+
+def test_a_rerun_parse_supersedes_the_earlier_failure(tmp_path):
+    first = write_dump(tmp_path / "run1.csv", [failed("p1"), parsed("p2", "Option A")])
+    rerun = write_dump(tmp_path / "run2.parquet", [parsed("p1", "Option B")])
+    table = read_dumps([first, rerun])
+    assert table.data.select("source_file", "prompt_id", "status", "reason").rows() == [
+        (str(first), "p1", "superseded", f"duplicate of {rerun}:1"),
+        (str(first), "p2", "used", None),
+        (str(rerun), "p1", "used", None),
+    ]
+    assert table.reconciliation.rows() == [("gpt-4o", "p1", 2, "parsed_supersedes_failure")]
+    counts = table.status_counts().row(0, named=True)
+    assert (counts["n_rows"], counts["n_prompts"], counts["n_used"], counts["n_superseded"]) == (3, 2, 2, 1)
+
+
+def test_failures_only_keeps_one_unparsed_copy(tmp_path):
+    table = read_one(tmp_path, [failed("p1", "timeout"), failed("p1", "rate limit")])
+    where = tmp_path / "dump.csv"
+    assert statuses(table) == [(1, "unparsed", None, "timeout"), (2, "superseded", None, f"duplicate of {where}:1")]
+    assert table.reconciliation["action"].to_list() == ["failures_only"]
+
+
+CONFLICT = [parsed("p1", "Option A"), failed("p1"), parsed("p2", "Option A"), parsed("p1", "Option B"), parsed("p1", "Option A")]
+
+
+def test_conflicting_parsed_copies_are_an_error_by_default(tmp_path):
+    where = tmp_path / "dump.csv"
+    message = error_of(tmp_path, CONFLICT)
+    assert message.startswith(f"{where}: row 1: 1 prompt(s) have conflicting parsed answers")
+    assert f"'Option B' at {where}:4" in message and "on_conflict=" in message
+
+
+@pytest.mark.parametrize(
+    "policy, expected, action",
+    [
+        ("first", [(1, "used", 1), (2, "superseded", None), (3, "used", 1), (4, "superseded", None), (5, "superseded", None)], "conflict_first"),
+        ("last", [(1, "superseded", None), (2, "superseded", None), (3, "used", 1), (4, "superseded", None), (5, "used", 1)], "conflict_last"),
+        ("exclude", [(1, "conflict", None), (2, "superseded", None), (3, "used", 1), (4, "conflict", None), (5, "conflict", None)], "conflict_excluded"),
+    ],
+)
+def test_conflict_policies(tmp_path, policy, expected, action):
+    table = read_one(tmp_path, CONFLICT, on_conflict=policy)
+    assert [r[:3] for r in statuses(table)] == expected
+    assert table.reconciliation.rows() == [("gpt-4o", "p1", 4, action)]
+    assert table.data.height == len(CONFLICT)  # nothing dropped
+    if policy == "exclude":
+        counts = table.status_counts().row(0, named=True)
+        assert (counts["n_used"], counts["n_conflict"], counts["n_superseded"]) == (1, 3, 1)
+
+
+def test_last_policy_uses_file_order_across_files(tmp_path):
+    a = write_dump(tmp_path / "a.csv", [parsed("p1", "Option B")])
+    b = write_dump(tmp_path / "b.csv", [parsed("p1", "Option A")])
+    table = read_dumps([b, a], on_conflict="last")
+    assert table.data.filter(pl.col("status") == "used")["source_file"].to_list() == [str(a)]
+    assert table.data.filter(pl.col("status") == "superseded")["reason"].to_list() == [
+        f"conflicts with {a}:1; on_conflict='last'"
+    ]
+
+
+def test_copies_with_different_designs_are_an_error(tmp_path):
+    message = error_of(tmp_path, [parsed("p1", "Option A"), parsed("p1", "Option A", n_training_examples="20")])
+    where = tmp_path / "dump.csv"
+    assert message.startswith(f"{where}: row 2: prompt 'p1' of model '{GPT4O}' differs from its copy at {where}:1")
+    assert "in n_train;" in message
+
+
+# --------------------------------------------------------------------------- persistence
+
+
+def test_write_read_round_trip(tmp_path):
+    first = write_dump(tmp_path / "run1.csv", MIXED + [failed("p1")])
+    rerun = write_dump(tmp_path / "run2.jsonl", [parsed("p3", "Option A", n_training_examples="20")])
+    table = read_dumps([first, rerun])
+    table.write(tmp_path / "trials.parquet")
+    back = TrialTable.read(tmp_path / "trials.parquet")
+    assert back.data.equals(table.data)
+    assert back.sources == table.sources
+    assert back.reconciliation.equals(table.reconciliation)
+    assert back.reconciliation.height == 2
+
+
+def test_read_rejects_parquet_without_dvbstats_metadata(tmp_path):
+    path = write_dump(tmp_path / "dump.parquet", MIXED)
+    with pytest.raises(IngestError, match="not a trial table written by dvbstats"):
+        TrialTable.read(path)
+
+
+def test_trial_table_insists_on_the_schema():
+    with pytest.raises(ValueError, match="TRIAL_SCHEMA"):
+        TrialTable(pl.DataFrame({"x": [1]}), (), pl.DataFrame())
+
+
+# --------------------------------------------------------------------------- cell tables
+
+
+def write_cells(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_read_cells_maps_ids_and_names_and_defaults_n_prompts(tmp_path):
+    path = write_cells(
+        tmp_path / "cells.csv",
+        f"model,value,n_train,n_trials,n_deep\n{GPT4O},fidelity,4,10,3\nllama-3-8b,fidelity,4,12,12\n",
+    )
+    assert is_cell_table(path)
+    cells = read_cells(path)
+    assert cells.columns == ["model", "model_id", "value", "n_train", "n_prompts", "n_trials", "n_deep"]
+    assert cells.schema["n_train"] == pl.Int32
+    assert cells.rows() == [
+        ("gpt-4o", GPT4O, "fidelity", 4, 10, 10, 3),
+        ("llama-3-8b", LLAMA8, "fidelity", 4, 12, 12, 12),
+    ]
+
+
+def test_read_cells_with_model_id_and_matching_model(tmp_path):
+    path = write_cells(
+        tmp_path / "cells.csv",
+        f"model_id,model,size,n_prompts,n_trials,n_deep\n{GPT4O},gpt-4o,1.5,12,10,3\n{LLAMA8},llama-3-8b,2,12,11,4\n",
+    )
+    cells = read_cells(path)
+    assert cells.rows() == [("gpt-4o", GPT4O, 1.5, 12, 10, 3), ("llama-3-8b", LLAMA8, 2.0, 12, 11, 4)]
+    bad = write_cells(tmp_path / "bad.csv", f"model_id,model,n_trials,n_deep\n{GPT4O},gpt4o,10,3\n")
+    with pytest.raises(IngestError, match=r"bad\.csv: row 1: model 'gpt4o' is not the model table's short name"):
+        read_cells(bad)
+
+
+@pytest.mark.parametrize(
+    "rows, problem",
+    [
+        ("gpt-4o,fidelity,10,11", "row 2: counts must satisfy n_deep <= n_trials <= n_prompts"),
+        ("gpt-4o,fidelity,ten,1", "row 2: n_trials must be a non-negative integer, got 'ten'"),
+        ("gpt-4o,fidelity,-1,0", "row 2: n_trials must be a non-negative integer, got '-1'"),
+        ("gpt-4o,beneficence,10,1", "row 2: duplicate design row (first at"),
+        ("gpt-4o,,10,1", "row 2: empty value"),
+    ],
+)
+def test_read_cells_errors(tmp_path, rows, problem):
+    path = write_cells(tmp_path / "cells.csv", f"model,value,n_trials,n_deep\ngpt-4o,beneficence,5,1\n{rows}\n")
+    with pytest.raises(IngestError) as info:
+        read_cells(path)
+    assert str(info.value).startswith(f"{path}: {problem}")
+
+
+def test_read_cells_missing_counts_column_suggests(tmp_path):
+    path = write_cells(tmp_path / "cells.csv", "model,n_trial,n_deep\ngpt-4o,1,1\n")
+    with pytest.raises(IngestError, match="missing cell table column.*did you mean 'n_trials'"):
+        read_cells(path)
+
+
+def test_load_dispatches_on_content(tmp_path):
+    dump = write_dump(tmp_path / "dump.csv", MIXED)
+    cells = write_cells(tmp_path / "cells.csv", "model,n_trials,n_deep\ngpt-4o,4,1\n")
+    more = write_cells(tmp_path / "more.jsonl", '{"model": "llama-3-8b", "n_trials": 5, "n_deep": 2}\n')
+    assert isinstance(load([dump]), TrialTable)
+    assert load([cells, more])["model"].to_list() == ["gpt-4o", "llama-3-8b"]
+    with pytest.raises(IngestError, match="cell table mixed with harness dumps"):
+        load([dump, cells])

@@ -1,0 +1,499 @@
+"""The report: a run folder in, report.qmd and a self-contained report.html out (Pandoc engine).
+
+Most tests render a fixture run folder written here with every contract file (docs/design.md,
+"Run folder"), its numbers simulated from known model effects; one renders a real small fit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy.special import expit
+
+from dvbstats.frequentist import binom_test, wilson
+from dvbstats.report import RenderError, RunFolderError, render
+from dvbstats.report import narrative
+from dvbstats.report.__main__ import main
+
+SECTIONS = ["headline", "models", "forest", "values", "variance", "training-size", "ppc", "diagnostics",
+            "data-quality", "methods"]
+HDI = 0.94
+
+
+# --- fixture run folder -------------------------------------------------------------------
+
+
+def _summary(draws: np.ndarray) -> tuple[float, float, float]:
+    """Mean and central interval of flat draws (the fixture's stand-in for an HDI)."""
+    low, high = np.quantile(draws, [(1 - HDI) / 2, (1 + HDI) / 2])
+    return float(draws.mean()), float(low), float(high)
+
+
+def make_run(
+    root: Path,
+    *,
+    name: str = "fixture",
+    models: tuple[str, ...] = ("gpt-4o", "gpt-4o-mini", "llama-3-70b", "a-model-with-a-very-long-name-v2"),
+    model_logit: tuple[float, ...] = (-1.0, -0.6, -1.3, 0.7),
+    ok: bool = True,
+    synthetic: bool = True,
+    aggregated: bool = False,
+    seed: int = 1,
+) -> Path:
+    """Write a run folder with every contract file; numbers come from binomial draws with known rates."""
+    rng = np.random.default_rng(seed)
+    run = root / name
+    run.mkdir(parents=True)
+    values, features, contexts, sizes = ["fidelity", "justice", "security"], ["Formal", "Colloquial"], ["legal", "finance"], [4, 20, 40]
+    value_effect = dict(zip(values, (-0.3, 0.1, 0.2), strict=True))
+    grid = pd.MultiIndex.from_product([models, values, features, contexts, sizes],
+                                      names=["model", "value", "feature", "context", "n_train"]).to_frame(index=False)
+    logit = (grid["model"].map(dict(zip(models, model_logit, strict=True))) + grid["value"].map(value_effect)
+             - 0.05 * np.log(grid["n_train"]))
+    grid["n_prompts"] = 30
+    grid["n_trials"] = 30 - rng.binomial(30, 0.05, len(grid))
+    grid["n_deep"] = rng.binomial(grid["n_trials"], expit(logit))
+    cells = grid if not aggregated else grid.groupby(["model", "value"], as_index=False)[["n_prompts", "n_trials", "n_deep"]].sum()
+    cells.to_parquet(run / "cells.parquet")
+
+    chains, n_draws = 2, 200
+    shape = (chains, n_draws)
+    post_model = {m: rng.normal(lg, 0.08, shape) for m, lg in zip(models, model_logit, strict=True)}
+    by_model = cells.groupby("model", sort=False)[["n_prompts", "n_trials", "n_deep"]].sum().reindex(list(models))
+    rows = []
+    for m in [*models, "overall"]:
+        counts = by_model.sum() if m == "overall" else by_model.loc[m]
+        draws = expit(np.mean(list(post_model.values()), axis=0) if m == "overall" else post_model[m]).ravel()
+        low, high = wilson(counts["n_deep"], counts["n_trials"])
+        mean, hdi_low, hdi_high = _summary(draws)
+        pop = _summary(expit(rng.normal(np.mean(model_logit), 0.8, draws.size)))
+        rows.append({
+            "model": m, "n_prompts": int(counts["n_prompts"]), "n_used": int(counts["n_trials"]),
+            "n_excluded": int(counts["n_prompts"] - counts["n_trials"]),
+            "raw_dvgr": counts["n_deep"] / counts["n_trials"], "wilson_low": float(low), "wilson_high": float(high),
+            "binom_p": float(binom_test(counts["n_deep"], counts["n_trials"])),
+            "dvgr_mean": mean, "dvgr_median": float(np.median(draws)), "dvgr_hdi_low": hdi_low, "dvgr_hdi_high": hdi_high,
+            "p_below_half": float((draws < 0.5).mean()),
+            "pop_dvgr_mean": pop[0], "pop_dvgr_hdi_low": pop[1], "pop_dvgr_hdi_high": pop[2],
+            "r_hat": 1.001 if ok else 1.31, "ess_bulk": 1500.0, "ess_tail": 1200.0,
+        })
+    pd.DataFrame(rows).to_csv(run / "dvgr.csv", index=False)
+
+    terms = ["model", "value"] if aggregated else ["model", "value", "feature", "context"]
+    sd = {t: np.abs(rng.normal(s, 0.05, shape)) for t, s in zip(terms, (0.8, 0.25, 0.1, 0.05), strict=False)}
+    pd.DataFrame([{"term": t, "mean": d.mean(), "median": np.median(d), "hdi_low": _summary(d.ravel())[1],
+                   "hdi_high": _summary(d.ravel())[2], "r_hat": 1.002, "ess_bulk": 900.0, "ess_tail": 800.0}
+                  for t, d in sd.items()]).to_csv(run / "sd.csv", index=False)
+    fixed = {"Intercept": rng.normal(-0.5, 0.1, shape)}
+    if not aggregated:
+        fixed["b_log_n_train"] = rng.normal(-0.05, 0.02, shape)
+    pd.DataFrame([{"term": t, "mean": d.mean(), "median": np.median(d), "hdi_low": _summary(d.ravel())[1],
+                   "hdi_high": _summary(d.ravel())[2], "p_positive": (d > 0).mean(), "r_hat": 1.001,
+                   "ess_bulk": 1100.0, "ess_tail": 900.0} for t, d in fixed.items()]).to_csv(run / "fixed.csv", index=False)
+    levels = {"model": models, "value": values, "feature": features, "context": contexts}
+    pd.DataFrame([{"term": t, "level": lv, "mean": rng.normal(0, 0.3), "hdi_low": -0.5, "hdi_high": 0.5}
+                  for t in terms for lv in levels[t]]).assign(
+        hdi_low=lambda d: d["mean"] - 0.2, hdi_high=lambda d: d["mean"] + 0.2).to_csv(run / "random_effects.csv", index=False)
+
+    if not aggregated:
+        margins = []
+        for factor in ["value", "feature", "context", "n_train"]:
+            g = cells.groupby(factor, as_index=False)[["n_trials", "n_deep"]].sum()
+            rate = g["n_deep"] / g["n_trials"]
+            margins.append(pd.DataFrame({"factor": factor, "level": g[factor].astype(str), "dvgr_mean": rate + 0.01,
+                                         "dvgr_median": rate + 0.01, "dvgr_hdi_low": rate - 0.04,
+                                         "dvgr_hdi_high": rate + 0.05, "n_trials": g["n_trials"], "raw_dvgr": rate}))
+        pd.concat(margins).to_csv(run / "margins.csv", index=False)
+        inter = cells.groupby(["model", "value"], as_index=False)[["n_trials", "n_deep"]].sum()
+        inter["raw_dvgr"] = inter["n_deep"] / inter["n_trials"]
+        inter.drop(columns="n_deep").assign(
+            dvgr_mean=lambda d: d["raw_dvgr"], dvgr_median=lambda d: d["raw_dvgr"],
+            dvgr_hdi_low=lambda d: d["raw_dvgr"] - 0.05, dvgr_hdi_high=lambda d: d["raw_dvgr"] + 0.05,
+        ).to_csv(run / "interaction_dvgr.csv", index=False)
+
+    ppc = []
+    for by in ["model", "value"]:
+        g = cells.groupby(by, as_index=False)[["n_trials", "n_deep"]].sum()
+        obs = g["n_deep"] / g["n_trials"]
+        ppc.append(pd.DataFrame({"by": by, "level": g[by], "observed": obs, "predicted_mean": obs + 0.005,
+                                 "predicted_low": obs - 0.03, "predicted_high": obs + 0.04, "n_trials": g["n_trials"]}))
+    pd.concat(ppc).to_csv(run / "ppc.csv", index=False)
+
+    params = ["Intercept", *(f"b_{t}" for t in fixed if t != "Intercept"), *(f"sd[{t}]" for t in terms),
+              *(f"dvgr[{m}]" for m in models), "dvgr_overall"]
+    pd.DataFrame({"parameter": params, "r_hat": 1.002 if ok else 1.25, "ess_bulk": 900.0 if ok else 12.0,
+                  "ess_tail": 800.0 if ok else 15.0}).to_csv(run / "diagnostics.csv", index=False)
+
+    quality = by_model.reset_index().rename(columns={"n_trials": "n_used"})
+    quality["n_unparsed"] = quality["n_prompts"] - quality["n_used"]
+    quality["n_rows"] = quality["n_prompts"] + [3, 0, 0, 1]
+    if not aggregated:
+        quality["n_superseded"] = [3, 0, 0, 1]
+        quality["n_conflict"] = 0
+        quality.drop(columns="n_deep").to_csv(run / "data_quality.csv", index=False)
+        pd.DataFrame({"model": ["gpt-4o"] * 3 + ["a-model-with-a-very-long-name-v2"],
+                      "prompt_id": ["p1", "p2", "p3", "p9"], "n_copies": 2,
+                      "action": ["identical", "identical", "failure replaced", "identical"]}).to_csv(run / "reconciliation.csv", index=False)
+
+    import arviz as az
+
+    posterior = {"Intercept": fixed["Intercept"], "sd": np.stack([sd[t] for t in terms], axis=-1),
+                 "r_model": np.stack([post_model[m] for m in models], axis=-1)}
+    if ok:
+        posterior.update({k: v for k, v in fixed.items() if k != "Intercept"})
+    else:  # two chains stuck in different places
+        posterior.update({k: v + np.array([[0.0], [0.5]]) for k, v in fixed.items() if k != "Intercept"})
+    az.from_dict(posterior=posterior, coords={"term": terms, "model": list(models)},
+                 dims={"sd": ["term"], "r_model": ["model"]}).to_netcdf(str(run / "posterior.nc"), engine="h5netcdf")
+
+    failures = [] if ok else ["max R-hat 1.31 > 1.01 (b_log_n_train)", "3 divergent transitions"]
+    manifest = {
+        "run_name": name, "created": "2025-11-23T10:00:00+00:00", "command": ["python", "-m", "dvbstats.fit", "x.csv"],
+        "synthetic": synthetic,
+        "inputs": [{"path": "data/raw/x.csv", "sha256": "ab" * 32, "format": "cells" if aggregated else "csv", "n_rows": 1440}],
+        "counts": {"totals": {"n_rows": int(quality["n_rows"].sum())}},
+        "reconciliation": {"duplicated_prompts": 4, "actions": {"identical": 3, "failure replaced": 1}},
+        "formula": "chose_deep ~ 1 + (1|model) + (1|value)" if aggregated else
+                   "chose_deep ~ 1 + log_n_train + (1|model) + (1|value) + (1|feature) + (1|context)",
+        "priors": {"Intercept": "Normal(0, 1.5)", "sd": "HalfNormal(1)"},
+        "parametrization": "zerosum",
+        "sampler": {"sampler": "nutpie", "draws": n_draws, "tune": 200, "chains": chains, "seed": 7, "target_accept": 0.9},
+        "seed": 7, "hdi_prob": HDI,
+        "versions": {"python": "3.11", "pymc": "5.28.5", "dvbstats": "0.1.0"},
+        "diagnostics": {"ok": ok, "failures": failures, "max_r_hat": 1.002 if ok else 1.31, "min_ess_bulk": 900.0,
+                        "min_ess_tail": 800.0, "divergences": 0 if ok else 3},
+        "timing": {"total_s": 12.5},
+    }
+    (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return run
+
+
+# --- HTML inspection ----------------------------------------------------------------------
+
+
+class Page(HTMLParser):
+    """Collects what the tests check: tag attributes, element ids, table cells by table id."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.attrs: list[tuple[str, str, str]] = []  # (tag, attribute, value)
+        self.ids: list[str] = []
+        self.tables: dict[str, list[list[str]]] = {}
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        for k, v in attrs:
+            self.attrs.append((tag, k, v or ""))
+            if k == "id":
+                self.ids.append(v)
+        if tag == "table":
+            self._table = dict(attrs).get("id", f"anon{len(self.tables)}")
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th") and self._table:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def flat(html: Path) -> str:
+    """The HTML with runs of whitespace (Pandoc's line wrapping) collapsed to one space."""
+    return " ".join(html.read_text(encoding="utf-8").split())
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> tuple[Path, Path, str]:
+    root = tmp_path_factory.mktemp("ok")
+    run = make_run(root / "runs")
+    html = render(run, root / "reports", engine="pandoc")
+    return run, html, flat(html)
+
+
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("fail")
+    run = make_run(root / "runs", name="failing", ok=False, synthetic=False)
+    return flat(render(run, root / "reports", engine="pandoc"))
+
+
+# --- tests --------------------------------------------------------------------------------
+
+
+def test_writes_qmd_and_html_under_run_name(rendered):
+    run, html, _ = rendered
+    assert html.name == "report.html" and html.parent.name == "fixture"
+    assert (html.parent / "report.qmd").is_file()
+
+
+def test_every_section_present_in_order(rendered):
+    ids = [i.removeprefix("sec-") for i in Page(rendered[2]).ids if i.startswith("sec-")]
+    assert ids == SECTIONS
+
+
+def test_every_figure_embedded_as_image(rendered):
+    _, html, text = rendered
+    qmd = (html.parent / "report.qmd").read_text()
+    figures = re.findall(r"\{#fig-([\w-]+)", qmd)
+    assert set(figures) >= {"forest", "heatmap", "effects", "variance", "training-size", "ppc", "rank", "unparsed"}
+    page = Page(text)
+    srcs = [v for tag, k, v in page.attrs if tag == "img" and k == "src"]
+    assert len(srcs) == len(figures)
+    assert all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert [i for i in page.ids if i.startswith("fig-")] == [f"fig-{f}" for f in figures]
+
+
+def test_no_external_resources(rendered):
+    page = Page(rendered[2])
+    linked = [v for _, k, v in page.attrs if k in ("src", "href")]
+    assert linked and not [v for v in linked if "http" in v]
+    assert "<script" not in rendered[2]
+
+
+def test_html_small(rendered):
+    assert rendered[1].stat().st_size < 3 * 2**20
+
+
+def _parse(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+def test_model_table_equals_dvgr_table(rendered):
+    run, _, text = rendered
+    dvgr = pd.read_csv(run / "dvgr.csv").set_index("model")
+    rows = Page(text).tables["tbl-models"]
+    header, body = rows[0], rows[1:]
+    assert header[:3] == ["Model", "Used", "Excluded"] and "94% HDI" in header
+    assert sorted(r[0] for r in body) == sorted(dvgr.index)
+    assert body[-1][0] == "overall"
+    for cells in body:
+        row = dict(zip(header, cells, strict=True))
+        want = dvgr.loc[row["Model"]]
+        assert _parse(row["Used"]) == want["n_used"]
+        assert _parse(row["Excluded"]) == want["n_excluded"]
+        for column, key in [("Raw DVGR", "raw_dvgr"), ("Posterior DVGR", "dvgr_mean"), ("P(DVGR < 0.5)", "p_below_half")]:
+            assert _parse(row[column]) == pytest.approx(want[key], abs=5e-4)
+        for column, (lo, hi) in [("Wilson 95% CI", ("wilson_low", "wilson_high")), ("94% HDI", ("dvgr_hdi_low", "dvgr_hdi_high"))]:
+            low, high = row[column].split("–")
+            assert (_parse(low), _parse(high)) == pytest.approx((want[lo], want[hi]), abs=5e-4)
+        p = row["Binomial p"]
+        assert _parse(p) == pytest.approx(want["binom_p"], rel=0.05, abs=5e-4)
+
+
+def test_table_sorted_like_forest(rendered):
+    run, _, text = rendered
+    body = Page(text).tables["tbl-models"][1:-1]
+    means = [float(r[6]) for r in body]
+    assert means == sorted(means)
+
+
+def test_cross_references_resolved(rendered):
+    text = rendered[2]
+    assert "?@" not in text
+    assert re.search(r'<a href="#fig-forest"[^>]*>Figure 1</a>', text)
+    assert re.search(r'<a href="#tbl-models"[^>]*>Table 1</a>', text)
+    assert re.search(r"<figcaption><strong>Figure 1:</strong> Posterior DVGR by model", text)
+
+
+def test_synthetic_banner(rendered, failing):
+    assert re.search(r'class="callout callout-warning".*?Synthetic data', rendered[2], re.S)
+    assert "Synthetic data" not in failing
+
+
+def test_failing_diagnostics_callout_at_top(rendered, failing):
+    top = failing.index('class="callout callout-important"')
+    assert top < failing.index('id="sec-headline"')
+    assert "Sampler diagnostics failed" in failing
+    assert "3 divergent transitions" in failing
+    assert re.search(r'<a href="#sec-diagnostics"[^>]*>Section 8</a>', failing)
+    assert "sampler checks failed" in failing  # the plain-language reading says so too
+    assert "callout callout-important" not in rendered[2]
+
+
+def test_qmd_is_quarto(rendered):
+    qmd = (rendered[1].parent / "report.qmd").read_text()
+    header = yaml.safe_load(qmd.split("---")[1])
+    assert header["title"].endswith("fixture")
+    assert header["format"]["html"]["embed-resources"] is True
+    assert "::: {.callout-warning}" in qmd
+    assert "@fig-forest" in qmd and "{#tbl-models}" in qmd and "{#sec-methods}" in qmd
+    assert (rendered[1].parent / "report.css").is_file()
+
+
+def test_methods_reproduce_the_run(rendered):
+    text = rendered[2]
+    section = text[text.index('id="sec-methods"'):]
+    for needle in ["chose_deep ~ 1 + log_n_train", "Normal(0, 1.5)", "nutpie", "ab" * 32, "5.28.5", "seed 7"]:
+        assert needle in section, needle
+
+
+def test_headline_counts_models_below_chance(rendered):
+    run, _, text = rendered
+    dvgr = pd.read_csv(run / "dvgr.csv")
+    k = int((dvgr.loc[dvgr["model"] != "overall", "p_below_half"] > 0.95).sum())
+    assert k == 3  # the fixture's truth: three models below chance, one above
+    assert f"<strong>{k} of 4</strong> models credibly below chance" in text
+    assert "3 of 4 models (" in text and "1 of 4 (a-model-with-a-very-long-name-v2) choose it more often" in text
+
+
+def test_rerender_without_refitting(tmp_path):
+    run = make_run(tmp_path / "runs")
+    assert main([str(run), "--out-root", str(tmp_path / "out"), "--engine", "pandoc"]) == 0
+    first = tmp_path / "out" / "fixture" / "report.html"
+    (run / "sections").mkdir()
+    (run / "sections" / "02_second.md").write_text("Second extra text.\n")
+    (run / "sections" / "01_published_vs_reanalysis.md").write_text("# Published vs reanalysis {#sec-published}\n\nCompare.\n")
+    assert main([str(run), "--out-root", str(tmp_path / "out"), "--engine", "pandoc"]) == 0
+    ids = [i for i in Page(flat(first)).ids if i.startswith("sec-")]
+    assert ids[-3:] == ["sec-published", "sec-second", "sec-methods"]
+
+
+def test_scaling_section_only_with_scaling_tables(tmp_path):
+    run = make_run(tmp_path / "runs")
+    pd.DataFrame({"smaller": ["gpt-4o-mini"], "larger": ["gpt-4o"], "dvgr_smaller": [0.35], "dvgr_larger": [0.27],
+                  "diff_mean": [-0.08], "diff_hdi_low": [-0.12], "diff_hdi_high": [-0.04], "p_diff_below_0": [0.999],
+                  "chi2_p": [0.0002]}).to_csv(run / "scaling_pairs.csv", index=False)
+    pd.DataFrame({"size_measure": ["rank"], "slope_mean": [-0.2], "slope_hdi_low": [-0.5], "slope_hdi_high": [0.1],
+                  "p_slope_below_0": [0.88], "bf01": [1.7]}).to_csv(run / "scaling_trend.csv", index=False)
+    text = flat(render(run, tmp_path / "reports", engine="pandoc"))
+    page = Page(text)
+    ids = [i.removeprefix("sec-") for i in page.ids if i.startswith("sec-")]
+    assert ids == [*SECTIONS[:6], "scaling", *SECTIONS[6:]]
+    assert "fig-scaling" in page.ids
+    pairs = page.tables["tbl-scaling-pairs"]
+    assert pairs[1][:3] == ["gpt-4o-mini", "gpt-4o", "-0.080"]
+    assert "BF01 = 1.70" in text
+
+
+def test_aggregated_run_says_what_is_missing(tmp_path):
+    run = make_run(tmp_path / "runs", aggregated=True)
+    text = flat(render(run, tmp_path / "reports", engine="pandoc"))
+    ids = [i.removeprefix("sec-") for i in Page(text).ids if i.startswith("sec-")]
+    assert ids == SECTIONS
+    assert "Not available for this run: the data have no training-set size" in text
+    assert "Not available for this run: the run was fitted to aggregated counts" in text
+    assert 'id="fig-heatmap"' in text and "Raw DVGR by model and value" in text
+
+
+def test_missing_manifest_names_the_file(tmp_path):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(RunFolderError, match=r"run/manifest\.json: not found"):
+        render(tmp_path / "run", tmp_path / "reports", engine="pandoc")
+
+
+def test_bad_table_names_file_and_columns(tmp_path):
+    run = make_run(tmp_path / "runs")
+    pd.read_csv(run / "dvgr.csv").drop(columns="binom_p").to_csv(run / "dvgr.csv", index=False)
+    with pytest.raises(RunFolderError, match=r"dvgr\.csv: missing column\(s\) binom_p"):
+        render(run, tmp_path / "reports", engine="pandoc")
+
+
+def test_cli_reports_errors_and_help(tmp_path, capsys):
+    assert main([str(tmp_path / "nope")]) == 1
+    assert "not a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0 and "self-contained report.html" in capsys.readouterr().out
+
+
+def test_quarto_engine_requires_quarto(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    run = make_run(tmp_path / "runs")
+    with pytest.raises(RenderError, match="quarto CLI is not on PATH"):
+        render(run, tmp_path / "reports", engine="quarto")
+
+
+# --- the plain-language reading -----------------------------------------------------------
+
+
+def _models(p_below: list[float], means: list[float] | None = None, width: float = 0.06) -> tuple[pd.DataFrame, pd.Series]:
+    means = means or [0.3] * len(p_below)
+    models = pd.DataFrame({"model": [f"m{i}" for i in range(len(p_below))], "p_below_half": p_below,
+                           "dvgr_mean": means, "dvgr_hdi_low": [m - width / 2 for m in means],
+                           "dvgr_hdi_high": [m + width / 2 for m in means]})
+    overall = pd.Series({"dvgr_mean": 0.31, "dvgr_hdi_low": 0.27, "dvgr_hdi_high": 0.35,
+                         "pop_dvgr_mean": 0.32, "pop_dvgr_hdi_low": 0.2, "pop_dvgr_hdi_high": 0.45})
+    return models, overall
+
+
+@pytest.mark.parametrize(("p_below", "expected"), [
+    ([0.99, 0.999, 1.0], "All 3 models choose the deep value less often than chance"),
+    ([0.5, 0.6, 0.3], "None of the 3 models is credibly below or above chance"),
+    ([0.99, 0.5, 0.01], "1 of 3 models (m0) choose the deep value less often than chance; 1 of 3 (m2) choose "
+                        "it more often than chance; for the other 1 model the data cannot tell"),
+    ([0.01, 0.02], "All 2 models choose the deep value more often than chance"),
+])
+def test_reading_branches_on_counts(p_below, expected):
+    models, overall = _models(p_below)
+    text = narrative.reading(models, overall, hdi_prob=0.94, diagnostics_ok=True)
+    assert expected in text
+    assert "The overall DVGR is 0.310 (94% HDI 0.270–0.350)" in text and "about 3 of 10 tests" in text
+    assert "wide" not in text and "provisional" not in text
+
+
+def test_reading_flags_wide_intervals_and_failed_checks():
+    models, overall = _models([0.9, 0.97], means=[0.2, 0.45], width=0.3)
+    text = narrative.reading(models, overall, hdi_prob=0.9, diagnostics_ok=False, failures=["max R-hat 1.2"])
+    assert "range from 0.200 (m0) to 0.450 (m1)" in text
+    assert "The intervals are wide for all models (up to 0.30)" in text
+    assert "sampler checks failed (max R-hat 1.2)" in text
+
+
+# --- a real fit ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_renders_a_real_small_fit(tmp_path):
+    fit = pytest.importorskip("dvbstats.fit")
+    simulate = pytest.importorskip("dvbstats.simulate")
+    if not hasattr(fit, "run") or not hasattr(simulate, "simulate"):
+        pytest.skip("dvbstats.fit.run or dvbstats.simulate.simulate not available yet")
+    sim = _small_simulation(simulate, tmp_path / "dumps")
+    out, _ = fit.run([str(p) for p in sim.paths], out=tmp_path / "run", draws=150, tune=150, chains=2, seed=3,
+                     formula="chose_deep ~ 1 + log_n_train + (1|model) + (1|value)",
+                     processed=tmp_path / "processed", progress=False, log=lambda *a: None)
+    html = render(out, tmp_path / "reports", engine="pandoc")
+    text = flat(html)
+    # 2 chains x 150 draws cannot reach the sampler's minimum ESS of 400: the checks are forced to fail
+    assert json.loads((out / "manifest.json").read_text())["diagnostics"]["ok"] is False
+    assert text.index('class="callout callout-important"') < text.index('id="sec-headline"')
+    page = Page(text)
+    sections = [i.removeprefix("sec-") for i in page.ids if i.startswith("sec-")]
+    assert [s for s in sections if s != "scaling"] == SECTIONS
+    dvgr = pd.read_csv(out / "dvgr.csv").set_index("model")
+    body = page.tables["tbl-models"][1:]
+    assert {r[0] for r in body} == set(dvgr.index)
+    for row in body:
+        assert float(row[6]) == pytest.approx(dvgr.loc[row[0], "dvgr_mean"], abs=5e-4)
+    assert not [v for _, k, v in page.attrs if k in ("src", "href") and "http" in v]
+
+
+def _small_simulation(simulate, out_dir: Path):
+    """Three known models (two below chance, one above) on a small DVB-like design."""
+    design = simulate.Design(value_sets={"a": ("fidelity", "justice"), "b": ("security", "tradition")},
+                             feature_dims=[("Formal", "Colloquial")], contexts=("legal", "finance"),
+                             n_prompts=240, prompts_per_test=4)
+    effects = simulate.Effects(
+        intercept=-0.4, log_n_train=-0.05,
+        model={"gpt-4o-2024-08-06": -0.6, "gpt-4o-mini-2024-07-18": -0.2, "replicate/meta/meta-llama-3-8b-instruct": 1.2},
+        value={"fidelity": -0.3, "justice": 0.1, "security": 0.0, "tradition": 0.2},
+        feature={"Formal": 0.1, "Colloquial": -0.1}, context={"legal": 0.05, "finance": -0.05})
+    return simulate.simulate(effects, design, seed=11, out_dir=out_dir)

@@ -1,0 +1,253 @@
+"""Scaling tests: simulated slopes with known truth, and the paper's chi-squares on the published counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import xarray as xr
+from scipy import stats
+from scipy.special import expit, logit
+from scipy.stats.contingency import association
+
+import dvbstats
+from dvbstats import scaling
+from dvbstats.registry import ModelTable
+
+#: Verbatim copy of /work/shared/published/dvb2025_models.csv (see dvbstats/data/PROVENANCE.md).
+PUBLISHED = Path(dvbstats.__file__).parent / "data" / "calibration" / "dvb2025_models.csv"
+
+#: The paper's five within-family pairs and their printed raw DVGRs
+#: (/work/shared/published/dvb2025_size_pairs.csv, 2 decimals).
+PUBLISHED_PAIRS = [
+    ("gemini-2.0-flash-lite", "gemini-2.0-flash", 0.34, 0.40),
+    ("gpt-4.1-nano", "gpt-4.1-mini", 0.35, 0.23),
+    ("gpt-4.1-mini", "gpt-4.1", 0.23, 0.24),
+    ("gpt-4o-mini", "gpt-4o", 0.27, 0.25),
+    ("llama-3-8b", "llama-3-70b", 0.37, 0.24),
+]
+
+
+@pytest.fixture(scope="module")
+def published() -> tuple[pl.DataFrame, pl.DataFrame, xr.DataArray]:
+    """Model table, per-model counts and exact flat-prior Beta posterior draws of the published run."""
+    pub = pl.read_csv(PUBLISHED)
+    models = ModelTable(pub.drop("n_trials_parsed", "n_chose_deep"))
+    counts = pub.select(
+        pl.col("short_name").alias("model"), pl.col("n_trials_parsed").alias("n_trials"), pl.col("n_chose_deep").alias("n_deep")
+    )
+    k, n = counts["n_deep"].to_numpy(), counts["n_trials"].to_numpy()
+    draws = np.random.default_rng(0).beta(k + 1, n - k + 1, size=(4, 1000, len(k)))
+    return models.data, counts, xr.DataArray(draws, dims=("chain", "draw", "model"), coords={"model": counts["model"].to_list()})
+
+
+def _table(names: list[str], families: list[str], ranks: list[int | None], params: list[float | None] | None = None):
+    n = len(names)
+    return pl.DataFrame(
+        {
+            "model_id": names,
+            "short_name": names,
+            "developer": ["dev"] * n,
+            "family": families,
+            "size_rank_in_family": ranks,
+            "params_b": params or [None] * n,
+        },
+        schema=dict(ModelTable.default().data.schema),
+    )
+
+
+def _simulate(beta: float, seed: int, tau: float = 0.15, post_sd: float = 0.05):
+    """Posterior DVGR draws from a known family-intercept + slope model of logit DVGR.
+
+    Six families with 2 or 3 sizes; each model's posterior centre is its true logit DVGR plus
+    estimation error (sd ``post_sd``) and its draws scatter around the centre with that sd.
+    Returns the model table, the draws, the standardised size and the posterior centres.
+    """
+    rng = np.random.default_rng(seed)
+    sizes = [2, 3, 2, 3, 2, 3]
+    fam = [f"f{f}" for f, s in enumerate(sizes) for _ in range(s)]
+    rank = [r for s in sizes for r in range(1, s + 1)]
+    names = [f"{f}-s{r}" for f, r in zip(fam, rank)]
+    centred = np.array([r - (s + 1) / 2 for s in sizes for r in range(1, s + 1)])
+    x = centred / centred.std()
+    alpha = rng.normal(-0.8, 0.4, len(sizes))[[int(f[1:]) for f in fam]]
+    centre = alpha + beta * x + rng.normal(0, tau, len(x)) + rng.normal(0, post_sd, len(x))
+    draws = expit(centre + rng.normal(0, post_sd, (4, 500, len(x))))
+    da = xr.DataArray(draws, dims=("chain", "draw", "model"), coords={"model": names})
+    return _table(names, fam, rank), da, x, centre
+
+
+@pytest.fixture(scope="module")
+def negative():
+    table, draws, x, _ = _simulate(beta=-0.5, seed=11)
+    return scaling.trend(draws, table, seed=1, draws=500, tune=500), x, draws
+
+
+@pytest.fixture(scope="module")
+def zero():
+    table, draws, x, _ = _simulate(beta=0.0, seed=12)
+    return scaling.trend(draws, table, seed=2, draws=500, tune=500), x, draws
+
+
+def test_trend_recovers_negative_slope(negative):
+    fit, x, _ = negative
+    np.testing.assert_allclose(fit.models["size_std"].to_numpy(), x, rtol=1e-12)
+    assert fit.size_measure == "rank" and fit.n_models == 15 and fit.n_families == 6
+    assert fit.slope_hdi_low <= -0.5 <= fit.slope_hdi_high
+    assert fit.p_slope_below_0 > 0.95
+    assert fit.bf01 < 0.1
+    assert fit.max_r_hat < 1.01 and fit.divergences == 0
+
+
+def test_trend_zero_slope_is_not_called_negative(zero):
+    fit, _, _ = zero
+    assert fit.slope_hdi_low <= 0.0 <= fit.slope_hdi_high
+    assert 0.05 < fit.p_slope_below_0 < 0.95
+    assert fit.bf01 > 1
+    assert fit.max_r_hat < 1.01
+
+
+def _bf01_by_quadrature(y, sigma, family_idx, x) -> float:
+    """BF01 from the two marginal likelihoods, integrating tau on a grid (independent of Savage-Dickey)."""
+    n_fam = family_idx.max() + 1
+    F = np.eye(n_fam)[family_idx]
+    tau = np.linspace(1e-6, 4 * scaling.PRIOR_TAU_SD, 4001)
+    prior_tau = 2 * stats.norm.pdf(tau, 0, scaling.PRIOR_TAU_SD)
+    base = F @ F.T * scaling.PRIOR_ALPHA_SD**2
+
+    def log_marginal(with_slope: bool) -> np.ndarray:
+        cov = sigma + base + (np.outer(x, x) * scaling.PRIOR_BETA_SD**2 if with_slope else 0)
+        return np.array([stats.multivariate_normal.logpdf(y, cov=cov + t**2 * np.eye(len(y))) for t in tau])
+
+    l0, l1 = log_marginal(False), log_marginal(True)
+    c = max(l0.max(), l1.max())
+    return np.trapezoid(np.exp(l0 - c) * prior_tau, tau) / np.trapezoid(np.exp(l1 - c) * prior_tau, tau)
+
+
+@pytest.mark.parametrize("case", ["negative", "zero"])
+def test_savage_dickey_matches_marginal_likelihoods(case, request):
+    fit, _, draws = request.getfixturevalue(case)
+    logits = logit(draws.transpose("chain", "draw", "model").values.reshape(-1, draws.sizes["model"]))
+    families = fit.models["family"].unique(maintain_order=True).to_list()
+    family_idx = np.array([families.index(f) for f in fit.models["family"]])
+    ref = _bf01_by_quadrature(logits.mean(0), np.cov(logits, rowvar=False), family_idx, fit.models["size_std"].to_numpy())
+    np.testing.assert_allclose(fit.bf01, ref, rtol=1e-3)
+
+
+def test_trend_normal_summary_of_draws(zero):
+    fit, _, draws = zero
+    logits = logit(draws.sel(model=fit.models["model"].to_list()).values)
+    np.testing.assert_allclose(fit.models["logit_mean"].to_numpy(), logits.mean((0, 1)), rtol=1e-10)
+    np.testing.assert_allclose(fit.models["logit_sd"].to_numpy(), logits.reshape(-1, logits.shape[-1]).std(0, ddof=1), rtol=1e-10)
+    assert np.abs(fit.models["logit_skew"].to_numpy()).max() < scaling.SKEW_WARN
+
+
+def test_pair_contrasts_equal_direct_computation(negative):
+    _, _, draws = negative
+    got = scaling.pair_contrasts(draws, [("f0-s1", "f0-s2"), ("f1-s2", "f1-s3")], hdi_prob=0.9)
+    for row in got.iter_rows(named=True):
+        diff = (draws.sel(model=row["larger"]) - draws.sel(model=row["smaller"])).values.ravel()
+        assert row["diff_mean"] == pytest.approx(diff.mean())
+        assert row["p_diff_below_0"] == pytest.approx((diff < 0).mean())
+        ordered = np.sort(diff)
+        width = int(np.floor(0.9 * diff.size))
+        i = np.argmin(ordered[width:] - ordered[: diff.size - width])
+        assert (row["diff_hdi_low"], row["diff_hdi_high"]) == pytest.approx((ordered[i], ordered[i + width]))
+
+
+def test_default_pairs_are_the_papers(published):
+    models, _, draws = published
+    got = scaling.pairs(models, draws["model"].values.tolist())
+    assert sorted(got) == sorted((s, l) for s, l, _, _ in PUBLISHED_PAIRS)
+
+
+def test_frequentist_pairs_reproduce_scipy_on_published_counts(published):
+    models, counts, _ = published
+    got = scaling.frequentist_pairs(counts, [(s, l) for s, l, _, _ in PUBLISHED_PAIRS])
+    by_model = {m: (k, n) for m, n, k in counts.iter_rows()}
+    for row, (s, l, raw_s, raw_l) in zip(got.iter_rows(named=True), PUBLISHED_PAIRS):
+        (k1, n1), (k2, n2) = by_model[s], by_model[l]
+        table = np.array([[k1, n1 - k1], [k2, n2 - k2]])
+        ref = stats.chi2_contingency(table)
+        assert (row["chi2"], row["chi2_p"], row["dof"]) == (ref.statistic, ref.pvalue, ref.dof)
+        assert row["cramers_v"] == association(table, method="cramer")
+        assert (round(row["raw_smaller"], 2), round(row["raw_larger"], 2)) == (raw_s, raw_l)
+
+
+@pytest.mark.parametrize("coding", list(scaling.PAPER_CODINGS))
+def test_big_small_reproduces_scipy_on_published_counts(published, coding):
+    _, counts, draws = published
+    big = scaling.PAPER_CODINGS[coding]
+    row = scaling.big_small(draws, counts, big).row(0, named=True)
+    summed = counts.group_by(pl.col("model").is_in(list(big)).alias("big")).agg(pl.col("n_deep", "n_trials").sum())
+    (k_big, n_big), (k_small, n_small) = (summed.filter(pl.col("big") == b).select("n_deep", "n_trials").row(0) for b in (True, False))
+    table = np.array([[k_big, n_big - k_big], [k_small, n_small - k_small]])
+    ref = stats.chi2_contingency(table)
+    assert (row["chi2"], row["chi2_p"]) == (ref.statistic, ref.pvalue)
+    assert row["cramers_v"] == association(table, method="cramer")
+    assert n_big + n_small == 104_725 and k_big + k_small == 31_668
+    small = [m for m in draws["model"].values if m not in big]
+    diff = draws.sel(model=sorted(big)).mean("model") - draws.sel(model=small).mean("model")
+    assert row["diff_mean"] == pytest.approx(float(diff.mean()))
+
+
+def test_run_on_published_counts_writes_tables(published, tmp_path):
+    models, counts, draws = published
+    result = scaling.run(draws, counts, models, seed=3)
+    assert result.pairs.height == 5 and result.big_small["coding"].to_list() == list(scaling.PAPER_CODINGS)
+    assert result.trend["size_measure"].item() == "rank"  # closed models have no parameter counts
+    assert result.frequentist["n_clusters"].item() == 9 and result.frequentist["few_clusters"].item()
+    paths = {p.name for p in result.write(tmp_path)}
+    assert paths == {f"scaling_{t}.csv" for t in ("pairs", "big_small", "trend", "models", "frequentist")} | {"scaling_methods.json"}
+    meta = json.loads((tmp_path / "scaling_methods.json").read_text())
+    assert set(meta["methods"]) == set(scaling.METHODS) and meta["settings"]["size"] == "rank"
+    pooled_chi2 = pl.read_csv(tmp_path / "scaling_big_small.csv")["chi2"].to_list()
+    assert pooled_chi2 == pytest.approx(result.big_small["chi2"].to_list())
+
+
+def test_run_skips_codings_and_trend_with_notes(published):
+    models, counts, draws = published
+    present = ["gpt-4o-mini", "gpt-4o", "llama-3-8b"]
+    sub = draws.sel(model=present)
+    result = scaling.run(sub, counts.filter(pl.col("model").is_in(present)), models, pairs=[("llama-3-8b", "gpt-4o")], seed=1)
+    assert result.big_small is None and any("skipped" in n for n in result.notes)
+    assert result.trend is not None and result.trend["n_models"].item() == 2  # llama-3 family has one model here
+    assert any("llama-3-8b: the only sized model" in n for n in result.notes)
+
+
+def test_unavailable_and_invalid_inputs(published):
+    models, counts, draws = published
+    with pytest.raises(scaling.ScalingUnavailable, match="single model"):
+        scaling.pairs(models, ["gpt-4o"])
+    with pytest.raises(scaling.ScalingUnavailable, match="no family has two models"):
+        scaling.pairs(models, ["gpt-4o", "gpt-4.1", "llama-3-8b"])
+    assert not scaling.has_size_pairs(models, ["gpt-4o", "gpt-4.1"])
+    assert scaling.has_size_pairs(models, ["gpt-4o", "gpt-4o-mini"])
+    unsized = _table(["a", "b"], ["x", "x"], [None, None])
+    with pytest.raises(scaling.ScalingUnavailable, match="a: no size rank"):
+        scaling.pairs(unsized, ["a", "b"])
+    with pytest.raises(scaling.ScalingUnavailable, match="c: not in the model table"):
+        scaling.pairs(unsized, ["a", "c"])
+    with pytest.raises(scaling.ScalingUnavailable, match=r"log_params.*gpt-4o"):
+        scaling.size_design(models, draws["model"].values.tolist(), "log_params")
+    with pytest.raises(ValueError, match=r"unknown model\(s\) \['gpt-5'\]"):
+        scaling.pairs(models, ["gpt-4o", "gpt-4o-mini"], explicit=[("gpt-4o-mini", "gpt-5")])
+    with pytest.raises(ValueError, match="compared with itself"):
+        scaling.pairs(models, ["gpt-4o", "gpt-4o-mini"], explicit=[("gpt-4o", "gpt-4o")])
+    bad = counts.with_columns(pl.when(pl.col("model") == "gpt-4o").then(20_000).otherwise("n_deep").alias("n_deep"))
+    with pytest.raises(ValueError, match=r"counts row 6 \(model gpt-4o\)"):
+        scaling.frequentist_pairs(bad, [("gpt-4o-mini", "gpt-4o")])
+    with pytest.raises(ValueError, match="dims"):
+        scaling.pair_contrasts(draws.rename(model="m"), [("gpt-4o-mini", "gpt-4o")])
+
+
+def test_log_params_size_when_all_models_have_counts():
+    table = _table(["s", "m", "l", "t", "u"], ["a", "a", "a", "b", "b"], [1, 2, 3, 1, 2], [1.0, 4.0, 16.0, 2.0, 8.0])
+    rows, measure, scale, notes = scaling.size_design(table, ["s", "m", "l", "t", "u"])
+    centred = np.log([1, 4, 16, 2, 8]) - np.r_[[np.log(4)] * 3, [np.log(4)] * 2]
+    assert measure == "log_params" and notes == []
+    np.testing.assert_allclose(rows["size_std"].to_numpy(), centred / centred.std())
+    assert scale == pytest.approx(centred.std())
