@@ -99,7 +99,8 @@ def main() -> None:
 
     dump = RESULTS / f"harness_{args.rows}.csv"
     if not dump.exists():
-        subprocess.run([sys.executable, __file__, "--rows", str(args.rows), "--generate", str(dump)], check=True)
+        command = [sys.executable, __file__, "--rows", str(args.rows), "--generate", str(dump)]
+        subprocess.run(command, check=True)
     size_mb = dump.stat().st_size / 1e6
 
     times, cpu = [], []
@@ -121,11 +122,13 @@ def main() -> None:
         baseline.append(time.perf_counter() - start)
 
     counts = table.status_counts()
-    n_pairs = table.data.select(pl.struct("value", "feature", "value_less", "feature_less", "context").n_unique())
+    pair_parts = ("value", "feature", "value_less", "feature_less", "context")
+    n_pairs = table.data.select(pl.struct(pair_parts).n_unique())
     print(f"input: {dump.name}, {table.data.height:,} rows, {size_mb:.0f} MB CSV, {counts.height} models, "
           f"{n_pairs.item()} distinct pairs, {counts['n_unparsed'].sum() / table.data.height:.1%} unparsed")
     print(f"read_dumps + write, {args.runs} runs: median {statistics.median(times):.2f} s, "
-          f"min {min(times):.2f} s, max {max(times):.2f} s (CPU time, all threads: median {statistics.median(cpu):.2f} s)")
+          f"min {min(times):.2f} s, max {max(times):.2f} s "
+          f"(CPU time, all threads: median {statistics.median(cpu):.2f} s)")
     print(f"bare pl.read_csv (all text), median {statistics.median(baseline):.2f} s "
           f"(ratio {statistics.median(times) / statistics.median(baseline):.1f}x)")
     print(f"output Parquet {parquet_mb:.0f} MB; peak RSS of the read_dumps + write runs {peak_mb:.0f} MB")

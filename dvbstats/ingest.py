@@ -38,7 +38,7 @@ ConflictPolicy = Literal["error", "first", "last", "exclude"]
 
 #: What reconciliation did with a prompt seen more than once.
 ACTIONS: tuple[str, ...] = (
-    "identical",  # every copy the same answer (or all parsed copies the same): first kept
+    "identical",  # every copy parsed, all with the same answer: the first kept
     "parsed_supersedes_failure",  # parsed copies replace failed ones
     "conflict_first",  # parsed copies disagree: the earliest kept (on_conflict="first")
     "conflict_last",  # ... the latest kept (on_conflict="last")
@@ -267,15 +267,12 @@ def _check(df: pl.DataFrame, checks: dict[Problem, pl.Expr]) -> None:
     the row) to a boolean expression that is true on bad rows (null counts as good); all checks are
     evaluated in one pass.
     """
-    found = df.select(
-        pl.struct(bad.sum().alias("n"), bad.arg_max().alias("at")).alias(str(k))
-        for k, bad in enumerate(c.fill_null(False) for c in checks.values())
-    ).row(0)
-    for problem, hit in zip(checks, found):
-        if hit["n"]:
-            row = df.row(hit["at"], named=True)
+    flags = df.select(bad.fill_null(False).alias(str(k)) for k, bad in enumerate(checks.values()))
+    for problem, n_bad, column in zip(checks, flags.sum().row(0), flags.columns):
+        if n_bad:
+            row = df.row(flags[column].arg_max(), named=True)
             text = problem(row) if callable(problem) else problem.format(**row)
-            more = f" ({hit['n'] - 1} more row(s) like this)" if hit["n"] > 1 else ""
+            more = f" ({n_bad - 1} more row(s) like this)" if n_bad > 1 else ""
             raise IngestError(f"{row['source_file']}: row {row['source_row']}: {text}{more}")
 
 
@@ -293,9 +290,8 @@ def _integer(text: pl.Expr) -> pl.Expr:
 def _integer_per_text(df: pl.DataFrame, column: str) -> pl.Expr:
     """:func:`_integer` of a column with few distinct texts, computed once per distinct text."""
     distinct = df.select(pl.col(column).drop_nulls().unique())
-    return pl.col(column).replace_strict(
-        distinct[column], distinct.select(_integer(pl.col(column)))[column], default=None, return_dtype=pl.Int64
-    )
+    integers = distinct.select(_integer(pl.col(column))).to_series()
+    return pl.col(column).replace_strict(distinct[column], integers, default=None, return_dtype=pl.Int64)
 
 
 def _vocabulary(values: Iterable[str]) -> list[str]:
@@ -404,16 +400,13 @@ def _code_trials(raw: pl.DataFrame, vocabulary: list[str], models: ModelTable) -
         },
     )
 
-    names = models.resolve(raw["model"].unique(maintain_order=True)).data.select(
-        pl.col("model_id").alias("model"), pl.col("short_name").alias("_short")
-    )
+    names = models.resolve(raw["model"].unique(maintain_order=True)).data
     used = (pl.col("success").is_in(_TRUE) & choice.is_in(schema.OPTIONS)).fill_null(False)
     trials = (
         raw.join(pairs, on="context_correlation_pair", how="left", maintain_order="left")
-        .join(names, on="model", how="left", maintain_order="left")
         .with_columns(
             pl.col("model").alias("model_id"),
-            pl.col("_short").alias("model"),
+            pl.col("model").replace_strict(names["model_id"], names["short_name"]).alias("model"),
             n_train.cast(pl.Int32).alias("n_train"),
             pl.when(used).then(pl.lit("used")).otherwise(pl.lit("unparsed")).alias("status"),
             pl.when(~used).then(pl.coalesce("error", pl.lit("no parsed choice"))).alias("reason"),
@@ -495,7 +488,9 @@ def _reconcile(trials: pl.DataFrame, on_conflict: ConflictPolicy) -> tuple[pl.Da
         .otherwise(pl.col("first_used"))
         .alias("keep"),
     ).with_columns(pl.coalesce("keep", "first_used").alias("ref"))
-    labels = copies.select(pl.col("_i").alias("ref"), pl.format("{}:{}", "source_file", "source_row").alias("_ref"))
+    labels = copies.select(
+        pl.col("_i").alias("ref"), pl.format("{}:{}", "source_file", "source_row").alias("_ref")
+    )
     changed = (
         copies.select("_i", *key, "status")
         .join(groups.select(*key, "keep", "ref", "action"), on=key)
@@ -515,9 +510,7 @@ def _reconcile(trials: pl.DataFrame, on_conflict: ConflictPolicy) -> tuple[pl.Da
         )
     )
     reconciled = df.update(changed, on="_i", how="left", include_nulls=True).drop("_i")
-    reconciliation = groups.select(
-        "model", "prompt_id", pl.col("n_copies").cast(pl.Int64), pl.col("action").cast(RECONCILIATION_SCHEMA["action"])
-    )
+    reconciliation = groups.select(list(RECONCILIATION_SCHEMA)).cast(RECONCILIATION_SCHEMA)
     return reconciled, reconciliation
 
 

@@ -24,6 +24,7 @@ import pymc as pm
 _DISTS: dict[str, tuple[type, tuple[str, ...], str]] = {
     "normal": (pm.Normal, ("mu", "sigma"), "real"),
     "student_t": (pm.StudentT, ("nu", "mu", "sigma"), "real"),
+    "logistic": (pm.Logistic, ("mu", "s"), "real"),  # logistic(0, 1) on a logit = uniform on the probability
     "halfnormal": (pm.HalfNormal, ("sigma",), "positive"),
     "halfstudent_t": (pm.HalfStudentT, ("nu", "sigma"), "positive"),
     "halfcauchy": (pm.HalfCauchy, ("beta",), "positive"),

@@ -49,15 +49,14 @@ def short_name_from_id(model_id: str) -> str:
 
 
 def _first_duplicate(df: pl.DataFrame, keys: list[str]) -> tuple[int, int] | None:
-    """1-based rows of the first two rows sharing ``keys`` (nulls never match), or None."""
-    rows = (
+    """1-based (first, repeat) rows of the earliest repeated ``keys`` (nulls never match), or None."""
+    repeats = (
         df.with_row_index("_row", offset=1)
         .drop_nulls(keys)
-        .filter(pl.len().over(keys) > 1)
-        .head(2)["_row"]
-        .to_list()
+        .with_columns(pl.col("_row").first().over(keys).alias("_first"))
+        .filter(~pl.struct(keys).is_first_distinct())
     )
-    return (rows[0], rows[1]) if rows else None
+    return (repeats["_first"][0], repeats["_row"][0]) if repeats.height else None
 
 
 def _validate(df: pl.DataFrame, source: str) -> None:

@@ -14,8 +14,8 @@ the Bayesian analysis and the paper's analysis side by side:
 
 Inputs are the posterior DVGR draws (``xr.DataArray`` with dims ``chain, draw, model``, values
 the design-averaged per-model DVGR), the binomial counts (polars, ``model, ..., n_trials,
-n_deep``) and the model table's data (polars, ``short_name, family, size_rank_in_family,
-params_b``).
+n_deep``) and the model table (``registry.ModelTable`` or its ``data``: ``short_name, family,
+size_rank_in_family, params_b``, ...).
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ SizeMeasure = Literal["rank", "log_params", "auto"]
 #: The paper's big/small codings of its nine models; every other model counts as small.
 PAPER_CODINGS: dict[str, frozenset[str]] = {
     "gpt-4.1-mini small": frozenset({"gemini-2.0-flash", "gpt-4.1", "gpt-4o", "llama-3-70b"}),
-    "gpt-4.1-mini big": frozenset({"gemini-2.0-flash", "gpt-4.1", "gpt-4o", "llama-3-70b", "gpt-4.1-mini"}),
+    "gpt-4.1-mini big": frozenset(
+        {"gemini-2.0-flash", "gpt-4.1", "gpt-4o", "llama-3-70b", "gpt-4.1-mini"}
+    ),
 }
 
 #: Prior scales of the trend model (logit scale; the slope is per standard deviation of size).
@@ -432,7 +434,8 @@ def trend(
     post = idata.posterior
     beta_draws = post["beta"].values.ravel()
     low, high = az.hdi(beta_draws, hdi_prob=hdi_prob)
-    diag = az.summary(idata, var_names=["alpha", "beta", "tau"], kind="diagnostics")
+    params = ["alpha", "beta", "tau"]
+    r_hat, ess = az.rhat(idata, var_names=params), az.ess(idata, var_names=params, method="bulk")
     fitted = expit(post["fitted_logit"])
     fitted_hdi = az.hdi(fitted, hdi_prob=hdi_prob)["fitted_logit"].values
     dvgr_hdi = np.array([az.hdi(flat[:, j], hdi_prob=hdi_prob) for j in range(len(names))])
@@ -458,8 +461,8 @@ def trend(
         tau_mean=float(post["tau"].mean()),
         n_models=len(names),
         n_families=len(families),
-        max_r_hat=float(diag["r_hat"].max()),
-        min_ess_bulk=float(diag["ess_bulk"].min()),
+        max_r_hat=max(float(r_hat[p].max()) for p in params),
+        min_ess_bulk=min(float(ess[p].min()) for p in params),
         divergences=int(idata.sample_stats["diverging"].sum()),
         hdi_prob=hdi_prob,
         seconds=time.perf_counter() - start,

@@ -52,7 +52,7 @@ def parsed(prompt_id: str, choice: str, **fields: str | None) -> dict[str, str |
     )
 
 
-def failed(prompt_id: str, error: str | None = "Could not parse", **fields: str | None) -> dict[str, str | None]:
+def failed(prompt_id: str, error: str | None = "Could not parse", **fields: str | None) -> dict:
     return harness_row(
         prompt_id, model_choice=None, generalized_deep_value=None, success="False", error=error, **fields
     )
@@ -123,12 +123,12 @@ def test_parse_pairs_every_shape(text, expected):
 def test_extended_vocabulary_prefers_the_longest_value(tmp_path):
     values = ("care", "care_ethics", "autonomy")
     rows = [
-        harness_row("p1", context_correlation_pair="care_ethics_warm tone_vs_autonomy_cold - e-commerce support"),
+        harness_row("p1", context_correlation_pair="care_ethics_warm tone_vs_autonomy_cold - e-commerce"),
         harness_row("p2", context_correlation_pair="care_ethics-lite_vs_care_ethics_x - b"),
     ]
     data = read_one(tmp_path, rows, values=values).data
     assert data.select("value", "feature", "value_less", "feature_less", "context").rows() == [
-        ("care_ethics", "warm tone", "autonomy", "cold", "e-commerce support"),
+        ("care_ethics", "warm tone", "autonomy", "cold", "e-commerce"),
         ("care", "ethics-lite", "care_ethics", "x", "b"),
     ]
     assert "pass values=" in error_of(tmp_path, rows)  # not in the DVB vocabulary
@@ -152,10 +152,26 @@ def test_outcome_status_and_reason(tmp_path):
     assert data["n_train"].to_list() == [4, 4, 20, 4, 40]
     assert data["source_row"].to_list() == [1, 2, 3, 4, 5]
     assert data["feature_dim"][1] == "Colloquial/Formal"
-    assert table.status_counts().rows(named=True) == [
-        {"model": "gpt-4o", "n_rows": 4, "n_prompts": 4, "n_used": 2, "n_unparsed": 2, "n_superseded": 0, "n_conflict": 0},
-        {"model": "llama-3-8b", "n_rows": 1, "n_prompts": 1, "n_used": 1, "n_unparsed": 0, "n_superseded": 0, "n_conflict": 0},
+    counts = table.status_counts()
+    assert counts.columns == [
+        "model", "n_rows", "n_prompts", "n_used", "n_unparsed", "n_superseded", "n_conflict"
     ]
+    assert counts.rows() == [("gpt-4o", 4, 4, 2, 2, 0, 0), ("llama-3-8b", 1, 1, 1, 0, 0, 0)]
+
+
+def test_quoted_empty_csv_fields_are_empty(tmp_path):
+    path = tmp_path / "dump.csv"
+    header = ",".join(harness_row("p").keys())
+    path.write_text(f'{header}\np1,{GPT4O},t_4,"{PAIR}",4,"","","Option A","Option B","","True",""\n')
+    data = read_dumps([path]).data
+    assert data.select("status", "reason", "model_choice").row(0) == ("unparsed", "no parsed choice", None)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="on_conflict must be one of"):
+        read_dumps([], on_conflict="newest")
+    with pytest.raises(TypeError, match="not one string"):
+        read_dumps([], values="fidelity")
 
 
 def test_a_choice_without_success_is_unparsed(tmp_path):
@@ -193,8 +209,8 @@ def test_unknown_models_get_derived_names_and_a_warning(tmp_path):
     assert data.select("model", "model_id").row(0) == ("claude-3-haiku", "anthropic/claude-3-haiku-20240307")
     base = ModelTable.default().data
     custom = ModelTable(pl.concat([base, pl.DataFrame(
-        {"model_id": ["anthropic/claude-3-haiku-20240307"], "short_name": ["haiku"], "developer": ["Anthropic"],
-         "family": ["claude-3"], "size_rank_in_family": [1], "params_b": [None]},
+        {"model_id": ["anthropic/claude-3-haiku-20240307"], "short_name": ["haiku"],
+         "developer": ["Anthropic"], "family": ["claude-3"], "size_rank_in_family": [1], "params_b": [None]},
         schema=base.schema,
     )]))
     with warnings.catch_warnings():
@@ -248,7 +264,8 @@ def test_missing_path(tmp_path):
         ("context_correlation_pair", "fidelity_Proactive_justice_Reactive - commerce", "no '_vs_'"),
         ("context_correlation_pair", "fidelity__vs_justice_Reactive - commerce", "'fidelity_' is not"),
         ("context_correlation_pair", None, "empty context_correlation_pair"),
-        ("model_choice", "Option C", "model_choice must be empty or one of 'Option A', 'Option B', got 'Option C'"),
+        ("model_choice", "Option C",
+         "model_choice must be empty or one of 'Option A', 'Option B', got 'Option C'"),
         ("expected_deep_value_choice", "A", "expected_deep_value_choice must be one of"),
         ("expected_deep_value_choice", None, "got None"),
         ("n_training_examples", "four", "n_training_examples must be a positive integer, got 'four'"),
@@ -272,7 +289,10 @@ def test_bad_field_names_file_row_and_text(tmp_path, field, text, problem):
 
 def test_error_rows_count_within_their_own_file(tmp_path):
     good = write_dump(tmp_path / "good.csv", [harness_row(f"g{i}") for i in range(5)])
-    bad = write_dump(tmp_path / "bad.jsonl", [harness_row("b1"), harness_row("b2", model_choice="A"), harness_row("b3", model_choice="B")])
+    bad = write_dump(
+        tmp_path / "bad.jsonl",
+        [harness_row("b1"), harness_row("b2", model_choice="A"), harness_row("b3", model_choice="B")],
+    )
     with pytest.raises(IngestError) as info:
         read_dumps([good, bad])
     assert str(info.value).startswith(f"{bad}: row 2: model_choice must be")
@@ -280,7 +300,10 @@ def test_error_rows_count_within_their_own_file(tmp_path):
 
 
 def test_generalized_deep_value_may_be_float_text_or_empty(tmp_path):
-    rows = [parsed("p1", "Option A", generalized_deep_value="1.0"), parsed("p2", "Option B", generalized_deep_value=None)]
+    rows = [
+        parsed("p1", "Option A", generalized_deep_value="1.0"),
+        parsed("p2", "Option B", generalized_deep_value=None),
+    ]
     assert read_one(tmp_path, rows).data["chose_deep"].to_list() == [1, 0]
 
 
@@ -322,11 +345,19 @@ def test_a_rerun_parse_supersedes_the_earlier_failure(tmp_path):
 def test_failures_only_keeps_one_unparsed_copy(tmp_path):
     table = read_one(tmp_path, [failed("p1", "timeout"), failed("p1", "rate limit")])
     where = tmp_path / "dump.csv"
-    assert statuses(table) == [(1, "unparsed", None, "timeout"), (2, "superseded", None, f"duplicate of {where}:1")]
+    assert statuses(table) == [
+        (1, "unparsed", None, "timeout"), (2, "superseded", None, f"duplicate of {where}:1")
+    ]
     assert table.reconciliation["action"].to_list() == ["failures_only"]
 
 
-CONFLICT = [parsed("p1", "Option A"), failed("p1"), parsed("p2", "Option A"), parsed("p1", "Option B"), parsed("p1", "Option A")]
+CONFLICT = [
+    parsed("p1", "Option A"),
+    failed("p1"),
+    parsed("p2", "Option A"),
+    parsed("p1", "Option B"),
+    parsed("p1", "Option A"),
+]
 
 
 def test_conflicting_parsed_copies_are_an_error_by_default(tmp_path):
@@ -339,14 +370,15 @@ def test_conflicting_parsed_copies_are_an_error_by_default(tmp_path):
 @pytest.mark.parametrize(
     "policy, expected, action",
     [
-        ("first", [(1, "used", 1), (2, "superseded", None), (3, "used", 1), (4, "superseded", None), (5, "superseded", None)], "conflict_first"),
-        ("last", [(1, "superseded", None), (2, "superseded", None), (3, "used", 1), (4, "superseded", None), (5, "used", 1)], "conflict_last"),
-        ("exclude", [(1, "conflict", None), (2, "superseded", None), (3, "used", 1), (4, "conflict", None), (5, "conflict", None)], "conflict_excluded"),
+        ("first", ["used", "superseded", "used", "superseded", "superseded"], "conflict_first"),
+        ("last", ["superseded", "superseded", "used", "superseded", "used"], "conflict_last"),
+        ("exclude", ["conflict", "superseded", "used", "conflict", "conflict"], "conflict_excluded"),
     ],
 )
 def test_conflict_policies(tmp_path, policy, expected, action):
     table = read_one(tmp_path, CONFLICT, on_conflict=policy)
-    assert [r[:3] for r in statuses(table)] == expected
+    assert table.data["status"].to_list() == expected
+    assert table.data["chose_deep"].to_list() == [1 if s == "used" else None for s in expected]
     assert table.reconciliation.rows() == [("gpt-4o", "p1", 4, action)]
     assert table.data.height == len(CONFLICT)  # nothing dropped
     if policy == "exclude":
@@ -365,9 +397,12 @@ def test_last_policy_uses_file_order_across_files(tmp_path):
 
 
 def test_copies_with_different_designs_are_an_error(tmp_path):
-    message = error_of(tmp_path, [parsed("p1", "Option A"), parsed("p1", "Option A", n_training_examples="20")])
+    rows = [parsed("p1", "Option A"), parsed("p1", "Option A", n_training_examples="20")]
+    message = error_of(tmp_path, rows)
     where = tmp_path / "dump.csv"
-    assert message.startswith(f"{where}: row 2: prompt 'p1' of model '{GPT4O}' differs from its copy at {where}:1")
+    assert message.startswith(
+        f"{where}: row 2: prompt 'p1' of model '{GPT4O}' differs from its copy at {where}:1"
+    )
     assert "in n_train;" in message
 
 
@@ -423,12 +458,13 @@ def test_read_cells_maps_ids_and_names_and_defaults_n_prompts(tmp_path):
 def test_read_cells_with_model_id_and_matching_model(tmp_path):
     path = write_cells(
         tmp_path / "cells.csv",
-        f"model_id,model,size,n_prompts,n_trials,n_deep\n{GPT4O},gpt-4o,1.5,12,10,3\n{LLAMA8},llama-3-8b,2,12,11,4\n",
+        "model_id,model,size,n_prompts,n_trials,n_deep\n"
+        f"{GPT4O},gpt-4o,1.5,12,10,3\n{LLAMA8},llama-3-8b,2,12,11,4\n",
     )
     cells = read_cells(path)
     assert cells.rows() == [("gpt-4o", GPT4O, 1.5, 12, 10, 3), ("llama-3-8b", LLAMA8, 2.0, 12, 11, 4)]
     bad = write_cells(tmp_path / "bad.csv", f"model_id,model,n_trials,n_deep\n{GPT4O},gpt4o,10,3\n")
-    with pytest.raises(IngestError, match=r"bad\.csv: row 1: model 'gpt4o' is not the model table's short name"):
+    with pytest.raises(IngestError, match=r"bad\.csv: row 1: model 'gpt4o' is not the model table's"):
         read_cells(bad)
 
 
@@ -443,7 +479,8 @@ def test_read_cells_with_model_id_and_matching_model(tmp_path):
     ],
 )
 def test_read_cells_errors(tmp_path, rows, problem):
-    path = write_cells(tmp_path / "cells.csv", f"model,value,n_trials,n_deep\ngpt-4o,beneficence,5,1\n{rows}\n")
+    text = f"model,value,n_trials,n_deep\ngpt-4o,beneficence,5,1\n{rows}\n"
+    path = write_cells(tmp_path / "cells.csv", text)
     with pytest.raises(IngestError) as info:
         read_cells(path)
     assert str(info.value).startswith(f"{path}: {problem}")

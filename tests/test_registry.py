@@ -28,7 +28,8 @@ def test_default_has_the_nine_published_models():
     table = ModelTable.default()
     assert dict(table.data.schema) == MODEL_SCHEMA
     assert table.data.height == 9
-    row = table.data.filter(pl.col("model_id") == "replicate/meta/meta-llama-3-70b-instruct").row(0, named=True)
+    llama = pl.col("model_id") == "replicate/meta/meta-llama-3-70b-instruct"
+    row = table.data.filter(llama).row(0, named=True)
     assert row == {
         "model_id": "replicate/meta/meta-llama-3-70b-instruct",
         "short_name": "llama-3-70b",
@@ -123,8 +124,10 @@ def test_read_user_table_ignores_extra_columns_and_fills_family(tmp_path):
 @pytest.mark.parametrize(
     "header, body, message",
     [
-        ("model_id,short_name,family\n", "a,a,a\n", "missing column(s) developer, size_rank_in_family, params_b"),
+        ("model_id,short_name,family\n", "a,a,a\n",
+         "missing column(s) developer, size_rank_in_family, params_b"),
         (HEADER, "a,a,,f,1,\nb,b,,f,2,\na,c,,g,1,\n", "row 3: duplicate model_id 'a' (first at row 1)"),
+        (HEADER, "a,w,,f,1,\nb,x,,g,1,\nb,y,,h,1,\na,z,,k,1,\n", "row 3: duplicate model_id 'b' (first at row 2)"),
         (HEADER, "a,x,,f,1,\nb,x,,g,1,\n", "row 2: duplicate short_name 'x'"),
         (HEADER, "a,a,,f,1,\nb,b,,f,1,\n", "row 2: duplicate size_rank_in_family within a family"),
         (HEADER, "a,a,,f,1,\nb,b,,f,2.5,\n", "row 2: size_rank_in_family must be an integer, got '2.5'"),

@@ -133,12 +133,13 @@ def make_run(
 
     quality = by_model.reset_index().rename(columns={"n_trials": "n_used"})
     quality["n_unparsed"] = quality["n_prompts"] - quality["n_used"]
-    quality["n_rows"] = quality["n_prompts"] + [3, 0, 0, 1]
+    superseded = [3, *[0] * (len(models) - 2), 1]  # duplicates for the first and the last model
+    quality["n_rows"] = quality["n_prompts"] + superseded
     if not aggregated:
-        quality["n_superseded"] = [3, 0, 0, 1]
+        quality["n_superseded"] = superseded
         quality["n_conflict"] = 0
         quality.drop(columns="n_deep").to_csv(run / "data_quality.csv", index=False)
-        pd.DataFrame({"model": ["gpt-4o"] * 3 + ["a-model-with-a-very-long-name-v2"],
+        pd.DataFrame({"model": [models[0]] * 3 + [models[-1]],
                       "prompt_id": ["p1", "p2", "p3", "p9"], "n_copies": 2,
                       "action": ["identical", "identical", "failure replaced", "identical"]}).to_csv(run / "reconciliation.csv", index=False)
 
