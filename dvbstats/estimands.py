@@ -34,7 +34,7 @@ def _stacked(idata: az.InferenceData, names: Sequence[str]) -> dict[str, np.ndar
     return {n: post[n].values.reshape(-1, *post[n].shape[2:]) for n in names if n in post}
 
 
-def _parameter_names(d: Design) -> list[str]:
+def parameter_names(d: Design) -> list[str]:
     return ["Intercept"] + [f"b_{x}" for x in d.fixed] + [f"r_{t.name}" for t in d.terms]
 
 
@@ -42,43 +42,54 @@ def cell_probabilities(d: Design, idata: az.InferenceData, *, chunk: int = 250):
     """Yield ``(draw_slice, p)`` with ``p`` the (draws, cells) deep-choice probabilities, in chunks."""
     from .model import linear_predictor
 
-    draws = _stacked(idata, _parameter_names(d))
+    draws = _stacked(idata, parameter_names(d))
     n = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
     for start in range(0, n, chunk):
         sl = slice(start, min(start + chunk, n))
         yield sl, expit(linear_predictor(d, {k: v[sl] for k, v in draws.items()}))
 
 
-def design_average(d: Design, idata: az.InferenceData, by: Sequence[str]) -> tuple[xr.DataArray, pl.DataFrame]:
-    """Prompt-weighted mean probability per group of cells: ((chain, draw, group), group keys)."""
+def design_averages(
+    d: Design, idata: az.InferenceData, groupings: Sequence[Sequence[str]]
+) -> list[tuple[xr.DataArray, pl.DataFrame]]:
+    """Prompt-weighted mean probability per group of cells, for several groupings in one pass.
+
+    For each grouping: a (chain, draw, group) array and the group keys (one row per group).
+    """
     df = d.cells.data.with_row_index("_cell")
-    if by:
-        keys = df.select(by).unique(maintain_order=False).sort(by).with_row_index("_group")
-        group = df.join(keys, on=list(by), how="left").sort("_cell")["_group"].to_numpy()
-    else:
-        keys, group = pl.DataFrame({"_group": [0]}, schema={"_group": pl.UInt32}), np.zeros(df.height, dtype=np.int64)
     w = df["n_prompts"].to_numpy().astype(float)
-    totals = np.bincount(group, weights=w, minlength=keys.height)
-    W = sparse.csr_matrix((w / totals[group], (group, np.arange(df.height))), shape=(keys.height, df.height))
+    layouts = []
+    for by in groupings:
+        if by:
+            keys = df.select(by).unique().sort(by).with_row_index("_group")
+            group = df.join(keys, on=list(by), how="left").sort("_cell")["_group"].to_numpy().astype(np.int64)
+        else:
+            keys, group = pl.DataFrame({"_group": [0]}), np.zeros(df.height, dtype=np.int64)
+        totals = np.bincount(group, weights=w, minlength=keys.height)
+        W = sparse.csr_matrix((w / totals[group], (group, np.arange(df.height))), shape=(keys.height, df.height))
+        layouts.append((W, keys.drop("_group")))
     post = idata.posterior
-    out = np.empty((post.sizes["chain"] * post.sizes["draw"], keys.height))
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    outs = [np.empty((n_chain * n_draw, keys.height)) for _, keys in layouts]
     for sl, p in cell_probabilities(d, idata):
-        out[sl] = (W @ p.T).T
-    out = out.reshape(post.sizes["chain"], post.sizes["draw"], keys.height)
-    da = xr.DataArray(out, dims=("chain", "draw", "group"), coords={"chain": post.chain, "draw": post.draw})
-    return da, keys.drop("_group")
+        for (W, _), out in zip(layouts, outs):
+            out[sl] = (W @ p.T).T
+    coords = {"chain": post.chain, "draw": post.draw}
+    return [
+        (xr.DataArray(out.reshape(n_chain, n_draw, -1), dims=("chain", "draw", "group"), coords=coords), keys)
+        for out, (_, keys) in zip(outs, layouts)
+    ]
 
 
-def dvgr_draws(d: Design, idata: az.InferenceData) -> xr.DataArray:
-    """Design-averaged DVGR per model: (chain, draw, model)."""
-    da, keys = design_average(d, idata, ["model"])
+def dvgr_draws(averaged: tuple[xr.DataArray, pl.DataFrame]) -> xr.DataArray:
+    """Design-averaged DVGR per model, (chain, draw, model), from the ``("model",)`` grouping."""
+    da, keys = averaged
     return da.rename(group="model").assign_coords(model=keys["model"].to_list()).rename("dvgr")
 
 
-def overall_dvgr(d: Design, idata: az.InferenceData) -> xr.DataArray:
-    """Design-averaged DVGR over every model's cells: (chain, draw)."""
-    da, _ = design_average(d, idata, [])
-    return da.isel(group=0, drop=True).rename("dvgr_overall")
+def overall_dvgr(averaged: tuple[xr.DataArray, pl.DataFrame]) -> xr.DataArray:
+    """Design-averaged DVGR over every model's cells, (chain, draw), from the ``()`` grouping."""
+    return averaged[0].isel(group=0, drop=True).rename("dvgr_overall")
 
 
 def population_dvgr(d: Design, idata: az.InferenceData, models: Sequence[str], seed: int) -> xr.DataArray:

@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 from scipy.special import expit, logit
 
+from dvbstats.manifest import sha256
 from dvbstats.simulate import Design, Effects, Simulation, draw_effects, draw_prompts, simulate
 
 EXAMPLE_SEED: int = 20250512
@@ -156,8 +157,8 @@ def write_example(out_dir: Path = Path("data/raw/example"), *, force: bool = Fal
         simulation = simulate_example(Path(tmp))
         files = []
         for fresh in simulation.paths:
-            target, digest = out_dir / fresh.name, _sha256(fresh)
-            if not target.exists() or _sha256(target) != digest:
+            target, digest = out_dir / fresh.name, sha256(fresh)
+            if not target.exists() or sha256(target) != digest:
                 if target.exists() and not force:
                     raise FileExistsError(
                         f"{target}: differs from the synthetic example dvbstats.example generates "
@@ -268,7 +269,3 @@ def _read_manifest(path: Path) -> dict:
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: not a valid synthetic-example manifest ({err!r})") from err
     return manifest
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

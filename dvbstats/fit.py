@@ -11,6 +11,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -19,10 +20,10 @@ from . import cells as cellmod
 from . import formula as formulamod
 from . import manifest, summaries
 from .fitting import Fit, fit
-from .ingest import IngestError, TrialTable, load
+from .ingest import RECONCILIATION_SCHEMA, IngestError, TrialTable, load
 from .priors import PriorError, Priors
 from .registry import ModelTable
-from .sample import SamplerSettings
+from .sample import MAX_R_HAT, MIN_ESS, SamplerSettings
 
 EXIT_DIAGNOSTICS = 3
 
@@ -71,26 +72,14 @@ def run(
     f = formulamod.parse(formula or formulamod.DEFAULT_FORMULA)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        source = load(paths, values=vocab, models=table, on_conflict=on_conflict)
-    for w in caught:
-        log(f"warning: {w.message}")
+        data = read_inputs(paths, f, table, vocab, on_conflict)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        log(f"warning: {message}")
     t_ingest = time.perf_counter()
-    if isinstance(source, TrialTable):
+    if data.trials is not None:
         processed.mkdir(parents=True, exist_ok=True)
-        source.write(processed / f"{name}_trials.parquet")
-        cells = cellmod.from_trials(source.data, f.variables)
-        quality = source.status_counts()
-        reconciliation = source.reconciliation
-        model_ids = source.data["model_id"].unique().to_list()
-        inputs = [dict(path=s.path, sha256=s.sha256, format=s.format, n_rows=s.n_rows) for s in source.sources]
-    else:
-        cells = cellmod.from_counts(source, f.variables)
-        quality = cells.by_model().select("model", n_rows="n_prompts", n_prompts="n_prompts", n_used="n_trials",
-                                          n_unparsed=pl.col("n_prompts") - pl.col("n_trials"))
-        reconciliation = pl.DataFrame(schema={"model": pl.String, "prompt_id": pl.String,
-                                              "n_copies": pl.Int64, "action": pl.String})
-        model_ids = source["model_id"].unique().to_list()
-        inputs = manifest.describe_inputs(paths, fmt="cells")
+        data.trials.write(processed / f"{name}_trials.parquet")
+    cells, quality, reconciliation, inputs = data.cells, data.quality, data.reconciliation, data.inputs
     log(f"Ingested {sum(i['n_rows'] for i in inputs):,} rows from {len(inputs)} file(s): "
         f"{cells.n_trials:,} trials used in {cells.data.height:,} design cells, "
         f"{int(quality['n_rows'].sum()) - cells.n_trials:,} rows excluded (see data_quality.csv).")
@@ -99,27 +88,15 @@ def run(
     log(f"Fitting {f} with {sampler} ({chains} chains x {draws} draws, {tune} tuning)...")
     result = fit(f, cells, priors=Priors.from_specs(priors), settings=settings,
                  parametrization=parametrization, progress=progress)
-    tables = {
-        "dvgr": summaries.dvgr_table(result, hdi_prob, seed),
-        "sd": summaries.sd_table(result, hdi_prob),
-        "fixed": summaries.fixed_table(result, hdi_prob),
-        "random_effects": summaries.random_effects_table(result, hdi_prob),
-        "margins": summaries.margins_table(result, hdi_prob),
-        "ppc": summaries.ppc_table(result, hdi_prob, seed),
-        "diagnostics": result.diagnostics.table,
-        "data_quality": quality,
-        "reconciliation": reconciliation,
-    }
-    interaction = summaries.interaction_table(result, hdi_prob)
-    if interaction is not None:
-        tables["interaction_dvgr"] = interaction
+    log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
+    tables = {**summaries.tables(result, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation}
     for key, df in tables.items():
         df.write_csv(out / f"{key}.csv")
     tables["dvgr"].write_parquet(out / "dvgr.parquet")
     cells.write(out / "cells.parquet")
     result.idata.to_netcdf(str(out / "posterior.nc"), engine="h5netcdf")
 
-    scaling_note = _scaling(result, table.resolve(model_ids), pairs, hdi_prob, seed, out, scaling, log)
+    scaling_note = _scaling(result, data.models, pairs, hdi_prob, seed, out, scaling, log)
     t_end = time.perf_counter()
     meta = manifest.build(
         run_name=name, synthetic=synthetic, inputs=inputs, fit=result, quality=quality,
@@ -131,9 +108,47 @@ def run(
     if report:
         from .report import render
 
+        log("Rendering the report...")
         html = render(out)
         log(f"Report: {html}")
     return out, result
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the fit needs from the input files, whether trial dumps or aggregated cell tables."""
+
+    cells: cellmod.CellTable
+    quality: pl.DataFrame  # per model status counts
+    reconciliation: pl.DataFrame
+    models: ModelTable  # the model table rows of the models present
+    inputs: list[dict]  # path, sha256, format, n_rows
+    trials: TrialTable | None
+
+
+def read_inputs(paths, f: formulamod.Formula, table: ModelTable, values, on_conflict) -> Inputs:
+    """Ingest ``paths`` and aggregate them into the cells of the formula's design."""
+    source = load(paths, values=values, models=table, on_conflict=on_conflict)
+    if isinstance(source, TrialTable):
+        return Inputs(
+            cells=cellmod.from_trials(source.data, f.variables),
+            quality=source.status_counts(),
+            reconciliation=source.reconciliation,
+            models=table.resolve(source.data["model_id"].unique().to_list()),
+            inputs=[dict(path=s.path, sha256=s.sha256, format=s.format, n_rows=s.n_rows) for s in source.sources],
+            trials=source,
+        )
+    cells = cellmod.from_counts(source, f.variables)
+    quality = cells.by_model().select("model", n_rows="n_prompts", n_prompts="n_prompts", n_used="n_trials",
+                                      n_unparsed=pl.col("n_prompts") - pl.col("n_trials"))
+    return Inputs(
+        cells=cells,
+        quality=quality,
+        reconciliation=pl.DataFrame(schema=RECONCILIATION_SCHEMA),
+        models=table.resolve(source["model_id"].unique().to_list()),
+        inputs=manifest.describe_inputs(paths, fmt="cells"),
+        trials=None,
+    )
 
 
 def _scaling(result: Fit, table: ModelTable, pairs, hdi_prob, seed, out: Path, wanted: bool | None, log) -> str:
@@ -147,6 +162,7 @@ def _scaling(result: Fit, table: ModelTable, pairs, hdi_prob, seed, out: Path, w
             return "not run: no model family with two sizes among the fitted models"
     if not wanted:
         return "not run (--no-scaling)"
+    log("Scaling-trend tests (pairs within families, pooled size slope)...")
     try:
         res = scaling.run(result.dvgr, result.cells.data, present, pairs=pairs, hdi_prob=hdi_prob, seed=seed)
     except scaling.ScalingUnavailable as exc:
@@ -176,6 +192,26 @@ def console_table(dvgr: pl.DataFrame) -> str:
             f"{r['dvgr_mean']:.3f} [{r['dvgr_hdi_low']:.3f}, {r['dvgr_hdi_high']:.3f}]    "
             f"{r['p_below_half']:>8.3f}{r['r_hat']:>7.3f}{r['ess_bulk']:>7.0f}"
         )
+    return "\n".join(lines)
+
+
+def console_scaling(out: Path) -> str:
+    """Pair contrasts and the pooled slope, when the scaling tests ran."""
+    pairs_csv, trend_csv = out / "scaling_pairs.csv", out / "scaling_trend.csv"
+    if not pairs_csv.exists():
+        return ""
+    lines = ["Scaling (larger minus smaller, posterior DVGR difference [HDI], P(<0); paper's chi-square p):"]
+    for r in pl.read_csv(pairs_csv).iter_rows(named=True):
+        lines.append(f"  {r['smaller'] + ' -> ' + r['larger']:<44}{r['diff_mean']:+.3f} [{r['diff_hdi_low']:+.3f}, "
+                     f"{r['diff_hdi_high']:+.3f}]  P={r['p_diff_below_0']:.3f}  chi2 p={r['chi2_p']:.2g}")
+    if trend_csv.exists():
+        t = pl.read_csv(trend_csv).row(0, named=True)
+        lines.append(f"  pooled slope per within-family SD of size ({t['size_measure']}): {t['slope_mean']:+.3f} "
+                     f"[{t['slope_hdi_low']:+.3f}, {t['slope_hdi_high']:+.3f}], P(slope<0)={t['p_slope_below_0']:.3f}, "
+                     f"BF01={t['bf01']:.2f}")
+        if t["max_r_hat"] > MAX_R_HAT or t["divergences"] > 0 or t["min_ess_bulk"] < MIN_ESS:
+            lines.append(f"  WARNING: the slope model's sampler checks failed (R-hat {t['max_r_hat']:.3f}, "
+                         f"ESS {t['min_ess_bulk']:.0f}, {t['divergences']} divergences)")
     return "\n".join(lines)
 
 
@@ -242,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(f"Posterior DVGR ({args.hdi:.0%} HDI), formula: {result.formula}")
     print(console_table(dvgr))
+    scaling_lines = console_scaling(out)
+    if scaling_lines:
+        print("\n" + scaling_lines)
     print(f"\nRun folder: {out}")
     diag = result.diagnostics
     if not diag.ok:

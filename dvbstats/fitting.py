@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import arviz as az
+import polars as pl
 import xarray as xr
 
 from . import estimands
@@ -39,13 +41,29 @@ class Fit:
         return self.cells.by_model()["model"].to_list()
 
     @cached_property
+    def _averages(self) -> dict[tuple[str, ...], tuple[xr.DataArray, pl.DataFrame]]:
+        """Design averages by model, overall, by each other factor and by each interaction, in one pass."""
+        groupings = [("model",), ()]
+        groupings += [(f,) for f in self.cells.by if f != "model"]
+        groupings += [t.term.factors for t in self.design.terms if len(t.term.factors) > 1]
+        groupings = list(dict.fromkeys(groupings))
+        return dict(zip(groupings, estimands.design_averages(self.design, self.idata, groupings)))
+
+    def average(self, by: Sequence[str]) -> tuple[xr.DataArray, pl.DataFrame]:
+        """Prompt-weighted posterior DVGR per group of design cells: ((chain, draw, group), keys)."""
+        key = tuple(by)
+        if key not in self._averages:
+            self._averages[key] = estimands.design_averages(self.design, self.idata, [key])[0]
+        return self._averages[key]
+
+    @property
     def dvgr(self) -> xr.DataArray:
         """Design-averaged DVGR per model (chain, draw, model)."""
-        return estimands.dvgr_draws(self.design, self.idata)
+        return estimands.dvgr_draws(self.average(("model",)))
 
-    @cached_property
+    @property
     def overall(self) -> xr.DataArray:
-        return estimands.overall_dvgr(self.design, self.idata)
+        return estimands.overall_dvgr(self.average(()))
 
     def top_level(self) -> dict[str, xr.DataArray]:
         """Intercept, slopes and random-effect SDs: the parameters every summary starts from."""
@@ -63,7 +81,7 @@ class Fit:
         return diagnose(quantities, self.idata)
 
     def priors_used(self) -> dict[str, str]:
-        return self.priors.describe(self.design.parameter_names)
+        return self.priors.describe(self.design.prior_names)
 
 
 def fit(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import difflib
 import glob
-import hashlib
 import io
 import json
 import re
@@ -29,6 +28,7 @@ from typing import Literal, get_args
 import polars as pl
 
 from dvbstats import schema
+from dvbstats.manifest import sha256
 from dvbstats.registry import ModelTable
 
 #: File formats by extension.
@@ -183,11 +183,6 @@ def _format(path: Path) -> str:
         raise IngestError(
             f"{path}: unknown file extension {path.suffix!r}; expected one of {', '.join(FORMATS)}"
         ) from None
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _refuse_empty(path: str) -> None:
@@ -536,7 +531,7 @@ def read_dumps(
     vocabulary = _vocabulary(values)
     files = _expand(paths)
     with ThreadPoolExecutor(max_workers=1) as pool:  # hash while polars parses
-        digests = [pool.submit(_sha256, path) for path, _ in files]
+        digests = [pool.submit(sha256, path) for path, _ in files]
         frames = []
         for path, fmt in files:
             frames.append(_read_text(

@@ -16,12 +16,9 @@ PACKAGES = ("dvbstats", "numpy", "scipy", "pandas", "polars", "pyarrow", "pymc",
 
 
 def sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
+    """SHA-256 of a file's bytes (hex): the input hashes of every manifest."""
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def versions() -> dict[str, str]:

@@ -66,7 +66,7 @@ class Design:
     observed: np.ndarray  # (n_cells,) bool: cells with parsed trials (in the likelihood)
 
     @property
-    def parameter_names(self) -> list[str]:
+    def prior_names(self) -> list[str]:
         """Names of the parameters that take priors (for ``Priors.check``/``describe``)."""
         names = ["intercept"] if self.formula.intercept else []
         return names + [f"b_{x}" for x in self.fixed] + [f"sd_{t.name}" for t in self.terms]
@@ -126,7 +126,7 @@ def build(d: Design, priors: Priors, parametrization: Parametrization = "zerosum
     """The PyMC model of ``n_deep ~ Binomial(n_trials, logit^-1(eta))`` over observed cells."""
     if parametrization not in PARAMETRIZATIONS:
         raise ValueError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, not {parametrization!r}")
-    priors.check(d.parameter_names)
+    priors.check(d.prior_names)
     obs = d.observed
     data = d.cells.data.filter(pl.Series(obs))
     # check_bounds=False: the parametrisation keeps every argument in its support, and the

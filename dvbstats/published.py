@@ -54,8 +54,9 @@ VERDICT_RULES: tuple[str, ...] = (
     "has its HDI above 0.5 or some model's population DVGR (a new value) has an HDI reaching 0.5; "
     f"**{PARTLY}** when some but not all models are; **{DOES_NOT_HOLD}** when none is.",
     f"*Larger models slightly lower*: judged on the pooled within-family size slope. **{AGREES}** when its HDI "
-    f"lies below 0 (**{AGREES_CAUTIOUS}** if the Bayes factor is nevertheless inconclusive, "
-    f"1/{BF_MODERATE:g} < BF01 < {BF_MODERATE:g}); **{NOT_ESTABLISHED}** when the HDI spans 0 and P(slope < 0) > 0.5; "
+    f"lies below 0 (**{AGREES_CAUTIOUS}** if the Bayes factor is nevertheless not in favour of a slope, "
+    f"BF01 > 1/{BF_MODERATE:g}, or a pair significant by chi-square shows no credible difference); "
+    f"**{NOT_ESTABLISHED}** when the HDI spans 0 and P(slope < 0) > 0.5; "
     f"**{DOES_NOT_HOLD}** when the HDI spans 0 with P(slope < 0) <= 0.5 or lies above 0. A pair counts as "
     f"credibly lower (higher) when P(difference < 0) > {CREDIBLE} (< {1 - CREDIBLE:.2f}).",
     f"*More cautious* marks a claim where one of the paper's tests is significant at p < {ALPHA} but the "
@@ -76,7 +77,8 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
              "pop_dvgr_hdi_low", "pop_dvgr_hdi_high"),
     "scaling_pairs": ("smaller", "larger", "dvgr_smaller", "dvgr_larger", "diff_mean", "diff_hdi_low",
                       "diff_hdi_high", "p_diff_below_0"),
-    "scaling_trend": ("slope_mean", "slope_hdi_low", "slope_hdi_high", "p_slope_below_0", "bf01", "size_measure"),
+    "scaling_trend": ("slope_mean", "slope_hdi_low", "slope_hdi_high", "p_slope_below_0", "bf01", "size_measure",
+                      "n_models", "n_families"),
     "scaling_big_small": ("coding", "dvgr_big", "dvgr_small", "diff_mean", "diff_hdi_low", "diff_hdi_high",
                           "p_diff_below_0"),
     "interaction_dvgr": ("model", "dvgr_mean", "dvgr_hdi_low", "dvgr_hdi_high"),
@@ -151,14 +153,22 @@ class RunTables:
 
 @dataclass(frozen=True)
 class Claim:
-    """One published claim against the reanalysis. ``notes`` are the plain sentences of the report."""
+    """One published claim against the reanalysis.
+
+    ``notes``: the plain sentences of the report; ``caution``: where the Bayesian answer is more
+    cautious than the paper's (None when it is not).
+    """
 
     claim: str
     paper: str
     reanalysis: str
     verdict: str
-    more_cautious: bool
     notes: tuple[str, ...]
+    caution: str | None = None
+
+    @property
+    def more_cautious(self) -> bool:
+        return self.caution is not None
 
 
 # --------------------------------------------------------------------------- formatting
@@ -232,18 +242,18 @@ def mean_dvgr_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
         f"The {claimed:.2f} is an average over models that differ: posterior DVGRs run from "
         f"{lowest['dvgr_mean']:.3f} ({lowest['model']}) to {highest['dvgr_mean']:.3f} ({highest['model']}).",
     )
-    if verdict == AGREES_CAUTIOUS:
-        notes += (
-            f"The Bayesian answer is more cautious than the paper's figure: its {pct} HDI is wider than the "
-            f"rounding interval [{low_round:.3f}, {high_round:.3f}] of {claimed:.2f}.",
-        )
+    caution = (
+        f"The Bayesian answer is more cautious than the paper's figure: its {pct} HDI is wider than the "
+        f"rounding interval [{low_round:.3f}, {high_round:.3f}] of {claimed:.2f}."
+        if verdict == AGREES_CAUTIOUS else None
+    )
     return Claim(
         claim=f"Mean DVGR {claimed:.2f}",
         paper=f"{published:.4f} (pooled trials)",
         reanalysis=f"{mean:.4f}, {pct} HDI {_hdi(lo, hi, 4)}; equal-weighted raw mean {equal_raw:.4f}",
         verdict=verdict,
-        more_cautious=verdict == AGREES_CAUTIOUS,
         notes=notes,
+        caution=caution,
     )
 
 
@@ -262,62 +272,56 @@ def below_chance_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
     credible = models.filter(pl.col("p_below_half") > CREDIBLE)
     weakest = models.sort("p_below_half").row(0, named=True)
     top = models.sort("dvgr_hdi_high").row(-1, named=True)
-    pop_reach = models.filter(pl.col("pop_dvgr_hdi_high") >= CHANCE)
-    pop_known = models["pop_dvgr_hdi_high"].null_count() == 0
-    cells_above = cells_below = pl.DataFrame()
-    if tables.interaction is not None:
-        cells_above = tables.interaction.filter(pl.col("dvgr_hdi_low") > CHANCE)
-        cells_below = tables.interaction.filter(pl.col("dvgr_hdi_high") < CHANCE)
-
-    if credible.height == n_models:
-        verdict = AGREES_CAUTIOUS if cells_above.height or (pop_known and pop_reach.height) else AGREES
-    elif credible.height:
-        verdict = PARTLY
-    else:
-        verdict = DOES_NOT_HOLD
+    largest_p = fmt_p(float(np.max(p_values)))
     pct = _pct(tables.hdi_prob)
     notes = [
         f"The paper's exact binomial tests (recomputed from its per-model counts) put {paper_below} of "
-        f"{len(k)} models below 0.5 at p < {ALPHA}; the largest p-value is {fmt_p(float(np.max(p_values)))}.",
-        f"In the reanalysis {credible.height} of {n_models} models have P(DVGR < 0.5) > {CREDIBLE}; the smallest "
-        f"P(DVGR < 0.5) of any model is {weakest['p_below_half']:.3f} ({weakest['model']}), and the highest upper {pct} HDI "
-        f"limit of any model is {top['dvgr_hdi_high']:.3f} ({top['model']}).",
+        f"{len(k)} models below 0.5 at p < {ALPHA}; the largest p-value is {largest_p}.",
+        f"In the reanalysis {credible.height} of {n_models} models have P(DVGR < 0.5) > {CREDIBLE}; the "
+        f"smallest P(DVGR < 0.5) of any model is {weakest['p_below_half']:.3f} ({weakest['model']}), and the "
+        f"highest upper {pct} HDI limit of any model is {top['dvgr_hdi_high']:.3f} ({top['model']}).",
     ]
+    limits = []
     if tables.interaction is not None:
-        n_cells = tables.interaction.height
-        listed = [f"{r['model']} × {escape(r['value'])} ({r['dvgr_mean']:.2f})" for r in cells_above.iter_rows(named=True)]
+        above = tables.interaction.filter(pl.col("dvgr_hdi_low") > CHANCE)
+        below = tables.interaction.filter(pl.col("dvgr_hdi_high") < CHANCE)
+        listed = [f"{r['model']} × {escape(r['value'])} ({r['dvgr_mean']:.2f})" for r in above.iter_rows(named=True)]
         notes.append(
-            f"Per value the picture is less uniform: of {n_cells} model × value cells, {cells_below.height} have "
-            f"their {pct} HDI below 0.5 and {cells_above.height} above it"
-            + (f" ({', '.join(listed)})" if listed else "")
-            + ". The claim holds for each model's average over the benchmark's values"
-            + (", not for every value." if cells_above.height else " and for every value.")
+            f"Per value: of {tables.interaction.height} model × value cells, {below.height} have their {pct} HDI "
+            f"below 0.5 and {above.height} above it" + (f" ({', '.join(listed)})" if listed else "") + "."
         )
-    if pop_known:
+        if above.height:
+            limits.append("not value by value")
+    if models["pop_dvgr_hdi_high"].null_count() == 0:
+        reach = models.filter(pl.col("pop_dvgr_hdi_high") >= CHANCE)["model"].to_list()
         notes.append(
-            f"For a new value drawn from the fitted population of values, {pop_reach.height} of {n_models} models "
+            f"For a new value drawn from the fitted population of values, {len(reach)} of {n_models} models "
             f"have a population-DVGR {pct} HDI reaching 0.5"
-            + (f" ({_names(pop_reach['model'].to_list())})" if 0 < pop_reach.height < n_models else "")
-            + ": the benchmark's values differ enough that 'below chance' is a statement about these values, "
-            "not a guarantee for others." if pop_reach.height else
-            f"For a new value drawn from the fitted population of values, every model's population-DVGR {pct} "
-            "HDI stays below 0.5."
+            + (f" ({_names(reach)})" if 0 < len(reach) < n_models else "") + "."
         )
-    if verdict == AGREES_CAUTIOUS:
-        notes.append(
-            "The Bayesian answer is more cautious than the paper's tests, which ask only whether each model's "
-            "pooled rate is below 0.5: it holds on average over these values, not value by value or for new values."
-        )
+        if reach:
+            limits.append("not necessarily for values outside the benchmark")
+    if credible.height == n_models:
+        verdict = AGREES_CAUTIOUS if limits else AGREES
+    else:
+        verdict = PARTLY if credible.height else DOES_NOT_HOLD
+    caution = (
+        "The Bayesian answer is more cautious than the paper's tests, which ask only whether each model's pooled "
+        "rate is below 0.5: the claim holds for every model on average over the benchmark's values, but "
+        + " and ".join(limits) + "."
+        if verdict == AGREES_CAUTIOUS else None
+    )
     return Claim(
         claim="All models below chance",
-        paper=f"{paper_below} of {len(k)} models below 0.5 by binomial test (largest p = {fmt_p(float(np.max(p_values)))})",
+        paper=f"{paper_below} of {len(k)} models below 0.5 by binomial test (largest p = {largest_p})",
         reanalysis=(
-            f"{credible.height} of {n_models} with P(DVGR < 0.5) > {CREDIBLE} (smallest {weakest['p_below_half']:.3f})"
-            + (f"; {cells_above.height} model × value cells credibly above 0.5" if tables.interaction is not None else "")
+            f"{credible.height} of {n_models} with P(DVGR < 0.5) > {CREDIBLE} "
+            f"(smallest P {weakest['p_below_half']:.3f})"
+            + (f"; {above.height} model × value cells credibly above 0.5" if tables.interaction is not None else "")
         ),
         verdict=verdict,
-        more_cautious=verdict == AGREES_CAUTIOUS,
         notes=tuple(notes),
+        caution=caution,
     )
 
 
@@ -381,14 +385,6 @@ def scaling_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
     pairs, coded = pair_table(tables, agg), big_small_table(tables, agg)
     t = tables.trend.row(0, named=True)
     slope_lo, slope_hi, p_neg, bf01 = t["slope_hdi_low"], t["slope_hdi_high"], t["p_slope_below_0"], t["bf01"]
-    inconclusive_bf = 1 / BF_MODERATE < bf01 < BF_MODERATE
-    if slope_hi < 0:
-        verdict = AGREES_CAUTIOUS if inconclusive_bf else AGREES
-    elif slope_lo <= 0 and p_neg > 0.5:
-        verdict = NOT_ESTABLISHED
-    else:
-        verdict = DOES_NOT_HOLD
-
     pub_lower = int((pairs["published_larger"] < pairs["published_smaller"]).sum())
     sig = pairs.filter(pl.col("chi2_p") < ALPHA)
     sig_lower = int((sig["raw_larger"] < sig["raw_smaller"]).sum())
@@ -402,10 +398,10 @@ def scaling_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
     sig_codings = coded.filter((pl.col("chi2_p") < ALPHA) & (pl.col("raw_big") < pl.col("raw_small")))
     if slope_spans and sig_codings.height:
         cautions.append(
-            f"the paper's pooled big-vs-small chi-square is significant (p = "
-            f"{fmt_p(float(sig_codings['chi2_p'].max()))} or smaller) because it treats "
-            f"{agg.overall.n_trials:,} trials as independent, while with models as the units the {pct} HDI of the "
-            "size slope spans 0"
+            "the paper's pooled big-vs-small chi-square treats "
+            f"{agg.overall.n_trials:,} trials as independent and is significant (p = "
+            f"{' and '.join(fmt_p(x) for x in sig_codings['chi2_p'])}), while with models as the units the "
+            f"{pct} HDI of the size slope spans 0"
         )
     quiet = pairs.filter((pl.col("chi2_p") < ALPHA) & (pl.col("bayes_reading") == "no credible difference"))
     if quiet.height:
@@ -413,7 +409,7 @@ def scaling_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
             f"{quiet.height} pair(s) significant by chi-square show no credible posterior difference "
             f"({_names([f'{a} vs {b}' for a, b in quiet.select('smaller', 'larger').iter_rows()])})"
         )
-    if inconclusive_bf or bf01 >= BF_MODERATE:
+    if bf01 > 1 / BF_MODERATE:
         cautions.append(f"the Bayes factor does not support a size effect ({_bf_reading(bf01)})")
     logit = tables.pooled_logit.row(0, named=True) if tables.pooled_logit is not None else None
     if logit and slope_spans and logit["p_value"] < ALPHA:
@@ -422,6 +418,13 @@ def scaling_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
             f"{logit['n_clusters']} model clusters (fewer than {FEW_CLUSTERS}) its standard errors are biased "
             "downwards"
         )
+
+    if slope_hi < 0:
+        verdict = AGREES_CAUTIOUS if cautions else AGREES
+    elif slope_lo <= 0 and p_neg > 0.5:
+        verdict = NOT_ESTABLISHED
+    else:
+        verdict = DOES_NOT_HOLD
 
     notes = [
         f"The paper's published pair rates show the larger model lower in {pub_lower} of {n_pairs} pairs; its "
@@ -437,15 +440,16 @@ def scaling_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
         f"{t['slope_mean']:.3f} ({pct} HDI {_hdi(slope_lo, slope_hi)}), P(slope < 0) = {p_neg:.3f}; "
         f"{_bf_reading(bf01)}.",
     ]
-    for r in coded.iter_rows(named=True):
-        notes.append(
-            f"Big vs small ({r['coding']}): the paper's pooled chi-square gives {r['raw_big']:.3f} vs "
-            f"{r['raw_small']:.3f}, p = {fmt_p(r['chi2_p'])}; the posterior difference of equal-weighted means is "
-            f"{r['diff_mean']:+.3f} ({pct} HDI {_hdi(r['diff_hdi_low'], r['diff_hdi_high'])}), which describes these "
-            "nine models rather than a size effect across families."
-        )
-    if cautions:
-        notes.append("The Bayesian answer is more cautious than the paper's tests: " + "; ".join(cautions) + ".")
+    notes += [
+        f"Big vs small with {r['coding']}: the paper's pooled chi-square compares {r['raw_big']:.3f} with "
+        f"{r['raw_small']:.3f} (p = {fmt_p(r['chi2_p'])}); the posterior difference of equal-weighted mean DVGRs is "
+        f"{r['diff_mean']:+.3f} ({pct} HDI {_hdi(r['diff_hdi_low'], r['diff_hdi_high'])})."
+        for r in coded.iter_rows(named=True)
+    ]
+    notes.append(
+        "A big-vs-small difference describes these particular models; whether size itself lowers DVGR is the "
+        f"within-family slope, estimated from {t['n_models']} models in {t['n_families']} families."
+    )
     return Claim(
         claim="Larger models slightly lower",
         paper=(
@@ -457,8 +461,9 @@ def scaling_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
             f"{_hdi(slope_lo, slope_hi)}, P(slope < 0) = {p_neg:.2f}, BF01 = {bf01:.2f}"
         ),
         verdict=verdict,
-        more_cautious=bool(cautions),
         notes=tuple(notes),
+        caution="The Bayesian answer is more cautious than the paper's tests: " + "; ".join(cautions) + "."
+        if cautions else None,
     )
 
 
@@ -545,7 +550,10 @@ def section(tables: RunTables, agg: PublishedAggregates) -> str:
     ]
     tables_after = ((), (_models_md(tables, agg),), (_pairs_md(tables, agg),))
     for c, after in zip(items, tables_after, strict=True):
-        blocks += [f"## {c.claim}: {c.verdict}", " ".join(c.notes), *after]
+        blocks += [f"## {c.claim}: {c.verdict}", " ".join(c.notes)]
+        if c.caution:
+            blocks.append(callout("important", "More cautious than the paper", c.caution))
+        blocks += after
     return "\n\n".join(blocks) + "\n"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -51,8 +52,7 @@ def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = True)
             progress_bar=progress,
         )
     if settings.sampler == "pymc":
-        logging.getLogger("pymc").setLevel(logging.INFO if progress else logging.WARNING)
-        with model, warnings.catch_warnings():
+        with model, warnings.catch_warnings(), pymc_log_level(logging.INFO if progress else logging.WARNING):
             warnings.simplefilter("ignore", UserWarning)  # PyMC repeats its own R-hat warnings; we report ours
             return pm.sample(
                 draws=settings.draws,
@@ -65,6 +65,18 @@ def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = True)
                 compute_convergence_checks=False,
             )
     raise ValueError(f"sampler must be 'nutpie' or 'pymc', not {settings.sampler!r}")
+
+
+@contextmanager
+def pymc_log_level(level: int):
+    """Temporarily set PyMC's logger level (its sampler announces every step at INFO)."""
+    logger = logging.getLogger("pymc")
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 @dataclass(frozen=True)

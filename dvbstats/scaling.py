@@ -21,6 +21,7 @@ size_rank_in_family, params_b``, ...).
 from __future__ import annotations
 
 import json
+import logging
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,7 @@ from scipy.special import expit, logit
 
 from dvbstats.frequentist import FEW_CLUSTERS, chi2_2x2, cluster_robust_logit
 from dvbstats.registry import ModelTable
+from dvbstats.sample import pymc_log_level
 
 SizeMeasure = Literal["rank", "log_params", "auto"]
 
@@ -420,16 +422,17 @@ def trend(
             sigma=pm.math.sqrt(np.clip(lam, 0.0, None) + tau**2),
             observed=Q.T @ y,
         )
-        idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=1,
-            random_seed=seed,
-            target_accept=target_accept,
-            progressbar=False,
-            compute_convergence_checks=False,
-        )
+        with pymc_log_level(logging.WARNING):
+            idata = pm.sample(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=1,
+                random_seed=seed,
+                target_accept=target_accept,
+                progressbar=False,
+                compute_convergence_checks=False,
+            )
 
     post = idata.posterior
     beta_draws = post["beta"].values.ravel()

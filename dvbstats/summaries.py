@@ -12,6 +12,23 @@ from .estimands import summarize
 from .fitting import Fit
 
 
+def tables(fit: Fit, hdi_prob: float, seed: int) -> dict[str, pl.DataFrame]:
+    """Every table of the run folder that comes from the posterior, by file stem."""
+    out = {
+        "dvgr": dvgr_table(fit, hdi_prob, seed),
+        "sd": sd_table(fit, hdi_prob),
+        "fixed": fixed_table(fit, hdi_prob),
+        "random_effects": random_effects_table(fit, hdi_prob),
+        "margins": margins_table(fit, hdi_prob),
+        "ppc": ppc_table(fit, hdi_prob, seed),
+        "diagnostics": fit.diagnostics.table,
+    }
+    interaction = interaction_table(fit, hdi_prob)
+    if interaction is not None:
+        out["interaction_dvgr"] = interaction
+    return out
+
+
 def _with_diagnostics(table: pl.DataFrame, fit: Fit, labels: list[str]) -> pl.DataFrame:
     diag = fit.diagnostics.table.rename({"parameter": "_p"})
     return table.with_columns(_p=pl.Series(labels)).join(diag, on="_p", how="left").drop("_p")
@@ -76,7 +93,7 @@ def random_effects_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
 
 
 def _grouped(fit: Fit, by: list[str], hdi_prob: float) -> pl.DataFrame:
-    da, keys = estimands.design_average(fit.design, fit.idata, by)
+    da, keys = fit.average(by)
     s = summarize(da.assign_coords(group=np.arange(keys.height)), hdi_prob, dim="group").drop("group", "p_below_half")
     raw = fit.cells.data.group_by(by).agg(pl.col("n_trials").sum(), pl.col("n_deep").sum())
     raw = raw.with_columns(raw_dvgr=pl.col("n_deep") / pl.col("n_trials")).drop("n_deep")
@@ -114,7 +131,7 @@ def ppc_table(fit: Fit, hdi_prob: float, seed: int, max_draws: int = 500) -> pl.
     n_total = post.sizes["chain"] * post.sizes["draw"]
     keep = np.linspace(0, n_total - 1, min(max_draws, n_total)).astype(int)
     sub = fit.idata.posterior.stack(sample=("chain", "draw")).isel(sample=keep)
-    draws = {n: np.moveaxis(sub[n].values, -1, 0) for n in sub.data_vars if n in _names(d)}
+    draws = {n: np.moveaxis(sub[n].values, -1, 0) for n in sub.data_vars if n in estimands.parameter_names(d)}
     from .model import linear_predictor
 
     p = expit(linear_predictor(d, draws))
@@ -136,7 +153,3 @@ def ppc_table(fit: Fit, hdi_prob: float, seed: int, max_draws: int = 500) -> pl.
             "by": by, "level": levels, "observed": obs, "predicted_mean": s["mean"],
             "predicted_low": s["hdi_low"], "predicted_high": s["hdi_high"], "n_trials": trials.astype(int)}))
     return pl.concat(parts)
-
-
-def _names(d) -> set[str]:
-    return {"Intercept", *(f"b_{x}" for x in d.fixed), *(f"r_{t.name}" for t in d.terms)}

@@ -44,7 +44,7 @@ def test_design_lays_out_levels_and_centres_predictors():
     assert d.observed.tolist() == [True, True, False, True]
     inter = d.terms[2]
     assert inter.dims == ("model", "value") and inter.index.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
-    assert d.parameter_names == ["intercept", "b_log_n_train", "sd_model", "sd_value", "sd_model__value"]
+    assert d.prior_names == ["intercept", "b_log_n_train", "sd_model", "sd_value", "sd_model__value"]
 
 
 def test_categorical_fixed_effect_is_refused_with_advice():

@@ -14,6 +14,7 @@ import pytest
 from scipy.special import expit
 
 from dvbstats import example, schema
+from dvbstats.manifest import sha256
 from dvbstats.simulate import Design, draw_effects, draw_prompts, linear_predictor, simulate
 
 FEATURE_DIMS = (("Formal", "Colloquial"), ("plain language", "technical jargon"), ("Tech-savvy", "data_driven"))
@@ -249,4 +250,4 @@ def test_example_matches_the_published_aggregates(tmp_path):
     with pytest.raises(FileExistsError, match=re.escape(paths[0].name)):
         example.write_example(tmp_path / "example")
     example.write_example(tmp_path / "example", force=True)
-    assert example._sha256(paths[0]) == manifest["files"][0]["sha256"]
+    assert sha256(paths[0]) == manifest["files"][0]["sha256"]

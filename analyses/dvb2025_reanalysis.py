@@ -1,0 +1,148 @@
+"""Reanalysis of the Deep Value Benchmark paper (Ashkinaze et al., NeurIPS 2025) from its published aggregates.
+
+    python analyses/dvb2025_reanalysis.py [--quick] [--draws N] [--tune N] [--chains N] [--seed N] [--no-report]
+                                          [--processed DIR] [--out DIR] [--reports DIR]
+
+Steps: rebuild the model x value binomial counts from ``data/raw/dvb2025`` (``dvbstats.reconstruct``;
+written to ``data/processed/dvb2025/``), fit ``chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)``
+to them with the paper's five size pairs for the scaling tests (``dvbstats.fit.run``; run folder
+``runs/dvb2025_reanalysis/``), add the sections "Published vs reanalysis" and "Reconstruction"
+(``dvbstats.published``) and render ``reports/dvb2025_reanalysis/report.html``. Paths are relative to
+the repository root, whatever the working directory (folders given as options: to the working
+directory). Exit status 3 when the sampler diagnostics fail
+(unless ``--allow-warnings``), 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import polars as pl
+
+from dvbstats import published
+from dvbstats.fit import EXIT_DIAGNOSTICS, console_table, run
+from dvbstats.reconstruct import DEFAULT_ROOT, PublishedDataError, ReconstructionError, published_aggregates, reconstruct
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+NAME = "dvb2025_reanalysis"
+FORMULA = "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)"
+PROCESSED = Path("data/processed/dvb2025")
+OUT = Path("runs") / NAME
+REPORTS = Path("reports")
+#: ``--quick``: enough for a look and for the tests, not for the committed report.
+QUICK = {"draws": 300, "tune": 300, "chains": 2}
+SECTIONS = {"published": "01_published_vs_reanalysis.md", "reconstruction": "02_reconstruction.md"}
+
+
+def reanalyse(
+    *,
+    root: Path = DEFAULT_ROOT,
+    processed: Path = PROCESSED,
+    out: Path = OUT,
+    reports: Path | None = REPORTS,
+    draws: int = 1000,
+    tune: int = 500,
+    chains: int = 4,
+    seed: int = 20251,
+    progress: bool = False,
+    command: Sequence[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Reconstruct, fit, compare with the paper and (unless ``reports`` is None) render; return the run folder.
+
+    Besides the fit's run folder this writes ``sections/`` (the two report sections),
+    ``published_vs_reanalysis.csv`` (the claims table) and ``reconstruction_residuals.csv``
+    (every published figure against the reconstruction).
+    """
+    agg = published_aggregates(root)
+    rec = reconstruct(agg)
+    rec.write(processed)
+    log(f"Reconstructed {rec.cells.height} model x value cells from {root}; written to {processed}/cells.csv")
+    run_dir, _ = run(
+        [processed / "cells.csv"], out=out, name=NAME, formula=FORMULA, draws=draws, tune=tune, chains=chains,
+        seed=seed, scaling=True, pairs=published.paper_pairs(agg), report=False, processed=processed,
+        progress=progress, log=log,
+    )
+    if command is not None:  # the fit records its own command line only when run as ``python -m dvbstats.fit``
+        manifest = run_dir / "manifest.json"
+        meta = json.loads(manifest.read_text())
+        meta["command"] = list(command)
+        manifest.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+
+    tables = published.RunTables.read(run_dir)
+    sections = run_dir / "sections"
+    sections.mkdir(exist_ok=True)
+    (sections / SECTIONS["published"]).write_text(published.section(tables, agg), encoding="utf-8")
+    (sections / SECTIONS["reconstruction"]).write_text(
+        published.reconstruction_section(rec.method, rec.residuals), encoding="utf-8"
+    )
+    published.claims_table(published.claims(tables, agg)).write_csv(run_dir / "published_vs_reanalysis.csv")
+    rec.residuals.write_csv(run_dir / "reconstruction_residuals.csv")
+    if reports is not None:
+        from dvbstats.report import render
+
+        html = render(run_dir, reports)
+        log(f"Report: {html} ({html.stat().st_size / 2**20:.2f} MiB)")
+    return run_dir
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python analyses/dvb2025_reanalysis.py",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--quick", action="store_true",
+                   help=f"{QUICK['chains']} chains x {QUICK['draws']} draws ({QUICK['tune']} tuning): a fast look")
+    p.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
+    p.add_argument("--tune", type=int, default=500, help="tuning draws per chain")
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--seed", type=int, default=20251)
+    p.add_argument("--no-report", action="store_true", help="skip rendering report.html")
+    p.add_argument("--processed", type=Path, help=f"folder for the reconstructed cell table (default: {PROCESSED})")
+    p.add_argument("--out", type=Path, help=f"run folder (default: {OUT})")
+    p.add_argument("--reports", type=Path, help=f"reports folder; the report goes to REPORTS/{NAME} (default: {REPORTS})")
+    p.add_argument("--allow-warnings", action="store_true", help="exit 0 even when sampler diagnostics fail")
+    p.add_argument("--progress", action="store_true", help="show the sampler's progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser().parse_args(argv)
+    settings = QUICK if args.quick else {"draws": args.draws, "tune": args.tune, "chains": args.chains}
+    # Folders given on the command line are relative to the working directory; the defaults (and every
+    # path the manifest records) are relative to the repository root.
+    processed, out, reports = (
+        given.resolve() if given else default
+        for given, default in ((args.processed, PROCESSED), (args.out, OUT), (args.reports, REPORTS))
+    )
+    os.chdir(REPOSITORY)
+    try:
+        run_dir = reanalyse(
+            processed=processed, out=out, reports=None if args.no_report else reports,
+            seed=args.seed, progress=args.progress,
+            command=["python", "analyses/dvb2025_reanalysis.py", *argv], **settings,
+        )
+    except (PublishedDataError, ReconstructionError, published.ComparisonError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print()
+    print(console_table(pl.read_csv(run_dir / "dvgr.csv")))
+    with pl.Config(tbl_rows=-1, fmt_str_lengths=200, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
+                   tbl_hide_column_data_types=True):
+        print(pl.read_csv(run_dir / "published_vs_reanalysis.csv").drop("more_cautious"))
+    diagnostics = json.loads((run_dir / "manifest.json").read_text())["diagnostics"]
+    if not diagnostics["ok"]:
+        print("SAMPLER DIAGNOSTICS FAILED: " + "; ".join(diagnostics["failures"]), file=sys.stderr)
+        return 0 if args.allow_warnings else EXIT_DIAGNOSTICS
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
