@@ -11,6 +11,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,11 +71,8 @@ def run(
     table = ModelTable.read(models) if models else ModelTable.default()
     vocab = tuple(schema.DVB_VALUES) + tuple(v for v in values if v not in schema.DVB_VALUES)
     f = formulamod.parse(formula or formulamod.DEFAULT_FORMULA)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _warnings_to(log):
         data = read_inputs(paths, f, table, vocab, on_conflict)
-    for message in dict.fromkeys(str(w.message) for w in caught):
-        log(f"warning: {message}")
     t_ingest = time.perf_counter()
     if data.trials is not None:
         processed.mkdir(parents=True, exist_ok=True)
@@ -86,8 +84,9 @@ def run(
 
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed)
     log(f"Fitting {f} with {sampler} ({chains} chains x {draws} draws, {tune} tuning)...")
-    result = fit(f, cells, priors=Priors.from_specs(priors), settings=settings,
-                 parametrization=parametrization, progress=progress)
+    with _warnings_to(log):
+        result = fit(f, cells, priors=Priors.from_specs(priors), settings=settings,
+                     parametrization=parametrization, progress=progress)
     log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
     tables = {**summaries.tables(result, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation}
     for key, df in tables.items():
@@ -96,7 +95,8 @@ def run(
     cells.write(out / "cells.parquet")
     result.idata.to_netcdf(str(out / "posterior.nc"), engine="h5netcdf")
 
-    scaling_note = _scaling(result, data.models, pairs, hdi_prob, seed, out, scaling, log)
+    with _warnings_to(log):
+        scaling_note = _scaling(result, data.models, pairs, hdi_prob, seed, out, scaling, log)
     t_end = time.perf_counter()
     meta = manifest.build(
         run_name=name, synthetic=synthetic, inputs=inputs, fit=result, quality=quality,
@@ -112,6 +112,18 @@ def run(
         html = render(out)
         log(f"Report: {html}")
     return out, result
+
+
+@contextmanager
+def _warnings_to(log):
+    """Show each distinct warning once, as a plain line (library deprecation notices are not the user's)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+    for message in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+        log(f"warning: {message}")
 
 
 @dataclass(frozen=True)

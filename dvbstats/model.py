@@ -23,6 +23,7 @@ textbook alternatives, kept for comparison.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -94,7 +95,16 @@ def design(formula: Formula, cells: CellTable) -> Design:
     X = df.select(formula.fixed).to_numpy().astype(float) if formula.fixed else np.zeros((df.height, 0))
     centers = weights @ X / weights.sum()
     mains = {r.factors[0] for r in formula.random if len(r.factors) == 1}
-    terms = tuple(_lay_out(r, df, mains) for r in formula.random)
+    terms = []
+    for r in formula.random:
+        term = _lay_out(r, df, mains)
+        if all(len(levels) == 1 for levels in term.levels):
+            # As lme4 refuses, so do we: one level has no variance to estimate; it is the intercept.
+            warnings.warn(f"(1|{r.label}) left out of the model: {r.label!r} has a single level in the data",
+                          stacklevel=2)
+            continue
+        terms.append(term)
+    terms = tuple(terms)
     return Design(formula, cells, formula.fixed, centers, X - centers, terms, weights > 0)
 
 

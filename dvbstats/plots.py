@@ -38,10 +38,16 @@ OKABE_ITO: dict[str, str] = {
 POSTERIOR = OKABE_ITO["blue"]
 RAW = OKABE_ITO["orange"]
 OBSERVED = OKABE_ITO["vermillion"]
+FITTED = OKABE_ITO["orange"]
 REFERENCE = "#555555"
 #: Diverging map centred on chance for DVGR heatmaps (blue below 0.5, red above).
 DVGR_CMAP = "RdBu_r"
 
+CHANCE = 0.5  # DVGR of a model that ignores the deep value
+#: Smallest data span a zoomed probability axis is built around (a single point still gets an axis).
+MIN_SPAN = 0.05
+#: Families per row of the scaling figure.
+SCALING_COLUMNS = 4
 ROW_HEIGHT = 0.32  # inches per labelled row
 WIDTH = 7.5  # inches; the report's text width
 
@@ -78,6 +84,48 @@ def save(fig: Figure, path: Path, *, dpi: int = 110) -> Path:
 
 def _height(n_rows: int, extra: float = 1.2) -> float:
     return max(2.4, ROW_HEIGHT * n_rows + extra)
+
+
+def zoom(low: float, high: float, *, reference: float = CHANCE, reach: float = 1.0,
+         pad: float = 0.06) -> tuple[float, float]:
+    """Limits of a probability axis fitted to the data ``[low, high]`` rather than to ``[0, 1]``.
+
+    Intervals of a few hundredths are invisible on a 0–1 axis, so the axis spans the data plus a
+    margin; it is stretched to include ``reference`` (chance) when that lies within ``reach``
+    data spans of the data, so the comparison with chance stays on the page. Limits stay in [0, 1].
+    """
+    span = max(high - low, MIN_SPAN)
+    if low - reach * span <= reference <= high + reach * span:
+        low, high = min(low, reference), max(high, reference)
+    margin = pad * max(high - low, MIN_SPAN)
+    return max(0.0, low - margin), min(1.0, high + margin)
+
+
+def _chance(ax: plt.Axes, limits: tuple[float, float], *, axis: str) -> None:
+    """Set ``limits`` on ``axis`` and draw the chance line, or say where chance lies off the axis."""
+    low, high = limits
+    (ax.set_xlim if axis == "x" else ax.set_ylim)(low, high)
+    if low <= CHANCE <= high:
+        line = ax.axvline if axis == "x" else ax.axhline
+        line(CHANCE, color=REFERENCE, linestyle="--", linewidth=1, label=f"chance ({CHANCE:g})")
+        return
+    above = CHANCE > high
+    where = ("right of" if above else "left of") if axis == "x" else ("above" if above else "below")
+    text = f"chance ({CHANCE:g}) is {where} the axis"
+    if axis == "x":
+        ax.text(1.0 if above else 0.0, 1.01, text + (" →" if above else ""), transform=ax.transAxes,
+                ha="right" if above else "left", va="bottom", fontsize=8, color=REFERENCE)
+    else:
+        ax.text(0.01, 0.99 if above else 0.01, text, transform=ax.transAxes, ha="left",
+                va="top" if above else "bottom", fontsize=8, color=REFERENCE)
+
+
+def _legend_entries(ax: plt.Axes) -> tuple[list, list[str]]:
+    """``ax``'s legend handles and labels, the posterior first and the chance line last."""
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: (labels[i].startswith("chance"),
+                                                       not labels[i].startswith("posterior")))
+    return [handles[i] for i in order], [labels[i] for i in order]
 
 
 def _interval_rows(
@@ -125,15 +173,15 @@ def forest(dvgr: pd.DataFrame, *, hdi_prob: float, overall: pd.Series | None = N
         rows["wilson_high"].astype(float), color=RAW, marker="s",
         label="raw rate, Wilson 95% CI",
     )
-    ax.axvline(0.5, color=REFERENCE, linestyle="--", linewidth=1, label="chance (0.5)")
     if overall is not None:
         ax.axhline(0.5, color=REFERENCE, linewidth=0.8)
     ax.set_yticks(y, rows["model"].astype(str))
     ax.set_ylim(-0.7, n - 0.3)
-    ax.set_xlim(0, 1)
+    ends = rows[["dvgr_hdi_low", "dvgr_hdi_high", "wilson_low", "wilson_high"]].to_numpy(dtype=float)
+    _chance(ax, zoom(np.nanmin(ends), np.nanmax(ends)), axis="x")
     ax.set_xlabel("DVGR = P(model follows the deep value)")
     ax.grid(axis="y", visible=False)
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3)
+    fig.legend(*_legend_entries(ax), loc="outside lower center", ncol=3)
     return fig
 
 
@@ -215,13 +263,12 @@ def rate_lines(rates: pd.DataFrame, *, x: str, xlabel: str, log_x: bool = False,
     if "overall" in set(rates["group"]):
         rows = rates[rates["group"] == "overall"].sort_values(x)
         ax.plot(rows[x], rows["rate"], marker="D", color="black", linewidth=2.6, label="overall")
-    ax.axhline(0.5, color=REFERENCE, linestyle="--", linewidth=1)
+    _chance(ax, zoom(float(rates["rate"].min()), float(rates["rate"].max())), axis="y")
     if log_x:
         ax.set_xscale("log")
     ticks = sorted(set(rates[x]))
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
-    ax.set_ylim(0, 1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("observed DVGR")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
@@ -229,37 +276,50 @@ def rate_lines(rates: pd.DataFrame, *, x: str, xlabel: str, log_x: bool = False,
 
 
 def scaling(points: pd.DataFrame, *, hdi_prob: float, slope_label: str | None = None) -> Figure:
-    """Posterior DVGR against size rank within family, one line per family.
+    """Posterior DVGR against size within family: one panel per family on a shared, zoomed axis.
 
-    ``points`` has ``family, model, size_rank, dvgr_mean, dvgr_hdi_low, dvgr_hdi_high``;
-    ``slope_label`` (e.g. the pooled slope with its interval) is written in the corner.
+    ``points`` has ``family, model, size_rank, dvgr_mean, dvgr_hdi_low, dvgr_hdi_high``; with
+    ``fitted_mean, fitted_hdi_low, fitted_hdi_high`` (the pooled-slope model's fitted DVGR per
+    model, ``scaling_models.csv``) each panel also shows the fitted line with its band, so the
+    pooled trend is seen against every family's own points. Panels are labelled with the family,
+    ticks with the model names (smallest left), so no label can overlap another; ``slope_label``
+    (the pooled slope with its interval) is the figure's subtitle.
     """
     families = list(dict.fromkeys(points["family"]))
-    palette = sns.color_palette("colorblind", len(families))
-    fig, ax = plt.subplots(figsize=(WIDTH, 4.4))
-    offsets = np.linspace(-0.12, 0.12, len(families)) if len(families) > 1 else [0.0]
-    for colour, family, dx in zip(palette, families, offsets, strict=True):
+    fitted = {"fitted_mean", "fitted_hdi_low", "fitted_hdi_high"} <= set(points.columns)
+    n_cols = min(len(families), SCALING_COLUMNS)
+    n_rows = int(np.ceil(len(families) / n_cols))
+    sizes = [int((points["family"] == f).sum()) for f in families]
+    ratios = [s + 1 for s in sizes] if n_rows == 1 else None  # one row: panel width follows its models
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(WIDTH, 3.3 * n_rows + 0.9), sharey=True, squeeze=False,
+                             width_ratios=ratios)
+    bounds = ["dvgr_hdi_low", "dvgr_hdi_high", *(["fitted_hdi_low", "fitted_hdi_high"] if fitted else [])]
+    ends = points[bounds].to_numpy(dtype=float)
+    limits = zoom(np.nanmin(ends), np.nanmax(ends))
+    for ax, family in zip(axes.flat, families, strict=False):
         rows = points[points["family"] == family].sort_values("size_rank")
-        x = rows["size_rank"].astype(float) + dx
+        x = np.arange(len(rows), dtype=float)
+        if fitted:
+            ax.fill_between(x, rows["fitted_hdi_low"].astype(float), rows["fitted_hdi_high"].astype(float),
+                            color=FITTED, alpha=0.18, linewidth=0, label=f"pooled-slope fit, {hdi_prob:.0%} HDI")
+            ax.plot(x, rows["fitted_mean"].astype(float), color=FITTED, linestyle="--", linewidth=1.8,
+                    label="pooled-slope fit, mean")
         mean = rows["dvgr_mean"].astype(float)
-        ax.errorbar(
-            x, mean,
-            yerr=np.vstack([mean - rows["dvgr_hdi_low"], rows["dvgr_hdi_high"] - mean]),
-            fmt="o-", color=colour, capsize=0, elinewidth=1.4, label=family,
-        )
-        for xi, yi, name in zip(x, mean, rows["model"], strict=True):
-            ax.annotate(str(name), (xi, yi), xytext=(6, 0), textcoords="offset points",
-                        fontsize=8, va="center", color=colour)
-    ax.axhline(0.5, color=REFERENCE, linestyle="--", linewidth=1)
-    ranks = sorted(set(points["size_rank"].astype(int)))
-    ax.set_xticks(ranks)
-    ax.set_xlim(min(ranks) - 0.4, max(ranks) + 0.9)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("size rank within family (1 = smallest)")
-    ax.set_ylabel(f"posterior DVGR ({hdi_prob:.0%} HDI)")
+        ax.errorbar(x, mean, yerr=np.vstack([mean - rows["dvgr_hdi_low"], rows["dvgr_hdi_high"] - mean]),
+                    fmt="o-", color=POSTERIOR, linewidth=1, elinewidth=1.6, markersize=5, capsize=0,
+                    label=f"posterior DVGR, {hdi_prob:.0%} HDI")
+        _chance(ax, limits, axis="y")
+        ax.set_xticks(x, rows["model"].astype(str), rotation=35, ha="right", rotation_mode="anchor")
+        ax.set_xlim(-0.5, len(rows) - 0.5)
+        ax.set_title(str(family), loc="left")
+        ax.grid(axis="x", visible=False)
+    for ax in list(axes.flat)[len(families):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("posterior DVGR")
     if slope_label:
-        ax.text(0.01, 0.98, slope_label, transform=ax.transAxes, va="top", fontsize=9)
-    ax.legend(title="family", loc="center left", bbox_to_anchor=(1.01, 0.5))
+        fig.suptitle(slope_label, x=0.01, ha="left", fontsize=9, fontweight="normal")
+    fig.legend(*_legend_entries(axes[0, 0]), loc="outside lower center", ncol=2)
     return fig
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import polars as pl
 import xarray as xr
@@ -81,8 +83,9 @@ def random_effects_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
     for t in fit.design.terms:
         da = fit.idata.posterior[f"r_{t.name}"]
         if len(t.dims) > 1:
-            da = da.stack(level=t.dims)
-            da = da.assign_coords(level=[":".join(map(str, ix)) for ix in da.level.values])
+            labels = [":".join(ix) for ix in itertools.product(*t.levels)]
+            da = xr.DataArray(da.values.reshape(*da.shape[:2], -1), dims=("chain", "draw", "level"),
+                              coords={"level": labels})
         else:
             da = da.rename({t.dims[0]: "level"})
         s = summarize(da, hdi_prob, dim="level").drop("p_below_half", "median")
@@ -130,8 +133,9 @@ def ppc_table(fit: Fit, hdi_prob: float, seed: int, max_draws: int = 500) -> pl.
     d, post = fit.design, fit.idata.posterior
     n_total = post.sizes["chain"] * post.sizes["draw"]
     keep = np.linspace(0, n_total - 1, min(max_draws, n_total)).astype(int)
-    sub = fit.idata.posterior.stack(sample=("chain", "draw")).isel(sample=keep)
-    draws = {n: np.moveaxis(sub[n].values, -1, 0) for n in sub.data_vars if n in estimands.parameter_names(d)}
+    names = [n for n in estimands.parameter_names(d) if n in post]
+    sub = post[names].stack(sample=("chain", "draw")).isel(sample=keep)
+    draws = {n: np.moveaxis(sub[n].values, -1, 0) for n in names}
     from .model import linear_predictor
 
     p = expit(linear_predictor(d, draws))

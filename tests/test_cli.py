@@ -81,3 +81,19 @@ def test_bad_input_names_file_and_row(tmp_path, monkeypatch, capsys, dumps):
     assert cli.main(["bad.csv", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "bad.csv" in err and "row 7" in err and "Option C" in err
+
+
+def test_scaling_with_explicit_pairs_and_a_clear_note_when_it_cannot_run(dumps, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    common = ["--draws", "200", "--tune", "200", "--chains", "2", "--quiet", "--no-report", "--allow-warnings",
+              "--formula", "chose_deep ~ 1 + (1|model) + (1|value)"]
+    assert cli.main([*dumps, "--out", "pairs", "--scaling", "--pairs", "gpt-4o-mini:gpt-4o", *common]) == 0
+    pairs = pl.read_csv(Path("pairs") / "scaling_pairs.csv")
+    assert pairs.select("smaller", "larger").rows() == [("gpt-4o-mini", "gpt-4o")]
+    assert "gpt-4o-mini -> gpt-4o" in capsys.readouterr().out
+
+    single = [d for d in dumps if "mini" in d][:1]
+    assert cli.main([*single, "--out", "single", "--scaling", *common]) == 0
+    manifest = json.loads((Path("single") / "manifest.json").read_text())
+    assert manifest["scaling"].startswith("not run: ")
+    assert not (Path("single") / "scaling_pairs.csv").exists()
