@@ -83,7 +83,8 @@ def run(
         f"{int(quality['n_rows'].sum()) - cells.n_trials:,} rows excluded (see data_quality.csv).")
 
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed)
-    log(f"Fitting {f} with {sampler} ({chains} chains x {draws} draws, {tune} tuning)...")
+    log(f"Fitting {f} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
+        "compiling the model first takes 10-30 s...")
     with _warnings_to(log):
         result = fit(f, cells, priors=Priors.from_specs(priors), settings=settings,
                      parametrization=parametrization, progress=progress)
@@ -234,39 +235,61 @@ def _pair(text: str) -> tuple[str, str]:
     return small, large
 
 
+EPILOG = """\
+examples:
+  python -m dvbstats.fit                                  # the embedded synthetic example, with its report
+  python -m dvbstats.fit results/*.csv --out runs/mine --report
+  python -m dvbstats.fit dumps/ --formula "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)"
+  python -m dvbstats.fit dumps/ --prior sd=halfnormal(0.5) --draws 2000 --seed 7
+
+exit status: 0 success; 2 bad input or arguments; 3 sampler diagnostics failed (R-hat > 1.01,
+ESS < 400 or divergences; the outputs are written and flagged; --allow-warnings exits 0).
+"""
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m dvbstats.fit",
         description="Fit a hierarchical Bayesian logistic model of deep-value vs shallow-feature choices "
         "to DVB result dumps and report posterior DVGR per model. With no PATHS, fits the embedded "
-        "synthetic published-scale example.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "synthetic published-scale example (9 models x 12,000 prompts).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("paths", nargs="*", help="harness dumps (.csv, .jsonl, .parquet), folders or globs; or aggregated cell tables")
-    p.add_argument("--out", type=Path, help="run folder (default: runs/<name>)")
-    p.add_argument("--name", help="run name (default: from the input file names; 'default' for the example)")
-    p.add_argument("--formula", default=formulamod.DEFAULT_FORMULA, help="R-style model formula")
-    p.add_argument("--models", help="model table CSV (model_id, short_name, developer, family, size_rank_in_family, params_b); default: the 9 published models")
-    p.add_argument("--prior", action="append", default=[], metavar="NAME=DIST(...)",
-                   help="override a prior, e.g. sd=halfnormal(0.5), sd_value=exponential(2), b_log_n_train=normal(0,0.5), intercept=normal(0,2); repeatable")
-    p.add_argument("--values", default="", help="extra value names (comma-separated) for benchmarks beyond the 11 DVB values")
-    p.add_argument("--on-conflict", choices=["error", "first", "last", "exclude"], default="error",
-                   help="what to do when two parsed copies of a prompt disagree")
-    p.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
-    p.add_argument("--tune", type=int, default=500, help="tuning draws per chain")
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--seed", type=int, default=20251, help="seed for sampling and posterior predictions")
-    p.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie")
-    p.add_argument("--parametrization", choices=["zerosum", "centered", "noncentered"], default="zerosum",
-                   help="random-effect parametrisation (see docs/model.md)")
-    p.add_argument("--hdi", type=float, default=0.94, help="probability mass of highest-density intervals")
-    p.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=None,
-                   help="scaling-trend tests (default: on when a model family has two sizes)")
-    p.add_argument("--pairs", type=_pair, nargs="+", metavar="SMALLER:LARGER", help="explicit model pairs for the scaling tests")
-    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=None,
-                   help="render reports/<run>/report.html (default: on for the no-argument example run)")
-    p.add_argument("--allow-warnings", action="store_true", help="exit 0 even when sampler diagnostics fail")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("paths", nargs="*", help="harness dumps (.csv, .jsonl/.ndjson, .parquet), folders or globs; "
+                   "or aggregated cell tables (n_trials, n_deep per design cell)")
+    data = p.add_argument_group("input")
+    data.add_argument("--models", help="model table CSV (model_id, short_name, developer, family, size_rank_in_family, "
+                      "params_b); default: the 9 published models")
+    data.add_argument("--values", default="", help="extra value names, comma-separated, for benchmarks beyond the 11 DVB values")
+    data.add_argument("--on-conflict", choices=["error", "first", "last", "exclude"], default="error",
+                      help="when two parsed copies of a prompt disagree: stop (default), keep the first or last copy, "
+                      "or exclude all of them")
+    model = p.add_argument_group("model")
+    model.add_argument("--formula", default=formulamod.DEFAULT_FORMULA, help="R-style formula (default: %(default)s)")
+    model.add_argument("--prior", action="append", default=[], metavar="NAME=DIST(...)",
+                       help="override a prior, repeatable: sd=halfnormal(0.5), sd_value=exponential(2), "
+                       "b_log_n_train=normal(0,0.5), intercept=normal(0,2) (defaults in docs/model.md)")
+    model.add_argument("--parametrization", choices=["zerosum", "centered", "noncentered"], default="zerosum",
+                       help="random-effect parametrisation (default: %(default)s; see docs/model.md)")
+    sampling = p.add_argument_group("sampler")
+    sampling.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie", help="default: %(default)s")
+    sampling.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (default: %(default)s)")
+    sampling.add_argument("--tune", type=int, default=500, help="tuning draws per chain (default: %(default)s)")
+    sampling.add_argument("--chains", type=int, default=4, help="default: %(default)s")
+    sampling.add_argument("--seed", type=int, default=20251, help="seed of sampling and predictions (default: %(default)s)")
+    sampling.add_argument("--allow-warnings", action="store_true", help="exit 0 even when sampler diagnostics fail")
+    output = p.add_argument_group("output")
+    output.add_argument("--out", type=Path, help="run folder (default: runs/<name>)")
+    output.add_argument("--name", help="run name (default: from the input file names; 'default' for the example)")
+    output.add_argument("--hdi", type=float, default=0.94, help="mass of the highest-density intervals (default: %(default)s)")
+    output.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=None,
+                        help="scaling-trend tests (default: on when a model family has two sizes)")
+    output.add_argument("--pairs", type=_pair, nargs="+", metavar="SMALLER:LARGER",
+                        help="explicit model pairs (short names) for the scaling tests (default: adjacent sizes within families)")
+    output.add_argument("--report", action=argparse.BooleanOptionalAction, default=None,
+                        help="render reports/<run>/report.html (default: on for the no-argument example run)")
+    output.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -274,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if not 0 < args.hdi < 1:
         parser().error("--hdi must be between 0 and 1")
+    for option in ("draws", "tune", "chains"):
+        if getattr(args, option) < 1:
+            parser().error(f"--{option} must be a positive whole number")
     try:
         out, result = run(
             args.paths or None, out=args.out, name=args.name, formula=args.formula, models=args.models,

@@ -28,15 +28,21 @@ def _dvgr(models: list[str]) -> pd.DataFrame:
     })
 
 
+def _shown_labels(ax, axis: str) -> list:
+    """The tick labels ``axis`` of ``ax`` actually draws (ticks inside the view limits)."""
+    axis_ = ax.xaxis if axis == "x" else ax.yaxis
+    low, high = sorted(axis_.get_view_interval())
+    return [t.label1 for t in axis_.get_major_ticks() if low <= t.get_loc() <= high and t.label1.get_text()]
+
+
 def _labels_inside(fig) -> None:
     """Every tick label is drawn whole inside the figure (nothing truncated)."""
     fig.canvas.draw()
     box = fig.bbox
     for ax in fig.axes:
-        for label in ax.get_yticklabels() + ax.get_xticklabels():
-            if label.get_text():
-                extent = label.get_window_extent()
-                assert extent.x0 >= box.x0 - 1 and extent.x1 <= box.x1 + 1, label.get_text()
+        for label in _shown_labels(ax, "y") + _shown_labels(ax, "x"):
+            extent = label.get_window_extent()
+            assert extent.x0 >= box.x0 - 1 and extent.x1 <= box.x1 + 1, label.get_text()
 
 
 def test_forest_draws_every_model_and_chance_line():
@@ -53,6 +59,24 @@ def test_forest_draws_every_model_and_chance_line():
     assert np.allclose(x, [*table["dvgr_mean"], overall["dvgr_mean"]])
     assert y[0] > y[-1]
     _labels_inside(fig)
+
+
+def test_forest_zooms_so_intervals_are_visible():
+    table = _dvgr(["a", "b", "c"])
+    table["dvgr_mean"] = [0.229, 0.30, 0.398]  # the published-scale example: HDIs 0.014 wide
+    table["dvgr_hdi_low"], table["dvgr_hdi_high"] = table["dvgr_mean"] - 0.007, table["dvgr_mean"] + 0.007
+    table["raw_dvgr"] = table["dvgr_mean"] + 0.001
+    table["wilson_low"], table["wilson_high"] = table["raw_dvgr"] - 0.008, table["raw_dvgr"] + 0.008
+    with plots.style():
+        ax = plots.forest(table, hdi_prob=0.94).axes[0]
+    low, high = ax.get_xlim()
+    assert low <= table["wilson_low"].min() and high >= 0.5
+    assert 0.014 / (high - low) > 0.03  # on a 0-1 axis it was 0.014
+    far = table.assign(**{c: table[c] - 0.2 for c in table.columns if c != "model"})
+    with plots.style():
+        ax = plots.forest(far, hdi_prob=0.94).axes[0]
+    assert ax.get_xlim()[1] < 0.5
+    assert [t.get_text() for t in ax.texts] == ["chance (0.5) is right of the axis →"]
 
 
 def test_figure_grows_with_models():
@@ -103,14 +127,67 @@ def test_rank_plot_counts_every_draw_per_chain():
     assert low_chain[:5].sum() == 400 and high_chain[5:].sum() == 400  # separated chains are visible
 
 
-def test_scaling_one_line_per_family():
-    points = pd.DataFrame({"family": ["gpt", "gpt", "llama", "llama"], "model": ["s", "l", "8b", "70b"],
-                           "size_rank": [1, 2, 1, 2], "dvgr_mean": [0.35, 0.25, 0.37, 0.24],
-                           "dvgr_hdi_low": [0.3, 0.2, 0.33, 0.2], "dvgr_hdi_high": [0.4, 0.3, 0.41, 0.28]})
+def _ladder(fitted: bool = True) -> pd.DataFrame:
+    """The synthetic published-scale example's size ladder: four families, close DVGRs that overlap."""
+    points = pd.DataFrame({
+        "family": ["gemini", "gemini", "gpt-4.1", "gpt-4.1", "gpt-4.1", "gpt-4o", "gpt-4o", "llama-3", "llama-3"],
+        "model": ["gemini-2.0-flash", "gemini-2.0-flash-lite", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano",
+                  "gpt-4o", "gpt-4o-mini", "llama-3-70b", "llama-3-8b"],
+        "size_rank": [2, 1, 3, 2, 1, 2, 1, 2, 1],
+        "dvgr_mean": [0.398, 0.345, 0.245, 0.229, 0.353, 0.251, 0.277, 0.243, 0.364],
+    })
+    points["dvgr_hdi_low"], points["dvgr_hdi_high"] = points["dvgr_mean"] - 0.008, points["dvgr_mean"] + 0.008
+    if fitted:
+        points["fitted_mean"] = points["dvgr_mean"] + np.linspace(-0.04, 0.04, len(points))
+        points["fitted_hdi_low"], points["fitted_hdi_high"] = points["fitted_mean"] - 0.1, points["fitted_mean"] + 0.1
+    return points
+
+
+def test_scaling_one_panel_per_family_with_the_pooled_fit():
+    points = _ladder()
     with plots.style():
-        fig = plots.scaling(points, hdi_prob=0.94, slope_label="slope -0.2")
-    legend = fig.axes[0].get_legend()
-    assert [t.get_text() for t in legend.get_texts()] == ["gpt", "llama"]
+        fig = plots.scaling(points, hdi_prob=0.94, slope_label="pooled slope -0.14")
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title(loc="left") for ax in panels] == ["gemini", "gpt-4.1", "gpt-4o", "llama-3"]
+    ticks = [[t.get_text() for t in ax.get_xticklabels()] for ax in panels]
+    assert ticks[1] == ["gpt-4.1-nano", "gpt-4.1-mini", "gpt-4.1"]  # smallest to largest
+    # the pooled fit is drawn dashed at the fitted means, its HDI as a band
+    fitted = points[points["family"] == "gpt-4.1"].sort_values("size_rank")
+    dashed = [line for line in panels[1].get_lines() if line.get_linestyle() == "--" and len(line.get_xdata()) == 3]
+    assert len(dashed) == 1 and np.allclose(dashed[0].get_ydata(), fitted["fitted_mean"])
+    assert len(panels[1].collections) >= 1
+    # zoomed: the 0.016-wide HDIs take a visible share of the axis, and chance stays on it
+    low, high = panels[0].get_ylim()
+    assert low <= 0.5 <= high and 0.016 / (high - low) > 0.03
+    # slanted model names are parallel strips: they cannot touch when neighbouring anchors are
+    # at least one text height apart across the slant
+    fig.canvas.draw()
+    anchors = sorted((ax.transData.transform((t.get_position()[0], 0))[0], t)
+                     for ax in panels for t in _shown_labels(ax, "x"))
+    for (x0, left), (x1, _) in zip(anchors, anchors[1:]):
+        across = (x1 - x0) * np.sin(np.radians(left.get_rotation()))
+        assert across >= left.get_fontsize() * fig.dpi / 72, left.get_text()
+    _labels_inside(fig)
+
+
+def test_scaling_without_fit_and_with_chance_off_the_axis():
+    points = _ladder(fitted=False)
+    points[["dvgr_mean", "dvgr_hdi_low", "dvgr_hdi_high"]] -= 0.19  # all DVGRs near 0.05-0.2
+    with plots.style():
+        fig = plots.scaling(points, hdi_prob=0.94)
+    ax = fig.axes[0]
+    assert not [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert ax.get_ylim()[1] < 0.5
+    assert any("chance (0.5) is above the axis" in t.get_text() for t in ax.texts)
+
+
+def test_zoom_keeps_chance_only_within_reach():
+    assert plots.zoom(0.22, 0.41, pad=0) == (0.22, 0.5)  # 0.5 lies within one data span: kept
+    low, high = plots.zoom(0.02, 0.08, pad=0)
+    assert (low, high) == pytest.approx((0.02, 0.08))  # 0.5 is 7 spans away: the data decide
+    assert plots.zoom(0.0, 0.98) == (0.0, 1.0)  # never beyond [0, 1]
+    low, high = plots.zoom(0.3, 0.3, reference=0.9, pad=0.5)  # a single point still gets an axis
+    assert (low, high) == pytest.approx((0.3 - 0.5 * plots.MIN_SPAN, 0.3 + 0.5 * plots.MIN_SPAN))
 
 
 def test_ppc_panels_and_rate_lines():

@@ -19,7 +19,7 @@ from scipy.special import expit
 
 from dvbstats.frequentist import binom_test, wilson
 from dvbstats.report import RenderError, RunFolderError, render
-from dvbstats.report import narrative
+from dvbstats.report import build, narrative
 from dvbstats.report.__main__ import main
 
 SECTIONS = ["headline", "models", "forest", "values", "variance", "training-size", "ppc", "diagnostics",
@@ -372,8 +372,7 @@ def test_scaling_section_only_with_scaling_tables(tmp_path):
     pd.DataFrame({"smaller": ["gpt-4o-mini"], "larger": ["gpt-4o"], "dvgr_smaller": [0.35], "dvgr_larger": [0.27],
                   "diff_mean": [-0.08], "diff_hdi_low": [-0.12], "diff_hdi_high": [-0.04], "p_diff_below_0": [0.999],
                   "chi2_p": [0.0002]}).to_csv(run / "scaling_pairs.csv", index=False)
-    pd.DataFrame({"size_measure": ["rank"], "slope_mean": [-0.2], "slope_hdi_low": [-0.5], "slope_hdi_high": [0.1],
-                  "p_slope_below_0": [0.88], "bf01": [1.7]}).to_csv(run / "scaling_trend.csv", index=False)
+    _trend(run, r_hat=1.002, ess=950.0, divergences=0)
     text = flat(render(run, tmp_path / "reports", engine="pandoc"))
     page = Page(text)
     ids = [i.removeprefix("sec-") for i in page.ids if i.startswith("sec-")]
@@ -382,6 +381,42 @@ def test_scaling_section_only_with_scaling_tables(tmp_path):
     pairs = page.tables["tbl-scaling-pairs"]
     assert pairs[1][:3] == ["gpt-4o-mini", "gpt-4o", "-0.080"]
     assert "BF01 = 1.70" in text
+    assert "Sampler checks of the slope model: max R-hat 1.002, min bulk ESS 950, 0 divergent transitions" in text
+    assert "all pass" in text and "callout callout-important" not in text
+
+
+def _trend(run: Path, *, r_hat: float, ess: float, divergences: int) -> None:
+    pd.DataFrame({"size_measure": ["rank"], "slope_mean": [-0.2], "slope_hdi_low": [-0.5], "slope_hdi_high": [0.1],
+                  "p_slope_below_0": [0.88], "bf01": [1.7], "max_r_hat": [r_hat], "min_ess_bulk": [ess],
+                  "divergences": [divergences]}).to_csv(run / "scaling_trend.csv", index=False)
+
+
+def test_failing_slope_diagnostics_flagged_at_top_and_in_section(tmp_path):
+    run = make_run(tmp_path / "runs")
+    _trend(run, r_hat=1.05, ess=120.0, divergences=2)
+    fitted = pd.DataFrame({"model": ["gpt-4o-mini", "gpt-4o"], "family": ["gpt-4o", "gpt-4o"], "size_rank": [1, 2],
+                           "fitted_mean": [0.35, 0.3], "fitted_hdi_low": [0.25, 0.2], "fitted_hdi_high": [0.45, 0.4]})
+    fitted.to_csv(run / "scaling_models.csv", index=False)
+    text = flat(render(run, tmp_path / "reports", engine="pandoc"))
+    top = text[:text.index('id="sec-headline"')]
+    assert 'class="callout callout-important"' in top and "Sampler diagnostics failed" in top
+    for failure in ["max R-hat 1.050 &gt; 1.01", "min bulk ESS 120 &lt; 400", "2 divergent transitions"]:
+        assert f"pooled size-slope model: {failure}" in top, failure
+    assert re.search(r'<a href="#sec-scaling"[^>]*>Section 7</a>', top)
+    assert "Section 8" not in top  # the main fit passed its checks
+    scaling = text[text.index('id="sec-scaling"'):text.index('id="sec-ppc"')]
+    assert "Slope-model diagnostics failed" in scaling and "callout callout-important" in scaling
+    assert "orange: the pooled-slope model" in scaling  # the figure draws the fitted trend
+
+
+def test_dates_and_run_details_read_by_people(rendered):
+    qmd = (rendered[1].parent / "report.qmd").read_text()
+    assert yaml.safe_load(qmd.split("---")[1])["date"] == "23 November 2025, 10:00 UTC"
+    methods = rendered[2][rendered[2].index('id="sec-methods"'):]
+    assert "<code>python -m dvbstats.fit x.csv</code>" in methods and "total 12.5 s" in methods
+    assert build.fmt_date("2025-11-23T23:30:00-02:00") == "24 November 2025, 01:30 UTC"
+    assert build.fmt_date("2025-11-23T08:05:00") == "23 November 2025, 08:05"  # no zone given, none printed
+    assert build.fmt_date("last Tuesday") == "last Tuesday"
 
 
 def test_aggregated_run_says_what_is_missing(tmp_path):

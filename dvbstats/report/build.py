@@ -75,6 +75,14 @@ def fmt_date(stamp: object) -> str:
     return f"{when.day} {when:%B %Y, %H:%M}{zone}"
 
 
+def fmt_timing(timing: dict) -> str:
+    """Stage timings ``{"sample_s": 41.49, ...}`` as ``sample 41.5 s · ...`` (other values as given)."""
+    return " · ".join(
+        f"{escape(k.removesuffix('_s'))} {v:.1f} s" if k.endswith("_s") and isinstance(v, int | float)
+        else f"{escape(k)} {escape(v)}" for k, v in timing.items()
+    )
+
+
 def md_table(rows: pd.DataFrame, *, caption: str, label: str, align: str | None = None) -> str:
     """A pipe table with a Quarto table caption ``: caption {#tbl-label}``.
 
@@ -443,11 +451,13 @@ def slope_diagnostics(run: RunFolder, trend: pd.DataFrame) -> str:
     row, limit = trend.iloc[0], thresholds(run)
     text = (f"Sampler checks of the slope model: max R-hat {fmt_num(row['max_r_hat'], 3)}, min bulk ESS "
             f"{fmt_int(row['min_ess_bulk'])}, {fmt_int(row['divergences'])} divergent transitions (limits: R-hat "
-            f"≤ {limit['max_r_hat']:g}, ESS ≥ {limit['min_ess']:g}, divergences ≤ {limit['max_divergences']:g}).")
+            f"≤ {limit['max_r_hat']:g}, ESS ≥ {limit['min_ess']:g}, "
+            + ("no divergences" if limit["max_divergences"] == 0 else f"divergences ≤ {limit['max_divergences']:g}")
+            + ")")
     failures = slope_failures(run)
     if not failures:
-        return text
-    return text + "\n\n" + callout(
+        return text + ": all pass."
+    return text + ".\n\n" + callout(
         "important", "Slope-model diagnostics failed",
         "The pooled slope and its Bayes factor may not be trustworthy:\n\n"
         + "\n".join(f"- {escape(f)}" for f in failures)
@@ -461,11 +471,11 @@ def _pooled_logit(table: pd.DataFrame | None) -> str:
         return ""
     row = table.iloc[0]
     text = (f"Frequentist counterpart: a logistic regression of the choice on the same standardised size "
-            f"({escape(row['predictor'])}) with {escape(row['fixed_effects'])} fixed effects and standard errors "
+            f"with {escape(row['fixed_effects'])} fixed effects and standard errors "
             f"clustered by {escape(row['cluster'])} gives {fmt_num(row['coef'], 3)} (95% CI "
             f"{fmt_num(row['ci_low'], 3)} to {fmt_num(row['ci_high'], 3)}, p = {fmt_p(float(row['p_value']))}; "
             f"{fmt_int(row['n_trials'])} trials, {fmt_int(row['n_clusters'])} clusters).")
-    if bool(row.get("few_clusters", False)):
+    if str(row.get("few_clusters", False)).lower() == "true":
         text += (f" With only {fmt_int(row['n_clusters'])} clusters the cluster-robust standard errors are "
                  "too small, so this p-value is optimistic.")
     return text
@@ -520,7 +530,8 @@ def scaling(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
             **_pvalue_column(pairs, "chi2_p"),
         })
         blocks.append(md_table(cells, caption="Within-family size pairs: posterior difference in DVGR "
-                               "(and the paper's chi-square test where computed).", label="scaling-pairs"))
+                               "(and the paper's chi-square test where computed).", label="scaling-pairs",
+                               align="ll" + "r" * (cells.shape[1] - 2)))
     big_small = tables.get("big_small")
     if big_small is not None and "coding" in big_small.columns:
         cells = pd.DataFrame({
@@ -692,10 +703,12 @@ def methods(run: RunFolder) -> str:
         blocks.append(md_table(pd.DataFrame({"Package": [escape(k) for k in versions],
                                              "Version": [escape(v) for v in versions.values()]}),
                                caption="Package versions.", label="versions", align="ll"))
-    details = [("Command", f"`{m['command']}`" if m.get("command") else None),
-               ("Created", escape(m["created"]) if m.get("created") else None),
+    command = m.get("command")
+    details = [("Command", f"`{shlex.join(map(str, command)) if isinstance(command, list) else command}`"
+                if command else None),
+               ("Created", escape(fmt_date(m["created"])) if m.get("created") else None),
                ("Run folder", f"`{run.path}`"),
-               ("Timing", f"`{json.dumps(m['timing'])}`" if m.get("timing") else None)]
+               ("Timing", fmt_timing(m["timing"]) if m.get("timing") else None)]
     blocks.append("\n".join(f"- **{k}**: {v}" for k, v in details if v))
     return section("Methods", "methods", *blocks)
 
@@ -703,7 +716,7 @@ def methods(run: RunFolder) -> str:
 def yaml_header(run: RunFolder) -> str:
     """The Quarto YAML header; the html options are honoured by both render engines."""
     title = json.dumps(f"Deep Value Benchmark: {run.name}")
-    date = json.dumps(str(run.manifest.get("created", "")))
+    date = json.dumps(fmt_date(run.manifest.get("created", "")))
     return (
         "---\n"
         f"title: {title}\n"
