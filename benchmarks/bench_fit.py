@@ -41,7 +41,7 @@ def main() -> None:
     keyed = diag.filter(pl.col("parameter").str.starts_with("dvgr") | pl.col("parameter").str.starts_with("sd["))
     print(f"wall time: {describe(wall, 's')}   target < 60 s")
     print(f"peak RSS:  {describe(rss, 'MiB')}   target < 2048 MiB")
-    print(f"stages of the last run: " + ", ".join(f"{k} {v:.1f} s" for k, v in manifest["timing"].items()))
+    print("stages of the last run: " + ", ".join(f"{k} {v:.1f} s" for k, v in manifest["timing"].items()))
     print(f"cells: {manifest['counts']['cells']:,}, trials used: {manifest['counts']['trials_used']:,}")
     print(f"diagnostics: max R-hat {diag['r_hat'].max():.4f}, min bulk ESS (DVGR and SDs) {keyed['ess_bulk'].min():.0f}, "
           f"min tail ESS {diag['ess_tail'].min():.0f}, divergences {manifest['diagnostics']['divergences']}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-#: Columns a harness dump must have (``traceback`` is optional and ignored).
+#: Columns a harness dump must have; others (the optional ``traceback``) are ignored.
 HARNESS_COLUMNS: tuple[str, ...] = (
     "prompt_id",
     "model",
@@ -23,7 +23,6 @@ HARNESS_COLUMNS: tuple[str, ...] = (
     "success",
     "error",
 )
-OPTIONAL_HARNESS_COLUMNS: tuple[str, ...] = ("traceback",)
 
 #: The two answer options a parsed response may carry.
 OPTIONS: tuple[str, ...] = ("Option A", "Option B")
