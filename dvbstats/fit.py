@@ -12,7 +12,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import polars as pl
@@ -22,6 +22,7 @@ from . import formula as formulamod
 from . import manifest, summaries
 from .fitting import Fit, fit
 from .ingest import RECONCILIATION_SCHEMA, IngestError, TrialTable, load
+from .ingest import sources as ingest_sources
 from .priors import PriorError, Priors
 from .registry import ModelTable
 from .sample import MAX_R_HAT, MIN_ESS, SamplerSettings
@@ -82,6 +83,10 @@ def run(
         f"{cells.n_trials:,} trials used in {cells.data.height:,} design cells, "
         f"{int(quality['n_rows'].sum()) - cells.n_trials:,} rows excluded (see data_quality.csv).")
 
+    if pairs:  # a misspelled pair should stop the run before the sampler, not after it
+        from . import scaling as scalingmod
+
+        scalingmod.pairs(data.models, cells.by_model()["model"].to_list(), explicit=pairs)
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed)
     log(f"Fitting {f} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
         "compiling the model first takes 10-30 s...")
@@ -148,7 +153,7 @@ def read_inputs(paths, f: formulamod.Formula, table: ModelTable, values, on_conf
             quality=source.status_counts(),
             reconciliation=source.reconciliation,
             models=table.resolve(source.data["model_id"].unique().to_list()),
-            inputs=[dict(path=s.path, sha256=s.sha256, format=s.format, n_rows=s.n_rows) for s in source.sources],
+            inputs=[asdict(s) | {"kind": "trials"} for s in source.sources],
             trials=source,
         )
     cells = cellmod.from_counts(source, f.variables)
@@ -159,7 +164,7 @@ def read_inputs(paths, f: formulamod.Formula, table: ModelTable, values, on_conf
         quality=quality,
         reconciliation=pl.DataFrame(schema=RECONCILIATION_SCHEMA),
         models=table.resolve(source["model_id"].unique().to_list()),
-        inputs=manifest.describe_inputs(paths, fmt="cells"),
+        inputs=[asdict(s) | {"kind": "cells"} for s in ingest_sources(paths)],
         trials=None,
     )
 

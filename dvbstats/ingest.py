@@ -549,6 +549,15 @@ def read_dumps(
 # --------------------------------------------------------------------------- cells
 
 
+def sources(paths: Sequence[str | Path] | str | Path) -> tuple[Source, ...]:
+    """Every input file behind ``paths`` with its SHA-256, format and number of data rows."""
+    scan = {"csv": pl.scan_csv, "jsonl": pl.scan_ndjson, "parquet": pl.scan_parquet}
+    return tuple(
+        Source(path, sha256(path), fmt, scan[fmt](path).select(pl.len()).collect().item())
+        for path, fmt in _expand(paths)
+    )
+
+
 def is_cell_table(path: str | Path) -> bool:
     """Whether a file holds aggregated counts (has ``n_trials`` and ``n_deep``) rather than trials."""
     columns = _columns(str(path), _format(Path(path)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import platform
-from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -28,15 +27,6 @@ def versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
-    return out
-
-
-def describe_inputs(paths: Sequence[str | Path], fmt: str) -> list[dict]:
-    """Path, hash, format and row count of input files given by the user."""
-    out = []
-    for p in paths:
-        n_rows = pl.scan_csv(p).select(pl.len()).collect().item() if str(p).endswith(".csv") else None
-        out.append({"path": str(p), "sha256": sha256(p), "format": fmt, "n_rows": n_rows or 0})
     return out
 
 
