@@ -26,7 +26,13 @@ import polars as pl
 
 from dvbstats import published
 from dvbstats.fit import EXIT_DIAGNOSTICS, console_table, run
-from dvbstats.reconstruct import DEFAULT_ROOT, PublishedDataError, ReconstructionError, published_aggregates, reconstruct
+from dvbstats.reconstruct import (
+    DEFAULT_ROOT,
+    PublishedDataError,
+    ReconstructionError,
+    published_aggregates,
+    reconstruct,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 NAME = "dvb2025_reanalysis"

@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 import polars as pl
-
 from _common import describe, stamp, timed_runs
 
 ROOT = Path(__file__).resolve().parents[1]

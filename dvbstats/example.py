@@ -35,7 +35,14 @@ import polars as pl
 from scipy.special import expit, logit
 
 from dvbstats.manifest import sha256
-from dvbstats.simulate import Design, Effects, Simulation, draw_effects, draw_prompts, simulate
+from dvbstats.simulate import (
+    Design,
+    Effects,
+    Simulation,
+    draw_effects,
+    draw_prompts,
+    simulate,
+)
 
 EXAMPLE_SEED: int = 20250512
 #: Prompts per model in the published run.

@@ -23,6 +23,7 @@ from . import manifest, summaries
 from .fitting import Fit, fit
 from .ingest import RECONCILIATION_SCHEMA, IngestError, TrialTable, load
 from .ingest import sources as ingest_sources
+from .model import PARAMETRIZATIONS
 from .priors import PriorError, Priors
 from .registry import ModelTable
 from .sample import MAX_R_HAT, MIN_ESS, SamplerSettings
@@ -44,8 +45,9 @@ def run(
     tune: int = 500,
     chains: int = 4,
     seed: int = 20251,
+    target_accept: float | None = None,
     sampler: str = "nutpie",
-    parametrization: str = "zerosum",
+    parametrization: str = "auto",
     hdi_prob: float = 0.94,
     scaling: bool | None = None,
     pairs: Sequence[tuple[str, str]] | None = None,
@@ -87,7 +89,8 @@ def run(
         from . import scaling as scalingmod
 
         scalingmod.pairs(data.models, cells.by_model()["model"].to_list(), explicit=pairs)
-    settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed)
+    settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
+                               target_accept=target_accept)
     log(f"Fitting {f} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
         "compiling the model first takes 10-30 s...")
     with _warnings_to(log):
@@ -275,14 +278,18 @@ def parser() -> argparse.ArgumentParser:
     model.add_argument("--prior", action="append", default=[], metavar="NAME=DIST(...)",
                        help="override a prior, repeatable: sd=halfnormal(0.5), sd_value=exponential(2), "
                        "b_log_n_train=normal(0,0.5), intercept=normal(0,2) (defaults in docs/model.md)")
-    model.add_argument("--parametrization", choices=["zerosum", "centered", "noncentered"], default="zerosum",
-                       help="random-effect parametrisation (default: %(default)s; see docs/model.md)")
+    model.add_argument("--parametrization", choices=PARAMETRIZATIONS, default="auto",
+                       help="random-effect parametrisation (default: %(default)s, which centres a zero-sum term "
+                       "when its levels hold >= 1000 trials and non-centres it otherwise; see docs/model.md)")
     sampling = p.add_argument_group("sampler")
     sampling.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie", help="default: %(default)s")
     sampling.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (default: %(default)s)")
     sampling.add_argument("--tune", type=int, default=500, help="tuning draws per chain (default: %(default)s)")
     sampling.add_argument("--chains", type=int, default=4, help="default: %(default)s")
     sampling.add_argument("--seed", type=int, default=20251, help="seed of sampling and predictions (default: %(default)s)")
+    sampling.add_argument("--target-accept", type=float, default=None,
+                          help="NUTS target acceptance rate; raise it (0.9-0.99) when a fit reports divergences "
+                          "(default: 0.8 when every random term is centred, 0.95 when one is non-centred)")
     sampling.add_argument("--allow-warnings", action="store_true", help="exit 0 even when sampler diagnostics fail")
     output = p.add_argument_group("output")
     output.add_argument("--out", type=Path, help="run folder (default: runs/<name>)")
@@ -302,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if not 0 < args.hdi < 1:
         parser().error("--hdi must be between 0 and 1")
+    if args.target_accept is not None and not 0 < args.target_accept < 1:
+        parser().error("--target-accept must be between 0 and 1")
     for option in ("draws", "tune", "chains"):
         if getattr(args, option) < 1:
             parser().error(f"--{option} must be a positive whole number")
@@ -310,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.paths or None, out=args.out, name=args.name, formula=args.formula, models=args.models,
             priors=args.prior, values=[v.strip() for v in args.values.split(",") if v.strip()],
             on_conflict=args.on_conflict, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+            target_accept=args.target_accept,
             sampler=args.sampler, parametrization=args.parametrization, hdi_prob=args.hdi, scaling=args.scaling,
             pairs=args.pairs, report=args.report if args.report is not None else not args.paths,
             progress=not args.quiet,
@@ -331,7 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("SAMPLER DIAGNOSTICS FAILED — do not trust these numbers yet:", file=sys.stderr)
         for failure in diag.failures:
             print(f"  - {failure}", file=sys.stderr)
-        print("Try more --tune/--draws, another --parametrization, or tighter priors.", file=sys.stderr)
+        print("Try a higher --target-accept (divergences), more --tune/--draws (R-hat, ESS), another "
+              "--parametrization, or tighter priors.", file=sys.stderr)
         print("!" * 78, file=sys.stderr)
         return 0 if args.allow_warnings else EXIT_DIAGNOSTICS
     print(f"Diagnostics OK: max R-hat {diag.summary()['max_r_hat']:.3f}, min bulk ESS "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import arviz as az
@@ -14,7 +14,7 @@ import xarray as xr
 from . import estimands
 from .cells import CellTable
 from .formula import Formula
-from .model import Design, Parametrization, build, design
+from .model import Design, Parametrization, build, design, term_parametrizations
 from .priors import Priors
 from .sample import Diagnostics, SamplerSettings, diagnose, sample
 
@@ -80,8 +80,20 @@ class Fit:
         quantities = {**self.top_level(), "dvgr": self.dvgr, "dvgr_overall": self.overall}
         return diagnose(quantities, self.idata)
 
+    def parametrizations(self) -> dict[str, str]:
+        """The parametrisation each random term was sampled in."""
+        return term_parametrizations(self.design, self.parametrization)
+
     def priors_used(self) -> dict[str, str]:
         return self.priors.describe(self.design.prior_names)
+
+
+def default_target_accept(d: Design, parametrization: Parametrization) -> float:
+    """0.8 when every random term is centred (data-rich: long trajectories would only cost time);
+    0.95 when some term is non-centred (thin data, where divergences come from curvature and the
+    gradients are cheap). Measured in docs/model.md."""
+    kinds = term_parametrizations(d, parametrization).values()
+    return 0.95 if any("noncentered" in k for k in kinds) else 0.8
 
 
 def fit(
@@ -90,7 +102,7 @@ def fit(
     *,
     priors: Priors | None = None,
     settings: SamplerSettings = SamplerSettings(),
-    parametrization: Parametrization = "zerosum",
+    parametrization: Parametrization = "auto",
     progress: bool = True,
 ) -> Fit:
     """Build the hierarchical logistic model of ``formula`` on ``cells`` and sample it."""
@@ -98,6 +110,8 @@ def fit(
     t0 = time.perf_counter()
     d = design(formula, cells)
     model = build(d, priors, parametrization)
+    if settings.target_accept is None:
+        settings = replace(settings, target_accept=default_target_accept(d, parametrization))
     t1 = time.perf_counter()
     idata = sample(model, settings, progress=progress)
     t2 = time.perf_counter()

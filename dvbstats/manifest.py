@@ -47,7 +47,7 @@ def build(*, run_name, synthetic, inputs, fit, quality: pl.DataFrame, reconcilia
         "formula": str(fit.formula),
         "design": list(fit.cells.by),
         "priors": fit.priors_used(),
-        "parametrization": fit.parametrization,
+        "parametrization": {"requested": fit.parametrization, "terms": fit.parametrizations()},
         "sampler": fit.settings.as_dict(),
         "seed": fit.settings.seed,
         "hdi_prob": hdi_prob,

@@ -8,22 +8,22 @@ with numeric predictors centred at their trial-weighted mean, so that ``Intercep
 log-odds of a deep-value choice in an average design cell.
 
 Parametrisation (chosen by measurement, see ``docs/model.md`` and
-``benchmarks/bench_parametrization.py``): with a few levels per factor and thousands of trials
-per level, the data pin every level down, so the *centred* form samples well; what hurts is that
-an unconstrained set of intercepts is confounded with the global ``Intercept`` (adding a constant
-to every level and subtracting it from the intercept leaves the likelihood unchanged). The
-default ``"zerosum"`` therefore gives each random term a centred ``ZeroSumNormal`` prior: the
-levels are iid ``Normal(0, sd)`` deviations re-expressed relative to their own mean, which makes
-``Intercept`` the grand mean and leaves every parameter identified. For an interaction ``g1:g2``
-whose factors all have main terms, the deviations sum to zero along every factor's axis
-(they are also confounded with the main effects). ``"centered"`` and ``"noncentered"`` are the
-textbook alternatives, kept for comparison.
+``benchmarks/bench_parametrization.py``): an unconstrained set of intercepts is confounded with
+the global ``Intercept`` (add a constant to every level, subtract it from the intercept, and the
+likelihood is unchanged), so every random term gets a ``ZeroSumNormal`` prior: iid
+``Normal(0, sd)`` deviations re-expressed relative to their own mean, which makes ``Intercept``
+the grand mean and every parameter identified. For an interaction ``g1:g2`` whose factors all
+have main terms, the deviations sum to zero along every factor's axis. ``"zerosum"`` samples the
+deviations themselves (centred: right when thousands of trials pin each level down);
+``"zerosum_noncentered"`` samples standardised deviations (right when the data are thin);
+``"auto"`` (the default) picks per term from the trials per level. ``"centered"`` and
+``"noncentered"`` are the textbook forms, kept for comparison.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,8 +36,12 @@ from .cells import CellTable
 from .formula import Formula, RandomIntercept
 from .priors import Priors
 
-Parametrization = Literal["zerosum", "centered", "noncentered"]
-PARAMETRIZATIONS: tuple[str, ...] = ("zerosum", "centered", "noncentered")
+Parametrization = Literal["auto", "zerosum", "zerosum_noncentered", "centered", "noncentered"]
+PARAMETRIZATIONS: tuple[str, ...] = ("auto", "zerosum", "zerosum_noncentered", "centered", "noncentered")
+
+#: ``auto`` centres a zero-sum term when its levels hold at least this many trials (median):
+#: then the likelihood pins each level down far more tightly than its prior SD (see docs/model.md).
+CENTRED_MIN_TRIALS = 1000
 
 
 @dataclass(frozen=True)
@@ -132,11 +136,12 @@ def _natural(level: str) -> tuple:
         return (1, 0.0, level)
 
 
-def build(d: Design, priors: Priors, parametrization: Parametrization = "zerosum") -> pm.Model:
+def build(d: Design, priors: Priors, parametrization: Parametrization = "auto") -> pm.Model:
     """The PyMC model of ``n_deep ~ Binomial(n_trials, logit^-1(eta))`` over observed cells."""
     if parametrization not in PARAMETRIZATIONS:
         raise ValueError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, not {parametrization!r}")
     priors.check(d.prior_names)
+    per_term = term_parametrizations(d, parametrization)
     obs = d.observed
     data = d.cells.data.filter(pl.Series(obs))
     # check_bounds=False: the parametrisation keeps every argument in its support, and the
@@ -152,7 +157,7 @@ def build(d: Design, priors: Priors, parametrization: Parametrization = "zerosum
         for t in d.terms:
             sd = priors.get(f"sd_{t.name}").create(f"sd_{t.name}")
             sds.append(sd)
-            r = _random_intercepts(t, sd, parametrization)
+            r = _random_intercepts(t, sd, per_term[t.name])
             eta = eta + r[tuple(t.index[obs, a] for a in range(len(t.dims)))]
         if sds:
             pm.Deterministic("sd", pt.stack(sds), dims="term")
@@ -160,10 +165,27 @@ def build(d: Design, priors: Priors, parametrization: Parametrization = "zerosum
     return model
 
 
-def _random_intercepts(t: Term, sd, parametrization: Parametrization):
+def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[str, str]:
+    """The parametrisation of every random term; ``auto`` decides per term from trials per level."""
+    if parametrization != "auto":
+        return {t.name: parametrization for t in d.terms}
+    n = d.cells.data["n_trials"].to_numpy()
+    out = {}
+    for t in d.terms:
+        flat = np.ravel_multi_index(tuple(t.index.T), tuple(len(lv) for lv in t.levels))
+        per_level = np.bincount(flat, weights=n)
+        observed = per_level[per_level > 0]
+        out[t.name] = "zerosum" if np.median(observed) >= CENTRED_MIN_TRIALS else "zerosum_noncentered"
+    return out
+
+
+def _random_intercepts(t: Term, sd, parametrization: str):
     name = f"r_{t.name}"
     if parametrization == "zerosum":
         return pm.ZeroSumNormal(name, sigma=sd, dims=t.dims, n_zerosum_axes=len(t.dims))
+    if parametrization == "zerosum_noncentered":
+        z = pm.ZeroSumNormal(f"z_{t.name}", sigma=1.0, dims=t.dims, n_zerosum_axes=len(t.dims))
+        return pm.Deterministic(name, z * sd, dims=t.dims)
     if parametrization == "centered":
         return pm.Normal(name, 0.0, sd, dims=t.dims)
     z = pm.Normal(f"z_{t.name}", 0.0, 1.0, dims=t.dims)

@@ -29,7 +29,7 @@ class SamplerSettings:
     tune: int = 500
     chains: int = 4
     seed: int = 20251
-    target_accept: float = 0.8
+    target_accept: float | None = None  # None: chosen with the parametrisation (fitting.fit)
 
     def as_dict(self) -> dict:
         return asdict(self)

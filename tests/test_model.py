@@ -13,6 +13,7 @@ from dvbstats.model import build, design
 from dvbstats.priors import Priors
 from dvbstats.sample import SamplerSettings
 
+
 def _cells(k: int, n: int) -> CellTable:
     data = pl.DataFrame({"model": ["m"], "n_prompts": [n], "n_trials": [n], "n_deep": [k]})
     return CellTable(data, ("model",))
@@ -115,3 +116,17 @@ def _as_trials(sim) -> pl.DataFrame:
         n_train=pl.col("n_train").cast(pl.Int32), chose_deep=pl.col("chose_deep").cast(pl.Int8),
         status=pl.when(pl.col("parsed")).then(pl.lit("used")).otherwise(pl.lit("unparsed")),
     )
+
+
+def test_auto_parametrization_centres_data_rich_terms_only():
+    from dvbstats.fitting import default_target_accept
+    from dvbstats.model import CENTRED_MIN_TRIALS, term_parametrizations
+
+    n = CENTRED_MIN_TRIALS * 3 // 10  # 4 values x 0.3 threshold: models are rich, values (2 models x 0.3) thin
+    data = pl.DataFrame({"model": ["a"] * 4 + ["b"] * 4, "value": ["v1", "v2", "v3", "v4"] * 2,
+                         "n_prompts": [n] * 8, "n_trials": [n] * 8, "n_deep": [n // 3] * 8})
+    d = design(parse("y ~ 1 + (1|model) + (1|value)"), CellTable(data, ("model", "value")))
+    assert term_parametrizations(d, "auto") == {"model": "zerosum", "value": "zerosum_noncentered"}
+    assert term_parametrizations(d, "centered") == {"model": "centered", "value": "centered"}
+    assert default_target_accept(d, "auto") == 0.95  # a non-centred term: thin data, cheap gradients
+    assert default_target_accept(d, "zerosum") == 0.8

@@ -18,8 +18,7 @@ import yaml
 from scipy.special import expit
 
 from dvbstats.frequentist import binom_test, wilson
-from dvbstats.report import RenderError, RunFolderError, render
-from dvbstats.report import build, narrative
+from dvbstats.report import RenderError, RunFolderError, build, narrative, render
 from dvbstats.report.__main__ import main
 
 SECTIONS = ["headline", "models", "forest", "values", "variance", "training-size", "ppc", "diagnostics",
@@ -164,7 +163,7 @@ def make_run(
         "formula": "chose_deep ~ 1 + (1|model) + (1|value)" if aggregated else
                    "chose_deep ~ 1 + log_n_train + (1|model) + (1|value) + (1|feature) + (1|context)",
         "priors": {"Intercept": "Normal(0, 1.5)", "sd": "HalfNormal(1)"},
-        "parametrization": "zerosum",
+        "parametrization": {"requested": "auto", "terms": {"model": "zerosum", "value": "zerosum_noncentered"}},
         "sampler": {"sampler": "nutpie", "draws": n_draws, "tune": 200, "chains": chains, "seed": 7, "target_accept": 0.9},
         "seed": 7, "hdi_prob": HDI,
         "versions": {"python": "3.11", "pymc": "5.28.5", "dvbstats": "0.1.0"},
@@ -342,7 +341,8 @@ def test_qmd_is_quarto(rendered):
 def test_methods_reproduce_the_run(rendered):
     text = rendered[2]
     section = text[text.index('id="sec-methods"'):]
-    for needle in ["chose_deep ~ 1 + log_n_train", "Normal(0, 1.5)", "nutpie", "ab" * 32, "5.28.5", "seed 7"]:
+    for needle in ["chose_deep ~ 1 + log_n_train", "Normal(0, 1.5)", "nutpie", "ab" * 32, "5.28.5", "seed 7",
+                   "parametrisation of (value)", "zerosum_noncentered"]:
         assert needle in section, needle
 
 

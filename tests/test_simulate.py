@@ -15,7 +15,13 @@ from scipy.special import expit
 
 from dvbstats import example, schema
 from dvbstats.manifest import sha256
-from dvbstats.simulate import Design, draw_effects, draw_prompts, linear_predictor, simulate
+from dvbstats.simulate import (
+    Design,
+    draw_effects,
+    draw_prompts,
+    linear_predictor,
+    simulate,
+)
 
 FEATURE_DIMS = (("Formal", "Colloquial"), ("plain language", "technical jargon"), ("Tech-savvy", "data_driven"))
 DESIGN = Design(feature_dims=FEATURE_DIMS, n_prompts=3000)

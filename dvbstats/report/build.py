@@ -685,9 +685,11 @@ def methods(run: RunFolder) -> str:
         blocks.append(md_table(pd.DataFrame({"Parameter": [escape(k) for k in priors],
                                              "Prior": [f"`{v}`" for v in priors.values()]}),
                                caption="Priors.", label="priors", align="ll"))
+    terms = (m.get("parametrization") or {}).get("terms", {})
+    settings = {**sampler, "hdi_prob": m["hdi_prob"], **{f"parametrisation of ({t.replace('__', ':')})": k
+                                                          for t, k in terms.items()}}
     blocks.append(md_table(
-        pd.DataFrame({"Setting": [escape(k) for k in [*sampler, "hdi_prob"]],
-                      "Value": [escape(v) for v in [*sampler.values(), m["hdi_prob"]]]}),
+        pd.DataFrame({"Setting": [escape(k) for k in settings], "Value": [escape(v) for v in settings.values()]}),
         caption=f"Sampler settings (seed {escape(sampler.get('seed', 'not recorded'))}).", label="sampler", align="ll"))
     blocks.append("Estimands:\n\n" + "\n".join(f"- **{name}**: {text}" for name, text in ESTIMANDS))
     inputs = m.get("inputs") or []
