@@ -24,12 +24,13 @@ from scipy import sparse
 from scipy.special import expit
 
 from . import frequentist
-from .model import Design
+from .model import Design, linear_predictor
 
 CHANCE = 0.5
 
 
-def _stacked(idata: az.InferenceData, names: Sequence[str]) -> dict[str, np.ndarray]:
+def stacked_draws(idata: az.InferenceData, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Posterior arrays of ``names`` with chain and draw flattened into one leading axis."""
     post = idata.posterior
     return {n: post[n].values.reshape(-1, *post[n].shape[2:]) for n in names if n in post}
 
@@ -40,9 +41,7 @@ def parameter_names(d: Design) -> list[str]:
 
 def cell_probabilities(d: Design, idata: az.InferenceData, *, chunk: int = 250):
     """Yield ``(draw_slice, p)`` with ``p`` the (draws, cells) deep-choice probabilities, in chunks."""
-    from .model import linear_predictor
-
-    draws = _stacked(idata, parameter_names(d))
+    draws = stacked_draws(idata, parameter_names(d))
     n = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
     for start in range(0, n, chunk):
         sl = slice(start, min(start + chunk, n))

@@ -12,6 +12,7 @@ from scipy.special import expit
 from . import estimands
 from .estimands import summarize
 from .fitting import Fit
+from .model import linear_predictor
 
 
 def tables(fit: Fit, hdi_prob: float, seed: int) -> dict[str, pl.DataFrame]:
@@ -133,11 +134,8 @@ def ppc_table(fit: Fit, hdi_prob: float, seed: int, max_draws: int = 500) -> pl.
     d, post = fit.design, fit.idata.posterior
     n_total = post.sizes["chain"] * post.sizes["draw"]
     keep = np.linspace(0, n_total - 1, min(max_draws, n_total)).astype(int)
-    names = [n for n in estimands.parameter_names(d) if n in post]
-    sub = post[names].stack(sample=("chain", "draw")).isel(sample=keep)
-    draws = {n: np.moveaxis(sub[n].values, -1, 0) for n in names}
-    from .model import linear_predictor
-
+    stacked = estimands.stacked_draws(fit.idata, estimands.parameter_names(d))
+    draws = {n: v[keep] for n, v in stacked.items()}
     p = expit(linear_predictor(d, draws))
     n = d.cells.data["n_trials"].to_numpy()
     y_rep = np.random.default_rng(seed).binomial(n[None, :], p)
