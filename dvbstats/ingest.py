@@ -14,11 +14,16 @@ error from deep inside polars.
 
 from __future__ import annotations
 
+import csv
 import difflib
 import glob
 import io
 import json
+import os
 import re
+import urllib.parse
+import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -56,6 +61,7 @@ _TRUE = ("True", "true", "1")
 _FALSE = ("False", "false", "0")
 _META_SOURCES = "dvbstats.sources"
 _META_RECONCILIATION = "dvbstats.reconciliation"
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # a null partition value in hive folder names
 
 
 class IngestError(ValueError):
@@ -74,7 +80,8 @@ class Source:
 
 @dataclass(frozen=True)
 class TrialTable:
-    """Trial-level data (exactly :data:`schema.TRIAL_SCHEMA`), its sources and the duplicate log.
+    """Trial-level data (:data:`schema.TRIAL_SCHEMA`, then the dumps' extra columns), its sources and
+    the duplicate log.
 
     ``reconciliation`` has one row per (model, prompt) seen more than once:
     ``model, prompt_id, n_copies, action`` (:data:`ACTIONS`).
@@ -85,8 +92,9 @@ class TrialTable:
     reconciliation: pl.DataFrame
 
     def __post_init__(self) -> None:
-        if dict(self.data.schema) != schema.TRIAL_SCHEMA:
-            raise ValueError("TrialTable.data must have exactly schema.TRIAL_SCHEMA (use schema.conform)")
+        if not schema.is_conformant(self.data):
+            raise ValueError("TrialTable.data must have schema.TRIAL_SCHEMA, then extra number or text "
+                             "columns (use schema.conform)")
         if dict(self.reconciliation.schema) != RECONCILIATION_SCHEMA:
             raise ValueError(f"TrialTable.reconciliation must have the columns {RECONCILIATION_SCHEMA}")
 
@@ -138,42 +146,90 @@ class TrialTable:
         reconciliation = pl.read_json(
             io.StringIO(metadata[_META_RECONCILIATION]), schema=RECONCILIATION_SCHEMA
         )
-        return cls(schema.conform(data), sources, reconciliation)
+        extras = [c for c in data.columns if c not in schema.TRIAL_SCHEMA]
+        return cls(schema.conform(data, extras), sources, reconciliation)
 
 
 # --------------------------------------------------------------------------- files
 
 
-def _expand(paths: Sequence[str | Path] | str | Path) -> list[tuple[str, str]]:
-    """(path, format) of every input file: files as given, directories' data files, glob matches.
+@dataclass(frozen=True)
+class InputFile:
+    """One data file to read: its path as found, its format, and the ``key=value`` folders of a
+    hive-partitioned dataset between the directory given and the file (each adds a text column)."""
 
-    A file reached twice (say through a directory and a glob) is read once.
+    path: str
+    format: str
+    partitions: tuple[tuple[str, str | None], ...] = ()
+
+
+class IngestWarning(UserWarning):
+    """Input that was read, but not exactly as written: normalised text, likely misspelt levels,
+    skipped links or columns."""
+
+
+def _expand(paths: Sequence[str | Path] | str | Path) -> list[InputFile]:
+    """Every input file: files as given, directories' data files (hive ``key=value`` sub-folders
+    included), glob matches. A file reached twice (say through a directory and a glob) is read once.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    found: list[Path] = []
+    found: list[InputFile] = []
     for given in paths:
         text, path = str(given), Path(given)
         if path.is_dir():
-            inside = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FORMATS)
+            inside = _directory_files(path)
             if not inside:
                 raise IngestError(f"{text}: directory holds no {'/'.join(FORMATS)} files")
             found.extend(inside)
         elif path.exists():
-            found.append(path)
+            found.append(InputFile(str(path), _format(path)))
+        elif path.is_symlink():
+            raise IngestError(f"{text}: a dangling symbolic link (to {os.readlink(path)}, which does not exist)")
         elif any(ch in text for ch in "*?["):
-            matches = sorted(Path(m) for m in glob.glob(text) if Path(m).is_file())
+            matches = [Path(m) for m in sorted(glob.glob(text))]
+            _warn_dangling(text, matches)
+            matches = [m for m in matches if m.is_file()]
             if not matches:
                 raise IngestError(f"{text}: no file matches this pattern")
-            found.extend(matches)
+            found.extend(InputFile(str(m), _format(m)) for m in matches)
         else:
             raise IngestError(f"{text}: no such file or directory")
     if not found:
         raise IngestError("no input files given")
-    files: dict[Path, tuple[str, str]] = {}
-    for path in found:
-        files.setdefault(path.resolve(), (str(path), _format(path)))
+    files: dict[Path, InputFile] = {}
+    for file in found:
+        files.setdefault(Path(file.path).resolve(), file)
     return list(files.values())
+
+
+def _directory_files(directory: Path, partitions: tuple[tuple[str, str | None], ...] = ()) -> list[InputFile]:
+    """Data files of a directory, then those of its hive ``key=value`` sub-folders (recursively)."""
+    inside = sorted(directory.iterdir())
+    _warn_dangling(str(directory), inside)
+    files = [
+        InputFile(str(p), FORMATS[p.suffix.lower()], partitions)
+        for p in inside
+        if p.is_file() and p.suffix.lower() in FORMATS
+    ]
+    for sub in inside:
+        key, sep, value = sub.name.partition("=")
+        if sep and key and sub.is_dir():
+            level = None if value == _HIVE_NULL else urllib.parse.unquote(value)
+            files.extend(_directory_files(sub, (*partitions, (urllib.parse.unquote(key), level))))
+    return files
+
+
+def _warn_dangling(where: str, paths: Iterable[Path]) -> None:
+    """Warn about symbolic links whose target is missing (a data file that is not there)."""
+    dangling = [p for p in paths if p.is_symlink() and not p.exists()]
+    if dangling:
+        links = ", ".join(f"{p.name} -> {os.readlink(p)}" for p in dangling)
+        warnings.warn(
+            f"{where}: skipped {len(dangling)} dangling symbolic link(s) (their targets do not exist): {links}",
+            IngestWarning,
+            stacklevel=4,
+        )
 
 
 def _format(path: Path) -> str:
@@ -185,68 +241,266 @@ def _format(path: Path) -> str:
         ) from None
 
 
-def _refuse_empty(path: str) -> None:
-    if Path(path).stat().st_size == 0:
-        raise IngestError(f"{path}: empty file (no rows)")
+#: Leading bytes of formats a data file is sometimes confused with, longest first where they overlap.
+MAGIC: tuple[tuple[bytes, str, str], ...] = (
+    (b"PAR1", "a Parquet file", "rename it to .parquet"),
+    (b"\xff\xfe\x00\x00", "UTF-32 text", "re-save it as UTF-8 (e.g. iconv -f UTF-32 -t UTF-8)"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text", "re-save it as UTF-8 (e.g. iconv -f UTF-32 -t UTF-8)"),
+    (b"\xff\xfe", "UTF-16 text (byte-order mark FF FE)", "re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"),
+    (b"\xfe\xff", "UTF-16 text (byte-order mark FE FF)", "re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"),
+    (b"\x1f\x8b", "gzip-compressed data", "decompress it first (gunzip)"),
+    (b"BZh", "bzip2-compressed data", "decompress it first (bunzip2)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data", "decompress it first (unzstd)"),
+    (b"PK\x03\x04", "a ZIP archive (an Excel workbook?)", "export it as CSV or unzip it first"),
+    (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"),
+)
+_UTF8_ADVICE = "re-save it as UTF-8 text"
 
 
-def _columns(path: str, fmt: str) -> list[str]:
-    """Column names of a data file from its header, schema or first record."""
-    _refuse_empty(path)
+def _sniff(path: str, fmt: str) -> None:
+    """Refuse a file whose first bytes say it is not what its extension says, before parsing it.
+
+    Empty files, Parquet named ``.csv``, UTF-16/32 text, compressed archives and binary data
+    each get a message saying what the file is, instead of a parser's complaint about columns.
+    """
     try:
-        if fmt == "csv":
-            return pl.read_csv(path, n_rows=0, infer_schema=False).columns
-        if fmt == "parquet":
-            return list(pl.read_parquet_schema(path))
-        with open(path, encoding="utf-8") as f:
-            first = next((line for line in f if line.strip()), "{}")
-        return list(json.loads(first))
-    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
-        raise IngestError(f"{path}: cannot read as {fmt}: {exc}") from None
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    if not head:
+        raise IngestError(f"{path}: empty file (no rows)")
+    what, advice = _what(head)
+    if fmt == "parquet":
+        if what != "a Parquet file":
+            raise IngestError(f"{path}: not a Parquet file (it does not start with the bytes PAR1); it looks like {what}")
+    elif what != "text":
+        noun = {"csv": "CSV", "jsonl": "JSON lines"}[fmt]
+        raise IngestError(f"{path}: this is {what}, not UTF-8 {noun} text; {advice}")
 
 
-def _read_text(path: str, fmt: str, wanted: Callable[[list[str]], list[str]]) -> pl.DataFrame:
+def _what(head: bytes) -> tuple[str, str]:
+    """(what the bytes look like, advice) for the first bytes of a file: a known magic, UTF-16 without
+    a byte-order mark (NULs at every other byte), binary data (many control bytes), or text."""
+    for magic, what, advice in MAGIC:
+        if head.startswith(magic):
+            return what, advice
+    nuls = head.count(0)
+    if nuls > len(head) // 5:
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        if max(even, odd) > 0.9 * nuls:
+            return "UTF-16 text without a byte-order mark", "re-save it as UTF-8 (e.g. iconv -f UTF-16LE -t UTF-8)"
+        return "binary data", _UTF8_ADVICE
+    control = sum(head.count(b) for b in (*range(0, 9), *range(14, 27), *range(28, 32)))
+    if control > len(head) // 20:
+        return "binary data", _UTF8_ADVICE
+    return "text", ""
+
+
+def _csv_header(path: str) -> list[str]:
+    """A CSV file's column names (Python's csv module, byte-order mark dropped)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            return next(csv.reader(f), [])
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{path}: header (line 1): invalid UTF-8 at byte {exc.start + 1}; {_UTF8_ADVICE}") from None
+    except csv.Error as exc:
+        raise IngestError(f"{path}: header (line 1): {exc}") from None
+
+
+def _jsonl_header(path: str) -> list[str]:
+    """The keys of a JSON lines file's first record (every key, repeated ones included)."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    record = json.loads(line, object_pairs_hook=lambda pairs: [k for k, _ in pairs])
+                except (UnicodeDecodeError, ValueError) as exc:
+                    raise IngestError(f"{path}: row 1 (line {number}): not valid JSON: {exc}") from None
+                if not isinstance(record, list):
+                    raise IngestError(f"{path}: row 1 (line {number}): not a JSON object")
+                return record
+    raise IngestError(f"{path}: empty file (no rows)")
+
+
+def _stored_columns(file: InputFile) -> list[str]:
+    """Column names stored in a data file (after checking its bytes), refusing repeated names."""
+    path = file.path
+    _sniff(path, file.format)
+    try:
+        if file.format == "csv":
+            names = _csv_header(path)
+        elif file.format == "jsonl":
+            names = _jsonl_header(path)
+        else:
+            names = list(pl.read_parquet_schema(path))
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise IngestError(f"{path}: cannot read as {file.format}: {exc}") from None
+    repeated = [name for name, n in Counter(names).items() if n > 1]
+    if repeated:
+        where = "; ".join(
+            f"{name!r} (columns {', '.join(str(i + 1) for i, c in enumerate(names) if c == name)})"
+            for name in repeated
+        )
+        raise IngestError(f"{path}: repeated column name(s) {where}; each column must be named once")
+    return names
+
+
+def _columns(file: InputFile) -> list[str]:
+    """Column names of a data file, its hive partition keys appended."""
+    stored = _stored_columns(file)
+    return stored + [key for key, _ in file.partitions if key not in stored]
+
+
+def _read_text(file: InputFile, wanted: Callable[[list[str]], list[str]]) -> pl.DataFrame:
     """A data file's columns as text (empty text as null), with ``source_file`` and ``source_row``.
 
     ``wanted`` receives the file's column names, raises if some are missing and returns those to keep.
+    Blank CSV lines are not rows (their numbers are skipped); a malformed CSV or JSON line raises
+    naming its row.
     """
-    _refuse_empty(path)
+    path, fmt = file.path, file.format
+    stored = _stored_columns(file)
+    keep = wanted(stored + [key for key, _ in file.partitions if key not in stored])
+    partitions = {k: v for k, v in file.partitions if k in keep}
+    columns = [c for c in keep if c in stored]
     try:
         if fmt == "csv":
-            header = pl.read_csv(path, n_rows=0, infer_schema=False).columns
-            df = pl.read_csv(path, columns=wanted(header), infer_schema=False, null_values="")
+            df = pl.read_csv(path, columns=columns, infer_schema=False, null_values="")
         else:
             if fmt == "jsonl":
-                df = pl.read_ndjson(path, infer_schema_length=None)
-                df = df.select(wanted(df.columns))
+                df = pl.read_ndjson(path, infer_schema_length=None).select(columns)
             else:
-                df = pl.read_parquet(path, columns=wanted(list(pl.read_parquet_schema(path))))
+                df = pl.read_parquet(path, columns=columns)
             df = df.with_columns(pl.all().cast(pl.String).replace("", None))
     except (OSError, pl.exceptions.PolarsError) as exc:
-        raise IngestError(f"{path}: cannot read as {fmt}: {exc}") from None
-    if df.height == 0:
-        raise IngestError(f"{path}: empty file (no rows)")
-    return df.select(
+        problem = {"csv": _csv_problem, "jsonl": _jsonl_problem}.get(fmt, lambda _: None)(path)
+        raise IngestError(f"{path}: {problem or f'cannot read as {fmt}: {exc}'}") from None
+    df = df.select(
         pl.lit(path).alias("source_file"),
         pl.int_range(1, df.height + 1, dtype=pl.Int64).alias("source_row"),
         pl.all(),
     )
+    if fmt == "csv":
+        df = df.filter(~pl.all_horizontal(pl.exclude("source_file", "source_row").is_null()))
+    if df.height == 0:
+        raise IngestError(f"{path}: empty file (no rows)")
+    return _add_partitions(df, partitions)
 
 
-def _require(path: str, present: Sequence[str], required: Iterable[str], what: str) -> list[str]:
-    """Raise naming every missing column, with the closest present name as a suggestion.
+def _add_partitions(df: pl.DataFrame, partitions: dict[str, str | None]) -> pl.DataFrame:
+    """Add the hive folder values as columns; a column also stored in the file must agree with its folder."""
+    for key, level in partitions.items():
+        if key in df.columns:
+            _check(df, {f"{key} is {{{key}!r}} but the file sits in the folder {key}={level}": (
+                pl.col(key).ne_missing(pl.lit(level, pl.String))
+            )})
+        else:
+            df = df.with_columns(pl.lit(level, pl.String).alias(key))
+    return df
 
-    Returns ``required`` (as a list) when all are present.
+
+def _csv_problem(path: str, upto: int | None = None) -> str | None:
+    """``row <n> (line <l>): <problem>`` for the first malformed CSV record, or None.
+
+    Reads the file again with Python's csv module (slow, so only on the error path): invalid UTF-8,
+    a quote never closed, a record with more or fewer fields than the header. Rows are counted as
+    polars counts them (blank lines included). Stops after data row ``upto``.
     """
-    problems = []
-    for column in required:
-        if column not in present:
-            close = difflib.get_close_matches(column, present, n=1, cutoff=0.6)
-            hint = f" (found {close[0]!r}: did you mean {column!r}?)" if close else ""
-            problems.append(f"{column!r}{hint}")
-    if problems:
-        raise IngestError(f"{path}: missing {what} column(s) {', '.join(problems)}")
-    return list(required)
+    bad: list[tuple[int, UnicodeDecodeError]] = []
+
+    def lines(f):
+        for number, raw in enumerate(f, 1):
+            try:
+                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                bad.append((number, exc))
+                return
+
+    row, start = 0, 2
+    with open(path, "rb") as f:
+        reader = csv.reader(lines(f), strict=True)
+        try:
+            width = len(next(reader, []))
+            for record in reader:
+                row += 1
+                if record and len(record) != width:
+                    end = reader.line_num
+                    where = f"line {start}" if end == start else f"lines {start}-{end}"
+                    why = "; a quote left open joins lines: an unbalanced quote?" if end > start else ""
+                    return f"row {row} ({where}): {len(record)} fields where the header has {width}{why}"
+                if upto is not None and row >= upto:
+                    return None
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            reason = "a quote opened here is never closed" if "end of data" in str(exc) else str(exc)
+            return f"row {row + 1} (line {start}): {reason}; an unbalanced quote?"
+    if bad:
+        number, exc = bad[0]
+        return (f"row {row + 1} (line {number}): invalid UTF-8 (byte 0x{exc.object[exc.start]:02x} at "
+                f"character {exc.start + 1} of the line); {_UTF8_ADVICE}")
+    return None
+
+
+def _jsonl_problem(path: str) -> str | None:
+    """``row <n> (line <l>): <problem>`` for the first line of a JSON lines file that is not one JSON
+    object (invalid UTF-8, truncated or otherwise invalid JSON), or None. Rows skip blank lines."""
+    row = 0
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            row += 1
+            try:
+                record = json.loads(line)
+            except UnicodeDecodeError:
+                return f"row {row} (line {number}): invalid UTF-8; {_UTF8_ADVICE}"
+            except ValueError as exc:
+                cut = " (a truncated line?)" if not line.rstrip().endswith(b"}") else ""
+                return f"row {row} (line {number}): not valid JSON{cut}: {exc}"
+            if not isinstance(record, dict):
+                return f"row {row} (line {number}): a JSON {type(record).__name__}, not an object"
+    return None
+
+
+def _require(
+    path: str, present: Sequence[str], required: Iterable[str], what: str, known: Iterable[str] = ()
+) -> list[str]:
+    """Raise naming every missing column, with a present column of a similar name as a suggestion.
+
+    Columns the reader knows (``required`` and ``known``) are never suggested for another one, and
+    names are compared ignoring case, spaces, ``_`` and ``-``. Returns ``required`` (as a list).
+    """
+    required = list(required)
+    missing = [c for c in required if c not in present]
+    if not missing:
+        return required
+    unknown = [c for c in present if c not in required and c not in set(known)]
+    problems = [f"{column!r}{_did_you_mean(column, unknown)}" for column in missing]
+    found = f"; found {_names(present)}" if len(missing) > len(required) // 2 else ""
+    raise IngestError(f"{path}: missing {what} column(s) {', '.join(problems)}{found}{_delimiter_hint(present)}")
+
+
+def _did_you_mean(column: str, candidates: Sequence[str]) -> str:
+    """`` (found 'x': did you mean 'column'?)`` for the closest candidate at a similarity >= 0.8."""
+    key = _level_key(column)
+    scored = [(difflib.SequenceMatcher(None, key, _level_key(c)).ratio(), c) for c in candidates]
+    score, best = max(scored, default=(0.0, ""))
+    return f" (found {best!r}: did you mean {column!r}?)" if score >= 0.8 else ""
+
+
+def _names(columns: Sequence[str], limit: int = 8) -> str:
+    more = f" and {len(columns) - limit} more" if len(columns) > limit else ""
+    return ", ".join(repr(c) for c in columns[:limit]) + more
+
+
+def _delimiter_hint(present: Sequence[str]) -> str:
+    """A hint when a one-column header looks like another delimiter's."""
+    if len(present) == 1:
+        for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if sep.encode().decode("unicode_escape") in present[0]:
+                return f"; the header is one column holding {name}: the file must be comma-separated"
+    return ""
 
 
 # --------------------------------------------------------------------------- validation
@@ -266,9 +520,14 @@ def _check(df: pl.DataFrame, checks: dict[Problem, pl.Expr]) -> None:
     for problem, n_bad, column in zip(checks, flags.sum().row(0), flags.columns):
         if n_bad:
             row = df.row(flags[column].arg_max(), named=True)
+            path = row["source_file"]
+            if path.lower().endswith(".csv"):  # a ragged row or stray quote explains any symptom
+                cause = _csv_problem(path, upto=row["source_row"])
+                if cause:
+                    raise IngestError(f"{path}: {cause}")
             text = problem(row) if callable(problem) else problem.format(**row)
             more = f" ({n_bad - 1} more row(s) like this)" if n_bad > 1 else ""
-            raise IngestError(f"{row['source_file']}: row {row['source_row']}: {text}{more}")
+            raise IngestError(f"{path}: row {row['source_row']}: {text}{more}")
 
 
 def _first_copy(keys: list[str]) -> pl.Expr:
@@ -277,16 +536,23 @@ def _first_copy(keys: list[str]) -> pl.Expr:
 
 
 def _integer(text: pl.Expr) -> pl.Expr:
-    """Integer value of text such as ``4`` or ``4.0`` (null when not an integer)."""
+    """Integer value of text such as ``4`` or ``4.0`` (null when not an integer, or beyond +-2^53,
+    where floats stop being exact and 64-bit casts would overflow)."""
     number = text.str.strip_chars().cast(pl.Float64, strict=False)
-    return pl.when(number.is_finite() & (number == number.round())).then(number).cast(pl.Int64)
+    exact = number.is_finite() & (number == number.round()) & (number.abs() <= 2.0**53)
+    return pl.when(exact).then(number).cast(pl.Int64)
+
+
+def _per_text(df: pl.DataFrame, column: str, function: Callable[[pl.Expr], pl.Expr]) -> tuple[pl.Series, pl.Series]:
+    """(distinct non-null texts of a column, ``function`` of each): computed once per distinct text."""
+    distinct = df.get_column(column).drop_nulls().unique()
+    return distinct, distinct.to_frame().select(function(pl.col(column))).to_series()
 
 
 def _integer_per_text(df: pl.DataFrame, column: str) -> pl.Expr:
     """:func:`_integer` of a column with few distinct texts, computed once per distinct text."""
-    distinct = df.select(pl.col(column).drop_nulls().unique())
-    integers = distinct.select(_integer(pl.col(column))).to_series()
-    return pl.col(column).replace_strict(distinct[column], integers, default=None, return_dtype=pl.Int64)
+    distinct, integers = _per_text(df, column, _integer)
+    return pl.col(column).replace_strict(distinct, integers, default=None, return_dtype=pl.Int64)
 
 
 def _vocabulary(values: Iterable[str]) -> list[str]:
@@ -303,13 +569,16 @@ def pair_pattern(values: Iterable[str]) -> str:
     """Anchored regex for ``<v_pref>_<f_pref>_vs_<v_less>_<f_less> - <context>``.
 
     Values come from the vocabulary (longest first, so ``self_improvement`` wins over ``self``),
-    which is what lets values and features both contain underscores.
+    which is what lets values and features both contain underscores. A feature may not start or end
+    with ``_`` (a doubled underscore is a typo, not a feature named ``_intuitive``); a single space
+    around the ``_`` separators is tolerated.
     """
     vocabulary = sorted(_vocabulary(values), key=lambda v: (-len(v), v))
     alternation = "|".join(re.escape(v) for v in vocabulary)
+    feature = r"[^_ ](?:.*?[^_ ])?"  # a name neither starting nor ending with '_' or a space
     return (
-        rf"^(?P<value>{alternation})_(?P<feature>.+?)_vs_"
-        rf"(?P<value_less>{alternation})_(?P<feature_less>.+?) - (?P<context>.+)$"
+        rf"^(?P<value>{alternation})_ ?(?P<feature>{feature}) ?_vs_ ?"
+        rf"(?P<value_less>{alternation})_ ?(?P<feature_less>{feature}) - (?P<context>.+)$"
     )
 
 
@@ -322,7 +591,11 @@ def _pair_problem(text: str, values: Sequence[str]) -> str:
         return "no '_vs_' between the preferred and the less preferred option"
     for side in options.split("_vs_", 1):
         if not any(side.startswith(f"{v}_") and len(side) > len(v) + 1 for v in values):
-            return f"{side!r} is not '<value>_<feature>' with a known value"
+            cased = [v for v in values if side.lower().startswith(f"{v.lower()}_")]
+            hint = f" (values are case-sensitive: {cased[0]!r}?)" if cased else ""
+            return f"{side!r} is not '<value>_<feature>' with a known value{hint}"
+    if "__" in options or options.endswith("_"):
+        return "a doubled underscore leaves a feature name starting or ending with '_'"
     return "it does not match '<value>_<feature>_vs_<value>_<feature> - <context>'"
 
 
@@ -352,6 +625,93 @@ def parse_pairs(pairs: pl.Series, values: Iterable[str]) -> pl.DataFrame:
 
 # --------------------------------------------------------------------------- trials
 
+#: Harness columns holding identifiers: whitespace around them is removed.
+_ID_COLUMNS = ("prompt_id", "model", "test_id")
+#: Harness columns holding codes or levels: whitespace around them removed, runs inside collapsed.
+_CODE_COLUMNS = (
+    "context_correlation_pair", "n_training_examples", "model_choice", "expected_deep_value_choice",
+    "shallow_preference_choice", "generalized_deep_value", "success",
+)
+_CONTROL = r"[\x00-\x1f\x7f]"
+_INT32_MAX = 2**31 - 1
+_SHOW_ROWS = 5  # rows named in a warning
+
+
+def _rows_named(df: pl.DataFrame, where: pl.Expr) -> list[str]:
+    """``file: rows 3, 8 (and 12 more)`` per file for the rows where ``where`` holds."""
+    return [
+        f"{path}: row(s) {', '.join(map(str, rows[:_SHOW_ROWS]))}"
+        + (f" (and {len(rows) - _SHOW_ROWS} more)" if len(rows) > _SHOW_ROWS else "")
+        for path, rows in df.filter(where).group_by("source_file", maintain_order=True)
+        .agg(pl.col("source_row")).iter_rows()
+    ]
+
+
+def _tidy_whitespace(df: pl.DataFrame, ids: Sequence[str], codes: Sequence[str]) -> pl.DataFrame:
+    """Remove whitespace around ``ids`` and ``codes`` and collapse runs of it inside ``codes``.
+
+    The format gives such whitespace no meaning, but left alone ``"finance "`` or a model id with
+    a trailing space would become a level of its own. Warns naming the rows changed.
+    """
+    def strip(expr: pl.Expr) -> pl.Expr:
+        return expr.str.strip_chars()
+
+    def collapse(expr: pl.Expr) -> pl.Expr:
+        return expr.str.strip_chars().str.replace_all(r"\s+", " ")
+
+    changes: dict[str, tuple[pl.Series, pl.Series]] = {}
+    for column, tidy in [(c, strip) for c in ids] + [(c, collapse) for c in codes]:
+        distinct, tidied = _per_text(df, column, tidy)
+        differs = distinct != tidied
+        if differs.any():
+            changes[column] = (distinct.filter(differs), tidied.filter(differs))
+    if not changes:
+        return df
+    where = pl.any_horizontal(pl.col(c).is_in(before) for c, (before, _) in changes.items())
+    example = next(iter(changes.values()))
+    warnings.warn(
+        f"whitespace removed around (or collapsed inside) the text of {', '.join(changes)}, e.g. "
+        f"{example[0][0]!r} -> {example[1][0]!r}, in {'; '.join(_rows_named(df, where))}",
+        IngestWarning,
+        stacklevel=3,
+    )
+    return df.with_columns(
+        pl.col(c).replace(before, after) for c, (before, after) in changes.items()
+    )
+
+
+def _level_key(level: str) -> str:
+    """What two spellings of one level share: the text without case, spaces, ``_`` or ``-``."""
+    return re.sub(r"[\s_\-]", "", level.casefold())
+
+
+def _warn_case_variants(df: pl.DataFrame, groups: dict[str, tuple[Sequence[str], Iterable[str]]]) -> None:
+    """Warn, naming rows, where levels differ from a known or more frequent one only by case or spacing.
+
+    ``groups`` maps a name to (columns sharing one set of levels, levels known in advance). The
+    levels are kept apart (the data may mean them apart); the warning lets the user decide.
+    """
+    for name, (columns, known) in groups.items():
+        counts: Counter[str] = Counter()
+        for column in columns:
+            counts.update(dict(df.get_column(column).drop_nulls().value_counts().iter_rows()))
+        known = set(known)
+        by_key: dict[str, list[str]] = {}
+        for level in [*counts, *(k for k in known if k not in counts)]:
+            by_key.setdefault(_level_key(level), []).append(level)
+        for levels in (ls for ls in by_key.values() if len(ls) > 1):
+            reference = max(levels, key=lambda level: (level in known, counts[level]))
+            for odd in (level for level in levels if level != reference and counts[level]):
+                where = pl.any_horizontal(pl.col(c) == odd for c in columns)
+                warnings.warn(
+                    f"{name} {odd!r} differs from {'the known ' if reference in known else ''}{reference!r} only "
+                    f"by case or spacing; kept as a separate level ({counts[odd]} row(s): "
+                    f"{'; '.join(_rows_named(df, where))}). Correct the input if they are the same {name}",
+                    IngestWarning,
+                    stacklevel=3,
+                )
+
+
 
 def _code_trials(raw: pl.DataFrame, vocabulary: list[str], models: ModelTable) -> pl.DataFrame:
     """Validate harness rows and add the parsed design, short model name, status and outcome."""
@@ -377,9 +737,13 @@ def _code_trials(raw: pl.DataFrame, vocabulary: list[str], models: ModelTable) -
             "empty prompt_id": pl.col("prompt_id").is_null(),
             "empty model": pl.col("model").is_null(),
             "empty context_correlation_pair": pair.is_null(),
+            **{
+                f"{c} {{{c}!r}} contains a control character (such as NUL)": pl.col(c).str.contains(_CONTROL)
+                for c in (*_ID_COLUMNS, "context_correlation_pair")
+            },
             pair_problem: pair.is_in(bad_pairs),
-            "n_training_examples must be a positive integer, got {n_training_examples!r}": (
-                n_train.is_null() | (n_train <= 0)
+            f"n_training_examples must be a positive integer up to {_INT32_MAX:,}, got {{n_training_examples!r}}": (
+                n_train.is_null() | (n_train <= 0) | (n_train > _INT32_MAX)
             ),
             "model_choice must be empty or one of " + options + ", got {model_choice!r}": (
                 choice.is_not_null() & ~choice.is_in(schema.OPTIONS)
@@ -525,25 +889,75 @@ def read_dumps(
     ``on_conflict``: what to do when copies of a prompt carry different parsed answers: raise
     (``error``), keep the earliest (``first``) or latest (``last``) copy by file order then row, or
     use none (``exclude``). Every input row is kept; see :data:`schema.STATUSES`.
+
+    A directory's hive ``key=value`` sub-folders are read too, each key becoming a column. Columns
+    beyond the harness's (say ``condition`` or ``run``) are kept after the trial columns, as numbers
+    when every entry is one and as text otherwise, so a formula can use them.
     """
+    _vocabulary(values)  # bad arguments before any file is touched
+    _conflict_policy(on_conflict)
+    return _read_dump_files(_expand(paths), values=values, models=models, on_conflict=on_conflict)
+
+
+def _conflict_policy(on_conflict: str) -> None:
     if on_conflict not in get_args(ConflictPolicy):
         raise ValueError(f"on_conflict must be one of {get_args(ConflictPolicy)}, got {on_conflict!r}")
+
+
+def _read_dump_files(
+    files: Sequence[InputFile], *, values: Iterable[str], models: ModelTable | None, on_conflict: ConflictPolicy
+) -> TrialTable:
+    """:func:`read_dumps` of files already found."""
+    _conflict_policy(on_conflict)
     vocabulary = _vocabulary(values)
-    files = _expand(paths)
+    models = models or ModelTable.default()
     with ThreadPoolExecutor(max_workers=1) as pool:  # hash while polars parses
-        digests = [pool.submit(sha256, path) for path, _ in files]
-        frames = []
-        for path, fmt in files:
-            frames.append(_read_text(
-                path, fmt, lambda present: _require(path, present, schema.HARNESS_COLUMNS, "harness")
-            ))
+        digests = [pool.submit(sha256, file.path) for file in files]
+        frames = [_read_text(file, lambda present: _dump_columns(file.path, present)) for file in files]
         sources = tuple(
-            Source(path, digest.result(), fmt, frame.height)
-            for (path, fmt), digest, frame in zip(files, digests, frames)
+            Source(file.path, digest.result(), file.format, frame.height)
+            for file, digest, frame in zip(files, digests, frames)
         )
-    trials = _code_trials(pl.concat(frames), vocabulary, models or ModelTable.default())
+    raw = pl.concat(frames, how="diagonal")
+    extras = [c for c in raw.columns if c not in ("source_file", "source_row", *schema.HARNESS_COLUMNS)]
+    text_extras = [c for c in extras if raw.schema[c] == pl.String]
+    raw = _tidy_whitespace(raw, _ID_COLUMNS, (*_CODE_COLUMNS, *text_extras))
+    trials = _code_trials(raw, vocabulary, models)
     data, reconciliation = _reconcile(trials, on_conflict)
-    return TrialTable(schema.conform(data), sources, reconciliation)
+    data = data.with_columns(_infer(data.get_column(c)) for c in extras)
+    _warn_case_variants(
+        data,
+        {
+            "model id": (["model_id"], models.data["model_id"]),
+            "feature": (["feature", "feature_less"], ()),
+            "context": (["context"], schema.DVB_CONTEXTS),
+            **{c: ([c], ()) for c in extras if data.schema[c] == pl.String},
+        },
+    )
+    return TrialTable(schema.conform(data, extras), sources, reconciliation)
+
+
+def _dump_columns(path: str, present: list[str]) -> list[str]:
+    """The columns to read from a harness dump: the harness's, then any others the formula may use.
+
+    ``traceback`` is dropped; a column named like one the trial table derives (``value``, ``status``,
+    ...) is dropped with a warning. A cell table is refused with the cell table's own complaint.
+    """
+    if _looks_like_cells(present):
+        _cell_columns(path, present)
+        raise IngestError(f"{path}: an aggregated cell table (n_trials, n_deep), not a harness dump; "
+                          "read it with read_cells() or load()")
+    harness = _require(path, present, schema.HARNESS_COLUMNS, "harness", known=schema.IGNORED_COLUMNS)
+    others = [c for c in present if c not in harness and c not in schema.IGNORED_COLUMNS]
+    taken = [c for c in others if c in schema.TRIAL_SCHEMA or c in schema.DERIVED]
+    if taken:
+        warnings.warn(
+            f"{path}: column(s) {_names(taken)} not kept: the trial table derives its own "
+            "(rename them in the dump to use them)",
+            IngestWarning,
+            stacklevel=4,
+        )
+    return harness + [c for c in others if c not in taken]
 
 
 # --------------------------------------------------------------------------- cells
@@ -553,15 +967,20 @@ def sources(paths: Sequence[str | Path] | str | Path) -> tuple[Source, ...]:
     """Every input file behind ``paths`` with its SHA-256, format and number of data rows."""
     scan = {"csv": pl.scan_csv, "jsonl": pl.scan_ndjson, "parquet": pl.scan_parquet}
     return tuple(
-        Source(path, sha256(path), fmt, scan[fmt](path).select(pl.len()).collect().item())
-        for path, fmt in _expand(paths)
+        Source(f.path, sha256(f.path), f.format, scan[f.format](f.path).select(pl.len()).collect().item())
+        for f in _expand(paths)
     )
 
 
-def is_cell_table(path: str | Path) -> bool:
-    """Whether a file holds aggregated counts (has ``n_trials`` and ``n_deep``) rather than trials."""
-    columns = _columns(str(path), _format(Path(path)))
-    return "n_trials" in columns and "n_deep" in columns
+def is_cell_table(path: str | Path | InputFile) -> bool:
+    """Whether a file holds aggregated counts (``n_trials`` or ``n_deep``, no ``prompt_id``) rather
+    than trials; a cell table lacking one count column is still a cell table (and is told so)."""
+    file = path if isinstance(path, InputFile) else InputFile(str(path), _format(Path(path)))
+    return _looks_like_cells(_columns(file))
+
+
+def _looks_like_cells(columns: Sequence[str]) -> bool:
+    return ("n_trials" in columns or "n_deep" in columns) and "prompt_id" not in columns
 
 
 def _cell_columns(path: str, present: list[str]) -> list[str]:
@@ -572,15 +991,15 @@ def _cell_columns(path: str, present: list[str]) -> list[str]:
     ]
 
 
-def _read_cell_files(files: Sequence[tuple[str, str]], models: ModelTable) -> pl.DataFrame:
+def _read_cell_files(files: Sequence[InputFile], models: ModelTable) -> pl.DataFrame:
     """Read, validate and concatenate cell tables that share their columns."""
     frames = []
-    for path, fmt in files:
-        frame = _read_text(path, fmt, lambda present: _cell_columns(path, present))
+    for file in files:
+        frame = _read_text(file, lambda present: _cell_columns(file.path, present))
         if frames and set(frame.columns) != set(frames[0].columns):
             raise IngestError(
-                f"{path}: columns {sorted(frame.columns)} differ from those of "
-                f"{files[0][0]} {sorted(frames[0].columns)}"
+                f"{file.path}: columns {sorted(frame.columns)} differ from those of "
+                f"{files[0].path} {sorted(frames[0].columns)}"
             )
         frames.append(frame.select(frames[0].columns) if frames else frame)
     text = pl.concat(frames)
@@ -590,7 +1009,7 @@ def _read_cell_files(files: Sequence[tuple[str, str]], models: ModelTable) -> pl
 
     counts = {c: _integer(pl.col(c)) for c in schema.CELL_COUNTS if c in text.columns}
     typed = {
-        c: (_integer(pl.col(c)) if dtype.is_integer() else pl.col(c)).cast(dtype)
+        c: (_integer(pl.col(c)) if dtype.is_integer() else pl.col(c)).cast(dtype, strict=False)
         for c in design
         if (dtype := schema.TRIAL_SCHEMA.get(c)) is not None
     }
@@ -636,10 +1055,10 @@ def _read_cell_files(files: Sequence[tuple[str, str]], models: ModelTable) -> pl
 
 
 def _infer(text: pl.Series) -> pl.Series:
-    """A text design column as integers or numbers when every entry is one, else as text."""
+    """A text column as integers or numbers when every non-empty entry is one, else as text."""
     for dtype in (pl.Int64, pl.Float64):
         cast = text.str.strip_chars().cast(dtype, strict=False)
-        if cast.null_count() == 0:
+        if cast.null_count() == text.null_count() and text.null_count() < text.len():
             return cast
     return text
 
@@ -667,13 +1086,13 @@ def load(
     ``values`` and ``on_conflict`` apply to dumps only. Mixing the two kinds is an error.
     """
     files = _expand(paths)
-    kinds = [is_cell_table(path) for path, _ in files]
+    kinds = [is_cell_table(file) for file in files]
     if all(kinds):
         return _read_cell_files(files, models or ModelTable.default())
     if not any(kinds):
-        return read_dumps([path for path, _ in files], values=values, models=models, on_conflict=on_conflict)
-    cells = [path for (path, _), kind in zip(files, kinds) if kind]
-    dumps = [path for (path, _), kind in zip(files, kinds) if not kind]
+        return _read_dump_files(files, values=values, models=models, on_conflict=on_conflict)
+    cells = [file.path for file, kind in zip(files, kinds) if kind]
+    dumps = [file.path for file, kind in zip(files, kinds) if not kind]
     raise IngestError(
         f"{cells[0]}: a cell table mixed with harness dumps ({dumps[0]}); "
         "read trial dumps and cell tables separately"

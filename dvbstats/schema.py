@@ -6,9 +6,11 @@ reads or writes a trial table or a cell table checks itself against it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
-#: Columns a harness dump must have; others (the optional ``traceback``) are ignored.
+#: Columns a harness dump must have; others are kept as extra trial columns (except IGNORED_COLUMNS).
 HARNESS_COLUMNS: tuple[str, ...] = (
     "prompt_id",
     "model",
@@ -23,6 +25,9 @@ HARNESS_COLUMNS: tuple[str, ...] = (
     "success",
     "error",
 )
+
+#: Optional harness columns not kept in the trial table.
+IGNORED_COLUMNS: tuple[str, ...] = ("traceback",)
 
 #: The two answer options a parsed response may carry.
 OPTIONS: tuple[str, ...] = ("Option A", "Option B")
@@ -91,6 +96,20 @@ CELL_COUNTS: tuple[str, ...] = ("n_prompts", "n_trials", "n_deep")
 DERIVED = {"log_n_train": pl.col("n_train").cast(pl.Float64).log()}
 
 
-def conform(df: pl.DataFrame) -> pl.DataFrame:
-    """Return ``df`` with exactly the trial schema's columns, in order and with its dtypes."""
-    return df.select([pl.col(c).cast(t) for c, t in TRIAL_SCHEMA.items()])
+#: Dtypes of the extra columns a trial table carries after TRIAL_SCHEMA (dump columns beyond the harness's).
+EXTRA_DTYPES: tuple[pl.DataType, ...] = (pl.Int64(), pl.Float64(), pl.String())
+
+
+def conform(df: pl.DataFrame, extra: Sequence[str] = ()) -> pl.DataFrame:
+    """Return ``df`` with the trial schema's columns, in order and with its dtypes, then ``extra``."""
+    return df.select([pl.col(c).cast(t) for c, t in TRIAL_SCHEMA.items()] + list(extra))
+
+
+def is_conformant(df: pl.DataFrame) -> bool:
+    """Whether ``df`` starts with exactly TRIAL_SCHEMA and its other columns are numbers or text
+    named unlike any derived design variable."""
+    columns = list(df.schema.items())
+    extra = columns[len(TRIAL_SCHEMA):]
+    return dict(columns[: len(TRIAL_SCHEMA)]) == TRIAL_SCHEMA and all(
+        dtype in EXTRA_DTYPES and name not in TRIAL_SCHEMA and name not in DERIVED for name, dtype in extra
+    )

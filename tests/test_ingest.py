@@ -268,7 +268,7 @@ def test_missing_path(tmp_path):
          "model_choice must be empty or one of 'Option A', 'Option B', got 'Option C'"),
         ("expected_deep_value_choice", "A", "expected_deep_value_choice must be one of"),
         ("expected_deep_value_choice", None, "got None"),
-        ("n_training_examples", "four", "n_training_examples must be a positive integer, got 'four'"),
+        ("n_training_examples", "four", "n_training_examples must be a positive integer up to 2,147,483,647, got 'four'"),
         ("n_training_examples", "0", "got '0'"),
         ("n_training_examples", "4.5", "got '4.5'"),
         ("success", "yes", "success must be True/False/true/false/1/0, got 'yes'"),
