@@ -24,7 +24,7 @@ import re
 import urllib.parse
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -297,15 +297,33 @@ def _what(head: bytes) -> tuple[str, str]:
     return "text", ""
 
 
+def _decoded_lines(f: Iterable[bytes], bad: list[tuple[int, UnicodeDecodeError]]) -> Iterator[str]:
+    """Lines of a binary file decoded as UTF-8 (a leading byte-order mark dropped), one at a time;
+    stops at the first line that is not UTF-8, recording (its number, the error) in ``bad``."""
+    for number, raw in enumerate(f, 1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            bad.append((number, exc))
+            return
+
+
+def _not_utf8(number: int, exc: UnicodeDecodeError) -> str:
+    return (f"invalid UTF-8 (byte 0x{exc.object[exc.start]:02x} at character {exc.start + 1} of line "
+            f"{number}); {_UTF8_ADVICE}")
+
+
 def _csv_header(path: str) -> list[str]:
     """A CSV file's column names (Python's csv module, byte-order mark dropped)."""
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            return next(csv.reader(f), [])
-    except UnicodeDecodeError as exc:
-        raise IngestError(f"{path}: header (line 1): invalid UTF-8 at byte {exc.start + 1}; {_UTF8_ADVICE}") from None
-    except csv.Error as exc:
-        raise IngestError(f"{path}: header (line 1): {exc}") from None
+    bad: list[tuple[int, UnicodeDecodeError]] = []
+    with open(path, "rb") as f:
+        try:
+            header = next(csv.reader(_decoded_lines(f, bad), strict=True), [])
+        except csv.Error as exc:
+            raise IngestError(f"{path}: header (line 1): {exc}") from None
+    if bad and not header:
+        raise IngestError(f"{path}: header: {_not_utf8(*bad[0])}")
+    return header
 
 
 def _jsonl_header(path: str) -> list[str]:
@@ -408,18 +426,9 @@ def _csv_problem(path: str, upto: int | None = None) -> str | None:
     polars counts them (blank lines included). Stops after data row ``upto``.
     """
     bad: list[tuple[int, UnicodeDecodeError]] = []
-
-    def lines(f):
-        for number, raw in enumerate(f, 1):
-            try:
-                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                bad.append((number, exc))
-                return
-
     row, start = 0, 2
     with open(path, "rb") as f:
-        reader = csv.reader(lines(f), strict=True)
+        reader = csv.reader(_decoded_lines(f, bad), strict=True)
         try:
             width = len(next(reader, []))
             for record in reader:
@@ -436,9 +445,7 @@ def _csv_problem(path: str, upto: int | None = None) -> str | None:
             reason = "a quote opened here is never closed" if "end of data" in str(exc) else str(exc)
             return f"row {row + 1} (line {start}): {reason}; an unbalanced quote?"
     if bad:
-        number, exc = bad[0]
-        return (f"row {row + 1} (line {number}): invalid UTF-8 (byte 0x{exc.object[exc.start]:02x} at "
-                f"character {exc.start + 1} of the line); {_UTF8_ADVICE}")
+        return f"row {row + 1} (line {bad[0][0]}): {_not_utf8(*bad[0])}"
     return None
 
 
@@ -667,7 +674,7 @@ def _tidy_whitespace(df: pl.DataFrame, ids: Sequence[str], codes: Sequence[str])
             changes[column] = (distinct.filter(differs), tidied.filter(differs))
     if not changes:
         return df
-    where = pl.any_horizontal(pl.col(c).is_in(before) for c, (before, _) in changes.items())
+    where = pl.any_horizontal(pl.col(c).is_in(before.implode()) for c, (before, _) in changes.items())
     example = next(iter(changes.values()))
     warnings.warn(
         f"whitespace removed around (or collapsed inside) the text of {', '.join(changes)}, e.g. "

@@ -10,6 +10,7 @@ import pytest
 
 from dvbstats import schema
 from dvbstats.ingest import (
+    RECONCILIATION_SCHEMA,
     IngestError,
     TrialTable,
     is_cell_table,
@@ -500,3 +501,264 @@ def test_load_dispatches_on_content(tmp_path):
     assert load([cells, more])["model"].to_list() == ["gpt-4o", "llama-3-8b"]
     with pytest.raises(IngestError, match="cell table mixed with harness dumps"):
         load([dump, cells])
+
+
+# --------------------------------------------------------------------------- adversarial input (issue 12)
+
+
+def error_at(path: Path, reader=read_dumps) -> str:
+    with pytest.raises(IngestError) as info:
+        reader([path])
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    "fmt, n", [("csv", n) for n in ("3000000000", "1e300", "-1e300", "inf")] + [("jsonl", "3000000000"), ("jsonl", "1e300")]
+)
+def test_huge_n_training_examples_is_a_clean_error(tmp_path, fmt, n):
+    rows = [harness_row("p1"), harness_row("p2", n_training_examples="40")]
+    path = tmp_path / f"dump.{fmt}"
+    if fmt == "csv":
+        rows[1]["n_training_examples"] = n
+        write_dump(path, rows)
+    else:  # a JSON number, as a harness writing floats would
+        write_dump(path, rows).write_text(path.read_text().replace('"n_training_examples":40', f'"n_training_examples":{n}'))
+        assert n in path.read_text()
+    message = error_at(path)
+    assert message.startswith(f"{path}: row 2: n_training_examples must be a positive integer")
+
+
+def test_whitespace_around_levels_is_normalised_with_a_warning(tmp_path):
+    rows = [
+        harness_row("p1"),
+        harness_row("p2", context_correlation_pair="fidelity_Formal_vs_justice_Colloquial - finance "),
+        harness_row("p3", context_correlation_pair=" fidelity_Formal_vs_justice_Colloquial -  finance"),
+        harness_row("p4", model=GPT4O + " ", model_choice=" Option A"),
+    ]
+    with pytest.warns(Warning) as caught:
+        data = read_one(tmp_path, rows).data
+    assert data["context"].to_list() == ["customer service", "finance", "finance", "customer service"]
+    assert data["model_id"].to_list() == [GPT4O] * 4 and data["model"].to_list() == ["gpt-4o"] * 4
+    assert data["status"].to_list() == ["used"] * 4
+    [warning] = [str(w.message) for w in caught]
+    assert "whitespace removed" in warning and f"{tmp_path / 'dump.csv'}: row(s) 2, 3, 4" in warning
+
+
+def test_levels_differing_only_by_case_or_spacing_are_kept_and_named(tmp_path):
+    rows = [harness_row(f"p{i}") for i in range(1, 4)] + [
+        harness_row("p4", context_correlation_pair="fidelity_Formal_vs_justice_Colloquial - FINANCE"),
+        harness_row("p5", context_correlation_pair="fidelity_formal_vs_justice_Colloquial - Customer Service"),
+        harness_row("p6", model=GPT4O.upper()),
+    ]
+    with pytest.warns(Warning) as caught:
+        data = read_one(tmp_path, rows).data
+    assert data["context"].to_list()[3:5] == ["FINANCE", "Customer Service"]  # kept: the user decides
+    messages = [str(w.message) for w in caught if "by case or spacing" in str(w.message)]
+    where = tmp_path / "dump.csv"
+    assert any(m.startswith("context 'FINANCE' differs from the known 'finance'") and f"{where}: row(s) 4" in m
+               for m in messages)
+    assert any(m.startswith("context 'Customer Service' differs from the known 'customer service'")
+               and f"{where}: row(s) 5" in m for m in messages)
+    assert any(m.startswith("feature 'formal' differs from 'Formal'") for m in messages)
+    assert any(m.startswith(f"model id {GPT4O.upper()!r} differs from the known {GPT4O!r}") for m in messages)
+
+
+def test_a_doubled_underscore_is_not_a_feature_name(tmp_path):
+    rows = [harness_row("p1"), harness_row("p2", context_correlation_pair="fidelity__intuitive_vs_justice_Formal - legal")]
+    message = error_of(tmp_path, rows)
+    assert message.startswith(f"{tmp_path / 'dump.csv'}: row 2: cannot parse context_correlation_pair")
+    assert "doubled underscore" in message
+    rows[1]["context_correlation_pair"] = "fidelity_intuitive__vs_justice_Formal - legal"
+    assert "doubled underscore" in error_of(tmp_path, rows)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_a_model_id_with_a_nul_is_refused(tmp_path, fmt):
+    path = write_dump(tmp_path / f"dump.{fmt}", [harness_row("p1"), harness_row("p2", model=GPT4O + "\x00")])
+    message = error_at(path)
+    assert message.startswith(f"{path}: row 2: model ") and "control character" in message
+
+
+def test_repeated_column_names_are_refused(tmp_path):
+    path = tmp_path / "dump.csv"
+    header = ",".join([*harness_row("p").keys(), "model"])
+    path.write_text(f"{header}\np1,{GPT4O},t_4,\"{PAIR}\",4,A,Option A,Option A,Option B,1,True,,other\n")
+    assert error_at(path) == (
+        f"{path}: repeated column name(s) 'model' (columns 2, 13); each column must be named once"
+    )
+    jsonl = tmp_path / "dump.jsonl"
+    jsonl.write_text('{"prompt_id": "p1", "model": "a", "model": "b"}\n')
+    assert "repeated column name(s) 'model'" in error_at(jsonl)
+
+
+def test_dangling_links_are_reported(tmp_path):
+    write_dump(tmp_path / "a.csv", [parsed("p1", "Option A")])
+    (tmp_path / "gone.csv").symlink_to(tmp_path / "elsewhere" / "gone.csv")
+    with pytest.warns(Warning, match=r"skipped 1 dangling symbolic link\(s\).*gone\.csv -> .*elsewhere"):
+        assert read_dumps([tmp_path]).data.height == 1
+    with pytest.warns(Warning, match="dangling"):
+        read_dumps([str(tmp_path / "*.csv")])
+    assert "a dangling symbolic link" in error_at(tmp_path / "gone.csv")
+
+
+HEADER = ",".join(harness_row("p").keys())
+LINE = f'p{{}},{GPT4O},t_4,"{PAIR}",4,Option A.,Option A,Option A,Option B,1,True,'
+
+
+@pytest.mark.parametrize(
+    "bad, problem",
+    [
+        (LINE.format(2) + ",extra", "row 2 (line 3): 13 fields where the header has 12"),
+        (LINE.format(2).rsplit(",", 3)[0], "row 2 (line 3): 9 fields where the header has 12"),
+        (LINE.format(2).replace("Option A.", '"Option A.'), "row 2 (line 3): "),
+    ],
+    ids=["long", "short", "open-quote"],
+)
+def test_ragged_rows_and_unbalanced_quotes_name_their_row(tmp_path, bad, problem):
+    path = tmp_path / "dump.csv"
+    path.write_text("\n".join([HEADER, LINE.format(1), bad, LINE.format(3), LINE.format(4)]) + "\n")
+    message = error_at(path)
+    assert message.startswith(f"{path}: {problem}")
+    if "quote" in bad.split(",")[5]:
+        assert "unbalanced quote" in message
+
+
+def test_invalid_utf8_names_its_row(tmp_path):
+    path = tmp_path / "dump.csv"
+    lines = [HEADER, LINE.format(1), LINE.format(2).replace("Option A.", "Opti\xe9n"), LINE.format(3)]
+    path.write_bytes("\n".join(lines).encode("latin-1"))
+    message = error_at(path)
+    assert message.startswith(f"{path}: row 2 (line 3): invalid UTF-8 (byte 0xe9")
+
+
+def test_a_truncated_jsonl_line_names_its_row(tmp_path):
+    path = write_dump(tmp_path / "dump.jsonl", [harness_row("p1"), harness_row("p2"), harness_row("p3")])
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], "", lines[1], lines[2][:40]]) + "\n")
+    message = error_at(path)
+    assert message.startswith(f"{path}: row 3 (line 4): not valid JSON (a truncated line?)")
+
+
+@pytest.mark.parametrize(
+    "content, what",
+    [
+        ((HEADER + "\n" + LINE.format(1) + "\n").encode("utf-16"), "this is UTF-16 text (byte-order mark FF FE)"),
+        ((HEADER + "\n" + LINE.format(1) + "\n").encode("utf-16-le"), "this is UTF-16 text without a byte-order mark"),
+        (b"PAR1" + bytes(range(256)) * 4, "this is a Parquet file, not UTF-8 CSV text; rename it to .parquet"),
+        (b"\x1f\x8b\x08\x00" + bytes(100), "this is gzip-compressed data"),
+        (bytes(range(256)) * 8, "this is binary data"),
+    ],
+    ids=["utf16-bom", "utf16-no-bom", "parquet", "gzip", "binary"],
+)
+def test_a_csv_that_is_not_utf8_text_says_what_it_is(tmp_path, content, what):
+    path = tmp_path / "dump.csv"
+    path.write_bytes(content)
+    assert error_at(path).startswith(f"{path}: {what}")
+    assert error_at(path, load).startswith(f"{path}: {what}")
+
+
+def test_a_real_parquet_file_named_csv(tmp_path):
+    path = write_dump(tmp_path / "dump.csv", MIXED, fmt="parquet")
+    assert error_at(path).startswith(f"{path}: this is a Parquet file")
+    text = write_dump(tmp_path / "dump.parquet", MIXED, fmt="csv")
+    assert error_at(text).startswith(f"{text}: not a Parquet file (it does not start with the bytes PAR1); it looks like text")
+
+
+def test_a_utf8_byte_order_mark_is_fine(tmp_path):
+    path = write_dump(tmp_path / "dump.csv", MIXED)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert read_dumps([path]).data.height == len(MIXED)
+
+
+def test_blank_lines_are_not_rows(tmp_path):
+    path = tmp_path / "dump.csv"
+    path.write_text("\n".join([HEADER, LINE.format(1), "", LINE.format(3), "", ""]) + "\n")
+    table = read_dumps([path])
+    assert table.data["source_row"].to_list() == [1, 3]
+    assert table.sources[0].n_rows == 2
+
+
+def test_a_cell_table_missing_n_deep_is_called_a_cell_table(tmp_path):
+    path = write_cells(tmp_path / "cells.csv", "model,value,n_trials\ngpt-4o,fidelity,10\n")
+    assert is_cell_table(path)
+    for reader in (load, read_dumps):
+        assert error_at(path, reader) == f"{path}: missing cell table column(s) 'n_deep'"
+    whole = write_cells(tmp_path / "whole.csv", "model,n_trials,n_deep\ngpt-4o,10,3\n")
+    assert "an aggregated cell table" in error_at(whole)
+
+
+def test_did_you_mean_suggests_only_an_unknown_similar_column(tmp_path):
+    rows = [{k: v for k, v in harness_row("p1").items() if k != "expected_deep_value_choice"}]
+    message = error_of(tmp_path, rows)
+    assert "'expected_deep_value_choice'" in message and "did you mean" not in message
+    rows = [{("Expected Deep Value" if k == "expected_deep_value_choice" else k): v for k, v in harness_row("p1").items()}]
+    assert "(found 'Expected Deep Value': did you mean 'expected_deep_value_choice'?)" in error_of(tmp_path, rows)
+
+
+def test_a_file_that_is_no_dump_lists_its_columns_and_delimiter(tmp_path):
+    path = tmp_path / "dump.csv"
+    path.write_text(HEADER.replace(",", ";") + "\n" + LINE.format(1).replace(",", ";") + "\n")
+    message = error_at(path)
+    assert "found 'prompt_id;model;" in message and "holding semicolons" in message
+
+
+# --------------------------------------------------------------------------- extra columns (issue 8)
+
+
+def test_extra_columns_are_kept_typed_and_survive_parquet(tmp_path):
+    first = write_dump(tmp_path / "a.csv", [
+        harness_row("p1") | {"condition": "prompted", "run": "1", "temperature": "0.7", "traceback": "T"},
+        harness_row("p2") | {"condition": " fine-tuned ", "run": "2", "temperature": "1", "traceback": None},
+    ])
+    second = write_dump(tmp_path / "b.jsonl", [harness_row("p3") | {"condition": "prompted", "template": "t9"}])
+    with pytest.warns(Warning, match="whitespace"):
+        table = read_dumps([first, second])
+    data = table.data
+    assert data.columns == [*schema.TRIAL_SCHEMA, "condition", "run", "temperature", "template"]
+    assert data.schema["run"] == pl.Int64 and data.schema["temperature"] == pl.Float64
+    assert data.schema["condition"] == pl.String
+    assert data.select("condition", "run", "temperature", "template").rows() == [
+        ("prompted", 1, 0.7, None), ("fine-tuned", 2, 1.0, None), ("prompted", None, None, "t9"),
+    ]
+    table.write(tmp_path / "trials.parquet")
+    assert TrialTable.read(tmp_path / "trials.parquet").data.equals(data)
+
+
+def test_extra_columns_named_like_derived_ones_are_dropped_with_a_warning(tmp_path):
+    rows = [harness_row("p1") | {"value": "x", "log_n_train": "1", "condition": "a"}]
+    with pytest.warns(Warning, match=r"'value', 'log_n_train' not kept: the trial table derives its own"):
+        data = read_one(tmp_path, rows).data
+    assert data.columns[len(schema.TRIAL_SCHEMA):] == ["condition"] and data["value"][0] == "non_maleficence"
+
+
+def test_trial_table_refuses_nested_or_clashing_extras():
+    base = pl.DataFrame(schema=schema.TRIAL_SCHEMA)
+    assert schema.is_conformant(base.with_columns(pl.lit("a").alias("condition")))
+    assert not schema.is_conformant(base.with_columns(pl.lit([1]).alias("condition")))
+    assert not schema.is_conformant(base.with_columns(pl.lit(1.0).alias("log_n_train")))
+    with pytest.raises(ValueError, match="extra number or text"):
+        TrialTable(base.with_columns(pl.lit([1]).alias("condition")), (), pl.DataFrame(schema=RECONCILIATION_SCHEMA))
+
+
+# --------------------------------------------------------------------------- hive datasets (issue 11)
+
+
+def test_a_hive_partitioned_parquet_dataset_is_read_directly(tmp_path):
+    rows = [parsed("p1", "Option A"), parsed("p2", "Option B"), parsed("p1", "Option B", model=LLAMA8)]
+    frame = pl.DataFrame(rows).with_columns(pl.lit("x").alias("condition"))
+    frame.write_parquet(tmp_path / "ds", partition_by=["model"])
+    assert {p.name for p in (tmp_path / "ds").iterdir()} == {f"model={GPT4O}", "model=replicate%2Fmeta%2Fmeta-llama-3-8b-instruct"}
+    table = load([tmp_path / "ds"])
+    data = table.data.sort("model_id", "prompt_id")
+    assert data.select("model_id", "prompt_id", "chose_deep", "condition").rows() == [
+        (GPT4O, "p1", 1, "x"), (GPT4O, "p2", 0, "x"), (LLAMA8, "p1", 0, "x"),
+    ]
+    assert len(table.sources) == 2 and all(s.format == "parquet" for s in table.sources)
+
+
+def test_a_hive_folder_disagreeing_with_its_file_is_an_error(tmp_path):
+    folder = tmp_path / "ds" / "model=other"
+    folder.mkdir(parents=True)
+    path = write_dump(folder / "part.parquet", [parsed("p1", "Option A")])
+    message = error_at(tmp_path / "ds")
+    assert message.startswith(f"{path}: row 1: model is '{GPT4O}' but the file sits in the folder model=other")
