@@ -21,11 +21,13 @@ import io
 import json
 import os
 import re
+import sys
 import urllib.parse
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -313,10 +315,20 @@ def _not_utf8(number: int, exc: UnicodeDecodeError) -> str:
             f"{number}); {_UTF8_ADVICE}")
 
 
+@contextmanager
+def _unlimited_csv_fields() -> Iterator[None]:
+    """Lift Python's csv field size limit (128 KiB) for a read; LLM responses can be longer."""
+    limit = csv.field_size_limit(sys.maxsize)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(limit)
+
+
 def _csv_header(path: str) -> list[str]:
     """A CSV file's column names (Python's csv module, byte-order mark dropped)."""
     bad: list[tuple[int, UnicodeDecodeError]] = []
-    with open(path, "rb") as f:
+    with open(path, "rb") as f, _unlimited_csv_fields():
         try:
             header = next(csv.reader(_decoded_lines(f, bad), strict=True), [])
         except csv.Error as exc:
@@ -387,7 +399,7 @@ def _read_text(file: InputFile, wanted: Callable[[list[str]], list[str]]) -> pl.
             df = pl.read_csv(path, columns=columns, infer_schema=False, null_values="")
         else:
             if fmt == "jsonl":
-                df = pl.read_ndjson(path, infer_schema_length=None).select(columns)
+                df = pl.read_ndjson(_without_bom(path), infer_schema_length=None).select(columns)
             else:
                 df = pl.read_parquet(path, columns=columns)
             df = df.with_columns(pl.all().cast(pl.String).replace("", None))
@@ -404,6 +416,14 @@ def _read_text(file: InputFile, wanted: Callable[[list[str]], list[str]]) -> pl.
     if df.height == 0:
         raise IngestError(f"{path}: empty file (no rows)")
     return _add_partitions(df, partitions)
+
+
+def _without_bom(path: str) -> str | io.BytesIO:
+    """The path, or the file's bytes after a UTF-8 byte-order mark (which polars' JSON reader refuses)."""
+    with open(path, "rb") as f:
+        if f.read(3) != b"\xef\xbb\xbf":
+            return path
+        return io.BytesIO(f.read())
 
 
 def _add_partitions(df: pl.DataFrame, partitions: dict[str, str | None]) -> pl.DataFrame:
@@ -427,7 +447,7 @@ def _csv_problem(path: str, upto: int | None = None) -> str | None:
     """
     bad: list[tuple[int, UnicodeDecodeError]] = []
     row, start = 0, 2
-    with open(path, "rb") as f:
+    with open(path, "rb") as f, _unlimited_csv_fields():
         reader = csv.reader(_decoded_lines(f, bad), strict=True)
         try:
             width = len(next(reader, []))
@@ -532,9 +552,16 @@ def _check(df: pl.DataFrame, checks: dict[Problem, pl.Expr]) -> None:
                 cause = _csv_problem(path, upto=row["source_row"])
                 if cause:
                     raise IngestError(f"{path}: {cause}")
-            text = problem(row) if callable(problem) else problem.format(**row)
+            text = problem(row) if callable(problem) else problem.format(**{k: _clip(v) for k, v in row.items()})
             more = f" ({n_bad - 1} more row(s) like this)" if n_bad > 1 else ""
             raise IngestError(f"{path}: row {row['source_row']}: {text}{more}")
+
+
+def _clip(value: object, limit: int = 200) -> object:
+    """Text longer than ``limit`` cut short for a message (a 2 MB field should not become one)."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}... ({len(value):,} characters)"
+    return value
 
 
 def _first_copy(keys: list[str]) -> pl.Expr:
@@ -678,7 +705,7 @@ def _tidy_whitespace(df: pl.DataFrame, ids: Sequence[str], codes: Sequence[str])
     example = next(iter(changes.values()))
     warnings.warn(
         f"whitespace removed around (or collapsed inside) the text of {', '.join(changes)}, e.g. "
-        f"{example[0][0]!r} -> {example[1][0]!r}, in {'; '.join(_rows_named(df, where))}",
+        f"{_clip(example[0][0])!r} -> {_clip(example[1][0])!r}, in {'; '.join(_rows_named(df, where))}",
         IngestWarning,
         stacklevel=3,
     )
@@ -711,7 +738,7 @@ def _warn_case_variants(df: pl.DataFrame, groups: dict[str, tuple[Sequence[str],
             for odd in (level for level in levels if level != reference and counts[level]):
                 where = pl.any_horizontal(pl.col(c) == odd for c in columns)
                 warnings.warn(
-                    f"{name} {odd!r} differs from {'the known ' if reference in known else ''}{reference!r} only "
+                    f"{name} {_clip(odd)!r} differs from {'the known ' if reference in known else ''}{_clip(reference)!r} only "
                     f"by case or spacing; kept as a separate level ({counts[odd]} row(s): "
                     f"{'; '.join(_rows_named(df, where))}). Correct the input if they are the same {name}",
                     IngestWarning,
@@ -733,7 +760,7 @@ def _code_trials(raw: pl.DataFrame, vocabulary: list[str], models: ModelTable) -
     def pair_problem(row: dict) -> str:
         text = row["context_correlation_pair"]
         return (
-            f"cannot parse context_correlation_pair {text!r}: {_pair_problem(text, vocabulary)}. "
+            f"cannot parse context_correlation_pair {_clip(text)!r}: {_pair_problem(text, vocabulary)}. "
             f"Expected '<value>_<feature>_vs_<value>_<feature> - <context>' with values in "
             f"{sorted(vocabulary)}; pass values=... to extend the vocabulary"
         )
@@ -836,7 +863,7 @@ def _reconcile(trials: pl.DataFrame, on_conflict: ConflictPolicy) -> tuple[pl.Da
         a, b = (df.row(first[k], named=True) for k in ("first_used", "other"))
         raise IngestError(
             f"{a['source_file']}: row {a['source_row']}: {n_conflicts} prompt(s) have conflicting "
-            f"parsed answers; the first: prompt {a['prompt_id']!r} of model {a['model_id']!r} answered "
+            f"parsed answers; the first: prompt {_clip(a['prompt_id'])!r} of model {_clip(a['model_id'])!r} answered "
             f"{a['model_choice']!r} here and {b['model_choice']!r} at {b['source_file']}:{b['source_row']}. "
             "Pass on_conflict='first', 'last' or 'exclude' to resolve"
         )
@@ -925,20 +952,20 @@ def _read_dump_files(
             Source(file.path, digest.result(), file.format, frame.height)
             for file, digest, frame in zip(files, digests, frames)
         )
-    raw = pl.concat(frames, how="diagonal")
+    raw = pl.concat(frames, how="diagonal")  # every column is text here
     extras = [c for c in raw.columns if c not in ("source_file", "source_row", *schema.HARNESS_COLUMNS)]
-    text_extras = [c for c in extras if raw.schema[c] == pl.String]
-    raw = _tidy_whitespace(raw, _ID_COLUMNS, (*_CODE_COLUMNS, *text_extras))
+    raw = _tidy_whitespace(raw, _ID_COLUMNS, (*_CODE_COLUMNS, *extras))
     trials = _code_trials(raw, vocabulary, models)
     data, reconciliation = _reconcile(trials, on_conflict)
     data = data.with_columns(_infer(data.get_column(c)) for c in extras)
+    dtypes = data.schema
     _warn_case_variants(
         data,
         {
             "model id": (["model_id"], models.data["model_id"]),
             "feature": (["feature", "feature_less"], ()),
             "context": (["context"], schema.DVB_CONTEXTS),
-            **{c: ([c], ()) for c in extras if data.schema[c] == pl.String},
+            **{c: ([c], ()) for c in extras if dtypes[c] == pl.String},
         },
     )
     return TrialTable(schema.conform(data, extras), sources, reconciliation)
