@@ -671,6 +671,12 @@ _INT32_MAX = 2**31 - 1
 _SHOW_ROWS = 5  # rows named in a warning
 
 
+def _with_control_characters(df: pl.DataFrame, column: str) -> pl.Series:
+    """The distinct texts of a column holding a control character (checked once per distinct text)."""
+    distinct = df.get_column(column).drop_nulls().unique()
+    return distinct.filter(distinct.str.contains(_CONTROL))
+
+
 def _rows_named(df: pl.DataFrame, where: pl.Expr) -> list[str]:
     """``file: rows 3, 8 (and 12 more)`` per file for the rows where ``where`` holds."""
     return [
@@ -772,8 +778,9 @@ def _code_trials(raw: pl.DataFrame, vocabulary: list[str], models: ModelTable) -
             "empty model": pl.col("model").is_null(),
             "empty context_correlation_pair": pair.is_null(),
             **{
-                f"{c} {{{c}!r}} contains a control character (such as NUL)": pl.col(c).str.contains(_CONTROL)
+                f"{c} {{{c}!r}} contains a control character (such as NUL)": pl.col(c).is_in(texts.implode())
                 for c in (*_ID_COLUMNS, "context_correlation_pair")
+                if not (texts := _with_control_characters(raw, c)).is_empty()
             },
             pair_problem: pair.is_in(bad_pairs),
             f"n_training_examples must be a positive integer up to {_INT32_MAX:,}, got {{n_training_examples!r}}": (
