@@ -1,17 +1,19 @@
-"""Time ``read_dumps`` + ``TrialTable.write`` on a 1,000,000-row harness CSV.
+"""Time ``read_dumps`` + ``TrialTable.write`` on a large harness dump, as CSV and as Parquet.
 
-The input is generated once (in a child process, so it does not count towards peak RSS) and cached
-under ``benchmarks/results/``: 9 models, a few hundred distinct context_correlation_pair texts,
-three training sizes, 3% unparsed responses. Prints the median, min and max wall time over the runs,
-the CPU time (all threads; the wall time depends on what else the machine runs), the time of a bare
-``pl.read_csv`` of the same file for scale, and the peak RSS of this process.
+The input is generated in a child process (9 models, a few hundred distinct context_correlation_pair
+texts, three training sizes, 3% unparsed responses) under a temporary folder in /tmp that is deleted
+afterwards (``--cache DIR`` keeps it). Every timed run is a fresh process (imports not timed), so its peak RSS is its own;
+the baseline, measured in the same session, is a bare read of the same file into memory
+(``pl.read_csv(infer_schema=False)`` / ``pl.read_parquet``). Prints medians, min and max of wall time
+and peak RSS per format, and the ratio of ingest to baseline medians.
 
-    /tmp/venv/bin/python benchmarks/bench_ingest.py [--runs 5] [--rows 1000000]
+    .venv/bin/python benchmarks/bench_ingest.py [--runs 3] [--rows 1000000] [--formats csv parquet]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import statistics
 import subprocess
@@ -24,8 +26,9 @@ import numpy as np
 import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing the package
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import describe, stamp  # noqa: E402
 FEATURE_DIMS = (
     ("Formal", "Colloquial"),
     ("Tech-savvy", "Traditional"),
@@ -85,53 +88,87 @@ def generate(path: Path, n_rows: int, seed: int = 2025) -> None:
     dump.write_csv(path)
 
 
+def ingest(path: Path) -> int:
+    """The measured work: read the dump into a trial table and write it as Parquet."""
+    from dvbstats.ingest import read_dumps
+
+    with tempfile.TemporaryDirectory() as tmp:
+        table = read_dumps([path])
+        table.write(Path(tmp) / "trials.parquet")
+        return table.data.height
+
+
+def baseline(path: Path) -> int:
+    """A bare read of the whole file into memory, every column."""
+    return (pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema=False)).height
+
+
+def child(work: str, path: Path) -> None:
+    """Run ``work`` once (imports excluded from the time) and print its wall time, rows and peak RSS."""
+    start = time.perf_counter()
+    rows = {"ingest": ingest, "baseline": baseline}[work](path)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mib": peak}))
+
+
+def measure(work: str, path: Path, runs: int) -> list[dict]:
+    """``runs`` fresh processes doing ``work`` on ``path``."""
+    out = []
+    for i in range(runs):
+        res = subprocess.run([sys.executable, __file__, "--child", work, "--input", str(path)],
+                             capture_output=True, text=True)
+        if res.returncode:
+            raise SystemExit(f"{work} failed: {res.stderr[-2000:]}")
+        out.append(json.loads(res.stdout.splitlines()[-1]))
+        print(f"   {work} run {i + 1}/{runs}: {out[-1]['seconds']:.2f} s, peak RSS {out[-1]['peak_rss_mib']:.0f} MiB",
+              flush=True)
+    return out
+
+
+def inputs(folder: Path, rows: int, formats: list[str]) -> dict[str, Path]:
+    """The dump in each format, generated (in a child process) when absent."""
+    csv_path = folder / f"harness_{rows}.csv"
+    if not csv_path.exists():
+        subprocess.run([sys.executable, __file__, "--rows", str(rows), "--generate", str(csv_path)], check=True)
+    paths = {"csv": csv_path}
+    if "parquet" in formats:
+        paths["parquet"] = csv_path.with_suffix(".parquet")
+        if not paths["parquet"].exists():
+            pl.scan_csv(csv_path, infer_schema=False).sink_parquet(paths["parquet"])
+    return {fmt: paths[fmt] for fmt in formats}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--formats", nargs="+", choices=["csv", "parquet"], default=["csv", "parquet"])
+    parser.add_argument("--cache", type=Path, help="keep the generated inputs in this folder")
     parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["ingest", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
         generate(args.generate, args.rows)
         return
+    if args.child:
+        child(args.child, args.input)
+        return
 
-    from dvbstats.ingest import read_dumps
-
-    dump = RESULTS / f"harness_{args.rows}.csv"
-    if not dump.exists():
-        command = [sys.executable, __file__, "--rows", str(args.rows), "--generate", str(dump)]
-        subprocess.run(command, check=True)
-    size_mb = dump.stat().st_size / 1e6
-
-    times, cpu = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "trials.parquet"
-        for _ in range(args.runs):
-            table = None  # free the previous run's table first
-            start, start_cpu = time.perf_counter(), time.process_time()
-            table = read_dumps([dump])
-            table.write(out)
-            times.append(time.perf_counter() - start)
-            cpu.append(time.process_time() - start_cpu)
-        parquet_mb = out.stat().st_size / 1e6
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    baseline = []
-    for _ in range(args.runs):
-        start = time.perf_counter()
-        pl.read_csv(dump, infer_schema=False)
-        baseline.append(time.perf_counter() - start)
-
-    counts = table.status_counts()
-    pair_parts = ("value", "feature", "value_less", "feature_less", "context")
-    n_pairs = table.data.select(pl.struct(pair_parts).n_unique())
-    print(f"input: {dump.name}, {table.data.height:,} rows, {size_mb:.0f} MB CSV, {counts.height} models, "
-          f"{n_pairs.item()} distinct pairs, {counts['n_unparsed'].sum() / table.data.height:.1%} unparsed")
-    print(f"read_dumps + write, {args.runs} runs: median {statistics.median(times):.2f} s, "
-          f"min {min(times):.2f} s, max {max(times):.2f} s "
-          f"(CPU time, all threads: median {statistics.median(cpu):.2f} s)")
-    print(f"bare pl.read_csv (all text), median {statistics.median(baseline):.2f} s "
-          f"(ratio {statistics.median(times) / statistics.median(baseline):.1f}x)")
-    print(f"output Parquet {parquet_mb:.0f} MB; peak RSS of the read_dumps + write runs {peak_mb:.0f} MB")
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="dvbstats-bench-ingest-") as tmp:
+        folder = args.cache or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"{stamp()}: {args.rows:,} rows; generating inputs in {folder} ...", flush=True)
+        for fmt, path in inputs(folder, args.rows, args.formats).items():
+            print(f"{fmt}: {path.name}, {path.stat().st_size / 1e6:,.0f} MB", flush=True)
+            measured = {work: measure(work, path, args.runs) for work in ("ingest", "baseline")}
+            for work, runs in measured.items():
+                print(f"  {work:8s} wall {describe([r['seconds'] for r in runs], 's')}; "
+                      f"peak RSS {describe([r['peak_rss_mib'] for r in runs], 'MiB')}")
+            ratio = statistics.median(r["seconds"] for r in measured["ingest"]) / statistics.median(
+                r["seconds"] for r in measured["baseline"])
+            print(f"  ingest / bare read: {ratio:.1f}x (medians)", flush=True)
 
 
 if __name__ == "__main__":

@@ -802,8 +802,12 @@ def _code_trials(raw: pl.DataFrame, vocabulary: list[str], models: ModelTable) -
 
     names = models.resolve(raw["model"].unique(maintain_order=True)).data
     used = (pl.col("success").is_in(_TRUE) & choice.is_in(schema.OPTIONS)).fill_null(False)
+    key = pairs.get_column("context_correlation_pair")
     trials = (
-        raw.join(pairs, on="context_correlation_pair", how="left", maintain_order="left")
+        raw.with_columns(  # a lookup per part: a join would copy every column, raw_response included
+            pl.col("context_correlation_pair").replace_strict(key, pairs.get_column(part), default=None).alias(part)
+            for part in pairs.columns if part != "context_correlation_pair"
+        )
         .with_columns(
             pl.col("model").alias("model_id"),
             pl.col("model").replace_strict(names["model_id"], names["short_name"]).alias("model"),
@@ -909,7 +913,10 @@ def _reconcile(trials: pl.DataFrame, on_conflict: ConflictPolicy) -> tuple[pl.Da
             pl.lit(None, pl.Int8).alias("chose_deep"),
         )
     )
-    reconciled = df.update(changed, on="_i", how="left", include_nulls=True).drop("_i")
+    at = changed.get_column("_i")  # scatter the new values: an update join would copy every column
+    reconciled = df.drop("_i").with_columns(
+        df.get_column(c).cast(changed.schema[c]).scatter(at, changed.get_column(c)) for c in changed.columns if c != "_i"
+    )
     reconciliation = groups.select(list(RECONCILIATION_SCHEMA)).cast(RECONCILIATION_SCHEMA)
     return reconciled, reconciliation
 
