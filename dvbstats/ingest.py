@@ -443,7 +443,8 @@ def _csv_problem(path: str, upto: int | None = None) -> str | None:
 
     Reads the file again with Python's csv module (slow, so only on the error path): invalid UTF-8,
     a quote never closed, a record with more or fewer fields than the header. Rows are counted as
-    polars counts them (blank lines included). Stops after data row ``upto``.
+    polars counts them (blank lines included). With ``upto``, only that row's width is checked
+    (a row-level symptom explained by its own raggedness) and reading stops there.
     """
     bad: list[tuple[int, UnicodeDecodeError]] = []
     row, start = 0, 2
@@ -453,7 +454,7 @@ def _csv_problem(path: str, upto: int | None = None) -> str | None:
             width = len(next(reader, []))
             for record in reader:
                 row += 1
-                if record and len(record) != width:
+                if record and len(record) != width and upto in (None, row):
                     end = reader.line_num
                     where = f"line {start}" if end == start else f"lines {start}-{end}"
                     why = "; a quote left open joins lines: an unbalanced quote?" if end > start else ""
@@ -740,7 +741,7 @@ def _warn_case_variants(df: pl.DataFrame, groups: dict[str, tuple[Sequence[str],
         for level in [*counts, *(k for k in known if k not in counts)]:
             by_key.setdefault(_level_key(level), []).append(level)
         for levels in (ls for ls in by_key.values() if len(ls) > 1):
-            reference = max(levels, key=lambda level: (level in known, counts[level]))
+            reference = max(levels, key=lambda level: (level in known, counts[level], level))
             for odd in (level for level in levels if level != reference and counts[level]):
                 where = pl.any_horizontal(pl.col(c) == odd for c in columns)
                 warnings.warn(
