@@ -4,8 +4,8 @@ The input is generated in a child process (9 models, a few hundred distinct cont
 texts, three training sizes, 3% unparsed responses) under a temporary folder in /tmp that is deleted
 afterwards (``--cache DIR`` keeps it). Every timed run is a fresh process (imports not timed), so its peak RSS is its own;
 the baseline, measured in the same session, is a bare read of the same file into memory
-(``pl.read_csv(infer_schema=False)`` / ``pl.read_parquet``). Prints medians, min and max of wall time
-and peak RSS per format, and the ratio of ingest to baseline medians.
+(``pl.read_csv(infer_schema=False)`` / ``pl.read_parquet``). Prints medians, min and max of wall time,
+CPU time (all threads) and peak RSS per format, and the ratio of ingest to baseline medians.
 
     .venv/bin/python benchmarks/bench_ingest.py [--runs 3] [--rows 1000000] [--formats csv parquet]
 """
@@ -105,11 +105,17 @@ def baseline(path: Path) -> int:
 
 def child(work: str, path: Path) -> None:
     """Run ``work`` once (imports excluded from the time) and print its wall time, rows and peak RSS."""
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), _cpu()
     rows = {"ingest": ingest, "baseline": baseline}[work](path)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _cpu() - start_cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mib": peak}))
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "rows": rows, "peak_rss_mib": peak}))
+
+
+def _cpu() -> float:
+    """CPU seconds of this process, all threads (less sensitive than wall time to a loaded machine)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(work: str, path: Path, runs: int) -> list[dict]:
@@ -121,8 +127,8 @@ def measure(work: str, path: Path, runs: int) -> list[dict]:
         if res.returncode:
             raise SystemExit(f"{work} failed: {res.stderr[-2000:]}")
         out.append(json.loads(res.stdout.splitlines()[-1]))
-        print(f"   {work} run {i + 1}/{runs}: {out[-1]['seconds']:.2f} s, peak RSS {out[-1]['peak_rss_mib']:.0f} MiB",
-              flush=True)
+        print(f"   {work} run {i + 1}/{runs}: {out[-1]['seconds']:.2f} s (CPU {out[-1]['cpu_seconds']:.2f} s), "
+              f"peak RSS {out[-1]['peak_rss_mib']:.0f} MiB", flush=True)
     return out
 
 
@@ -165,6 +171,7 @@ def main() -> None:
             measured = {work: measure(work, path, args.runs) for work in ("ingest", "baseline")}
             for work, runs in measured.items():
                 print(f"  {work:8s} wall {describe([r['seconds'] for r in runs], 's')}; "
+                      f"CPU {describe([r['cpu_seconds'] for r in runs], 's')}; "
                       f"peak RSS {describe([r['peak_rss_mib'] for r in runs], 'MiB')}")
             ratio = statistics.median(r["seconds"] for r in measured["ingest"]) / statistics.median(
                 r["seconds"] for r in measured["baseline"])
