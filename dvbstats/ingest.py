@@ -338,18 +338,25 @@ def _csv_header(path: str) -> list[str]:
     return header
 
 
+class _Keys(list):
+    """A JSON object as the list of its keys, repeated ones included (a ``json`` object_pairs_hook)."""
+
+    def __init__(self, pairs: list[tuple[str, object]]) -> None:
+        super().__init__(key for key, _ in pairs)
+
+
 def _jsonl_header(path: str) -> list[str]:
     """The keys of a JSON lines file's first record (every key, repeated ones included)."""
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
             if line.strip():
                 try:
-                    record = json.loads(line, object_pairs_hook=lambda pairs: [k for k, _ in pairs])
+                    record = json.loads(line, object_pairs_hook=_Keys)
                 except (UnicodeDecodeError, ValueError) as exc:
                     raise IngestError(f"{path}: row 1 (line {number}): not valid JSON: {exc}") from None
-                if not isinstance(record, list):
-                    raise IngestError(f"{path}: row 1 (line {number}): not a JSON object")
-                return record
+                if not isinstance(record, _Keys):
+                    raise IngestError(f"{path}: row 1 (line {number}): a JSON {type(record).__name__}, not an object")
+                return list(record)
     raise IngestError(f"{path}: empty file (no rows)")
 
 

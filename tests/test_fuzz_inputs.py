@@ -136,6 +136,7 @@ CASES: dict[str, tuple[str, bytes]] = {
     "tabs": ("dump.csv", VALID.replace(b",", b"\t")),
     "truncated-jsonl": ("dump.jsonl", jsonl_bytes(base_rows())[:-30]),
     "jsonl-not-object": ("dump.jsonl", jsonl_bytes(base_rows()) + b"[1, 2]\n"),
+    "jsonl-list-first": ("dump.jsonl", b'["prompt_id", "model"]\n' + jsonl_bytes(base_rows())),
     "jsonl-repeated-key": ("dump.jsonl", b'{"prompt_id": "a", "prompt_id": "b"}\n'),
     "jsonl-nested-model": ("dump.jsonl", jsonl_bytes(with_row({"model": {"id": GPT4O}}))),
     # values
@@ -266,6 +267,7 @@ EXPECTED = {  # what some cases must say (the rest: any clean error, or rows con
     "repeated-header": "repeated column name(s) 'model' (columns 2, 12)",
     "truncated-jsonl": "row 17 (line 17): not valid JSON (a truncated line?)",
     "jsonl-not-object": "row 18 (line 18): a JSON list, not an object",
+    "jsonl-list-first": "row 1 (line 1): a JSON list, not an object",
     "n-train-3e9": "row 6: n_training_examples must be a positive integer",
     "n-train-1e300": "row 6: n_training_examples must be a positive integer",
     "n-train-1e300-jsonl": "n_training_examples must be a positive integer",
