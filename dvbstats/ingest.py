@@ -275,7 +275,9 @@ def _sniff(path: str, fmt: str) -> None:
     what, advice = _what(head)
     if fmt == "parquet":
         if what != "a Parquet file":
-            raise IngestError(f"{path}: not a Parquet file (it does not start with the bytes PAR1); it looks like {what}")
+            raise IngestError(
+                f"{path}: not a Parquet file (it does not start with the bytes PAR1); it looks like {what}"
+            )
     elif what != "text":
         noun = {"csv": "CSV", "jsonl": "JSON lines"}[fmt]
         raise IngestError(f"{path}: this is {what}, not UTF-8 {noun} text; {advice}")
@@ -752,7 +754,8 @@ def _warn_case_variants(df: pl.DataFrame, groups: dict[str, tuple[Sequence[str],
             for odd in (level for level in levels if level != reference and counts[level]):
                 where = pl.any_horizontal(pl.col(c) == odd for c in columns)
                 warnings.warn(
-                    f"{name} {_clip(odd)!r} differs from {'the known ' if reference in known else ''}{_clip(reference)!r} only "
+                    f"{name} {_clip(odd)!r} differs from {'the known ' if reference in known else ''}"
+                    f"{_clip(reference)!r} only "
                     f"by case or spacing; kept as a separate level ({counts[odd]} row(s): "
                     f"{'; '.join(_rows_named(df, where))}). Correct the input if they are the same {name}",
                     IngestWarning,
@@ -923,7 +926,9 @@ def _reconcile(trials: pl.DataFrame, on_conflict: ConflictPolicy) -> tuple[pl.Da
     )
     at = changed.get_column("_i")  # scatter the new values: an update join would copy every column
     reconciled = df.drop("_i").with_columns(
-        df.get_column(c).cast(changed.schema[c]).scatter(at, changed.get_column(c)) for c in changed.columns if c != "_i"
+        df.get_column(c).cast(dtype).scatter(at, changed.get_column(c))
+        for c, dtype in changed.schema.items()
+        if c != "_i"
     )
     reconciliation = groups.select(list(RECONCILIATION_SCHEMA)).cast(RECONCILIATION_SCHEMA)
     return reconciled, reconciliation
