@@ -79,7 +79,7 @@ TRIAL_SCHEMA: dict[str, pl.DataType] = {
     "judgment": pl.Enum(list(LABELS)),  # null when unparsed
     "response_kind": pl.Enum(list(KINDS)),
     "misaligned": pl.Int8(),  # judgment != gold_label; null when not used
-    "refused": pl.Int8(),  # 1 when the response names no label; null for superseded/conflict copies
+    "refused": pl.Int8(),  # 1 when the response names no label; null when cut off or not a final copy
     "status": schema.Status,
     "reason": pl.String(),
     "response": pl.String(),
@@ -304,7 +304,7 @@ def read_judgments(
         )
     )
     trials, log = reconcile(trials, ("model_id", "condition", "item"), "judgment", "misaligned", on_conflict)
-    final = pl.col("status").is_in(["used", "unparsed"])
+    final = pl.col("status").is_in(["used", "unparsed"]) & (pl.col("response_kind") != "truncated")
     names = (models or model_table()).resolve(trials["model_id"].unique(maintain_order=True)).data
     data = (
         trials.join(_scenario_parts(_first_source(trials)), on=["dataset", "scenario_type"], how="left",
@@ -332,12 +332,13 @@ def model_table() -> ModelTable:
 
 def counts(table: JudgmentTable) -> pl.DataFrame:
     """Per model x condition: rows read, per status, misaligned, refused (the raw counts of every rate)."""
-    status = table.status_counts(("model", "condition"))
-    outcomes = table.data.group_by("model", "condition").agg(
+    by = ["model_id", "model", "condition"]
+    status = table.status_counts(by)
+    outcomes = table.data.group_by(by).agg(
         pl.col("misaligned").sum().cast(pl.Int64).alias("n_misaligned"),
         pl.col("refused").sum().cast(pl.Int64).alias("n_refused"),
     )
-    return status.join(outcomes, on=["model", "condition"]).sort("model", "condition")
+    return status.join(outcomes, on=by).sort(by)
 
 
 HVSB = Benchmark(
