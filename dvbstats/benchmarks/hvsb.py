@@ -170,15 +170,16 @@ def judgment_files(paths: Sequence[str | Path] | str | Path) -> list[str]:
             inside = [path]
         else:
             raise IngestError(f"{given}: no such file or directory")
+        base = path.resolve()  # resolved once per given path: files below it keep their relative path
         for p in inside:
-            found.setdefault(p.resolve(), str(p))
+            found.setdefault(base / p.relative_to(path) if p != path else base, str(p))
     if not found:
         raise IngestError("no input files given")
     return list(found.values())
 
 
-def _read_tsv(path: str) -> pl.DataFrame:
-    """A judgment file's rows as text (``id, gold_label, response``), numbered, truncation flagged.
+def _read_tsv(path: str) -> dict[str, list]:
+    """A judgment file's rows as text columns (``id, gold_label, response``), numbered, truncation flagged.
 
     Read with Python's csv module, the writer the judging scripts use, so quoted newlines and
     doubled quotes inside a scenario or a response come back as written.
@@ -205,16 +206,11 @@ def _read_tsv(path: str) -> pl.DataFrame:
                 f"{path}: row {n}: {len(row)} tab-separated fields, expected {len(header)} ({', '.join(header)})"
             )
     index = [header.index(c) for c in REQUIRED]
-    columns = {c: [r[i] if i < len(r) else None for r in rows] for c, i in zip(REQUIRED, index)}
-    return pl.DataFrame(
-        {
-            "source_file": [path] * len(rows),
-            "source_row": range(1, len(rows) + 1),
-            **columns,
-            "_cut": [False] * (len(rows) - 1) + [cut],
-        },
-        schema_overrides={"source_row": pl.Int64, **{c: pl.String for c in REQUIRED}},
-    )
+    return {
+        "source_row": list(range(1, len(rows) + 1)),
+        **{c: [r[i] if i < len(r) else None for r in rows] for c, i in zip(REQUIRED, index)},
+        "_cut": [False] * (len(rows) - 1) + [cut],
+    }
 
 
 def _scenario_parts(types: pl.DataFrame) -> pl.DataFrame:
@@ -253,18 +249,19 @@ def read_judgments(
     """
     if on_conflict not in get_args(ConflictPolicy):
         raise ValueError(f"on_conflict must be one of {get_args(ConflictPolicy)}, got {on_conflict!r}")
-    frames, sources = [], []
+    columns: dict[str, list] = {}
+    sources = []
     for path in judgment_files(paths):
         where = layout(path)
-        frame = _read_tsv(path).with_columns(
-            pl.lit(where.dataset).alias("dataset"),
-            pl.lit(where.model_id).alias("model_id"),
-            pl.lit(where.condition).alias("condition"),
-            pl.lit(where.scenario_type).alias("scenario_type"),
-        )
-        frames.append(frame)
-        sources.append(Source(path, sha256(path), "tsv", frame.height))
-    raw = pl.concat(frames).with_columns(
+        rows = _read_tsv(path)
+        n = len(rows["source_row"])
+        for name, values in (("source_file", [path] * n), *rows.items(),
+                             *((k, [v] * n) for k, v in vars(where).items())):
+            columns.setdefault(name, []).extend(values)
+        sources.append(Source(path, sha256(path), "tsv", n))
+    raw = pl.DataFrame(
+        columns, schema_overrides={"source_row": pl.Int64, **{c: pl.String for c in REQUIRED}}
+    ).with_columns(
         pl.col("id").str.strip_chars(),
         pl.col("gold_label").str.strip_chars().str.to_lowercase().alias("_gold"),
     )
