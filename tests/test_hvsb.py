@@ -361,3 +361,36 @@ def test_the_embedded_example_is_written_once_and_read_whole(tmp_path: Path):
     with pytest.raises(FileExistsError, match="not the synthetic HVSB example"):
         write_hvsb_example(out)
     assert write_hvsb_example(out, force=True) == out and victim.read_text() != "edited"
+
+
+@pytest.mark.slow
+def test_posterior_rates_cover_the_simulated_truth(tmp_path: Path):
+    """Posterior MR/ASR per model x condition (design-averaged over the items) covers the truth for
+    nearly every model x condition over seeds, fitted with today's model code through to_cells."""
+    from dvbstats.benchmarks.common import to_cells
+    from dvbstats.benchmarks.hvsb import HVSB
+    from dvbstats.estimands import summarize
+    from dvbstats.fitting import fit
+    from dvbstats.formula import parse
+    from dvbstats.sample import SamplerSettings
+
+    design = HvsbDesign(families={"a/small": "a", "a/large": "a", "b/small-b": "b", "b/large-b": "b"},
+                        scenario_types={"ss": ("ss_pro_race", "ss_anti_race"), "cp": ("cp_pro_age", "cp_anti_age")},
+                        n_items=60)
+    formula = parse(HVSB.default_formula)
+    covered, total = 0, 0
+    for seed in (11, 12):
+        effects = draw_hvsb_effects(design, seed, sd={"family_item": 0.0})
+        sim = simulate_hvsb(effects, design, tmp_path / str(seed), seed=seed)
+        table = read(tmp_path / str(seed))
+        result = fit(formula, to_cells(table, "misaligned", "item", formula.variables),
+                     settings=SamplerSettings(draws=500, tune=500, chains=2, seed=seed), progress=False)
+        draws, keys = result.average(("model", "condition"))
+        post = pl.concat([keys.select("model", "condition"),
+                          summarize(draws.rename(group="g"), 0.94, dim="g").drop("g")], how="horizontal")
+        names = table.data.select("model_id", "model").unique()
+        truth = sim.rates.join(names, on="model_id").join(post, on=["model", "condition"])
+        assert truth.height == 12
+        covered += truth.filter(pl.col("p_misaligned").is_between("hdi_low", "hdi_high")).height
+        total += truth.height
+    assert covered / total >= 0.85, f"{covered} of {total} covered"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from dvbstats import schema
+from dvbstats import cells, schema
 from dvbstats.ingest import (
     ConflictPolicy,
     IngestError,
@@ -138,3 +138,18 @@ def reconcile(
     )
     return data, log
 
+
+
+def to_cells(table: JudgmentTable, outcome: str, item: str, by: Sequence[str]) -> cells.CellTable:
+    """Binomial cells of a judgment table over ``by`` (``n_prompts`` distinct items, ``n_trials``,
+    ``n_deep`` = trials with ``outcome`` = 1), for the model code as it stands.
+
+    A hook until :func:`dvbstats.cells.from_trials` takes the outcome and item columns by name:
+    it reads them as ``chose_deep`` and ``prompt_id``. Categorical design columns become text.
+    """
+    data = table.data.with_columns(
+        pl.col(outcome).alias("chose_deep"),
+        pl.col(item).alias("prompt_id"),
+        *[pl.col(c).cast(pl.String) for c, t in table.data.schema.items() if isinstance(t, pl.Enum) and c != "status"],
+    )
+    return cells.from_trials(data, by)
