@@ -113,6 +113,11 @@ def test_mixing_two_benchmarks_is_an_error_naming_both_files(hvsb_tree: Path, dv
     with pytest.raises(IngestError, match="mixed with") as err:
         detect(dvb_dump.parent)
     assert str(both) in str(err.value) and str(dvb_dump) in str(err.value)
+    beside = write_dump(hvsb_tree / "dump.csv", [parsed("p1", "Option A")])  # a dump beside the tree
+    with pytest.raises(IngestError, match="a dvb input mixed with a hvsb input") as err:
+        detect(hvsb_tree)
+    assert str(err.value).startswith(str(beside))
+    beside.unlink()
     with pytest.raises(IngestError, match="a hvsb input, but benchmark='dvb' was asked for"):
         detect(hvsb_tree, "dvb")
     with pytest.raises(ValueError, match="benchmark must be one of dvb, hvsb, binary"):

@@ -189,7 +189,11 @@ def test_the_same_tree_reads_the_same_from_any_entry_point(tree: Path):
     by_dataset = read([tree / "bbq_judgment", tree / "biasdpo_judgment"]).data.drop("source_file")
     files = sorted(str(p) for p in tree.rglob("*.tsv"))
     by_file = read(files).data.drop("source_file")
-    assert whole.equals(by_dataset) and whole.equals(by_file)
+    by_glob = read(str(tree / "**" / "*.tsv")).data.drop("source_file")
+    assert whole.equals(by_dataset) and whole.equals(by_file) and whole.equals(by_glob)
+    assert read([tree, files[0]]).data.height == whole.height  # a file reached twice is read once
+    with pytest.raises(IngestError, match="no file matches this pattern"):
+        read(str(tree / "*.tsvx"))
 
 
 def test_writes_and_reads_back_parquet(tree: Path, tmp_path: Path):

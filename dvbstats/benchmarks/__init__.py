@@ -62,10 +62,12 @@ def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = Non
     data_paths = []
     for given in paths:
         path = Path(given)
-        if path.exists() and _in_judgment_tree(path) or path.suffix.lower() == ".tsv":
-            for file in judgment_files([given]):
-                kinds.setdefault("hvsb", file)
-        else:
+        tree = path.exists() and _in_judgment_tree(path) or path.suffix.lower() == ".tsv"
+        if tree:
+            kinds.setdefault("hvsb", judgment_files([given])[0])
+        if path.is_dir() and tree:  # data files beside the tree are classified too, never skipped
+            data_paths += [str(p) for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in ingest.FORMATS]
+        elif not tree:
             data_paths.append(given)
     if data_paths:
         for file, _ in ingest._expand(data_paths):

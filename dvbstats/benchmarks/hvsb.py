@@ -17,6 +17,7 @@ one context, BiasDPO's chosen and rejected answers to one prompt share the id).
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import re
 from collections.abc import Sequence
@@ -156,7 +157,8 @@ def layout(path: str | Path) -> Layout:
 
 
 def judgment_files(paths: Sequence[str | Path] | str | Path) -> list[str]:
-    """Every ``.tsv`` file behind ``paths`` (files as given, folders searched recursively), sorted, once."""
+    """Every ``.tsv`` file behind ``paths`` (files as given, folders searched recursively, glob patterns
+    with ``**``), sorted within each, each file once."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     found: dict[Path, str] = {}
@@ -166,13 +168,20 @@ def judgment_files(paths: Sequence[str | Path] | str | Path) -> list[str]:
             inside = sorted(p for p in path.rglob("*.tsv") if p.is_file())
             if not inside:
                 raise IngestError(f"{given}: folder holds no .tsv judgment files")
-        elif path.is_file():
+            base = path.resolve()  # resolved once per folder: the files below it keep their relative path
+            for p in inside:
+                found.setdefault(base / p.relative_to(path), str(p))
+            continue
+        if path.is_file():
             inside = [path]
+        elif any(ch in str(given) for ch in "*?["):
+            inside = sorted(Path(m) for m in glob.glob(str(given), recursive=True) if Path(m).is_file())
+            if not inside:
+                raise IngestError(f"{given}: no file matches this pattern")
         else:
             raise IngestError(f"{given}: no such file or directory")
-        base = path.resolve()  # resolved once per given path: files below it keep their relative path
         for p in inside:
-            found.setdefault(base / p.relative_to(path) if p != path else base, str(p))
+            found.setdefault(p.resolve(), str(p))
     if not found:
         raise IngestError("no input files given")
     return list(found.values())
