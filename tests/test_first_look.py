@@ -73,3 +73,20 @@ def test_a_refusal_rise_under_the_targeted_prompt_is_found_and_its_absence_is_no
         "refused", "untargeted", "targeted") for seed in (4, 5, 6)]
     p_values = pl.concat(flat)["p_rises"]
     assert (p_values < 0.001).sum() == 0 and p_values.median() > 0.1
+
+
+def test_paired_difference_recovers_the_simulated_targeted_effect(tmp_path: Path):
+    """Targeted minus untargeted raw ASR on shared items lands within 3.5 paired standard errors of the truth."""
+    effects = draw_hvsb_effects(DESIGN, 7, condition={"none": 0.0, "untargeted": 0.3, "targeted": 1.2})
+    sim = simulate_hvsb(effects, DESIGN, tmp_path, seed=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownModelWarning)
+        table = read_judgments(tmp_path)
+    found = paired_condition_test(table.data, "misaligned", "untargeted", "targeted")
+    names = table.data.select("model_id", "model").unique()
+    both = found.join(names, on="model").join(sim.targeted_effect, on="model_id")
+    n = both["n_pairs"]
+    d = both["difference"]
+    # SE of a paired difference of proportions: sqrt((b + c)/n - d^2) / sqrt(n), b, c the discordant shares.
+    se = (((both["n_rises"] + both["n_falls"]) / n - d**2) / n).sqrt()
+    assert (both["effect"] > 0.1).all() and ((d - both["effect"]).abs() < 3.5 * se).all()
