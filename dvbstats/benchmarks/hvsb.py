@@ -223,7 +223,7 @@ def _read_tsv(path: str) -> dict[str, list]:
 
 
 def _scenario_parts(types: pl.DataFrame) -> pl.DataFrame:
-    """``dataset, scenario_type`` -> the type's parts (:data:`PARTS`), per the dataset's file-name pattern.
+    """``dataset, scenario_type, source_file`` -> the type's parts (:data:`PARTS`) by the dataset's pattern.
 
     A known dataset's file name that does not match its pattern is an error; an unknown dataset's
     types have no parts.
@@ -239,7 +239,8 @@ def _scenario_parts(types: pl.DataFrame) -> pl.DataFrame:
             )
         groups = match.groupdict() if match else {}
         rows.append({"dataset": dataset, "scenario_type": scenario_type, **{p: groups.get(p) for p in PARTS}})
-    return pl.DataFrame(rows, schema={"dataset": pl.String, "scenario_type": pl.String, **{p: pl.String for p in PARTS}})
+    schema = {"dataset": pl.String, "scenario_type": pl.String, **{p: pl.String for p in PARTS}}
+    return pl.DataFrame(rows, schema=schema)
 
 
 def read_judgments(
@@ -274,6 +275,8 @@ def read_judgments(
         pl.col("id").str.strip_chars(),
         pl.col("gold_label").str.strip_chars().str.to_lowercase().alias("_gold"),
     )
+    parts = _scenario_parts(raw.group_by("dataset", "scenario_type", maintain_order=True).agg(
+        pl.col("source_file").first()))
     whole = ~pl.col("_cut")
     _check(raw, {
         "empty id": whole & (pl.col("id").is_null() | (pl.col("id") == "")),
@@ -313,8 +316,7 @@ def read_judgments(
     final = pl.col("status").is_in(["used", "unparsed"]) & (pl.col("response_kind") != "truncated")
     names = (models or model_table()).resolve(trials["model_id"].unique(maintain_order=True)).data
     data = (
-        trials.join(_scenario_parts(_first_source(trials)), on=["dataset", "scenario_type"], how="left",
-                    maintain_order="left")
+        trials.join(parts, on=["dataset", "scenario_type"], how="left", maintain_order="left")
         .with_columns(
             pl.col("model_id").replace_strict(names["model_id"], names["short_name"]).alias("model"),
             pl.when(final).then((pl.col("response_kind") == "neither").cast(pl.Int8)).alias("refused"),
@@ -323,11 +325,6 @@ def read_judgments(
     )
     log = log.with_columns(pl.col("condition").cast(TRIAL_SCHEMA["condition"]))
     return JudgmentTable("hvsb", data, tuple(sources), log)
-
-
-def _first_source(trials: pl.DataFrame) -> pl.DataFrame:
-    """``dataset, scenario_type`` and a file of each, for error messages."""
-    return trials.group_by("dataset", "scenario_type", maintain_order=True).agg(pl.col("source_file").first())
 
 
 def model_table() -> ModelTable:
