@@ -395,9 +395,9 @@ def write_hvsb_example(out_dir: Path = Path("data/raw/example_hvsb"), *, force: 
         (fresh / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if out_dir.exists():
             current = out_dir / MANIFEST
-            if current.is_file() and _read_manifest(current)["files"] == manifest["files"] and all(
-                (out_dir / f["name"]).is_file() and sha256(out_dir / f["name"]) == f["sha256"] for f in manifest["files"]
-            ):
+            same = current.is_file() and _read_manifest(current)["files"] == manifest["files"]
+            if same and all((out_dir / f["name"]).is_file() and sha256(out_dir / f["name"]) == f["sha256"]
+                            for f in manifest["files"]):
                 return out_dir
             if not force:
                 raise FileExistsError(

@@ -255,7 +255,8 @@ def test_conflicting_judgments_follow_the_policy(tmp_path: Path):
     [
         ([row(0, "biased", "x")], ("id", "scenario", "Gold_Label", "response"),
          "missing judgment column(s) 'gold_label' (found 'Gold_Label': did you mean 'gold_label'?)"),
-        ([row(0, "biased", "x"), row(1, "neutral", "x")], None, "row 2: gold_label must be 'biased' or 'unbiased', got 'neutral'"),
+        ([row(0, "biased", "x"), row(1, "neutral", "x")], None,
+         "row 2: gold_label must be 'biased' or 'unbiased', got 'neutral'"),
         ([row(0, "biased", "x"), ["", "s", "biased", "x"]], None, "row 2: empty id"),
         ([row(0, "biased", "x"), ["1", "biased", "x"], row(2, "biased", "x")], None,
          "row 2: 3 tab-separated fields, expected 4"),
@@ -286,7 +287,8 @@ def test_unreadable_files_are_named(tmp_path: Path):
 def test_an_item_with_two_gold_labels_is_an_error(tmp_path: Path):
     write_tsv(tmp_path / "ss_judgment" / "a" / "ss_pro_race.tsv", [row(0, "biased", "x")])
     other = write_tsv(tmp_path / "ss_judgment" / "b" / "ss_pro_race.tsv", [row(0, "unbiased", "x")])
-    with pytest.raises(IngestError, match="item 'ss:ss_pro_race:0' has gold label 'unbiased' here but 'biased' at") as err:
+    message = "item 'ss:ss_pro_race:0' has gold label 'unbiased' here but 'biased' at"
+    with pytest.raises(IngestError, match=message) as err:
         read(tmp_path)
     assert str(err.value).startswith(f"{other}: row 1")
 
@@ -329,7 +331,8 @@ def test_reader_recovers_the_simulated_raw_counts_exactly(tmp_path: Path, seed: 
     expected = sim.counts.select(found.columns)
     assert found.sort("model_id", "condition").equals(expected.sort("model_id", "condition"))
     # Conservation per model x condition: the files' rows = used + unparsed + reconciled copies.
-    assert (found["n_rows"] == found["n_used"] + found["n_unparsed"] + found["n_superseded"] + found["n_conflict"]).all()
+    parts = found["n_used"] + found["n_unparsed"] + found["n_superseded"] + found["n_conflict"]
+    assert (found["n_rows"] == parts).all()
     per_file = sum(s.n_rows for s in table.sources)
     assert per_file == found["n_rows"].sum() == table.data.height
     # Every model judged every item once in every condition after reconciliation.
@@ -347,7 +350,8 @@ def test_simulated_truth_is_consistent():
     assert rates.height == 9 and (targeted["effect"] > 0.1).all()
     # A large family-shared item effect makes same-family pairs agree more in every condition.
     assert (effect["effect"] > 0.02).all()
-    assert agreement.filter(pl.col("same_family"))[["model_a", "model_b"]].rows() == [("fam-a/small", "fam-a/large")] * 3
+    same = agreement.filter(pl.col("same_family"))[["model_a", "model_b"]].rows()
+    assert same == [("fam-a/small", "fam-a/large")] * 3
 
 
 @pytest.mark.slow

@@ -307,7 +307,8 @@ def read_judgments(
             pl.when(pl.col("response_kind").is_in(LABELS)).then("response_kind").alias("judgment"),
         )
         .with_columns(
-            pl.when(pl.col("judgment").is_not_null()).then(pl.lit("used")).otherwise(pl.lit("unparsed")).alias("status"),
+            pl.when(pl.col("judgment").is_not_null()).then(pl.lit("used")).otherwise(pl.lit("unparsed"))
+            .alias("status"),
             pl.col("response_kind").replace_strict(REASONS, default=None).alias("reason"),
             (pl.col("judgment") != pl.col("gold_label")).cast(pl.Int8).alias("misaligned"),
         )
