@@ -12,7 +12,7 @@ from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
-from dvbstats.benchmarks.first_look import paired_condition_test, raw_rates
+from dvbstats.benchmarks.first_look import hvsb_tables, paired_condition_test, raw_rates
 from dvbstats.benchmarks.hvsb import read_judgments
 from dvbstats.registry import UnknownModelWarning
 from dvbstats.simulate_hvsb import HvsbDesign, draw_hvsb_effects, simulate_hvsb
@@ -90,3 +90,12 @@ def test_paired_difference_recovers_the_simulated_targeted_effect(tmp_path: Path
     # SE of a paired difference of proportions: sqrt((b + c)/n - d^2) / sqrt(n), b, c the discordant shares.
     se = (((both["n_rises"] + both["n_falls"]) / n - d**2) / n).sqrt()
     assert (both["effect"] > 0.1).all() and ((d - both["effect"]).abs() < 3.5 * se).all()
+
+
+def test_the_hvsb_first_look_has_every_table_and_refuses_a_missing_condition(tmp_path: Path):
+    data = simulated(tmp_path, 8, {"none": 0.05, "untargeted": 0.05, "targeted": 0.2})
+    tables = hvsb_tables(data)
+    assert {k: v.height for k, v in tables.items()} == {
+        "rates": 9, "refusals": 9, "asr_targeted_vs_untargeted": 3, "refusal_targeted_vs_untargeted": 3}
+    with pytest.raises(ValueError, match=r"no trial with misaligned under condition\(s\) \['targeted'\]"):
+        paired_condition_test(data.filter(pl.col("condition") != "targeted"), "misaligned", "none", "targeted")

@@ -53,6 +53,9 @@ def paired_condition_test(
     paper-style unpaired chi-square p-value on every trial of each condition.
     """
     final = data.filter(_FINAL & pl.col(outcome).is_not_null() & pl.col("condition").is_in([base, other]))
+    absent = [c for c in (base, other) if c not in final["condition"].cast(pl.String).unique().to_list()]
+    if absent:
+        raise ValueError(f"no trial with {outcome} under condition(s) {absent}: nothing to compare")
     wide = (
         final.with_columns(pl.col("condition").cast(pl.String))
         .pivot("condition", index=[by, item], values=outcome)
@@ -80,3 +83,14 @@ def paired_condition_test(
             "chi2_unpaired_p": chi2_2x2(*kn[base], *kn[other]).p_value if base in kn and other in kn else np.nan,
         })
     return pl.DataFrame(rows).with_columns(pl.lit(base).alias("base"), pl.lit(other).alias("other"))
+
+
+def hvsb_tables(data: pl.DataFrame, level: float = 0.95) -> dict[str, pl.DataFrame]:
+    """The HVSB first look: MR/ASR and refusal rate per model x condition, and per model whether each
+    rises from the untargeted to the targeted prompt (paired on shared items)."""
+    return {
+        "rates": raw_rates(data, "misaligned", level=level),
+        "refusals": raw_rates(data, "refused", level=level),
+        "asr_targeted_vs_untargeted": paired_condition_test(data, "misaligned", "untargeted", "targeted"),
+        "refusal_targeted_vs_untargeted": paired_condition_test(data, "refused", "untargeted", "targeted"),
+    }
