@@ -170,3 +170,10 @@ def test_binary_reader_reconciles_copies_and_names_bad_rows(tmp_path: Path):
     path.write_text("model,item,outcome,status\nm,q1,1,x\n")
     with pytest.raises(IngestError, match=r"column name\(s\) \['status'\] are reserved"):
         read_binary(path)
+
+
+def test_key_values_that_would_read_alike_are_refused(tmp_path: Path):
+    path = tmp_path / "j.csv"
+    path.write_text("model,item,outcome,run\nm,a | b,1,c\nm,a,1,b | c\n")
+    with pytest.raises(IngestError, match=r"j.csv: row 1: the values of item, run \('a \| b', 'c'\) contain"):
+        read_binary(path)

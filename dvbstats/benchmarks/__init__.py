@@ -66,7 +66,8 @@ def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = Non
         if tree:
             kinds.setdefault("hvsb", judgment_files([given])[0])
         if path.is_dir() and tree:  # data files beside the tree are classified too, never skipped
-            data_paths += [str(p) for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in ingest.FORMATS]
+            data_paths += [str(p) for p in sorted(path.iterdir())
+                           if p.is_file() and p.suffix.lower() in ingest.FORMATS]
         elif not tree:
             data_paths.append(given)
     if data_paths:

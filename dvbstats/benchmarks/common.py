@@ -104,8 +104,18 @@ def reconcile(
     model, *rest = key
     labels = trials.select(
         pl.col(model).alias("_model"),
-        (pl.concat_str(rest, separator=_LABEL) if rest else pl.lit("")).alias("_prompt"),
+        (pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in rest], separator=_LABEL)
+         if rest else pl.lit("")).alias("_prompt"),
     )
+    alike = pl.concat([trials, labels], how="horizontal").filter(
+        pl.struct(key).n_unique().over("_model", "_prompt") > 1)
+    if alike.height:
+        first = alike.row(0, named=True)
+        raise IngestError(
+            f"{first['source_file']}: row {first['source_row']}: the values of {', '.join(rest)} "
+            f"({', '.join(repr(first[c]) for c in rest)}) contain {_LABEL!r} and read like another trial's; "
+            "rename them"
+        )
     as_dumps = pl.DataFrame(
         {
             "source_file": trials["source_file"],
@@ -139,7 +149,6 @@ def reconcile(
     return data, log
 
 
-
 def to_cells(table: JudgmentTable, outcome: str, item: str, by: Sequence[str]) -> cells.CellTable:
     """Binomial cells of a judgment table over ``by`` (``n_prompts`` distinct items, ``n_trials``,
     ``n_deep`` = trials with ``outcome`` = 1), for the model code as it stands.
@@ -150,6 +159,7 @@ def to_cells(table: JudgmentTable, outcome: str, item: str, by: Sequence[str]) -
     data = table.data.with_columns(
         pl.col(outcome).alias("chose_deep"),
         pl.col(item).alias("prompt_id"),
-        *[pl.col(c).cast(pl.String) for c, t in table.data.schema.items() if isinstance(t, pl.Enum) and c != "status"],
+        *[pl.col(c).cast(pl.String) for c, t in table.data.schema.items()
+          if isinstance(t, pl.Enum) and c != "status"],
     )
     return cells.from_trials(data, by)
