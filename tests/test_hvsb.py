@@ -6,6 +6,7 @@ import csv
 import warnings
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -402,3 +403,22 @@ def test_posterior_rates_cover_the_simulated_truth(tmp_path: Path):
         covered += truth.filter(pl.col("p_misaligned").is_between("hdi_low", "hdi_high")).height
         total += truth.height
     assert covered / total >= 0.85, f"{covered} of {total} covered"
+
+
+def test_simulated_agreement_truth_matches_the_judgments_read(tmp_path: Path):
+    """The simulator's expected agreement (same-family minus cross-family) is what the files show."""
+    design = HvsbDesign(families={"a/one": "a", "a/two": "a", "b/one-b": "b", "b/two-b": "b"},
+                        scenario_types={"ss": ("ss_pro_race",), "cp": ("cp_pro_age",)}, n_items=1500)
+    effects = draw_hvsb_effects(design, 21, sd={"family_item": 1.5}, refusal={c: 0.01 for c in
+                                                                          ("none", "untargeted", "targeted")})
+    sim = simulate_hvsb(effects, design, tmp_path, seed=21, partial_files=0, rerun_files=0)
+    used = read(tmp_path).data.filter((pl.col("status") == "used") & (pl.col("condition") == "none"))
+    wide = used.pivot("model_id", index="item", values="judgment").drop("item")
+    families = design.families
+    observed = {True: [], False: []}
+    for a, b in ((a, b) for i, a in enumerate(families) for b in list(families)[i + 1:]):
+        pair = wide.select(a, b).drop_nulls()
+        observed[families[a] == families[b]].append((pair[a] == pair[b]).mean())
+    effect = np.mean(observed[True]) - np.mean(observed[False])
+    truth = sim.same_family_effect.filter(pl.col("condition") == "none")["effect"].item()
+    assert truth > 0.05 and effect == pytest.approx(truth, abs=0.03)
