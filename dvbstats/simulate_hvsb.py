@@ -350,6 +350,7 @@ EXAMPLE_FAMILIES: dict[str, str] = {
     "Qwen/Qwen2.5-72B-Instruct": "qwen2.5",
     "deepseek/synthetic-a": "deepseek", "deepseek/synthetic-b": "deepseek",
 }
+_GENERATOR = "dvbstats.simulate_hvsb.write_hvsb_example"
 _NOTICE = (
     "SYNTHETIC HVSB judgment files simulated by dvbstats.simulate_hvsb with invented effects. They are "
     "NOT model outputs of Liu & Chu (2025), which are not public; use them to exercise the pipeline, "
@@ -388,7 +389,7 @@ def write_hvsb_example(out_dir: Path = Path("data/raw/example_hvsb"), *, force: 
         manifest = {
             "synthetic": True,
             "notice": _NOTICE,
-            "generator": "dvbstats.simulate_hvsb.write_hvsb_example",
+            "generator": _GENERATOR,
             "seed": EXAMPLE_SEED,
             "files": [{"name": str(p.relative_to(fresh)), "sha256": sha256(p)} for p in simulation.paths],
         }
@@ -407,3 +408,16 @@ def write_hvsb_example(out_dir: Path = Path("data/raw/example_hvsb"), *, force: 
             shutil.rmtree(out_dir)
         fresh.rename(out_dir)
     return out_dir
+
+
+def is_hvsb_example(paths: Sequence[str | Path]) -> bool:
+    """True when any path is, or lies inside, a tree written by :func:`write_hvsb_example`.
+
+    Any, not all: a run mixing synthetic and real judgments must still be labelled synthetic.
+    """
+    for path in map(Path, paths):
+        for folder in (path, *path.absolute().parents):
+            manifest = folder / MANIFEST
+            if manifest.is_file() and _read_manifest(manifest).get("generator") == _GENERATOR:
+                return True
+    return False

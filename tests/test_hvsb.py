@@ -28,6 +28,7 @@ from dvbstats.simulate_hvsb import (
     HvsbDesign,
     draw_hvsb_effects,
     example_models,
+    is_hvsb_example,
     simulate_hvsb,
     write_hvsb_example,
 )
@@ -361,6 +362,8 @@ def test_the_embedded_example_is_written_once_and_read_whole(tmp_path: Path):
     stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*.tsv")}
     assert len(stamp) == 12 * 3 * 48 and (out / "SYNTHETIC.json").is_file()
     assert write_hvsb_example(out) == out and {p: p.stat().st_mtime_ns for p in out.rglob("*.tsv")} == stamp
+    assert is_hvsb_example([out]) and is_hvsb_example([tmp_path / "x", next(iter(stamp))])
+    assert not is_hvsb_example([tmp_path]) and not is_hvsb_example([tmp_path / "example_hvsb_other"])
     table = read_judgments(out, models=example_models())  # every model known: no warning
     assert set(table.data["model_id"]) == set(EXAMPLE_FAMILIES)
     final = table.data.filter(pl.col("status").is_in(["used", "unparsed"]))
