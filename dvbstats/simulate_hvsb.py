@@ -266,7 +266,7 @@ def simulate_hvsb(
     chosen = rng.choice(len(files), size=partial_files + rerun_files, replace=False)
     partial = {files[k] for k in chosen[:partial_files]}
     rerun = [files[k] for k in chosen[partial_files:]]
-    conflicting = set(rerun[:conflicts])
+    conflicting, rerun_set = set(rerun[:conflicts]), set(rerun)
     counts: dict[tuple[str, str], dict[str, int]] = {}
     paths = []
     for m, c, d, t in files:
@@ -277,7 +277,7 @@ def simulate_hvsb(
             written.append((number, gold, *_judge(rng, p[m, c][k], gold, refusal, effects.malformed_rate)))
         final = {number: row for number, *row in written}
         copies = []
-        if (m, c, d, t) in set(rerun):
+        if (m, c, d, t) in rerun_set:
             parsed = [w for w in written if w[3] in LABELS]
             copies.append(parsed[0])  # identical copy
             for number, gold, _, kind, _ in written:
