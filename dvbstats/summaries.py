@@ -6,13 +6,15 @@ import itertools
 
 import numpy as np
 import polars as pl
+import pymc as pm
 import xarray as xr
 from scipy.special import expit
 
 from . import estimands
 from .estimands import summarize
 from .fitting import Fit
-from .model import linear_predictor
+from .model import Design, build, linear_predictor
+from .priors import Priors
 
 
 def tables(fit: Fit, hdi_prob: float, seed: int) -> dict[str, pl.DataFrame]:
@@ -138,16 +140,34 @@ def ppc_table(fit: Fit, hdi_prob: float, seed: int, max_draws: int = 500) -> pl.
     draws = {n: v[keep] for n, v in stacked.items()}
     p = expit(linear_predictor(d, draws))
     n = d.cells.data["n_trials"].to_numpy()
-    y_rep = np.random.default_rng(seed).binomial(n[None, :], p)
+    return predictive_table(d.cells.data, np.random.default_rng(seed).binomial(n[None, :], p), hdi_prob)
+
+
+def prior_predictive_table(d: Design, priors: Priors, parametrization: str, hdi_prob: float, seed: int,
+                           draws: int = 500) -> pl.DataFrame:
+    """Prior predictive check: the rates per model and per value the priors alone expect, beside the data.
+
+    Wide intervals that cover the observed rates mean the priors let the data speak; intervals piled
+    at 0 and 1 would mean the priors on the logit scale are too wide to be weakly informative.
+    """
+    model = build(d, priors, parametrization)
+    prior = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed, var_names=["n_deep"])
+    y_rep = prior.prior_predictive["n_deep"].values.reshape(-1, int(d.observed.sum()))
+    return predictive_table(d.cells.data.filter(pl.Series(d.observed)), y_rep, hdi_prob)
+
+
+def predictive_table(cells: pl.DataFrame, y_rep: np.ndarray, hdi_prob: float) -> pl.DataFrame:
+    """Observed rates per model and per value beside the rates of replicated counts ``y_rep`` (draws, cells)."""
+    n = cells["n_trials"].to_numpy()
     parts = []
     for by in ("model", "value"):
-        if by not in d.cells.by:
+        if by not in cells.columns:
             continue
-        keys = d.cells.data[by].cast(pl.String)
+        keys = cells[by].cast(pl.String)
         levels = sorted(keys.unique().to_list())
         g = np.array([levels.index(k) for k in keys.to_list()])
         trials = np.bincount(g, weights=n, minlength=len(levels))
-        obs = np.bincount(g, weights=d.cells.data["n_deep"].to_numpy(), minlength=len(levels)) / trials
+        obs = np.bincount(g, weights=cells["n_deep"].to_numpy(), minlength=len(levels)) / trials
         rep = np.stack([np.bincount(g, weights=row, minlength=len(levels)) for row in y_rep]) / trials
         rep_da = xr.DataArray(rep[None], dims=("chain", "draw", "level"), coords={"level": levels})
         s = summarize(rep_da, hdi_prob, dim="level")

@@ -1,0 +1,104 @@
+"""Benchmarks as a concept: DVB, HVSB and generic binary judgments, and which one an input is.
+
+Each benchmark is one :class:`Benchmark` record (:data:`BENCHMARKS`): how its files are read, its
+outcome and rate, its reference line, default formula, design variables and wording.
+:func:`detect` says which benchmark every input file belongs to, and refuses inputs that mix two;
+:func:`load` reads the input with the detected (or the given) benchmark.
+
+Detection, per file: under a ``<dataset>_judgment`` folder (or a ``.tsv`` file) -> ``hvsb``; a
+harness dump or DVB cell table -> ``dvb``; a table with the columns ``model``, ``item`` and
+``outcome`` -> ``binary``. Other tables are binary judgments only when asked for
+(``benchmark="binary"`` with their column names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dvbstats import ingest
+from dvbstats.benchmarks.binary import BINARY, DEFAULT_COLUMNS, binary_benchmark, read_binary
+from dvbstats.benchmarks.common import JudgmentTable
+from dvbstats.benchmarks.definition import Benchmark
+from dvbstats.benchmarks.dvb import DVB, is_dvb_file
+from dvbstats.benchmarks.hvsb import HVSB, judgment_files, read_judgments
+
+__all__ = [
+    "BENCHMARKS", "Benchmark", "JudgmentTable", "binary_benchmark", "detect", "load", "read_binary", "read_judgments",
+]
+
+BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (DVB, HVSB, BINARY)}
+
+
+def _in_judgment_tree(path: Path) -> bool:
+    """A folder named, inside, or holding a ``*_judgment`` folder; or a file inside one."""
+    absolute = path.absolute()
+    if any(p.endswith("_judgment") for p in absolute.parts[:-1]) or path.name.endswith("_judgment"):
+        return True
+    return path.is_dir() and any(c.is_dir() and c.name.endswith("_judgment") for c in path.iterdir())
+
+
+def _kind(path: str) -> str | None:
+    """The benchmark a data file (not in a judgment tree) belongs to, or None when it cannot say."""
+    if is_dvb_file(path):
+        return "dvb"
+    fmt = ingest._format(Path(path))
+    return "binary" if set(DEFAULT_COLUMNS) <= set(ingest._columns(path, fmt)) else None
+
+
+def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = None) -> str:
+    """The benchmark of ``paths`` (``dvb``, ``hvsb`` or ``binary``); ``benchmark`` to choose it.
+
+    Every file is classified; files of two benchmarks in one input is an error naming one file of
+    each. A table no benchmark recognises is an error unless ``benchmark="binary"`` is given.
+    """
+    if benchmark is not None and benchmark not in BENCHMARKS:
+        raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    kinds: dict[str, str] = {}  # benchmark -> first file
+    unknown: list[str] = []
+    data_paths = []
+    for given in paths:
+        path = Path(given)
+        tree = path.exists() and _in_judgment_tree(path) or path.suffix.lower() == ".tsv"
+        if tree:
+            kinds.setdefault("hvsb", judgment_files([given])[0])
+        if path.is_dir() and tree:  # data files beside the tree are classified too, never skipped
+            data_paths += [str(p) for p in sorted(path.iterdir())
+                           if p.is_file() and p.suffix.lower() in ingest.FORMATS]
+        elif not tree:
+            data_paths.append(given)
+    if data_paths:
+        for file, _ in ingest._expand(data_paths):
+            kind = _kind(file)
+            if kind is None:
+                unknown.append(file)
+            else:
+                kinds.setdefault(kind, file)
+    if benchmark == "binary" and "hvsb" not in kinds:
+        return "binary"  # any table, its columns named by the caller
+    if len(kinds) > 1:
+        (a, file_a), (b, file_b) = list(kinds.items())[:2]
+        raise ingest.IngestError(
+            f"{file_b}: a {b} input mixed with a {a} input ({file_a}); fit one benchmark at a time"
+        )
+    if unknown:
+        raise ingest.IngestError(
+            f"{unknown[0]}: not a DVB harness dump, DVB cell table or HVSB judgment file; for a table of "
+            "binary judgments pass benchmark='binary' (--benchmark binary) and name its model, item and "
+            "outcome columns"
+        )
+    found = next(iter(kinds))
+    if benchmark is not None and benchmark != found:
+        raise ingest.IngestError(f"{kinds[found]}: a {found} input, but benchmark={benchmark!r} was asked for")
+    return found
+
+
+def load(
+    paths: Sequence[str | Path] | str | Path, benchmark: str | None = None, **options: Any
+) -> tuple[Benchmark, Any]:
+    """Detect (or take) the benchmark of ``paths`` and read them with its reader and ``options``."""
+    found = BENCHMARKS[detect(paths, benchmark)]
+    return found, found.read(paths, **options)

@@ -1,0 +1,141 @@
+"""Generic binary judgments: any table of model, item, a 0/1 outcome and design columns.
+
+For evaluations other than DVB and HVSB: a CSV, JSON-lines or Parquet table (or several with the
+same columns) with a model column, an item column (the benchmark item, shared across models), an
+outcome column (``1``/``0``/``true``/``false``; empty when the answer could not be scored) and any
+design columns (condition, prompt template, run, ...). Column names are configurable. One row is
+one trial; copies of a trial (same model, item and design) are reconciled as DVB dumps are. Add a
+column such as ``sample`` to the design when an item is deliberately answered several times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import get_args
+
+import polars as pl
+
+from dvbstats import schema
+from dvbstats.benchmarks.common import JudgmentTable, reconcile
+from dvbstats.benchmarks.definition import Benchmark
+from dvbstats.ingest import ConflictPolicy, IngestError, Source, _check, _expand, _infer, _read_text, _require
+from dvbstats.manifest import sha256
+from dvbstats.registry import ModelTable
+
+_ONE = ("1", "true", "True", "TRUE", "1.0")
+_ZERO = ("0", "false", "False", "FALSE", "0.0")
+#: Column names of a table that is "clearly" binary judgments without being told.
+DEFAULT_COLUMNS: tuple[str, str, str] = ("model", "item", "outcome")
+
+
+def read_binary(
+    paths: Sequence[str | Path] | str | Path,
+    *,
+    model: str = "model",
+    item: str = "item",
+    outcome: str = "outcome",
+    design: Sequence[str] | None = None,
+    models: ModelTable | None = None,
+    on_conflict: ConflictPolicy = "error",
+) -> JudgmentTable:
+    """Read binary-judgment tables into a :class:`JudgmentTable`.
+
+    The result has ``source_file, source_row, model_id, model, item, <design columns>, <outcome>,
+    status, reason``: the model column's ids (short names from ``models``; unknown ids get derived
+    names and a warning), the item as text, design columns as integers or numbers when every entry
+    is one (else text), the outcome as Int8 (null and status ``unparsed`` when empty). ``design``:
+    the design columns (default every other column of the first file).
+    """
+    if on_conflict not in get_args(ConflictPolicy):
+        raise ValueError(f"on_conflict must be one of {get_args(ConflictPolicy)}, got {on_conflict!r}")
+    named = (model, item, outcome)
+    if len(set(named)) < 3:
+        raise ValueError(f"model, item and outcome must be three different columns, got {named}")
+    files = _expand(paths)
+    frames: list[pl.DataFrame] = []
+    for path, fmt in files:
+        def wanted(present: list[str], path: str = path) -> list[str]:
+            keep = _require(path, present, named, "binary-judgment")
+            extra = [c for c in present if c not in named] if design is None else list(design)
+            return keep + _require(path, present, extra, "design")
+
+        frame = _read_text(path, fmt, wanted)
+        if frames and frame.columns != frames[0].columns:
+            raise IngestError(
+                f"{path}: columns {frame.columns[2:]} differ from those of {files[0][0]} {frames[0].columns[2:]}"
+            )
+        frames.append(frame)
+    text = pl.concat(frames)
+    factors = [c for c in text.columns[2:] if c not in named]
+    clash = sorted({"model_id", "status", "reason", "source_file", "source_row"} & {outcome, *factors})
+    if clash:
+        raise IngestError(f"{files[0][0]}: column name(s) {clash} are reserved; rename them or leave them out")
+    _check(text, {
+        f"empty {model}": pl.col(model).is_null(),
+        f"empty {item}": pl.col(item).is_null(),
+        **{f"empty {c}": pl.col(c).is_null() for c in factors},
+        f"{outcome} must be 0/1/true/false or empty, got {{{outcome}!r}}": (
+            ~pl.col(outcome).str.strip_chars().is_in(_ONE + _ZERO)
+        ),
+    })
+    answer = pl.col(outcome).str.strip_chars()
+    trials = text.with_columns(
+        pl.col(model).alias("model_id"),
+        pl.col(item).alias("item"),
+        pl.when(answer.is_in(_ONE)).then(1).when(answer.is_in(_ZERO)).then(0).cast(pl.Int8).alias(outcome),
+    ).with_columns(
+        pl.when(pl.col(outcome).is_not_null()).then(pl.lit("used")).otherwise(pl.lit("unparsed")).alias("status"),
+        pl.when(pl.col(outcome).is_null()).then(pl.lit(f"empty {outcome}")).alias("reason"),
+    )
+    trials, log = reconcile(trials, ("model_id", "item", *factors), outcome, outcome, on_conflict)
+    names = (models or ModelTable.default()).resolve(trials["model_id"].unique(maintain_order=True)).data
+    data = trials.select(
+        "source_file",
+        "source_row",
+        "model_id",
+        pl.col("model_id").replace_strict(names["model_id"], names["short_name"]).alias("model"),
+        "item",
+        *[_infer(trials[c]) for c in factors],
+        outcome,
+        pl.col("status").cast(schema.Status),
+        "reason",
+    )
+    sources = tuple(Source(path, sha256(path), fmt, frame.height) for (path, fmt), frame in zip(files, frames))
+    return JudgmentTable("binary", data, sources, log)
+
+
+def binary_benchmark(
+    *,
+    outcome: str = "outcome",
+    rate_name: str = "success rate",
+    reference: float | None = None,
+    reference_label: str = "",
+    design: Sequence[str] = (),
+) -> Benchmark:
+    """A generic binary benchmark: the user names the outcome and its rate, and any reference line.
+
+    The default formula has crossed model and item intercepts plus one intercept per design column.
+    """
+    terms = " + ".join(f"(1|{c})" for c in ("model", "item", *design))
+    return Benchmark(
+        name="binary",
+        title="binary judgments",
+        read=read_binary,
+        outcome=outcome,
+        rate_name=rate_name,
+        rate_long=f"{rate_name}: P({outcome} = 1)",
+        reference=reference,
+        reference_label=reference_label,
+        default_formula=f"{outcome} ~ 1 + {terms}",
+        design=("model", "item", *design),
+        item="item",
+        wording={
+            "outcome_phrase": f"{outcome} = 1",
+            "headline": f"posterior {rate_name} per model",
+            "below_reference": f"P({rate_name} < {reference})" if reference is not None else "",
+        },
+    )
+
+
+BINARY = binary_benchmark()

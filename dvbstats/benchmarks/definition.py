@@ -1,0 +1,48 @@
+"""The :class:`Benchmark` record: what the rest of the pipeline needs to know about one benchmark."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Benchmark:
+    """One benchmark: how its files are read and coded, its outcome and the words used for it.
+
+    ``read(paths, **options)`` returns the benchmark's trial table (DVB: an ingest ``TrialTable``
+    or a cell table; others: a :class:`~dvbstats.benchmarks.common.JudgmentTable`). ``outcome`` is
+    the 0/1 column the likelihood models; ``rate_name`` what P(outcome = 1) is called, with
+    ``rate_by_condition`` overriding it per level of a ``condition`` column (HVSB: MR without a
+    system prompt, ASR under an attack prompt). ``reference`` is the line results are set against
+    (None: no natural line) and ``reference_label`` says what it is. ``design`` lists the variables
+    a formula may use; ``item`` names the column identifying a benchmark item shared across models.
+    ``wording`` holds the phrases console and report use (keys: ``outcome_phrase``, ``headline``,
+    ``below_reference``).
+    """
+
+    name: str
+    title: str
+    read: Callable[..., Any]
+    outcome: str
+    rate_name: str
+    rate_long: str
+    reference: float | None
+    reference_label: str
+    default_formula: str
+    design: tuple[str, ...]
+    item: str
+    rate_by_condition: Mapping[str, str] = field(default_factory=dict)
+    wording: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rate_by_condition", MappingProxyType(dict(self.rate_by_condition)))
+        object.__setattr__(self, "wording", MappingProxyType(dict(self.wording)))
+        if not self.default_formula.startswith(f"{self.outcome} ~"):
+            raise ValueError(f"{self.name}: default formula must model {self.outcome!r}")
+
+    def rate_label(self, condition: str | None = None) -> str:
+        """The rate's name, for a level of ``condition`` when the benchmark names it differently."""
+        return self.rate_by_condition.get(condition, self.rate_name) if condition else self.rate_name

@@ -1,0 +1,45 @@
+"""The Deep Value Benchmark (Ashkinaze et al., NeurIPS 2025) as a :class:`Benchmark`: today's behaviour.
+
+Its files are harness dumps or aggregated cell tables, read by :func:`dvbstats.ingest.load`; the
+outcome is ``chose_deep`` and its rate the DVGR, set against chance (0.5); the default formula is
+:data:`dvbstats.formula.DEFAULT_FORMULA`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dvbstats import ingest, schema
+from dvbstats.benchmarks.definition import Benchmark
+from dvbstats.formula import DEFAULT_FORMULA
+
+#: Design variables of a DVB trial table (``log_n_train`` is derived from ``n_train``).
+DESIGN: tuple[str, ...] = (
+    "model", "value", "value_less", "feature", "feature_less", "feature_dim", "context", "n_train", "log_n_train",
+)
+
+DVB = Benchmark(
+    name="dvb",
+    title="Deep Value Benchmark",
+    read=ingest.load,
+    outcome="chose_deep",
+    rate_name="DVGR",
+    rate_long="Deep Value Generalization Rate",
+    reference=0.5,
+    reference_label="chance: a model indifferent between the deep value and the shallow feature",
+    default_formula=DEFAULT_FORMULA,
+    design=DESIGN,
+    item="prompt_id",
+    wording={
+        "outcome_phrase": "chose the deep value",
+        "headline": "posterior DVGR per model",
+        "below_reference": "P(DVGR < 0.5)",
+    },
+)
+
+
+def is_dvb_file(path: str | Path) -> bool:
+    """Whether a data file is a harness dump (every harness column) or a DVB cell table."""
+    fmt = ingest._format(Path(path))
+    columns = ingest._columns(str(path), fmt)
+    return set(schema.HARNESS_COLUMNS) <= set(columns) or ingest.is_cell_table(path)
