@@ -39,12 +39,11 @@ def _in_judgment_tree(path: Path) -> bool:
     return path.is_dir() and any(c.is_dir() and c.name.endswith("_judgment") for c in path.iterdir())
 
 
-def _kind(path: str) -> str | None:
+def _kind(file: ingest.InputFile) -> str | None:
     """The benchmark a data file (not in a judgment tree) belongs to, or None when it cannot say."""
-    if is_dvb_file(path):
+    if is_dvb_file(file):
         return "dvb"
-    fmt = ingest._format(Path(path))
-    return "binary" if set(DEFAULT_COLUMNS) <= set(ingest._columns(path, fmt)) else None
+    return "binary" if set(DEFAULT_COLUMNS) <= set(ingest._columns(file)) else None
 
 
 def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = None) -> str:
@@ -71,12 +70,12 @@ def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = Non
         elif not tree:
             data_paths.append(given)
     if data_paths:
-        for file, _ in ingest._expand(data_paths):
+        for file in ingest._expand(data_paths):
             kind = _kind(file)
             if kind is None:
-                unknown.append(file)
+                unknown.append(file.path)
             else:
-                kinds.setdefault(kind, file)
+                kinds.setdefault(kind, file.path)
     if benchmark == "binary" and "hvsb" not in kinds:
         return "binary"  # any table, its columns named by the caller
     if len(kinds) > 1:

@@ -54,23 +54,25 @@ def read_binary(
         raise ValueError(f"model, item and outcome must be three different columns, got {named}")
     files = _expand(paths)
     frames: list[pl.DataFrame] = []
-    for path, fmt in files:
+    for file in files:
+        path = file.path
+
         def wanted(present: list[str], path: str = path) -> list[str]:
             keep = _require(path, present, named, "binary-judgment")
             extra = [c for c in present if c not in named] if design is None else list(design)
             return keep + _require(path, present, extra, "design")
 
-        frame = _read_text(path, fmt, wanted)
+        frame = _read_text(file, wanted)
         if frames and frame.columns != frames[0].columns:
             raise IngestError(
-                f"{path}: columns {frame.columns[2:]} differ from those of {files[0][0]} {frames[0].columns[2:]}"
+                f"{path}: columns {frame.columns[2:]} differ from those of {files[0].path} {frames[0].columns[2:]}"
             )
         frames.append(frame)
     text = pl.concat(frames)
     factors = [c for c in text.columns[2:] if c not in named]
     clash = sorted({"model_id", "status", "reason", "source_file", "source_row"} & {outcome, *factors})
     if clash:
-        raise IngestError(f"{files[0][0]}: column name(s) {clash} are reserved; rename them or leave them out")
+        raise IngestError(f"{files[0].path}: column name(s) {clash} are reserved; rename them or leave them out")
     _check(text, {
         f"empty {model}": pl.col(model).is_null(),
         f"empty {item}": pl.col(item).is_null(),
@@ -101,7 +103,7 @@ def read_binary(
         pl.col("status").cast(schema.Status),
         "reason",
     )
-    sources = tuple(Source(path, sha256(path), fmt, frame.height) for (path, fmt), frame in zip(files, frames))
+    sources = tuple(Source(f.path, sha256(f.path), f.format, frame.height) for f, frame in zip(files, frames))
     return JudgmentTable("binary", data, sources, log)
 
 

@@ -38,8 +38,7 @@ DVB = Benchmark(
 )
 
 
-def is_dvb_file(path: str | Path) -> bool:
+def is_dvb_file(path: str | Path | ingest.InputFile) -> bool:
     """Whether a data file is a harness dump (every harness column) or a DVB cell table."""
-    fmt = ingest._format(Path(path))
-    columns = ingest._columns(str(path), fmt)
-    return set(schema.HARNESS_COLUMNS) <= set(columns) or ingest.is_cell_table(path)
+    file = path if isinstance(path, ingest.InputFile) else ingest.InputFile(str(path), ingest._format(Path(path)))
+    return set(schema.HARNESS_COLUMNS) <= set(ingest._columns(file)) or ingest.is_cell_table(file)
