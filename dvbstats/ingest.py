@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import difflib
 import glob
+import gzip
 import io
 import json
 import os
@@ -30,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import BinaryIO, Literal, get_args
 
 import polars as pl
 
@@ -250,7 +251,7 @@ MAGIC: tuple[tuple[bytes, str, str], ...] = (
     (b"\x00\x00\xfe\xff", "UTF-32 text", "re-save it as UTF-8 (e.g. iconv -f UTF-32 -t UTF-8)"),
     (b"\xff\xfe", "UTF-16 text (byte-order mark FF FE)", "re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"),
     (b"\xfe\xff", "UTF-16 text (byte-order mark FE FF)", "re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"),
-    (b"\x1f\x8b", "gzip-compressed data", "decompress it first (gunzip)"),
+    (b"\x1f\x8b", "gzip-compressed data", "decompress it first (gunzip)"),  # text inside is read
     (b"BZh", "bzip2-compressed data", "decompress it first (bunzip2)"),
     (b"\x28\xb5\x2f\xfd", "zstd-compressed data", "decompress it first (unzstd)"),
     (b"PK\x03\x04", "a ZIP archive (an Excel workbook?)", "export it as CSV or unzip it first"),
@@ -266,10 +267,10 @@ def _sniff(path: str, fmt: str) -> None:
     each get a message saying what the file is, instead of a parser's complaint about columns.
     """
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") if fmt == "parquet" else _open_text_bytes(path) as f:
             head = f.read(1 << 16)
-    except OSError as exc:
-        raise IngestError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise IngestError(f"{path}: cannot open: {getattr(exc, 'strerror', None) or exc}") from None
     if not head:
         raise IngestError(f"{path}: empty file (no rows)")
     what, advice = _what(head)
@@ -281,6 +282,16 @@ def _sniff(path: str, fmt: str) -> None:
     elif what != "text":
         noun = {"csv": "CSV", "jsonl": "JSON lines"}[fmt]
         raise IngestError(f"{path}: this is {what}, not UTF-8 {noun} text; {advice}")
+
+
+def _open_text_bytes(path: str) -> BinaryIO:
+    """A text data file's bytes, decompressed when it is gzip-compressed (polars reads those too)."""
+    f = open(path, "rb")
+    if f.read(2) == b"\x1f\x8b":
+        f.close()
+        return gzip.open(path, "rb")
+    f.seek(0)
+    return f
 
 
 def _what(head: bytes) -> tuple[str, str]:
@@ -330,7 +341,7 @@ def _unlimited_csv_fields() -> Iterator[None]:
 def _csv_header(path: str) -> list[str]:
     """A CSV file's column names (Python's csv module, byte-order mark dropped)."""
     bad: list[tuple[int, UnicodeDecodeError]] = []
-    with open(path, "rb") as f, _unlimited_csv_fields():
+    with _open_text_bytes(path) as f, _unlimited_csv_fields():
         try:
             header = next(csv.reader(_decoded_lines(f, bad), strict=True), [])
         except csv.Error as exc:
@@ -349,7 +360,7 @@ class _Keys(list):
 
 def _jsonl_header(path: str) -> list[str]:
     """The keys of a JSON lines file's first record (every key, repeated ones included)."""
-    with open(path, "rb") as f:
+    with _open_text_bytes(path) as f:
         for number, line in enumerate(f, 1):
             if line.strip():
                 try:
@@ -413,7 +424,10 @@ def _read_text(file: InputFile, wanted: Callable[[list[str]], list[str]]) -> pl.
                 df = pl.read_parquet(path, columns=columns)
             df = df.with_columns(pl.all().cast(pl.String).replace("", None))
     except (OSError, pl.exceptions.PolarsError) as exc:
-        problem = {"csv": _csv_problem, "jsonl": _jsonl_problem}.get(fmt, lambda _: None)(path)
+        try:
+            problem = {"csv": _csv_problem, "jsonl": _jsonl_problem}.get(fmt, lambda _: None)(path)
+        except (OSError, EOFError) as cause:  # say, a gzip stream cut short
+            problem = f"cannot read: {cause}"
         raise IngestError(f"{path}: {problem or f'cannot read as {fmt}: {exc}'}") from None
     df = df.select(
         pl.lit(path).alias("source_file"),
@@ -457,7 +471,7 @@ def _csv_problem(path: str, upto: int | None = None) -> str | None:
     """
     bad: list[tuple[int, UnicodeDecodeError]] = []
     row, start = 0, 2
-    with open(path, "rb") as f, _unlimited_csv_fields():
+    with _open_text_bytes(path) as f, _unlimited_csv_fields():
         reader = csv.reader(_decoded_lines(f, bad), strict=True)
         try:
             width = len(next(reader, []))
@@ -483,7 +497,7 @@ def _jsonl_problem(path: str) -> str | None:
     """``row <n> (line <l>): <problem>`` for the first line of a JSON lines file that is not one JSON
     object (invalid UTF-8, truncated or otherwise invalid JSON), or None. Rows skip blank lines."""
     row = 0
-    with open(path, "rb") as f:
+    with _open_text_bytes(path) as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue

@@ -116,6 +116,10 @@ CASES: dict[str, tuple[str, bytes]] = {
     "jsonl-named-csv": ("dump.csv", jsonl_bytes(base_rows())),
     "csv-named-jsonl": ("dump.jsonl", VALID),
     "gzip-named-csv": ("dump.csv", gzip.compress(VALID)),
+    "gzip-jsonl": ("dump.jsonl", gzip.compress(jsonl_bytes(base_rows()))),
+    "gzip-utf16": ("dump.csv", gzip.compress(VALID.decode().encode("utf-16"))),
+    "gzip-corrupt": ("dump.csv", gzip.compress(VALID)[:-30]),
+    "gzip-cut-after-64k": ("dump.csv", gzip.compress(VALID + "".join(VALID_LINES[1:]).encode() * 40)[:-30]),
     "zip-named-csv": ("dump.csv", zipped(VALID)),
     "random-binary": ("dump.csv", random.Random(SEED).randbytes(4096)),
     "empty": ("dump.csv", b""),
@@ -206,7 +210,8 @@ def rows_in(path: Path) -> int:
     """Data rows of a file counted independently of dvbstats (blank CSV/JSON lines are not rows)."""
     if path.suffix == ".parquet":
         return pl.read_parquet(path).height
-    text = path.read_bytes().decode("utf-8-sig")
+    data = path.read_bytes()
+    text = (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode("utf-8-sig")
     text = re.sub("\r(?!\n)", " ", text)  # a lone carriage return is data to polars, a line end to csv
     if path.suffix == ".jsonl":
         return sum(1 for line in text.split("\n") if line.strip())
@@ -257,8 +262,9 @@ EXPECTED = {  # what some cases must say (the rest: any clean error, or rows con
     "utf32": "this is UTF-32 text",
     "parquet-named-csv": "this is a Parquet file",
     "csv-named-parquet": "not a Parquet file",
-    "gzip-named-csv": "this is gzip-compressed data",
     "zip-named-csv": "this is a ZIP archive",
+    "gzip-utf16": "this is UTF-16 text",
+    "gzip-cut-after-64k": "cannot read",
     "random-binary": "this is binary data",
     "latin1-field": "row 6 (line 7): invalid UTF-8",
     "long-row": "row 4 (line 5): 13 fields where the header has 12",
@@ -291,7 +297,7 @@ def test_named_cases_say_what_is_wrong(tmp_path, name):
     assert EXPECTED[name] in str(result)
 
 
-ACCEPTED = ["utf8-bom", "crlf", "utf8-bom-jsonl", "blank-lines", "commas-only-line", "huge-raw-response",
+ACCEPTED = ["utf8-bom", "crlf", "gzip-named-csv", "gzip-jsonl", "utf8-bom-jsonl", "blank-lines", "commas-only-line", "huge-raw-response",
             "huge-model-id", "context-spaces", "context-case", "many-columns", "huge-header"]
 
 
