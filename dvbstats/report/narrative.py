@@ -71,11 +71,13 @@ def reading(
     if synthetic:
         sentences.append("These results come from synthetic data, not from real model runs.")
     if n == 1:
-        verdict = {
-            (1, 0): f"The model, {names_below[0]}, chooses the deep value less often than chance",
-            (0, 1): f"The model, {names_above[0]}, chooses the deep value more often than chance",
-        }.get((k_below, k_above), f"We cannot tell whether the model, {models['model'].iloc[0]}, "
-                                   "chooses the deep value more or less often than chance")
+        name = models["model"].astype(str).iloc[0]
+        if k_below:
+            verdict = f"The model, {name}, chooses the deep value less often than chance"
+        elif k_above:
+            verdict = f"The model, {name}, chooses the deep value more often than chance"
+        else:
+            verdict = f"We cannot tell whether the model, {name}, chooses the deep value more or less often than chance"
     elif k_below == n:
         verdict = f"All {n} models choose the deep value less often than chance"
     elif k_above == n:
