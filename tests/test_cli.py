@@ -30,7 +30,8 @@ def test_failing_diagnostics_exit_3_loudly_and_still_write_everything(dumps, tmp
     assert "SAMPLER DIAGNOSTICS FAILED" in captured.err and "ESS < 400" in captured.err
     run = Path("run")
     for name in ("manifest.json", "posterior.nc", "dvgr.csv", "dvgr.parquet", "sd.csv", "fixed.csv", "random_effects.csv",
-                 "margins.csv", "ppc.csv", "diagnostics.csv", "data_quality.csv", "reconciliation.csv", "cells.parquet"):
+                 "margins.csv", "ppc.csv", "diagnostics.csv", "data_quality.csv", "reconciliation.csv", "cells.parquet",
+                 "trials.parquet"):
         assert (run / name).exists(), name
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["diagnostics"]["ok"] is False and manifest["diagnostics"]["failures"]
@@ -45,7 +46,7 @@ def test_failing_diagnostics_exit_3_loudly_and_still_write_everything(dumps, tmp
     totals = manifest["counts"]["totals"]
     assert dvgr.filter(pl.col("model") == "overall")["n_used"][0] == totals["n_used"]
     assert "unknown" in captured.out.lower() or "model-x" in captured.out  # the unknown-model warning is shown
-    assert (Path("data/processed") / "run_trials.parquet").exists() or list(Path("data/processed").glob("*.parquet"))
+    assert (run / "trials.parquet").exists() and not Path("data").exists()  # the trial table follows the run
 
 
 def test_allow_warnings_exits_0(dumps, tmp_path, monkeypatch, capsys):
