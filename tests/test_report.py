@@ -652,3 +652,61 @@ def test_committed_reanalysis_report_fits_the_page(tmp_path):
     html = Path(__file__).parents[1] / "reports" / "dvb2025_reanalysis" / "report.html"
     for width in (PAGE_WIDTH, 1400):
         assert tables_wider_than_page(html, tmp_path, width) == [], f"at {width} px"
+
+
+def test_population_dvgr_in_the_model_table_and_the_reading(rendered):
+    run, _, text = rendered
+    dvgr = pd.read_csv(run / "dvgr.csv").set_index("model")
+    header, *body = Page(text).tables["tbl-models"]
+    column = "Population DVGR (94% HDI)"
+    assert column in header
+    for cells in body:
+        row = dict(zip(header, cells, strict=True))
+        want = dvgr.loc[row["Model"]]
+        mean, interval = row[column].split(" (")
+        low, high = interval.rstrip(")").split("–")
+        assert (_parse(mean), _parse(low), _parse(high)) == pytest.approx(
+            (want["pop_dvgr_mean"], want["pop_dvgr_hdi_low"], want["pop_dvgr_hdi_high"]), abs=5e-4)
+    models = dvgr.drop(index="overall")
+    reach = models[(models["pop_dvgr_hdi_low"] <= 0.5) & (models["pop_dvgr_hdi_high"] >= 0.5)]
+    headline = text[text.index('id="sec-headline"'):text.index('id="sec-models"')]
+    assert f"{len(reach)} of 4 models" in headline and "population DVGR" in headline
+
+
+def test_reading_states_the_population_caveat():
+    models, overall = _models([0.99, 0.99])
+    models = models.assign(pop_dvgr_hdi_low=[0.1, 0.2], pop_dvgr_hdi_high=[0.45, 0.6])
+    text = narrative.reading(models, overall, hdi_prob=0.94, diagnostics_ok=True)
+    assert "1 of 2 models' (m1) 94% HDIs reach 0.5" in text
+    models = models.assign(pop_dvgr_hdi_high=[0.45, 0.49])
+    assert "the 94% HDIs of all 2 models stay clear of 0.5" in narrative.reading(
+        models, overall, hdi_prob=0.94, diagnostics_ok=True)
+
+
+def test_models_without_usable_trials_are_flagged_at_the_top(tmp_path):
+    run = make_run(tmp_path / "runs", name="empty")
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["empty_models"] = {"models": ["model-x"], "in_fit": False,
+                                "note": "left out of the fit and of the overall DVGR"}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    text = flat(render(run, tmp_path / "reports", engine="pandoc"))
+    top = text[:text.index('id="sec-headline"')]
+    assert "Models without a usable trial" in top and "<strong>model-x</strong>" in top
+    assert "left out of the fit and of the overall DVGR" in top
+
+
+def test_a_rerender_replaces_the_report_folder_whole(tmp_path, capsys):
+    run = make_run(tmp_path / "runs", name="again")
+    reports = tmp_path / "reports"
+    html = render(run, reports, engine="pandoc")
+    (html.parent / "figures" / "stale.png").write_bytes(b"old")
+    assert render(run, reports, engine="pandoc") == html and html.is_file()
+    assert not (html.parent / "figures" / "stale.png").exists()
+    assert [p.name for p in reports.iterdir()] == ["again"]  # no temporary folder left
+    foreign = reports / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "run_name": "mine"}))
+    assert main([str(run), "--out-root", str(reports), "--engine", "pandoc"]) == 1
+    assert "report folder" in capsys.readouterr().err and (foreign / "notes.txt").read_text() == "keep"

@@ -47,6 +47,23 @@ def above_chance(models: pd.DataFrame) -> pd.Series:
     return models["p_below_half"].astype(float) < 1 - CREDIBLE
 
 
+def _population(models: pd.DataFrame, hdi: str) -> list[str]:
+    """The caveat of the population DVGR: which models' intervals reach chance on new items."""
+    columns = ("pop_dvgr_hdi_low", "pop_dvgr_hdi_high")
+    if not set(columns) <= set(models.columns) or models[list(columns)].isna().all(axis=None):
+        return []
+    low, high = (models[c].astype(float) for c in columns)
+    reach = models.loc[(low <= 0.5) & (high >= 0.5), "model"].astype(str).tolist()
+    n = len(models)
+    what = "On a new draw of the other design factors (the population DVGR, which adds item-to-item variation)"
+    if not reach:
+        return [f"{what} the {hdi}s of {'the model' if n == 1 else f'all {n} models'} stay clear of 0.5."]
+    subject = ("the model's" if n == 1 else
+               f"{'all ' if len(reach) == n else ''}{len(reach)} of {n} models' ({_names(reach)})")
+    return [f"{what} {subject} {hdi}{'' if n == 1 else 's'} reach{'es' if n == 1 else ''} 0.5, so on new values, "
+            "features or contexts the direction is uncertain even where it is clear on the ones tested."]
+
+
 def reading(
     models: pd.DataFrame,
     overall: pd.Series,
@@ -113,6 +130,7 @@ def reading(
             f"Model DVGRs range from {dvgr(float(low['dvgr_mean']))} ({low['model']}) to "
             f"{dvgr(float(high['dvgr_mean']))} ({high['model']})."
         )
+    sentences += _population(models, hdi)
     widths = models["dvgr_hdi_high"].astype(float) - models["dvgr_hdi_low"].astype(float)
     wide = models.loc[widths > WIDE, "model"].astype(str).tolist()
     if wide:
