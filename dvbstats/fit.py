@@ -163,7 +163,8 @@ def _handle_empty(data: Inputs, empty: list[str], keep: bool, log) -> tuple[cell
                          "(see the status column of the inputs)")
     log("!" * 78)
     log(f"WARNING: {len(empty)} model(s) have NO usable trial: {', '.join(empty)}.")
-    log(f"  They are {EMPTY_NOTE[keep].split(': ', 1)[1]}." + ("" if keep else " Pass --keep-empty-models to fit them."))
+    log("  They are fitted on request (--keep-empty-models): their DVGR is the prior's, and it enters the overall DVGR."
+        if keep else "  They are left out of the fit and of the overall DVGR; --keep-empty-models fits them.")
     log("!" * 78)
     if keep:
         return data.cells, data.models
