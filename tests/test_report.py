@@ -677,7 +677,7 @@ def test_reading_states_the_population_caveat():
     models, overall = _models([0.99, 0.99])
     models = models.assign(pop_dvgr_hdi_low=[0.1, 0.2], pop_dvgr_hdi_high=[0.45, 0.6])
     text = narrative.reading(models, overall, hdi_prob=0.94, diagnostics_ok=True)
-    assert "1 of 2 models' (m1) 94% HDIs reach 0.5" in text
+    assert "the 94% HDIs of 1 of 2 models (m1) reach 0.5" in text
     models = models.assign(pop_dvgr_hdi_high=[0.45, 0.49])
     assert "the 94% HDIs of all 2 models stay clear of 0.5" in narrative.reading(
         models, overall, hdi_prob=0.94, diagnostics_ok=True)

@@ -58,10 +58,10 @@ def _population(models: pd.DataFrame, hdi: str) -> list[str]:
     what = "On a new draw of the other design factors (the population DVGR, which adds item-to-item variation)"
     if not reach:
         return [f"{what} the {hdi}s of {'the model' if n == 1 else f'all {n} models'} stay clear of 0.5."]
-    subject = ("the model's" if n == 1 else
-               f"{'all ' if len(reach) == n else ''}{len(reach)} of {n} models' ({_names(reach)})")
-    return [f"{what} {subject} {hdi}{'' if n == 1 else 's'} reach{'es' if n == 1 else ''} 0.5, so on new values, "
-            "features or contexts the direction is uncertain even where it is clear on the ones tested."]
+    subject = (f"the model's {hdi} reaches" if n == 1 else
+               f"the {hdi}s of {'all ' if len(reach) == n else ''}{len(reach)} of {n} models ({_names(reach)}) reach")
+    return [f"{what} {subject} 0.5, so on new values, features or contexts the direction is uncertain even "
+            "where it is clear on the ones tested."]
 
 
 def reading(
