@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +118,14 @@ def test_a_rerun_replaces_the_folder_whole(dumps, tmp_path, monkeypatch, capsys)
     first = ["--formula", "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)", "--scaling"]
     assert cli.main([*dumps, "--out", "runs/sim", *first, *FAST]) == 0
     assert (Path("runs/sim") / "interaction_dvgr.csv").exists() and list(Path("runs/sim").glob("scaling_*.csv"))
-    assert cli.main([*dumps, "--out", "runs/sim", "--formula", "chose_deep ~ 1 + (1|model)", "--no-scaling", *FAST]) == 0
+    # one vocabulary: the console's excluded prompts are the table's excl column (duplicates said apart)
+    said = re.search(r"([\d,]+) prompts excluded .*?([\d,]+) superseded duplicate rows", capsys.readouterr().out)
+    dvgr, quality = pl.read_csv("runs/sim/dvgr.csv"), pl.read_csv("runs/sim/data_quality.csv")
+    assert said and int(said[1].replace(",", "")) == dvgr.filter(pl.col("model") != "overall")["n_excluded"].sum()
+    assert int(said[2].replace(",", "")) == quality["n_rows"].sum() - quality["n_prompts"].sum() > 0
+    assert cli.main([*dumps, "--out", "runs/sim", "--formula", "chose_deep ~ 1 + (1|model)", "--no-scaling", *FAST,
+                     "--report"]) == 0
+    assert Path("reports/sim/report.html").is_file() and [p.name for p in Path("reports").iterdir()] == ["sim"]
     left = sorted(p.name for p in Path("runs/sim").iterdir())
     assert "interaction_dvgr.csv" not in left and not [n for n in left if n.startswith("scaling_")], left
     manifest = json.loads((Path("runs/sim") / "manifest.json").read_text())

@@ -710,3 +710,12 @@ def test_a_rerender_replaces_the_report_folder_whole(tmp_path, capsys):
     (run / "manifest.json").write_text(json.dumps({**manifest, "run_name": "mine"}))
     assert main([str(run), "--out-root", str(reports), "--engine", "pandoc"]) == 1
     assert "report folder" in capsys.readouterr().err and (foreign / "notes.txt").read_text() == "keep"
+
+
+def test_a_model_only_formula_renders(tmp_path):
+    """``chose_deep ~ 1 + (1|model)`` writes margins.csv with no rows (and no summary columns)."""
+    run = make_run(tmp_path / "runs", name="model-only")
+    (run / "margins.csv").write_text("factor,level\n")
+    (run / "interaction_dvgr.csv").unlink()
+    text = flat(render(run, tmp_path / "reports", engine="pandoc"))
+    assert 'id="sec-values"' in text

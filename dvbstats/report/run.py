@@ -126,7 +126,9 @@ class RunFolder:
         else:
             self._tables[name] = None
             return None
-        if name in COLUMNS:
+        if df.empty and name in COLUMNS and not set(COLUMNS[name]) <= set(df.columns):
+            df = None  # a table with no rows (say, no margins for a model-only formula) is absent
+        elif name in COLUMNS:
             _check_columns(df, path, COLUMNS[name])
         self._tables[name] = df
         return df
