@@ -404,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             command=manifest.portable_command("dvbstats.fit", argv), progress=not args.quiet,
         )
     except KeyboardInterrupt:
-        print("\ninterrupted: nothing was written (no run folder, no partial results)", file=sys.stderr)
+        print("\ninterrupted: no partial run folder or report was left behind", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (IngestError, formulamod.FormulaError, PriorError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -113,6 +113,7 @@ def _siblings(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.absolute().parent.iterdir() if p.name.startswith("."))
 
 
+@pytest.mark.slow
 def test_a_rerun_replaces_the_folder_whole(dumps, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     first = ["--formula", "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)", "--scaling"]
@@ -134,6 +135,7 @@ def test_a_rerun_replaces_the_folder_whole(dumps, tmp_path, monkeypatch, capsys)
     assert _siblings(Path("runs/sim")) == []
 
 
+@pytest.mark.slow
 def test_a_foreign_folder_is_refused_unless_overwrite(dumps, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     Path("mine").mkdir()
@@ -146,6 +148,7 @@ def test_a_foreign_folder_is_refused_unless_overwrite(dumps, tmp_path, monkeypat
     assert not Path("mine/notes.txt").exists() and Path("mine/manifest.json").exists()
 
 
+@pytest.mark.slow
 def test_a_failed_run_leaves_no_folder(dumps, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     Path("bad.csv").write_text("model_id,prompt_id\nx,1\n")
@@ -174,6 +177,7 @@ def test_ctrl_c_before_sampling_says_interrupted_and_exits_130(dumps, tmp_path, 
     assert not Path("runs").exists() or list(Path("runs").iterdir()) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_sampling_nan_padded_trace_exits_130_and_writes_nothing(dumps, tmp_path, monkeypatch, capsys):
     import nutpie
 
@@ -193,6 +197,7 @@ def test_ctrl_c_during_sampling_nan_padded_trace_exits_130_and_writes_nothing(du
     assert list(Path("runs").iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_model_without_usable_trials_is_flagged_and_left_out(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     design = simulate.Design(feature_dims=[("Formal", "Colloquial")], n_prompts=300)
@@ -245,6 +250,7 @@ def test_an_unusable_out_is_a_clean_error(dumps, tmp_path, monkeypatch, capsys, 
     assert err.startswith("error: --out ") and "Traceback" not in err and err.count("\n") == 1, err
 
 
+@pytest.mark.slow
 def test_a_read_only_working_directory_is_fine_when_out_is_elsewhere(dumps, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(_read_only_folder(tmp_path))
     out = tmp_path / "run"
@@ -260,6 +266,7 @@ def test_a_seed_out_of_range_is_a_clean_error(dumps, seed, capsys):
     assert exit_.value.code == 2 and "error: --seed must be a whole number from 0 to 4294967295" in err
 
 
+@pytest.mark.slow
 def test_the_command_in_the_manifest_has_no_absolute_paths(dumps, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli.main([*dumps, "--out", str(tmp_path / "abs"), "--formula", "chose_deep ~ 1 + (1|model)", *FAST]) == 0
