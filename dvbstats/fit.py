@@ -145,9 +145,8 @@ def run(
 #: The file that marks a finished run folder (written last).
 MARKER = "manifest.json"
 EMPTY_NOTE = {
-    False: "no usable trial (every row failed or was unparsed): left out of the fit and of the overall DVGR",
-    True: "no usable trial: fitted on request (--keep-empty-models); its DVGR is the prior's and it is in "
-          "the overall DVGR",
+    False: "left out of the fit and of the overall DVGR",
+    True: "fitted on request (option keep-empty-models): the DVGR is the prior's, and it is in the overall DVGR",
 }
 
 

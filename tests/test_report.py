@@ -719,3 +719,17 @@ def test_a_model_only_formula_renders(tmp_path):
     (run / "interaction_dvgr.csv").unlink()
     text = flat(render(run, tmp_path / "reports", engine="pandoc"))
     assert 'id="sec-values"' in text
+
+
+def test_a_model_kept_without_trials_renders_dashes(tmp_path):
+    """``--keep-empty-models``: the model's raw rate is NaN, which polars writes as ``NaN``."""
+    run = make_run(tmp_path / "runs", name="kept-empty")
+    dvgr = pd.read_csv(run / "dvgr.csv")
+    empty = dvgr["model"] == "gpt-4o"
+    dvgr.loc[empty, ["raw_dvgr", "wilson_low", "wilson_high", "binom_p"]] = np.nan
+    dvgr.loc[empty, "n_used"] = 0
+    dvgr.to_csv(run / "dvgr.csv", index=False, na_rep="NaN")
+    page = Page(render(run, tmp_path / "reports", engine="pandoc").read_text(encoding="utf-8"))
+    header, *rows = page.tables["tbl-models"]
+    row = dict(zip(header, next(r for r in rows if r[0] == "gpt-4o"), strict=True))
+    assert row["Raw DVGR"] == row["Wilson 95% CI"] == row["Binomial p"] == "–"

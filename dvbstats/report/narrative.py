@@ -6,6 +6,7 @@ credibly below chance, how wide the intervals are, whether the sampler checks pa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import pandas as pd
@@ -17,13 +18,13 @@ WIDE = 0.2
 
 
 def dvgr(x: float) -> str:
-    """A DVGR (a probability) as the report prints it."""
-    return f"{x:.3f}"
+    """A DVGR (a probability) as the report prints it (``–`` when missing: a model without trials)."""
+    return "–" if math.isnan(x) else f"{x:.3f}"
 
 
 def interval(low: float, high: float) -> str:
-    """An interval as the report prints it (en dash, no spaces)."""
-    return f"{dvgr(low)}–{dvgr(high)}"
+    """An interval as the report prints it (en dash, no spaces; ``–`` when missing)."""
+    return "–" if math.isnan(low) or math.isnan(high) else f"{dvgr(low)}–{dvgr(high)}"
 
 
 def _names(models: Sequence[str]) -> str:

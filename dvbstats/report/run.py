@@ -114,7 +114,7 @@ class RunFolder:
         if csv.is_file():
             path = csv
             try:
-                df = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+                df = pd.read_csv(csv, keep_default_na=False, na_values=["", "NaN"])  # polars writes NaN as "NaN"
             except (pd.errors.ParserError, UnicodeDecodeError) as err:
                 raise RunFolderError(f"{csv}: cannot be read as CSV ({err})") from None
         elif parquet.is_file():
