@@ -19,7 +19,7 @@ import polars as pl
 
 from . import cells as cellmod
 from . import formula as formulamod
-from . import manifest, summaries
+from . import folders, manifest, summaries
 from .fitting import Fit, fit
 from .ingest import RECONCILIATION_SCHEMA, IngestError, TrialTable, load
 from .ingest import sources as ingest_sources
@@ -29,6 +29,8 @@ from .registry import ModelTable
 from .sample import MAX_R_HAT, MIN_ESS, SamplerSettings
 
 EXIT_DIAGNOSTICS = 3
+#: The shell's status for a run stopped by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def run(
@@ -52,11 +54,20 @@ def run(
     scaling: bool | None = None,
     pairs: Sequence[tuple[str, str]] | None = None,
     report: bool = False,
-    processed: Path = Path("data/processed"),
+    processed: Path | None = None,
+    overwrite: bool = False,
+    keep_empty_models: bool = False,
+    command: Sequence[str] | None = None,
     progress: bool = True,
     log=print,
 ) -> tuple[Path, Fit]:
-    """Fit ``paths`` (the embedded synthetic example when None) and write the run folder."""
+    """Fit ``paths`` (the embedded synthetic example when None) and write the run folder.
+
+    The folder is written in a temporary sibling and swapped in for ``out`` when complete
+    (:mod:`dvbstats.folders`); the trial table goes into it (``trials.parquet``) unless
+    ``processed`` names another folder. Models without one usable trial are left out of the
+    fit (and so out of the overall DVGR) unless ``keep_empty_models``.
+    """
     from . import example, schema
 
     t_start = time.perf_counter()
@@ -67,9 +78,9 @@ def run(
         paths = [str(p) for p in example.write_example()]
     else:
         synthetic = example.is_example(paths)
-    name = name or _run_name(paths, synthetic)
+    name = name or (Path(out).resolve().name if out else _run_name(paths, synthetic))
     out = Path(out) if out else Path("runs") / name
-    out.mkdir(parents=True, exist_ok=True)
+    folders.check(out, marker=MARKER, overwrite=overwrite)  # before the slow part, not after it
 
     table = ModelTable.read(models) if models else ModelTable.default()
     vocab = tuple(schema.DVB_VALUES) + tuple(v for v in values if v not in schema.DVB_VALUES)
@@ -77,43 +88,51 @@ def run(
     with _warnings_to(log):
         data = read_inputs(paths, f, table, vocab, on_conflict)
     t_ingest = time.perf_counter()
-    if data.trials is not None:
-        processed.mkdir(parents=True, exist_ok=True)
-        data.trials.write(processed / f"{name}_trials.parquet")
     cells, quality, reconciliation, inputs = data.cells, data.quality, data.reconciliation, data.inputs
     log(f"Ingested {sum(i['n_rows'] for i in inputs):,} rows from {len(inputs)} file(s): "
-        f"{cells.n_trials:,} trials used in {cells.data.height:,} design cells, "
-        f"{int(quality['n_rows'].sum()) - cells.n_trials:,} rows excluded (see data_quality.csv).")
+        f"{cells.n_trials:,} trials used in {cells.data.height:,} design cells; {excluded_counts(quality)}.")
+    empty = empty_models(cells)
+    if empty:
+        cells, model_table = _handle_empty(data, empty, keep_empty_models, log)
+    else:
+        model_table = data.models
 
     if pairs:  # a misspelled pair should stop the run before the sampler, not after it
         from . import scaling as scalingmod
 
-        scalingmod.pairs(data.models, cells.by_model()["model"].to_list(), explicit=pairs)
+        scalingmod.pairs(model_table, cells.by_model()["model"].to_list(), explicit=pairs)
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                                target_accept=target_accept)
     log(f"Fitting {f} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
         "compiling the model first takes 10-30 s...")
-    with _warnings_to(log):
-        result = fit(f, cells, priors=Priors.from_specs(priors), settings=settings,
-                     parametrization=parametrization, progress=progress)
-    log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
-    tables = {**summaries.tables(result, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation}
-    for key, df in tables.items():
-        df.write_csv(out / f"{key}.csv")
-    tables["dvgr"].write_parquet(out / "dvgr.parquet")
-    cells.write(out / "cells.parquet")
-    result.idata.to_netcdf(str(out / "posterior.nc"), engine="h5netcdf")
+    with folders.replacing(out, marker=MARKER, overwrite=overwrite) as work:
+        if data.trials is not None:
+            trials_path = processed / f"{name}_trials.parquet" if processed else work / "trials.parquet"
+            trials_path.parent.mkdir(parents=True, exist_ok=True)
+            data.trials.write(trials_path)
+        with _warnings_to(log):
+            result = fit(f, cells, priors=Priors.from_specs(priors), settings=settings,
+                         parametrization=parametrization, progress=progress)
+        log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
+        tables = {**summaries.tables(result, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation}
+        for key, df in tables.items():
+            df.write_csv(work / f"{key}.csv")
+        tables["dvgr"].write_parquet(work / "dvgr.parquet")
+        cells.write(work / "cells.parquet")
+        result.idata.to_netcdf(str(work / "posterior.nc"), engine="h5netcdf")
 
-    with _warnings_to(log):
-        scaling_note = _scaling(result, data.models, pairs, hdi_prob, seed, out, scaling, log)
-    t_end = time.perf_counter()
-    meta = manifest.build(
-        run_name=name, synthetic=synthetic, inputs=inputs, fit=result, quality=quality,
-        reconciliation=reconciliation, hdi_prob=hdi_prob, command=sys.argv if __name__ == "__main__" else None,
-        timing={"ingest_s": t_ingest - t_start, **result.timing, "total_s": t_end - t_start},
-        extra={"scaling": scaling_note},
-    )
-    (out / "manifest.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        with _warnings_to(log):
+            scaling_note = _scaling(result, model_table, pairs, hdi_prob, seed, work, scaling, log)
+        t_end = time.perf_counter()
+        meta = manifest.build(
+            run_name=name, synthetic=synthetic, inputs=inputs, fit=result, quality=quality,
+            reconciliation=reconciliation, hdi_prob=hdi_prob, command=command,
+            timing={"ingest_s": t_ingest - t_start, **result.timing, "total_s": t_end - t_start},
+            extra={"scaling": scaling_note, "empty_models": {
+                "models": empty, "in_fit": bool(empty) and keep_empty_models,
+                "note": EMPTY_NOTE[keep_empty_models] if empty else "every model has usable trials"}},
+        )
+        (work / MARKER).write_text(json.dumps(meta, indent=2, default=str) + "\n")
     if report:
         from .report import render
 
@@ -121,6 +140,47 @@ def run(
         html = render(out)
         log(f"Report: {html}")
     return out, result
+
+
+#: The file that marks a finished run folder (written last).
+MARKER = "manifest.json"
+EMPTY_NOTE = {
+    False: "left out of the fit and of the overall DVGR",
+    True: "fitted on request (option keep-empty-models): the DVGR is the prior's, and it is in the overall DVGR",
+}
+
+
+def empty_models(cells: cellmod.CellTable) -> list[str]:
+    """Models in the data without one usable trial (every row failed, was unparsed or conflicted)."""
+    return cells.by_model().filter(pl.col("n_trials") == 0)["model"].to_list()
+
+
+def _handle_empty(data: Inputs, empty: list[str], keep: bool, log) -> tuple[cellmod.CellTable, ModelTable]:
+    """Say loudly which models have no usable trial; drop them from the fit unless asked to keep them."""
+    if len(empty) == data.cells.by_model().height:
+        raise ValueError("no usable trials: every row of every model failed or could not be parsed "
+                         "(see the status column of the inputs)")
+    log("!" * 78)
+    log(f"WARNING: {len(empty)} model(s) have NO usable trial: {', '.join(empty)}.")
+    log("  They are fitted on request (--keep-empty-models): their DVGR is the prior's, and it enters the overall DVGR."
+        if keep else "  They are left out of the fit and of the overall DVGR; --keep-empty-models fits them.")
+    log("!" * 78)
+    if keep:
+        return data.cells, data.models
+    kept = data.cells.data.filter(~pl.col("model").is_in(empty))
+    models = ModelTable(data.models.data.filter(~pl.col("short_name").is_in(empty)))
+    return cellmod.CellTable(kept, data.cells.by), models
+
+
+def excluded_counts(quality: pl.DataFrame) -> str:
+    """The rows not in the likelihood, in the words of the per-model table: excluded prompts
+    (unparsed or conflicting; the table's *excl* column) and superseded duplicate rows."""
+    totals = quality.select(pl.exclude("model").sum()).row(0, named=True)
+    excluded = totals["n_prompts"] - totals["n_used"]
+    superseded = totals["n_rows"] - totals["n_prompts"]
+    return (f"{excluded:,} prompts excluded (unparsed or conflicting; column excl)"
+            + (f", {superseded:,} superseded duplicate rows not counted as prompts" if superseded else "")
+            + " (see data_quality.csv)")
 
 
 @contextmanager
@@ -250,8 +310,13 @@ examples:
   python -m dvbstats.fit dumps/ --formula "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)"
   python -m dvbstats.fit dumps/ --prior sd=halfnormal(0.5) --draws 2000 --seed 7
 
-exit status: 0 success; 2 bad input or arguments; 3 sampler diagnostics failed (R-hat > 1.01,
-ESS < 400 or divergences; the outputs are written and flagged; --allow-warnings exits 0).
+exit status: 0 success; 2 bad input or arguments (also an --out that cannot be written); 3 sampler
+diagnostics failed (R-hat > 1.01, ESS < 400 or divergences; the outputs are written and flagged;
+--allow-warnings exits 0); 130 interrupted (Ctrl-C): no run folder is left behind.
+
+output: the run folder (--out) holds the tables, posterior.nc, cells.parquet and the ingested
+trial table trials.parquet; it appears only when the run is complete, replacing an earlier run
+folder at that path whole.
 """
 
 
@@ -270,6 +335,9 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--models", help="model table CSV (model_id, short_name, developer, family, size_rank_in_family, "
                       "params_b); default: the 9 published models")
     data.add_argument("--values", default="", help="extra value names, comma-separated, for benchmarks beyond the 11 DVB values")
+    data.add_argument("--keep-empty-models", action="store_true",
+                      help="fit models that have no usable trial (every row failed or was unparsed) and count "
+                      "them in the overall DVGR; by default they are left out, with a warning")
     data.add_argument("--on-conflict", choices=["error", "first", "last", "exclude"], default="error",
                       help="when two parsed copies of a prompt disagree: stop (default), keep the first or last copy, "
                       "or exclude all of them")
@@ -292,8 +360,14 @@ def parser() -> argparse.ArgumentParser:
                           "(default: 0.8 when every random term is centred, 0.95 when one is non-centred)")
     sampling.add_argument("--allow-warnings", action="store_true", help="exit 0 even when sampler diagnostics fail")
     output = p.add_argument_group("output")
-    output.add_argument("--out", type=Path, help="run folder (default: runs/<name>)")
-    output.add_argument("--name", help="run name (default: from the input file names; 'default' for the example)")
+    output.add_argument("--out", type=Path, help="run folder (default: runs/<name>); written in a temporary "
+                        "sibling folder and swapped in when complete, so a failed or interrupted run leaves no "
+                        "folder and a re-run replaces an earlier run's folder whole (never mixes files)")
+    output.add_argument("--overwrite", action="store_true",
+                        help="allow --out to replace a non-empty folder that is not a dvbstats run folder "
+                        "(without it such a folder is refused)")
+    output.add_argument("--name", help="run name, used for reports/<name>/ (default: the --out folder's name; "
+                        "else from the input file names; 'default' for the example)")
     output.add_argument("--hdi", type=float, default=0.94, help="mass of the highest-density intervals (default: %(default)s)")
     output.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=None,
                         help="scaling-trend tests (default: on when a model family has two sizes)")
@@ -314,6 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for option in ("draws", "tune", "chains"):
         if getattr(args, option) < 1:
             parser().error(f"--{option} must be a positive whole number")
+    if not 0 <= args.seed < 2**32:
+        parser().error(f"--seed must be a whole number from 0 to {2**32 - 1}, not {args.seed}")
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         out, result = run(
             args.paths or None, out=args.out, name=args.name, formula=args.formula, models=args.models,
@@ -322,10 +399,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             target_accept=args.target_accept,
             sampler=args.sampler, parametrization=args.parametrization, hdi_prob=args.hdi, scaling=args.scaling,
             pairs=args.pairs, report=args.report if args.report is not None else not args.paths,
-            progress=not args.quiet,
+            overwrite=args.overwrite, keep_empty_models=args.keep_empty_models,
+            command=manifest.portable_command("dvbstats.fit", argv), progress=not args.quiet,
         )
-    except (IngestError, formulamod.FormulaError, PriorError, FileNotFoundError, ValueError) as exc:
+    except KeyboardInterrupt:
+        print("\ninterrupted: no partial run folder or report was left behind", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (IngestError, formulamod.FormulaError, PriorError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder that cannot be written, a file that vanished
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     dvgr = pl.read_csv(out / "dvgr.csv")
     print()

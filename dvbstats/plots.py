@@ -142,7 +142,8 @@ def _interval_rows(
     ax.errorbar(
         centre,
         y,
-        xerr=np.vstack([centre - low, high - centre]),
+        # an interval that misses its centre by a rounding error (an old run's Wilson limit at 0% or 100%)
+        xerr=np.clip(np.vstack([centre - low, high - centre]), 0, None),
         fmt=marker,
         color=color,
         ecolor=color,

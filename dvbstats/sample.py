@@ -41,7 +41,7 @@ def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = True)
         import nutpie
 
         compiled = nutpie.compile_pymc_model(model)
-        return nutpie.sample(
+        return _complete(nutpie.sample(
             compiled,
             draws=settings.draws,
             tune=settings.tune,
@@ -50,11 +50,11 @@ def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = True)
             target_accept=settings.target_accept,
             save_warmup=False,
             progress_bar=progress,
-        )
+        ), settings)
     if settings.sampler == "pymc":
         with model, warnings.catch_warnings(), pymc_log_level(logging.INFO if progress else logging.WARNING):
             warnings.simplefilter("ignore", UserWarning)  # PyMC repeats its own R-hat warnings; we report ours
-            return pm.sample(
+            return _complete(pm.sample(
                 draws=settings.draws,
                 tune=settings.tune,
                 chains=settings.chains,
@@ -63,8 +63,24 @@ def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = True)
                 target_accept=settings.target_accept,
                 progressbar=progress,
                 compute_convergence_checks=False,
-            )
+            ), settings)
     raise ValueError(f"sampler must be 'nutpie' or 'pymc', not {settings.sampler!r}")
+
+
+class SamplingInterrupted(KeyboardInterrupt):
+    """The sampler stopped early (Ctrl-C): nutpie and PyMC catch the interrupt and return what they have."""
+
+
+def _complete(idata: az.InferenceData, settings: SamplerSettings) -> az.InferenceData:
+    """``idata`` if every draw was made; raise :class:`SamplingInterrupted` on a short trace (PyMC)
+    or a NaN-padded one (nutpie)."""
+    post = idata.posterior
+    if post.sizes["chain"] < settings.chains or post.sizes["draw"] < settings.draws:
+        raise SamplingInterrupted("sampling was interrupted before every draw was made")
+    for var in post.data_vars.values():
+        if np.issubdtype(var.dtype, np.floating) and np.isnan(var.values).any():
+            raise SamplingInterrupted("sampling was interrupted before every draw was made")
+    return idata
 
 
 @contextmanager

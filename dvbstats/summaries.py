@@ -167,8 +167,9 @@ def predictive_table(cells: pl.DataFrame, y_rep: np.ndarray, hdi_prob: float) ->
         levels = sorted(keys.unique().to_list())
         g = np.array([levels.index(k) for k in keys.to_list()])
         trials = np.bincount(g, weights=n, minlength=len(levels))
-        obs = np.bincount(g, weights=cells["n_deep"].to_numpy(), minlength=len(levels)) / trials
-        rep = np.stack([np.bincount(g, weights=row, minlength=len(levels)) for row in y_rep]) / trials
+        with np.errstate(invalid="ignore", divide="ignore"):  # a model without trials (--keep-empty-models): NaN
+            obs = np.bincount(g, weights=cells["n_deep"].to_numpy(), minlength=len(levels)) / trials
+            rep = np.stack([np.bincount(g, weights=row, minlength=len(levels)) for row in y_rep]) / trials
         rep_da = xr.DataArray(rep[None], dims=("chain", "draw", "level"), coords={"level": levels})
         s = summarize(rep_da, hdi_prob, dim="level")
         parts.append(pl.DataFrame({
