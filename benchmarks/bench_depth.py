@@ -19,11 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 
 import polars as pl
 
-from dvbstats import cells, example, formula, simulate
+from dvbstats import cells, example, formula
 from dvbstats.fitting import fit
 from dvbstats.model import design, term_parametrizations
 from dvbstats.sample import SamplerSettings
@@ -31,17 +30,6 @@ from dvbstats.sample import SamplerSettings
 #: Prompts per model: ~100, 300, 800, 2,700, 10,000 and 100,000 parsed trials per value level.
 PROMPTS = (150, 450, 1200, 4000, 15000, 150000)
 FORMS = ("auto", "zerosum", "zerosum_noncentered")
-
-
-def depth_cells(n_prompts: int, seed: int) -> cells.CellTable:
-    """Cells of the default formula from the example's effects with ``n_prompts`` prompts per model."""
-    effects, d = example.example_effects()
-    sim = simulate.simulate(effects, replace(d, n_prompts=n_prompts), seed=seed, unparsed_rate=example.unparsed_rates())
-    trials = sim.trials.with_columns(
-        model=pl.col("model_id"),
-        status=pl.when("parsed").then(pl.lit("used")).otherwise(pl.lit("unparsed")),
-    )
-    return cells.from_trials(trials, formula.parse(formula.DEFAULT_FORMULA).variables)
 
 
 def trials_per_level(table: cells.CellTable, f: formula.Formula) -> dict[str, float]:
@@ -62,7 +50,7 @@ def main() -> None:
           f"{'pass':>6}{'R-hat':>7}{'bulk':>7}{'tail':>7}{'div':>5}{'ESS/s':>8}{'wall s':>8}", flush=True)
     for n_prompts in args.prompts:
         for seed in args.seeds:
-            table = depth_cells(n_prompts, seed)
+            table = example.at_depth(n_prompts, seed, f.variables)
             depth = trials_per_level(table, f)
             chosen = term_parametrizations(design(f, table), "auto")
             same = set(chosen.values())
