@@ -95,6 +95,9 @@ def _sample_nutpie(model: pm.Model, settings: SamplerSettings, progress: bool) -
                     _progress_line(sampler.inspect(), total, time.perf_counter() - start)
     except KeyboardInterrupt:  # as nutpie's blocking sample: the draws so far
         idata = sampler.abort()
+    except Exception:
+        sampler.cancel()  # now, not when the interpreter shuts down (nutpie panics then)
+        raise
     if not lines:
         return idata
     _progress_line(idata, total, time.perf_counter() - start)
