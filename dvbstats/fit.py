@@ -113,6 +113,8 @@ def run(
         with _warnings_to(log):
             result = fit(f, cells, priors=Priors.from_specs(priors), settings=settings,
                          parametrization=parametrization, progress=progress)
+        if result.retry and not progress:  # with progress on, fitting.fit said so when it happened
+            log(result.retry)
         log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
         tables = {**summaries.tables(result, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation}
         for key, df in tables.items():

@@ -27,6 +27,7 @@ class Fit:
     parametrization: str
     idata: az.InferenceData
     timing: dict[str, float] = field(default_factory=dict)
+    retry: str | None = None  # why ``auto``'s first form was refitted in the other one (see fit)
 
     @property
     def formula(self) -> Formula:
@@ -105,10 +106,21 @@ def fit(
     parametrization: Parametrization = "auto",
     progress: bool = True,
 ) -> Fit:
-    """Build the hierarchical logistic model of ``formula`` on ``cells`` and sample it."""
+    """Build the hierarchical logistic model of ``formula`` on ``cells`` and sample it.
+
+    With ``auto``, a fit that fails its checks is sampled once more in the other zero-sum form
+    (``_retry_in_other_form``), which is said on the console and kept in ``Fit.retry``.
+    """
     priors = priors or Priors({})
+    result = _fit_once(design(formula, cells), priors, settings, parametrization, progress)
+    if parametrization == "auto" and result.design.terms and not result.diagnostics.ok:
+        result = _retry_in_other_form(result, settings, progress)
+    return result
+
+
+def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrization: Parametrization,
+              progress: bool) -> Fit:
     t0 = time.perf_counter()
-    d = design(formula, cells)
     model = build(d, priors, parametrization)
     if settings.target_accept is None:
         settings = replace(settings, target_accept=default_target_accept(d, parametrization))
@@ -116,3 +128,21 @@ def fit(
     idata = sample(model, settings, progress=progress)
     t2 = time.perf_counter()
     return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1})
+
+
+def _retry_in_other_form(first: Fit, settings: SamplerSettings, progress: bool) -> Fit:
+    """A fit in the zero-sum form ``auto`` did not choose for ``first``, whose checks failed.
+
+    Near the threshold between the forms either can fail where the other passes (docs/model.md).
+    ``settings`` are the requested ones (a default target acceptance follows the new form). The
+    second fit is returned even if it fails too, so that its checks are the ones reported.
+    """
+    chosen = set(first.parametrizations().values())
+    other = "zerosum_noncentered" if chosen == {"zerosum"} else "zerosum"
+    note = (f"auto parametrisation ({', '.join(sorted(chosen))}) failed its checks "
+            f"({'; '.join(first.diagnostics.failures)}); refitted with --parametrization {other}")
+    if progress:
+        print(f"{note}...", flush=True)
+    second = _fit_once(first.design, first.priors, settings, other, progress)
+    timing = {k: first.timing[k] + second.timing[k] for k in second.timing}
+    return replace(second, timing=timing, retry=note)

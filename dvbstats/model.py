@@ -16,7 +16,7 @@ the grand mean and every parameter identified. For an interaction ``g1:g2`` whos
 have main terms, the deviations sum to zero along every factor's axis. ``"zerosum"`` samples the
 deviations themselves (centred: right when thousands of trials pin each level down);
 ``"zerosum_noncentered"`` samples standardised deviations (right when the data are thin);
-``"auto"`` (the default) picks per term from the trials per level. ``"centered"`` and
+``"auto"`` (the default) picks one of the two from the trials per level. ``"centered"`` and
 ``"noncentered"`` are the textbook forms, kept for comparison.
 """
 
@@ -39,10 +39,10 @@ from .priors import Priors
 Parametrization = Literal["auto", "zerosum", "zerosum_noncentered", "centered", "noncentered"]
 PARAMETRIZATIONS: tuple[str, ...] = ("auto", "zerosum", "zerosum_noncentered", "centered", "noncentered")
 
-#: ``auto`` centres a zero-sum term when its levels hold at least this many trials (median):
-#: then the likelihood pins each level down far more tightly than its prior SD (see docs/model.md).
-CENTRED_MIN_TRIALS = 1000
-
+#: ``auto`` centres every zero-sum term when even the thinnest term holds at least this many trials
+#: per level (median): then the likelihood pins each level down far more tightly than its prior SD.
+#: Measured across data depths in docs/model.md (benchmarks/bench_depth.py).
+CENTRED_MIN_TRIALS = 500
 
 @dataclass(frozen=True)
 class Term:
@@ -166,17 +166,26 @@ def build(d: Design, priors: Priors, parametrization: Parametrization = "auto") 
 
 
 def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[str, str]:
-    """The parametrisation of every random term; ``auto`` decides per term from trials per level."""
+    """The parametrisation of every random term.
+
+    ``auto`` gives every term one form: centred zero-sum when the thinnest term's median trials per
+    level reach CENTRED_MIN_TRIALS, non-centred zero-sum otherwise. Mixing the forms (centred where a
+    term is well filled, non-centred where it is thin) failed its checks at 650-1,300 trials per
+    level where either form alone passed (docs/model.md).
+    """
     if parametrization != "auto":
         return {t.name: parametrization for t in d.terms}
     n = d.cells.data["n_trials"].to_numpy()
-    out = {}
-    for t in d.terms:
-        flat = np.ravel_multi_index(tuple(t.index.T), tuple(len(lv) for lv in t.levels))
-        per_level = np.bincount(flat, weights=n)
-        observed = per_level[per_level > 0]
-        out[t.name] = "zerosum" if np.median(observed) >= CENTRED_MIN_TRIALS else "zerosum_noncentered"
-    return out
+    thinnest = min((np.median(_trials_per_level(t, n)) for t in d.terms), default=np.inf)
+    form = "zerosum" if thinnest >= CENTRED_MIN_TRIALS else "zerosum_noncentered"
+    return {t.name: form for t in d.terms}
+
+
+def _trials_per_level(t: Term, n_trials: np.ndarray) -> np.ndarray:
+    """Trials of each level of ``t`` that has any."""
+    flat = np.ravel_multi_index(tuple(t.index.T), tuple(len(lv) for lv in t.levels))
+    per_level = np.bincount(flat, weights=n_trials)
+    return per_level[per_level > 0]
 
 
 def _random_intercepts(t: Term, sd, parametrization: str):
