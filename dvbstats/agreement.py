@@ -32,6 +32,7 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 import polars as pl
+import polars.selectors
 import pymc as pm
 import statsmodels.api as sm
 from scipy import stats
@@ -274,9 +275,8 @@ class Agreement:
 
     def write(self, out: Path) -> None:
         out = Path(out)
-        self.pairs.write_csv(out / "agreement.csv")
-        self.tests.write_csv(out / "paired_tests.csv")
-        self.models.write_csv(out / "agreement_model.csv")
+        for table, name in ((self.pairs, "agreement"), (self.tests, "paired_tests"), (self.models, "agreement_model")):
+            table.with_columns(pl.selectors.float().fill_nan(None)).write_csv(out / f"{name}.csv")  # NaN as empty
         (out / "agreement_methods.json").write_text(json.dumps(self.notes, indent=2, default=str) + "\n")
 
 

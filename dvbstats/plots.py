@@ -406,19 +406,20 @@ def pair_heatmaps(panels: Mapping[str, pd.DataFrame], *, groups: Sequence[str]) 
     """Symmetric model x model heatmaps side by side (e.g. raw agreement and Cohen's kappa).
 
     ``panels`` maps a colour-bar label to a square table (rows and columns in the same order);
-    ``groups`` gives each row's group (developer, family), and white rules separate the groups, so
+    ``groups`` gives each row's group (developer, family), and black rules separate the groups, so
     same-group blocks sit on the diagonal. Each panel has its own sequential colour scale.
     """
     n = len(next(iter(panels.values())))
-    fig, axes = plt.subplots(1, len(panels), figsize=(min(max(WIDTH, 5.2 * len(panels)), 13.0),
-                                                      0.42 * n + 2.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(max(WIDTH, 5.2 * len(panels)), 13.0), 0.32 * n + 1.9),
+                             squeeze=False)
     cuts = [i for i in range(1, n) if groups[i] != groups[i - 1]]
     for ax, (label, table) in zip(axes[0], panels.items(), strict=True):
         sns.heatmap(table.astype(float), ax=ax, cmap="viridis", annot=True, fmt=".2f", annot_kws={"fontsize": 7},
                     square=True, cbar_kws={"label": label, "shrink": 0.7}, linewidths=0.3, linecolor="white")
         for cut in cuts:
-            ax.axhline(cut, color="white", linewidth=3)
-            ax.axvline(cut, color="white", linewidth=3)
+            ax.axhline(cut, color="black", linewidth=1.6)
+            ax.axvline(cut, color="black", linewidth=1.6)
+        ax.grid(False)
         ax.set_xlabel("")
         ax.set_ylabel("")
         ax.tick_params(axis="x", rotation=45)

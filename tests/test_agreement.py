@@ -112,6 +112,7 @@ def test_two_models_give_no_agreement_model():
     assert res.pairs.height == 1 and res.models.is_empty() and "at least 3 models" in res.notes["not_run"]
 
 
+@pytest.mark.slow
 def test_bayes_agreement_model_recovers_same_family_effect(tmp_path):
     sim = simulate.shared_propensity_trials(GROUPS, n_items=2000, seed=20251, sd_group_item=0.8)
     assert sim.effect_pp > 2  # a clear effect, of the paper's size (3.6 points)
@@ -130,3 +131,27 @@ def test_bayes_agreement_model_recovers_same_family_effect(tmp_path):
     assert pl.read_csv(tmp_path / "paired_tests.csv").height == 36
     assert pl.read_csv(tmp_path / "agreement_model.csv").height == 5
     assert json.loads((tmp_path / "agreement_methods.json").read_text())["group"] == "family"
+
+
+def test_report_section_from_run_files(tmp_path):
+    from test_report import Page, flat, make_run
+
+    from dvbstats.report import render
+
+    run = make_run(tmp_path / "runs")
+    sim = simulate.shared_propensity_trials(GROUPS, n_items=300, seed=4)
+    counts = paired.pair_counts(sim.trials, agreement.model_order(_models(GROUPS), list(GROUPS), "family"))
+    pairs = agreement.agreement_table(counts, _models(GROUPS), "family")
+    rows = agreement.frequentist_models(pairs)
+    fitted = pl.DataFrame([{"group": "family", **agreement.group_means(pairs), **r} for r in rows])
+    agreement.Agreement(pairs, paired.paired_tests(counts), fitted,
+                        {"group": "family", "statement": agreement.statement(pairs)}).write(run)
+    text = flat(render(run, tmp_path / "reports", engine="pandoc"))
+    page = Page(text)
+    assert "sec-agreement" in page.ids and "fig-agreement" in page.ids and "fig-paired-p" in page.ids
+    tests = page.tables["tbl-paired-tests"]
+    assert len(tests) == 1 + 36 and tests[1][:2] == ["ga_0", "ga_1"]
+    assert [int(r[2].replace(",", "")) for r in tests[1:]] == counts["n_shared"].to_list()
+    model = page.tables["tbl-agreement-model"]
+    assert [r[0] for r in model[1:]] == list(agreement.METHODS[:3])
+    assert "12 pairs share a family" in text and "10 from gb" in text

@@ -643,11 +643,11 @@ def data_quality(run: RunFolder, figures: Figures) -> str:
 
 def agreement(run: RunFolder, figures: Figures) -> str:
     """Agreement between models and paired tests (``agreement.csv``, ``paired_tests.csv``,
-    ``agreement_model.csv``, ``agreement_methods.json``; :mod:`dvbstats.agreement`)."""
+    ``agreement_model.csv``, ``agreement_methods.json``; :mod:`dvbstats.agreement`); only when the
+    run has them (a trial table with at least two models; the manifest's ``agreement`` says why not)."""
     pairs, tests, fitted = run.table("agreement"), run.table("paired_tests"), run.table("agreement_model")
     if pairs is None or pairs.empty:
-        return section("Agreement between models", "agreement", absent(
-            "agreement needs a trial table with at least two models (aggregated counts have no items to pair)"))
+        return ""
     path = run.path / "agreement_methods.json"
     notes = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     group = escape(pairs["group"].iloc[0])
@@ -659,7 +659,7 @@ def agreement(run: RunFolder, figures: Figures) -> str:
     blocks = [figures(
         lambda: plots.pair_heatmaps(panels, groups=[str(of[m]) for m in order]), "agreement",
         f"Share of shared items on which two models gave the same answer (left) and Cohen's kappa, agreement "
-        f"beyond what the two models' rates give by chance (right); models ordered by {group}, white rules "
+        f"beyond what the two models' rates give by chance (right); models ordered by {group}, black rules "
         f"between {group}s.", "Heatmaps of pairwise agreement and kappa")]
     if fitted is not None and not fitted.empty:
         row = fitted.iloc[0]
