@@ -146,8 +146,9 @@ def _mixed(y: np.ndarray, same: np.ndarray, components: dict[str, np.ndarray], m
         warnings.simplefilter("ignore")  # boundary fits (a zero variance) are legitimate here
         fit = model.fit(reml=True)
     low, high = fit.conf_int(alpha=1 - LEVEL)[1]
+    note = "" if fit.converged else "; REML did not converge"
     row = _row(method, "percentage points", float(fit.params[1]), float(low), float(high),
-               p_value=float(fit.pvalues[1]), interval=f"Wald {LEVEL:.0%} CI")
+               p_value=float(fit.pvalues[1]), interval=f"Wald {LEVEL:.0%} CI{note}")
     row["sd_model"] = float(np.sqrt(np.sum(fit.vcomp)))  # one component (multi-membership) or the two summed
     row["sd_pair"] = float(np.sqrt(fit.scale))
     return row
@@ -176,8 +177,9 @@ def bayes_model(table: pl.DataFrame) -> pm.Model:
     a shift of ``a`` by twice it), pair effects ``e ~ Normal(0, sd_pair)``, both SDs
     ``HalfNormal(1)``. Both are centred, chosen by measurement: thousands of items per pair pin
     every pair's log-odds down, and on the synthetic example the non-centred model effects
-    mixed worse (R-hat 1.013, bulk ESS 487 against 1.002 and 1,871 centred, 4 x 1000 draws). ``diff_pp`` is the difference in expected agreement (percentage points)
-    between a same-group and a cross-group pair of average models (u = e = 0).
+    mixed worse (R-hat 1.013, bulk ESS 487 against 1.002 and 1,871 centred, 4 x 1000 draws).
+    ``diff_pp`` is the difference in expected agreement (percentage points) between a same-group
+    and a cross-group pair of average models (u = e = 0).
     """
     _, same, members, names = _design(table)
     pairs = table.filter(pl.col("n_shared") > 0)
@@ -270,13 +272,14 @@ class Agreement:
 
     pairs: pl.DataFrame  # agreement.csv
     tests: pl.DataFrame  # paired_tests.csv
-    models: pl.DataFrame  # agreement_model.csv (empty when the model could not be fitted)
+    models: pl.DataFrame  # agreement_model.csv (no columns, and no file, when the model could not be fitted)
     notes: dict  # agreement_methods.json: group, statement, diagnostics, why a part was not run
 
     def write(self, out: Path) -> None:
         out = Path(out)
         for table, name in ((self.pairs, "agreement"), (self.tests, "paired_tests"), (self.models, "agreement_model")):
-            table.with_columns(pl.selectors.float().fill_nan(None)).write_csv(out / f"{name}.csv")  # NaN as empty
+            if table.width:  # no agreement model: no file (notes["not_run"] says why)
+                table.with_columns(pl.selectors.float().fill_nan(None)).write_csv(out / f"{name}.csv")  # NaN as empty
         (out / "agreement_methods.json").write_text(json.dumps(self.notes, indent=2, default=str) + "\n")
 
 

@@ -155,3 +155,22 @@ def test_report_section_from_run_files(tmp_path):
     model = page.tables["tbl-agreement-model"]
     assert [r[0] for r in model[1:]] == list(agreement.METHODS[:3])
     assert "12 pairs share a family" in text and "10 from gb" in text
+
+
+def test_fit_hook_writes_tables_or_says_why_not(tmp_path):
+    from dvbstats.fit import _agreement
+    from dvbstats.ingest import RECONCILIATION_SCHEMA, TrialTable
+
+    groups = {"a": "x", "b": "x"}
+    sim = simulate.shared_propensity_trials(groups, n_items=100, seed=2)
+    wrap = lambda data: TrialTable(data, (), pl.DataFrame(schema=RECONCILIATION_SCHEMA))  # noqa: E731
+    settings = SamplerSettings()
+    one = wrap(sim.trials.filter(pl.col("model") == "a"))
+    assert _agreement(one, _models(groups), settings, 0.94, tmp_path, print).startswith("not run")
+    assert _agreement(None, _models(groups), settings, 0.94, tmp_path, print).startswith("not run")
+    assert not (tmp_path / "agreement.csv").exists()
+    note = _agreement(wrap(sim.trials), _models(groups), settings, 0.94, tmp_path, print)
+    assert "at least 3 models" in note  # two models: tables, but no agreement model
+    assert pl.read_csv(tmp_path / "agreement.csv")["n_shared"].to_list() == paired.pair_counts(sim.trials)["n_shared"].to_list()
+    assert (tmp_path / "paired_tests.csv").exists() and not (tmp_path / "agreement_model.csv").exists()
+    assert "at least 3 models" in json.loads((tmp_path / "agreement_methods.json").read_text())["not_run"]
