@@ -65,24 +65,26 @@ def main() -> None:
                   + "; ".join(f"{x['method']} {x['estimate']:+.2f} [{x['low']:+.2f}, {x['high']:+.2f}]"
                               for x in r if x["scale"] == "percentage points"), flush=True)
     table = pd.DataFrame(rows)
-    table["covered"] = np.where(table["scale"] == "log-odds",
-                                (table["low"] <= table["truth_logit"]) & (table["truth_logit"] <= table["high"]),
-                                (table["low"] <= table["truth_pp"]) & (table["truth_pp"] <= table["high"]))
     table.to_csv(args.out / "recovery.csv", index=False)
     pd.DataFrame(tests).to_csv(args.out / "paired.csv", index=False)
-    summary = (table.groupby(["scenario", "method", "scale"], sort=False)
-               .agg(coverage=("covered", "mean"), mean_width=("high", "mean"), n=("covered", "size"),
-                    mean_error=("estimate", "mean")).reset_index())
-    summary["mean_width"] = table.groupby(["scenario", "method", "scale"], sort=False).apply(
-        lambda g: (g["high"] - g["low"]).mean()).to_numpy()
-    summary["mean_error"] = table.groupby(["scenario", "method", "scale"], sort=False).apply(
-        lambda g: (g["estimate"] - np.where(g["scale"] == "log-odds", g["truth_logit"], g["truth_pp"])).mean()).to_numpy()
+    summary = summarise(table)
     summary.to_csv(args.out / "summary.csv", index=False)
     print(summary.to_string(index=False))
     print(pd.DataFrame(tests).groupby("scenario")[["se_ratio_median", "mcnemar_holm_sig", "chi2_holm_sig"]].mean())
     pp = table[table["scale"] == "percentage points"]
     with plots.style():
         plots.save(recovery_figure(pp), args.out / "recovery.png")
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """Coverage, mean interval width and mean error (estimate - truth) per scenario, method and scale."""
+    truth = np.where(table["scale"] == "log-odds", table["truth_logit"], table["truth_pp"])
+    t = table.assign(covered=(table["low"] <= truth) & (truth <= table["high"]), width=table["high"] - table["low"],
+                     error=table["estimate"] - truth)
+    return (t.groupby(["scenario", "method", "scale"], sort=False)
+            .agg(n=("covered", "size"), coverage=("covered", "mean"), mean_width=("width", "mean"),
+                 mean_error=("error", "mean"), rmse=("error", lambda e: float(np.sqrt(np.mean(e**2)))))
+            .reset_index())
 
 
 def recovery_figure(pp: pd.DataFrame):

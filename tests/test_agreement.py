@@ -123,6 +123,7 @@ def test_bayes_agreement_model_recovers_same_family_effect(tmp_path):
     assert bayes["log-odds"]["low"] <= sim.effect_logit <= bayes["log-odds"]["high"]
     assert bayes["percentage points"]["low"] > 0 and bayes["log-odds"]["p_positive"] > 0.97
     assert res.notes["diagnostics"]["divergences"] == 0
+    assert res.notes["diagnostics"]["model_effects"] == "non-centred"  # thin data: (M-1) sd_model^2 / sd_pair^2 < 1
     assert "12 pairs share a family" in res.notes["statement"] and "10 from gb" in res.notes["statement"]
     # the grouping column is a parameter: with one developer for all, every pair is same-developer
     assert res.pairs["same_group"].sum() == 12
