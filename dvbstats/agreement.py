@@ -51,12 +51,15 @@ METHODS: tuple[str, ...] = ("difference of means", "LMM crossed model1 + model2 
                             "LMM multi-membership", "Bayes binomial multi-membership")
 
 
+#: Fewest models for the agreement model: 3 models give 3 pairs for an intercept, a group effect, model
+#: effects and a residual, which the mixed models cannot separate; 4 give 6 pairs.
+MIN_MODELS = 4
 #: NUTS target acceptance when the run gives none.
 TARGET_ACCEPT = 0.9
 
 
 class AgreementUnavailable(ValueError):
-    """The agreement model cannot be fitted (fewer than three models, or no same- or cross-group pair)."""
+    """The agreement model cannot be fitted (fewer than :data:`MIN_MODELS` models, or no same- or cross-group pair)."""
 
 
 def model_order(models: ModelTable, present: Sequence[str], group: str = "developer") -> list[str]:
@@ -118,9 +121,9 @@ def _design(table: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, li
         members[row, index[m1]] += 1
         members[row, index[m2]] += 1
     same = pairs["same_group"].cast(pl.Float64).to_numpy()
-    if len(names) < 3 or same.min() == same.max():
+    if len(names) < MIN_MODELS or same.min() == same.max():
         raise AgreementUnavailable(
-            f"the agreement model needs at least 3 models with both same-group and cross-group pairs; "
+            f"the agreement model needs at least {MIN_MODELS} models with both same-group and cross-group pairs; "
             f"have {len(names)} models, {int(same.sum())} same-group and {int((1 - same).sum())} cross-group pairs")
     return 100 * pairs["agreement"].to_numpy(), same, members, names
 

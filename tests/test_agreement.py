@@ -109,7 +109,7 @@ def test_difference_of_means_is_the_raw_difference():
 def test_two_models_give_no_agreement_model():
     sim = simulate.shared_propensity_trials({"a": "x", "b": "x"}, n_items=200, seed=1)
     res = agreement.run(sim.trials, _models({"a": "x", "b": "x"}), group="family")
-    assert res.pairs.height == 1 and res.models.is_empty() and "at least 3 models" in res.notes["not_run"]
+    assert res.pairs.height == 1 and res.models.is_empty() and "at least 4 models" in res.notes["not_run"]
 
 
 @pytest.mark.slow
@@ -171,7 +171,7 @@ def test_fit_hook_writes_tables_or_says_why_not(tmp_path):
     assert _agreement(None, _models(groups), settings, 0.94, tmp_path, print).startswith("not run")
     assert not (tmp_path / "agreement.csv").exists()
     note = _agreement(wrap(sim.trials), _models(groups), settings, 0.94, tmp_path, print)
-    assert "at least 3 models" in note  # two models: tables, but no agreement model
+    assert "at least 4 models" in note  # two models: tables, but no agreement model
     assert pl.read_csv(tmp_path / "agreement.csv")["n_shared"].to_list() == paired.pair_counts(sim.trials)["n_shared"].to_list()
     assert (tmp_path / "paired_tests.csv").exists() and not (tmp_path / "agreement_model.csv").exists()
-    assert "at least 3 models" in json.loads((tmp_path / "agreement_methods.json").read_text())["not_run"]
+    assert "at least 4 models" in json.loads((tmp_path / "agreement_methods.json").read_text())["not_run"]
