@@ -125,12 +125,13 @@ def run(
 
         with _warnings_to(log):
             scaling_note = _scaling(result, model_table, pairs, hdi_prob, seed, work, scaling, log)
+            agreement_note = _agreement(data.trials, model_table, settings, hdi_prob, work, log)
         t_end = time.perf_counter()
         meta = manifest.build(
             run_name=name, synthetic=synthetic, inputs=inputs, fit=result, quality=quality,
             reconciliation=reconciliation, hdi_prob=hdi_prob, command=command,
             timing={"ingest_s": t_ingest - t_start, **result.timing, "total_s": t_end - t_start},
-            extra={"scaling": scaling_note, "empty_models": {
+            extra={"scaling": scaling_note, "agreement": agreement_note, "empty_models": {
                 "models": empty, "in_fit": bool(empty) and keep_empty_models,
                 "note": EMPTY_NOTE[keep_empty_models] if empty else "every model has usable trials"}},
         )
@@ -253,6 +254,19 @@ def _scaling(result: Fit, table: ModelTable, pairs, hdi_prob, seed, out: Path, w
         return f"not run: {exc}"
     res.write(out)
     return "run"
+
+
+def _agreement(trials: TrialTable | None, table: ModelTable, settings: SamplerSettings, hdi_prob, out: Path,
+               log) -> str:
+    """Agreement between models and paired tests (:mod:`dvbstats.agreement`) when trials of >= 2 models exist."""
+    if trials is None or trials.data.filter(pl.col("status") == "used")["model"].n_unique() < 2:
+        return "not run: needs a trial table with at least two models"
+    from . import agreement
+
+    log("Agreement between models and paired tests...")
+    res = agreement.run(trials.data, table, settings=settings, hdi_prob=hdi_prob)
+    res.write(out)
+    return res.notes.get("not_run", "run")
 
 
 def _run_name(paths: Sequence[str | Path], synthetic: bool) -> str:

@@ -401,3 +401,55 @@ def as_wide(table: pd.DataFrame, *, index: str, columns: str, values: str,
     if index_order is not None:
         wide = wide.reindex([i for i in index_order if i in wide.index])
     return wide
+
+
+def pair_heatmaps(panels: Mapping[str, pd.DataFrame], *, groups: Sequence[str]) -> Figure:
+    """Symmetric model x model heatmaps side by side (e.g. raw agreement and Cohen's kappa).
+
+    ``panels`` maps a colour-bar label to a square table (rows and columns in the same order);
+    ``groups`` gives each row's group (developer, family), and black rules separate the groups, so
+    same-group blocks sit on the diagonal. Each panel has its own sequential colour scale.
+    """
+    n = len(next(iter(panels.values())))
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(max(WIDTH, 5.2 * len(panels)), 13.0), 0.32 * n + 1.9),
+                             squeeze=False)
+    cuts = [i for i in range(1, n) if groups[i] != groups[i - 1]]
+    for ax, (label, table) in zip(axes[0], panels.items(), strict=True):
+        sns.heatmap(table.astype(float), ax=ax, cmap="viridis", annot=True, fmt=".2f", annot_kws={"fontsize": 7},
+                    square=True, cbar_kws={"label": label, "shrink": 0.7}, linewidths=0.3, linecolor="white")
+        for cut in cuts:
+            ax.axhline(cut, color="black", linewidth=1.6)
+            ax.axvline(cut, color="black", linewidth=1.6)
+        ax.grid(False)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.tick_params(axis="x", rotation=45)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
+        ax.tick_params(axis="y", rotation=0)
+    return fig
+
+
+def paired_p_values(tests: pd.DataFrame, *, alpha: float = 0.05) -> Figure:
+    """Per pair of models: -log10 p of the unpaired chi-square (x) against McNemar's paired test (y).
+
+    ``tests`` has ``chi2_p`` and ``mcnemar_p`` (``paired_tests.csv``); points above the diagonal
+    are pairs the paired test finds clearer than the unpaired one. Dashed lines: ``alpha``.
+    """
+    floor = np.finfo(float).tiny  # a p-value that underflowed to 0 is drawn at the smallest double
+    x = -np.log10(np.clip(tests["chi2_p"].to_numpy(dtype=float), floor, 1))
+    y = -np.log10(np.clip(tests["mcnemar_p"].to_numpy(dtype=float), floor, 1))
+    fig, ax = plt.subplots(figsize=(5.2, 5.0))
+    top = max(np.nanmax(x), np.nanmax(y), 2.0) * 1.05
+    ax.plot([0, top], [0, top], color=REFERENCE, linewidth=1, label="equal p-values")
+    ax.scatter(x, y, color=POSTERIOR, s=22, zorder=3, label="pair of models")
+    ax.axvline(-np.log10(alpha), color=REFERENCE, linestyle="--", linewidth=0.8)
+    ax.axhline(-np.log10(alpha), color=REFERENCE, linestyle="--", linewidth=0.8, label=f"p = {alpha:g}")
+    ax.set_xscale("symlog", linthresh=2)
+    ax.set_yscale("symlog", linthresh=2)
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("unpaired chi-square: -log10 p")
+    ax.set_ylabel("paired McNemar (exact): -log10 p")
+    ax.legend(loc="upper left")
+    return fig

@@ -661,6 +661,73 @@ def data_quality(run: RunFolder, figures: Figures) -> str:
     return section("Data quality", "data-quality", *blocks)
 
 
+def agreement(run: RunFolder, figures: Figures) -> str:
+    """Agreement between models and paired tests (``agreement.csv``, ``paired_tests.csv``,
+    ``agreement_model.csv``, ``agreement_methods.json``; :mod:`dvbstats.agreement`); only when the
+    run has them (a trial table with at least two models; the manifest's ``agreement`` says why not)."""
+    pairs, tests, fitted = run.table("agreement"), run.table("paired_tests"), run.table("agreement_model")
+    if pairs is None or pairs.empty:
+        return ""
+    path = run.path / "agreement_methods.json"
+    notes = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    group = escape(pairs["group"].iloc[0])
+    order = list(dict.fromkeys([*pairs["model1"], *pairs["model2"]]))
+    of = dict(zip(pairs["model1"], pairs["group1"], strict=True)) | dict(zip(pairs["model2"], pairs["group2"], strict=True))
+    square = pd.concat([pairs, pairs.rename(columns={"model1": "model2", "model2": "model1"})])
+    panels = {label: square.pivot(index="model1", columns="model2", values=col).reindex(index=order, columns=order)
+              for label, col in (("raw agreement", "agreement"), ("Cohen's kappa", "kappa"))}
+    blocks = [figures(
+        lambda: plots.pair_heatmaps(panels, groups=[str(of[m]) for m in order]), "agreement",
+        f"Share of shared items on which two models gave the same answer (left) and Cohen's kappa, agreement "
+        f"beyond what the two models' rates give by chance (right); models ordered by {group}, black rules "
+        f"between {group}s.", "Heatmaps of pairwise agreement and kappa")]
+    if fitted is not None and not fitted.empty:
+        row = fitted.iloc[0]
+        blocks.append(
+            f"Same-{group} pairs agreed on {fmt_num(row['same_mean'])}% of shared items on average "
+            f"({fmt_int(row['n_same_pairs'])} pairs), cross-{group} pairs on {fmt_num(row['cross_mean'])}% "
+            f"({fmt_int(row['n_cross_pairs'])} pairs). The difference by method (@tbl-agreement-model):")
+        blocks.append(md_table(pd.DataFrame({
+            "Method": [escape(m) for m in fitted["method"]],
+            "Scale": [escape(s) for s in fitted["scale"]],
+            "Estimate": [fmt_num(x) if s != "log-odds" else fmt_num(x, 3) for x, s in zip(fitted["estimate"], fitted["scale"], strict=True)],
+            "Interval": [f"{fmt_num(a, 3 if s == 'log-odds' else 2)} to {fmt_num(b, 3 if s == 'log-odds' else 2)} ({escape(i)})"
+                         for a, b, s, i in zip(fitted["low"], fitted["high"], fitted["scale"], fitted["interval"], strict=True)],
+            "p / P(>0)": [fmt_p(float(p)) if pd.notna(p) else f"P = {fmt_num(q, 3)}"
+                          for p, q in zip(fitted["p_value"], fitted["p_positive"], strict=True)],
+        }), caption=f"Same-{group} minus cross-{group} agreement.", label="agreement-model", align="llrll"))
+        diag = notes.get("diagnostics") or {}
+        if diag and not diag.get("ok", True):
+            blocks.append(callout("important", "Agreement model: sampler diagnostics failed",
+                                  "\n".join(f"- {escape(f)}" for f in diag.get("failures", []))))
+    if notes.get("statement"):
+        blocks.append(callout("note", "What these pairs can show", escape(notes["statement"])))
+    if notes.get("not_run"):
+        blocks.append(absent(f"the agreement model ({escape(notes['not_run'])})"))
+    if tests is not None and not tests.empty:
+        ratio = tests["se_paired"] / tests["se_unpaired"]
+        blocks.append(
+            f"Paired tests: McNemar's exact test uses only the items on which two models differ; the paper's "
+            f"chi-square treats the two models' answers as independent samples. Pairing changed the standard error "
+            f"of a difference in rates by a factor {fmt_num(ratio.min())} to {fmt_num(ratio.max())} "
+            f"(median {fmt_num(ratio.median())}); {int((tests['mcnemar_p_holm'] < 0.05).sum())} of {len(tests)} pairs "
+            f"differ at Holm-adjusted p < 0.05 paired, {int((tests['chi2_p_holm'] < 0.05).sum())} unpaired.")
+        blocks.append(figures(lambda: plots.paired_p_values(tests), "paired-p",
+                              "Per pair of models, the paired McNemar test against the unpaired chi-square "
+                              "(-log10 p; above the diagonal the paired test is clearer).", "Scatter of p-values"))
+        blocks.append(md_table(pd.DataFrame({
+            "Model 1": [escape(m) for m in tests["model1"]], "Model 2": [escape(m) for m in tests["model2"]],
+            "Shared items": [fmt_int(x) for x in tests["n_shared"]],
+            "Rate 1 − rate 2": [fmt_num(x, 3) for x in tests["diff"]],
+            "SE paired / unpaired": [fmt_num(x) for x in ratio],
+            "McNemar p (Holm)": [fmt_p(float(x)) for x in tests["mcnemar_p_holm"]],
+            "McNemar p (BH)": [fmt_p(float(x)) for x in tests["mcnemar_p_bh"]],
+            "Chi-square p (Holm)": [fmt_p(float(x)) for x in tests["chi2_p_holm"]],
+        }), caption="Every pair of models on the items both answered: paired and unpaired tests, adjusted across "
+           "all pairs (Holm: family-wise; BH: false discovery rate).", label="paired-tests", align="ll" + "r" * 6))
+    return section("Agreement between models", "agreement", *blocks)
+
+
 def _section_title(path: Path) -> str:
     stem = re.sub(r"^\d+[-_ ]*", "", path.stem) or path.stem
     return stem.replace("_", " ").replace("-", " ").strip().capitalize()
@@ -773,6 +840,7 @@ def build(run: RunFolder, report_dir: Path) -> str:
         ppc(run, figures),
         diagnostics(run, figures),
         data_quality(run, figures),
+        agreement(run, figures),
         *extra_sections(run),
         methods(run),
     ]
