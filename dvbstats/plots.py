@@ -400,3 +400,26 @@ def as_wide(table: pd.DataFrame, *, index: str, columns: str, values: str,
     if index_order is not None:
         wide = wide.reindex([i for i in index_order if i in wide.index])
     return wide
+
+
+def rank_intervals(ranks: pd.DataFrame, *, interval: float) -> Figure:
+    """Posterior ranks per level (1 = highest rate): mean rank with its central rank interval, and
+    P(best) and P(worst) beside each row. ``ranks`` has the ``ranks.csv`` columns, rows in drawing
+    order (top to bottom)."""
+    n = len(ranks)
+    fig, ax = plt.subplots(figsize=(WIDTH, _height(n)))
+    y = np.arange(n)[::-1].astype(float)
+    _interval_rows(ax, y, ranks["mean_rank"].astype(float), ranks["rank_low"].astype(float),
+                   ranks["rank_high"].astype(float), color=POSTERIOR,
+                   label=f"mean rank, {interval:.0%} rank interval")
+    for yi, best, worst in zip(y, ranks["p_best"], ranks["p_worst"], strict=True):
+        ax.text(1.01, yi, f"P(best) {best:.2f}  P(worst) {worst:.2f}", transform=ax.get_yaxis_transform(),
+                va="center", fontsize=8, color=REFERENCE)
+    ax.set_yticks(y, ranks["level"].astype(str))
+    ax.set_xticks(np.arange(1, n + 1))
+    ax.set_xlim(0.5, n + 0.5)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel("rank by design-averaged rate (1 = highest)")
+    ax.grid(axis="y", visible=False)
+    fig.legend(*_legend_entries(ax), loc="outside lower center", ncol=2)
+    return fig

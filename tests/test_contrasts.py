@@ -1,0 +1,135 @@
+"""Contrasts and ranks: pure functions against hand computations, and interval coverage / P(best)
+on simulated fits with known effects."""
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy.special import expit
+
+from dvbstats import contrasts
+from dvbstats.cells import CellTable
+from dvbstats.fitting import fit
+from dvbstats.formula import parse
+from dvbstats.sample import SamplerSettings
+
+LEVELS = {"model": ["gpt-4.1", "gpt-4.1-mini", "gpt-4o"], "value": ["justice", "fidelity"]}
+
+
+def test_parse_contrast_splits_hyphenated_names_on_the_one_valid_hyphen():
+    assert contrasts.parse_contrast("gpt-4.1-mini-gpt-4o", LEVELS) == ("model", "gpt-4.1-mini", "gpt-4o")
+    assert contrasts.parse_contrast("gpt-4.1-gpt-4.1-mini", LEVELS) == ("model", "gpt-4.1", "gpt-4.1-mini")
+    assert contrasts.parse_contrast("value:justice-fidelity", LEVELS) == ("value", "justice", "fidelity")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("gpt-4.1-llama", "does not name two levels"),
+    ("gpt-4o-gpt-4o", "itself"),
+    ("colour:red-blue", "no factor 'colour'"),
+    ("value:justice-care", "does not name two levels of 'value'"),
+])
+def test_bad_contrasts_name_the_levels(spec, message):
+    with pytest.raises(contrasts.ContrastError, match=message) as err:
+        contrasts.parse_contrast(spec, LEVELS)
+    assert "levels:" in str(err.value) or "factors:" in str(err.value) or "itself" in message
+
+
+def test_ambiguous_split_is_an_error():
+    with pytest.raises(contrasts.ContrastError, match="ambiguous"):
+        contrasts.parse_contrast("a-b-c", {"model": ["a", "b", "c", "a-b", "b-c"]})
+
+
+def test_resolve_all_and_duplicates():
+    wanted = contrasts.resolve(["all", "gpt-4o-gpt-4.1", "value:justice-fidelity"], LEVELS)
+    assert wanted["model"] == [("gpt-4.1", "gpt-4.1-mini"), ("gpt-4.1", "gpt-4o"), ("gpt-4.1-mini", "gpt-4o"),
+                               ("gpt-4o", "gpt-4.1")]
+    assert wanted["value"] == [("justice", "fidelity")]
+
+
+def test_contrast_table_by_hand():
+    rng = np.random.default_rng(1)
+    draws = rng.normal([0.3, 0.32, 0.5], 0.02, size=(4000, 3))
+    t = contrasts.contrast_table(draws, ["a", "b", "c"], [("b", "a")], factor="model", hdi_prob=0.9, rope=0.01)
+    diff = draws[:, 1] - draws[:, 0]
+    row = t.row(0, named=True)
+    assert row["diff_mean"] == pytest.approx(diff.mean())
+    assert row["p_diff_above_0"] == pytest.approx((diff > 0).mean())
+    assert row["p_in_rope"] == pytest.approx((np.abs(diff) < 0.01).mean())
+    inside = ((diff >= row["diff_hdi_low"]) & (diff <= row["diff_hdi_high"])).mean()
+    assert inside == pytest.approx(0.9, abs=0.002)
+    assert row["diff_hdi_high"] - row["diff_hdi_low"] <= np.subtract(*np.quantile(diff, [0.95, 0.05])) + 1e-9
+    with pytest.raises(contrasts.ContrastError, match="no level 'z'"):
+        contrasts.contrast_table(draws, ["a", "b", "c"], [("a", "z")], factor="model", hdi_prob=0.9)
+
+
+def test_ranks_and_p_superior_are_consistent_distributions():
+    rng = np.random.default_rng(2)
+    draws = rng.normal([0.30, 0.31, 0.40, 0.20], 0.01, size=(3000, 4))
+    labels = ["a", "b", "c", "d"]
+    ranks = contrasts.rank_draws(draws)
+    assert (np.sort(ranks, axis=1) == np.arange(1, 5)).all()  # a permutation of 1..K per draw
+    table = contrasts.rank_table(draws, labels, interval=0.94)
+    dist = table.select(pl.col("^p_rank_.*$")).to_numpy()
+    np.testing.assert_allclose(dist.sum(axis=1), 1)  # each level's rank distribution
+    np.testing.assert_allclose(dist.sum(axis=0), 1)  # each rank is held by exactly one level per draw
+    np.testing.assert_allclose(table["mean_rank"].sum(), 1 + 2 + 3 + 4)
+    assert table.filter(pl.col("level") == "c")["p_best"][0] > 0.99
+    assert table.filter(pl.col("level") == "d")["p_worst"][0] > 0.99
+    assert (table["rank_low"] <= table["median_rank"]).all() and (table["median_rank"] <= table["rank_high"]).all()
+    sup = contrasts.p_superior(draws, labels)
+    m = sup.drop("level").to_numpy().astype(float)
+    off = ~np.eye(4, dtype=bool)
+    np.testing.assert_allclose((m + m.T)[off], 1)  # continuous draws: no ties
+    assert np.isnan(np.diag(m)).all()
+    assert m[0, 1] == pytest.approx((draws[:, 0] > draws[:, 1]).mean())
+
+
+# ------------------------------------------------------------------------- simulated fits
+
+MODELS = ["m1", "m2", "m3", "m4"]
+VALUES = ["v1", "v2", "v3", "v4", "v5", "v6"]
+
+
+def simulate_cells(seed: int, model_effects: np.ndarray, n: int = 150) -> tuple[CellTable, np.ndarray]:
+    """Model x value binomial cells with known model effects, drawn value effects (SD 0.5) and
+    model x value effects (SD 0.2); returns the cells and the true design-averaged rate per model."""
+    rng = np.random.default_rng(seed)
+    value = rng.normal(0, 0.5, len(VALUES))
+    inter = rng.normal(0, 0.2, (len(MODELS), len(VALUES)))
+    p = expit(-0.8 + model_effects[:, None] + value[None, :] + inter)
+    k = rng.binomial(n, p)
+    data = pl.DataFrame({
+        "model": np.repeat(MODELS, len(VALUES)), "value": np.tile(VALUES, len(MODELS)),
+        "n_prompts": n, "n_trials": n, "n_deep": k.ravel(),
+    }).with_columns(pl.col("n_prompts", "n_trials", "n_deep").cast(pl.Int64))
+    return CellTable(data, ("model", "value")), p.mean(axis=1)
+
+
+def small_fit(cells: CellTable, seed: int):
+    formula = parse("chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)")
+    return fit(formula, cells, settings=SamplerSettings(draws=300, tune=300, chains=2, seed=seed), progress=False)
+
+
+@pytest.mark.slow
+def test_contrast_intervals_cover_the_truth_and_the_best_model_leads_p_best():
+    """Over 16 seeds x 6 pairs, 94% HDIs of the design-averaged differences cover the true difference
+    at about their rate, and the truly best model has the highest P(best) in most seeds."""
+    effects = np.array([0.0, 0.1, 0.2, 0.35])  # m4 best, by about 0.03 in rate over m3
+    covered, total, best_first = 0, 0, 0
+    seeds = range(16)
+    for seed in seeds:
+        cells, truth = simulate_cells(seed, effects)
+        result = small_fit(cells, seed)
+        table = contrasts.contrast_table(*result.level_draws("model"), contrasts.all_pairs(MODELS),
+                                         factor="model", hdi_prob=0.94)
+        true_diff = {(a, b): truth[MODELS.index(a)] - truth[MODELS.index(b)] for a, b in contrasts.all_pairs(MODELS)}
+        for r in table.iter_rows(named=True):
+            total += 1
+            covered += r["diff_hdi_low"] <= true_diff[(r["a"], r["b"])] <= r["diff_hdi_high"]
+        ranks = contrasts.rank_table(*result.level_draws("model"))
+        best_first += ranks.sort("p_best", descending=True)["level"][0] == "m4"
+        assert result.contrast("m4", "m1").row(0, named=True)["diff_mean"] == pytest.approx(
+            table.filter((pl.col("a") == "m1") & (pl.col("b") == "m4"))["diff_mean"][0] * -1)
+    coverage = covered / total
+    print(f"coverage {covered}/{total} = {coverage:.3f}; best model first in P(best) in {best_first}/{len(seeds)}")
+    assert 0.85 <= coverage <= 1.0
+    assert best_first >= 0.7 * len(seeds)
