@@ -28,6 +28,7 @@ import pandas as pd
 import polars as pl
 import statsmodels.api as sm
 
+from dvbstats import plots
 from dvbstats.cells import CellTable
 from dvbstats.fitting import Fit, fit
 from dvbstats.formula import parse
@@ -48,6 +49,9 @@ ALPHA = 0.05
 #: published figures have 2 decimals (rounding +-0.005) and the counts are rebuilt from rounded
 #: aggregates, which moves the fitted odds ratios by a few thousandths more.
 OR_TOLERANCE = 0.01
+
+#: The section's figure (``sections/figures/value-audit.png`` of the run folder).
+FIGURE = "value-audit"
 
 LOGIT_FORMULA = "chose_deep ~ " + " + ".join(DIMENSIONS)
 BAYES_FORMULA = "chose_deep ~ 1 + " + " + ".join(DIMENSIONS) + " + (1|model) + (1|value) + (1|model:value)"
@@ -348,6 +352,9 @@ def section(
                  "counts (p also with value clusters), and the hierarchical Bayesian coefficients "
                  f"(`{BAYES_FORMULA}`; odds ratio at the posterior median).", label="value-audit",
                  align="lrrrrrrrl"),
+        f"![Odds ratio per rating point: the paper's published figures (diamonds), the clustered logit on the "
+        f"reconstructed counts and the hierarchical Bayesian model.](figures/{FIGURE}.png){{#fig-{FIGURE} "
+        'fig-alt="Odds ratios per rating dimension from the paper, the replication and the Bayesian model"}',
         f"**What {n_values} values can show.** The logit has no term for model or value, so every difference "
         "between values and between models in DVGR that happens to line up with the ratings is credited to the "
         "ratings. The hierarchical model gives models and values their own effects; a rating then explains DVGR "
@@ -396,11 +403,25 @@ class Audit:
         return section(self.logit, self.logit_by_value, self.bayes, self.shares, hdi_prob=self.hdi_prob,
                        diagnostics=self.diagnostics_sentence())
 
+    def estimates(self) -> pd.DataFrame:
+        """Odds ratios per dimension from the clustered logit (95% CI) and the posterior (HDI), long."""
+        pct = f"{self.hdi_prob:.0%}"
+        logit = self.logit.filter(pl.col("term").is_in(DIMENSIONS)).select(
+            "term", "odds_ratio", low="or_ci_low", high="or_ci_high",
+            analysis=pl.lit("logit, model × value clusters (95% CI)"))
+        bayes = self.bayes.select("term", "odds_ratio", low="or_hdi_low", high="or_hdi_high",
+                                  analysis=pl.lit(f"hierarchical Bayesian ({pct} HDI)"))
+        return pl.concat([logit, bayes]).to_pandas()
+
     def write(self, run_dir: Path) -> None:
-        """``value_audit_logit.csv`` (both clusterings), ``value_audit_bayes.csv``, ``value_audit_shares.csv``."""
+        """``value_audit_logit.csv`` (both clusterings), ``value_audit_bayes.csv``, ``value_audit_shares.csv``
+        and the section's figure ``sections/figures/value-audit.png``."""
         pl.concat([self.logit, self.logit_by_value]).write_csv(run_dir / "value_audit_logit.csv")
         self.bayes.write_csv(run_dir / "value_audit_bayes.csv")
         self.shares.write_csv(run_dir / "value_audit_shares.csv")
+        with plots.style():
+            fig = plots.odds_ratios(self.estimates(), reference=pd.Series(PUBLISHED_ODDS_RATIOS))
+        plots.save(fig, run_dir / "sections" / "figures" / f"{FIGURE}.png")
 
 
 def run_audit(

@@ -133,3 +133,52 @@ def test_contrast_intervals_cover_the_truth_and_the_best_model_leads_p_best():
     print(f"coverage {covered}/{total} = {coverage:.3f}; best model first in P(best) in {best_first}/{len(seeds)}")
     assert 0.85 <= coverage <= 1.0
     assert best_first >= 0.7 * len(seeds)
+
+
+# ------------------------------------------------------------------------- CLI and report
+
+
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory) -> list[str]:
+    from dvbstats import simulate
+
+    design = simulate.Design(feature_dims=[("Formal", "Colloquial")], n_prompts=300)
+    models = ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "gpt-4.1-mini-2025-04-14"]
+    effects = simulate.draw_effects(design, models, intercept=-0.8, log_n_train=0.0,
+                                    sd={"model": 0.4, "value": 0.3, "feature": 0.2, "context": 0.2}, seed=5)
+    sim = simulate.simulate(effects, design, seed=6, out_dir=tmp_path_factory.mktemp("dumps"))
+    return [str(p) for p in sim.paths]
+
+
+def test_cli_writes_contrasts_ranks_and_the_report_section(dumps, tmp_path, monkeypatch):
+    from dvbstats import fit as cli
+    from dvbstats.report.render import write_qmd
+    from dvbstats.report.run import RunFolder
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([*dumps, "--out", "run", "--draws", "150", "--tune", "150", "--chains", "2", "--quiet",
+                     "--no-report", "--no-scaling", "--allow-warnings", "--formula",
+                     "chose_deep ~ 1 + (1|model) + (1|value)", "--contrasts", "all",
+                     "--contrast", "gpt-4o-gpt-4.1-mini", "--contrast", "value:justice-fidelity",
+                     "--rope", "0.02"]) == 0
+    table = pl.read_csv("run/contrasts.csv")
+    assert table.filter(pl.col("factor") == "model").height == 3 + 1  # all 3 pairs and the reversed one
+    assert table.filter(pl.col("factor") == "value").select("a", "b").rows() == [("justice", "fidelity")]
+    assert table["rope"].unique().to_list() == [0.02] and table["p_in_rope"].is_between(0, 1).all()
+    ranks = pl.read_csv("run/ranks.csv")
+    assert sorted(ranks["level"]) == sorted(pl.read_csv("run/p_superior.csv")["level"])
+    np.testing.assert_allclose(ranks.select(pl.col("^p_rank_.*$")).to_numpy().sum(axis=0), 1)
+    qmd = write_qmd(RunFolder.read("run"), tmp_path / "report").read_text()
+    assert "# Contrasts and ranks {#sec-contrasts}" in qmd and "{#tbl-contrasts}" in qmd
+    assert (tmp_path / "report/figures/p-superior.png").is_file() and (tmp_path / "report/figures/ranks.png").is_file()
+    assert "P(\\|difference\\| < 0.02)" in qmd
+
+
+def test_cli_bad_contrast_exits_2_before_sampling(dumps, tmp_path, monkeypatch, capsys):
+    from dvbstats import fit as cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([*dumps, "--out", "run", "--quiet", "--contrast", "gpt-4o-llama"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: contrast 'gpt-4o-llama' does not name two levels") and "Traceback" not in err
+    assert not (tmp_path / "run" / "posterior.nc").exists()

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import shlex
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -646,8 +647,14 @@ def _section_title(path: Path) -> str:
     return stem.replace("_", " ").replace("-", " ").strip().capitalize()
 
 
-def extra_sections(run: RunFolder) -> list[str]:
-    """The run's ``sections/*.md``, each its own section (its first ``#`` heading, else its file name)."""
+def extra_sections(run: RunFolder, report_dir: Path) -> list[str]:
+    """The run's ``sections/*.md``, each its own section (its first ``#`` heading, else its file name).
+
+    Figures a section links as ``figures/<name>.png`` live in the run's ``sections/figures/`` and are
+    copied beside the report's own figures."""
+    for png in sorted((run.path / "sections" / FIGURES).glob("*.png")):
+        (report_dir / FIGURES).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(png, report_dir / FIGURES / png.name)
     out = []
     for path in run.extra_sections():
         text = path.read_text(encoding="utf-8").strip()
@@ -797,7 +804,7 @@ def build(run: RunFolder, report_dir: Path) -> str:
         ppc(run, figures),
         diagnostics(run, figures),
         data_quality(run, figures),
-        *extra_sections(run),
+        *extra_sections(run, report_dir),
         methods(run),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
