@@ -43,7 +43,7 @@ PROCESSED = Path("data/processed/dvb2025")
 OUT = Path("runs") / NAME
 REPORTS = Path("reports")
 #: ``--quick``: enough for a look and for the tests, not for the committed report.
-QUICK = {"draws": 300, "tune": 300, "chains": 2}
+QUICK = {"draws": 300, "tune": 300, "chains": 2, "audit_draws": 300}
 SECTIONS = {"published": "01_published_vs_reanalysis.md", "reconstruction": "02_reconstruction.md",
             "audit": "03_value_audit.md"}
 #: The value audit's fit tunes and draws at least this long per chain: its rating slopes trade off
@@ -62,13 +62,15 @@ def reanalyse(
     tune: int = 500,
     chains: int = 4,
     seed: int = 20251,
+    audit_draws: int = AUDIT_MIN_DRAWS,
     progress: bool = False,
     command: Sequence[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
     """Reconstruct, fit, compare with the paper and (unless ``reports`` is None) render; return the run folder.
 
-    Besides the fit's run folder this writes ``sections/`` (the three report sections),
+    The value audit's fit draws and tunes at least ``audit_draws`` per chain. Besides the fit's run
+    folder this writes ``sections/`` (the three report sections),
     ``published_vs_reanalysis.csv`` (the claims table), ``reconstruction_residuals.csv``
     (every published figure against the reconstruction) and the value audit's ``value_audit_*.csv``.
     """
@@ -99,8 +101,7 @@ def reanalyse(
     ratings = value_audit.read_ratings(root / value_audit.RATINGS_FILE)
     audit = value_audit.run_audit(
         rec.cells, ratings, hdi_prob=tables.hdi_prob, progress=progress,
-        settings=SamplerSettings(draws=max(draws, AUDIT_MIN_DRAWS), tune=max(tune, AUDIT_MIN_DRAWS), chains=chains,
-                                 seed=seed),
+        settings=SamplerSettings(draws=max(draws, audit_draws), tune=max(tune, audit_draws), chains=chains, seed=seed),
     )
     audit.write(run_dir)
     (sections / SECTIONS["audit"]).write_text(audit.section(), encoding="utf-8")
