@@ -105,7 +105,7 @@ def reanalyse(
     )
     audit.write(run_dir)
     (sections / SECTIONS["audit"]).write_text(audit.section(), encoding="utf-8")
-    log(f"Value audit: replication {value_audit.replication_verdict(audit.logit)}; "
+    log(f"Value audit: replication {value_audit.replication_verdict(audit.logit)}. "
         + audit.diagnostics_sentence())
     if reports is not None:
         from dvbstats.report import render

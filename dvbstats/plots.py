@@ -409,9 +409,10 @@ def rank_intervals(ranks: pd.DataFrame, *, interval: float) -> Figure:
     n = len(ranks)
     fig, ax = plt.subplots(figsize=(WIDTH, _height(n)))
     y = np.arange(n)[::-1].astype(float)
-    _interval_rows(ax, y, ranks["mean_rank"].astype(float), ranks["rank_low"].astype(float),
-                   ranks["rank_high"].astype(float), color=POSTERIOR,
-                   label=f"mean rank, {interval:.0%} rank interval")
+    # The mean rank can lie outside a rank interval of whole numbers (mean 1.02, interval 1-1).
+    ax.hlines(y, ranks["rank_low"].astype(float), ranks["rank_high"].astype(float), color=POSTERIOR,
+              linewidth=1.6, label=f"{interval:.0%} rank interval")
+    ax.plot(ranks["mean_rank"].astype(float), y, "o", color=POSTERIOR, markersize=5, label="mean rank")
     for yi, best, worst in zip(y, ranks["p_best"], ranks["p_worst"], strict=True):
         ax.text(1.01, yi, f"P(best) {best:.2f}  P(worst) {worst:.2f}", transform=ax.get_yaxis_transform(),
                 va="center", fontsize=8, color=REFERENCE)

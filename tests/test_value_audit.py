@@ -120,7 +120,7 @@ def test_logit_recovers_known_coefficients():
     ("popularity", -0.08, 0.06, 0.41, 1e-5, va.NOT_ESTABLISHED, True),
     ("popularity", 0.01, 0.08, 0.99, 0.01, va.DOES_NOT_HOLD, False),
     ("predictiveness", -0.14, 0.01, 0.03, 0.19, va.AGREES, False),
-    ("predictiveness", -0.14, -0.01, 0.01, 0.19, va.DOES_NOT_HOLD, False),
+    ("predictiveness", -0.14, -0.01, 0.01, 0.19, va.CREDIBLE_HERE, False),
 ])
 def test_dimension_verdict_rules(term, low, high, p_pos, logit_p, verdict, cautious):
     got = va.dimension_verdict(term, low, high, p_pos, logit_p)
@@ -166,3 +166,17 @@ def test_bayesian_audit_recovers_a_known_rating_effect_and_renders(rated):
     text = audit.section()
     assert text.startswith("# Value audit {#sec-value-audit}") and "@tbl-value-audit" in text
     assert "Replication: reproduced" not in text  # simulated DVGR: the paper's odds ratios are not expected
+
+
+def test_between_values_regression_is_least_squares_on_value_log_odds():
+    rng = np.random.default_rng(4)
+    values = [f"v{i}" for i in range(11)]
+    ratings = rng.uniform(3, 9, (11, 3))
+    log_odds = -1.0 + ratings @ np.array([0.1, 0.3, -0.2])
+    n = 100_000
+    k = np.round(n * expit(log_odds)).astype(int)
+    cells = pl.DataFrame({"value": values, "n_trials": n, "n_deep": k}).with_columns(
+        *(pl.Series(d, ratings[:, i]) for i, d in enumerate(va.DIMENSIONS)))
+    got = va.between_values(cells)
+    np.testing.assert_allclose(got["coef"].to_numpy(), [0.1, 0.3, -0.2], atol=2e-3)
+    assert got["df_resid"].to_list() == [7] * 3 and got["n_values"].to_list() == [11] * 3
