@@ -54,11 +54,11 @@ def parse_contrast(text: str, levels: dict[str, Sequence[str]], default: str = "
 
 
 def summarize_difference(diff: np.ndarray, hdi_prob: float, rope: float | None = None) -> dict[str, float]:
-    """Mean, HDI and P(> 0) of the draws ``diff`` (any shape); with ``rope``, P(|diff| < rope)."""
+    """Mean, HDI, P(> 0) and P(< 0) of the draws ``diff`` (any shape); with ``rope``, P(|diff| < rope)."""
     flat = np.asarray(diff, dtype=float).ravel()
     low, high = az.hdi(flat, hdi_prob=hdi_prob)
     out = {"diff_mean": float(flat.mean()), "diff_hdi_low": float(low), "diff_hdi_high": float(high),
-           "p_diff_above_0": float((flat > 0).mean())}
+           "p_diff_above_0": float((flat > 0).mean()), "p_diff_below_0": float((flat < 0).mean())}
     if rope is not None:
         out["rope"] = float(rope)
         out["p_in_rope"] = float((np.abs(flat) < rope).mean())
