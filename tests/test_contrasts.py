@@ -89,19 +89,39 @@ MODELS = ["m1", "m2", "m3", "m4"]
 VALUES = ["v1", "v2", "v3", "v4", "v5", "v6"]
 
 
-def simulate_cells(seed: int, model_effects: np.ndarray, n: int = 150) -> tuple[CellTable, np.ndarray]:
-    """Model x value binomial cells with known model effects, drawn value effects (SD 0.5) and
-    model x value effects (SD 0.2); returns the cells and the true design-averaged rate per model."""
+def simulate_cells(seed: int, n: int = 150) -> tuple[CellTable, np.ndarray]:
+    """Model x value binomial cells with model effects (SD 0.3), value effects (SD 0.5) and
+    model x value effects (SD 0.2) drawn per seed; returns the cells and the true design-averaged
+    rate per model (the mean of its cells' probabilities: every cell has the same prompts)."""
     rng = np.random.default_rng(seed)
+    model = rng.normal(0, 0.3, len(MODELS))
     value = rng.normal(0, 0.5, len(VALUES))
     inter = rng.normal(0, 0.2, (len(MODELS), len(VALUES)))
-    p = expit(-0.8 + model_effects[:, None] + value[None, :] + inter)
+    p = expit(-0.8 + model[:, None] + value[None, :] + inter)
     k = rng.binomial(n, p)
     data = pl.DataFrame({
         "model": np.repeat(MODELS, len(VALUES)), "value": np.tile(VALUES, len(MODELS)),
         "n_prompts": n, "n_trials": n, "n_deep": k.ravel(),
     }).with_columns(pl.col("n_prompts", "n_trials", "n_deep").cast(pl.Int64))
     return CellTable(data, ("model", "value")), p.mean(axis=1)
+
+
+def coverage_and_best(seed: int) -> tuple[int, int, bool]:
+    """One simulated fit: how many of the 6 pairwise 94% HDIs cover the true difference, and whether
+    the truly best model has the highest P(best)."""
+    cells, truth = simulate_cells(seed)
+    result = small_fit(cells, seed)
+    draws, labels = result.level_draws("model")
+    table = contrasts.contrast_table(draws, labels, contrasts.all_pairs(MODELS), factor="model", hdi_prob=0.94)
+    covered = sum(r["diff_hdi_low"] <= truth[MODELS.index(r["a"])] - truth[MODELS.index(r["b"])] <= r["diff_hdi_high"]
+                  for r in table.iter_rows(named=True))
+    ranks = contrasts.rank_table(draws, labels)
+    best = ranks.sort("p_best", descending=True)["level"][0] == MODELS[int(np.argmax(truth))]
+    one = result.contrast(MODELS[3], MODELS[0]).row(0, named=True)
+    reverse = table.filter((pl.col("a") == MODELS[0]) & (pl.col("b") == MODELS[3])).row(0, named=True)
+    assert one["diff_mean"] == pytest.approx(-reverse["diff_mean"])
+    assert one["p_diff_above_0"] == pytest.approx(reverse["p_diff_below_0"])
+    return covered, table.height, best
 
 
 def small_fit(cells: CellTable, seed: int, sampler: str = "pymc"):
@@ -114,27 +134,18 @@ def small_fit(cells: CellTable, seed: int, sampler: str = "pymc"):
 
 @pytest.mark.slow
 def test_contrast_intervals_cover_the_truth_and_the_best_model_leads_p_best():
-    """Over 16 seeds x 6 pairs, 94% HDIs of the design-averaged differences cover the true difference
-    at about their rate, and the truly best model has the highest P(best) in most seeds."""
-    effects = np.array([0.0, 0.15, 0.3, 0.6])  # m4 best, by about 0.06 in rate over m3
+    """Over 12 seeds x 6 pairs (effects drawn per seed), 94% HDIs of the design-averaged differences
+    cover the true difference at about their rate, and the truly best model has the highest P(best)
+    in most seeds. The bounds allow for 72 intervals that are correlated within a seed; a broken
+    interval (a point, a quantile of the wrong variable) covers far less."""
     covered, total, best_first = 0, 0, 0
     seeds = range(12)
     for seed in seeds:
-        cells, truth = simulate_cells(seed, effects)
-        result = small_fit(cells, seed)
-        table = contrasts.contrast_table(*result.level_draws("model"), contrasts.all_pairs(MODELS),
-                                         factor="model", hdi_prob=0.94)
-        true_diff = {(a, b): truth[MODELS.index(a)] - truth[MODELS.index(b)] for a, b in contrasts.all_pairs(MODELS)}
-        for r in table.iter_rows(named=True):
-            total += 1
-            covered += r["diff_hdi_low"] <= true_diff[(r["a"], r["b"])] <= r["diff_hdi_high"]
-        ranks = contrasts.rank_table(*result.level_draws("model"))
-        best_first += ranks.sort("p_best", descending=True)["level"][0] == "m4"
-        assert result.contrast("m4", "m1").row(0, named=True)["diff_mean"] == pytest.approx(
-            table.filter((pl.col("a") == "m1") & (pl.col("b") == "m4"))["diff_mean"][0] * -1)
-    coverage = covered / total
-    print(f"coverage {covered}/{total} = {coverage:.3f}; best model first in P(best) in {best_first}/{len(seeds)}")
-    assert 0.85 <= coverage <= 1.0
+        c, n, best = coverage_and_best(seed)
+        covered, total, best_first = covered + c, total + n, best_first + best
+        print(f"seed {seed}: {c}/{n} covered, best model first: {best}")
+    print(f"coverage {covered}/{total} = {covered / total:.3f}; best first in {best_first}/{len(seeds)}")
+    assert 0.80 <= covered / total <= 1.0
     assert best_first >= 0.7 * len(seeds)
 
 
@@ -185,3 +196,15 @@ def test_cli_bad_contrast_exits_2_before_sampling(dumps, tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert err.startswith("error: contrast 'gpt-4o-llama' does not name two levels") and "Traceback" not in err
     assert not (tmp_path / "run" / "posterior.nc").exists()
+
+
+def test_rank_plot_draws_a_mean_rank_outside_its_whole_number_interval(tmp_path):
+    from dvbstats import plots
+
+    rng = np.random.default_rng(5)
+    draws = rng.normal([0.33, 0.30, 0.20], 0.01, size=(4000, 3))  # b beats a in about 2% of draws
+    ranks = contrasts.rank_table(draws, ["a", "b", "c"]).to_pandas()
+    assert ranks.loc[0, "rank_low"] == ranks.loc[0, "rank_high"] == 1 < ranks.loc[0, "mean_rank"]
+    with plots.style():
+        fig = plots.rank_intervals(ranks, interval=0.94)
+    assert plots.save(fig, tmp_path / "ranks.png").stat().st_size > 0
