@@ -166,6 +166,7 @@ def dumps(tmp_path_factory) -> list[str]:
 
 def test_cli_writes_contrasts_ranks_and_the_report_section(dumps, tmp_path, monkeypatch):
     from dvbstats import fit as cli
+    from dvbstats.report.build import escape
     from dvbstats.report.render import write_qmd
     from dvbstats.report.run import RunFolder
 
@@ -185,7 +186,7 @@ def test_cli_writes_contrasts_ranks_and_the_report_section(dumps, tmp_path, monk
     qmd = write_qmd(RunFolder.read("run"), tmp_path / "report").read_text()
     assert "# Contrasts and ranks {#sec-contrasts}" in qmd and "{#tbl-contrasts}" in qmd
     assert (tmp_path / "report/figures/p-superior.png").is_file() and (tmp_path / "report/figures/ranks.png").is_file()
-    assert "P(\\|difference\\| < 0.02)" in qmd
+    assert escape("P(|difference| < 0.02)") in qmd
 
 
 def test_cli_bad_contrast_exits_2_before_sampling(dumps, tmp_path, monkeypatch, capsys):
