@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from . import cells as cellmod
+from . import contrasts as contrastmod
 from . import formula as formulamod
 from . import folders, manifest, summaries
 from .fitting import Fit, fit
@@ -53,6 +54,8 @@ def run(
     hdi_prob: float = 0.94,
     scaling: bool | None = None,
     pairs: Sequence[tuple[str, str]] | None = None,
+    contrasts: Sequence[str] = (),
+    rope: float | None = None,
     report: bool = False,
     processed: Path | None = None,
     overwrite: bool = False,
@@ -67,7 +70,9 @@ def run(
     (:mod:`dvbstats.folders`); the trial table goes into it (``trials.parquet``) unless
     ``processed`` names another folder. Models without one usable trial are left out of the
     fit (and so out of the overall DVGR) unless ``keep_empty_models``.
-    """
+
+    ``contrasts``: ``A-B``, ``FACTOR:A-B`` or ``all`` (every pair of models), written to
+    ``contrasts.csv`` with P(|difference| < ``rope``) when ``rope`` is given."""
     from . import example, schema
 
     t_start = time.perf_counter()
@@ -101,6 +106,7 @@ def run(
         from . import scaling as scalingmod
 
         scalingmod.pairs(model_table, cells.by_model()["model"].to_list(), explicit=pairs)
+    wanted = contrastmod.resolve(contrasts, contrastmod.factor_levels(cells.data, cells.by))  # checked before sampling
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                                target_accept=target_accept)
     log(f"Fitting {f} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
@@ -120,6 +126,8 @@ def run(
         for key, df in tables.items():
             df.write_csv(work / f"{key}.csv")
         tables["dvgr"].write_parquet(work / "dvgr.parquet")
+        if wanted:
+            contrast_tables(result, wanted, hdi_prob, rope).write_csv(work / "contrasts.csv")
         cells.write(work / "cells.parquet")
         result.idata.to_netcdf(str(work / "posterior.nc"), engine="h5netcdf")
 
@@ -184,6 +192,15 @@ def excluded_counts(quality: pl.DataFrame) -> str:
     return (f"{excluded:,} prompts excluded (unparsed or conflicting; column excl)"
             + (f", {superseded:,} superseded duplicate rows not counted as prompts" if superseded else "")
             + " (see data_quality.csv)")
+
+
+def contrast_tables(result: Fit, wanted: dict[str, list[tuple[str, str]]], hdi_prob: float,
+                    rope: float | None) -> pl.DataFrame:
+    """The posterior of every wanted contrast (pairs per factor, :func:`contrasts.resolve`)."""
+    return pl.concat([
+        contrastmod.contrast_table(*result.level_draws(factor), pairs, factor=factor, hdi_prob=hdi_prob, rope=rope)
+        for factor, pairs in wanted.items()
+    ])
 
 
 @contextmanager
@@ -389,6 +406,12 @@ def parser() -> argparse.ArgumentParser:
                         help="scaling-trend tests (default: on when a model family has two sizes)")
     output.add_argument("--pairs", type=_pair, nargs="+", metavar="SMALLER:LARGER",
                         help="explicit model pairs (short names) for the scaling tests (default: adjacent sizes within families)")
+    output.add_argument("--contrast", action="append", default=[], metavar="A-B",
+                        help="posterior difference of design-averaged DVGR between two models (A-B) or two levels of "
+                        "another factor (FACTOR:A-B), repeatable; written to contrasts.csv")
+    output.add_argument("--contrasts", choices=[contrastmod.ALL], help="all: every pair of models in contrasts.csv")
+    output.add_argument("--rope", type=float, metavar="W",
+                        help="region of practical equivalence: contrasts.csv gains P(|difference| < W)")
     output.add_argument("--report", action=argparse.BooleanOptionalAction, default=None,
                         help="render reports/<run>/report.html (default: on for the no-argument example run)")
     output.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -401,6 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser().error("--hdi must be between 0 and 1")
     if args.target_accept is not None and not 0 < args.target_accept < 1:
         parser().error("--target-accept must be between 0 and 1")
+    if args.rope is not None and not 0 < args.rope < 1:
+        parser().error("--rope must be between 0 and 1 (a difference of rates)")
     for option in ("draws", "tune", "chains"):
         if getattr(args, option) < 1:
             parser().error(f"--{option} must be a positive whole number")
@@ -414,7 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_conflict=args.on_conflict, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
             target_accept=args.target_accept,
             sampler=args.sampler, parametrization=args.parametrization, hdi_prob=args.hdi, scaling=args.scaling,
-            pairs=args.pairs, report=args.report if args.report is not None else not args.paths,
+            pairs=args.pairs, contrasts=[*args.contrast, *([args.contrasts] if args.contrasts else [])],
+            rope=args.rope, report=args.report if args.report is not None else not args.paths,
             overwrite=args.overwrite, keep_empty_models=args.keep_empty_models,
             command=manifest.portable_command("dvbstats.fit", argv), progress=not args.quiet,
         )

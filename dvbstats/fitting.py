@@ -8,10 +8,11 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import arviz as az
+import numpy as np
 import polars as pl
 import xarray as xr
 
-from . import estimands
+from . import contrasts, estimands
 from .cells import CellTable
 from .formula import Formula
 from .model import Design, Parametrization, build, design, term_parametrizations
@@ -56,6 +57,19 @@ class Fit:
         if key not in self._averages:
             self._averages[key] = estimands.design_averages(self.design, self.idata, [key])[0]
         return self._averages[key]
+
+    def level_draws(self, by: str = "model") -> tuple[np.ndarray, list[str]]:
+        """Design-averaged rate per level of factor ``by`` as (samples, levels), and the level names."""
+        da, keys = self.average((by,))
+        return da.values.reshape(-1, da.sizes["group"]), [str(x) for x in keys[by]]
+
+    def contrast(
+        self, a: str, b: str, *, by: str = "model", hdi_prob: float = 0.94, rope: float | None = None
+    ) -> pl.DataFrame:
+        """Posterior of rate(a) - rate(b) for two levels of factor ``by``: mean, HDI, P(> 0) and, with
+        ``rope``, P(|difference| < rope) (one row; see :mod:`dvbstats.contrasts`)."""
+        draws, labels = self.level_draws(by)
+        return contrasts.contrast_table(draws, labels, [(a, b)], factor=by, hdi_prob=hdi_prob, rope=rope)
 
     @property
     def dvgr(self) -> xr.DataArray:

@@ -453,3 +453,61 @@ def paired_p_values(tests: pd.DataFrame, *, alpha: float = 0.05) -> Figure:
     ax.set_ylabel("paired McNemar (exact): -log10 p")
     ax.legend(loc="upper left")
     return fig
+
+
+def rank_intervals(ranks: pd.DataFrame, *, interval: float) -> Figure:
+    """Posterior ranks per level (1 = highest rate): mean rank with its central rank interval, and
+    P(best) and P(worst) beside each row. ``ranks`` has the ``ranks.csv`` columns, rows in drawing
+    order (top to bottom)."""
+    n = len(ranks)
+    fig, ax = plt.subplots(figsize=(WIDTH, _height(n)))
+    y = np.arange(n)[::-1].astype(float)
+    # The mean rank can lie outside a rank interval of whole numbers (mean 1.02, interval 1-1).
+    ax.hlines(y, ranks["rank_low"].astype(float), ranks["rank_high"].astype(float), color=POSTERIOR,
+              linewidth=1.6, label=f"{interval:.0%} rank interval")
+    ax.plot(ranks["mean_rank"].astype(float), y, "o", color=POSTERIOR, markersize=5, label="mean rank")
+    for yi, best, worst in zip(y, ranks["p_best"], ranks["p_worst"], strict=True):
+        ax.text(1.01, yi, f"P(best) {best:.2f}  P(worst) {worst:.2f}", transform=ax.get_yaxis_transform(),
+                va="center", fontsize=8, color=REFERENCE)
+    ax.set_yticks(y, ranks["level"].astype(str))
+    ax.set_xticks(np.arange(1, n + 1))
+    ax.set_xlim(0.5, n + 0.5)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel("rank by design-averaged rate (1 = highest)")
+    ax.grid(axis="y", visible=False)
+    fig.legend(*_legend_entries(ax), loc="outside lower center", ncol=2)
+    return fig
+
+
+def odds_ratios(estimates: pd.DataFrame, *, reference: pd.Series | None = None) -> Figure:
+    """Odds ratios per term from several analyses, on a log axis with OR = 1 marked.
+
+    ``estimates`` has ``term, analysis, odds_ratio, low, high`` (one row per term and analysis, drawn
+    in order); ``reference`` maps a term to a published point value, drawn as a diamond.
+    """
+    terms = list(dict.fromkeys(estimates["term"]))
+    analyses = list(dict.fromkeys(estimates["analysis"]))
+    colours = [POSTERIOR, RAW, OKABE_ITO["green"], OKABE_ITO["purple"]]
+    fig, ax = plt.subplots(figsize=(WIDTH, _height(2 * len(terms))))
+    y = np.arange(len(terms))[::-1].astype(float)
+    offsets = np.linspace(0.2, -0.2, len(analyses))
+    for analysis, offset, colour in zip(analyses, offsets, colours, strict=False):
+        rows = estimates[estimates["analysis"] == analysis].set_index("term").reindex(terms)
+        _interval_rows(ax, y + offset, rows["odds_ratio"].astype(float), rows["low"].astype(float),
+                       rows["high"].astype(float), color=colour, label=analysis)
+    if reference is not None:
+        ref = reference.reindex(terms)
+        ax.plot(ref.to_numpy(dtype=float), y, "D", color=OKABE_ITO["black"], markersize=6, label="published",
+                linestyle="none")
+    ax.axvline(1.0, color=REFERENCE, linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ends = estimates[["low", "high"]].to_numpy(dtype=float)
+    ticks = np.arange(np.floor(np.nanmin(ends) * 10), np.ceil(np.nanmax(ends) * 10) + 1) / 10
+    ax.set_xticks(ticks, [f"{x:.1f}" for x in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_yticks(y, terms)
+    ax.set_ylim(-0.7, len(terms) - 0.3)
+    ax.set_xlabel("odds ratio per rating point (log scale)")
+    ax.grid(axis="y", visible=False)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=len(analyses) + 1)
+    return fig

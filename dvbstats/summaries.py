@@ -10,7 +10,7 @@ import pymc as pm
 import xarray as xr
 from scipy.special import expit
 
-from . import estimands
+from . import contrasts, estimands
 from .estimands import summarize
 from .fitting import Fit
 from .model import Design, build, linear_predictor
@@ -31,6 +31,10 @@ def tables(fit: Fit, hdi_prob: float, seed: int) -> dict[str, pl.DataFrame]:
     interaction = interaction_table(fit, hdi_prob)
     if interaction is not None:
         out["interaction_dvgr"] = interaction
+    if len(fit.models) > 1:
+        draws, labels = fit.level_draws("model")
+        out["ranks"] = contrasts.rank_table(draws, labels, interval=hdi_prob)
+        out["p_superior"] = contrasts.p_superior(draws, labels)
     return out
 
 

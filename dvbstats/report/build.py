@@ -13,6 +13,7 @@ import json
 import math
 import re
 import shlex
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -733,8 +734,14 @@ def _section_title(path: Path) -> str:
     return stem.replace("_", " ").replace("-", " ").strip().capitalize()
 
 
-def extra_sections(run: RunFolder) -> list[str]:
-    """The run's ``sections/*.md``, each its own section (its first ``#`` heading, else its file name)."""
+def extra_sections(run: RunFolder, report_dir: Path) -> list[str]:
+    """The run's ``sections/*.md``, each its own section (its first ``#`` heading, else its file name).
+
+    Figures a section links as ``figures/<name>.png`` live in the run's ``sections/figures/`` and are
+    copied beside the report's own figures."""
+    for png in sorted((run.path / "sections" / FIGURES).glob("*.png")):
+        (report_dir / FIGURES).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(png, report_dir / FIGURES / png.name)
     out = []
     for path in run.extra_sections():
         text = path.read_text(encoding="utf-8").strip()
@@ -802,6 +809,49 @@ def methods(run: RunFolder) -> str:
     return section("Methods", "methods", *blocks)
 
 
+def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
+    """Contrasts and ranks (only when the run has ``ranks.csv``): P(row > column) heatmap, rank plot,
+    the requested contrasts (``contrasts.csv``)."""
+    ranks, superior = run.table("ranks"), run.table("p_superior")
+    if ranks is None or superior is None:
+        return ""
+    ranks = ranks.sort_values("mean_rank")
+    order = ranks["level"].astype(str).tolist()
+    interval = float(ranks["interval"].iloc[0])
+    top = ranks.iloc[0]
+    grid = superior.assign(level=superior["level"].astype(str)).set_index("level").reindex(index=order, columns=order)
+    grid.index.name, grid.columns.name = "row", "column"
+    blocks = [
+        f"Per posterior draw the models are ranked by design-averaged DVGR (1 = highest). "
+        f"**{escape(top['level'])}** ranks first with probability {top['p_best']:.2f} (mean rank "
+        f"{top['mean_rank']:.1f}, {interval:.0%} rank interval {int(top['rank_low'])}–{int(top['rank_high'])}); "
+        "@fig-p-superior gives P(row > column) for every pair, @fig-ranks each model's rank interval "
+        "(both in ranks.csv and p_superior.csv).",
+        figures(lambda: plots.heatmap(grid, colorbar_label="P(DVGR of row > DVGR of column)"), "p-superior",
+                "Posterior probability that the row model's design-averaged DVGR exceeds the column model's.",
+                "Heatmap of pairwise probabilities of superiority"),
+        figures(lambda: plots.rank_intervals(ranks, interval=interval), "ranks",
+                f"Posterior rank of each model (mean and {interval:.0%} rank interval), with P(best) and P(worst).",
+                "Posterior rank intervals per model"),
+    ]
+    contrasts = run.table("contrasts")
+    if contrasts is not None and not contrasts.empty:
+        hdi = f"{run.hdi_prob:.0%} HDI"
+        rope = "p_in_rope" in contrasts.columns
+        rows = pd.DataFrame({
+            "Contrast": [escape(f"{f}: {a} − {b}" if f != "model" else f"{a} − {b}")
+                         for f, a, b in contrasts[["factor", "a", "b"]].itertuples(index=False)],
+            f"Difference [{hdi}]": [f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in
+                                    contrasts[["diff_mean", "diff_hdi_low", "diff_hdi_high"]].itertuples(index=False)],
+            "P(difference > 0)": [f"{x:.3f}" for x in contrasts["p_diff_above_0"]],
+            **({f"P(|difference| < {contrasts['rope'].iloc[0]:g})": [f"{x:.3f}" for x in contrasts["p_in_rope"]]}
+               if rope else {}),
+        })
+        blocks.append(md_table(rows, caption="Requested contrasts: posterior difference of design-averaged DVGR "
+                               "(contrasts.csv).", label="contrasts"))
+    return section("Contrasts and ranks", "contrasts", *blocks)
+
+
 def yaml_header(run: RunFolder) -> str:
     """The Quarto YAML header; the html options are honoured by both render engines."""
     title = json.dumps(f"Deep Value Benchmark: {run.name}")
@@ -837,11 +887,12 @@ def build(run: RunFolder, report_dir: Path) -> str:
         variance(run, figures),
         training_size(run, models, figures),
         scaling(run, models, figures),
+        contrasts_and_ranks(run, figures),
         ppc(run, figures),
         diagnostics(run, figures),
         data_quality(run, figures),
         agreement(run, figures),
-        *extra_sections(run),
+        *extra_sections(run, report_dir),
         methods(run),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
