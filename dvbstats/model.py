@@ -44,6 +44,7 @@ PARAMETRIZATIONS: tuple[str, ...] = ("auto", "zerosum", "zerosum_noncentered", "
 #: Measured across data depths in docs/model.md (benchmarks/bench_depth.py).
 CENTRED_MIN_TRIALS = 500
 
+
 @dataclass(frozen=True)
 class Term:
     """A random intercept laid out on the cell table."""
