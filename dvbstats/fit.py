@@ -20,7 +20,7 @@ import polars as pl
 from . import cells as cellmod
 from . import contrasts as contrastmod
 from . import formula as formulamod
-from . import folders, manifest, summaries
+from . import benchmarks, folders, manifest, summaries
 from .fitting import Fit, fit
 from .ingest import RECONCILIATION_SCHEMA, IngestError, TrialTable, load
 from .ingest import sources as ingest_sources
@@ -62,6 +62,8 @@ def run(
     keep_empty_models: bool = False,
     command: Sequence[str] | None = None,
     progress: bool = True,
+    benchmark: str | None = None,
+    columns: dict[str, str] | None = None,
     log=print,
 ) -> tuple[Path, Fit]:
     """Fit ``paths`` (the embedded synthetic example when None) and write the run folder.
@@ -73,25 +75,32 @@ def run(
 
     ``contrasts``: ``A-B``, ``FACTOR:A-B`` or ``all`` (every pair of models), written to
     ``contrasts.csv`` with P(|difference| < ``rope``) when ``rope`` is given."""
-    from . import example, schema
+    from . import example
 
     t_start = time.perf_counter()
     synthetic = paths is None
-    if paths is None:
+    if paths is None and benchmark == "hvsb":
+        from .simulate_hvsb import write_hvsb_example
+
+        log("No input given: fitting the embedded SYNTHETIC HVSB example (12 models x 3 conditions x 2,000 "
+            "items, simulated with invented effects).")
+        paths = [str(write_hvsb_example())]
+    elif paths is None:
         log("No input given: fitting the embedded SYNTHETIC example (9 models x 12,000 prompts, "
             "simulated with effects calibrated to the published DVB aggregates).")
         paths = [str(p) for p in example.write_example()]
     else:
-        synthetic = example.is_example(paths)
+        from .simulate_hvsb import is_hvsb_example
+
+        synthetic = example.is_example(paths) or is_hvsb_example(paths)
     name = name or (Path(out).resolve().name if out else _run_name(paths, synthetic))
     out = Path(out) if out else Path("runs") / name
     folders.check(out, marker=MARKER, overwrite=overwrite)  # before the slow part, not after it
 
-    table = ModelTable.read(models) if models else ModelTable.default()
-    vocab = tuple(schema.DVB_VALUES) + tuple(v for v in values if v not in schema.DVB_VALUES)
-    f = formulamod.parse(formula or formulamod.DEFAULT_FORMULA)
     with _warnings_to(log):
-        data = read_inputs(paths, f, table, vocab, on_conflict)
+        data = benchmarks.inputs(paths, benchmark=benchmark, formula=formula, models=models, values=values,
+                                 on_conflict=on_conflict, **(columns or {}))
+    f = data.formula
     t_ingest = time.perf_counter()
     cells, quality, reconciliation, inputs = data.cells, data.quality, data.reconciliation, data.inputs
     log(f"Ingested {sum(i['n_rows'] for i in inputs):,} rows from {len(inputs)} file(s): "
@@ -122,7 +131,8 @@ def run(
         if result.retry and not progress:  # with progress on, fitting.fit said so when it happened
             log(result.retry)
         log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
-        tables = {**summaries.tables(result, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation}
+        tables = {**summaries.tables(result, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation,
+                  **benchmarks.tables(data.benchmark, result, data.trials, hdi_prob)}
         for key, df in tables.items():
             df.write_csv(work / f"{key}.csv")
         tables["dvgr"].write_parquet(work / "dvgr.parquet")
@@ -133,13 +143,13 @@ def run(
 
         with _warnings_to(log):
             scaling_note = _scaling(result, model_table, pairs, hdi_prob, seed, work, scaling, log)
-            agreement_note = _agreement(data.trials, model_table, settings, hdi_prob, work, log)
+            agreement_note = _agreement(data.trials if data.benchmark.name == "dvb" else None, model_table, settings, hdi_prob, work, log)
         t_end = time.perf_counter()
         meta = manifest.build(
             run_name=name, synthetic=synthetic, inputs=inputs, fit=result, quality=quality,
             reconciliation=reconciliation, hdi_prob=hdi_prob, command=command,
             timing={"ingest_s": t_ingest - t_start, **result.timing, "total_s": t_end - t_start},
-            extra={"scaling": scaling_note, "agreement": agreement_note, "empty_models": {
+            extra={"benchmark": benchmarks.describe(data.benchmark), "scaling": scaling_note, "agreement": agreement_note, "empty_models": {
                 "models": empty, "in_fit": bool(empty) and keep_empty_models,
                 "note": EMPTY_NOTE[keep_empty_models] if empty else "every model has usable trials"}},
         )
@@ -365,6 +375,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="harness dumps (.csv, .jsonl/.ndjson, .parquet), folders or globs; "
                    "or aggregated cell tables (n_trials, n_deep per design cell)")
     data = p.add_argument_group("input")
+    data.add_argument("--benchmark", choices=["dvb", "hvsb", "binary"],
+                      help="what the input is (default: detected from it); with no PATHS, hvsb fits the embedded "
+                      "synthetic HVSB example")
+    data.add_argument("--model-column", default="model", help="binary judgments: the model column (default: %(default)s)")
+    data.add_argument("--item-column", default="item", help="binary judgments: the item column (default: %(default)s)")
+    data.add_argument("--outcome", default="outcome", help="binary judgments: the 0/1 column (default: %(default)s)")
     data.add_argument("--models", help="model table CSV (model_id, short_name, developer, family, size_rank_in_family, "
                       "params_b); default: the 9 published models")
     data.add_argument("--values", default="", help="extra value names, comma-separated, for benchmarks beyond the 11 DVB values")
@@ -375,7 +391,7 @@ def parser() -> argparse.ArgumentParser:
                       help="when two parsed copies of a prompt disagree: stop (default), keep the first or last copy, "
                       "or exclude all of them")
     model = p.add_argument_group("model")
-    model.add_argument("--formula", default=formulamod.DEFAULT_FORMULA, help="R-style formula (default: %(default)s)")
+    model.add_argument("--formula", help=f"R-style formula (default: the benchmark's; DVB: {formulamod.DEFAULT_FORMULA})")
     model.add_argument("--prior", action="append", default=[], metavar="NAME=DIST(...)",
                        help="override a prior, repeatable: sd=halfnormal(0.5), sd_value=exponential(2), "
                        "b_log_n_train=normal(0,0.5), intercept=normal(0,2) (defaults in docs/model.md)")
@@ -443,6 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rope=args.rope, report=args.report if args.report is not None else not args.paths,
             overwrite=args.overwrite, keep_empty_models=args.keep_empty_models,
             command=manifest.portable_command("dvbstats.fit", argv), progress=not args.quiet,
+            benchmark=args.benchmark,
+            columns={"model_column": args.model_column, "item_column": args.item_column, "outcome": args.outcome},
         )
     except KeyboardInterrupt:
         print("\ninterrupted: no partial run folder or report was left behind", file=sys.stderr)

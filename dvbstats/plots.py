@@ -154,7 +154,12 @@ def _interval_rows(
     )
 
 
-def forest(dvgr: pd.DataFrame, *, hdi_prob: float, overall: pd.Series | None = None) -> Figure:
+#: The forest plot's axis label for DVB.
+FOREST_XLABEL = "DVGR = P(model follows the deep value)"
+
+
+def forest(dvgr: pd.DataFrame, *, hdi_prob: float, overall: pd.Series | None = None,
+           xlabel: str = FOREST_XLABEL) -> Figure:
     """Posterior DVGR with its HDI per model, the raw rate with its Wilson interval beside it.
 
     ``dvgr`` has the run's ``dvgr.csv`` columns, one row per model, in the order to draw
@@ -180,7 +185,7 @@ def forest(dvgr: pd.DataFrame, *, hdi_prob: float, overall: pd.Series | None = N
     ax.set_ylim(-0.7, n - 0.3)
     ends = rows[["dvgr_hdi_low", "dvgr_hdi_high", "wilson_low", "wilson_high"]].to_numpy(dtype=float)
     _chance(ax, zoom(np.nanmin(ends), np.nanmax(ends)), axis="x")
-    ax.set_xlabel("DVGR = P(model follows the deep value)")
+    ax.set_xlabel(xlabel)
     ax.grid(axis="y", visible=False)
     fig.legend(*_legend_entries(ax), loc="outside lower center", ncol=3)
     return fig
@@ -324,7 +329,7 @@ def scaling(points: pd.DataFrame, *, hdi_prob: float, slope_label: str | None = 
     return fig
 
 
-def posterior_predictive(ppc: pd.DataFrame, *, interval_label: str) -> Figure:
+def posterior_predictive(ppc: pd.DataFrame, *, interval_label: str, xlabel: str = "DVGR") -> Figure:
     """Observed rates against posterior predictive intervals, one panel per grouping.
 
     ``ppc`` has the columns of ``ppc.csv`` (``by, level, observed, predicted_mean,
@@ -346,7 +351,7 @@ def posterior_predictive(ppc: pd.DataFrame, *, interval_label: str) -> Figure:
         ax.set_yticks(y, rows["level"].astype(str))
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.set_title(f"by {group}", loc="left")
-        ax.set_xlabel("DVGR")
+        ax.set_xlabel(xlabel)
         ax.grid(axis="y", visible=False)
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=2)
     return fig

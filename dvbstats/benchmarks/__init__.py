@@ -25,7 +25,8 @@ from dvbstats.benchmarks.dvb import DVB, is_dvb_file
 from dvbstats.benchmarks.hvsb import HVSB, judgment_files, read_judgments
 
 __all__ = [
-    "BENCHMARKS", "Benchmark", "JudgmentTable", "binary_benchmark", "detect", "load", "read_binary", "read_judgments",
+    "BENCHMARKS", "Benchmark", "JudgmentTable", "binary_benchmark", "describe", "detect", "inputs", "load",
+    "read_binary", "read_judgments", "tables",
 ]
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (DVB, HVSB, BINARY)}
@@ -101,3 +102,7 @@ def load(
     """Detect (or take) the benchmark of ``paths`` and read them with its reader and ``options``."""
     found = BENCHMARKS[detect(paths, benchmark)]
     return found, found.read(paths, **options)
+
+
+from dvbstats.benchmarks.inputs import BenchmarkInputs, inputs  # noqa: E402  (needs BENCHMARKS, detect)
+from dvbstats.benchmarks.results import describe, tables  # noqa: E402

@@ -25,6 +25,7 @@ from dvbstats.report import narrative
 from dvbstats.report.narrative import dvgr as fmt_dvgr
 from dvbstats.report.narrative import interval as fmt_interval
 from dvbstats.report.run import SUMMARY_COLUMNS, RunFolder, RunFolderError
+from dvbstats.report.wording import Wording, wording
 
 FIGURES = "figures"
 CSS = "report.css"
@@ -208,6 +209,13 @@ def headline(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str:
     """Section 1: overall DVGR, the count of models below chance, the plain-language reading."""
     k = int(narrative.below_chance(models).sum())
     hdi = f"{run.hdi_prob:.0%} HDI"
+    w = wording(run.manifest)
+    if not w.is_dvb:
+        below = f" · **{k} of {len(models)}** models credibly below {w.reference:g}" if w.reference is not None else ""
+        key = (f"**Overall {w.rate} {fmt_dvgr(float(overall['dvgr_mean']))}** ({hdi} "
+               f"{fmt_interval(float(overall['dvgr_hdi_low']), float(overall['dvgr_hdi_high']))}){below}")
+        return section("Headline", "headline", f"::: {{.headline}}\n{key}\n:::",
+                       "Per-model numbers are in @tbl-models and @fig-forest.")
     key = (
         f"**Overall DVGR {fmt_dvgr(float(overall['dvgr_mean']))}** ({hdi} "
         f"{fmt_interval(float(overall['dvgr_hdi_low']), float(overall['dvgr_hdi_high']))}) · "
@@ -226,21 +234,23 @@ def model_table(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str
     """Section 2: the per-model table, one row per model plus the overall row."""
     rows = pd.concat([models, overall.to_frame().T], ignore_index=True)
     hdi = f"{run.hdi_prob:.0%} HDI"
+    w = wording(run.manifest)
+    rate = w.rate
     cells = pd.DataFrame({
         "Model": [escape(m) for m in rows["model"]],
         "Used": [fmt_int(x) for x in rows["n_used"]],
         "Excluded": [fmt_int(x) for x in rows["n_excluded"]],
-        "Raw DVGR": [fmt_dvgr(float(x)) for x in rows["raw_dvgr"]],
+        f"Raw {rate}": [fmt_dvgr(float(x)) for x in rows["raw_dvgr"]],
         "Wilson 95% CI": [fmt_interval(float(a), float(b)) for a, b in zip(rows["wilson_low"], rows["wilson_high"], strict=True)],
         "Binomial p": [fmt_p(float(p)) for p in rows["binom_p"]],
-        "Posterior DVGR": [fmt_dvgr(float(x)) for x in rows["dvgr_mean"]],
+        f"Posterior {rate}": [fmt_dvgr(float(x)) for x in rows["dvgr_mean"]],
         hdi: [fmt_interval(float(a), float(b)) for a, b in zip(rows["dvgr_hdi_low"], rows["dvgr_hdi_high"], strict=True)],
-        f"Population DVGR ({hdi})": [
+        f"Population {rate} ({hdi})": [
             "–" if pd.isna(m) else f"{fmt_dvgr(float(m))} ({fmt_interval(float(a), float(b))})"
             for m, a, b in zip(rows["pop_dvgr_mean"], rows["pop_dvgr_hdi_low"], rows["pop_dvgr_hdi_high"], strict=True)],
-        "P(DVGR < 0.5)": [fmt_dvgr(float(x)) for x in rows["p_below_half"]],
+        w.below or "P(rate < 0.5)": [fmt_dvgr(float(x)) for x in rows["p_below_half"]],
     })
-    note = (
+    note = _model_table_note(w, hdi) if not w.is_dvb else (
         "*Used*: parsed trials in the likelihood; *Excluded*: prompts not in it (unparseable or "
         "conflicting answers; superseded duplicate rows are not prompts and are counted in @tbl-quality). "
         "*Raw DVGR*: share of used trials that chose the deep value, with its "
@@ -250,18 +260,33 @@ def model_table(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str
         "fitted population (what to expect on items not tested): wider, because it includes "
         "item-to-item variation."
     )
-    table = md_table(cells, caption="DVGR by model, raw and posterior; models sorted by posterior DVGR.",
-                     label="models")
-    return section("DVGR by model", "models", table, note)
+    over = "" if w.is_dvb else " (averaged over the design, every condition included)"
+    table = md_table(cells, caption=f"{rate.capitalize() if not w.is_dvb else rate} by model{over}, raw and "
+                     f"posterior; models sorted by posterior {rate}.", label="models")
+    return section(f"{rate.capitalize() if not w.is_dvb else rate} by model", "models", table, note)
+
+
+def _model_table_note(w: Wording, hdi: str) -> str:
+    """The model table's column notes for a benchmark other than DVB."""
+    return (
+        "*Used*: parsed trials in the likelihood; *Excluded*: trials not in it (unparsed or conflicting "
+        f"responses; superseded duplicate rows are counted in @tbl-quality). *Raw {w.rate}*: share of used trials "
+        f"in which the model {escape(w.outcome_phrase)}, with its Wilson interval and the exact two-sided binomial "
+        f"test against {w.reference:g}. *Posterior {w.rate}*: the model's rate averaged over the design cells of the "
+        f"data, posterior mean and {hdi}. *Population {w.rate}*: the same for a new draw of every design factor "
+        "other than the model (what to expect on items not tested)."
+    )
 
 
 def forest(run: RunFolder, models: pd.DataFrame, overall: pd.Series, figures: Figures) -> str:
     """Section 3: forest plot of posterior and raw DVGR by model."""
+    w = wording(run.manifest)
+    xlabel = plots.FOREST_XLABEL if w.is_dvb else f"{w.rate} = P({w.outcome_phrase})"
     fig = figures(
-        lambda: plots.forest(models, hdi_prob=run.hdi_prob, overall=overall), "forest",
-        f"Posterior DVGR by model (blue, {run.hdi_prob:.0%} HDI) and raw rate (orange, Wilson 95% CI); "
-        "dashed line: chance.",
-        "Forest plot of DVGR by model",
+        lambda: plots.forest(models, hdi_prob=run.hdi_prob, overall=overall, xlabel=xlabel), "forest",
+        f"Posterior {w.rate} by model (blue, {run.hdi_prob:.0%} HDI) and raw rate (orange, Wilson 95% CI); "
+        f"dashed line: {'chance' if w.is_dvb else escape(w.reference_label)}.",
+        f"Forest plot of {w.rate} by model",
     )
     return section("Forest plot", "forest", fig)
 
@@ -586,8 +611,9 @@ def ppc(run: RunFolder, figures: Figures) -> str:
         + ", ".join(f"{escape(b)} *{escape(lv)}*" for b, lv in zip(table.loc[outside, "by"], table.loc[outside, "level"], strict=True))
         + "; the model misses these groups."
     )
-    fig = figures(lambda: plots.posterior_predictive(table, interval_label=f"{run.hdi_prob:.0%} interval"), "ppc",
-                  "Observed DVGR (cross) against the posterior predictive distribution (dot: mean; bar: interval).",
+    rate = wording(run.manifest).rate
+    fig = figures(lambda: plots.posterior_predictive(table, interval_label=f"{run.hdi_prob:.0%} interval", xlabel=rate),
+                  "ppc", f"Observed {rate} (cross) against the posterior predictive distribution (dot: mean; bar: interval).",
                   "Posterior predictive check plot")
     return section("Posterior predictive check", "ppc", verdict, fig)
 
@@ -769,6 +795,26 @@ ESTIMANDS = (
 )
 
 
+def estimands(w: Wording) -> tuple[tuple[str, str], ...]:
+    """The estimands the report names, in the benchmark's words (DVB: :data:`ESTIMANDS`)."""
+    if w.is_dvb:
+        return ESTIMANDS
+    rate = w.rate
+    named = tuple((name, f"the {w.rate} under the {escape(level)} condition.")
+                  for level, name in w.rate_by_condition.items())
+    return (
+        (rate, f"{escape(w.rate_long)}: the probability that the model {escape(w.outcome_phrase)}. "
+               f"{w.reference:g} is {escape(w.reference_label)}."),
+        *named,
+        (f"Raw {rate}", "trials with the outcome / used trials, with the Wilson score interval."),
+        (f"Posterior {rate}", "the rate averaged over the design cells of the data (per model, or per model and "
+                              "condition), computed per posterior draw; reported as mean and HDI."),
+        ("Condition contrast", "the posterior difference of two conditions' rates for one model, per draw "
+                               "(paired: the same items under both conditions)."),
+        ("Random-effect SD", "the standard deviation between levels of a grouping factor on the log-odds scale."),
+    )
+
+
 def methods(run: RunFolder) -> str:
     """Section 10: everything needed to reproduce the run."""
     m = run.manifest
@@ -785,7 +831,8 @@ def methods(run: RunFolder) -> str:
     blocks.append(md_table(
         pd.DataFrame({"Setting": [escape(k) for k in settings], "Value": [escape(v) for v in settings.values()]}),
         caption=f"Sampler settings (seed {escape(sampler.get('seed', 'not recorded'))}).", label="sampler", align="ll"))
-    blocks.append("Estimands:\n\n" + "\n".join(f"- **{name}**: {text}" for name, text in ESTIMANDS))
+    blocks.append("Estimands:\n\n" + "\n".join(f"- **{name}**: {text}"
+                                                for name, text in estimands(wording(run.manifest))))
     inputs = m.get("inputs") or []
     if inputs:
         blocks.append(md_table(pd.DataFrame({
@@ -821,14 +868,15 @@ def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
     top = ranks.iloc[0]
     grid = superior.assign(level=superior["level"].astype(str)).set_index("level").reindex(index=order, columns=order)
     grid.index.name, grid.columns.name = "row", "column"
+    rate = wording(run.manifest).rate
     blocks = [
-        f"Per posterior draw the models are ranked by design-averaged DVGR (1 = highest). "
+        f"Per posterior draw the models are ranked by design-averaged {rate} (1 = highest). "
         f"**{escape(top['level'])}** ranks first with probability {top['p_best']:.2f} (mean rank "
         f"{top['mean_rank']:.1f}, {interval:.0%} rank interval {int(top['rank_low'])}–{int(top['rank_high'])}); "
         "@fig-p-superior gives P(row > column) for every pair, @fig-ranks each model's rank interval "
         "(both in ranks.csv and p_superior.csv).",
-        figures(lambda: plots.heatmap(grid, colorbar_label="P(DVGR of row > DVGR of column)"), "p-superior",
-                "Posterior probability that the row model's design-averaged DVGR exceeds the column model's.",
+        figures(lambda: plots.heatmap(grid, colorbar_label=f"P({rate} of row > {rate} of column)"), "p-superior",
+                f"Posterior probability that the row model's design-averaged {rate} exceeds the column model's.",
                 "Heatmap of pairwise probabilities of superiority"),
         figures(lambda: plots.rank_intervals(ranks, interval=interval), "ranks",
                 f"Posterior rank of each model (mean and {interval:.0%} rank interval), with P(best) and P(worst).",
@@ -847,14 +895,14 @@ def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
             **({f"P(|difference| < {contrasts['rope'].iloc[0]:g})": [f"{x:.3f}" for x in contrasts["p_in_rope"]]}
                if rope else {}),
         })
-        blocks.append(md_table(rows, caption="Requested contrasts: posterior difference of design-averaged DVGR "
+        blocks.append(md_table(rows, caption=f"Requested contrasts: posterior difference of design-averaged {rate} "
                                "(contrasts.csv).", label="contrasts"))
     return section("Contrasts and ranks", "contrasts", *blocks)
 
 
 def yaml_header(run: RunFolder) -> str:
     """The Quarto YAML header; the html options are honoured by both render engines."""
-    title = json.dumps(f"Deep Value Benchmark: {run.name}")
+    title = json.dumps(f"{wording(run.manifest).title}: {run.name}")
     date = json.dumps(fmt_date(run.manifest.get("created", "")))
     return (
         "---\n"
@@ -877,6 +925,8 @@ def build(run: RunFolder, report_dir: Path) -> str:
     """Write the figures under ``report_dir/figures`` and return the report's ``.qmd`` text."""
     figures = Figures(report_dir)
     models, overall = _split_dvgr(run)
+    if not wording(run.manifest).is_dvb:
+        return _build_other(run, report_dir, figures, models, overall)
     parts: Iterable[str] = [
         yaml_header(run),
         banners(run),
@@ -892,6 +942,31 @@ def build(run: RunFolder, report_dir: Path) -> str:
         diagnostics(run, figures),
         data_quality(run, figures),
         agreement(run, figures),
+        *extra_sections(run, report_dir),
+        methods(run),
+    ]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _build_other(run: RunFolder, report_dir: Path, figures: Figures, models: pd.DataFrame, overall: pd.Series) -> str:
+    """The report of a benchmark other than DVB: its headline (per model x condition when it has
+    conditions), no DVB-only sections (values, training size, scaling), its data quality by condition."""
+    from dvbstats.report import conditions  # imports this module's helpers
+
+    by_condition = conditions.sections(run, figures)
+    parts: Iterable[str] = [
+        yaml_header(run),
+        banners(run),
+        by_condition.get("headline") or headline(run, models, overall),
+        model_table(run, models, overall),
+        forest(run, models, overall, figures),
+        by_condition.get("attack", ""),
+        by_condition.get("refusals", ""),
+        variance(run, figures),
+        contrasts_and_ranks(run, figures),
+        ppc(run, figures),
+        diagnostics(run, figures),
+        data_quality(run, figures) + ("\n\n" + by_condition["quality"] if by_condition.get("quality") else ""),
         *extra_sections(run, report_dir),
         methods(run),
     ]

@@ -147,3 +147,54 @@ def reading(
             "model is refitted with more tuning or draws."
         )
     return " ".join(sentences)
+
+
+def condition_reading(
+    rates: pd.DataFrame,
+    attack: pd.DataFrame | None,
+    *,
+    words,
+    hdi: str,
+    diagnostics_ok: bool,
+    synthetic: bool = False,
+) -> tuple[str, str]:
+    """The headline key line and paragraph of a benchmark judged under conditions (HVSB).
+
+    ``rates``: ``condition_rates.csv`` (model, condition, mean, hdi_low, hdi_high,
+    p_below_reference); ``attack``: the targeted - untargeted rows of ``condition_contrasts.csv``
+    (None when the run has not both). ``words``: the report's :class:`~dvbstats.report.wording.Wording`.
+    """
+    reference = words.reference
+    key, sentences = [], ["These results come from synthetic data, not from real model runs."] if synthetic else []
+    for condition in dict.fromkeys(rates["condition"].astype(str)):
+        rows = rates[rates["condition"].astype(str) == condition].sort_values("mean")
+        name, n = words.rate_for(condition), len(rows)
+        low, high = rows.iloc[0], rows.iloc[-1]
+        spread = (f"from {dvgr(float(low['mean']))} ({low['model']}) to {dvgr(float(high['mean']))} ({high['model']})"
+                  if n > 1 else f"{dvgr(float(low['mean']))} ({low['model']}; {hdi} "
+                  f"{interval(float(low['hdi_low']), float(low['hdi_high']))})")
+        key.append(f"**{name}** {dvgr(float(low['mean']))}–{dvgr(float(high['mean']))}")
+        sentence = f"Under the {condition} condition the {name} ranges {spread}" if n > 1 else \
+            f"Under the {condition} condition the {name} is {spread}"
+        if reference is not None:
+            above = int((rows["p_below_reference"].astype(float) < 1 - CREDIBLE).sum())
+            below = int((rows["p_below_reference"].astype(float) > CREDIBLE).sum())
+            sentence += (f"; {above} of {n} models are credibly above {reference:g} ({words.reference_label}) "
+                         f"and {below} credibly below it")
+        sentences.append(sentence + ".")
+    if attack is not None and len(attack):
+        up = attack.loc[attack["p_diff_above_0"].astype(float) > CREDIBLE, "model"].astype(str).tolist()
+        down = attack.loc[attack["p_diff_below_0"].astype(float) > CREDIBLE, "model"].astype(str).tolist()
+        top = attack.sort_values("diff_mean").iloc[-1]
+        key.append(f"**{len(up)} of {len(attack)}** models credibly more misaligned under the targeted "
+                   "than the untargeted prompt")
+        sentences.append(
+            f"The targeted prompt raises the rate over the untargeted one for {_count(len(up), 'model')}"
+            + (f" ({_names(up)})" if up else "") + f" and lowers it for {_count(len(down), 'model')}"
+            + (f" ({_names(down)})" if down else "") + f" (posterior probability above {CREDIBLE:.0%}); the "
+            f"largest difference is {float(top['diff_mean']):+.3f} for {top['model']} ({hdi} "
+            f"{float(top['diff_hdi_low']):+.3f} to {float(top['diff_hdi_high']):+.3f}).")
+    if not diagnostics_ok:
+        sentences.append("However, the sampler checks failed, so these numbers are provisional until the model "
+                         "is refitted with more tuning or draws.")
+    return " · ".join(key), " ".join(sentences)

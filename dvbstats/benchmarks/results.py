@@ -1,0 +1,110 @@
+"""A benchmark's own tables of a fit, and the record of the benchmark the run folder keeps.
+
+:func:`describe` is what ``manifest.json`` keeps under ``benchmark`` (the report's wording comes
+from it). :func:`tables` adds, for a benchmark whose design has a ``condition`` (HVSB), the posterior
+rate per model x condition, the paired posterior contrasts between conditions per model, the
+data-quality counts per model x condition, and the frequentist first look
+(:mod:`dvbstats.benchmarks.first_look`): refusal rates and whether they rise under the targeted prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from dvbstats import contrasts
+from dvbstats.benchmarks import first_look
+from dvbstats.benchmarks.common import JudgmentTable
+from dvbstats.benchmarks.definition import Benchmark
+from dvbstats.estimands import summarize
+from dvbstats.fitting import Fit
+
+#: Condition contrasts (a, b) reported per model as a - b, when both conditions are in the data.
+CONDITION_PAIRS: tuple[tuple[str, str], ...] = (
+    ("targeted", "untargeted"), ("untargeted", "none"), ("targeted", "none"),
+)
+_SEP = "\x1f"
+
+
+def describe(b: Benchmark) -> dict[str, Any]:
+    """The benchmark as ``manifest.json`` records it: name, rate names, reference line and wording."""
+    return {
+        "name": b.name, "title": b.title, "outcome": b.outcome, "item": b.item,
+        "rate_name": b.rate_name, "rate_long": b.rate_long, "rate_by_condition": dict(b.rate_by_condition),
+        "reference": b.reference, "reference_label": b.reference_label,
+        "default_formula": b.default_formula, "wording": dict(b.wording),
+    }
+
+
+def condition_rates(fit: Fit, b: Benchmark, hdi_prob: float) -> pl.DataFrame:
+    """Posterior rate per model x condition (design-averaged) with its name, beside the raw counts."""
+    da, keys = fit.average(("model", "condition"))
+    post = summarize(da.assign_coords(group=np.arange(keys.height)), hdi_prob, dim="group").drop("group")
+    raw = fit.cells.data.group_by("model", "condition").agg(pl.col("n_trials").sum(), pl.col("n_deep").sum())
+    table = pl.concat([keys.select(pl.col("model", "condition").cast(pl.String)), post], how="horizontal")
+    return (
+        table.join(raw, on=["model", "condition"], how="left")
+        .with_columns(
+            pl.col("condition").replace_strict(dict(b.rate_by_condition), default=b.rate_name).alias("rate"),
+            (pl.col("n_deep") / pl.col("n_trials")).alias("raw_rate"),
+        )
+        .rename({"n_deep": "n_outcome", "p_below_half": "p_below_reference"})
+        .select("model", "condition", "rate", "n_trials", "n_outcome", "raw_rate", "mean", "median",
+                "hdi_low", "hdi_high", "p_below_reference")
+    )
+
+
+def condition_contrasts(fit: Fit, hdi_prob: float, pairs=CONDITION_PAIRS) -> pl.DataFrame:
+    """Per model and condition pair (a, b): the posterior of rate(a) - rate(b), paired within each draw."""
+    da, keys = fit.average(("model", "condition"))
+    labels = [f"{m}{_SEP}{c}" for m, c in keys.select(pl.col("model", "condition").cast(pl.String)).iter_rows()]
+    draws = da.values.reshape(-1, da.sizes["group"])
+    present = set(labels)
+    rows = []
+    for model in keys["model"].cast(pl.String).unique(maintain_order=True):
+        wanted = [(f"{model}{_SEP}{a}", f"{model}{_SEP}{b}") for a, b in pairs
+                  if f"{model}{_SEP}{a}" in present and f"{model}{_SEP}{b}" in present]
+        if wanted:
+            rows.append(contrasts.contrast_table(draws, labels, wanted, factor="condition", hdi_prob=hdi_prob))
+    if not rows:
+        return pl.DataFrame(schema={"model": pl.String, "a": pl.String, "b": pl.String})
+    table = pl.concat(rows)
+    return table.with_columns(
+        pl.col("a").str.split(_SEP).list.first().alias("model"),
+        pl.col("a").str.split(_SEP).list.last(),
+        pl.col("b").str.split(_SEP).list.last(),
+    ).select("model", pl.exclude("model", "factor"))
+
+
+def quality_by_condition(trials: JudgmentTable) -> pl.DataFrame:
+    """Per model x condition: rows read, per status, and refused / unparsed responses among final rows."""
+    by = ["model", "condition"]
+    final = pl.col("status").is_in(["used", "unparsed"])
+    extra = trials.data.group_by(by).agg(
+        (final & (pl.col("status") == "unparsed")).sum().cast(pl.Int64).alias("n_unparsed_final"),
+        pl.col("refused").sum().cast(pl.Int64).alias("n_refused"),
+    )
+    return trials.status_counts(by).join(extra, on=by).with_columns(
+        pl.col("condition").cast(pl.String),
+        (pl.col("n_unparsed_final") - pl.col("n_refused")).alias("n_malformed"),
+    ).drop("n_unparsed_final").sort(by)
+
+
+def tables(b: Benchmark, fit: Fit, trials: Any, hdi_prob: float) -> dict[str, pl.DataFrame]:
+    """The benchmark's own run-folder tables, by file stem (none for DVB and condition-free designs)."""
+    if "condition" not in fit.cells.by:
+        return {}
+    out = {"condition_rates": condition_rates(fit, b, hdi_prob),
+           "condition_contrasts": condition_contrasts(fit, hdi_prob)}
+    if isinstance(trials, JudgmentTable) and {"condition", "refused"} <= set(trials.data.columns):
+        conditions = set(trials.data["condition"].cast(pl.String).unique())
+        if not {"untargeted", "targeted"} <= conditions:
+            return out | {"quality_by_condition": quality_by_condition(trials)}
+        looks = first_look.hvsb_tables(trials.data)
+        out["quality_by_condition"] = quality_by_condition(trials)
+        out["refusals"] = looks["refusals"].with_columns(pl.col("condition").cast(pl.String))
+        for key in ("asr_targeted_vs_untargeted", "refusal_targeted_vs_untargeted"):
+            out[key] = looks[key]
+    return out

@@ -1,0 +1,58 @@
+"""The benchmark's words for the report: rate names, reference line, title, from the run's manifest.
+
+A run folder records its benchmark under the manifest key ``benchmark``
+(:func:`dvbstats.benchmarks.describe`); run folders written before that key existed are DVB runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Wording:
+    """What the report calls things. ``rate``: the short name in tables and sentences (DVB: DVGR)."""
+
+    name: str
+    title: str
+    rate: str
+    rate_long: str
+    reference: float | None
+    reference_label: str
+    outcome_phrase: str
+    rate_by_condition: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_dvb(self) -> bool:
+        return self.name == "dvb"
+
+    @property
+    def below(self) -> str:
+        """The column header of P(rate below the reference)."""
+        return f"P({self.rate} < {self.reference:g})" if self.reference is not None else ""
+
+    def rate_for(self, condition: str) -> str:
+        """The rate's name under a level of ``condition`` (HVSB: MR or ASR)."""
+        return self.rate_by_condition.get(condition, self.rate)
+
+
+def wording(manifest: Mapping) -> Wording:
+    """The report's words for the run's benchmark (DVB when the manifest names none)."""
+    record = manifest.get("benchmark")
+    if not record:
+        from dvbstats.benchmarks import describe
+        from dvbstats.benchmarks.dvb import DVB
+
+        record = describe(DVB)
+    name = record["name"]
+    return Wording(
+        name=name,
+        title=record["title"],
+        rate="DVGR" if name == "dvb" else record["rate_name"],
+        rate_long=record["rate_long"],
+        reference=record.get("reference"),
+        reference_label=record.get("reference_label", ""),
+        outcome_phrase=(record.get("wording") or {}).get("outcome_phrase", f"{record['outcome']} = 1"),
+        rate_by_condition=dict(record.get("rate_by_condition") or {}),
+    )
