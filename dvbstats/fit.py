@@ -142,7 +142,8 @@ def run(
         result.idata.to_netcdf(str(work / "posterior.nc"), engine="h5netcdf")
 
         with _warnings_to(log):
-            scaling_note = _scaling(result, model_table, pairs, hdi_prob, seed, work, scaling, log)
+            scaling_note = _scaling(result, model_table, pairs, hdi_prob, seed, work,
+                                    scaling if data.benchmark.name == "dvb" else bool(scaling), log)
             agreement_note = _agreement(data.trials if data.benchmark.name == "dvb" else None, model_table, settings, hdi_prob, work, log)
         t_end = time.perf_counter()
         meta = manifest.build(

@@ -677,7 +677,7 @@ def data_quality(run: RunFolder, figures: Figures) -> str:
     ))
     reconciliation = run.table("reconciliation")
     if reconciliation is not None and not reconciliation.empty:
-        actions = reconciliation.groupby("action").agg(prompts=("prompt_id", "size"), copies=("n_copies", "sum")).reset_index()
+        actions = reconciliation.groupby("action").agg(prompts=("n_copies", "size"), copies=("n_copies", "sum")).reset_index()
         blocks.append(md_table(
             pd.DataFrame({"Action": [escape(a) for a in actions["action"]], "Prompts": [fmt_int(x) for x in actions["prompts"]],
                           "Copies": [fmt_int(x) for x in actions["copies"]]}),

@@ -35,7 +35,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "diagnostics": ("parameter", "r_hat", "ess_bulk", "ess_tail"),
     "ppc": ("by", "level", "observed", "predicted_mean", "predicted_low", "predicted_high", "n_trials"),
     "data_quality": ("model", "n_rows", "n_prompts", "n_used", "n_unparsed"),
-    "reconciliation": ("model", "prompt_id", "n_copies", "action"),
+    "reconciliation": ("n_copies", "action"),  # plus the trial's key columns (DVB: model, prompt_id)
     "cells": ("model", "n_prompts", "n_trials", "n_deep"),
 }
 #: Summary columns of the grouped DVGR tables; any other column is a design factor.
