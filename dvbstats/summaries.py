@@ -102,7 +102,7 @@ def random_effects_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
     return pl.concat(parts).select("term", "level", "mean", "hdi_low", "hdi_high")
 
 
-def _grouped(fit: Fit, by: list[str], hdi_prob: float) -> pl.DataFrame:
+def grouped(fit: Fit, by: list[str], hdi_prob: float) -> pl.DataFrame:
     da, keys = fit.average(by)
     s = summarize(da.assign_coords(group=np.arange(keys.height)), hdi_prob, dim="group").drop("group", "p_below_half")
     raw = fit.cells.data.group_by(by).agg(pl.col("n_trials").sum(), pl.col("n_deep").sum())
@@ -115,7 +115,7 @@ def interaction_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
     """Posterior DVGR per model x level for the first interaction term involving ``model``."""
     for t in fit.design.terms:
         if "model" in t.term.factors and len(t.term.factors) > 1:
-            return _grouped(fit, list(t.term.factors), hdi_prob)
+            return grouped(fit, list(t.term.factors), hdi_prob)
     return None
 
 
@@ -125,7 +125,7 @@ def margins_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
     for factor in fit.cells.by:
         if factor == "model":
             continue
-        g = _grouped(fit, [factor], hdi_prob)
+        g = grouped(fit, [factor], hdi_prob)
         level = g[factor]
         if factor == "log_n_train":
             factor, level = "n_train", level.exp().round(0).cast(pl.Int64)
