@@ -151,22 +151,24 @@ def read_inputs(paths, f: formulamod.Formula, table: ModelTable, values, on_conf
     """Ingest ``paths`` and aggregate them into the cells of the formula's design."""
     source = load(paths, values=values, models=table, on_conflict=on_conflict)
     if isinstance(source, TrialTable):
+        present = table.resolve(source.data["model_id"].unique().to_list())
         return Inputs(
-            cells=cellmod.from_trials(source.data, f.variables),
+            cells=cellmod.from_trials(source.data, f.variables, present.data),
             quality=source.status_counts(),
             reconciliation=source.reconciliation,
-            models=table.resolve(source.data["model_id"].unique().to_list()),
+            models=present,
             inputs=[asdict(s) | {"kind": "trials"} for s in source.sources],
             trials=source,
         )
-    cells = cellmod.from_counts(source, f.variables)
+    present = table.resolve(source["model_id"].unique().to_list())
+    cells = cellmod.from_counts(source, f.variables, present.data)
     quality = cells.by_model().select("model", n_rows="n_prompts", n_prompts="n_prompts", n_used="n_trials",
                                       n_unparsed=pl.col("n_prompts") - pl.col("n_trials"))
     return Inputs(
         cells=cells,
         quality=quality,
         reconciliation=pl.DataFrame(schema=RECONCILIATION_SCHEMA),
-        models=table.resolve(source["model_id"].unique().to_list()),
+        models=present,
         inputs=[asdict(s) | {"kind": "cells"} for s in ingest_sources(paths)],
         trials=None,
     )
