@@ -74,6 +74,7 @@ def run(
     table = ModelTable.read(models) if models else ModelTable.default()
     vocab = tuple(schema.DVB_VALUES) + tuple(v for v in values if v not in schema.DVB_VALUES)
     f = formulamod.parse(formula or formulamod.DEFAULT_FORMULA)
+    prior_set = Priors.from_specs(priors)  # bad priors stop the run before ingest, let alone compiling
     with _warnings_to(log):
         data = read_inputs(paths, f, table, vocab, on_conflict)
     t_ingest = time.perf_counter()
@@ -94,7 +95,7 @@ def run(
     log(f"Fitting {f} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
         "compiling the model first takes 10-30 s...")
     with _warnings_to(log):
-        result = fit(f, cells, priors=Priors.from_specs(priors), settings=settings,
+        result = fit(f, cells, priors=prior_set, settings=settings,
                      parametrization=parametrization, progress=progress)
     log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
     tables = {**summaries.tables(result, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation}

@@ -106,7 +106,10 @@ class Priors:
             name = name.strip()
             if not sep or not name:
                 raise PriorError(f"cannot read --prior {spec!r}: expected NAME=DIST(args), e.g. sd=halfnormal(1)")
-            prior = Prior.parse(dist)
+            try:
+                prior = Prior.parse(dist)
+            except PriorError as exc:
+                raise PriorError(f"--prior {name}: {exc}") from None
             klass = _klass(name)
             if klass is None:
                 raise PriorError(f"prior for {name!r}: the name must be one of {_CLASSES}")
