@@ -35,8 +35,8 @@ def _covers(da, truth, hdi=0.94) -> np.ndarray:
 
 @pytest.mark.slow
 def test_factor_fixed_effects_and_correlated_random_slopes_recover_the_truth():
-    """Over 4 seeds: the factor's contrasts and the mean slope in their 94% HDIs, >= 90% of the 48 per-model
-    slopes in theirs, the intercept-slope correlation in its HDI, and the slope SDs near the truth."""
+    """Over 4 seeds: the factor's contrasts and the mean slope in their 94% HDIs (at the nominal rate), >= 90% of
+    the 48 per-model slopes in theirs, the intercept-slope correlation in its HDI, the slope SD near the truth."""
     beta, beta_x, rho = (0.0, 0.5, -0.4), 0.2, 0.6
     fixed_hits, slope_hits, cor_hits, n_slopes, sd_x = [], 0, [], 0, []
     for seed in (1, 2, 3, 4):
@@ -55,9 +55,11 @@ def test_factor_fixed_effects_and_correlated_random_slopes_recover_the_truth():
         sd_x.append(float(post["sd"].sel(term="model|x").mean()))
     print(f"fixed {sum(fixed_hits)}/{len(fixed_hits)}, per-model slopes {slope_hits}/{n_slopes}, "
           f"correlation {sum(cor_hits)}/{len(cor_hits)}, sd_x means {np.round(sd_x, 3)}")
-    assert all(fixed_hits), fixed_hits
+    # 94% intervals: all 12 fixed effects covering has probability 0.48 even for a perfect model; <= 9 of 12
+    # has 0.03, and <= 2 of 4 correlations 0.02. Measured at these seeds: 11/12, 44/48 slopes, 3/4.
+    assert sum(fixed_hits) >= 10, fixed_hits
     assert slope_hits / n_slopes >= 0.9, f"{slope_hits}/{n_slopes} per-model slopes covered"
-    assert all(cor_hits), cor_hits
+    assert sum(cor_hits) >= 3, cor_hits
     assert 0.4 / 2 < np.mean(sd_x) < 0.4 * 2, sd_x
 
 
@@ -122,6 +124,8 @@ def test_main_effect_sd_means_what_lme4_means():
     sd_zs = zerosum.idata.posterior["sd"].sel(term="model")
     sd_tb = textbook.idata.posterior["sd"].sel(term="model")
     realised, inflated = um.std(ddof=1), (um + umv.mean(axis=1)).std(ddof=1)
+    print(f"sd_model: realised {realised:.3f}, inflated {inflated:.3f}, zero-sum posterior mean {float(sd_zs.mean()):.3f}, "
+          f"textbook posterior mean {float(sd_tb.mean()):.3f} (sd {float(sd_tb.std()):.3f})")
     assert inflated > 2 * realised  # the setting shows the difference
     low, high = estimands.summarize(sd_zs, 0.94)[["hdi_low", "hdi_high"]].row(0)
     assert low <= realised <= high and not low <= inflated <= high, (low, high, realised, inflated)
