@@ -43,6 +43,8 @@ def natural(level: str) -> tuple:
 
 def factor(column: pl.Series) -> Factor:
     """Levels (natural order) and codes of a column read as a factor."""
+    if column.null_count():
+        raise DesignError(f"variable {column.name!r} is missing in {column.null_count()} of {len(column)} design cells")
     text = column.cast(pl.String)
     levels = tuple(sorted(text.unique().to_list(), key=natural))
     pos = {v: i for i, v in enumerate(levels)}
