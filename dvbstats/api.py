@@ -53,8 +53,8 @@ class Data:
     def cells(self, formula: Formula) -> cellmod.CellTable:
         """Binomial cells over the formula's variables (model-table columns joined by model)."""
         if self.trials is not None:
-            return cellmod.from_trials(self.trials.data, formula.variables)
-        return cellmod.from_counts(self.counts, formula.variables)
+            return cellmod.from_trials(self.trials.data, formula.variables, self.models.data)
+        return cellmod.from_counts(self.counts, formula.variables, self.models.data)
 
     def quality(self) -> pl.DataFrame:
         """Per model: rows, prompts, used, unparsed, superseded, conflicting (``data_quality.csv``)."""

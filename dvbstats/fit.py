@@ -22,7 +22,7 @@ from .constants import HDI_PROB, SEED
 from .fitting import Fit
 from .ingest import IngestError
 from .model import PARAMETRIZATIONS
-from .priors import PriorError
+from .priors import PriorError, Priors
 from .sample import MAX_R_HAT, MIN_ESS
 
 EXIT_DIAGNOSTICS = 3
@@ -75,12 +75,13 @@ def run(
     name = name or (Path(out).resolve().name if out else _run_name(paths) if paths else "default")
     out = Path(out) if out else Path("runs") / name
     folders.check(out, marker=runfolder.MARKER, overwrite=overwrite)  # before the slow part, not after it
+    prior_set = Priors.from_specs(priors)  # bad priors stop the run before ingest, let alone compiling
     with _warnings_to(log):
         data = api.load(paths, models=models, values=values, on_conflict=on_conflict)
     log(f"Ingested {sum(i['n_rows'] for i in data.inputs):,} rows from {len(data.inputs)} file(s); "
         f"{excluded_counts(data.quality())}.")
     with _warnings_to(log):
-        model = api.Model(formula or formulamod.DEFAULT_FORMULA, data, priors=priors,
+        model = api.Model(formula or formulamod.DEFAULT_FORMULA, data, priors=prior_set,
                           parametrization=parametrization, keep_empty_models=keep_empty_models)
     t_ingest = time.perf_counter()
     cells = model.cells

@@ -99,13 +99,10 @@ class Fit:
         return estimands.overall_dvgr(self.average(()))
 
     def top_level(self) -> dict[str, xr.DataArray]:
-        """Intercept, slopes and random-effect SDs: the parameters every summary starts from."""
+        """Intercept, coefficients, random-effect SDs and correlations: what every summary starts from."""
         post = self.idata.posterior
         names = (["Intercept"] if self.formula.intercept else []) + [f"b_{x}" for x in self.design.fixed]
-        out = {n: post[n] for n in names}
-        if "sd" in post:
-            out["sd"] = post["sd"]
-        return out
+        return {n: post[n] for n in [*names, "sd", "cor"] if n in post}
 
     @cached_property
     def diagnostics(self) -> Diagnostics:
