@@ -3,6 +3,10 @@
 A logistic model whose predictors are all categorical (or take few values) depends on the
 trials only through, per design cell, how many trials were used and how many chose the deep
 value. Fitting cells instead of trials gives the same posterior at a fraction of the cost.
+
+A formula may use any column of the trials (the harness's and any extra dump column ingest kept)
+and the model table's columns (``developer``, ``family``, ``size_rank_in_family``, ``params_b``),
+which are joined by model.
 """
 
 from __future__ import annotations
@@ -40,11 +44,18 @@ class CellTable:
         self.data.write_parquet(path)
 
 
-def from_trials(trials: pl.DataFrame, by: Sequence[str]) -> CellTable:
-    """Aggregate a canonical trial table (``ingest.TrialTable.data``) into cells over ``by``."""
+#: Model-table columns a formula may use, joined onto the data by model (short name).
+MODEL_COLUMNS: tuple[str, ...] = ("developer", "family", "size_rank_in_family", "params_b")
+
+
+def from_trials(trials: pl.DataFrame, by: Sequence[str], models: pl.DataFrame | None = None) -> CellTable:
+    """Aggregate a canonical trial table (``ingest.TrialTable.data``) into cells over ``by``.
+
+    ``models`` (``ModelTable.data``) supplies the model-table columns ``by`` asks for.
+    """
     by = _with_model(by)
     live = trials.filter(pl.col("status") != "superseded")
-    live = _derive(live, by, available=trials.columns)
+    live = _derive(_join_models(live, by, models), by, available=[*trials.columns, *_model_columns(models)])
     data = (
         live.group_by(by)
         .agg(
@@ -57,10 +68,11 @@ def from_trials(trials: pl.DataFrame, by: Sequence[str]) -> CellTable:
     return CellTable(_counts_as_int(data), by)
 
 
-def from_counts(counts: pl.DataFrame, by: Sequence[str]) -> CellTable:
+def from_counts(counts: pl.DataFrame, by: Sequence[str], models: pl.DataFrame | None = None) -> CellTable:
     """Collapse an aggregated count table (``ingest.read_cells``) onto the design ``by``."""
     by = _with_model(by)
-    counts = _derive(counts, by, available=counts.columns)
+    available = [*counts.columns, *_model_columns(models)]
+    counts = _derive(_join_models(counts, by, models), by, available=available)
     return collapse(CellTable(counts, tuple(c for c in counts.columns if c not in CELL_COUNTS)), by)
 
 
@@ -76,6 +88,19 @@ def collapse(cells: CellTable, by: Sequence[str]) -> CellTable:
 def _with_model(by: Sequence[str]) -> tuple[str, ...]:
     """Every cell table is split by model: the DVGR is reported per model."""
     return ("model", *(c for c in by if c != "model"))
+
+
+def _model_columns(models: pl.DataFrame | None) -> list[str]:
+    return [c for c in MODEL_COLUMNS if models is not None and c in models.columns]
+
+
+def _join_models(df: pl.DataFrame, by: Sequence[str], models: pl.DataFrame | None) -> pl.DataFrame:
+    """Add the model-table columns ``by`` needs and the data lack, matched on the short name."""
+    wanted = [c for c in _model_columns(models) if c in by and c not in df.columns]
+    if not wanted:
+        return df
+    table = models.select(pl.col("short_name").alias("model"), *wanted).unique("model")
+    return df.join(table, on="model", how="left")
 
 
 def _derive(df: pl.DataFrame, by: Sequence[str], available: Sequence[str]) -> pl.DataFrame:

@@ -6,28 +6,24 @@ Orchestration only: ingest → cells → fit → summaries → run folder (→ s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import polars as pl
 
-from . import cells as cellmod
+from . import api, folders, manifest, runfolder
 from . import contrasts as contrastmod
 from . import formula as formulamod
-from . import benchmarks, folders, manifest, summaries
-from .fitting import Fit, fit
-from .ingest import RECONCILIATION_SCHEMA, IngestError, TrialTable, load
-from .ingest import sources as ingest_sources
+from .constants import HDI_PROB, SEED
+from .fitting import Fit
+from .ingest import IngestError
 from .model import PARAMETRIZATIONS
 from .priors import PriorError, Priors
-from .registry import ModelTable
-from .sample import MAX_R_HAT, MIN_ESS, SamplerSettings
+from .sample import MAX_R_HAT, MIN_ESS
 
 EXIT_DIAGNOSTICS = 3
 #: The shell's status for a run stopped by Ctrl-C (128 + SIGINT).
@@ -47,15 +43,17 @@ def run(
     draws: int = 1000,
     tune: int = 500,
     chains: int = 4,
-    seed: int = 20251,
+    seed: int = SEED,
     target_accept: float | None = None,
     sampler: str = "nutpie",
     parametrization: str = "auto",
-    hdi_prob: float = 0.94,
+    hdi_prob: float = HDI_PROB,
     scaling: bool | None = None,
     pairs: Sequence[tuple[str, str]] | None = None,
     contrasts: Sequence[str] = (),
     rope: float | None = None,
+    agreement: bool = True,
+    prior_predictive: bool = False,
     report: bool = False,
     processed: Path | None = None,
     overwrite: bool = False,
@@ -68,130 +66,68 @@ def run(
 ) -> tuple[Path, Fit]:
     """Fit ``paths`` (the embedded synthetic example when None) and write the run folder.
 
-    The folder is written in a temporary sibling and swapped in for ``out`` when complete
-    (:mod:`dvbstats.folders`); the trial table goes into it (``trials.parquet``) unless
-    ``processed`` names another folder. Models without one usable trial are left out of the
-    fit (and so out of the overall DVGR) unless ``keep_empty_models``.
-
-    ``contrasts``: ``A-B``, ``FACTOR:A-B`` or ``all`` (every pair of models), written to
-    ``contrasts.csv`` with P(|difference| < ``rope``) when ``rope`` is given."""
-    from . import example
-
+    The steps of the Python API (:mod:`dvbstats.api`): ``load`` → ``Model`` → ``fit`` → ``Fit.save``
+    (→ ``report``), with the console's words between them. Everything that can be checked before
+    sampling is: the output folder, the formula against the data, the priors, pairs and contrasts.
+    """
     t_start = time.perf_counter()
-    synthetic = paths is None
     if paths is None and benchmark == "hvsb":
-        from .simulate_hvsb import write_hvsb_example
-
         log("No input given: fitting the embedded SYNTHETIC HVSB example (12 models x 3 conditions x 2,000 "
             "items, simulated with invented effects).")
-        paths = [str(write_hvsb_example())]
     elif paths is None:
         log("No input given: fitting the embedded SYNTHETIC example (9 models x 12,000 prompts, "
             "simulated with effects calibrated to the published DVB aggregates).")
-        paths = [str(p) for p in example.write_example()]
-    else:
-        from .simulate_hvsb import is_hvsb_example
-
-        synthetic = example.is_example(paths) or is_hvsb_example(paths)
-    name = name or (Path(out).resolve().name if out else _run_name(paths, synthetic))
+    name = name or (Path(out).resolve().name if out else _run_name(paths) if paths else "default" if benchmark != "hvsb" else "default_hvsb")
     out = Path(out) if out else Path("runs") / name
-    folders.check(out, marker=MARKER, overwrite=overwrite)  # before the slow part, not after it
-
+    folders.check(out, marker=runfolder.MARKER, overwrite=overwrite)  # before the slow part, not after it
+    prior_set = Priors.from_specs(priors)  # bad priors stop the run before ingest, let alone compiling
     with _warnings_to(log):
-        data = benchmarks.inputs(paths, benchmark=benchmark, formula=formula, models=models, values=values,
-                                 on_conflict=on_conflict, **(columns or {}))
-    f = data.formula
+        data = api.load(paths, models=models, values=values, on_conflict=on_conflict, benchmark=benchmark,
+                        columns=columns)
+    log(f"Ingested {sum(i['n_rows'] for i in data.inputs):,} rows from {len(data.inputs)} file(s); "
+        f"{excluded_counts(data.quality())}.")
+    with _warnings_to(log):
+        model = api.Model(formula or data.benchmark.default_formula, data, priors=prior_set,
+                          parametrization=parametrization, keep_empty_models=keep_empty_models)
     t_ingest = time.perf_counter()
-    cells, quality, reconciliation, inputs = data.cells, data.quality, data.reconciliation, data.inputs
-    log(f"Ingested {sum(i['n_rows'] for i in inputs):,} rows from {len(inputs)} file(s): "
-        f"{cells.n_trials:,} trials used in {cells.data.height:,} design cells; {excluded_counts(quality)}.")
-    empty = empty_models(cells)
-    if empty:
-        cells, model_table = _handle_empty(data, empty, keep_empty_models, log)
-    else:
-        model_table = data.models
-
+    cells = model.cells
+    log(f"{cells.n_trials:,} trials used in {cells.data.height:,} design cells.")
+    if model.empty_models:
+        _say_empty(model.empty_models, keep_empty_models, log)
     if pairs:  # a misspelled pair should stop the run before the sampler, not after it
         from . import scaling as scalingmod
 
-        scalingmod.pairs(model_table, cells.by_model()["model"].to_list(), explicit=pairs)
-    wanted = contrastmod.resolve(contrasts, contrastmod.factor_levels(cells.data, cells.by))  # checked before sampling
-    settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
-                               target_accept=target_accept)
-    log(f"Fitting {f} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
+        scalingmod.pairs(model.models, cells.by_model()["model"].to_list(), explicit=pairs)
+    contrastmod.resolve(contrasts, contrastmod.factor_levels(cells.data, cells.by))
+    log(f"Fitting {model.formula} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
         "compiling the model first takes 10-30 s...")
-    with folders.replacing(out, marker=MARKER, overwrite=overwrite) as work:
-        if data.trials is not None:
-            trials_path = processed / f"{name}_trials.parquet" if processed else work / "trials.parquet"
-            trials_path.parent.mkdir(parents=True, exist_ok=True)
-            data.trials.write(trials_path)
-        with _warnings_to(log):
-            result = fit(f, cells, priors=Priors.from_specs(priors), settings=settings,
-                         parametrization=parametrization, progress=progress)
-        if result.retry and not progress:  # with progress on, fitting.fit said so when it happened
-            log(result.retry)
-        log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
-        tables = {**summaries.tables(result, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation,
-                  **benchmarks.tables(data.benchmark, result, data.trials, hdi_prob)}
-        for key, df in tables.items():
-            df.write_csv(work / f"{key}.csv")
-        tables["dvgr"].write_parquet(work / "dvgr.parquet")
-        if wanted:
-            contrast_tables(result, wanted, hdi_prob, rope).write_csv(work / "contrasts.csv")
-        cells.write(work / "cells.parquet")
-        result.idata.to_netcdf(str(work / "posterior.nc"), engine="h5netcdf")
-
-        with _warnings_to(log):
-            scaling_note = _scaling(result, model_table, pairs, hdi_prob, seed, work,
-                                    scaling if data.benchmark.name == "dvb" else bool(scaling), log)
-            agreement_note = _agreement(data.trials if data.benchmark.name == "dvb" else None, model_table, settings, hdi_prob, work, log)
-        t_end = time.perf_counter()
-        meta = manifest.build(
-            run_name=name, synthetic=synthetic, inputs=inputs, fit=result, quality=quality,
-            reconciliation=reconciliation, hdi_prob=hdi_prob, command=command,
-            timing={"ingest_s": t_ingest - t_start, **result.timing, "total_s": t_end - t_start},
-            extra={"benchmark": benchmarks.describe(data.benchmark), "scaling": scaling_note, "agreement": agreement_note, "empty_models": {
-                "models": empty, "in_fit": bool(empty) and keep_empty_models,
-                "note": EMPTY_NOTE[keep_empty_models] if empty else "every model has usable trials"}},
-        )
-        (work / MARKER).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    with _warnings_to(log):
+        result = model.fit(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
+                           target_accept=target_accept, progress=progress)
+    if result.retry and not progress:  # with progress on, fitting.fit said so when it happened
+        log(result.retry)
+    log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
+    with _warnings_to(log):
+        result.save(out, name=name, hdi_prob=hdi_prob, overwrite=overwrite, scaling=scaling, pairs=pairs,
+                    contrasts=contrasts, rope=rope, agreement=agreement, command=command, processed=processed,
+                    timing={"ingest_s": t_ingest - t_start, **result.timing,
+                            "total_s": time.perf_counter() - t_start}, log=log)
+        if prior_predictive:
+            log("Prior predictive check...")
+            model.prior_predictive(seed=seed, hdi_prob=hdi_prob).to_csv(out / "prior_predictive.csv", index=False)
     if report:
-        from .report import render
-
         log("Rendering the report...")
-        html = render(out)
-        log(f"Report: {html}")
+        log(f"Report: {api.report(out)}")
     return out, result
 
 
-#: The file that marks a finished run folder (written last).
-MARKER = "manifest.json"
-EMPTY_NOTE = {
-    False: "left out of the fit and of the overall DVGR",
-    True: "fitted on request (option keep-empty-models): the DVGR is the prior's, and it is in the overall DVGR",
-}
-
-
-def empty_models(cells: cellmod.CellTable) -> list[str]:
-    """Models in the data without one usable trial (every row failed, was unparsed or conflicted)."""
-    return cells.by_model().filter(pl.col("n_trials") == 0)["model"].to_list()
-
-
-def _handle_empty(data: Inputs, empty: list[str], keep: bool, log) -> tuple[cellmod.CellTable, ModelTable]:
-    """Say loudly which models have no usable trial; drop them from the fit unless asked to keep them."""
-    if len(empty) == data.cells.by_model().height:
-        raise ValueError("no usable trials: every row of every model failed or could not be parsed "
-                         "(see the status column of the inputs)")
+def _say_empty(empty: Sequence[str], keep: bool, log) -> None:
+    """Say loudly which models have no usable trial, and what was done with them."""
     log("!" * 78)
     log(f"WARNING: {len(empty)} model(s) have NO usable trial: {', '.join(empty)}.")
     log("  They are fitted on request (--keep-empty-models): their DVGR is the prior's, and it enters the overall DVGR."
         if keep else "  They are left out of the fit and of the overall DVGR; --keep-empty-models fits them.")
     log("!" * 78)
-    if keep:
-        return data.cells, data.models
-    kept = data.cells.data.filter(~pl.col("model").is_in(empty))
-    models = ModelTable(data.models.data.filter(~pl.col("short_name").is_in(empty)))
-    return cellmod.CellTable(kept, data.cells.by), models
 
 
 def excluded_counts(quality: pl.DataFrame) -> str:
@@ -203,15 +139,6 @@ def excluded_counts(quality: pl.DataFrame) -> str:
     return (f"{excluded:,} prompts excluded (unparsed or conflicting; column excl)"
             + (f", {superseded:,} superseded duplicate rows not counted as prompts" if superseded else "")
             + " (see data_quality.csv)")
-
-
-def contrast_tables(result: Fit, wanted: dict[str, list[tuple[str, str]]], hdi_prob: float,
-                    rope: float | None) -> pl.DataFrame:
-    """The posterior of every wanted contrast (pairs per factor, :func:`contrasts.resolve`)."""
-    return pl.concat([
-        contrastmod.contrast_table(*result.level_draws(factor), pairs, factor=factor, hdi_prob=hdi_prob, rope=rope)
-        for factor, pairs in wanted.items()
-    ])
 
 
 @contextmanager
@@ -226,80 +153,7 @@ def _warnings_to(log):
         log(f"warning: {message}")
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """What the fit needs from the input files, whether trial dumps or aggregated cell tables."""
-
-    cells: cellmod.CellTable
-    quality: pl.DataFrame  # per model status counts
-    reconciliation: pl.DataFrame
-    models: ModelTable  # the model table rows of the models present
-    inputs: list[dict]  # path, sha256, format, n_rows
-    trials: TrialTable | None
-
-
-def read_inputs(paths, f: formulamod.Formula, table: ModelTable, values, on_conflict) -> Inputs:
-    """Ingest ``paths`` and aggregate them into the cells of the formula's design."""
-    source = load(paths, values=values, models=table, on_conflict=on_conflict)
-    if isinstance(source, TrialTable):
-        return Inputs(
-            cells=cellmod.from_trials(source.data, f.variables),
-            quality=source.status_counts(),
-            reconciliation=source.reconciliation,
-            models=table.resolve(source.data["model_id"].unique().to_list()),
-            inputs=[asdict(s) | {"kind": "trials"} for s in source.sources],
-            trials=source,
-        )
-    cells = cellmod.from_counts(source, f.variables)
-    quality = cells.by_model().select("model", n_rows="n_prompts", n_prompts="n_prompts", n_used="n_trials",
-                                      n_unparsed=pl.col("n_prompts") - pl.col("n_trials"))
-    return Inputs(
-        cells=cells,
-        quality=quality,
-        reconciliation=pl.DataFrame(schema=RECONCILIATION_SCHEMA),
-        models=table.resolve(source["model_id"].unique().to_list()),
-        inputs=[asdict(s) | {"kind": "cells"} for s in ingest_sources(paths)],
-        trials=None,
-    )
-
-
-def _scaling(result: Fit, table: ModelTable, pairs, hdi_prob, seed, out: Path, wanted: bool | None, log) -> str:
-    """Run the scaling-trend tests when asked, or by default when a family has two sizes."""
-    from . import scaling
-
-    present = table.data
-    if wanted is None:
-        wanted = bool(table.families_with_sizes())
-        if not wanted:
-            return "not run: no model family with two sizes among the fitted models"
-    if not wanted:
-        return "not run (--no-scaling)"
-    log("Scaling-trend tests (pairs within families, pooled size slope)...")
-    try:
-        res = scaling.run(result.dvgr, result.cells.data, present, pairs=pairs, hdi_prob=hdi_prob, seed=seed)
-    except scaling.ScalingUnavailable as exc:
-        log(f"Scaling tests not run: {exc}")
-        return f"not run: {exc}"
-    res.write(out)
-    return "run"
-
-
-def _agreement(trials: TrialTable | None, table: ModelTable, settings: SamplerSettings, hdi_prob, out: Path,
-               log) -> str:
-    """Agreement between models and paired tests (:mod:`dvbstats.agreement`) when trials of >= 2 models exist."""
-    if trials is None or trials.data.filter(pl.col("status") == "used")["model"].n_unique() < 2:
-        return "not run: needs a trial table with at least two models"
-    from . import agreement
-
-    log("Agreement between models and paired tests...")
-    res = agreement.run(trials.data, table, settings=settings, hdi_prob=hdi_prob)
-    res.write(out)
-    return res.notes.get("not_run", "run")
-
-
-def _run_name(paths: Sequence[str | Path], synthetic: bool) -> str:
-    if synthetic and len(paths) > 1:
-        return "default"
+def _run_name(paths: Sequence[str | Path]) -> str:
     stem = Path(str(paths[0])).stem.replace("*", "all") or "run"
     return stem if len(paths) == 1 else f"{stem}_and_{len(paths) - 1}_more"
 
@@ -404,7 +258,7 @@ def parser() -> argparse.ArgumentParser:
     sampling.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (default: %(default)s)")
     sampling.add_argument("--tune", type=int, default=500, help="tuning draws per chain (default: %(default)s)")
     sampling.add_argument("--chains", type=int, default=4, help="default: %(default)s")
-    sampling.add_argument("--seed", type=int, default=20251, help="seed of sampling and predictions (default: %(default)s)")
+    sampling.add_argument("--seed", type=int, default=SEED, help="seed of sampling and predictions (default: %(default)s)")
     sampling.add_argument("--target-accept", type=float, default=None,
                           help="NUTS target acceptance rate; raise it (0.9-0.99) when a fit reports divergences "
                           "(default: 0.8 when every random term is centred, 0.95 when one is non-centred)")
@@ -418,7 +272,7 @@ def parser() -> argparse.ArgumentParser:
                         "(without it such a folder is refused)")
     output.add_argument("--name", help="run name, used for reports/<name>/ (default: the --out folder's name; "
                         "else from the input file names; 'default' for the example)")
-    output.add_argument("--hdi", type=float, default=0.94, help="mass of the highest-density intervals (default: %(default)s)")
+    output.add_argument("--hdi", type=float, default=HDI_PROB, help="mass of the highest-density intervals (default: %(default)s)")
     output.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=None,
                         help="scaling-trend tests (default: on when a model family has two sizes)")
     output.add_argument("--pairs", type=_pair, nargs="+", metavar="SMALLER:LARGER",
@@ -429,6 +283,11 @@ def parser() -> argparse.ArgumentParser:
     output.add_argument("--contrasts", choices=[contrastmod.ALL], help="all: every pair of models in contrasts.csv")
     output.add_argument("--rope", type=float, metavar="W",
                         help="region of practical equivalence: contrasts.csv gains P(|difference| < W)")
+    output.add_argument("--agreement", action=argparse.BooleanOptionalAction, default=True,
+                        help="agreement between models, paired McNemar tests and the same-family model "
+                        "(default: on when a trial table has two models or more)")
+    output.add_argument("--prior-predictive", action="store_true",
+                        help="also write prior_predictive.csv: the rates the priors alone expect, beside the data")
     output.add_argument("--report", action=argparse.BooleanOptionalAction, default=None,
                         help="render reports/<run>/report.html (default: on for the no-argument example run)")
     output.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -457,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             target_accept=args.target_accept,
             sampler=args.sampler, parametrization=args.parametrization, hdi_prob=args.hdi, scaling=args.scaling,
             pairs=args.pairs, contrasts=[*args.contrast, *([args.contrasts] if args.contrasts else [])],
-            rope=args.rope, report=args.report if args.report is not None else not args.paths,
+            rope=args.rope, agreement=args.agreement, prior_predictive=args.prior_predictive, report=args.report if args.report is not None else not args.paths,
             overwrite=args.overwrite, keep_empty_models=args.keep_empty_models,
             command=manifest.portable_command("dvbstats.fit", argv), progress=not args.quiet,
             benchmark=args.benchmark,

@@ -64,7 +64,10 @@ def test_allow_warnings_exits_0(dumps, tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--formula", "chose_deep ~ (x|model)"], "only random intercepts"),
+        (["--formula", "chose_deep ~ (x|model)"], "uses 'x' but the input has no such column"),
+        (["--formula", "chose_deep ~ 1 + (1|chose_deep)"], "cannot be a grouping factor"),
+        (["--formula", "chose_deep ~ 0"], "nothing to estimate"),
+        (["--prior", "sd=halfnormal(-1)"], "sigma of halfnormal must be a positive number"),
         (["--prior", "sd=normal(0,1)"], "positive distribution"),
         (["--formula", "chose_deep ~ 1 + (1|colour)"], "'colour'"),
     ],

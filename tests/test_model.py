@@ -48,12 +48,6 @@ def test_design_lays_out_levels_and_centres_predictors():
     assert d.prior_names == ["intercept", "b_log_n_train", "sd_model", "sd_value", "sd_model__value"]
 
 
-def test_categorical_fixed_effect_is_refused_with_advice():
-    data = pl.DataFrame({"model": ["a"], "value": ["x"], "n_prompts": [1], "n_trials": [1], "n_deep": [1]})
-    with pytest.raises(ValueError, match=r"\(1\|value\)"):
-        design(parse("y ~ 1 + value"), CellTable(data, ("model", "value")))
-
-
 def test_no_parsed_trials_is_an_error():
     with pytest.raises(ValueError, match="no parsed trials"):
         design(parse("y ~ 1"), _cells(0, 0))

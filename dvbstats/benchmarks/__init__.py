@@ -25,7 +25,7 @@ from dvbstats.benchmarks.dvb import DVB, is_dvb_file
 from dvbstats.benchmarks.hvsb import HVSB, judgment_files, read_judgments
 
 __all__ = [
-    "BENCHMARKS", "Benchmark", "JudgmentTable", "binary_benchmark", "describe", "detect", "inputs", "load",
+    "BENCHMARKS", "Benchmark", "JudgmentTable", "binary_benchmark", "describe", "detect", "from_record", "load",
     "read_binary", "read_judgments", "tables",
 ]
 
@@ -104,5 +104,4 @@ def load(
     return found, found.read(paths, **options)
 
 
-from dvbstats.benchmarks.inputs import BenchmarkInputs, inputs  # noqa: E402  (needs BENCHMARKS, detect)
-from dvbstats.benchmarks.results import describe, tables  # noqa: E402
+from dvbstats.benchmarks.results import describe, from_record, tables  # noqa: E402

@@ -149,9 +149,11 @@ def reconcile(
     return data, log
 
 
-def to_cells(table: JudgmentTable, outcome: str, item: str, by: Sequence[str]) -> cells.CellTable:
+def to_cells(table: JudgmentTable, outcome: str, item: str, by: Sequence[str],
+             models: pl.DataFrame | None = None) -> cells.CellTable:
     """Binomial cells of a judgment table over ``by`` (``n_prompts`` distinct items, ``n_trials``,
-    ``n_deep`` = trials with ``outcome`` = 1), for the model code as it stands.
+    ``n_deep`` = trials with ``outcome`` = 1), for the model code as it stands; ``models``
+    (``ModelTable.data``) supplies model-table columns ``by`` asks for.
 
     A hook until :func:`dvbstats.cells.from_trials` takes the outcome and item columns by name:
     it reads them as ``chose_deep`` and ``prompt_id``. Categorical design columns become text.
@@ -162,4 +164,4 @@ def to_cells(table: JudgmentTable, outcome: str, item: str, by: Sequence[str]) -
         *[pl.col(c).cast(pl.String) for c, t in table.data.schema.items()
           if isinstance(t, pl.Enum) and c != "status"],
     )
-    return cells.from_trials(data, by)
+    return cells.from_trials(data, by, models)

@@ -1,43 +1,27 @@
-"""Everything a fit needs from its input files, for any benchmark, in one call: :func:`inputs`.
+"""Reading any benchmark's input into what a fit needs: :func:`read` (used by :func:`dvbstats.api.load`).
 
-DVB inputs go through :func:`dvbstats.fit.read_inputs` unchanged; HVSB and binary judgments are
-read into a :class:`~dvbstats.benchmarks.common.JudgmentTable` and aggregated over the formula's
-variables by :func:`~dvbstats.benchmarks.common.to_cells`. The per-model quality counts have the
-columns of DVB's (``n_rows, n_prompts, n_used, n_unparsed, n_superseded, n_conflict``), a "prompt"
-being one trial key (HVSB: a model's judgment of one item under one condition).
+DVB inputs are read by :mod:`dvbstats.ingest` as before; HVSB and binary judgments into a
+:class:`~dvbstats.benchmarks.common.JudgmentTable`, aggregated over a formula's variables by
+:func:`~dvbstats.benchmarks.common.to_cells`. The per-model quality counts have the columns of
+DVB's (``n_rows, n_prompts, n_used, n_unparsed, n_superseded, n_conflict``), a "prompt" being one
+trial key (HVSB: a model's judgment of one item under one condition).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
-from dvbstats import cells as cellmod
-from dvbstats import formula as formulamod
 from dvbstats import schema
-from dvbstats.benchmarks import BENCHMARKS, detect
+from dvbstats.benchmarks import BENCHMARKS, _in_judgment_tree, detect
 from dvbstats.benchmarks.binary import binary_benchmark
-from dvbstats.benchmarks.common import JudgmentTable, to_cells
+from dvbstats.benchmarks.common import JudgmentTable
 from dvbstats.benchmarks.definition import Benchmark
+from dvbstats.ingest import IngestError
 from dvbstats.registry import ModelTable
-
-
-@dataclass(frozen=True)
-class BenchmarkInputs:
-    """:class:`dvbstats.fit.Inputs` plus the benchmark and the formula it was read for."""
-
-    benchmark: Benchmark
-    formula: formulamod.Formula
-    cells: cellmod.CellTable
-    quality: pl.DataFrame  # per model status counts
-    reconciliation: pl.DataFrame
-    models: ModelTable  # the model table rows of the models present
-    inputs: list[dict]  # path, sha256, format, n_rows, kind
-    trials: Any  # ingest.TrialTable, JudgmentTable or None (a DVB cell table)
 
 
 def default_models(benchmark: str, paths: Sequence[str | Path]) -> ModelTable:
@@ -45,10 +29,15 @@ def default_models(benchmark: str, paths: Sequence[str | Path]) -> ModelTable:
     synthetic example's stand-ins when the input is the example)."""
     if benchmark != "hvsb":
         return ModelTable.default()
-    from dvbstats.simulate_hvsb import example_models, is_hvsb_example
     from dvbstats.benchmarks.hvsb import model_table
+    from dvbstats.simulate_hvsb import example_models, is_hvsb_example
 
     return example_models() if is_hvsb_example(paths) else model_table()
+
+
+def trial_key(b: Benchmark) -> tuple[str, ...]:
+    """The columns that, with the model, identify one trial of ``b`` (HVSB: condition and item)."""
+    return ("condition", b.item) if b.name == "hvsb" else (b.item,)
 
 
 def quality_counts(table: JudgmentTable, key: Sequence[str]) -> pl.DataFrame:
@@ -59,61 +48,57 @@ def quality_counts(table: JudgmentTable, key: Sequence[str]) -> pl.DataFrame:
         "model", "n_rows", "n_prompts", *[f"n_{s}" for s in schema.STATUSES]).sort("model")
 
 
-def inputs(
-    paths: Sequence[str | Path] | str | Path,
+def read(
+    paths: Sequence[str | Path] | str | Path | None,
     *,
     benchmark: str | None = None,
-    formula: str | formulamod.Formula | None = None,
     models: ModelTable | str | Path | None = None,
-    values: Sequence[str] = (),
     on_conflict: str = "error",
     model_column: str = "model",
     item_column: str = "item",
     outcome: str = "outcome",
-) -> BenchmarkInputs:
-    """Read ``paths`` as ``benchmark`` (detected when None) and aggregate them for ``formula``.
+) -> tuple[Benchmark, JudgmentTable, ModelTable, list[dict], bool]:
+    """Read HVSB or binary-judgment ``paths`` (the benchmark detected unless given).
 
-    ``formula``: default the benchmark's. ``models``: a model table or its CSV path; default
-    :func:`default_models`. ``values``: extra DVB value names. ``model_column``, ``item_column``,
-    ``outcome``: a binary-judgment table's columns (other benchmarks ignore them).
+    Returns the benchmark, its judgment table, the model-table rows of the models present, the
+    input provenance and whether the input is a synthetic example (``paths=None`` writes and reads
+    the embedded synthetic HVSB example). ``model_column``, ``item_column``, ``outcome``: a
+    binary-judgment table's columns. DVB inputs are :mod:`dvbstats.ingest`'s, not this function's.
     """
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    paths = [str(p) for p in paths]
+    synthetic = False
+    if paths is None:
+        from dvbstats.simulate_hvsb import write_hvsb_example
+
+        paths, synthetic = [str(write_hvsb_example())], True
+    paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     name = detect(paths, benchmark)
     b = binary_benchmark(outcome=outcome) if name == "binary" else BENCHMARKS[name]
-    f = formula if isinstance(formula, formulamod.Formula) else formulamod.parse(formula or b.default_formula)
-    if f.response != b.outcome:
-        raise formulamod.FormulaError(
-            f"the formula models {f.response!r}, but the {b.name} outcome is {b.outcome!r}: write {b.outcome} ~ ...")
     table = models if isinstance(models, ModelTable) else (
         ModelTable.read(models) if models else default_models(name, paths))
     if name == "dvb":
-        from dvbstats import fit
+        raise ValueError(f"{paths[0]}: a DVB input; read it with dvbstats.load")
+    if name == "hvsb" and not synthetic:
+        from dvbstats.simulate_hvsb import is_hvsb_example
 
-        vocab = tuple(schema.DVB_VALUES) + tuple(v for v in values if v not in schema.DVB_VALUES)
-        data = fit.read_inputs(paths, f, table, vocab, on_conflict)
-        return BenchmarkInputs(b, f, **asdict_shallow(data))
+        synthetic = is_hvsb_example(paths)
     options = {"model": model_column, "item": item_column, "outcome": outcome} if name == "binary" else {}
     trials: JudgmentTable = b.read(paths, models=table, on_conflict=on_conflict, **options)
-    unknown = [v for v in f.variables if v not in trials.data.columns]
-    if unknown:
-        raise formulamod.FormulaError(
-            f"the formula uses {', '.join(map(repr, unknown))}, not a column of the {b.name} input "
-            f"(it has {', '.join(c for c in trials.data.columns if c in b.design or c == 'model')})")
-    key = ("condition", b.item) if name == "hvsb" else (b.item,)
-    return BenchmarkInputs(
-        benchmark=b,
-        formula=f,
-        cells=to_cells(trials, b.outcome, b.item, f.variables),
-        quality=quality_counts(trials, key),
-        reconciliation=trials.reconciliation,
-        models=table.resolve(trials.data["model_id"].unique(maintain_order=True).to_list()),
-        inputs=[asdict(s) | {"kind": "trials"} for s in trials.sources],
-        trials=trials,
-    )
+    present = table.resolve(trials.data["model_id"].unique(maintain_order=True).to_list())
+    return b, trials, present, [asdict(s) | {"kind": "trials"} for s in trials.sources], synthetic
 
 
-def asdict_shallow(data: Any) -> dict[str, Any]:
-    """A dataclass's fields as a dict without deep-copying them (``asdict`` would copy every table)."""
-    return {k: getattr(data, k) for k in data.__dataclass_fields__}
+def judged(source) -> bool:
+    """Whether ``source`` (paths) is an HVSB judgment tree or file: read by :func:`read`, not by ingest."""
+    if source is None or not isinstance(source, (str, Path, list, tuple)):
+        return False
+    paths = [source] if isinstance(source, (str, Path)) else source
+    return any(Path(p).suffix.lower() == ".tsv" or (Path(p).exists() and _in_judgment_tree(Path(p)))
+               for p in map(str, paths))
+
+
+def is_binary(paths) -> bool:
+    """Whether ingest-refused ``paths`` are tables of binary judgments (detected as ``binary``)."""
+    try:
+        return detect(paths) == "binary"
+    except (IngestError, ValueError, OSError):
+        return False

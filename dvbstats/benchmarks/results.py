@@ -38,6 +38,18 @@ def describe(b: Benchmark) -> dict[str, Any]:
     }
 
 
+def from_record(record: dict[str, Any] | None) -> Benchmark:
+    """The benchmark a run folder's manifest records (:func:`describe`); DVB when it records none."""
+    from dvbstats.benchmarks import BENCHMARKS
+    from dvbstats.benchmarks.binary import binary_benchmark
+
+    if not record:
+        return BENCHMARKS["dvb"]
+    if record["name"] == "binary":
+        return binary_benchmark(outcome=record["outcome"])
+    return BENCHMARKS[record["name"]]
+
+
 def condition_rates(fit: Fit, b: Benchmark, hdi_prob: float) -> pl.DataFrame:
     """Posterior rate per model x condition (design-averaged) with its name, beside the raw counts."""
     da, keys = fit.average(("model", "condition"))
