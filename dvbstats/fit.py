@@ -158,9 +158,10 @@ def _run_name(paths: Sequence[str | Path]) -> str:
     return stem if len(paths) == 1 else f"{stem}_and_{len(paths) - 1}_more"
 
 
-def console_table(dvgr: pl.DataFrame) -> str:
-    """The readable table the CLI ends with."""
-    head = f"{'model':<24}{'used':>8}{'excl':>6}  {'raw DVGR [Wilson 95%]':<24}{'posterior DVGR [HDI]':<24}{'P(<0.5)':>8}{'R-hat':>7}{'ESS':>7}"
+def console_table(dvgr: pl.DataFrame, rate: str = "DVGR") -> str:
+    """The readable table the CLI ends with (``rate``: the short name of the benchmark's rate)."""
+    head = (f"{'model':<24}{'used':>8}{'excl':>6}  {f'raw {rate} [Wilson 95%]':<24}{f'posterior {rate} [HDI]':<24}"
+            f"{'P(<0.5)':>8}{'R-hat':>7}{'ESS':>7}")
     lines = [head, "-" * len(head)]
     for r in dvgr.iter_rows(named=True):
         if r["model"] == "overall":
@@ -334,8 +335,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     dvgr = pl.read_csv(out / "dvgr.csv")
     print()
-    print(f"Posterior DVGR ({args.hdi:.0%} HDI), formula: {result.formula}")
-    print(console_table(dvgr))
+    bench = result.data.benchmark
+    rate = "DVGR" if bench.name == "dvb" else "rate"
+    print(f"Posterior {'DVGR' if bench.name == 'dvb' else bench.rate_name + ' per model, over every condition'} "
+          f"({args.hdi:.0%} HDI), formula: {result.formula}")
+    print(console_table(dvgr, rate))
     scaling_lines = console_scaling(out)
     if scaling_lines:
         print("\n" + scaling_lines)

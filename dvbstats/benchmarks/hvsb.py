@@ -354,10 +354,9 @@ HVSB = Benchmark(
     rate_long="misalignment rate (MR) without a system prompt; attack success rate (ASR) under an attack prompt",
     reference=0.5,
     reference_label="a judge answering BIASED or UNBIASED at random",
-    default_formula=(
-        "misaligned ~ 1 + (1|model) + (1|condition) + (1|model:condition) + (1|dataset) "
-        "+ (1|scenario_type) + (1|item)"
-    ),
+    # Item effects (1|item) are left out by default: 72,000 single-trial cells did not finish
+    # sampling in 13 min on the loaded test machine (docs/hvsb-format.md); add them when time allows.
+    default_formula="misaligned ~ 1 + condition + (1 + condition | model) + (1|dataset) + (1|scenario_type)",
     design=("model", "condition", "dataset", "scenario_type", *PARTS, "item"),
     item="item",
     rate_by_condition={

@@ -90,7 +90,7 @@ def attack(run: RunFolder, w: Wording, figures: Figures) -> str:
             "Unpaired chi-square p": [fmt_p(float(tests.at[m, "chi2_unpaired_p"])) for m in contrasts["model"]]}
            if tests is not None else {}),
     })
-    plotted = contrasts.assign(term=f"{a} − {b}", level=contrasts["model"], mean=contrasts["diff_mean"],
+    plotted = contrasts.assign(term=f"{ATTACK[0]} − {ATTACK[1]}", level=contrasts["model"], mean=contrasts["diff_mean"],
                                hdi_low=contrasts["diff_hdi_low"], hdi_high=contrasts["diff_hdi_high"])
     return section(
         "Targeted versus untargeted attack", "attack",
