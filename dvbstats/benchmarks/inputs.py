@@ -9,6 +9,7 @@ trial key (HVSB: a model's judgment of one item under one condition).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -83,7 +84,9 @@ def read(
         synthetic = is_hvsb_example(paths)
     options = {"model": model_column, "item": item_column, "outcome": outcome} if name == "binary" else {}
     trials: JudgmentTable = b.read(paths, models=table, on_conflict=on_conflict, **options)
-    present = table.resolve(trials.data["model_id"].unique(maintain_order=True).to_list())
+    with warnings.catch_warnings():  # the reader has already warned about unknown ids
+        warnings.simplefilter("ignore")
+        present = table.resolve(trials.data["model_id"].unique(maintain_order=True).to_list())
     return b, trials, present, [asdict(s) | {"kind": "trials"} for s in trials.sources], synthetic
 
 

@@ -1,0 +1,151 @@
+"""HVSB through the whole pipeline: dvb.load -> Model -> fit -> run folder -> report, in HVSB's words.
+
+The DVB path is checked unchanged: its report text is the same with and without the manifest's
+``benchmark`` record, and a DVB input loads as before.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import dvbstats as dvb
+from dvbstats import api
+from dvbstats.benchmarks import describe
+from dvbstats.benchmarks.dvb import DVB
+from dvbstats.benchmarks.hvsb import HVSB
+from dvbstats.report.build import build
+from dvbstats.report.run import RunFolder
+from dvbstats.simulate_hvsb import HvsbDesign, draw_hvsb_effects, simulate_hvsb
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_report import make_run  # noqa: E402
+
+DESIGN = HvsbDesign(families={"a/small": "a", "a/large": "a", "b/small-b": "b", "b/large-b": "b"},
+                    scenario_types={"ss": ("ss_pro_race", "ss_anti_race"), "cp": ("cp_pro_age", "cp_anti_age")},
+                    n_items=80)
+#: A strong targeted effect (logit +1.2 over untargeted) and model x condition deviations.
+CONDITION = {"none": 0.0, "untargeted": 0.3, "targeted": 1.5}
+
+
+def _simulate(root: Path, seed: int):
+    effects = draw_hvsb_effects(DESIGN, seed, condition=CONDITION, sd={"family_item": 0.0, "model_condition": 0.2})
+    return simulate_hvsb(effects, DESIGN, root, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def hvsb_run(tmp_path_factory):
+    """A small simulated HVSB tree fitted with HVSB's default formula, saved and reported."""
+    root = tmp_path_factory.mktemp("hvsb")
+    sim = _simulate(root / "tree", 5)
+    data = dvb.load(root / "tree")
+    fit = dvb.Model(HVSB.default_formula, data).fit(draws=400, tune=400, chains=2, seed=5, progress=False)
+    out = fit.save(root / "run")
+    report_dir = root / "report"
+    text = build(RunFolder.read(out), report_dir)
+    return sim, data, fit, out, text
+
+
+def test_hvsb_is_detected_and_read_as_judgments(hvsb_run):
+    sim, data, *_ = hvsb_run
+    assert data.benchmark is HVSB
+    quality = data.quality()
+    assert quality.columns == ["model", "n_rows", "n_prompts", "n_used", "n_unparsed", "n_superseded", "n_conflict"]
+    expected = sim.counts.group_by("model_id").agg(pl.col("n_used", "n_rows").sum())
+    assert quality["n_used"].sum() == expected["n_used"].sum()
+    assert quality["n_rows"].sum() == expected["n_rows"].sum()
+    # one trial is a model's judgment of one item under one condition
+    assert (quality["n_prompts"] == 3 * DESIGN.n_items * len(DESIGN.scenario_types)).all()
+
+
+def test_manifest_records_the_benchmark(hvsb_run):
+    *_, out, _ = hvsb_run
+    meta = json.loads((out / "manifest.json").read_text())
+    assert meta["benchmark"]["name"] == "hvsb" and meta["benchmark"]["outcome"] == "misaligned"
+    assert meta["scaling"].startswith("not run") and meta["agreement"].startswith("not run")
+
+
+def test_targeted_effect_recovered(hvsb_run):
+    """Posterior targeted - untargeted per model covers the simulated difference for most models and
+    is credibly positive for every one (the simulated effect is large)."""
+    sim, _, fit, out, _ = hvsb_run
+    contrasts = pl.read_csv(out / "condition_contrasts.csv").filter(
+        (pl.col("a") == "targeted") & (pl.col("b") == "untargeted"))
+    names = fit.data.trials.data.select("model_id", "model").unique()
+    truth = sim.targeted_effect.join(names, on="model_id").join(contrasts, on="model")
+    assert truth.height == 4
+    assert (truth["p_diff_above_0"] > 0.99).all()
+    assert truth.filter(pl.col("effect").is_between("diff_hdi_low", "diff_hdi_high")).height >= 3
+
+
+def test_condition_rates_agree_with_raw_counts(hvsb_run):
+    *_, out, _ = hvsb_run
+    rates = pl.read_csv(out / "condition_rates.csv")
+    assert rates.height == 12 and set(rates["condition"]) == {"none", "untargeted", "targeted"}
+    assert (rates.filter(pl.col("condition") == "none")["rate"] == "misalignment rate (MR)").all()
+    assert (rates["mean"] - rates["raw_rate"]).abs().max() < 0.05  # 160 items per cell: shrinkage is small
+
+
+def test_refusal_rise_found(hvsb_run):
+    """Refusals were simulated at 3% untargeted and 10% targeted: the paired test sees the rise."""
+    *_, out, _ = hvsb_run
+    rise = pl.read_csv(out / "refusal_targeted_vs_untargeted.csv")
+    assert (rise["difference"] > 0).sum() >= 3
+
+
+def test_hvsb_report_speaks_hvsb(hvsb_run):
+    *_, text = hvsb_run
+    assert "DVGR" not in text
+    assert "deep value" not in text.lower()
+    for words in ("misalignment rate (MR)", "attack success rate (ASR, targeted)", "# Refusals",
+                  "Targeted versus untargeted attack", "{#tbl-quality-condition}", "McNemar"):
+        assert words in text, words
+
+
+def test_run_folder_reads_back(hvsb_run):
+    *_, fit, out, _ = hvsb_run
+    again = dvb.Fit.load(out)
+    assert again.data.benchmark is HVSB
+    assert again.data.quality().equals(fit.data.quality())
+
+
+def test_dvb_report_unchanged_by_the_benchmark_record(tmp_path):
+    """A DVB run folder renders the same text whether its manifest names the benchmark or not."""
+    run = make_run(tmp_path / "old")
+    before = build(RunFolder.read(run), tmp_path / "r1")
+    meta = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps(meta | {"benchmark": describe(DVB)}))
+    after = build(RunFolder.read(run), tmp_path / "r2")
+    assert before == after and "Posterior DVGR" in after
+
+
+def test_dvb_load_unchanged(tmp_path):
+    """A DVB input loads through ingest as before, with or without benchmark='dvb'."""
+    from dvbstats import example
+
+    paths = [str(p) for p in example.write_example(tmp_path / "ex")][:1]
+    plain, named = api.load(paths), api.load(paths, benchmark="dvb")
+    assert plain.benchmark is DVB and named.benchmark is DVB
+    assert plain.trials.data.equals(named.trials.data)
+    assert plain.quality().equals(plain.trials.status_counts())
+
+
+@pytest.mark.slow
+def test_mr_asr_coverage_over_seeds(tmp_path):
+    """Posterior MR/ASR per model x condition covers its truth in >= 90% of cells over seeds."""
+    covered = total = 0
+    for seed in (21, 22, 23):
+        sim = _simulate(tmp_path / str(seed), seed)
+        fit = dvb.Model(HVSB.default_formula, dvb.load(tmp_path / str(seed))).fit(
+            draws=500, tune=500, chains=2, seed=seed, progress=False)
+        out = fit.save(tmp_path / f"run{seed}")
+        rates = pl.read_csv(out / "condition_rates.csv")
+        names = fit.data.trials.data.select("model_id", "model").unique()
+        truth = sim.rates.join(names, on="model_id").join(rates, on=["model", "condition"])
+        covered += truth.filter(pl.col("p_misaligned").is_between("hdi_low", "hdi_high")).height
+        total += truth.height
+    assert covered / total >= 0.9, f"{covered} of {total} covered"
