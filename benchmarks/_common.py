@@ -16,13 +16,14 @@ def timed_runs(cmd: list[str], runs: int, cwd: str | None = None) -> list[dict]:
         "t = time.perf_counter()\n"
         "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
         "print(json.dumps({'seconds': time.perf_counter() - t, 'returncode': r.returncode, 'stderr': r.stderr[-2000:],\n"
-        "                  'peak_rss_mib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
+        "                  'peak_rss_mib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,\n"
+        "                  'cpu_seconds': (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_CHILDREN))}))\n"
     )
     out = []
     for i in range(runs):
         res = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, cwd=cwd, check=True)
         row = json.loads(res.stdout)
-        print(f"  run {i + 1}/{runs}: {row['seconds']:.1f} s, peak RSS {row['peak_rss_mib']:.0f} MiB, exit {row['returncode']}",
+        print(f"  run {i + 1}/{runs}: {row['seconds']:.1f} s ({row['cpu_seconds']:.1f} s CPU), peak RSS {row['peak_rss_mib']:.0f} MiB, exit {row['returncode']}",
               flush=True)
         out.append(row)
     return out
