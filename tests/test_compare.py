@@ -8,11 +8,12 @@ import pytest
 from scipy.special import expit
 from scipy.stats import binom
 
-cmp = importlib.import_module("dvbstats.compare")  # the package exports the function under the same name
 from dvbstats.cells import CellTable
 from dvbstats.fitting import fit
 from dvbstats.formula import parse
 from dvbstats.sample import SamplerSettings
+
+cmp = importlib.import_module("dvbstats.compare")  # the package exports the function under the same name
 
 SETTINGS = SamplerSettings(draws=300, tune=300, chains=2, seed=5)
 
