@@ -11,10 +11,10 @@ import arviz as az
 import polars as pl
 import xarray as xr
 
-from . import estimands
+from . import estimands, fastlogp
 from .cells import CellTable
 from .formula import Formula
-from .model import Design, Parametrization, build, design, term_parametrizations
+from .model import Design, Parametrization, build, check_parametrization, design, term_parametrizations
 from .priors import Priors
 from .sample import Diagnostics, SamplerSettings, diagnose, sample
 
@@ -27,6 +27,7 @@ class Fit:
     parametrization: str
     idata: az.InferenceData
     timing: dict[str, float] = field(default_factory=dict)
+    backend: str = "pymc"  # "fastlogp" (hand-written density) or "pymc" (the PyMC graph)
 
     @property
     def formula(self) -> Formula:
@@ -104,15 +105,29 @@ def fit(
     settings: SamplerSettings = SamplerSettings(),
     parametrization: Parametrization = "auto",
     progress: bool = True,
+    backend: str = "auto",
 ) -> Fit:
-    """Build the hierarchical logistic model of ``formula`` on ``cells`` and sample it."""
+    """Build the hierarchical logistic model of ``formula`` on ``cells`` and sample it.
+
+    ``backend="auto"`` samples the hand-written density of :mod:`dvbstats.fastlogp` with nutpie
+    when it supports the design (same posterior, no per-model compilation), else the PyMC model.
+    """
+    if backend not in ("auto", "fastlogp", "pymc"):
+        raise ValueError(f"backend must be auto, fastlogp or pymc, not {backend!r}")
     priors = priors or Priors({})
     t0 = time.perf_counter()
     d = design(formula, cells)
-    model = build(d, priors, parametrization)
     if settings.target_accept is None:
         settings = replace(settings, target_accept=default_target_accept(d, parametrization))
-    t1 = time.perf_counter()
-    idata = sample(model, settings, progress=progress)
+    if backend == "auto":
+        backend = "fastlogp" if settings.sampler == "nutpie" and fastlogp.supports(d) else "pymc"
+    if backend == "fastlogp":
+        per_term = term_parametrizations(d, check_parametrization(parametrization))
+        t1 = time.perf_counter()
+        idata = fastlogp.sample(d, priors, per_term, settings, progress=progress)
+    else:
+        model = build(d, priors, parametrization)
+        t1 = time.perf_counter()
+        idata = sample(model, settings, progress=progress)
     t2 = time.perf_counter()
-    return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1})
+    return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1}, backend)

@@ -138,10 +138,8 @@ def _natural(level: str) -> tuple:
 
 def build(d: Design, priors: Priors, parametrization: Parametrization = "auto") -> pm.Model:
     """The PyMC model of ``n_deep ~ Binomial(n_trials, logit^-1(eta))`` over observed cells."""
-    if parametrization not in PARAMETRIZATIONS:
-        raise ValueError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, not {parametrization!r}")
     priors.check(d.prior_names)
-    per_term = term_parametrizations(d, parametrization)
+    per_term = term_parametrizations(d, check_parametrization(parametrization))
     obs = d.observed
     data = d.cells.data.filter(pl.Series(obs))
     # check_bounds=False: the parametrisation keeps every argument in its support, and the
@@ -163,6 +161,12 @@ def build(d: Design, priors: Priors, parametrization: Parametrization = "auto") 
             pm.Deterministic("sd", pt.stack(sds), dims="term")
         pm.Binomial("n_deep", n=data["n_trials"].to_numpy(), logit_p=eta, observed=data["n_deep"].to_numpy())
     return model
+
+
+def check_parametrization(parametrization: str) -> Parametrization:
+    if parametrization not in PARAMETRIZATIONS:
+        raise ValueError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, not {parametrization!r}")
+    return parametrization
 
 
 def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[str, str]:
