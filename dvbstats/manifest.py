@@ -49,6 +49,7 @@ def build(*, run_name, synthetic, inputs, fit, quality: pl.DataFrame, reconcilia
         "priors": fit.priors_used(),
         "parametrization": {"requested": fit.parametrization, "terms": fit.parametrizations()},
         "sampler": fit.settings.as_dict(),
+        "backend": fit.backend,
         "seed": fit.settings.seed,
         "hdi_prob": hdi_prob,
         "versions": versions(),
