@@ -17,31 +17,15 @@ import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import polars as pl
-from _common import describe, stamp
+from _common import describe, stamp, timed
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def timed(cmd: list[str], env: dict | None = None) -> dict:
-    """Wall seconds, peak RSS (MiB), exit status and stdout of ``cmd`` in a fresh process."""
-    probe = (
-        "import json, resource, subprocess, sys, time\n"
-        "t = time.perf_counter()\n"
-        "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-        "print(json.dumps({'seconds': time.perf_counter() - t, 'returncode': r.returncode, 'stdout': r.stdout[-4000:],\n"
-        "                  'stderr': r.stderr[-2000:],\n"
-        "                  'peak_rss_mib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
-    )
-    res = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, cwd=str(ROOT),
-                         check=True, env=env)
-    return json.loads(res.stdout)
 
 
 def main() -> None:
@@ -66,32 +50,36 @@ def main() -> None:
         rows = []
         if args.cold:
             env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp / "numba-cache-cold")}
-            cold = timed(ours, env)
+            cold = timed(ours, str(ROOT), env)
             m = json.loads((tmp / "run/manifest.json").read_text())
-            print(f"  first run (empty Numba cache): {cold['seconds']:.1f} s, exit {cold['returncode']}, "
+            print(f"  first run (empty Numba cache): {cold['seconds']:.1f} s (CPU {cold['cpu_s']:.1f} s), exit {cold['returncode']}, "
                   f"stages {m['timing']}", flush=True)
         for i in range(args.runs):
-            b = timed(base)
+            b = timed(base, str(ROOT))
             bj = json.loads(b["stdout"].strip().splitlines()[-1]) if b["returncode"] == 0 else {}
-            o = timed(ours)
+            o = timed(ours, str(ROOT))
             m = json.loads((tmp / "run/manifest.json").read_text())
-            rows.append({"ours": o["seconds"], "base": b["seconds"], "ours_rss": o["peak_rss_mib"],
+            rows.append({"ours": o["seconds"], "base": b["seconds"], "ours_cpu": o["cpu_s"], "base_cpu": b["cpu_s"], "ours_rss": o["peak_rss_mib"],
                          "base_rss": b["peak_rss_mib"], "ours_exit": o["returncode"], "stages": m["timing"],
                          "backend": m.get("backend"), "diag": m["diagnostics"], "base_fit": bj})
-            print(f"  pair {i + 1}/{args.runs}: baseline {b['seconds']:.1f} s ({bj}), dvbstats {o['seconds']:.1f} s "
-                  f"(exit {o['returncode']}, {m['timing']}), ratio {o['seconds'] / b['seconds']:.3f}", flush=True)
+            print(f"  pair {i + 1}/{args.runs}: baseline {b['seconds']:.1f} s (CPU {b['cpu_s']:.1f} s; {bj}), "
+                  f"dvbstats {o['seconds']:.1f} s (CPU {o['cpu_s']:.1f} s, "
+                  f"exit {o['returncode']}, {m['timing']}), ratio {o['seconds'] / b['seconds']:.3f}", flush=True)
         diag = pl.read_csv(tmp / "run/diagnostics.csv")
     ours_s, base_s = [r["ours"] for r in rows], [r["base"] for r in rows]
     print(f"dvbstats end to end: {describe(ours_s, 's')}   target <= 15 s warm")
     print(f"baseline (PyMC + nutpie by hand): {describe(base_s, 's')}")
     print(f"ratio of medians: {statistics.median(ours_s) / statistics.median(base_s):.3f}; median per-pair ratio: "
           f"{statistics.median(o / b for o, b in zip(ours_s, base_s)):.3f}   target <= 0.3")
+    ours_cpu, base_cpu = [r["ours_cpu"] for r in rows], [r["base_cpu"] for r in rows]
+    print(f"CPU seconds: dvbstats {describe(ours_cpu, 's')}; baseline {describe(base_cpu, 's')}; "
+          f"ratio of medians {statistics.median(ours_cpu) / statistics.median(base_cpu):.3f}")
     if args.cold:
-        print(f"first run (empty Numba cache): {cold['seconds']:.1f} s   target <= 30 s")
+        print(f"first run (empty Numba cache): {cold['seconds']:.1f} s (CPU {cold['cpu_s']:.1f} s)   target <= 30 s")
     print(f"peak RSS: dvbstats {describe([r['ours_rss'] for r in rows], 'MiB')}; "
           f"baseline {describe([r['base_rss'] for r in rows], 'MiB')}")
     for k in rows[-1]["stages"]:
-        print(f"  stage {k}: {describe([r['stages'][k] for r in rows], 's')}")
+        print(f"  stage {k}: {describe([r['stages'][k] for r in rows if k in r['stages']], 's')}")
     print(f"diagnostics of the last dvbstats run: max R-hat {diag['r_hat'].max():.4f}, min bulk ESS "
           f"{diag['ess_bulk'].min():.0f}, min tail ESS {diag['ess_tail'].min():.0f}, "
           f"divergences {rows[-1]['diag']['divergences']}, ok {all(r['diag']['ok'] for r in rows)}")

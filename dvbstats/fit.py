@@ -92,17 +92,20 @@ def run(
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                                target_accept=target_accept)
     log(f"Fitting {f} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
-        "compiling the model first takes 10-30 s...")
+        "a first run compiles the sampler's code (10-30 s)...")
     with _warnings_to(log):
         result = fit(f, cells, priors=Priors.from_specs(priors), settings=settings,
                      parametrization=parametrization, progress=progress)
     log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
+    t_tables = time.perf_counter()
     tables = {**summaries.tables(result, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation}
+    t_write = time.perf_counter()
     for key, df in tables.items():
         df.write_csv(out / f"{key}.csv")
     tables["dvgr"].write_parquet(out / "dvgr.parquet")
     cells.write(out / "cells.parquet")
     result.idata.to_netcdf(str(out / "posterior.nc"), engine="h5netcdf")
+    t_written = time.perf_counter()
 
     with _warnings_to(log):
         scaling_note = _scaling(result, data.models, pairs, hdi_prob, seed, out, scaling, log)
@@ -110,7 +113,8 @@ def run(
     meta = manifest.build(
         run_name=name, synthetic=synthetic, inputs=inputs, fit=result, quality=quality,
         reconciliation=reconciliation, hdi_prob=hdi_prob, command=sys.argv if __name__ == "__main__" else None,
-        timing={"ingest_s": t_ingest - t_start, **result.timing, "total_s": t_end - t_start},
+        timing={"ingest_s": t_ingest - t_start, **result.timing, "tables_s": t_write - t_tables,
+                "write_s": t_written - t_write, "total_s": t_end - t_start},
         extra={"scaling": scaling_note},
     )
     (out / "manifest.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")

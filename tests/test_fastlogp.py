@@ -4,6 +4,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from scipy import stats
+
 from dvbstats import fastlogp
 from dvbstats.cells import CellTable
 from dvbstats.fitting import fit
@@ -40,6 +42,7 @@ CASES = [(f, p, prior) for f, prior in zip(FORMULAS, PRIORS) for p in ("zerosum"
 CASES += [(FORMULAS[0], p, PRIORS[1]) for p in ("centered", "noncentered")]
 
 
+@pytest.mark.slow  # compiles a PyMC model per case
 @pytest.mark.parametrize(("formula", "parametrization", "prior"), CASES)
 def test_log_density_and_gradient_equal_pymc(formula, parametrization, prior):
     d = design(parse(formula), _cells(1))
@@ -62,6 +65,39 @@ def test_log_density_and_gradient_equal_pymc(formula, parametrization, prior):
         np.testing.assert_allclose(grad, dlogp(point), rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.parametrize(("spec", "dist"), [
+    ("normal(0.3, 1.5)", stats.norm(0.3, 1.5)),
+    ("student_t(3, 0.2, 2.5)", stats.t(3, 0.2, 2.5)),
+    ("logistic(0.1, 2)", stats.logistic(0.1, 2)),
+    ("halfnormal(0.7)", stats.halfnorm(0, 0.7)),
+    ("halfstudent_t(4, 0.7)", None),
+    ("halfcauchy(1.3)", stats.halfcauchy(0, 1.3)),
+    ("exponential(2)", stats.expon(0, 0.5)),
+])
+def test_prior_densities_equal_scipy(spec, dist):
+    from dvbstats.priors import Prior
+
+    prior = Prior.parse(spec)
+    for x in (0.05, 0.4, 1.7):
+        lp, dlp = fastlogp.prior_logp(prior, x)
+        want = np.log(2) + stats.t(4, 0, 0.7).logpdf(x) if dist is None else dist.logpdf(x)
+        assert lp == pytest.approx(want, rel=1e-12)
+        h = 1e-6
+        numeric = (fastlogp.prior_logp(prior, x + h)[0] - fastlogp.prior_logp(prior, x - h)[0]) / (2 * h)
+        assert dlp == pytest.approx(numeric, rel=1e-6)
+
+
+def test_zero_sum_extension_is_an_isometry_with_its_transpose():
+    rng = np.random.default_rng(0)
+    y, g = rng.normal(size=(3, 4)), rng.normal(size=(4, 5))
+    x = fastlogp.extend(fastlogp.extend(y, 0), 1)
+    np.testing.assert_allclose(x.sum(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(x.sum(axis=1), 0, atol=1e-12)
+    assert np.sum(x**2) == pytest.approx(np.sum(y**2))
+    pulled = fastlogp.extend_transpose(fastlogp.extend_transpose(g, 0), 1)
+    assert np.sum(x * g) == pytest.approx(np.sum(y * pulled))
+
+
 def test_expanded_draws_are_the_pymc_variables():
     d = design(parse(FORMULAS[1]), _cells(2))
     ours = fastlogp.CellModel(d, Priors({}), term_parametrizations(d, "zerosum_noncentered"))
@@ -74,6 +110,7 @@ def test_expanded_draws_are_the_pymc_variables():
     np.testing.assert_allclose(out["sd"], [out["sd_model"], out["sd_value"], out["sd_model__value"]])
 
 
+@pytest.mark.slow
 def test_posterior_matches_the_pymc_path():
     """A small fit through both paths: posterior means agree within Monte Carlo error."""
     cells = _cells(3, 400)
