@@ -150,36 +150,38 @@ def extend_transpose(g: np.ndarray, axis: int) -> np.ndarray:
 # --------------------------------------------------------------------------- the cell loop
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "arcp"})
 def _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r):
-    """Binomial-logit log likelihood of the cells; fills ``grad_b``, ``grad_r``; returns (logp, d/d alpha)."""
+    """Binomial-logit log likelihood of the cells; fills ``grad_b``, ``grad_r``; returns (logp, d/d alpha).
+
+    Three passes (gather the linear predictor; likelihood and its derivative; scatter-add), which
+    measured 30% faster than one fused loop (benchmarks/bench_gradient.py)."""
+    n_cells, n_fixed, n_terms = X.shape[0], X.shape[1], idx.shape[1]
+    eta = np.full(n_cells, alpha)
+    for c in range(n_cells):
+        e = eta[c]
+        for j in range(n_fixed):
+            e += X[c, j] * b[j]
+        for t in range(n_terms):
+            e += r[idx[c, t]]
+        eta[c] = e
+    lp = 0.0
+    g = np.empty(n_cells)
+    for c in range(n_cells):
+        e = eta[c]
+        a = np.exp(-abs(e))  # in (0, 1]: softplus and sigmoid without overflow
+        lp += k[c] * e - n[c] * (max(e, 0.0) + np.log(1.0 + a))
+        g[c] = k[c] - n[c] * ((1.0 if e > 0 else a) / (1.0 + a))
     grad_b[:] = 0.0
     grad_r[:] = 0.0
-    lp = 0.0
     g_alpha = 0.0
-    n_fixed = X.shape[1]
-    n_terms = idx.shape[1]
-    for c in range(X.shape[0]):
-        eta = alpha
+    for c in range(n_cells):
+        gc = g[c]
+        g_alpha += gc
         for j in range(n_fixed):
-            eta += X[c, j] * b[j]
+            grad_b[j] += gc * X[c, j]
         for t in range(n_terms):
-            eta += r[idx[c, t]]
-        if eta > 0:
-            e = np.exp(-eta)
-            softplus = eta + np.log1p(e)
-            p = 1.0 / (1.0 + e)
-        else:
-            e = np.exp(eta)
-            softplus = np.log1p(e)
-            p = e / (1.0 + e)
-        lp += k[c] * eta - n[c] * softplus
-        g = k[c] - n[c] * p
-        g_alpha += g
-        for j in range(n_fixed):
-            grad_b[j] += g * X[c, j]
-        for t in range(n_terms):
-            grad_r[idx[c, t]] += g
+            grad_r[idx[c, t]] += gc
     return lp, g_alpha
 
 
@@ -284,7 +286,7 @@ class CellModel:
         columns = [self.t_offset[i] + np.ravel_multi_index(tuple(t.index[obs].T), self.shapes[i])
                    for i, t in enumerate(d.terms)]
         self.idx = np.ascontiguousarray(np.column_stack(columns) if columns else np.zeros((len(self.n), 0)),
-                                        dtype=np.int64)
+                                        dtype=np.int32)  # half the memory traffic of int64
         self.ndim = len(scalars) + sum(f + 1 for f in free)
 
     def logp_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
