@@ -852,6 +852,41 @@ def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
     return section("Contrasts and ranks", "contrasts", *blocks)
 
 
+def condition_effects(run: RunFolder, figures: Figures) -> str:
+    """Each condition (a categorical fixed effect) minus its reference level on the probability scale,
+    for all models and per model (only when the run has ``condition_effects.csv``)."""
+    table = run.table("condition_effects")
+    if table is None or table.empty:
+        return ""
+    hdi = f"{run.hdi_prob:.0%} HDI"
+    blocks = []
+    for (factor, a, b), rows in table.groupby(["factor", "a", "b"], sort=False):
+        overall = rows[rows["model"] == "all models"].iloc[0]
+        per_model = rows[rows["model"] != "all models"]
+        blocks.append(
+            f"**{escape(factor)}: {escape(a)} − {escape(b)}.** Over all models the design-averaged rate moves by "
+            f"{overall['diff_mean']:+.3f} ({hdi} {overall['diff_hdi_low']:+.3f} to {overall['diff_hdi_high']:+.3f}; "
+            f"P(> 0) = {overall['p_diff_above_0']:.3f}); per model from {per_model['diff_mean'].min():+.3f} to "
+            f"{per_model['diff_mean'].max():+.3f}.")
+        display = pd.DataFrame({
+            "Model": [escape(m) for m in rows["model"]],
+            f"Rate at {escape(b)}": [f"{x:.3f}" for x in rows["rate_b"]],
+            f"Rate at {escape(a)}": [f"{x:.3f}" for x in rows["rate_a"]],
+            f"Difference [{hdi}]": [f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in
+                                    rows[["diff_mean", "diff_hdi_low", "diff_hdi_high"]].itertuples(index=False)],
+            "P(difference > 0)": [f"{x:.3f}" for x in rows["p_diff_above_0"]],
+        })
+        blocks.append(md_table(display, caption=f"{escape(factor)}: {escape(a)} minus {escape(b)} (the reference), "
+                               "design-averaged rate per model and for all models (condition_effects.csv).",
+                               label=f"condition-{safe_label(factor)}-{safe_label(a)}"))
+    return section("Condition effects", "conditions", *blocks)
+
+
+def safe_label(text: str) -> str:
+    """A cross-reference label from any level name."""
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
+
+
 def yaml_header(run: RunFolder) -> str:
     """The Quarto YAML header; the html options are honoured by both render engines."""
     title = json.dumps(f"Deep Value Benchmark: {run.name}")
@@ -888,6 +923,7 @@ def build(run: RunFolder, report_dir: Path) -> str:
         training_size(run, models, figures),
         scaling(run, models, figures),
         contrasts_and_ranks(run, figures),
+        condition_effects(run, figures),
         ppc(run, figures),
         diagnostics(run, figures),
         data_quality(run, figures),
