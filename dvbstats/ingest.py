@@ -949,7 +949,7 @@ def _code_trials(raw: pl.LazyFrame, vocabulary: list[str], models: ModelTable) -
     return trials
 
 
-def _reconcile(trials: pl.LazyFrame, on_conflict: ConflictPolicy) -> tuple[pl.LazyFrame, pl.DataFrame]:
+def _reconcile(trials: Frame, on_conflict: ConflictPolicy) -> tuple[Frame, pl.DataFrame]:
     """Give every duplicate (model_id, prompt_id) copy but one the status superseded (or conflict).
 
     One copy stays in the likelihood: a parsed copy over failures; among parsed copies that agree
@@ -959,7 +959,12 @@ def _reconcile(trials: pl.LazyFrame, on_conflict: ConflictPolicy) -> tuple[pl.La
     Only the copies are held in memory: a streaming pass finds the keys seen twice by a 64-bit hash
     (a collision merely brings a non-duplicate along, which the exact grouping then leaves out), and
     the new status and reason of the rows changed are joined back in while the trials stream.
+    Rows are told apart by the row index ``_i`` (added, and dropped again, if absent); a DataFrame
+    comes back as a DataFrame.
     """
+    if isinstance(trials, pl.DataFrame):
+        reconciled, reconciliation = _reconcile(trials.with_row_index("_i").lazy(), on_conflict)
+        return reconciled.drop("_i").collect(), reconciliation
     key = ["model_id", "prompt_id"]
     hashed = pl.struct(key).hash().alias("_h")
     repeated = (
