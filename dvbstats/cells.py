@@ -40,11 +40,13 @@ class CellTable:
         self.data.write_parquet(path)
 
 
-def from_trials(trials: pl.DataFrame, by: Sequence[str]) -> CellTable:
-    """Aggregate a canonical trial table (``ingest.TrialTable.data``) into cells over ``by``."""
+def from_trials(trials: pl.DataFrame | pl.LazyFrame, by: Sequence[str]) -> CellTable:
+    """Aggregate a canonical trial table (``ingest.TrialTable.data``, or a lazy scan of one such
+    as ``ingest.TrialFile.scan()``) into cells over ``by``, by a streaming group-by."""
     by = _with_model(by)
-    live = trials.filter(pl.col("status") != "superseded")
-    live = _derive(live, by, available=trials.columns)
+    columns = trials.collect_schema().names()
+    live = trials.lazy().filter(pl.col("status") != "superseded")
+    live = _derive(live, by, available=columns)
     data = (
         live.group_by(by)
         .agg(
@@ -53,6 +55,7 @@ def from_trials(trials: pl.DataFrame, by: Sequence[str]) -> CellTable:
             n_deep=pl.col("chose_deep").fill_null(0).cast(pl.Int64).sum(),
         )
         .sort(by)
+        .collect(engine="streaming")
     )
     return CellTable(_counts_as_int(data), by)
 
@@ -78,11 +81,11 @@ def _with_model(by: Sequence[str]) -> tuple[str, ...]:
     return ("model", *(c for c in by if c != "model"))
 
 
-def _derive(df: pl.DataFrame, by: Sequence[str], available: Sequence[str]) -> pl.DataFrame:
+def _derive(df: pl.DataFrame | pl.LazyFrame, by: Sequence[str], available: Sequence[str]):
     """Add derived design columns (``log_n_train``) and check the design is available."""
-    derived = {c: DERIVED[c] for c in by if c in DERIVED and c not in df.columns}
+    derived = {c: DERIVED[c] for c in by if c in DERIVED and c not in df.collect_schema()}
     df = df.with_columns(**derived) if derived else df
-    absent = [c for c in by if c not in df.columns]
+    absent = [c for c in by if c not in df.collect_schema()]
     if absent:
         have = ", ".join(c for c in available if c not in CELL_COUNTS)
         raise ValueError(

@@ -21,7 +21,7 @@ from . import cells as cellmod
 from . import formula as formulamod
 from . import manifest, summaries
 from .fitting import Fit, fit
-from .ingest import RECONCILIATION_SCHEMA, IngestError, TrialTable, load
+from .ingest import RECONCILIATION_SCHEMA, IngestError, TrialFile, load
 from .ingest import sources as ingest_sources
 from .model import PARAMETRIZATIONS
 from .priors import PriorError, Priors
@@ -144,18 +144,21 @@ class Inputs:
     reconciliation: pl.DataFrame
     models: ModelTable  # the model table rows of the models present
     inputs: list[dict]  # path, sha256, format, n_rows
-    trials: TrialTable | None
+    trials: TrialFile | None
 
 
 def read_inputs(paths, f: formulamod.Formula, table: ModelTable, values, on_conflict) -> Inputs:
-    """Ingest ``paths`` and aggregate them into the cells of the formula's design."""
-    source = load(paths, values=values, models=table, on_conflict=on_conflict)
-    if isinstance(source, TrialTable):
+    """Ingest ``paths`` and aggregate them into the cells of the formula's design.
+
+    Dumps are streamed to a temporary Parquet trial table (kept while ``Inputs.trials`` lives), so
+    the trial table is never held in memory."""
+    source = load(paths, values=values, models=table, on_conflict=on_conflict, stream=True)
+    if isinstance(source, TrialFile):
         return Inputs(
-            cells=cellmod.from_trials(source.data, f.variables),
+            cells=cellmod.from_trials(source.scan(), f.variables),
             quality=source.status_counts(),
             reconciliation=source.reconciliation,
-            models=table.resolve(source.data["model_id"].unique().to_list()),
+            models=table.resolve(source.model_ids()),
             inputs=[asdict(s) | {"kind": "trials"} for s in source.sources],
             trials=source,
         )

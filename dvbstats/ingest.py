@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, get_args
 
@@ -169,6 +169,7 @@ class TrialFile:
     path: Path
     sources: tuple[Source, ...]
     reconciliation: pl.DataFrame
+    scratch: tempfile.TemporaryDirectory | None = field(default=None, repr=False)  # owns ``path`` if set
 
     def scan(self) -> pl.LazyFrame:
         return pl.scan_parquet(self.path)
@@ -1148,27 +1149,30 @@ def _trials_plan(
 
 def stream_dumps(
     paths: Sequence[str | Path] | str | Path,
-    out: str | Path,
+    out: str | Path | None = None,
     *,
     values: Iterable[str] = schema.DVB_VALUES,
     models: ModelTable | None = None,
     on_conflict: ConflictPolicy = "error",
 ) -> TrialFile:
     """:func:`read_dumps`, written straight to the Parquet file ``out`` (as :meth:`TrialTable.write`
-    writes it) without holding the trial table in memory: for dumps larger than memory."""
+    writes it) without holding the trial table in memory: for dumps larger than memory. Without
+    ``out``, the file goes to a temporary folder deleted with the returned :class:`TrialFile`."""
     _vocabulary(values)
     _conflict_policy(on_conflict)
     return _stream_dump_files(_expand(paths), out, values=values, models=models, on_conflict=on_conflict)
 
 
 def _stream_dump_files(
-    files: Sequence[InputFile], out: str | Path, *, values: Iterable[str], models: ModelTable | None,
+    files: Sequence[InputFile], out: str | Path | None, *, values: Iterable[str], models: ModelTable | None,
     on_conflict: ConflictPolicy,
 ) -> TrialFile:
+    scratch = None if out else tempfile.TemporaryDirectory(prefix="dvbstats-trials-")
+    path = Path(out or Path(scratch.name) / "trials.parquet")
     with tempfile.TemporaryDirectory(prefix="dvbstats-ingest-") as folder:
         trials, sources, reconciliation = _trials_plan(files, Path(folder), values, models, on_conflict)
-        trials.sink_parquet(out, compression="zstd", metadata=_metadata(sources, reconciliation), engine="streaming")
-    return TrialFile(Path(out), sources, reconciliation)
+        trials.sink_parquet(path, compression="zstd", metadata=_metadata(sources, reconciliation), engine="streaming")
+    return TrialFile(path, sources, reconciliation, scratch)
 
 
 def _dump_columns(path: str, present: list[str]) -> list[str]:
@@ -1333,19 +1337,19 @@ def load(
     values: Iterable[str] = schema.DVB_VALUES,
     models: ModelTable | None = None,
     on_conflict: ConflictPolicy = "error",
-    stream_to: str | Path | None = None,
+    stream: bool = False,
 ) -> TrialTable | TrialFile | pl.DataFrame:
     """Read trial dumps (-> :class:`TrialTable`) or cell tables (-> DataFrame), whichever ``paths`` hold.
 
-    ``values`` and ``on_conflict`` apply to dumps only; with ``stream_to``, dumps are written there
-    by :func:`stream_dumps` (-> :class:`TrialFile`). Mixing the two kinds is an error.
+    ``values`` and ``on_conflict`` apply to dumps only; with ``stream``, dumps are written to a
+    temporary file by :func:`stream_dumps` (-> :class:`TrialFile`). Mixing the two kinds is an error.
     """
     files = _expand(paths)
     kinds = [is_cell_table(file) for file in files]
     if all(kinds):
         return _read_cell_files(files, models or ModelTable.default())
-    if not any(kinds) and stream_to is not None:
-        return _stream_dump_files(files, stream_to, values=values, models=models, on_conflict=on_conflict)
+    if not any(kinds) and stream:
+        return _stream_dump_files(files, None, values=values, models=models, on_conflict=on_conflict)
     if not any(kinds):
         return _read_dump_files(files, values=values, models=models, on_conflict=on_conflict)
     cells = [file.path for file, kind in zip(files, kinds) if kind]
