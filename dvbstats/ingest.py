@@ -775,9 +775,13 @@ _INT32_MAX = 2**31 - 1
 _SHOW_ROWS = 5  # rows named in a warning
 
 
-def _with_control_characters(df: Frame, column: str) -> pl.Series:
-    """The distinct texts of a column holding a control character."""
-    return _distinct(df.lazy().filter(pl.col(column).str.contains(_CONTROL)), column)
+def _texts_where(df: Frame, where: dict[str, pl.Expr]) -> dict[str, pl.Series]:
+    """Per column, its distinct texts where the condition holds, in order of first appearance
+    (one streaming pass for all columns)."""
+    found = df.lazy().select(
+        pl.col(c).filter(condition).unique(maintain_order=True).implode() for c, condition in where.items()
+    ).collect(engine="streaming")
+    return {c: found.get_column(c).explode().drop_nulls() for c in where}
 
 
 def _rows_named(df: pl.LazyFrame, where: pl.Expr) -> list[str]:
@@ -795,17 +799,6 @@ def _rows_named(df: pl.LazyFrame, where: pl.Expr) -> list[str]:
     ]
 
 
-def _changed_texts(df: pl.LazyFrame, column: str, function: Callable[[pl.Expr], pl.Expr]) -> pl.DataFrame:
-    """The distinct texts of a column that ``function`` changes (``before, after``), in order of
-    first appearance."""
-    return (
-        df.select(pl.col(column).alias("before"), function(pl.col(column)).alias("after"), "_i")
-        .filter(pl.col("before") != pl.col("after"))
-        .group_by("before").agg(pl.col("after").first(), pl.col("_i").min())
-        .sort("_i").drop("_i").collect(engine="streaming")
-    )
-
-
 def _tidy_whitespace(df: pl.LazyFrame, ids: Sequence[str], codes: Sequence[str]) -> pl.LazyFrame:
     """Remove whitespace around ``ids`` and ``codes`` and collapse runs of it inside ``codes``.
 
@@ -818,11 +811,15 @@ def _tidy_whitespace(df: pl.LazyFrame, ids: Sequence[str], codes: Sequence[str])
     def collapse(expr: pl.Expr) -> pl.Expr:
         return expr.str.strip_chars().str.replace_all(r"\s+", " ")
 
+    # What the tidying would change, found by a cheap match; the tidying then runs on those texts only.
+    padded, loose = r"^\s|\s$", r"^\s|\s$|\s\s|[^\S ]"
+    tidy = {c: strip for c in ids} | {c: collapse for c in codes}
+    suspects = _texts_where(df, {c: pl.col(c).str.contains(padded if c in ids else loose) for c in tidy})
     changes: dict[str, tuple[pl.Series, pl.Series]] = {}
-    for column, tidy in [(c, strip) for c in ids] + [(c, collapse) for c in codes]:
-        changed = _changed_texts(df, column, tidy)
-        if changed.height:
-            changes[column] = (changed["before"], changed["after"])
+    for column, before in suspects.items():
+        after = before.to_frame().select(tidy[column](pl.col(column))).to_series()
+        if (before != after).any():
+            changes[column] = (before.filter(before != after), after.filter(before != after))
     if not changes:
         return df
     where = pl.any_horizontal(pl.col(c).is_in(before.implode()) for c, (before, _) in changes.items())
@@ -898,8 +895,10 @@ def _code_trials(raw: pl.LazyFrame, vocabulary: list[str], models: ModelTable) -
             "empty context_correlation_pair": pair.is_null(),
             **{
                 f"{c} {{{c}!r}} contains a control character (such as NUL)": pl.col(c).is_in(texts.implode())
-                for c in (*_ID_COLUMNS, "context_correlation_pair")
-                if not (texts := _with_control_characters(raw, c)).is_empty()
+                for c, texts in _texts_where(
+                    raw, {c: pl.col(c).str.contains(_CONTROL) for c in (*_ID_COLUMNS, "context_correlation_pair")}
+                ).items()
+                if not texts.is_empty()
             },
             pair_problem: pair.is_in(bad_pairs),
             f"n_training_examples must be a positive integer up to {_INT32_MAX:,}, got {{n_training_examples!r}}": (
