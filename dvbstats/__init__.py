@@ -1,4 +1,8 @@
-"""dvbstats: hierarchical Bayesian statistics for the Deep Value Benchmark (DVB).
+"""dvbstats: hierarchical Bayesian statistics for LLM value-alignment benchmarks.
+
+    import dvbstats as dvb
+    fit = dvb.Model("chose_deep ~ 1 + (1|model) + (1|value)", dvb.load("dumps/")).fit(seed=1)
+    fit.summary(); fit.rates("model"); fit.save("runs/x"); dvb.report("runs/x")
 
 Pipeline: ``ingest`` (dumps → TrialTable) → ``cells`` (CellTable) → ``fitting.fit`` (Fit) →
 ``summaries``/``scaling`` (tables) → ``report`` (Quarto/HTML). The CLI is ``python -m dvbstats.fit``.
@@ -12,3 +16,9 @@ __version__ = "0.1.0"
 # PyTensor's C backend lacking BLAS (models here are sampled through nutpie's Numba backend).
 warnings.filterwarnings("ignore", message="ArviZ is undergoing a major refactor", category=FutureWarning)
 warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning)
+
+from .api import Data, Model, load, report  # noqa: E402  (after the warning filters)
+from .compare import compare  # noqa: E402
+from .fitting import Fit  # noqa: E402
+
+__all__ = ["Data", "Fit", "Model", "compare", "load", "report"]

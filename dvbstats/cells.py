@@ -3,6 +3,10 @@
 A logistic model whose predictors are all categorical (or take few values) depends on the
 trials only through, per design cell, how many trials were used and how many chose the deep
 value. Fitting cells instead of trials gives the same posterior at a fraction of the cost.
+
+A formula may use any column of the trials (the harness's and any extra dump column ingest kept)
+and the model table's columns (``developer``, ``family``, ``size_rank_in_family``, ``params_b``),
+which are joined by model.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from pathlib import Path
 import polars as pl
 
 from .schema import CELL_COUNTS, DERIVED
+
+Frame = pl.DataFrame | pl.LazyFrame
 
 
 @dataclass(frozen=True)
@@ -40,13 +46,22 @@ class CellTable:
         self.data.write_parquet(path)
 
 
-def from_trials(trials: pl.DataFrame | pl.LazyFrame, by: Sequence[str]) -> CellTable:
+#: Model-table columns a formula may use, joined onto the data by model (short name).
+MODEL_COLUMNS: tuple[str, ...] = ("developer", "family", "size_rank_in_family", "params_b")
+
+
+def from_trials(
+    trials: pl.DataFrame | pl.LazyFrame, by: Sequence[str], models: pl.DataFrame | None = None
+) -> CellTable:
     """Aggregate a canonical trial table (``ingest.TrialTable.data``, or a lazy scan of one such
-    as ``ingest.TrialFile.scan()``) into cells over ``by``, by a streaming group-by."""
+    as ``ingest.TrialFile.scan()``) into cells over ``by``, by a streaming group-by.
+
+    ``models`` (``ModelTable.data``) supplies the model-table columns ``by`` asks for.
+    """
     by = _with_model(by)
     columns = trials.collect_schema().names()
     live = trials.lazy().filter(pl.col("status") != "superseded")
-    live = _derive(live, by, available=columns)
+    live = _derive(_join_models(live, by, models), by, available=[*columns, *_model_columns(models)])
     data = (
         live.group_by(by)
         .agg(
@@ -60,10 +75,11 @@ def from_trials(trials: pl.DataFrame | pl.LazyFrame, by: Sequence[str]) -> CellT
     return CellTable(_counts_as_int(data), by)
 
 
-def from_counts(counts: pl.DataFrame, by: Sequence[str]) -> CellTable:
+def from_counts(counts: pl.DataFrame, by: Sequence[str], models: pl.DataFrame | None = None) -> CellTable:
     """Collapse an aggregated count table (``ingest.read_cells``) onto the design ``by``."""
     by = _with_model(by)
-    counts = _derive(counts, by, available=counts.columns)
+    available = [*counts.columns, *_model_columns(models)]
+    counts = _derive(_join_models(counts, by, models), by, available=available)
     return collapse(CellTable(counts, tuple(c for c in counts.columns if c not in CELL_COUNTS)), by)
 
 
@@ -81,7 +97,20 @@ def _with_model(by: Sequence[str]) -> tuple[str, ...]:
     return ("model", *(c for c in by if c != "model"))
 
 
-def _derive(df: pl.DataFrame | pl.LazyFrame, by: Sequence[str], available: Sequence[str]):
+def _model_columns(models: pl.DataFrame | None) -> list[str]:
+    return [c for c in MODEL_COLUMNS if models is not None and c in models.columns]
+
+
+def _join_models(df: Frame, by: Sequence[str], models: pl.DataFrame | None) -> Frame:
+    """Add the model-table columns ``by`` needs and the data lack, matched on the short name."""
+    wanted = [c for c in _model_columns(models) if c in by and c not in df.collect_schema()]
+    if not wanted:
+        return df
+    table = models.select(pl.col("short_name").alias("model"), *wanted).unique("model")
+    return df.join(table.lazy() if isinstance(df, pl.LazyFrame) else table, on="model", how="left")
+
+
+def _derive(df: Frame, by: Sequence[str], available: Sequence[str]) -> Frame:
     """Add derived design columns (``log_n_train``) and check the design is available."""
     derived = {c: DERIVED[c] for c in by if c in DERIVED and c not in df.collect_schema()}
     df = df.with_columns(**derived) if derived else df

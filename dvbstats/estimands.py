@@ -9,7 +9,9 @@ on the same scale as the raw rate, but with partial pooling and honest uncertain
 fitted population (brms' ``sample_new_levels = "gaussian"``): per draw, each random term not
 identified by the model gets one fresh deviation ``Normal(0, sd * sqrt(1 + 1/L))``; the
 ``1/L`` accounts for the zero-sum parametrisation, whose intercept is the mean of the ``L``
-observed levels rather than the population mean. Numeric predictors sit at their design mean.
+observed levels rather than the population mean. Numeric predictors (and factor codings) sit at
+their design mean, where centred columns are zero: random slopes then contribute only their
+intercept.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def stacked_draws(idata: az.InferenceData, names: Sequence[str]) -> dict[str, np
 
 
 def parameter_names(d: Design) -> list[str]:
-    return ["Intercept"] + [f"b_{x}" for x in d.fixed] + [f"r_{t.name}" for t in d.terms]
+    return ["Intercept"] + [f"b_{x}" for x in d.fixed] + [f"r_{t.name}" for t in d.random]
 
 
 def cell_probabilities(d: Design, idata: az.InferenceData, *, chunk: int = 250):
@@ -106,6 +108,14 @@ def population_dvgr(d: Design, idata: az.InferenceData, models: Sequence[str], s
             continue
         n_levels = int(np.prod([len(lv) for dim, lv in zip(t.dims, t.levels) if dim != "model"]))
         sd = post[f"sd_{t.name}"].values[..., None] * np.sqrt(1 + 1 / n_levels)
+        eta += sd * rng.standard_normal((*shape, len(models)))
+    for s in d.slopes:
+        if "Intercept" not in s.coefficients:
+            continue
+        if s.term.factors == ("model",):
+            eta += post[f"r_{s.name}"].values[..., [s.levels.index(m) for m in models], 0]
+            continue
+        sd = post[f"sd_{s.sd_names[0]}"].values[..., None] * np.sqrt(1 + 1 / len(s.levels))
         eta += sd * rng.standard_normal((*shape, len(models)))
     return xr.DataArray(expit(eta), dims=("chain", "draw", "model"),
                         coords={"chain": post.chain, "draw": post.draw, "model": list(models)}, name="dvgr_population")

@@ -26,7 +26,8 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -34,6 +35,7 @@ import numpy as np
 import polars as pl
 from scipy.special import expit, logit
 
+from dvbstats.cells import CellTable, from_trials
 from dvbstats.manifest import sha256
 from dvbstats.simulate import (
     Design,
@@ -190,6 +192,20 @@ def write_example(out_dir: Path = Path("data/raw/example"), *, force: bool = Fal
     if not manifest_path.exists() or manifest_path.read_text() != text:
         manifest_path.write_text(text)
     return tuple(out_dir / f["name"] for f in files)
+
+
+def at_depth(n_prompts: int, seed: int, by: Sequence[str]) -> CellTable:
+    """Cells over ``by`` of the example's effects with ``n_prompts`` prompts per model (not 12,000).
+
+    The same 9 models, values, features and contexts at another data depth (trials per level), for
+    measuring how the sampler behaves as the data grow (benchmarks/bench_depth.py).
+    """
+    effects, design = example_effects()
+    sim = simulate(effects, replace(design, n_prompts=n_prompts), seed=seed, unparsed_rate=unparsed_rates())
+    trials = sim.trials.with_columns(
+        model=pl.col("model_id"), status=pl.when("parsed").then(pl.lit("used")).otherwise(pl.lit("unparsed"))
+    )
+    return from_trials(trials, by)
 
 
 def is_example(paths: Iterable[Path]) -> bool:

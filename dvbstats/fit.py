@@ -6,29 +6,28 @@ Orchestration only: ingest → cells → fit → summaries → run folder (→ s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import polars as pl
 
-from . import cells as cellmod
+from . import api, folders, manifest, runfolder
+from . import contrasts as contrastmod
 from . import formula as formulamod
-from . import manifest, summaries
-from .fitting import Fit, fit
-from .ingest import RECONCILIATION_SCHEMA, IngestError, TrialFile, load
-from .ingest import sources as ingest_sources
+from .constants import HDI_PROB, SEED
+from .fitting import Fit
+from .ingest import IngestError
 from .model import PARAMETRIZATIONS
 from .priors import PriorError, Priors
-from .registry import ModelTable
-from .sample import MAX_R_HAT, MIN_ESS, SamplerSettings
+from .sample import MAX_R_HAT, MIN_ESS
 
 EXIT_DIAGNOSTICS = 3
+#: The shell's status for a run stopped by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def run(
@@ -44,83 +43,96 @@ def run(
     draws: int = 1000,
     tune: int = 500,
     chains: int = 4,
-    seed: int = 20251,
+    seed: int = SEED,
     target_accept: float | None = None,
     sampler: str = "nutpie",
     parametrization: str = "auto",
-    hdi_prob: float = 0.94,
+    hdi_prob: float = HDI_PROB,
     scaling: bool | None = None,
     pairs: Sequence[tuple[str, str]] | None = None,
+    contrasts: Sequence[str] = (),
+    rope: float | None = None,
+    agreement: bool = True,
+    prior_predictive: bool = False,
     report: bool = False,
-    processed: Path = Path("data/processed"),
+    processed: Path | None = None,
+    overwrite: bool = False,
+    keep_empty_models: bool = False,
+    command: Sequence[str] | None = None,
     progress: bool = True,
     log=print,
 ) -> tuple[Path, Fit]:
-    """Fit ``paths`` (the embedded synthetic example when None) and write the run folder."""
-    from . import example, schema
+    """Fit ``paths`` (the embedded synthetic example when None) and write the run folder.
 
+    The steps of the Python API (:mod:`dvbstats.api`): ``load`` → ``Model`` → ``fit`` → ``Fit.save``
+    (→ ``report``), with the console's words between them. Everything that can be checked before
+    sampling is: the output folder, the formula against the data, the priors, pairs and contrasts.
+    """
     t_start = time.perf_counter()
-    synthetic = paths is None
     if paths is None:
         log("No input given: fitting the embedded SYNTHETIC example (9 models x 12,000 prompts, "
             "simulated with effects calibrated to the published DVB aggregates).")
-        paths = [str(p) for p in example.write_example()]
-    else:
-        synthetic = example.is_example(paths)
-    name = name or _run_name(paths, synthetic)
+    name = name or (Path(out).resolve().name if out else _run_name(paths) if paths else "default")
     out = Path(out) if out else Path("runs") / name
-    out.mkdir(parents=True, exist_ok=True)
-
-    table = ModelTable.read(models) if models else ModelTable.default()
-    vocab = tuple(schema.DVB_VALUES) + tuple(v for v in values if v not in schema.DVB_VALUES)
-    f = formulamod.parse(formula or formulamod.DEFAULT_FORMULA)
+    folders.check(out, marker=runfolder.MARKER, overwrite=overwrite)  # before the slow part, not after it
+    prior_set = Priors.from_specs(priors)  # bad priors stop the run before ingest, let alone compiling
     with _warnings_to(log):
-        data = read_inputs(paths, f, table, vocab, on_conflict)
+        data = api.load(paths, models=models, values=values, on_conflict=on_conflict)
+    log(f"Ingested {sum(i['n_rows'] for i in data.inputs):,} rows from {len(data.inputs)} file(s); "
+        f"{excluded_counts(data.quality())}.")
+    with _warnings_to(log):
+        model = api.Model(formula or formulamod.DEFAULT_FORMULA, data, priors=prior_set,
+                          parametrization=parametrization, keep_empty_models=keep_empty_models)
     t_ingest = time.perf_counter()
-    if data.trials is not None:
-        processed.mkdir(parents=True, exist_ok=True)
-        data.trials.write(processed / f"{name}_trials.parquet")
-    cells, quality, reconciliation, inputs = data.cells, data.quality, data.reconciliation, data.inputs
-    log(f"Ingested {sum(i['n_rows'] for i in inputs):,} rows from {len(inputs)} file(s): "
-        f"{cells.n_trials:,} trials used in {cells.data.height:,} design cells, "
-        f"{int(quality['n_rows'].sum()) - cells.n_trials:,} rows excluded (see data_quality.csv).")
-
+    cells = model.cells
+    log(f"{cells.n_trials:,} trials used in {cells.data.height:,} design cells.")
+    if model.empty_models:
+        _say_empty(model.empty_models, keep_empty_models, log)
     if pairs:  # a misspelled pair should stop the run before the sampler, not after it
         from . import scaling as scalingmod
 
-        scalingmod.pairs(data.models, cells.by_model()["model"].to_list(), explicit=pairs)
-    settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
-                               target_accept=target_accept)
-    log(f"Fitting {f} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
+        scalingmod.pairs(model.models, cells.by_model()["model"].to_list(), explicit=pairs)
+    contrastmod.resolve(contrasts, contrastmod.factor_levels(cells.data, cells.by))
+    log(f"Fitting {model.formula} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
         "compiling the model first takes 10-30 s...")
     with _warnings_to(log):
-        result = fit(f, cells, priors=Priors.from_specs(priors), settings=settings,
-                     parametrization=parametrization, progress=progress)
+        result = model.fit(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
+                           target_accept=target_accept, progress=progress)
+    if result.retry and not progress:  # with progress on, fitting.fit said so when it happened
+        log(result.retry)
     log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
-    tables = {**summaries.tables(result, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation}
-    for key, df in tables.items():
-        df.write_csv(out / f"{key}.csv")
-    tables["dvgr"].write_parquet(out / "dvgr.parquet")
-    cells.write(out / "cells.parquet")
-    result.idata.to_netcdf(str(out / "posterior.nc"), engine="h5netcdf")
-
     with _warnings_to(log):
-        scaling_note = _scaling(result, data.models, pairs, hdi_prob, seed, out, scaling, log)
-    t_end = time.perf_counter()
-    meta = manifest.build(
-        run_name=name, synthetic=synthetic, inputs=inputs, fit=result, quality=quality,
-        reconciliation=reconciliation, hdi_prob=hdi_prob, command=sys.argv if __name__ == "__main__" else None,
-        timing={"ingest_s": t_ingest - t_start, **result.timing, "total_s": t_end - t_start},
-        extra={"scaling": scaling_note},
-    )
-    (out / "manifest.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        result.save(out, name=name, hdi_prob=hdi_prob, overwrite=overwrite, scaling=scaling, pairs=pairs,
+                    contrasts=contrasts, rope=rope, agreement=agreement, command=command, processed=processed,
+                    timing={"ingest_s": t_ingest - t_start, **result.timing,
+                            "total_s": time.perf_counter() - t_start}, log=log)
+        if prior_predictive:
+            log("Prior predictive check...")
+            model.prior_predictive(seed=seed, hdi_prob=hdi_prob).to_csv(out / "prior_predictive.csv", index=False)
     if report:
-        from .report import render
-
         log("Rendering the report...")
-        html = render(out)
-        log(f"Report: {html}")
+        log(f"Report: {api.report(out)}")
     return out, result
+
+
+def _say_empty(empty: Sequence[str], keep: bool, log) -> None:
+    """Say loudly which models have no usable trial, and what was done with them."""
+    log("!" * 78)
+    log(f"WARNING: {len(empty)} model(s) have NO usable trial: {', '.join(empty)}.")
+    log("  They are fitted on request (--keep-empty-models): their DVGR is the prior's, and it enters the overall DVGR."
+        if keep else "  They are left out of the fit and of the overall DVGR; --keep-empty-models fits them.")
+    log("!" * 78)
+
+
+def excluded_counts(quality: pl.DataFrame) -> str:
+    """The rows not in the likelihood, in the words of the per-model table: excluded prompts
+    (unparsed or conflicting; the table's *excl* column) and superseded duplicate rows."""
+    totals = quality.select(pl.exclude("model").sum()).row(0, named=True)
+    excluded = totals["n_prompts"] - totals["n_used"]
+    superseded = totals["n_rows"] - totals["n_prompts"]
+    return (f"{excluded:,} prompts excluded (unparsed or conflicting; column excl)"
+            + (f", {superseded:,} superseded duplicate rows not counted as prompts" if superseded else "")
+            + " (see data_quality.csv)")
 
 
 @contextmanager
@@ -135,70 +147,7 @@ def _warnings_to(log):
         log(f"warning: {message}")
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """What the fit needs from the input files, whether trial dumps or aggregated cell tables."""
-
-    cells: cellmod.CellTable
-    quality: pl.DataFrame  # per model status counts
-    reconciliation: pl.DataFrame
-    models: ModelTable  # the model table rows of the models present
-    inputs: list[dict]  # path, sha256, format, n_rows
-    trials: TrialFile | None
-
-
-def read_inputs(paths, f: formulamod.Formula, table: ModelTable, values, on_conflict) -> Inputs:
-    """Ingest ``paths`` and aggregate them into the cells of the formula's design.
-
-    Dumps are streamed to a temporary Parquet trial table (kept while ``Inputs.trials`` lives), so
-    the trial table is never held in memory."""
-    source = load(paths, values=values, models=table, on_conflict=on_conflict, stream=True)
-    if isinstance(source, TrialFile):
-        return Inputs(
-            cells=cellmod.from_trials(source.scan(), f.variables),
-            quality=source.status_counts(),
-            reconciliation=source.reconciliation,
-            models=table.resolve(source.model_ids()),
-            inputs=[asdict(s) | {"kind": "trials"} for s in source.sources],
-            trials=source,
-        )
-    cells = cellmod.from_counts(source, f.variables)
-    quality = cells.by_model().select("model", n_rows="n_prompts", n_prompts="n_prompts", n_used="n_trials",
-                                      n_unparsed=pl.col("n_prompts") - pl.col("n_trials"))
-    return Inputs(
-        cells=cells,
-        quality=quality,
-        reconciliation=pl.DataFrame(schema=RECONCILIATION_SCHEMA),
-        models=table.resolve(source["model_id"].unique().to_list()),
-        inputs=[asdict(s) | {"kind": "cells"} for s in ingest_sources(paths)],
-        trials=None,
-    )
-
-
-def _scaling(result: Fit, table: ModelTable, pairs, hdi_prob, seed, out: Path, wanted: bool | None, log) -> str:
-    """Run the scaling-trend tests when asked, or by default when a family has two sizes."""
-    from . import scaling
-
-    present = table.data
-    if wanted is None:
-        wanted = bool(table.families_with_sizes())
-        if not wanted:
-            return "not run: no model family with two sizes among the fitted models"
-    if not wanted:
-        return "not run (--no-scaling)"
-    log("Scaling-trend tests (pairs within families, pooled size slope)...")
-    try:
-        res = scaling.run(result.dvgr, result.cells.data, present, pairs=pairs, hdi_prob=hdi_prob, seed=seed)
-    except scaling.ScalingUnavailable as exc:
-        log(f"Scaling tests not run: {exc}")
-        return f"not run: {exc}"
-    res.write(out)
-    return "run"
-
-
-def _run_name(paths: Sequence[str | Path], synthetic: bool) -> str:
-    if synthetic and len(paths) > 1:
-        return "default"
+def _run_name(paths: Sequence[str | Path]) -> str:
     stem = Path(str(paths[0])).stem.replace("*", "all") or "run"
     return stem if len(paths) == 1 else f"{stem}_and_{len(paths) - 1}_more"
 
@@ -253,8 +202,13 @@ examples:
   python -m dvbstats.fit dumps/ --formula "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)"
   python -m dvbstats.fit dumps/ --prior sd=halfnormal(0.5) --draws 2000 --seed 7
 
-exit status: 0 success; 2 bad input or arguments; 3 sampler diagnostics failed (R-hat > 1.01,
-ESS < 400 or divergences; the outputs are written and flagged; --allow-warnings exits 0).
+exit status: 0 success; 2 bad input or arguments (also an --out that cannot be written); 3 sampler
+diagnostics failed (R-hat > 1.01, ESS < 400 or divergences; the outputs are written and flagged;
+--allow-warnings exits 0); 130 interrupted (Ctrl-C): no run folder is left behind.
+
+output: the run folder (--out) holds the tables, posterior.nc, cells.parquet and the ingested
+trial table trials.parquet; it appears only when the run is complete, replacing an earlier run
+folder at that path whole.
 """
 
 
@@ -273,6 +227,9 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--models", help="model table CSV (model_id, short_name, developer, family, size_rank_in_family, "
                       "params_b); default: the 9 published models")
     data.add_argument("--values", default="", help="extra value names, comma-separated, for benchmarks beyond the 11 DVB values")
+    data.add_argument("--keep-empty-models", action="store_true",
+                      help="fit models that have no usable trial (every row failed or was unparsed) and count "
+                      "them in the overall DVGR; by default they are left out, with a warning")
     data.add_argument("--on-conflict", choices=["error", "first", "last", "exclude"], default="error",
                       help="when two parsed copies of a prompt disagree: stop (default), keep the first or last copy, "
                       "or exclude all of them")
@@ -289,19 +246,36 @@ def parser() -> argparse.ArgumentParser:
     sampling.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (default: %(default)s)")
     sampling.add_argument("--tune", type=int, default=500, help="tuning draws per chain (default: %(default)s)")
     sampling.add_argument("--chains", type=int, default=4, help="default: %(default)s")
-    sampling.add_argument("--seed", type=int, default=20251, help="seed of sampling and predictions (default: %(default)s)")
+    sampling.add_argument("--seed", type=int, default=SEED, help="seed of sampling and predictions (default: %(default)s)")
     sampling.add_argument("--target-accept", type=float, default=None,
                           help="NUTS target acceptance rate; raise it (0.9-0.99) when a fit reports divergences "
                           "(default: 0.8 when every random term is centred, 0.95 when one is non-centred)")
     sampling.add_argument("--allow-warnings", action="store_true", help="exit 0 even when sampler diagnostics fail")
     output = p.add_argument_group("output")
-    output.add_argument("--out", type=Path, help="run folder (default: runs/<name>)")
-    output.add_argument("--name", help="run name (default: from the input file names; 'default' for the example)")
-    output.add_argument("--hdi", type=float, default=0.94, help="mass of the highest-density intervals (default: %(default)s)")
+    output.add_argument("--out", type=Path, help="run folder (default: runs/<name>); written in a temporary "
+                        "sibling folder and swapped in when complete, so a failed or interrupted run leaves no "
+                        "folder and a re-run replaces an earlier run's folder whole (never mixes files)")
+    output.add_argument("--overwrite", action="store_true",
+                        help="allow --out to replace a non-empty folder that is not a dvbstats run folder "
+                        "(without it such a folder is refused)")
+    output.add_argument("--name", help="run name, used for reports/<name>/ (default: the --out folder's name; "
+                        "else from the input file names; 'default' for the example)")
+    output.add_argument("--hdi", type=float, default=HDI_PROB, help="mass of the highest-density intervals (default: %(default)s)")
     output.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=None,
                         help="scaling-trend tests (default: on when a model family has two sizes)")
     output.add_argument("--pairs", type=_pair, nargs="+", metavar="SMALLER:LARGER",
                         help="explicit model pairs (short names) for the scaling tests (default: adjacent sizes within families)")
+    output.add_argument("--contrast", action="append", default=[], metavar="A-B",
+                        help="posterior difference of design-averaged DVGR between two models (A-B) or two levels of "
+                        "another factor (FACTOR:A-B), repeatable; written to contrasts.csv")
+    output.add_argument("--contrasts", choices=[contrastmod.ALL], help="all: every pair of models in contrasts.csv")
+    output.add_argument("--rope", type=float, metavar="W",
+                        help="region of practical equivalence: contrasts.csv gains P(|difference| < W)")
+    output.add_argument("--agreement", action=argparse.BooleanOptionalAction, default=True,
+                        help="agreement between models, paired McNemar tests and the same-family model "
+                        "(default: on when a trial table has two models or more)")
+    output.add_argument("--prior-predictive", action="store_true",
+                        help="also write prior_predictive.csv: the rates the priors alone expect, beside the data")
     output.add_argument("--report", action=argparse.BooleanOptionalAction, default=None,
                         help="render reports/<run>/report.html (default: on for the no-argument example run)")
     output.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -314,9 +288,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser().error("--hdi must be between 0 and 1")
     if args.target_accept is not None and not 0 < args.target_accept < 1:
         parser().error("--target-accept must be between 0 and 1")
+    if args.rope is not None and not 0 < args.rope < 1:
+        parser().error("--rope must be between 0 and 1 (a difference of rates)")
     for option in ("draws", "tune", "chains"):
         if getattr(args, option) < 1:
             parser().error(f"--{option} must be a positive whole number")
+    if not 0 <= args.seed < 2**32:
+        parser().error(f"--seed must be a whole number from 0 to {2**32 - 1}, not {args.seed}")
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         out, result = run(
             args.paths or None, out=args.out, name=args.name, formula=args.formula, models=args.models,
@@ -324,11 +303,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_conflict=args.on_conflict, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
             target_accept=args.target_accept,
             sampler=args.sampler, parametrization=args.parametrization, hdi_prob=args.hdi, scaling=args.scaling,
-            pairs=args.pairs, report=args.report if args.report is not None else not args.paths,
-            progress=not args.quiet,
+            pairs=args.pairs, contrasts=[*args.contrast, *([args.contrasts] if args.contrasts else [])],
+            rope=args.rope, agreement=args.agreement, prior_predictive=args.prior_predictive, report=args.report if args.report is not None else not args.paths,
+            overwrite=args.overwrite, keep_empty_models=args.keep_empty_models,
+            command=manifest.portable_command("dvbstats.fit", argv), progress=not args.quiet,
         )
-    except (IngestError, formulamod.FormulaError, PriorError, FileNotFoundError, ValueError) as exc:
+    except KeyboardInterrupt:
+        print("\ninterrupted: no partial run folder or report was left behind", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (IngestError, formulamod.FormulaError, PriorError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder that cannot be written, a file that vanished
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     dvgr = pl.read_csv(out / "dvgr.csv")
     print()

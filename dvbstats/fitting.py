@@ -7,16 +7,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import arviz as az
+import numpy as np
+import pandas as pd
 import polars as pl
 import xarray as xr
 
-from . import estimands
+from . import contrasts, estimands
 from .cells import CellTable
+from .constants import HDI_PROB
 from .formula import Formula
 from .model import Design, Parametrization, build, design, term_parametrizations
 from .priors import Priors
+from .registry import ModelTable
 from .sample import Diagnostics, SamplerSettings, diagnose, sample
+
+if TYPE_CHECKING:
+    from .api import Data
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,16 @@ class Fit:
     parametrization: str
     idata: az.InferenceData
     timing: dict[str, float] = field(default_factory=dict)
+    retry: str | None = None  # why ``auto``'s first form was refitted in the other one (see fit)
+    data: Data | None = field(default=None, repr=False)  # the input it was fitted to (set by api.Model.fit)
+    empty_models: tuple[str, ...] = ()  # models in the data without one usable trial
+    model_table: ModelTable | None = field(default=None, repr=False)  # the model-table rows of the fitted models
+
+    def __repr__(self) -> str:
+        d = self.diagnostics
+        return (f"Fit({str(self.formula)!r}: {self.cells.n_trials:,} trials, {len(self.models)} models, "
+                f"{self.settings.chains} chains x {self.settings.draws} draws; diagnostics "
+                f"{'OK' if d.ok else 'FAILED: ' + '; '.join(d.failures)})")
 
     @property
     def formula(self) -> Formula:
@@ -56,6 +76,19 @@ class Fit:
             self._averages[key] = estimands.design_averages(self.design, self.idata, [key])[0]
         return self._averages[key]
 
+    def level_draws(self, by: str = "model") -> tuple[np.ndarray, list[str]]:
+        """Design-averaged rate per level of factor ``by`` as (samples, levels), and the level names."""
+        da, keys = self.average((by,))
+        return da.values.reshape(-1, da.sizes["group"]), [str(x) for x in keys[by]]
+
+    def contrast(
+        self, a: str, b: str, *, by: str = "model", hdi_prob: float = HDI_PROB, rope: float | None = None
+    ) -> pl.DataFrame:
+        """Posterior of rate(a) - rate(b) for two levels of factor ``by``: mean, HDI, P(> 0) and, with
+        ``rope``, P(|difference| < rope) (one row; see :mod:`dvbstats.contrasts`)."""
+        draws, labels = self.level_draws(by)
+        return contrasts.contrast_table(draws, labels, [(a, b)], factor=by, hdi_prob=hdi_prob, rope=rope)
+
     @property
     def dvgr(self) -> xr.DataArray:
         """Design-averaged DVGR per model (chain, draw, model)."""
@@ -66,19 +99,54 @@ class Fit:
         return estimands.overall_dvgr(self.average(()))
 
     def top_level(self) -> dict[str, xr.DataArray]:
-        """Intercept, slopes and random-effect SDs: the parameters every summary starts from."""
+        """Intercept, coefficients, random-effect SDs and correlations: what every summary starts from."""
         post = self.idata.posterior
         names = (["Intercept"] if self.formula.intercept else []) + [f"b_{x}" for x in self.design.fixed]
-        out = {n: post[n] for n in names}
-        if "sd" in post:
-            out["sd"] = post["sd"]
-        return out
+        return {n: post[n] for n in [*names, "sd", "cor"] if n in post}
 
     @cached_property
     def diagnostics(self) -> Diagnostics:
         """Checks on every reported quantity: top-level parameters, every DVGR, the overall DVGR."""
         quantities = {**self.top_level(), "dvgr": self.dvgr, "dvgr_overall": self.overall}
         return diagnose(quantities, self.idata)
+
+    def summary(self, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+        """Fixed effects, random-effect SDs (and correlations) with HDIs, R-hat and ESS: one DataFrame,
+        indexed by parameter, in the spirit of statsmodels' ``summary()`` (logit scale)."""
+        from . import summaries
+
+        parts = [summaries.fixed_table(self, hdi_prob).with_columns(kind=pl.lit("fixed")),
+                 summaries.sd_table(self, hdi_prob).with_columns(
+                     term=pl.lit("sd[") + pl.col("term") + pl.lit("]"), kind=pl.lit("sd"))]
+        table = pl.concat([p for p in parts if p.height], how="diagonal")
+        return table.to_pandas().set_index("term")
+
+    def rates(self, by: str | Sequence[str] = "model", hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+        """Design-averaged posterior rate (the DVGR for DVB) per level of ``by``, beside the raw rate."""
+        from . import summaries
+
+        return summaries.grouped(self, [by] if isinstance(by, str) else list(by), hdi_prob).to_pandas()
+
+    def plot_forest(self, hdi_prob: float = HDI_PROB):
+        """Posterior rate per model with its HDI beside the raw rate and Wilson interval (a Figure)."""
+        from . import plots, summaries
+
+        table = summaries.dvgr_table(self, hdi_prob, self.settings.seed).to_pandas()
+        models, overall = table[table["model"] != "overall"], table[table["model"] == "overall"].iloc[0]
+        return plots.forest(models, hdi_prob=hdi_prob, overall=overall)
+
+    def save(self, path: str | Path, **options) -> Path:
+        """Write the run folder (tables, posterior, cells, manifest); options as :func:`runfolder.write`."""
+        from . import runfolder
+
+        return runfolder.write(self, path, **options)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Fit:
+        """Read a run folder back (no refitting)."""
+        from . import runfolder
+
+        return runfolder.read(path)
 
     def parametrizations(self) -> dict[str, str]:
         """The parametrisation each random term was sampled in."""
@@ -105,10 +173,21 @@ def fit(
     parametrization: Parametrization = "auto",
     progress: bool = True,
 ) -> Fit:
-    """Build the hierarchical logistic model of ``formula`` on ``cells`` and sample it."""
+    """Build the hierarchical logistic model of ``formula`` on ``cells`` and sample it.
+
+    With ``auto``, a fit that fails its checks is sampled once more in the other zero-sum form
+    (``_retry_in_other_form``), which is said on the console and kept in ``Fit.retry``.
+    """
     priors = priors or Priors({})
+    result = _fit_once(design(formula, cells), priors, settings, parametrization, progress)
+    if parametrization == "auto" and result.design.terms and not result.diagnostics.ok:
+        result = _retry_in_other_form(result, settings, progress)
+    return result
+
+
+def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrization: Parametrization,
+              progress: bool) -> Fit:
     t0 = time.perf_counter()
-    d = design(formula, cells)
     model = build(d, priors, parametrization)
     if settings.target_accept is None:
         settings = replace(settings, target_accept=default_target_accept(d, parametrization))
@@ -116,3 +195,21 @@ def fit(
     idata = sample(model, settings, progress=progress)
     t2 = time.perf_counter()
     return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1})
+
+
+def _retry_in_other_form(first: Fit, settings: SamplerSettings, progress: bool) -> Fit:
+    """A fit in the zero-sum form ``auto`` did not choose for ``first``, whose checks failed.
+
+    Near the threshold between the forms either can fail where the other passes (docs/model.md).
+    ``settings`` are the requested ones (a default target acceptance follows the new form). The
+    second fit is returned even if it fails too, so that its checks are the ones reported.
+    """
+    chosen = set(first.parametrizations().values())
+    other = "zerosum_noncentered" if chosen == {"zerosum"} else "zerosum"
+    note = (f"auto parametrisation ({', '.join(sorted(chosen))}) failed its checks "
+            f"({'; '.join(first.diagnostics.failures)}); refitted with --parametrization {other}")
+    if progress:
+        print(f"{note}...", flush=True)
+    second = _fit_once(first.design, first.priors, settings, other, progress)
+    timing = {k: first.timing[k] + second.timing[k] for k in second.timing}
+    return replace(second, timing=timing, retry=note)

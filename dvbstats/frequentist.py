@@ -34,7 +34,9 @@ def wilson(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Wilson score interval for k successes in n trials (NaN where n = 0).
 
-    Same interval as ``statsmodels.stats.proportion.proportion_confint(method="wilson")``.
+    Same interval as ``statsmodels.stats.proportion.proportion_confint(method="wilson")``, except that
+    it always contains the estimate k/n: at k = 0 or k = n the formula's limit misses 0 or 1 by a
+    rounding error (1 - 2e-16), so the limits are clipped to the estimate.
     """
     k_arr, n_arr = _counts(k, n)
     z = stats.norm.ppf(0.5 + level / 2)
@@ -42,7 +44,7 @@ def wilson(
         p = k_arr / n_arr
         centre = (p + z**2 / (2 * n_arr)) / (1 + z**2 / n_arr)
         half = z / (1 + z**2 / n_arr) * np.sqrt(p * (1 - p) / n_arr + z**2 / (4 * n_arr**2))
-    return centre - half, centre + half
+    return np.minimum(centre - half, p), np.maximum(centre + half, p)
 
 
 def binom_test(k: ArrayLike, n: ArrayLike, p: float = 0.5) -> NDArray[np.float64]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 from datetime import datetime, timezone
 from importlib import metadata
@@ -18,6 +19,23 @@ def sha256(path: str | Path) -> str:
     """SHA-256 of a file's bytes (hex): the input hashes of every manifest."""
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def portable_command(program: str, args: list[str]) -> list[str]:
+    """``program`` and its ``args`` with every absolute path made relative to the working directory.
+
+    The command is shown in reports that are shared; an absolute path names a local machine
+    (and often a user) and does not reproduce elsewhere, a path relative to where the command
+    was run does. ``--opt=/abs/path`` is rewritten as well.
+    """
+
+    def portable(arg: str) -> str:
+        option, eq, value = arg.partition("=") if arg.startswith("-") else ("", "", arg)
+        if os.path.isabs(value):
+            value = os.path.relpath(value)
+        return f"{option}{eq}{value}"
+
+    return ["python", "-m", program, *(portable(a) for a in args)]
 
 
 def versions() -> dict[str, str]:
@@ -47,7 +65,8 @@ def build(*, run_name, synthetic, inputs, fit, quality: pl.DataFrame, reconcilia
         "formula": str(fit.formula),
         "design": list(fit.cells.by),
         "priors": fit.priors_used(),
-        "parametrization": {"requested": fit.parametrization, "terms": fit.parametrizations()},
+        "parametrization": {"requested": "auto" if fit.retry else fit.parametrization,
+                            "terms": fit.parametrizations(), "retry": fit.retry},
         "sampler": fit.settings.as_dict(),
         "seed": fit.settings.seed,
         "hdi_prob": hdi_prob,

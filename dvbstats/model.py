@@ -2,29 +2,36 @@
 
 The linear predictor of cell ``c`` is
 
-    eta_c = Intercept + sum_k b_k (x_kc - xbar_k) + sum_t r_t[level_t(c)]
+    eta_c = Intercept + sum_k b_k (x_kc - xbar_k) + sum_t r_t[level_t(c)] + sum_s Z_sc · r_s[level_s(c)]
 
-with numeric predictors centred at their trial-weighted mean, so that ``Intercept`` is the
-log-odds of a deep-value choice in an average design cell.
+where ``x`` are the columns of the fixed-effects design matrix, coded as R's ``model.matrix`` codes
+them (numeric columns as they are, factors by treatment or sum contrasts, interactions as products)
+and centred at their trial-weighted mean when the formula has an intercept, so that ``Intercept``
+is the log-odds of a deep-value choice in an average design cell; ``r_t`` are random intercepts and
+``r_s`` random intercepts-and-slopes (rows of coefficients per level, ``Z`` their columns).
 
 Parametrisation (chosen by measurement, see ``docs/model.md`` and
 ``benchmarks/bench_parametrization.py``): an unconstrained set of intercepts is confounded with
 the global ``Intercept`` (add a constant to every level, subtract it from the intercept, and the
-likelihood is unchanged), so every random term gets a ``ZeroSumNormal`` prior: iid
-``Normal(0, sd)`` deviations re-expressed relative to their own mean, which makes ``Intercept``
-the grand mean and every parameter identified. For an interaction ``g1:g2`` whose factors all
-have main terms, the deviations sum to zero along every factor's axis. ``"zerosum"`` samples the
-deviations themselves (centred: right when thousands of trials pin each level down);
-``"zerosum_noncentered"`` samples standardised deviations (right when the data are thin);
-``"auto"`` (the default) picks per term from the trials per level. ``"centered"`` and
-``"noncentered"`` are the textbook forms, kept for comparison.
+likelihood is unchanged), so every random term gets a zero-sum prior: iid ``Normal(0, sd)``
+deviations (rows ``MvNormal(0, Σ)`` for slopes) re-expressed relative to their own mean, which makes
+``Intercept`` the grand mean and every parameter identified. For an interaction ``g1:g2`` whose
+sub-terms are all random intercepts, the deviations sum to zero along every factor's axis; the
+row and column means that this removes are moved into the main terms' prior SDs
+(``sqrt(sd_g1² + sd_g1:g2² / L_g2)``), so that every reported ``sd`` means what lme4's means.
+``"zerosum"`` samples the deviations themselves (centred: right when thousands of trials pin each
+level down); ``"zerosum_noncentered"`` samples standardised deviations (right when the data are
+thin); ``"auto"`` (the default) picks one of the two for all random intercepts from the trials per level. ``"centered"`` and
+``"noncentered"`` are the textbook forms; a term whose mean no fixed coefficient absorbs (no
+intercept, or a slope without its fixed slope) always takes the textbook form.
 """
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -33,22 +40,25 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .cells import CellTable
-from .formula import Formula, RandomIntercept
+from .coding import DesignError, check_identified, factor, model_matrix
+from .formula import Formula, RandomTerm, safe_name, term_label
 from .priors import Priors
 
 Parametrization = Literal["auto", "zerosum", "zerosum_noncentered", "centered", "noncentered"]
 PARAMETRIZATIONS: tuple[str, ...] = ("auto", "zerosum", "zerosum_noncentered", "centered", "noncentered")
+_TEXTBOOK = {"zerosum": "centered", "zerosum_noncentered": "noncentered"}
 
-#: ``auto`` centres a zero-sum term when its levels hold at least this many trials (median):
-#: then the likelihood pins each level down far more tightly than its prior SD (see docs/model.md).
-CENTRED_MIN_TRIALS = 1000
+#: ``auto`` centres every zero-sum term when even the thinnest term holds at least this many trials
+#: per level (median): then the likelihood pins each level down far more tightly than its prior SD.
+#: Measured across data depths in docs/model.md (benchmarks/bench_depth.py).
+CENTRED_MIN_TRIALS = 500
 
 
 @dataclass(frozen=True)
 class Term:
     """A random intercept laid out on the cell table."""
 
-    term: RandomIntercept
+    term: RandomTerm
     dims: tuple[str, ...]  # one dimension per axis of its parameter array
     levels: tuple[tuple[str, ...], ...]  # level labels along each axis
     index: np.ndarray  # (n_cells, n_axes) integer positions of each cell's level
@@ -57,6 +67,61 @@ class Term:
     def name(self) -> str:
         return self.term.var_name
 
+    @property
+    def sd_names(self) -> list[str]:
+        return [self.name]
+
+    @property
+    def sd_labels(self) -> list[str]:
+        return [self.term.label]
+
+    def flat_index(self) -> np.ndarray:
+        return np.ravel_multi_index(tuple(self.index.T), tuple(len(lv) for lv in self.levels))
+
+
+@dataclass(frozen=True)
+class SlopeTerm:
+    """A random term with slopes, ``(1 + x|g)``: a row of coefficients per level of the grouping."""
+
+    term: RandomTerm
+    levels: tuple[str, ...]  # levels of the grouping (``a:b`` joined for several factors)
+    index: np.ndarray  # (n_cells,) position of each cell's level
+    coefficients: tuple[str, ...]  # "Intercept" (when the term has one), then the coded slope columns
+    Z: np.ndarray  # (n_cells, n_coefficients): the columns the coefficients multiply
+
+    @property
+    def name(self) -> str:
+        return self.term.var_name
+
+    @property
+    def dim(self) -> str:
+        return self.term.group_var
+
+    @property
+    def coef_dim(self) -> str:
+        return f"{self.name}__coef"
+
+    @property
+    def sd_names(self) -> list[str]:
+        """``model__Intercept``, ``model__log_n_train``: brms' names (prior ``sd_<name>``)."""
+        return [f"{self.term.group_var}__{safe_name(c)}" for c in self.coefficients]
+
+    @property
+    def sd_labels(self) -> list[str]:
+        return [f"{self.term.group_label}|{c}" for c in self.coefficients]
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        """Index pairs of the correlations it estimates (none when uncorrelated)."""
+        return list(itertools.combinations(range(len(self.coefficients)), 2)) if self.term.correlated else []
+
+    @property
+    def pair_labels(self) -> list[str]:
+        return [f"{self.term.group_label}|{self.coefficients[i]},{self.coefficients[j]}" for i, j in self.pairs]
+
+    def flat_index(self) -> np.ndarray:
+        return self.index
+
 
 @dataclass(frozen=True)
 class Design:
@@ -64,76 +129,141 @@ class Design:
 
     formula: Formula
     cells: CellTable
-    fixed: tuple[str, ...]
-    centers: np.ndarray  # (n_fixed,) trial-weighted means of the numeric predictors
-    X: np.ndarray  # (n_cells, n_fixed) centred numeric predictors
-    terms: tuple[Term, ...]
+    fixed: tuple[str, ...]  # parameter-safe names of the fixed coefficients (``b_<name>``)
+    centers: np.ndarray  # (n_fixed,) trial-weighted means of the design columns (0 without intercept)
+    X: np.ndarray  # (n_cells, n_fixed) centred design columns
+    terms: tuple[Term, ...]  # random intercepts
     observed: np.ndarray  # (n_cells,) bool: cells with parsed trials (in the likelihood)
+    coefficients: tuple[str, ...] = ()  # display labels of the fixed coefficients (``condition[B]:x``)
+    slopes: tuple[SlopeTerm, ...] = ()  # random terms with slopes
+    #: for each random intercept, the interactions whose margins the zero-sum layout moves into it,
+    #: with the number of levels each margin averages over (see :func:`_sigma`)
+    absorbed: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+
+    @property
+    def random(self) -> tuple[Term | SlopeTerm, ...]:
+        return (*self.terms, *self.slopes)
+
+    @property
+    def sd_labels(self) -> list[str]:
+        return [lb for t in self.random for lb in t.sd_labels]
+
+    @property
+    def pair_labels(self) -> list[str]:
+        return [lb for s in self.slopes for lb in s.pair_labels]
 
     @property
     def prior_names(self) -> list[str]:
         """Names of the parameters that take priors (for ``Priors.check``/``describe``)."""
         names = ["intercept"] if self.formula.intercept else []
-        return names + [f"b_{x}" for x in self.fixed] + [f"sd_{t.name}" for t in self.terms]
+        names += [f"b_{x}" for x in self.fixed] + [f"sd_{n}" for t in self.random for n in t.sd_names]
+        return names + [f"cor_{s.name}" for s in self.slopes if s.pairs]
 
     def coords(self) -> dict[str, Sequence[str]]:
-        coords: dict[str, Sequence[str]] = {"term": [t.term.label for t in self.terms]}
+        coords: dict[str, Sequence[str]] = {"term": self.sd_labels}
         for t in self.terms:
             for dim, levels in zip(t.dims, t.levels):
                 coords[dim] = levels
+        for s in self.slopes:
+            coords[s.dim] = s.levels
+            coords[s.coef_dim] = s.coefficients
+        if self.pair_labels:
+            coords["pair"] = self.pair_labels
         return coords
 
 
 def design(formula: Formula, cells: CellTable) -> Design:
-    """Lay the formula's terms out on the cells (levels, indices, centred predictors)."""
+    """Lay the formula's terms out on the cells (coded columns, levels, indices); refuse what cannot be fitted."""
     df = cells.data
-    for name in formula.fixed:
-        if not df[name].dtype.is_numeric():
-            raise ValueError(
-                f"fixed effect {name!r} is not numeric (it is {df[name].dtype}); "
-                f"model a categorical variable as a random intercept, e.g. (1|{name})"
-            )
     if df["n_trials"].sum() == 0:
         raise ValueError("there are no parsed trials to fit: every trial is unparsed or excluded")
+    absent = [v for v in formula.variables if v not in df.columns]
+    if absent:
+        raise DesignError(f"the formula uses {', '.join(map(repr, absent))} but the cells have no such column "
+                          f"(they have {', '.join(cells.by)})")
     weights = df["n_trials"].to_numpy().astype(float)
-    X = df.select(formula.fixed).to_numpy().astype(float) if formula.fixed else np.zeros((df.height, 0))
-    centers = weights @ X / weights.sum()
-    mains = {r.factors[0] for r in formula.random if len(r.factors) == 1}
-    terms = []
+    used = weights > 0
+    labels, X = model_matrix(formula.fixed, formula.intercept, df, weights)
+    check_identified(labels, X, formula.intercept, used)
+    centers = weights @ X / weights.sum() if formula.intercept else np.zeros(X.shape[1])
+    names = tuple(safe_name(lb) for lb in labels)
+    if len(set(names)) < len(names):
+        raise DesignError(f"two fixed coefficients get the same parameter name: {', '.join(labels)}")
+    intercept_groups = {frozenset(r.factors) for r in formula.random if r.intercept_only}
+    terms, slopes = [], []
     for r in formula.random:
-        term = _lay_out(r, df, mains)
-        if all(len(levels) == 1 for levels in term.levels):
+        laid = _lay_out(r, df, intercept_groups) if r.intercept_only else _slope_term(r, df, weights)
+        if all(len(lv) == 1 for lv in (laid.levels if r.intercept_only else [laid.levels])):
             # As lme4 refuses, so do we: one level has no variance to estimate; it is the intercept.
-            warnings.warn(f"(1|{r.label}) left out of the model: {r.label!r} has a single level in the data",
-                          stacklevel=2)
+            warnings.warn(f"({r.label if not r.intercept_only else '1|' + r.label}) left out of the model: "
+                          f"{r.group_label!r} has a single level in the data", stacklevel=2)
             continue
-        terms.append(term)
-    terms = tuple(terms)
-    return Design(formula, cells, formula.fixed, centers, X - centers, terms, weights > 0)
+        if not r.intercept_only:
+            _check_slopes_vary(laid, used)
+        (terms if r.intercept_only else slopes).append(laid)
+    return Design(formula, cells, names, centers, X - centers, tuple(terms), used, tuple(labels), tuple(slopes),
+                  _absorbed(terms))
 
 
-def _lay_out(term: RandomIntercept, df: pl.DataFrame, mains: set[str]) -> Term:
-    """Levels along each factor when every factor has a main term, else one flat axis."""
-    if len(term.factors) > 1 and not set(term.factors) <= mains:
-        key = df.select(pl.concat_str([pl.col(f).cast(pl.String) for f in term.factors], separator=":"))
-        columns, dims = [key.to_series()], (term.var_name,)
+def _lay_out(term: RandomTerm, df: pl.DataFrame, intercept_groups: set[frozenset]) -> Term:
+    """Levels along each factor when every sub-term is a random intercept too, else one flat axis."""
+    subsets = [frozenset(c) for k in range(1, len(term.factors)) for c in itertools.combinations(term.factors, k)]
+    if len(term.factors) > 1 and not all(s in intercept_groups for s in subsets):
+        columns, dims = [_group_key(term, df)], (term.var_name,)
     else:
-        columns, dims = [df[f].cast(pl.String) for f in term.factors], term.factors
-    levels, index = [], []
-    for col in columns:
-        lv = sorted(col.unique().to_list(), key=_natural)
-        levels.append(tuple(lv))
-        pos = {v: i for i, v in enumerate(lv)}
-        index.append(np.fromiter((pos[v] for v in col.to_list()), dtype=np.int64, count=len(col)))
-    return Term(term, dims, tuple(levels), np.column_stack(index))
+        columns, dims = [df[f] for f in term.factors], term.factors
+    coded = [factor(col) for col in columns]
+    return Term(term, dims, tuple(c.levels for c in coded), np.column_stack([c.codes for c in coded]))
 
 
-def _natural(level: str) -> tuple:
-    """Sort numeric-looking levels by number (``4 < 20 < 40``), others alphabetically."""
-    try:
-        return (0, float(level), "")
-    except ValueError:
-        return (1, 0.0, level)
+def _group_key(term: RandomTerm, df: pl.DataFrame) -> pl.Series:
+    return df.select(pl.concat_str([pl.col(f).cast(pl.String) for f in term.factors], separator=":")).to_series()
+
+
+def _slope_term(term: RandomTerm, df: pl.DataFrame, weights: np.ndarray) -> SlopeTerm:
+    """Coded slope columns of ``(1 + x|g)``, centred at their trial-weighted mean when the term has an intercept."""
+    labels, Z = model_matrix(term.slopes, term.intercept, df, weights)
+    if term.intercept:
+        Z = np.column_stack([np.ones(df.height), Z - weights @ Z / weights.sum()])
+        labels = ["Intercept", *labels]
+    group = factor(_group_key(term, df))
+    return SlopeTerm(term, group.levels, group.codes, tuple(labels), Z)
+
+
+def _check_slopes_vary(s: SlopeTerm, used: np.ndarray) -> None:
+    """A slope needs its column to vary within some level of the grouping, as lme4 would need too."""
+    for k, label in enumerate(s.coefficients):
+        if label == "Intercept":
+            continue
+        x, g = s.Z[used, k], s.index[used]
+        high, low = np.full(len(s.levels), -np.inf), np.full(len(s.levels), np.inf)
+        np.maximum.at(high, g, x)
+        np.minimum.at(low, g, x)
+        if not (high - low > 1e-12).any():
+            raise DesignError(
+                f"({s.term.label}): {label!r} does not vary within any level of {s.term.group_label!r}, so a slope "
+                f"per level cannot be estimated; use {label!r} as a fixed effect or drop it from the random term")
+
+
+def _absorbed(terms: Sequence[Term]) -> dict[str, tuple[tuple[str, int], ...]]:
+    """For each random intercept T, the axis-laid interactions I ⊃ T and the levels I's T-margin averages over."""
+    out: dict[str, list[tuple[str, int]]] = {t.name: [] for t in terms}
+    for inter in terms:
+        if len(inter.dims) < 2:
+            continue
+        sizes = dict(zip(inter.dims, (len(lv) for lv in inter.levels)))
+        for t in terms:
+            if t is not inter and len(t.dims) == len(t.term.factors) and set(t.dims) < set(inter.dims):
+                out[t.name].append((inter.name, int(np.prod([n for d, n in sizes.items() if d not in t.dims]))))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _zero_sum_allowed(d: Design) -> dict[str, bool]:
+    """A term may be zero-sum only where a fixed coefficient absorbs its mean (the intercept, the fixed slope)."""
+    out = {t.name: d.formula.intercept for t in d.terms}
+    for s in d.slopes:
+        out[s.name] = all((c == "Intercept" and d.formula.intercept) or c in d.coefficients for c in s.coefficients)
+    return out
 
 
 def build(d: Design, priors: Priors, parametrization: Parametrization = "auto") -> pm.Model:
@@ -150,33 +280,62 @@ def build(d: Design, priors: Priors, parametrization: Parametrization = "auto") 
         eta = pt.zeros(int(obs.sum()))
         if d.formula.intercept:
             eta = eta + priors.get("intercept").create("Intercept")
-        for k, name in enumerate(d.fixed):
-            b = priors.get(f"b_{name}").create(f"b_{name}")
-            eta = eta + b * d.X[obs, k]
-        sds = []
+        if d.fixed:
+            b = pt.stack([priors.get(f"b_{name}").create(f"b_{name}") for name in d.fixed])
+            eta = eta + pt.dot(d.X[obs], b)
+        sd = {n: priors.get(f"sd_{n}").create(f"sd_{n}") for t in d.random for n in t.sd_names}
         for t in d.terms:
-            sd = priors.get(f"sd_{t.name}").create(f"sd_{t.name}")
-            sds.append(sd)
-            r = _random_intercepts(t, sd, per_term[t.name])
+            r = _random_intercepts(t, _sigma(d, t, sd, per_term), per_term[t.name])
             eta = eta + r[tuple(t.index[obs, a] for a in range(len(t.dims)))]
-        if sds:
-            pm.Deterministic("sd", pt.stack(sds), dims="term")
+        cors = []
+        for s in d.slopes:
+            r, chol = _random_slopes(s, pt.stack([sd[n] for n in s.sd_names]), priors, per_term[s.name])
+            cors += [pt.dot(chol[i], chol[j]) for i, j in s.pairs]
+            eta = eta + (s.Z[obs] * r[s.index[obs]]).sum(axis=1)
+        if sd:
+            pm.Deterministic("sd", pt.stack(list(sd.values())), dims="term")
+        if cors:
+            pm.Deterministic("cor", pt.stack(cors), dims="pair")
         pm.Binomial("n_deep", n=data["n_trials"].to_numpy(), logit_p=eta, observed=data["n_deep"].to_numpy())
     return model
 
 
+def _sigma(d: Design, t: Term, sd: dict, per_term: dict[str, str]):
+    """The scale of a random intercept's zero-sum prior: its own SD plus the margins of the interactions
+    laid out over it, ``sqrt(sd_t² + Σ sd_I² / L)`` (the row means of a doubly zero-sum ``I`` over ``L``
+    levels are iid ``Normal(0, sd_I²/L)`` and land in ``t``); so ``sd_t`` keeps lme4's meaning."""
+    if not per_term[t.name].startswith("zerosum"):
+        return sd[t.name]
+    extra = [sd[i] ** 2 / n for i, n in d.absorbed.get(t.name, ()) if per_term[i].startswith("zerosum")]
+    return pt.sqrt(sd[t.name] ** 2 + sum(extra)) if extra else sd[t.name]
+
+
 def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[str, str]:
-    """The parametrisation of every random term; ``auto`` decides per term from trials per level."""
+    """The parametrisation of every random term.
+
+    ``auto`` gives every random intercept one form: centred zero-sum when the thinnest term's median
+    trials per level reach CENTRED_MIN_TRIALS, non-centred zero-sum otherwise. Mixing the forms
+    (centred where a term is well filled, non-centred where it is thin) failed its checks at
+    650-1,300 trials per level where either form alone passed (docs/model.md). Random slopes are
+    always non-centred: a slope SD near zero (a slope that barely varies) makes a funnel that the
+    centred form cannot sample (189 divergences, R-hat 1.11 at published scale, bench_slopes.py).
+    """
     if parametrization != "auto":
-        return {t.name: parametrization for t in d.terms}
-    n = d.cells.data["n_trials"].to_numpy()
-    out = {}
-    for t in d.terms:
-        flat = np.ravel_multi_index(tuple(t.index.T), tuple(len(lv) for lv in t.levels))
-        per_level = np.bincount(flat, weights=n)
-        observed = per_level[per_level > 0]
-        out[t.name] = "zerosum" if np.median(observed) >= CENTRED_MIN_TRIALS else "zerosum_noncentered"
-    return out
+        out = {t.name: parametrization for t in d.random}
+    else:
+        n = d.cells.data["n_trials"].to_numpy()
+        intercepts = [t for t in d.random if not isinstance(t, SlopeTerm)]
+        thinnest = min((np.median(_trials_per_level(t, n)) for t in intercepts), default=np.inf)
+        form = "zerosum" if thinnest >= CENTRED_MIN_TRIALS else "zerosum_noncentered"
+        out = {t.name: "zerosum_noncentered" if isinstance(t, SlopeTerm) else form for t in d.random}
+    allowed = _zero_sum_allowed(d)
+    return {k: v if allowed[k] else _TEXTBOOK.get(v, v) for k, v in out.items()}
+
+
+def _trials_per_level(t: Term, n_trials: np.ndarray) -> np.ndarray:
+    """Trials of each level of ``t`` that has any."""
+    per_level = np.bincount(t.flat_index(), weights=n_trials)
+    return per_level[per_level > 0]
 
 
 def _random_intercepts(t: Term, sd, parametrization: str):
@@ -192,6 +351,74 @@ def _random_intercepts(t: Term, sd, parametrization: str):
     return pm.Deterministic(name, z * sd, dims=t.dims)
 
 
+def _random_slopes(s: SlopeTerm, sd, priors: Priors, parametrization: str):
+    """Rows ``r[level] ~ MvNormal(0, diag(sd) R diag(sd))`` (R ~ LKJ), zero-sum over levels when allowed.
+
+    Zero-sum rows are ``L - 1`` free rows mapped by an orthonormal basis of the zero-sum subspace:
+    exactly iid rows re-expressed relative to their mean, as ``ZeroSumNormal`` does for scalars.
+    Returns the rows and the Cholesky factor of R (None when the term is uncorrelated).
+    """
+    p, zerosum = len(s.coefficients), parametrization.startswith("zerosum")
+    chol = _lkj_cholesky(s.name, p, priors.get(f"cor_{s.name}").args[0]) if s.pairs else None
+    rows = len(s.levels) - 1 if zerosum else len(s.levels)
+    if parametrization in ("zerosum", "centered"):
+        if chol is None:
+            free = pm.Normal(f"u_{s.name}", 0.0, sd, shape=(rows, p))
+        else:
+            # centred MvNormal rows, written out: the log density of w = free / sd is that of z L^T.
+            free = pm.Flat(f"u_{s.name}", shape=(rows, p))
+            z = _forward_solve(chol, free / sd, p)
+            pm.Potential(f"u_{s.name}_logp", -0.5 * (z ** 2).sum() - rows * (pt.log(sd).sum()
+                                                                              + pt.log(pt.diag(chol)).sum()))
+    else:
+        z = pm.Normal(f"z_{s.name}", 0.0, 1.0, shape=(rows, p))
+        free = z * sd if chol is None else pt.dot(z, chol.T) * sd
+    r = pm.Deterministic(f"r_{s.name}", _zero_sum_rows(free) if zerosum else free, dims=(s.dim, s.coef_dim))
+    return r, chol
+
+
+def _lkj_cholesky(name: str, p: int, eta: float):
+    """Cholesky factor of a correlation matrix with an LKJ(eta) prior, from unconstrained canonical partial
+    correlations (Stan's ``cholesky_corr_constrain`` and ``lkj_corr_cholesky_lpdf``). Written with
+    elementwise operations only: PyMC's ``LKJCorr`` + ``cholesky`` measured 100 times slower to sample."""
+    z = pt.tanh(pm.Flat(f"cpc_{name}", shape=p * (p - 1) // 2))
+    logp = pt.log1p(-z ** 2).sum()  # Jacobian of tanh
+    rows, k = [], 0
+    for i in range(p):
+        row, ss = [], 0.0
+        for j in range(i):
+            if j > 0:
+                logp += 0.5 * pt.log1p(-ss)  # Jacobian of the stick-breaking scale
+            row.append(z[k] if j == 0 else z[k] * pt.sqrt(1.0 - ss))
+            ss, k = ss + row[-1] ** 2, k + 1
+        row.append(pt.sqrt(1.0 - ss) if i else pt.constant(1.0))
+        if i:
+            logp += (p - i - 1 + 2 * eta - 2) * 0.5 * pt.log1p(-ss)  # LKJ density of the Cholesky factor
+        rows.append(pt.stack(row + [pt.constant(0.0)] * (p - i - 1)))
+    pm.Potential(f"cpc_{name}_logp", logp)
+    return pt.stack(rows)
+
+
+def _forward_solve(chol, w, p: int):
+    """``z`` with ``w = z chol^T`` for lower-triangular ``chol`` (rows of ``w``), unrolled over the few columns."""
+    cols = []
+    for i in range(p):
+        acc = w[:, i]
+        for j in range(i):
+            acc = acc - chol[i, j] * cols[j]
+        cols.append(acc / chol[i, i])
+    return pt.stack(cols, axis=1)
+
+
+def _zero_sum_rows(free):
+    """``(L-1, p)`` free rows → ``(L, p)`` rows summing to zero, through an orthonormal basis (PyMC's
+    ``ZeroSumTransform``), so iid rows map to iid rows re-expressed relative to their mean."""
+    n = free.shape[0] + 1
+    total = free.sum(axis=0, keepdims=True)
+    norm = total / (pt.sqrt(n) + n)
+    return pt.concatenate([free, norm - total / pt.sqrt(n)], axis=0) - norm
+
+
 def linear_predictor(d: Design, draws: dict[str, np.ndarray]) -> np.ndarray:
     """``eta`` of every cell (observed or not) for a batch of draws: shape (n_draws, n_cells).
 
@@ -202,9 +429,11 @@ def linear_predictor(d: Design, draws: dict[str, np.ndarray]) -> np.ndarray:
     eta = np.zeros((n, d.cells.data.height))
     if d.formula.intercept:
         eta += draws["Intercept"][:, None]
-    for k, name in enumerate(d.fixed):
-        eta += draws[f"b_{name}"][:, None] * d.X[None, :, k]
+    if d.fixed:
+        eta += np.stack([draws[f"b_{name}"] for name in d.fixed], axis=1) @ d.X.T
     for t in d.terms:
         r = draws[f"r_{t.name}"]
         eta += r[(slice(None), *(t.index[:, a] for a in range(len(t.dims))))]
+    for s in d.slopes:
+        eta += np.einsum("ncp,cp->nc", draws[f"r_{s.name}"][:, s.index, :], s.Z)
     return eta

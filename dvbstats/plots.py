@@ -142,7 +142,8 @@ def _interval_rows(
     ax.errorbar(
         centre,
         y,
-        xerr=np.vstack([centre - low, high - centre]),
+        # an interval that misses its centre by a rounding error (an old run's Wilson limit at 0% or 100%)
+        xerr=np.clip(np.vstack([centre - low, high - centre]), 0, None),
         fmt=marker,
         color=color,
         ecolor=color,
@@ -400,3 +401,113 @@ def as_wide(table: pd.DataFrame, *, index: str, columns: str, values: str,
     if index_order is not None:
         wide = wide.reindex([i for i in index_order if i in wide.index])
     return wide
+
+
+def pair_heatmaps(panels: Mapping[str, pd.DataFrame], *, groups: Sequence[str]) -> Figure:
+    """Symmetric model x model heatmaps side by side (e.g. raw agreement and Cohen's kappa).
+
+    ``panels`` maps a colour-bar label to a square table (rows and columns in the same order);
+    ``groups`` gives each row's group (developer, family), and black rules separate the groups, so
+    same-group blocks sit on the diagonal. Each panel has its own sequential colour scale.
+    """
+    n = len(next(iter(panels.values())))
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(max(WIDTH, 5.2 * len(panels)), 13.0), 0.32 * n + 1.9),
+                             squeeze=False)
+    cuts = [i for i in range(1, n) if groups[i] != groups[i - 1]]
+    for ax, (label, table) in zip(axes[0], panels.items(), strict=True):
+        sns.heatmap(table.astype(float), ax=ax, cmap="viridis", annot=True, fmt=".2f", annot_kws={"fontsize": 7},
+                    square=True, cbar_kws={"label": label, "shrink": 0.7}, linewidths=0.3, linecolor="white")
+        for cut in cuts:
+            ax.axhline(cut, color="black", linewidth=1.6)
+            ax.axvline(cut, color="black", linewidth=1.6)
+        ax.grid(False)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.tick_params(axis="x", rotation=45)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
+        ax.tick_params(axis="y", rotation=0)
+    return fig
+
+
+def paired_p_values(tests: pd.DataFrame, *, alpha: float = 0.05) -> Figure:
+    """Per pair of models: -log10 p of the unpaired chi-square (x) against McNemar's paired test (y).
+
+    ``tests`` has ``chi2_p`` and ``mcnemar_p`` (``paired_tests.csv``); points above the diagonal
+    are pairs the paired test finds clearer than the unpaired one. Dashed lines: ``alpha``.
+    """
+    floor = np.finfo(float).tiny  # a p-value that underflowed to 0 is drawn at the smallest double
+    x = -np.log10(np.clip(tests["chi2_p"].to_numpy(dtype=float), floor, 1))
+    y = -np.log10(np.clip(tests["mcnemar_p"].to_numpy(dtype=float), floor, 1))
+    fig, ax = plt.subplots(figsize=(5.2, 5.0))
+    top = max(np.nanmax(x), np.nanmax(y), 2.0) * 1.05
+    ax.plot([0, top], [0, top], color=REFERENCE, linewidth=1, label="equal p-values")
+    ax.scatter(x, y, color=POSTERIOR, s=22, zorder=3, label="pair of models")
+    ax.axvline(-np.log10(alpha), color=REFERENCE, linestyle="--", linewidth=0.8)
+    ax.axhline(-np.log10(alpha), color=REFERENCE, linestyle="--", linewidth=0.8, label=f"p = {alpha:g}")
+    ax.set_xscale("symlog", linthresh=2)
+    ax.set_yscale("symlog", linthresh=2)
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("unpaired chi-square: -log10 p")
+    ax.set_ylabel("paired McNemar (exact): -log10 p")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def rank_intervals(ranks: pd.DataFrame, *, interval: float) -> Figure:
+    """Posterior ranks per level (1 = highest rate): mean rank with its central rank interval, and
+    P(best) and P(worst) beside each row. ``ranks`` has the ``ranks.csv`` columns, rows in drawing
+    order (top to bottom)."""
+    n = len(ranks)
+    fig, ax = plt.subplots(figsize=(WIDTH, _height(n)))
+    y = np.arange(n)[::-1].astype(float)
+    # The mean rank can lie outside a rank interval of whole numbers (mean 1.02, interval 1-1).
+    ax.hlines(y, ranks["rank_low"].astype(float), ranks["rank_high"].astype(float), color=POSTERIOR,
+              linewidth=1.6, label=f"{interval:.0%} rank interval")
+    ax.plot(ranks["mean_rank"].astype(float), y, "o", color=POSTERIOR, markersize=5, label="mean rank")
+    for yi, best, worst in zip(y, ranks["p_best"], ranks["p_worst"], strict=True):
+        ax.text(1.01, yi, f"P(best) {best:.2f}  P(worst) {worst:.2f}", transform=ax.get_yaxis_transform(),
+                va="center", fontsize=8, color=REFERENCE)
+    ax.set_yticks(y, ranks["level"].astype(str))
+    ax.set_xticks(np.arange(1, n + 1))
+    ax.set_xlim(0.5, n + 0.5)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel("rank by design-averaged rate (1 = highest)")
+    ax.grid(axis="y", visible=False)
+    fig.legend(*_legend_entries(ax), loc="outside lower center", ncol=2)
+    return fig
+
+
+def odds_ratios(estimates: pd.DataFrame, *, reference: pd.Series | None = None) -> Figure:
+    """Odds ratios per term from several analyses, on a log axis with OR = 1 marked.
+
+    ``estimates`` has ``term, analysis, odds_ratio, low, high`` (one row per term and analysis, drawn
+    in order); ``reference`` maps a term to a published point value, drawn as a diamond.
+    """
+    terms = list(dict.fromkeys(estimates["term"]))
+    analyses = list(dict.fromkeys(estimates["analysis"]))
+    colours = [POSTERIOR, RAW, OKABE_ITO["green"], OKABE_ITO["purple"]]
+    fig, ax = plt.subplots(figsize=(WIDTH, _height(2 * len(terms))))
+    y = np.arange(len(terms))[::-1].astype(float)
+    offsets = np.linspace(0.2, -0.2, len(analyses))
+    for analysis, offset, colour in zip(analyses, offsets, colours, strict=False):
+        rows = estimates[estimates["analysis"] == analysis].set_index("term").reindex(terms)
+        _interval_rows(ax, y + offset, rows["odds_ratio"].astype(float), rows["low"].astype(float),
+                       rows["high"].astype(float), color=colour, label=analysis)
+    if reference is not None:
+        ref = reference.reindex(terms)
+        ax.plot(ref.to_numpy(dtype=float), y, "D", color=OKABE_ITO["black"], markersize=6, label="published",
+                linestyle="none")
+    ax.axvline(1.0, color=REFERENCE, linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ends = estimates[["low", "high"]].to_numpy(dtype=float)
+    ticks = np.arange(np.floor(np.nanmin(ends) * 10), np.ceil(np.nanmax(ends) * 10) + 1) / 10
+    ax.set_xticks(ticks, [f"{x:.1f}" for x in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_yticks(y, terms)
+    ax.set_ylim(-0.7, len(terms) - 0.3)
+    ax.set_xlabel("odds ratio per rating point (log scale)")
+    ax.grid(axis="y", visible=False)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=len(analyses) + 1)
+    return fig

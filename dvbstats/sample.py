@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
+import threading
+import time
 import warnings
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -38,23 +41,11 @@ class SamplerSettings:
 def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = True) -> az.InferenceData:
     """Draw from the posterior of ``model``; the InferenceData has a posterior and sample stats."""
     if settings.sampler == "nutpie":
-        import nutpie
-
-        compiled = nutpie.compile_pymc_model(model)
-        return nutpie.sample(
-            compiled,
-            draws=settings.draws,
-            tune=settings.tune,
-            chains=settings.chains,
-            seed=settings.seed,
-            target_accept=settings.target_accept,
-            save_warmup=False,
-            progress_bar=progress,
-        )
+        return _complete(_sample_nutpie(model, settings, progress), settings)
     if settings.sampler == "pymc":
         with model, warnings.catch_warnings(), pymc_log_level(logging.INFO if progress else logging.WARNING):
             warnings.simplefilter("ignore", UserWarning)  # PyMC repeats its own R-hat warnings; we report ours
-            return pm.sample(
+            return _complete(pm.sample(
                 draws=settings.draws,
                 tune=settings.tune,
                 chains=settings.chains,
@@ -63,8 +54,101 @@ def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = True)
                 target_accept=settings.target_accept,
                 progressbar=progress,
                 compute_convergence_checks=False,
-            )
+            ), settings)
     raise ValueError(f"sampler must be 'nutpie' or 'pymc', not {settings.sampler!r}")
+
+
+class SamplingInterrupted(KeyboardInterrupt):
+    """The sampler stopped early (Ctrl-C): nutpie and PyMC catch the interrupt and return what they have."""
+
+
+def _complete(idata: az.InferenceData, settings: SamplerSettings) -> az.InferenceData:
+    """``idata`` if every draw was made; raise :class:`SamplingInterrupted` on a short trace (PyMC)
+    or a NaN-padded one (nutpie)."""
+    post = idata.posterior
+    if post.sizes["chain"] < settings.chains or post.sizes["draw"] < settings.draws:
+        raise SamplingInterrupted("sampling was interrupted before every draw was made")
+    for var in post.data_vars.values():
+        if np.issubdtype(var.dtype, np.floating) and np.isnan(var.values).any():
+            raise SamplingInterrupted("sampling was interrupted before every draw was made")
+    return idata
+
+
+#: Seconds between progress lines when the console is not a terminal (CI logs, nohup, notebooks).
+PROGRESS_INTERVAL_S = 10.0
+#: PyTensor looks for a BLAS library while rewriting the graph; nutpie's Numba backend does not use one.
+_BLAS_WARNING = "PyTensor could not link to a BLAS installation"
+
+
+def _sample_nutpie(model: pm.Model, settings: SamplerSettings, progress: bool) -> az.InferenceData:
+    """nutpie with its progress bar on a terminal; elsewhere a progress line every PROGRESS_INTERVAL_S."""
+    import nutpie
+
+    lines = progress and not sys.stderr.isatty()
+    with _ticker("compiling the model" if lines else None), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_BLAS_WARNING, category=UserWarning)
+        compiled = nutpie.compile_pymc_model(model)
+    sampler = nutpie.sample(
+        compiled,
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        seed=settings.seed,
+        target_accept=settings.target_accept,
+        save_warmup=lines,  # so that progress lines can count tuning draws; dropped below
+        progress_bar=progress and not lines,
+        blocking=False,
+    )
+    total, start = settings.chains * (settings.draws + settings.tune), time.perf_counter()
+    try:
+        while True:
+            try:
+                idata = sampler.wait(timeout=PROGRESS_INTERVAL_S if lines else None)
+                break
+            except TimeoutError:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # ArviZ: "more chains than draws" early on
+                    _progress_line(sampler.inspect(), total, time.perf_counter() - start)
+    except KeyboardInterrupt:  # as nutpie's blocking sample: the draws so far
+        idata = sampler.abort()
+    except Exception:
+        sampler.cancel()  # now, not when the interpreter shuts down (nutpie panics then)
+        raise
+    if not lines:
+        return idata
+    _progress_line(idata, total, time.perf_counter() - start)
+    return az.InferenceData(**{g: idata[g] for g in idata.groups() if not g.startswith("warmup_")})
+
+
+def _progress_line(idata: az.InferenceData, total: int, elapsed: float) -> None:
+    done = sum(idata[g].sizes["chain"] * idata[g].sizes["draw"] for g in ("warmup_sample_stats", "sample_stats")
+               if g in idata.groups())
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
+    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    print(f"  sampling: {done:,}/{total:,} draws (tuning included), {divergences} divergences after tuning, "
+          f"{elapsed:.0f} s", flush=True)
+
+
+@contextmanager
+def _ticker(what: str | None):
+    """Print ``what`` with the elapsed time every PROGRESS_INTERVAL_S until the block ends (None: silent)."""
+    if what is None:
+        yield
+        return
+    start, stop = time.perf_counter(), threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(PROGRESS_INTERVAL_S):
+            print(f"  {what}: {time.perf_counter() - start:.0f} s", flush=True)
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        print(f"  {what}: done in {time.perf_counter() - start:.0f} s", flush=True)
 
 
 @contextmanager

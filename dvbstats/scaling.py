@@ -37,6 +37,7 @@ import xarray as xr
 from scipy import stats
 from scipy.special import expit, logit
 
+from dvbstats.contrasts import summarize_difference
 from dvbstats.frequentist import FEW_CLUSTERS, chi2_2x2, cluster_robust_logit
 from dvbstats.registry import ModelTable
 from dvbstats.sample import pymc_log_level
@@ -250,13 +251,9 @@ def _draws(dvgr_draws: xr.DataArray, needed: Iterable[str]) -> xr.DataArray:
 
 def _summary(samples: np.ndarray, hdi_prob: float) -> dict[str, float]:
     """Mean, HDI and P(< 0) of a flat sample."""
-    low, high = az.hdi(samples, hdi_prob=hdi_prob)
-    return {
-        "diff_mean": float(samples.mean()),
-        "diff_hdi_low": float(low),
-        "diff_hdi_high": float(high),
-        "p_diff_below_0": float((samples < 0).mean()),
-    }
+    out = summarize_difference(samples, hdi_prob)
+    del out["p_diff_above_0"]
+    return out
 
 
 def pair_contrasts(

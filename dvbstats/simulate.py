@@ -489,3 +489,71 @@ def _check_effects(effects: Effects, design: Design) -> None:
     terms += [*effects.feature.values(), *effects.context.values(), *effects.model_value.values()]
     if not all(math.isfinite(t) for t in terms):
         raise ValueError("Effects: every effect must be a finite number")
+
+
+@dataclass(frozen=True)
+class SharedPropensity:
+    """Trials of models whose choices share group-level item propensities, and the truth behind them.
+
+    ``trials``: a trial table (:data:`schema.TRIAL_SCHEMA`; ``model`` = ``model_id``; unanswered
+    items have status ``unparsed``). ``p_true``: models x items probabilities of choosing 1.
+    ``effect_logit`` and ``effect_pp``: the same-group effect on pair agreement that
+    :func:`dvbstats.agreement.bayes_model` estimates, computed from ``p_true`` (no sampling noise):
+    the least-squares fit of logit(expected agreement) per pair on a same-group indicator and
+    zero-sum multi-membership model effects; ``effect_pp = expit(a + b) - expit(a)`` in points.
+    """
+
+    trials: pl.DataFrame
+    p_true: np.ndarray
+    effect_logit: float
+    effect_pp: float
+
+
+def shared_propensity_trials(
+    groups: Mapping[str, str],
+    *,
+    n_items: int,
+    seed: int,
+    intercept: float = -0.5,
+    sd_model: float = 0.4,
+    sd_item: float = 1.0,
+    sd_group_item: float = 0.8,
+    sd_model_item: float = 1.0,
+    unparsed_rate: float = 0.05,
+) -> SharedPropensity:
+    """Each model m of group g answers item i with logit P(1) = intercept + model[m] + item[i] +
+    group_item[g, i] + model_item[m, i], all effects independent normal with the given SDs.
+
+    ``group_item`` is what models of one group share beyond the item itself, so it (``sd_group_item``)
+    is the knob of the same-group agreement effect; ``sd_group_item = 0`` gives none. Each answer is
+    missing (unparsed) with ``unparsed_rate``, independently.
+    """
+    rng = np.random.default_rng(seed)
+    models, labels = list(groups), list(dict.fromkeys(groups.values()))
+    g = np.array([labels.index(groups[m]) for m in models])
+    eta = (intercept + rng.normal(0, sd_model, len(models))[:, None] + rng.normal(0, sd_item, n_items)[None, :]
+           + rng.normal(0, sd_group_item, (len(labels), n_items))[g]
+           + rng.normal(0, sd_model_item, (len(models), n_items)))
+    p_true = expit(eta)
+    choice = (rng.random(p_true.shape) < p_true).astype(np.int8)
+    answered = rng.random(p_true.shape) >= unparsed_rate
+    width = len(str(n_items - 1))
+    trials = pl.DataFrame({
+        "model": np.repeat(models, n_items),
+        "prompt_id": [f"item_{i:0{width}d}" for i in range(n_items)] * len(models),
+        "chose_deep": pl.Series(np.where(answered, choice, -1).ravel()).replace(-1, None),
+        "status": np.where(answered, "used", "unparsed").ravel(),
+    }).with_columns(model_id="model", source_file=pl.lit("simulated"),
+                    source_row=pl.int_range(1, len(models) * n_items + 1, dtype=pl.Int64))
+    trials = schema.conform(trials.with_columns(pl.lit(None).alias(c) for c in schema.TRIAL_SCHEMA
+                                                if c not in trials.columns))
+    # Truth: logit of each pair's expected agreement on a same-group indicator and zero-sum model effects.
+    pairs = [(i, j) for i in range(len(models)) for j in range(i + 1, len(models))]
+    agree = np.array([np.mean(p_true[i] * p_true[j] + (1 - p_true[i]) * (1 - p_true[j])) for i, j in pairs])
+    members = np.zeros((len(pairs), len(models)))
+    for row, (i, j) in enumerate(pairs):
+        members[row, [i, j]] = 1
+    zero_sum = np.vstack([np.eye(len(models) - 1), -np.ones(len(models) - 1)])  # u = zero_sum @ free
+    design = np.column_stack([np.ones(len(pairs)), [g[i] == g[j] for i, j in pairs], members @ zero_sum])
+    a, b = np.linalg.lstsq(design, np.log(agree / (1 - agree)), rcond=None)[0][:2]
+    return SharedPropensity(trials, p_true, float(b), float(100 * (expit(a + b) - expit(a))))

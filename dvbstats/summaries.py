@@ -10,7 +10,7 @@ import pymc as pm
 import xarray as xr
 from scipy.special import expit
 
-from . import estimands
+from . import contrasts, estimands
 from .estimands import summarize
 from .fitting import Fit
 from .model import Design, build, linear_predictor
@@ -23,6 +23,7 @@ def tables(fit: Fit, hdi_prob: float, seed: int) -> dict[str, pl.DataFrame]:
         "dvgr": dvgr_table(fit, hdi_prob, seed),
         "sd": sd_table(fit, hdi_prob),
         "fixed": fixed_table(fit, hdi_prob),
+        "cor": cor_table(fit, hdi_prob),
         "random_effects": random_effects_table(fit, hdi_prob),
         "margins": margins_table(fit, hdi_prob),
         "ppc": ppc_table(fit, hdi_prob, seed),
@@ -31,6 +32,10 @@ def tables(fit: Fit, hdi_prob: float, seed: int) -> dict[str, pl.DataFrame]:
     interaction = interaction_table(fit, hdi_prob)
     if interaction is not None:
         out["interaction_dvgr"] = interaction
+    if len(fit.models) > 1:
+        draws, labels = fit.level_draws("model")
+        out["ranks"] = contrasts.rank_table(draws, labels, interval=hdi_prob)
+        out["p_superior"] = contrasts.p_superior(draws, labels)
     return out
 
 
@@ -68,16 +73,32 @@ def sd_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
 
 
 def fixed_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
-    """Intercept and slopes (logit scale) with P(> 0)."""
+    """Intercept and coefficients (logit scale) with P(> 0): ``term`` is the parameter, ``coefficient``
+    its name in the formula's coding (``condition[B]:log_n_train``)."""
+    d = fit.design
+    labels = dict(zip((f"b_{x}" for x in d.fixed), d.coefficients)) | {"Intercept": "Intercept"}
     rows = []
     for name, da in fit.top_level().items():
-        if name == "sd":
+        if name in ("sd", "cor"):
             continue
         s = summarize(da, hdi_prob).drop("p_below_half").with_columns(
-            term=pl.lit(name), p_positive=pl.lit(float((da > 0).mean())))
+            term=pl.lit(name), coefficient=pl.lit(labels[name]), p_positive=pl.lit(float((da > 0).mean())))
         rows.append(s)
-    table = pl.concat(rows).select("term", "mean", "median", "hdi_low", "hdi_high", "p_positive")
+    columns = ["term", "coefficient", "mean", "median", "hdi_low", "hdi_high", "p_positive"]
+    if not rows:
+        return pl.DataFrame(schema={c: pl.String if c in ("term", "coefficient") else pl.Float64 for c in columns})
+    table = pl.concat(rows).select(columns)
     return _with_diagnostics(table, fit, table["term"].to_list())
+
+
+def cor_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
+    """Posterior correlation of each pair of a random term's coefficients (``group|a,b``), with P(> 0)."""
+    if "cor" not in fit.idata.posterior:
+        return pl.DataFrame(schema={"pair": pl.String, "mean": pl.Float64})
+    da = fit.idata.posterior["cor"]
+    s = summarize(da, hdi_prob, dim="pair").drop("p_below_half").with_columns(
+        p_positive=pl.Series((da > 0).mean(("chain", "draw")).values))
+    return _with_diagnostics(s, fit, [f"cor[{p}]" for p in s["pair"]])
 
 
 def random_effects_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
@@ -93,12 +114,17 @@ def random_effects_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
             da = da.rename({t.dims[0]: "level"})
         s = summarize(da, hdi_prob, dim="level").drop("p_below_half", "median")
         parts.append(s.with_columns(term=pl.lit(t.term.label)))
+    for sl in fit.design.slopes:
+        da = fit.idata.posterior[f"r_{sl.name}"]
+        for k, label in enumerate(sl.sd_labels):
+            summary = summarize(da.isel({sl.coef_dim: k}, drop=True).rename({sl.dim: "level"}), hdi_prob, dim="level")
+            parts.append(summary.drop("p_below_half", "median").with_columns(term=pl.lit(label)))
     if not parts:
         return pl.DataFrame(schema={"term": pl.String, "level": pl.String})
     return pl.concat(parts).select("term", "level", "mean", "hdi_low", "hdi_high")
 
 
-def _grouped(fit: Fit, by: list[str], hdi_prob: float) -> pl.DataFrame:
+def grouped(fit: Fit, by: list[str], hdi_prob: float) -> pl.DataFrame:
     da, keys = fit.average(by)
     s = summarize(da.assign_coords(group=np.arange(keys.height)), hdi_prob, dim="group").drop("group", "p_below_half")
     raw = fit.cells.data.group_by(by).agg(pl.col("n_trials").sum(), pl.col("n_deep").sum())
@@ -111,7 +137,7 @@ def interaction_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
     """Posterior DVGR per model x level for the first interaction term involving ``model``."""
     for t in fit.design.terms:
         if "model" in t.term.factors and len(t.term.factors) > 1:
-            return _grouped(fit, list(t.term.factors), hdi_prob)
+            return grouped(fit, list(t.term.factors), hdi_prob)
     return None
 
 
@@ -121,7 +147,7 @@ def margins_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
     for factor in fit.cells.by:
         if factor == "model":
             continue
-        g = _grouped(fit, [factor], hdi_prob)
+        g = grouped(fit, [factor], hdi_prob)
         level = g[factor]
         if factor == "log_n_train":
             factor, level = "n_train", level.exp().round(0).cast(pl.Int64)
@@ -167,8 +193,9 @@ def predictive_table(cells: pl.DataFrame, y_rep: np.ndarray, hdi_prob: float) ->
         levels = sorted(keys.unique().to_list())
         g = np.array([levels.index(k) for k in keys.to_list()])
         trials = np.bincount(g, weights=n, minlength=len(levels))
-        obs = np.bincount(g, weights=cells["n_deep"].to_numpy(), minlength=len(levels)) / trials
-        rep = np.stack([np.bincount(g, weights=row, minlength=len(levels)) for row in y_rep]) / trials
+        with np.errstate(invalid="ignore", divide="ignore"):  # a model without trials (--keep-empty-models): NaN
+            obs = np.bincount(g, weights=cells["n_deep"].to_numpy(), minlength=len(levels)) / trials
+            rep = np.stack([np.bincount(g, weights=row, minlength=len(levels)) for row in y_rep]) / trials
         rep_da = xr.DataArray(rep[None], dims=("chain", "draw", "level"), coords={"level": levels})
         s = summarize(rep_da, hdi_prob, dim="level")
         parts.append(pl.DataFrame({

@@ -47,3 +47,23 @@ def test_collapse_unknown_column():
     c = CellTable(pl.DataFrame({"model": ["a"], "n_prompts": [1], "n_trials": [1], "n_deep": [0]}), ("model",))
     with pytest.raises(KeyError, match="value"):
         collapse(c, ["model", "value"])
+
+
+def test_model_table_columns_join_by_model():
+    from dvbstats.registry import ModelTable
+
+    models = ModelTable.default().data.head(2).with_columns(short_name=pl.Series(["a", "b"]))
+    c = from_trials(_trials(), ["family", "params_b"], models)
+    assert c.by == ("model", "family", "params_b")
+    got = {r["model"]: (r["family"], r["params_b"]) for r in c.data.iter_rows(named=True)}
+    want = {r["short_name"]: (r["family"], r["params_b"]) for r in models.iter_rows(named=True)}
+    assert got == want
+    counts = pl.DataFrame({"model": ["a", "b"], "n_prompts": [3, 4], "n_trials": [3, 4], "n_deep": [1, 2]})
+    assert from_counts(counts, ["developer"], models).data["developer"].to_list() == models["developer"].to_list()
+    with pytest.raises(ValueError, match="'nosuch'.*available: .*developer, family"):
+        from_trials(_trials(), ["nosuch"], models)
+
+
+def test_extra_trial_columns_become_design_variables():
+    c = from_trials(_trials().with_columns(condition=pl.Series(["p", "q", "q", "p", "p", "q"])), ["condition"])
+    assert c.by == ("model", "condition") and c.n_trials == 4

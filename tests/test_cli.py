@@ -1,8 +1,11 @@
 """``python -m dvbstats.fit`` as a user runs it: outputs, exit codes, messages."""
 
 import json
+import os
+import re
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -30,7 +33,8 @@ def test_failing_diagnostics_exit_3_loudly_and_still_write_everything(dumps, tmp
     assert "SAMPLER DIAGNOSTICS FAILED" in captured.err and "ESS < 400" in captured.err
     run = Path("run")
     for name in ("manifest.json", "posterior.nc", "dvgr.csv", "dvgr.parquet", "sd.csv", "fixed.csv", "random_effects.csv",
-                 "margins.csv", "ppc.csv", "diagnostics.csv", "data_quality.csv", "reconciliation.csv", "cells.parquet"):
+                 "margins.csv", "ppc.csv", "diagnostics.csv", "data_quality.csv", "reconciliation.csv", "cells.parquet",
+                 "trials.parquet"):
         assert (run / name).exists(), name
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["diagnostics"]["ok"] is False and manifest["diagnostics"]["failures"]
@@ -45,7 +49,7 @@ def test_failing_diagnostics_exit_3_loudly_and_still_write_everything(dumps, tmp
     totals = manifest["counts"]["totals"]
     assert dvgr.filter(pl.col("model") == "overall")["n_used"][0] == totals["n_used"]
     assert "unknown" in captured.out.lower() or "model-x" in captured.out  # the unknown-model warning is shown
-    assert (Path("data/processed") / "run_trials.parquet").exists() or list(Path("data/processed").glob("*.parquet"))
+    assert (run / "trials.parquet").exists() and not Path("data").exists()  # the trial table follows the run
 
 
 def test_allow_warnings_exits_0(dumps, tmp_path, monkeypatch, capsys):
@@ -60,7 +64,10 @@ def test_allow_warnings_exits_0(dumps, tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--formula", "chose_deep ~ (x|model)"], "only random intercepts"),
+        (["--formula", "chose_deep ~ (x|model)"], "uses 'x' but the input has no such column"),
+        (["--formula", "chose_deep ~ 1 + (1|chose_deep)"], "cannot be a grouping factor"),
+        (["--formula", "chose_deep ~ 0"], "nothing to estimate"),
+        (["--prior", "sd=halfnormal(-1)"], "sigma of halfnormal must be a positive number"),
         (["--prior", "sd=normal(0,1)"], "positive distribution"),
         (["--formula", "chose_deep ~ 1 + (1|colour)"], "'colour'"),
     ],
@@ -97,3 +104,176 @@ def test_scaling_with_explicit_pairs_and_a_clear_note_when_it_cannot_run(dumps, 
     manifest = json.loads((Path("single") / "manifest.json").read_text())
     assert manifest["scaling"].startswith("not run: ")
     assert not (Path("single") / "scaling_pairs.csv").exists()
+
+
+# --- a run owns its folder (issue 12) ------------------------------------------------------
+
+FAST = ["--draws", "100", "--tune", "100", "--chains", "2", "--quiet", "--no-report", "--allow-warnings"]
+
+
+def _siblings(folder: Path) -> list[str]:
+    """Leftovers of a run beside its folder: temporary (``.x.partial-*``) or displaced (``.x.old-*``) folders."""
+    return sorted(p.name for p in folder.absolute().parent.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.slow
+def test_a_rerun_replaces_the_folder_whole(dumps, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    first = ["--formula", "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)", "--scaling"]
+    assert cli.main([*dumps, "--out", "runs/sim", *first, *FAST]) == 0
+    assert (Path("runs/sim") / "interaction_dvgr.csv").exists() and list(Path("runs/sim").glob("scaling_*.csv"))
+    # one vocabulary: the console's excluded prompts are the table's excl column (duplicates said apart)
+    said = re.search(r"([\d,]+) prompts excluded .*?([\d,]+) superseded duplicate rows", capsys.readouterr().out)
+    dvgr, quality = pl.read_csv("runs/sim/dvgr.csv"), pl.read_csv("runs/sim/data_quality.csv")
+    assert said and int(said[1].replace(",", "")) == dvgr.filter(pl.col("model") != "overall")["n_excluded"].sum()
+    assert int(said[2].replace(",", "")) == quality["n_rows"].sum() - quality["n_prompts"].sum() > 0
+    assert cli.main([*dumps, "--out", "runs/sim", "--formula", "chose_deep ~ 1 + (1|model)", "--no-scaling", *FAST,
+                     "--report"]) == 0
+    assert Path("reports/sim/report.html").is_file() and [p.name for p in Path("reports").iterdir()] == ["sim"]
+    left = sorted(p.name for p in Path("runs/sim").iterdir())
+    assert "interaction_dvgr.csv" not in left and not [n for n in left if n.startswith("scaling_")], left
+    manifest = json.loads((Path("runs/sim") / "manifest.json").read_text())
+    assert manifest["formula"] == "chose_deep ~ 1 + (1|model)" and manifest["scaling"] == "not run (--no-scaling)"
+    assert manifest["run_name"] == "sim"  # the run name follows --out
+    assert _siblings(Path("runs/sim")) == []
+
+
+@pytest.mark.slow
+def test_a_foreign_folder_is_refused_unless_overwrite(dumps, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("mine").mkdir()
+    Path("mine/notes.txt").write_text("keep me")
+    assert cli.main([dumps[0], "--out", "mine", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out mine is a non-empty folder") and "--overwrite" in err
+    assert Path("mine/notes.txt").read_text() == "keep me" and _siblings(Path("mine")) == []
+    assert cli.main([dumps[0], "--out", "mine", "--overwrite", "--formula", "chose_deep ~ 1 + (1|model)", *FAST]) == 0
+    assert not Path("mine/notes.txt").exists() and Path("mine/manifest.json").exists()
+
+
+@pytest.mark.slow
+def test_a_failed_run_leaves_no_folder(dumps, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("bad.csv").write_text("model_id,prompt_id\nx,1\n")
+    assert cli.main(["bad.csv", *FAST]) == 2
+    assert not Path("runs").exists() or list(Path("runs").iterdir()) == []
+
+    def fail(*args, **kwargs):
+        raise ValueError("the summaries failed")
+
+    monkeypatch.setattr(cli.summaries, "tables", fail)
+    assert cli.main([dumps[0], "--out", "runs/late", "--formula", "chose_deep ~ 1 + (1|model)", *FAST]) == 2
+    assert "the summaries failed" in capsys.readouterr().err
+    assert list(Path("runs").iterdir()) == []  # neither runs/late nor its temporary folder
+
+
+def test_ctrl_c_before_sampling_says_interrupted_and_exits_130(dumps, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "read_inputs", interrupt)
+    assert cli.main([dumps[0], "--out", "runs/x", *FAST]) == cli.EXIT_INTERRUPTED == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err and "error" not in err
+    assert not Path("runs").exists() or list(Path("runs").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_sampling_nan_padded_trace_exits_130_and_writes_nothing(dumps, tmp_path, monkeypatch, capsys):
+    import nutpie
+
+    monkeypatch.chdir(tmp_path)
+    real = nutpie.sample
+
+    def interrupted(*args, **kwargs):  # what nutpie returns after Ctrl-C: the draws not made are NaN
+        idata = real(*args, **kwargs)
+        for var in idata.posterior.data_vars.values():
+            var.values[:, kwargs["draws"] // 2:] = np.nan
+        return idata
+
+    monkeypatch.setattr(nutpie, "sample", interrupted)
+    assert cli.main([dumps[0], "--out", "runs/x", "--formula", "chose_deep ~ 1 + (1|model)", *FAST]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "p < 0" not in err and "Traceback" not in err
+    assert list(Path("runs").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_model_without_usable_trials_is_flagged_and_left_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    design = simulate.Design(feature_dims=[("Formal", "Colloquial")], n_prompts=300)
+    models = ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "brand-new/model-x"]
+    effects = simulate.draw_effects(design, models, intercept=-0.8, log_n_train=0.0,
+                                    sd={"model": 0.4, "value": 0.3, "feature": 0.2, "context": 0.2}, seed=5)
+    sim = simulate.simulate(effects, design, seed=6, out_dir=tmp_path / "dumps",
+                            unparsed_rate={"gpt-4o-2024-08-06": 0.03, "gpt-4o-mini-2024-07-18": 0.03, "brand-new/model-x": 1.0})
+    paths = [str(p) for p in sim.paths]
+    simple = ["--formula", "chose_deep ~ 1 + (1|model)", *FAST]
+    assert cli.main([*paths, "--out", "runs/left-out", *simple]) == 0
+    captured = capsys.readouterr()
+    assert "NO usable trial: model-x" in captured.out
+    dvgr = pl.read_csv("runs/left-out/dvgr.csv")
+    assert "model-x" not in dvgr["model"].to_list()
+    overall = dvgr.filter(pl.col("model") == "overall").row(0, named=True)
+    used = pl.read_csv("runs/left-out/data_quality.csv")
+    assert overall["n_prompts"] == used.filter(pl.col("model") != "model-x")["n_prompts"].sum()
+    manifest = json.loads(Path("runs/left-out/manifest.json").read_text())
+    assert manifest["empty_models"]["models"] == ["model-x"] and manifest["empty_models"]["in_fit"] is False
+
+    assert cli.main([*paths, "--out", "runs/kept", "--keep-empty-models", *simple]) == 0
+    assert "NO usable trial: model-x" in capsys.readouterr().out
+    dvgr = pl.read_csv("runs/kept/dvgr.csv")
+    assert dvgr.filter(pl.col("model") == "model-x")["n_used"][0] == 0
+    assert json.loads(Path("runs/kept/manifest.json").read_text())["empty_models"]["in_fit"] is True
+
+
+def _read_only_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot write to (root ignores permissions, so then /sys)."""
+    if os.geteuid() == 0:
+        return Path("/sys")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+@pytest.mark.parametrize("case", ["existing file", "below a file", "unwritable", "read-only cwd default out"])
+def test_an_unusable_out_is_a_clean_error(dumps, tmp_path, monkeypatch, capsys, case):
+    monkeypatch.chdir(tmp_path)
+    Path("taken").write_text("a file")
+    read_only = _read_only_folder(tmp_path)
+    out = {"existing file": ["--out", "taken"], "below a file": ["--out", "taken/run"],
+           "unwritable": ["--out", str(read_only / "run")], "read-only cwd default out": []}[case]
+    if case == "read-only cwd default out":
+        monkeypatch.chdir(read_only)
+    assert cli.main([dumps[0], *out, *FAST]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out ") and "Traceback" not in err and err.count("\n") == 1, err
+
+
+@pytest.mark.slow
+def test_a_read_only_working_directory_is_fine_when_out_is_elsewhere(dumps, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(_read_only_folder(tmp_path))
+    out = tmp_path / "run"
+    assert cli.main([dumps[0], "--out", str(out), "--formula", "chose_deep ~ 1 + (1|model)", *FAST]) == 0
+    assert (out / "trials.parquet").exists() and (out / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), str(2**64)])
+def test_a_seed_out_of_range_is_a_clean_error(dumps, seed, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([dumps[0], "--seed", seed, *FAST])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "error: --seed must be a whole number from 0 to 4294967295" in err
+
+
+@pytest.mark.slow
+def test_the_command_in_the_manifest_has_no_absolute_paths(dumps, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([*dumps, "--out", str(tmp_path / "abs"), "--formula", "chose_deep ~ 1 + (1|model)", *FAST]) == 0
+    command = json.loads((tmp_path / "abs" / "manifest.json").read_text())["command"]
+    assert command[:3] == ["python", "-m", "dvbstats.fit"]
+    assert not [a for a in command if str(tmp_path) in a or a.startswith("/")], command
+    assert "abs" in command and all(not Path(a).is_absolute() for a in command)

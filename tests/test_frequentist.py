@@ -23,6 +23,13 @@ def test_wilson_equals_statsmodels():
     assert np.isnan(wilson(0, 0)[0])
 
 
+@pytest.mark.parametrize("n", [1, 7, 12_000, 123_456])
+def test_wilson_contains_the_estimate_at_0_and_1(n):
+    for k in (0, n):
+        low, high = wilson(k, n)
+        assert low <= k / n <= high and 0 <= low and high <= 1
+
+
 def test_binom_test_equals_scipy():
     k, n = np.array([[3, 50], [61, 0]]), np.array([[10, 100], [100, 0]])
     got = binom_test(k, n, p=0.4)

@@ -45,8 +45,12 @@ def make_run(
     synthetic: bool = True,
     aggregated: bool = False,
     seed: int = 1,
+    rates: dict[str, float] | None = None,
 ) -> Path:
-    """Write a run folder with every contract file; numbers come from binomial draws with known rates."""
+    """Write a run folder with every contract file; numbers come from binomial draws with known rates.
+
+    ``rates`` fixes the share of deep-value choices of some models exactly (0.0 and 1.0: the boundaries).
+    """
     rng = np.random.default_rng(seed)
     run = root / name
     run.mkdir(parents=True)
@@ -59,6 +63,9 @@ def make_run(
     grid["n_prompts"] = 30
     grid["n_trials"] = 30 - rng.binomial(30, 0.05, len(grid))
     grid["n_deep"] = rng.binomial(grid["n_trials"], expit(logit))
+    for model, rate in (rates or {}).items():
+        fixed_rate = grid["model"] == model
+        grid.loc[fixed_rate, "n_deep"] = (rate * grid.loc[fixed_rate, "n_trials"]).round().astype(int)
     cells = grid if not aggregated else grid.groupby(["model", "value"], as_index=False)[["n_prompts", "n_trials", "n_deep"]].sum()
     cells.to_parquet(run / "cells.parquet")
 
@@ -132,7 +139,7 @@ def make_run(
 
     quality = by_model.reset_index().rename(columns={"n_trials": "n_used"})
     quality["n_unparsed"] = quality["n_prompts"] - quality["n_used"]
-    superseded = [3, *[0] * (len(models) - 2), 1]  # duplicates for the first and the last model
+    superseded = [3, *[0] * (len(models) - 2), 1][:len(models)]  # duplicates for the first and the last model
     quality["n_rows"] = quality["n_prompts"] + superseded
     if not aggregated:
         quality["n_superseded"] = superseded
@@ -533,3 +540,196 @@ def _small_simulation(simulate, out_dir: Path):
         value={"fidelity": -0.3, "justice": 0.1, "security": 0.0, "tradition": 0.2},
         feature={"Formal": 0.1, "Colloquial": -0.1}, context={"legal": 0.05, "finance": -0.05})
     return simulate.simulate(effects, design, seed=11, out_dir=out_dir)
+
+
+# --- edge cases and the page width --------------------------------------------------------
+
+#: Injected into a copy of a report: records every table's width against the page's after layout.
+WIDTH_PROBE = """<script>
+window.addEventListener("load", function () {
+  var page = document.documentElement.clientWidth, out = [];
+  document.querySelectorAll("table").forEach(function (t) {
+    out.push({caption: t.caption ? t.caption.textContent.trim().slice(0, 80) : "",
+              scroll: t.scrollWidth, client: t.clientWidth, right: t.getBoundingClientRect().right, page: page});
+  });
+  var pre = document.createElement("pre");
+  pre.id = "table-widths";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+#: The narrowest desktop window a report must fit (the issue: Table 7 scrolled sideways at 1,400 px).
+PAGE_WIDTH = 1280
+
+
+def chromium() -> str:
+    """The headless browser, or skip: the width checks need a layout engine (Debian package ``chromium``)."""
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if found is None:
+        pytest.skip("the table-width check needs headless Chromium (apt-get install chromium); not on PATH")
+    return found
+
+
+def tables_wider_than_page(html: Path, tmp_path: Path, width: int = PAGE_WIDTH) -> list[dict]:
+    """Tables of ``html`` that overflow, laid out by headless Chromium in a ``width``-px window."""
+    import html as html_lib
+    import subprocess
+
+    browser = chromium()
+    probe = tmp_path / f"probe-{html.parent.name}.html"
+    probe.write_text(html.read_text(encoding="utf-8").replace("</body>", WIDTH_PROBE + "</body>"), encoding="utf-8")
+    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--window-size={width},2000",
+                           "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=180, check=False)
+    found = re.search(r'<pre id="table-widths">(.*?)</pre>', done.stdout, re.S)
+    assert found, f"chromium did not lay out {probe} (exit {done.returncode}): {done.stderr[-500:]}"
+    tables = json.loads(html_lib.unescape(found.group(1)))
+    assert tables, "the probe found no tables"
+    return [t for t in tables if t["scroll"] > t["client"] + 1 or t["right"] > t["page"] + 1]
+
+
+EDGE_RUNS = {
+    "one-model": {"models": ("gpt-4o",), "model_logit": (-1.0,)},
+    "one-model-all-deep": {"models": ("gpt-4o",), "model_logit": (6.0,), "rates": {"gpt-4o": 1.0}},
+    "boundaries": {"models": ("never-deep", "gpt-4o", "always-deep"), "model_logit": (-6.0, -1.0, 6.0),
+                   "rates": {"never-deep": 0.0, "always-deep": 1.0}},
+}
+
+
+@pytest.fixture(scope="module")
+def edge_reports(tmp_path_factory) -> dict[str, Path]:
+    """The edge cases rendered: one model, a model at 100%, models at 0% and 100% (no scaling tables)."""
+    root = tmp_path_factory.mktemp("edges")
+    return {name: render(make_run(root / "runs", name=name, **kwargs), root / "reports", engine="pandoc")
+            for name, kwargs in EDGE_RUNS.items()}
+
+
+@pytest.mark.parametrize("name", list(EDGE_RUNS))
+def test_edge_cases_render(edge_reports, name):
+    page = Page(edge_reports[name].read_text(encoding="utf-8"))
+    rows = page.tables["tbl-models"][1:]
+    assert [r[0] for r in rows][-1] == "overall" and len(rows) == len(EDGE_RUNS[name]["models"]) + 1
+    assert "fig-forest" in page.ids and "scaling" not in " ".join(page.ids)
+
+
+def test_boundary_rates_have_intervals_that_contain_them(edge_reports):
+    page = Page(edge_reports["boundaries"].read_text(encoding="utf-8"))
+    header, *rows = page.tables["tbl-models"]
+    by_model = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
+    assert by_model["never-deep"]["Raw DVGR"] == "0.000" and by_model["never-deep"]["Wilson 95% CI"].startswith("0.000–")
+    assert by_model["always-deep"]["Raw DVGR"] == "1.000" and by_model["always-deep"]["Wilson 95% CI"].endswith("–1.000")
+
+
+def test_single_model_reading():
+    models, overall = _models([0.99])
+    assert "The model, m0, chooses the deep value less often than chance" in narrative.reading(
+        models, overall, hdi_prob=0.94, diagnostics_ok=True)
+    models, overall = _models([0.5])
+    assert "We cannot tell whether the model, m0," in narrative.reading(models, overall, hdi_prob=0.94, diagnostics_ok=True)
+
+
+def test_report_cli_renders_a_run_with_a_model_at_100_percent(tmp_path, capsys):
+    run = make_run(tmp_path / "runs", name="all-deep", models=("always-deep", "gpt-4o"), model_logit=(6.0, -1.0),
+                   rates={"always-deep": 1.0})
+    dvgr = pd.read_csv(run / "dvgr.csv")  # as an older run wrote it: the upper limit a rounding error below 1
+    dvgr.loc[dvgr["model"] == "always-deep", "wilson_high"] = 0.9999999999999998
+    dvgr.to_csv(run / "dvgr.csv", index=False)
+    assert main([str(run), "--out-root", str(tmp_path / "reports"), "--engine", "pandoc"]) == 0
+    assert capsys.readouterr().out.strip().endswith("report.html")
+
+
+@pytest.mark.parametrize("name", list(EDGE_RUNS))
+def test_edge_case_tables_fit_the_page(edge_reports, tmp_path, name):
+    assert tables_wider_than_page(edge_reports[name], tmp_path) == []
+
+
+def test_fixture_report_tables_fit_the_page(rendered, tmp_path):
+    assert tables_wider_than_page(rendered[1], tmp_path) == []
+
+
+def test_committed_reanalysis_report_fits_the_page(tmp_path):
+    html = Path(__file__).parents[1] / "reports" / "dvb2025_reanalysis" / "report.html"
+    for width in (PAGE_WIDTH, 1400):
+        assert tables_wider_than_page(html, tmp_path, width) == [], f"at {width} px"
+
+
+def test_population_dvgr_in_the_model_table_and_the_reading(rendered):
+    run, _, text = rendered
+    dvgr = pd.read_csv(run / "dvgr.csv").set_index("model")
+    header, *body = Page(text).tables["tbl-models"]
+    column = "Population DVGR (94% HDI)"
+    assert column in header
+    for cells in body:
+        row = dict(zip(header, cells, strict=True))
+        want = dvgr.loc[row["Model"]]
+        mean, interval = row[column].split(" (")
+        low, high = interval.rstrip(")").split("–")
+        assert (_parse(mean), _parse(low), _parse(high)) == pytest.approx(
+            (want["pop_dvgr_mean"], want["pop_dvgr_hdi_low"], want["pop_dvgr_hdi_high"]), abs=5e-4)
+    models = dvgr.drop(index="overall")
+    reach = models[(models["pop_dvgr_hdi_low"] <= 0.5) & (models["pop_dvgr_hdi_high"] >= 0.5)]
+    headline = text[text.index('id="sec-headline"'):text.index('id="sec-models"')]
+    assert f"{len(reach)} of 4 models" in headline and "population DVGR" in headline
+
+
+def test_reading_states_the_population_caveat():
+    models, overall = _models([0.99, 0.99])
+    models = models.assign(pop_dvgr_hdi_low=[0.1, 0.2], pop_dvgr_hdi_high=[0.45, 0.6])
+    text = narrative.reading(models, overall, hdi_prob=0.94, diagnostics_ok=True)
+    assert "the 94% HDIs of 1 of 2 models (m1) reach 0.5" in text
+    models = models.assign(pop_dvgr_hdi_high=[0.45, 0.49])
+    assert "the 94% HDIs of all 2 models stay clear of 0.5" in narrative.reading(
+        models, overall, hdi_prob=0.94, diagnostics_ok=True)
+
+
+def test_models_without_usable_trials_are_flagged_at_the_top(tmp_path):
+    run = make_run(tmp_path / "runs", name="empty")
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["empty_models"] = {"models": ["model-x"], "in_fit": False,
+                                "note": "left out of the fit and of the overall DVGR"}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    text = flat(render(run, tmp_path / "reports", engine="pandoc"))
+    top = text[:text.index('id="sec-headline"')]
+    assert "Models without a usable trial" in top and "<strong>model-x</strong>" in top
+    assert "left out of the fit and of the overall DVGR" in top
+
+
+def test_a_rerender_replaces_the_report_folder_whole(tmp_path, capsys):
+    run = make_run(tmp_path / "runs", name="again")
+    reports = tmp_path / "reports"
+    html = render(run, reports, engine="pandoc")
+    (html.parent / "figures" / "stale.png").write_bytes(b"old")
+    assert render(run, reports, engine="pandoc") == html and html.is_file()
+    assert not (html.parent / "figures" / "stale.png").exists()
+    assert [p.name for p in reports.iterdir()] == ["again"]  # no temporary folder left
+    foreign = reports / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "run_name": "mine"}))
+    assert main([str(run), "--out-root", str(reports), "--engine", "pandoc"]) == 1
+    assert "report folder" in capsys.readouterr().err and (foreign / "notes.txt").read_text() == "keep"
+
+
+def test_a_model_only_formula_renders(tmp_path):
+    """``chose_deep ~ 1 + (1|model)`` writes margins.csv with no rows (and no summary columns)."""
+    run = make_run(tmp_path / "runs", name="model-only")
+    (run / "margins.csv").write_text("factor,level\n")
+    (run / "interaction_dvgr.csv").unlink()
+    text = flat(render(run, tmp_path / "reports", engine="pandoc"))
+    assert 'id="sec-values"' in text
+
+
+def test_a_model_kept_without_trials_renders_dashes(tmp_path):
+    """``--keep-empty-models``: the model's raw rate is NaN, which polars writes as ``NaN``."""
+    run = make_run(tmp_path / "runs", name="kept-empty")
+    dvgr = pd.read_csv(run / "dvgr.csv")
+    empty = dvgr["model"] == "gpt-4o"
+    dvgr.loc[empty, ["raw_dvgr", "wilson_low", "wilson_high", "binom_p"]] = np.nan
+    dvgr.loc[empty, "n_used"] = 0
+    dvgr.to_csv(run / "dvgr.csv", index=False, na_rep="NaN")
+    page = Page(render(run, tmp_path / "reports", engine="pandoc").read_text(encoding="utf-8"))
+    header, *rows = page.tables["tbl-models"]
+    row = dict(zip(header, next(r for r in rows if r[0] == "gpt-4o"), strict=True))
+    assert row["Raw DVGR"] == row["Wilson 95% CI"] == row["Binomial p"] == "–"

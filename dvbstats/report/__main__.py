@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from dvbstats.folders import OutputFolderError
 from dvbstats.report import ENGINES, RenderError, RunFolderError, render
 
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         html = render(args.run_dir, args.out_root, engine=args.engine)
-    except (RunFolderError, RenderError) as err:
+    except (RunFolderError, RenderError, OutputFolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(html)

@@ -6,6 +6,7 @@ credibly below chance, how wide the intervals are, whether the sampler checks pa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import pandas as pd
@@ -17,13 +18,13 @@ WIDE = 0.2
 
 
 def dvgr(x: float) -> str:
-    """A DVGR (a probability) as the report prints it."""
-    return f"{x:.3f}"
+    """A DVGR (a probability) as the report prints it (``–`` when missing: a model without trials)."""
+    return "–" if math.isnan(x) else f"{x:.3f}"
 
 
 def interval(low: float, high: float) -> str:
-    """An interval as the report prints it (en dash, no spaces)."""
-    return f"{dvgr(low)}–{dvgr(high)}"
+    """An interval as the report prints it (en dash, no spaces; ``–`` when missing)."""
+    return "–" if math.isnan(low) or math.isnan(high) else f"{dvgr(low)}–{dvgr(high)}"
 
 
 def _names(models: Sequence[str]) -> str:
@@ -45,6 +46,23 @@ def below_chance(models: pd.DataFrame) -> pd.Series:
 def above_chance(models: pd.DataFrame) -> pd.Series:
     """Which models are credibly above chance: P(DVGR < 0.5) < 0.05."""
     return models["p_below_half"].astype(float) < 1 - CREDIBLE
+
+
+def _population(models: pd.DataFrame, hdi: str) -> list[str]:
+    """The caveat of the population DVGR: which models' intervals reach chance on new items."""
+    columns = ("pop_dvgr_hdi_low", "pop_dvgr_hdi_high")
+    if not set(columns) <= set(models.columns) or models[list(columns)].isna().all(axis=None):
+        return []
+    low, high = (models[c].astype(float) for c in columns)
+    reach = models.loc[(low <= 0.5) & (high >= 0.5), "model"].astype(str).tolist()
+    n = len(models)
+    what = "On a new draw of the other design factors (the population DVGR, which adds item-to-item variation)"
+    if not reach:
+        return [f"{what} the {hdi}s of {'the model' if n == 1 else f'all {n} models'} stay clear of 0.5."]
+    subject = (f"the model's {hdi} reaches" if n == 1 else
+               f"the {hdi}s of {'all ' if len(reach) == n else ''}{len(reach)} of {n} models ({_names(reach)}) reach")
+    return [f"{what} {subject} 0.5, so on new values, features or contexts the direction is uncertain even "
+            "where it is clear on the ones tested."]
 
 
 def reading(
@@ -71,11 +89,13 @@ def reading(
     if synthetic:
         sentences.append("These results come from synthetic data, not from real model runs.")
     if n == 1:
-        verdict = {
-            (1, 0): f"The model, {names_below[0]}, chooses the deep value less often than chance",
-            (0, 1): f"The model, {names_above[0]}, chooses the deep value more often than chance",
-        }.get((k_below, k_above), f"We cannot tell whether the model, {models['model'].iloc[0]}, "
-                                   "chooses the deep value more or less often than chance")
+        name = models["model"].astype(str).iloc[0]
+        if k_below:
+            verdict = f"The model, {name}, chooses the deep value less often than chance"
+        elif k_above:
+            verdict = f"The model, {name}, chooses the deep value more often than chance"
+        else:
+            verdict = f"We cannot tell whether the model, {name}, chooses the deep value more or less often than chance"
     elif k_below == n:
         verdict = f"All {n} models choose the deep value less often than chance"
     elif k_above == n:
@@ -111,6 +131,7 @@ def reading(
             f"Model DVGRs range from {dvgr(float(low['dvgr_mean']))} ({low['model']}) to "
             f"{dvgr(float(high['dvgr_mean']))} ({high['model']})."
         )
+    sentences += _population(models, hdi)
     widths = models["dvgr_hdi_high"].astype(float) - models["dvgr_hdi_low"].astype(float)
     wide = models.loc[widths > WIDE, "model"].astype(str).tolist()
     if wide:

@@ -20,6 +20,7 @@ from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Literal
 
+from dvbstats import folders
 from dvbstats.report.build import CSS, build
 from dvbstats.report.run import RunFolder
 
@@ -41,24 +42,23 @@ def render(run_dir: str | Path, out_root: str | Path = Path("reports"), *, engin
 
     Writes ``<out_root>/<run name>/report.qmd``, its ``figures/`` and ``report.css``, then
     ``report.html``. Reads only the run folder (nothing is refitted). ``engine="auto"`` uses
-    Quarto when the ``quarto`` CLI is on PATH and Pandoc otherwise.
+    Quarto when the ``quarto`` CLI is on PATH and Pandoc otherwise. The report folder is built
+    beside its place and swapped in when rendered (:mod:`dvbstats.folders`): a failed render
+    leaves the previous report as it was, and a re-render keeps no file of the previous one.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     run = RunFolder.read(run_dir)
     report_dir = Path(out_root) / run.name
-    report_dir.mkdir(parents=True, exist_ok=True)
-    qmd = write_qmd(run, report_dir)
     chosen = ("quarto" if shutil.which("quarto") else "pandoc") if engine == "auto" else engine
-    return render_quarto(qmd) if chosen == "quarto" else render_pandoc(qmd)
+    with folders.replacing(report_dir, marker=QMD, option="report folder") as work:
+        qmd = write_qmd(run, work)
+        render_quarto(qmd) if chosen == "quarto" else render_pandoc(qmd)
+    return report_dir / HTML
 
 
 def write_qmd(run: RunFolder, report_dir: Path) -> Path:
     """Write ``report.qmd``, its figures and the style sheet into ``report_dir``."""
-    figures = report_dir / "figures"
-    if figures.is_dir():  # a re-render must not keep figures of sections the run no longer has
-        for old in figures.glob("*.png"):
-            old.unlink()
     text = build(run, report_dir)
     (report_dir / CSS).write_bytes(files("dvbstats.report").joinpath(CSS).read_bytes())
     qmd = report_dir / QMD

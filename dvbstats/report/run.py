@@ -114,7 +114,7 @@ class RunFolder:
         if csv.is_file():
             path = csv
             try:
-                df = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+                df = pd.read_csv(csv, keep_default_na=False, na_values=["", "NaN"])  # polars writes NaN as "NaN"
             except (pd.errors.ParserError, UnicodeDecodeError) as err:
                 raise RunFolderError(f"{csv}: cannot be read as CSV ({err})") from None
         elif parquet.is_file():
@@ -126,7 +126,9 @@ class RunFolder:
         else:
             self._tables[name] = None
             return None
-        if name in COLUMNS:
+        if df.empty and name in COLUMNS and not set(COLUMNS[name]) <= set(df.columns):
+            df = None  # a table with no rows (say, no margins for a model-only formula) is absent
+        elif name in COLUMNS:
             _check_columns(df, path, COLUMNS[name])
         self._tables[name] = df
         return df

@@ -1,0 +1,209 @@
+"""The Python API: data in, a formula, a fit, its estimands — the CLI's engine.
+
+    import dvbstats as dvb
+    data = dvb.load("dumps/")                       # paths, a polars/pandas DataFrame, or a cell table
+    fit = dvb.Model("chose_deep ~ 1 + (1|model) + (1|value)", data).fit(seed=1)
+    fit.summary(); fit.rates("model"); fit.contrast("gpt-4o", "gpt-4o-mini")
+    fit.idata; fit.plot_forest(); fit.save("runs/x"); dvb.report("runs/x"); dvb.Fit.load("runs/x")
+    dvb.compare({"a": fit_a, "b": fit_b})
+
+``python -m dvbstats.fit`` calls exactly these, so a run folder is the same whichever wrote it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+
+from . import cells as cellmod
+from . import example, schema, summaries
+from .constants import HDI_PROB, SEED
+from .fitting import Fit, fit
+from .formula import DEFAULT_FORMULA, Formula, parse
+from .ingest import RECONCILIATION_SCHEMA, TrialTable
+from .ingest import load as ingest
+from .ingest import sources as ingest_sources
+from .model import PARAMETRIZATIONS, design
+from .priors import Priors
+from .registry import ModelTable
+from .sample import SamplerSettings
+
+
+@dataclass(frozen=True)
+class Data:
+    """Ingested input, not yet tied to a formula.
+
+    ``trials``: the typed trial table (every row, with its status) — or ``counts``: an aggregated
+    cell table; ``models``: the model-table rows of the models present; ``inputs``: provenance of
+    every file read (path, SHA-256, format, rows); ``synthetic``: the embedded example.
+    """
+
+    trials: TrialTable | None
+    counts: pl.DataFrame | None
+    models: ModelTable
+    inputs: list[dict]
+    synthetic: bool = False
+
+    def cells(self, formula: Formula) -> cellmod.CellTable:
+        """Binomial cells over the formula's variables (model-table columns joined by model)."""
+        if self.trials is not None:
+            return cellmod.from_trials(self.trials.data, formula.variables, self.models.data)
+        return cellmod.from_counts(self.counts, formula.variables, self.models.data)
+
+    def quality(self) -> pl.DataFrame:
+        """Per model: rows, prompts, used, unparsed, superseded, conflicting (``data_quality.csv``)."""
+        if self.trials is not None:
+            return self.trials.status_counts()
+        by_model = cellmod.from_counts(self.counts, ("model",)).by_model()
+        return by_model.select("model", n_rows="n_prompts", n_prompts="n_prompts", n_used="n_trials",
+                               n_unparsed=pl.col("n_prompts") - pl.col("n_trials"))
+
+    def reconciliation(self) -> pl.DataFrame:
+        """Every prompt seen more than once and what was done with its copies."""
+        return self.trials.reconciliation if self.trials is not None else pl.DataFrame(schema=RECONCILIATION_SCHEMA)
+
+    def __repr__(self) -> str:
+        kind = f"{self.trials.data.height:,} trial rows" if self.trials is not None else f"{self.counts.height:,} cells"
+        return (f"Data({kind} of {self.models.data.height} models from {len(self.inputs)} input(s)"
+                f"{', SYNTHETIC' if self.synthetic else ''})")
+
+
+def load(
+    source: str | Path | Sequence[str | Path] | pl.DataFrame | pd.DataFrame | None = None,
+    *,
+    models: str | Path | ModelTable | None = None,
+    values: Sequence[str] = (),
+    on_conflict: str = "error",
+) -> Data:
+    """Read harness dumps or aggregated cell tables (files, folders, globs) or take a DataFrame.
+
+    ``None`` loads the embedded SYNTHETIC example. ``models``: a model-table CSV (default: the
+    published models; unknown ids get a short name derived from the id). ``values``: extra value
+    names beyond the DVB vocabulary. ``on_conflict``: what to do when parsed copies of a prompt
+    disagree (``error``, ``first``, ``last``, ``exclude``).
+    """
+    table = models if isinstance(models, ModelTable) else ModelTable.read(models) if models else ModelTable.default()
+    vocab = tuple(schema.DVB_VALUES) + tuple(v for v in values if v not in schema.DVB_VALUES)
+    if isinstance(source, pd.DataFrame):
+        source = pl.from_pandas(source)
+    if isinstance(source, pl.DataFrame):
+        return _from_frame(source, table, vocab, on_conflict)
+    synthetic = source is None
+    paths = [str(p) for p in example.write_example()] if synthetic else source
+    if not synthetic:
+        synthetic = example.is_example([paths] if isinstance(paths, (str, Path)) else paths)
+    read = ingest(paths, values=vocab, models=table, on_conflict=on_conflict)
+    if isinstance(read, TrialTable):
+        return Data(read, None, table.resolve(read.data["model_id"].unique().to_list()),
+                    [asdict(s) | {"kind": "trials"} for s in read.sources], synthetic)
+    return Data(None, read, table.resolve(read["model_id"].unique().to_list()),
+                [asdict(s) | {"kind": "cells"} for s in ingest_sources(paths)], synthetic)
+
+
+def _from_frame(frame: pl.DataFrame, table: ModelTable, vocab, on_conflict) -> Data:
+    """A DataFrame is read exactly as the same table in a Parquet file would be (same checks)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "dataframe.parquet"
+        frame.write_parquet(path)
+        data = load(path, models=table, values=vocab, on_conflict=on_conflict)
+    inputs = [i | {"path": "<DataFrame>"} for i in data.inputs]
+    if data.trials is not None:
+        sources = tuple(replace(s, path="<DataFrame>") for s in data.trials.sources)
+        return replace(data, trials=replace(data.trials, sources=sources), inputs=inputs)
+    return replace(data, inputs=inputs)
+
+
+def empty_models(cells: cellmod.CellTable) -> list[str]:
+    """Models in the data without one usable trial (every row failed, was unparsed or conflicted)."""
+    return cells.by_model().filter(pl.col("n_trials") == 0)["model"].to_list()
+
+
+class Model:
+    """A hierarchical logistic model of the benchmark outcome, written as an lme4/brms formula.
+
+    The design is laid out when the model is made, so a formula the data cannot support (a variable
+    it lacks, a single-level factor, ...) fails here, before any sampling. Models without one usable
+    trial are left out with a warning (they would get the prior as their rate) unless
+    ``keep_empty_models``.
+    """
+
+    def __init__(
+        self,
+        formula: str | Formula = DEFAULT_FORMULA,
+        data: Data | str | Path | Sequence[str | Path] | pl.DataFrame | pd.DataFrame | None = None,
+        *,
+        priors: Priors | Mapping[str, str] | Sequence[str] = (),
+        parametrization: str = "auto",
+        keep_empty_models: bool = False,
+    ):
+        if parametrization not in PARAMETRIZATIONS:
+            raise ValueError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, not {parametrization!r}")
+        self.formula = parse(formula) if isinstance(formula, str) else formula
+        self.data = data if isinstance(data, Data) else load(data)
+        if isinstance(priors, Mapping):
+            priors = [f"{name}={dist}" for name, dist in priors.items()]
+        self.priors = priors if isinstance(priors, Priors) else Priors.from_specs(priors)
+        self.parametrization = parametrization
+        cells = self.data.cells(self.formula)
+        self.empty_models = empty_models(cells)
+        if len(self.empty_models) == cells.by_model().height:
+            raise ValueError("no usable trials: every row of every model failed or could not be parsed "
+                             "(see the status column of the inputs)")
+        if self.empty_models and not keep_empty_models:
+            warnings.warn(f"left out of the fit: {', '.join(self.empty_models)} (no usable trial); "
+                          "keep_empty_models=True fits them on the prior", UserWarning, stacklevel=2)
+            cells = cellmod.CellTable(cells.data.filter(~pl.col("model").is_in(self.empty_models)), cells.by)
+        self.keep_empty_models = keep_empty_models
+        self.design = design(self.formula, cells)
+        self.priors.check(self.design.prior_names)
+
+    @property
+    def cells(self) -> cellmod.CellTable:
+        return self.design.cells
+
+    @property
+    def models(self) -> ModelTable:
+        """The model-table rows of the models in the fit."""
+        fitted = self.cells.by_model()["model"].to_list()
+        return ModelTable(self.data.models.data.filter(pl.col("short_name").is_in(fitted)))
+
+    def fit(
+        self,
+        *,
+        draws: int = 1000,
+        tune: int = 500,
+        chains: int = 4,
+        seed: int = SEED,
+        sampler: str = "nutpie",
+        target_accept: float | None = None,
+        progress: bool = True,
+    ) -> Fit:
+        """Sample the posterior (nutpie by default); the :class:`~dvbstats.fitting.Fit` carries the data."""
+        settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
+                                   target_accept=target_accept)
+        result = fit(self.formula, self.cells, priors=self.priors, settings=settings,
+                     parametrization=self.parametrization, progress=progress)
+        return replace(result, data=self.data, empty_models=tuple(self.empty_models),
+                       model_table=self.models)
+
+    def prior_predictive(self, *, draws: int = 500, seed: int = SEED, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+        """Rates per model and per value that the priors alone expect, beside the observed ones."""
+        return summaries.prior_predictive_table(self.design, self.priors, self.parametrization, hdi_prob, seed,
+                                                draws=draws).to_pandas()
+
+    def __repr__(self) -> str:
+        return (f"Model({str(self.formula)!r}: {self.cells.data.height:,} cells, {self.cells.n_trials:,} trials, "
+                f"{self.cells.by_model().height} models)")
+
+
+def report(run_dir: str | Path, out_root: str | Path = Path("reports")) -> Path:
+    """Render the report of a run folder to ``<out_root>/<run name>/report.html``; return its path."""
+    from .report import render
+
+    return render(Path(run_dir), Path(out_root))

@@ -1,0 +1,91 @@
+"""The ``auto`` parametrisation: one form for every term, chosen by depth, and a retry when the checks fail."""
+
+import itertools
+import json
+
+import polars as pl
+import pytest
+
+from dvbstats import example, manifest
+from dvbstats.cells import CellTable
+from dvbstats.fitting import default_target_accept, fit
+from dvbstats.formula import DEFAULT_FORMULA, parse
+from dvbstats.model import CENTRED_MIN_TRIALS, design, term_parametrizations
+from dvbstats.sample import SamplerSettings
+
+FORMULA = parse("chose_deep ~ 1 + (1|model) + (1|value) + (1|feature) + (1|context)")
+
+
+def _grid(n_levels: dict[str, int], trials_per_cell: int) -> CellTable:
+    """Every combination of the factors' levels, each cell with the same trials (30% deep)."""
+    rows = list(itertools.product(*(range(k) for k in n_levels.values())))
+    data = pl.DataFrame(rows, schema=list(n_levels), orient="row").with_columns(pl.all().cast(pl.String))
+    n = trials_per_cell
+    data = data.with_columns(n_prompts=pl.lit(n), n_trials=pl.lit(n), n_deep=pl.lit(round(0.3 * n)))
+    return CellTable(data, tuple(n_levels))
+
+
+#: The published design's levels: per-level trials then differ by term (feature thinnest, context richest).
+PUBLISHED = {"model": 9, "value": 12, "feature": 16, "context": 8}
+
+
+@pytest.mark.parametrize("levels, per_cell, form", [
+    (PUBLISHED, 1, "zerosum"),  # 864 (feature) to 1,728 (context) trials per level
+    (PUBLISHED, 10, "zerosum"),
+    ({"model": 3, "value": 4, "feature": 4, "context": 2}, 6, "zerosum_noncentered"),  # 144 to 288
+])
+def test_auto_gives_every_term_one_form(levels, per_cell, form):
+    """At 864-1,728 trials per level the rule used to centre model, value and context but not
+    feature, a mix that failed its checks at such depths where either form alone passed
+    (docs/model.md); now every term gets one form, at that form's target acceptance."""
+    d = design(FORMULA, _grid(levels, per_cell))
+    chosen = term_parametrizations(d, "auto")
+    assert set(chosen) == {"model", "value", "feature", "context"}
+    assert set(chosen.values()) == {form}
+    assert default_target_accept(d, "auto") == (0.8 if form == "zerosum" else 0.95)
+
+
+def test_the_thinnest_term_decides():
+    """Feature poles at CENTRED_MIN_TRIALS - 1 trials per level keep every term non-centred, however rich the rest."""
+    levels = {"model": 2, "value": 2, "feature": 40, "context": 2}
+    per_cell = (CENTRED_MIN_TRIALS - 1) // 8  # 8 cells per feature level
+    cells = _grid(levels, per_cell)
+    assert cells.data.group_by("feature").agg(pl.col("n_trials").sum())["n_trials"].max() < CENTRED_MIN_TRIALS
+    assert set(term_parametrizations(design(FORMULA, cells), "auto").values()) == {"zerosum_noncentered"}
+    richer = _grid(levels, per_cell + 1)
+    assert set(term_parametrizations(design(FORMULA, richer), "auto").values()) == {"zerosum"}
+
+
+@pytest.mark.slow
+def test_a_fit_that_fails_its_checks_is_refitted_in_the_other_form(capsys):
+    """30 draws cannot reach ESS 400: the first form fails and auto says so and refits in the other."""
+    cells = _grid({"model": 3, "value": 4, "feature": 4, "context": 2}, 6)
+    settings = SamplerSettings(draws=30, tune=100, chains=2, seed=1)
+    res = fit(FORMULA, cells, settings=settings, parametrization="auto", progress=True)
+    assert res.parametrization == "zerosum"
+    assert res.retry.startswith("auto parametrisation (zerosum_noncentered) failed its checks (")
+    assert "ESS < 400" in res.retry
+    assert res.retry.endswith("refitted with --parametrization zerosum")
+    assert res.retry in capsys.readouterr().out
+    assert res.settings.target_accept == 0.8
+    meta = manifest.build(run_name="x", synthetic=True, inputs=[], fit=res, quality=_quality(cells),
+                          reconciliation=pl.DataFrame({"action": []}, schema={"action": pl.String}), hdi_prob=0.94,
+                          command=None, timing={}, extra={})
+    assert json.loads(json.dumps(meta, default=str))["parametrization"] == {
+        "requested": "auto", "terms": dict.fromkeys(["model", "value", "feature", "context"], "zerosum"),
+        "retry": res.retry}
+    fixed = fit(FORMULA, cells, settings=settings, parametrization="zerosum_noncentered", progress=False)
+    assert fixed.retry is None and not fixed.diagnostics.ok  # a form the user chose is never changed
+
+
+def _quality(cells: CellTable) -> pl.DataFrame:
+    return cells.by_model().select("model", n_rows=pl.col("n_prompts"), n_used=pl.col("n_trials"))
+
+
+@pytest.mark.slow
+def test_default_fit_passes_at_medium_depth():
+    """The issue's case: 1,200 prompts per model (650-1,300 trials per level) failed R-hat/ESS with the old rule."""
+    f = parse(DEFAULT_FORMULA)
+    res = fit(f, example.at_depth(1200, 1, f.variables), settings=SamplerSettings(seed=1), progress=False)
+    assert res.diagnostics.ok, res.diagnostics.failures
+    assert res.retry is None  # the rule itself chose a form that passes
