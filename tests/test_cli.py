@@ -161,7 +161,7 @@ def test_a_failed_run_leaves_no_folder(dumps, tmp_path, monkeypatch, capsys):
     def fail(*args, **kwargs):
         raise ValueError("the summaries failed")
 
-    monkeypatch.setattr(cli.summaries, "tables", fail)
+    monkeypatch.setattr("dvbstats.summaries.tables", fail)
     assert cli.main([dumps[0], "--out", "runs/late", "--formula", "chose_deep ~ 1 + (1|model)", *FAST]) == 2
     assert "the summaries failed" in capsys.readouterr().err
     assert list(Path("runs").iterdir()) == []  # neither runs/late nor its temporary folder
@@ -173,7 +173,7 @@ def test_ctrl_c_before_sampling_says_interrupted_and_exits_130(dumps, tmp_path, 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "read_inputs", interrupt)
+    monkeypatch.setattr("dvbstats.api.load", interrupt)
     assert cli.main([dumps[0], "--out", "runs/x", *FAST]) == cli.EXIT_INTERRUPTED == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "Traceback" not in err and "error" not in err
