@@ -368,11 +368,8 @@ def compile_model(d: Design, priors: Priors, parametrizations: dict[str, str]):
 
 def sample(d: Design, priors: Priors, parametrizations: dict[str, str], settings, *, progress: bool = True
            ) -> az.InferenceData:
-    """nutpie's NUTS on the hand-written density; ``settings`` is a ``sample.SamplerSettings``."""
-    import nutpie
+    """nutpie's NUTS on the hand-written density, through the same runner as the PyMC path (progress
+    lines off a terminal, interrupts); ``settings`` is a ``sample.SamplerSettings``."""
+    from .sample import run_nutpie
 
-    return nutpie.sample(
-        compile_model(d, priors, parametrizations),
-        draws=settings.draws, tune=settings.tune, chains=settings.chains, seed=settings.seed,
-        target_accept=settings.target_accept, save_warmup=False, progress_bar=progress,
-    )
+    return run_nutpie(compile_model(d, priors, parametrizations), settings, progress)

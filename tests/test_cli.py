@@ -187,17 +187,27 @@ def test_ctrl_c_during_sampling_nan_padded_trace_exits_130_and_writes_nothing(du
     monkeypatch.chdir(tmp_path)
     real = nutpie.sample
 
-    def interrupted(*args, **kwargs):  # what nutpie returns after Ctrl-C: the draws not made are NaN
-        idata = real(*args, **kwargs)
-        for var in idata.posterior.data_vars.values():
-            var.values[:, kwargs["draws"] // 2:] = np.nan
-        return idata
+    class Interrupted:  # what nutpie's sampler returns after Ctrl-C: the draws not made are NaN
+        def __init__(self, sampler, draws):
+            self.sampler, self.draws = sampler, draws
+
+        def wait(self, timeout=None):
+            idata = self.sampler.wait(timeout=timeout)
+            for var in idata.posterior.data_vars.values():
+                var.values[:, self.draws // 2:] = np.nan
+            return idata
+
+        def __getattr__(self, name):
+            return getattr(self.sampler, name)
+
+    def interrupted(*args, **kwargs):
+        return Interrupted(real(*args, **kwargs), kwargs["draws"])
 
     monkeypatch.setattr(nutpie, "sample", interrupted)
     assert cli.main([dumps[0], "--out", "runs/x", "--formula", "chose_deep ~ 1 + (1|model)", *FAST]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "p < 0" not in err and "Traceback" not in err
-    assert list(Path("runs").iterdir()) == []
+    assert not Path("runs").exists() or list(Path("runs").iterdir()) == []  # nothing written before the fit ends
 
 
 @pytest.mark.slow
