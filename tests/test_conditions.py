@@ -71,3 +71,23 @@ def test_the_section_reads_the_table(tmp_path):
 
     text = build.condition_effects(Run(), figures=None)
     assert "Condition effects" in text and "+0.200" in text and "m1" in text and "targeted" in text
+
+
+def test_prior_predictive_section_only_when_the_run_has_one():
+    table = pl.DataFrame({"by": ["model", "model"], "level": ["a", "b"], "observed": [0.3, 0.99],
+                          "predicted_mean": [0.5, 0.5], "predicted_low": [0.05, 0.05],
+                          "predicted_high": [0.95, 0.95], "n_trials": [100, 100]}).to_pandas()
+
+    class Run:
+        hdi_prob = 0.94
+
+        def __init__(self, tables):
+            self.tables = tables
+
+        def table(self, name):
+            return self.tables.get(name)
+
+    figures = lambda *args, **kwargs: "FIGURE"  # noqa: E731
+    assert build.prior_predictive(Run({}), figures) == ""
+    text = build.prior_predictive(Run({"prior_predictive": table}), figures)
+    assert "Prior predictive check" in text and "1 of 2 observed rates" in text and "model *b*" in text

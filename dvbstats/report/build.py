@@ -577,6 +577,23 @@ def ppc(run: RunFolder, figures: Figures) -> str:
     table = run.table("ppc")
     if table is None or table.empty:
         return section("Posterior predictive check", "ppc", absent("no posterior predictive summaries (ppc.csv)"))
+    return _predictive(run, table, figures, "ppc", "Posterior predictive check", "posterior predictive distribution",
+                       "the model misses these groups.")
+
+
+def prior_predictive(run: RunFolder, figures: Figures) -> str:
+    """The prior predictive check (only when the run was asked for one: ``prior_predictive.csv``)."""
+    table = run.table("prior_predictive")
+    if table is None or table.empty:
+        return ""
+    return _predictive(run, table, figures, "prior-predictive", "Prior predictive check",
+                       "distribution the priors alone predict",
+                       "the priors rule these rates out, so they are not weakly informative here.")
+
+
+def _predictive(run: RunFolder, table: pd.DataFrame, figures: Figures, label: str, title: str, what: str,
+                miss: str) -> str:
+    """Observed rates against a predictive distribution, by model and by value: a verdict and a plot."""
     outside = (table["observed"] < table["predicted_low"]) | (table["observed"] > table["predicted_high"])
     groups = ", ".join(f"{escape(g)}" for g in dict.fromkeys(table["by"]))
     verdict = (
@@ -584,12 +601,11 @@ def ppc(run: RunFolder, figures: Figures) -> str:
         if not outside.any() else
         f"{int(outside.sum())} of {len(table)} observed rates fall outside their predictive intervals: "
         + ", ".join(f"{escape(b)} *{escape(lv)}*" for b, lv in zip(table.loc[outside, "by"], table.loc[outside, "level"], strict=True))
-        + "; the model misses these groups."
+        + "; " + miss
     )
-    fig = figures(lambda: plots.posterior_predictive(table, interval_label=f"{run.hdi_prob:.0%} interval"), "ppc",
-                  "Observed DVGR (cross) against the posterior predictive distribution (dot: mean; bar: interval).",
-                  "Posterior predictive check plot")
-    return section("Posterior predictive check", "ppc", verdict, fig)
+    fig = figures(lambda: plots.posterior_predictive(table, interval_label=f"{run.hdi_prob:.0%} interval"), label,
+                  f"Observed rate (cross) against the {what} (dot: mean; bar: interval).", f"{title} plot")
+    return section(title, label, verdict, fig)
 
 
 def diagnostics(run: RunFolder, figures: Figures) -> str:
@@ -924,6 +940,7 @@ def build(run: RunFolder, report_dir: Path) -> str:
         scaling(run, models, figures),
         contrasts_and_ranks(run, figures),
         condition_effects(run, figures),
+        prior_predictive(run, figures),
         ppc(run, figures),
         diagnostics(run, figures),
         data_quality(run, figures),
