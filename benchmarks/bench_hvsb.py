@@ -49,8 +49,8 @@ def main() -> None:
         sys.exit(f"a run failed: {failed[0]['stderr']}")
     wall = [r["seconds"] for r in runs]
     print(f"ingest only (baseline): {describe([r['seconds'] for r in load], 's')}, "
-          f"CPU {describe([r['cpu_seconds'] for r in load], 's')}")
-    print(f"end to end: {describe(wall, 's')}, CPU {describe([r['cpu_seconds'] for r in runs], 's')}, "
+          f"CPU {describe([r['cpu_s'] for r in load], 's')}")
+    print(f"end to end: {describe(wall, 's')}, CPU {describe([r['cpu_s'] for r in runs], 's')}, "
           f"peak RSS {describe([r['peak_rss_mib'] for r in runs], 'MiB')}")
     print(f"ratio end to end / ingest: {statistics.median(wall) / statistics.median(r['seconds'] for r in load):.1f}x; "
           f"diagnostics passed in {sum(d['ok'] for d in diagnostics)} of {len(diagnostics)} runs")

@@ -1,13 +1,16 @@
-"""Time ``read_dumps`` + ``TrialTable.write`` on a large harness dump, as CSV and as Parquet.
+"""Time ingest of a large harness dump, as CSV and as Parquet: ``stream_dumps`` to a Parquet trial
+table, then the cells of the default formula from a lazy scan of it (what ``dvbstats.fit`` does).
 
 The input is generated in a child process (9 models, a few hundred distinct context_correlation_pair
-texts, three training sizes, 3% unparsed responses) under a temporary folder in /tmp that is deleted
-afterwards (``--cache DIR`` keeps it). Every timed run is a fresh process (imports not timed), so its peak RSS is its own;
-the baseline, measured in the same session, is a bare read of the same file into memory
-(``pl.read_csv(infer_schema=False)`` / ``pl.read_parquet``). Prints medians, min and max of wall time,
-CPU time (all threads) and peak RSS per format, and the ratio of ingest to baseline medians.
+texts, three training sizes, 3% unparsed responses), a million rows at a time, under a temporary
+folder in /tmp that is deleted afterwards (``--cache DIR`` keeps it). Every timed run is a fresh
+process (imports not timed), so its peak RSS is its own; the baseline, measured in the same session,
+is a bare read of the same file into memory (``pl.scan_csv(infer_schema=False).collect()`` /
+``pl.read_parquet``). ``--works in_memory`` also times ``read_dumps`` + ``TrialTable.write`` (the
+whole trial table in memory). Prints medians, min and max of wall time, CPU time (all threads) and
+peak RSS per format, and the ratios of ingest to baseline medians (wall and CPU).
 
-    .venv/bin/python benchmarks/bench_ingest.py [--runs 3] [--rows 1000000] [--formats csv parquet]
+    .venv/bin/python benchmarks/bench_ingest.py [--runs 3] [--rows 10000000] [--formats csv parquet]
 """
 
 from __future__ import annotations
@@ -39,20 +42,30 @@ FEATURE_DIMS = (
 )
 N_PAIRS = 300
 UNPARSED_RATE = 0.03
+CHUNK_ROWS = 1_000_000
 
 
 def generate(path: Path, n_rows: int, seed: int = 2025) -> None:
-    """Write a harness-format CSV of ``n_rows`` rows (9 models x the same prompts)."""
+    """Write a harness-format CSV of ``n_rows`` rows (9 models x the same prompts), a chunk at a time."""
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        for start in range(0, n_rows, CHUNK_ROWS):
+            _chunk(rng, min(CHUNK_ROWS, n_rows - start)).write_csv(f, include_header=start == 0)
+
+
+def _chunk(rng: np.random.Generator, n_rows: int) -> pl.DataFrame:
+    """``n_rows`` harness rows of fresh prompts (random 48-bit ids: repeats are negligible)."""
     from dvbstats.registry import ModelTable
     from dvbstats.schema import DVB_CONTEXTS, DVB_VALUE_SETS
 
-    rng = np.random.default_rng(seed)
     value_pairs = [(a, b) for vs in DVB_VALUE_SETS.values() for a in vs for b in vs if a != b]
     pairs: set[str] = set()
+    pair_rng = np.random.default_rng(0)  # the same pair texts in every chunk
     while len(pairs) < N_PAIRS:
-        v, w = value_pairs[rng.integers(len(value_pairs))]
-        f, g = FEATURE_DIMS[rng.integers(len(FEATURE_DIMS))][:: rng.choice([1, -1])]
-        pairs.add(f"{v}_{f}_vs_{w}_{g} - {DVB_CONTEXTS[rng.integers(len(DVB_CONTEXTS))]}")
+        v, w = value_pairs[pair_rng.integers(len(value_pairs))]
+        f, g = FEATURE_DIMS[pair_rng.integers(len(FEATURE_DIMS))][:: pair_rng.choice([1, -1])]
+        pairs.add(f"{v}_{f}_vs_{w}_{g} - {DVB_CONTEXTS[pair_rng.integers(len(DVB_CONTEXTS))]}")
     model_ids = ModelTable.default().data["model_id"].to_list()
     n_prompts = n_rows // len(model_ids) + 1
     prompts = pl.DataFrame({
@@ -69,7 +82,7 @@ def generate(path: Path, n_rows: int, seed: int = 2025) -> None:
     deep = rng.random(n) < 0.3
     other = pl.when(pl.col("expected") == "Option A").then(pl.lit("Option B")).otherwise(pl.lit("Option A"))
     choice = pl.when(pl.col("_deep")).then(pl.col("expected")).otherwise(other)
-    dump = trials.with_columns(_parsed=pl.Series(parsed), _deep=pl.Series(deep)).select(
+    return trials.with_columns(_parsed=pl.Series(parsed), _deep=pl.Series(deep)).select(
         "prompt_id",
         "model",
         "test_id",
@@ -84,32 +97,47 @@ def generate(path: Path, n_rows: int, seed: int = 2025) -> None:
         pl.col("_parsed").alias("success"),
         pl.when(~pl.col("_parsed")).then(pl.lit("Could not parse a choice from the response")).alias("error"),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dump.write_csv(path)
 
 
 def ingest(path: Path) -> int:
-    """The measured work: read the dump into a trial table and write it as Parquet."""
+    """The measured work: stream the dump into a Parquet trial table, then cells of the default formula."""
+    from dvbstats import cells, formula
+    from dvbstats.ingest import stream_dumps
+
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        trials = stream_dumps([path], Path(tmp) / "trials.parquet")
+        cell_table = cells.from_trials(trials.scan(), formula.parse(formula.DEFAULT_FORMULA).variables)
+        assert cell_table.data["n_prompts"].sum() > 0
+        return int(trials.status_counts()["n_rows"].sum())
+
+
+def in_memory(path: Path) -> int:
+    """The whole trial table in memory: ``read_dumps``, then written as Parquet."""
     from dvbstats.ingest import read_dumps
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         table = read_dumps([path])
         table.write(Path(tmp) / "trials.parquet")
         return table.data.height
 
 
 def baseline(path: Path) -> int:
-    """A bare read of the whole file into memory, every column."""
-    return (pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema=False)).height
+    """A bare read of the whole file into memory, every column as stored (CSV: as text)."""
+    if path.suffix == ".parquet":
+        return pl.read_parquet(path).height
+    return pl.scan_csv(path, infer_schema=False).collect().height
 
 
 def child(work: str, path: Path) -> None:
     """Run ``work`` once (imports excluded from the time) and print its wall time, rows and peak RSS."""
     start, start_cpu = time.perf_counter(), _cpu()
-    rows = {"ingest": ingest, "baseline": baseline}[work](path)
+    rows = WORKS[work](path)
     seconds, cpu = time.perf_counter() - start, _cpu() - start_cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "rows": rows, "peak_rss_mib": peak}))
+
+
+WORKS = {"ingest": ingest, "in_memory": in_memory, "baseline": baseline}
 
 
 def _cpu() -> float:
@@ -152,7 +180,8 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", choices=["csv", "parquet"], default=["csv", "parquet"])
     parser.add_argument("--cache", type=Path, help="keep the generated inputs in this folder")
     parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--child", choices=["ingest", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--works", nargs="+", choices=["ingest", "in_memory"], default=["ingest"])
+    parser.add_argument("--child", choices=list(WORKS), help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -168,14 +197,16 @@ def main() -> None:
         print(f"{stamp()}: {args.rows:,} rows; generating inputs in {folder} ...", flush=True)
         for fmt, path in inputs(folder, args.rows, args.formats).items():
             print(f"{fmt}: {path.name}, {path.stat().st_size / 1e6:,.0f} MB", flush=True)
-            measured = {work: measure(work, path, args.runs) for work in ("ingest", "baseline")}
+            measured = {work: measure(work, path, args.runs) for work in (*args.works, "baseline")}
             for work, runs in measured.items():
-                print(f"  {work:8s} wall {describe([r['seconds'] for r in runs], 's')}; "
+                print(f"  {work:9s} wall {describe([r['seconds'] for r in runs], 's')}; "
                       f"CPU {describe([r['cpu_seconds'] for r in runs], 's')}; "
                       f"peak RSS {describe([r['peak_rss_mib'] for r in runs], 'MiB')}")
-            ratio = statistics.median(r["seconds"] for r in measured["ingest"]) / statistics.median(
-                r["seconds"] for r in measured["baseline"])
-            print(f"  ingest / bare read: {ratio:.1f}x (medians)", flush=True)
+            for work in args.works:
+                ratios = [statistics.median(r[k] for r in measured[work]) / statistics.median(
+                    r[k] for r in measured["baseline"]) for k in ("seconds", "cpu_seconds", "peak_rss_mib")]
+                print(f"  {work} / bare read (medians): wall {ratios[0]:.1f}x, CPU {ratios[1]:.1f}x, "
+                      f"peak RSS {ratios[2]:.1f}x", flush=True)
 
 
 if __name__ == "__main__":

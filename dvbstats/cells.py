@@ -19,6 +19,8 @@ import polars as pl
 
 from .schema import CELL_COUNTS, DERIVED
 
+Frame = pl.DataFrame | pl.LazyFrame
+
 
 @dataclass(frozen=True)
 class CellTable:
@@ -48,14 +50,18 @@ class CellTable:
 MODEL_COLUMNS: tuple[str, ...] = ("developer", "family", "size_rank_in_family", "params_b")
 
 
-def from_trials(trials: pl.DataFrame, by: Sequence[str], models: pl.DataFrame | None = None) -> CellTable:
-    """Aggregate a canonical trial table (``ingest.TrialTable.data``) into cells over ``by``.
+def from_trials(
+    trials: pl.DataFrame | pl.LazyFrame, by: Sequence[str], models: pl.DataFrame | None = None
+) -> CellTable:
+    """Aggregate a canonical trial table (``ingest.TrialTable.data``, or a lazy scan of one such
+    as ``ingest.TrialFile.scan()``) into cells over ``by``, by a streaming group-by.
 
     ``models`` (``ModelTable.data``) supplies the model-table columns ``by`` asks for.
     """
     by = _with_model(by)
-    live = trials.filter(pl.col("status") != "superseded")
-    live = _derive(_join_models(live, by, models), by, available=[*trials.columns, *_model_columns(models)])
+    columns = trials.collect_schema().names()
+    live = trials.lazy().filter(pl.col("status") != "superseded")
+    live = _derive(_join_models(live, by, models), by, available=[*columns, *_model_columns(models)])
     data = (
         live.group_by(by)
         .agg(
@@ -64,6 +70,7 @@ def from_trials(trials: pl.DataFrame, by: Sequence[str], models: pl.DataFrame | 
             n_deep=pl.col("chose_deep").fill_null(0).cast(pl.Int64).sum(),
         )
         .sort(by)
+        .collect(engine="streaming")
     )
     return CellTable(_counts_as_int(data), by)
 
@@ -94,20 +101,20 @@ def _model_columns(models: pl.DataFrame | None) -> list[str]:
     return [c for c in MODEL_COLUMNS if models is not None and c in models.columns]
 
 
-def _join_models(df: pl.DataFrame, by: Sequence[str], models: pl.DataFrame | None) -> pl.DataFrame:
+def _join_models(df: Frame, by: Sequence[str], models: pl.DataFrame | None) -> Frame:
     """Add the model-table columns ``by`` needs and the data lack, matched on the short name."""
-    wanted = [c for c in _model_columns(models) if c in by and c not in df.columns]
+    wanted = [c for c in _model_columns(models) if c in by and c not in df.collect_schema()]
     if not wanted:
         return df
     table = models.select(pl.col("short_name").alias("model"), *wanted).unique("model")
-    return df.join(table, on="model", how="left")
+    return df.join(table.lazy() if isinstance(df, pl.LazyFrame) else table, on="model", how="left")
 
 
-def _derive(df: pl.DataFrame, by: Sequence[str], available: Sequence[str]) -> pl.DataFrame:
+def _derive(df: Frame, by: Sequence[str], available: Sequence[str]) -> Frame:
     """Add derived design columns (``log_n_train``) and check the design is available."""
-    derived = {c: DERIVED[c] for c in by if c in DERIVED and c not in df.columns}
+    derived = {c: DERIVED[c] for c in by if c in DERIVED and c not in df.collect_schema()}
     df = df.with_columns(**derived) if derived else df
-    absent = [c for c in by if c not in df.columns]
+    absent = [c for c in by if c not in df.collect_schema()]
     if absent:
         have = ", ".join(c for c in available if c not in CELL_COUNTS)
         raise ValueError(

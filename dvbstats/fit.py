@@ -100,7 +100,7 @@ def run(
         scalingmod.pairs(model.models, cells.by_model()["model"].to_list(), explicit=pairs)
     contrastmod.resolve(contrasts, contrastmod.factor_levels(cells.data, cells.by))
     log(f"Fitting {model.formula} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
-        "compiling the model first takes 10-30 s...")
+        "a first run compiles the sampler's code (10-30 s)...")
     with _warnings_to(log):
         result = model.fit(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                            target_accept=target_accept, progress=progress)

@@ -16,11 +16,11 @@ import pandas as pd
 import polars as pl
 import xarray as xr
 
-from . import contrasts, estimands
+from . import contrasts, estimands, fastlogp
 from .cells import CellTable
 from .constants import HDI_PROB
 from .formula import Formula
-from .model import Design, Parametrization, build, design, term_parametrizations
+from .model import Design, Parametrization, build, check_parametrization, design, term_parametrizations
 from .priors import Priors
 from .registry import ModelTable
 from .sample import Diagnostics, SamplerSettings, diagnose, sample
@@ -38,6 +38,7 @@ class Fit:
     idata: az.InferenceData
     timing: dict[str, float] = field(default_factory=dict)
     retry: str | None = None  # why ``auto``'s first form was refitted in the other one (see fit)
+    backend: str = "pymc"  # "fastlogp" (hand-written density) or "pymc" (the PyMC graph)
     data: Data | None = field(default=None, repr=False)  # the input it was fitted to (set by api.Model.fit)
     empty_models: tuple[str, ...] = ()  # models in the data without one usable trial
     model_table: ModelTable | None = field(default=None, repr=False)  # the model-table rows of the fitted models
@@ -172,29 +173,41 @@ def fit(
     settings: SamplerSettings = SamplerSettings(),
     parametrization: Parametrization = "auto",
     progress: bool = True,
+    backend: str = "auto",
 ) -> Fit:
     """Build the hierarchical logistic model of ``formula`` on ``cells`` and sample it.
 
     With ``auto``, a fit that fails its checks is sampled once more in the other zero-sum form
     (``_retry_in_other_form``), which is said on the console and kept in ``Fit.retry``.
+    ``backend="auto"`` samples the hand-written density of :mod:`dvbstats.fastlogp` with nutpie
+    when it supports the design (same posterior, no per-model compilation), else the PyMC model.
     """
+    if backend not in ("auto", "fastlogp", "pymc"):
+        raise ValueError(f"backend must be auto, fastlogp or pymc, not {backend!r}")
     priors = priors or Priors({})
-    result = _fit_once(design(formula, cells), priors, settings, parametrization, progress)
+    result = _fit_once(design(formula, cells), priors, settings, parametrization, progress, backend)
     if parametrization == "auto" and result.design.terms and not result.diagnostics.ok:
         result = _retry_in_other_form(result, settings, progress)
     return result
 
 
 def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrization: Parametrization,
-              progress: bool) -> Fit:
+              progress: bool, backend: str) -> Fit:
     t0 = time.perf_counter()
-    model = build(d, priors, parametrization)
     if settings.target_accept is None:
         settings = replace(settings, target_accept=default_target_accept(d, parametrization))
-    t1 = time.perf_counter()
-    idata = sample(model, settings, progress=progress)
+    if backend == "auto":
+        backend = "fastlogp" if settings.sampler == "nutpie" and fastlogp.supports(d) else "pymc"
+    if backend == "fastlogp":
+        per_term = term_parametrizations(d, check_parametrization(parametrization))
+        t1 = time.perf_counter()
+        idata = fastlogp.sample(d, priors, per_term, settings, progress=progress)
+    else:
+        model = build(d, priors, parametrization)
+        t1 = time.perf_counter()
+        idata = sample(model, settings, progress=progress)
     t2 = time.perf_counter()
-    return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1})
+    return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1}, backend)
 
 
 def _retry_in_other_form(first: Fit, settings: SamplerSettings, progress: bool) -> Fit:
@@ -210,6 +223,6 @@ def _retry_in_other_form(first: Fit, settings: SamplerSettings, progress: bool) 
             f"({'; '.join(first.diagnostics.failures)}); refitted with --parametrization {other}")
     if progress:
         print(f"{note}...", flush=True)
-    second = _fit_once(first.design, first.priors, settings, other, progress)
+    second = _fit_once(first.design, first.priors, settings, other, progress, first.backend)
     timing = {k: first.timing[k] + second.timing[k] for k in second.timing}
     return replace(second, timing=timing, retry=note)

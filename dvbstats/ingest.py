@@ -22,14 +22,16 @@ import io
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 import urllib.parse
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, get_args
 
@@ -103,17 +105,7 @@ class TrialTable:
 
     def status_counts(self) -> pl.DataFrame:
         """Per model: rows, distinct prompts, and rows per status (used, unparsed, superseded, conflict)."""
-        status = pl.col("status")
-        return (
-            self.data.group_by("model")
-            .agg(
-                pl.len().alias("n_rows"),
-                pl.col("prompt_id").n_unique().alias("n_prompts"),
-                *[(status == s).sum().alias(f"n_{s}") for s in schema.STATUSES],
-            )
-            .with_columns(pl.exclude("model").cast(pl.Int64))
-            .sort("model")
-        )
+        return status_counts(self.data)
 
     def write(self, path: str | Path) -> None:
         """Write ``data`` to Parquet (zstd); sources and reconciliation go in its key-value metadata.
@@ -122,14 +114,7 @@ class TrialTable:
         ``dvbstats.reconciliation`` (JSON rows), so the file is self-contained and plain Parquet
         readers still see the trial table.
         """
-        self.data.write_parquet(
-            path,
-            compression="zstd",
-            metadata={
-                _META_SOURCES: json.dumps([asdict(s) for s in self.sources]),
-                _META_RECONCILIATION: self.reconciliation.write_json(),
-            },
-        )
+        self.data.write_parquet(path, compression="zstd", metadata=_metadata(self.sources, self.reconciliation))
 
     @classmethod
     def read(cls, path: str | Path) -> TrialTable:
@@ -151,6 +136,53 @@ class TrialTable:
         )
         extras = [c for c in data.columns if c not in schema.TRIAL_SCHEMA]
         return cls(schema.conform(data, extras), sources, reconciliation)
+
+
+def status_counts(trials: Frame) -> pl.DataFrame:
+    """Per model: rows, distinct prompts, and rows per status (used, unparsed, superseded, conflict)."""
+    status = pl.col("status")
+    return (
+        trials.lazy().group_by("model")
+        .agg(
+            pl.len().alias("n_rows"),
+            pl.col("prompt_id").n_unique().alias("n_prompts"),
+            *[(status == s).sum().alias(f"n_{s}") for s in schema.STATUSES],
+        )
+        .with_columns(pl.exclude("model").cast(pl.Int64))
+        .sort("model")
+        .collect(engine="streaming")
+    )
+
+
+def _metadata(sources: Sequence[Source], reconciliation: pl.DataFrame) -> dict[str, str]:
+    return {
+        _META_SOURCES: json.dumps([asdict(s) for s in sources]),
+        _META_RECONCILIATION: reconciliation.write_json(),
+    }
+
+
+@dataclass(frozen=True)
+class TrialFile:
+    """A trial table written to Parquet by :func:`stream_dumps`, read lazily: its path, sources and
+    duplicate log (as in :class:`TrialTable`)."""
+
+    path: Path
+    sources: tuple[Source, ...]
+    reconciliation: pl.DataFrame
+    scratch: tempfile.TemporaryDirectory | None = field(default=None, repr=False)  # owns ``path`` if set
+
+    def scan(self) -> pl.LazyFrame:
+        return pl.scan_parquet(self.path)
+
+    def status_counts(self) -> pl.DataFrame:
+        return status_counts(self.scan())
+
+    def model_ids(self) -> list[str]:
+        return _distinct(self.scan(), "model_id").sort().to_list()
+
+    def write(self, path: str | Path) -> None:
+        """Copy the file to ``path``."""
+        shutil.copyfile(self.path, path)
 
 
 # --------------------------------------------------------------------------- files
@@ -402,43 +434,77 @@ def _columns(file: InputFile) -> list[str]:
     return stored + [key for key, _ in file.partitions if key not in stored]
 
 
-def _read_text(file: InputFile, wanted: Callable[[list[str]], list[str]]) -> pl.DataFrame:
-    """A data file's columns as text (empty text as null), with ``source_file`` and ``source_row``.
+def _scan_text(file: InputFile, wanted: Callable[[list[str]], list[str]]) -> tuple[pl.LazyFrame, dict]:
+    """A data file's columns as text (empty text as null) with ``source_file`` and ``source_row``,
+    lazily, and the hive partition values to add (``{key: level}``).
 
     ``wanted`` receives the file's column names, raises if some are missing and returns those to keep.
-    Blank CSV lines are not rows (their numbers are skipped); a malformed CSV or JSON line raises
-    naming its row.
+    Blank CSV lines are not rows (their numbers are skipped). Nothing is parsed yet: parse errors
+    surface when the frame is collected (see :func:`_parse_errors`).
     """
     path, fmt = file.path, file.format
     stored = _stored_columns(file)
     keep = wanted(stored + [key for key, _ in file.partitions if key not in stored])
     partitions = {k: v for k, v in file.partitions if k in keep}
     columns = [c for c in keep if c in stored]
-    try:
+    with _parse_errors(file):
         if fmt == "csv":
-            df = pl.read_csv(path, columns=columns, infer_schema=False, null_values="")
+            lf = pl.scan_csv(path, infer_schema=False, null_values="", row_index_name="source_row",
+                             row_index_offset=1).select("source_row", *columns)
+            lf = lf.filter(~pl.all_horizontal(pl.col(columns).is_null()))
         else:
             if fmt == "jsonl":
-                df = pl.read_ndjson(_without_bom(path), infer_schema_length=None).select(columns)
+                lf = pl.read_ndjson(_without_bom(path), infer_schema_length=None).select(columns).lazy()
             else:
-                df = pl.read_parquet(path, columns=columns)
-            df = df.with_columns(pl.all().cast(pl.String).replace("", None))
+                lf = pl.scan_parquet(path).select(columns)
+            lf = lf.with_columns(pl.all().cast(pl.String).replace("", None)).with_row_index("source_row", offset=1)
+    lf = lf.select(pl.lit(path).alias("source_file"), pl.col("source_row").cast(pl.Int64), *columns)
+    return lf, partitions
+
+
+@contextmanager
+def _parse_errors(file: InputFile) -> Iterator[None]:
+    """Turn a reader's failure on ``file`` into an :class:`IngestError` naming the malformed row
+    (CSV and JSON lines are re-read with Python's parsers, only on this error path)."""
+    try:
+        yield
     except (OSError, pl.exceptions.PolarsError) as exc:
+        path, fmt = file.path, file.format
         try:
             problem = {"csv": _csv_problem, "jsonl": _jsonl_problem}.get(fmt, lambda _: None)(path)
         except (OSError, EOFError) as cause:  # say, a gzip stream cut short
             problem = f"cannot read: {cause}"
         raise IngestError(f"{path}: {problem or f'cannot read as {fmt}: {exc}'}") from None
-    df = df.select(
-        pl.lit(path).alias("source_file"),
-        pl.int_range(1, df.height + 1, dtype=pl.Int64).alias("source_row"),
-        pl.all(),
-    )
-    if fmt == "csv":
-        df = df.filter(~pl.all_horizontal(pl.exclude("source_file", "source_row").is_null()))
+
+
+def _read_text(file: InputFile, wanted: Callable[[list[str]], list[str]]) -> pl.DataFrame:
+    """:func:`_scan_text` collected into memory, partitions added; an empty file raises."""
+    lf, partitions = _scan_text(file, wanted)
+    with _parse_errors(file):
+        df = lf.collect()
     if df.height == 0:
-        raise IngestError(f"{path}: empty file (no rows)")
+        raise IngestError(f"{file.path}: empty file (no rows)")
     return _add_partitions(df, partitions)
+
+
+def _stage(file: InputFile, wanted: Callable[[list[str]], list[str]], folder: Path) -> tuple[pl.LazyFrame, int]:
+    """:func:`_scan_text` of a file ready to be read many times, and its number of rows.
+
+    Text files are parsed once, streaming, into a Parquet file in ``folder``; later passes read
+    only the columns they need from it. A Parquet input is scanned as it is.
+    """
+    lf, partitions = _scan_text(file, wanted)
+    with _parse_errors(file):
+        if file.format != "parquet":
+            staged = folder / f"{len(list(folder.iterdir()))}.parquet"
+            lf.sink_parquet(staged, compression="lz4", engine="streaming")
+            lf = pl.scan_parquet(staged)
+        else:
+            lf.head(1000).collect()  # a column polars cannot read as text fails here, not later
+        n_rows = lf.select(pl.len()).collect().item()
+    if n_rows == 0:
+        raise IngestError(f"{file.path}: empty file (no rows)")
+    return _add_partitions(lf, partitions), n_rows
 
 
 def _without_bom(path: str) -> str | io.BytesIO:
@@ -449,10 +515,10 @@ def _without_bom(path: str) -> str | io.BytesIO:
         return io.BytesIO(f.read())
 
 
-def _add_partitions(df: pl.DataFrame, partitions: dict[str, str | None]) -> pl.DataFrame:
+def _add_partitions(df: Frame, partitions: dict[str, str | None]) -> Frame:
     """Add the hive folder values as columns; a column also stored in the file must agree with its folder."""
     for key, level in partitions.items():
-        if key in df.columns:
+        if key in df.collect_schema():
             _check(df, {f"{key} is {{{key}!r}} but the file sits in the folder {key}={level}": (
                 pl.col(key).ne_missing(pl.lit(level, pl.String))
             )})
@@ -558,19 +624,28 @@ def _delimiter_hint(present: Sequence[str]) -> str:
 
 
 Problem = str | Callable[[dict], str]
+Frame = pl.DataFrame | pl.LazyFrame
 
 
-def _check(df: pl.DataFrame, checks: dict[Problem, pl.Expr]) -> None:
+def _check(df: Frame, checks: dict[Problem, pl.Expr]) -> None:
     """Raise for the first failing check at its first offending row.
 
     ``checks`` maps a problem (a ``str.format`` template over the row's columns, or a function of
     the row) to a boolean expression that is true on bad rows (null counts as good); all checks are
-    evaluated in one pass.
+    evaluated in one (streaming) pass, which counts the bad rows and finds the first by the row
+    index ``_i`` (added when absent).
     """
-    flags = df.select(bad.fill_null(False).alias(str(k)) for k, bad in enumerate(checks.values()))
-    for problem, n_bad, column in zip(checks, flags.sum().row(0), flags.columns):
+    lf = df.lazy()
+    if "_i" not in lf.collect_schema():
+        lf = lf.with_row_index("_i")
+    bad = [b.fill_null(False) for b in checks.values()]
+    flags = lf.select(
+        *[b.sum().alias(f"n{k}") for k, b in enumerate(bad)],
+        *[pl.when(b).then(pl.col("_i")).min().alias(f"i{k}") for k, b in enumerate(bad)],
+    ).collect(engine="streaming").row(0)
+    for problem, n_bad, first in zip(checks, flags[: len(bad)], flags[len(bad):]):
         if n_bad:
-            row = df.row(flags[column].arg_max(), named=True)
+            row = lf.filter(pl.col("_i") == first).drop("_i").collect().row(0, named=True)
             path = row["source_file"]
             if path.lower().endswith(".csv"):  # a ragged row or stray quote explains any symptom
                 cause = _csv_problem(path, upto=row["source_row"])
@@ -601,13 +676,18 @@ def _integer(text: pl.Expr) -> pl.Expr:
     return pl.when(exact).then(number).cast(pl.Int64)
 
 
-def _per_text(df: pl.DataFrame, column: str, function: Callable[[pl.Expr], pl.Expr]) -> tuple[pl.Series, pl.Series]:
+def _distinct(df: Frame, column: str) -> pl.Series:
+    """The distinct non-null texts of a column (one streaming pass over that column)."""
+    return df.lazy().select(pl.col(column).drop_nulls().unique()).collect(engine="streaming").to_series()
+
+
+def _per_text(df: Frame, column: str, function: Callable[[pl.Expr], pl.Expr]) -> tuple[pl.Series, pl.Series]:
     """(distinct non-null texts of a column, ``function`` of each): computed once per distinct text."""
-    distinct = df.get_column(column).drop_nulls().unique()
+    distinct = _distinct(df, column)
     return distinct, distinct.to_frame().select(function(pl.col(column))).to_series()
 
 
-def _integer_per_text(df: pl.DataFrame, column: str) -> pl.Expr:
+def _integer_per_text(df: Frame, column: str) -> pl.Expr:
     """:func:`_integer` of a column with few distinct texts, computed once per distinct text."""
     distinct, integers = _per_text(df, column, _integer)
     return pl.col(column).replace_strict(distinct, integers, default=None, return_dtype=pl.Int64)
@@ -695,23 +775,31 @@ _INT32_MAX = 2**31 - 1
 _SHOW_ROWS = 5  # rows named in a warning
 
 
-def _with_control_characters(df: pl.DataFrame, column: str) -> pl.Series:
-    """The distinct texts of a column holding a control character (checked once per distinct text)."""
-    distinct = df.get_column(column).drop_nulls().unique()
-    return distinct.filter(distinct.str.contains(_CONTROL))
+def _texts_where(df: Frame, where: dict[str, pl.Expr]) -> dict[str, pl.Series]:
+    """Per column, its distinct texts where the condition holds, in order of first appearance
+    (one streaming pass for all columns)."""
+    found = df.lazy().select(
+        pl.col(c).filter(condition).unique(maintain_order=True).implode() for c, condition in where.items()
+    ).collect(engine="streaming")
+    return {c: found.get_column(c).explode().drop_nulls() for c in where}
 
 
-def _rows_named(df: pl.DataFrame, where: pl.Expr) -> list[str]:
-    """``file: rows 3, 8 (and 12 more)`` per file for the rows where ``where`` holds."""
+def _rows_named(df: pl.LazyFrame, where: pl.Expr) -> list[str]:
+    """``file: rows 3, 8 (and 12 more)`` per file for the rows where ``where`` holds (files in
+    row-index ``_i`` order)."""
+    named = (
+        df.filter(where).group_by("source_file")
+        .agg(pl.col("source_row").sort().head(_SHOW_ROWS), pl.len(), pl.col("_i").min())
+        .sort("_i").collect(engine="streaming")
+    )
     return [
-        f"{path}: row(s) {', '.join(map(str, rows[:_SHOW_ROWS]))}"
-        + (f" (and {len(rows) - _SHOW_ROWS} more)" if len(rows) > _SHOW_ROWS else "")
-        for path, rows in df.filter(where).group_by("source_file", maintain_order=True)
-        .agg(pl.col("source_row")).iter_rows()
+        f"{path}: row(s) {', '.join(map(str, rows))}"
+        + (f" (and {n - _SHOW_ROWS} more)" if n > _SHOW_ROWS else "")
+        for path, rows, n, _ in named.iter_rows()
     ]
 
 
-def _tidy_whitespace(df: pl.DataFrame, ids: Sequence[str], codes: Sequence[str]) -> pl.DataFrame:
+def _tidy_whitespace(df: pl.LazyFrame, ids: Sequence[str], codes: Sequence[str]) -> pl.LazyFrame:
     """Remove whitespace around ``ids`` and ``codes`` and collapse runs of it inside ``codes``.
 
     The format gives such whitespace no meaning, but left alone ``"finance "`` or a model id with
@@ -723,12 +811,15 @@ def _tidy_whitespace(df: pl.DataFrame, ids: Sequence[str], codes: Sequence[str])
     def collapse(expr: pl.Expr) -> pl.Expr:
         return expr.str.strip_chars().str.replace_all(r"\s+", " ")
 
+    # What the tidying would change, found by a cheap match; the tidying then runs on those texts only.
+    padded, loose = r"^\s|\s$", r"^\s|\s$|\s\s|[^\S ]"
+    tidy = {c: strip for c in ids} | {c: collapse for c in codes}
+    suspects = _texts_where(df, {c: pl.col(c).str.contains(padded if c in ids else loose) for c in tidy})
     changes: dict[str, tuple[pl.Series, pl.Series]] = {}
-    for column, tidy in [(c, strip) for c in ids] + [(c, collapse) for c in codes]:
-        distinct, tidied = _per_text(df, column, tidy)
-        differs = distinct != tidied
-        if differs.any():
-            changes[column] = (distinct.filter(differs), tidied.filter(differs))
+    for column, before in suspects.items():
+        after = before.to_frame().select(tidy[column](pl.col(column))).to_series()
+        if (before != after).any():
+            changes[column] = (before.filter(before != after), after.filter(before != after))
     if not changes:
         return df
     where = pl.any_horizontal(pl.col(c).is_in(before.implode()) for c, (before, _) in changes.items())
@@ -749,7 +840,7 @@ def _level_key(level: str) -> str:
     return re.sub(r"[\s_\-]", "", level.casefold())
 
 
-def _warn_case_variants(df: pl.DataFrame, groups: dict[str, tuple[Sequence[str], Iterable[str]]]) -> None:
+def _warn_case_variants(df: pl.LazyFrame, groups: dict[str, tuple[Sequence[str], Iterable[str]]]) -> None:
     """Warn, naming rows, where levels differ from a known or more frequent one only by case or spacing.
 
     ``groups`` maps a name to (columns sharing one set of levels, levels known in advance). The
@@ -758,7 +849,7 @@ def _warn_case_variants(df: pl.DataFrame, groups: dict[str, tuple[Sequence[str],
     for name, (columns, known) in groups.items():
         counts: Counter[str] = Counter()
         for column in columns:
-            counts.update(dict(df.get_column(column).drop_nulls().value_counts().iter_rows()))
+            counts.update(dict(df.group_by(column).len().drop_nulls().collect(engine="streaming").iter_rows()))
         known = set(known)
         by_key: dict[str, list[str]] = {}
         for level in [*counts, *(k for k in known if k not in counts)]:
@@ -778,14 +869,14 @@ def _warn_case_variants(df: pl.DataFrame, groups: dict[str, tuple[Sequence[str],
 
 
 
-def _code_trials(raw: pl.DataFrame, vocabulary: list[str], models: ModelTable) -> pl.DataFrame:
+def _code_trials(raw: pl.LazyFrame, vocabulary: list[str], models: ModelTable) -> pl.LazyFrame:
     """Validate harness rows and add the parsed design, short model name, status and outcome."""
     options = ", ".join(repr(o) for o in schema.OPTIONS)
     choice, expected = pl.col("model_choice"), pl.col("expected_deep_value_choice")
     n_train = _integer_per_text(raw, "n_training_examples")
     verdict = _integer_per_text(raw, "generalized_deep_value")
     pair = pl.col("context_correlation_pair")
-    pairs = parse_pairs(raw["context_correlation_pair"].drop_nulls(), vocabulary)
+    pairs = parse_pairs(_distinct(raw, "context_correlation_pair"), vocabulary)
     bad_pairs = pairs.filter(pl.col("value").is_null())["context_correlation_pair"].to_list()
 
     def pair_problem(row: dict) -> str:
@@ -804,8 +895,10 @@ def _code_trials(raw: pl.DataFrame, vocabulary: list[str], models: ModelTable) -
             "empty context_correlation_pair": pair.is_null(),
             **{
                 f"{c} {{{c}!r}} contains a control character (such as NUL)": pl.col(c).is_in(texts.implode())
-                for c in (*_ID_COLUMNS, "context_correlation_pair")
-                if not (texts := _with_control_characters(raw, c)).is_empty()
+                for c, texts in _texts_where(
+                    raw, {c: pl.col(c).str.contains(_CONTROL) for c in (*_ID_COLUMNS, "context_correlation_pair")}
+                ).items()
+                if not texts.is_empty()
             },
             pair_problem: pair.is_in(bad_pairs),
             f"n_training_examples must be a positive integer up to {_INT32_MAX:,}, got {{n_training_examples!r}}": (
@@ -825,7 +918,8 @@ def _code_trials(raw: pl.DataFrame, vocabulary: list[str], models: ModelTable) -
         },
     )
 
-    names = models.resolve(raw["model"].unique(maintain_order=True)).data
+    in_order = raw.group_by("model").agg(pl.col("_i").min()).sort("_i").collect(engine="streaming")
+    names = models.resolve(in_order["model"]).data
     used = (pl.col("success").is_in(_TRUE) & choice.is_in(schema.OPTIONS)).fill_null(False)
     key = pairs.get_column("context_correlation_pair")
     trials = (
@@ -855,20 +949,39 @@ def _code_trials(raw: pl.DataFrame, vocabulary: list[str], models: ModelTable) -
     return trials
 
 
-def _reconcile(trials: pl.DataFrame, on_conflict: ConflictPolicy) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _reconcile(trials: Frame, on_conflict: ConflictPolicy) -> tuple[Frame, pl.DataFrame]:
     """Give every duplicate (model_id, prompt_id) copy but one the status superseded (or conflict).
 
     One copy stays in the likelihood: a parsed copy over failures; among parsed copies that agree
     the earliest; among parsed copies that disagree, whichever ``on_conflict`` says (none for
     ``exclude``, whose parsed copies become ``conflict``). Copies of a prompt must share its design.
-    """
-    key = ["model_id", "prompt_id"]
-    df = trials.with_row_index("_i")
-    copies = df.filter(pl.len().over(key) > 1)
-    if copies.is_empty():
-        return df.drop("_i"), pl.DataFrame(schema=RECONCILIATION_SCHEMA)
 
+    Only the copies are held in memory: a streaming pass finds the keys seen twice by a 64-bit hash
+    (a collision merely brings a non-duplicate along, which the exact grouping then leaves out), and
+    the new status and reason of the rows changed are joined back in while the trials stream.
+    Rows are told apart by the row index ``_i`` (added, and dropped again, if absent); a DataFrame
+    comes back as a DataFrame.
+    """
+    if isinstance(trials, pl.DataFrame):
+        reconciled, reconciliation = _reconcile(trials.with_row_index("_i").lazy(), on_conflict)
+        return reconciled.drop("_i").collect(), reconciliation
+    key = ["model_id", "prompt_id"]
+    hashed = pl.struct(key).hash().alias("_h")
+    repeated = (
+        trials.group_by(hashed).agg(pl.len()).filter(pl.col("len") > 1).select("_h")
+        .collect(engine="streaming").to_series()
+    )
     design = ["test_id", "context_correlation_pair", "n_train", "expected_deep_value_choice"]
+    copies = (
+        trials.filter(hashed.is_in(repeated.implode()))
+        .select("_i", "source_file", "source_row", "model", *key, "status", "model_choice", *design)
+        .collect(engine="streaming")
+        .sort("_i")
+        .filter(pl.len().over(key) > 1)
+    )
+    if copies.is_empty():
+        return trials, pl.DataFrame(schema=RECONCILIATION_SCHEMA)
+
     differs = [pl.when(pl.col(c).ne_missing(pl.col(c).first().over(key))).then(pl.lit(c)) for c in design]
     _check(
         copies.with_columns(
@@ -896,7 +1009,7 @@ def _reconcile(trials: pl.DataFrame, on_conflict: ConflictPolicy) -> tuple[pl.Da
     n_conflicts = groups.select(conflict.sum()).item()
     if n_conflicts and on_conflict == "error":
         first = groups.filter(conflict).row(0, named=True)
-        a, b = (df.row(first[k], named=True) for k in ("first_used", "other"))
+        a, b = (copies.row(by_predicate=pl.col("_i") == first[k], named=True) for k in ("first_used", "other"))
         raise IngestError(
             f"{a['source_file']}: row {a['source_row']}: {n_conflicts} prompt(s) have conflicting "
             f"parsed answers; the first: prompt {_clip(a['prompt_id'])!r} of model {_clip(a['model_id'])!r} answered "
@@ -935,14 +1048,20 @@ def _reconcile(trials: pl.DataFrame, on_conflict: ConflictPolicy) -> tuple[pl.Da
             .then(pl.format(f"conflicts with {{}}; on_conflict={on_conflict!r}", "_ref"))
             .otherwise(pl.format("duplicate of {}", "_ref"))
             .alias("reason"),
-            pl.lit(None, pl.Int8).alias("chose_deep"),
         )
     )
-    at = changed.get_column("_i")  # scatter the new values: an update join would copy every column
-    reconciled = df.drop("_i").with_columns(
-        df.get_column(c).cast(dtype).scatter(at, changed.get_column(c))
-        for c, dtype in changed.schema.items()
-        if c != "_i"
+    changes = changed.lazy().select(
+        "_i", pl.lit(True).alias("_changed"), pl.col("status").alias("_status"), pl.col("reason").alias("_reason")
+    )
+    changed_row = pl.col("_changed").fill_null(False)
+    reconciled = (
+        trials.join(changes, on="_i", how="left", maintain_order="left")
+        .with_columns(
+            pl.when(changed_row).then(pl.col("_status")).otherwise(pl.col("status")).alias("status"),
+            pl.when(changed_row).then(pl.col("_reason")).otherwise(pl.col("reason")).alias("reason"),
+            pl.when(~changed_row).then(pl.col("chose_deep")).alias("chose_deep"),
+        )
+        .drop("_changed", "_status", "_reason")
     )
     reconciliation = groups.select(list(RECONCILIATION_SCHEMA)).cast(RECONCILIATION_SCHEMA)
     return reconciled, reconciliation
@@ -983,23 +1102,38 @@ def _read_dump_files(
     files: Sequence[InputFile], *, values: Iterable[str], models: ModelTable | None, on_conflict: ConflictPolicy
 ) -> TrialTable:
     """:func:`read_dumps` of files already found."""
+    with tempfile.TemporaryDirectory(prefix="dvbstats-ingest-") as folder:
+        trials, sources, reconciliation = _trials_plan(files, Path(folder), values, models, on_conflict)
+        return TrialTable(trials.collect(engine="streaming"), sources, reconciliation)
+
+
+def _trials_plan(
+    files: Sequence[InputFile], folder: Path, values: Iterable[str], models: ModelTable | None,
+    on_conflict: ConflictPolicy,
+) -> tuple[pl.LazyFrame, tuple[Source, ...], pl.DataFrame]:
+    """Validate dump files and return the trial table as a lazy plan (over Parquet files staged in
+    ``folder``, which must outlive it), the sources and the reconciliation log.
+
+    Every check, warning and the reconciliation run here in streaming passes over the few columns
+    each needs; the long text columns (``raw_response``) are only read when the plan runs.
+    """
     _conflict_policy(on_conflict)
     vocabulary = _vocabulary(values)
     models = models or ModelTable.default()
     with ThreadPoolExecutor(max_workers=1) as pool:  # hash while polars parses
         digests = [pool.submit(sha256, file.path) for file in files]
-        frames = [_read_text(file, lambda present: _dump_columns(file.path, present)) for file in files]
+        staged = [_stage(file, lambda present: _dump_columns(file.path, present), folder) for file in files]
         sources = tuple(
-            Source(file.path, digest.result(), file.format, frame.height)
-            for file, digest, frame in zip(files, digests, frames)
+            Source(file.path, digest.result(), file.format, n_rows)
+            for file, digest, (_, n_rows) in zip(files, digests, staged)
         )
-    raw = pl.concat(frames, how="diagonal")  # every column is text here
-    extras = [c for c in raw.columns if c not in ("source_file", "source_row", *schema.HARNESS_COLUMNS)]
+    raw = pl.concat([frame for frame, _ in staged], how="diagonal").with_row_index("_i")  # all text here
+    extras = [c for c in raw.collect_schema() if c not in ("_i", "source_file", "source_row", *schema.HARNESS_COLUMNS)]
     raw = _tidy_whitespace(raw, _ID_COLUMNS, (*_CODE_COLUMNS, *extras))
     trials = _code_trials(raw, vocabulary, models)
     data, reconciliation = _reconcile(trials, on_conflict)
-    data = data.with_columns(_infer(data.get_column(c)) for c in extras)
-    dtypes = data.schema
+    data = data.with_columns(_as_inferred(data, extras))
+    dtypes = data.collect_schema()
     _warn_case_variants(
         data,
         {
@@ -1009,7 +1143,35 @@ def _read_dump_files(
             **{c: ([c], ()) for c in extras if dtypes[c] == pl.String},
         },
     )
-    return TrialTable(schema.conform(data, extras), sources, reconciliation)
+    return schema.conform(data, extras), sources, reconciliation
+
+
+def stream_dumps(
+    paths: Sequence[str | Path] | str | Path,
+    out: str | Path | None = None,
+    *,
+    values: Iterable[str] = schema.DVB_VALUES,
+    models: ModelTable | None = None,
+    on_conflict: ConflictPolicy = "error",
+) -> TrialFile:
+    """:func:`read_dumps`, written straight to the Parquet file ``out`` (as :meth:`TrialTable.write`
+    writes it) without holding the trial table in memory: for dumps larger than memory. Without
+    ``out``, the file goes to a temporary folder deleted with the returned :class:`TrialFile`."""
+    _vocabulary(values)
+    _conflict_policy(on_conflict)
+    return _stream_dump_files(_expand(paths), out, values=values, models=models, on_conflict=on_conflict)
+
+
+def _stream_dump_files(
+    files: Sequence[InputFile], out: str | Path | None, *, values: Iterable[str], models: ModelTable | None,
+    on_conflict: ConflictPolicy,
+) -> TrialFile:
+    scratch = None if out else tempfile.TemporaryDirectory(prefix="dvbstats-trials-")
+    path = Path(out or Path(scratch.name) / "trials.parquet")
+    with tempfile.TemporaryDirectory(prefix="dvbstats-ingest-") as folder:
+        trials, sources, reconciliation = _trials_plan(files, Path(folder), values, models, on_conflict)
+        trials.sink_parquet(path, compression="zstd", metadata=_metadata(sources, reconciliation), engine="streaming")
+    return TrialFile(path, sources, reconciliation, scratch)
 
 
 def _dump_columns(path: str, present: list[str]) -> list[str]:
@@ -1131,11 +1293,30 @@ def _read_cell_files(files: Sequence[InputFile], models: ModelTable) -> pl.DataF
 
 def _infer(text: pl.Series) -> pl.Series:
     """A text column as integers or numbers when every non-empty entry is one, else as text."""
-    for dtype in (pl.Int64, pl.Float64):
-        cast = text.str.strip_chars().cast(dtype, strict=False)
-        if cast.null_count() == text.null_count() and text.null_count() < text.len():
-            return cast
-    return text
+    return text.to_frame().select(_as_inferred(text.to_frame(), [text.name])).to_series()
+
+
+def _as_inferred(df: Frame, columns: Sequence[str]) -> list[pl.Expr]:
+    """Expressions turning text ``columns`` into integers or numbers where every non-empty entry of
+    the column is one (decided in one streaming pass), leaving the others text."""
+    if not columns:
+        return []
+    numeric = (pl.Int64, pl.Float64)
+
+    def parses(c: str, dtype: pl.DataType) -> pl.Expr:
+        cast = pl.col(c).str.strip_chars().cast(dtype, strict=False)
+        return (cast.null_count() == pl.col(c).null_count()) & (pl.col(c).null_count() < pl.len())
+
+    found = df.lazy().select(
+        parses(c, dtype).alias(f"{c}\0{k}") for c in columns for k, dtype in enumerate(numeric)
+    ).collect(engine="streaming").row(0)
+    flags = iter(found)
+    exprs = []
+    for c in columns:
+        fits = [next(flags) for _ in numeric]
+        dtype = next((d for d, ok in zip(numeric, fits) if ok), None)
+        exprs.append(pl.col(c).str.strip_chars().cast(dtype, strict=False) if dtype else pl.col(c))
+    return exprs
 
 
 def read_cells(path: str | Path, *, models: ModelTable | None = None) -> pl.DataFrame:
@@ -1155,15 +1336,19 @@ def load(
     values: Iterable[str] = schema.DVB_VALUES,
     models: ModelTable | None = None,
     on_conflict: ConflictPolicy = "error",
-) -> TrialTable | pl.DataFrame:
+    stream: bool = False,
+) -> TrialTable | TrialFile | pl.DataFrame:
     """Read trial dumps (-> :class:`TrialTable`) or cell tables (-> DataFrame), whichever ``paths`` hold.
 
-    ``values`` and ``on_conflict`` apply to dumps only. Mixing the two kinds is an error.
+    ``values`` and ``on_conflict`` apply to dumps only; with ``stream``, dumps are written to a
+    temporary file by :func:`stream_dumps` (-> :class:`TrialFile`). Mixing the two kinds is an error.
     """
     files = _expand(paths)
     kinds = [is_cell_table(file) for file in files]
     if all(kinds):
         return _read_cell_files(files, models or ModelTable.default())
+    if not any(kinds) and stream:
+        return _stream_dump_files(files, None, values=values, models=models, on_conflict=on_conflict)
     if not any(kinds):
         return _read_dump_files(files, values=values, models=models, on_conflict=on_conflict)
     cells = [file.path for file, kind in zip(files, kinds) if kind]

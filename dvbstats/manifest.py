@@ -68,6 +68,7 @@ def build(*, run_name, synthetic, inputs, fit, quality: pl.DataFrame, reconcilia
         "parametrization": {"requested": "auto" if fit.retry else fit.parametrization,
                             "terms": fit.parametrizations(), "retry": fit.retry},
         "sampler": fit.settings.as_dict(),
+        "backend": fit.backend,
         "seed": fit.settings.seed,
         "hdi_prob": hdi_prob,
         "versions": versions(),

@@ -268,10 +268,8 @@ def _zero_sum_allowed(d: Design) -> dict[str, bool]:
 
 def build(d: Design, priors: Priors, parametrization: Parametrization = "auto") -> pm.Model:
     """The PyMC model of ``n_deep ~ Binomial(n_trials, logit^-1(eta))`` over observed cells."""
-    if parametrization not in PARAMETRIZATIONS:
-        raise ValueError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, not {parametrization!r}")
     priors.check(d.prior_names)
-    per_term = term_parametrizations(d, parametrization)
+    per_term = term_parametrizations(d, check_parametrization(parametrization))
     obs = d.observed
     data = d.cells.data.filter(pl.Series(obs))
     # check_bounds=False: the parametrisation keeps every argument in its support, and the
@@ -308,6 +306,12 @@ def _sigma(d: Design, t: Term, sd: dict, per_term: dict[str, str]):
         return sd[t.name]
     extra = [sd[i] ** 2 / n for i, n in d.absorbed.get(t.name, ()) if per_term[i].startswith("zerosum")]
     return pt.sqrt(sd[t.name] ** 2 + sum(extra)) if extra else sd[t.name]
+
+
+def check_parametrization(parametrization: str) -> Parametrization:
+    if parametrization not in PARAMETRIZATIONS:
+        raise ValueError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, not {parametrization!r}")
+    return parametrization
 
 
 def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[str, str]:

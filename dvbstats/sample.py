@@ -41,7 +41,7 @@ class SamplerSettings:
 def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = True) -> az.InferenceData:
     """Draw from the posterior of ``model``; the InferenceData has a posterior and sample stats."""
     if settings.sampler == "nutpie":
-        return _complete(_sample_nutpie(model, settings, progress), settings)
+        return _sample_nutpie(model, settings, progress)
     if settings.sampler == "pymc":
         with model, warnings.catch_warnings(), pymc_log_level(logging.INFO if progress else logging.WARNING):
             warnings.simplefilter("ignore", UserWarning)  # PyMC repeats its own R-hat warnings; we report ours
@@ -81,13 +81,22 @@ _BLAS_WARNING = "PyTensor could not link to a BLAS installation"
 
 
 def _sample_nutpie(model: pm.Model, settings: SamplerSettings, progress: bool) -> az.InferenceData:
-    """nutpie with its progress bar on a terminal; elsewhere a progress line every PROGRESS_INTERVAL_S."""
+    """Compile ``model`` for nutpie (a progress line while it compiles, off a terminal) and sample it."""
+    import nutpie
+
+    with _ticker("compiling the model" if progress and not sys.stderr.isatty() else None), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_BLAS_WARNING, category=UserWarning)
+        compiled = nutpie.compile_pymc_model(model)
+    return run_nutpie(compiled, settings, progress)
+
+
+def run_nutpie(compiled, settings: SamplerSettings, progress: bool) -> az.InferenceData:
+    """nutpie on a compiled model (PyMC's or a hand-written density): its progress bar on a terminal,
+    elsewhere a progress line every PROGRESS_INTERVAL_S; an interrupted run raises
+    :class:`SamplingInterrupted` instead of returning a NaN-padded trace."""
     import nutpie
 
     lines = progress and not sys.stderr.isatty()
-    with _ticker("compiling the model" if lines else None), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_BLAS_WARNING, category=UserWarning)
-        compiled = nutpie.compile_pymc_model(model)
     sampler = nutpie.sample(
         compiled,
         draws=settings.draws,
@@ -114,10 +123,10 @@ def _sample_nutpie(model: pm.Model, settings: SamplerSettings, progress: bool) -
     except Exception:
         sampler.cancel()  # now, not when the interpreter shuts down (nutpie panics then)
         raise
-    if not lines:
-        return idata
-    _progress_line(idata, total, time.perf_counter() - start)
-    return az.InferenceData(**{g: idata[g] for g in idata.groups() if not g.startswith("warmup_")})
+    if lines:
+        _progress_line(idata, total, time.perf_counter() - start)
+        idata = az.InferenceData(**{g: idata[g] for g in idata.groups() if not g.startswith("warmup_")})
+    return _complete(idata, settings)
 
 
 def _progress_line(idata: az.InferenceData, total: int, elapsed: float) -> None:

@@ -93,7 +93,8 @@ TRIAL_SCHEMA: dict[str, pl.DataType] = {
 CELL_COUNTS: tuple[str, ...] = ("n_prompts", "n_trials", "n_deep")
 
 #: Design variables derived from trial columns when a formula asks for them.
-DERIVED = {"log_n_train": pl.col("n_train").cast(pl.Float64).log()}
+#: ``prompt`` is the benchmark item (shared across models), for item effects ``(1|prompt)``.
+DERIVED = {"log_n_train": pl.col("n_train").cast(pl.Float64).log(), "prompt": pl.col("prompt_id")}
 
 
 #: Dtypes of the extra columns a trial table carries after TRIAL_SCHEMA (dump columns beyond the harness's).

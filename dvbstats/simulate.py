@@ -292,6 +292,7 @@ def simulate(
     out_dir: Path | None = None,
     file_format: FileFormat = "csv",
     rerun: Mapping[str, float] | None = None,
+    item_sd: float = 0.0,
 ) -> Simulation:
     """Simulate every model of ``effects`` on the design's prompts; write one dump per model to ``out_dir``.
 
@@ -299,7 +300,11 @@ def simulate(
     ``rerun``: {model id: fraction}; that fraction of the model's failed prompts is run again
     (each attempt fails again with the model's unparsed rate) and written to a second, later dump
     of the same model. The truth does not depend on ``rerun``; ``trials`` give the final state.
+    ``item_sd``: SD of a per-prompt effect shared by every model (item difficulty), drawn iid
+    Normal(0, item_sd) from its own stream; the truth (``p_true``, ``dvgr_true``) includes it.
     """
+    if not (math.isfinite(item_sd) and item_sd >= 0):
+        raise ValueError(f"simulate: item_sd must be finite and >= 0, got {item_sd}")
     _check_effects(effects, design)
     if file_format not in FILE_FORMATS:
         raise ValueError(f"simulate: file_format must be one of {list(FILE_FORMATS)}, got {file_format!r}")
@@ -308,8 +313,9 @@ def simulate(
     fractions = _per_model("rerun", rerun or {}, models, required=False)
 
     prompts = draw_prompts(design, seed)
-    p_true = expit(linear_predictor(effects, prompts))
-    _, outcome_stream, rerun_stream = _streams(seed)
+    _, outcome_stream, rerun_stream, item_stream = _streams(seed)
+    item = np.random.default_rng(item_stream).normal(0.0, item_sd, prompts.height) if item_sd else 0.0
+    p_true = expit(linear_predictor(effects, prompts) + item)
     first = _Attempt.draw(np.random.default_rng(outcome_stream), p_true, np.array([rates[m] for m in models]))
     final = _Attempt(*(a.copy() for a in (first.parsed, first.deep, first.failure, first.answer)))
 
@@ -427,8 +433,8 @@ def _dump_name(model_id: str, when: datetime, file_format: str) -> str:
 
 
 def _streams(seed: int) -> list[np.random.SeedSequence]:
-    """Independent streams: prompts, first attempts, re-runs (so re-runs never change the rest)."""
-    return np.random.SeedSequence(seed).spawn(3)
+    """Independent streams: prompts, first attempts, re-runs (so re-runs never change the rest), items."""
+    return np.random.SeedSequence(seed).spawn(4)  # the 4th: item effects (spawned children do not shift)
 
 
 def _labels(labels: Sequence[str], index: np.ndarray) -> pl.Series:

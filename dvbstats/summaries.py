@@ -32,6 +32,9 @@ def tables(fit: Fit, hdi_prob: float, seed: int) -> dict[str, pl.DataFrame]:
     interaction = interaction_table(fit, hdi_prob)
     if interaction is not None:
         out["interaction_dvgr"] = interaction
+    conditions = condition_table(fit, hdi_prob)
+    if conditions is not None:
+        out["condition_effects"] = conditions
     if len(fit.models) > 1:
         draws, labels = fit.level_draws("model")
         out["ranks"] = contrasts.rank_table(draws, labels, interval=hdi_prob)
@@ -202,3 +205,39 @@ def predictive_table(cells: pl.DataFrame, y_rep: np.ndarray, hdi_prob: float) ->
             "by": by, "level": levels, "observed": obs, "predicted_mean": s["mean"],
             "predicted_low": s["hdi_low"], "predicted_high": s["hdi_high"], "n_trials": trials.astype(int)}))
     return pl.concat(parts)
+
+
+def condition_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
+    """Each categorical fixed effect (a condition: prompt template, attack prompt, re-run, ...) on the
+    probability scale: every level minus the reference level, design-averaged, for all models
+    together (``model = "all models"``, the population-level effect) and for each model (with a
+    ``(1 + condition|model)`` term these differ by model). None when the formula has no such term."""
+    rows = []
+    for var in _condition_variables(fit):
+        levels = sorted(str(x) for x in fit.cells.data[var.name].unique().to_list())
+        ref = var.ref if var.ref is not None else levels[0]
+        pairs = [(level, ref) for level in levels if level != ref]
+        draws, labels = fit.level_draws(var.name)
+        rows.append(contrasts.contrast_table(draws, labels, pairs, factor=var.name, hdi_prob=hdi_prob)
+                    .with_columns(model=pl.lit("all models")))
+        da, keys = fit.average(("model", var.name))
+        values = da.values.reshape(-1, da.sizes["group"])
+        for model in fit.models:
+            at = [i for i, m in enumerate(keys["model"].to_list()) if m == model]
+            rows.append(contrasts.contrast_table(values[:, at], [str(x) for x in keys[var.name][at]], pairs,
+                                                 factor=var.name, hdi_prob=hdi_prob).with_columns(model=pl.lit(model)))
+    if not rows:
+        return None
+    return pl.concat(rows).select("factor", "model", pl.exclude("factor", "model"))
+
+
+def _condition_variables(fit: Fit) -> list:
+    """Main-effect fixed terms that are factors (not ``model``): the conditions a report contrasts."""
+    out = []
+    for term in fit.formula.fixed:
+        if len(term) != 1 or term[0].name == "model" or term[0].name not in fit.cells.data.columns:
+            continue
+        var = term[0]
+        if var.factor or not fit.cells.data[var.name].dtype.is_numeric():
+            out.append(var)
+    return out

@@ -159,7 +159,7 @@ def test_report_section_from_run_files(tmp_path):
 
 
 def test_fit_hook_writes_tables_or_says_why_not(tmp_path):
-    from dvbstats.fit import _agreement
+    from dvbstats.runfolder import _agreement
     from dvbstats.ingest import RECONCILIATION_SCHEMA, TrialTable
 
     groups = {"a": "x", "b": "x"}

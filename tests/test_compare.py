@@ -1,16 +1,19 @@
 """Model comparison: pointwise log-likelihood on cells, PSIS-LOO, common cells of nested designs."""
 
+import importlib
+
 import numpy as np
 import polars as pl
 import pytest
 from scipy.special import expit
 from scipy.stats import binom
 
-from dvbstats import compare as cmp
 from dvbstats.cells import CellTable
 from dvbstats.fitting import fit
 from dvbstats.formula import parse
 from dvbstats.sample import SamplerSettings
+
+cmp = importlib.import_module("dvbstats.compare")  # the package exports the function under the same name
 
 SETTINGS = SamplerSettings(draws=300, tune=300, chains=2, seed=5)
 

@@ -774,3 +774,51 @@ def test_a_hive_folder_disagreeing_with_its_file_is_an_error(tmp_path):
     path = write_dump(folder / "part.parquet", [parsed("p1", "Option A")])
     message = error_at(tmp_path / "ds")
     assert message.startswith(f"{path}: row 1: model is '{GPT4O}' but the file sits in the folder model=other")
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+@pytest.mark.parametrize("policy", ["first", "last", "exclude"])
+def test_stream_dumps_writes_the_table_read_dumps_returns(tmp_path, policy):
+    from dvbstats import cells
+    from dvbstats.ingest import stream_dumps
+
+    hive = tmp_path / "runs" / "run=2"
+    hive.mkdir(parents=True)
+    first = write_dump(tmp_path / "runs" / "a.csv", [*CONFLICT, *MIXED[2:], failed("p9")])
+    with open(first, "a") as f:  # a blank line is not a row
+        f.write("\n")
+    write_dump(hive / "b.parquet", [parsed("p2", "Option A"), parsed("p7", "Option B", model=LLAMA8)])
+    paths = [tmp_path / "runs"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = read_dumps(paths, on_conflict=policy)
+        streamed = stream_dumps(paths, tmp_path / "trials.parquet", on_conflict=policy)
+    back = TrialTable.read(tmp_path / "trials.parquet")
+    assert back.data.equals(table.data) and "run" in back.data.columns
+    assert back.sources == table.sources == streamed.sources
+    assert back.reconciliation.equals(table.reconciliation) and streamed.reconciliation.equals(table.reconciliation)
+    assert streamed.status_counts().equals(table.status_counts())
+    by = ("value", "n_train", "run")
+    assert cells.from_trials(streamed.scan(), by).data.equals(cells.from_trials(table.data, by).data)
+
+
+def test_stream_dumps_without_a_path_owns_a_temporary_file(tmp_path):
+    from dvbstats.ingest import stream_dumps
+
+    streamed = stream_dumps([write_dump(tmp_path / "dump.csv", MIXED)])
+    path = streamed.path
+    assert pl.read_parquet(path).height == len(MIXED)
+    assert streamed.model_ids() == sorted([GPT4O, LLAMA8])
+    del streamed
+    assert not path.exists()
+
+
+def test_stream_dumps_raises_the_errors_read_dumps_raises(tmp_path):
+    from dvbstats.ingest import stream_dumps
+
+    path = write_dump(tmp_path / "dump.csv", CONFLICT)
+    with pytest.raises(IngestError) as streamed:
+        stream_dumps([path], tmp_path / "trials.parquet")
+    assert str(streamed.value) == error_of(tmp_path, CONFLICT)

@@ -602,6 +602,23 @@ def ppc(run: RunFolder, figures: Figures) -> str:
     table = run.table("ppc")
     if table is None or table.empty:
         return section("Posterior predictive check", "ppc", absent("no posterior predictive summaries (ppc.csv)"))
+    return _predictive(run, table, figures, "ppc", "Posterior predictive check", "posterior predictive distribution",
+                       "the model misses these groups.")
+
+
+def prior_predictive(run: RunFolder, figures: Figures) -> str:
+    """The prior predictive check (only when the run was asked for one: ``prior_predictive.csv``)."""
+    table = run.table("prior_predictive")
+    if table is None or table.empty:
+        return ""
+    return _predictive(run, table, figures, "prior-predictive", "Prior predictive check",
+                       "distribution the priors alone predict",
+                       "the priors rule these rates out, so they are not weakly informative here.")
+
+
+def _predictive(run: RunFolder, table: pd.DataFrame, figures: Figures, label: str, title: str, what: str,
+                miss: str) -> str:
+    """Observed rates against a predictive distribution, by model and by value: a verdict and a plot."""
     outside = (table["observed"] < table["predicted_low"]) | (table["observed"] > table["predicted_high"])
     groups = ", ".join(f"{escape(g)}" for g in dict.fromkeys(table["by"]))
     verdict = (
@@ -609,13 +626,12 @@ def ppc(run: RunFolder, figures: Figures) -> str:
         if not outside.any() else
         f"{int(outside.sum())} of {len(table)} observed rates fall outside their predictive intervals: "
         + ", ".join(f"{escape(b)} *{escape(lv)}*" for b, lv in zip(table.loc[outside, "by"], table.loc[outside, "level"], strict=True))
-        + "; the model misses these groups."
+        + "; " + miss
     )
-    rate = wording(run.manifest).rate
-    fig = figures(lambda: plots.posterior_predictive(table, interval_label=f"{run.hdi_prob:.0%} interval", xlabel=rate),
-                  "ppc", f"Observed {rate} (cross) against the posterior predictive distribution (dot: mean; bar: interval).",
-                  "Posterior predictive check plot")
-    return section("Posterior predictive check", "ppc", verdict, fig)
+    fig = figures(lambda: plots.posterior_predictive(table, interval_label=f"{run.hdi_prob:.0%} interval",
+                                                     xlabel=wording(run.manifest).rate), label,
+                  f"Observed rate (cross) against the {what} (dot: mean; bar: interval).", f"{title} plot")
+    return section(title, label, verdict, fig)
 
 
 def diagnostics(run: RunFolder, figures: Figures) -> str:
@@ -900,6 +916,41 @@ def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
     return section("Contrasts and ranks", "contrasts", *blocks)
 
 
+def condition_effects(run: RunFolder, figures: Figures) -> str:
+    """Each condition (a categorical fixed effect) minus its reference level on the probability scale,
+    for all models and per model (only when the run has ``condition_effects.csv``)."""
+    table = run.table("condition_effects")
+    if table is None or table.empty:
+        return ""
+    hdi = f"{run.hdi_prob:.0%} HDI"
+    blocks = []
+    for (factor, a, b), rows in table.groupby(["factor", "a", "b"], sort=False):
+        overall = rows[rows["model"] == "all models"].iloc[0]
+        per_model = rows[rows["model"] != "all models"]
+        blocks.append(
+            f"**{escape(factor)}: {escape(a)} − {escape(b)}.** Over all models the design-averaged rate moves by "
+            f"{overall['diff_mean']:+.3f} ({hdi} {overall['diff_hdi_low']:+.3f} to {overall['diff_hdi_high']:+.3f}; "
+            f"P(> 0) = {overall['p_diff_above_0']:.3f}); per model from {per_model['diff_mean'].min():+.3f} to "
+            f"{per_model['diff_mean'].max():+.3f}.")
+        display = pd.DataFrame({
+            "Model": [escape(m) for m in rows["model"]],
+            f"Rate at {escape(b)}": [f"{x:.3f}" for x in rows["rate_b"]],
+            f"Rate at {escape(a)}": [f"{x:.3f}" for x in rows["rate_a"]],
+            f"Difference [{hdi}]": [f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in
+                                    rows[["diff_mean", "diff_hdi_low", "diff_hdi_high"]].itertuples(index=False)],
+            "P(difference > 0)": [f"{x:.3f}" for x in rows["p_diff_above_0"]],
+        })
+        blocks.append(md_table(display, caption=f"{escape(factor)}: {escape(a)} minus {escape(b)} (the reference), "
+                               "design-averaged rate per model and for all models (condition_effects.csv).",
+                               label=f"condition-{safe_label(factor)}-{safe_label(a)}"))
+    return section("Condition effects", "conditions", *blocks)
+
+
+def safe_label(text: str) -> str:
+    """A cross-reference label from any level name."""
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
+
+
 def yaml_header(run: RunFolder) -> str:
     """The Quarto YAML header; the html options are honoured by both render engines."""
     title = json.dumps(f"{wording(run.manifest).title}: {run.name}")
@@ -938,6 +989,8 @@ def build(run: RunFolder, report_dir: Path) -> str:
         training_size(run, models, figures),
         scaling(run, models, figures),
         contrasts_and_ranks(run, figures),
+        condition_effects(run, figures),
+        prior_predictive(run, figures),
         ppc(run, figures),
         diagnostics(run, figures),
         data_quality(run, figures),
@@ -964,6 +1017,8 @@ def _build_other(run: RunFolder, report_dir: Path, figures: Figures, models: pd.
         by_condition.get("refusals", ""),
         variance(run, figures),
         contrasts_and_ranks(run, figures),
+        condition_effects(run, figures),
+        prior_predictive(run, figures),
         ppc(run, figures),
         diagnostics(run, figures),
         data_quality(run, figures) + ("\n\n" + by_condition["quality"] if by_condition.get("quality") else ""),

@@ -1,0 +1,82 @@
+"""Large fits end to end: many models (issue 11 §3) and item effects at published scale (issue 9 §1).
+
+* ``--input simulated`` (default): ``--models`` models x ``--prompts`` prompts simulated with
+  ``dvbstats.simulate`` (effects drawn with the SDs below, 3% unparsed, Parquet dumps), then
+  ``python -m dvbstats.fit DUMPS --no-report --no-scaling`` with the default formula.
+  Target: 100 models x 12,000 prompts (1.2 M trials) <= 3 min, peak memory <= 4 GB.
+* ``--input example --formula "<default> + (1|prompt)"``: the embedded published-scale example
+  (9 models x 12,000 prompts) with item effects. Target: <= 5 min, every diagnostic passing.
+
+Every run is a fresh process (wall seconds and peak RSS of the whole process tree's largest
+member); the stages come from the run's manifest. Medians over ``--runs``.
+
+    python benchmarks/bench_scale.py [--runs 2] [--models 100] [--prompts 12000]
+    python benchmarks/bench_scale.py --input example --formula "chose_deep ~ 1 + log_n_train + (1|model) + (1|value) + (1|feature) + (1|context) + (1|prompt)"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import describe, stamp, timed_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+SD = {"model": 0.5, "value": 0.4, "feature": 0.3, "context": 0.25}
+
+
+def simulated(out: Path, n_models: int, n_prompts: int, seed: int) -> list[Path]:
+    from dataclasses import replace
+
+    from dvbstats import example, simulate
+
+    _, design = example.example_effects()
+    design = replace(design, n_prompts=n_prompts)
+    ids = [f"sim/model-{i:03d}" for i in range(n_models)]
+    effects = simulate.draw_effects(design, ids, intercept=-0.8, log_n_train=-0.1, sd=SD, seed=seed)
+    return list(simulate.simulate(effects, design, seed=seed, out_dir=out, file_format="parquet").paths)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=2)
+    p.add_argument("--input", choices=["simulated", "example"], default="simulated")
+    p.add_argument("--models", type=int, default=100)
+    p.add_argument("--prompts", type=int, default=12000)
+    p.add_argument("--formula", default=None)
+    p.add_argument("--seed", type=int, default=11)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t = time.perf_counter()
+        if args.input == "simulated":
+            paths = simulated(tmp / "dumps", args.models, args.prompts, args.seed)
+            print(f"[{stamp()}] simulated {args.models} models x {args.prompts:,} prompts in "
+                  f"{time.perf_counter() - t:.0f} s", flush=True)
+            inputs = [str(tmp / "dumps")]
+        else:
+            from dvbstats import example
+
+            example.write_example(ROOT / "data/raw/example")
+            paths, inputs = [], []
+        cmd = [sys.executable, "-m", "dvbstats.fit", *inputs, "--no-report", "--quiet", "--no-scaling",
+               "--out", str(tmp / "run"), "--allow-warnings"]
+        if args.formula:
+            cmd += ["--formula", args.formula]
+        print(f"[{stamp()}] {' '.join(cmd[1:])}", flush=True)
+        rows = timed_runs(cmd, args.runs, cwd=str(ROOT))
+        m = json.loads((tmp / "run/manifest.json").read_text())
+    print(f"wall time: {describe([r['seconds'] for r in rows], 's')}")
+    print(f"peak RSS:  {describe([r['peak_rss_mib'] for r in rows], 'MiB')}")
+    print(f"stages of the last run: {m['timing']}; backend {m.get('backend')}")
+    print(f"cells: {m['counts']['cells']:,}, trials used: {m['counts']['trials_used']:,}; "
+          f"parametrisation {m['parametrization']['terms']}; target accept {m['sampler']['target_accept']}")
+    print(f"diagnostics: {m['diagnostics']}")
+
+
+if __name__ == "__main__":
+    main()

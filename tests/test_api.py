@@ -1,0 +1,125 @@
+"""The Python API: load → Model → fit → summary/rates/save → Fit.load, and the CLI as a layer over it."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+import dvbstats as dvb
+from dvbstats import fit as cli
+from dvbstats import simulate
+from dvbstats.formula import FormulaError
+
+FAST = dict(draws=150, tune=150, chains=2, seed=4, progress=False)
+
+
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory) -> list[str]:
+    design = simulate.Design(feature_dims=[("Formal", "Colloquial")], n_prompts=300)
+    effects = simulate.draw_effects(design, ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "llama-3-8b"],
+                                    intercept=-0.6, log_n_train=0.0,
+                                    sd={"model": 0.5, "value": 0.3, "feature": 0.2, "context": 0.2}, seed=2)
+    sim = simulate.simulate(effects, design, seed=3, out_dir=tmp_path_factory.mktemp("dumps"))
+    return [str(p) for p in sim.paths]
+
+
+@pytest.fixture(scope="module")
+def fitted(dumps):
+    model = dvb.Model("chose_deep ~ 1 + (1|model) + (1|value)", dvb.load(dumps))
+    return model, model.fit(**FAST)
+
+
+def test_load_reads_paths_and_dataframes_alike(dumps):
+    from_paths = dvb.load(dumps[0])
+    frame = pl.read_csv(dumps[0], infer_schema=False)
+    from_frame = dvb.load(frame.to_pandas())
+    assert from_frame.trials.data.drop("source_file").equals(from_paths.trials.data.drop("source_file"))
+    assert from_frame.quality().equals(from_paths.quality())
+    assert [i["path"] for i in from_frame.inputs] == ["<DataFrame>"]
+    assert "trial rows of 1 models" in repr(from_paths)
+
+
+def test_a_formula_the_data_cannot_support_fails_before_sampling(dumps):
+    data = dvb.load(dumps)
+    with pytest.raises(ValueError, match="no_such_column"):
+        dvb.Model("chose_deep ~ 1 + (1|no_such_column)", data)
+    with pytest.raises(FormulaError):
+        dvb.Model("chose_deep ~ 1 + (1|", data)
+
+
+def test_fit_summary_and_rates_agree_with_the_run_folder_tables(fitted, tmp_path):
+    model, fit = fitted
+    summary = fit.summary()
+    assert isinstance(summary, pd.DataFrame)
+    assert {"Intercept", "sd[model]", "sd[value]"} <= set(summary.index)
+    assert {"mean", "hdi_low", "hdi_high", "r_hat", "ess_bulk"} <= set(summary.columns)
+    rates = fit.rates("model")
+    out = fit.save(tmp_path / "run")
+    dvgr = pl.read_csv(out / "dvgr.csv").filter(pl.col("model") != "overall").sort("model")
+    np.testing.assert_allclose(rates.sort_values("model")["dvgr_mean"], dvgr["dvgr_mean"], rtol=1e-12)
+    np.testing.assert_allclose(rates.sort_values("model")["raw_dvgr"], dvgr["raw_dvgr"], rtol=1e-12)
+    assert "Fit('chose_deep ~ 1 + (1|model) + (1|value)'" in repr(fit)
+
+
+def test_a_saved_fit_loads_back_with_the_same_posterior_and_estimands(fitted, tmp_path):
+    _, fit = fitted
+    out = fit.save(tmp_path / "run", hdi_prob=0.9)
+    back = dvb.Fit.load(out)
+    assert str(back.formula) == str(fit.formula) and back.settings == fit.settings
+    np.testing.assert_allclose(back.dvgr.values, fit.dvgr.values)
+    assert back.diagnostics.summary()["max_r_hat"] == pytest.approx(fit.diagnostics.summary()["max_r_hat"])
+    assert back.data.quality().equals(fit.data.quality())
+    assert back.priors_used() == fit.priors_used()
+    again = back.save(tmp_path / "again", hdi_prob=0.9)  # a loaded fit writes the same tables
+    for table in ("dvgr.csv", "sd.csv", "fixed.csv", "margins.csv", "data_quality.csv"):
+        assert pl.read_csv(again / table).equals(pl.read_csv(out / table)), table
+
+
+def test_the_cli_writes_what_the_api_writes(dumps, fitted, tmp_path, monkeypatch):
+    _, fit = fitted
+    monkeypatch.chdir(tmp_path)
+    api_run = fit.save(tmp_path / "api")
+    assert cli.main([*dumps, "--out", "cli", "--formula", "chose_deep ~ 1 + (1|model) + (1|value)", "--draws", "150",
+                     "--tune", "150", "--chains", "2", "--seed", "4", "--quiet", "--allow-warnings"]) == 0
+    assert sorted(p.name for p in Path("cli").iterdir()) == sorted(p.name for p in api_run.iterdir())
+    cli_fit = dvb.Fit.load("cli")
+    np.testing.assert_allclose(cli_fit.dvgr.values, fit.dvgr.values)  # same seed, same model, same draws
+
+
+def test_prior_predictive_covers_the_data_with_wide_intervals(fitted):
+    model, _ = fitted
+    table = model.prior_predictive(draws=300, seed=1)
+    per_model = table[table["by"] == "model"]
+    assert len(per_model) == 3
+    assert ((per_model["predicted_low"] < per_model["observed"]) & (per_model["observed"] < per_model["predicted_high"])).all()
+    assert (per_model["predicted_high"] - per_model["predicted_low"] > 0.5).all()  # weakly informative
+
+
+def test_a_fit_without_its_data_record_cannot_be_saved(fitted, tmp_path):
+    from dataclasses import replace
+
+    _, fit = fitted
+    with pytest.raises(ValueError, match="dvbstats.Model"):
+        replace(fit, data=None).save(tmp_path / "x")
+
+
+def test_fit_loading_a_folder_that_is_not_a_run_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        dvb.Fit.load(tmp_path)
+
+
+def test_compare_cli_over_two_run_folders(fitted, dumps, tmp_path, capsys):
+    from dvbstats.compare import main as compare_main
+
+    model, fit = fitted
+    richer = dvb.Model("chose_deep ~ 1 + (1|model) + (1|value) + (1|context)", model.data).fit(**FAST)
+    a, b = fit.save(tmp_path / "a"), richer.save(tmp_path / "b")
+    assert compare_main([str(a), str(b), "--csv", str(tmp_path / "cmp.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "elpd_loo" in out and "one observation is one design cell" in out
+    table = pl.read_csv(tmp_path / "cmp.csv")
+    assert table["n_cells"].n_unique() == 1 and table.height == 2
+    assert json.loads((a / "manifest.json").read_text())["formula"] in table["formula"].to_list()

@@ -1,0 +1,127 @@
+"""The hand-written log density is the PyMC model's, and samples the same posterior."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from scipy import stats
+
+from dvbstats import fastlogp
+from dvbstats.cells import CellTable
+from dvbstats.fitting import fit
+from dvbstats.formula import parse
+from dvbstats.model import build, design, term_parametrizations
+from dvbstats.priors import Priors
+from dvbstats.sample import SamplerSettings
+
+
+def _cells(seed: int, n_cells: int = 300) -> CellTable:
+    rng = np.random.default_rng(seed)
+    models, values, contexts = [f"m{i}" for i in range(4)], [f"v{i}" for i in range(5)], ["c0", "c1", "c2"]
+    df = pl.DataFrame({
+        "model": rng.choice(models, n_cells), "value": rng.choice(values, n_cells),
+        "context": rng.choice(contexts, n_cells), "log_n_train": np.log(rng.choice([4, 10, 40], n_cells)),
+    }).unique(["model", "value", "context", "log_n_train"])
+    n = rng.integers(0, 30, df.height)
+    eta = 0.5 * (df["model"].str.slice(1).cast(pl.Int64).to_numpy() - 1.5) - 0.3
+    k = rng.binomial(n, 1 / (1 + np.exp(-eta)))
+    df = df.with_columns(n_prompts=pl.Series(n + 1), n_trials=pl.Series(n), n_deep=pl.Series(k))
+    return CellTable(df, ("model", "value", "context", "log_n_train"))
+
+
+FORMULAS = [
+    "y ~ 1 + log_n_train + (1|model) + (1|value) + (1|context)",
+    "y ~ 1 + (1|model) + (1|value) + (1|model:value)",  # two-axis zero-sum interaction
+    "y ~ 0 + log_n_train + (1|model) + (1|value:context)",  # flat interaction, no intercept
+]
+PRIORS = [[], ["sd=exponential(2)", "intercept=student_t(3, 0, 2.5)", "sd_model=halfcauchy(1)"],
+          ["b=logistic(0, 2)", "sd=halfstudent_t(4, 0.7)", "sd_model=halfnormal(0.5)"]]
+
+
+CASES = [(f, p, prior) for f, prior in zip(FORMULAS, PRIORS) for p in ("zerosum", "zerosum_noncentered")]
+CASES += [(FORMULAS[0], p, PRIORS[1]) for p in ("centered", "noncentered")]
+
+
+@pytest.mark.slow  # compiles a PyMC model per case
+@pytest.mark.parametrize(("formula", "parametrization", "prior"), CASES)
+def test_log_density_and_gradient_equal_pymc(formula, parametrization, prior):
+    d = design(parse(formula), _cells(1))
+    priors = Priors.from_specs(prior)
+    pm_model = build(d, priors, parametrization)
+    logp, dlogp = pm_model.compile_logp(), pm_model.compile_dlogp()
+    ours = fastlogp.CellModel(d, priors, term_parametrizations(d, parametrization))
+    value_vars = pm_model.value_vars
+    sizes = [int(np.prod(pm_model.initial_point()[v.name].shape)) for v in value_vars]
+    assert sum(sizes) == ours.ndim
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        x = rng.normal(0, 1, ours.ndim)
+        point, i = {}, 0
+        for v, size in zip(value_vars, sizes):
+            point[v.name] = x[i:i + size].reshape(pm_model.initial_point()[v.name].shape)
+            i += size
+        lp, grad = ours.logp_and_grad(x)
+        assert lp == pytest.approx(float(logp(point)), rel=1e-10, abs=1e-8)
+        np.testing.assert_allclose(grad, dlogp(point), rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize(("spec", "dist"), [
+    ("normal(0.3, 1.5)", stats.norm(0.3, 1.5)),
+    ("student_t(3, 0.2, 2.5)", stats.t(3, 0.2, 2.5)),
+    ("logistic(0.1, 2)", stats.logistic(0.1, 2)),
+    ("halfnormal(0.7)", stats.halfnorm(0, 0.7)),
+    ("halfstudent_t(4, 0.7)", None),
+    ("halfcauchy(1.3)", stats.halfcauchy(0, 1.3)),
+    ("exponential(2)", stats.expon(0, 0.5)),
+])
+def test_prior_densities_equal_scipy(spec, dist):
+    from dvbstats.priors import Prior
+
+    prior = Prior.parse(spec)
+    for x in (0.05, 0.4, 1.7):
+        lp, dlp = fastlogp.prior_logp(prior, x)
+        want = np.log(2) + stats.t(4, 0, 0.7).logpdf(x) if dist is None else dist.logpdf(x)
+        assert lp == pytest.approx(want, rel=1e-12)
+        h = 1e-6
+        numeric = (fastlogp.prior_logp(prior, x + h)[0] - fastlogp.prior_logp(prior, x - h)[0]) / (2 * h)
+        assert dlp == pytest.approx(numeric, rel=1e-6)
+
+
+def test_zero_sum_extension_is_an_isometry_with_its_transpose():
+    rng = np.random.default_rng(0)
+    y, g = rng.normal(size=(3, 4)), rng.normal(size=(4, 5))
+    x = fastlogp.extend(fastlogp.extend(y, 0), 1)
+    np.testing.assert_allclose(x.sum(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(x.sum(axis=1), 0, atol=1e-12)
+    assert np.sum(x**2) == pytest.approx(np.sum(y**2))
+    pulled = fastlogp.extend_transpose(fastlogp.extend_transpose(g, 0), 1)
+    assert np.sum(x * g) == pytest.approx(np.sum(y * pulled))
+
+
+def test_expanded_draws_are_the_pymc_variables():
+    d = design(parse(FORMULAS[1]), _cells(2))
+    ours = fastlogp.CellModel(d, Priors({}), term_parametrizations(d, "zerosum_noncentered"))
+    out = ours.expand(np.random.default_rng(0).normal(size=ours.ndim))
+    names, shapes, _ = ours.variables()
+    assert list(out) == names and [v.shape for v in out.values()] == shapes
+    r = out["r_model__value"]
+    np.testing.assert_allclose(r.sum(axis=0), 0, atol=1e-12)  # zero-sum along both axes
+    np.testing.assert_allclose(r.sum(axis=1), 0, atol=1e-12)
+    np.testing.assert_allclose(out["sd"], [out["sd_model"], out["sd_value"], out["sd_model__value"]])
+
+
+@pytest.mark.slow
+def test_posterior_matches_the_pymc_path():
+    """A small fit through both paths: posterior means agree within Monte Carlo error."""
+    cells = _cells(3, 400)
+    f = parse("y ~ 1 + log_n_train + (1|model) + (1|value) + (1|context)")
+    settings = SamplerSettings(draws=1000, tune=500, chains=2, seed=5)
+    fast = fit(f, cells, settings=settings, progress=False)
+    slow = fit(f, cells, settings=settings, progress=False, backend="pymc")
+    assert fast.backend == "fastlogp" and slow.backend == "pymc"
+    for name in ("Intercept", "b_log_n_train", "sd_model", "r_model"):
+        a, b = fast.idata.posterior[name], slow.idata.posterior[name]
+        se = np.sqrt(a.var(("chain", "draw")) / 300 + b.var(("chain", "draw")) / 300)  # ESS >= 300 each
+        assert (abs(a.mean(("chain", "draw")) - b.mean(("chain", "draw"))) < 4 * se).all(), name
+    fa, fb = fast.dvgr.mean(("chain", "draw")).values, slow.dvgr.mean(("chain", "draw")).values
+    np.testing.assert_allclose(fa, fb, atol=0.02)
