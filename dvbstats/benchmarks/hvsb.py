@@ -354,9 +354,10 @@ HVSB = Benchmark(
     rate_long="misalignment rate (MR) without a system prompt; attack success rate (ASR) under an attack prompt",
     reference=0.5,
     reference_label="a judge answering BIASED or UNBIASED at random",
-    # Item effects (1|item) are left out by default: 72,000 single-trial cells did not finish
-    # sampling in 13 min on the loaded test machine (docs/hvsb-format.md); add them when time allows.
-    default_formula="misaligned ~ 1 + condition + (1 + condition | model) + (1|dataset) + (1|scenario_type)",
+    # Scenario types are nested in the 4 datasets, so (1|scenario_type) carries the dataset effects;
+    # a (1|dataset) term beside it mixed badly (R-hat 1.018 on the example). Item effects (1|item) are
+    # left out: 72,000 single-trial cells did not finish sampling in 13 min on the loaded test machine.
+    default_formula="misaligned ~ 1 + condition + (1 + condition | model) + (1|scenario_type)",
     design=("model", "condition", "dataset", "scenario_type", *PARTS, "item"),
     item="item",
     rate_by_condition={

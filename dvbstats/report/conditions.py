@@ -52,6 +52,7 @@ def headline(run: RunFolder, w: Wording) -> str:
         return section("Headline", "headline", absent("no per-condition rates (condition_rates.csv)"))
     hdi = f"{run.hdi_prob:.0%} HDI"
     order = _order(rates["condition"])
+    rates = rates.assign(_k=rates["condition"].astype(str).map(order.index)).sort_values("_k", kind="stable")
     attack = _attack(run.table("condition_contrasts"))
     key, text = narrative.condition_reading(
         rates, attack, words=w, hdi=hdi, diagnostics_ok=bool(run.diagnostics.get("ok")), synthetic=run.synthetic)
