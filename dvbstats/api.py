@@ -27,7 +27,7 @@ from .benchmarks import Benchmark, JudgmentTable
 from .benchmarks.dvb import DVB
 from .constants import HDI_PROB, SEED
 from .fitting import Fit, fit
-from .formula import DEFAULT_FORMULA, Formula, parse
+from .formula import Formula, parse
 from .ingest import RECONCILIATION_SCHEMA, IngestError, TrialTable
 from .ingest import load as ingest
 from .ingest import sources as ingest_sources
@@ -169,7 +169,7 @@ class Model:
 
     def __init__(
         self,
-        formula: str | Formula = DEFAULT_FORMULA,
+        formula: str | Formula | None = None,
         data: Data | str | Path | Sequence[str | Path] | pl.DataFrame | pd.DataFrame | None = None,
         *,
         priors: Priors | Mapping[str, str] | Sequence[str] = (),
@@ -178,8 +178,9 @@ class Model:
     ):
         if parametrization not in PARAMETRIZATIONS:
             raise ValueError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, not {parametrization!r}")
-        self.formula = parse(formula) if isinstance(formula, str) else formula
         self.data = data if isinstance(data, Data) else load(data)
+        formula = formula or self.data.benchmark.default_formula  # DVB: DEFAULT_FORMULA
+        self.formula = parse(formula) if isinstance(formula, str) else formula
         if isinstance(priors, Mapping):
             priors = [f"{name}={dist}" for name, dist in priors.items()]
         self.priors = priors if isinstance(priors, Priors) else Priors.from_specs(priors)
