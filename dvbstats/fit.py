@@ -110,8 +110,7 @@ def run(
     with _warnings_to(log):
         result.save(out, name=name, hdi_prob=hdi_prob, overwrite=overwrite, scaling=scaling, pairs=pairs,
                     contrasts=contrasts, rope=rope, agreement=agreement, command=command, processed=processed,
-                    timing={"ingest_s": t_ingest - t_start, **result.timing,
-                            "total_s": time.perf_counter() - t_start}, log=log)
+                    timing={"ingest_s": t_ingest - t_start, **result.timing}, started=t_start, log=log)
         if prior_predictive:
             log("Prior predictive check...")
             model.prior_predictive(seed=seed, hdi_prob=hdi_prob).to_csv(out / "prior_predictive.csv", index=False)

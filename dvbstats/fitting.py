@@ -207,7 +207,7 @@ def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrizat
         t1 = time.perf_counter()
         idata = sample(model, settings, progress=progress)
     t2 = time.perf_counter()
-    return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1}, backend)
+    return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1}, backend=backend)
 
 
 def _retry_in_other_form(first: Fit, settings: SamplerSettings, progress: bool) -> Fit:

@@ -55,6 +55,7 @@ def write(
     agreement: bool = True,
     command: Sequence[str] | None = None,
     timing: Mapping[str, float] | None = None,
+    started: float | None = None,
     processed: Path | None = None,
     log: Callable[..., None] = _quiet,
 ) -> Path:
@@ -63,7 +64,9 @@ def write(
     ``scaling``: None runs the scaling tests when a fitted family has two sizes; ``pairs``: explicit
     (smaller, larger) pairs for them; ``contrasts``: ``A-B``, ``FACTOR:A-B`` or ``all``, with
     P(|difference| < ``rope``) when ``rope`` is given; ``processed``: write the trial table there
-    instead of into the run folder.
+    instead of into the run folder. ``timing`` (default: the fit's) goes into the manifest with the
+    time this call took (``save_s``) and, given ``started`` (a ``time.perf_counter()`` reading),
+    the whole run's ``total_s``.
     """
     if fit.data is None:
         raise ValueError("this Fit carries no input record (fitted with fitting.fit): fit it through "
@@ -99,8 +102,10 @@ def write(
         meta = manifest.build(
             run_name=name, synthetic=data.synthetic, inputs=data.inputs, fit=fit, quality=quality,
             reconciliation=reconciliation, hdi_prob=hdi_prob, command=command,
-            timing={**(timing or fit.timing), "save_s": time.perf_counter() - t0},
-            extra={"benchmark": benchmarks.describe(data.benchmark), "scaling": scaling_note, "agreement": agreement_note, "empty_models": {
+            timing={**(timing or fit.timing), "save_s": time.perf_counter() - t0,
+                    **({"total_s": time.perf_counter() - started} if started is not None else {})},
+            extra={"benchmark": benchmarks.describe(data.benchmark), "scaling": scaling_note,
+                   "agreement": agreement_note, "empty_models": {
                 "models": list(fit.empty_models), "in_fit": keep,
                 "note": EMPTY_NOTE[keep] if fit.empty_models else "every model has usable trials"}},
         )

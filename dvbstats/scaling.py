@@ -191,12 +191,25 @@ def pairs(
                 problems.append(f"{p}: unknown model(s) {sorted(set(p) - known)}")
             elif p[0] == p[1]:
                 problems.append(f"{p}: a model compared with itself")
+            elif _larger_first(_table(models), *p):
+                problems.append(f"{p[0]}:{p[1]}: {p[0]} is the larger model of its family (size rank "
+                                f"{_larger_first(_table(models), *p)}); write SMALLER:LARGER, i.e. {p[1]}:{p[0]}")
         if problems or not chosen:
             reason = "; ".join(problems) or "no pair given"
             raise ValueError(f"--pairs: {reason} (models in the data: {sorted(known)})")
         return chosen
     _sized_rows(models, present)  # raises ScalingUnavailable with the reason when there is no pair
     return _table(models).adjacent_pairs(present)
+
+
+def _larger_first(table: ModelTable, first: str, second: str) -> str:
+    """``"a > b"`` (their size ranks) when the model table puts ``first`` above ``second`` in one family, else ""."""
+    rows = {r["short_name"]: r for r in table.data.iter_rows(named=True)}
+    a, b = rows.get(first), rows.get(second)
+    if a is None or b is None or a["family"] is None or a["family"] != b["family"]:
+        return ""
+    ra, rb = a["size_rank_in_family"], b["size_rank_in_family"]
+    return f"{ra} > {rb}" if ra is not None and rb is not None and ra > rb else ""
 
 
 _select_pairs = pairs  # ``run`` takes a keyword named ``pairs``

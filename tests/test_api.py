@@ -78,6 +78,7 @@ def test_a_saved_fit_loads_back_with_the_same_posterior_and_estimands(fitted, tm
         assert pl.read_csv(again / table).equals(pl.read_csv(out / table)), table
 
 
+@pytest.mark.slow
 def test_the_cli_writes_what_the_api_writes(dumps, fitted, tmp_path, monkeypatch):
     _, fit = fitted
     monkeypatch.chdir(tmp_path)
@@ -111,6 +112,7 @@ def test_fit_loading_a_folder_that_is_not_a_run_says_so(tmp_path):
         dvb.Fit.load(tmp_path)
 
 
+@pytest.mark.slow
 def test_compare_cli_over_two_run_folders(fitted, dumps, tmp_path, capsys):
     from dvbstats.compare import main as compare_main
 

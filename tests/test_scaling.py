@@ -263,3 +263,14 @@ def test_log_params_size_when_all_models_have_counts():
     assert measure == "log_params" and notes == []
     np.testing.assert_allclose(rows["size_std"].to_numpy(), centred / centred.std())
     assert scale == pytest.approx(centred.std())
+
+
+def test_a_reversed_pair_is_refused_when_the_model_table_knows_the_sizes():
+    from dvbstats.registry import ModelTable
+    from dvbstats.scaling import pairs
+
+    table = ModelTable.default()
+    present = table.data["short_name"].to_list()
+    assert pairs(table, present, explicit=[("gpt-4o-mini", "gpt-4o")]) == [("gpt-4o-mini", "gpt-4o")]
+    with pytest.raises(ValueError, match="gpt-4o is the larger model of its family .*write SMALLER:LARGER, i.e. gpt-4o-mini:gpt-4o"):
+        pairs(table, present, explicit=[("gpt-4o", "gpt-4o-mini")])
