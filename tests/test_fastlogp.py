@@ -31,7 +31,7 @@ def _cells(seed: int, n_cells: int = 300) -> CellTable:
 
 FORMULAS = [
     "y ~ 1 + log_n_train + (1|model) + (1|value) + (1|context)",
-    "y ~ 1 + (1|model) + (1|value) + (1|model:value)",  # two-axis zero-sum interaction
+    "y ~ 1 + (1|model) + (1|model:value)",  # an interaction laid out flat (value has no main term)
     "y ~ 0 + log_n_train + (1|model) + (1|value:context)",  # flat interaction, no intercept
 ]
 PRIORS = [[], ["sd=exponential(2)", "intercept=student_t(3, 0, 2.5)", "sd_model=halfcauchy(1)"],
@@ -50,19 +50,39 @@ def test_log_density_and_gradient_equal_pymc(formula, parametrization, prior):
     pm_model = build(d, priors, parametrization)
     logp, dlogp = pm_model.compile_logp(), pm_model.compile_dlogp()
     ours = fastlogp.CellModel(d, priors, term_parametrizations(d, parametrization))
-    value_vars = pm_model.value_vars
-    sizes = [int(np.prod(pm_model.initial_point()[v.name].shape)) for v in value_vars]
+    names = _in_fastlogp_order(pm_model, d)
+    shapes = {v.name: pm_model.initial_point()[v.name].shape for v in pm_model.value_vars}
+    sizes = [int(np.prod(shapes[n])) for n in names]
     assert sum(sizes) == ours.ndim
+    pm_order = [v.name for v in pm_model.value_vars]
     rng = np.random.default_rng(7)
     for _ in range(5):
         x = rng.normal(0, 1, ours.ndim)
-        point, i = {}, 0
-        for v, size in zip(value_vars, sizes):
-            point[v.name] = x[i:i + size].reshape(pm_model.initial_point()[v.name].shape)
-            i += size
+        point = {n: part.reshape(shapes[n]) for n, part in zip(names, np.split(x, np.cumsum(sizes)[:-1]))}
         lp, grad = ours.logp_and_grad(x)
         assert lp == pytest.approx(float(logp(point)), rel=1e-10, abs=1e-8)
-        np.testing.assert_allclose(grad, dlogp(point), rtol=1e-8, atol=1e-8)
+        pm_grad = dict(zip(pm_order, np.split(dlogp(point), np.cumsum([point[n].size for n in pm_order])[:-1])))
+        np.testing.assert_allclose(grad, np.concatenate([pm_grad[n] for n in names]), rtol=1e-8, atol=1e-8)
+
+
+def _in_fastlogp_order(pm_model, d) -> list[str]:
+    """PyMC's value variables in the hand-written density's layout: the intercept and coefficients,
+    then per random term its log SD and its deviations (PyMC creates every SD first)."""
+    names = [v.name for v in pm_model.value_vars]
+    scalars = [n for n in names if n == "Intercept" or n.startswith("b_")]
+    per_term = []
+    for t in d.terms:
+        per_term.append(f"sd_{t.name}_log__")
+        per_term += [n for n in names if n.split("_zerosum__")[0] in (f"r_{t.name}", f"z_{t.name}")]
+    return scalars + per_term
+
+
+def test_designs_it_does_not_implement_fall_back_to_pymc():
+    cells = _cells(1)
+    assert fastlogp.supports(design(parse(FORMULAS[0]), cells))
+    # an axis-laid interaction moves its margins into the main terms' prior scale (model._sigma)
+    assert not fastlogp.supports(design(parse("y ~ 1 + (1|model) + (1|value) + (1|model:value)"), cells))
+    assert not fastlogp.supports(design(parse("y ~ 1 + log_n_train + (1 + log_n_train|model)"), cells))
 
 
 @pytest.mark.parametrize(("spec", "dist"), [
