@@ -119,7 +119,7 @@ def test_zero_sum_extension_is_an_isometry_with_its_transpose():
 
 
 def test_expanded_draws_are_the_pymc_variables():
-    d = design(parse(FORMULAS[1]), _cells(2))
+    d = design(parse("y ~ 1 + (1|model) + (1|value) + (1|model:value)"), _cells(2))  # a two-axis layout
     ours = fastlogp.CellModel(d, Priors({}), term_parametrizations(d, "zerosum_noncentered"))
     out = ours.expand(np.random.default_rng(0).normal(size=ours.ndim))
     names, shapes, _ = ours.variables()
