@@ -41,6 +41,7 @@ from statsmodels.regression.mixed_linear_model import VCSpec
 from statsmodels.stats.inter_rater import cohens_kappa
 
 from dvbstats import paired
+from dvbstats.constants import HDI_PROB
 from dvbstats.registry import ModelTable
 from dvbstats.sample import SamplerSettings, diagnose, sample
 
@@ -236,7 +237,7 @@ class BayesResult:
     idata: az.InferenceData
 
 
-def bayes_fit(table: pl.DataFrame, settings: SamplerSettings, *, hdi_prob: float = 0.94,
+def bayes_fit(table: pl.DataFrame, settings: SamplerSettings, *, hdi_prob: float = HDI_PROB,
               progress: bool = False) -> BayesResult:
     """Sample :func:`bayes_model` (:func:`dvbstats.sample.sample`); rows for ``diff_pp`` and ``b``."""
     if settings.target_accept is None:
@@ -316,7 +317,7 @@ class Agreement:
         (out / "agreement_methods.json").write_text(json.dumps(self.notes, indent=2, default=str) + "\n")
 
 
-def agreement_models(table: pl.DataFrame, settings: SamplerSettings, *, hdi_prob: float = 0.94,
+def agreement_models(table: pl.DataFrame, settings: SamplerSettings, *, hdi_prob: float = HDI_PROB,
                      progress: bool = False) -> tuple[pl.DataFrame, dict]:
     """The same-group effect by :data:`METHODS`, one table, and the Bayesian fit's diagnostics."""
     bayes = bayes_fit(table, settings, hdi_prob=hdi_prob, progress=progress)
@@ -328,7 +329,7 @@ def agreement_models(table: pl.DataFrame, settings: SamplerSettings, *, hdi_prob
 
 
 def run(trials: pl.DataFrame, models: ModelTable, *, group: str = "developer",
-        settings: SamplerSettings | None = None, hdi_prob: float = 0.94, outcome: str = "chose_deep",
+        settings: SamplerSettings | None = None, hdi_prob: float = HDI_PROB, outcome: str = "chose_deep",
         item: str = "prompt_id", progress: bool = False) -> Agreement:
     """Pair tables, paired tests and the agreement model of a trial table (``TrialTable.data``)."""
     settings = settings or SamplerSettings()

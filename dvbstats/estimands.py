@@ -26,9 +26,9 @@ from scipy import sparse
 from scipy.special import expit
 
 from . import frequentist
+from .constants import CHANCE
 from .model import Design, linear_predictor
 
-CHANCE = 0.5
 
 
 def stacked_draws(idata: az.InferenceData, names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -22,7 +22,10 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+
 from matplotlib.figure import Figure  # noqa: E402
+
+from .constants import CHANCE  # noqa: E402  (DVGR of a model that ignores the deep value)
 
 #: Okabe & Ito (2008) colours, safe for the common colour-vision deficiencies.
 OKABE_ITO: dict[str, str] = {
@@ -43,7 +46,6 @@ REFERENCE = "#555555"
 #: Diverging map centred on chance for DVGR heatmaps (blue below 0.5, red above).
 DVGR_CMAP = "RdBu_r"
 
-CHANCE = 0.5  # DVGR of a model that ignores the deep value
 #: Smallest data span a zoomed probability axis is built around (a single point still gets an axis).
 MIN_SPAN = 0.05
 #: Families per row of the scaling figure.

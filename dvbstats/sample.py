@@ -18,6 +18,8 @@ import polars as pl
 import pymc as pm
 import xarray as xr
 
+from .constants import SEED
+
 Sampler = Literal["nutpie", "pymc"]
 
 #: Thresholds a fit must pass before its numbers are reported without a warning.
@@ -31,7 +33,7 @@ class SamplerSettings:
     draws: int = 1000
     tune: int = 500
     chains: int = 4
-    seed: int = 20251
+    seed: int = SEED
     target_accept: float | None = None  # None: chosen with the parametrisation (fitting.fit)
 
     def as_dict(self) -> dict:

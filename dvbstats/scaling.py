@@ -38,6 +38,7 @@ from scipy import stats
 from scipy.special import expit, logit
 
 from dvbstats.contrasts import summarize_difference
+from dvbstats.constants import HDI_PROB
 from dvbstats.frequentist import FEW_CLUSTERS, chi2_2x2, cluster_robust_logit
 from dvbstats.registry import ModelTable
 from dvbstats.sample import pymc_log_level
@@ -270,7 +271,7 @@ def _summary(samples: np.ndarray, hdi_prob: float) -> dict[str, float]:
 
 
 def pair_contrasts(
-    dvgr_draws: xr.DataArray, pairs: Sequence[tuple[str, str]], hdi_prob: float = 0.94
+    dvgr_draws: xr.DataArray, pairs: Sequence[tuple[str, str]], hdi_prob: float = HDI_PROB
 ) -> pl.DataFrame:
     """Posterior of DVGR(larger) - DVGR(smaller) per pair: means, difference mean, HDI, P(difference < 0)."""
     draws = _draws(dvgr_draws, [m for p in pairs for m in p])
@@ -383,7 +384,7 @@ def trend(
     models: ModelTable | pl.DataFrame,
     *,
     size: SizeMeasure = "auto",
-    hdi_prob: float = 0.94,
+    hdi_prob: float = HDI_PROB,
     seed: int | None = None,
     draws: int = 1000,
     tune: int = 1000,
@@ -543,7 +544,7 @@ def frequentist_pairs(counts: pl.DataFrame, pairs: Sequence[tuple[str, str]]) ->
 
 
 def big_small(
-    dvgr_draws: xr.DataArray, counts: pl.DataFrame, big: Iterable[str], *, hdi_prob: float = 0.94
+    dvgr_draws: xr.DataArray, counts: pl.DataFrame, big: Iterable[str], *, hdi_prob: float = HDI_PROB
 ) -> pl.DataFrame:
     """Big vs small models: Bayesian difference of equal-weighted mean DVGRs, and the paper's chi-square.
 
@@ -665,7 +666,7 @@ def run(
     codings: dict[str, frozenset[str]] = PAPER_CODINGS,
     size: SizeMeasure = "auto",
     cluster: str = "model",
-    hdi_prob: float = 0.94,
+    hdi_prob: float = HDI_PROB,
     seed: int | None = None,
 ) -> ScalingResult:
     """Every scaling test on one posterior and its counts.

@@ -34,6 +34,7 @@ from dvbstats import plots
 from dvbstats.cells import CellTable
 from dvbstats.fitting import Fit, fit
 from dvbstats.formula import parse
+from dvbstats.constants import HDI_PROB
 from dvbstats.report.build import callout, escape, fmt_p, md_table
 from dvbstats.sample import Diagnostics, SamplerSettings
 from dvbstats.schema import CELL_COUNTS
@@ -456,7 +457,7 @@ class Audit:
 
 
 def run_audit(
-    cells: pl.DataFrame, ratings: pl.DataFrame, *, settings: SamplerSettings, hdi_prob: float = 0.94,
+    cells: pl.DataFrame, ratings: pl.DataFrame, *, settings: SamplerSettings, hdi_prob: float = HDI_PROB,
     progress: bool = False,
 ) -> Audit:
     """The value audit on model x value ``cells`` (``model`` short name, ``model_id``, ``value``,
