@@ -22,6 +22,8 @@ import arviz as az
 import numpy as np
 import polars as pl
 
+from .constants import HDI_PROB
+
 #: ``--contrasts all``
 ALL = "all"
 
@@ -104,7 +106,7 @@ def rank_draws(draws: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def rank_table(draws: np.ndarray, labels: Sequence[str], *, interval: float = 0.94) -> pl.DataFrame:
+def rank_table(draws: np.ndarray, labels: Sequence[str], *, interval: float = HDI_PROB) -> pl.DataFrame:
     """Per level: mean and median rank, P(best), P(worst), the central ``interval`` rank interval and
     the whole rank distribution (``p_rank_1`` ... ``p_rank_K``, each row summing to 1)."""
     ranks = rank_draws(draws)
