@@ -112,7 +112,8 @@ def run(
                     timing={"ingest_s": t_ingest - t_start, **result.timing}, started=t_start, log=log)
         if prior_predictive:
             log("Prior predictive check...")
-            model.prior_predictive(seed=seed, hdi_prob=hdi_prob).to_csv(out / "prior_predictive.csv", index=False)
+            table = pl.from_pandas(model.prior_predictive(seed=seed, hdi_prob=hdi_prob))
+            runfolder.RunFolder.read(out).add_table("prior_predictive", table)
     if report:
         log("Rendering the report...")
         log(f"Report: {api.report(out)}")

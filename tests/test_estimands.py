@@ -31,7 +31,7 @@ CHAINS, DRAWS = 2, 50
 
 
 def _cells() -> CellTable:
-    rows = [{"model": m, "value": v, "n_prompts": n, "n_trials": n, "n_deep": n // 3} for (m, v), n in PROMPTS.items()]
+    rows = [{"model": m, "value": v, "n_prompts": n, "n_trials": n // 2 + 3, "n_deep": n // 5} for (m, v), n in PROMPTS.items()]
     return CellTable(pl.DataFrame(rows), ("model", "value"))
 
 
@@ -142,3 +142,20 @@ def test_fit_diagnostics_fail_on_chains_that_disagree_and_on_divergences():
     assert ess.startswith(f"ESS < {MIN_ESS} for") and div == f"3 divergent transitions out of {CHAINS * DRAWS} draws"
     summary = d.summary()
     assert summary["ok"] is False and summary["max_r_hat"] > 1.5 and summary["divergences"] == 3
+
+
+def test_fit_summary_and_rates_report_the_draws():
+    draws = _posterior(seed=5)
+    fit, expected = _fit(draws), _by_hand(draws)
+    summary = fit.summary()
+    assert summary.index.tolist() == ["Intercept", "sd[model]", "sd[value]"]
+    assert summary.loc["Intercept", "mean"] == pytest.approx(draws["Intercept"].mean())
+    assert summary.loc["sd[value]", "mean"] == pytest.approx(draws["sd"][..., 1].mean())
+    rates = fit.rates("model")
+    assert rates["model"].tolist() == MODELS
+    np.testing.assert_allclose(rates["dvgr_mean"], [expected[m].mean() for m in MODELS], rtol=1e-12)
+    k = {m: sum(n // 5 for (mm, _), n in PROMPTS.items() if mm == m) for m in MODELS}
+    n = {m: sum(n // 2 + 3 for (mm, _), n in PROMPTS.items() if mm == m) for m in MODELS}
+    np.testing.assert_allclose(rates["raw_dvgr"], [k[m] / n[m] for m in MODELS])  # the raw rate beside it
+    by_cell = fit.rates(["model", "value"])
+    assert len(by_cell) == len(PROMPTS)

@@ -108,6 +108,9 @@ def test_trend_recovers_negative_slope(negative):
     assert fit.bf01 < 0.1
     checks = fit.diagnostics.summary()
     assert checks["max_r_hat"] < 1.02 and checks["min_ess_bulk"] > 400 and fit.diagnostics.divergences == 0
+    # the main fit's checks, on every trend parameter (one alpha per family)
+    assert fit.diagnostics.table["parameter"].to_list() == [*(f"alpha[f{i}]" for i in range(6)), "beta", "tau"]
+    assert fit.table()["max_r_hat"].item() == checks["max_r_hat"]
 
 
 def test_trend_zero_slope_is_not_called_negative(zero):

@@ -45,7 +45,8 @@ def test_below_chance_is_cautious_when_a_cell_is_credibly_above_chance(agg, cell
 
 @pytest.mark.parametrize(("overall", "verdict"), [
     ((0.3049, 0.2951, 0.3049), pb.AGREES),  # mean and HDI inside the rounding interval [0.295, 0.305] of 0.30
-    ((0.3049, 0.2951, 0.3051), pb.AGREES_CAUTIOUS),  # the HDI just leaves it
+    ((0.3049, 0.2951, 0.3051), pb.AGREES_CAUTIOUS),  # the HDI just leaves it above
+    ((0.2951, 0.2949, 0.3049), pb.AGREES_CAUTIOUS),  # or below
     ((0.3051, 0.3049, 0.3100), pb.WITHIN_UNCERTAINTY),  # the mean just leaves it, the HDI overlaps it
     ((0.3101, 0.3051, 0.3150), pb.DOES_NOT_HOLD),  # the HDI just misses it
 ])
