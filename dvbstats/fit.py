@@ -257,7 +257,7 @@ def parser() -> argparse.ArgumentParser:
     sampling.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie", help="default: %(default)s")
     sampling.add_argument("--draws", type=int, default=DRAWS, help="posterior draws per chain (default: %(default)s)")
     sampling.add_argument("--tune", type=int, default=TUNE, help="tuning draws per chain (default: %(default)s)")
-    sampling.add_argument("--chains", type=int, default=4, help="default: %(default)s")
+    sampling.add_argument("--chains", type=int, default=CHAINS, help="default: %(default)s")
     sampling.add_argument("--seed", type=int, default=SEED, help="seed of sampling and predictions (default: %(default)s)")
     sampling.add_argument("--target-accept", type=float, default=None,
                           help="NUTS target acceptance rate; raise it (0.9-0.99) when a fit reports divergences "

@@ -46,6 +46,13 @@ EMPTY_NOTE = {
 }
 
 
+def write_table(folder: Path, name: str, table: pl.DataFrame) -> Path:
+    """Table ``name`` of a run folder as ``<name>.csv`` (what :meth:`RunFolder.table` reads back)."""
+    path = Path(folder) / f"{name}.csv"
+    table.write_csv(path)
+    return path
+
+
 def _quiet(*_args) -> None:
     """The default log of library calls: say nothing (the CLI passes ``print``)."""
 
@@ -95,10 +102,10 @@ def write(
         tables = {**summaries.tables(fit, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation,
                   **benchmarks.tables(data.benchmark, fit, data.trials, hdi_prob)}
         for key, df in tables.items():
-            df.write_csv(work / f"{key}.csv")
+            write_table(work, key, df)
         tables["dvgr"].write_parquet(work / "dvgr.parquet")
         if wanted:
-            contrast_tables(fit, wanted, hdi_prob, rope).write_csv(work / "contrasts.csv")
+            write_table(work, "contrasts", contrast_tables(fit, wanted, hdi_prob, rope))
         fit.cells.write(work / CELLS)
         table.data.write_csv(work / "models.csv")
         fit.idata.to_netcdf(str(work / POSTERIOR), engine="h5netcdf")
@@ -162,13 +169,9 @@ def write_analysis(out: Path, name: str, result) -> list[Path]:
     """Write an analysis run beside the fit (``scaling``, ``agreement``): each of ``result.tables()`` as
     ``<table>.csv`` and ``result.record()`` (methods, settings, notes, diagnostics) as ``<name>_methods.json``."""
     out = Path(out)
-    paths = []
-    for table_name, table in result.tables().items():
-        paths.append(out / f"{table_name}.csv")
-        table.write_csv(paths[-1])
-    paths.append(out / f"{name}_methods.json")
-    paths[-1].write_text(json.dumps(result.record(), indent=2, default=str) + "\n")
-    return paths
+    record = out / f"{name}_methods.json"
+    record.write_text(json.dumps(result.record(), indent=2, default=str) + "\n")
+    return [*(write_table(out, key, table) for key, table in result.tables().items()), record]
 
 
 def contrast_tables(fit: Fit, wanted: Mapping[str, list[tuple[str, str]]], hdi_prob: float,
@@ -378,10 +381,8 @@ class RunFolder:
 
     def add_table(self, name: str, table: pl.DataFrame) -> Path:
         """Add (or replace) table ``name`` of a finished run (an analysis run after the fit)."""
-        path = self.path / f"{name}.csv"
-        table.write_csv(path)
         self._tables.pop(name, None)
-        return path
+        return write_table(self.path, name, table)
 
     def add_section(self, name: str, markdown: str) -> Path:
         """Add (or replace) the report section ``sections/<name>`` of a finished run."""

@@ -25,8 +25,8 @@ from dvbstats.constants import CHANCE, CREDIBLE
 from dvbstats.report import narrative
 from dvbstats.report.narrative import dvgr as fmt_dvgr
 from dvbstats.report.narrative import interval as fmt_interval
-from dvbstats.runfolder import SUMMARY_COLUMNS, RunFolder, RunFolderError
 from dvbstats.report.wording import Wording, wording
+from dvbstats.runfolder import SUMMARY_COLUMNS, RunFolder, RunFolderError
 
 FIGURES = "figures"
 CSS = "report.css"

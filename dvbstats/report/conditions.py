@@ -25,8 +25,8 @@ from dvbstats.report.build import (
 )
 from dvbstats.report.narrative import dvgr as fmt_rate
 from dvbstats.report.narrative import interval as fmt_interval
-from dvbstats.runfolder import RunFolder
 from dvbstats.report.wording import Wording, wording
+from dvbstats.runfolder import RunFolder
 
 #: The contrast the headline and the attack section lead with.
 ATTACK = ("targeted", "untargeted")
