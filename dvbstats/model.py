@@ -36,13 +36,14 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
-import pymc as pm
-import pytensor.tensor as pt
 
+from . import lazy
 from .cells import CellTable
 from .coding import DesignError, check_identified, factor, model_matrix
 from .formula import Formula, RandomTerm, safe_name, term_label
 from .priors import Priors
+
+pm, pt = lazy.module("pymc"), lazy.module("pytensor.tensor")  # imported when a PyMC model is built
 
 Parametrization = Literal["auto", "zerosum", "zerosum_noncentered", "centered", "noncentered"]
 PARAMETRIZATIONS: tuple[str, ...] = ("auto", "zerosum", "zerosum_noncentered", "centered", "noncentered")
