@@ -7,7 +7,10 @@ and sampled by nutpie, on the same cells), every diagnostic passing. Runs altern
 two commands so that both see the same load; every run is a fresh process. Reports medians, the
 ratio of medians and the median of the per-pair ratios.
 
-Usage: python benchmarks/bench_speed.py [--runs 3] [--extra "--no-scaling"]
+``--reference DIR`` also times the same command on another checkout of dvbstats (e.g. the commit
+before a change), in the same alternation, so that a before/after comparison sees the same load.
+
+Usage: python benchmarks/bench_speed.py [--runs 3] [--extra "--no-scaling"] [--reference DIR]
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def main() -> None:
     p.add_argument("--extra", default="--no-scaling", help="extra CLI arguments of the dvbstats run")
     p.add_argument("--cold", action=argparse.BooleanOptionalAction, default=True,
                    help="also time one first run with an empty Numba cache")
+    p.add_argument("--reference", type=Path, help="another dvbstats checkout to time in the same alternation")
     args = p.parse_args()
     from dvbstats import cells, example, formula
     from dvbstats.ingest import load
@@ -58,8 +62,19 @@ def main() -> None:
             b = timed(base, str(ROOT))
             bj = json.loads(b["stdout"].strip().splitlines()[-1]) if b["returncode"] == 0 else {}
             o = timed(ours, str(ROOT))
+            if o["returncode"]:
+                print(f"  dvbstats run failed:\n{o['stderr']}", flush=True)
             m = json.loads((tmp / "run/manifest.json").read_text())
-            rows.append({"ours": o["seconds"], "base": b["seconds"], "ours_cpu": o["cpu_s"], "base_cpu": b["cpu_s"], "ours_rss": o["peak_rss_mib"],
+            if args.reference:
+                ref_cmd = list(ours)
+                ref_cmd[ref_cmd.index("--out") + 1] = str(tmp / "reference")
+                r = timed(ref_cmd, str(args.reference))
+                print(f"  reference ({args.reference}): {r['seconds']:.1f} s (CPU {r['cpu_s']:.1f} s), exit {r['returncode']}",
+                      flush=True)
+                ref = {"ref": r["seconds"], "ref_cpu": r["cpu_s"]}
+            else:
+                ref = {}
+            rows.append({**ref, "ours": o["seconds"], "base": b["seconds"], "ours_cpu": o["cpu_s"], "base_cpu": b["cpu_s"], "ours_rss": o["peak_rss_mib"],
                          "base_rss": b["peak_rss_mib"], "ours_exit": o["returncode"], "stages": m["timing"],
                          "backend": m.get("backend"), "diag": m["diagnostics"], "base_fit": bj})
             print(f"  pair {i + 1}/{args.runs}: baseline {b['seconds']:.1f} s (CPU {b['cpu_s']:.1f} s; {bj}), "
@@ -76,6 +91,11 @@ def main() -> None:
           f"ratio of medians {statistics.median(ours_cpu) / statistics.median(base_cpu):.3f}")
     if args.cold:
         print(f"first run (empty Numba cache): {cold['seconds']:.1f} s (CPU {cold['cpu_s']:.1f} s)   target <= 30 s")
+    if args.reference:
+        ref_s, ref_cpu = [r["ref"] for r in rows], [r["ref_cpu"] for r in rows]
+        print(f"reference {args.reference}: {describe(ref_s, 's')}; CPU {describe(ref_cpu, 's')}; "
+              f"ratio to baseline (medians) {statistics.median(ref_s) / statistics.median(base_s):.3f}, "
+              f"CPU {statistics.median(ref_cpu) / statistics.median(base_cpu):.3f}")
     print(f"peak RSS: dvbstats {describe([r['ours_rss'] for r in rows], 'MiB')}; "
           f"baseline {describe([r['base_rss'] for r in rows], 'MiB')}")
     for k in rows[-1]["stages"]:

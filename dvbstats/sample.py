@@ -15,10 +15,12 @@ from typing import Literal
 import arviz as az
 import numpy as np
 import polars as pl
-import pymc as pm
 import xarray as xr
 
+from . import lazy
 from .constants import CHAINS, DRAWS, MAX_R_HAT, MIN_ESS, SEED, TUNE
+
+pm = lazy.module("pymc")  # imported when a PyMC model is sampled
 
 Sampler = Literal["nutpie", "pymc"]
 

@@ -6,15 +6,16 @@ import itertools
 
 import numpy as np
 import polars as pl
-import pymc as pm
 import xarray as xr
 from scipy.special import expit
 
-from . import contrasts, estimands
+from . import contrasts, estimands, lazy
 from .estimands import summarize
 from .fitting import Fit
 from .model import Design, linear_predictor, pymc_model
 from .priors import Priors
+
+pm = lazy.module("pymc")  # imported for the prior predictive check only
 
 
 def tables(fit: Fit, hdi_prob: float, seed: int) -> dict[str, pl.DataFrame]:

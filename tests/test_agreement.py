@@ -175,3 +175,40 @@ def test_fit_hook_writes_tables_or_says_why_not(tmp_path):
     assert pl.read_csv(tmp_path / "agreement.csv")["n_shared"].to_list() == paired.pair_counts(sim.trials)["n_shared"].to_list()
     assert (tmp_path / "paired_tests.csv").exists() and not (tmp_path / "agreement_model.csv").exists()
     assert "at least 4 models" in json.loads((tmp_path / "agreement_methods.json").read_text())["not_run"]
+
+
+def _pair_table(seed: int) -> pl.DataFrame:
+    sim = simulate.shared_propensity_trials(GROUPS, n_items=300, seed=seed)
+    counts = paired.pair_counts(sim.trials, agreement.model_order(_models(GROUPS), list(GROUPS), "family"))
+    return agreement.agreement_table(counts, _models(GROUPS), "family")
+
+
+@pytest.mark.slow  # compiles the PyMC model twice
+@pytest.mark.parametrize("centred", [True, False])
+def test_hand_written_density_and_gradient_equal_pymc(centred):
+    from dvbstats.agreement_logp import AgreementDensity
+
+    table = _pair_table(5)
+    pm_model = agreement.bayes_model(table, centred=centred)
+    logp, dlogp = pm_model.compile_logp(), pm_model.compile_dlogp()
+    _, same, members, names = agreement._design(table)
+    pairs = table.filter(pl.col("n_shared") > 0)
+    ours = AgreementDensity(same, members, pairs["n_agree"].to_numpy(), pairs["n_shared"].to_numpy(), names,
+                            centred=centred)
+    order = [v.name for v in pm_model.value_vars]
+    assert order == ["a", "b", "sd_model_log__", "sd_pair_log__", "u_zerosum__" if centred else "z_model_zerosum__"]
+    sizes = [1, 1, 1, 1, len(names) - 1]
+    assert ours.ndim == sum(sizes)
+    constrained = pm_model.compile_fn(pm_model.unobserved_value_vars, inputs=pm_model.value_vars,
+                                      on_unused_input="ignore")
+    constrained_names = [v.name for v in pm_model.unobserved_value_vars]
+    rng = np.random.default_rng(11)
+    for _ in range(6):
+        x = rng.normal(0, 1, ours.ndim)
+        point = {n: (part if n.endswith("zerosum__") else part[0]) for n, part in zip(order, np.split(x, np.cumsum(sizes)[:-1]))}
+        lp, grad = ours.logp_and_grad(x)
+        assert lp == pytest.approx(float(logp(point)), rel=1e-10, abs=1e-8)
+        np.testing.assert_allclose(grad, dlogp(point), rtol=1e-8, atol=1e-8)
+        expanded, theirs = ours.expand(x), dict(zip(constrained_names, constrained(point)))
+        for name in ("u", "diff_pp", "sd_model", "sd_pair", *(() if centred else ("z_model",))):
+            np.testing.assert_allclose(expanded[name], theirs[name], rtol=1e-12, atol=1e-12)

@@ -145,3 +145,14 @@ def test_posterior_matches_the_pymc_path():
         assert (abs(a.mean(("chain", "draw")) - b.mean(("chain", "draw"))) < 4 * se).all(), name
     fa, fb = fast.dvgr.mean(("chain", "draw")).values, slow.dvgr.mean(("chain", "draw")).values
     np.testing.assert_allclose(fa, fb, atol=0.02)
+
+
+def test_the_cli_and_the_api_import_without_pymc():
+    """PyMC and PyTensor (2.5 s of import) load only when a PyMC model is built (dvbstats.lazy)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dvbstats, dvbstats.fit, dvbstats.agreement\n"
+            "print(sorted(m for m in ('pymc', 'pytensor') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
