@@ -177,7 +177,7 @@ def test_fit_hook_writes_tables_or_says_why_not(tmp_path):
     assert "at least 4 models" in json.loads((tmp_path / "agreement_methods.json").read_text())["not_run"]
 
 
-def _pair_table(seed: int) -> pl.DataFrame:
+def _shared_propensity_table(seed: int) -> pl.DataFrame:
     sim = simulate.shared_propensity_trials(GROUPS, n_items=300, seed=seed)
     counts = paired.pair_counts(sim.trials, agreement.model_order(_models(GROUPS), list(GROUPS), "family"))
     return agreement.agreement_table(counts, _models(GROUPS), "family")
@@ -188,7 +188,7 @@ def _pair_table(seed: int) -> pl.DataFrame:
 def test_hand_written_density_and_gradient_equal_pymc(centred):
     from dvbstats.agreement_logp import AgreementDensity
 
-    table = _pair_table(5)
+    table = _shared_propensity_table(5)
     pm_model = agreement.bayes_model(table, centred=centred)
     logp, dlogp = pm_model.compile_logp(), pm_model.compile_dlogp()
     _, same, members, names = agreement._design(table)
