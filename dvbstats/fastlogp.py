@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from scipy.special import gammaln
 
-from .model import Design
+from .model import Design, centred_columns
 from .priors import Prior, Priors
 
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
@@ -150,12 +150,15 @@ def extend_transpose(g: np.ndarray, axis: int) -> np.ndarray:
 # --------------------------------------------------------------------------- random slopes
 # A term (1 + x|g) has a row of p coefficients per level: its SDs (log-transformed), the canonical
 # partial correlations of its LKJ Cholesky factor (when correlated) and its free rows, in this order
-# in ``x``, transformed exactly as model._random_slopes does. The cell loop sees the term as one more
-# random intercept whose "levels" are the distinct (group level, Z row) pairs of the observed cells,
-# each worth ``Z_row · r[level]``: the loop stays as it is and costs the same per cell.
+# in ``x``, transformed exactly as model._random_slopes does: the first ``c`` columns centred (``u``,
+# the coefficients themselves), the others non-centred (``z``, standardised), each block row-major.
+# The cell loop sees the term as one more random intercept whose "levels" are the distinct
+# (group level, Z row) pairs of the observed cells, each worth ``Z_row · r[level]``: the loop stays
+# as it is and costs the same per cell.
 
-#: columns of a slope term's integer layout (``CellModel.sl_int``)
-_SL_START, _SL_P, _SL_NPAIR, _SL_ROWS, _SL_LEVELS, _SL_FLAGS, _SL_V0, _SL_V1, _SL_SD0 = range(9)
+#: columns of a slope term's integer layout (``CellModel.sl_int``): position in ``x``, coefficients,
+#: correlations, free rows, zero-sum (0/1), centred leading columns, virtual levels [v0, v1), first SD prior
+_SL_START, _SL_P, _SL_NPAIR, _SL_ROWS, _SL_ZEROSUM, _SL_CENTRED, _SL_V0, _SL_V1, _SL_SD0 = range(9)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -202,25 +205,29 @@ def _lkj_pullback(y, L, g_L, g):
 
 @numba.njit(nogil=True, cache=True)
 def _slope_parts(x, lay, eta):
-    """SDs, Cholesky factor (identity when uncorrelated), free rows and full rows (zero-sum when the
-    term is) of a slope term at ``x``; ``lay`` is its row of ``CellModel.sl_int``."""
-    st, p, npair, R = lay[_SL_START], lay[_SL_P], lay[_SL_NPAIR], lay[_SL_ROWS]
+    """A slope term at ``x``: SDs ``s``, Cholesky factor ``L`` (identity when uncorrelated), the
+    standardised rows ``z`` (``F / s = z L^T``, ``z ~ N(0, I)``), the rows ``F`` and the full rows
+    (``F`` zero-sum extended when the term is). ``lay`` is its row of ``CellModel.sl_int``."""
+    st, p, npair, R, c = lay[_SL_START], lay[_SL_P], lay[_SL_NPAIR], lay[_SL_ROWS], lay[_SL_CENTRED]
     s = np.exp(x[st:st + p])
     L = _lkj_cholesky(x[st + p:st + p + npair], p, eta)[0] if npair else np.eye(p)
-    free = x[st + p + npair:st + p + npair + R * p].copy().reshape((R, p))
-    F = np.empty((R, p))  # the rows before the zero-sum map
+    u0, z0 = st + p + npair, st + p + npair + R * c
+    F, z = np.empty((R, p)), np.empty((R, p))
     for a in range(R):
-        for j in range(p):
-            if lay[_SL_FLAGS] & _NONCENTRED:
-                w = 0.0
-                for m in range(j + 1):
-                    w += free[a, m] * L[j, m]
-                F[a, j] = w * s[j]
-            else:
-                F[a, j] = free[a, j]
-    shape = np.array([R, p], dtype=np.int64)
-    rows = _extend(F.ravel(), shape, 0, False).reshape((R + 1, p)) if lay[_SL_FLAGS] & _ZEROSUM else F
-    return s, L, free, F, rows
+        for i in range(c):  # centred: the coefficients themselves; z by forward substitution
+            F[a, i] = x[u0 + a * c + i]
+            acc = F[a, i] / s[i]
+            for j in range(i):
+                acc -= L[i, j] * z[a, j]
+            z[a, i] = acc / L[i, i]
+        for i in range(c, p):  # non-centred: z itself
+            z[a, i] = x[z0 + a * (p - c) + i - c]
+            w = 0.0
+            for j in range(i + 1):
+                w += L[i, j] * z[a, j]
+            F[a, i] = w * s[i]
+    rows = _extend(F.ravel(), np.array([R, p], dtype=np.int64), 0, False).reshape((R + 1, p)) if lay[_SL_ZEROSUM] else F
+    return s, L, z, F, rows
 
 
 @numba.njit(nogil=True, cache=True)
@@ -237,58 +244,47 @@ def _slope_values(x, lay, eta, Z, group, r):
 @numba.njit(nogil=True, cache=True)
 def _slope_logp(x, lay, eta, sd_code, sd_par, Z, group, g_r, grad):
     """Prior log density of a slope term (SD priors, LKJ, rows) and, into ``grad``, the gradient of it
-    plus the likelihood's, whose derivative in each virtual level is ``g_r``."""
-    st, p, npair, R = lay[_SL_START], lay[_SL_P], lay[_SL_NPAIR], lay[_SL_ROWS]
-    s, L, free, F, rows = _slope_parts(x, lay, eta)
+    plus the likelihood's, whose derivative in each virtual level is ``g_r``.
+
+    The rows' density is model._random_slopes': ``-|z|^2 / 2`` minus, per row, ``log(s_i L_ii)`` of
+    every centred column (the Jacobian of ``F_i -> z_i``) and ``log sqrt(2 pi)`` of every column
+    drawn from a normal (PyMC's centred correlated rows are a flat variable with a potential)."""
+    st, p, npair, R, c = lay[_SL_START], lay[_SL_P], lay[_SL_NPAIR], lay[_SL_ROWS], lay[_SL_CENTRED]
+    s, L, z, F, rows = _slope_parts(x, lay, eta)
     g_rows = np.zeros(rows.shape)
     for u in range(lay[_SL_V0], lay[_SL_V1]):
         for j in range(p):
             g_rows[group[u], j] += g_r[u] * Z[u, j]
     g_F = (_extend(g_rows.ravel(), np.array([R + 1, p], dtype=np.int64), 0, True).reshape((R, p))
-           if lay[_SL_FLAGS] & _ZEROSUM else g_rows)
-    g_s, g_L, g_free = np.zeros(p), np.zeros((p, p)), np.zeros((R, p))
-    lp = 0.0
-    if lay[_SL_FLAGS] & _NONCENTRED:  # F = (free L^T) * s, free ~ N(0, 1)
-        for a in range(R):
-            for j in range(p):
-                g_w = g_F[a, j] * s[j]
-                g_s[j] += g_F[a, j] * F[a, j] / s[j]
-                for m in range(j + 1):
-                    g_free[a, m] += g_w * L[j, m]
-                    g_L[j, m] += g_w * free[a, m]
-                lp -= 0.5 * free[a, j] ** 2 + _LOG_SQRT_2PI
-                g_free[a, j] -= free[a, j]
-    elif npair:  # centred, correlated: a flat F with the potential of z, F / s = z L^T
-        z, g_w = np.empty((R, p)), np.empty((R, p))
-        for a in range(R):
-            for i in range(p):
-                acc = F[a, i] / s[i]
-                for j in range(i):
-                    acc -= L[i, j] * z[a, j]
-                z[a, i] = acc / L[i, i]
-            for i in range(p - 1, -1, -1):  # g_w = -z L^{-1}
-                acc = -z[a, i]
-                for j in range(i + 1, p):
-                    acc -= g_w[a, j] * L[j, i]
-                g_w[a, i] = acc / L[i, i]
-            for i in range(p):
-                lp -= 0.5 * z[a, i] ** 2
-                g_free[a, i] += g_w[a, i] / s[i]
-                g_s[i] -= g_w[a, i] * F[a, i] / s[i] ** 2
-                for j in range(i + 1):
-                    g_L[i, j] -= g_w[a, i] * z[a, j]
+           if lay[_SL_ZEROSUM] else g_rows)
+    g_s, g_L = np.zeros(p), np.zeros((p, p))
+    u0, z0 = st + p + npair, st + p + npair + R * c
+    lp = -R * ((p - c) if npair else p) * _LOG_SQRT_2PI
+    for i in range(c):
+        lp -= R * (np.log(s[i]) + np.log(L[i, i]))
+        g_s[i] -= R / s[i]
+        g_L[i, i] -= R / L[i, i]
+    g_z = np.empty(p)
+    for a in range(R):
         for i in range(p):
-            lp -= R * (np.log(s[i]) + np.log(L[i, i]))
-            g_s[i] -= R / s[i]
-            g_L[i, i] -= R / L[i, i]
-        g_free += g_F
-    else:  # centred, uncorrelated: F ~ N(0, s)
-        for a in range(R):
-            for j in range(p):
-                q = F[a, j] / s[j]
-                lp -= 0.5 * q * q + np.log(s[j]) + _LOG_SQRT_2PI
-                g_free[a, j] += g_F[a, j] - q / s[j]
-                g_s[j] += (q * q - 1.0) / s[j]
+            lp -= 0.5 * z[a, i] ** 2
+            g_z[i] = -z[a, i]
+        for i in range(p - 1, c - 1, -1):  # F_i = s_i (L z)_i
+            g_w = g_F[a, i] * s[i]
+            g_s[i] += g_F[a, i] * F[a, i] / s[i]
+            for j in range(i + 1):
+                g_z[j] += g_w * L[i, j]
+                g_L[i, j] += g_w * z[a, j]
+        for i in range(p - 1, c - 1, -1):
+            grad[z0 + a * (p - c) + i - c] = g_z[i]
+        for i in range(c - 1, -1, -1):  # z_C = (F_C / s_C) L_CC^-T: back through the substitution
+            g_w = g_z[i] / L[i, i]
+            for j in range(i):
+                g_z[j] -= g_w * L[i, j]
+                g_L[i, j] -= g_w * z[a, j]
+            g_L[i, i] -= g_w * z[a, i]
+            grad[u0 + a * c + i] = g_F[a, i] + g_w / s[i]
+            g_s[i] -= g_w * F[a, i] / s[i] ** 2
     for j in range(p):
         prior, d_prior = _prior_logp(sd_code[lay[_SL_SD0] + j], sd_par[lay[_SL_SD0] + j], s[j])
         lp += prior + x[st + j]  # + log-transform Jacobian
@@ -298,7 +294,6 @@ def _slope_logp(x, lay, eta, sd_code, sd_par, Z, group, g_r, grad):
         _lkj_pullback(x[st + p:st + p + npair], L, g_L, g_c)
         lp += lp_c
         grad[st + p:st + p + npair] = g_c
-    grad[st + p + npair:st + p + npair + R * p] = g_free.ravel()
     return lp
 
 
@@ -461,10 +456,10 @@ class CellModel:
             p, kind = len(s.coefficients), parametrizations[s.name]
             npair = p * (p - 1) // 2 if s.pairs else 0
             rows = len(s.levels) - 1 if kind.startswith("zerosum") else len(s.levels)
-            flags = (_ZEROSUM if kind.startswith("zerosum") else 0) | (_NONCENTRED if kind.endswith("noncentered") else 0)
             keys = np.column_stack([s.index[obs], s.Z[obs]])
             unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-            lay.append([self.ndim, p, npair, rows, len(s.levels), flags, n_virtual, n_virtual + len(unique), len(codes)])
+            lay.append([self.ndim, p, npair, rows, kind.startswith("zerosum"), centred_columns(s, kind), n_virtual,
+                        n_virtual + len(unique), len(codes)])
             codes += [priors.get(f"sd_{n}") for n in s.sd_names]
             Zs.append(np.pad(unique[:, 1:], ((0, 0), (0, p_max - p))))
             groups.append(unique[:, 0].astype(np.int64))
@@ -504,13 +499,17 @@ class CellModel:
                 out[f"z_{t.name}"] = z
         cors = []
         for s, lay, eta in zip(self.design.slopes, self.sl_int, self.sl_eta):
-            sd, chol, free, _, rows = _slope_parts(x, lay, eta)
+            sd, chol, z, F, rows = _slope_parts(x, lay, eta)
             for n, v in zip(s.sd_names, sd):
                 out[f"sd_{n}"] = np.asarray(v, dtype=np.float64)
             if lay[_SL_NPAIR]:
                 start = lay[_SL_START] + lay[_SL_P]
                 out[f"cpc_{s.name}"] = np.array(x[start:start + lay[_SL_NPAIR]], dtype=np.float64)
-            out[f"{_free_rows_name(lay)}_{s.name}"] = free
+            c = lay[_SL_CENTRED]
+            if c:
+                out[f"u_{s.name}"] = F[:, :c].copy()
+            if c < lay[_SL_P]:
+                out[f"z_{s.name}"] = z[:, c:].copy()
             out[f"r_{s.name}"] = rows
             sds += list(sd)
             cors += [chol[i] @ chol[j] for i, j in s.pairs]
@@ -539,8 +538,11 @@ class CellModel:
             shapes += [()] * len(s.sd_names)
             if lay[_SL_NPAIR]:
                 names.append(f"cpc_{s.name}"), shapes.append((int(lay[_SL_NPAIR]),))
-            names += [f"{_free_rows_name(lay)}_{s.name}", f"r_{s.name}"]
-            shapes += [(int(lay[_SL_ROWS]), int(lay[_SL_P])), (len(s.levels), int(lay[_SL_P]))]
+            p, c, R = int(lay[_SL_P]), int(lay[_SL_CENTRED]), int(lay[_SL_ROWS])
+            for name, cols in ((f"u_{s.name}", c), (f"z_{s.name}", p - c)):
+                if cols:
+                    names.append(name), shapes.append((R, cols))
+            names.append(f"r_{s.name}"), shapes.append((len(s.levels), p))
             dims[f"r_{s.name}"] = (s.dim, s.coef_dim)
         if self.design.random:
             names.append("sd"), shapes.append((len(self.design.sd_labels),))
@@ -553,11 +555,6 @@ class CellModel:
     def initial_point(self, seed: int) -> np.ndarray:
         """PyMC's default start: every unconstrained coordinate jittered uniformly in (-1, 1)."""
         return np.random.default_rng(seed).uniform(-1, 1, self.ndim)
-
-
-def _free_rows_name(lay: np.ndarray) -> str:
-    """PyMC's name of a slope term's free rows: ``z`` standardised (non-centred), ``u`` centred."""
-    return "z" if lay[_SL_FLAGS] & _NONCENTRED else "u"
 
 
 def _prior_arrays(priors: list[Prior]) -> tuple[np.ndarray, np.ndarray]:
