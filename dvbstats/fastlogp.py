@@ -12,8 +12,14 @@ priors including overrides): only the arithmetic differs. Per gradient evaluatio
   random intercept;
 * the gradient goes back through the transforms, and the priors add their own terms.
 
-It supports what :class:`dvbstats.model.Design` holds today (intercept, numeric fixed effects,
-random intercepts incl. interactions, every parametrisation); :func:`supports` says so, and
+Random slopes ``(1 + x|g)`` (correlated rows with the LKJ prior on a Cholesky factor from canonical
+partial correlations, or uncorrelated; centred, non-centred or mixed columns; zero-sum or not) enter
+the same loop as one more random intercept over the distinct (level, slope-column row) pairs, so
+a slope term costs the loop nothing per cell.
+
+It supports what :class:`dvbstats.model.Design` holds today (intercept, fixed effects, random
+intercepts incl. interactions, random slopes, every parametrisation) except interaction margins
+moved into a main term's prior scale; :func:`supports` says so, and
 :func:`dvbstats.fitting.fit` falls back to the PyMC model otherwise. Why: the PyMC/nutpie
 path spends 10-30 s compiling the model graph with Numba on every run and about 44 ns per cell
 per gradient; this path compiles nothing per model (measured in ``benchmarks/bench_speed.py``).
@@ -35,9 +41,9 @@ _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 
 
 def supports(d: Design) -> bool:
-    """True when the design has only constructs this module implements: fixed coefficients and random
-    intercepts laid out on integer level indices, each with its own SD as its prior scale (no random
-    slopes, no interaction margins moved into a main term: see ``model._sigma``)."""
+    """True when the design has only constructs this module implements: fixed coefficients, random
+    slopes, and random intercepts laid out on integer level indices, each with its own SD as its prior
+    scale (no interaction margins moved into a main term: see ``model._sigma``)."""
     return (not any(d.absorbed.values())
             and all(t.index.ndim == 2 and t.index.shape[1] == len(t.dims) for t in d.terms))
 
@@ -409,8 +415,9 @@ def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes,
 
 class CellModel:
     """Log density and gradient over the unconstrained vector
-    ``[Intercept, b_..., (log sd_t, free coordinates of r_t or z_t) for each term]``
-    — the order of the PyMC model's value variables."""
+    ``[Intercept, b_..., (log sd_t, free coordinates of r_t or z_t) for each random intercept,
+    (log sds, cpc, u rows, z rows) for each slope term]`` — the PyMC model's value variables, with
+    each term's SDs moved beside its coefficients."""
 
     def __init__(self, d: Design, priors: Priors, parametrizations: dict[str, str]):
         priors.check(d.prior_names)

@@ -21,7 +21,9 @@ row and column means that this removes are moved into the main terms' prior SDs
 (``sqrt(sd_g1² + sd_g1:g2² / L_g2)``), so that every reported ``sd`` means what lme4's means.
 ``"zerosum"`` samples the deviations themselves (centred: right when thousands of trials pin each
 level down); ``"zerosum_noncentered"`` samples standardised deviations (right when the data are
-thin); ``"auto"`` (the default) picks one of the two for all random intercepts from the trials per level. ``"centered"`` and
+thin); ``"auto"`` (the default) picks one of the two for all random intercepts from the trials per level,
+and for a random-slope term centres only its intercept column when the data are rich
+(``"zerosum_slopes_noncentered"``, see :func:`term_parametrizations`). ``"centered"`` and
 ``"noncentered"`` are the textbook forms; a term whose mean no fixed coefficient absorbs (no
 intercept, or a slope without its fixed slope) always takes the textbook form.
 """

@@ -51,8 +51,9 @@ SLOPES = [
     "y ~ 0 + log_n_train + (0 + log_n_train|model)",
 ]
 SLOPE_FORMS = ("zerosum", "zerosum_noncentered", "centered", "noncentered", "zerosum_slopes_noncentered")
-SLOPE_PRIORS = ["cor=lkj(4)", "sd_model__log_n_train=exponential(2)", "sd=halfstudent_t(4, 0.7)"]
-CASES += [(f, p, SLOPE_PRIORS[:i % 3]) for i, f in enumerate(SLOPES) for p in SLOPE_FORMS]
+SLOPE_PRIORS = [["cor=lkj(4)", "sd_model__log_n_train=exponential(2)"], [],
+                ["cor=lkj(1.5)", "sd=halfstudent_t(4, 0.7)"], ["sd_model__log_n_train=halfcauchy(1)"]]
+CASES += [(f, p, prior) for f, prior in zip(SLOPES, SLOPE_PRIORS) for p in SLOPE_FORMS]
 
 
 @pytest.mark.slow  # compiles a PyMC model per case
