@@ -11,7 +11,7 @@ from dvbstats.cells import CellTable
 from dvbstats.fitting import fit
 from dvbstats.formula import parse
 from dvbstats import model as model_module
-from dvbstats.model import build, design, term_parametrizations
+from dvbstats.model import design, pymc_model, term_parametrizations
 from dvbstats.priors import Priors
 from dvbstats.sample import SamplerSettings
 
@@ -62,7 +62,7 @@ def test_log_density_and_gradient_equal_pymc(formula, parametrization, prior, mo
     d = design(parse(formula), _cells(1))
     priors = Priors.from_specs(prior)
     per_term = _per_term(d, parametrization, monkeypatch)
-    pm_model = build(d, priors, parametrization)
+    pm_model = pymc_model(d, priors, parametrization)
     logp, dlogp = pm_model.compile_logp(), pm_model.compile_dlogp()
     ours = fastlogp.CellModel(d, priors, per_term)
     names = _in_fastlogp_order(pm_model, d)
