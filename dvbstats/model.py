@@ -21,7 +21,9 @@ row and column means that this removes are moved into the main terms' prior SDs
 (``sqrt(sd_g1² + sd_g1:g2² / L_g2)``), so that every reported ``sd`` means what lme4's means.
 ``"zerosum"`` samples the deviations themselves (centred: right when thousands of trials pin each
 level down); ``"zerosum_noncentered"`` samples standardised deviations (right when the data are
-thin); ``"auto"`` (the default) picks one of the two for all random intercepts from the trials per level. ``"centered"`` and
+thin); ``"auto"`` (the default) picks one of the two for all random intercepts from the trials per level,
+and for a random-slope term centres only its intercept column when the data are rich
+(``"zerosum_slopes_noncentered"``, see :func:`term_parametrizations`). ``"centered"`` and
 ``"noncentered"`` are the textbook forms; a term whose mean no fixed coefficient absorbs (no
 intercept, or a slope without its fixed slope) always takes the textbook form.
 """
@@ -47,7 +49,7 @@ pm, pt = lazy.module("pymc"), lazy.module("pytensor.tensor")  # imported when a 
 
 Parametrization = Literal["auto", "zerosum", "zerosum_noncentered", "centered", "noncentered"]
 PARAMETRIZATIONS: tuple[str, ...] = ("auto", "zerosum", "zerosum_noncentered", "centered", "noncentered")
-_TEXTBOOK = {"zerosum": "centered", "zerosum_noncentered": "noncentered"}
+_TEXTBOOK = {"zerosum": "centered", "zerosum_noncentered": "noncentered", "zerosum_slopes_noncentered": "slopes_noncentered"}
 
 #: ``auto`` centres every zero-sum term when even the thinnest term holds at least this many trials
 #: per level (median): then the likelihood pins each level down far more tightly than its prior SD.
@@ -321,9 +323,13 @@ def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[s
     ``auto`` gives every random intercept one form: centred zero-sum when the thinnest term's median
     trials per level reach CENTRED_MIN_TRIALS, non-centred zero-sum otherwise. Mixing the forms
     (centred where a term is well filled, non-centred where it is thin) failed its checks at
-    650-1,300 trials per level where either form alone passed (docs/model.md). Random slopes are
-    always non-centred: a slope SD near zero (a slope that barely varies) makes a funnel that the
-    centred form cannot sample (189 divergences, R-hat 1.11 at published scale, bench_slopes.py).
+    650-1,300 trials per level where either form alone passed (docs/model.md). The slope columns of
+    a random-slope term are always non-centred: a slope SD near zero (a slope that barely varies)
+    makes a funnel that the centred form cannot sample (189 divergences, R-hat 1.11 at published
+    scale, bench_slopes.py). Its intercept column follows the random intercepts' rule, judged on
+    its own grouping's trials too (``zerosum_slopes_noncentered``: centred intercepts, non-centred
+    slopes): non-centred intercepts pinned down by 12,000 trials per model mixed badly (bulk ESS
+    177 for their SD, docs/model.md).
     """
     if parametrization != "auto":
         out = {t.name: parametrization for t in d.random}
@@ -332,12 +338,25 @@ def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[s
         intercepts = [t for t in d.random if not isinstance(t, SlopeTerm)]
         thinnest = min((np.median(_trials_per_level(t, n)) for t in intercepts), default=np.inf)
         form = "zerosum" if thinnest >= CENTRED_MIN_TRIALS else "zerosum_noncentered"
-        out = {t.name: "zerosum_noncentered" if isinstance(t, SlopeTerm) else form for t in d.random}
+        out = {t.name: _slope_form(t, n, form) if isinstance(t, SlopeTerm) else form for t in d.random}
     allowed = _zero_sum_allowed(d)
     return {k: v if allowed[k] else _TEXTBOOK.get(v, v) for k, v in out.items()}
 
 
-def _trials_per_level(t: Term, n_trials: np.ndarray) -> np.ndarray:
+def _slope_form(s: SlopeTerm, n_trials: np.ndarray, form: str) -> str:
+    """``auto``'s form of a random-slope term, given the random intercepts' ``form``."""
+    rich = form == "zerosum" and np.median(_trials_per_level(s, n_trials)) >= CENTRED_MIN_TRIALS
+    return "zerosum_slopes_noncentered" if rich and s.term.intercept else "zerosum_noncentered"
+
+
+def centred_columns(s: SlopeTerm, parametrization: str) -> int:
+    """How many leading columns of a slope term's rows are sampled centred (the rest non-centred)."""
+    if parametrization in ("zerosum", "centered"):
+        return len(s.coefficients)
+    return int(s.term.intercept) if parametrization.endswith("slopes_noncentered") else 0
+
+
+def _trials_per_level(t: Term | SlopeTerm, n_trials: np.ndarray) -> np.ndarray:
     """Trials of each level of ``t`` that has any."""
     per_level = np.bincount(t.flat_index(), weights=n_trials)
     return per_level[per_level > 0]
@@ -361,23 +380,28 @@ def _random_slopes(s: SlopeTerm, sd, priors: Priors, parametrization: str):
 
     Zero-sum rows are ``L - 1`` free rows mapped by an orthonormal basis of the zero-sum subspace:
     exactly iid rows re-expressed relative to their mean, as ``ZeroSumNormal`` does for scalars.
+    The first :func:`centred_columns` columns are sampled as the coefficients themselves (``u``),
+    the others standardised (``z``, with ``rows / sd = z R_chol^T``): that is, each non-centred
+    column is drawn given the centred ones.
     Returns the rows and the Cholesky factor of R (None when the term is uncorrelated).
     """
     p, zerosum = len(s.coefficients), parametrization.startswith("zerosum")
+    c = centred_columns(s, parametrization)
     chol = _lkj_cholesky(s.name, p, priors.get(f"cor_{s.name}").args[0]) if s.pairs else None
     rows = len(s.levels) - 1 if zerosum else len(s.levels)
-    if parametrization in ("zerosum", "centered"):
-        if chol is None:
-            free = pm.Normal(f"u_{s.name}", 0.0, sd, shape=(rows, p))
-        else:
-            # centred MvNormal rows, written out: the log density of w = free / sd is that of z L^T.
-            free = pm.Flat(f"u_{s.name}", shape=(rows, p))
-            z = _forward_solve(chol, free / sd, p)
-            pm.Potential(f"u_{s.name}_logp", -0.5 * (z ** 2).sum() - rows * (pt.log(sd).sum()
-                                                                              + pt.log(pt.diag(chol)).sum()))
-    else:
-        z = pm.Normal(f"z_{s.name}", 0.0, 1.0, shape=(rows, p))
-        free = z * sd if chol is None else pt.dot(z, chol.T) * sd
+    parts, z_centred = [], []
+    if c and chol is None:
+        parts.append(pm.Normal(f"u_{s.name}", 0.0, sd[:c], shape=(rows, c)))
+    elif c:
+        # centred MvNormal columns, written out: the log density of w = u / sd is that of z L^T.
+        parts.append(pm.Flat(f"u_{s.name}", shape=(rows, c)))
+        z_centred.append(_forward_solve(chol, parts[0] / sd[:c], c))
+        pm.Potential(f"u_{s.name}_logp", -0.5 * (z_centred[0] ** 2).sum()
+                     - rows * (pt.log(sd[:c]).sum() + pt.log(pt.diag(chol)[:c]).sum()))
+    if c < p:
+        z = pm.Normal(f"z_{s.name}", 0.0, 1.0, shape=(rows, p - c))
+        parts.append((z if chol is None else pt.dot(pt.concatenate([*z_centred, z], axis=1), chol[c:].T)) * sd[c:])
+    free = pt.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
     r = pm.Deterministic(f"r_{s.name}", _zero_sum_rows(free) if zerosum else free, dims=(s.dim, s.coef_dim))
     return r, chol
 

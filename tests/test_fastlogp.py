@@ -10,6 +10,7 @@ from dvbstats import fastlogp
 from dvbstats.cells import CellTable
 from dvbstats.fitting import fit
 from dvbstats.formula import parse
+from dvbstats import model as model_module
 from dvbstats.model import design, pymc_model, term_parametrizations
 from dvbstats.priors import Priors
 from dvbstats.sample import SamplerSettings
@@ -40,16 +41,30 @@ PRIORS = [[], ["sd=exponential(2)", "intercept=student_t(3, 0, 2.5)", "sd_model=
 
 CASES = [(f, p, prior) for f, prior in zip(FORMULAS, PRIORS) for p in ("zerosum", "zerosum_noncentered")]
 CASES += [(FORMULAS[0], p, PRIORS[1]) for p in ("centered", "noncentered")]
+#: random slopes: correlated (LKJ Cholesky) and uncorrelated, a numeric slope and a 3-level factor
+#: (3 coefficients, 3 correlations), zero-sum or textbook, centred, non-centred or mixed (centred
+#: intercept column, non-centred slopes: ``zerosum_slopes_noncentered``)
+SLOPES = [
+    "y ~ 1 + log_n_train + (1 + log_n_train|model) + (1|value)",
+    "y ~ 1 + (1 + log_n_train||model) + (1|context)",  # slope without its fixed slope: textbook form
+    "y ~ 1 + context + (1 + context|model)",
+    "y ~ 0 + log_n_train + (0 + log_n_train|model)",
+]
+SLOPE_FORMS = ("zerosum", "zerosum_noncentered", "centered", "noncentered", "zerosum_slopes_noncentered")
+SLOPE_PRIORS = [["cor=lkj(4)", "sd_model__log_n_train=exponential(2)"], [],
+                ["cor=lkj(1.5)", "sd=halfstudent_t(4, 0.7)"], ["sd_model__log_n_train=halfcauchy(1)"]]
+CASES += [(f, p, prior) for f, prior in zip(SLOPES, SLOPE_PRIORS) for p in SLOPE_FORMS]
 
 
 @pytest.mark.slow  # compiles a PyMC model per case
 @pytest.mark.parametrize(("formula", "parametrization", "prior"), CASES)
-def test_log_density_and_gradient_equal_pymc(formula, parametrization, prior):
+def test_log_density_and_gradient_equal_pymc(formula, parametrization, prior, monkeypatch):
     d = design(parse(formula), _cells(1))
     priors = Priors.from_specs(prior)
+    per_term = _per_term(d, parametrization, monkeypatch)
     pm_model = pymc_model(d, priors, parametrization)
     logp, dlogp = pm_model.compile_logp(), pm_model.compile_dlogp()
-    ours = fastlogp.CellModel(d, priors, term_parametrizations(d, parametrization))
+    ours = fastlogp.CellModel(d, priors, per_term)
     names = _in_fastlogp_order(pm_model, d)
     shapes = {v.name: pm_model.initial_point()[v.name].shape for v in pm_model.value_vars}
     sizes = [int(np.prod(shapes[n])) for n in names]
@@ -65,15 +80,32 @@ def test_log_density_and_gradient_equal_pymc(formula, parametrization, prior):
         np.testing.assert_allclose(grad, np.concatenate([pm_grad[n] for n in names]), rtol=1e-8, atol=1e-8)
 
 
+def _per_term(d, parametrization: str, monkeypatch) -> dict[str, str]:
+    """The per-term forms; ``zerosum_slopes_noncentered`` (a form only ``auto`` chooses, for slope
+    terms) is imposed on the slope terms, the intercepts then centred, for both models."""
+    if parametrization != "zerosum_slopes_noncentered":
+        return term_parametrizations(d, parametrization)
+    allowed = model_module._zero_sum_allowed(d)
+    forms = {t.name: "zerosum" for t in d.terms} | {s.name: parametrization for s in d.slopes}
+    forms = {k: v if allowed[k] else model_module._TEXTBOOK[v] for k, v in forms.items()}
+    monkeypatch.setattr(model_module, "term_parametrizations", lambda *_: forms)
+    monkeypatch.setattr(model_module, "check_parametrization", lambda p: p)
+    return forms
+
+
 def _in_fastlogp_order(pm_model, d) -> list[str]:
     """PyMC's value variables in the hand-written density's layout: the intercept and coefficients,
-    then per random term its log SD and its deviations (PyMC creates every SD first)."""
+    then per random intercept its log SD and its deviations, then per slope term its log SDs, its
+    partial correlations and its centred then standardised rows (PyMC creates every SD first)."""
     names = [v.name for v in pm_model.value_vars]
     scalars = [n for n in names if n == "Intercept" or n.startswith("b_")]
     per_term = []
     for t in d.terms:
         per_term.append(f"sd_{t.name}_log__")
         per_term += [n for n in names if n.split("_zerosum__")[0] in (f"r_{t.name}", f"z_{t.name}")]
+    for s in d.slopes:
+        per_term += [f"sd_{n}_log__" for n in s.sd_names]
+        per_term += [n for n in (f"cpc_{s.name}", f"u_{s.name}", f"z_{s.name}") if n in names]
     return scalars + per_term
 
 
@@ -82,7 +114,7 @@ def test_designs_it_does_not_implement_fall_back_to_pymc():
     assert fastlogp.supports(design(parse(FORMULAS[0]), cells))
     # an axis-laid interaction moves its margins into the main terms' prior scale (model._sigma)
     assert not fastlogp.supports(design(parse("y ~ 1 + (1|model) + (1|value) + (1|model:value)"), cells))
-    assert not fastlogp.supports(design(parse("y ~ 1 + log_n_train + (1 + log_n_train|model)"), cells))
+    assert fastlogp.supports(design(parse("y ~ 1 + log_n_train + (1 + log_n_train|model)"), cells))
 
 
 @pytest.mark.parametrize(("spec", "dist"), [
@@ -128,6 +160,24 @@ def test_expanded_draws_are_the_pymc_variables():
     np.testing.assert_allclose(r.sum(axis=0), 0, atol=1e-12)  # zero-sum along both axes
     np.testing.assert_allclose(r.sum(axis=1), 0, atol=1e-12)
     np.testing.assert_allclose(out["sd"], [out["sd_model"], out["sd_value"], out["sd_model__value"]])
+
+
+@pytest.mark.parametrize("parametrization", ["zerosum_noncentered", "zerosum_slopes_noncentered"])
+def test_expanded_slope_draws_are_the_pymc_variables(parametrization):
+    """Slope rows sum to zero over the models, ``cor`` is the correlation of the Cholesky factor, and the
+    names and shapes are the PyMC model's (a mixed form has both ``u`` and ``z``)."""
+    d = design(parse("y ~ 1 + context + (1 + context|model) + (1|value)"), _cells(2))
+    forms = {"value": "zerosum", "model__context": parametrization}
+    ours = fastlogp.CellModel(d, Priors({}), forms)
+    out = ours.expand(np.random.default_rng(1).normal(size=ours.ndim))
+    names, shapes, _ = ours.variables()
+    assert list(out) == names and [np.shape(v) for v in out.values()] == shapes
+    assert ("u_model__context" in out) == (parametrization == "zerosum_slopes_noncentered")
+    np.testing.assert_allclose(out["r_model__context"].sum(axis=0), 0, atol=1e-12)
+    assert out["r_model__context"].shape == (4, 3) and out["cor"].shape == (3,)
+    assert (np.abs(out["cor"]) < 1).all()
+    sds = [out[f"sd_model__{c}"] for c in ("Intercept", "context_c1", "context_c2")]
+    np.testing.assert_allclose(out["sd"], [out["sd_value"], *sds])
 
 
 @pytest.mark.slow

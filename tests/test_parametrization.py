@@ -56,6 +56,28 @@ def test_the_thinnest_term_decides():
     assert set(term_parametrizations(design(FORMULA, richer), "auto").values()) == {"zerosum"}
 
 
+def test_a_slope_term_centres_its_intercept_only_when_the_data_are_rich():
+    """Rich data: the slope term's intercept column centred, its slopes non-centred (a slope SD near 0
+    is a funnel); thin data, no intercept, or a term whose mean nothing absorbs: no centred column."""
+    def grid(per_cell: int) -> CellTable:  # 9 models x 4 values x 3 values of a numeric x
+        cells = _grid({"model": 9, "value": 4, "x": 3}, per_cell)
+        return CellTable(cells.data.with_columns(pl.col("x").cast(pl.Float64)), cells.by)
+
+    cells = grid(50)  # 600 trials per model, 1,350 per value
+    slopes = parse("chose_deep ~ 1 + x + (1 + x|model) + (1|value)")
+    rich = term_parametrizations(design(slopes, cells), "auto")
+    assert rich == {"value": "zerosum", "model__x": "zerosum_slopes_noncentered"}
+    thin_models = term_parametrizations(design(slopes, grid(20)), "auto")  # 240 per model, 540 per value
+    assert thin_models == {"value": "zerosum", "model__x": "zerosum_noncentered"}
+    thin = grid(2)
+    assert term_parametrizations(design(slopes, thin), "auto") == {"value": "zerosum_noncentered",
+                                                                     "model__x": "zerosum_noncentered"}
+    no_intercept = term_parametrizations(design(parse("chose_deep ~ 1 + x + (0 + x|model)"), cells), "auto")
+    assert no_intercept == {"model__x": "zerosum_noncentered"}
+    free_slope = term_parametrizations(design(parse("chose_deep ~ 1 + (1 + x|model)"), cells), "auto")
+    assert free_slope == {"model__x": "slopes_noncentered"}  # no fixed b_x absorbs the slopes' mean
+
+
 @pytest.mark.slow
 def test_a_fit_that_fails_its_checks_is_refitted_in_the_other_form(capsys):
     """30 draws cannot reach ESS 400: the first form fails and auto says so and refits in the other."""
