@@ -93,9 +93,9 @@ def write(
         fit.cells.write(work / "cells.parquet")
         table.data.write_csv(work / "models.csv")
         fit.idata.to_netcdf(str(work / "posterior.nc"), engine="h5netcdf")
-        dvb = data.benchmark.name == "dvb"  # scaling (by default) and agreement are DVB's analyses so far
-        scaling_note = _scaling(fit, table, pairs, hdi_prob, seed, work, scaling if dvb else bool(scaling), log)
-        agreement_note = (_agreement(data.trials if dvb else None, table, fit.settings, hdi_prob, work, log)
+        own = data.benchmark.name in ("dvb", "hvsb")  # benchmarks with scaling (by default) and agreement
+        scaling_note = _scaling(fit, table, pairs, hdi_prob, seed, work, scaling if own else bool(scaling), log)
+        agreement_note = (_agreement(data.trials if own else None, table, fit.settings, hdi_prob, work, log)
                           if agreement
                           else "not run (switched off)")
         keep = bool(fit.empty_models) and fit.cells.by_model()["model"].is_in(list(fit.empty_models)).any()
@@ -170,7 +170,8 @@ def _scaling(fit: Fit, table: ModelTable, pairs, hdi_prob, seed, out: Path, want
         return "not run (--no-scaling)"
     log("Scaling-trend tests (pairs within families, pooled size slope)...")
     try:
-        res = scaling.run(fit.dvgr, fit.cells.data, table.data, pairs=pairs, hdi_prob=hdi_prob, seed=seed)
+        draws, counts, codings = benchmarks.scaling_input(fit.data.benchmark, fit)
+        res = scaling.run(draws, counts, table.data, pairs=pairs, codings=codings, hdi_prob=hdi_prob, seed=seed)
     except scaling.ScalingUnavailable as exc:
         log(f"Scaling tests not run: {exc}")
         return f"not run: {exc}"
@@ -186,6 +187,11 @@ def _agreement(trials: TrialTable | None, table: ModelTable, settings: SamplerSe
     from . import agreement
 
     log("Agreement between models and paired tests...")
-    res = agreement.run(trials.data, table, settings=settings, hdi_prob=hdi_prob)
+    if isinstance(trials, benchmarks.JudgmentTable):  # HVSB: judgment consistency within and across families
+        from .benchmarks import consistency
+
+        res = consistency.run(trials.data, table, settings=settings, hdi_prob=hdi_prob)
+    else:
+        res = agreement.run(trials.data, table, settings=settings, hdi_prob=hdi_prob)
     res.write(out)
     return res.notes.get("not_run", "run")
