@@ -94,15 +94,18 @@ def write(
         table.data.write_csv(work / "models.csv")
         fit.idata.to_netcdf(str(work / "posterior.nc"), engine="h5netcdf")
         own = data.benchmark.name in ("dvb", "hvsb")  # benchmarks with scaling (by default) and agreement
+        t1 = time.perf_counter()
         scaling_note = _scaling(fit, table, pairs, hdi_prob, seed, work, scaling if own else bool(scaling), log)
+        t2 = time.perf_counter()
         agreement_note = (_agreement(data.trials if own else None, table, fit.settings, hdi_prob, work, log)
                           if agreement
                           else "not run (switched off)")
+        stages = {"tables_s": t1 - t0, "scaling_s": t2 - t1, "agreement_s": time.perf_counter() - t2}
         keep = bool(fit.empty_models) and fit.cells.by_model()["model"].is_in(list(fit.empty_models)).any()
         meta = manifest.build(
             run_name=name, synthetic=data.synthetic, inputs=data.inputs, fit=fit, quality=quality,
             reconciliation=reconciliation, hdi_prob=hdi_prob, command=command,
-            timing={**(timing or fit.timing), "save_s": time.perf_counter() - t0,
+            timing={**(timing or fit.timing), **stages, "save_s": time.perf_counter() - t0,
                     **({"total_s": time.perf_counter() - started} if started is not None else {})},
             extra={"benchmark": benchmarks.describe(data.benchmark), "scaling": scaling_note,
                    "agreement": agreement_note, "empty_models": {

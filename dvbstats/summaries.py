@@ -11,6 +11,7 @@ import xarray as xr
 from scipy.special import expit
 
 from . import contrasts, estimands
+from .constants import MAX_MARGIN_LEVELS
 from .estimands import summarize
 from .fitting import Fit
 from .model import Design, build, linear_predictor
@@ -145,10 +146,11 @@ def interaction_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
 
 
 def margins_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
-    """Design-averaged posterior DVGR by each design factor other than model (value, n_train, ...)."""
+    """Design-averaged posterior DVGR by each design factor other than model (value, n_train, ...); factors
+    with more than MAX_MARGIN_LEVELS levels (items) are left out."""
     parts = []
     for factor in fit.cells.by:
-        if factor == "model":
+        if factor == "model" or fit.cells.data[factor].n_unique() > MAX_MARGIN_LEVELS:
             continue
         g = grouped(fit, [factor], hdi_prob)
         level = g[factor]
