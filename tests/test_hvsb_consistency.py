@@ -78,11 +78,11 @@ def test_same_family_effect_recovered_bayes(tmp_path):
     compare misalignment rates."""
     sim, data = _tree(tmp_path, 4, {"family_item": 1.2})
     truth = 100 * sim.same_family_effect.filter(pl.col("condition") == "none")["effect"][0]
-    res = consistency.run(data.trials.data, MODELS, settings=SamplerSettings(draws=500, tune=500, chains=2, seed=4))
+    res = consistency.run(data.trials.data, MODELS, settings=SamplerSettings(draws=1000, tune=1000, chains=4, seed=4))
     bayes = res.models.filter((pl.col("method") == agreement.METHODS[3]) & (pl.col("scale") == "percentage points"))
     row = bayes.row(0, named=True)
     assert row["low"] <= truth <= row["high"] and row["p_positive"] > 0.95
-    assert res.notes["condition"] == "none" and res.notes["diagnostics"]["ok"]
+    assert res.notes["condition"] == "none" and res.notes["diagnostics"]["ok"], res.notes["diagnostics"]
     rates = data.trials.data.filter((pl.col("condition") == "none") & (pl.col("status") == "used")).group_by(
         "model").agg(pl.col("misaligned").mean())
     first = res.tests.row(0, named=True)
