@@ -5,7 +5,10 @@ Ingest (1,728 judgment files, 72,017 rows) + fit of HVSB's default formula (nutp
 baseline, timed the same way in the same session, is the ingest alone (``dvb.load(None,
 benchmark="hvsb")``), so the ratio says what the fit and the report add. Wall time, CPU time (the
 machine may be shared: CPU time is the load-independent figure) and peak RSS are reported with
-the run's sampler diagnostics. Targets: <= 90 s, <= 2 GB, diagnostics passing.
+the run's sampler diagnostics, and where the wall time goes (medians over the runs, from the
+manifest's timing): ingest, design, sampling, the posterior tables, the scaling tests, the
+judgment-consistency analysis, and the report (the rest of the run). Targets: <= 90 s, <= 2 GB,
+diagnostics passing.
 
     .venv/bin/python benchmarks/bench_hvsb.py [--runs 3]
 """
@@ -34,13 +37,15 @@ def main() -> None:
     print(f"{stamp()}  HVSB example end to end, {args.runs} runs each")
     with tempfile.TemporaryDirectory() as tmp:
         load = timed_runs([sys.executable, "-c", LOAD], args.runs, cwd=str(ROOT))
-        runs, diagnostics = [], []
+        runs, diagnostics, stages = [], [], []
         for i in range(args.runs):
             out = Path(tmp) / f"run{i}"
             runs += timed_runs([sys.executable, "-m", "dvbstats.fit", "--benchmark", "hvsb", "--out", str(out),
                                 "--report", "--quiet", "--allow-warnings"], 1, cwd=str(ROOT))
             meta = json.loads((out / "manifest.json").read_text())
             diagnostics.append(meta["diagnostics"])
+            stages.append({**{k: v for k, v in meta["timing"].items() if k.endswith("_s")},
+                           "report_s": runs[-1]["seconds"] - meta["timing"].get("total_s", float("nan"))})
             print(f"    timing {meta['timing']}; diagnostics ok={meta['diagnostics']['ok']} "
                   f"max R-hat {meta['diagnostics']['max_r_hat']:.3f} min ESS {meta['diagnostics']['min_ess_bulk']:.0f} "
                   f"divergences {meta['diagnostics']['divergences']}")
@@ -52,6 +57,10 @@ def main() -> None:
           f"CPU {describe([r['cpu_s'] for r in load], 's')}")
     print(f"end to end: {describe(wall, 's')}, CPU {describe([r['cpu_s'] for r in runs], 's')}, "
           f"peak RSS {describe([r['peak_rss_mib'] for r in runs], 'MiB')}")
+    for key in ("ingest_s", "build_s", "sample_s", "tables_s", "scaling_s", "agreement_s", "report_s"):
+        values = [st[key] for st in stages if key in st]
+        if values:
+            print(f"  {key.removesuffix('_s'):<10} median {statistics.median(values):7.1f} s wall")
     print(f"ratio end to end / ingest: {statistics.median(wall) / statistics.median(r['seconds'] for r in load):.1f}x; "
           f"diagnostics passed in {sum(d['ok'] for d in diagnostics)} of {len(diagnostics)} runs")
 

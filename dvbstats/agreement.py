@@ -297,7 +297,7 @@ def statement(table: pl.DataFrame) -> str:
                  f"estimate says mostly whether {biggest[0]}'s models agree with one another")
     text += (
         f". With {by.height} {group} group(s) contributing same-{group} pairs, the comparison cannot separate a shared "
-        f"{group} from anything else those models share (similar deep-value rates raise agreement by chance alone: "
+        f"{group} from anything else those models share (similar rates alone raise agreement by chance: "
         "see the chance column and kappa). The paper's crossed model treats a model's effect as first and as "
         "second member of a pair as two unrelated effects, though the order within a pair is arbitrary; the "
         "multi-membership models give each model one effect. Intervals are conditional on these "

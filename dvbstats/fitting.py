@@ -18,7 +18,7 @@ import xarray as xr
 
 from . import contrasts, estimands, fastlogp
 from .cells import CellTable
-from .constants import HDI_PROB
+from .constants import HDI_PROB, MAX_MARGIN_LEVELS
 from .formula import Formula
 from .model import Design, Parametrization, check_parametrization, design, pymc_model, term_parametrizations
 from .priors import Priors
@@ -65,7 +65,8 @@ class Fit:
     def _averages(self) -> dict[tuple[str, ...], tuple[xr.DataArray, pl.DataFrame]]:
         """Design averages by model, overall, by each other factor and by each interaction, in one pass."""
         groupings = [("model",), ()]
-        groupings += [(f,) for f in self.cells.by if f != "model"]
+        groupings += [(f,) for f in self.cells.by
+                      if f != "model" and self.cells.data[f].n_unique() <= MAX_MARGIN_LEVELS]  # items: on request
         groupings += [t.term.factors for t in self.design.terms if len(t.term.factors) > 1]
         groupings = list(dict.fromkeys(groupings))
         return dict(zip(groupings, estimands.design_averages(self.design, self.idata, groupings)))

@@ -103,17 +103,32 @@ def zoom(low: float, high: float, *, reference: float = CHANCE, reach: float = 1
     return max(0.0, low - margin), min(1.0, high + margin)
 
 
-def _chance(ax: plt.Axes, limits: tuple[float, float], *, axis: str) -> None:
-    """Set ``limits`` on ``axis`` and draw the chance line, or say where chance lies off the axis."""
+#: The reference line of a rate axis and its name in legends: DVB's chance. Other benchmarks pass their own
+#: (``Benchmark.reference`` and ``wording["reference_short"]``); None draws no line.
+Reference = tuple[float, str] | None
+CHANCE_LINE: Reference = (CHANCE, "chance")
+
+
+def _zoom_to(ends: np.ndarray, reference: Reference) -> tuple[float, float]:
+    """:func:`zoom` of the finite ``ends``, towards the reference line when there is one."""
+    low, high = np.nanmin(ends), np.nanmax(ends)
+    return zoom(low, high, reference=reference[0]) if reference else zoom(low, high, reach=-1.0)
+
+
+def _chance(ax: plt.Axes, limits: tuple[float, float], *, axis: str, reference: Reference = CHANCE_LINE) -> None:
+    """Set ``limits`` on ``axis`` and draw the reference line, or say where it lies off the axis."""
     low, high = limits
     (ax.set_xlim if axis == "x" else ax.set_ylim)(low, high)
-    if low <= CHANCE <= high:
-        line = ax.axvline if axis == "x" else ax.axhline
-        line(CHANCE, color=REFERENCE, linestyle="--", linewidth=1, label=f"chance ({CHANCE:g})")
+    if reference is None:
         return
-    above = CHANCE > high
+    value, name = reference
+    if low <= value <= high:
+        line = ax.axvline if axis == "x" else ax.axhline
+        line(value, color=REFERENCE, linestyle="--", linewidth=1, label=f"{name} ({value:g})")
+        return
+    above = value > high
     where = ("right of" if above else "left of") if axis == "x" else ("above" if above else "below")
-    text = f"chance ({CHANCE:g}) is {where} the axis"
+    text = f"{name} ({value:g}) is {where} the axis"
     if axis == "x":
         ax.text(1.0 if above else 0.0, 1.01, text + (" →" if above else ""), transform=ax.transAxes,
                 ha="right" if above else "left", va="bottom", fontsize=8, color=REFERENCE)
@@ -123,9 +138,10 @@ def _chance(ax: plt.Axes, limits: tuple[float, float], *, axis: str) -> None:
 
 
 def _legend_entries(ax: plt.Axes) -> tuple[list, list[str]]:
-    """``ax``'s legend handles and labels, the posterior first and the chance line last."""
+    """``ax``'s legend handles and labels, the posterior first and the reference line last."""
     handles, labels = ax.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda i: (labels[i].startswith("chance"),
+    lines = {line.get_label() for line in ax.get_lines() if line.get_linestyle() == "--" and line.get_color() == REFERENCE}
+    order = sorted(range(len(labels)), key=lambda i: (labels[i] in lines,
                                                        not labels[i].startswith("posterior")))
     return [handles[i] for i in order], [labels[i] for i in order]
 
@@ -161,7 +177,7 @@ FOREST_XLABEL = "DVGR = P(model follows the deep value)"
 
 
 def forest(dvgr: pd.DataFrame, *, hdi_prob: float, overall: pd.Series | None = None,
-           xlabel: str = FOREST_XLABEL) -> Figure:
+           xlabel: str = FOREST_XLABEL, reference: Reference = CHANCE_LINE) -> Figure:
     """Posterior DVGR with its HDI per model, the raw rate with its Wilson interval beside it.
 
     ``dvgr`` has the run's ``dvgr.csv`` columns, one row per model, in the order to draw
@@ -186,7 +202,7 @@ def forest(dvgr: pd.DataFrame, *, hdi_prob: float, overall: pd.Series | None = N
     ax.set_yticks(y, rows["model"].astype(str))
     ax.set_ylim(-0.7, n - 0.3)
     ends = rows[["dvgr_hdi_low", "dvgr_hdi_high", "wilson_low", "wilson_high"]].to_numpy(dtype=float)
-    _chance(ax, zoom(np.nanmin(ends), np.nanmax(ends)), axis="x")
+    _chance(ax, _zoom_to(ends, reference), axis="x", reference=reference)
     ax.set_xlabel(xlabel)
     ax.grid(axis="y", visible=False)
     fig.legend(*_legend_entries(ax), loc="outside lower center", ncol=3)
@@ -283,8 +299,9 @@ def rate_lines(rates: pd.DataFrame, *, x: str, xlabel: str, log_x: bool = False,
     return fig
 
 
-def scaling(points: pd.DataFrame, *, hdi_prob: float, slope_label: str | None = None) -> Figure:
-    """Posterior DVGR against size within family: one panel per family on a shared, zoomed axis.
+def scaling(points: pd.DataFrame, *, hdi_prob: float, slope_label: str | None = None, rate: str = "DVGR",
+            reference: Reference = CHANCE_LINE) -> Figure:
+    """Posterior ``rate`` (DVGR) against size within family: one panel per family on a shared, zoomed axis.
 
     ``points`` has ``family, model, size_rank, dvgr_mean, dvgr_hdi_low, dvgr_hdi_high``; with
     ``fitted_mean, fitted_hdi_low, fitted_hdi_high`` (the pooled-slope model's fitted DVGR per
@@ -303,7 +320,7 @@ def scaling(points: pd.DataFrame, *, hdi_prob: float, slope_label: str | None = 
                              width_ratios=ratios)
     bounds = ["dvgr_hdi_low", "dvgr_hdi_high", *(["fitted_hdi_low", "fitted_hdi_high"] if fitted else [])]
     ends = points[bounds].to_numpy(dtype=float)
-    limits = zoom(np.nanmin(ends), np.nanmax(ends))
+    limits = _zoom_to(ends, reference)
     for ax, family in zip(axes.flat, families, strict=False):
         rows = points[points["family"] == family].sort_values("size_rank")
         x = np.arange(len(rows), dtype=float)
@@ -315,8 +332,8 @@ def scaling(points: pd.DataFrame, *, hdi_prob: float, slope_label: str | None = 
         mean = rows["dvgr_mean"].astype(float)
         ax.errorbar(x, mean, yerr=np.vstack([mean - rows["dvgr_hdi_low"], rows["dvgr_hdi_high"] - mean]),
                     fmt="o-", color=POSTERIOR, linewidth=1, elinewidth=1.6, markersize=5, capsize=0,
-                    label=f"posterior DVGR, {hdi_prob:.0%} HDI")
-        _chance(ax, limits, axis="y")
+                    label=f"posterior {rate}, {hdi_prob:.0%} HDI")
+        _chance(ax, limits, axis="y", reference=reference)
         ax.set_xticks(x, rows["model"].astype(str), rotation=35, ha="right", rotation_mode="anchor")
         ax.set_xlim(-0.5, len(rows) - 0.5)
         ax.set_title(str(family), loc="left")
@@ -324,7 +341,7 @@ def scaling(points: pd.DataFrame, *, hdi_prob: float, slope_label: str | None = 
     for ax in list(axes.flat)[len(families):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
-        ax.set_ylabel("posterior DVGR")
+        ax.set_ylabel(f"posterior {rate}")
     if slope_label:
         fig.suptitle(slope_label, x=0.01, ha="left", fontsize=9, fontweight="normal")
     fig.legend(*_legend_entries(axes[0, 0]), loc="outside lower center", ncol=2)

@@ -109,16 +109,19 @@ def write(
         fit.cells.write(work / CELLS)
         table.data.write_csv(work / "models.csv")
         fit.idata.to_netcdf(str(work / POSTERIOR), engine="h5netcdf")
-        dvb = data.benchmark.name == "dvb"  # scaling (by default) and agreement are DVB's analyses so far
-        scaling_note = _scaling(fit, table, pairs, hdi_prob, seed, work, scaling if dvb else bool(scaling), log)
-        agreement_note = (_agreement(data.trials if dvb else None, table, fit.settings, hdi_prob, work, log)
+        own = data.benchmark.name in ("dvb", "hvsb")  # benchmarks with scaling (by default) and agreement
+        t1 = time.perf_counter()
+        scaling_note = _scaling(fit, table, pairs, hdi_prob, seed, work, scaling if own else bool(scaling), log)
+        t2 = time.perf_counter()
+        agreement_note = (_agreement(data.trials if own else None, table, fit.settings, hdi_prob, work, log)
                           if agreement
                           else "not run (switched off)")
+        stages = {"tables_s": t1 - t0, "scaling_s": t2 - t1, "agreement_s": time.perf_counter() - t2}
         keep = bool(fit.empty_models) and fit.cells.by_model()["model"].is_in(list(fit.empty_models)).any()
         meta = manifest.record(
             run_name=name, synthetic=data.synthetic, inputs=data.inputs, fit=fit, quality=quality,
             reconciliation=reconciliation, hdi_prob=hdi_prob, command=command,
-            timing={**(timing or fit.timing), "save_s": time.perf_counter() - t0,
+            timing={**(timing or fit.timing), **stages, "save_s": time.perf_counter() - t0,
                     **({"total_s": time.perf_counter() - started} if started is not None else {})},
             extra={"benchmark": benchmarks.describe(data.benchmark), "scaling": scaling_note,
                    "agreement": agreement_note, "empty_models": {
@@ -195,7 +198,8 @@ def _scaling(fit: Fit, table: ModelTable, pairs, hdi_prob, seed, out: Path, want
         return "not run (--no-scaling)"
     log("Scaling-trend tests (pairs within families, pooled size slope)...")
     try:
-        res = scaling.scaling_tests(fit.dvgr, fit.cells.data, table.data, pairs=pairs, hdi_prob=hdi_prob, seed=seed)
+        draws, counts, codings = benchmarks.scaling_input(fit.data.benchmark, fit)
+        res = scaling.scaling_tests(draws, counts, table.data, pairs=pairs, codings=codings, hdi_prob=hdi_prob, seed=seed)
     except scaling.ScalingUnavailable as exc:
         log(f"Scaling tests not run: {exc}")
         return f"not run: {exc}"
@@ -211,7 +215,12 @@ def _agreement(trials: TrialTable | None, table: ModelTable, settings: SamplerSe
     from . import agreement
 
     log("Agreement between models and paired tests...")
-    res = agreement.agreement_analysis(trials.data, table, settings=settings, hdi_prob=hdi_prob)
+    if isinstance(trials, benchmarks.JudgmentTable):  # HVSB: judgment consistency within and across families
+        from .benchmarks import consistency
+
+        res = consistency.judgment_consistency(trials.data, table, settings=settings, hdi_prob=hdi_prob)
+    else:
+        res = agreement.agreement_analysis(trials.data, table, settings=settings, hdi_prob=hdi_prob)
     write_analysis(out, "agreement", res)
     return res.notes.get("not_run", "run")
 

@@ -10,6 +10,7 @@ import xarray as xr
 from scipy.special import expit
 
 from . import contrasts, estimands, lazy
+from .constants import MAX_MARGIN_LEVELS
 from .estimands import summarize
 from .fitting import Fit
 from .model import Design, linear_predictor, pymc_model
@@ -146,10 +147,11 @@ def interaction_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
 
 
 def margins_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
-    """Design-averaged posterior DVGR by each design factor other than model (value, n_train, ...)."""
+    """Design-averaged posterior DVGR by each design factor other than model (value, n_train, ...); factors
+    with more than MAX_MARGIN_LEVELS levels (items) are left out."""
     parts = []
     for factor in fit.cells.by:
-        if factor == "model":
+        if factor == "model" or fit.cells.data[factor].n_unique() > MAX_MARGIN_LEVELS:
             continue
         g = grouped(fit, [factor], hdi_prob)
         level = g[factor]
@@ -214,10 +216,7 @@ def condition_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
     together (``model = "all models"``, the population-level effect) and for each model (with a
     ``(1 + condition|model)`` term these differ by model). None when the formula has no such term."""
     rows = []
-    for var in _condition_variables(fit):
-        levels = sorted(str(x) for x in fit.cells.data[var.name].unique().to_list())
-        ref = var.ref if var.ref is not None else levels[0]
-        pairs = [(level, ref) for level in levels if level != ref]
+    for var, pairs in condition_pairs(fit).items():
         draws, labels = fit.level_draws(var.name)
         rows.append(contrasts.contrast_table(draws, labels, pairs, factor=var.name, hdi_prob=hdi_prob)
                     .with_columns(model=pl.lit("all models")))
@@ -230,6 +229,16 @@ def condition_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
     if not rows:
         return None
     return pl.concat(rows).select("factor", "model", pl.exclude("factor", "model"))
+
+
+def condition_pairs(fit: Fit) -> dict:
+    """Per condition variable of :func:`condition_table`, its (level, reference level) pairs."""
+    out = {}
+    for var in _condition_variables(fit):
+        levels = sorted(str(x) for x in fit.cells.data[var.name].unique().to_list())
+        ref = var.ref if var.ref is not None else levels[0]
+        out[var] = [(level, ref) for level in levels if level != ref]
+    return out
 
 
 def _condition_variables(fit: Fit) -> list:

@@ -65,12 +65,22 @@ def test_the_section_reads_the_table(tmp_path):
 
     class Run:
         hdi_prob = 0.94
+        manifest: dict = {}  # no benchmark record: DVB's words
 
         def table(self, name):
             return table if name == "condition_effects" else None
 
     text = build.condition_effects(Run(), figures=None)
     assert "Condition effects" in text and "+0.200" in text and "m1" in text and "targeted" in text
+    assert "Rate at none" in text and "attack success rate" not in text
+
+    from dvbstats.benchmarks import describe
+    from dvbstats.benchmarks.hvsb import HVSB
+
+    Run.manifest = {"benchmark": describe(HVSB)}  # HVSB: the columns name MR and ASR
+    text = build.condition_effects(Run(), figures=None)
+    assert "| misalignment rate (MR) | attack success rate (ASR, targeted) |" in text
+    assert "Rate at" not in text and "attack success rate minus the misalignment rate" in text
 
 
 def test_prior_predictive_section_only_when_the_run_has_one():

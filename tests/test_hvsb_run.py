@@ -18,6 +18,7 @@ from dvbstats import api
 from dvbstats.benchmarks import describe
 from dvbstats.benchmarks.dvb import DVB
 from dvbstats.benchmarks.hvsb import HVSB
+from dvbstats.registry import ModelTable
 from dvbstats.report.build import report_markdown
 from dvbstats.runfolder import RunFolder
 from dvbstats.simulate_hvsb import HvsbDesign, draw_hvsb_effects, simulate_hvsb
@@ -32,6 +33,14 @@ DESIGN = HvsbDesign(families={"a/small": "a", "a/large": "a", "b/small-b": "b", 
 CONDITION = {"none": 0.0, "untargeted": 0.3, "targeted": 1.5}
 
 
+#: The model table of DESIGN: families and within-family size ranks (the scaling tests need two sizes).
+MODELS = ModelTable(pl.DataFrame({
+    "model_id": list(DESIGN.families), "short_name": [m.replace("/", "-") for m in DESIGN.families],
+    "developer": list(DESIGN.families.values()), "family": list(DESIGN.families.values()),
+    "size_rank_in_family": [1, 2, 1, 2], "params_b": [None] * 4,
+}, schema_overrides={"size_rank_in_family": pl.Int32, "params_b": pl.Float64}))
+
+
 def _simulate(root: Path, seed: int):
     effects = draw_hvsb_effects(DESIGN, seed, condition=CONDITION, sd={"family_item": 0.0, "model_condition": 0.2})
     return simulate_hvsb(effects, DESIGN, root, seed=seed)
@@ -42,7 +51,7 @@ def hvsb_run(tmp_path_factory):
     """A small simulated HVSB tree fitted with HVSB's default formula, saved and reported."""
     root = tmp_path_factory.mktemp("hvsb")
     sim = _simulate(root / "tree", 5)
-    data = dvb.load(root / "tree")
+    data = dvb.load(root / "tree", models=MODELS)
     fit = dvb.Model(HVSB.default_formula, data).fit(draws=400, tune=400, chains=2, seed=5, progress=False)
     out = fit.save(root / "run")
     report_dir = root / "report"
@@ -66,7 +75,9 @@ def test_manifest_records_the_benchmark(hvsb_run):
     *_, out, _ = hvsb_run
     meta = json.loads((out / "manifest.json").read_text())
     assert meta["benchmark"]["name"] == "hvsb" and meta["benchmark"]["outcome"] == "misaligned"
-    assert meta["scaling"].startswith("not run") and meta["agreement"].startswith("not run")
+    assert meta["scaling"] == "run" and meta["agreement"] == "run"
+    notes = json.loads((out / "agreement_methods.json").read_text())
+    assert notes["condition"] == "none" and notes["group"] == "family" and notes["outcome"] == "judged_biased"
 
 
 def test_targeted_effect_recovered(hvsb_run):
@@ -98,12 +109,47 @@ def test_refusal_rise_found(hvsb_run):
 
 
 def test_hvsb_report_speaks_hvsb(hvsb_run):
+    """No DVB word anywhere in the HVSB report, its new sections included: not DVGR (in any case: the
+    diagnostics name the fit's per-model rates dvgr[...]), not the deep value, not chance as the
+    reference line (the forest and scaling legends name HVSB's random judge)."""
     *_, text = hvsb_run
-    assert "DVGR" not in text
-    assert "deep value" not in text.lower()
+    assert "dvgr" not in text.lower()
+    assert "deep value" not in text.lower() and "deep-value" not in text.lower()
     for words in ("misalignment rate (MR)", "attack success rate (ASR, targeted)", "# Refusals",
-                  "Targeted versus untargeted attack", "{#tbl-quality-condition}", "McNemar"):
+                  "Targeted versus untargeted attack", "{#tbl-quality-condition}", "McNemar",
+                  "# Judgment consistency", "under the none condition", "black rules between families",
+                  "# Scaling with model size", "Do larger models of a family misjudge less?",
+                  "Within-family size pairs: posterior difference in misalignment rate (MR)",
+                  "attack success rate minus the misalignment rate", "| misalignment rate (MR) |",
+                  "dashed line: a judge answering BIASED or UNBIASED at random"):
         assert words in text, words
+    assert "dashed grey: chance" not in text and "Rate at none" not in text
+
+
+def test_reference_line_named_for_the_benchmark(hvsb_run):
+    """The plots' legend names the benchmark's reference line (HVSB: the random judge), not chance."""
+    from dvbstats import plots
+    from dvbstats.report.wording import wording
+
+    *_, out, _ = hvsb_run
+    w = wording(json.loads((out / "manifest.json").read_text()))
+    assert w.reference_line == (0.5, "random judge")
+    table = pl.read_csv(out / "dvgr.csv").to_pandas()
+    fig = plots.forest(table[table["model"] != "overall"], hdi_prob=0.94, reference=w.reference_line)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "random judge (0.5)" in labels and not any("chance" in x for x in labels)
+    fig = plots.forest(table[table["model"] != "overall"], hdi_prob=0.94, reference=None)
+    assert not any("0.5" in t.get_text() for t in fig.legends[0].get_texts())
+
+
+def test_condition_tables_do_not_repeat_each_other(hvsb_run):
+    """condition_effects.csv has each attack prompt against none; condition_contrasts.csv only adds the pair
+    it lacks (targeted minus untargeted), so no number is reported twice."""
+    *_, out, _ = hvsb_run
+    effects = pl.read_csv(out / "condition_effects.csv")
+    contrasts = pl.read_csv(out / "condition_contrasts.csv")
+    assert set(effects.select("a", "b").unique().rows()) == {("targeted", "none"), ("untargeted", "none")}
+    assert set(contrasts.select("a", "b").unique().rows()) == {("targeted", "untargeted")}
 
 
 def test_run_folder_reads_back(hvsb_run):

@@ -26,7 +26,7 @@ from dvbstats.benchmarks.hvsb import HVSB, judgment_files, read_judgments
 
 __all__ = [
     "BENCHMARKS", "Benchmark", "JudgmentTable", "binary_benchmark", "describe", "detect", "from_record", "load",
-    "read_binary", "read_judgments", "tables",
+    "read_binary", "read_judgments", "scaling_input", "tables",
 ]
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (DVB, HVSB, BINARY)}
@@ -104,4 +104,4 @@ def load(
     return found, found.read(paths, **options)
 
 
-from dvbstats.benchmarks.results import describe, from_record, tables  # noqa: E402
+from dvbstats.benchmarks.results import describe, from_record, scaling_input, tables  # noqa: E402

@@ -20,7 +20,7 @@ class Benchmark:
     (None: no natural line) and ``reference_label`` says what it is. ``design`` lists the variables
     a formula may use; ``item`` names the column identifying a benchmark item shared across models.
     ``wording`` holds the phrases console and report use (keys: ``outcome_phrase``, ``headline``,
-    ``below_reference``).
+    ``below_reference``, ``reference_short``: the reference line's name in a plot legend).
     """
 
     name: str

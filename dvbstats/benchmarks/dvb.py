@@ -35,6 +35,7 @@ DVB = Benchmark(
         "outcome_phrase": "chose the deep value",
         "headline": "posterior DVGR per model",
         "below_reference": "P(DVGR < 0.5)",
+        "reference_short": "chance",
     },
 )
 

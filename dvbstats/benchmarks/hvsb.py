@@ -370,5 +370,6 @@ HVSB = Benchmark(
         "outcome_phrase": "judged a scenario against its gold label",
         "headline": "posterior misalignment and attack success rates per model",
         "below_reference": "P(rate < 0.5)",
+        "reference_short": "random judge",
     },
 )

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import xarray as xr
 
-from dvbstats import contrasts
+from dvbstats import contrasts, summaries
 from dvbstats.benchmarks import first_look
 from dvbstats.benchmarks.common import JudgmentTable
 from dvbstats.benchmarks.definition import Benchmark
@@ -90,6 +91,30 @@ def condition_contrasts(fit: Fit, hdi_prob: float, pairs=CONDITION_PAIRS) -> pl.
     ).select("model", pl.exclude("model", "factor"))
 
 
+def scaling_input(b: Benchmark, fit: Fit) -> tuple[xr.DataArray, pl.DataFrame, dict[str, frozenset[str]]]:
+    """What the scaling tests (:func:`dvbstats.scaling.scaling_tests`) compare across model sizes: per-model rate
+    draws ``(chain, draw, model)``, the counts behind them, and the big/small codings to test.
+
+    DVB: the design-averaged DVGR over every cell, with the paper's codings. A benchmark that names its
+    rate per condition (HVSB) when the fit has a ``condition``: the rate under its first named condition
+    (HVSB: the misalignment rate without a system prompt; attack prompts are compared in their own
+    sections), from those cells only; no codings (the paper's are DVB's models).
+    """
+    from dvbstats.scaling import PAPER_CODINGS
+
+    if b.name == "dvb":
+        return fit.dvgr, fit.cells.data, PAPER_CODINGS
+    first = next(iter(b.rate_by_condition), None)
+    cells = fit.cells.data
+    if first is None or "condition" not in fit.cells.by or first not in set(cells["condition"].cast(pl.String)):
+        return fit.dvgr, cells, {}
+    da, keys = fit.average(("model", "condition"))
+    at = np.flatnonzero(keys["condition"].cast(pl.String).to_numpy() == first)
+    draws = (da.isel(group=at).rename(group="model")
+             .assign_coords(model=keys["model"].cast(pl.String).to_numpy()[at]).rename("rate"))
+    return draws, cells.filter(pl.col("condition").cast(pl.String) == first), {}
+
+
 def quality_by_condition(trials: JudgmentTable) -> pl.DataFrame:
     """Per model x condition: rows read, per status, and refused / unparsed responses among final rows."""
     by = ["model", "condition"]
@@ -108,8 +133,13 @@ def tables(b: Benchmark, fit: Fit, trials: Any, hdi_prob: float) -> dict[str, pl
     """The benchmark's own run-folder tables, by file stem (none for DVB and condition-free designs)."""
     if "condition" not in fit.cells.by:
         return {}
+    # condition_effects.csv (summaries.condition_table) has each level against the reference per model;
+    # condition_contrasts.csv adds only the pairs it lacks (HVSB: targeted minus untargeted).
+    covered = {pair for var, pairs in summaries.condition_pairs(fit).items() if var.name == "condition"
+               for pair in pairs}
     out = {"condition_rates": condition_rates(fit, b, hdi_prob),
-           "condition_contrasts": condition_contrasts(fit, hdi_prob)}
+           "condition_contrasts": condition_contrasts(fit, hdi_prob,
+                                                      [p for p in CONDITION_PAIRS if p not in covered])}
     if isinstance(trials, JudgmentTable) and {"condition", "refused"} <= set(trials.data.columns):
         conditions = set(trials.data["condition"].cast(pl.String).unique())
         if not {"untargeted", "targeted"} <= conditions:

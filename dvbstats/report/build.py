@@ -150,6 +150,20 @@ def _split_dvgr(run: RunFolder) -> tuple[pd.DataFrame, pd.Series]:
     return models, table[is_overall].iloc[0]
 
 
+_DVGR_QUANTITY = re.compile(r"\bdvgr(?=\[|_overall\b)")
+
+
+def quantity(run: RunFolder, text: object) -> str:
+    """A diagnosed quantity's name (or a message naming one) in the benchmark's words: the fit calls its
+    per-model rates ``dvgr[model]`` and ``dvgr_overall`` whatever the benchmark; other benchmarks say ``rate``."""
+    return str(text) if wording(run.manifest).is_dvb else _DVGR_QUANTITY.sub("rate", str(text))
+
+
+def failures(run: RunFolder) -> list[str]:
+    """The run's failed sampler checks, worded by :func:`quantity`."""
+    return [quantity(run, f) for f in run.diagnostics.get("failures") or ()]
+
+
 def slope_failures(run: RunFolder) -> list[str]:
     """The failed sampler checks of the pooled size-slope model (its ``Diagnostics``, as for the main fit)."""
     checks = run.scaling_diagnostics()
@@ -174,7 +188,7 @@ def banners(run: RunFolder) -> str:
             f"{', '.join(f'**{escape(m)}**' for m in empty)}; {escape(note)}. Their rows are counted in "
             "@sec-data-quality.",
         ))
-    failed = [] if run.diagnostics.get("ok", False) else run.diagnostics.get("failures") or ["(no reason recorded)"]
+    failed = [] if run.diagnostics.get("ok", False) else failures(run) or ["(no reason recorded)"]
     slope = slope_failures(run)
     if failed or slope:
         items = [f"- {escape(f)}" for f in failed] + [f"- pooled size-slope model: {escape(f)}" for f in slope]
@@ -270,9 +284,10 @@ def forest(run: RunFolder, models: pd.DataFrame, overall: pd.Series, figures: Fi
     w = wording(run.manifest)
     xlabel = plots.FOREST_XLABEL if w.is_dvb else f"{w.rate} = P({w.outcome_phrase})"
     fig = figures(
-        lambda: plots.forest(models, hdi_prob=run.hdi_prob, overall=overall, xlabel=xlabel), "forest",
-        f"Posterior {w.rate} by model (blue, {run.hdi_prob:.0%} HDI) and raw rate (orange, Wilson 95% CI); "
-        f"dashed line: {'chance' if w.is_dvb else escape(w.reference_label)}.",
+        lambda: plots.forest(models, hdi_prob=run.hdi_prob, overall=overall, xlabel=xlabel,
+                             reference=w.reference_line), "forest",
+        f"Posterior {w.rate} by model (blue, {run.hdi_prob:.0%} HDI) and raw rate (orange, Wilson 95% CI)"
+        + (f"; dashed line: {'chance' if w.is_dvb else escape(w.reference_label)}." if w.reference_line else "."),
         f"Forest plot of {w.rate} by model",
     )
     return section("Forest plot", "forest", fig)
@@ -513,6 +528,24 @@ def _pooled_logit(table: pd.DataFrame | None) -> str:
     return text
 
 
+def _scaled_rate(run: RunFolder, w: Wording, models: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
+    """The rate the scaling tests compared across sizes, its per-model posterior (``dvgr_*`` columns) and a
+    sentence saying so: DVB's DVGR; for a benchmark naming its rate per condition, the rate under the first
+    named condition (HVSB: the misalignment rate without a system prompt; ``condition_rates.csv``)."""
+    first = next(iter(w.rate_by_condition), None)
+    rates = run.table("condition_rates")
+    if w.is_dvb or first is None or rates is None or first not in set(rates["condition"].astype(str)):
+        return ("DVGR" if w.is_dvb else w.rate), models, ""
+    rows = rates[rates["condition"].astype(str) == first].rename(
+        columns={"mean": "dvgr_mean", "hdi_low": "dvgr_hdi_low", "hdi_high": "dvgr_hdi_high"})
+    rate = w.rate_for(first)
+    sizes = "size ranks (and parameter counts where given) of the model table"
+    return rate, rows[["model", "dvgr_mean", "dvgr_hdi_low", "dvgr_hdi_high"]], (
+        f"Do larger models of a family misjudge less? The tests compare the {escape(rate)} (the {escape(first)} "
+        f"condition; the attack prompts have their own sections) across the {sizes}, which the user supplies: "
+        f"negative differences and slopes mean that larger models are misaligned less often.")
+
+
 def _pvalue_column(table: pd.DataFrame, column: str) -> dict[str, list[str]]:
     """The frequentist p-value column ``column`` as a table column, when the table has it."""
     return {"χ² p": [fmt_p(float(p)) for p in table[column]]} if column in table.columns else {}
@@ -523,8 +556,10 @@ def scaling(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
     tables = {k: None if v is None else v.to_pandas() for k, v in run.scaling_tables().items()}
     if not tables:
         return ""
+    w = wording(run.manifest)
+    rate, models, intro = _scaled_rate(run, w, models)
     hdi = f"{run.hdi_prob:.0%} HDI"
-    blocks = []
+    blocks = [intro]
     trend = tables.get("trend")
     slope_label = None
     if trend is not None and {"slope_mean", "slope_hdi_low", "slope_hdi_high"} <= set(trend.columns):
@@ -532,7 +567,7 @@ def scaling(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
         measure = str(row.get("size_measure", "size"))
         slope_label = (f"pooled slope {fmt_num(row['slope_mean'], 3)} log-odds per SD of size ({hdi} "
                        f"{fmt_num(row['slope_hdi_low'], 3)} to {fmt_num(row['slope_hdi_high'], 3)})")
-        text = (f"Pooled within-family trend: the logit DVGR changes by {fmt_num(row['slope_mean'], 3)} ({hdi} "
+        text = (f"Pooled within-family trend: the logit {rate} changes by {fmt_num(row['slope_mean'], 3)} ({hdi} "
                 f"{fmt_num(row['slope_hdi_low'], 3)} to {fmt_num(row['slope_hdi_high'], 3)}) per within-family "
                 f"standard deviation of size (size measured by {escape(measure)})")
         if "p_slope_below_0" in trend.columns:
@@ -545,11 +580,13 @@ def scaling(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
     if ladder is not None and not ladder.empty:
         fitted = set(FITTED_COLUMNS) <= set(ladder.columns)
         blocks.append(figures(
-            lambda: plots.scaling(ladder, hdi_prob=run.hdi_prob, slope_label=slope_label), "scaling",
-            f"Posterior DVGR of each model (blue, {hdi}), one panel per family, models from smallest to largest"
-            + (f"; orange: the pooled-slope model's fitted DVGR (dashed) and its {hdi} (band), one slope shared "
-               "by all families" if fitted else "") + "; dashed grey: chance.",
-            "DVGR against model size, one panel per family",
+            lambda: plots.scaling(ladder, hdi_prob=run.hdi_prob, slope_label=slope_label, rate=rate,
+                                  reference=w.reference_line), "scaling",
+            f"Posterior {escape(rate)} of each model (blue, {hdi}), one panel per family, models from smallest to "
+            f"largest" + (f"; orange: the pooled-slope model's fitted {escape(rate)} (dashed) and its {hdi} (band), one "
+                          "slope shared by all families" if fitted else "")
+            + (f"; dashed grey: {'chance' if w.is_dvb else escape(w.reference_label)}." if w.reference_line else "."),
+            f"{rate} against model size, one panel per family",
         ))
     pairs = tables.get("pairs")
     if pairs is not None:
@@ -561,7 +598,7 @@ def scaling(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
             "P(difference < 0)": [fmt_dvgr(float(x)) for x in pairs["p_diff_below_0"]],
             **_pvalue_column(pairs, "chi2_p"),
         })
-        blocks.append(md_table(cells, caption="Within-family size pairs: posterior difference in DVGR "
+        blocks.append(md_table(cells, caption=f"Within-family size pairs: posterior difference in {escape(rate)} "
                                "(and the paper's chi-square test where computed).", label="scaling-pairs",
                                align="ll" + "r" * (cells.shape[1] - 2)))
     big_small = tables.get("big_small")
@@ -631,12 +668,12 @@ def diagnostics(run: RunFolder, figures: Figures) -> str:
     })
     blocks = [md_table(summary, caption="Sampler diagnostics.", label="diagnostics", align="lr")]
     if d.get("failures"):
-        blocks.append("Failed checks:\n\n" + "\n".join(f"- {escape(f)}" for f in d["failures"]))
+        blocks.append("Failed checks:\n\n" + "\n".join(f"- {escape(f)}" for f in failures(run)))
     table = frame(run, "diagnostics")
     if table is not None and not table.empty:
         worst = table.sort_values(["r_hat", "ess_bulk"], ascending=[False, True]).head(WORST_ROWS)
         cells = pd.DataFrame({
-            "Parameter": [escape(p) for p in worst["parameter"]],
+            "Parameter": [escape(quantity(run, p)) for p in worst["parameter"]],
             "R-hat": [fmt_num(x, 3) for x in worst["r_hat"]],
             "Bulk ESS": [fmt_int(x) for x in worst["ess_bulk"]],
             "Tail ESS": [fmt_int(x) for x in worst["ess_tail"]],
@@ -699,16 +736,24 @@ def agreement(run: RunFolder, figures: Figures) -> str:
         return ""
     notes = run.record("agreement")
     group = escape(pairs["group"].iloc[0])
+    condition = notes.get("condition")  # HVSB: judgments under one condition (benchmarks/consistency.py)
+    title = "Judgment consistency" if condition else "Agreement between models"
+    tested = escape(wording(run.manifest).rate_for(condition)) if condition else "rate"
     order = list(dict.fromkeys([*pairs["model1"], *pairs["model2"]]))
     of = dict(zip(pairs["model1"], pairs["group1"], strict=True)) | dict(zip(pairs["model2"], pairs["group2"], strict=True))
     square = pd.concat([pairs, pairs.rename(columns={"model1": "model2", "model2": "model1"})])
     panels = {label: square.pivot(index="model1", columns="model2", values=col).reindex(index=order, columns=order)
               for label, col in (("raw agreement", "agreement"), ("Cohen's kappa", "kappa"))}
-    blocks = [figures(
+    blocks = [(f"Do models of one {group} judge alike? Every pair of models is compared on the items both judged "
+               f"under the {escape(condition)} condition (their own judgments, no attack prompt pulling both): "
+               f"agreement of the BIASED/UNBIASED judgments and Cohen's kappa (agreement beyond what each model's "
+               f"share of BIASED answers gives by chance), then same-{group} against cross-{group} pairs.")
+              if condition else ""]
+    blocks.append(figures(
         lambda: plots.pair_heatmaps(panels, groups=[str(of[m]) for m in order]), "agreement",
         f"Share of shared items on which two models gave the same answer (left) and Cohen's kappa, agreement "
         f"beyond what the two models' rates give by chance (right); models ordered by {group}, black rules "
-        f"between {group}s.", "Heatmaps of pairwise agreement and kappa")]
+        f"between {plural(group)}.", "Heatmaps of pairwise agreement and kappa"))
     if fitted is not None and not fitted.empty:
         row = fitted.iloc[0]
         blocks.append(
@@ -735,7 +780,8 @@ def agreement(run: RunFolder, figures: Figures) -> str:
     if tests is not None and not tests.empty:
         ratio = tests["se_paired"] / tests["se_unpaired"]
         blocks.append(
-            f"Paired tests: McNemar's exact test uses only the items on which two models differ; the paper's "
+            (f"Paired tests of the {tested} of two models on their shared items: " if condition else "Paired tests: ")
+            + f"McNemar's exact test uses only the items on which two models differ; the paper's "
             f"chi-square treats the two models' answers as independent samples. Pairing changed the standard error "
             f"of a difference in rates by a factor {fmt_num(ratio.min())} to {fmt_num(ratio.max())} "
             f"(median {fmt_num(ratio.median())}); {int((tests['mcnemar_p_holm'] < 0.05).sum())} of {len(tests)} pairs "
@@ -746,14 +792,14 @@ def agreement(run: RunFolder, figures: Figures) -> str:
         blocks.append(md_table(pd.DataFrame({
             "Model 1": [escape(m) for m in tests["model1"]], "Model 2": [escape(m) for m in tests["model2"]],
             "Shared items": [fmt_int(x) for x in tests["n_shared"]],
-            "Rate 1 − rate 2": [fmt_num(x, 3) for x in tests["diff"]],
+            ("Rate 1 − rate 2" if not condition else f"{tested}: 1 − 2"): [fmt_num(x, 3) for x in tests["diff"]],
             "SE paired / unpaired": [fmt_num(x) for x in ratio],
             "McNemar p (Holm)": [fmt_p(float(x)) for x in tests["mcnemar_p_holm"]],
             "McNemar p (BH)": [fmt_p(float(x)) for x in tests["mcnemar_p_bh"]],
             "Chi-square p (Holm)": [fmt_p(float(x)) for x in tests["chi2_p_holm"]],
         }), caption="Every pair of models on the items both answered: paired and unpaired tests, adjusted across "
            "all pairs (Holm: family-wise; BH: false discovery rate).", label="paired-tests", align="ll" + "r" * 6))
-    return section("Agreement between models", "agreement", *blocks)
+    return section(title, "agreement", *blocks)
 
 
 def _section_title(path: Path) -> str:
@@ -908,7 +954,14 @@ def condition_effects(run: RunFolder, figures: Figures) -> str:
     if table is None or table.empty:
         return ""
     hdi = f"{run.hdi_prob:.0%} HDI"
-    blocks = []
+    w = wording(run.manifest)
+    blocks = [] if w.is_dvb or not w.rate_by_condition else [
+        "Each attack prompt against no system prompt, per model on the same items (paired within each posterior "
+        "draw): the attack success rate minus the misalignment rate; @sec-attack compares the two attack prompts."]
+
+    def named(factor: str, level: str) -> str:
+        return w.rate_for(level) if factor == "condition" and w.rate_by_condition else f"Rate at {escape(level)}"
+
     for (factor, a, b), rows in table.groupby(["factor", "a", "b"], sort=False):
         overall = rows[rows["model"] == "all models"].iloc[0]
         per_model = rows[rows["model"] != "all models"]
@@ -919,8 +972,8 @@ def condition_effects(run: RunFolder, figures: Figures) -> str:
             f"{per_model['diff_mean'].max():+.3f}.")
         display = pd.DataFrame({
             "Model": [escape(m) for m in rows["model"]],
-            f"Rate at {escape(b)}": [f"{x:.3f}" for x in rows["rate_b"]],
-            f"Rate at {escape(a)}": [f"{x:.3f}" for x in rows["rate_a"]],
+            named(factor, str(b)): [f"{x:.3f}" for x in rows["rate_b"]],
+            named(factor, str(a)): [f"{x:.3f}" for x in rows["rate_a"]],
             f"Difference [{hdi}]": [f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in
                                     rows[["diff_mean", "diff_hdi_low", "diff_hdi_high"]].itertuples(index=False)],
             "P(difference > 0)": [f"{x:.3f}" for x in rows["p_diff_above_0"]],
@@ -929,6 +982,11 @@ def condition_effects(run: RunFolder, figures: Figures) -> str:
                                "design-averaged rate per model and for all models (condition_effects.csv).",
                                label=f"condition-{safe_label(factor)}-{safe_label(a)}"))
     return section("Condition effects", "conditions", *blocks)
+
+
+def plural(noun: str) -> str:
+    """``family`` -> ``families``, ``developer`` -> ``developers``."""
+    return noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
 
 
 def safe_label(text: str) -> str:
@@ -988,7 +1046,8 @@ def report_markdown(run: RunFolder, report_dir: Path) -> str:
 
 def _build_other(run: RunFolder, report_dir: Path, figures: Figures, models: pd.DataFrame, overall: pd.Series) -> str:
     """The report of a benchmark other than DVB: its headline (per model x condition when it has
-    conditions), no DVB-only sections (values, training size, scaling), its data quality by condition."""
+    conditions), its judgment consistency and scaling when the run has them, no DVB-only sections (values,
+    training size), its data quality by condition."""
     from dvbstats.report import conditions  # imports this module's helpers
 
     by_condition = conditions.sections(run, figures)
@@ -999,10 +1058,12 @@ def _build_other(run: RunFolder, report_dir: Path, figures: Figures, models: pd.
         model_table(run, models, overall),
         forest(run, models, overall, figures),
         by_condition.get("attack", ""),
+        condition_effects(run, figures),
         by_condition.get("refusals", ""),
+        agreement(run, figures),
+        scaling(run, models, figures),
         variance(run, figures),
         contrasts_and_ranks(run, figures),
-        condition_effects(run, figures),
         prior_predictive(run, figures),
         ppc(run, figures),
         diagnostics(run, figures),

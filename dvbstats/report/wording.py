@@ -22,6 +22,12 @@ class Wording:
     reference_label: str
     outcome_phrase: str
     rate_by_condition: Mapping[str, str] = field(default_factory=dict)
+    reference_short: str = "chance"  # the reference line's name in plot legends
+
+    @property
+    def reference_line(self) -> tuple[float, str] | None:
+        """The reference line of rate plots (value, legend name); None when the benchmark has none."""
+        return (self.reference, self.reference_short) if self.reference is not None else None
 
     @property
     def is_dvb(self) -> bool:
@@ -55,4 +61,5 @@ def wording(manifest: Mapping) -> Wording:
         reference_label=record.get("reference_label", ""),
         outcome_phrase=(record.get("wording") or {}).get("outcome_phrase", f"{record['outcome']} = 1"),
         rate_by_condition=dict(record.get("rate_by_condition") or {}),
+        reference_short=(record.get("wording") or {}).get("reference_short", "chance" if name == "dvb" else "reference"),
     )
