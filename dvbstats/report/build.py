@@ -533,7 +533,7 @@ def _scaled_rate(run: RunFolder, w: Wording, models: pd.DataFrame) -> tuple[str,
     sentence saying so: DVB's DVGR; for a benchmark naming its rate per condition, the rate under the first
     named condition (HVSB: the misalignment rate without a system prompt; ``condition_rates.csv``)."""
     first = next(iter(w.rate_by_condition), None)
-    rates = run.table("condition_rates")
+    rates = frame(run, "condition_rates")
     if w.is_dvb or first is None or rates is None or first not in set(rates["condition"].astype(str)):
         return ("DVGR" if w.is_dvb else w.rate), models, ""
     rows = rates[rates["condition"].astype(str) == first].rename(
