@@ -43,8 +43,9 @@ class Data:
 
     ``trials``: the typed trial table (every row, with its status), in memory (:class:`TrialTable`)
     or in a Parquet file read lazily (:class:`TrialFile`, ``load(..., stream=True)``) — or
-    ``counts``: an aggregated cell table; ``models``: the model-table rows of the models present; ``inputs``: provenance of
-    every file read (path, SHA-256, format, rows); ``synthetic``: the embedded example.
+    ``counts``: an aggregated cell table; ``models``: the model-table rows of the models present;
+    ``inputs``: provenance of every file read (path, SHA-256, format, rows); ``synthetic``: the
+    embedded example.
     """
 
     trials: TrialTable | TrialFile | JudgmentTable | None
