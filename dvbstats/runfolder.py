@@ -98,14 +98,16 @@ def write(
         fit.idata.to_netcdf(str(work / "posterior.nc"), engine="h5netcdf")
         dvb = data.benchmark.name == "dvb"  # scaling (by default) and agreement are DVB's analyses so far
         scaling_note = _scaling(fit, table, pairs, hdi_prob, seed, work, scaling if dvb else bool(scaling), log)
+        t_agreement = time.perf_counter()
         agreement_note = (_agreement(data.trials if dvb else None, table, fit.settings, hdi_prob, work, log)
                           if agreement
                           else "not run (switched off)")
+        t_agreement = time.perf_counter() - t_agreement
         keep = bool(fit.empty_models) and fit.cells.by_model()["model"].is_in(list(fit.empty_models)).any()
         meta = manifest.build(
             run_name=name, synthetic=data.synthetic, inputs=data.inputs, fit=fit, quality=quality,
             reconciliation=reconciliation, hdi_prob=hdi_prob, command=command,
-            timing={**(timing or fit.timing), "save_s": time.perf_counter() - t0,
+            timing={**(timing or fit.timing), "save_s": time.perf_counter() - t0, "agreement_s": t_agreement,
                     **({"total_s": time.perf_counter() - started} if started is not None else {})},
             extra={"benchmark": benchmarks.describe(data.benchmark), "scaling": scaling_note, "bounded": bounded,
                    "agreement": agreement_note, "empty_models": {
