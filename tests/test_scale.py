@@ -26,14 +26,13 @@ N_PROMPTS = 160
 
 @pytest.fixture(scope="module")
 def dumps(tmp_path_factory) -> list[str]:
-    design = simulate.Design(feature_dims=[("Formal", "Colloquial"), ("Tech-savvy", "plain language")],
-                             n_prompts=N_PROMPTS)
-    models = ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "brand-new/model-x"]
-    effects = simulate.draw_effects(design, models, intercept=-0.8, log_n_train=0.0,
-                                    sd={"model": 0.4, "value": 0.3, "feature": 0.2, "context": 0.2}, seed=5)
-    sim = simulate.simulate(effects, design, seed=6, out_dir=tmp_path_factory.mktemp("dumps"),
-                            rerun={"gpt-4o-2024-08-06": 0.5})
-    return [str(p) for p in sim.paths]
+    """Three models (one unknown to the model table), a quarter of one model's prompts run twice."""
+    ids = ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "brand-new/model-x"]
+    design = simulate.Design(n_prompts=N_PROMPTS, feature_dims=[("Formal", "Colloquial")])
+    truth = simulate.draw_effects(design, ids, intercept=-0.5, log_n_train=-0.1,
+                                  sd={"model": 0.5, "value": 0.3, "feature": 0.3, "context": 0.1}, seed=21)
+    folder = tmp_path_factory.mktemp("dumps")
+    return [str(p) for p in simulate.simulate(truth, design, seed=22, out_dir=folder, rerun={ids[1]: 0.25}).paths]
 
 
 def _refuse(*_args, **_kwargs):
