@@ -34,8 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SD = {"model": 0.5, "value": 0.4, "feature": 0.3, "context": 0.25}
 
 
-def simulated(out: Path, n_models: int, n_prompts: int, seed: int) -> list[Path]:
+def simulated(out: Path, n_models: int, n_prompts: int, seed: int) -> Path:
+    """Parquet dumps under ``out/dumps`` and ``out/models.csv``: ten models per developer (so that the
+    agreement model has same- and cross-developer pairs: 450 and 4,500 at 100 models)."""
     from dataclasses import replace
+
+    import polars as pl
 
     from dvbstats import example, simulate
 
@@ -43,7 +47,13 @@ def simulated(out: Path, n_models: int, n_prompts: int, seed: int) -> list[Path]
     design = replace(design, n_prompts=n_prompts)
     ids = [f"sim/model-{i:03d}" for i in range(n_models)]
     effects = simulate.draw_effects(design, ids, intercept=-0.8, log_n_train=-0.1, sd=SD, seed=seed)
-    return list(simulate.simulate(effects, design, seed=seed, out_dir=out, file_format="parquet").paths)
+    simulate.simulate(effects, design, seed=seed, out_dir=out / "dumps", file_format="parquet")
+    pl.DataFrame({"model_id": ids, "short_name": [i.removeprefix("sim/") for i in ids],
+                  "developer": [f"dev-{i // 10}" for i in range(n_models)], "family": ids,
+                  "size_rank_in_family": [None] * n_models, "params_b": [None] * n_models},
+                 schema_overrides={"size_rank_in_family": pl.Int32, "params_b": pl.Float64}
+                 ).write_csv(out / "models.csv")
+    return out
 
 
 def main() -> None:
@@ -64,15 +74,15 @@ def main() -> None:
         tmp = Path(tmp)
         t = time.perf_counter()
         if args.input == "simulated":
-            paths = simulated(tmp / "dumps", args.models, args.prompts, args.seed)
+            simulated(tmp, args.models, args.prompts, args.seed)
             print(f"[{stamp()}] simulated {args.models} models x {args.prompts:,} prompts in "
                   f"{time.perf_counter() - t:.0f} s", flush=True)
-            inputs = [str(tmp / "dumps")]
+            inputs = [str(tmp / "dumps"), "--models", str(tmp / "models.csv")]
         else:
             from dvbstats import example
 
             example.write_example(ROOT / "data/raw/example")
-            paths, inputs = [], []
+            inputs = []
         cmd = [sys.executable, "-m", "dvbstats.fit", *inputs, "--no-report", "--quiet", "--no-scaling",
                "--out", str(tmp / "run"), "--allow-warnings"]
         if args.formula:
