@@ -117,3 +117,28 @@ def test_the_report_past_the_heatmap_bound_gives_tables_and_says_so(streamed, tm
 def test_below_the_bounds_the_heatmaps_stay(streamed, tmp_path):
     qmd = build.build(RunFolder.read(streamed[0]), tmp_path)
     assert "{#fig-p-superior" in qmd and "{#fig-agreement" in qmd and "rows shown" not in qmd
+
+
+def test_many_models_fit_with_bounded_outputs(tmp_path):
+    """35 models (an aggregated cell table, one formula term): every pair in the CSV files, the
+    report's P(row > column) as a table of neighbours in rank, the bound said on the console."""
+    rng = np.random.default_rng(3)
+    n = bounds.MAX_HEATMAP_MODELS + 5
+    rates = 1 / (1 + np.exp(-rng.normal(-0.4, 0.6, n)))
+    path = tmp_path / "cells.csv"
+    pl.DataFrame({"model": [f"m{i:02d}" for i in range(n)], "n_trials": [300] * n,
+                  "n_deep": rng.binomial(300, rates)}).write_csv(path)
+    lines: list[str] = []
+    out, fit = cli.run([str(path)], out=tmp_path / "run", formula="chose_deep ~ 1 + (1|model)", draws=200,
+                       tune=200, chains=2, seed=1, progress=False, log=lines.append)
+    superior = pl.read_csv(out / "p_superior.csv")
+    assert superior.shape == (n, n + 1) and pl.read_csv(out / "ranks.csv").height == n
+    both = superior.drop("level").to_numpy() + superior.drop("level").to_numpy().T  # P(a > b) + P(b > a)
+    assert np.isnan(np.diag(both)).all() and np.allclose(both[~np.eye(n, dtype=bool)], 1)
+    note = f"{n} models: the report draws no models x models heatmaps"
+    assert any(note in line for line in lines)
+    assert any(note in b for b in json.loads((out / "manifest.json").read_text())["bounded"])
+    qmd = build.build(RunFolder.read(out), tmp_path / "report")
+    assert "{#tbl-p-superior}" in qmd and "{#fig-p-superior" not in qmd
+    table = qmd.split("{#tbl-p-superior}")[0].rsplit("| Model |", 1)[1]
+    assert table.count("\n| ") == n - 1  # every neighbour pair (34 <= MAX_PAIR_ROWS)
