@@ -28,7 +28,7 @@ from .benchmarks.dvb import DVB
 from .constants import CHAINS, DRAWS, HDI_PROB, SEED, TUNE
 from .fitting import Fit, fit
 from .formula import Formula, parse
-from .ingest import RECONCILIATION_SCHEMA, IngestError, TrialTable
+from .ingest import RECONCILIATION_SCHEMA, IngestError, TrialFile, TrialTable
 from .ingest import load as ingest
 from .ingest import sources as ingest_sources
 from .model import PARAMETRIZATIONS, design
@@ -41,12 +41,14 @@ from .sample import SamplerSettings
 class Data:
     """Ingested input, not yet tied to a formula.
 
-    ``trials``: the typed trial table (every row, with its status) — or ``counts``: an aggregated
-    cell table; ``models``: the model-table rows of the models present; ``inputs``: provenance of
-    every file read (path, SHA-256, format, rows); ``synthetic``: the embedded example.
+    ``trials``: the typed trial table (every row, with its status), in memory (:class:`TrialTable`)
+    or in a Parquet file read lazily (:class:`TrialFile`, ``load(..., stream=True)``) — or
+    ``counts``: an aggregated cell table; ``models``: the model-table rows of the models present;
+    ``inputs``: provenance of every file read (path, SHA-256, format, rows); ``synthetic``: the
+    embedded example.
     """
 
-    trials: TrialTable | JudgmentTable | None
+    trials: TrialTable | TrialFile | JudgmentTable | None
     counts: pl.DataFrame | None
     models: ModelTable
     inputs: list[dict]
@@ -61,7 +63,7 @@ class Data:
             return to_cells(self.trials, self.benchmark.outcome, self.benchmark.item, formula.variables,
                             self.models.data)
         if self.trials is not None:
-            return cellmod.from_trials(self.trials.data, formula.variables, self.models.data)
+            return cellmod.from_trials(self.trials.scan(), formula.variables, self.models.data)
         return cellmod.from_counts(self.counts, formula.variables, self.models.data)
 
     def quality(self) -> pl.DataFrame:
@@ -81,7 +83,8 @@ class Data:
         return self.trials.reconciliation if self.trials is not None else pl.DataFrame(schema=RECONCILIATION_SCHEMA)
 
     def __repr__(self) -> str:
-        kind = f"{self.trials.data.height:,} trial rows" if self.trials is not None else f"{self.counts.height:,} cells"
+        rows = sum(i["n_rows"] for i in self.inputs)
+        kind = f"{rows:,} trial rows" if self.trials is not None else f"{self.counts.height:,} cells"
         return (f"Data({kind} of {self.models.data.height} models from {len(self.inputs)} input(s)"
                 f"{', SYNTHETIC' if self.synthetic else ''})")
 
@@ -94,6 +97,7 @@ def load(
     on_conflict: str = "error",
     benchmark: str | None = None,
     columns: Mapping[str, str] | None = None,
+    stream: bool = False,
 ) -> Data:
     """Read harness dumps or aggregated cell tables (files, folders, globs) or take a DataFrame.
 
@@ -103,6 +107,9 @@ def load(
     disagree (``error``, ``first``, ``last``, ``exclude``). ``benchmark``: ``dvb``, ``hvsb`` or
     ``binary`` (default: detected from the files; ``None`` with ``hvsb`` loads the embedded SYNTHETIC
     HVSB example); ``columns``: a binary-judgment table's ``model_column``, ``item_column``, ``outcome``.
+    ``stream``: DVB dumps are ingested by a streaming plan into a temporary Parquet file read lazily
+    (:class:`~dvbstats.ingest.TrialFile`) instead of into memory — for dumps of millions of rows; the
+    CLI always streams.
     """
     from .benchmarks import inputs
 
@@ -119,13 +126,13 @@ def load(
     if not synthetic:
         synthetic = example.is_example([paths] if isinstance(paths, (str, Path)) else paths)
     try:
-        read = ingest(paths, values=vocab, models=table, on_conflict=on_conflict)
+        read = ingest(paths, values=vocab, models=table, on_conflict=on_conflict, stream=stream)
     except IngestError:  # not DVB: a table of binary judgments (model, item, outcome) is read as one
         if benchmark is None and inputs.is_binary(paths):
             return _judgments(source, "binary", models, on_conflict, columns)
         raise
-    if isinstance(read, TrialTable):
-        return Data(read, None, table.resolve(read.data["model_id"].unique().to_list()),
+    if isinstance(read, (TrialTable, TrialFile)):
+        return Data(read, None, table.resolve(read.model_ids()),
                     [asdict(s) | {"kind": "trials"} for s in read.sources], synthetic)
     return Data(None, read, table.resolve(read["model_id"].unique().to_list()),
                 [asdict(s) | {"kind": "cells"} for s in ingest_sources(paths)], synthetic)

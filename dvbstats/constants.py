@@ -22,8 +22,3 @@ CHAINS = 4
 #: (R-hat at most MAX_R_HAT, bulk and tail ESS at least MIN_ESS, no divergent transition).
 MAX_R_HAT = 1.01
 MIN_ESS = 400
-
-#: Most levels a design factor may have to get its own rows in margins.csv (design-averaged rates per
-#: level): an item factor (HVSB's 2,000 scenarios, DVB's prompts) has thousands, one posterior summary each,
-#: which says nothing a reader can use; its deviations stay in random_effects.csv.
-MAX_MARGIN_LEVELS = 200

@@ -82,7 +82,7 @@ def run(
     prior_set = Priors.from_specs(priors)  # bad priors stop the run before ingest, let alone compiling
     with _warnings_to(log):
         data = api.load(paths, models=models, values=values, on_conflict=on_conflict, benchmark=benchmark,
-                        columns=columns)
+                        columns=columns, stream=True)  # dumps -> Parquet by a sink, cells by a streaming group-by
     log(f"Ingested {sum(i['n_rows'] for i in data.inputs):,} rows from {len(data.inputs)} file(s); "
         f"{excluded_counts(data.quality())}.")
     with _warnings_to(log):

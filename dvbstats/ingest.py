@@ -103,9 +103,16 @@ class TrialTable:
         if dict(self.reconciliation.schema) != RECONCILIATION_SCHEMA:
             raise ValueError(f"TrialTable.reconciliation must have the columns {RECONCILIATION_SCHEMA}")
 
+    def scan(self) -> pl.LazyFrame:
+        """The table as a lazy frame (as :meth:`TrialFile.scan`), so callers work with either."""
+        return self.data.lazy()
+
     def status_counts(self) -> pl.DataFrame:
         """Per model: rows, distinct prompts, and rows per status (used, unparsed, superseded, conflict)."""
         return status_counts(self.data)
+
+    def model_ids(self) -> list[str]:
+        return _distinct(self.data, "model_id").sort().to_list()
 
     def write(self, path: str | Path) -> None:
         """Write ``data`` to Parquet (zstd); sources and reconciliation go in its key-value metadata.
@@ -118,24 +125,14 @@ class TrialTable:
 
     @classmethod
     def read(cls, path: str | Path) -> TrialTable:
-        """Read a table written by :meth:`write`."""
-        name = str(path)
+        """Read a table written by :meth:`write` (or :func:`stream_dumps`) into memory."""
+        stored = TrialFile.open(path)
         try:
-            metadata = pl.read_parquet_metadata(path)
             data = pl.read_parquet(path)
         except (OSError, pl.exceptions.PolarsError) as exc:
-            raise IngestError(f"{name}: cannot read as Parquet: {exc}") from None
-        if _META_SOURCES not in metadata or _META_RECONCILIATION not in metadata:
-            raise IngestError(f"{name}: not a trial table written by dvbstats (no dvbstats metadata)")
-        missing = [c for c in schema.TRIAL_SCHEMA if c not in data.columns]
-        if missing:
-            raise IngestError(f"{name}: missing trial column(s) {', '.join(missing)}")
-        sources = tuple(Source(**s) for s in json.loads(metadata[_META_SOURCES]))
-        reconciliation = pl.read_json(
-            io.StringIO(metadata[_META_RECONCILIATION]), schema=RECONCILIATION_SCHEMA
-        )
+            raise IngestError(f"{path}: cannot read as Parquet: {exc}") from None
         extras = [c for c in data.columns if c not in schema.TRIAL_SCHEMA]
-        return cls(schema.conform(data, extras), sources, reconciliation)
+        return cls(schema.conform(data, extras), stored.sources, stored.reconciliation)
 
 
 def status_counts(trials: Frame) -> pl.DataFrame:
@@ -170,6 +167,25 @@ class TrialFile:
     sources: tuple[Source, ...]
     reconciliation: pl.DataFrame
     scratch: tempfile.TemporaryDirectory | None = field(default=None, repr=False)  # owns ``path`` if set
+
+    @classmethod
+    def open(cls, path: str | Path) -> TrialFile:
+        """A trial table written by :meth:`TrialTable.write` or :func:`stream_dumps`, checked from its
+        metadata and schema only (nothing is read into memory)."""
+        name = str(path)
+        try:
+            metadata = pl.read_parquet_metadata(path)
+            columns = pl.read_parquet_schema(path)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise IngestError(f"{name}: cannot read as Parquet: {exc}") from None
+        if _META_SOURCES not in metadata or _META_RECONCILIATION not in metadata:
+            raise IngestError(f"{name}: not a trial table written by dvbstats (no dvbstats metadata)")
+        missing = [c for c in schema.TRIAL_SCHEMA if c not in columns]
+        if missing:
+            raise IngestError(f"{name}: missing trial column(s) {', '.join(missing)}")
+        sources = tuple(Source(**s) for s in json.loads(metadata[_META_SOURCES]))
+        reconciliation = pl.read_json(io.StringIO(metadata[_META_RECONCILIATION]), schema=RECONCILIATION_SCHEMA)
+        return cls(Path(path), sources, reconciliation)
 
     def scan(self) -> pl.LazyFrame:
         return pl.scan_parquet(self.path)

@@ -24,12 +24,12 @@ import numpy as np
 import polars as pl
 
 from . import contrasts as contrastmod
-from . import benchmarks, folders, manifest, summaries
+from . import benchmarks, bounds, folders, manifest, summaries
 from .cells import CellTable
 from .constants import HDI_PROB
 from .fitting import Fit
 from .formula import parse
-from .ingest import TrialTable
+from .ingest import TrialFile, TrialTable
 from .model import design
 from .priors import Priors
 from .registry import ModelTable
@@ -103,6 +103,9 @@ def write(
                   **benchmarks.tables(data.benchmark, fit, data.trials, hdi_prob)}
         for key, df in tables.items():
             write_table(work, key, df)
+        bounded = bounds.notes(summaries.item_factors(fit), len(fit.models))
+        for note in bounded:
+            log(f"Note: {note}.")
         tables["dvgr"].write_parquet(work / "dvgr.parquet")
         if wanted:
             write_table(work, "contrasts", contrast_tables(fit, wanted, hdi_prob, rope))
@@ -123,7 +126,7 @@ def write(
             reconciliation=reconciliation, hdi_prob=hdi_prob, command=command,
             timing={**(timing or fit.timing), **stages, "save_s": time.perf_counter() - t0,
                     **({"total_s": time.perf_counter() - started} if started is not None else {})},
-            extra={"benchmark": benchmarks.describe(data.benchmark), "scaling": scaling_note,
+            extra={"benchmark": benchmarks.describe(data.benchmark), "scaling": scaling_note, "bounded": bounded,
                    "agreement": agreement_note, "empty_models": {
                 "models": list(fit.empty_models), "in_fit": keep,
                 "note": EMPTY_NOTE[keep] if fit.empty_models else "every model has usable trials"}},
@@ -149,7 +152,7 @@ def read_fit(path: str | Path) -> Fit:
     cells = CellTable(cells_df, tuple(c for c in cells_df.columns if c not in CELL_COUNTS))
     formula = parse(meta["formula"])
     bench = benchmarks.from_record(meta.get("benchmark"))
-    reader = TrialTable.read if bench.name == "dvb" else benchmarks.JudgmentTable.read
+    reader = TrialFile.open if bench.name == "dvb" else benchmarks.JudgmentTable.read  # DVB: lazily, not in memory
     trials = reader(path / "trials.parquet") if (path / "trials.parquet").is_file() else None
     models = ModelTable.read(path / "models.csv")
     data = Data(trials, None if trials is not None else cells_df, models, meta["inputs"], bool(meta["synthetic"]),
@@ -207,20 +210,28 @@ def _scaling(fit: Fit, table: ModelTable, pairs, hdi_prob, seed, out: Path, want
     return "run"
 
 
-def _agreement(trials: TrialTable | None, table: ModelTable, settings: SamplerSettings, hdi_prob, out: Path,
-               log) -> str:
-    """Agreement between models and paired tests (:mod:`dvbstats.agreement`) when trials of >= 2 models exist."""
-    if trials is None or trials.data.filter(pl.col("status") == "used")["model"].n_unique() < 2:
+def _agreement(trials: TrialTable | TrialFile | None, table: ModelTable, settings: SamplerSettings, hdi_prob,
+               out: Path, log) -> str:
+    """Agreement between models and paired tests (:mod:`dvbstats.agreement`) when trials of >= 2 models exist.
+
+    Only the used rows and the columns the analysis needs are read (lazily: a streamed trial file stays on disk)."""
+    if trials is None:
+        return "not run: needs a trial table with at least two models"
+    judged = isinstance(trials, benchmarks.JudgmentTable)  # HVSB: judgment consistency within and across families
+    rows = trials.data.filter(pl.col("status") == "used") if judged else (
+        trials.scan().filter(pl.col("status") == "used").select("model", "prompt_id", "chose_deep", "status")
+        .collect(engine="streaming"))
+    if rows["model"].n_unique() < 2:
         return "not run: needs a trial table with at least two models"
     from . import agreement
 
     log("Agreement between models and paired tests...")
-    if isinstance(trials, benchmarks.JudgmentTable):  # HVSB: judgment consistency within and across families
+    if judged:
         from .benchmarks import consistency
 
-        res = consistency.judgment_consistency(trials.data, table, settings=settings, hdi_prob=hdi_prob)
+        res = consistency.judgment_consistency(rows, table, settings=settings, hdi_prob=hdi_prob)
     else:
-        res = agreement.agreement_analysis(trials.data, table, settings=settings, hdi_prob=hdi_prob)
+        res = agreement.agreement_analysis(rows, table, settings=settings, hdi_prob=hdi_prob)
     write_analysis(out, "agreement", res)
     return res.notes.get("not_run", "run")
 

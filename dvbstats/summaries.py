@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 import polars as pl
 import xarray as xr
 from scipy.special import expit
 
-from . import contrasts, estimands, lazy
-from .constants import MAX_MARGIN_LEVELS
+from . import bounds, contrasts, estimands, lazy
 from .estimands import summarize
 from .fitting import Fit
 from .model import Design, linear_predictor, pymc_model
@@ -28,6 +28,7 @@ def tables(fit: Fit, hdi_prob: float, seed: int) -> dict[str, pl.DataFrame]:
         "cor": cor_table(fit, hdi_prob),
         "random_effects": random_effects_table(fit, hdi_prob),
         "margins": margins_table(fit, hdi_prob),
+        **({"item_effects": item_effects_table(fit)} if item_factors(fit) else {}),
         "ppc": ppc_table(fit, hdi_prob, seed),
         "diagnostics": fit.diagnostics.table,
     }
@@ -106,9 +107,8 @@ def cor_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
     return _with_diagnostics(s, fit, [f"cor[{p}]" for p in s["pair"]])
 
 
-def random_effects_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
-    """Every level's deviation from the intercept (logit scale)."""
-    parts = []
+def _level_effects(fit: Fit) -> Iterator[tuple[str, xr.DataArray]]:
+    """Each random term's deviations per level, as (label, (chain, draw, level) array)."""
     for t in fit.design.terms:
         da = fit.idata.posterior[f"r_{t.name}"]
         if len(t.dims) > 1:
@@ -117,16 +117,39 @@ def random_effects_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
                               coords={"level": labels})
         else:
             da = da.rename({t.dims[0]: "level"})
-        s = summarize(da, hdi_prob, dim="level").drop("p_below_half", "median")
-        parts.append(s.with_columns(term=pl.lit(t.term.label)))
+        yield t.term.label, da
     for sl in fit.design.slopes:
         da = fit.idata.posterior[f"r_{sl.name}"]
         for k, label in enumerate(sl.sd_labels):
-            summary = summarize(da.isel({sl.coef_dim: k}, drop=True).rename({sl.dim: "level"}), hdi_prob, dim="level")
-            parts.append(summary.drop("p_below_half", "median").with_columns(term=pl.lit(label)))
+            yield label, da.isel({sl.coef_dim: k}, drop=True).rename({sl.dim: "level"})
+
+
+def random_effects_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
+    """Every level's deviation from the intercept (logit scale), except item-level terms' (their
+    levels go to :func:`item_effects_table`; :data:`bounds.MAX_LEVELS_LISTED`)."""
+    parts = [summarize(da, hdi_prob, dim="level").drop("p_below_half", "median").with_columns(term=pl.lit(label))
+             for label, da in _level_effects(fit) if not bounds.item_level(da.sizes["level"])]
     if not parts:
         return pl.DataFrame(schema={"term": pl.String, "level": pl.String})
     return pl.concat(parts).select("term", "level", "mean", "hdi_low", "hdi_high")
+
+
+def item_effects_table(fit: Fit) -> pl.DataFrame:
+    """The compact table of item-level terms (``(1|prompt)``): each level's posterior mean and SD
+    (logit scale), without the HDIs that would cost seconds per thousand levels."""
+    parts = []
+    for label, da in _level_effects(fit):
+        if bounds.item_level(da.sizes["level"]):
+            values = da.values.reshape(-1, da.sizes["level"])
+            parts.append(pl.DataFrame({"term": label, "level": [str(x) for x in da["level"].values],
+                                       "mean": values.mean(axis=0), "sd": values.std(axis=0, ddof=1)}))
+    return pl.concat(parts) if parts else pl.DataFrame(schema={"term": pl.String, "level": pl.String})
+
+
+def item_factors(fit: Fit) -> dict[str, int]:
+    """Design factors with more levels than :data:`bounds.MAX_LEVELS_LISTED`, and their numbers of levels."""
+    counts = {f: fit.cells.data[f].n_unique() for f in fit.cells.by if f != "model"}
+    return {f: n for f, n in counts.items() if bounds.item_level(n)}
 
 
 def grouped(fit: Fit, by: list[str], hdi_prob: float) -> pl.DataFrame:
@@ -147,11 +170,11 @@ def interaction_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
 
 
 def margins_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
-    """Design-averaged posterior DVGR by each design factor other than model (value, n_train, ...); factors
-    with more than MAX_MARGIN_LEVELS levels (items) are left out."""
+    """Design-averaged posterior DVGR by each design factor other than model (value, n_train, ...),
+    item-level factors (:func:`item_factors`) left out."""
     parts = []
     for factor in fit.cells.by:
-        if factor == "model" or fit.cells.data[factor].n_unique() > MAX_MARGIN_LEVELS:
+        if factor == "model" or factor in item_factors(fit):
             continue
         g = grouped(fit, [factor], hdi_prob)
         level = g[factor]

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 import dvbstats as dvb
-from dvbstats import agreement, paired, summaries
+from dvbstats import bounds, agreement, paired, summaries
 from dvbstats.benchmarks import consistency
 from dvbstats.registry import ModelTable
 from dvbstats.sample import SamplerSettings
@@ -110,6 +110,6 @@ def test_item_effects_make_model_contrasts_paired(tmp_path):
     covered = [fits["paired"].contrast(a, b).row(0, named=True) for a, b in pairs]
     hits = sum(c["diff_hdi_low"] <= true[a] - true[b] <= c["diff_hdi_high"] for c, (a, b) in zip(covered, pairs))
     assert hits >= 0.8 * len(pairs)
-    # 300 items: no margin rows per item (MAX_MARGIN_LEVELS), their deviations stay in random_effects
-    assert "item" not in set(summaries.margins_table(fits["paired"], 0.94)["factor"])
+    # 300 items are listed level by level (fewer than bounds.MAX_LEVELS_LISTED)
+    assert not bounds.item_level(300) and "item" in set(summaries.margins_table(fits["paired"], 0.94)["factor"])
     assert summaries.random_effects_table(fits["paired"], 0.94).filter(pl.col("term") == "item").height == 300

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dvbstats import plots
+from dvbstats import bounds, plots
 from dvbstats.constants import CHANCE, CREDIBLE
 from dvbstats.report import narrative
 from dvbstats.report.narrative import dvgr as fmt_dvgr
@@ -110,6 +110,12 @@ def callout(kind: str, title: str, body: str) -> str:
 def absent(what: str) -> str:
     """The one line a section shows when its inputs are not in the run."""
     return f"*Not available for this run: {what}.*"
+
+
+def bounded(what: str, shown: int, total: int, where: str) -> str:
+    """The line that says a table lists only ``shown`` of ``total`` rows, and where the rest are."""
+    return (f"*{escape(what)}: {shown:,} of {total:,} rows shown (a report lists at most "
+            f"{bounds.MAX_PAIR_ROWS} pairs); every row is in {where}.*")
 
 
 def section(title: str, label: str, *blocks: str) -> str:
@@ -749,11 +755,14 @@ def agreement(run: RunFolder, figures: Figures) -> str:
                f"agreement of the BIASED/UNBIASED judgments and Cohen's kappa (agreement beyond what each model's "
                f"share of BIASED answers gives by chance), then same-{group} against cross-{group} pairs.")
               if condition else ""]
-    blocks.append(figures(
-        lambda: plots.pair_heatmaps(panels, groups=[str(of[m]) for m in order]), "agreement",
-        f"Share of shared items on which two models gave the same answer (left) and Cohen's kappa, agreement "
-        f"beyond what the two models' rates give by chance (right); models ordered by {group}, black rules "
-        f"between {plural(group)}.", "Heatmaps of pairwise agreement and kappa"))
+    if bounds.heatmap_allowed(len(order)):
+        blocks.append(figures(
+            lambda: plots.pair_heatmaps(panels, groups=[str(of[m]) for m in order]), "agreement",
+            f"Share of shared items on which two models gave the same answer (left) and Cohen's kappa, agreement "
+            f"beyond what the two models' rates give by chance (right); models ordered by {group}, black rules "
+            f"between {plural(group)}.", "Heatmaps of pairwise agreement and kappa"))
+    else:
+        blocks += _agreement_extremes(pairs, len(order))
     if fitted is not None and not fitted.empty:
         row = fitted.iloc[0]
         blocks.append(
@@ -789,6 +798,11 @@ def agreement(run: RunFolder, figures: Figures) -> str:
         blocks.append(figures(lambda: plots.paired_p_values(tests), "paired-p",
                               "Per pair of models, the paired McNemar test against the unpaired chi-square "
                               "(-log10 p; above the diagonal the paired test is clearer).", "Scatter of p-values"))
+        if len(tests) > bounds.MAX_PAIR_ROWS:
+            blocks.append(bounded("Paired tests, the pairs with the smallest McNemar p first", bounds.MAX_PAIR_ROWS,
+                                  len(tests), "paired_tests.csv"))
+            ratio = ratio[tests["mcnemar_p"].sort_values(kind="stable").index[:bounds.MAX_PAIR_ROWS]]
+            tests = tests.loc[ratio.index]
         blocks.append(md_table(pd.DataFrame({
             "Model 1": [escape(m) for m in tests["model1"]], "Model 2": [escape(m) for m in tests["model2"]],
             "Shared items": [fmt_int(x) for x in tests["n_shared"]],
@@ -800,6 +814,26 @@ def agreement(run: RunFolder, figures: Figures) -> str:
         }), caption="Every pair of models on the items both answered: paired and unpaired tests, adjusted across "
            "all pairs (Holm: family-wise; BH: false discovery rate).", label="paired-tests", align="ll" + "r" * 6))
     return section(title, "agreement", *blocks)
+
+
+def _agreement_extremes(pairs: pd.DataFrame, n_models: int) -> list[str]:
+    """Instead of the agreement heatmaps past :data:`bounds.MAX_HEATMAP_MODELS` models: the pairs of
+    highest and lowest kappa (:data:`bounds.MAX_PAIR_ROWS` in all)."""
+    ranked = pairs.dropna(subset=["kappa"]).sort_values("kappa", ascending=False, kind="stable")
+    half = bounds.MAX_PAIR_ROWS // 2
+    shown = ranked if len(ranked) <= 2 * half else pd.concat([ranked.head(half), ranked.tail(half)])
+    note = (f"With {n_models} models ({len(pairs):,} pairs) the agreement heatmaps are not drawn (they are drawn "
+            f"for at most {bounds.MAX_HEATMAP_MODELS} models); @tbl-agreement-extremes lists the pairs that agree "
+            "most and least beyond chance.")
+    table = md_table(pd.DataFrame({
+        "Model 1": [escape(m) for m in shown["model1"]], "Model 2": [escape(m) for m in shown["model2"]],
+        "Same group": ["yes" if s else "no" for s in shown["same_group"]],
+        "Agreement": [fmt_num(x, 3) for x in shown["agreement"]],
+        "Kappa [95% CI]": [f"{fmt_num(k, 3)} [{fmt_num(lo, 3)}, {fmt_num(hi, 3)}]"
+                           for k, lo, hi in zip(shown["kappa"], shown["kappa_low"], shown["kappa_high"], strict=True)],
+    }), caption="Pairs of models with the highest and the lowest Cohen's kappa.", label="agreement-extremes",
+        align="lllrr")
+    return [note, table, bounded("Agreement per pair", len(shown), len(pairs), "agreement.csv")]
 
 
 def _section_title(path: Path) -> str:
@@ -920,11 +954,10 @@ def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
         f"Per posterior draw the models are ranked by design-averaged {rate} (1 = highest). "
         f"**{escape(top['level'])}** ranks first with probability {top['p_best']:.2f} (mean rank "
         f"{top['mean_rank']:.1f}, {interval:.0%} rank interval {int(top['rank_low'])}–{int(top['rank_high'])}); "
-        "@fig-p-superior gives P(row > column) for every pair, @fig-ranks each model's rank interval "
-        "(both in ranks.csv and p_superior.csv).",
-        figures(lambda: plots.heatmap(grid, colorbar_label=f"P({rate} of row > {rate} of column)"), "p-superior",
-                f"Posterior probability that the row model's design-averaged {rate} exceeds the column model's.",
-                "Heatmap of pairwise probabilities of superiority"),
+        + ("@fig-p-superior gives P(row > column) for every pair" if bounds.heatmap_allowed(len(order))
+           else "@tbl-p-superior compares each model with the next in rank")
+        + ", @fig-ranks each model's rank interval (both in ranks.csv and p_superior.csv).",
+        *_p_superior(grid, order, rate, figures),
         figures(lambda: plots.rank_intervals(ranks, interval=interval), "ranks",
                 f"Posterior rank of each model (mean and {interval:.0%} rank interval), with P(best) and P(worst).",
                 "Posterior rank intervals per model"),
@@ -945,6 +978,25 @@ def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
         blocks.append(md_table(rows, caption=f"Requested contrasts: posterior difference of design-averaged {rate} "
                                "(contrasts.csv).", label="contrasts"))
     return section("Contrasts and ranks", "contrasts", *blocks)
+
+
+def _p_superior(grid: pd.DataFrame, order: list[str], rate: str, figures: Figures) -> list[str]:
+    """The P(row > column) heatmap, or past :data:`bounds.MAX_HEATMAP_MODELS` models a table of each
+    model against the next in rank order (at most :data:`bounds.MAX_PAIR_ROWS` rows)."""
+    if bounds.heatmap_allowed(len(order)):
+        return [figures(lambda: plots.heatmap(grid, colorbar_label=f"P({rate} of row > {rate} of column)"),
+                        "p-superior", f"Posterior probability that the row model's design-averaged {rate} exceeds "
+                        "the column model's.", "Heatmap of pairwise probabilities of superiority")]
+    shown = list(zip(order, order[1:]))[:bounds.MAX_PAIR_ROWS]
+    table = md_table(pd.DataFrame({
+        "Model": [escape(a) for a, _ in shown], "Next in rank": [escape(b) for _, b in shown],
+        f"P({rate} of model > next)": [fmt_num(grid.loc[a, b], 3) for a, b in shown],
+    }), caption=f"Each model against the next one in mean rank: the posterior probability that its {rate} is "
+                "higher (the whole matrix is in p_superior.csv).", label="p-superior", align="llr")
+    note = (f"With {len(order)} models the P(row > column) heatmap is not drawn (it is drawn for at most "
+            f"{bounds.MAX_HEATMAP_MODELS} models); @tbl-p-superior compares neighbours in rank.")
+    more = [bounded("Neighbours in rank", len(shown), len(order) - 1, "p_superior.csv")] if len(order) - 1 > len(shown) else []
+    return [note, table, *more]
 
 
 def condition_effects(run: RunFolder, figures: Figures) -> str:
