@@ -5,7 +5,7 @@
 TRIALS defaults to ``data/processed/default_trials.parquet`` (written by the no-argument
 ``python -m dvbstats.fit``: the synthetic example, 9 models x 12,000 prompts). Each repeat runs
 in a fresh process, as in a fit. Prints the median, min and max wall and CPU time (every thread
-of the process) of ``agreement.run`` (4 chains x 1000 draws) and, as the baseline measured in the
+of the process) of ``agreement.agreement_analysis`` (4 chains x 1000 draws) and, as the baseline measured in the
 same session, of the frequentist part alone (``pair_counts`` + ``agreement_table`` +
 ``paired_tests`` + ``frequentist_models``). ``--cwd DIR`` runs another checkout of dvbstats.
 """

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 import dvbstats as dvb
-from dvbstats import bounds, agreement, paired, summaries
+from dvbstats import agreement, bounds, paired, summaries
 from dvbstats.benchmarks import consistency
 from dvbstats.registry import ModelTable
 from dvbstats.sample import SamplerSettings

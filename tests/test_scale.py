@@ -18,7 +18,7 @@ from dvbstats import api, bounds, ingest, simulate
 from dvbstats import fit as cli
 from dvbstats.formula import parse
 from dvbstats.report import build
-from dvbstats.report.run import RunFolder
+from dvbstats.runfolder import RunFolder
 
 ITEM_FORMULA = "chose_deep ~ 1 + (1|model) + (1|value) + (1|prompt)"
 N_PROMPTS = 160
@@ -28,7 +28,7 @@ N_PROMPTS = 160
 def dumps(tmp_path_factory) -> list[str]:
     """Three models (one unknown to the model table), a quarter of one model's prompts run twice."""
     ids = ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "brand-new/model-x"]
-    design = simulate.Design(n_prompts=N_PROMPTS, feature_dims=[("Formal", "Colloquial")])
+    design = simulate.StudyDesign(n_prompts=N_PROMPTS, feature_dims=[("Formal", "Colloquial")])
     truth = simulate.draw_effects(design, ids, intercept=-0.5, log_n_train=-0.1,
                                   sd={"model": 0.5, "value": 0.3, "feature": 0.3, "context": 0.1}, seed=21)
     folder = tmp_path_factory.mktemp("dumps")
@@ -104,7 +104,7 @@ def test_item_level_design_averages_are_computed_only_on_request(streamed, monke
 def test_the_report_past_the_heatmap_bound_gives_tables_and_says_so(streamed, tmp_path, monkeypatch):
     monkeypatch.setattr(bounds, "MAX_HEATMAP_MODELS", 2)
     monkeypatch.setattr(bounds, "MAX_PAIR_ROWS", 2)
-    qmd = build.build(RunFolder.read(streamed[0]), tmp_path)
+    qmd = build.report_markdown(RunFolder.read(streamed[0]), tmp_path)
     figures = {p.name for p in (tmp_path / build.FIGURES).iterdir()}
     assert "p-superior.png" not in figures and "agreement.png" not in figures and "ranks.png" in figures
     assert "{#tbl-p-superior}" in qmd and "{#tbl-agreement-extremes}" in qmd and "@tbl-p-superior" in qmd
@@ -115,7 +115,7 @@ def test_the_report_past_the_heatmap_bound_gives_tables_and_says_so(streamed, tm
 
 
 def test_below_the_bounds_the_heatmaps_stay(streamed, tmp_path):
-    qmd = build.build(RunFolder.read(streamed[0]), tmp_path)
+    qmd = build.report_markdown(RunFolder.read(streamed[0]), tmp_path)
     assert "{#fig-p-superior" in qmd and "{#fig-agreement" in qmd and "rows shown" not in qmd
 
 
@@ -138,7 +138,7 @@ def test_many_models_fit_with_bounded_outputs(tmp_path):
     note = f"{n} models: the report draws no models x models heatmaps"
     assert any(note in line for line in lines)
     assert any(note in b for b in json.loads((out / "manifest.json").read_text())["bounded"])
-    qmd = build.build(RunFolder.read(out), tmp_path / "report")
+    qmd = build.report_markdown(RunFolder.read(out), tmp_path / "report")
     assert "{#tbl-p-superior}" in qmd and "{#fig-p-superior" not in qmd
     table = qmd.split("{#tbl-p-superior}")[0].rsplit("| Model |", 1)[1]
     assert table.count("\n| ") == n - 1  # every neighbour pair (34 <= MAX_PAIR_ROWS)
