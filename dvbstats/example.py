@@ -46,6 +46,8 @@ from dvbstats.simulate import (
     simulate,
 )
 
+#: Environment variable naming the folder the embedded examples are written to (see :func:`cache_dir`).
+CACHE_ENV = "DVBSTATS_CACHE"
 EXAMPLE_SEED: int = 20250512
 #: Prompts per model in the published run.
 N_PROMPTS: int = 12000
@@ -150,15 +152,24 @@ def simulate_example(out_dir: Path | None = None) -> Simulation:
     return simulate(effects, design, seed=EXAMPLE_SEED, unparsed_rate=unparsed_rates(), out_dir=out_dir, rerun=RERUN)
 
 
-def write_example(out_dir: Path = Path("data/raw/example"), *, force: bool = False) -> tuple[Path, ...]:
-    """Write the example dumps and ``SYNTHETIC.json`` to ``out_dir``; return the dump paths.
+def cache_dir() -> Path:
+    """Where the embedded examples are written unless a folder is given: ``$DVBSTATS_CACHE``, else
+    ``$XDG_CACHE_HOME/dvbstats``, else ``~/.cache/dvbstats`` (never the working directory)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dvbstats"
+
+
+def write_example(out_dir: Path | None = None, *, force: bool = False) -> tuple[Path, ...]:
+    """Write the example dumps and ``SYNTHETIC.json`` to ``out_dir`` (default: ``cache_dir() / "example"``);
+    return the dump paths.
 
     The dumps are regenerated (deterministically, in a temporary folder) and existing files are
     kept when byte-identical. A file of the same name with other content is an error unless
     ``force``; dumps listed by an earlier ``SYNTHETIC.json`` that the generator no longer makes are
     removed.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) if out_dir is not None else cache_dir() / "example"
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / MANIFEST
     previous = {f["name"] for f in _read_manifest(manifest_path)["files"]} if manifest_path.exists() else set()

@@ -257,3 +257,17 @@ def test_example_matches_the_published_aggregates(tmp_path):
         example.write_example(tmp_path / "example")
     example.write_example(tmp_path / "example", force=True)
     assert sha256(paths[0]) == manifest["files"][0]["sha256"]
+
+
+def test_examples_are_written_to_the_cache_folder_not_the_working_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv("DVBSTATS_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert example.cache_dir() == tmp_path / "xdg" / "dvbstats"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert example.cache_dir() == tmp_path / "home" / ".cache" / "dvbstats"
+    monkeypatch.setenv("DVBSTATS_CACHE", str(tmp_path / "mine"))
+    assert example.cache_dir() == tmp_path / "mine"
+    monkeypatch.chdir(tmp_path)
+    paths = example.write_example()
+    assert all(p.parent == tmp_path / "mine" / "example" for p in paths) and not (tmp_path / "data").exists()
