@@ -3,7 +3,7 @@
 The trial-level dumps of the paper are not public. This example simulates, with
 :mod:`dvbstats.simulate`, harness dumps for the 9 published models (12,000 prompts each) whose
 true effects are calibrated on the logit scale to the published figures copied in
-``dvbstats/data/calibration/`` (see ``dvbstats/data/PROVENANCE.md``):
+``dvbstats/data/dvb2025/`` (provenance in the README.md there):
 
 * model x preferred-value cells to the published model x value DVGR heatmap, context effects to
   the context margins, and finally model effects to the exact per-model raw DVGRs (raking: each
@@ -280,7 +280,7 @@ def _codes(column: pl.Series, levels: tuple[str, ...]) -> np.ndarray:
 
 
 def _calibration_bytes(name: str) -> bytes:
-    return (resources.files("dvbstats") / "data" / "calibration" / name).read_bytes()
+    return (resources.files("dvbstats") / "data" / "dvb2025" / name).read_bytes()
 
 
 def _calibration(name: str) -> pl.DataFrame:
@@ -292,7 +292,7 @@ def _aligned(name: str, key: str, levels: list[str]) -> pl.DataFrame:
     frame = _calibration(name)
     missing = sorted(set(levels) - set(frame[key]))
     if missing or frame[key].is_duplicated().any():
-        raise ValueError(f"dvbstats/data/calibration/{name}: needs one row per {key} in {levels}; missing {missing}")
+        raise ValueError(f"dvbstats/data/dvb2025/{name}: needs one row per {key} in {levels}; missing {missing}")
     return pl.DataFrame({key: levels}).join(frame, on=key, how="left")
 
 

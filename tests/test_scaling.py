@@ -13,12 +13,12 @@ from scipy import stats
 from scipy.special import expit, logit
 from scipy.stats.contingency import association
 
-import dvbstats
 from dvbstats import scaling
+from dvbstats.reconstruct import DEFAULT_ROOT
 from dvbstats.registry import ModelTable
 
-#: Verbatim copy of /work/shared/published/dvb2025_models.csv (see dvbstats/data/PROVENANCE.md).
-PUBLISHED = Path(dvbstats.__file__).parent / "data" / "calibration" / "dvb2025_models.csv"
+#: Verbatim copy of /work/shared/published/dvb2025_models.csv (see dvbstats/data/dvb2025/README.md).
+PUBLISHED = DEFAULT_ROOT / "dvb2025_models.csv"
 
 #: The paper's five within-family pairs and their printed raw DVGRs
 #: (/work/shared/published/dvb2025_size_pairs.csv, 2 decimals).

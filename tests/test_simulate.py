@@ -15,6 +15,7 @@ from scipy.special import expit
 
 from dvbstats import example, schema
 from dvbstats.manifest import sha256
+from dvbstats.reconstruct import DEFAULT_ROOT
 from dvbstats.simulate import (
     Design,
     draw_effects,
@@ -240,7 +241,7 @@ def test_example_matches_the_published_aggregates(tmp_path):
     observed = parsed.group_by("model").agg(
         n_trials=pl.len(), raw_dvgr=(pl.col("generalized_deep_value") == "1").mean()
     )
-    published = pl.read_csv(Path(example.__file__).parent / "data" / "calibration" / "dvb2025_models.csv")
+    published = pl.read_csv(DEFAULT_ROOT / "dvb2025_models.csv")
     both = published.join(observed, left_on="model_id", right_on="model", how="left", validate="1:1")
     for _, n_parsed, n_deep, n_trials, raw_dvgr in both.select(
         "model_id", "n_trials_parsed", "n_chose_deep", "n_trials", "raw_dvgr"
