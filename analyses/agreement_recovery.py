@@ -37,7 +37,7 @@ def model_table() -> ModelTable:
 
 def one(seed: int, sd_group_item: float, settings: SamplerSettings) -> tuple[list[dict], dict]:
     sim = simulate.shared_propensity_trials(GROUPS, n_items=N_ITEMS, seed=seed, sd_group_item=sd_group_item)
-    res = agreement.run(sim.trials, model_table(), group="developer", settings=settings)
+    res = agreement.agreement_analysis(sim.trials, model_table(), group="developer", settings=settings)
     rows = [{**r, "seed": seed, "truth_pp": sim.effect_pp, "truth_logit": sim.effect_logit,
              "divergences": res.notes["diagnostics"]["divergences"], "max_r_hat": res.notes["diagnostics"]["max_r_hat"]}
             for r in res.models.to_dicts()]
@@ -54,7 +54,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("runs/agreement_recovery"))
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    settings = SamplerSettings(draws=1000, tune=500, chains=4, seed=1)
+    settings = SamplerSettings(seed=1)
     rows, tests = [], []
     for scenario, sd in SCENARIOS.items():
         for seed in range(1, args.seeds + 1):

@@ -17,7 +17,6 @@ the committed report). Exit status 3 when the sampler diagnostics fail
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,7 +24,9 @@ from pathlib import Path
 import polars as pl
 
 from dvbstats import published, value_audit
+from dvbstats.constants import CHAINS, DRAWS, SEED, TUNE
 from dvbstats.fit import EXIT_DIAGNOSTICS, console_table, run
+from dvbstats.runfolder import RunFolder
 from dvbstats.sample import SamplerSettings
 from dvbstats.reconstruct import (
     DEFAULT_ROOT,
@@ -56,10 +57,10 @@ def reanalyse(
     processed: Path = PROCESSED,
     out: Path = OUT,
     reports: Path | None = REPORTS,
-    draws: int = 1000,
-    tune: int = 500,
-    chains: int = 4,
-    seed: int = 20251,
+    draws: int = DRAWS,
+    tune: int = TUNE,
+    chains: int = CHAINS,
+    seed: int = SEED,
     audit_draws: int = AUDIT_MIN_DRAWS,
     progress: bool = False,
     command: Sequence[str] | None = None,
@@ -81,28 +82,22 @@ def reanalyse(
         seed=seed, scaling=True, pairs=published.paper_pairs(agg), report=False, processed=processed,
         progress=progress, log=log,
     )
+    folder = RunFolder.read(run_dir)
     if command is not None:  # the fit records its own command line only when run as ``python -m dvbstats.fit``
-        manifest = run_dir / "manifest.json"
-        meta = json.loads(manifest.read_text())
-        meta["command"] = list(command)
-        manifest.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        folder.record_command(command)
 
     tables = published.RunTables.read(run_dir)
-    sections = run_dir / "sections"
-    sections.mkdir(exist_ok=True)
-    (sections / SECTIONS["published"]).write_text(published.section(tables, agg), encoding="utf-8")
-    (sections / SECTIONS["reconstruction"]).write_text(
-        published.reconstruction_section(rec.method, rec.residuals), encoding="utf-8"
-    )
-    published.claims_table(published.claims(tables, agg)).write_csv(run_dir / "published_vs_reanalysis.csv")
-    rec.residuals.write_csv(run_dir / "reconstruction_residuals.csv")
+    folder.add_section(SECTIONS["published"], published.section(tables, agg))
+    folder.add_section(SECTIONS["reconstruction"], published.reconstruction_section(rec.method, rec.residuals))
+    folder.add_table("published_vs_reanalysis", published.claims_table(published.claims(tables, agg)))
+    folder.add_table("reconstruction_residuals", rec.residuals)
     ratings = value_audit.read_ratings(root / value_audit.RATINGS_FILE)
     audit = value_audit.run_audit(
         rec.cells, ratings, hdi_prob=tables.hdi_prob, progress=progress,
         settings=SamplerSettings(draws=max(draws, audit_draws), tune=max(tune, audit_draws), chains=chains, seed=seed),
     )
-    audit.write(run_dir)
-    (sections / SECTIONS["audit"]).write_text(audit.section(), encoding="utf-8")
+    audit.write(folder)
+    folder.add_section(SECTIONS["audit"], audit.section())
     log(f"Value audit: replication {value_audit.replication_verdict(audit.logit)}. "
         + audit.diagnostics_sentence())
     if reports is not None:
@@ -121,10 +116,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true",
                    help=f"{QUICK['chains']} chains x {QUICK['draws']} draws ({QUICK['tune']} tuning): a fast look")
-    p.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
-    p.add_argument("--tune", type=int, default=500, help="tuning draws per chain")
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--seed", type=int, default=20251)
+    p.add_argument("--draws", type=int, default=DRAWS, help="posterior draws per chain")
+    p.add_argument("--tune", type=int, default=TUNE, help="tuning draws per chain")
+    p.add_argument("--chains", type=int, default=CHAINS)
+    p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--no-report", action="store_true", help="skip rendering report.html")
     p.add_argument("--processed", type=Path, help=f"folder for the reconstructed cell table (default: {PROCESSED})")
     p.add_argument("--out", type=Path, help=f"run folder (default: {OUT})")
@@ -150,11 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print()
-    print(console_table(pl.read_csv(run_dir / "dvgr.csv")))
+    folder = RunFolder.read(run_dir)
+    print(console_table(folder.table("dvgr")))
     with pl.Config(tbl_rows=-1, fmt_str_lengths=200, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
                    tbl_hide_column_data_types=True):
-        print(pl.read_csv(run_dir / "published_vs_reanalysis.csv").drop("more_cautious"))
-    diagnostics = json.loads((run_dir / "manifest.json").read_text())["diagnostics"]
+        print(folder.table("published_vs_reanalysis").drop("more_cautious"))
+    diagnostics = folder.diagnostics
     if not diagnostics["ok"]:
         print("SAMPLER DIAGNOSTICS FAILED: " + "; ".join(diagnostics["failures"]), file=sys.stderr)
         return 0 if args.allow_warnings else EXIT_DIAGNOSTICS

@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from dvbstats import cells, example, formula, simulate
+from dvbstats.constants import DRAWS, HDI_PROB
 from dvbstats.fitting import fit
 from dvbstats.sample import SamplerSettings
 
@@ -119,11 +120,11 @@ def main() -> None:
     p.add_argument("--models", type=int, default=4)
     p.add_argument("--prompts", type=int, default=1500)
     p.add_argument("--item-sd", type=float, default=1.5)
-    p.add_argument("--hdi", type=float, default=0.94)
-    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--hdi", type=float, default=HDI_PROB)
+    p.add_argument("--draws", type=int, default=DRAWS)
     p.add_argument("--out", type=Path, default=Path("analyses/out/item_effects"))
     args = p.parse_args()
-    settings = SamplerSettings(draws=args.draws, tune=500, chains=4)
+    settings = SamplerSettings(draws=args.draws)
     table = pl.concat([contrasts(s, args.models, args.prompts, args.item_sd, args.hdi, settings)
                        for s in range(1, args.seeds + 1)])
     args.out.mkdir(parents=True, exist_ok=True)

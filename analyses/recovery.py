@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from dvbstats import cells, estimands, formula, ingest, simulate
+from dvbstats.constants import HDI_PROB
 from dvbstats.fitting import fit
 from dvbstats.sample import SamplerSettings
 
@@ -28,7 +29,7 @@ FEATURES = [("Formal", "Colloquial"), ("Tech-savvy", "plain language"), ("data_d
 
 
 def recover(seed: int, n_models: int, n_prompts: int, hdi: float) -> dict:
-    design = simulate.Design(feature_dims=FEATURES, n_prompts=n_prompts)
+    design = simulate.StudyDesign(feature_dims=FEATURES, n_prompts=n_prompts)
     models = [f"model-{i}" for i in range(n_models)]
     effects = simulate.draw_effects(design, models, intercept=-0.8, log_n_train=SLOPE, sd=SD, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -36,7 +37,7 @@ def recover(seed: int, n_models: int, n_prompts: int, hdi: float) -> dict:
         with_warnings = ingest.read_dumps(sim.paths)
     f = formula.parse(formula.DEFAULT_FORMULA)
     res = fit(f, cells.from_trials(with_warnings.data, f.variables),
-              settings=SamplerSettings(draws=1000, tune=500, chains=4, seed=seed), progress=False)
+              settings=SamplerSettings(seed=seed), progress=False)
     s = estimands.summarize(res.dvgr, hdi, dim="model")
     truth = sim.truth.select(model=pl.col("model_id"), dvgr_true="dvgr_true").join(s, on="model")
     inside = (truth["dvgr_true"] >= truth["hdi_low"]) & (truth["dvgr_true"] <= truth["hdi_high"])
@@ -57,7 +58,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--models", type=int, default=6)
     p.add_argument("--prompts", type=int, default=1500)
-    p.add_argument("--hdi", type=float, default=0.94)
+    p.add_argument("--hdi", type=float, default=HDI_PROB)
     args = p.parse_args()
     rows = []
     for seed in range(1, args.seeds + 1):

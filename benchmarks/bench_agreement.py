@@ -26,7 +26,7 @@ from dvbstats.registry import ModelTable
 data, models = TrialTable.read(sys.argv[1]).data, ModelTable.default()
 start = time.perf_counter()
 if sys.argv[2] == "all":
-    agreement.run(data, models)
+    agreement.agreement_analysis(data, models)
 else:
     counts = paired.pair_counts(data, agreement.model_order(models, data["model"].unique().to_list()))
     paired.paired_tests(counts)

@@ -16,7 +16,7 @@ import numpy as np
 
 from dvbstats import cells, example, fastlogp, formula
 from dvbstats.ingest import load
-from dvbstats.model import build, design, term_parametrizations
+from dvbstats.model import design, pymc_model, term_parametrizations
 from dvbstats.priors import Priors
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     f = formula.parse(formula.DEFAULT_FORMULA)
     d = design(f, cells.from_trials(load(example.write_example()).data, f.variables))
     t = time.perf_counter()
-    compiled = nutpie.compile_pymc_model(build(d, Priors({})))
+    compiled = nutpie.compile_pymc_model(pymc_model(d, Priors({})))
     t_pymc = time.perf_counter() - t
     t = time.perf_counter()
     ours = fastlogp.CellModel(d, Priors({}), term_parametrizations(d, "auto"))

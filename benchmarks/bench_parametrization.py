@@ -59,7 +59,7 @@ def main() -> None:
 
 
 def _small_dumps() -> list[Path]:
-    design = simulate.Design(feature_dims=[("Formal", "Colloquial"), ("Tech-savvy", "plain language")], n_prompts=600)
+    design = simulate.StudyDesign(feature_dims=[("Formal", "Colloquial"), ("Tech-savvy", "plain language")], n_prompts=600)
     models = ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "gemini/gemini-2.0-flash"]
     effects = simulate.draw_effects(design, models, intercept=-0.8, log_n_train=-0.05,
                                     sd={"model": 0.5, "value": 0.4, "feature": 0.3, "context": 0.2}, seed=1)

@@ -24,11 +24,9 @@ The grouping column is a parameter (any column of the model table: ``developer``
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import arviz as az
 import numpy as np
@@ -41,12 +39,12 @@ from statsmodels.regression.mixed_linear_model import VCSpec
 from statsmodels.stats.inter_rater import cohens_kappa
 
 from dvbstats import paired
-from dvbstats.constants import HDI_PROB
+from dvbstats.constants import CONFIDENCE_LEVEL, HDI_PROB
 from dvbstats.registry import ModelTable
 from dvbstats.sample import SamplerSettings, diagnose, sample
 
 #: Level of the frequentist intervals (the paper's 95% CI; statsmodels' kappa interval is fixed at 95%).
-LEVEL = 0.95
+LEVEL = CONFIDENCE_LEVEL
 #: Methods of :func:`agreement_models`, in the order of the output table.
 METHODS: tuple[str, ...] = ("difference of means", "LMM crossed model1 + model2 (paper)",
                             "LMM multi-membership", "Bayes binomial multi-membership")
@@ -307,14 +305,18 @@ class Agreement:
     pairs: pl.DataFrame  # agreement.csv
     tests: pl.DataFrame  # paired_tests.csv
     models: pl.DataFrame  # agreement_model.csv (no columns, and no file, when the model could not be fitted)
-    notes: dict  # agreement_methods.json: group, statement, diagnostics, why a part was not run
+    notes: dict  # group, statement, diagnostics, why a part was not run
 
-    def write(self, out: Path) -> None:
-        out = Path(out)
-        for table, name in ((self.pairs, "agreement"), (self.tests, "paired_tests"), (self.models, "agreement_model")):
-            if table.width:  # no agreement model: no file (notes["not_run"] says why)
-                table.with_columns(pl.selectors.float().fill_nan(None)).write_csv(out / f"{name}.csv")  # NaN as empty
-        (out / "agreement_methods.json").write_text(json.dumps(self.notes, indent=2, default=str) + "\n")
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """The run folder's agreement tables, NaN written as missing (no agreement model: no table;
+        ``notes["not_run"]`` says why)."""
+        tables = {"agreement": self.pairs, "paired_tests": self.tests, "agreement_model": self.models}
+        return {name: table.with_columns(pl.selectors.float().fill_nan(None))
+                for name, table in tables.items() if table.width}
+
+    def record(self) -> dict:
+        """Group, statement, diagnostics, why a part was not run (``agreement_methods.json``)."""
+        return self.notes
 
 
 def agreement_models(table: pl.DataFrame, settings: SamplerSettings, *, hdi_prob: float = HDI_PROB,
@@ -328,9 +330,9 @@ def agreement_models(table: pl.DataFrame, settings: SamplerSettings, *, hdi_prob
     return frame, bayes.diagnostics
 
 
-def run(trials: pl.DataFrame, models: ModelTable, *, group: str = "developer",
-        settings: SamplerSettings | None = None, hdi_prob: float = HDI_PROB, outcome: str = "chose_deep",
-        item: str = "prompt_id", progress: bool = False) -> Agreement:
+def agreement_analysis(trials: pl.DataFrame, models: ModelTable, *, group: str = "developer",
+                       settings: SamplerSettings | None = None, hdi_prob: float = HDI_PROB,
+                       outcome: str = "chose_deep", item: str = "prompt_id", progress: bool = False) -> Agreement:
     """Pair tables, paired tests and the agreement model of a trial table (``TrialTable.data``)."""
     settings = settings or SamplerSettings()
     present = paired.used_outcomes(trials, outcome=outcome, item=item)["model"].unique().to_list()

@@ -25,7 +25,7 @@ from . import cells as cellmod
 from . import example, schema, summaries
 from .benchmarks import Benchmark, JudgmentTable
 from .benchmarks.dvb import DVB
-from .constants import HDI_PROB, SEED
+from .constants import CHAINS, DRAWS, HDI_PROB, SEED, TUNE
 from .fitting import Fit, fit
 from .formula import Formula, parse
 from .ingest import RECONCILIATION_SCHEMA, IngestError, TrialTable
@@ -211,9 +211,9 @@ class Model:
     def fit(
         self,
         *,
-        draws: int = 1000,
-        tune: int = 500,
-        chains: int = 4,
+        draws: int = DRAWS,
+        tune: int = TUNE,
+        chains: int = CHAINS,
         seed: int = SEED,
         sampler: str = "nutpie",
         target_accept: float | None = None,

@@ -1,8 +1,24 @@
-"""Defaults defined once: interval mass, seed, the chance line."""
+"""Defaults defined once: interval mass, seed, the chance line, the credibility threshold, the sampler's
+defaults and the limits its checks apply."""
 
 #: Mass of every highest-density interval unless the user asks otherwise (ArviZ's default).
 HDI_PROB = 0.94
+#: Level of the frequentist confidence intervals (the papers' 95%).
+CONFIDENCE_LEVEL = 0.95
 #: Seed of sampling and of posterior predictions unless the user gives one.
 SEED = 20251
 #: The rate of a model that ignores the deep value (DVB's reference line).
 CHANCE = 0.5
+#: Posterior probability above which the wording and the verdicts call a direction credible
+#: (P(DVGR < 0.5) > CREDIBLE: credibly below chance; < 1 - CREDIBLE: credibly above).
+CREDIBLE = 0.95
+
+#: Sampler defaults: posterior draws and tuning draws per chain, and chains.
+DRAWS = 1000
+TUNE = 500
+CHAINS = 4
+
+#: Limits a fit's sampler checks must pass before its numbers are reported without a warning
+#: (R-hat at most MAX_R_HAT, bulk and tail ESS at least MIN_ESS, no divergent transition).
+MAX_R_HAT = 1.01
+MIN_ESS = 400

@@ -38,7 +38,7 @@ from scipy.special import expit, logit
 from dvbstats.cells import CellTable, from_trials
 from dvbstats.manifest import sha256
 from dvbstats.simulate import (
-    Design,
+    StudyDesign,
     Effects,
     Simulation,
     draw_effects,
@@ -84,12 +84,12 @@ _CALIBRATION_FILES: tuple[str, ...] = (
 )
 
 
-def example_effects() -> tuple[Effects, Design]:
+def example_effects() -> tuple[Effects, StudyDesign]:
     """The calibrated true effects and the design of the example."""
     models = _calibration("dvb2025_models.csv")
     model_ids = models["model_id"].to_list()
     value_margins = _calibration("dvb2025_value_margins.csv")
-    design = Design(
+    design = StudyDesign(
         feature_dims=FEATURE_DIMS,
         n_prompts=N_PROMPTS,
         value_weights=dict(zip(value_margins["value"], value_margins["n_trials_parsed"].cast(pl.Float64))),
@@ -101,7 +101,7 @@ def example_effects() -> tuple[Effects, Design]:
     heatmap = _aligned("dvb2025_model_value_dvgr.csv", "short_name", models["short_name"].to_list())
     contexts = _aligned("dvb2025_context_margins.csv", "context", list(design.contexts))
     prompts = draw_prompts(design, EXAMPLE_SEED)
-    cell, context = _rake(
+    cell, context = _calibrate_logits(
         offset=slope * np.log(prompts["n_train"].to_numpy()) + prompts["feature"].replace_strict(features).to_numpy(),
         value_index=_codes(prompts["value"], design.values),
         context_index=_codes(prompts["context"], design.contexts),
@@ -233,7 +233,7 @@ def is_example(paths: Iterable[Path]) -> bool:
     return False
 
 
-def _rake(
+def _calibrate_logits(
     *,
     offset: np.ndarray,
     value_index: np.ndarray,

@@ -18,12 +18,11 @@ import polars as pl
 from . import api, folders, manifest, runfolder
 from . import contrasts as contrastmod
 from . import formula as formulamod
-from .constants import HDI_PROB, SEED
+from .constants import CHAINS, DRAWS, HDI_PROB, MAX_R_HAT, MIN_ESS, SEED, TUNE
 from .fitting import Fit
 from .ingest import IngestError
 from .model import PARAMETRIZATIONS
 from .priors import PriorError, Priors
-from .sample import MAX_R_HAT, MIN_ESS
 
 EXIT_DIAGNOSTICS = 3
 #: The shell's status for a run stopped by Ctrl-C (128 + SIGINT).
@@ -40,9 +39,9 @@ def run(
     priors: Sequence[str] = (),
     values: Sequence[str] = (),
     on_conflict: str = "error",
-    draws: int = 1000,
-    tune: int = 500,
-    chains: int = 4,
+    draws: int = DRAWS,
+    tune: int = TUNE,
+    chains: int = CHAINS,
     seed: int = SEED,
     target_accept: float | None = None,
     sampler: str = "nutpie",
@@ -113,7 +112,8 @@ def run(
                     timing={"ingest_s": t_ingest - t_start, **result.timing}, started=t_start, log=log)
         if prior_predictive:
             log("Prior predictive check...")
-            model.prior_predictive(seed=seed, hdi_prob=hdi_prob).to_csv(out / "prior_predictive.csv", index=False)
+            table = pl.from_pandas(model.prior_predictive(seed=seed, hdi_prob=hdi_prob))
+            runfolder.RunFolder.read(out).add_table("prior_predictive", table)
     if report:
         log("Rendering the report...")
         log(f"Report: {api.report(out)}")
@@ -174,23 +174,23 @@ def console_table(dvgr: pl.DataFrame, rate: str = "DVGR") -> str:
     return "\n".join(lines)
 
 
-def console_scaling(out: Path) -> str:
+def console_scaling(folder: runfolder.RunFolder) -> str:
     """Pair contrasts and the pooled slope, when the scaling tests ran."""
-    pairs_csv, trend_csv = out / "scaling_pairs.csv", out / "scaling_trend.csv"
-    if not pairs_csv.exists():
+    pair_table, trend = folder.table("scaling_pairs"), folder.table("scaling_trend")
+    if pair_table is None:
         return ""
     lines = ["Scaling (larger minus smaller, posterior DVGR difference [HDI], P(<0); paper's chi-square p):"]
-    for r in pl.read_csv(pairs_csv).iter_rows(named=True):
+    for r in pair_table.iter_rows(named=True):
         lines.append(f"  {r['smaller'] + ' -> ' + r['larger']:<44}{r['diff_mean']:+.3f} [{r['diff_hdi_low']:+.3f}, "
                      f"{r['diff_hdi_high']:+.3f}]  P={r['p_diff_below_0']:.3f}  chi2 p={r['chi2_p']:.2g}")
-    if trend_csv.exists():
-        t = pl.read_csv(trend_csv).row(0, named=True)
+    if trend is not None:
+        t = trend.row(0, named=True)
         lines.append(f"  pooled slope per within-family SD of size ({t['size_measure']}): {t['slope_mean']:+.3f} "
                      f"[{t['slope_hdi_low']:+.3f}, {t['slope_hdi_high']:+.3f}], P(slope<0)={t['p_slope_below_0']:.3f}, "
                      f"BF01={t['bf01']:.2f}")
-        if t["max_r_hat"] > MAX_R_HAT or t["divergences"] > 0 or t["min_ess_bulk"] < MIN_ESS:
-            lines.append(f"  WARNING: the slope model's sampler checks failed (R-hat {t['max_r_hat']:.3f}, "
-                         f"ESS {t['min_ess_bulk']:.0f}, {t['divergences']} divergences)")
+        checks = folder.scaling_diagnostics()
+        if checks is not None and not checks["ok"]:
+            lines.append(f"  WARNING: the slope model's sampler checks failed: {'; '.join(checks['failures'])}")
     return "\n".join(lines)
 
 
@@ -201,7 +201,7 @@ def _pair(text: str) -> tuple[str, str]:
     return small, large
 
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
   python -m dvbstats.fit                                  # the embedded synthetic example, with its report
   python -m dvbstats.fit results/*.csv --out runs/mine --report
@@ -209,7 +209,7 @@ examples:
   python -m dvbstats.fit dumps/ --prior sd=halfnormal(0.5) --draws 2000 --seed 7
 
 exit status: 0 success; 2 bad input or arguments (also an --out that cannot be written); 3 sampler
-diagnostics failed (R-hat > 1.01, ESS < 400 or divergences; the outputs are written and flagged;
+diagnostics failed (R-hat > {MAX_R_HAT}, ESS < {MIN_ESS} or divergences; the outputs are written and flagged;
 --allow-warnings exits 0); 130 interrupted (Ctrl-C): no run folder is left behind.
 
 output: the run folder (--out) holds the tables, posterior.nc, cells.parquet and the ingested
@@ -255,9 +255,9 @@ def parser() -> argparse.ArgumentParser:
                        "when its levels hold >= 1000 trials and non-centres it otherwise; see docs/model.md)")
     sampling = p.add_argument_group("sampler")
     sampling.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie", help="default: %(default)s")
-    sampling.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (default: %(default)s)")
-    sampling.add_argument("--tune", type=int, default=500, help="tuning draws per chain (default: %(default)s)")
-    sampling.add_argument("--chains", type=int, default=4, help="default: %(default)s")
+    sampling.add_argument("--draws", type=int, default=DRAWS, help="posterior draws per chain (default: %(default)s)")
+    sampling.add_argument("--tune", type=int, default=TUNE, help="tuning draws per chain (default: %(default)s)")
+    sampling.add_argument("--chains", type=int, default=CHAINS, help="default: %(default)s")
     sampling.add_argument("--seed", type=int, default=SEED, help="seed of sampling and predictions (default: %(default)s)")
     sampling.add_argument("--target-accept", type=float, default=None,
                           help="NUTS target acceptance rate; raise it (0.9-0.99) when a fit reports divergences "
@@ -332,14 +332,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
-    dvgr = pl.read_csv(out / "dvgr.csv")
+    folder = runfolder.RunFolder.read(out)
     print()
     bench = result.data.benchmark
     rate = "DVGR" if bench.name == "dvb" else "rate"
     print(f"Posterior {'DVGR' if bench.name == 'dvb' else bench.rate_name + ' per model, over every condition'} "
           f"({args.hdi:.0%} HDI), formula: {result.formula}")
-    print(console_table(dvgr, rate))
-    scaling_lines = console_scaling(out)
+    print(console_table(folder.table("dvgr"), rate))
+    scaling_lines = console_scaling(folder)
     if scaling_lines:
         print("\n" + scaling_lines)
     print(f"\nRun folder: {out}")

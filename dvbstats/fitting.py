@@ -20,7 +20,7 @@ from . import contrasts, estimands, fastlogp
 from .cells import CellTable
 from .constants import HDI_PROB
 from .formula import Formula
-from .model import Design, Parametrization, build, check_parametrization, design, term_parametrizations
+from .model import Design, Parametrization, check_parametrization, design, pymc_model, term_parametrizations
 from .priors import Priors
 from .registry import ModelTable
 from .sample import Diagnostics, SamplerSettings, diagnose, sample
@@ -147,7 +147,7 @@ class Fit:
         """Read a run folder back (no refitting)."""
         from . import runfolder
 
-        return runfolder.read(path)
+        return runfolder.read_fit(path)
 
     def parametrizations(self) -> dict[str, str]:
         """The parametrisation each random term was sampled in."""
@@ -203,7 +203,7 @@ def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrizat
         t1 = time.perf_counter()
         idata = fastlogp.sample(d, priors, per_term, settings, progress=progress)
     else:
-        model = build(d, priors, parametrization)
+        model = pymc_model(d, priors, parametrization)
         t1 = time.perf_counter()
         idata = sample(model, settings, progress=progress)
     t2 = time.perf_counter()

@@ -48,7 +48,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-def build(*, run_name, synthetic, inputs, fit, quality: pl.DataFrame, reconciliation: pl.DataFrame,
+def record(*, run_name, synthetic, inputs, fit, quality: pl.DataFrame, reconciliation: pl.DataFrame,
           hdi_prob, command, timing, extra) -> dict:
     """Everything needed to reproduce and to judge a run."""
     totals = quality.select(pl.exclude("model").sum()).row(0, named=True)

@@ -266,7 +266,7 @@ def _zero_sum_allowed(d: Design) -> dict[str, bool]:
     return out
 
 
-def build(d: Design, priors: Priors, parametrization: Parametrization = "auto") -> pm.Model:
+def pymc_model(d: Design, priors: Priors, parametrization: Parametrization = "auto") -> pm.Model:
     """The PyMC model of ``n_deep ~ Binomial(n_trials, logit^-1(eta))`` over observed cells."""
     priors.check(d.prior_names)
     per_term = term_parametrizations(d, check_parametrization(parametrization))

@@ -199,7 +199,7 @@ def heatmap(table: pd.DataFrame, *, colorbar_label: str) -> Figure:
     width = min(max(WIDTH, 0.62 * n_cols + 3.0), 12.0)
     fig, ax = plt.subplots(figsize=(width, _height(n_rows, extra=2.0) + 0.15 * n_rows))
     sns.heatmap(
-        table.astype(float), ax=ax, cmap=DVGR_CMAP, center=0.5, vmin=0, vmax=1,
+        table.astype(float), ax=ax, cmap=DVGR_CMAP, center=CHANCE, vmin=0, vmax=1,
         annot=True, fmt=".2f", annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white",
         cbar_kws={"label": colorbar_label, "shrink": 0.8},
     )
@@ -349,7 +349,7 @@ def posterior_predictive(ppc: pd.DataFrame, *, interval_label: str, xlabel: str 
         _interval_rows(ax, y, rows["predicted_mean"], rows["predicted_low"], rows["predicted_high"],
                        color=POSTERIOR, label=f"predicted ({interval_label})")
         ax.scatter(rows["observed"], y, marker="x", color=OBSERVED, s=40, zorder=3, label="observed")
-        ax.axvline(0.5, color=REFERENCE, linestyle="--", linewidth=1)
+        ax.axvline(CHANCE, color=REFERENCE, linestyle="--", linewidth=1)
         ax.set_yticks(y, rows["level"].astype(str))
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.set_title(f"by {group}", loc="left")

@@ -14,7 +14,6 @@ Everything except :meth:`RunTables.read` is pure; :func:`section` and
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +22,11 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from dvbstats.estimands import CHANCE
+from dvbstats.constants import CHANCE, CREDIBLE
 from dvbstats.frequentist import FEW_CLUSTERS, binom_test, chi2_2x2
 from dvbstats.reconstruct import PublishedAggregates, summarise_residuals
 from dvbstats.report.build import callout, escape, fmt_p, md_table
-from dvbstats.report.narrative import CREDIBLE
+from dvbstats.runfolder import RunFolder, RunFolderError
 from dvbstats.scaling import PAPER_CODINGS, frequentist_pairs
 
 #: The paper's significance level.
@@ -117,29 +116,26 @@ class RunTables:
     @classmethod
     def read(cls, run_dir: str | Path) -> RunTables:
         """Read the tables from a run folder; raises :class:`ComparisonError` naming a missing file."""
-        run_dir = Path(run_dir)
+        try:
+            run = RunFolder.read(run_dir)
+        except RunFolderError as err:
+            raise ComparisonError(str(err)) from None
 
-        def csv(name: str, required: bool = True) -> pl.DataFrame | None:
-            path = run_dir / f"{name}.csv"
-            if path.is_file():
-                return pl.read_csv(path)
-            if required:
-                raise ComparisonError(f"{path}: not found (run the fit with scaling tests on)")
-            return None
+        def table(name: str, required: bool = True) -> pl.DataFrame | None:
+            found = run.table(name)
+            if found is None and required:
+                raise ComparisonError(f"{run.path / (name + '.csv')}: not found (run the fit with scaling tests on)")
+            return found
 
-        manifest = run_dir / "manifest.json"
-        if not manifest.is_file():
-            raise ComparisonError(f"{manifest}: not found")
-        meta = json.loads(manifest.read_text())
         return cls(
-            dvgr=csv("dvgr"),
-            pairs=csv("scaling_pairs"),
-            trend=csv("scaling_trend"),
-            big_small=csv("scaling_big_small"),
-            interaction=csv("interaction_dvgr", required=False),
-            pooled_logit=csv("scaling_frequentist", required=False),
-            hdi_prob=float(meta["hdi_prob"]),
-            formula=str(meta["formula"]),
+            dvgr=table("dvgr"),
+            pairs=table("scaling_pairs"),
+            trend=table("scaling_trend"),
+            big_small=table("scaling_big_small"),
+            interaction=table("interaction_dvgr", required=False),
+            pooled_logit=table("scaling_frequentist", required=False),
+            hdi_prob=run.hdi_prob,
+            formula=run.formula,
         )
 
     @property

@@ -18,21 +18,17 @@ import polars as pl
 import pymc as pm
 import xarray as xr
 
-from .constants import SEED
+from .constants import CHAINS, DRAWS, MAX_R_HAT, MIN_ESS, SEED, TUNE
 
 Sampler = Literal["nutpie", "pymc"]
-
-#: Thresholds a fit must pass before its numbers are reported without a warning.
-MAX_R_HAT = 1.01
-MIN_ESS = 400
 
 
 @dataclass(frozen=True)
 class SamplerSettings:
     sampler: Sampler = "nutpie"
-    draws: int = 1000
-    tune: int = 500
-    chains: int = 4
+    draws: int = DRAWS
+    tune: int = TUNE
+    chains: int = CHAINS
     seed: int = SEED
     target_accept: float | None = None  # None: chosen with the parametrisation (fitting.fit)
 

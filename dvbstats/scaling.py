@@ -20,13 +20,10 @@ size_rank_in_family, params_b``, ...).
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import arviz as az
@@ -41,7 +38,7 @@ from dvbstats.contrasts import summarize_difference
 from dvbstats.constants import HDI_PROB
 from dvbstats.frequentist import FEW_CLUSTERS, chi2_2x2, cluster_robust_logit
 from dvbstats.registry import ModelTable
-from dvbstats.sample import pymc_log_level
+from dvbstats.sample import Diagnostics, SamplerSettings, diagnose, sample
 
 SizeMeasure = Literal["rank", "log_params", "auto"]
 
@@ -57,6 +54,12 @@ PAPER_CODINGS: dict[str, frozenset[str]] = {
 PRIOR_ALPHA_SD = 1.5
 PRIOR_BETA_SD = 1.0
 PRIOR_TAU_SD = 0.5
+
+#: Sampler of the trend model: PyMC's NUTS with 1000 tuning draws and target acceptance 0.9, the settings
+#: the trend model has been sampled and tested with (``tests/test_scaling.py``); draws and chains as the main fit.
+TREND_SAMPLER = SamplerSettings(sampler="pymc", tune=1000, target_accept=0.9)
+#: The trend model's parameters whose sampler checks the run reports.
+TREND_PARAMETERS = ("alpha", "beta", "tau")
 
 #: |skewness| of a model's logit-DVGR draws above which the Normal summary is flagged.
 SKEW_WARN = 0.5
@@ -80,7 +83,8 @@ METHODS: dict[str, str] = {
         "(size = rank) or log(params_b) (size = log_params); beta is the change in logit DVGR "
         "per within-family SD of size, slope_per_unit = beta / size_scale the change per rank "
         "step or per e-fold of parameters. The Stage-1 posteriors are used as if their first-stage "
-        "priors were flat, which is accurate at thousands of trials per model. Sampled with PyMC NUTS."
+        "priors were flat, which is accurate at thousands of trials per model. Sampled with PyMC NUTS "
+        "and checked as the main fit (R-hat, ESS, divergences of alpha, beta and tau)."
     ),
     "bayes_factor": (
         "BF01 (evidence for beta = 0 over beta != 0) by the Savage-Dickey density ratio "
@@ -213,7 +217,7 @@ def _larger_first(table: ModelTable, first: str, second: str) -> str:
     return f"{ra} > {rb}" if ra is not None and rb is not None and ra > rb else ""
 
 
-_select_pairs = pairs  # ``run`` takes a keyword named ``pairs``
+_select_pairs = pairs  # ``scaling_tests`` takes a keyword named ``pairs``
 
 
 def size_design(
@@ -302,9 +306,7 @@ class TrendResult:
     tau_mean: float
     n_models: int
     n_families: int
-    max_r_hat: float
-    min_ess_bulk: float
-    divergences: int
+    diagnostics: Diagnostics  # R-hat and ESS of alpha, beta, tau; divergences (the main fit's checks)
     hdi_prob: float
     seconds: float
     #: per model: family, size, size_std, logit-DVGR mean/sd/skew, DVGR mean and HDI, fitted DVGR and HDI
@@ -332,9 +334,9 @@ class TrendResult:
                 "tau_mean": self.tau_mean,
                 "n_models": self.n_models,
                 "n_families": self.n_families,
-                "max_r_hat": self.max_r_hat,
-                "min_ess_bulk": self.min_ess_bulk,
-                "divergences": self.divergences,
+                "max_r_hat": self.diagnostics.summary()["max_r_hat"],
+                "min_ess_bulk": self.diagnostics.summary()["min_ess_bulk"],
+                "divergences": self.diagnostics.divergences,
                 "hdi_prob": self.hdi_prob,
             }
         )
@@ -385,16 +387,13 @@ def trend(
     *,
     size: SizeMeasure = "auto",
     hdi_prob: float = HDI_PROB,
-    seed: int | None = None,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    target_accept: float = 0.9,
+    settings: SamplerSettings = TREND_SAMPLER,
 ) -> TrendResult:
     """Hierarchical regression of model-level logit DVGR on within-family size (``METHODS["trend"]``).
 
-    ``models`` is the model table (or its data); the models are those of ``dvgr_draws``. Raises
-    ``ScalingUnavailable`` when no family has two sized models (or ``log_params`` lacks counts).
+    ``models`` is the model table (or its data); the models are those of ``dvgr_draws``. Sampled by
+    :func:`dvbstats.sample.sample` with ``settings`` and checked by the main fit's :class:`Diagnostics`.
+    Raises ``ScalingUnavailable`` when no family has two sized models (or ``log_params`` lacks counts).
     """
     start = time.perf_counter()
     present = [str(m) for m in dvgr_draws["model"].values]
@@ -421,7 +420,7 @@ def trend(
     # the same likelihood as MvNormal(mu, Sigma + tau^2 I) without a Cholesky factor per step.
     lam, Q = np.linalg.eigh(sigma)
     X = _design_matrix(family_idx, len(families), x)
-    with pm.Model(coords={"family": families, "model": names}):
+    with pm.Model(coords={"family": families, "model": names}) as model:
         alpha = pm.Normal("alpha", 0.0, PRIOR_ALPHA_SD, dims="family")
         beta = pm.Normal("beta", 0.0, PRIOR_BETA_SD)
         tau = pm.HalfNormal("tau", PRIOR_TAU_SD)
@@ -433,23 +432,11 @@ def trend(
             sigma=pm.math.sqrt(np.clip(lam, 0.0, None) + tau**2),
             observed=Q.T @ y,
         )
-        with pymc_log_level(logging.WARNING):
-            idata = pm.sample(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                cores=1,
-                random_seed=seed,
-                target_accept=target_accept,
-                progressbar=False,
-                compute_convergence_checks=False,
-            )
+    idata = sample(model, settings, progress=False)
 
     post = idata.posterior
     beta_draws = post["beta"].values.ravel()
     low, high = az.hdi(beta_draws, hdi_prob=hdi_prob)
-    params = ["alpha", "beta", "tau"]
-    r_hat, ess = az.rhat(idata, var_names=params), az.ess(idata, var_names=params, method="bulk")
     fitted = expit(post["fitted_logit"])
     fitted_hdi = az.hdi(fitted, hdi_prob=hdi_prob)["fitted_logit"].values
     dvgr_hdi = np.array([az.hdi(flat[:, j], hdi_prob=hdi_prob) for j in range(len(names))])
@@ -475,9 +462,7 @@ def trend(
         tau_mean=float(post["tau"].mean()),
         n_models=len(names),
         n_families=len(families),
-        max_r_hat=max(float(r_hat[p].max()) for p in params),
-        min_ess_bulk=min(float(ess[p].min()) for p in params),
-        divergences=int(idata.sample_stats["diverging"].sum()),
+        diagnostics=diagnose({p: post[p] for p in TREND_PARAMETERS}, idata),
         hdi_prob=hdi_prob,
         seconds=time.perf_counter() - start,
         models=per_model,
@@ -633,31 +618,21 @@ class ScalingResult:
     frequentist: pl.DataFrame | None
     notes: tuple[str, ...]
     settings: dict[str, object]
+    diagnostics: Diagnostics | None = None  # the trend model's sampler checks (None: no trend)
 
-    def write(self, out_dir: str | Path) -> list[Path]:
-        """Write ``scaling_*.csv`` and ``scaling_methods.json`` into ``out_dir``; return the paths."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        tables = {
-            "scaling_pairs.csv": self.pairs,
-            "scaling_big_small.csv": self.big_small,
-            "scaling_trend.csv": self.trend,
-            "scaling_models.csv": self.models,
-            "scaling_frequentist.csv": self.frequentist,
-        }
-        paths = []
-        for name, table in tables.items():
-            if table is not None:
-                table.write_csv(out / name)
-                paths.append(out / name)
-        meta = out / "scaling_methods.json"
-        meta.write_text(
-            json.dumps({"methods": METHODS, "settings": self.settings, "notes": list(self.notes)}, indent=2)
-        )
-        return [*paths, meta]
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """The run folder's ``scaling_*`` tables (a test that could not run has none)."""
+        tables = {"scaling_pairs": self.pairs, "scaling_big_small": self.big_small, "scaling_trend": self.trend,
+                  "scaling_models": self.models, "scaling_frequentist": self.frequentist}
+        return {name: table for name, table in tables.items() if table is not None}
+
+    def record(self) -> dict:
+        """Methods, settings and notes (the run folder's ``scaling_methods.json``)."""
+        return {"methods": METHODS, "settings": self.settings, "notes": list(self.notes),
+                **({"diagnostics": self.diagnostics.summary()} if self.diagnostics is not None else {})}
 
 
-def run(
+def scaling_tests(
     dvgr_draws: xr.DataArray,
     counts: pl.DataFrame,
     models: ModelTable | pl.DataFrame,
@@ -697,11 +672,11 @@ def run(
             continue
         row = big_small(dvgr_draws, counts, big, hdi_prob=hdi_prob)
         coded.append(row.select(pl.lit(name).alias("coding"), pl.all()))
-    trend_table = model_table = freq_table = None
+    trend_table = model_table = freq_table = checks = None
     measure = None
     try:
-        fit = trend(dvgr_draws, models, size=size, hdi_prob=hdi_prob, seed=seed)
-        trend_table, model_table, measure = fit.table(), fit.models, fit.size_measure
+        fit = trend(dvgr_draws, models, size=size, hdi_prob=hdi_prob, settings=replace(TREND_SAMPLER, seed=seed))
+        trend_table, model_table, measure, checks = fit.table(), fit.models, fit.size_measure, fit.diagnostics
         notes += [f"trend: {n}" for n in fit.notes]
         freq_table = pooled_logit(counts, models, size=measure, cluster=cluster)
     except ScalingUnavailable as err:
@@ -721,4 +696,5 @@ def run(
             "seed": seed,
             "codings": {k: sorted(v) for k, v in codings.items()},
         },
+        diagnostics=checks,
     )

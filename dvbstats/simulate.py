@@ -61,7 +61,7 @@ _RERUN_DELAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Design:
+class StudyDesign:
     """The benchmark's categorical design.
 
     ``value_sets``: values by set (ordered value pairs stay within one set); ``feature_dims``:
@@ -81,7 +81,7 @@ class Design:
     def __post_init__(self) -> None:
         bad_dims = [dim for dim in self.feature_dims if isinstance(dim, str) or len(dim) != 2]
         if bad_dims:
-            raise ValueError(f"Design: feature dimensions must be (pole, pole) pairs, got {bad_dims}")
+            raise ValueError(f"StudyDesign: feature dimensions must be (pole, pole) pairs, got {bad_dims}")
         normalised = {
             "value_sets": {s: tuple(vs) for s, vs in self.value_sets.items()},
             "feature_dims": tuple((str(a), str(b)) for a, b in self.feature_dims),
@@ -92,23 +92,23 @@ class Design:
         for name, value in normalised.items():
             object.__setattr__(self, name, value)  # the dataclass is frozen
         if not self.value_sets or not self.feature_dims or not self.contexts or not self.n_train:
-            raise ValueError("Design: value_sets, feature_dims, contexts and n_train must each be non-empty")
+            raise ValueError("StudyDesign: value_sets, feature_dims, contexts and n_train must each be non-empty")
         for s, vs in self.value_sets.items():
             if len(vs) < 2:
-                raise ValueError(f"Design: value set {s!r} needs at least two values to form pairs, has {list(vs)}")
+                raise ValueError(f"StudyDesign: value set {s!r} needs at least two values to form pairs, has {list(vs)}")
         _check_names("value", self.values)
         _check_names("feature pole", self.features)
         _check_names("context", self.contexts)
         if any(n < 1 for n in self.n_train):
-            raise ValueError(f"Design: n_train must be positive integers, got {list(self.n_train)}")
+            raise ValueError(f"StudyDesign: n_train must be positive integers, got {list(self.n_train)}")
         if self.n_prompts < 1 or self.prompts_per_test < 1:
             raise ValueError(
-                f"Design: n_prompts and prompts_per_test must be >= 1, got {self.n_prompts} and {self.prompts_per_test}"
+                f"StudyDesign: n_prompts and prompts_per_test must be >= 1, got {self.n_prompts} and {self.prompts_per_test}"
             )
         if self.value_weights is not None:
-            _check_levels("Design.value_weights", self.value_weights, self.values)
+            _check_levels("StudyDesign.value_weights", self.value_weights, self.values)
             if not all(math.isfinite(w) and w > 0 for w in self.value_weights.values()):
-                raise ValueError(f"Design.value_weights: weights must be positive and finite, got {self.value_weights}")
+                raise ValueError(f"StudyDesign.value_weights: weights must be positive and finite, got {self.value_weights}")
 
     @property
     def values(self) -> tuple[str, ...]:
@@ -155,7 +155,7 @@ class Simulation:
 
 
 def draw_effects(
-    design: Design,
+    design: StudyDesign,
     model_ids: Sequence[str],
     *,
     intercept: float,
@@ -196,7 +196,7 @@ def draw_effects(
     )
 
 
-def draw_prompts(design: Design, seed: int) -> pl.DataFrame:
+def draw_prompts(design: StudyDesign, seed: int) -> pl.DataFrame:
     """The test prompts every model answers, drawn from ``seed`` (the stream :func:`simulate` uses).
 
     A test configuration is an ordered value pair within one set (preferred value by
@@ -285,7 +285,7 @@ def linear_predictor(effects: Effects, prompts: pl.DataFrame) -> np.ndarray:
 
 def simulate(
     effects: Effects,
-    design: Design,
+    design: StudyDesign,
     *,
     seed: int,
     unparsed_rate: float | Mapping[str, float] = 0.03,
@@ -468,10 +468,10 @@ def _per_model(
 def _check_names(kind: str, names: Sequence[str]) -> None:
     if len(set(names)) != len(names):
         duplicated = sorted({n for n in names if list(names).count(n) > 1})
-        raise ValueError(f"Design: {kind} names must be distinct, repeated: {duplicated}")
+        raise ValueError(f"StudyDesign: {kind} names must be distinct, repeated: {duplicated}")
     for n in names:
         if not n or any(sep in n for sep in _SEPARATORS):
-            raise ValueError(f"Design: {kind} {n!r} is empty or contains a pair separator {list(_SEPARATORS)}")
+            raise ValueError(f"StudyDesign: {kind} {n!r} is empty or contains a pair separator {list(_SEPARATORS)}")
 
 
 def _check_levels(where: str, mapping: Mapping, levels: Sequence) -> None:
@@ -481,7 +481,7 @@ def _check_levels(where: str, mapping: Mapping, levels: Sequence) -> None:
         raise ValueError(f"{where}: missing levels {missing}, unknown levels {unknown}")
 
 
-def _check_effects(effects: Effects, design: Design) -> None:
+def _check_effects(effects: Effects, design: StudyDesign) -> None:
     """Effects must give every level of the design, and nothing else."""
     if not effects.model:
         raise ValueError("Effects.model: needs at least one model")

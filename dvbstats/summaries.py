@@ -13,7 +13,7 @@ from scipy.special import expit
 from . import contrasts, estimands
 from .estimands import summarize
 from .fitting import Fit
-from .model import Design, build, linear_predictor
+from .model import Design, linear_predictor, pymc_model
 from .priors import Priors
 
 
@@ -179,7 +179,7 @@ def prior_predictive_table(d: Design, priors: Priors, parametrization: str, hdi_
     Wide intervals that cover the observed rates mean the priors let the data speak; intervals piled
     at 0 and 1 would mean the priors on the logit scale are too wide to be weakly informative.
     """
-    model = build(d, priors, parametrization)
+    model = pymc_model(d, priors, parametrization)
     prior = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed, var_names=["n_deep"])
     y_rep = prior.prior_predictive["n_deep"].values.reshape(-1, int(d.observed.sum()))
     return predictive_table(d.cells.data.filter(pl.Series(d.observed)), y_rep, hdi_prob)

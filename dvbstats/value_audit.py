@@ -36,6 +36,7 @@ from dvbstats.fitting import Fit, fit
 from dvbstats.formula import parse
 from dvbstats.constants import HDI_PROB
 from dvbstats.report.build import callout, escape, fmt_p, md_table
+from dvbstats.runfolder import RunFolder
 from dvbstats.sample import Diagnostics, SamplerSettings
 from dvbstats.schema import CELL_COUNTS
 
@@ -444,16 +445,16 @@ class Audit:
                                   analysis=pl.lit(f"hierarchical Bayesian ({pct} HDI)"))
         return pl.concat([logit, bayes]).to_pandas()
 
-    def write(self, run_dir: Path) -> None:
-        """``value_audit_logit.csv`` (both clusterings), ``value_audit_bayes.csv``, ``value_audit_shares.csv``
-        and the section's figure ``sections/figures/value-audit.png``."""
-        pl.concat([self.logit, self.logit_by_value]).write_csv(run_dir / "value_audit_logit.csv")
-        self.bayes.write_csv(run_dir / "value_audit_bayes.csv")
-        self.shares.write_csv(run_dir / "value_audit_shares.csv")
-        self.values_only.write_csv(run_dir / "value_audit_between_values.csv")
+    def write(self, run: RunFolder) -> None:
+        """Tables ``value_audit_logit`` (both clusterings), ``value_audit_bayes``, ``value_audit_shares``,
+        ``value_audit_between_values`` and the section's figure ``sections/figures/value-audit.png``."""
+        run.add_table("value_audit_logit", pl.concat([self.logit, self.logit_by_value]))
+        run.add_table("value_audit_bayes", self.bayes)
+        run.add_table("value_audit_shares", self.shares)
+        run.add_table("value_audit_between_values", self.values_only)
         with plots.style():
             fig = plots.odds_ratios(self.estimates(), reference=pd.Series(PUBLISHED_ODDS_RATIOS))
-        plots.save(fig, run_dir / "sections" / "figures" / f"{FIGURE}.png")
+        plots.save(fig, run.path / "sections" / "figures" / f"{FIGURE}.png")
 
 
 def run_audit(

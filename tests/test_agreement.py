@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from statsmodels.stats.inter_rater import cohens_kappa
 
-from dvbstats import agreement, paired, simulate
+from dvbstats import agreement, paired, runfolder, simulate
 from dvbstats.registry import ModelTable
 from dvbstats.sample import SamplerSettings
 
@@ -108,7 +108,7 @@ def test_difference_of_means_is_the_raw_difference():
 
 def test_two_models_give_no_agreement_model():
     sim = simulate.shared_propensity_trials({"a": "x", "b": "x"}, n_items=200, seed=1)
-    res = agreement.run(sim.trials, _models({"a": "x", "b": "x"}), group="family")
+    res = agreement.agreement_analysis(sim.trials, _models({"a": "x", "b": "x"}), group="family")
     assert res.pairs.height == 1 and res.models.is_empty() and "at least 4 models" in res.notes["not_run"]
 
 
@@ -117,7 +117,7 @@ def test_bayes_agreement_model_recovers_same_family_effect(tmp_path):
     sim = simulate.shared_propensity_trials(GROUPS, n_items=2000, seed=20251, sd_group_item=0.8)
     assert sim.effect_pp > 2  # a clear effect, of the paper's size (3.6 points)
     settings = SamplerSettings(draws=400, tune=400, chains=2, seed=3)
-    res = agreement.run(sim.trials, _models(GROUPS), group="family", settings=settings)
+    res = agreement.agreement_analysis(sim.trials, _models(GROUPS), group="family", settings=settings)
     bayes = {r["scale"]: r for r in res.models.filter(pl.col("method").str.starts_with("Bayes")).iter_rows(named=True)}
     assert bayes["percentage points"]["low"] <= sim.effect_pp <= bayes["percentage points"]["high"]
     assert bayes["log-odds"]["low"] <= sim.effect_logit <= bayes["log-odds"]["high"]
@@ -127,7 +127,7 @@ def test_bayes_agreement_model_recovers_same_family_effect(tmp_path):
     assert "12 pairs share a family" in res.notes["statement"] and "10 from gb" in res.notes["statement"]
     # the grouping column is a parameter: with one developer for all, every pair is same-developer
     assert res.pairs["same_group"].sum() == 12
-    res.write(tmp_path)
+    runfolder.write_analysis(tmp_path, "agreement", res)
     assert pl.read_csv(tmp_path / "agreement.csv").height == 36
     assert pl.read_csv(tmp_path / "paired_tests.csv").height == 36
     assert pl.read_csv(tmp_path / "agreement_model.csv").height == 5
@@ -145,8 +145,8 @@ def test_report_section_from_run_files(tmp_path):
     pairs = agreement.agreement_table(counts, _models(GROUPS), "family")
     rows = agreement.frequentist_models(pairs)
     fitted = pl.DataFrame([{"group": "family", **agreement.group_means(pairs), **r} for r in rows])
-    agreement.Agreement(pairs, paired.paired_tests(counts), fitted,
-                        {"group": "family", "statement": agreement.statement(pairs)}).write(run)
+    runfolder.write_analysis(run, "agreement", agreement.Agreement(
+        pairs, paired.paired_tests(counts), fitted, {"group": "family", "statement": agreement.statement(pairs)}))
     text = flat(render(run, tmp_path / "reports", engine="pandoc"))
     page = Page(text)
     assert "sec-agreement" in page.ids and "fig-agreement" in page.ids and "fig-paired-p" in page.ids

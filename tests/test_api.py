@@ -18,7 +18,7 @@ FAST = dict(draws=150, tune=150, chains=2, seed=4, progress=False)
 
 @pytest.fixture(scope="module")
 def dumps(tmp_path_factory) -> list[str]:
-    design = simulate.Design(feature_dims=[("Formal", "Colloquial")], n_prompts=300)
+    design = simulate.StudyDesign(feature_dims=[("Formal", "Colloquial")], n_prompts=300)
     effects = simulate.draw_effects(design, ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "llama-3-8b"],
                                     intercept=-0.6, log_n_train=0.0,
                                     sd={"model": 0.5, "value": 0.3, "feature": 0.2, "context": 0.2}, seed=2)

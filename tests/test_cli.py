@@ -15,7 +15,7 @@ from dvbstats import simulate
 
 @pytest.fixture(scope="module")
 def dumps(tmp_path_factory) -> list[str]:
-    design = simulate.Design(feature_dims=[("Formal", "Colloquial"), ("Tech-savvy", "plain language")], n_prompts=400)
+    design = simulate.StudyDesign(feature_dims=[("Formal", "Colloquial"), ("Tech-savvy", "plain language")], n_prompts=400)
     models = ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "brand-new/model-x"]
     effects = simulate.draw_effects(design, models, intercept=-0.8, log_n_train=0.0,
                                     sd={"model": 0.4, "value": 0.3, "feature": 0.2, "context": 0.2}, seed=5)
@@ -214,7 +214,7 @@ def test_ctrl_c_during_sampling_nan_padded_trace_exits_130_and_writes_nothing(du
 @pytest.mark.slow
 def test_a_model_without_usable_trials_is_flagged_and_left_out(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    design = simulate.Design(feature_dims=[("Formal", "Colloquial")], n_prompts=300)
+    design = simulate.StudyDesign(feature_dims=[("Formal", "Colloquial")], n_prompts=300)
     models = ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "brand-new/model-x"]
     effects = simulate.draw_effects(design, models, intercept=-0.8, log_n_train=0.0,
                                     sd={"model": 0.4, "value": 0.3, "feature": 0.2, "context": 0.2}, seed=5)

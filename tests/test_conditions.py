@@ -67,7 +67,7 @@ def test_the_section_reads_the_table(tmp_path):
         hdi_prob = 0.94
 
         def table(self, name):
-            return table.to_pandas() if name == "condition_effects" else None
+            return table if name == "condition_effects" else None
 
     text = build.condition_effects(Run(), figures=None)
     assert "Condition effects" in text and "+0.200" in text and "m1" in text and "targeted" in text
@@ -76,7 +76,7 @@ def test_the_section_reads_the_table(tmp_path):
 def test_prior_predictive_section_only_when_the_run_has_one():
     table = pl.DataFrame({"by": ["model", "model"], "level": ["a", "b"], "observed": [0.3, 0.99],
                           "predicted_mean": [0.5, 0.5], "predicted_low": [0.05, 0.05],
-                          "predicted_high": [0.95, 0.95], "n_trials": [100, 100]}).to_pandas()
+                          "predicted_high": [0.95, 0.95], "n_trials": [100, 100]})
 
     class Run:
         hdi_prob = 0.94

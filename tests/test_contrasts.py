@@ -156,7 +156,7 @@ def test_contrast_intervals_cover_the_truth_and_the_best_model_leads_p_best():
 def dumps(tmp_path_factory) -> list[str]:
     from dvbstats import simulate
 
-    design = simulate.Design(feature_dims=[("Formal", "Colloquial")], n_prompts=300)
+    design = simulate.StudyDesign(feature_dims=[("Formal", "Colloquial")], n_prompts=300)
     models = ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "gpt-4.1-mini-2025-04-14"]
     effects = simulate.draw_effects(design, models, intercept=-0.8, log_n_train=0.0,
                                     sd={"model": 0.4, "value": 0.3, "feature": 0.2, "context": 0.2}, seed=5)
@@ -168,7 +168,7 @@ def test_cli_writes_contrasts_ranks_and_the_report_section(dumps, tmp_path, monk
     from dvbstats import fit as cli
     from dvbstats.report.build import escape
     from dvbstats.report.render import write_qmd
-    from dvbstats.report.run import RunFolder
+    from dvbstats.runfolder import RunFolder
 
     monkeypatch.chdir(tmp_path)
     assert cli.main([*dumps, "--out", "run", "--draws", "150", "--tune", "150", "--chains", "2", "--quiet",

@@ -10,7 +10,7 @@ from dvbstats import fastlogp
 from dvbstats.cells import CellTable
 from dvbstats.fitting import fit
 from dvbstats.formula import parse
-from dvbstats.model import build, design, term_parametrizations
+from dvbstats.model import design, pymc_model, term_parametrizations
 from dvbstats.priors import Priors
 from dvbstats.sample import SamplerSettings
 
@@ -47,7 +47,7 @@ CASES += [(FORMULAS[0], p, PRIORS[1]) for p in ("centered", "noncentered")]
 def test_log_density_and_gradient_equal_pymc(formula, parametrization, prior):
     d = design(parse(formula), _cells(1))
     priors = Priors.from_specs(prior)
-    pm_model = build(d, priors, parametrization)
+    pm_model = pymc_model(d, priors, parametrization)
     logp, dlogp = pm_model.compile_logp(), pm_model.compile_dlogp()
     ours = fastlogp.CellModel(d, priors, term_parametrizations(d, parametrization))
     names = _in_fastlogp_order(pm_model, d)

@@ -18,8 +18,8 @@ from dvbstats import api
 from dvbstats.benchmarks import describe
 from dvbstats.benchmarks.dvb import DVB
 from dvbstats.benchmarks.hvsb import HVSB
-from dvbstats.report.build import build
-from dvbstats.report.run import RunFolder
+from dvbstats.report.build import report_markdown
+from dvbstats.runfolder import RunFolder
 from dvbstats.simulate_hvsb import HvsbDesign, draw_hvsb_effects, simulate_hvsb
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -46,7 +46,7 @@ def hvsb_run(tmp_path_factory):
     fit = dvb.Model(HVSB.default_formula, data).fit(draws=400, tune=400, chains=2, seed=5, progress=False)
     out = fit.save(root / "run")
     report_dir = root / "report"
-    text = build(RunFolder.read(out), report_dir)
+    text = report_markdown(RunFolder.read(out), report_dir)
     return sim, data, fit, out, text
 
 
@@ -116,10 +116,10 @@ def test_run_folder_reads_back(hvsb_run):
 def test_dvb_report_unchanged_by_the_benchmark_record(tmp_path):
     """A DVB run folder renders the same text whether its manifest names the benchmark or not."""
     run = make_run(tmp_path / "old")
-    before = build(RunFolder.read(run), tmp_path / "r1")
+    before = report_markdown(RunFolder.read(run), tmp_path / "r1")
     meta = json.loads((run / "manifest.json").read_text())
     (run / "manifest.json").write_text(json.dumps(meta | {"benchmark": describe(DVB)}))
-    after = build(RunFolder.read(run), tmp_path / "r2")
+    after = report_markdown(RunFolder.read(run), tmp_path / "r2")
     assert before == after and "Posterior DVGR" in after
 
 

@@ -9,7 +9,7 @@ from dvbstats import estimands, simulate
 from dvbstats.cells import CellTable, from_trials
 from dvbstats.fitting import fit
 from dvbstats.formula import parse
-from dvbstats.model import build, design
+from dvbstats.model import design, pymc_model
 from dvbstats.priors import Priors
 from dvbstats.sample import SamplerSettings
 
@@ -56,12 +56,12 @@ def test_no_parsed_trials_is_an_error():
 @pytest.mark.parametrize("parametrization", ["zerosum", "centered", "noncentered"])
 def test_parametrizations_build(parametrization):
     data = pl.DataFrame({"model": ["a", "b"], "n_prompts": [5, 5], "n_trials": [5, 5], "n_deep": [1, 4]})
-    m = build(design(parse("y ~ 1 + (1|model)"), CellTable(data, ("model",))), Priors({}), parametrization)
+    m = pymc_model(design(parse("y ~ 1 + (1|model)"), CellTable(data, ("model",))), Priors({}), parametrization)
     assert "r_model" in m.named_vars and "sd" in m.named_vars
 
 
 def _simulation(seed: int, sd: dict, n_models=6, n_prompts=1500, slope=-0.15):
-    design_ = simulate.Design(feature_dims=[("Formal", "Colloquial"), ("Tech-savvy", "plain language"),
+    design_ = simulate.StudyDesign(feature_dims=[("Formal", "Colloquial"), ("Tech-savvy", "plain language"),
                                             ("data_driven", "intuitive")], n_prompts=n_prompts)
     models = [f"model-{i}" for i in range(n_models)]
     effects = simulate.draw_effects(design_, models, intercept=-0.8, log_n_train=slope, sd=sd, seed=seed)

@@ -68,7 +68,7 @@ def test_a_fit_that_fails_its_checks_is_refitted_in_the_other_form(capsys):
     assert res.retry.endswith("refitted with --parametrization zerosum")
     assert res.retry in capsys.readouterr().out
     assert res.settings.target_accept == 0.8
-    meta = manifest.build(run_name="x", synthetic=True, inputs=[], fit=res, quality=_quality(cells),
+    meta = manifest.record(run_name="x", synthetic=True, inputs=[], fit=res, quality=_quality(cells),
                           reconciliation=pl.DataFrame({"action": []}, schema={"action": pl.String}), hdi_prob=0.94,
                           command=None, timing={}, extra={})
     assert json.loads(json.dumps(meta, default=str))["parametrization"] == {

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 import yaml
 from scipy.special import expit
@@ -20,6 +21,7 @@ from scipy.special import expit
 from dvbstats.frequentist import binom_test, wilson
 from dvbstats.report import RenderError, RunFolderError, build, narrative, render
 from dvbstats.report.__main__ import main
+from dvbstats.sample import Diagnostics
 
 SECTIONS = ["headline", "models", "forest", "values", "variance", "training-size", "ppc", "diagnostics",
             "data-quality", "methods"]
@@ -393,9 +395,14 @@ def test_scaling_section_only_with_scaling_tables(tmp_path):
 
 
 def _trend(run: Path, *, r_hat: float, ess: float, divergences: int) -> None:
+    """A trend table and the slope model's checks, recorded by the same ``Diagnostics`` as the main fit's."""
     pd.DataFrame({"size_measure": ["rank"], "slope_mean": [-0.2], "slope_hdi_low": [-0.5], "slope_hdi_high": [0.1],
                   "p_slope_below_0": [0.88], "bf01": [1.7], "max_r_hat": [r_hat], "min_ess_bulk": [ess],
                   "divergences": [divergences]}).to_csv(run / "scaling_trend.csv", index=False)
+    table = pl.DataFrame({"parameter": ["beta", "tau"], "r_hat": [r_hat, 1.0], "ess_bulk": [ess, 2000.0],
+                          "ess_tail": [2000.0, 2000.0]})
+    checks = Diagnostics(table, divergences, 4000).summary()
+    (run / "scaling_methods.json").write_text(json.dumps({"notes": [], "diagnostics": checks}))
 
 
 def test_failing_slope_diagnostics_flagged_at_top_and_in_section(tmp_path):
@@ -407,7 +414,8 @@ def test_failing_slope_diagnostics_flagged_at_top_and_in_section(tmp_path):
     text = flat(render(run, tmp_path / "reports", engine="pandoc"))
     top = text[:text.index('id="sec-headline"')]
     assert 'class="callout callout-important"' in top and "Sampler diagnostics failed" in top
-    for failure in ["max R-hat 1.050 &gt; 1.01", "min bulk ESS 120 &lt; 400", "2 divergent transitions"]:
+    for failure in ["R-hat &gt; 1.01 for 1 quantities (worst beta: 1.050)",
+                    "ESS &lt; 400 for 1 quantities (worst beta: bulk 120)", "2 divergent transitions out of 4000 draws"]:
         assert f"pooled size-slope model: {failure}" in top, failure
     assert re.search(r'<a href="#sec-scaling"[^>]*>Section 7</a>', top)
     assert "Section 8" not in top  # the main fit passed its checks
@@ -533,7 +541,7 @@ def test_renders_a_real_small_fit(tmp_path):
 
 def _small_simulation(simulate, out_dir: Path):
     """Three known models (two below chance, one above) on a small DVB-like design."""
-    design = simulate.Design(value_sets={"a": ("fidelity", "justice"), "b": ("security", "tradition")},
+    design = simulate.StudyDesign(value_sets={"a": ("fidelity", "justice"), "b": ("security", "tradition")},
                              feature_dims=[("Formal", "Colloquial")], contexts=("legal", "finance"),
                              n_prompts=240, prompts_per_test=4)
     effects = simulate.Effects(

@@ -86,3 +86,49 @@ def test_a_real_fit_without_terminal_talks_and_hides_the_blas_warning(tmp_path):
     assert "compiling the model: done" in res.stdout and "sampling: 1,200/1,200 draws" in res.stdout
     assert "draws 300" in res.stdout
     assert "BLAS" not in res.stdout + res.stderr
+
+
+def test_settings_default_to_the_package_constants_and_round_trip():
+    from dvbstats import constants
+
+    s = SamplerSettings()
+    assert (s.sampler, s.draws, s.tune, s.chains, s.seed, s.target_accept) == (
+        "nutpie", constants.DRAWS, constants.TUNE, constants.CHAINS, constants.SEED, None)
+    assert SamplerSettings(**SamplerSettings(draws=7, tune=3, chains=1, seed=5).as_dict()) == SamplerSettings(
+        draws=7, tune=3, chains=1, seed=5)  # the manifest's record rebuilds the settings (Fit.load)
+    with pytest.raises(ValueError, match="sampler must be 'nutpie' or 'pymc'"):
+        samplemod.sample(pm.Model(), SamplerSettings(sampler="stan"))
+
+
+@pytest.mark.parametrize(("chains", "draws", "nan", "interrupted"), [
+    (2, 5, False, False),  # every draw made
+    (1, 5, False, True),  # a chain missing (PyMC stopped before starting it)
+    (2, 4, False, True),  # a short trace (PyMC returns the draws so far)
+    (2, 5, True, True),  # NaN-padded (nutpie's abort)
+])
+def test_complete_detects_an_interrupted_trace(chains, draws, nan, interrupted):
+    x = np.zeros((chains, draws))
+    if nan:
+        x[1, 3:] = np.nan
+    idata = az.InferenceData(posterior=az.dict_to_dataset({"x": x, "k": np.zeros((chains, draws), dtype=int)}))
+    settings = SamplerSettings(draws=5, chains=2)
+    if interrupted:
+        with pytest.raises(samplemod.SamplingInterrupted):
+            samplemod._complete(idata, settings)
+    else:
+        assert samplemod._complete(idata, settings) is idata
+
+
+def test_diagnose_labels_every_scalar_and_fails_a_bad_trace():
+    rng = np.random.default_rng(0)
+    good = rng.normal(size=(4, 500, 2))
+    stuck = np.repeat(rng.normal(size=(4, 1, 1)) * 5, 500, axis=1) + rng.normal(0, 0.01, (4, 500, 1))
+    posterior = az.dict_to_dataset({"a": good, "b": stuck}, dims={"a": ["level"], "b": ["one"]},
+                                   coords={"level": ["x", "y"], "one": ["z"]})
+    idata = az.InferenceData(posterior=posterior,
+                             sample_stats=az.dict_to_dataset({"diverging": np.zeros((4, 500), bool)}))
+    d = samplemod.diagnose({"a": posterior["a"]}, idata)
+    assert d.table["parameter"].to_list() == ["a[x]", "a[y]"] and d.ok and d.n_draws == 2000
+    bad = samplemod.diagnose({"a": posterior["a"], "b": posterior["b"]}, idata)
+    assert not bad.ok and len(bad.failures) == 2  # R-hat and ESS of b[z]; no divergences
+    assert "worst b[z]" in bad.failures[0] and "worst b[z]" in bad.failures[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,10 @@ from scipy import stats
 from scipy.special import expit, logit
 from scipy.stats.contingency import association
 
-from dvbstats import scaling
+from dvbstats import runfolder, scaling
 from dvbstats.reconstruct import DEFAULT_ROOT
 from dvbstats.registry import ModelTable
+from dvbstats.constants import MAX_R_HAT
 
 #: Verbatim copy of /work/shared/published/dvb2025_models.csv (see dvbstats/data/dvb2025/README.md).
 PUBLISHED = DEFAULT_ROOT / "dvb2025_models.csv"
@@ -81,13 +83,13 @@ def _simulate(beta: float, seed: int, tau: float = 0.15, post_sd: float = 0.05):
 @pytest.fixture(scope="module")
 def negative():
     table, draws, x, _ = _simulate(beta=-0.5, seed=11)
-    return scaling.trend(draws, table, seed=1, draws=500, tune=500), x, draws
+    return scaling.trend(draws, table, settings=replace(scaling.TREND_SAMPLER, seed=1, draws=500, tune=500)), x, draws
 
 
 @pytest.fixture(scope="module")
 def zero():
     table, draws, x, _ = _simulate(beta=0.0, seed=12)
-    return scaling.trend(draws, table, seed=2, draws=500, tune=500), x, draws
+    return scaling.trend(draws, table, settings=replace(scaling.TREND_SAMPLER, seed=2, draws=500, tune=500)), x, draws
 
 
 def test_trend_recovers_negative_slope(negative):
@@ -97,7 +99,11 @@ def test_trend_recovers_negative_slope(negative):
     assert fit.slope_hdi_low <= -0.5 <= fit.slope_hdi_high
     assert fit.p_slope_below_0 > 0.95
     assert fit.bf01 < 0.1
-    assert fit.max_r_hat < 1.02 and fit.min_ess_bulk > 400 and fit.divergences == 0
+    checks = fit.diagnostics.summary()
+    assert checks["max_r_hat"] < 1.02 and checks["min_ess_bulk"] > 400 and fit.diagnostics.divergences == 0
+    # the main fit's checks, on every trend parameter (one alpha per family)
+    assert fit.diagnostics.table["parameter"].to_list() == [*(f"alpha[f{i}]" for i in range(6)), "beta", "tau"]
+    assert fit.table()["max_r_hat"].item() == checks["max_r_hat"]
 
 
 def test_trend_zero_slope_is_not_called_negative(zero):
@@ -105,7 +111,8 @@ def test_trend_zero_slope_is_not_called_negative(zero):
     assert fit.slope_hdi_low <= 0.0 <= fit.slope_hdi_high
     assert 0.05 < fit.p_slope_below_0 < 0.95
     assert fit.bf01 > 1
-    assert fit.max_r_hat < 1.02 and fit.min_ess_bulk > 400
+    checks = fit.diagnostics.summary()
+    assert checks["max_r_hat"] < 1.02 and checks["min_ess_bulk"] > 400
 
 
 def _bf01_by_quadrature(y, sigma, family_idx, x) -> float:
@@ -197,15 +204,17 @@ def test_big_small_reproduces_scipy_on_published_counts(published, coding):
 
 def test_run_on_published_counts_writes_tables(published, tmp_path):
     models, counts, draws = published
-    result = scaling.run(draws, counts, models, seed=3)
+    result = scaling.scaling_tests(draws, counts, models, seed=3)
     assert result.pairs.height == 5 and result.big_small["coding"].to_list() == list(scaling.PAPER_CODINGS)
     assert result.trend["size_measure"].item() == "rank"  # closed models have no parameter counts
     assert result.frequentist["n_clusters"].item() == 9 and result.frequentist["few_clusters"].item()
-    paths = {p.name for p in result.write(tmp_path)}
+    paths = {p.name for p in runfolder.write_analysis(tmp_path, "scaling", result)}
     tables = ("pairs", "big_small", "trend", "models", "frequentist")
     assert paths == {f"scaling_{t}.csv" for t in tables} | {"scaling_methods.json"}
     meta = json.loads((tmp_path / "scaling_methods.json").read_text())
     assert set(meta["methods"]) == set(scaling.METHODS) and meta["settings"]["size"] == "rank"
+    assert meta["diagnostics"] == json.loads(json.dumps(result.diagnostics.summary()))  # the main fit's checks
+    assert meta["diagnostics"]["thresholds"]["max_r_hat"] == MAX_R_HAT and "failures" in meta["diagnostics"]
     pooled_chi2 = pl.read_csv(tmp_path / "scaling_big_small.csv")["chi2"].to_list()
     assert pooled_chi2 == pytest.approx(result.big_small["chi2"].to_list())
 
@@ -214,7 +223,7 @@ def test_run_skips_codings_and_trend_with_notes(published):
     models, counts, draws = published
     present = ["gpt-4o-mini", "gpt-4o", "llama-3-8b"]
     sub = draws.sel(model=present)
-    result = scaling.run(sub, counts, models, pairs=[("llama-3-8b", "gpt-4o")], seed=1)
+    result = scaling.scaling_tests(sub, counts, models, pairs=[("llama-3-8b", "gpt-4o")], seed=1)
     assert result.big_small is None and any("skipped" in n for n in result.notes)
     assert any("not used: they have no posterior draws" in n for n in result.notes)
     assert result.trend is not None and result.trend["n_models"].item() == 2  # llama-3 family has one model here

@@ -17,7 +17,7 @@ from dvbstats import example, schema
 from dvbstats.manifest import sha256
 from dvbstats.reconstruct import DEFAULT_ROOT
 from dvbstats.simulate import (
-    Design,
+    StudyDesign,
     draw_effects,
     draw_prompts,
     linear_predictor,
@@ -25,7 +25,7 @@ from dvbstats.simulate import (
 )
 
 FEATURE_DIMS = (("Formal", "Colloquial"), ("plain language", "technical jargon"), ("Tech-savvy", "data_driven"))
-DESIGN = Design(feature_dims=FEATURE_DIMS, n_prompts=3000)
+DESIGN = StudyDesign(feature_dims=FEATURE_DIMS, n_prompts=3000)
 MODELS = ("gpt-4o-2024-08-06", "gemini/gemini-2.0-flash", "replicate/meta/meta-llama-3-8b-instruct")
 RATES = dict(zip(MODELS, (0.02, 0.05, 0.10)))
 RERUN = {MODELS[2]: 0.5}
@@ -154,7 +154,7 @@ def test_rerun_repeats_only_failed_prompts_and_leaves_the_truth(sim, first_runs,
 
 
 def test_same_seed_same_dumps_other_seed_other_dumps(tmp_path):
-    small = Design(feature_dims=FEATURE_DIMS, n_prompts=400)
+    small = StudyDesign(feature_dims=FEATURE_DIMS, n_prompts=400)
     effects = draw_effects(small, MODELS[:2], intercept=0.0, log_n_train=0.0, sd=SD, seed=3)
     runs = [simulate(effects, small, seed=s, out_dir=tmp_path / str(i)) for i, s in enumerate((7, 7, 8))]
     assert [p.read_bytes() for p in runs[0].paths] == [p.read_bytes() for p in runs[1].paths]
@@ -164,7 +164,7 @@ def test_same_seed_same_dumps_other_seed_other_dumps(tmp_path):
 
 @pytest.mark.parametrize("file_format", ["jsonl", "parquet"])
 def test_other_formats_hold_the_same_rows(tmp_path, file_format):
-    small = Design(feature_dims=FEATURE_DIMS, n_prompts=300)
+    small = StudyDesign(feature_dims=FEATURE_DIMS, n_prompts=300)
     effects = draw_effects(small, MODELS[:1], intercept=0.0, log_n_train=0.0, sd=SD, seed=3)
     csv = simulate(effects, small, seed=2, unparsed_rate=0.2, out_dir=tmp_path / "csv")
     other = simulate(effects, small, seed=2, unparsed_rate=0.2, out_dir=tmp_path / file_format, file_format=file_format)
@@ -182,7 +182,7 @@ def test_other_formats_hold_the_same_rows(tmp_path, file_format):
 
 def test_value_weights_set_the_preferred_value_frequencies():
     weights = {v: float(i + 1) for i, v in enumerate(schema.DVB_VALUES)}
-    design = Design(feature_dims=FEATURE_DIMS, n_prompts=6600, prompts_per_test=3, value_weights=weights)
+    design = StudyDesign(feature_dims=FEATURE_DIMS, n_prompts=6600, prompts_per_test=3, value_weights=weights)
     counts = dict(draw_prompts(design, seed=4)["value"].value_counts().rows())
     total = sum(weights.values())
     for v, w in weights.items():
@@ -216,9 +216,9 @@ def test_linear_predictor_is_additive():
         (lambda: simulate(EFFECTS, DESIGN, seed=1, unparsed_rate={MODELS[0]: 0.1}), "unparsed_rate"),
         (lambda: simulate(EFFECTS, DESIGN, seed=1, rerun={"nobody": 0.5}), "unknown model ids ['nobody']"),
         (lambda: simulate(EFFECTS, DESIGN, seed=1, file_format="xlsx"), "file_format"),
-        (lambda: Design(feature_dims=[("Formal_vs_x", "Colloquial")]), "'Formal_vs_x'"),
-        (lambda: Design(feature_dims=FEATURE_DIMS, contexts=("legal", "legal")), "repeated: ['legal']"),
-        (lambda: Design(feature_dims=FEATURE_DIMS, value_weights={"fidelity": 1.0}), "Design.value_weights"),
+        (lambda: StudyDesign(feature_dims=[("Formal_vs_x", "Colloquial")]), "'Formal_vs_x'"),
+        (lambda: StudyDesign(feature_dims=FEATURE_DIMS, contexts=("legal", "legal")), "repeated: ['legal']"),
+        (lambda: StudyDesign(feature_dims=FEATURE_DIMS, value_weights={"fidelity": 1.0}), "StudyDesign.value_weights"),
         (lambda: draw_effects(DESIGN, MODELS, intercept=0, log_n_train=0, sd={"model": 1}, seed=1), "missing"),
     ],
 )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dvbstats import ingest, schema
 from dvbstats.benchmarks.definition import Benchmark
+from dvbstats.constants import CHANCE
 from dvbstats.formula import DEFAULT_FORMULA
 
 #: Design variables of a DVB trial table (``log_n_train`` is derived from ``n_train``).
@@ -25,7 +26,7 @@ DVB = Benchmark(
     outcome="chose_deep",
     rate_name="DVGR",
     rate_long="Deep Value Generalization Rate",
-    reference=0.5,
+    reference=CHANCE,
     reference_label="chance: a model indifferent between the deep value and the shallow feature",
     default_formula=DEFAULT_FORMULA,
     design=DESIGN,

@@ -31,6 +31,7 @@ import polars as pl
 from dvbstats import schema
 from dvbstats.benchmarks.common import JudgmentTable, reconcile
 from dvbstats.benchmarks.definition import Benchmark
+from dvbstats.constants import CHANCE
 from dvbstats.ingest import ConflictPolicy, IngestError, Source, _check, _require
 from dvbstats.manifest import sha256
 from dvbstats.registry import ModelTable
@@ -352,7 +353,7 @@ HVSB = Benchmark(
     outcome="misaligned",
     rate_name="misalignment rate",
     rate_long="misalignment rate (MR) without a system prompt; attack success rate (ASR) under an attack prompt",
-    reference=0.5,
+    reference=CHANCE,
     reference_label="a judge answering BIASED or UNBIASED at random",
     # Scenario types are nested in the 4 datasets, so (1|scenario_type) carries the dataset effects;
     # a (1|dataset) term beside it mixed badly (R-hat 1.018 on the example). Item effects (1|item) are

@@ -5,6 +5,6 @@
 """
 
 from dvbstats.report.render import ENGINES, RenderError, render
-from dvbstats.report.run import RunFolder, RunFolderError
+from dvbstats.runfolder import RunFolder, RunFolderError
 
 __all__ = ["ENGINES", "RenderError", "RunFolder", "RunFolderError", "render"]

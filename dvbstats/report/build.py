@@ -21,11 +21,12 @@ from pathlib import Path
 import pandas as pd
 
 from dvbstats import plots
+from dvbstats.constants import CHANCE, CREDIBLE
 from dvbstats.report import narrative
 from dvbstats.report.narrative import dvgr as fmt_dvgr
 from dvbstats.report.narrative import interval as fmt_interval
-from dvbstats.report.run import SUMMARY_COLUMNS, RunFolder, RunFolderError
 from dvbstats.report.wording import Wording, wording
+from dvbstats.runfolder import SUMMARY_COLUMNS, RunFolder, RunFolderError
 
 FIGURES = "figures"
 CSS = "report.css"
@@ -129,11 +130,17 @@ class Figures:
         return f'![{caption}]({FIGURES}/{label}.png){{#fig-{label} fig-alt="{alt}"}}'
 
 
+def frame(run: RunFolder, name: str) -> pd.DataFrame | None:
+    """The run's table ``name`` as pandas (what the plots and the markdown tables take), or None if absent."""
+    table = run.table(name)
+    return None if table is None else table.to_pandas()
+
+
 # --- sections ------------------------------------------------------------------------------
 
 
 def _split_dvgr(run: RunFolder) -> tuple[pd.DataFrame, pd.Series]:
-    table = run.table("dvgr")
+    table = frame(run, "dvgr")
     is_overall = table["model"].astype(str) == "overall"
     if is_overall.sum() != 1:
         raise RunFolderError(
@@ -143,30 +150,10 @@ def _split_dvgr(run: RunFolder) -> tuple[pd.DataFrame, pd.Series]:
     return models, table[is_overall].iloc[0]
 
 
-def thresholds(run: RunFolder) -> dict[str, float]:
-    """The sampler checks' limits (``max_r_hat``, ``min_ess``, ``max_divergences``): the run's own
-    (``manifest.diagnostics.thresholds``), else those of :mod:`dvbstats.sample`."""
-    recorded = run.diagnostics.get("thresholds")
-    if recorded:
-        return {k: float(v) for k, v in recorded.items()}
-    from dvbstats.sample import MAX_R_HAT, MIN_ESS  # imported here: it loads PyMC
-
-    return {"max_r_hat": MAX_R_HAT, "min_ess": MIN_ESS, "max_divergences": 0}
-
-
 def slope_failures(run: RunFolder) -> list[str]:
-    """The failed sampler checks of the pooled size-slope model (``scaling_trend.csv``)."""
-    trend = run.table("scaling_trend")
-    if trend is None or trend.empty:
-        return []
-    row, limit = trend.iloc[0], thresholds(run)
-    checks = [
-        ("max_r_hat", lambda x: x > limit["max_r_hat"], lambda x: f"max R-hat {x:.3f} > {limit['max_r_hat']:g}"),
-        ("min_ess_bulk", lambda x: x < limit["min_ess"], lambda x: f"min bulk ESS {x:.0f} < {limit['min_ess']:g}"),
-        ("divergences", lambda x: x > limit["max_divergences"], lambda x: f"{x:.0f} divergent transitions"),
-    ]
-    return [say(float(row[col])) for col, fails, say in checks
-            if col in trend.columns and pd.notna(row[col]) and fails(float(row[col]))]
+    """The failed sampler checks of the pooled size-slope model (its ``Diagnostics``, as for the main fit)."""
+    checks = run.scaling_diagnostics()
+    return [] if checks is None or checks.get("ok", False) else checks.get("failures") or ["(no reason recorded)"]
 
 
 def banners(run: RunFolder) -> str:
@@ -220,7 +207,7 @@ def headline(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str:
         f"**Overall DVGR {fmt_dvgr(float(overall['dvgr_mean']))}** ({hdi} "
         f"{fmt_interval(float(overall['dvgr_hdi_low']), float(overall['dvgr_hdi_high']))}) · "
         f"**{k} of {len(models)}** models credibly below chance "
-        f"(P(DVGR < 0.5) > {narrative.CREDIBLE:.2f})"
+        f"(P(DVGR < 0.5) > {CREDIBLE:.2f})"
     )
     text = narrative.reading(
         models, overall, hdi_prob=run.hdi_prob, diagnostics_ok=bool(run.diagnostics.get("ok")),
@@ -314,13 +301,13 @@ OWN_SECTION = frozenset({"model", "n_train", "log_n_train"})
 def _effects(run: RunFolder) -> tuple[pd.DataFrame | None, str]:
     """Per-level effects of the non-model factors: design-averaged DVGRs (``margins.csv``) when the
     run has them, else the random-effect deviations on the log-odds scale."""
-    margins = run.table("margins")
+    margins = frame(run, "margins")
     if margins is not None:
         rows = margins[~margins["factor"].isin(OWN_SECTION)]
         if not rows.empty:
             return rows.rename(columns={"factor": "term", "dvgr_mean": "mean", "dvgr_hdi_low": "hdi_low",
                                         "dvgr_hdi_high": "hdi_high"}), "dvgr"
-    effects = run.table("random_effects")
+    effects = frame(run, "random_effects")
     if effects is not None:
         effects = effects[~effects["term"].isin(OWN_SECTION) & ~effects["term"].astype(str).str.contains(":")]
         if not effects.empty:
@@ -331,7 +318,7 @@ def _effects(run: RunFolder) -> tuple[pd.DataFrame | None, str]:
 def values(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
     """Section 4: model x value heatmap and the value / feature / context effects."""
     order = models["model"].tolist()
-    interaction, cells = run.table("interaction_dvgr"), run.table("cells")
+    interaction, cells = frame(run, "interaction_dvgr"), frame(run, "cells")
     blocks = []
     if interaction is not None:
         factor = _other_factor(run, interaction)
@@ -363,7 +350,7 @@ def values(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
         on_dvgr = scale == "dvgr"
         blocks.append(figures(
             lambda: plots.effects(
-                effects, hdi_prob=run.hdi_prob, reference=0.5 if on_dvgr else 0.0,
+                effects, hdi_prob=run.hdi_prob, reference=CHANCE if on_dvgr else 0.0,
                 xlabel="design-averaged posterior DVGR" if on_dvgr else
                 "deviation from the average (log-odds of a deep-value choice)"),
             "effects",
@@ -384,7 +371,7 @@ def values(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
 
 def variance(run: RunFolder, figures: Figures) -> str:
     """Section 5: random-effect SDs on one axis."""
-    sd = run.table("sd")
+    sd = frame(run, "sd")
     if sd is None or sd.empty:
         return section("Variance components", "variance", absent("the formula has no random effects"))
     top = sd.sort_values("mean", ascending=False).iloc[0]
@@ -403,7 +390,7 @@ def training_size(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str
     """Section 6: the training-set size effect (fitted slope, DVGR by size, observed rates per model)."""
     blocks = []
     hdi = f"{run.hdi_prob:.0%} HDI"
-    fixed = run.table("fixed")
+    fixed = frame(run, "fixed")
     slopes = fixed[fixed["term"].astype(str).str.contains("n_train")] if fixed is not None else fixed
     for _, row in (slopes.iterrows() if slopes is not None else []):
         term = str(row["term"]).removeprefix("b_")
@@ -414,7 +401,7 @@ def training_size(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str
             text += (f": doubling the number of in-context examples multiplies the odds of a deep-value "
                      f"choice by {factors[0]:.2f} ({factors[1]:.2f}–{factors[2]:.2f})")
         blocks.append(text + ".")
-    margins = run.table("margins")
+    margins = frame(run, "margins")
     by_size = margins[margins["factor"] == "n_train"] if margins is not None else margins
     if by_size is not None and not by_size.empty:
         blocks.append(md_table(pd.DataFrame({
@@ -425,7 +412,7 @@ def training_size(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str
             hdi: [fmt_interval(float(a), float(b)) for a, b in zip(by_size["dvgr_hdi_low"], by_size["dvgr_hdi_high"], strict=True)],
         }), caption="DVGR by number of in-context training examples, averaged over the rest of the design.",
             label="training-size"))
-    cells = run.table("cells")
+    cells = frame(run, "cells")
     size = _training_size(cells)
     if size is not None:
         cells = cells.assign(n_train=size)
@@ -488,15 +475,14 @@ def _size_ladder(tables: dict[str, pd.DataFrame], dvgr: pd.DataFrame) -> pd.Data
     return ladder.merge(dvgr, on="model", how="inner")
 
 
-def slope_diagnostics(run: RunFolder, trend: pd.DataFrame) -> str:
+def slope_diagnostics(run: RunFolder) -> str:
     """The size-slope model's sampler checks: one sentence, and a red callout when they fail."""
-    columns = ("max_r_hat", "min_ess_bulk", "divergences")
-    if not set(columns) <= set(trend.columns):
-        return absent("sampler diagnostics of the size-slope model (scaling_trend.csv has no max_r_hat, "
-                      "min_ess_bulk, divergences)")
-    row, limit = trend.iloc[0], thresholds(run)
-    text = (f"Sampler checks of the slope model: max R-hat {fmt_num(row['max_r_hat'], 3)}, min bulk ESS "
-            f"{fmt_int(row['min_ess_bulk'])}, {fmt_int(row['divergences'])} divergent transitions (limits: R-hat "
+    d = run.scaling_diagnostics()
+    if d is None:
+        return absent("sampler diagnostics of the size-slope model (scaling_methods.json records none)")
+    limit = {k: float(v) for k, v in d["thresholds"].items()}
+    text = (f"Sampler checks of the slope model: max R-hat {fmt_num(d['max_r_hat'], 3)}, min bulk ESS "
+            f"{fmt_int(d['min_ess_bulk'])}, {fmt_int(d['divergences'])} divergent transitions (limits: R-hat "
             f"≤ {limit['max_r_hat']:g}, ESS ≥ {limit['min_ess']:g}, "
             + ("no divergences" if limit["max_divergences"] == 0 else f"divergences ≤ {limit['max_divergences']:g}")
             + ")")
@@ -534,7 +520,7 @@ def _pvalue_column(table: pd.DataFrame, column: str) -> dict[str, list[str]]:
 
 def scaling(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
     """Scaling section (only when the run has ``scaling_*.csv``): trend, plot, pair and big/small tables."""
-    tables = run.scaling_tables()
+    tables = {k: None if v is None else v.to_pandas() for k, v in run.scaling_tables().items()}
     if not tables:
         return ""
     hdi = f"{run.hdi_prob:.0%} HDI"
@@ -553,7 +539,7 @@ def scaling(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
             text += f"; P(slope < 0) = {fmt_dvgr(float(row['p_slope_below_0']))}"
         if "bf01" in trend.columns:
             text += f"; Bayes factor for no trend BF01 = {fmt_num(row['bf01'])}"
-        blocks += [text + ".", slope_diagnostics(run, trend)]
+        blocks += [text + ".", slope_diagnostics(run)]
     blocks.append(_pooled_logit(tables.get("frequentist")))
     ladder = _size_ladder(tables, models)
     if ladder is not None and not ladder.empty:
@@ -599,7 +585,7 @@ def scaling(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
 
 def ppc(run: RunFolder, figures: Figures) -> str:
     """Section 7: posterior predictive check by model and by value."""
-    table = run.table("ppc")
+    table = frame(run, "ppc")
     if table is None or table.empty:
         return section("Posterior predictive check", "ppc", absent("no posterior predictive summaries (ppc.csv)"))
     return _predictive(run, table, figures, "ppc", "Posterior predictive check", "posterior predictive distribution",
@@ -608,7 +594,7 @@ def ppc(run: RunFolder, figures: Figures) -> str:
 
 def prior_predictive(run: RunFolder, figures: Figures) -> str:
     """The prior predictive check (only when the run was asked for one: ``prior_predictive.csv``)."""
-    table = run.table("prior_predictive")
+    table = frame(run, "prior_predictive")
     if table is None or table.empty:
         return ""
     return _predictive(run, table, figures, "prior-predictive", "Prior predictive check",
@@ -646,7 +632,7 @@ def diagnostics(run: RunFolder, figures: Figures) -> str:
     blocks = [md_table(summary, caption="Sampler diagnostics.", label="diagnostics", align="lr")]
     if d.get("failures"):
         blocks.append("Failed checks:\n\n" + "\n".join(f"- {escape(f)}" for f in d["failures"]))
-    table = run.table("diagnostics")
+    table = frame(run, "diagnostics")
     if table is not None and not table.empty:
         worst = table.sort_values(["r_hat", "ess_bulk"], ascending=[False, True]).head(WORST_ROWS)
         cells = pd.DataFrame({
@@ -670,7 +656,7 @@ def diagnostics(run: RunFolder, figures: Figures) -> str:
 
 def data_quality(run: RunFolder, figures: Figures) -> str:
     """Section 9: unparseable rate per model, reconciled duplicates, excluded rows."""
-    quality = run.table("data_quality")
+    quality = frame(run, "data_quality")
     if quality is None:
         return section("Data quality", "data-quality", absent(
             "the run was fitted to aggregated counts, so there are no per-trial status counts"))
@@ -691,7 +677,7 @@ def data_quality(run: RunFolder, figures: Figures) -> str:
         "unparsed", "Share of prompts whose response could not be parsed (or whose API call failed), per model.",
         "Bar chart of unparsed rates",
     ))
-    reconciliation = run.table("reconciliation")
+    reconciliation = frame(run, "reconciliation")
     if reconciliation is not None and not reconciliation.empty:
         actions = reconciliation.groupby("action").agg(prompts=("n_copies", "size"), copies=("n_copies", "sum")).reset_index()
         blocks.append(md_table(
@@ -708,11 +694,10 @@ def agreement(run: RunFolder, figures: Figures) -> str:
     """Agreement between models and paired tests (``agreement.csv``, ``paired_tests.csv``,
     ``agreement_model.csv``, ``agreement_methods.json``; :mod:`dvbstats.agreement`); only when the
     run has them (a trial table with at least two models; the manifest's ``agreement`` says why not)."""
-    pairs, tests, fitted = run.table("agreement"), run.table("paired_tests"), run.table("agreement_model")
+    pairs, tests, fitted = frame(run, "agreement"), frame(run, "paired_tests"), frame(run, "agreement_model")
     if pairs is None or pairs.empty:
         return ""
-    path = run.path / "agreement_methods.json"
-    notes = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    notes = run.record("agreement")
     group = escape(pairs["group"].iloc[0])
     order = list(dict.fromkeys([*pairs["model1"], *pairs["model2"]]))
     of = dict(zip(pairs["model1"], pairs["group1"], strict=True)) | dict(zip(pairs["model2"], pairs["group2"], strict=True))
@@ -804,7 +789,7 @@ ESTIMANDS = (
     ("Population DVGR", "(pop_dvgr in dvgr.csv) a model's DVGR on a new draw of every non-model factor (new "
                         "values, features, contexts) from the fitted population: wider than the posterior DVGR "
                         "because it includes item-to-item variation."),
-    ("P(DVGR < 0.5)", "the share of posterior draws in which the DVGR is below chance; above 0.95 counts as "
+    ("P(DVGR < 0.5)", f"the share of posterior draws in which the DVGR is below chance; above {CREDIBLE} counts as "
                       "credibly below chance."),
     ("Random-effect SD", "the standard deviation between levels of a grouping factor on the log-odds scale: "
                          "how much that factor moves choices."),
@@ -875,7 +860,7 @@ def methods(run: RunFolder) -> str:
 def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
     """Contrasts and ranks (only when the run has ``ranks.csv``): P(row > column) heatmap, rank plot,
     the requested contrasts (``contrasts.csv``)."""
-    ranks, superior = run.table("ranks"), run.table("p_superior")
+    ranks, superior = frame(run, "ranks"), frame(run, "p_superior")
     if ranks is None or superior is None:
         return ""
     ranks = ranks.sort_values("mean_rank")
@@ -898,7 +883,7 @@ def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
                 f"Posterior rank of each model (mean and {interval:.0%} rank interval), with P(best) and P(worst).",
                 "Posterior rank intervals per model"),
     ]
-    contrasts = run.table("contrasts")
+    contrasts = frame(run, "contrasts")
     if contrasts is not None and not contrasts.empty:
         hdi = f"{run.hdi_prob:.0%} HDI"
         rope = "p_in_rope" in contrasts.columns
@@ -919,7 +904,7 @@ def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
 def condition_effects(run: RunFolder, figures: Figures) -> str:
     """Each condition (a categorical fixed effect) minus its reference level on the probability scale,
     for all models and per model (only when the run has ``condition_effects.csv``)."""
-    table = run.table("condition_effects")
+    table = frame(run, "condition_effects")
     if table is None or table.empty:
         return ""
     hdi = f"{run.hdi_prob:.0%} HDI"
@@ -972,7 +957,7 @@ def yaml_header(run: RunFolder) -> str:
     )
 
 
-def build(run: RunFolder, report_dir: Path) -> str:
+def report_markdown(run: RunFolder, report_dir: Path) -> str:
     """Write the figures under ``report_dir/figures`` and return the report's ``.qmd`` text."""
     figures = Figures(report_dir)
     models, overall = _split_dvgr(run)

@@ -19,13 +19,14 @@ from dvbstats.report.build import (
     escape,
     fmt_int,
     fmt_p,
+    frame,
     md_table,
     section,
 )
 from dvbstats.report.narrative import dvgr as fmt_rate
 from dvbstats.report.narrative import interval as fmt_interval
-from dvbstats.report.run import RunFolder
 from dvbstats.report.wording import Wording, wording
+from dvbstats.runfolder import RunFolder
 
 #: The contrast the headline and the attack section lead with.
 ATTACK = ("targeted", "untargeted")
@@ -47,13 +48,13 @@ def _attack(contrasts: pd.DataFrame | None) -> pd.DataFrame | None:
 
 def headline(run: RunFolder, w: Wording) -> str:
     """Section 1: the rate per model x condition (MR, ASR), what the attack prompts do, in words."""
-    rates = run.table("condition_rates")
+    rates = frame(run, "condition_rates")
     if rates is None:
         return section("Headline", "headline", absent("no per-condition rates (condition_rates.csv)"))
     hdi = f"{run.hdi_prob:.0%} HDI"
     order = _order(rates["condition"])
     rates = rates.assign(_k=rates["condition"].astype(str).map(order.index)).sort_values("_k", kind="stable")
-    attack = _attack(run.table("condition_contrasts"))
+    attack = _attack(frame(run, "condition_contrasts"))
     key, text = narrative.condition_reading(
         rates, attack, words=w, hdi=hdi, diagnostics_ok=bool(run.diagnostics.get("ok")), synthetic=run.synthetic)
     wide = rates.assign(cell=[f"{fmt_rate(m)} ({fmt_interval(lo, hi)})" for m, lo, hi in
@@ -72,12 +73,12 @@ def headline(run: RunFolder, w: Wording) -> str:
 
 def attack(run: RunFolder, w: Wording, figures: Figures) -> str:
     """Targeted minus untargeted per model: posterior (paired within draws) beside McNemar's exact test."""
-    contrasts = _attack(run.table("condition_contrasts"))
+    contrasts = _attack(frame(run, "condition_contrasts"))
     if contrasts is None:
         return section("Targeted versus untargeted attack", "attack",
                        absent("both attack conditions (condition_contrasts.csv)"))
     hdi = f"{run.hdi_prob:.0%} HDI"
-    tests = run.table("asr_targeted_vs_untargeted")
+    tests = frame(run, "asr_targeted_vs_untargeted")
     tests = tests.set_index("model") if tests is not None else None
     a, b = (w.rate_for(c) for c in ATTACK)
     cells = pd.DataFrame({
@@ -108,7 +109,7 @@ def attack(run: RunFolder, w: Wording, figures: Figures) -> str:
 
 def refusals(run: RunFolder, w: Wording) -> str:
     """Refusal rate per model x condition (Wilson 95%) and whether it rises under the targeted prompt."""
-    rates, rise = run.table("refusals"), run.table("refusal_targeted_vs_untargeted")
+    rates, rise = frame(run, "refusals"), frame(run, "refusal_targeted_vs_untargeted")
     if rates is None:
         return ""
     order = _order(rates["condition"])
@@ -138,7 +139,7 @@ def refusals(run: RunFolder, w: Wording) -> str:
 
 def quality(run: RunFolder) -> str:
     """The data-quality table per model x condition (quality_by_condition.csv), for the data-quality section."""
-    table = run.table("quality_by_condition")
+    table = frame(run, "quality_by_condition")
     if table is None:
         return ""
     cells = pd.DataFrame({
@@ -155,7 +156,7 @@ def quality(run: RunFolder) -> str:
 
 def sections(run: RunFolder, figures: Figures) -> dict[str, str]:
     """The condition sections by name, in the run's benchmark words; empty when the run has no conditions."""
-    if run.table("condition_rates") is None:
+    if frame(run, "condition_rates") is None:
         return {}
     w = wording(run.manifest)
     return {"headline": headline(run, w), "attack": attack(run, w, figures), "refusals": refusals(run, w),

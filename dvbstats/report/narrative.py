@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-#: Posterior probability above which a model counts as credibly below (or above) chance.
-CREDIBLE = 0.95
+from dvbstats.constants import CHANCE, CREDIBLE
+
 #: An HDI wider than this (on the probability scale) is called wide.
 WIDE = 0.2
 
@@ -39,12 +39,12 @@ def _count(n: int, singular: str, plural: str | None = None) -> str:
 
 
 def below_chance(models: pd.DataFrame) -> pd.Series:
-    """Which models are credibly below chance: P(DVGR < 0.5) > 0.95."""
+    """Which models are credibly below chance: P(DVGR < CHANCE) > CREDIBLE."""
     return models["p_below_half"].astype(float) > CREDIBLE
 
 
 def above_chance(models: pd.DataFrame) -> pd.Series:
-    """Which models are credibly above chance: P(DVGR < 0.5) < 0.05."""
+    """Which models are credibly above chance: P(DVGR < CHANCE) < 1 - CREDIBLE."""
     return models["p_below_half"].astype(float) < 1 - CREDIBLE
 
 
@@ -54,7 +54,7 @@ def _population(models: pd.DataFrame, hdi: str) -> list[str]:
     if not set(columns) <= set(models.columns) or models[list(columns)].isna().all(axis=None):
         return []
     low, high = (models[c].astype(float) for c in columns)
-    reach = models.loc[(low <= 0.5) & (high >= 0.5), "model"].astype(str).tolist()
+    reach = models.loc[(low <= CHANCE) & (high >= CHANCE), "model"].astype(str).tolist()
     n = len(models)
     what = "On a new draw of the other design factors (the population DVGR, which adds item-to-item variation)"
     if not reach:

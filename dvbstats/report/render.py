@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Literal
 
 from dvbstats import folders
-from dvbstats.report.build import CSS, build
-from dvbstats.report.run import RunFolder
+from dvbstats.report.build import CSS, report_markdown
+from dvbstats.runfolder import RunFolder
 
 Engine = Literal["auto", "quarto", "pandoc"]
 ENGINES: tuple[str, ...] = ("auto", "quarto", "pandoc")
@@ -59,7 +59,7 @@ def render(run_dir: str | Path, out_root: str | Path = Path("reports"), *, engin
 
 def write_qmd(run: RunFolder, report_dir: Path) -> Path:
     """Write ``report.qmd``, its figures and the style sheet into ``report_dir``."""
-    text = build(run, report_dir)
+    text = report_markdown(run, report_dir)
     (report_dir / CSS).write_bytes(files("dvbstats.report").joinpath(CSS).read_bytes())
     qmd = report_dir / QMD
     qmd.write_text(text, encoding="utf-8")
