@@ -3,21 +3,20 @@
     python analyses/dvb2025_reanalysis.py [--quick] [--draws N] [--tune N] [--chains N] [--seed N] [--no-report]
                                           [--processed DIR] [--out DIR] [--reports DIR]
 
-Steps: rebuild the model x value binomial counts from ``data/raw/dvb2025`` (``dvbstats.reconstruct``;
+Steps: rebuild the model x value binomial counts from the published figures shipped with the package (``dvbstats.reconstruct``;
 written to ``data/processed/dvb2025/``), fit ``chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)``
 to them with the paper's five size pairs for the scaling tests (``dvbstats.fit.run``; run folder
 ``runs/dvb2025_reanalysis/``), add the sections "Published vs reanalysis" and "Reconstruction"
 (``dvbstats.published``) and "Value audit" (``dvbstats.value_audit``: the paper's rating regression
-replicated and its hierarchical Bayesian version, a second, small fit) and render ``reports/dvb2025_reanalysis/report.html``. Paths are relative to
-the repository root, whatever the working directory (folders given as options: to the working
-directory). Exit status 3 when the sampler diagnostics fail
+replicated and its hierarchical Bayesian version, a second, small fit) and render ``reports/dvb2025_reanalysis/report.html``.
+The output folders are relative to the working directory (run it at the repository root to update
+the committed report). Exit status 3 when the sampler diagnostics fail
 (unless ``--allow-warnings``), 2 on bad input.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,7 +36,6 @@ from dvbstats.reconstruct import (
     reconstruct,
 )
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 NAME = "dvb2025_reanalysis"
 FORMULA = "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)"
 PROCESSED = Path("data/processed/dvb2025")
@@ -135,13 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
     settings = QUICK if args.quick else {"draws": args.draws, "tune": args.tune, "chains": args.chains}
-    # Folders given on the command line are relative to the working directory; the defaults (and every
-    # path the manifest records) are relative to the repository root.
-    processed, out, reports = (
-        given.resolve() if given else default
-        for given, default in ((args.processed, PROCESSED), (args.out, OUT), (args.reports, REPORTS))
-    )
-    os.chdir(REPOSITORY)
+    processed, out, reports = args.processed or PROCESSED, args.out or OUT, args.reports or REPORTS
     try:
         run_dir = reanalyse(
             processed=processed, out=out, reports=None if args.no_report else reports,

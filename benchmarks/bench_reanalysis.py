@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "analyses" / "dvb2025_reanalysis.py"
+SCRIPT = ROOT / "analyses/dvb2025_reanalysis.py"
 TARGET_S = 120.0
 
 

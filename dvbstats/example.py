@@ -3,7 +3,7 @@
 The trial-level dumps of the paper are not public. This example simulates, with
 :mod:`dvbstats.simulate`, harness dumps for the 9 published models (12,000 prompts each) whose
 true effects are calibrated on the logit scale to the published figures copied in
-``dvbstats/data/calibration/`` (see ``dvbstats/data/PROVENANCE.md``):
+``dvbstats/data/dvb2025/`` (provenance in the README.md there):
 
 * model x preferred-value cells to the published model x value DVGR heatmap, context effects to
   the context margins, and finally model effects to the exact per-model raw DVGRs (raking: each
@@ -46,6 +46,8 @@ from dvbstats.simulate import (
     simulate,
 )
 
+#: Environment variable naming the folder the embedded examples are written to (see :func:`cache_dir`).
+CACHE_ENV = "DVBSTATS_CACHE"
 EXAMPLE_SEED: int = 20250512
 #: Prompts per model in the published run.
 N_PROMPTS: int = 12000
@@ -150,15 +152,24 @@ def simulate_example(out_dir: Path | None = None) -> Simulation:
     return simulate(effects, design, seed=EXAMPLE_SEED, unparsed_rate=unparsed_rates(), out_dir=out_dir, rerun=RERUN)
 
 
-def write_example(out_dir: Path = Path("data/raw/example"), *, force: bool = False) -> tuple[Path, ...]:
-    """Write the example dumps and ``SYNTHETIC.json`` to ``out_dir``; return the dump paths.
+def cache_dir() -> Path:
+    """Where the embedded examples are written unless a folder is given: ``$DVBSTATS_CACHE``, else
+    ``$XDG_CACHE_HOME/dvbstats``, else ``~/.cache/dvbstats`` (never the working directory)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dvbstats"
+
+
+def write_example(out_dir: Path | None = None, *, force: bool = False) -> tuple[Path, ...]:
+    """Write the example dumps and ``SYNTHETIC.json`` to ``out_dir`` (default: ``cache_dir() / "example"``);
+    return the dump paths.
 
     The dumps are regenerated (deterministically, in a temporary folder) and existing files are
     kept when byte-identical. A file of the same name with other content is an error unless
     ``force``; dumps listed by an earlier ``SYNTHETIC.json`` that the generator no longer makes are
     removed.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) if out_dir is not None else cache_dir() / "example"
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / MANIFEST
     previous = {f["name"] for f in _read_manifest(manifest_path)["files"]} if manifest_path.exists() else set()
@@ -269,7 +280,7 @@ def _codes(column: pl.Series, levels: tuple[str, ...]) -> np.ndarray:
 
 
 def _calibration_bytes(name: str) -> bytes:
-    return (resources.files("dvbstats") / "data" / "calibration" / name).read_bytes()
+    return (resources.files("dvbstats") / "data" / "dvb2025" / name).read_bytes()
 
 
 def _calibration(name: str) -> pl.DataFrame:
@@ -281,7 +292,7 @@ def _aligned(name: str, key: str, levels: list[str]) -> pl.DataFrame:
     frame = _calibration(name)
     missing = sorted(set(levels) - set(frame[key]))
     if missing or frame[key].is_duplicated().any():
-        raise ValueError(f"dvbstats/data/calibration/{name}: needs one row per {key} in {levels}; missing {missing}")
+        raise ValueError(f"dvbstats/data/dvb2025/{name}: needs one row per {key} in {levels}; missing {missing}")
     return pl.DataFrame({key: levels}).join(frame, on=key, how="left")
 
 

@@ -1,6 +1,6 @@
 """Model x value binomial counts rebuilt from the published DVB aggregates.
 
-The paper's trial-level dumps are not public; its aggregates are (``data/raw/dvb2025``). They fix
+The paper's trial-level dumps are not public; its aggregates are (shipped in ``dvbstats/data/dvb2025``). They fix
 per-model trials and deep-value choices and per-value trials exactly, and the model x value DVGR
 heatmap, the per-value DVGR and its Wilson interval to 2 decimals. This module rebuilds the finest
 table those figures support -- trials and deep-value choices per model x preferred value -- so that
@@ -19,6 +19,7 @@ import argparse
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,8 @@ from scipy.optimize import LinearConstraint, milp
 
 from dvbstats.frequentist import wilson
 
-#: Where the published figures live (relative to the repository root).
-DEFAULT_ROOT = Path("data/raw/dvb2025")
+#: The published figures, shipped with the package (provenance: the README.md beside them).
+DEFAULT_ROOT = Path(str(files("dvbstats") / "data" / "dvb2025"))
 
 #: Decimals of every rounded published rate, and the tolerance they imply.
 PRECISIONS: dict[str, float] = {"exact": 0.0, "2dp": 0.005, "4dp": 0.00005}
@@ -69,7 +70,7 @@ class PublishedAggregates:
     """Typed access to every published table.
 
     ``heatmap`` is long: ``model`` (short name), ``value``, ``dvgr``. The other frames keep the
-    published columns (see ``data/raw/dvb2025/README.md``), in published row order.
+    published columns (see ``dvbstats/data/dvb2025/README.md``), in published row order.
     """
 
     models: pl.DataFrame

@@ -114,8 +114,9 @@ class ModelTable:
 
     @classmethod
     def default(cls) -> ModelTable:
-        """The 9 models of the published DVB run (see ``dvbstats/data/PROVENANCE.md``)."""
-        resource = files("dvbstats").joinpath("data/dvb2025_models.csv")
+        """The 9 models of the published DVB run: the model columns of the published
+        ``dvbstats/data/dvb2025/dvb2025_models.csv`` (its count columns are not read)."""
+        resource = files("dvbstats") / "data" / "dvb2025" / "dvb2025_models.csv"
         return cls._from_csv(io.BytesIO(resource.read_bytes()), "dvb2025_models.csv")
 
     @classmethod

@@ -33,7 +33,7 @@ import polars as pl
 from scipy.special import expit, logit
 
 from dvbstats.benchmarks.hvsb import CONDITIONS, LABELS, model_table
-from dvbstats.example import MANIFEST, _read_manifest
+from dvbstats.example import MANIFEST, _read_manifest, cache_dir
 from dvbstats.manifest import sha256
 from dvbstats.registry import ModelTable
 
@@ -375,13 +375,14 @@ def simulate_hvsb_example(out_dir: Path) -> HvsbSimulation:
     return simulate_hvsb(draw_hvsb_effects(design, EXAMPLE_SEED), design, out_dir, seed=EXAMPLE_SEED)
 
 
-def write_hvsb_example(out_dir: Path = Path("data/raw/example_hvsb"), *, force: bool = False) -> Path:
-    """Write the example tree and ``SYNTHETIC.json`` to ``out_dir`` (kept when already identical); return it.
+def write_hvsb_example(out_dir: Path | None = None, *, force: bool = False) -> Path:
+    """Write the example tree and ``SYNTHETIC.json`` to ``out_dir`` (default: ``cache_dir() / "example_hvsb"``;
+    kept when already identical); return it.
 
     The tree is generated in a temporary folder beside ``out_dir`` and swapped in whole. An existing
     ``out_dir`` that is not this example is an error unless ``force``.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) if out_dir is not None else cache_dir() / "example_hvsb"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".example_hvsb-") as tmp:
         fresh = Path(tmp) / "tree"

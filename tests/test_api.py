@@ -125,3 +125,11 @@ def test_compare_cli_over_two_run_folders(fitted, dumps, tmp_path, capsys):
     table = pl.read_csv(tmp_path / "cmp.csv")
     assert table["n_cells"].n_unique() == 1 and table.height == 2
     assert json.loads((a / "manifest.json").read_text())["formula"] in table["formula"].to_list()
+
+
+def test_dvb_report_stays_the_function_when_the_report_modules_are_imported():
+    import importlib
+
+    for module in ("dvbstats.report", "dvbstats.report.build", "dvbstats.plots"):
+        importlib.import_module(module)
+    assert callable(dvb.report) and dvb.report.__module__ == "dvbstats.api"

@@ -18,11 +18,11 @@ import pytest
 from scipy import stats
 
 from dvbstats import published as pb
-from dvbstats.reconstruct import published_aggregates, reconstruct
+from dvbstats.reconstruct import DEFAULT_ROOT, published_aggregates, reconstruct
 
 REPO = Path(__file__).resolve().parents[1]
-ROOT = REPO / "data" / "raw" / "dvb2025"
-SCRIPT = REPO / "analyses" / "dvb2025_reanalysis.py"
+ROOT = DEFAULT_ROOT
+SCRIPT = REPO / "analyses/dvb2025_reanalysis.py"
 
 
 def _script():

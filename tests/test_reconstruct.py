@@ -20,7 +20,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from dvbstats import reconstruct as rc
 
-ROOT = Path(__file__).resolve().parents[1] / "data" / "raw" / "dvb2025"
+ROOT = rc.DEFAULT_ROOT
 
 #: Heatmap cells whose rate cannot round to the published entry. None: the MILP meets all 99.
 INFEASIBLE_HEATMAP_CELLS: tuple[str, ...] = ()

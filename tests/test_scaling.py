@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -14,23 +13,16 @@ from scipy import stats
 from scipy.special import expit, logit
 from scipy.stats.contingency import association
 
-import dvbstats
 from dvbstats import runfolder, scaling
+from dvbstats.reconstruct import DEFAULT_ROOT
 from dvbstats.registry import ModelTable
 from dvbstats.constants import MAX_R_HAT
 
-#: Verbatim copy of /work/shared/published/dvb2025_models.csv (see dvbstats/data/PROVENANCE.md).
-PUBLISHED = Path(dvbstats.__file__).parent / "data" / "calibration" / "dvb2025_models.csv"
+#: Verbatim copy of /work/shared/published/dvb2025_models.csv (see dvbstats/data/dvb2025/README.md).
+PUBLISHED = DEFAULT_ROOT / "dvb2025_models.csv"
 
-#: The paper's five within-family pairs and their printed raw DVGRs
-#: (/work/shared/published/dvb2025_size_pairs.csv, 2 decimals).
-PUBLISHED_PAIRS = [
-    ("gemini-2.0-flash-lite", "gemini-2.0-flash", 0.34, 0.40),
-    ("gpt-4.1-nano", "gpt-4.1-mini", 0.35, 0.23),
-    ("gpt-4.1-mini", "gpt-4.1", 0.23, 0.24),
-    ("gpt-4o-mini", "gpt-4o", 0.27, 0.25),
-    ("llama-3-8b", "llama-3-70b", 0.37, 0.24),
-]
+#: The paper's five within-family pairs and their printed raw DVGRs (2 decimals), as published.
+PUBLISHED_PAIRS = pl.read_csv(DEFAULT_ROOT / "dvb2025_size_pairs.csv").rows()
 
 
 @pytest.fixture(scope="module")

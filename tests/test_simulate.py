@@ -15,6 +15,7 @@ from scipy.special import expit
 
 from dvbstats import example, schema
 from dvbstats.manifest import sha256
+from dvbstats.reconstruct import DEFAULT_ROOT
 from dvbstats.simulate import (
     StudyDesign,
     draw_effects,
@@ -240,7 +241,7 @@ def test_example_matches_the_published_aggregates(tmp_path):
     observed = parsed.group_by("model").agg(
         n_trials=pl.len(), raw_dvgr=(pl.col("generalized_deep_value") == "1").mean()
     )
-    published = pl.read_csv(Path(example.__file__).parent / "data" / "calibration" / "dvb2025_models.csv")
+    published = pl.read_csv(DEFAULT_ROOT / "dvb2025_models.csv")
     both = published.join(observed, left_on="model_id", right_on="model", how="left", validate="1:1")
     for _, n_parsed, n_deep, n_trials, raw_dvgr in both.select(
         "model_id", "n_trials_parsed", "n_chose_deep", "n_trials", "raw_dvgr"
@@ -257,3 +258,17 @@ def test_example_matches_the_published_aggregates(tmp_path):
         example.write_example(tmp_path / "example")
     example.write_example(tmp_path / "example", force=True)
     assert sha256(paths[0]) == manifest["files"][0]["sha256"]
+
+
+def test_examples_are_written_to_the_cache_folder_not_the_working_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv("DVBSTATS_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert example.cache_dir() == tmp_path / "xdg" / "dvbstats"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert example.cache_dir() == tmp_path / "home" / ".cache" / "dvbstats"
+    monkeypatch.setenv("DVBSTATS_CACHE", str(tmp_path / "mine"))
+    assert example.cache_dir() == tmp_path / "mine"
+    monkeypatch.chdir(tmp_path)
+    paths = example.write_example()
+    assert all(p.parent == tmp_path / "mine" / "example" for p in paths) and not (tmp_path / "data").exists()

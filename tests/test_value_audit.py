@@ -15,7 +15,7 @@ from dvbstats import value_audit as va
 from dvbstats.reconstruct import DEFAULT_ROOT, published_aggregates, reconstruct
 from dvbstats.sample import SamplerSettings
 
-ROOT = Path(__file__).resolve().parents[1] / DEFAULT_ROOT
+ROOT = DEFAULT_ROOT
 RATINGS = ROOT / va.RATINGS_FILE
 HEADER = "model,dimension,value,iteration,rating,success\n"
 
