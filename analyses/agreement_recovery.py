@@ -1,9 +1,9 @@
 """Does the agreement model recover a known same-group effect? And what does pairing change?
 
 Simulates, per seed, 9 models in groups of 2, 5 and 2 (the DVB developers' shape) answering the
-same items, with group-level item propensities (``dvbstats.simulate.shared_propensity_trials``):
+same items, with group-level item propensities (``dvbstats.simulate.dvb.shared_propensity_trials``):
 once with a same-group effect of about the paper's size and once with none. Each data set is
-analysed four ways (:data:`dvbstats.agreement.METHODS`); the table and figure show each interval
+analysed four ways (:data:`dvbstats.results.agreement.METHODS`); the table and figure show each interval
 against the truth computed from the simulated probabilities. The paired McNemar test is set
 beside the unpaired chi-square on the same simulated trials (items differ in difficulty, so
 pairing matters here, unlike in the synthetic example where choices vary only with the design).
@@ -20,9 +20,11 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from dvbstats import agreement, plots, simulate
-from dvbstats.registry import ModelTable
-from dvbstats.sample import SamplerSettings
+from dvbstats.input.registry import ModelTable
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.report import plots
+from dvbstats.results import agreement
+from dvbstats.simulate import dvb as simulate
 
 GROUPS = {**{f"a{i}": "A" for i in range(2)}, **{f"b{i}": "B" for i in range(5)}, **{f"c{i}": "C" for i in range(2)}}
 SCENARIOS = {"same-group effect": 0.8, "no effect": 0.0}  # sd of the group-level item propensities

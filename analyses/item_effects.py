@@ -28,10 +28,12 @@ import arviz as az
 import numpy as np
 import polars as pl
 
-from dvbstats import cells, example, formula, simulate
 from dvbstats.constants import DRAWS, HDI_PROB
-from dvbstats.fitting import fit
-from dvbstats.sample import SamplerSettings
+from dvbstats.input import cells
+from dvbstats.model import formula
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results.fitted import fit
+from dvbstats.simulate import example, dvb as simulate
 
 FORMULAS = {
     "default": formula.DEFAULT_FORMULA,

@@ -18,10 +18,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from dvbstats import cells, estimands, formula, ingest, simulate
 from dvbstats.constants import HDI_PROB
-from dvbstats.fitting import fit
-from dvbstats.sample import SamplerSettings
+from dvbstats.input import cells, ingest
+from dvbstats.model import formula
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results import estimands
+from dvbstats.results.fitted import fit
+from dvbstats.simulate import dvb as simulate
 
 SD = {"model": 0.5, "value": 0.4, "feature": 0.3, "context": 0.25}
 SLOPE = -0.15

@@ -21,8 +21,8 @@ from pathlib import Path
 CHILD = """
 import sys, time
 from dvbstats import agreement, paired
-from dvbstats.ingest import TrialTable
-from dvbstats.registry import ModelTable
+from dvbstats.input.ingest import TrialTable
+from dvbstats.input.registry import ModelTable
 data, models = TrialTable.read(sys.argv[1]).data, ModelTable.default()
 start, cpu = time.perf_counter(), time.process_time()
 if sys.argv[2] == "all":

@@ -22,10 +22,12 @@ import time
 
 import polars as pl
 
-from dvbstats import cells, example, formula
-from dvbstats.fitting import fit
-from dvbstats.model import design, term_parametrizations
-from dvbstats.sample import SamplerSettings
+from dvbstats.input import cells
+from dvbstats.model import formula
+from dvbstats.model.design import design, term_parametrizations
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results.fitted import fit
+from dvbstats.simulate import example
 
 #: Prompts per model: ~100, 300, 800, 2,700, 10,000 and 100,000 parsed trials per value level.
 PROMPTS = (150, 450, 1200, 4000, 15000, 150000)

@@ -25,7 +25,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--extra", default="--no-scaling", help="extra CLI arguments (default: the fit alone)")
     args = p.parse_args()
-    from dvbstats import example
+    from dvbstats.simulate import example
 
     example.write_example(ROOT / "data/raw/example")  # generate once, outside the timed runs
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,5 +1,5 @@
 """Cost of one log-density gradient on the published-scale example: nutpie's PyMC-compiled model
-(the default formula's PyMC graph, Numba backend) against ``dvbstats.fastlogp``, interleaved in one
+(the default formula's PyMC graph, Numba backend) against ``dvbstats.model.fastlogp``, interleaved in one
 process so that both see the same load. Also times the one-off compilation of each.
 
     python benchmarks/bench_gradient.py [--evals 2000] [--rounds 5]
@@ -14,10 +14,12 @@ import time
 
 import numpy as np
 
-from dvbstats import cells, example, fastlogp, formula
-from dvbstats.ingest import load
-from dvbstats.model import design, pymc_model, term_parametrizations
-from dvbstats.priors import Priors
+from dvbstats.input import cells
+from dvbstats.input.ingest import load
+from dvbstats.model import fastlogp, formula
+from dvbstats.model.design import design, pymc_model, term_parametrizations
+from dvbstats.model.priors import Priors
+from dvbstats.simulate import example
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from benchmarks._common import describe, stamp, timed_runs  # noqa: E402
 
 READ = (
     "import sys, warnings; from dvbstats.benchmarks.hvsb import read_judgments\n"
-    "from dvbstats.simulate_hvsb import example_models\n"
+    "from dvbstats.simulate.hvsb import example_models\n"
     "t = read_judgments(sys.argv[1], models=example_models()); t.write(sys.argv[2]); print(t.data.height)\n"
 )
 BASELINE = (
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--items", type=int, default=500)
     args = parser.parse_args()
-    from dvbstats.simulate_hvsb import EXAMPLE_FAMILIES, EXAMPLE_SEED, HvsbDesign, draw_hvsb_effects, simulate_hvsb
+    from dvbstats.simulate.hvsb import EXAMPLE_FAMILIES, EXAMPLE_SEED, HvsbDesign, draw_hvsb_effects, simulate_hvsb
 
     with tempfile.TemporaryDirectory() as tmp:
         design = HvsbDesign(families=EXAMPLE_FAMILIES, n_items=args.items)

@@ -56,8 +56,8 @@ def generate(path: Path, n_rows: int, seed: int = 2025) -> None:
 
 def _chunk(rng: np.random.Generator, n_rows: int) -> pl.DataFrame:
     """``n_rows`` harness rows of fresh prompts (random 48-bit ids: repeats are negligible)."""
-    from dvbstats.registry import ModelTable
-    from dvbstats.schema import DVB_CONTEXTS, DVB_VALUE_SETS
+    from dvbstats.input.registry import ModelTable
+    from dvbstats.input.schema import DVB_CONTEXTS, DVB_VALUE_SETS
 
     value_pairs = [(a, b) for vs in DVB_VALUE_SETS.values() for a in vs for b in vs if a != b]
     pairs: set[str] = set()
@@ -101,8 +101,9 @@ def _chunk(rng: np.random.Generator, n_rows: int) -> pl.DataFrame:
 
 def ingest(path: Path) -> int:
     """The measured work: stream the dump into a Parquet trial table, then cells of the default formula."""
-    from dvbstats import cells, formula
-    from dvbstats.ingest import stream_dumps
+    from dvbstats.input import cells
+    from dvbstats.input.ingest import stream_dumps
+    from dvbstats.model import formula
 
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         trials = stream_dumps([path], Path(tmp) / "trials.parquet")
@@ -113,7 +114,7 @@ def ingest(path: Path) -> int:
 
 def in_memory(path: Path) -> int:
     """The whole trial table in memory: ``read_dumps``, then written as Parquet."""
-    from dvbstats.ingest import read_dumps
+    from dvbstats.input.ingest import read_dumps
 
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         table = read_dumps([path])

@@ -20,10 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from dvbstats import cells, example, formula, ingest, simulate
-from dvbstats.fitting import fit
-from dvbstats.model import PARAMETRIZATIONS
-from dvbstats.sample import SamplerSettings
+from dvbstats.input import cells, ingest
+from dvbstats.model import formula
+from dvbstats.model.design import PARAMETRIZATIONS
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results.fitted import fit
+from dvbstats.simulate import example, dvb as simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 

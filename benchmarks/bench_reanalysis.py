@@ -1,4 +1,4 @@
-"""Time the full published reanalysis, ``analyses/dvb2025_reanalysis.py``, end to end.
+"""Time the full published reanalysis, ``dvbstats/paper2025/reanalysis.py``, end to end.
 
 Each run is a fresh ``python`` process (imports, reconstruction, fit with the script's default
 sampler settings, scaling tests, sections, report rendering), writing into a temporary folder so the
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "analyses/dvb2025_reanalysis.py"
+SCRIPT = ROOT / "dvbstats/paper2025/reanalysis.py"
 TARGET_S = 120.0
 
 

@@ -41,7 +41,7 @@ def simulated(out: Path, n_models: int, n_prompts: int, seed: int) -> Path:
 
     import polars as pl
 
-    from dvbstats import example, simulate
+    from dvbstats.simulate import example, dvb as simulate
 
     _, design = example.example_effects()
     design = replace(design, n_prompts=n_prompts)
@@ -67,7 +67,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=11)
     args = p.parse_args()
     if args.item_effects:
-        from dvbstats.formula import DEFAULT_FORMULA
+        from dvbstats.model.formula import DEFAULT_FORMULA
 
         args.formula = f"{args.formula or DEFAULT_FORMULA} + (1|prompt)"
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,7 +79,7 @@ def main() -> None:
                   f"{time.perf_counter() - t:.0f} s", flush=True)
             inputs = [str(tmp / "dumps"), "--models", str(tmp / "models.csv")]
         else:
-            from dvbstats import example
+            from dvbstats.simulate import example
 
             example.write_example(ROOT / "data/raw/example")
             inputs = []

@@ -66,7 +66,8 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--only", choices=["default", "slopes"], help="time one formula only")
     args = p.parse_args()
-    from dvbstats import example, formula
+    from dvbstats.model import formula
+    from dvbstats.simulate import example
 
     example.write_example(ROOT / "data/raw/example")  # generate once, outside the timed runs
     medians = {label: bench(label, text, args.runs)

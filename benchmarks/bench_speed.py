@@ -39,8 +39,10 @@ def main() -> None:
                    help="also time one first run with an empty Numba cache")
     p.add_argument("--reference", type=Path, help="another dvbstats checkout to time in the same alternation")
     args = p.parse_args()
-    from dvbstats import cells, example, formula
-    from dvbstats.ingest import load
+    from dvbstats.input import cells
+    from dvbstats.input.ingest import load
+    from dvbstats.model import formula
+    from dvbstats.simulate import example
 
     paths = example.write_example(ROOT / "data/raw/example")  # generated once, outside the timed runs
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,8 +4,8 @@
     fit = dvb.Model("chose_deep ~ 1 + (1|model) + (1|value)", dvb.load("dumps/")).fit(seed=1)
     fit.summary(); fit.rates("model"); fit.save("runs/x"); dvb.report("runs/x")
 
-Pipeline: ``dvbstats.ingest`` (dumps → TrialTable) → ``dvbstats.cells`` (CellTable) →
-``dvbstats.fitting.fit`` (Fit) → ``dvbstats.summaries``/``dvbstats.scaling`` (tables) →
+Pipeline: ``dvbstats.input.ingest`` (dumps → TrialTable) → ``dvbstats.input.cells`` (CellTable) →
+``dvbstats.results.fitted.fit`` (Fit) → ``dvbstats.results.tables``/``dvbstats.results.scaling`` (tables) →
 ``dvbstats.report`` (Quarto/HTML). The CLI is ``python -m dvbstats.fit``.
 """
 
@@ -21,9 +21,9 @@ warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS ins
 # The report subpackage is imported before the function ``report`` is bound: importing a subpackage
 # sets the parent's attribute of that name, so a later first import (by ``dvb.report()`` itself, or
 # by the plots) would replace the function ``dvb.report`` with the module.
-from . import report as _report_package  # noqa: E402, F401
-from .api import Data, Model, load, report  # noqa: E402  (after the warning filters)
-from .compare import compare  # noqa: E402
-from .fitting import Fit  # noqa: E402
+from dvbstats import report as _report_package  # noqa: E402, F401
+from dvbstats.api import Data, Model, load, report  # noqa: E402  (after the warning filters)
+from dvbstats.results.compare import compare  # noqa: E402
+from dvbstats.results.fitted import Fit  # noqa: E402
 
 __all__ = ["Data", "Fit", "Model", "compare", "load", "report"]

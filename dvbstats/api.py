@@ -21,20 +21,22 @@ from pathlib import Path
 import pandas as pd
 import polars as pl
 
-from . import cells as cellmod
-from . import example, schema, summaries
-from .benchmarks import Benchmark, JudgmentTable
-from .benchmarks.dvb import DVB
-from .constants import CHAINS, DRAWS, HDI_PROB, SEED, TUNE
-from .fitting import Fit, fit
-from .formula import Formula, parse
-from .ingest import RECONCILIATION_SCHEMA, IngestError, TrialFile, TrialTable
-from .ingest import load as ingest
-from .ingest import sources as ingest_sources
-from .model import PARAMETRIZATIONS, design
-from .priors import Priors
-from .registry import ModelTable
-from .sample import SamplerSettings
+from dvbstats.benchmarks import Benchmark, JudgmentTable
+from dvbstats.benchmarks.dvb import DVB
+from dvbstats.constants import CHAINS, DRAWS, HDI_PROB, SEED, TUNE
+from dvbstats.input import cells as cellmod
+from dvbstats.input import schema
+from dvbstats.input.ingest import load as ingest
+from dvbstats.input.ingest import RECONCILIATION_SCHEMA, IngestError, TrialFile, TrialTable
+from dvbstats.input.ingest import sources as ingest_sources
+from dvbstats.input.registry import ModelTable
+from dvbstats.model.design import PARAMETRIZATIONS, design
+from dvbstats.model.formula import Formula, parse
+from dvbstats.model.priors import Priors
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results import tables as summaries
+from dvbstats.results.fitted import Fit, fit
+from dvbstats.simulate import example
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class Data:
     def cells(self, formula: Formula) -> cellmod.CellTable:
         """Binomial cells over the formula's variables (model-table columns joined by model)."""
         if isinstance(self.trials, JudgmentTable):
-            from .benchmarks.common import to_cells
+            from dvbstats.benchmarks.common import to_cells
 
             return to_cells(self.trials, self.benchmark.outcome, self.benchmark.item, formula.variables,
                             self.models.data)
@@ -69,7 +71,7 @@ class Data:
     def quality(self) -> pl.DataFrame:
         """Per model: rows, prompts, used, unparsed, superseded, conflicting (``data_quality.csv``)."""
         if isinstance(self.trials, JudgmentTable):
-            from .benchmarks.inputs import quality_counts, trial_key
+            from dvbstats.benchmarks.inputs import quality_counts, trial_key
 
             return quality_counts(self.trials, trial_key(self.benchmark))
         if self.trials is not None:
@@ -108,10 +110,10 @@ def load(
     ``binary`` (default: detected from the files; ``None`` with ``hvsb`` loads the embedded SYNTHETIC
     HVSB example); ``columns``: a binary-judgment table's ``model_column``, ``item_column``, ``outcome``.
     ``stream``: DVB dumps are ingested by a streaming plan into a temporary Parquet file read lazily
-    (:class:`~dvbstats.ingest.TrialFile`) instead of into memory — for dumps of millions of rows; the
+    (:class:`~dvbstats.input.ingest.TrialFile`) instead of into memory — for dumps of millions of rows; the
     CLI always streams.
     """
-    from .benchmarks import inputs
+    from dvbstats.benchmarks import inputs
 
     if benchmark not in (None, "dvb") or (benchmark is None and inputs.judged(source)):
         return _judgments(source, benchmark, models, on_conflict, columns)
@@ -140,7 +142,7 @@ def load(
 
 def _judgments(source, benchmark: str | None, models, on_conflict: str, columns: Mapping[str, str] | None) -> Data:
     """HVSB or binary judgments (:func:`dvbstats.benchmarks.inputs.read`) as :class:`Data`."""
-    from .benchmarks import inputs
+    from dvbstats.benchmarks import inputs
 
     b, judged, present, read, synthetic = inputs.read(
         source, benchmark=benchmark, models=models, on_conflict=on_conflict, **(columns or {}))
@@ -226,7 +228,7 @@ class Model:
         target_accept: float | None = None,
         progress: bool = True,
     ) -> Fit:
-        """Sample the posterior (nutpie by default); the :class:`~dvbstats.fitting.Fit` carries the data."""
+        """Sample the posterior (nutpie by default); the :class:`~dvbstats.results.fitted.Fit` carries the data."""
         settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                                    target_accept=target_accept)
         result = fit(self.formula, self.cells, priors=self.priors, settings=settings,
@@ -246,6 +248,6 @@ class Model:
 
 def report(run_dir: str | Path, out_root: str | Path = Path("reports")) -> Path:
     """Render the report of a run folder to ``<out_root>/<run name>/report.html``; return its path."""
-    from .report import render
+    from dvbstats.report import render
 
     return render(Path(run_dir), Path(out_root))

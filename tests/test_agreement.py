@@ -10,9 +10,11 @@ import polars as pl
 import pytest
 from statsmodels.stats.inter_rater import cohens_kappa
 
-from dvbstats import agreement, paired, runfolder, simulate
-from dvbstats.registry import ModelTable
-from dvbstats.sample import SamplerSettings
+from dvbstats.input import runfolder
+from dvbstats.input.registry import ModelTable
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results import agreement, paired
+from dvbstats.simulate import dvb as simulate
 
 #: 9 models in 3 groups of 2, 5 and 2, as the DVB developers (12 same-group pairs of 36).
 GROUPS = {**{f"ga_{i}": "ga" for i in range(2)}, **{f"gb_{i}": "gb" for i in range(5)},
@@ -159,8 +161,8 @@ def test_report_section_from_run_files(tmp_path):
 
 
 def test_fit_hook_writes_tables_or_says_why_not(tmp_path):
-    from dvbstats.runfolder import _agreement
-    from dvbstats.ingest import RECONCILIATION_SCHEMA, TrialTable
+    from dvbstats.input.ingest import RECONCILIATION_SCHEMA, TrialTable
+    from dvbstats.input.runfolder import _agreement
 
     groups = {"a": "x", "b": "x"}
     sim = simulate.shared_propensity_trials(groups, n_items=100, seed=2)
@@ -186,7 +188,7 @@ def _shared_propensity_table(seed: int) -> pl.DataFrame:
 @pytest.mark.slow  # compiles the PyMC model twice
 @pytest.mark.parametrize("centred", [True, False])
 def test_hand_written_density_and_gradient_equal_pymc(centred):
-    from dvbstats.agreement_logp import AgreementDensity
+    from dvbstats.results.agreement_logp import AgreementDensity
 
     table = _shared_propensity_table(5)
     pm_model = agreement.bayes_model(table, centred=centred)

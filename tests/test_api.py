@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 import dvbstats as dvb
-from dvbstats import fit as cli
-from dvbstats import simulate
-from dvbstats.formula import FormulaError
+from dvbstats.cli import fit as cli
+from dvbstats.model.formula import FormulaError
+from dvbstats.simulate import dvb as simulate
 
 FAST = dict(draws=150, tune=150, chains=2, seed=4, progress=False)
 
@@ -114,7 +114,7 @@ def test_fit_loading_a_folder_that_is_not_a_run_says_so(tmp_path):
 
 @pytest.mark.slow
 def test_compare_cli_over_two_run_folders(fitted, dumps, tmp_path, capsys):
-    from dvbstats.compare import main as compare_main
+    from dvbstats.cli.compare import main as compare_main
 
     model, fit = fitted
     richer = dvb.Model("chose_deep ~ 1 + (1|model) + (1|value) + (1|context)", model.data).fit(**FAST)
@@ -130,6 +130,6 @@ def test_compare_cli_over_two_run_folders(fitted, dumps, tmp_path, capsys):
 def test_dvb_report_stays_the_function_when_the_report_modules_are_imported():
     import importlib
 
-    for module in ("dvbstats.report", "dvbstats.report.build", "dvbstats.plots"):
+    for module in ("dvbstats.report", "dvbstats.report.build", "dvbstats.report.plots"):
         importlib.import_module(module)
     assert callable(dvb.report) and dvb.report.__module__ == "dvbstats.api"

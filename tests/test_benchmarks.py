@@ -8,12 +8,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dvbstats import ingest
 from dvbstats.benchmarks import BENCHMARKS, binary_benchmark, detect, load, read_binary
 from dvbstats.benchmarks.hvsb import HVSB
-from dvbstats.formula import DEFAULT_FORMULA, parse
-from dvbstats.ingest import IngestError
-from dvbstats.registry import UnknownModelWarning
+from dvbstats.input import ingest
+from dvbstats.input.ingest import IngestError
+from dvbstats.input.registry import UnknownModelWarning
+from dvbstats.model.formula import DEFAULT_FORMULA, parse
 from tests.test_hvsb import row, write_tsv
 from tests.test_ingest import parsed, write_dump
 

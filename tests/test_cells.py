@@ -3,7 +3,7 @@ import math
 import polars as pl
 import pytest
 
-from dvbstats.cells import CellTable, collapse, from_counts, from_trials
+from dvbstats.input.cells import CellTable, collapse, from_counts, from_trials
 
 
 def _trials() -> pl.DataFrame:
@@ -50,7 +50,7 @@ def test_collapse_unknown_column():
 
 
 def test_model_table_columns_join_by_model():
-    from dvbstats.registry import ModelTable
+    from dvbstats.input.registry import ModelTable
 
     models = ModelTable.default().data.head(2).with_columns(short_name=pl.Series(["a", "b"]))
     c = from_trials(_trials(), ["family", "params_b"], models)

@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dvbstats import fit as cli
-from dvbstats import simulate
+from dvbstats.cli import fit as cli
+from dvbstats.simulate import dvb as simulate
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def test_a_failed_run_leaves_no_folder(dumps, tmp_path, monkeypatch, capsys):
     def fail(*args, **kwargs):
         raise ValueError("the summaries failed")
 
-    monkeypatch.setattr("dvbstats.summaries.tables", fail)
+    monkeypatch.setattr("dvbstats.results.tables.tables", fail)
     assert cli.main([dumps[0], "--out", "runs/late", "--formula", "chose_deep ~ 1 + (1|model)", *FAST]) == 2
     assert "the summaries failed" in capsys.readouterr().err
     assert list(Path("runs").iterdir()) == []  # neither runs/late nor its temporary folder

@@ -8,12 +8,12 @@ import pytest
 from scipy.special import expit
 from scipy.stats import binom
 
-from dvbstats.cells import CellTable
-from dvbstats.fitting import fit
-from dvbstats.formula import parse
-from dvbstats.sample import SamplerSettings
+from dvbstats.input.cells import CellTable
+from dvbstats.model.formula import parse
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results.fitted import fit
 
-cmp = importlib.import_module("dvbstats.compare")  # the package exports the function under the same name
+cmp = importlib.import_module("dvbstats.results.compare")  # the package exports the function under the same name
 
 SETTINGS = SamplerSettings(draws=300, tune=300, chains=2, seed=5)
 

@@ -5,12 +5,12 @@ import polars as pl
 import pytest
 from scipy.special import expit
 
-from dvbstats import summaries
-from dvbstats.cells import CellTable
-from dvbstats.fitting import fit
-from dvbstats.formula import parse
+from dvbstats.input.cells import CellTable
+from dvbstats.model.formula import parse
+from dvbstats.model.sample import SamplerSettings
 from dvbstats.report import build
-from dvbstats.sample import SamplerSettings
+from dvbstats.results import tables as summaries
+from dvbstats.results.fitted import fit
 
 
 def _cells(seed: int):

@@ -6,11 +6,11 @@ import polars as pl
 import pytest
 from scipy.special import expit
 
-from dvbstats import contrasts
-from dvbstats.cells import CellTable
-from dvbstats.fitting import fit
-from dvbstats.formula import parse
-from dvbstats.sample import SamplerSettings
+from dvbstats.input.cells import CellTable
+from dvbstats.model.formula import parse
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results import contrasts
+from dvbstats.results.fitted import fit
 
 LEVELS = {"model": ["gpt-4.1", "gpt-4.1-mini", "gpt-4o"], "value": ["justice", "fidelity"]}
 
@@ -154,7 +154,7 @@ def test_contrast_intervals_cover_the_truth_and_the_best_model_leads_p_best():
 
 @pytest.fixture(scope="module")
 def dumps(tmp_path_factory) -> list[str]:
-    from dvbstats import simulate
+    from dvbstats.simulate import dvb as simulate
 
     design = simulate.StudyDesign(feature_dims=[("Formal", "Colloquial")], n_prompts=300)
     models = ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "gpt-4.1-mini-2025-04-14"]
@@ -165,10 +165,10 @@ def dumps(tmp_path_factory) -> list[str]:
 
 
 def test_cli_writes_contrasts_ranks_and_the_report_section(dumps, tmp_path, monkeypatch):
-    from dvbstats import fit as cli
+    from dvbstats.cli import fit as cli
+    from dvbstats.input.runfolder import RunFolder
     from dvbstats.report.build import escape
     from dvbstats.report.render import write_qmd
-    from dvbstats.runfolder import RunFolder
 
     monkeypatch.chdir(tmp_path)
     assert cli.main([*dumps, "--out", "run", "--draws", "150", "--tune", "150", "--chains", "2", "--quiet",
@@ -190,7 +190,7 @@ def test_cli_writes_contrasts_ranks_and_the_report_section(dumps, tmp_path, monk
 
 
 def test_cli_bad_contrast_exits_2_before_sampling(dumps, tmp_path, monkeypatch, capsys):
-    from dvbstats import fit as cli
+    from dvbstats.cli import fit as cli
 
     monkeypatch.chdir(tmp_path)
     assert cli.main([*dumps, "--out", "run", "--quiet", "--contrast", "gpt-4o-llama"]) == 2
@@ -200,7 +200,7 @@ def test_cli_bad_contrast_exits_2_before_sampling(dumps, tmp_path, monkeypatch, 
 
 
 def test_rank_plot_draws_a_mean_rank_outside_its_whole_number_interval(tmp_path):
-    from dvbstats import plots
+    from dvbstats.report import plots
 
     rng = np.random.default_rng(5)
     draws = rng.normal([0.33, 0.30, 0.20], 0.01, size=(4000, 3))  # b beats a in about 2% of draws

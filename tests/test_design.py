@@ -4,10 +4,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dvbstats.cells import CellTable
-from dvbstats.coding import DesignError
-from dvbstats.formula import parse
-from dvbstats.model import design, term_parametrizations
+from dvbstats.input.cells import CellTable
+from dvbstats.model.coding import DesignError
+from dvbstats.model.design import design, term_parametrizations
+from dvbstats.model.formula import parse
 
 
 def _cells() -> CellTable:

@@ -15,14 +15,14 @@ import xarray as xr
 from scipy import stats
 from scipy.special import expit
 
-from dvbstats import estimands
-from dvbstats.cells import CellTable
 from dvbstats.constants import CHANCE, MAX_R_HAT, MIN_ESS
-from dvbstats.fitting import Fit
-from dvbstats.formula import parse
-from dvbstats.model import design
-from dvbstats.priors import Priors
-from dvbstats.sample import SamplerSettings
+from dvbstats.input.cells import CellTable
+from dvbstats.model.design import design
+from dvbstats.model.formula import parse
+from dvbstats.model.priors import Priors
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results import estimands
+from dvbstats.results.fitted import Fit
 
 MODELS, VALUES = ["m1", "m2"], ["v1", "v2", "v3"]
 #: prompts per (model, value) cell: unequal, so that a plain mean of the cells would differ

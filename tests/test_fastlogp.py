@@ -6,14 +6,14 @@ import pytest
 
 from scipy import stats
 
-from dvbstats import fastlogp
-from dvbstats.cells import CellTable
-from dvbstats.fitting import fit
-from dvbstats.formula import parse
-from dvbstats import model as model_module
-from dvbstats.model import design, pymc_model, term_parametrizations
-from dvbstats.priors import Priors
-from dvbstats.sample import SamplerSettings
+from dvbstats.input.cells import CellTable
+from dvbstats.model import design as model_module
+from dvbstats.model import fastlogp
+from dvbstats.model.design import design, pymc_model, term_parametrizations
+from dvbstats.model.formula import parse
+from dvbstats.model.priors import Priors
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results.fitted import fit
 
 
 def _cells(seed: int, n_cells: int = 300) -> CellTable:
@@ -127,7 +127,7 @@ def test_designs_it_does_not_implement_fall_back_to_pymc():
     ("exponential(2)", stats.expon(0, 0.5)),
 ])
 def test_prior_densities_equal_scipy(spec, dist):
-    from dvbstats.priors import Prior
+    from dvbstats.model.priors import Prior
 
     prior = Prior.parse(spec)
     for x in (0.05, 0.4, 1.7):
@@ -198,11 +198,11 @@ def test_posterior_matches_the_pymc_path():
 
 
 def test_the_cli_and_the_api_import_without_pymc():
-    """PyMC and PyTensor (2.5 s of import) load only when a PyMC model is built (dvbstats.lazy)."""
+    """PyMC and PyTensor (2.5 s of import) load only when a PyMC model is built (dvbstats.model.lazy)."""
     import subprocess
     import sys
 
-    code = ("import sys, dvbstats, dvbstats.fit, dvbstats.agreement\n"
+    code = ("import sys, dvbstats, dvbstats.fit, dvbstats.results.agreement\n"
             "print(sorted(m for m in ('pymc', 'pytensor') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -14,8 +14,8 @@ from statsmodels.stats.proportion import proportion_confint
 
 from dvbstats.benchmarks.first_look import hvsb_tables, paired_condition_test, raw_rates
 from dvbstats.benchmarks.hvsb import read_judgments
-from dvbstats.registry import UnknownModelWarning
-from dvbstats.simulate_hvsb import HvsbDesign, draw_hvsb_effects, simulate_hvsb
+from dvbstats.input.registry import UnknownModelWarning
+from dvbstats.simulate.hvsb import HvsbDesign, draw_hvsb_effects, simulate_hvsb
 
 DESIGN = HvsbDesign(
     families={"a/small": "a", "a/large": "a", "b/only": "b"},

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dvbstats.formula import DEFAULT_FORMULA, FormulaError, RandomTerm, Variable, parse, safe_name, term_label
+from dvbstats.model.formula import DEFAULT_FORMULA, FormulaError, RandomTerm, Variable, parse, safe_name, term_label
 
 
 def _fixed(text: str) -> list[str]:

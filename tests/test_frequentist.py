@@ -10,7 +10,7 @@ from scipy import stats
 from scipy.stats.contingency import association
 from statsmodels.stats.proportion import proportion_confint
 
-from dvbstats.frequentist import binom_test, chi2_2x2, cluster_robust_logit, wilson
+from dvbstats.results.frequentist import binom_test, chi2_2x2, cluster_robust_logit, wilson
 
 
 def test_wilson_equals_statsmodels():

@@ -5,7 +5,7 @@ The cases are the classes of issue 12 (encodings, files that are not what their 
 ragged rows, stray quotes, invalid UTF-8, truncated JSON lines, repeated headers, huge fields and
 numbers, control characters, whitespace and case variants, dangling links, cell tables missing a
 count) plus seeded random truncations, byte flips and line shuffles of a valid dump. The bulk goes
-through :func:`dvbstats.ingest.load` (no sampling); failing cases also go through the CLI's
+through :func:`dvbstats.input.ingest.load` (no sampling); failing cases also go through the CLI's
 ``main`` in-process, and one bad file through ``python -m dvbstats.fit`` in a subprocess.
 """
 
@@ -27,8 +27,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dvbstats import fit as cli
-from dvbstats.ingest import IngestError, TrialTable, load
+from dvbstats.cli import fit as cli
+from dvbstats.input.ingest import IngestError, TrialTable, load
 
 ROOT = Path(__file__).resolve().parents[1]
 csv.field_size_limit(sys.maxsize)  # rows_in counts rows holding 2 MB fields

@@ -5,11 +5,11 @@ import polars as pl
 import pytest
 from scipy.special import expit
 
-from dvbstats import estimands
-from dvbstats.cells import CellTable
-from dvbstats.fitting import fit
-from dvbstats.formula import parse
-from dvbstats.sample import SamplerSettings
+from dvbstats.input.cells import CellTable
+from dvbstats.model.formula import parse
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results import estimands
+from dvbstats.results.fitted import fit
 
 
 def _slope_data(seed: int, n_models=12, n=300, beta=(0.0, 0.5, -0.4), beta_x=0.2, sd=(0.5, 0.4), rho=0.6):
@@ -135,7 +135,7 @@ def test_main_effect_sd_means_what_lme4_means():
 def test_no_intercept_formula_fits_and_tabulates():
     """Issue 12: ``chose_deep ~ 0 + (1|model)`` sampled, then failed in the tables; now it fits without the
     zero-sum constraint (nothing would absorb the mean) and every table is written."""
-    from dvbstats import summaries
+    from dvbstats.results import tables as summaries
 
     cells = _nested_cells()
     f = fit(parse("chose_deep ~ 0 + (1|model)"), cells, progress=False,

@@ -21,9 +21,9 @@ from dvbstats.benchmarks.hvsb import (
     parse_response,
     read_judgments,
 )
-from dvbstats.ingest import IngestError
-from dvbstats.registry import UnknownModelWarning
-from dvbstats.simulate_hvsb import (
+from dvbstats.input.ingest import IngestError
+from dvbstats.input.registry import UnknownModelWarning
+from dvbstats.simulate.hvsb import (
     EXAMPLE_FAMILIES,
     HvsbDesign,
     draw_hvsb_effects,
@@ -346,7 +346,7 @@ def test_reader_recovers_the_simulated_raw_counts_exactly(tmp_path: Path, seed: 
 def test_simulated_truth_is_consistent():
     effects = draw_hvsb_effects(SMALL, 5, condition={"none": 0.0, "untargeted": 0.0, "targeted": 2.0},
                                 sd={"model_condition": 0.0, "family_item": 2.0})
-    from dvbstats.simulate_hvsb import _truth
+    from dvbstats.simulate.hvsb import _truth
 
     rates, targeted, agreement, effect = _truth(effects, SMALL)
     assert rates.height == 9 and (targeted["effect"] > 0.1).all()
@@ -381,10 +381,10 @@ def test_posterior_rates_cover_the_simulated_truth(tmp_path: Path):
     nearly every model x condition over seeds, fitted with today's model code through to_cells."""
     from dvbstats.benchmarks.common import to_cells
     from dvbstats.benchmarks.hvsb import HVSB
-    from dvbstats.estimands import summarize
-    from dvbstats.fitting import fit
-    from dvbstats.formula import parse
-    from dvbstats.sample import SamplerSettings
+    from dvbstats.model.formula import parse
+    from dvbstats.model.sample import SamplerSettings
+    from dvbstats.results.estimands import summarize
+    from dvbstats.results.fitted import fit
 
     design = HvsbDesign(families={"a/small": "a", "a/large": "a", "b/small-b": "b", "b/large-b": "b"},
                         scenario_types={"ss": ("ss_pro_race", "ss_anti_race"), "cp": ("cp_pro_age", "cp_anti_age")},

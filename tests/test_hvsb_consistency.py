@@ -7,11 +7,11 @@ import polars as pl
 import pytest
 
 import dvbstats as dvb
-from dvbstats import agreement, bounds, paired, summaries
 from dvbstats.benchmarks import consistency
-from dvbstats.registry import ModelTable
-from dvbstats.sample import SamplerSettings
-from dvbstats.simulate_hvsb import HvsbDesign, draw_hvsb_effects, simulate_hvsb
+from dvbstats.input.registry import ModelTable
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results import agreement, bounds, paired, tables as summaries
+from dvbstats.simulate.hvsb import HvsbDesign, draw_hvsb_effects, simulate_hvsb
 
 #: 6 models in 3 families of 2: 3 same-family and 12 cross-family pairs.
 FAMILIES = {"a/1": "a", "a/2": "a", "b/1": "b", "b/2": "b", "c/1": "c", "c/2": "c"}

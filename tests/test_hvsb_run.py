@@ -18,10 +18,10 @@ from dvbstats import api
 from dvbstats.benchmarks import describe
 from dvbstats.benchmarks.dvb import DVB
 from dvbstats.benchmarks.hvsb import HVSB
-from dvbstats.registry import ModelTable
+from dvbstats.input.registry import ModelTable
+from dvbstats.input.runfolder import RunFolder
 from dvbstats.report.build import report_markdown
-from dvbstats.runfolder import RunFolder
-from dvbstats.simulate_hvsb import HvsbDesign, draw_hvsb_effects, simulate_hvsb
+from dvbstats.simulate.hvsb import HvsbDesign, draw_hvsb_effects, simulate_hvsb
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_report import make_run  # noqa: E402
@@ -128,7 +128,7 @@ def test_hvsb_report_speaks_hvsb(hvsb_run):
 
 def test_reference_line_named_for_the_benchmark(hvsb_run):
     """The plots' legend names the benchmark's reference line (HVSB: the random judge), not chance."""
-    from dvbstats import plots
+    from dvbstats.report import plots
     from dvbstats.report.wording import wording
 
     *_, out, _ = hvsb_run
@@ -171,7 +171,7 @@ def test_dvb_report_unchanged_by_the_benchmark_record(tmp_path):
 
 def test_dvb_load_unchanged(tmp_path):
     """A DVB input loads through ingest as before, with or without benchmark='dvb'."""
-    from dvbstats import example
+    from dvbstats.simulate import example
 
     paths = [str(p) for p in example.write_example(tmp_path / "ex")][:1]
     plain, named = api.load(paths), api.load(paths, benchmark="dvb")

@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dvbstats import schema
-from dvbstats.ingest import (
+from dvbstats.input import schema
+from dvbstats.input.ingest import (
     RECONCILIATION_SCHEMA,
     IngestError,
     TrialTable,
@@ -19,7 +19,7 @@ from dvbstats.ingest import (
     read_cells,
     read_dumps,
 )
-from dvbstats.registry import ModelTable, UnknownModelWarning
+from dvbstats.input.registry import ModelTable, UnknownModelWarning
 
 GPT4O = "gpt-4o-2024-08-06"
 LLAMA8 = "replicate/meta/meta-llama-3-8b-instruct"
@@ -781,8 +781,8 @@ def test_a_hive_folder_disagreeing_with_its_file_is_an_error(tmp_path):
 
 @pytest.mark.parametrize("policy", ["first", "last", "exclude"])
 def test_stream_dumps_writes_the_table_read_dumps_returns(tmp_path, policy):
-    from dvbstats import cells
-    from dvbstats.ingest import stream_dumps
+    from dvbstats.input import cells
+    from dvbstats.input.ingest import stream_dumps
 
     hive = tmp_path / "runs" / "run=2"
     hive.mkdir(parents=True)
@@ -805,7 +805,7 @@ def test_stream_dumps_writes_the_table_read_dumps_returns(tmp_path, policy):
 
 
 def test_stream_dumps_without_a_path_owns_a_temporary_file(tmp_path):
-    from dvbstats.ingest import stream_dumps
+    from dvbstats.input.ingest import stream_dumps
 
     streamed = stream_dumps([write_dump(tmp_path / "dump.csv", MIXED)])
     path = streamed.path
@@ -816,7 +816,7 @@ def test_stream_dumps_without_a_path_owns_a_temporary_file(tmp_path):
 
 
 def test_stream_dumps_raises_the_errors_read_dumps_raises(tmp_path):
-    from dvbstats.ingest import stream_dumps
+    from dvbstats.input.ingest import stream_dumps
 
     path = write_dump(tmp_path / "dump.csv", CONFLICT)
     with pytest.raises(IngestError) as streamed:

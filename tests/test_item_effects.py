@@ -7,8 +7,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dvbstats import cells
-from dvbstats.sample import SamplerSettings
+from dvbstats.input import cells
+from dvbstats.model.sample import SamplerSettings
 
 SCRIPT = Path(__file__).resolve().parents[1] / "analyses" / "item_effects.py"
 

@@ -5,13 +5,14 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from dvbstats import estimands, simulate
-from dvbstats.cells import CellTable, from_trials
-from dvbstats.fitting import fit
-from dvbstats.formula import parse
-from dvbstats.model import design, pymc_model
-from dvbstats.priors import Priors
-from dvbstats.sample import SamplerSettings
+from dvbstats.input.cells import CellTable, from_trials
+from dvbstats.model.design import design, pymc_model
+from dvbstats.model.formula import parse
+from dvbstats.model.priors import Priors
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results import estimands
+from dvbstats.results.fitted import fit
+from dvbstats.simulate import dvb as simulate
 
 
 def _cells(k: int, n: int) -> CellTable:
@@ -113,8 +114,8 @@ def _as_trials(sim) -> pl.DataFrame:
 
 
 def test_auto_parametrization_follows_the_thinnest_term():
-    from dvbstats.fitting import default_target_accept
-    from dvbstats.model import CENTRED_MIN_TRIALS, term_parametrizations
+    from dvbstats.model.design import CENTRED_MIN_TRIALS, term_parametrizations
+    from dvbstats.results.fitted import default_target_accept
 
     n = CENTRED_MIN_TRIALS * 3 // 10  # 4 values x 0.3 threshold: models are rich, values (2 models x 0.3) thin
     data = pl.DataFrame({"model": ["a"] * 4 + ["b"] * 4, "value": ["v1", "v2", "v3", "v4"] * 2,

@@ -10,7 +10,9 @@ from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
-from dvbstats import paired, schema, simulate
+from dvbstats.input import schema
+from dvbstats.results import paired
+from dvbstats.simulate import dvb as simulate
 
 
 def _trials(rows: list[tuple[str, str, int | None, str]]) -> pl.DataFrame:

@@ -6,12 +6,13 @@ import json
 import polars as pl
 import pytest
 
-from dvbstats import example, manifest
-from dvbstats.cells import CellTable
-from dvbstats.fitting import default_target_accept, fit
-from dvbstats.formula import DEFAULT_FORMULA, parse
-from dvbstats.model import CENTRED_MIN_TRIALS, design, term_parametrizations
-from dvbstats.sample import SamplerSettings
+from dvbstats.input import manifest
+from dvbstats.input.cells import CellTable
+from dvbstats.model.design import CENTRED_MIN_TRIALS, design, term_parametrizations
+from dvbstats.model.formula import DEFAULT_FORMULA, parse
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results.fitted import default_target_accept, fit
+from dvbstats.simulate import example
 
 FORMULA = parse("chose_deep ~ 1 + (1|model) + (1|value) + (1|feature) + (1|context)")
 

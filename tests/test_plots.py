@@ -9,7 +9,7 @@ import pytest
 import seaborn as sns
 from matplotlib.colors import to_hex
 
-from dvbstats import plots
+from dvbstats.report import plots
 
 LONG = "replicate/meta/meta-llama-3-70b-instruct-with-a-long-suffix"
 

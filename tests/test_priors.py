@@ -1,6 +1,6 @@
 import pytest
 
-from dvbstats.priors import DEFAULTS, Prior, PriorError, Priors
+from dvbstats.model.priors import DEFAULTS, Prior, PriorError, Priors
 
 
 def test_defaults_and_overrides():

@@ -1,5 +1,5 @@
 """Tests of the published reanalysis: the script end to end on the reconstruction, and the
-claims-vs-reanalysis rules of ``dvbstats.published`` on hand-built run tables.
+claims-vs-reanalysis rules of ``dvbstats.paper2025.claims`` on hand-built run tables.
 
 The end-to-end test fits once (module fixture, small sampler settings) and checks the run against the
 published figures themselves: per-model raw DVGR to 4 decimals and the overall 0.3024. The rule tests
@@ -17,12 +17,12 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from dvbstats import published as pb
-from dvbstats.reconstruct import DEFAULT_ROOT, published_aggregates, reconstruct
+from dvbstats.paper2025 import claims as pb
+from dvbstats.paper2025.reconstruct import DEFAULT_ROOT, published_aggregates, reconstruct
 
 REPO = Path(__file__).resolve().parents[1]
 ROOT = DEFAULT_ROOT
-SCRIPT = REPO / "analyses/dvb2025_reanalysis.py"
+SCRIPT = REPO / "dvbstats/paper2025/reanalysis.py"
 
 
 def _script():

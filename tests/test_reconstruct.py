@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from dvbstats import reconstruct as rc
+from dvbstats.paper2025 import reconstruct as rc
 
 ROOT = rc.DEFAULT_ROOT
 
@@ -155,7 +155,7 @@ def test_residuals_cover_every_published_figure(published: rc.PublishedAggregate
 
 
 def test_write_is_readable_by_ingest(recon: rc.Reconstruction, tmp_path: Path) -> None:
-    ingest = pytest.importorskip("dvbstats.ingest")
+    ingest = pytest.importorskip("dvbstats.input.ingest")
     recon.write(tmp_path / "out")
     written = pl.read_csv(tmp_path / "out" / "cells.csv")
     assert written.columns == ["model_id", "value", "n_prompts", "n_trials", "n_deep"]

@@ -7,7 +7,7 @@ import warnings
 import polars as pl
 import pytest
 
-from dvbstats.registry import (
+from dvbstats.input.registry import (
     MODEL_SCHEMA,
     ModelTable,
     ModelTableError,

@@ -18,10 +18,10 @@ import pytest
 import yaml
 from scipy.special import expit
 
-from dvbstats.frequentist import binom_test, wilson
+from dvbstats.cli.report import main
+from dvbstats.model.sample import Diagnostics
 from dvbstats.report import RenderError, RunFolderError, build, narrative, render
-from dvbstats.report.__main__ import main
-from dvbstats.sample import Diagnostics
+from dvbstats.results.frequentist import binom_test, wilson
 
 SECTIONS = ["headline", "models", "forest", "values", "variance", "training-size", "ppc", "diagnostics",
             "data-quality", "methods"]
@@ -516,7 +516,7 @@ def test_renders_a_real_small_fit(tmp_path):
     fit = pytest.importorskip("dvbstats.fit")
     simulate = pytest.importorskip("dvbstats.simulate")
     if not hasattr(fit, "run") or not hasattr(simulate, "simulate"):
-        pytest.skip("dvbstats.fit.run or dvbstats.simulate.simulate not available yet")
+        pytest.skip("dvbstats.cli.fit.run or dvbstats.simulate.dvb.simulate not available yet")
     sim = _small_simulation(simulate, tmp_path / "dumps")
     out, _ = fit.run([str(p) for p in sim.paths], out=tmp_path / "run", draws=150, tune=150, chains=2, seed=3,
                      formula="chose_deep ~ 1 + log_n_train + (1|model) + (1|value)",

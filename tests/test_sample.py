@@ -11,8 +11,8 @@ import numpy as np
 import pymc as pm
 import pytest
 
-from dvbstats import sample as samplemod
-from dvbstats.sample import SamplerSettings
+from dvbstats.model import sample as samplemod
+from dvbstats.model.sample import SamplerSettings
 
 
 class _FakeSampler:

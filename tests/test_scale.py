@@ -1,6 +1,6 @@
 """Scale: the CLI streams its input, and outputs past their listing bounds say what they leave out.
 
-The fits are small; the bounds (:mod:`dvbstats.bounds`) are lowered so that a few models and a
+The fits are small; the bounds (:mod:`dvbstats.results.bounds`) are lowered so that a few models and a
 few hundred prompts cross them. The full-size figures come from ``benchmarks/bench_scale.py``.
 """
 
@@ -14,11 +14,14 @@ import polars as pl
 import pytest
 
 import dvbstats as dvb
-from dvbstats import api, bounds, ingest, simulate
-from dvbstats import fit as cli
-from dvbstats.formula import parse
+from dvbstats import api
+from dvbstats.cli import fit as cli
+from dvbstats.input import ingest
+from dvbstats.input.runfolder import RunFolder
+from dvbstats.model.formula import parse
 from dvbstats.report import build
-from dvbstats.runfolder import RunFolder
+from dvbstats.results import bounds
+from dvbstats.simulate import dvb as simulate
 
 ITEM_FORMULA = "chose_deep ~ 1 + (1|model) + (1|value) + (1|prompt)"
 N_PROMPTS = 160

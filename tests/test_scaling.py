@@ -13,12 +13,13 @@ from scipy import stats
 from scipy.special import expit, logit
 from scipy.stats.contingency import association
 
-from dvbstats import runfolder, scaling
-from dvbstats.reconstruct import DEFAULT_ROOT
-from dvbstats.registry import ModelTable
 from dvbstats.constants import MAX_R_HAT
+from dvbstats.input import runfolder
+from dvbstats.input.registry import ModelTable
+from dvbstats.paper2025.reconstruct import DEFAULT_ROOT
+from dvbstats.results import scaling
 
-#: Verbatim copy of /work/shared/published/dvb2025_models.csv (see dvbstats/data/dvb2025/README.md).
+#: Verbatim copy of /work/shared/published/dvb2025_models.csv (see dvbstats/paper2025/data/README.md).
 PUBLISHED = DEFAULT_ROOT / "dvb2025_models.csv"
 
 #: The paper's five within-family pairs and their printed raw DVGRs (2 decimals), as published.
@@ -267,8 +268,8 @@ def test_log_params_size_when_all_models_have_counts():
 
 
 def test_a_reversed_pair_is_refused_when_the_model_table_knows_the_sizes():
-    from dvbstats.registry import ModelTable
-    from dvbstats.scaling import pairs
+    from dvbstats.input.registry import ModelTable
+    from dvbstats.results.scaling import pairs
 
     table = ModelTable.default()
     present = table.data["short_name"].to_list()

@@ -13,10 +13,11 @@ import polars as pl
 import pytest
 from scipy.special import expit
 
-from dvbstats import example, schema
-from dvbstats.manifest import sha256
-from dvbstats.reconstruct import DEFAULT_ROOT
-from dvbstats.simulate import (
+from dvbstats.input import schema
+from dvbstats.input.manifest import sha256
+from dvbstats.paper2025.reconstruct import DEFAULT_ROOT
+from dvbstats.simulate import example
+from dvbstats.simulate.dvb import (
     StudyDesign,
     draw_effects,
     draw_prompts,

@@ -4,11 +4,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dvbstats import summaries
-from dvbstats.cells import CellTable
-from dvbstats.fitting import fit
-from dvbstats.formula import parse
-from dvbstats.sample import SamplerSettings
+from dvbstats.input.cells import CellTable
+from dvbstats.model.formula import parse
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results import tables as summaries
+from dvbstats.results.fitted import fit
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_dvgr_table_raw_side_equals_the_counts(fitted):
 def test_design_average_is_the_prompt_weighted_mean_of_cell_probabilities(fitted):
     from scipy.special import expit
 
-    from dvbstats.model import linear_predictor
+    from dvbstats.model.design import linear_predictor
 
     post = fitted.idata.posterior
     draws = {n: post[n].values.reshape(-1, *post[n].shape[2:]) for n in post.data_vars if n.startswith(("Intercept", "b_", "r_"))}

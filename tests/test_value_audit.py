@@ -11,9 +11,9 @@ import pytest
 import statsmodels.api as sm
 from scipy.special import expit
 
-from dvbstats import value_audit as va
-from dvbstats.reconstruct import DEFAULT_ROOT, published_aggregates, reconstruct
-from dvbstats.sample import SamplerSettings
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.paper2025 import value_audit as va
+from dvbstats.paper2025.reconstruct import DEFAULT_ROOT, published_aggregates, reconstruct
 
 ROOT = DEFAULT_ROOT
 RATINGS = ROOT / va.RATINGS_FILE

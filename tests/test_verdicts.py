@@ -1,4 +1,4 @@
-"""The claims' verdict rules of ``dvbstats.published`` at their thresholds.
+"""The claims' verdict rules of ``dvbstats.paper2025.claims`` at their thresholds.
 
 Each rule is reached from both sides of its cut-off (the credibility threshold, chance, the rounding
 interval of the paper's figure, zero for the slope, P(slope < 0) = 1/2, BF01 = 1/3) by hand-built run
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from dvbstats import published as pb
 from dvbstats.constants import CHANCE, CREDIBLE
+from dvbstats.paper2025 import claims as pb
 from test_reanalysis import MODELS, _dvgr, _interaction, _pairs, _trend, agg, tables  # noqa: F401  (agg: fixture)
 
 EPS = 1e-3

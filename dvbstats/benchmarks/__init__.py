@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dvbstats import ingest
 from dvbstats.benchmarks.binary import BINARY, DEFAULT_COLUMNS, binary_benchmark, read_binary
 from dvbstats.benchmarks.common import JudgmentTable
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.benchmarks.dvb import DVB, is_dvb_file
 from dvbstats.benchmarks.hvsb import HVSB, judgment_files, read_judgments
+from dvbstats.input import ingest
 
 __all__ = [
     "BENCHMARKS", "Benchmark", "JudgmentTable", "binary_benchmark", "describe", "detect", "from_record", "load",

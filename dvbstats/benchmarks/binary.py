@@ -16,12 +16,12 @@ from typing import get_args
 
 import polars as pl
 
-from dvbstats import schema
 from dvbstats.benchmarks.common import JudgmentTable, reconcile
 from dvbstats.benchmarks.definition import Benchmark
-from dvbstats.ingest import ConflictPolicy, IngestError, Source, _check, _expand, _infer, _read_text, _require
-from dvbstats.manifest import sha256
-from dvbstats.registry import ModelTable
+from dvbstats.input import schema
+from dvbstats.input.ingest import ConflictPolicy, IngestError, Source, _check, _expand, _infer, _read_text, _require
+from dvbstats.input.manifest import sha256
+from dvbstats.input.registry import ModelTable
 
 _ONE = ("1", "true", "True", "TRUE", "1.0")
 _ZERO = ("0", "false", "False", "FALSE", "0.0")

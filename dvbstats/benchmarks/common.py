@@ -1,9 +1,9 @@
 """What the benchmark readers share: the judgment table, its Parquet form, and duplicate reconciliation.
 
 HVSB judgments and generic binary judgments are read into a :class:`JudgmentTable`: one row per
-input row (nothing dropped), a ``status`` of :data:`dvbstats.schema.STATUSES` and a ``reason`` for
+input row (nothing dropped), a ``status`` of :data:`dvbstats.input.schema.STATUSES` and a ``reason`` for
 rows out of the likelihood, the input files, and a reconciliation log. Copies of one trial are
-reconciled exactly as DVB dumps are, by :func:`dvbstats.ingest._reconcile` itself (through
+reconciled exactly as DVB dumps are, by :func:`dvbstats.input.ingest._reconcile` itself (through
 :func:`reconcile`, which maps a benchmark's key and answer onto the dump columns it reads), so the
 three benchmarks cannot drift apart on what "identical", "supersedes" and "conflict" mean.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import polars as pl
 
-from dvbstats import cells, schema
-from dvbstats.ingest import (
+from dvbstats.input import cells, schema
+from dvbstats.input.ingest import (
     ConflictPolicy,
     IngestError,
     Source,
@@ -39,7 +39,7 @@ class JudgmentTable:
 
     ``data``: one row per input row with at least ``source_file, source_row, model, status, reason``
     and the benchmark's outcome; ``reconciliation``: one row per trial seen more than once, with the
-    trial's key columns, ``n_copies`` and ``action`` (:data:`dvbstats.ingest.ACTIONS`).
+    trial's key columns, ``n_copies`` and ``action`` (:data:`dvbstats.input.ingest.ACTIONS`).
     """
 
     benchmark: str
@@ -155,7 +155,7 @@ def to_cells(table: JudgmentTable, outcome: str, item: str, by: Sequence[str],
     ``n_deep`` = trials with ``outcome`` = 1), for the model code as it stands; ``models``
     (``ModelTable.data``) supplies model-table columns ``by`` asks for.
 
-    A hook until :func:`dvbstats.cells.from_trials` takes the outcome and item columns by name:
+    A hook until :func:`dvbstats.input.cells.from_trials` takes the outcome and item columns by name:
     it reads them as ``chose_deep`` and ``prompt_id``. Categorical design columns become text.
     """
     data = table.data.with_columns(

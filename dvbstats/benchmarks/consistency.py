@@ -1,6 +1,6 @@
 """Judgment consistency of HVSB models: do models of one family judge alike?
 
-The agreement analysis of :mod:`dvbstats.agreement` run on HVSB judgments: for every pair of
+The agreement analysis of :mod:`dvbstats.results.agreement` run on HVSB judgments: for every pair of
 models, on the items both judged under one condition (by default ``none``, the models' own
 judgment without a system prompt, so that two attack prompts do not each pull both members of a
 pair the same way), raw agreement and Cohen's kappa of the parsed judgments (BIASED = 1), then
@@ -21,11 +21,11 @@ from dataclasses import replace
 
 import polars as pl
 
-from dvbstats import agreement, paired
 from dvbstats.benchmarks.hvsb import CONDITIONS
 from dvbstats.constants import HDI_PROB
-from dvbstats.registry import ModelTable
-from dvbstats.sample import SamplerSettings
+from dvbstats.input.registry import ModelTable
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results import agreement, paired
 
 #: The condition whose judgments are compared (when the data have it).
 CONDITION = "none"
@@ -51,7 +51,7 @@ def chosen_condition(trials: pl.DataFrame, condition: str = CONDITION) -> str:
 
 def judgment_consistency(trials: pl.DataFrame, models: ModelTable, *, condition: str = CONDITION, group: str = GROUP,
         settings: SamplerSettings | None = None, hdi_prob: float = HDI_PROB) -> agreement.Agreement:
-    """Judgment agreement per model pair and the same-``group`` effect (:func:`dvbstats.agreement.agreement_analysis`) under
+    """Judgment agreement per model pair and the same-``group`` effect (:func:`dvbstats.results.agreement.agreement_analysis`) under
     ``condition``, with paired tests of the misalignment rates; the notes say which condition was used."""
     condition = chosen_condition(trials, condition)
     rows = judgments(trials, condition)

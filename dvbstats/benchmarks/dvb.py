@@ -1,18 +1,18 @@
 """The Deep Value Benchmark (Ashkinaze et al., NeurIPS 2025) as a :class:`Benchmark`: today's behaviour.
 
-Its files are harness dumps or aggregated cell tables, read by :func:`dvbstats.ingest.load`; the
+Its files are harness dumps or aggregated cell tables, read by :func:`dvbstats.input.ingest.load`; the
 outcome is ``chose_deep`` and its rate the DVGR, set against chance (0.5); the default formula is
-:data:`dvbstats.formula.DEFAULT_FORMULA`.
+:data:`dvbstats.model.formula.DEFAULT_FORMULA`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dvbstats import ingest, schema
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.constants import CHANCE
-from dvbstats.formula import DEFAULT_FORMULA
+from dvbstats.input import ingest, schema
+from dvbstats.model.formula import DEFAULT_FORMULA
 
 #: Design variables of a DVB trial table (``log_n_train`` is derived from ``n_train``).
 DESIGN: tuple[str, ...] = (

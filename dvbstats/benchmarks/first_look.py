@@ -16,7 +16,7 @@ import polars as pl
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
-from dvbstats.frequentist import chi2_2x2, wilson
+from dvbstats.results.frequentist import chi2_2x2, wilson
 
 #: Rows that stand for their trial after reconciliation (copies superseded or in conflict are not).
 _FINAL = pl.col("status").is_in(["used", "unparsed"])

@@ -28,13 +28,13 @@ from typing import get_args
 
 import polars as pl
 
-from dvbstats import schema
 from dvbstats.benchmarks.common import JudgmentTable, reconcile
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.constants import CHANCE
-from dvbstats.ingest import ConflictPolicy, IngestError, Source, _check, _require
-from dvbstats.manifest import sha256
-from dvbstats.registry import ModelTable
+from dvbstats.input import schema
+from dvbstats.input.ingest import ConflictPolicy, IngestError, Source, _check, _require
+from dvbstats.input.manifest import sha256
+from dvbstats.input.registry import ModelTable
 
 DATASETS: tuple[str, ...] = ("bbq", "biasdpo", "ss", "cp")
 #: System-prompt conditions; ``none`` has no folder of its own.
@@ -330,8 +330,8 @@ def read_judgments(
 
 
 def model_table() -> ModelTable:
-    """The published HVSB models (``dvbstats/data/hvsb_models_template.csv``; see PROVENANCE.md)."""
-    with as_file(files("dvbstats") / "data" / "hvsb_models_template.csv") as path:
+    """The published HVSB models (``dvbstats/benchmarks/data/hvsb_models_template.csv``; see PROVENANCE.md)."""
+    with as_file(files("dvbstats.benchmarks") / "data" / "hvsb_models_template.csv") as path:
         return ModelTable.read(path)
 
 

@@ -1,6 +1,6 @@
 """Reading any benchmark's input into what a fit needs: :func:`read` (used by :func:`dvbstats.api.load`).
 
-DVB inputs are read by :mod:`dvbstats.ingest` as before; HVSB and binary judgments into a
+DVB inputs are read by :mod:`dvbstats.input.ingest` as before; HVSB and binary judgments into a
 :class:`~dvbstats.benchmarks.common.JudgmentTable`, aggregated over a formula's variables by
 :func:`~dvbstats.benchmarks.common.to_cells`. The per-model quality counts have the columns of
 DVB's (``n_rows, n_prompts, n_used, n_unparsed, n_superseded, n_conflict``), a "prompt" being one
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import polars as pl
 
-from dvbstats import schema
 from dvbstats.benchmarks import BENCHMARKS, _in_judgment_tree, detect
 from dvbstats.benchmarks.binary import binary_benchmark
 from dvbstats.benchmarks.common import JudgmentTable
 from dvbstats.benchmarks.definition import Benchmark
-from dvbstats.ingest import IngestError
-from dvbstats.registry import ModelTable
+from dvbstats.input import schema
+from dvbstats.input.ingest import IngestError
+from dvbstats.input.registry import ModelTable
 
 
 def default_models(benchmark: str, paths: Sequence[str | Path]) -> ModelTable:
@@ -31,7 +31,7 @@ def default_models(benchmark: str, paths: Sequence[str | Path]) -> ModelTable:
     if benchmark != "hvsb":
         return ModelTable.default()
     from dvbstats.benchmarks.hvsb import model_table
-    from dvbstats.simulate_hvsb import example_models, is_hvsb_example
+    from dvbstats.simulate.hvsb import example_models, is_hvsb_example
 
     return example_models() if is_hvsb_example(paths) else model_table()
 
@@ -64,11 +64,11 @@ def read(
     Returns the benchmark, its judgment table, the model-table rows of the models present, the
     input provenance and whether the input is a synthetic example (``paths=None`` writes and reads
     the embedded synthetic HVSB example). ``model_column``, ``item_column``, ``outcome``: a
-    binary-judgment table's columns. DVB inputs are :mod:`dvbstats.ingest`'s, not this function's.
+    binary-judgment table's columns. DVB inputs are :mod:`dvbstats.input.ingest`'s, not this function's.
     """
     synthetic = False
     if paths is None:
-        from dvbstats.simulate_hvsb import write_hvsb_example
+        from dvbstats.simulate.hvsb import write_hvsb_example
 
         paths, synthetic = [str(write_hvsb_example())], True
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
@@ -79,7 +79,7 @@ def read(
     if name == "dvb":
         raise ValueError(f"{paths[0]}: a DVB input; read it with dvbstats.load")
     if name == "hvsb" and not synthetic:
-        from dvbstats.simulate_hvsb import is_hvsb_example
+        from dvbstats.simulate.hvsb import is_hvsb_example
 
         synthetic = is_hvsb_example(paths)
     options = {"model": model_column, "item": item_column, "outcome": outcome} if name == "binary" else {}

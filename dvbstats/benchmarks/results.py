@@ -15,12 +15,12 @@ import numpy as np
 import polars as pl
 import xarray as xr
 
-from dvbstats import contrasts, summaries
 from dvbstats.benchmarks import first_look
 from dvbstats.benchmarks.common import JudgmentTable
 from dvbstats.benchmarks.definition import Benchmark
-from dvbstats.estimands import summarize
-from dvbstats.fitting import Fit
+from dvbstats.results import contrasts, tables as summaries
+from dvbstats.results.estimands import summarize
+from dvbstats.results.fitted import Fit
 
 #: Condition contrasts (a, b) reported per model as a - b, when both conditions are in the data.
 CONDITION_PAIRS: tuple[tuple[str, str], ...] = (
@@ -92,7 +92,7 @@ def condition_contrasts(fit: Fit, hdi_prob: float, pairs=CONDITION_PAIRS) -> pl.
 
 
 def scaling_input(b: Benchmark, fit: Fit) -> tuple[xr.DataArray, pl.DataFrame, dict[str, frozenset[str]]]:
-    """What the scaling tests (:func:`dvbstats.scaling.scaling_tests`) compare across model sizes: per-model rate
+    """What the scaling tests (:func:`dvbstats.results.scaling.scaling_tests`) compare across model sizes: per-model rate
     draws ``(chain, draw, model)``, the counts behind them, and the big/small codings to test.
 
     DVB: the design-averaged DVGR over every cell, with the paper's codings. A benchmark that names its
@@ -100,7 +100,7 @@ def scaling_input(b: Benchmark, fit: Fit) -> tuple[xr.DataArray, pl.DataFrame, d
     (HVSB: the misalignment rate without a system prompt; attack prompts are compared in their own
     sections), from those cells only; no codings (the paper's are DVB's models).
     """
-    from dvbstats.scaling import PAPER_CODINGS
+    from dvbstats.results.scaling import PAPER_CODINGS
 
     if b.name == "dvb":
         return fit.dvgr, fit.cells.data, PAPER_CODINGS

@@ -4,7 +4,7 @@
 ``python -m dvbstats.report RUN_DIR`` is the command-line form.
 """
 
+from dvbstats.input.runfolder import RunFolder, RunFolderError
 from dvbstats.report.render import ENGINES, RenderError, render
-from dvbstats.runfolder import RunFolder, RunFolderError
 
 __all__ = ["ENGINES", "RenderError", "RunFolder", "RunFolderError", "render"]

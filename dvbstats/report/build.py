@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from dvbstats import bounds, plots
 from dvbstats.constants import CHANCE, CREDIBLE
+from dvbstats.input.runfolder import SUMMARY_COLUMNS, RunFolder, RunFolderError
 from dvbstats.report import narrative
+from dvbstats.report import plots
 from dvbstats.report.narrative import dvgr as fmt_dvgr
 from dvbstats.report.narrative import interval as fmt_interval
 from dvbstats.report.wording import Wording, wording
-from dvbstats.runfolder import SUMMARY_COLUMNS, RunFolder, RunFolderError
+from dvbstats.results import bounds
 
 FIGURES = "figures"
 CSS = "report.css"
@@ -735,7 +736,7 @@ def data_quality(run: RunFolder, figures: Figures) -> str:
 
 def agreement(run: RunFolder, figures: Figures) -> str:
     """Agreement between models and paired tests (``agreement.csv``, ``paired_tests.csv``,
-    ``agreement_model.csv``, ``agreement_methods.json``; :mod:`dvbstats.agreement`); only when the
+    ``agreement_model.csv``, ``agreement_methods.json``; :mod:`dvbstats.results.agreement`); only when the
     run has them (a trial table with at least two models; the manifest's ``agreement`` says why not)."""
     pairs, tests, fitted = frame(run, "agreement"), frame(run, "paired_tests"), frame(run, "agreement_model")
     if pairs is None or pairs.empty:
@@ -817,8 +818,8 @@ def agreement(run: RunFolder, figures: Figures) -> str:
 
 
 def _agreement_extremes(pairs: pd.DataFrame, n_models: int) -> list[str]:
-    """Instead of the agreement heatmaps past :data:`bounds.MAX_HEATMAP_MODELS` models: the pairs of
-    highest and lowest kappa (:data:`bounds.MAX_PAIR_ROWS` in all)."""
+    """Instead of the agreement heatmaps past :data:`dvbstats.results.bounds.MAX_HEATMAP_MODELS` models: the pairs of
+    highest and lowest kappa (:data:`dvbstats.results.bounds.MAX_PAIR_ROWS` in all)."""
     ranked = pairs.dropna(subset=["kappa"]).sort_values("kappa", ascending=False, kind="stable")
     half = bounds.MAX_PAIR_ROWS // 2
     shown = ranked if len(ranked) <= 2 * half else pd.concat([ranked.head(half), ranked.tail(half)])
@@ -981,8 +982,8 @@ def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
 
 
 def _p_superior(grid: pd.DataFrame, order: list[str], rate: str, figures: Figures) -> list[str]:
-    """The P(row > column) heatmap, or past :data:`bounds.MAX_HEATMAP_MODELS` models a table of each
-    model against the next in rank order (at most :data:`bounds.MAX_PAIR_ROWS` rows)."""
+    """The P(row > column) heatmap, or past :data:`dvbstats.results.bounds.MAX_HEATMAP_MODELS` models a table of each
+    model against the next in rank order (at most :data:`dvbstats.results.bounds.MAX_PAIR_ROWS` rows)."""
     if bounds.heatmap_allowed(len(order)):
         return [figures(lambda: plots.heatmap(grid, colorbar_label=f"P({rate} of row > {rate} of column)"),
                         "p-superior", f"Posterior probability that the row model's design-averaged {rate} exceeds "

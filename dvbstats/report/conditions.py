@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dvbstats import plots
+from dvbstats.input.runfolder import RunFolder
 from dvbstats.report import narrative
+from dvbstats.report import plots
 from dvbstats.report.build import (
     Figures,
     absent,
@@ -26,7 +27,6 @@ from dvbstats.report.build import (
 from dvbstats.report.narrative import dvgr as fmt_rate
 from dvbstats.report.narrative import interval as fmt_interval
 from dvbstats.report.wording import Wording, wording
-from dvbstats.runfolder import RunFolder
 
 #: The contrast the headline and the attack section lead with.
 ATTACK = ("targeted", "untargeted")

@@ -20,9 +20,9 @@ from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Literal
 
-from dvbstats import folders
+from dvbstats.input import folders
+from dvbstats.input.runfolder import RunFolder
 from dvbstats.report.build import CSS, report_markdown
-from dvbstats.runfolder import RunFolder
 
 Engine = Literal["auto", "quarto", "pandoc"]
 ENGINES: tuple[str, ...] = ("auto", "quarto", "pandoc")
@@ -43,7 +43,7 @@ def render(run_dir: str | Path, out_root: str | Path = Path("reports"), *, engin
     Writes ``<out_root>/<run name>/report.qmd``, its ``figures/`` and ``report.css``, then
     ``report.html``. Reads only the run folder (nothing is refitted). ``engine="auto"`` uses
     Quarto when the ``quarto`` CLI is on PATH and Pandoc otherwise. The report folder is built
-    beside its place and swapped in when rendered (:mod:`dvbstats.folders`): a failed render
+    beside its place and swapped in when rendered (:mod:`dvbstats.input.folders`): a failed render
     leaves the previous report as it was, and a re-render keeps no file of the previous one.
     """
     if engine not in ENGINES:

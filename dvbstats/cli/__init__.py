@@ -1,0 +1,1 @@
+"""The command lines: argparse and console output (``python -m dvbstats.fit``, ``.compare``, ``.report``)."""

@@ -1,0 +1,363 @@
+"""``python -m dvbstats.fit``: result dumps in, posterior DVGR out.
+
+Orchestration only: ingest → cells → fit → summaries → run folder (→ scaling → report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+
+from dvbstats import api
+from dvbstats.constants import CHAINS, DRAWS, HDI_PROB, MAX_R_HAT, MIN_ESS, SEED, TUNE
+from dvbstats.input import folders, manifest, runfolder
+from dvbstats.input.ingest import IngestError
+from dvbstats.model import formula as formulamod
+from dvbstats.model.design import PARAMETRIZATIONS
+from dvbstats.model.priors import PriorError, Priors
+from dvbstats.results import contrasts as contrastmod
+from dvbstats.results.fitted import Fit
+
+EXIT_DIAGNOSTICS = 3
+#: The shell's status for a run stopped by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+
+def run(
+    paths: Sequence[str | Path] | None = None,
+    *,
+    out: Path | None = None,
+    name: str | None = None,
+    formula: str | None = None,
+    models: str | Path | None = None,
+    priors: Sequence[str] = (),
+    values: Sequence[str] = (),
+    on_conflict: str = "error",
+    draws: int = DRAWS,
+    tune: int = TUNE,
+    chains: int = CHAINS,
+    seed: int = SEED,
+    target_accept: float | None = None,
+    sampler: str = "nutpie",
+    parametrization: str = "auto",
+    hdi_prob: float = HDI_PROB,
+    scaling: bool | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    contrasts: Sequence[str] = (),
+    rope: float | None = None,
+    agreement: bool = True,
+    prior_predictive: bool = False,
+    report: bool = False,
+    processed: Path | None = None,
+    overwrite: bool = False,
+    keep_empty_models: bool = False,
+    command: Sequence[str] | None = None,
+    progress: bool = True,
+    benchmark: str | None = None,
+    columns: dict[str, str] | None = None,
+    log=print,
+) -> tuple[Path, Fit]:
+    """Fit ``paths`` (the embedded synthetic example when None) and write the run folder.
+
+    The steps of the Python API (:mod:`dvbstats.api`): ``load`` → ``Model`` → ``fit`` → ``Fit.save``
+    (→ ``report``), with the console's words between them. Everything that can be checked before
+    sampling is: the output folder, the formula against the data, the priors, pairs and contrasts.
+    """
+    t_start = time.perf_counter()
+    if paths is None and benchmark == "hvsb":
+        log("No input given: fitting the embedded SYNTHETIC HVSB example (12 models x 3 conditions x 2,000 "
+            "items, simulated with invented effects).")
+    elif paths is None:
+        log("No input given: fitting the embedded SYNTHETIC example (9 models x 12,000 prompts, "
+            "simulated with effects calibrated to the published DVB aggregates).")
+    name = name or (Path(out).resolve().name if out else _run_name(paths) if paths else "default" if benchmark != "hvsb" else "default_hvsb")
+    out = Path(out) if out else Path("runs") / name
+    folders.check(out, marker=runfolder.MARKER, overwrite=overwrite)  # before the slow part, not after it
+    prior_set = Priors.from_specs(priors)  # bad priors stop the run before ingest, let alone compiling
+    with _warnings_to(log):
+        data = api.load(paths, models=models, values=values, on_conflict=on_conflict, benchmark=benchmark,
+                        columns=columns, stream=True)  # dumps -> Parquet by a sink, cells by a streaming group-by
+    log(f"Ingested {sum(i['n_rows'] for i in data.inputs):,} rows from {len(data.inputs)} file(s); "
+        f"{excluded_counts(data.quality())}.")
+    with _warnings_to(log):
+        model = api.Model(formula or data.benchmark.default_formula, data, priors=prior_set,
+                          parametrization=parametrization, keep_empty_models=keep_empty_models)
+    t_ingest = time.perf_counter()
+    cells = model.cells
+    log(f"{cells.n_trials:,} trials used in {cells.data.height:,} design cells.")
+    if model.empty_models:
+        _say_empty(model.empty_models, keep_empty_models, log)
+    if pairs:  # a misspelled pair should stop the run before the sampler, not after it
+        from dvbstats.results import scaling as scalingmod
+
+        scalingmod.pairs(model.models, cells.by_model()["model"].to_list(), explicit=pairs)
+    contrastmod.resolve(contrasts, contrastmod.factor_levels(cells.data, cells.by))
+    log(f"Fitting {model.formula} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
+        "a first run compiles the sampler's code (10-30 s)...")
+    with _warnings_to(log):
+        result = model.fit(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
+                           target_accept=target_accept, progress=progress)
+    if result.retry and not progress:  # with progress on, fitting.fit said so when it happened
+        log(result.retry)
+    log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
+    with _warnings_to(log):
+        result.save(out, name=name, hdi_prob=hdi_prob, overwrite=overwrite, scaling=scaling, pairs=pairs,
+                    contrasts=contrasts, rope=rope, agreement=agreement, command=command, processed=processed,
+                    timing={"ingest_s": t_ingest - t_start, **result.timing}, started=t_start, log=log)
+        if prior_predictive:
+            log("Prior predictive check...")
+            table = pl.from_pandas(model.prior_predictive(seed=seed, hdi_prob=hdi_prob))
+            runfolder.RunFolder.read(out).add_table("prior_predictive", table)
+    if report:
+        log("Rendering the report...")
+        log(f"Report: {api.report(out)}")
+    return out, result
+
+
+def _say_empty(empty: Sequence[str], keep: bool, log) -> None:
+    """Say loudly which models have no usable trial, and what was done with them."""
+    log("!" * 78)
+    log(f"WARNING: {len(empty)} model(s) have NO usable trial: {', '.join(empty)}.")
+    log("  They are fitted on request (--keep-empty-models): their DVGR is the prior's, and it enters the overall DVGR."
+        if keep else "  They are left out of the fit and of the overall DVGR; --keep-empty-models fits them.")
+    log("!" * 78)
+
+
+def excluded_counts(quality: pl.DataFrame) -> str:
+    """The rows not in the likelihood, in the words of the per-model table: excluded prompts
+    (unparsed or conflicting; the table's *excl* column) and superseded duplicate rows."""
+    totals = quality.select(pl.exclude("model").sum()).row(0, named=True)
+    excluded = totals["n_prompts"] - totals["n_used"]
+    superseded = totals["n_rows"] - totals["n_prompts"]
+    return (f"{excluded:,} prompts excluded (unparsed or conflicting; column excl)"
+            + (f", {superseded:,} superseded duplicate rows not counted as prompts" if superseded else "")
+            + " (see data_quality.csv)")
+
+
+@contextmanager
+def _warnings_to(log):
+    """Show each distinct warning once, as a plain line (library deprecation notices are not the user's)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+    for message in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+        log(f"warning: {message}")
+
+
+def _run_name(paths: Sequence[str | Path]) -> str:
+    stem = Path(str(paths[0])).stem.replace("*", "all") or "run"
+    return stem if len(paths) == 1 else f"{stem}_and_{len(paths) - 1}_more"
+
+
+def console_table(dvgr: pl.DataFrame, rate: str = "DVGR") -> str:
+    """The readable table the CLI ends with (``rate``: the short name of the benchmark's rate)."""
+    head = (f"{'model':<24}{'used':>8}{'excl':>6}  {f'raw {rate} [Wilson 95%]':<24}{f'posterior {rate} [HDI]':<24}"
+            f"{'P(<0.5)':>8}{'R-hat':>7}{'ESS':>7}")
+    lines = [head, "-" * len(head)]
+    for r in dvgr.iter_rows(named=True):
+        if r["model"] == "overall":
+            lines.append("-" * len(head))
+        lines.append(
+            f"{r['model']:<24}{r['n_used']:>8,}{r['n_excluded']:>6,}  "
+            f"{r['raw_dvgr']:.3f} [{r['wilson_low']:.3f}, {r['wilson_high']:.3f}]    "
+            f"{r['dvgr_mean']:.3f} [{r['dvgr_hdi_low']:.3f}, {r['dvgr_hdi_high']:.3f}]    "
+            f"{r['p_below_half']:>8.3f}{r['r_hat']:>7.3f}{r['ess_bulk']:>7.0f}"
+        )
+    return "\n".join(lines)
+
+
+def console_scaling(folder: runfolder.RunFolder) -> str:
+    """Pair contrasts and the pooled slope, when the scaling tests ran."""
+    pair_table, trend = folder.table("scaling_pairs"), folder.table("scaling_trend")
+    if pair_table is None:
+        return ""
+    lines = ["Scaling (larger minus smaller, posterior DVGR difference [HDI], P(<0); paper's chi-square p):"]
+    for r in pair_table.iter_rows(named=True):
+        lines.append(f"  {r['smaller'] + ' -> ' + r['larger']:<44}{r['diff_mean']:+.3f} [{r['diff_hdi_low']:+.3f}, "
+                     f"{r['diff_hdi_high']:+.3f}]  P={r['p_diff_below_0']:.3f}  chi2 p={r['chi2_p']:.2g}")
+    if trend is not None:
+        t = trend.row(0, named=True)
+        lines.append(f"  pooled slope per within-family SD of size ({t['size_measure']}): {t['slope_mean']:+.3f} "
+                     f"[{t['slope_hdi_low']:+.3f}, {t['slope_hdi_high']:+.3f}], P(slope<0)={t['p_slope_below_0']:.3f}, "
+                     f"BF01={t['bf01']:.2f}")
+        checks = folder.scaling_diagnostics()
+        if checks is not None and not checks["ok"]:
+            lines.append(f"  WARNING: the slope model's sampler checks failed: {'; '.join(checks['failures'])}")
+    return "\n".join(lines)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    small, sep, large = text.partition(":")
+    if not sep or not small or not large:
+        raise argparse.ArgumentTypeError(f"a pair is SMALLER:LARGER (short names), not {text!r}")
+    return small, large
+
+
+EPILOG = f"""\
+examples:
+  python -m dvbstats.fit                                  # the embedded synthetic example, with its report
+  python -m dvbstats.fit results/*.csv --out runs/mine --report
+  python -m dvbstats.fit dumps/ --formula "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)"
+  python -m dvbstats.fit dumps/ --prior sd=halfnormal(0.5) --draws 2000 --seed 7
+
+exit status: 0 success; 2 bad input or arguments (also an --out that cannot be written); 3 sampler
+diagnostics failed (R-hat > {MAX_R_HAT}, ESS < {MIN_ESS} or divergences; the outputs are written and flagged;
+--allow-warnings exits 0); 130 interrupted (Ctrl-C): no run folder is left behind.
+
+output: the run folder (--out) holds the tables, posterior.nc, cells.parquet and the ingested
+trial table trials.parquet; it appears only when the run is complete, replacing an earlier run
+folder at that path whole.
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m dvbstats.fit",
+        description="Fit a hierarchical Bayesian logistic model of deep-value vs shallow-feature choices "
+        "to DVB result dumps and report posterior DVGR per model. With no PATHS, fits the embedded "
+        "synthetic published-scale example (9 models x 12,000 prompts).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="*", help="harness dumps (.csv, .jsonl/.ndjson, .parquet), folders or globs; "
+                   "or aggregated cell tables (n_trials, n_deep per design cell)")
+    data = p.add_argument_group("input")
+    data.add_argument("--benchmark", choices=["dvb", "hvsb", "binary"],
+                      help="what the input is (default: detected from it); with no PATHS, hvsb fits the embedded "
+                      "synthetic HVSB example")
+    data.add_argument("--model-column", default="model", help="binary judgments: the model column (default: %(default)s)")
+    data.add_argument("--item-column", default="item", help="binary judgments: the item column (default: %(default)s)")
+    data.add_argument("--outcome", default="outcome", help="binary judgments: the 0/1 column (default: %(default)s)")
+    data.add_argument("--models", help="model table CSV (model_id, short_name, developer, family, size_rank_in_family, "
+                      "params_b); default: the 9 published models")
+    data.add_argument("--values", default="", help="extra value names, comma-separated, for benchmarks beyond the 11 DVB values")
+    data.add_argument("--keep-empty-models", action="store_true",
+                      help="fit models that have no usable trial (every row failed or was unparsed) and count "
+                      "them in the overall DVGR; by default they are left out, with a warning")
+    data.add_argument("--on-conflict", choices=["error", "first", "last", "exclude"], default="error",
+                      help="when two parsed copies of a prompt disagree: stop (default), keep the first or last copy, "
+                      "or exclude all of them")
+    model = p.add_argument_group("model")
+    model.add_argument("--formula", help=f"R-style formula (default: the benchmark's; DVB: {formulamod.DEFAULT_FORMULA})")
+    model.add_argument("--prior", action="append", default=[], metavar="NAME=DIST(...)",
+                       help="override a prior, repeatable: sd=halfnormal(0.5), sd_value=exponential(2), "
+                       "b_log_n_train=normal(0,0.5), intercept=normal(0,2) (defaults in docs/model.md)")
+    model.add_argument("--parametrization", choices=PARAMETRIZATIONS, default="auto",
+                       help="random-effect parametrisation (default: %(default)s, which centres a zero-sum term "
+                       "when its levels hold >= 1000 trials and non-centres it otherwise; see docs/model.md)")
+    sampling = p.add_argument_group("sampler")
+    sampling.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie", help="default: %(default)s")
+    sampling.add_argument("--draws", type=int, default=DRAWS, help="posterior draws per chain (default: %(default)s)")
+    sampling.add_argument("--tune", type=int, default=TUNE, help="tuning draws per chain (default: %(default)s)")
+    sampling.add_argument("--chains", type=int, default=CHAINS, help="default: %(default)s")
+    sampling.add_argument("--seed", type=int, default=SEED, help="seed of sampling and predictions (default: %(default)s)")
+    sampling.add_argument("--target-accept", type=float, default=None,
+                          help="NUTS target acceptance rate; raise it (0.9-0.99) when a fit reports divergences "
+                          "(default: 0.8 when every random term is centred, 0.95 when one is non-centred)")
+    sampling.add_argument("--allow-warnings", action="store_true", help="exit 0 even when sampler diagnostics fail")
+    output = p.add_argument_group("output")
+    output.add_argument("--out", type=Path, help="run folder (default: runs/<name>); written in a temporary "
+                        "sibling folder and swapped in when complete, so a failed or interrupted run leaves no "
+                        "folder and a re-run replaces an earlier run's folder whole (never mixes files)")
+    output.add_argument("--overwrite", action="store_true",
+                        help="allow --out to replace a non-empty folder that is not a dvbstats run folder "
+                        "(without it such a folder is refused)")
+    output.add_argument("--name", help="run name, used for reports/<name>/ (default: the --out folder's name; "
+                        "else from the input file names; 'default' for the example)")
+    output.add_argument("--hdi", type=float, default=HDI_PROB, help="mass of the highest-density intervals (default: %(default)s)")
+    output.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=None,
+                        help="scaling-trend tests (default: on when a model family has two sizes)")
+    output.add_argument("--pairs", type=_pair, nargs="+", metavar="SMALLER:LARGER",
+                        help="explicit model pairs (short names) for the scaling tests (default: adjacent sizes within families)")
+    output.add_argument("--contrast", action="append", default=[], metavar="A-B",
+                        help="posterior difference of design-averaged DVGR between two models (A-B) or two levels of "
+                        "another factor (FACTOR:A-B), repeatable; written to contrasts.csv")
+    output.add_argument("--contrasts", choices=[contrastmod.ALL], help="all: every pair of models in contrasts.csv")
+    output.add_argument("--rope", type=float, metavar="W",
+                        help="region of practical equivalence: contrasts.csv gains P(|difference| < W)")
+    output.add_argument("--agreement", action=argparse.BooleanOptionalAction, default=True,
+                        help="agreement between models, paired McNemar tests and the same-family model "
+                        "(default: on when a trial table has two models or more)")
+    output.add_argument("--prior-predictive", action="store_true",
+                        help="also write prior_predictive.csv: the rates the priors alone expect, beside the data")
+    output.add_argument("--report", action=argparse.BooleanOptionalAction, default=None,
+                        help="render reports/<run>/report.html (default: on for the no-argument example run)")
+    output.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not 0 < args.hdi < 1:
+        parser().error("--hdi must be between 0 and 1")
+    if args.target_accept is not None and not 0 < args.target_accept < 1:
+        parser().error("--target-accept must be between 0 and 1")
+    if args.rope is not None and not 0 < args.rope < 1:
+        parser().error("--rope must be between 0 and 1 (a difference of rates)")
+    for option in ("draws", "tune", "chains"):
+        if getattr(args, option) < 1:
+            parser().error(f"--{option} must be a positive whole number")
+    if not 0 <= args.seed < 2**32:
+        parser().error(f"--seed must be a whole number from 0 to {2**32 - 1}, not {args.seed}")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        out, result = run(
+            args.paths or None, out=args.out, name=args.name, formula=args.formula, models=args.models,
+            priors=args.prior, values=[v.strip() for v in args.values.split(",") if v.strip()],
+            on_conflict=args.on_conflict, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+            target_accept=args.target_accept,
+            sampler=args.sampler, parametrization=args.parametrization, hdi_prob=args.hdi, scaling=args.scaling,
+            pairs=args.pairs, contrasts=[*args.contrast, *([args.contrasts] if args.contrasts else [])],
+            rope=args.rope, agreement=args.agreement, prior_predictive=args.prior_predictive, report=args.report if args.report is not None else not args.paths,
+            overwrite=args.overwrite, keep_empty_models=args.keep_empty_models,
+            command=manifest.portable_command("dvbstats.fit", argv), progress=not args.quiet,
+            benchmark=args.benchmark,
+            columns={"model_column": args.model_column, "item_column": args.item_column, "outcome": args.outcome},
+        )
+    except KeyboardInterrupt:
+        print("\ninterrupted: no partial run folder or report was left behind", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (IngestError, formulamod.FormulaError, PriorError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder that cannot be written, a file that vanished
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    folder = runfolder.RunFolder.read(out)
+    print()
+    bench = result.data.benchmark
+    rate = "DVGR" if bench.name == "dvb" else "rate"
+    print(f"Posterior {'DVGR' if bench.name == 'dvb' else bench.rate_name + ' per model, over every condition'} "
+          f"({args.hdi:.0%} HDI), formula: {result.formula}")
+    print(console_table(folder.table("dvgr"), rate))
+    scaling_lines = console_scaling(folder)
+    if scaling_lines:
+        print("\n" + scaling_lines)
+    print(f"\nRun folder: {out}")
+    diag = result.diagnostics
+    if not diag.ok:
+        print("\n" + "!" * 78, file=sys.stderr)
+        print("SAMPLER DIAGNOSTICS FAILED — do not trust these numbers yet:", file=sys.stderr)
+        for failure in diag.failures:
+            print(f"  - {failure}", file=sys.stderr)
+        print("Try a higher --target-accept (divergences), more --tune/--draws (R-hat, ESS), another "
+              "--parametrization, or tighter priors.", file=sys.stderr)
+        print("!" * 78, file=sys.stderr)
+        return 0 if args.allow_warnings else EXIT_DIAGNOSTICS
+    print(f"Diagnostics OK: max R-hat {diag.summary()['max_r_hat']:.3f}, min bulk ESS "
+          f"{diag.summary()['min_ess_bulk']:.0f}, {diag.divergences} divergences.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,447 @@
+"""The run folder: the one module that knows its files. Written by ``Fit.save`` (and so by the CLI),
+read back as a :class:`Fit` by ``Fit.load`` and as tables by :class:`RunFolder` (the report, the
+console, the reanalysis).
+
+Contract in ``docs/design.md`` ("Run folder"). A folder is complete or absent: it is written in a
+temporary sibling and swapped in when ``manifest.json`` (written last) is in place
+(:mod:`dvbstats.input.folders`). Beside the posterior tables it holds what reproduces the fit without
+refitting: the cells, the posterior (netCDF), the model table, the trial table and the manifest.
+Tables are CSV (``<name>.csv``, polars; NaN written as ``NaN``, missing as empty), the cells and
+trials Parquet; analyses run after the fit add tables and ``sections/*.md`` through
+:meth:`RunFolder.add_table` and :meth:`RunFolder.add_section`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import polars as pl
+
+from dvbstats import benchmarks
+from dvbstats.constants import HDI_PROB
+from dvbstats.input import folders, manifest
+from dvbstats.input.cells import CellTable
+from dvbstats.input.ingest import TrialFile, TrialTable
+from dvbstats.input.registry import ModelTable
+from dvbstats.input.schema import CELL_COUNTS
+from dvbstats.model.design import design
+from dvbstats.model.formula import parse
+from dvbstats.model.priors import Priors
+from dvbstats.model.sample import SamplerSettings
+from dvbstats.results import bounds, tables as summaries
+from dvbstats.results import contrasts as contrastmod
+from dvbstats.results.fitted import Fit
+
+#: The file that marks a finished run folder (written last).
+MARKER = "manifest.json"
+#: The binomial cells the model was fitted to, and the posterior (netCDF, ArviZ groups).
+CELLS, POSTERIOR = "cells.parquet", "posterior.nc"
+EMPTY_NOTE = {
+    False: "left out of the fit and of the overall DVGR",
+    True: "fitted on request (option keep-empty-models): the DVGR is the prior's, and it is in the overall DVGR",
+}
+
+
+def write_table(folder: Path, name: str, table: pl.DataFrame) -> Path:
+    """Table ``name`` of a run folder as ``<name>.csv`` (what :meth:`RunFolder.table` reads back)."""
+    path = Path(folder) / f"{name}.csv"
+    table.write_csv(path)
+    return path
+
+
+def _quiet(*_args) -> None:
+    """The default log of library calls: say nothing (the CLI passes ``print``)."""
+
+
+def write(
+    fit: Fit,
+    out: str | Path,
+    *,
+    name: str | None = None,
+    hdi_prob: float = HDI_PROB,
+    overwrite: bool = False,
+    scaling: bool | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    contrasts: Sequence[str] = (),
+    rope: float | None = None,
+    agreement: bool = True,
+    command: Sequence[str] | None = None,
+    timing: Mapping[str, float] | None = None,
+    started: float | None = None,
+    processed: Path | None = None,
+    log: Callable[..., None] = _quiet,
+) -> Path:
+    """Write every table of ``fit`` (and the scaling, agreement and contrast analyses) to ``out``.
+
+    ``scaling``: None runs the scaling tests when a fitted family has two sizes; ``pairs``: explicit
+    (smaller, larger) pairs for them; ``contrasts``: ``A-B``, ``FACTOR:A-B`` or ``all``, with
+    P(|difference| < ``rope``) when ``rope`` is given; ``processed``: write the trial table there
+    instead of into the run folder. ``timing`` (default: the fit's) goes into the manifest with the
+    time this call took (``save_s``) and, given ``started`` (a ``time.perf_counter()`` reading),
+    the whole run's ``total_s``.
+    """
+    if fit.data is None:
+        raise ValueError("this Fit carries no input record (fitted with fitting.fit): fit it through "
+                         "dvbstats.Model(formula, data).fit() to save it")
+    out = Path(out)
+    name = name or out.resolve().name
+    seed = fit.settings.seed
+    data, table = fit.data, fit.model_table
+    wanted = contrastmod.resolve(contrasts, contrastmod.factor_levels(fit.cells.data, fit.cells.by))
+    t0 = time.perf_counter()
+    with folders.replacing(out, marker=MARKER, overwrite=overwrite) as work:
+        if data.trials is not None:
+            trials_path = processed / f"{name}_trials.parquet" if processed else work / "trials.parquet"
+            trials_path.parent.mkdir(parents=True, exist_ok=True)
+            data.trials.write(trials_path)
+        quality, reconciliation = data.quality(), data.reconciliation()
+        tables = {**summaries.tables(fit, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation,
+                  **benchmarks.tables(data.benchmark, fit, data.trials, hdi_prob)}
+        for key, df in tables.items():
+            write_table(work, key, df)
+        bounded = bounds.notes(summaries.item_factors(fit), len(fit.models))
+        for note in bounded:
+            log(f"Note: {note}.")
+        tables["dvgr"].write_parquet(work / "dvgr.parquet")
+        if wanted:
+            write_table(work, "contrasts", contrast_tables(fit, wanted, hdi_prob, rope))
+        fit.cells.write(work / CELLS)
+        table.data.write_csv(work / "models.csv")
+        fit.idata.to_netcdf(str(work / POSTERIOR), engine="h5netcdf")
+        own = data.benchmark.name in ("dvb", "hvsb")  # benchmarks with scaling (by default) and agreement
+        t1 = time.perf_counter()
+        scaling_note = _scaling(fit, table, pairs, hdi_prob, seed, work, scaling if own else bool(scaling), log)
+        t2 = time.perf_counter()
+        agreement_note = (_agreement(data.trials if own else None, table, fit.settings, hdi_prob, work, log)
+                          if agreement
+                          else "not run (switched off)")
+        stages = {"tables_s": t1 - t0, "scaling_s": t2 - t1, "agreement_s": time.perf_counter() - t2}
+        keep = bool(fit.empty_models) and fit.cells.by_model()["model"].is_in(list(fit.empty_models)).any()
+        meta = manifest.record(
+            run_name=name, synthetic=data.synthetic, inputs=data.inputs, fit=fit, quality=quality,
+            reconciliation=reconciliation, hdi_prob=hdi_prob, command=command,
+            timing={**(timing or fit.timing), **stages, "save_s": time.perf_counter() - t0,
+                    **({"total_s": time.perf_counter() - started} if started is not None else {})},
+            extra={"benchmark": benchmarks.describe(data.benchmark), "scaling": scaling_note, "bounded": bounded,
+                   "agreement": agreement_note, "empty_models": {
+                "models": list(fit.empty_models), "in_fit": keep,
+                "note": EMPTY_NOTE[keep] if fit.empty_models else "every model has usable trials"}},
+        )
+        (work / MARKER).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return out
+
+
+def read_fit(path: str | Path) -> Fit:
+    """The :class:`Fit` of a run folder, rebuilt from its files without refitting."""
+    from dvbstats.api import Data  # the API builds on this module
+
+    path = Path(path)
+    meta_path = path / MARKER
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{path}: no {MARKER}; not a complete run folder written by dvbstats")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    for needed in (CELLS, POSTERIOR, "models.csv"):
+        if not (path / needed).is_file():
+            raise FileNotFoundError(f"{path}: no {needed}; the run folder was written by an older dvbstats "
+                                    "or is incomplete — refit to read it back")
+    cells_df = pl.read_parquet(path / CELLS)
+    cells = CellTable(cells_df, tuple(c for c in cells_df.columns if c not in CELL_COUNTS))
+    formula = parse(meta["formula"])
+    bench = benchmarks.from_record(meta.get("benchmark"))
+    reader = TrialFile.open if bench.name == "dvb" else benchmarks.JudgmentTable.read  # DVB: lazily, not in memory
+    trials = reader(path / "trials.parquet") if (path / "trials.parquet").is_file() else None
+    models = ModelTable.read(path / "models.csv")
+    data = Data(trials, None if trials is not None else cells_df, models, meta["inputs"], bool(meta["synthetic"]),
+                bench)
+    settings = SamplerSettings(**meta["sampler"])
+    return Fit(
+        design=design(formula, cells),
+        priors=Priors.from_specs([f"{k}={v}" for k, v in meta["priors"].items()]),
+        settings=settings,
+        parametrization=meta["parametrization"]["requested"],
+        idata=az.from_netcdf(path / POSTERIOR, engine="h5netcdf"),
+        timing=meta.get("timing", {}),
+        data=data,
+        empty_models=tuple(meta.get("empty_models", {}).get("models", [])),
+        model_table=models,
+    )
+
+
+def write_analysis(out: Path, name: str, result) -> list[Path]:
+    """Write an analysis run beside the fit (``scaling``, ``agreement``): each of ``result.tables()`` as
+    ``<table>.csv`` and ``result.record()`` (methods, settings, notes, diagnostics) as ``<name>_methods.json``."""
+    out = Path(out)
+    record = out / f"{name}_methods.json"
+    record.write_text(json.dumps(result.record(), indent=2, default=str) + "\n")
+    return [*(write_table(out, key, table) for key, table in result.tables().items()), record]
+
+
+def contrast_tables(fit: Fit, wanted: Mapping[str, list[tuple[str, str]]], hdi_prob: float,
+                    rope: float | None) -> pl.DataFrame:
+    """The posterior of every wanted contrast (pairs per factor, :func:`dvbstats.results.contrasts.resolve`)."""
+    return pl.concat([
+        contrastmod.contrast_table(*fit.level_draws(factor), pairs, factor=factor, hdi_prob=hdi_prob, rope=rope)
+        for factor, pairs in wanted.items()
+    ])
+
+
+def _scaling(fit: Fit, table: ModelTable, pairs, hdi_prob, seed, out: Path, wanted: bool | None, log) -> str:
+    """Run the scaling-trend tests when asked, or by default when a family has two sizes."""
+    from dvbstats.results import scaling
+
+    if wanted is None:
+        wanted = bool(table.families_with_sizes())
+        if not wanted:
+            return "not run: no model family with two sizes among the fitted models"
+    if not wanted:
+        return "not run (--no-scaling)"
+    log("Scaling-trend tests (pairs within families, pooled size slope)...")
+    try:
+        draws, counts, codings = benchmarks.scaling_input(fit.data.benchmark, fit)
+        res = scaling.scaling_tests(draws, counts, table.data, pairs=pairs, codings=codings, hdi_prob=hdi_prob, seed=seed)
+    except scaling.ScalingUnavailable as exc:
+        log(f"Scaling tests not run: {exc}")
+        return f"not run: {exc}"
+    write_analysis(out, "scaling", res)
+    return "run"
+
+
+def _agreement(trials: TrialTable | TrialFile | None, table: ModelTable, settings: SamplerSettings, hdi_prob,
+               out: Path, log) -> str:
+    """Agreement between models and paired tests (:mod:`dvbstats.results.agreement`) when trials of >= 2 models exist.
+
+    Only the used rows and the columns the analysis needs are read (lazily: a streamed trial file stays on disk)."""
+    if trials is None:
+        return "not run: needs a trial table with at least two models"
+    judged = isinstance(trials, benchmarks.JudgmentTable)  # HVSB: judgment consistency within and across families
+    rows = trials.data.filter(pl.col("status") == "used") if judged else (
+        trials.scan().filter(pl.col("status") == "used").select("model", "prompt_id", "chose_deep", "status")
+        .collect(engine="streaming"))
+    if rows["model"].n_unique() < 2:
+        return "not run: needs a trial table with at least two models"
+    from dvbstats.results import agreement
+
+    log("Agreement between models and paired tests...")
+    if judged:
+        from dvbstats.benchmarks import consistency
+
+        res = consistency.judgment_consistency(rows, table, settings=settings, hdi_prob=hdi_prob)
+    else:
+        res = agreement.agreement_analysis(rows, table, settings=settings, hdi_prob=hdi_prob)
+    write_analysis(out, "agreement", res)
+    return res.notes.get("not_run", "run")
+
+
+# --------------------------------------------------------------------------- reading the tables back
+
+
+class RunFolderError(ValueError):
+    """A run folder is missing a required file, or a file does not have the expected shape."""
+
+
+#: Columns each table must have when it is present (extra columns are allowed).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "dvgr": (
+        "model", "n_prompts", "n_used", "n_excluded", "raw_dvgr", "wilson_low", "wilson_high",
+        "binom_p", "dvgr_mean", "dvgr_median", "dvgr_hdi_low", "dvgr_hdi_high", "p_below_half",
+        "pop_dvgr_mean", "pop_dvgr_hdi_low", "pop_dvgr_hdi_high", "r_hat", "ess_bulk", "ess_tail",
+    ),
+    "random_effects": ("term", "level", "mean", "hdi_low", "hdi_high"),
+    "sd": ("term", "mean", "median", "hdi_low", "hdi_high", "r_hat", "ess_bulk", "ess_tail"),
+    "fixed": ("term", "mean", "hdi_low", "hdi_high", "r_hat", "ess_bulk", "ess_tail"),
+    "interaction_dvgr": ("model", "dvgr_mean", "raw_dvgr", "n_trials"),
+    "margins": ("factor", "level", "dvgr_mean", "dvgr_hdi_low", "dvgr_hdi_high", "raw_dvgr", "n_trials"),
+    "diagnostics": ("parameter", "r_hat", "ess_bulk", "ess_tail"),
+    "ppc": ("by", "level", "observed", "predicted_mean", "predicted_low", "predicted_high", "n_trials"),
+    "data_quality": ("model", "n_rows", "n_prompts", "n_used", "n_unparsed"),
+    "reconciliation": ("n_copies", "action"),  # plus the trial's key columns (DVB: model, prompt_id)
+    "cells": ("model", "n_prompts", "n_trials", "n_deep"),
+}
+#: Summary columns of the grouped DVGR tables; any other column is a design factor.
+SUMMARY_COLUMNS = frozenset({"dvgr_mean", "dvgr_median", "dvgr_hdi_low", "dvgr_hdi_high", "hdi_low", "hdi_high",
+                             "raw_dvgr", "n_trials", "n_deep"})
+MANIFEST_KEYS: tuple[str, ...] = ("formula", "sampler", "hdi_prob", "diagnostics")
+
+
+def _check_columns(df: pl.DataFrame, path: Path, required: tuple[str, ...]) -> pl.DataFrame:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise RunFolderError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(map(str, df.columns))})")
+    return df
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise RunFolderError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON ({err.msg})") from None
+    if not isinstance(data, dict):
+        raise RunFolderError(f"{path}: expected a JSON object at the top level")
+    return data
+
+
+@dataclass
+class RunFolder:
+    """A finished run: its manifest and tables (polars), read lazily from ``path``; never refits.
+
+    ``manifest.json`` and ``dvgr.csv`` are required; every other table is optional (a run fitted to
+    an aggregated cell table has no trial table, no data-quality counts, maybe no value column) and
+    comes back as ``None`` so that its section can say what is missing.
+    """
+
+    path: Path
+    manifest: dict = field(repr=False)
+    _tables: dict[str, pl.DataFrame | None] = field(default_factory=dict, init=False, repr=False)
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunFolder:
+        """Open ``path``; raise :class:`RunFolderError` if it is not a run folder."""
+        path = Path(path)
+        if not path.is_dir():
+            raise RunFolderError(f"{path}: not a directory (expected a run folder written by python -m dvbstats.fit)")
+        manifest_path = path / MARKER
+        if not manifest_path.is_file():
+            raise RunFolderError(f"{manifest_path}: not found; is {path} a run folder written by python -m dvbstats.fit?")
+        meta = _read_json(manifest_path)
+        missing = [k for k in MANIFEST_KEYS if k not in meta]
+        if missing:
+            raise RunFolderError(f"{manifest_path}: missing key(s) {', '.join(missing)}")
+        diagnostics = meta["diagnostics"]
+        if not isinstance(diagnostics, dict) or "ok" not in diagnostics:
+            raise RunFolderError(f"{manifest_path}: 'diagnostics' must be an object with an 'ok' flag")
+        run = cls(path=path, manifest=meta)
+        if run.table("dvgr") is None:
+            raise RunFolderError(f"{path / 'dvgr.csv'}: not found; the report needs the run's DVGR table")
+        return run
+
+    @property
+    def name(self) -> str:
+        """The run's name (``manifest.run_name``, else the folder name)."""
+        return str(self.manifest.get("run_name") or self.path.name)
+
+    @property
+    def hdi_prob(self) -> float:
+        """Probability mass of the run's highest-density intervals."""
+        return float(self.manifest["hdi_prob"])
+
+    @property
+    def formula(self) -> str:
+        return str(self.manifest["formula"])
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the run was fitted to simulated data."""
+        return bool(self.manifest.get("synthetic", False))
+
+    @property
+    def diagnostics(self) -> dict:
+        """The manifest's sampler diagnostics summary (``ok``, ``failures``, extremes)."""
+        return self.manifest["diagnostics"]
+
+    def table(self, name: str) -> pl.DataFrame | None:
+        """The run's table ``name`` (``dvgr``, ``sd``, ``cells``, ...), or ``None`` if absent."""
+        return self._tables[name] if name in self._tables else self._load(name)
+
+    def _load(self, name: str) -> pl.DataFrame | None:
+        csv, parquet = self.path / f"{name}.csv", self.path / f"{name}.parquet"
+        if csv.is_file():
+            path = csv
+            try:
+                df = pl.read_csv(csv, infer_schema_length=None)
+            except pl.exceptions.NoDataError:
+                df = pl.DataFrame()
+            except (pl.exceptions.ComputeError, UnicodeDecodeError) as err:
+                raise RunFolderError(f"{csv}: cannot be read as CSV ({err})") from None
+        elif parquet.is_file():
+            path = parquet
+            try:
+                df = pl.read_parquet(parquet)
+            except (OSError, pl.exceptions.ComputeError) as err:
+                raise RunFolderError(f"{parquet}: cannot be read as Parquet ({err})") from None
+        else:
+            self._tables[name] = None
+            return None
+        if df.width == 0 or (df.is_empty() and name in COLUMNS and not set(COLUMNS[name]) <= set(df.columns)):
+            df = None  # a table with no rows (say, no margins for a model-only formula) is absent
+        elif name in COLUMNS:
+            _check_columns(df, path, COLUMNS[name])
+        self._tables[name] = df
+        return df
+
+    def scaling_tables(self) -> dict[str, pl.DataFrame]:
+        """Every ``scaling_<name>.csv`` of the run, keyed by ``<name>`` (empty when none)."""
+        return {
+            p.stem.removeprefix("scaling_"): self.table(p.stem)
+            for p in sorted(self.path.glob("scaling_*.csv"))
+        }
+
+    def record(self, analysis: str) -> dict:
+        """What an analysis beside the fit recorded (``scaling``, ``agreement``: :func:`write_analysis`), or {}."""
+        path = self.path / f"{analysis}_methods.json"
+        return _read_json(path) if path.is_file() else {}
+
+    def scaling_notes(self) -> list[str]:
+        """Notes of the scaling tests (tests skipped and why)."""
+        notes = self.record("scaling").get("notes", [])
+        if not isinstance(notes, list):
+            raise RunFolderError(f"{self.path / 'scaling_methods.json'}: expected a JSON object with a 'notes' list")
+        return [str(n) for n in notes]
+
+    def scaling_diagnostics(self) -> dict | None:
+        """The sampler checks of the pooled size-slope model (``Diagnostics.summary()``), or None if not run."""
+        return self.record("scaling").get("diagnostics")
+
+    def extra_sections(self) -> list[Path]:
+        """The run's ``sections/*.md`` files, sorted by name."""
+        return sorted((self.path / "sections").glob("*.md"))
+
+    def add_table(self, name: str, table: pl.DataFrame) -> Path:
+        """Add (or replace) table ``name`` of a finished run (an analysis run after the fit)."""
+        self._tables.pop(name, None)
+        return write_table(self.path, name, table)
+
+    def add_section(self, name: str, markdown: str) -> Path:
+        """Add (or replace) the report section ``sections/<name>`` of a finished run."""
+        path = self.path / "sections" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(markdown, encoding="utf-8")
+        return path
+
+    def record_command(self, command: Sequence[str]) -> None:
+        """Replace the manifest's command line (an analysis that runs the fit as one of its steps)."""
+        self.manifest["command"] = list(command)
+        (self.path / MARKER).write_text(json.dumps(self.manifest, indent=2, default=str) + "\n")
+
+    def posterior_draws(self) -> dict[str, np.ndarray] | None:
+        """Draws ``(chain, draw)`` of the top-level parameters (``Intercept``, ``b_*``, ``sd``).
+
+        ``sd`` is split by its ``term`` coordinate (``sd[model]``, ...). ``None`` when the run
+        has no ``posterior.nc``.
+        """
+        path = self.path / POSTERIOR
+        if not path.is_file():
+            return None
+        import xarray as xr
+
+        try:
+            posterior = xr.open_dataset(path, group="posterior", engine="h5netcdf")
+        except (OSError, ValueError) as err:
+            raise RunFolderError(f"{path}: cannot read the posterior group ({err})") from None
+        with posterior:
+            draws: dict[str, np.ndarray] = {}
+            names = [n for n in posterior.data_vars if n == "Intercept" or n.startswith("b_") or n == "sd"]
+            for name in names:
+                var = posterior[name].transpose("chain", "draw", ...)
+                if var.ndim == 2:
+                    draws[name] = var.to_numpy()
+                    continue
+                (dim,) = [d for d in var.dims if d not in ("chain", "draw")]
+                for label in var[dim].to_numpy():
+                    draws[f"{name}[{label}]"] = var.sel({dim: label}).to_numpy()
+        return draws

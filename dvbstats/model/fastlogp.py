@@ -1,0 +1,600 @@
+"""A hand-written log density and gradient of the cell model, sampled with nutpie without PyMC.
+
+The posterior is the one :func:`dvbstats.model.design.pymc_model` defines, in the same unconstrained
+coordinates (same parameter order, the same ``ZeroSumTransform``, log-transformed SDs, the same
+priors including overrides): only the arithmetic differs. Per gradient evaluation
+
+* the random intercepts of each term are expanded from their free coordinates (the zero-sum
+  transform is an isometry: O(levels) per axis);
+* one Numba loop over the observed cells (compiled once and cached on disk, whatever the
+  formula) computes ``eta_c``, the binomial log likelihood ``k eta - n softplus(eta)`` and its
+  derivative ``k - n sigmoid(eta)``, scatter-added onto the intercept, the slopes and every
+  random intercept;
+* the gradient goes back through the transforms, and the priors add their own terms.
+
+Random slopes ``(1 + x|g)`` (correlated rows with the LKJ prior on a Cholesky factor from canonical
+partial correlations, or uncorrelated; centred, non-centred or mixed columns; zero-sum or not) enter
+the same loop as one more random intercept over the distinct (level, slope-column row) pairs, so
+a slope term costs the loop nothing per cell.
+
+It supports what :class:`dvbstats.model.design.Design` holds today (intercept, fixed effects, random
+intercepts incl. interactions, random slopes, every parametrisation) except interaction margins
+moved into a main term's prior scale; :func:`supports` says so, and
+:func:`dvbstats.results.fitted.fit` falls back to the PyMC model otherwise. Why: the PyMC/nutpie
+path spends 10-30 s compiling the model graph with Numba on every run and about 44 ns per cell
+per gradient; this path compiles nothing per model (measured in ``benchmarks/bench_speed.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import arviz as az
+import numba
+import numpy as np
+from scipy.special import gammaln
+
+from dvbstats.model.design import Design, centred_columns
+from dvbstats.model.priors import Prior, Priors
+
+_LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
+
+
+def supports(d: Design) -> bool:
+    """True when the design has only constructs this module implements: fixed coefficients, random
+    slopes, and random intercepts laid out on integer level indices, each with its own SD as its prior
+    scale (no interaction margins moved into a main term: see ``model._sigma``)."""
+    return (not any(d.absorbed.values())
+            and all(t.index.ndim == 2 and t.index.shape[1] == len(t.dims) for t in d.terms))
+
+
+# --------------------------------------------------------------------------- priors
+
+#: Prior families by code, with their parameters in the order of ``priors._DISTS``.
+_PRIOR_CODES = {"normal": 0, "student_t": 1, "logistic": 2, "halfnormal": 3, "halfstudent_t": 4,
+                "halfcauchy": 5, "exponential": 6}
+
+
+def _prior_code(prior: Prior) -> tuple[int, np.ndarray]:
+    params = np.zeros(3)
+    params[:len(prior.args)] = prior.args
+    return _PRIOR_CODES[prior.dist], params
+
+
+@numba.njit(nogil=True, cache=True)
+def _prior_logp(code, a, x):
+    """Log density of prior ``code`` with parameters ``a`` at ``x`` and its derivative (PyMC's constants)."""
+    if code == 0:  # normal(mu, sigma)
+        z = (x - a[0]) / a[1]
+        return -0.5 * z * z - np.log(a[1]) - _LOG_SQRT_2PI, -z / a[1]
+    if code == 1 or code == 4:  # student_t(nu, mu, sigma); halfstudent_t(nu, sigma)
+        nu = a[0]
+        mu, s = (a[1], a[2]) if code == 1 else (0.0, a[1])
+        z = (x - mu) / s
+        lp = (math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2) - 0.5 * np.log(nu * np.pi) - np.log(s)
+              - (nu + 1) / 2 * np.log1p(z * z / nu))
+        return lp + (np.log(2.0) if code == 4 else 0.0), -(nu + 1) * z / (s * (nu + z * z))
+    if code == 2:  # logistic(mu, s)
+        z = (x - a[0]) / a[1]
+        return -z - np.log(a[1]) - 2 * np.logaddexp(0.0, -z), (1 - 2 / (1 + np.exp(-z))) / a[1]
+    if code == 3:  # halfnormal(sigma)
+        return 0.5 * np.log(2 / np.pi) - np.log(a[0]) - 0.5 * (x / a[0]) ** 2, -x / a[0] ** 2
+    if code == 5:  # halfcauchy(beta)
+        return np.log(2 / np.pi) - np.log(a[0]) - np.log1p((x / a[0]) ** 2), -2 * x / (a[0] ** 2 + x * x)
+    return np.log(a[0]) - a[0] * x, -a[0]  # exponential(lam)
+
+
+def prior_logp(prior: Prior, x: float) -> tuple[float, float]:
+    """Log density of ``prior`` at ``x`` and its derivative."""
+    code, params = _prior_code(prior)
+    return _prior_logp(code, params, float(x))
+
+
+# --------------------------------------------------------------------------- zero-sum transform
+
+
+@numba.njit(nogil=True, cache=True)
+def _extend(y, shape, axis, transpose):
+    """PyMC's ``ZeroSumTransform.extend_axis`` along ``axis`` of the C-ordered array ``y`` of
+    ``shape`` (n-1 free coordinates -> n values summing to zero), or with ``transpose`` its
+    transpose (n values -> n-1: pulls a gradient back). Returns the flat result."""
+    pre = 1
+    for a in range(axis):
+        pre *= shape[a]
+    post = 1
+    for a in range(axis + 1, len(shape)):
+        post *= shape[a]
+    m = shape[axis]
+    n = m if transpose else m + 1
+    sq = np.sqrt(n)
+    out = np.empty(pre * (2 * n - 1 - m) * post)
+    m_out = 2 * n - 1 - m
+    for i in range(pre):
+        for j in range(post):
+            s = 0.0
+            for k in range(n - 1):
+                s += y[(i * m + k) * post + j]
+            if transpose:
+                last = y[(i * m + n - 1) * post + j]
+                for k in range(n - 1):
+                    out[(i * m_out + k) * post + j] = y[(i * m + k) * post + j] - s / (sq + n) - last / sq
+            else:
+                norm = s / (sq + n)
+                for k in range(n - 1):
+                    out[(i * m_out + k) * post + j] = y[(i * m + k) * post + j] - norm
+                out[(i * m_out + n - 1) * post + j] = -s / sq
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _zerosum(v, shape, transpose):
+    """Extend (or pull back) along every axis: free grid <-> full grid of a zero-sum term."""
+    cur = shape.copy()
+    if not transpose:
+        cur -= 1
+    for axis in range(len(shape)):
+        v = _extend(v, cur, axis, transpose)
+        cur[axis] += -1 if transpose else 1
+    return v
+
+
+def extend(y: np.ndarray, axis: int) -> np.ndarray:
+    """:func:`_extend` on an n-dimensional array (for tests and readers)."""
+    shape = np.array(y.shape, dtype=np.int64)
+    out_shape = list(y.shape)
+    out_shape[axis] += 1
+    return _extend(np.ascontiguousarray(y, dtype=np.float64).ravel(), shape, axis, False).reshape(out_shape)
+
+
+def extend_transpose(g: np.ndarray, axis: int) -> np.ndarray:
+    shape = np.array(g.shape, dtype=np.int64)
+    out_shape = list(g.shape)
+    out_shape[axis] -= 1
+    return _extend(np.ascontiguousarray(g, dtype=np.float64).ravel(), shape, axis, True).reshape(out_shape)
+
+
+# --------------------------------------------------------------------------- random slopes
+# A term (1 + x|g) has a row of p coefficients per level: its SDs (log-transformed), the canonical
+# partial correlations of its LKJ Cholesky factor (when correlated) and its free rows, in this order
+# in ``x``, transformed exactly as model._random_slopes does: the first ``c`` columns centred (``u``,
+# the coefficients themselves), the others non-centred (``z``, standardised), each block row-major.
+# The cell loop sees the term as one more random intercept whose "levels" are the distinct
+# (group level, Z row) pairs of the observed cells, each worth ``Z_row · r[level]``: the loop stays
+# as it is and costs the same per cell.
+
+#: columns of a slope term's integer layout (``CellModel.sl_int``): position in ``x``, coefficients,
+#: correlations, free rows, zero-sum (0/1), centred leading columns, virtual levels [v0, v1), first SD prior
+_SL_START, _SL_P, _SL_NPAIR, _SL_ROWS, _SL_ZEROSUM, _SL_CENTRED, _SL_V0, _SL_V1, _SL_SD0 = range(9)
+
+
+@numba.njit(nogil=True, cache=True)
+def _lkj_cholesky(y, p, eta):
+    """Cholesky factor ``L`` of a correlation matrix from unconstrained canonical partial correlations
+    ``y`` (model._lkj_cholesky: ``tanh``, then stick-breaking along each row), with the log density of
+    LKJ(eta) on ``L`` plus both Jacobians and its derivative in ``y``. Each term is a multiple of
+    ``log(1 - tanh(y_k)^2)``, since ``1 - (sum of squares before column j of row i)`` is the product
+    of ``1 - z^2`` over those columns."""
+    L = np.eye(p)
+    lp = 0.0
+    g = np.empty(len(y))
+    k = 0
+    for i in range(1, p):
+        rest = 1.0
+        for m in range(i):
+            z = np.tanh(y[k])
+            L[i, m] = z * np.sqrt(rest)
+            rest *= 1.0 - z * z
+            c = 1.0 + 0.5 * (i - m - 1) + 0.5 * (p - i + 2.0 * eta - 3.0)  # tanh, stick-breaking, LKJ
+            lp += c * np.log1p(-z * z)
+            g[k] = -2.0 * c * z
+            k += 1
+        L[i, i] = np.sqrt(rest)
+    return L, lp, g
+
+
+@numba.njit(nogil=True, cache=True)
+def _lkj_pullback(y, L, g_L, g):
+    """Add to ``g`` the gradient in ``y`` of a function of ``L`` whose gradient in ``L`` is ``g_L``."""
+    p = L.shape[0]
+    k = 0
+    for i in range(1, p):
+        scale = 1.0  # prod over m' < m of sqrt(1 - z_m'^2)
+        for m in range(i):
+            z = np.tanh(y[k])
+            later = 0.0
+            for j in range(m + 1, i + 1):
+                later += g_L[i, j] * L[i, j]
+            g[k] += g_L[i, m] * scale * (1.0 - z * z) - z * later
+            scale *= np.sqrt(1.0 - z * z)
+            k += 1
+
+
+@numba.njit(nogil=True, cache=True)
+def _slope_parts(x, lay, eta):
+    """A slope term at ``x``: SDs ``s``, Cholesky factor ``L`` (identity when uncorrelated), the
+    standardised rows ``z`` (``F / s = z L^T``, ``z ~ N(0, I)``), the rows ``F`` and the full rows
+    (``F`` zero-sum extended when the term is). ``lay`` is its row of ``CellModel.sl_int``."""
+    st, p, npair, R, c = lay[_SL_START], lay[_SL_P], lay[_SL_NPAIR], lay[_SL_ROWS], lay[_SL_CENTRED]
+    s = np.exp(x[st:st + p])
+    L = _lkj_cholesky(x[st + p:st + p + npair], p, eta)[0] if npair else np.eye(p)
+    u0, z0 = st + p + npair, st + p + npair + R * c
+    F, z = np.empty((R, p)), np.empty((R, p))
+    for a in range(R):
+        for i in range(c):  # centred: the coefficients themselves; z by forward substitution
+            F[a, i] = x[u0 + a * c + i]
+            acc = F[a, i] / s[i]
+            for j in range(i):
+                acc -= L[i, j] * z[a, j]
+            z[a, i] = acc / L[i, i]
+        for i in range(c, p):  # non-centred: z itself
+            z[a, i] = x[z0 + a * (p - c) + i - c]
+            w = 0.0
+            for j in range(i + 1):
+                w += L[i, j] * z[a, j]
+            F[a, i] = w * s[i]
+    rows = _extend(F.ravel(), np.array([R, p], dtype=np.int64), 0, False).reshape((R + 1, p)) if lay[_SL_ZEROSUM] else F
+    return s, L, z, F, rows
+
+
+@numba.njit(nogil=True, cache=True)
+def _slope_values(x, lay, eta, Z, group, r):
+    """Fill ``r`` (the term's virtual levels) with ``Z_row · r[level]``."""
+    rows = _slope_parts(x, lay, eta)[4]
+    for u in range(lay[_SL_V0], lay[_SL_V1]):
+        v = 0.0
+        for j in range(lay[_SL_P]):
+            v += Z[u, j] * rows[group[u], j]
+        r[u] = v
+
+
+@numba.njit(nogil=True, cache=True)
+def _slope_logp(x, lay, eta, sd_code, sd_par, Z, group, g_r, grad):
+    """Prior log density of a slope term (SD priors, LKJ, rows) and, into ``grad``, the gradient of it
+    plus the likelihood's, whose derivative in each virtual level is ``g_r``.
+
+    The rows' density is model._random_slopes': ``-|z|^2 / 2`` minus, per row, ``log(s_i L_ii)`` of
+    every centred column (the Jacobian of ``F_i -> z_i``) and ``log sqrt(2 pi)`` of every column
+    drawn from a normal (PyMC's centred correlated rows are a flat variable with a potential)."""
+    st, p, npair, R, c = lay[_SL_START], lay[_SL_P], lay[_SL_NPAIR], lay[_SL_ROWS], lay[_SL_CENTRED]
+    s, L, z, F, rows = _slope_parts(x, lay, eta)
+    g_rows = np.zeros(rows.shape)
+    for u in range(lay[_SL_V0], lay[_SL_V1]):
+        for j in range(p):
+            g_rows[group[u], j] += g_r[u] * Z[u, j]
+    g_F = (_extend(g_rows.ravel(), np.array([R + 1, p], dtype=np.int64), 0, True).reshape((R, p))
+           if lay[_SL_ZEROSUM] else g_rows)
+    g_s, g_L = np.zeros(p), np.zeros((p, p))
+    u0, z0 = st + p + npair, st + p + npair + R * c
+    lp = -R * ((p - c) if npair else p) * _LOG_SQRT_2PI
+    for i in range(c):
+        lp -= R * (np.log(s[i]) + np.log(L[i, i]))
+        g_s[i] -= R / s[i]
+        g_L[i, i] -= R / L[i, i]
+    g_z = np.empty(p)
+    for a in range(R):
+        for i in range(p):
+            lp -= 0.5 * z[a, i] ** 2
+            g_z[i] = -z[a, i]
+        for i in range(p - 1, c - 1, -1):  # F_i = s_i (L z)_i
+            g_w = g_F[a, i] * s[i]
+            g_s[i] += g_F[a, i] * F[a, i] / s[i]
+            for j in range(i + 1):
+                g_z[j] += g_w * L[i, j]
+                g_L[i, j] += g_w * z[a, j]
+        for i in range(p - 1, c - 1, -1):
+            grad[z0 + a * (p - c) + i - c] = g_z[i]
+        for i in range(c - 1, -1, -1):  # z_C = (F_C / s_C) L_CC^-T: back through the substitution
+            g_w = g_z[i] / L[i, i]
+            for j in range(i):
+                g_z[j] -= g_w * L[i, j]
+                g_L[i, j] -= g_w * z[a, j]
+            g_L[i, i] -= g_w * z[a, i]
+            grad[u0 + a * c + i] = g_F[a, i] + g_w / s[i]
+            g_s[i] -= g_w * F[a, i] / s[i] ** 2
+    for j in range(p):
+        prior, d_prior = _prior_logp(sd_code[lay[_SL_SD0] + j], sd_par[lay[_SL_SD0] + j], s[j])
+        lp += prior + x[st + j]  # + log-transform Jacobian
+        grad[st + j] = (d_prior + g_s[j]) * s[j] + 1.0
+    if npair:
+        lp_c, g_c = _lkj_cholesky(x[st + p:st + p + npair], p, eta)[1:]
+        _lkj_pullback(x[st + p:st + p + npair], L, g_L, g_c)
+        lp += lp_c
+        grad[st + p:st + p + npair] = g_c
+    return lp
+
+
+# --------------------------------------------------------------------------- the cell loop
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "arcp"})
+def _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r):
+    """Binomial-logit log likelihood of the cells; fills ``grad_b``, ``grad_r``; returns (logp, d/d alpha).
+
+    Three passes (gather the linear predictor; likelihood and its derivative; scatter-add), which
+    measured 30% faster than one fused loop (benchmarks/bench_gradient.py)."""
+    n_cells, n_fixed, n_terms = X.shape[0], X.shape[1], idx.shape[1]
+    eta = np.full(n_cells, alpha)
+    for c in range(n_cells):
+        e = eta[c]
+        for j in range(n_fixed):
+            e += X[c, j] * b[j]
+        for t in range(n_terms):
+            e += r[idx[c, t]]
+        eta[c] = e
+    lp = 0.0
+    g = np.empty(n_cells)
+    for c in range(n_cells):
+        e = eta[c]
+        a = np.exp(-abs(e))  # in (0, 1]: softplus and sigmoid without overflow
+        lp += k[c] * e - n[c] * (max(e, 0.0) + np.log(1.0 + a))
+        g[c] = k[c] - n[c] * ((1.0 if e > 0 else a) / (1.0 + a))
+    grad_b[:] = 0.0
+    grad_r[:] = 0.0
+    g_alpha = 0.0
+    for c in range(n_cells):
+        gc = g[c]
+        g_alpha += gc
+        for j in range(n_fixed):
+            grad_b[j] += gc * X[c, j]
+        for t in range(n_terms):
+            grad_r[idx[c, t]] += gc
+    return lp, g_alpha
+
+
+# --------------------------------------------------------------------------- the density
+
+_ZEROSUM, _NONCENTRED = 1, 2  # bit flags of a term's parametrisation
+
+
+@numba.njit(nogil=True, cache=True)
+def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
+          intercept, X, idx, k, n, log_binom, sl_int, sl_eta, sl_code, sl_par, sl_Z, sl_group):
+    """Log posterior density and its gradient at the unconstrained point ``x`` (layout: CellModel).
+
+    ``s_*``: priors of the leading scalars (intercept, slopes); ``t_*``: per random term, the
+    position of its log SD in ``x`` (its free coordinates follow up to ``t_end``), its offset in the
+    flat vector of every term's intercepts, parametrisation flags, grid shape and SD prior; ``sl_*``:
+    the random-slope terms (see :func:`_slope_logp`), whose virtual levels follow the intercepts in ``r``."""
+    grad = np.zeros(len(x))
+    n_scalar = len(s_code)
+    i0 = 1 if intercept else 0
+    alpha = x[0] if intercept else 0.0
+    b = x[i0:n_scalar].copy()
+    n_random = t_offset[-1]
+    n_virtual = len(sl_group)
+    r = np.empty(n_random + n_virtual)
+    z = np.empty(n_random)
+    for t in range(len(t_start)):
+        free = x[t_start[t] + 1:t_end[t]].copy()
+        zt = _zerosum(free, t_shape[t, :t_naxes[t]], False) if t_flags[t] & _ZEROSUM else free
+        z[t_offset[t]:t_offset[t + 1]] = zt
+        scale = np.exp(x[t_start[t]]) if t_flags[t] & _NONCENTRED else 1.0
+        r[t_offset[t]:t_offset[t + 1]] = zt * scale
+    for s in range(len(sl_int)):
+        _slope_values(x, sl_int[s], sl_eta[s], sl_Z, sl_group, r[n_random:])
+    grad_b = np.empty(n_scalar - i0)
+    grad_r = np.empty(n_random + n_virtual)
+    lp, g_alpha = _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r)
+    lp += log_binom
+    for j in range(n_scalar):
+        p, dp = _prior_logp(s_code[j], s_par[j], x[j])
+        lp += p
+        grad[j] = dp + (g_alpha if j < i0 else grad_b[j - i0])
+    for t in range(len(t_start)):
+        log_sd = x[t_start[t]]
+        sd = np.exp(log_sd)
+        p, dp = _prior_logp(sd_code[t], sd_par[t], sd)
+        lp += p + log_sd  # + log-transform Jacobian
+        g_log_sd = dp * sd + 1.0
+        zt = z[t_offset[t]:t_offset[t + 1]]
+        g_r = grad_r[t_offset[t]:t_offset[t + 1]]
+        free = x[t_start[t] + 1:t_end[t]]
+        dof = t_end[t] - t_start[t] - 1
+        ssq = np.sum(free * free)  # = sum(zt**2): the zero-sum transform is an isometry
+        if t_flags[t] & _NONCENTRED:
+            lp += -0.5 * ssq - dof * _LOG_SQRT_2PI
+            g_log_sd += np.sum(g_r * zt) * sd
+            g_z = g_r * sd
+            g_prior = -free
+        else:
+            lp += -0.5 * ssq / sd**2 - dof * (_LOG_SQRT_2PI + log_sd)
+            g_log_sd += ssq / sd**2 - dof
+            g_z = g_r.copy()
+            g_prior = -free / sd**2
+        if t_flags[t] & _ZEROSUM:
+            g_z = _zerosum(g_z, t_shape[t, :t_naxes[t]], True)
+        grad[t_start[t]] = g_log_sd
+        grad[t_start[t] + 1:t_end[t]] = g_z + g_prior
+    for s in range(len(sl_int)):
+        lp += _slope_logp(x, sl_int[s], sl_eta[s], sl_code, sl_par, sl_Z, sl_group, grad_r[n_random:], grad)
+    return lp, grad
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class CellModel:
+    """Log density and gradient over the unconstrained vector
+    ``[Intercept, b_..., (log sd_t, free coordinates of r_t or z_t) for each random intercept,
+    (log sds, cpc, u rows, z rows) for each slope term]`` — the PyMC model's value variables, with
+    each term's SDs moved beside its coefficients."""
+
+    def __init__(self, d: Design, priors: Priors, parametrizations: dict[str, str]):
+        priors.check(d.prior_names)
+        obs = d.observed
+        data = d.cells.data.filter(obs)
+        self.design = d
+        self.intercept = d.formula.intercept
+        scalars = (["intercept"] if self.intercept else []) + [f"b_{x}" for x in d.fixed]
+        self.s_code, self.s_par = _prior_arrays([priors.get(name) for name in scalars])
+        self.sd_code, self.sd_par = _prior_arrays([priors.get(f"sd_{t.name}") for t in d.terms])
+        self.X = np.ascontiguousarray(d.X[obs], dtype=np.float64)
+        self.k = data["n_deep"].to_numpy().astype(np.float64)
+        self.n = data["n_trials"].to_numpy().astype(np.float64)
+        self.log_binom = float(np.sum(gammaln(self.n + 1) - gammaln(self.k + 1) - gammaln(self.n - self.k + 1)))
+        self.shapes = [tuple(len(lv) for lv in t.levels) for t in d.terms]
+        kinds = [parametrizations[t.name] for t in d.terms]
+        self.t_flags = np.array([(_ZEROSUM if k.startswith("zerosum") else 0) | (_NONCENTRED if k.endswith("noncentered") else 0)
+                                 for k in kinds], dtype=np.int64)
+        self.t_naxes = np.array([len(s) for s in self.shapes], dtype=np.int64)
+        self.t_shape = np.ones((len(self.shapes), max(self.t_naxes, default=1)), dtype=np.int64)
+        for i, shape in enumerate(self.shapes):
+            self.t_shape[i, :len(shape)] = shape
+        sizes = [int(np.prod(s)) for s in self.shapes]
+        free = [int(np.prod(np.subtract(s, 1))) if f & _ZEROSUM else size
+                for s, f, size in zip(self.shapes, self.t_flags, sizes)]
+        self.t_offset = np.cumsum([0, *sizes]).astype(np.int64)
+        self.t_start = len(scalars) + np.cumsum([0, *np.add(free, 1)])[:-1].astype(np.int64)
+        self.t_end = self.t_start + 1 + np.array(free, dtype=np.int64)
+        columns = [self.t_offset[i] + np.ravel_multi_index(tuple(t.index[obs].T), self.shapes[i])
+                   for i, t in enumerate(d.terms)]
+        self.ndim = len(scalars) + sum(f + 1 for f in free)
+        columns += self._lay_out_slopes(priors, parametrizations, int(self.t_offset[-1]))
+        self.idx = np.ascontiguousarray(np.column_stack(columns) if columns else np.zeros((len(self.n), 0)),
+                                        dtype=np.int32)  # half the memory traffic of int64
+
+    def _lay_out_slopes(self, priors: Priors, parametrizations: dict[str, str], n_random: int) -> list[np.ndarray]:
+        """The random-slope terms' layout (``sl_*``, after the intercept terms in ``x``) and, per term, the
+        index column of each observed cell's virtual level (after the ``n_random`` intercepts in ``r``)."""
+        obs, lay, codes, Zs, groups, columns = self.design.observed, [], [], [], [], []
+        p_max = max((len(s.coefficients) for s in self.design.slopes), default=1)
+        n_virtual = 0
+        for s in self.design.slopes:
+            p, kind = len(s.coefficients), parametrizations[s.name]
+            npair = p * (p - 1) // 2 if s.pairs else 0
+            rows = len(s.levels) - 1 if kind.startswith("zerosum") else len(s.levels)
+            keys = np.column_stack([s.index[obs], s.Z[obs]])
+            unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+            lay.append([self.ndim, p, npair, rows, kind.startswith("zerosum"), centred_columns(s, kind), n_virtual,
+                        n_virtual + len(unique), len(codes)])
+            codes += [priors.get(f"sd_{n}") for n in s.sd_names]
+            Zs.append(np.pad(unique[:, 1:], ((0, 0), (0, p_max - p))))
+            groups.append(unique[:, 0].astype(np.int64))
+            columns.append(n_random + n_virtual + inverse.ravel())
+            n_virtual += len(unique)
+            self.ndim += p + npair + rows * p
+        self.sl_int = np.array(lay, dtype=np.int64).reshape(-1, 9)
+        self.sl_eta = np.array([priors.get(f"cor_{s.name}").args[0] for s in self.design.slopes], dtype=np.float64)
+        self.sl_code, self.sl_par = _prior_arrays(codes)
+        self.sl_Z = np.ascontiguousarray(np.concatenate(Zs) if Zs else np.zeros((0, 1)), dtype=np.float64)
+        self.sl_group = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
+        return columns
+
+    def logp_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        return _logp(x, self.s_code, self.s_par, self.t_start, self.t_end, self.t_offset, self.t_flags,
+                     self.t_shape, self.t_naxes, self.sd_code, self.sd_par, self.intercept,
+                     self.X, self.idx, self.k, self.n, self.log_binom, self.sl_int, self.sl_eta, self.sl_code,
+                     self.sl_par, self.sl_Z, self.sl_group)
+
+    def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The constrained draws under the PyMC model's names (``Intercept``, ``b_x``, ``sd_t``,
+        ``r_t``, ``z_t`` when non-centred, ``sd``; for slope terms ``cpc_s``, ``z_s`` or ``u_s``, ``cor``)."""
+        out: dict[str, np.ndarray] = {}
+        if self.intercept:
+            out["Intercept"] = np.asarray(x[0], dtype=np.float64)
+        for j, name in enumerate(self.design.fixed):
+            out[f"b_{name}"] = np.asarray(x[int(self.intercept) + j], dtype=np.float64)
+        sds = []
+        for i, t in enumerate(self.design.terms):
+            free = np.ascontiguousarray(x[self.t_start[i] + 1:self.t_end[i]])
+            z = _zerosum(free, self.t_shape[i, :self.t_naxes[i]], False) if self.t_flags[i] & _ZEROSUM else free
+            z = z.reshape(self.shapes[i])
+            sds.append(np.exp(x[self.t_start[i]]))
+            out[f"sd_{t.name}"] = np.asarray(sds[-1], dtype=np.float64)
+            out[f"r_{t.name}"] = z * sds[-1] if self.t_flags[i] & _NONCENTRED else z
+            if self.t_flags[i] & _NONCENTRED:
+                out[f"z_{t.name}"] = z
+        cors = []
+        for s, lay, eta in zip(self.design.slopes, self.sl_int, self.sl_eta):
+            sd, chol, z, F, rows = _slope_parts(x, lay, eta)
+            for n, v in zip(s.sd_names, sd):
+                out[f"sd_{n}"] = np.asarray(v, dtype=np.float64)
+            if lay[_SL_NPAIR]:
+                start = lay[_SL_START] + lay[_SL_P]
+                out[f"cpc_{s.name}"] = np.array(x[start:start + lay[_SL_NPAIR]], dtype=np.float64)
+            c = lay[_SL_CENTRED]
+            if c:
+                out[f"u_{s.name}"] = F[:, :c].copy()
+            if c < lay[_SL_P]:
+                out[f"z_{s.name}"] = z[:, c:].copy()
+            out[f"r_{s.name}"] = rows
+            sds += list(sd)
+            cors += [chol[i] @ chol[j] for i, j in s.pairs]
+        if sds:
+            out["sd"] = np.asarray(sds, dtype=np.float64)
+        if cors:
+            out["cor"] = np.asarray(cors, dtype=np.float64)
+        return out
+
+    def variables(self) -> tuple[list[str], list[tuple[int, ...]], dict[str, tuple[str, ...]]]:
+        """Names, shapes and dims of the expanded draws."""
+        names, shapes, dims = [], [], {}
+        if self.intercept:
+            names.append("Intercept"), shapes.append(())
+        for name in self.design.fixed:
+            names.append(f"b_{name}"), shapes.append(())
+        for i, t in enumerate(self.design.terms):
+            names += [f"sd_{t.name}", f"r_{t.name}"]
+            shapes += [(), self.shapes[i]]
+            dims[f"r_{t.name}"] = t.dims
+            if self.t_flags[i] & _NONCENTRED:
+                names.append(f"z_{t.name}"), shapes.append(self.shapes[i])
+                dims[f"z_{t.name}"] = t.dims
+        for s, lay in zip(self.design.slopes, self.sl_int):
+            names += [f"sd_{n}" for n in s.sd_names]
+            shapes += [()] * len(s.sd_names)
+            if lay[_SL_NPAIR]:
+                names.append(f"cpc_{s.name}"), shapes.append((int(lay[_SL_NPAIR]),))
+            p, c, R = int(lay[_SL_P]), int(lay[_SL_CENTRED]), int(lay[_SL_ROWS])
+            for name, cols in ((f"u_{s.name}", c), (f"z_{s.name}", p - c)):
+                if cols:
+                    names.append(name), shapes.append((R, cols))
+            names.append(f"r_{s.name}"), shapes.append((len(s.levels), p))
+            dims[f"r_{s.name}"] = (s.dim, s.coef_dim)
+        if self.design.random:
+            names.append("sd"), shapes.append((len(self.design.sd_labels),))
+            dims["sd"] = ("term",)
+        if self.design.pair_labels:
+            names.append("cor"), shapes.append((len(self.design.pair_labels),))
+            dims["cor"] = ("pair",)
+        return names, shapes, dims
+
+
+def _prior_arrays(priors: list[Prior]) -> tuple[np.ndarray, np.ndarray]:
+    codes = [_prior_code(p) for p in priors]
+    return np.array([c for c, _ in codes], dtype=np.int64), np.array([a for _, a in codes]).reshape(-1, 3)
+
+
+def pyfunc_model(model, coords: dict[str, list]):
+    """The nutpie model (its Python-function entry point) of a hand-written density: ``model`` has
+    ``ndim``, ``logp_and_grad(x)``, ``expand(x)`` and ``variables()``. Starts as PyMC's default: every
+    unconstrained coordinate jittered uniformly in (-1, 1)."""
+    import nutpie.compiled_pyfunc
+
+    names, shapes, dims = model.variables()
+
+    def make_logp_fn():
+        return model.logp_and_grad
+
+    def make_expand_fn(seed1, seed2, chain):
+        return model.expand
+
+    return nutpie.compiled_pyfunc.from_pyfunc(
+        model.ndim, make_logp_fn, make_expand_fn,
+        [np.dtype("float64")] * len(names), shapes, names, coords=coords, dims=dims,
+        make_initial_point_fn=lambda seed: np.random.default_rng(seed).uniform(-1, 1, model.ndim),
+    )
+
+
+def compile_model(d: Design, priors: Priors, parametrizations: dict[str, str]):
+    """The nutpie model of ``d``."""
+    return pyfunc_model(CellModel(d, priors, parametrizations), {k: list(v) for k, v in d.coords().items()})
+
+
+def sample(d: Design, priors: Priors, parametrizations: dict[str, str], settings, *, progress: bool = True
+           ) -> az.InferenceData:
+    """nutpie's NUTS on the hand-written density, through the same runner as the PyMC path (progress
+    lines off a terminal, interrupts); ``settings`` is a ``sample.SamplerSettings``."""
+    from dvbstats.model.sample import run_nutpie
+
+    return run_nutpie(compile_model(d, priors, parametrizations), settings, progress)

@@ -1,0 +1,27 @@
+"""Modules imported on first use.
+
+PyMC and PyTensor take 2.5 s to import (``python -X importtime``), and the default fit samples a
+hand-written density (:mod:`dvbstats.model.fastlogp`) that needs neither: the modules that build PyMC
+models name them through :func:`module`, so that only a run that builds one pays for the import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+
+class _Lazy:
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self._name), attr)
+
+    def __repr__(self) -> str:
+        return f"<module {self._name!r}, imported on first use>"
+
+
+def module(name: str) -> ModuleType:
+    """A stand-in for ``import name`` that imports it at the first attribute access."""
+    return _Lazy(name)  # type: ignore[return-value]

@@ -1,0 +1,238 @@
+"""Samplers (nutpie by default, PyMC's NUTS as a fallback) and convergence diagnostics."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import arviz as az
+import numpy as np
+import polars as pl
+import xarray as xr
+
+from dvbstats.constants import CHAINS, DRAWS, MAX_R_HAT, MIN_ESS, SEED, TUNE
+from dvbstats.model import lazy
+
+pm = lazy.module("pymc")  # imported when a PyMC model is sampled
+
+Sampler = Literal["nutpie", "pymc"]
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    sampler: Sampler = "nutpie"
+    draws: int = DRAWS
+    tune: int = TUNE
+    chains: int = CHAINS
+    seed: int = SEED
+    target_accept: float | None = None  # None: chosen with the parametrisation (fitting.fit)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = True) -> az.InferenceData:
+    """Draw from the posterior of ``model``; the InferenceData has a posterior and sample stats."""
+    if settings.sampler == "nutpie":
+        return _sample_nutpie(model, settings, progress)
+    if settings.sampler == "pymc":
+        with model, warnings.catch_warnings(), pymc_log_level(logging.INFO if progress else logging.WARNING):
+            warnings.simplefilter("ignore", UserWarning)  # PyMC repeats its own R-hat warnings; we report ours
+            return _complete(pm.sample(
+                draws=settings.draws,
+                tune=settings.tune,
+                chains=settings.chains,
+                cores=min(settings.chains, 2),
+                random_seed=settings.seed,
+                target_accept=settings.target_accept,
+                progressbar=progress,
+                compute_convergence_checks=False,
+            ), settings)
+    raise ValueError(f"sampler must be 'nutpie' or 'pymc', not {settings.sampler!r}")
+
+
+class SamplingInterrupted(KeyboardInterrupt):
+    """The sampler stopped early (Ctrl-C): nutpie and PyMC catch the interrupt and return what they have."""
+
+
+def _complete(idata: az.InferenceData, settings: SamplerSettings) -> az.InferenceData:
+    """``idata`` if every draw was made; raise :class:`SamplingInterrupted` on a short trace (PyMC)
+    or a NaN-padded one (nutpie)."""
+    post = idata.posterior
+    if post.sizes["chain"] < settings.chains or post.sizes["draw"] < settings.draws:
+        raise SamplingInterrupted("sampling was interrupted before every draw was made")
+    for var in post.data_vars.values():
+        if np.issubdtype(var.dtype, np.floating) and np.isnan(var.values).any():
+            raise SamplingInterrupted("sampling was interrupted before every draw was made")
+    return idata
+
+
+#: Seconds between progress lines when the console is not a terminal (CI logs, nohup, notebooks).
+PROGRESS_INTERVAL_S = 10.0
+#: PyTensor looks for a BLAS library while rewriting the graph; nutpie's Numba backend does not use one.
+_BLAS_WARNING = "PyTensor could not link to a BLAS installation"
+
+
+def _sample_nutpie(model: pm.Model, settings: SamplerSettings, progress: bool) -> az.InferenceData:
+    """Compile ``model`` for nutpie (a progress line while it compiles, off a terminal) and sample it."""
+    import nutpie
+
+    with _ticker("compiling the model" if progress and not sys.stderr.isatty() else None), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_BLAS_WARNING, category=UserWarning)
+        compiled = nutpie.compile_pymc_model(model)
+    return run_nutpie(compiled, settings, progress)
+
+
+def run_nutpie(compiled, settings: SamplerSettings, progress: bool) -> az.InferenceData:
+    """nutpie on a compiled model (PyMC's or a hand-written density): its progress bar on a terminal,
+    elsewhere a progress line every PROGRESS_INTERVAL_S; an interrupted run raises
+    :class:`SamplingInterrupted` instead of returning a NaN-padded trace."""
+    import nutpie
+
+    lines = progress and not sys.stderr.isatty()
+    sampler = nutpie.sample(
+        compiled,
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        seed=settings.seed,
+        target_accept=settings.target_accept,
+        save_warmup=lines,  # so that progress lines can count tuning draws; dropped below
+        progress_bar=progress and not lines,
+        blocking=False,
+    )
+    total, start = settings.chains * (settings.draws + settings.tune), time.perf_counter()
+    try:
+        while True:
+            try:
+                idata = sampler.wait(timeout=PROGRESS_INTERVAL_S if lines else None)
+                break
+            except TimeoutError:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # ArviZ: "more chains than draws" early on
+                    _progress_line(sampler.inspect(), total, time.perf_counter() - start)
+    except KeyboardInterrupt:  # as nutpie's blocking sample: the draws so far
+        idata = sampler.abort()
+    except Exception:
+        sampler.cancel()  # now, not when the interpreter shuts down (nutpie panics then)
+        raise
+    if lines:
+        _progress_line(idata, total, time.perf_counter() - start)
+        idata = az.InferenceData(**{g: idata[g] for g in idata.groups() if not g.startswith("warmup_")})
+    return _complete(idata, settings)
+
+
+def _progress_line(idata: az.InferenceData, total: int, elapsed: float) -> None:
+    done = sum(idata[g].sizes["chain"] * idata[g].sizes["draw"] for g in ("warmup_sample_stats", "sample_stats")
+               if g in idata.groups())
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
+    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    print(f"  sampling: {done:,}/{total:,} draws (tuning included), {divergences} divergences after tuning, "
+          f"{elapsed:.0f} s", flush=True)
+
+
+@contextmanager
+def _ticker(what: str | None):
+    """Print ``what`` with the elapsed time every PROGRESS_INTERVAL_S until the block ends (None: silent)."""
+    if what is None:
+        yield
+        return
+    start, stop = time.perf_counter(), threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(PROGRESS_INTERVAL_S):
+            print(f"  {what}: {time.perf_counter() - start:.0f} s", flush=True)
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        print(f"  {what}: done in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+@contextmanager
+def pymc_log_level(level: int):
+    """Temporarily set PyMC's logger level (its sampler announces every step at INFO)."""
+    logger = logging.getLogger("pymc")
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """R-hat and ESS of every reported quantity, divergences, and what fails the thresholds."""
+
+    table: pl.DataFrame  # parameter, r_hat, ess_bulk, ess_tail
+    divergences: int
+    n_draws: int
+
+    @property
+    def failures(self) -> list[str]:
+        t = self.table
+        out = []
+        bad = t.filter(pl.col("r_hat") > MAX_R_HAT)
+        if bad.height:
+            worst = bad.sort("r_hat", descending=True).row(0, named=True)
+            out.append(f"R-hat > {MAX_R_HAT} for {bad.height} quantities (worst {worst['parameter']}: {worst['r_hat']:.3f})")
+        low = t.filter(pl.min_horizontal("ess_bulk", "ess_tail") < MIN_ESS)
+        if low.height:
+            worst = low.sort("ess_bulk").row(0, named=True)
+            out.append(f"ESS < {MIN_ESS} for {low.height} quantities (worst {worst['parameter']}: bulk {worst['ess_bulk']:.0f})")
+        if self.divergences:
+            out.append(f"{self.divergences} divergent transitions out of {self.n_draws} draws")
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> dict:
+        t = self.table
+        return {
+            "ok": self.ok,
+            "failures": self.failures,
+            "max_r_hat": float(t["r_hat"].max()),
+            "min_ess_bulk": float(t["ess_bulk"].min()),
+            "min_ess_tail": float(t["ess_tail"].min()),
+            "divergences": self.divergences,
+            "thresholds": {"max_r_hat": MAX_R_HAT, "min_ess": MIN_ESS, "max_divergences": 0},
+        }
+
+
+def diagnose(quantities: Mapping[str, xr.DataArray], idata: az.InferenceData) -> Diagnostics:
+    """Diagnostics for named (chain, draw, ...) arrays, one row per scalar quantity."""
+    ds = xr.Dataset(dict(quantities))
+    rhat, bulk, tail = az.rhat(ds), az.ess(ds, method="bulk"), az.ess(ds, method="tail")
+    rows = []
+    for name, da in quantities.items():
+        extra = [d for d in da.dims if d not in ("chain", "draw")]
+        for label, idx in _labels(name, da, extra):
+            rows.append((label, float(rhat[name].values[idx]), float(bulk[name].values[idx]), float(tail[name].values[idx])))
+    table = pl.DataFrame(rows, schema=["parameter", "r_hat", "ess_bulk", "ess_tail"], orient="row")
+    stats = idata.sample_stats
+    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    n_draws = int(stats.sizes["chain"] * stats.sizes["draw"])
+    return Diagnostics(table, divergences, n_draws)
+
+
+def _labels(name: str, da: xr.DataArray, dims: list[str]):
+    if not dims:
+        yield name, ()
+        return
+    for idx in np.ndindex(*(da.sizes[d] for d in dims)):
+        coords = ",".join(str(da[d].values[i]) for d, i in zip(dims, idx))
+        yield f"{name}[{coords}]", idx

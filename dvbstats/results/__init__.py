@@ -1,0 +1,1 @@
+"""Results: the ``Fit`` object and what is computed from it (estimands, tables, contrasts, agreement, scaling, model comparison)."""

@@ -1,0 +1,144 @@
+"""A hand-written log density and gradient of the agreement model, sampled with nutpie without PyMC.
+
+The posterior is the one :func:`dvbstats.results.agreement.bayes_model` defines, in PyMC's unconstrained
+coordinates and order ``[a, b, log sd_model, log sd_pair, free coordinates of u (or z_model)]``
+(the zero-sum transform of :mod:`dvbstats.model.fastlogp`): only the arithmetic differs. Why: nutpie
+compiled the PyMC graph with Numba on every run, about 15 s for 36 pairs; this density is compiled
+once and cached on disk (measured in ``benchmarks/bench_speed.py``).
+
+Per pair ``p``: ``eta = a + b same + u[m1] + u[m2]``, ``q = logit^-1(eta)``, and the count of
+agreements is beta-binomial with ``alpha = 1 / (sd_pair^2 (1 - q))``, ``beta = 1 / (sd_pair^2 q)``
+(mean ``q``, concentration ``1 / (sd_pair^2 q (1 - q))``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from scipy.special import gammaln
+
+from dvbstats.model.fastlogp import _LOG_SQRT_2PI, _zerosum, pyfunc_model
+
+#: Priors of bayes_model: a ~ Normal(0, A_SD), b ~ Normal(0, B_SD), both SDs ~ HalfNormal(SD_SCALE).
+A_SD, B_SD, SD_SCALE = 1.5, 1.0, 1.0
+
+
+@numba.njit(nogil=True, cache=True)
+def _digamma(x):
+    """The digamma function for x > 0: recurrence up to 10, then the asymptotic series (error < 1e-14)."""
+    shift = 0.0
+    while x < 10.0:
+        shift -= 1.0 / x
+        x += 1.0
+    f = 1.0 / (x * x)
+    series = f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f * (1 / 132)))))
+    return shift + math.log(x) - 0.5 / x - series
+
+
+@numba.njit(nogil=True, cache=True)
+def _normal(x, sd):
+    z = x / sd
+    return -0.5 * z * z - math.log(sd) - _LOG_SQRT_2PI, -z / sd
+
+
+@numba.njit(nogil=True, cache=True)
+def _halfnormal(x, sd):
+    return 0.5 * math.log(2 / math.pi) - math.log(sd) - 0.5 * (x / sd) ** 2, -x / sd**2
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")  # far out in tuning: inf/NaN (a divergence), not an exception
+def _logp(x, same, m1, m2, k, n, log_binom, centred):
+    """Log posterior density and gradient at the unconstrained point ``x``."""
+    n_models = len(x) - 3
+    grad = np.zeros(len(x))
+    a, b, log_sdm, log_sdp = x[0], x[1], x[2], x[3]
+    sdm, sdp = math.exp(log_sdm), math.exp(log_sdp)
+    free = x[4:].copy()
+    z = _zerosum(free, np.array([n_models]), False)
+    scale = 1.0 if centred else sdm
+    inv_s2 = 1.0 / (sdp * sdp)
+    lp = log_binom
+    g_eta_u = np.zeros(n_models)  # d logp / d u
+    g_log_sdp = 0.0
+    for i in range(len(k)):
+        eta = a + b * same[i] + scale * (z[m1[i]] + z[m2[i]])
+        q = 1.0 / (1.0 + math.exp(-eta))
+        al, be = inv_s2 * (1.0 + math.exp(eta)), inv_s2 * (1.0 + math.exp(-eta))  # 1 / (1 - q), 1 / q
+        lp += (math.lgamma(k[i] + al) + math.lgamma(n[i] - k[i] + be) - math.lgamma(n[i] + al + be)
+               - math.lgamma(al) - math.lgamma(be) + math.lgamma(al + be))
+        d_all = _digamma(al + be) - _digamma(n[i] + al + be)
+        g_al = _digamma(k[i] + al) - _digamma(al) + d_all
+        g_be = _digamma(n[i] - k[i] + be) - _digamma(be) + d_all
+        g_eta = g_al * al * q - g_be * be * (1.0 - q)
+        g_log_sdp -= 2.0 * (g_al * al + g_be * be)
+        grad[0] += g_eta
+        grad[1] += g_eta * same[i]
+        g_eta_u[m1[i]] += g_eta
+        g_eta_u[m2[i]] += g_eta
+    p, dp = _normal(a, A_SD)
+    lp += p
+    grad[0] += dp
+    p, dp = _normal(b, B_SD)
+    lp += p
+    grad[1] += dp
+    dof = n_models - 1
+    ssq = np.sum(free * free)  # = sum(z**2): the zero-sum transform is an isometry
+    p, dp = _halfnormal(sdm, SD_SCALE)
+    lp += p + log_sdm  # + log-transform Jacobian
+    grad[2] = dp * sdm + 1.0
+    if centred:
+        lp += -0.5 * ssq / sdm**2 - dof * (_LOG_SQRT_2PI + log_sdm)
+        grad[2] += ssq / sdm**2 - dof
+        g_free = _zerosum(g_eta_u, np.array([n_models]), True) - free / sdm**2
+    else:
+        lp += -0.5 * ssq - dof * _LOG_SQRT_2PI
+        grad[2] += np.sum(g_eta_u * z) * sdm
+        g_free = _zerosum(g_eta_u * sdm, np.array([n_models]), True) - free
+    p, dp = _halfnormal(sdp, SD_SCALE)
+    lp += p + log_sdp
+    grad[3] = g_log_sdp + dp * sdp + 1.0
+    grad[4:] = g_free
+    return lp, grad
+
+
+class AgreementDensity:
+    """The agreement model's log density over PyMC's unconstrained vector, and its expansion to the
+    posterior's names (``a``, ``b``, ``sd_model``, ``sd_pair``, ``u``, ``z_model`` when non-centred,
+    ``diff_pp``)."""
+
+    def __init__(self, same: np.ndarray, members: np.ndarray, n_agree: np.ndarray, n_shared: np.ndarray,
+                 names: list[str], *, centred: bool):
+        rows, cols = np.nonzero(members)
+        if not np.array_equal(np.bincount(rows, minlength=len(same)), np.full(len(same), 2)):
+            raise ValueError("agreement density: every pair must have two distinct members")
+        self.m1, self.m2 = cols[0::2].astype(np.int64), cols[1::2].astype(np.int64)
+        self.same = np.ascontiguousarray(same, dtype=np.float64)
+        self.k = np.asarray(n_agree, dtype=np.float64)
+        self.n = np.asarray(n_shared, dtype=np.float64)
+        self.log_binom = float(np.sum(gammaln(self.n + 1) - gammaln(self.k + 1) - gammaln(self.n - self.k + 1)))
+        self.names, self.centred = list(names), centred
+        self.ndim = 4 + len(names) - 1
+
+    def logp_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        return _logp(x, self.same, self.m1, self.m2, self.k, self.n, self.log_binom, self.centred)
+
+    def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        z = _zerosum(np.ascontiguousarray(x[4:]), np.array([len(self.names)]), False)
+        sd_model = math.exp(x[2])
+        out = {"a": x[0], "b": x[1], "sd_model": sd_model, "sd_pair": math.exp(x[3]),
+               "u": z if self.centred else sd_model * z}
+        if not self.centred:
+            out["z_model"] = z
+        out["diff_pp"] = 100 * (1 / (1 + math.exp(-x[0] - x[1])) - 1 / (1 + math.exp(-x[0])))
+        return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+    def variables(self) -> tuple[list[str], list[tuple[int, ...]], dict[str, tuple[str, ...]]]:
+        names = ["a", "b", "sd_model", "sd_pair", "u"] + ([] if self.centred else ["z_model"]) + ["diff_pp"]
+        shapes = [(len(self.names),) if n in ("u", "z_model") else () for n in names]
+        return names, shapes, {n: ("model",) for n in ("u", "z_model") if n in names}
+
+    def compile(self):
+        """The nutpie model (its Python-function entry point)."""
+        return pyfunc_model(self, {"model": self.names})

@@ -1,0 +1,169 @@
+"""Estimands computed from a fitted posterior: DVGR, its intervals, effects, PPC.
+
+**Design-averaged DVGR** of a model (the headline): for each posterior draw, the probability of
+a deep-value choice in every design cell of that model, averaged with the cells' prompt counts
+as weights. It answers "how often would this model choose the deep value on this benchmark",
+on the same scale as the raw rate, but with partial pooling and honest uncertainty.
+
+**Population DVGR**: the probability for a *new* value, feature and context drawn from the
+fitted population (brms' ``sample_new_levels = "gaussian"``): per draw, each random term not
+identified by the model gets one fresh deviation ``Normal(0, sd * sqrt(1 + 1/L))``; the
+``1/L`` accounts for the zero-sum parametrisation, whose intercept is the mean of the ``L``
+observed levels rather than the population mean. Numeric predictors (and factor codings) sit at
+their design mean, where centred columns are zero: random slopes then contribute only their
+intercept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import arviz as az
+import numba
+import numpy as np
+import polars as pl
+import xarray as xr
+from scipy.special import expit
+
+from dvbstats.constants import CHANCE
+from dvbstats.model.design import Design, linear_predictor
+from dvbstats.results import frequentist
+
+
+
+def stacked_draws(idata: az.InferenceData, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Posterior arrays of ``names`` with chain and draw flattened into one leading axis."""
+    post = idata.posterior
+    return {n: post[n].values.reshape(-1, *post[n].shape[2:]) for n in names if n in post}
+
+
+def parameter_names(d: Design) -> list[str]:
+    return ["Intercept"] + [f"b_{x}" for x in d.fixed] + [f"r_{t.name}" for t in d.random]
+
+
+def linear_predictors(d: Design, idata: az.InferenceData, *, chunk: int = 250):
+    """Yield ``(draw_slice, eta)`` with ``eta`` the (draws, cells) linear predictor, in chunks."""
+    draws = stacked_draws(idata, parameter_names(d))
+    n = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
+    for start in range(0, n, chunk):
+        sl = slice(start, min(start + chunk, n))
+        yield sl, linear_predictor(d, {k: v[sl] for k, v in draws.items()})
+
+
+def cell_probabilities(d: Design, idata: az.InferenceData, *, chunk: int = 250):
+    """Yield ``(draw_slice, p)`` with ``p`` the (draws, cells) deep-choice probabilities, in chunks."""
+    for sl, eta in linear_predictors(d, idata, chunk=chunk):
+        yield sl, expit(eta)
+
+
+def design_averages(
+    d: Design, idata: az.InferenceData, groupings: Sequence[Sequence[str]]
+) -> list[tuple[xr.DataArray, pl.DataFrame]]:
+    """Prompt-weighted mean probability per group of cells, for several groupings in one pass.
+
+    For each grouping: a (chain, draw, group) array and the group keys (one row per group).
+    """
+    df = d.cells.data.with_row_index("_cell")
+    w = df["n_prompts"].to_numpy().astype(float)
+    keys_by, groups, weights = [], [], []
+    for by in groupings:
+        if by:
+            keys = df.select(by).unique().sort(by).with_row_index("_group")
+            group = df.join(keys, on=list(by), how="left").sort("_cell")["_group"].to_numpy().astype(np.int64)
+        else:
+            keys, group = pl.DataFrame({"_group": [0]}), np.zeros(df.height, dtype=np.int64)
+        totals = np.bincount(group, weights=w, minlength=keys.height)
+        keys_by.append(keys.drop("_group"))
+        groups.append(group)
+        weights.append(w / totals[group])
+    post = idata.posterior
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    out = np.zeros((len(groupings), n_chain * n_draw, max((k.height for k in keys_by), default=1)))
+    group, weight = np.array(groups), np.array(weights)
+    for sl, eta in linear_predictors(d, idata):
+        _group_means(eta, group, weight, out, sl.start)
+    coords = {"chain": post.chain, "draw": post.draw}
+    return [
+        (xr.DataArray(out[i, :, :keys.height].reshape(n_chain, n_draw, -1), dims=("chain", "draw", "group"),
+                      coords=coords), keys)
+        for i, keys in enumerate(keys_by)
+    ]
+
+
+@numba.njit(nogil=True, cache=True)
+def _group_means(eta, group, weight, out, start):
+    """``out[g, start + i, group[g, c]] += weight[g, c] * logit^-1(eta[i, c])`` for every grouping ``g``:
+    one pass over the cells instead of a sparse product per grouping on transposed probabilities
+    (CPU 1.4 s against 3.0 s for the example's 4,000 draws and five groupings)."""
+    for i in range(eta.shape[0]):
+        for c in range(eta.shape[1]):
+            p = 1.0 / (1.0 + np.exp(-eta[i, c]))
+            for g in range(group.shape[0]):
+                out[g, start + i, group[g, c]] += weight[g, c] * p
+
+
+def dvgr_draws(averaged: tuple[xr.DataArray, pl.DataFrame]) -> xr.DataArray:
+    """Design-averaged DVGR per model, (chain, draw, model), from the ``("model",)`` grouping."""
+    da, keys = averaged
+    return da.rename(group="model").assign_coords(model=keys["model"].to_list()).rename("dvgr")
+
+
+def overall_dvgr(averaged: tuple[xr.DataArray, pl.DataFrame]) -> xr.DataArray:
+    """Design-averaged DVGR over every model's cells, (chain, draw), from the ``()`` grouping."""
+    return averaged[0].isel(group=0, drop=True).rename("dvgr_overall")
+
+
+def population_dvgr(d: Design, idata: az.InferenceData, models: Sequence[str], seed: int) -> xr.DataArray:
+    """DVGR per model for a new draw of every non-model factor from the fitted population."""
+    post = idata.posterior
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    rng = np.random.default_rng(seed)
+    eta = np.zeros((*shape, len(models)))
+    if d.formula.intercept:
+        eta += post["Intercept"].values[..., None]
+    for t in d.terms:
+        if t.term.factors == ("model",):
+            levels = list(t.levels[0])
+            eta += post[f"r_{t.name}"].values[..., [levels.index(m) for m in models]]
+            continue
+        n_levels = int(np.prod([len(lv) for dim, lv in zip(t.dims, t.levels) if dim != "model"]))
+        sd = post[f"sd_{t.name}"].values[..., None] * np.sqrt(1 + 1 / n_levels)
+        eta += sd * rng.standard_normal((*shape, len(models)))
+    for s in d.slopes:
+        if "Intercept" not in s.coefficients:
+            continue
+        if s.term.factors == ("model",):
+            eta += post[f"r_{s.name}"].values[..., [s.levels.index(m) for m in models], 0]
+            continue
+        sd = post[f"sd_{s.sd_names[0]}"].values[..., None] * np.sqrt(1 + 1 / len(s.levels))
+        eta += sd * rng.standard_normal((*shape, len(models)))
+    return xr.DataArray(expit(eta), dims=("chain", "draw", "model"),
+                        coords={"chain": post.chain, "draw": post.draw, "model": list(models)}, name="dvgr_population")
+
+
+def summarize(da: xr.DataArray, hdi_prob: float, *, dim: str | None = None) -> pl.DataFrame:
+    """Mean, median, HDI and P(< 0.5) of a (chain, draw[, dim]) array, one row per ``dim`` level."""
+    hdi = az.hdi(da.to_dataset(name="x"), hdi_prob=hdi_prob)["x"]
+    stats = {
+        "mean": da.mean(("chain", "draw")),
+        "median": da.median(("chain", "draw")),
+        "hdi_low": hdi.sel(hdi="lower"),
+        "hdi_high": hdi.sel(hdi="higher"),
+        "p_below_half": (da < CHANCE).mean(("chain", "draw")),
+    }
+    cols = {k: np.atleast_1d(v.values).astype(float) for k, v in stats.items()}
+    if dim is not None:
+        cols = {dim: [str(x) for x in da[dim].values], **cols}
+    return pl.DataFrame(cols)
+
+
+def raw_rates(counts: pl.DataFrame) -> pl.DataFrame:
+    """Raw DVGR with Wilson 95% interval and exact two-sided binomial test against 0.5."""
+    k, n = counts["n_deep"].to_numpy(), counts["n_trials"].to_numpy()
+    low, high = frequentist.wilson(k, n)
+    return counts.with_columns(
+        raw_dvgr=pl.Series(np.divide(k, n, out=np.full(len(n), np.nan), where=n > 0)),
+        wilson_low=pl.Series(low),
+        wilson_high=pl.Series(high),
+        binom_p=pl.Series(frequentist.binom_test(k, n, CHANCE)),
+    )

@@ -1,0 +1,233 @@
+"""The fitted model: a formula fitted to binomial cells, with its posterior and diagnostics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import polars as pl
+import xarray as xr
+
+from dvbstats.constants import HDI_PROB
+from dvbstats.input.cells import CellTable
+from dvbstats.input.registry import ModelTable
+from dvbstats.model import fastlogp
+from dvbstats.model.design import Design, Parametrization, check_parametrization, design, pymc_model, term_parametrizations
+from dvbstats.model.formula import Formula
+from dvbstats.model.priors import Priors
+from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, sample
+from dvbstats.results import bounds, contrasts, estimands
+
+if TYPE_CHECKING:
+    from dvbstats.api import Data
+
+
+@dataclass(frozen=True)
+class Fit:
+    design: Design
+    priors: Priors
+    settings: SamplerSettings
+    parametrization: str
+    idata: az.InferenceData
+    timing: dict[str, float] = field(default_factory=dict)
+    retry: str | None = None  # why ``auto``'s first form was refitted in the other one (see fit)
+    backend: str = "pymc"  # "fastlogp" (hand-written density) or "pymc" (the PyMC graph)
+    data: Data | None = field(default=None, repr=False)  # the input it was fitted to (set by api.Model.fit)
+    empty_models: tuple[str, ...] = ()  # models in the data without one usable trial
+    model_table: ModelTable | None = field(default=None, repr=False)  # the model-table rows of the fitted models
+
+    def __repr__(self) -> str:
+        d = self.diagnostics
+        return (f"Fit({str(self.formula)!r}: {self.cells.n_trials:,} trials, {len(self.models)} models, "
+                f"{self.settings.chains} chains x {self.settings.draws} draws; diagnostics "
+                f"{'OK' if d.ok else 'FAILED: ' + '; '.join(d.failures)})")
+
+    @property
+    def formula(self) -> Formula:
+        return self.design.formula
+
+    @property
+    def cells(self) -> CellTable:
+        return self.design.cells
+
+    @property
+    def models(self) -> list[str]:
+        return self.cells.by_model()["model"].to_list()
+
+    @cached_property
+    def _averages(self) -> dict[tuple[str, ...], tuple[xr.DataArray, pl.DataFrame]]:
+        """Design averages by model, overall, by each other factor and by each interaction, in one pass
+        (item-level groupings, :data:`dvbstats.results.bounds.MAX_LEVELS_LISTED`, only when asked for: 12,000 prompts
+        x 4,000 draws are 400 MB)."""
+        groupings = [("model",), ()]
+        groupings += [(f,) for f in self.cells.by if f != "model"]
+        groupings += [t.term.factors for t in self.design.terms if len(t.term.factors) > 1]
+        groupings = [g for g in dict.fromkeys(groupings)
+                     if not g or not bounds.item_level(self.cells.data.select(g).n_unique())]
+        return dict(zip(groupings, estimands.design_averages(self.design, self.idata, groupings)))
+
+    def average(self, by: Sequence[str]) -> tuple[xr.DataArray, pl.DataFrame]:
+        """Prompt-weighted posterior DVGR per group of design cells: ((chain, draw, group), keys)."""
+        key = tuple(by)
+        if key not in self._averages:
+            self._averages[key] = estimands.design_averages(self.design, self.idata, [key])[0]
+        return self._averages[key]
+
+    def level_draws(self, by: str = "model") -> tuple[np.ndarray, list[str]]:
+        """Design-averaged rate per level of factor ``by`` as (samples, levels), and the level names."""
+        da, keys = self.average((by,))
+        return da.values.reshape(-1, da.sizes["group"]), [str(x) for x in keys[by]]
+
+    def contrast(
+        self, a: str, b: str, *, by: str = "model", hdi_prob: float = HDI_PROB, rope: float | None = None
+    ) -> pl.DataFrame:
+        """Posterior of rate(a) - rate(b) for two levels of factor ``by``: mean, HDI, P(> 0) and, with
+        ``rope``, P(|difference| < rope) (one row; see :mod:`dvbstats.results.contrasts`)."""
+        draws, labels = self.level_draws(by)
+        return contrasts.contrast_table(draws, labels, [(a, b)], factor=by, hdi_prob=hdi_prob, rope=rope)
+
+    @property
+    def dvgr(self) -> xr.DataArray:
+        """Design-averaged DVGR per model (chain, draw, model)."""
+        return estimands.dvgr_draws(self.average(("model",)))
+
+    @property
+    def overall(self) -> xr.DataArray:
+        return estimands.overall_dvgr(self.average(()))
+
+    def top_level(self) -> dict[str, xr.DataArray]:
+        """Intercept, coefficients, random-effect SDs and correlations: what every summary starts from."""
+        post = self.idata.posterior
+        names = (["Intercept"] if self.formula.intercept else []) + [f"b_{x}" for x in self.design.fixed]
+        return {n: post[n] for n in [*names, "sd", "cor"] if n in post}
+
+    @cached_property
+    def diagnostics(self) -> Diagnostics:
+        """Checks on every reported quantity: top-level parameters, every DVGR, the overall DVGR."""
+        quantities = {**self.top_level(), "dvgr": self.dvgr, "dvgr_overall": self.overall}
+        return diagnose(quantities, self.idata)
+
+    def summary(self, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+        """Fixed effects, random-effect SDs (and correlations) with HDIs, R-hat and ESS: one DataFrame,
+        indexed by parameter, in the spirit of statsmodels' ``summary()`` (logit scale)."""
+        from dvbstats.results import tables as summaries
+
+        parts = [summaries.fixed_table(self, hdi_prob).with_columns(kind=pl.lit("fixed")),
+                 summaries.sd_table(self, hdi_prob).with_columns(
+                     term=pl.lit("sd[") + pl.col("term") + pl.lit("]"), kind=pl.lit("sd"))]
+        table = pl.concat([p for p in parts if p.height], how="diagonal")
+        return table.to_pandas().set_index("term")
+
+    def rates(self, by: str | Sequence[str] = "model", hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+        """Design-averaged posterior rate (the DVGR for DVB) per level of ``by``, beside the raw rate."""
+        from dvbstats.results import tables as summaries
+
+        return summaries.grouped(self, [by] if isinstance(by, str) else list(by), hdi_prob).to_pandas()
+
+    def plot_forest(self, hdi_prob: float = HDI_PROB):
+        """Posterior rate per model with its HDI beside the raw rate and Wilson interval (a Figure)."""
+        from dvbstats.report import plots
+        from dvbstats.results import tables as summaries
+
+        table = summaries.dvgr_table(self, hdi_prob, self.settings.seed).to_pandas()
+        models, overall = table[table["model"] != "overall"], table[table["model"] == "overall"].iloc[0]
+        return plots.forest(models, hdi_prob=hdi_prob, overall=overall)
+
+    def save(self, path: str | Path, **options) -> Path:
+        """Write the run folder (tables, posterior, cells, manifest); options as :func:`dvbstats.input.runfolder.write`."""
+        from dvbstats.input import runfolder
+
+        return runfolder.write(self, path, **options)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Fit:
+        """Read a run folder back (no refitting)."""
+        from dvbstats.input import runfolder
+
+        return runfolder.read_fit(path)
+
+    def parametrizations(self) -> dict[str, str]:
+        """The parametrisation each random term was sampled in."""
+        return term_parametrizations(self.design, self.parametrization)
+
+    def priors_used(self) -> dict[str, str]:
+        return self.priors.describe(self.design.prior_names)
+
+
+def default_target_accept(d: Design, parametrization: Parametrization) -> float:
+    """0.8 when every random term is centred (data-rich: long trajectories would only cost time);
+    0.95 when some term is non-centred (thin data, where divergences come from curvature and the
+    gradients are cheap). Measured in docs/model.md."""
+    kinds = term_parametrizations(d, parametrization).values()
+    return 0.95 if any("noncentered" in k for k in kinds) else 0.8
+
+
+def fit(
+    formula: Formula,
+    cells: CellTable,
+    *,
+    priors: Priors | None = None,
+    settings: SamplerSettings = SamplerSettings(),
+    parametrization: Parametrization = "auto",
+    progress: bool = True,
+    backend: str = "auto",
+) -> Fit:
+    """Build the hierarchical logistic model of ``formula`` on ``cells`` and sample it.
+
+    With ``auto``, a fit that fails its checks is sampled once more in the other zero-sum form
+    (``_retry_in_other_form``), which is said on the console and kept in ``Fit.retry``.
+    ``backend="auto"`` samples the hand-written density of :mod:`dvbstats.model.fastlogp` with nutpie
+    when it supports the design (same posterior, no per-model compilation), else the PyMC model.
+    """
+    if backend not in ("auto", "fastlogp", "pymc"):
+        raise ValueError(f"backend must be auto, fastlogp or pymc, not {backend!r}")
+    priors = priors or Priors({})
+    result = _fit_once(design(formula, cells), priors, settings, parametrization, progress, backend)
+    if parametrization == "auto" and result.design.terms and not result.diagnostics.ok:
+        result = _retry_in_other_form(result, settings, progress)
+    return result
+
+
+def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrization: Parametrization,
+              progress: bool, backend: str) -> Fit:
+    t0 = time.perf_counter()
+    if settings.target_accept is None:
+        settings = replace(settings, target_accept=default_target_accept(d, parametrization))
+    if backend == "auto":
+        backend = "fastlogp" if settings.sampler == "nutpie" and fastlogp.supports(d) else "pymc"
+    if backend == "fastlogp":
+        per_term = term_parametrizations(d, check_parametrization(parametrization))
+        t1 = time.perf_counter()
+        idata = fastlogp.sample(d, priors, per_term, settings, progress=progress)
+    else:
+        model = pymc_model(d, priors, parametrization)
+        t1 = time.perf_counter()
+        idata = sample(model, settings, progress=progress)
+    t2 = time.perf_counter()
+    return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1}, backend=backend)
+
+
+def _retry_in_other_form(first: Fit, settings: SamplerSettings, progress: bool) -> Fit:
+    """A fit in the zero-sum form ``auto`` did not choose for ``first``, whose checks failed.
+
+    Near the threshold between the forms either can fail where the other passes (docs/model.md).
+    ``settings`` are the requested ones (a default target acceptance follows the new form). The
+    second fit is returned even if it fails too, so that its checks are the ones reported.
+    """
+    chosen = set(first.parametrizations().values())
+    other = "zerosum_noncentered" if chosen == {"zerosum"} else "zerosum"
+    note = (f"auto parametrisation ({', '.join(sorted(chosen))}) failed its checks "
+            f"({'; '.join(first.diagnostics.failures)}); refitted with --parametrization {other}")
+    if progress:
+        print(f"{note}...", flush=True)
+    second = _fit_once(first.design, first.priors, settings, other, progress, first.backend)
+    timing = {k: first.timing[k] + second.timing[k] for k in second.timing}
+    return replace(second, timing=timing, retry=note)

@@ -1,0 +1,123 @@
+"""Paired comparisons of models on the items they share: one 2x2 table per pair of models.
+
+Every model of a benchmark answers the same items, so two models' outcomes on an item are a pair.
+:func:`pair_counts` cross-tabulates them, for every pair of models, on the items **both** answered
+(used rows only): ``n_11`` both chose 1 (the deep value), ``n_10`` only the first, ``n_01`` only
+the second, ``n_00`` neither. :func:`paired_tests` compares the two models' rates with McNemar's
+exact test, which uses only the discordant items, beside the paper's unpaired chi-square on the
+same items, each adjusted across all pairs (Holm; Benjamini-Hochberg), so a reader sees what
+pairing changes. Agreement between models (:mod:`dvbstats.results.agreement`) starts from the same table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+import polars as pl
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+
+from dvbstats.results.frequentist import chi2_2x2
+
+#: Columns of :func:`pair_counts`.
+COUNT_COLUMNS: tuple[str, ...] = ("model1", "model2", "n_shared", "n_11", "n_10", "n_01", "n_00")
+#: Multiple-comparison adjustments: column suffix -> ``multipletests`` method.
+ADJUSTMENTS: dict[str, str] = {"holm": "holm", "bh": "fdr_bh"}
+
+
+def used_outcomes(trials: pl.DataFrame, *, outcome: str = "chose_deep", item: str = "prompt_id") -> pl.DataFrame:
+    """``model, item, outcome`` of the used rows (status ``used``), one row per model and item.
+
+    Raises ``ValueError`` when a model has two used rows for one item (the trial table's
+    reconciliation keeps at most one) or a used row has no outcome.
+    """
+    missing = [c for c in ("model", item, outcome, "status") if c not in trials.columns]
+    if missing:
+        raise ValueError(f"paired comparison: the trial table lacks column(s) {', '.join(missing)}")
+    used = trials.filter(pl.col("status") == "used").select("model", item, outcome)
+    if used[outcome].null_count():
+        row = used.filter(pl.col(outcome).is_null()).row(0, named=True)
+        raise ValueError(f"paired comparison: used row of model {row['model']!r}, {item} {row[item]!r} has no {outcome}")
+    repeated = used.filter(pl.struct("model", item).is_duplicated())
+    if repeated.height:
+        row = repeated.row(0, named=True)
+        raise ValueError(f"paired comparison: model {row['model']!r} has {repeated.height} used rows sharing an item, "
+                         f"e.g. {item} {row[item]!r}; reconcile duplicates first (ingest does)")
+    return used
+
+
+def pair_counts(
+    trials: pl.DataFrame,
+    order: Sequence[str] | None = None,
+    *,
+    outcome: str = "chose_deep",
+    item: str = "prompt_id",
+) -> pl.DataFrame:
+    """The 2x2 table of every pair of models on the items both answered (:data:`COUNT_COLUMNS`).
+
+    Pairs are (``order[i]``, ``order[j]``) for i < j; ``order`` defaults to the models sorted by
+    name, and models in it without used rows are left out. Only used rows count: an item one
+    model did not answer (unparsed, conflicting copies) is not shared.
+    """
+    used = used_outcomes(trials, outcome=outcome, item=item)
+    present = set(used["model"].unique().to_list())
+    names = [m for m in (order if order is not None else sorted(present)) if m in present]
+    wide = used.pivot(on="model", index=item, values=outcome).select(names)
+    x = wide.to_numpy().astype(float)  # items x models; NaN where a model has no used row
+    rows = []
+    for i, j in combinations(range(len(names)), 2):
+        shared = ~np.isnan(x[:, i]) & ~np.isnan(x[:, j])
+        a, b = x[shared, i] == 1, x[shared, j] == 1
+        rows.append((names[i], names[j], int(shared.sum()), int((a & b).sum()), int((a & ~b).sum()),
+                     int((~a & b).sum()), int((~a & ~b).sum())))
+    return pl.DataFrame(rows, schema={c: pl.String if c.startswith("model") else pl.Int64 for c in COUNT_COLUMNS},
+                        orient="row")
+
+
+def adjust(p: np.ndarray, method: str) -> np.ndarray:
+    """``multipletests`` adjusted p-values over the non-missing entries of ``p`` (NaN stays NaN)."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method=method)[1]
+    return out
+
+
+def paired_tests(counts: pl.DataFrame) -> pl.DataFrame:
+    """McNemar's exact test and the unpaired chi-square per pair, each adjusted across all pairs.
+
+    Per pair of :func:`pair_counts`, on its ``n_shared`` items: ``rate1, rate2`` (each model's
+    rate of 1s), ``diff = rate1 - rate2 = (n_10 - n_01) / n``, its standard error paired
+    (``sqrt(n_10 + n_01 - (n_10 - n_01)^2 / n) / n``) and unpaired (two independent binomials),
+    McNemar's exact test (``statsmodels...mcnemar(exact=True)``: a binomial test of n_10 against
+    n_10 + n_01; ``mcnemar_stat = min(n_10, n_01)``) and the paper's chi-square test
+    (:func:`dvbstats.results.frequentist.chi2_2x2`, Yates-corrected) that treats the two models' answers
+    as independent samples. ``*_holm`` and ``*_bh`` are the p-values adjusted across all pairs
+    (Holm's step-down, family-wise error; Benjamini-Hochberg, false discovery rate). A pair with
+    no shared item has missing tests and takes no part in the adjustment.
+    """
+    rows = []
+    for r in counts.iter_rows(named=True):
+        n, b, c = r["n_shared"], r["n_10"], r["n_01"]
+        test = dict.fromkeys(("rate1", "rate2", "diff", "se_paired", "se_unpaired", "mcnemar_stat", "mcnemar_p",
+                              "chi2_stat", "chi2_p"), np.nan)
+        if n > 0:
+            k1, k2 = r["n_11"] + b, r["n_11"] + c
+            p1, p2 = k1 / n, k2 / n
+            exact = mcnemar(np.array([[r["n_11"], b], [c, r["n_00"]]]), exact=True)
+            chi2 = chi2_2x2(k1, n, k2, n)
+            test.update(rate1=p1, rate2=p2, diff=(b - c) / n, se_paired=np.sqrt(b + c - (b - c) ** 2 / n) / n,
+                        se_unpaired=np.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n),
+                        mcnemar_stat=float(exact.statistic), mcnemar_p=float(exact.pvalue),
+                        chi2_stat=chi2.statistic, chi2_p=chi2.p_value)
+        rows.append({**r, **test})
+    table = pl.DataFrame(rows, schema_overrides={c: pl.Float64 for c in ("rate1", "rate2", "diff", "se_paired",
+                                                                          "se_unpaired", "mcnemar_stat",
+                                                                          "mcnemar_p", "chi2_stat", "chi2_p")})
+    return table.with_columns(
+        pl.Series(f"{test}_p_{suffix}", adjust(table[f"{test}_p"].to_numpy(), method))
+        for test in ("mcnemar", "chi2") for suffix, method in ADJUSTMENTS.items()
+    )

@@ -1,0 +1,277 @@
+"""The tables of a fit: what the run folder, the console and the report show."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import numpy as np
+import polars as pl
+import xarray as xr
+from scipy.special import expit
+
+from dvbstats.model import lazy
+from dvbstats.model.design import Design, linear_predictor, pymc_model
+from dvbstats.model.priors import Priors
+from dvbstats.results import bounds, contrasts, estimands
+from dvbstats.results.estimands import summarize
+from dvbstats.results.fitted import Fit
+
+pm = lazy.module("pymc")  # imported for the prior predictive check only
+
+
+def tables(fit: Fit, hdi_prob: float, seed: int) -> dict[str, pl.DataFrame]:
+    """Every table of the run folder that comes from the posterior, by file stem."""
+    out = {
+        "dvgr": dvgr_table(fit, hdi_prob, seed),
+        "sd": sd_table(fit, hdi_prob),
+        "fixed": fixed_table(fit, hdi_prob),
+        "cor": cor_table(fit, hdi_prob),
+        "random_effects": random_effects_table(fit, hdi_prob),
+        "margins": margins_table(fit, hdi_prob),
+        **({"item_effects": item_effects_table(fit)} if item_factors(fit) else {}),
+        "ppc": ppc_table(fit, hdi_prob, seed),
+        "diagnostics": fit.diagnostics.table,
+    }
+    interaction = interaction_table(fit, hdi_prob)
+    if interaction is not None:
+        out["interaction_dvgr"] = interaction
+    conditions = condition_table(fit, hdi_prob)
+    if conditions is not None:
+        out["condition_effects"] = conditions
+    if len(fit.models) > 1:
+        draws, labels = fit.level_draws("model")
+        out["ranks"] = contrasts.rank_table(draws, labels, interval=hdi_prob)
+        out["p_superior"] = contrasts.p_superior(draws, labels)
+    return out
+
+
+def _with_diagnostics(table: pl.DataFrame, fit: Fit, labels: list[str]) -> pl.DataFrame:
+    diag = fit.diagnostics.table.rename({"parameter": "_p"})
+    return table.with_columns(_p=pl.Series(labels)).join(diag, on="_p", how="left").drop("_p")
+
+
+def dvgr_table(fit: Fit, hdi_prob: float, seed: int) -> pl.DataFrame:
+    """Per model and overall: counts, raw rate with Wilson CI and binomial p, posterior DVGR."""
+    counts = fit.cells.by_model()
+    totals = counts.select(pl.lit("overall").alias("model"), pl.exclude("model").sum())
+    raw = estimands.raw_rates(pl.concat([counts, totals])).rename({"n_trials": "n_used"})
+    raw = raw.with_columns(n_excluded=pl.col("n_prompts") - pl.col("n_used")).drop("n_deep")
+    post = pl.concat([summarize(fit.dvgr, hdi_prob, dim="model"),
+                      summarize(fit.overall, hdi_prob).with_columns(model=pl.lit("overall"))], how="diagonal")
+    post = post.rename({c: f"dvgr_{c}" for c in ("mean", "median", "hdi_low", "hdi_high")})
+    pop = summarize(estimands.population_dvgr(fit.design, fit.idata, fit.models, seed), hdi_prob, dim="model")
+    pop = pop.select("model", pop_dvgr_mean="mean", pop_dvgr_hdi_low="hdi_low", pop_dvgr_hdi_high="hdi_high")
+    table = raw.join(post, on="model", how="left").join(pop, on="model", how="left")
+    labels = [f"dvgr[{m}]" for m in table["model"]]
+    labels[-1] = "dvgr_overall"
+    cols = ["model", "n_prompts", "n_used", "n_excluded", "raw_dvgr", "wilson_low", "wilson_high", "binom_p",
+            "dvgr_mean", "dvgr_median", "dvgr_hdi_low", "dvgr_hdi_high", "p_below_half",
+            "pop_dvgr_mean", "pop_dvgr_hdi_low", "pop_dvgr_hdi_high"]
+    return _with_diagnostics(table.select(cols), fit, labels)
+
+
+def sd_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
+    """Posterior of each random-effect SD (logit scale): which factor moves choices most."""
+    if "sd" not in fit.idata.posterior:
+        return pl.DataFrame(schema={"term": pl.String, "mean": pl.Float64})
+    s = summarize(fit.idata.posterior["sd"], hdi_prob, dim="term").drop("p_below_half")
+    return _with_diagnostics(s, fit, [f"sd[{t}]" for t in s["term"]])
+
+
+def fixed_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
+    """Intercept and coefficients (logit scale) with P(> 0): ``term`` is the parameter, ``coefficient``
+    its name in the formula's coding (``condition[B]:log_n_train``)."""
+    d = fit.design
+    labels = dict(zip((f"b_{x}" for x in d.fixed), d.coefficients)) | {"Intercept": "Intercept"}
+    rows = []
+    for name, da in fit.top_level().items():
+        if name in ("sd", "cor"):
+            continue
+        s = summarize(da, hdi_prob).drop("p_below_half").with_columns(
+            term=pl.lit(name), coefficient=pl.lit(labels[name]), p_positive=pl.lit(float((da > 0).mean())))
+        rows.append(s)
+    columns = ["term", "coefficient", "mean", "median", "hdi_low", "hdi_high", "p_positive"]
+    if not rows:
+        return pl.DataFrame(schema={c: pl.String if c in ("term", "coefficient") else pl.Float64 for c in columns})
+    table = pl.concat(rows).select(columns)
+    return _with_diagnostics(table, fit, table["term"].to_list())
+
+
+def cor_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
+    """Posterior correlation of each pair of a random term's coefficients (``group|a,b``), with P(> 0)."""
+    if "cor" not in fit.idata.posterior:
+        return pl.DataFrame(schema={"pair": pl.String, "mean": pl.Float64})
+    da = fit.idata.posterior["cor"]
+    s = summarize(da, hdi_prob, dim="pair").drop("p_below_half").with_columns(
+        p_positive=pl.Series((da > 0).mean(("chain", "draw")).values))
+    return _with_diagnostics(s, fit, [f"cor[{p}]" for p in s["pair"]])
+
+
+def _level_effects(fit: Fit) -> Iterator[tuple[str, xr.DataArray]]:
+    """Each random term's deviations per level, as (label, (chain, draw, level) array)."""
+    for t in fit.design.terms:
+        da = fit.idata.posterior[f"r_{t.name}"]
+        if len(t.dims) > 1:
+            labels = [":".join(ix) for ix in itertools.product(*t.levels)]
+            da = xr.DataArray(da.values.reshape(*da.shape[:2], -1), dims=("chain", "draw", "level"),
+                              coords={"level": labels})
+        else:
+            da = da.rename({t.dims[0]: "level"})
+        yield t.term.label, da
+    for sl in fit.design.slopes:
+        da = fit.idata.posterior[f"r_{sl.name}"]
+        for k, label in enumerate(sl.sd_labels):
+            yield label, da.isel({sl.coef_dim: k}, drop=True).rename({sl.dim: "level"})
+
+
+def random_effects_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
+    """Every level's deviation from the intercept (logit scale), except item-level terms' (their
+    levels go to :func:`item_effects_table`; :data:`dvbstats.results.bounds.MAX_LEVELS_LISTED`)."""
+    parts = [summarize(da, hdi_prob, dim="level").drop("p_below_half", "median").with_columns(term=pl.lit(label))
+             for label, da in _level_effects(fit) if not bounds.item_level(da.sizes["level"])]
+    if not parts:
+        return pl.DataFrame(schema={"term": pl.String, "level": pl.String})
+    return pl.concat(parts).select("term", "level", "mean", "hdi_low", "hdi_high")
+
+
+def item_effects_table(fit: Fit) -> pl.DataFrame:
+    """The compact table of item-level terms (``(1|prompt)``): each level's posterior mean and SD
+    (logit scale), without the HDIs that would cost seconds per thousand levels."""
+    parts = []
+    for label, da in _level_effects(fit):
+        if bounds.item_level(da.sizes["level"]):
+            values = da.values.reshape(-1, da.sizes["level"])
+            parts.append(pl.DataFrame({"term": label, "level": [str(x) for x in da["level"].values],
+                                       "mean": values.mean(axis=0), "sd": values.std(axis=0, ddof=1)}))
+    return pl.concat(parts) if parts else pl.DataFrame(schema={"term": pl.String, "level": pl.String})
+
+
+def item_factors(fit: Fit) -> dict[str, int]:
+    """Design factors with more levels than :data:`dvbstats.results.bounds.MAX_LEVELS_LISTED`, and their numbers of levels."""
+    counts = {f: fit.cells.data[f].n_unique() for f in fit.cells.by if f != "model"}
+    return {f: n for f, n in counts.items() if bounds.item_level(n)}
+
+
+def grouped(fit: Fit, by: list[str], hdi_prob: float) -> pl.DataFrame:
+    da, keys = fit.average(by)
+    s = summarize(da.assign_coords(group=np.arange(keys.height)), hdi_prob, dim="group").drop("group", "p_below_half")
+    raw = fit.cells.data.group_by(by).agg(pl.col("n_trials").sum(), pl.col("n_deep").sum())
+    raw = raw.with_columns(raw_dvgr=pl.col("n_deep") / pl.col("n_trials")).drop("n_deep")
+    return pl.concat([keys, s.rename({c: f"dvgr_{c}" for c in s.columns})], how="horizontal").join(
+        raw, on=by, how="left")
+
+
+def interaction_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
+    """Posterior DVGR per model x level for the first interaction term involving ``model``."""
+    for t in fit.design.terms:
+        if "model" in t.term.factors and len(t.term.factors) > 1:
+            return grouped(fit, list(t.term.factors), hdi_prob)
+    return None
+
+
+def margins_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
+    """Design-averaged posterior DVGR by each design factor other than model (value, n_train, ...),
+    item-level factors (:func:`item_factors`) left out."""
+    parts = []
+    for factor in fit.cells.by:
+        if factor == "model" or factor in item_factors(fit):
+            continue
+        g = grouped(fit, [factor], hdi_prob)
+        level = g[factor]
+        if factor == "log_n_train":
+            factor, level = "n_train", level.exp().round(0).cast(pl.Int64)
+        parts.append(g.drop(g.columns[0]).with_columns(factor=pl.lit(factor), level=level.cast(pl.String)))
+    if not parts:
+        return pl.DataFrame(schema={"factor": pl.String, "level": pl.String})
+    return pl.concat(parts).select("factor", "level", pl.exclude("factor", "level"))
+
+
+def ppc_table(fit: Fit, hdi_prob: float, seed: int, max_draws: int = 500) -> pl.DataFrame:
+    """Posterior predictive check: observed vs replicated rates per model and per value."""
+    d, post = fit.design, fit.idata.posterior
+    n_total = post.sizes["chain"] * post.sizes["draw"]
+    keep = np.linspace(0, n_total - 1, min(max_draws, n_total)).astype(int)
+    stacked = estimands.stacked_draws(fit.idata, estimands.parameter_names(d))
+    draws = {n: v[keep] for n, v in stacked.items()}
+    p = expit(linear_predictor(d, draws))
+    n = d.cells.data["n_trials"].to_numpy()
+    return predictive_table(d.cells.data, np.random.default_rng(seed).binomial(n[None, :], p), hdi_prob)
+
+
+def prior_predictive_table(d: Design, priors: Priors, parametrization: str, hdi_prob: float, seed: int,
+                           draws: int = 500) -> pl.DataFrame:
+    """Prior predictive check: the rates per model and per value the priors alone expect, beside the data.
+
+    Wide intervals that cover the observed rates mean the priors let the data speak; intervals piled
+    at 0 and 1 would mean the priors on the logit scale are too wide to be weakly informative.
+    """
+    model = pymc_model(d, priors, parametrization)
+    prior = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed, var_names=["n_deep"])
+    y_rep = prior.prior_predictive["n_deep"].values.reshape(-1, int(d.observed.sum()))
+    return predictive_table(d.cells.data.filter(pl.Series(d.observed)), y_rep, hdi_prob)
+
+
+def predictive_table(cells: pl.DataFrame, y_rep: np.ndarray, hdi_prob: float) -> pl.DataFrame:
+    """Observed rates per model and per value beside the rates of replicated counts ``y_rep`` (draws, cells)."""
+    n = cells["n_trials"].to_numpy()
+    parts = []
+    for by in ("model", "value"):
+        if by not in cells.columns:
+            continue
+        keys = cells[by].cast(pl.String)
+        levels = sorted(keys.unique().to_list())
+        g = np.array([levels.index(k) for k in keys.to_list()])
+        trials = np.bincount(g, weights=n, minlength=len(levels))
+        with np.errstate(invalid="ignore", divide="ignore"):  # a model without trials (--keep-empty-models): NaN
+            obs = np.bincount(g, weights=cells["n_deep"].to_numpy(), minlength=len(levels)) / trials
+            rep = np.stack([np.bincount(g, weights=row, minlength=len(levels)) for row in y_rep]) / trials
+        rep_da = xr.DataArray(rep[None], dims=("chain", "draw", "level"), coords={"level": levels})
+        s = summarize(rep_da, hdi_prob, dim="level")
+        parts.append(pl.DataFrame({
+            "by": by, "level": levels, "observed": obs, "predicted_mean": s["mean"],
+            "predicted_low": s["hdi_low"], "predicted_high": s["hdi_high"], "n_trials": trials.astype(int)}))
+    return pl.concat(parts)
+
+
+def condition_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
+    """Each categorical fixed effect (a condition: prompt template, attack prompt, re-run, ...) on the
+    probability scale: every level minus the reference level, design-averaged, for all models
+    together (``model = "all models"``, the population-level effect) and for each model (with a
+    ``(1 + condition|model)`` term these differ by model). None when the formula has no such term."""
+    rows = []
+    for var, pairs in condition_pairs(fit).items():
+        draws, labels = fit.level_draws(var.name)
+        rows.append(contrasts.contrast_table(draws, labels, pairs, factor=var.name, hdi_prob=hdi_prob)
+                    .with_columns(model=pl.lit("all models")))
+        da, keys = fit.average(("model", var.name))
+        values = da.values.reshape(-1, da.sizes["group"])
+        for model in fit.models:
+            at = [i for i, m in enumerate(keys["model"].to_list()) if m == model]
+            rows.append(contrasts.contrast_table(values[:, at], [str(x) for x in keys[var.name][at]], pairs,
+                                                 factor=var.name, hdi_prob=hdi_prob).with_columns(model=pl.lit(model)))
+    if not rows:
+        return None
+    return pl.concat(rows).select("factor", "model", pl.exclude("factor", "model"))
+
+
+def condition_pairs(fit: Fit) -> dict:
+    """Per condition variable of :func:`condition_table`, its (level, reference level) pairs."""
+    out = {}
+    for var in _condition_variables(fit):
+        levels = sorted(str(x) for x in fit.cells.data[var.name].unique().to_list())
+        ref = var.ref if var.ref is not None else levels[0]
+        out[var] = [(level, ref) for level in levels if level != ref]
+    return out
+
+
+def _condition_variables(fit: Fit) -> list:
+    """Main-effect fixed terms that are factors (not ``model``): the conditions a report contrasts."""
+    out = []
+    for term in fit.formula.fixed:
+        if len(term) != 1 or term[0].name == "model" or term[0].name not in fit.cells.data.columns:
+            continue
+        var = term[0]
+        if var.factor or not fit.cells.data[var.name].dtype.is_numeric():
+            out.append(var)
+    return out
