@@ -196,3 +196,15 @@ def test_mr_asr_coverage_over_seeds(tmp_path):
         covered += truth.filter(pl.col("p_misaligned").is_between("hdi_low", "hdi_high")).height
         total += truth.height
     assert covered / total >= 0.9, f"{covered} of {total} covered"
+
+
+def test_console_scaling_lines_use_the_benchmark_rate(hvsb_run):
+    """The CLI's scaling lines name the HVSB rate the tests compared, never the DVGR or the DVB paper."""
+    from dvbstats.cli.fit import console_scaling
+
+    *_, out, _ = hvsb_run
+    folder = RunFolder.read(out)
+    assert folder.table("scaling_pairs") is not None
+    lines = console_scaling(folder, HVSB.rate_label("none"), "chi-square")
+    assert "DVGR" not in lines and "paper" not in lines and HVSB.rate_label("none") in lines
+    assert "posterior DVGR difference" in console_scaling(folder)  # DVB's default words, for contrast

@@ -175,12 +175,12 @@ def console_table(dvgr: pl.DataFrame, rate: str = "DVGR") -> str:
     return "\n".join(lines)
 
 
-def console_scaling(folder: runfolder.RunFolder) -> str:
-    """Pair contrasts and the pooled slope, when the scaling tests ran."""
+def console_scaling(folder: runfolder.RunFolder, rate: str = "DVGR", test: str = "paper's chi-square") -> str:
+    """Pair contrasts and the pooled slope, when the scaling tests ran (``rate``: the benchmark's word)."""
     pair_table, trend = folder.table("scaling_pairs"), folder.table("scaling_trend")
     if pair_table is None:
         return ""
-    lines = ["Scaling (larger minus smaller, posterior DVGR difference [HDI], P(<0); paper's chi-square p):"]
+    lines = [f"Scaling (larger minus smaller, posterior {rate} difference [HDI], P(<0); {test} p):"]
     for r in pair_table.iter_rows(named=True):
         lines.append(f"  {r['smaller'] + ' -> ' + r['larger']:<44}{r['diff_mean']:+.3f} [{r['diff_hdi_low']:+.3f}, "
                      f"{r['diff_hdi_high']:+.3f}]  P={r['p_diff_below_0']:.3f}  chi2 p={r['chi2_p']:.2g}")
@@ -340,7 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Posterior {'DVGR' if bench.name == 'dvb' else bench.rate_name + ' per model, over every condition'} "
           f"({args.hdi:.0%} HDI), formula: {result.formula}")
     print(console_table(folder.table("dvgr"), rate))
-    scaling_lines = console_scaling(folder)
+    scaling_lines = (console_scaling(folder) if bench.name == "dvb"
+                     else console_scaling(folder, bench.rate_label(next(iter(bench.rate_by_condition), None)), "chi-square"))
     if scaling_lines:
         print("\n" + scaling_lines)
     print(f"\nRun folder: {out}")
