@@ -112,3 +112,16 @@ def test_default_fit_passes_at_medium_depth():
     res = fit(f, example.at_depth(1200, 1, f.variables), settings=SamplerSettings(seed=1), progress=False)
     assert res.diagnostics.ok, res.diagnostics.failures
     assert res.retry is None  # the rule itself chose a form that passes
+
+
+def test_an_item_term_is_non_centred_alone_beside_rich_terms():
+    """(1|item) with a few trials per item beside terms of >= CENTRED_MIN_TRIALS per level: only the
+    item term is non-centred; with a medium term beside it, every term keeps one form."""
+    formula = parse("chose_deep ~ 1 + (1|model) + (1|item)")
+    rich = _grid({"model": 3, "item": 400}, 2)  # 800 trials per model, 6 per item
+    assert term_parametrizations(design(formula, rich), "auto") == {"model": "zerosum", "item": "zerosum_noncentered"}
+    assert default_target_accept(design(formula, rich), "auto") == 0.95
+    medium = _grid({"model": 3, "item": 200}, 2)  # 400 per model: below CENTRED_MIN_TRIALS
+    assert set(term_parametrizations(design(formula, medium), "auto").values()) == {"zerosum_noncentered"}
+    alone = parse("chose_deep ~ 1 + (1|item)")  # no rich term beside the thin one
+    assert term_parametrizations(design(alone, rich), "auto") == {"item": "zerosum_noncentered"}

@@ -55,6 +55,11 @@ _TEXTBOOK = {"zerosum": "centered", "zerosum_noncentered": "noncentered", "zeros
 #: per level (median): then the likelihood pins each level down far more tightly than its prior SD.
 #: Measured across data depths in docs/model.md (benchmarks/bench_depth.py).
 CENTRED_MIN_TRIALS = 500
+#: A random intercept this thin (median trials per level: benchmark items, ``(1|prompt)`` with ~9
+#: trials per prompt) is item-level: ``auto`` samples it non-centred on its own when every other
+#: random intercept reaches CENTRED_MIN_TRIALS, so that the rich terms stay centred. The tenfold gap
+#: keeps this mix away from the medium depths where mixed forms failed (docs/model.md).
+ITEM_MAX_TRIALS = 50
 
 
 @dataclass(frozen=True)
@@ -323,7 +328,10 @@ def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[s
     ``auto`` gives every random intercept one form: centred zero-sum when the thinnest term's median
     trials per level reach CENTRED_MIN_TRIALS, non-centred zero-sum otherwise. Mixing the forms
     (centred where a term is well filled, non-centred where it is thin) failed its checks at
-    650-1,300 trials per level where either form alone passed (docs/model.md). The slope columns of
+    650-1,300 trials per level where either form alone passed (docs/model.md). The one exception is
+    an item-level term (under ITEM_MAX_TRIALS per level) beside terms that all reach
+    CENTRED_MIN_TRIALS: it alone is non-centred (non-centring the rich terms too mixed badly:
+    bulk ESS below 60 for ``sd[model]`` on the HVSB example with item effects, docs/model.md). The slope columns of
     a random-slope term are always non-centred: a slope SD near zero (a slope that barely varies)
     makes a funnel that the centred form cannot sample (189 divergences, R-hat 1.11 at published
     scale, bench_slopes.py). Its intercept column follows the random intercepts' rule, judged on
@@ -335,10 +343,15 @@ def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[s
         out = {t.name: parametrization for t in d.random}
     else:
         n = d.cells.data["n_trials"].to_numpy()
-        intercepts = [t for t in d.random if not isinstance(t, SlopeTerm)]
-        thinnest = min((np.median(_trials_per_level(t, n)) for t in intercepts), default=np.inf)
+        depth = {t.name: np.median(_trials_per_level(t, n)) for t in d.random if not isinstance(t, SlopeTerm)}
+        items = {k for k, m in depth.items() if m < ITEM_MAX_TRIALS}
+        rest = [m for k, m in depth.items() if k not in items]
+        if not (items and rest and min(rest) >= CENTRED_MIN_TRIALS):
+            items = set()
+        thinnest = min(rest if items else depth.values(), default=np.inf)
         form = "zerosum" if thinnest >= CENTRED_MIN_TRIALS else "zerosum_noncentered"
-        out = {t.name: _slope_form(t, n, form) if isinstance(t, SlopeTerm) else form for t in d.random}
+        out = {t.name: _slope_form(t, n, form) if isinstance(t, SlopeTerm)
+               else "zerosum_noncentered" if t.name in items else form for t in d.random}
     allowed = _zero_sum_allowed(d)
     return {k: v if allowed[k] else _TEXTBOOK.get(v, v) for k, v in out.items()}
 
