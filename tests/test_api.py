@@ -133,3 +133,18 @@ def test_dvb_report_stays_the_function_when_the_report_modules_are_imported():
     for module in ("dvbstats.report", "dvbstats.report.build", "dvbstats.report.plots"):
         importlib.import_module(module)
     assert callable(dvb.report) and dvb.report.__module__ == "dvbstats.api"
+
+
+def test_prior_predictive_with_random_slopes_is_refused_plainly_and_before_sampling(dumps, tmp_path, monkeypatch, capsys):
+    """Random slopes carry their LKJ prior as a density (no forward sampler): the API says so, and the CLI
+    exits 2 with one error line before any sampling, leaving no run folder."""
+    model = dvb.Model("chose_deep ~ 1 + log_n_train + (1 + log_n_train|model) + (1|value)", dvb.load(dumps))
+    with pytest.raises(ValueError, match="not available for formulas with random slopes"):
+        model.prior_predictive(draws=50)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(dvb.Model, "fit", lambda *a, **k: pytest.fail("sampled before refusing"))
+    code = cli.main([*dumps, "--out", "run", "--quiet", "--no-report", "--prior-predictive",
+                     "--formula", "chose_deep ~ 1 + log_n_train + (1 + log_n_train|model) + (1|value)"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("error:") == 1 and "random slopes" in err
+    assert not (tmp_path / "run").exists()

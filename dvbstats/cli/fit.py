@@ -23,6 +23,7 @@ from dvbstats.model import formula as formulamod
 from dvbstats.model.design import PARAMETRIZATIONS
 from dvbstats.model.priors import PriorError, Priors
 from dvbstats.results import contrasts as contrastmod
+from dvbstats.results import tables as tablesmod
 from dvbstats.results.fitted import Fit
 
 EXIT_DIAGNOSTICS = 3
@@ -99,6 +100,8 @@ def run(
 
         scalingmod.pairs(model.models, cells.by_model()["model"].to_list(), explicit=pairs)
     contrastmod.resolve(contrasts, contrastmod.factor_levels(cells.data, cells.by))
+    if prior_predictive:  # refused before sampling, not after
+        tablesmod.check_prior_predictive(model.design)
     log(f"Fitting {model.formula} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
         "a first run compiles the sampler's code (10-30 s)...")
     with _warnings_to(log):

@@ -199,6 +199,15 @@ def ppc_table(fit: Fit, hdi_prob: float, seed: int, max_draws: int = 500) -> pl.
     return predictive_table(d.cells.data, np.random.default_rng(seed).binomial(n[None, :], p), hdi_prob)
 
 
+def check_prior_predictive(d: Design) -> None:
+    """Refuse a design whose priors PyMC cannot draw from: random slopes carry their LKJ prior and
+    centred rows as a density on flat variables (``design._lkj_cholesky``), which has no forward sampler."""
+    if d.slopes:
+        raise ValueError("the prior predictive check is not available for formulas with random slopes "
+                         f"({', '.join(s.name for s in d.slopes)}): their LKJ prior is written as a density, "
+                         "which cannot be drawn from directly; check the priors on the formula without the slopes")
+
+
 def prior_predictive_table(d: Design, priors: Priors, parametrization: str, hdi_prob: float, seed: int,
                            draws: int = 500) -> pl.DataFrame:
     """Prior predictive check: the rates per model and per value the priors alone expect, beside the data.
@@ -206,6 +215,7 @@ def prior_predictive_table(d: Design, priors: Priors, parametrization: str, hdi_
     Wide intervals that cover the observed rates mean the priors let the data speak; intervals piled
     at 0 and 1 would mean the priors on the logit scale are too wide to be weakly informative.
     """
+    check_prior_predictive(d)
     model = pymc_model(d, priors, parametrization)
     prior = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed, var_names=["n_deep"])
     y_rep = prior.prior_predictive["n_deep"].values.reshape(-1, int(d.observed.sum()))
