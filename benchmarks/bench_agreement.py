@@ -20,7 +20,7 @@ from pathlib import Path
 
 CHILD = """
 import sys, time
-from dvbstats import agreement, paired
+from dvbstats.results import agreement, paired
 from dvbstats.input.ingest import TrialTable
 from dvbstats.input.registry import ModelTable
 data, models = TrialTable.read(sys.argv[1]).data, ModelTable.default()

@@ -125,3 +125,20 @@ def test_an_item_term_is_non_centred_alone_beside_rich_terms():
     assert set(term_parametrizations(design(formula, medium), "auto").values()) == {"zerosum_noncentered"}
     alone = parse("chose_deep ~ 1 + (1|item)")  # no rich term beside the thin one
     assert term_parametrizations(design(alone, rich), "auto") == {"item": "zerosum_noncentered"}
+
+
+@pytest.mark.parametrize("forms, slopes, other", [
+    ({"model": "zerosum"}, False, "zerosum_noncentered"),
+    ({"model": "zerosum_noncentered"}, False, "zerosum"),
+    ({"value": "zerosum", "model__x": "zerosum_slopes_noncentered"}, True, "zerosum_noncentered"),
+    ({"value": "zerosum_noncentered", "model__x": "zerosum_noncentered"}, True, None),
+])
+def test_a_failed_fit_is_retried_in_a_form_that_can_sample_it(forms, slopes, other):
+    """A failed non-centred fit with random slopes is not retried with centred slope columns (they
+    cannot sample a slope SD near zero); every other failed auto fit is retried in the other form."""
+    from types import SimpleNamespace
+
+    from dvbstats.results.fitted import _other_form
+
+    first = SimpleNamespace(parametrizations=lambda: forms, design=SimpleNamespace(slopes=["s"] if slopes else []))
+    assert _other_form(first) == other

@@ -513,10 +513,9 @@ def test_reading_flags_wide_intervals_and_failed_checks():
 
 @pytest.mark.slow
 def test_renders_a_real_small_fit(tmp_path):
-    fit = pytest.importorskip("dvbstats.fit")
-    simulate = pytest.importorskip("dvbstats.simulate")
-    if not hasattr(fit, "run") or not hasattr(simulate, "simulate"):
-        pytest.skip("dvbstats.cli.fit.run or dvbstats.simulate.dvb.simulate not available yet")
+    from dvbstats import simulate
+    from dvbstats.cli import fit
+
     sim = _small_simulation(simulate, tmp_path / "dumps")
     out, _ = fit.run([str(p) for p in sim.paths], out=tmp_path / "run", draws=150, tune=150, chains=2, seed=3,
                      formula="chose_deep ~ 1 + log_n_train + (1|model) + (1|value)",

@@ -71,7 +71,7 @@ def test_a_real_fit_without_terminal_talks_and_hides_the_blas_warning(tmp_path):
         import warnings
         warnings.simplefilter("always")
         import numpy as np, pymc as pm
-        from dvbstats import sample
+        from dvbstats.model import sample
         sample.PROGRESS_INTERVAL_S = 0.2
         with pm.Model() as model:
             mu = pm.Normal("mu", 0, 1)

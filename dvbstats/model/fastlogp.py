@@ -61,7 +61,7 @@ def _prior_code(prior: Prior) -> tuple[int, np.ndarray]:
     return _PRIOR_CODES[prior.dist], params
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _prior_logp(code, a, x):
     """Log density of prior ``code`` with parameters ``a`` at ``x`` and its derivative (PyMC's constants)."""
     if code == 0:  # normal(mu, sigma)
@@ -93,7 +93,7 @@ def prior_logp(prior: Prior, x: float) -> tuple[float, float]:
 # --------------------------------------------------------------------------- zero-sum transform
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _extend(y, shape, axis, transpose):
     """PyMC's ``ZeroSumTransform.extend_axis`` along ``axis`` of the C-ordered array ``y`` of
     ``shape`` (n-1 free coordinates -> n values summing to zero), or with ``transpose`` its
@@ -126,7 +126,7 @@ def _extend(y, shape, axis, transpose):
     return out
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _zerosum(v, shape, transpose):
     """Extend (or pull back) along every axis: free grid <-> full grid of a zero-sum term."""
     cur = shape.copy()
@@ -167,7 +167,7 @@ def extend_transpose(g: np.ndarray, axis: int) -> np.ndarray:
 _SL_START, _SL_P, _SL_NPAIR, _SL_ROWS, _SL_ZEROSUM, _SL_CENTRED, _SL_V0, _SL_V1, _SL_SD0 = range(9)
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _lkj_cholesky(y, p, eta):
     """Cholesky factor ``L`` of a correlation matrix from unconstrained canonical partial correlations
     ``y`` (model._lkj_cholesky: ``tanh``, then stick-breaking along each row), with the log density of
@@ -192,7 +192,7 @@ def _lkj_cholesky(y, p, eta):
     return L, lp, g
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _lkj_pullback(y, L, g_L, g):
     """Add to ``g`` the gradient in ``y`` of a function of ``L`` whose gradient in ``L`` is ``g_L``."""
     p = L.shape[0]
@@ -209,7 +209,7 @@ def _lkj_pullback(y, L, g_L, g):
             k += 1
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _slope_parts(x, lay, eta):
     """A slope term at ``x``: SDs ``s``, Cholesky factor ``L`` (identity when uncorrelated), the
     standardised rows ``z`` (``F / s = z L^T``, ``z ~ N(0, I)``), the rows ``F`` and the full rows
@@ -236,7 +236,7 @@ def _slope_parts(x, lay, eta):
     return s, L, z, F, rows
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _slope_values(x, lay, eta, Z, group, r):
     """Fill ``r`` (the term's virtual levels) with ``Z_row · r[level]``."""
     rows = _slope_parts(x, lay, eta)[4]
@@ -247,7 +247,7 @@ def _slope_values(x, lay, eta, Z, group, r):
         r[u] = v
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _slope_logp(x, lay, eta, sd_code, sd_par, Z, group, g_r, grad):
     """Prior log density of a slope term (SD priors, LKJ, rows) and, into ``grad``, the gradient of it
     plus the likelihood's, whose derivative in each virtual level is ``g_r``.
@@ -306,7 +306,7 @@ def _slope_logp(x, lay, eta, sd_code, sd_par, Z, group, g_r, grad):
 # --------------------------------------------------------------------------- the cell loop
 
 
-@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "arcp"})
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
 def _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r):
     """Binomial-logit log likelihood of the cells; fills ``grad_b``, ``grad_r``; returns (logp, d/d alpha).
 
@@ -346,7 +346,7 @@ def _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r):
 _ZEROSUM, _NONCENTRED = 1, 2  # bit flags of a term's parametrisation
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
           intercept, X, idx, k, n, log_binom, sl_int, sl_eta, sl_code, sl_par, sl_Z, sl_group):
     """Log posterior density and its gradient at the unconstrained point ``x`` (layout: CellModel).

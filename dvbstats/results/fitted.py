@@ -191,9 +191,21 @@ def fit(
         raise ValueError(f"backend must be auto, fastlogp or pymc, not {backend!r}")
     priors = priors or Priors({})
     result = _fit_once(design(formula, cells), priors, settings, parametrization, progress, backend)
-    if parametrization == "auto" and result.design.terms and not result.diagnostics.ok:
+    if parametrization == "auto" and result.design.terms and not result.diagnostics.ok and _other_form(result):
         result = _retry_in_other_form(result, settings, progress)
     return result
+
+
+def _other_form(first: Fit) -> str | None:
+    """The zero-sum form to retry a failed ``auto`` fit in, or None. With random slopes it is the
+    non-centred form unless that one failed: centred slope columns cannot sample a slope SD near zero
+    (189 divergences at published scale, docs/model.md), so a failed non-centred slope fit stands."""
+    chosen = set(first.parametrizations().values())
+    if chosen == {"zerosum"}:
+        return "zerosum_noncentered"
+    if first.design.slopes:
+        return None if chosen == {"zerosum_noncentered"} else "zerosum_noncentered"
+    return "zerosum"
 
 
 def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrization: Parametrization,
@@ -222,8 +234,7 @@ def _retry_in_other_form(first: Fit, settings: SamplerSettings, progress: bool) 
     ``settings`` are the requested ones (a default target acceptance follows the new form). The
     second fit is returned even if it fails too, so that its checks are the ones reported.
     """
-    chosen = set(first.parametrizations().values())
-    other = "zerosum_noncentered" if chosen == {"zerosum"} else "zerosum"
+    chosen, other = set(first.parametrizations().values()), _other_form(first)
     note = (f"auto parametrisation ({', '.join(sorted(chosen))}) failed its checks "
             f"({'; '.join(first.diagnostics.failures)}); refitted with --parametrization {other}")
     if progress:
