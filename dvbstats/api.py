@@ -233,8 +233,7 @@ class Model:
                                    target_accept=target_accept)
         result = fit(self.formula, self.cells, priors=self.priors, settings=settings,
                      parametrization=self.parametrization, progress=progress)
-        return replace(result, data=self.data, empty_models=tuple(self.empty_models),
-                       model_table=self.models)
+        return result.with_input(self.data, self.empty_models, self.models)
 
     def prior_predictive(self, *, draws: int = 500, seed: int = SEED, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
         """Rates per model and per value that the priors alone expect, beside the observed ones."""

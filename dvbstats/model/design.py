@@ -478,3 +478,43 @@ def linear_predictor(d: Design, draws: dict[str, np.ndarray]) -> np.ndarray:
     for s in d.slopes:
         eta += np.einsum("ncp,cp->nc", draws[f"r_{s.name}"][:, s.index, :], s.Z)
     return eta
+
+
+def predictor_layout(d: Design) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`linear_predictor` as a sparse product, ``eta[i, c] = sum_j theta[i, cols[c, j]] * vals[c, j]``
+    with ``theta`` from :func:`stacked_parameters`: (cols, vals), each (n_cells, entries per cell).
+
+    For kernels that compute ``eta`` cell by cell instead of materialising (draws, cells) arrays."""
+    n_cells = d.cells.data.height
+    cols, vals, offset = [np.zeros((n_cells, 0), np.int64)], [np.zeros((n_cells, 0))], 0
+    if d.formula.intercept:
+        cols.append(np.zeros((n_cells, 1), np.int64))
+        vals.append(np.ones((n_cells, 1)))
+        offset = 1
+    cols.append(offset + np.tile(np.arange(len(d.fixed)), (n_cells, 1)))
+    vals.append(d.X.reshape(n_cells, len(d.fixed)))
+    offset += len(d.fixed)
+    for t in d.terms:
+        cols.append(offset + t.flat_index()[:, None])
+        vals.append(np.ones((n_cells, 1)))
+        offset += int(np.prod([len(lv) for lv in t.levels]))
+    for s in d.slopes:
+        width = len(s.coefficients)
+        cols.append(offset + s.index[:, None] * width + np.arange(width))
+        vals.append(s.Z)
+        offset += len(s.levels) * width
+    return (np.ascontiguousarray(np.hstack(cols), dtype=np.int64),
+            np.ascontiguousarray(np.hstack(vals), dtype=np.float64))
+
+
+def stacked_parameters(d: Design, draws: dict[str, np.ndarray]) -> np.ndarray:
+    """The parameters :func:`predictor_layout` indexes, as one (n_draws, n_parameters) array:
+    ``Intercept``, ``b_x`` in order, then every random term's array flattened (``draws`` as in
+    :func:`linear_predictor`)."""
+    n = next(iter(draws.values())).shape[0]
+    parts = [np.zeros((n, 0))]
+    if d.formula.intercept:
+        parts.append(draws["Intercept"].reshape(n, 1))
+    parts += [draws[f"b_{name}"].reshape(n, 1) for name in d.fixed]
+    parts += [draws[f"r_{t.name}"].reshape(n, -1) for t in d.random]
+    return np.ascontiguousarray(np.hstack(parts), dtype=np.float64)

@@ -141,6 +141,16 @@ class Fit:
         models, overall = table[table["model"] != "overall"], table[table["model"] == "overall"].iloc[0]
         return plots.forest(models, hdi_prob=hdi_prob, overall=overall)
 
+    def with_input(self, data: Data, empty_models: Sequence[str], model_table: ModelTable) -> Fit:
+        """This fit with the record of its input attached (``api.Model.fit``). The posterior summaries
+        already computed (the design averages and diagnostics that :func:`fit` checks) depend on the design
+        and posterior only, so they are kept rather than computed again: at 100 models 9 s CPU."""
+        out = replace(self, data=data, empty_models=tuple(empty_models), model_table=model_table)
+        for name in ("_averages", "diagnostics"):  # cached_property values live in the instance dict
+            if name in vars(self):
+                vars(out)[name] = vars(self)[name]
+        return out
+
     def save(self, path: str | Path, **options) -> Path:
         """Write the run folder (tables, posterior, cells, manifest); options as :func:`dvbstats.input.runfolder.write`."""
         from dvbstats.input import runfolder
