@@ -214,3 +214,26 @@ def test_hand_written_density_and_gradient_equal_pymc(centred):
         expanded, theirs = ours.expand(x), dict(zip(constrained_names, constrained(point)))
         for name in ("u", "diff_pp", "sd_model", "sd_pair", *(() if centred else ("z_model",))):
             np.testing.assert_allclose(expanded[name], theirs[name], rtol=1e-12, atol=1e-12)
+
+
+def test_mixed_models_equal_statsmodels_with_dense_variance_components():
+    """The LMMs are fitted with sparse variance-component matrices (2-4x faster at 100 models): the same
+    REML fit as statsmodels with the dense matrices."""
+    import statsmodels.api as sm
+    from statsmodels.regression.mixed_linear_model import VCSpec
+
+    table = _pair_table(np.random.default_rng(3), b=3.0, sd_model=2.0, sd_pair=1.0)
+    y, same, members, _ = agreement._design(table)
+    crossed = {"model1": agreement._indicators(table["model1"].to_list()),
+               "model2": agreement._indicators(table["model2"].to_list())}
+    for components in (crossed, {"model": members}):
+        row = agreement._mixed(y, same, components, "x")
+        vc = VCSpec(list(components), [[[f"{n}[{i}]" for i in range(z.shape[1])]] for n, z in components.items()],
+                    [[z] for z in components.values()])
+        ref = sm.MixedLM(y, np.column_stack([np.ones_like(y), same]), groups=np.ones(len(y)),
+                         exog_re=np.zeros((len(y), 0)), exog_vc=vc).fit(reml=True)
+        assert row["estimate"] == pytest.approx(ref.params[1], rel=1e-6)
+        assert (row["low"], row["high"]) == pytest.approx(tuple(ref.conf_int(alpha=0.05)[1]), rel=1e-6)
+        assert row["p_value"] == pytest.approx(ref.pvalues[1], rel=1e-5)
+        assert row["sd_model"] == pytest.approx(np.sqrt(np.sum(ref.vcomp)), rel=1e-5)
+        assert row["sd_pair"] == pytest.approx(np.sqrt(ref.scale), rel=1e-6)

@@ -132,3 +132,26 @@ def test_nesting_lays_out_as_its_expansion():
     b = design(parse("y ~ (1|model) + (1|model:cond)"), _cells())
     assert [t.dims for t in a.terms] == [t.dims for t in b.terms] == [("model",), ("model__cond",)]
     assert all((x.index == y.index).all() for x, y in zip(a.terms, b.terms))
+
+
+@pytest.mark.parametrize("text", [
+    "y ~ 1 + size + cond + (1|model) + (1|cond) + (1|model:cond)",
+    "y ~ 0 + cond + (1|model)",
+    "y ~ 1 + n + (1 + n|model) + (1|cond)",
+    "y ~ 1 + flag + (1 + flag || cond) + (1|model)",
+])
+def test_predictor_layout_reproduces_the_linear_predictor(text):
+    """The sparse layout the design-average and PPC kernels use gives linear_predictor's eta, every term kind."""
+    from dvbstats.model.design import linear_predictor, predictor_layout, stacked_parameters
+
+    d = design(parse(text), _cells())
+    rng = np.random.default_rng(5)
+    n = 7
+    draws = {"Intercept": rng.normal(size=n)} if d.formula.intercept else {}
+    draws |= {f"b_{x}": rng.normal(size=n) for x in d.fixed}
+    draws |= {f"r_{t.name}": rng.normal(size=(n, *(len(lv) for lv in t.levels))) for t in d.terms}
+    draws |= {f"r_{s.name}": rng.normal(size=(n, len(s.levels), len(s.coefficients))) for s in d.slopes}
+    cols, vals = predictor_layout(d)
+    theta = stacked_parameters(d, draws)
+    eta = np.einsum("icj,cj->ic", theta[:, cols], vals)
+    assert np.allclose(eta, linear_predictor(d, draws), rtol=0, atol=1e-12)

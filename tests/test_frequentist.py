@@ -10,7 +10,7 @@ from scipy import stats
 from scipy.stats.contingency import association
 from statsmodels.stats.proportion import proportion_confint
 
-from dvbstats.results.frequentist import binom_test, chi2_2x2, cluster_robust_logit, wilson
+from dvbstats.results.frequentist import binom_test, chi2_2x2, chi2_2x2_many, cluster_robust_logit, wilson
 
 
 def test_wilson_equals_statsmodels():
@@ -105,3 +105,19 @@ def test_cluster_robust_logit_errors():
         cluster_robust_logit(cells.with_columns(pl.lit(1.0).alias("x")), "x", "model")
     with pytest.raises(ValueError, match="at least 2 clusters"):
         cluster_robust_logit(cells.with_columns(pl.lit("a").alias("model")), "x", "model")
+
+
+def test_chi2_2x2_many_equals_chi2_2x2_per_table():
+    rng = np.random.default_rng(8)
+    n1, n2 = rng.integers(1, 400, 300), rng.integers(1, 400, 300)
+    k1, k2 = rng.integers(0, n1 + 1), rng.integers(0, n2 + 1)
+    keep = ~(((k1 == 0) & (k2 == 0)) | ((k1 == n1) & (k2 == n2)))  # no empty column
+    k1, n1, k2, n2 = k1[keep], n1[keep], k2[keep], n2[keep]
+    k1[:3], n1[:3], k2[:3], n2[:3] = [0, 5, 7], [5, 5, 9], [3, 0, 7], [9, 4, 9]  # zero cells, tiny tables
+    statistic, p = chi2_2x2_many(k1, n1, k2, n2)
+    for i in range(len(k1)):
+        one = chi2_2x2(int(k1[i]), int(n1[i]), int(k2[i]), int(n2[i]))
+        assert statistic[i] == pytest.approx(one.statistic, rel=1e-12, abs=1e-15)
+        assert p[i] == pytest.approx(one.p_value, rel=1e-12)
+    with pytest.raises(ValueError, match="expected frequencies has a zero element"):
+        chi2_2x2_many([3, 6], [5, 6], [0, 6], [5, 6])  # the second table has no failures at all

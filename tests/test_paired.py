@@ -112,3 +112,20 @@ def test_adjustments_equal_multipletests_and_skip_empty_pairs():
     # hand-computed Holm and BH on three p-values
     np.testing.assert_allclose(paired.adjust(np.array([0.01, 0.04, np.nan, 0.03]), "holm"), [0.03, 0.06, np.nan, 0.06])
     np.testing.assert_allclose(paired.adjust(np.array([0.01, 0.04, 0.03]), "fdr_bh"), [0.03, 0.04, 0.04])
+
+
+def test_pair_counts_equal_a_loop_over_items_with_gaps_and_other_outcomes():
+    """The matrix-product counts against a plain loop: items missing for one model, outcomes other than 0/1
+    (counted as 'not 1', as the 2x2 table defines them)."""
+    rng = np.random.default_rng(4)
+    rows = [(m, f"p{i}", int(rng.integers(0, 3)), "used") for m in "abcde" for i in range(60) if rng.random() < 0.8]
+    trials = _trials(rows)
+    got = {(r["model1"], r["model2"]): r for r in paired.pair_counts(trials).iter_rows(named=True)}
+    answers = {m: {p: y for mm, p, y, _ in rows if mm == m} for m in "abcde"}
+    assert list(got) == [(a, b) for i, a in enumerate("abcde") for b in "abcde"[i + 1:]]
+    for (a, b), r in got.items():
+        shared = answers[a].keys() & answers[b].keys()
+        cells = [(answers[a][p] == 1, answers[b][p] == 1) for p in shared]
+        assert (r["n_shared"], r["n_11"], r["n_10"], r["n_01"], r["n_00"]) == (
+            len(shared), cells.count((True, True)), cells.count((True, False)), cells.count((False, True)),
+            cells.count((False, False)))

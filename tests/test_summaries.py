@@ -79,3 +79,57 @@ def test_interaction_margins_ppc_and_effects(fitted):
     assert sd["term"].to_list() == ["model", "value", "model:value"]
     fixed = summaries.fixed_table(fitted, 0.94)
     assert fixed["term"].to_list() == ["Intercept", "b_log_n_train"]
+
+
+def test_every_design_average_is_the_weighted_mean_of_cell_probabilities(fitted):
+    """The kernel sums runs of consecutive cells: groupings whose cells are not consecutive (value, model:value)
+    and the overall one must match the plain weighted mean as well as model's."""
+    from scipy.special import expit
+
+    from dvbstats.model.design import linear_predictor
+    from dvbstats.results import estimands
+
+    p = expit(linear_predictor(fitted.design, estimands.stacked_draws(fitted.idata, estimands.parameter_names(
+        fitted.design))))
+    data, w = fitted.cells.data, fitted.cells.data["n_prompts"].to_numpy()
+    for by in [("value",), ("model", "value"), (), ("log_n_train",)]:
+        da, keys = fitted.average(by)
+        assert da.sizes["group"] == keys.height == (data.select(by).n_unique() if by else 1)
+        for k, key in enumerate(keys.iter_rows(named=True) if by else [{}]):
+            mask = np.ones(data.height, bool)
+            for column, level in key.items():
+                mask &= (data[column] == level).to_numpy()
+            expected = (p[:, mask] * w[mask]).sum(axis=1) / w[mask].sum()
+            assert np.allclose(da.values[..., k].ravel(), expected, rtol=1e-12, atol=0)
+
+
+def test_ppc_replications_are_seeded_and_centred_on_the_expected_counts(fitted):
+    """Replicated rates: the same seed gives the same table, another seed another one, and the predicted mean
+    is the posterior mean of the expected rate up to the Monte Carlo error of 500 binomial replications."""
+    from scipy.special import expit
+
+    from dvbstats.model.design import linear_predictor
+    from dvbstats.results import estimands
+
+    a, b = summaries.ppc_table(fitted, 0.94, seed=3), summaries.ppc_table(fitted, 0.94, seed=3)
+    assert a.equals(b) and not a.equals(summaries.ppc_table(fitted, 0.94, seed=4))
+    p = expit(linear_predictor(fitted.design, estimands.stacked_draws(fitted.idata, estimands.parameter_names(
+        fitted.design))))
+    n = fitted.cells.data["n_trials"].to_numpy()
+    for by in ("model", "value"):
+        rows = a.filter(pl.col("by") == by)
+        keys = fitted.cells.data[by].to_numpy()
+        for level, mean, trials in zip(rows["level"], rows["predicted_mean"], rows["n_trials"]):
+            mask = keys == level
+            expected = (p[:, mask] * n[mask]).sum(axis=1) / trials
+            sd = np.sqrt((p[:, mask] * (1 - p[:, mask]) * n[mask]).sum(axis=1).mean() + trials**2 * expected.var())
+            assert abs(mean - expected.mean()) < 5 * sd / trials / np.sqrt(500)
+
+
+def test_the_input_record_is_attached_without_recomputing_the_posterior_summaries(fitted):
+    from dvbstats.input.registry import ModelTable
+
+    averages, diagnostics = fitted._averages, fitted.diagnostics
+    attached = fitted.with_input(None, ["m9"], ModelTable.default())
+    assert attached.empty_models == ("m9",) and attached.model_table is not None
+    assert attached._averages is averages and attached.diagnostics is diagnostics

@@ -94,6 +94,27 @@ def chi2_2x2(k1: int, n1: int, k2: int, n2: int) -> Chi2Result:
     )
 
 
+def chi2_2x2_many(k1: ArrayLike, n1: ArrayLike, k2: ArrayLike, n2: ArrayLike) -> tuple[NDArray[np.float64],
+                                                                                     NDArray[np.float64]]:
+    """:func:`chi2_2x2`'s statistic and p-value for many pairs of groups at once (arrays of counts): the
+    arithmetic of ``scipy.stats.chi2_contingency`` (Yates' correction) written out, without its per-call
+    overhead (4,950 pairs of 100 models: 3 s of scipy calls). A table scipy refuses (an empty row or
+    column) raises as :func:`chi2_2x2` does."""
+    k1_, n1_ = _counts(k1, n1)
+    k2_, n2_ = _counts(k2, n2)
+    table = np.array([[k1_, n1_ - k1_], [k2_, n2_ - k2_]])  # (2, 2, pairs)
+    total = table.sum(axis=(0, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = table.sum(axis=1)[:, None] * table.sum(axis=0)[None, :] / total
+    for i in np.flatnonzero((expected == 0).any(axis=(0, 1)) | (total == 0)):
+        chi2_2x2(k1_[i], n1_[i], k2_[i], n2_[i])  # raises, naming the problem
+    diff = expected - table
+    observed = table + np.minimum(0.5, np.abs(diff)) * np.sign(diff)
+    terms = (observed - expected) ** 2 / expected
+    statistic = terms[0, 0] + terms[0, 1] + terms[1, 0] + terms[1, 1]
+    return statistic, stats.chi2.sf(statistic, 1)
+
+
 @dataclass(frozen=True)
 class LogitResult:
     """Slope of a logistic regression with cluster-robust (CR1) standard errors, Wald inference."""

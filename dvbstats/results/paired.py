@@ -12,14 +12,13 @@ pairing changes. Agreement between models (:mod:`dvbstats.results.agreement`) st
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import combinations
 
 import numpy as np
 import polars as pl
-from statsmodels.stats.contingency_tables import mcnemar
+from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from dvbstats.results.frequentist import chi2_2x2
+from dvbstats.results.frequentist import chi2_2x2_many
 
 #: Columns of :func:`pair_counts`.
 COUNT_COLUMNS: tuple[str, ...] = ("model1", "model2", "n_shared", "n_11", "n_10", "n_01", "n_00")
@@ -66,14 +65,14 @@ def pair_counts(
     names = [m for m in (order if order is not None else sorted(present)) if m in present]
     wide = used.pivot(on="model", index=item, values=outcome).select(names)
     x = wide.to_numpy().astype(float)  # items x models; NaN where a model has no used row
-    rows = []
-    for i, j in combinations(range(len(names)), 2):
-        shared = ~np.isnan(x[:, i]) & ~np.isnan(x[:, j])
-        a, b = x[shared, i] == 1, x[shared, j] == 1
-        rows.append((names[i], names[j], int(shared.sum()), int((a & b).sum()), int((a & ~b).sum()),
-                     int((~a & b).sum()), int((~a & ~b).sum())))
-    return pl.DataFrame(rows, schema={c: pl.String if c.startswith("model") else pl.Int64 for c in COUNT_COLUMNS},
-                        orient="row")
+    one, other = (x == 1).astype(float), (~np.isnan(x) & (x != 1)).astype(float)
+    i, j = np.triu_indices(len(names), 1)  # (0, 1), (0, 2), ..., (1, 2), ...: the pairs i < j in order
+    # every pair's 2x2 table by four matrix products (exact: sums of 0/1 far below 2^53)
+    n_11, n_10, n_01, n_00 = ((u.T @ v)[i, j].astype(np.int64) for u, v in
+                              ((one, one), (one, other), (other, one), (other, other)))
+    return pl.DataFrame({"model1": [names[k] for k in i], "model2": [names[k] for k in j],
+                         "n_shared": n_11 + n_10 + n_01 + n_00, "n_11": n_11, "n_10": n_10, "n_01": n_01, "n_00": n_00},
+                        schema={c: pl.String if c.startswith("model") else pl.Int64 for c in COUNT_COLUMNS})
 
 
 def adjust(p: np.ndarray, method: str) -> np.ndarray:
@@ -99,24 +98,20 @@ def paired_tests(counts: pl.DataFrame) -> pl.DataFrame:
     (Holm's step-down, family-wise error; Benjamini-Hochberg, false discovery rate). A pair with
     no shared item has missing tests and takes no part in the adjustment.
     """
-    rows = []
-    for r in counts.iter_rows(named=True):
-        n, b, c = r["n_shared"], r["n_10"], r["n_01"]
-        test = dict.fromkeys(("rate1", "rate2", "diff", "se_paired", "se_unpaired", "mcnemar_stat", "mcnemar_p",
-                              "chi2_stat", "chi2_p"), np.nan)
-        if n > 0:
-            k1, k2 = r["n_11"] + b, r["n_11"] + c
-            p1, p2 = k1 / n, k2 / n
-            exact = mcnemar(np.array([[r["n_11"], b], [c, r["n_00"]]]), exact=True)
-            chi2 = chi2_2x2(k1, n, k2, n)
-            test.update(rate1=p1, rate2=p2, diff=(b - c) / n, se_paired=np.sqrt(b + c - (b - c) ** 2 / n) / n,
-                        se_unpaired=np.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n),
-                        mcnemar_stat=float(exact.statistic), mcnemar_p=float(exact.pvalue),
-                        chi2_stat=chi2.statistic, chi2_p=chi2.p_value)
-        rows.append({**r, **test})
-    table = pl.DataFrame(rows, schema_overrides={c: pl.Float64 for c in ("rate1", "rate2", "diff", "se_paired",
-                                                                          "se_unpaired", "mcnemar_stat",
-                                                                          "mcnemar_p", "chi2_stat", "chi2_p")})
+    n, n_11, b, c = (counts[k].to_numpy().astype(float) for k in ("n_shared", "n_11", "n_10", "n_01"))
+    ok = n > 0
+    k1, k2 = n_11 + b, n_11 + c
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p1, p2 = k1 / n, k2 / n
+        tests = {"rate1": p1, "rate2": p2, "diff": (b - c) / n, "se_paired": np.sqrt(b + c - (b - c) ** 2 / n) / n,
+                 "se_unpaired": np.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n)}
+    # McNemar's exact test as statsmodels' mcnemar(exact=True) computes it, for every pair at once
+    tests["mcnemar_stat"] = np.minimum(b, c)
+    tests["mcnemar_p"] = np.minimum(stats.binom.cdf(tests["mcnemar_stat"], b + c, 0.5) * 2, 1)
+    tests["chi2_stat"], tests["chi2_p"] = np.full(len(n), np.nan), np.full(len(n), np.nan)
+    if ok.any():
+        tests["chi2_stat"][ok], tests["chi2_p"][ok] = chi2_2x2_many(k1[ok], n[ok], k2[ok], n[ok])
+    table = counts.with_columns(pl.Series(k, np.where(ok, v, np.nan), dtype=pl.Float64) for k, v in tests.items())
     return table.with_columns(
         pl.Series(f"{test}_p_{suffix}", adjust(table[f"{test}_p"].to_numpy(), method))
         for test in ("mcnemar", "chi2") for suffix, method in ADJUSTMENTS.items()
