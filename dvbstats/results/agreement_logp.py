@@ -25,16 +25,26 @@ from dvbstats.model.fastlogp import _LOG_SQRT_2PI, _zerosum, pyfunc_model
 A_SD, B_SD, SD_SCALE = 1.5, 1.0, 1.0
 
 
-@numba.njit(nogil=True, cache=True)
-def _digamma(x):
-    """The digamma function for x > 0: recurrence up to 10, then the asymptotic series (error < 1e-14)."""
-    shift = 0.0
-    while x < 10.0:
-        shift -= 1.0 / x
-        x += 1.0
-    f = 1.0 / (x * x)
-    series = f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f * (1 / 132)))))
-    return shift + math.log(x) - 0.5 / x - series
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _lgamma_digamma(x):
+    """``(log Gamma(x), digamma(x))`` for x > 0 from one logarithm: below 10 the recurrence shifts x up (one
+    more logarithm, of the product), then the asymptotic series of both (error < 1e-15 relative from 10 on).
+    Twice as fast per pair as ``math.lgamma`` plus a separate digamma (bench_agreement)."""
+    log_shift, digamma_shift = 0.0, 0.0
+    if x < 10.0:
+        product = 1.0
+        while x < 10.0:
+            product *= x
+            digamma_shift -= 1.0 / x
+            x += 1.0
+        log_shift = -math.log(product)
+    log_x, inv = math.log(x), 1.0 / x
+    f = inv * inv
+    lgamma = ((x - 0.5) * log_x - x + _LOG_SQRT_2PI + inv * (1 / 12 - f * (1 / 360 - f * (1 / 1260 - f * (
+        1 / 1680 - f * (1 / 1188 - f * (691 / 360360 - f / 156)))))))
+    digamma = log_x - 0.5 * inv - f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f * (
+        1 / 132 - f * (691 / 32760 - f / 12))))))
+    return lgamma + log_shift, digamma + digamma_shift
 
 
 @numba.njit(nogil=True, cache=True)
@@ -66,11 +76,16 @@ def _logp(x, same, m1, m2, k, n, log_binom, centred):
         eta = a + b * same[i] + scale * (z[m1[i]] + z[m2[i]])
         q = 1.0 / (1.0 + math.exp(-eta))
         al, be = inv_s2 * (1.0 + math.exp(eta)), inv_s2 * (1.0 + math.exp(-eta))  # 1 / (1 - q), 1 / q
-        lp += (math.lgamma(k[i] + al) + math.lgamma(n[i] - k[i] + be) - math.lgamma(n[i] + al + be)
-               - math.lgamma(al) - math.lgamma(be) + math.lgamma(al + be))
-        d_all = _digamma(al + be) - _digamma(n[i] + al + be)
-        g_al = _digamma(k[i] + al) - _digamma(al) + d_all
-        g_be = _digamma(n[i] - k[i] + be) - _digamma(be) + d_all
+        lg_ka, dg_ka = _lgamma_digamma(k[i] + al)
+        lg_kb, dg_kb = _lgamma_digamma(n[i] - k[i] + be)
+        lg_n, dg_n = _lgamma_digamma(n[i] + al + be)
+        lg_a, dg_a = _lgamma_digamma(al)
+        lg_b, dg_b = _lgamma_digamma(be)
+        lg_ab, dg_ab = _lgamma_digamma(al + be)
+        lp += lg_ka + lg_kb - lg_n - lg_a - lg_b + lg_ab
+        d_all = dg_ab - dg_n
+        g_al = dg_ka - dg_a + d_all
+        g_be = dg_kb - dg_b + d_all
         g_eta = g_al * al * q - g_be * be * (1.0 - q)
         g_log_sdp -= 2.0 * (g_al * al + g_be * be)
         grad[0] += g_eta
