@@ -237,3 +237,14 @@ def test_mixed_models_equal_statsmodels_with_dense_variance_components():
         assert row["p_value"] == pytest.approx(ref.pvalues[1], rel=1e-5)
         assert row["sd_model"] == pytest.approx(np.sqrt(np.sum(ref.vcomp)), rel=1e-5)
         assert row["sd_pair"] == pytest.approx(np.sqrt(ref.scale), rel=1e-6)
+
+
+def test_lgamma_and_digamma_of_the_density_equal_scipy():
+    from scipy.special import digamma, gammaln
+
+    from dvbstats.results.agreement_logp import _lgamma_digamma
+
+    x = np.concatenate([np.geomspace(1e-4, 1e8, 3000), np.linspace(9.0, 11.0, 201)])  # both sides of the shift
+    lg, dg = np.array([_lgamma_digamma(v) for v in x]).T
+    np.testing.assert_allclose(lg, gammaln(x), rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(dg, digamma(x), rtol=1e-14, atol=1e-14)
