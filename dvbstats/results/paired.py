@@ -81,7 +81,17 @@ def adjust(p: np.ndarray, method: str) -> np.ndarray:
     out = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
     if ok.any():
-        out[ok] = multipletests(p[ok], method=method)[1]
+        out[ok] = _holm(p[ok]) if method == "holm" else multipletests(p[ok], method=method)[1]
+    return out
+
+
+def _holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values, ``multipletests(method="holm")``'s arithmetic (which also forces a
+    full garbage collection per call: 0.25-1 s in a fit's process)."""
+    order = np.argsort(p)
+    adjusted = np.minimum(np.maximum.accumulate(p[order] * np.arange(len(p), 0, -1)), 1)
+    out = np.empty_like(adjusted)
+    out[order] = adjusted
     return out
 
 
