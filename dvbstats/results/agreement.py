@@ -32,9 +32,8 @@ import arviz as az
 import numpy as np
 import polars as pl
 import polars.selectors
-import statsmodels.api as sm
 from scipy import stats
-from statsmodels.regression.mixed_linear_model import VCSpec
+from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
 from statsmodels.stats.inter_rater import cohens_kappa
 
 from dvbstats.constants import CONFIDENCE_LEVEL, HDI_PROB
@@ -146,7 +145,7 @@ def _mixed(y: np.ndarray, same: np.ndarray, components: dict[str, np.ndarray], m
     names = list(components)
     vc = VCSpec(names, [[[f"{n}[{i}]" for i in range(z.shape[1])]] for n, z in components.items()],
                 [[z] for z in components.values()])
-    model = sm.MixedLM(y, exog, groups=np.ones(len(y)), exog_re=np.zeros((len(y), 0)), exog_vc=vc)
+    model = MixedLM(y, exog, groups=np.ones(len(y)), exog_re=np.zeros((len(y), 0)), exog_vc=vc)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # boundary fits (a zero variance) are legitimate here
         fit = model.fit(reml=True)
