@@ -19,7 +19,7 @@ import numba
 import numpy as np
 from scipy.special import gammaln
 
-from dvbstats.model.fastlogp import _LOG_SQRT_2PI, _zerosum, pyfunc_model
+from dvbstats.model.fastlogp import _LOG_SQRT_2PI, _put, _zerosum, pyfunc_model
 
 #: Priors of bayes_model: a ~ Normal(0, A_SD), b ~ Normal(0, B_SD), both SDs ~ HalfNormal(SD_SCALE).
 A_SD, B_SD, SD_SCALE = 1.5, 1.0, 1.0
@@ -99,7 +99,7 @@ def _logp(x, same, m1, m2, k, n, log_binom, centred):
     p, dp = _halfnormal(sdp, SD_SCALE)
     lp += p + log_sdp
     grad[3] = g_log_sdp + dp * sdp + 1.0
-    grad[4:] = g_free
+    _put(grad, 4, g_free)
     return lp, grad
 
 
