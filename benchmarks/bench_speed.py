@@ -8,7 +8,8 @@ two commands so that both see the same load; every run is a fresh process. Repor
 ratio of medians and the median of the per-pair ratios.
 
 ``--reference DIR`` also times the same command on another checkout of dvbstats (e.g. the commit
-before a change), in the same alternation, so that a before/after comparison sees the same load.
+before a change), in the same alternation, so that a before/after comparison sees the same load
+(its first run too, right after ours, with its own empty Numba cache).
 
 Usage: python benchmarks/bench_speed.py [--runs 3] [--extra "--no-scaling"] [--reference DIR]
 """
@@ -60,6 +61,12 @@ def main() -> None:
             m = json.loads((tmp / "run/manifest.json").read_text())
             print(f"  first run (empty Numba cache): {cold['seconds']:.1f} s (CPU {cold['cpu_s']:.1f} s), exit {cold['returncode']}, "
                   f"stages {m['timing']}", flush=True)
+            if args.reference:
+                ref_cmd = list(ours)
+                ref_cmd[ref_cmd.index("--out") + 1] = str(tmp / "reference")
+                ref_cold = timed(ref_cmd, str(args.reference), {**env, "NUMBA_CACHE_DIR": str(tmp / "numba-cache-cold-ref")})
+                print(f"  reference first run (empty Numba cache): {ref_cold['seconds']:.1f} s (CPU {ref_cold['cpu_s']:.1f} s), "
+                      f"exit {ref_cold['returncode']}", flush=True)
         for i in range(args.runs):
             b = timed(base, str(ROOT))
             bj = json.loads(b["stdout"].strip().splitlines()[-1]) if b["returncode"] == 0 else {}
@@ -93,6 +100,8 @@ def main() -> None:
           f"ratio of medians {statistics.median(ours_cpu) / statistics.median(base_cpu):.3f}")
     if args.cold:
         print(f"first run (empty Numba cache): {cold['seconds']:.1f} s (CPU {cold['cpu_s']:.1f} s)   target <= 30 s")
+        if args.reference:
+            print(f"reference first run (empty Numba cache): {ref_cold['seconds']:.1f} s (CPU {ref_cold['cpu_s']:.1f} s)")
     if args.reference:
         ref_s, ref_cpu = [r["ref"] for r in rows], [r["ref_cpu"] for r in rows]
         print(f"reference {args.reference}: {describe(ref_s, 's')}; CPU {describe(ref_cpu, 's')}; "

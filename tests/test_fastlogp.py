@@ -216,6 +216,39 @@ def test_posterior_matches_the_pymc_path():
     np.testing.assert_allclose(fa, fb, atol=0.02)
 
 
+def test_a_design_without_slopes_compiles_only_what_it_calls(tmp_path):
+    """Every kernel compiles once (one signature), and a formula without random slopes compiles none of
+    the slope code: each costs seconds on a first run (benchmarks/bench_compile.py). A first run: a fresh
+    process (its dispatchers start empty) with an empty Numba cache (so that callees compile too)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import json, sys, numba, numpy as np\n"
+            "sys.path.insert(0, 'tests')\n"
+            "from test_fastlogp import _cells\n"
+            "from dvbstats.model import fastlogp\n"
+            "from dvbstats.model.design import design, term_parametrizations\n"
+            "from dvbstats.model.formula import parse\n"
+            "from dvbstats.model.priors import Priors\n"
+            "d = design(parse('y ~ 1 + log_n_train + (1|model) + (1|value) + (1|context)'), _cells(1))\n"
+            "m = fastlogp.CellModel(d, Priors({}), term_parametrizations(d, 'zerosum_noncentered'))\n"
+            "x = np.random.default_rng(0).normal(size=m.ndim)\n"
+            "m.logp_and_grad(x), m.expand(x), fastlogp.extend(np.ones((2, 3)), 1)\n"
+            "print(json.dumps({k: len(f.signatures) for k, f in vars(fastlogp).items()\n"
+            "                  if isinstance(f, numba.core.registry.CPUDispatcher)}))")
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True,
+                         env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+    compiled = json.loads(res.stdout.strip().splitlines()[-1])
+    slopes = {"_logp_slopes", "_slope_logp", "_slope_values", "_slope_parts", "_lkj_cholesky", "_lkj_pullback"}
+    assert {k for k, n in compiled.items() if n} == {"_logp", "_cell_loglik", "_exp_minus_abs", "_prior_logp",
+                                                     "_zerosum", "_extend", "_put"}
+    assert max(compiled.values()) == 1 and slopes <= set(compiled)
+
+
 def test_the_cli_and_the_api_import_without_pymc():
     """PyMC and PyTensor (2.5 s of import) load only when a PyMC model is built (dvbstats.model.lazy)."""
     import subprocess

@@ -132,3 +132,24 @@ def test_diagnose_labels_every_scalar_and_fails_a_bad_trace():
     bad = samplemod.diagnose({"a": posterior["a"], "b": posterior["b"]}, idata)
     assert not bad.ok and len(bad.failures) == 2  # R-hat and ESS of b[z]; no divergences
     assert "worst b[z]" in bad.failures[0] and "worst b[z]" in bad.failures[1]
+
+
+def test_diagnose_compiles_nothing():
+    """ArviZ's Numba variance kernel is not cached on disk: diagnose uses its NumPy arithmetic, so a warm
+    run compiles nothing (checked in a fresh process, where nothing is compiled yet), and leaves
+    ArviZ's own setting as it found it."""
+    script = textwrap.dedent("""
+        import arviz as az, numpy as np
+        import numba.core.event as ev
+        from dvbstats.model import sample
+        x = np.random.default_rng(0).normal(size=(4, 200))
+        idata = az.InferenceData(posterior=az.dict_to_dataset({"a": x}),
+                                 sample_stats=az.dict_to_dataset({"diverging": np.zeros((4, 200), bool)}))
+        with ev.install_recorder("numba:compile") as rec:
+            d = sample.diagnose({"a": idata.posterior["a"]}, idata)
+        print(len(rec.buffer), az.Numba.numba_flag, d.ok)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["0", "True", "True"]

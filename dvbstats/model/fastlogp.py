@@ -90,10 +90,24 @@ def prior_logp(prior: Prior, x: float) -> tuple[float, float]:
     return _prior_logp(code, params, float(x))
 
 
+# --------------------------------------------------------------------------- helpers
+# Kernels called from several places carry one explicit signature: Numba would otherwise compile a
+# specialisation per literal argument (``transpose=True``, ``axis=0``, ...), about 0.4 s each on a
+# first run (benchmarks/bench_compile.py). The price: they compile (or load from the cache) at import.
+
+
+@numba.njit("void(float64[::1], int64, float64[::1])", nogil=True, cache=True)
+def _put(dst, start, src):
+    """``dst[start:start + len(src)] = src`` as a loop: Numba's slice assignment of an array compiles
+    its shape-mismatch error message (string formatting, about 2.5 s on a first run)."""
+    for i in range(len(src)):
+        dst[start + i] = src[i]
+
+
 # --------------------------------------------------------------------------- zero-sum transform
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@numba.njit("float64[::1](float64[::1], int64[::1], int64, boolean)", nogil=True, cache=True, error_model="numpy")
 def _extend(y, shape, axis, transpose):
     """PyMC's ``ZeroSumTransform.extend_axis`` along ``axis`` of the C-ordered array ``y`` of
     ``shape`` (n-1 free coordinates -> n values summing to zero), or with ``transpose`` its
@@ -126,7 +140,7 @@ def _extend(y, shape, axis, transpose):
     return out
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@numba.njit("float64[::1](float64[::1], int64[::1], boolean)", nogil=True, cache=True, error_model="numpy")
 def _zerosum(v, shape, transpose):
     """Extend (or pull back) along every axis: free grid <-> full grid of a zero-sum term."""
     cur = shape.copy()
@@ -299,7 +313,7 @@ def _slope_logp(x, lay, eta, sd_code, sd_par, Z, group, g_r, grad):
         lp_c, g_c = _lkj_cholesky(x[st + p:st + p + npair], p, eta)[1:]
         _lkj_pullback(x[st + p:st + p + npair], L, g_L, g_c)
         lp += lp_c
-        grad[st + p:st + p + npair] = g_c
+        _put(grad, st + p, g_c)
     return lp
 
 
@@ -377,34 +391,36 @@ def _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r):
 # --------------------------------------------------------------------------- the density
 
 _ZEROSUM, _NONCENTRED = 1, 2  # bit flags of a term's parametrisation
+_NO_VIRTUAL = np.zeros(0)  # r_virtual and g_virtual of a design without random slopes (never written)
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
-          intercept, X, idx, k, n, log_binom, sl_int, sl_eta, sl_code, sl_par, sl_Z, sl_group):
-    """Log posterior density and its gradient at the unconstrained point ``x`` (layout: CellModel).
+          intercept, X, idx, k, n, log_binom, r_virtual, g_virtual):
+    """Log posterior density and its gradient at the unconstrained point ``x`` (layout: CellModel),
+    without the random slopes' own terms (:func:`_logp_slopes` adds them).
 
     ``s_*``: priors of the leading scalars (intercept, slopes); ``t_*``: per random term, the
     position of its log SD in ``x`` (its free coordinates follow up to ``t_end``), its offset in the
-    flat vector of every term's intercepts, parametrisation flags, grid shape and SD prior; ``sl_*``:
-    the random-slope terms (see :func:`_slope_logp`), whose virtual levels follow the intercepts in ``r``."""
+    flat vector of every term's intercepts, parametrisation flags, grid shape and SD prior;
+    ``r_virtual``: the values of the random-slope terms' virtual levels, which follow the intercepts
+    in ``r`` (empty without slopes), whose gradient goes into ``g_virtual``."""
     grad = np.zeros(len(x))
     n_scalar = len(s_code)
     i0 = 1 if intercept else 0
     alpha = x[0] if intercept else 0.0
     b = x[i0:n_scalar].copy()
     n_random = t_offset[-1]
-    n_virtual = len(sl_group)
+    n_virtual = len(r_virtual)
     r = np.empty(n_random + n_virtual)
     z = np.empty(n_random)
     for t in range(len(t_start)):
         free = x[t_start[t] + 1:t_end[t]].copy()
         zt = _zerosum(free, t_shape[t, :t_naxes[t]], False) if t_flags[t] & _ZEROSUM else free
-        z[t_offset[t]:t_offset[t + 1]] = zt
+        _put(z, t_offset[t], zt)
         scale = np.exp(x[t_start[t]]) if t_flags[t] & _NONCENTRED else 1.0
-        r[t_offset[t]:t_offset[t + 1]] = zt * scale
-    for s in range(len(sl_int)):
-        _slope_values(x, sl_int[s], sl_eta[s], sl_Z, sl_group, r[n_random:])
+        _put(r, t_offset[t], zt * scale)
+    _put(r, n_random, r_virtual)
     grad_b = np.empty(n_scalar - i0)
     grad_r = np.empty(n_random + n_virtual)
     lp, g_alpha = _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r)
@@ -437,9 +453,24 @@ def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes,
         if t_flags[t] & _ZEROSUM:
             g_z = _zerosum(g_z, t_shape[t, :t_naxes[t]], True)
         grad[t_start[t]] = g_log_sd
-        grad[t_start[t] + 1:t_end[t]] = g_z + g_prior
+        _put(grad, t_start[t] + 1, g_z + g_prior)
+    for v in range(n_virtual):
+        g_virtual[v] = grad_r[n_random + v]
+    return lp, grad
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _logp_slopes(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
+                 intercept, X, idx, k, n, log_binom, sl_int, sl_eta, sl_code, sl_par, sl_Z, sl_group):
+    """:func:`_logp` with random slopes (``sl_*``, see :func:`_slope_logp`). A kernel of its own so
+    that a formula without slopes never compiles their code (about 5 s on a first run)."""
+    r_virtual, g_virtual = np.empty(len(sl_group)), np.empty(len(sl_group))
     for s in range(len(sl_int)):
-        lp += _slope_logp(x, sl_int[s], sl_eta[s], sl_code, sl_par, sl_Z, sl_group, grad_r[n_random:], grad)
+        _slope_values(x, sl_int[s], sl_eta[s], sl_Z, sl_group, r_virtual)
+    lp, grad = _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
+                     intercept, X, idx, k, n, log_binom, r_virtual, g_virtual)
+    for s in range(len(sl_int)):
+        lp += _slope_logp(x, sl_int[s], sl_eta[s], sl_code, sl_par, sl_Z, sl_group, g_virtual, grad)
     return lp, grad
 
 
@@ -485,6 +516,13 @@ class CellModel:
         columns += self._lay_out_slopes(priors, parametrizations, int(self.t_offset[-1]))
         self.idx = np.ascontiguousarray(np.column_stack(columns) if columns else np.zeros((len(self.n), 0)),
                                         dtype=np.int32)  # half the memory traffic of int64
+        args = (self.s_code, self.s_par, self.t_start, self.t_end, self.t_offset, self.t_flags, self.t_shape,
+                self.t_naxes, self.sd_code, self.sd_par, self.intercept, self.X, self.idx, self.k, self.n, self.log_binom)
+        if len(self.sl_int):  # the kernel without slopes compiles in a third of the time
+            self._kernel, self._args = _logp_slopes, (*args, self.sl_int, self.sl_eta, self.sl_code, self.sl_par,
+                                                      self.sl_Z, self.sl_group)
+        else:
+            self._kernel, self._args = _logp, (*args, _NO_VIRTUAL, _NO_VIRTUAL)
 
     def _lay_out_slopes(self, priors: Priors, parametrizations: dict[str, str], n_random: int) -> list[np.ndarray]:
         """The random-slope terms' layout (``sl_*``, after the intercept terms in ``x``) and, per term, the
@@ -514,10 +552,7 @@ class CellModel:
         return columns
 
     def logp_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        return _logp(x, self.s_code, self.s_par, self.t_start, self.t_end, self.t_offset, self.t_flags,
-                     self.t_shape, self.t_naxes, self.sd_code, self.sd_par, self.intercept,
-                     self.X, self.idx, self.k, self.n, self.log_binom, self.sl_int, self.sl_eta, self.sl_code,
-                     self.sl_par, self.sl_Z, self.sl_group)
+        return self._kernel(x, *self._args)
 
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The constrained draws under the PyMC model's names (``Intercept``, ``b_x``, ``sd_t``,

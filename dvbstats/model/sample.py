@@ -216,7 +216,8 @@ class Diagnostics:
 def diagnose(quantities: Mapping[str, xr.DataArray], idata: az.InferenceData) -> Diagnostics:
     """Diagnostics for named (chain, draw, ...) arrays, one row per scalar quantity."""
     ds = xr.Dataset(dict(quantities))
-    rhat, bulk, tail = az.rhat(ds), az.ess(ds, method="bulk"), az.ess(ds, method="tail")
+    with _arviz_without_numba():
+        rhat, bulk, tail = az.rhat(ds), az.ess(ds, method="bulk"), az.ess(ds, method="tail")
     rows = []
     for name, da in quantities.items():
         extra = [d for d in da.dims if d not in ("chain", "draw")]
@@ -227,6 +228,18 @@ def diagnose(quantities: Mapping[str, xr.DataArray], idata: az.InferenceData) ->
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     n_draws = int(stats.sizes["chain"] * stats.sizes["draw"])
     return Diagnostics(table, divergences, n_draws)
+
+
+@contextmanager
+def _arviz_without_numba():
+    """ArviZ's NumPy arithmetic for R-hat and ESS: its Numba variance kernel is not cached on disk, so
+    it would compile on every run (0.2-0.3 CPU s, benchmarks/bench_compile.py) to save microseconds."""
+    flag = az.Numba.numba_flag
+    az.Numba.numba_flag = False
+    try:
+        yield
+    finally:
+        az.Numba.numba_flag = flag
 
 
 def _labels(name: str, da: xr.DataArray, dims: list[str]):

@@ -32,9 +32,8 @@ import arviz as az
 import numpy as np
 import polars as pl
 import polars.selectors
-import statsmodels.api as sm
 from scipy import sparse, stats
-from statsmodels.regression.mixed_linear_model import VCSpec
+from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
 
 from dvbstats.constants import CONFIDENCE_LEVEL, HDI_PROB
 from dvbstats.input.registry import ModelTable
@@ -172,7 +171,7 @@ def _mixed(y: np.ndarray, same: np.ndarray, components: dict[str, np.ndarray], m
     form = sparse.csr_matrix if len(y) >= SPARSE_PAIRS else np.asarray
     vc = VCSpec(names, [[[f"{n}[{i}]" for i in range(z.shape[1])]] for n, z in components.items()],
                 [[form(z)] for z in components.values()])
-    model = sm.MixedLM(y, exog, groups=np.ones(len(y)), exog_re=np.zeros((len(y), 0)), exog_vc=vc)
+    model = MixedLM(y, exog, groups=np.ones(len(y)), exog_re=np.zeros((len(y), 0)), exog_vc=vc)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # boundary fits (a zero variance) are legitimate here
         fit = model.fit(reml=True)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-import statsmodels.api as sm
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 from scipy.stats.contingency import association
+from statsmodels.genmod.families import Binomial
+from statsmodels.genmod.generalized_linear_model import GLM
 
 #: Below this many clusters cluster-robust standard errors are known to be biased downwards
 #: (Cameron & Miller 2015, "A practitioner's guide to cluster-robust inference").
@@ -173,7 +174,7 @@ def cluster_robust_logit(
     n_clusters = int(groups.max()) + 1
     if n_clusters < 2:
         raise ValueError(f"cluster_robust_logit: need at least 2 clusters of {cluster!r}, got {n_clusters}")
-    fit = sm.GLM(np.column_stack([k, n - k]), X, family=sm.families.Binomial()).fit(
+    fit = GLM(np.column_stack([k, n - k]), X, family=Binomial()).fit(
         cov_type="cluster", cov_kwds={"groups": groups, "use_correction": False}
     )
     n_trials, k_params = int(n.sum()), X.shape[1]
