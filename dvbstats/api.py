@@ -194,6 +194,8 @@ class Model:
             priors = [f"{name}={dist}" for name, dist in priors.items()]
         self.priors = priors if isinstance(priors, Priors) else Priors.from_specs(priors)
         self.parametrization = parametrization
+        bench = self.data.benchmark  # its default formula may come with a measured first form for auto
+        self.auto_form = bench.default_parametrization if str(self.formula) == str(parse(bench.default_formula)) else None
         cells = self.data.cells(self.formula)
         self.empty_models = empty_models(cells)
         if len(self.empty_models) == cells.by_model().height:
@@ -232,7 +234,7 @@ class Model:
         settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                                    target_accept=target_accept)
         result = fit(self.formula, self.cells, priors=self.priors, settings=settings,
-                     parametrization=self.parametrization, progress=progress)
+                     parametrization=self.parametrization, progress=progress, auto_form=self.auto_form)
         return replace(result, data=self.data, empty_models=tuple(self.empty_models),
                        model_table=self.models)
 

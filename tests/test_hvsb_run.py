@@ -76,6 +76,11 @@ def test_manifest_records_the_benchmark(hvsb_run):
     meta = json.loads((out / "manifest.json").read_text())
     assert meta["benchmark"]["name"] == "hvsb" and meta["benchmark"]["outcome"] == "misaligned"
     assert meta["scaling"] == "run" and meta["agreement"] == "run"
+    # the default formula pairs contrasts on items, sampled in HVSB's measured form (every term centred)
+    assert "(1|item)" in meta["formula"] and meta["parametrization"]["auto_form"] == "zerosum"
+    forms = meta["parametrization"]["terms"]
+    assert set(forms) == {"scenario_type", "item", "model__condition"}
+    assert set(forms.values()) == ({"zerosum"} if meta["parametrization"]["retry"] is None else {"zerosum_noncentered"})
     notes = json.loads((out / "agreement_methods.json").read_text())
     assert notes["condition"] == "none" and notes["group"] == "family" and notes["outcome"] == "judged_biased"
 

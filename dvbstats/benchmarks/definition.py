@@ -21,6 +21,9 @@ class Benchmark:
     a formula may use; ``item`` names the column identifying a benchmark item shared across models.
     ``wording`` holds the phrases console and report use (keys: ``outcome_phrase``, ``headline``,
     ``below_reference``, ``reference_short``: the reference line's name in a plot legend).
+    ``default_parametrization`` is the form ``auto`` samples the default formula in first (measured
+    on the benchmark's design; ``auto``: the package's rule, as for any other formula); a fit that
+    fails its checks is still refitted in the other form.
     """
 
     name: str
@@ -36,6 +39,7 @@ class Benchmark:
     item: str
     rate_by_condition: Mapping[str, str] = field(default_factory=dict)
     wording: Mapping[str, str] = field(default_factory=dict)
+    default_parametrization: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate_by_condition", MappingProxyType(dict(self.rate_by_condition)))
