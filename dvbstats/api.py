@@ -194,8 +194,9 @@ class Model:
             priors = [f"{name}={dist}" for name, dist in priors.items()]
         self.priors = priors if isinstance(priors, Priors) else Priors.from_specs(priors)
         self.parametrization = parametrization
-        bench = self.data.benchmark  # its default formula may come with a measured first form for auto
-        self.auto_form = bench.default_parametrization if str(self.formula) == str(parse(bench.default_formula)) else None
+        same = replace(self.formula, text="")  # the formula, whatever its spelling
+        self.auto_form = next((form for text, form in self.data.benchmark.forms.items()  # the benchmark's
+                               if replace(parse(text), text="") == same), None)  # first form for auto, if any
         cells = self.data.cells(self.formula)
         self.empty_models = empty_models(cells)
         if len(self.empty_models) == cells.by_model().height:

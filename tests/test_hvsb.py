@@ -396,8 +396,7 @@ def test_posterior_rates_cover_the_simulated_truth(tmp_path: Path):
         sim = simulate_hvsb(effects, design, tmp_path / str(seed), seed=seed)
         table = read(tmp_path / str(seed))
         result = fit(formula, to_cells(table, "misaligned", "item", formula.variables),
-                     settings=SamplerSettings(draws=500, tune=500, chains=2, seed=seed), progress=False,
-                     auto_form=HVSB.default_parametrization)
+                     settings=SamplerSettings(draws=500, tune=500, chains=2, seed=seed), progress=False)
         draws, keys = result.average(("model", "condition"))
         post = pl.concat([keys.select("model", "condition"),
                           summarize(draws.rename(group="g"), 0.94, dim="g").drop("g")], how="horizontal")

@@ -76,11 +76,6 @@ def test_manifest_records_the_benchmark(hvsb_run):
     meta = json.loads((out / "manifest.json").read_text())
     assert meta["benchmark"]["name"] == "hvsb" and meta["benchmark"]["outcome"] == "misaligned"
     assert meta["scaling"] == "run" and meta["agreement"] == "run"
-    # the default formula pairs contrasts on items, sampled in HVSB's measured form (every term centred)
-    assert "(1|item)" in meta["formula"] and meta["parametrization"]["auto_form"] == "zerosum"
-    forms = meta["parametrization"]["terms"]
-    assert set(forms) == {"scenario_type", "item", "model__condition"}
-    assert set(forms.values()) == ({"zerosum"} if meta["parametrization"]["retry"] is None else {"zerosum_noncentered"})
     notes = json.loads((out / "agreement_methods.json").read_text())
     assert notes["condition"] == "none" and notes["group"] == "family" and notes["outcome"] == "judged_biased"
 
@@ -172,6 +167,20 @@ def test_dvb_report_unchanged_by_the_benchmark_record(tmp_path):
     (run / "manifest.json").write_text(json.dumps(meta | {"benchmark": describe(DVB)}))
     after = report_markdown(RunFolder.read(run), tmp_path / "r2")
     assert before == after and "Posterior DVGR" in after
+
+
+def test_the_item_formula_is_sampled_first_in_hvsbs_measured_form(hvsb_run):
+    """HVSB's formula with item effects starts from every term centred zero-sum (measured on the example);
+    the default formula and any other go by auto's rule; a form the user chose is kept."""
+    from dvbstats.benchmarks.hvsb import ITEM_FORMULA
+
+    _, data, fit, *_ = hvsb_run
+    assert fit.auto_form is None and dvb.Model(HVSB.default_formula, data).auto_form is None
+    assert dvb.Model(ITEM_FORMULA, data).auto_form == "zerosum"
+    spaced = ITEM_FORMULA.replace("(1|item)", "( 1 | item )")
+    assert dvb.Model(spaced, data).auto_form == "zerosum"  # the formula, not its spelling
+    chosen = dvb.Model(ITEM_FORMULA, data, parametrization="zerosum_noncentered")
+    assert chosen.parametrization == "zerosum_noncentered"  # fit() ignores auto_form unless asked for auto
 
 
 def test_dvb_load_unchanged(tmp_path):

@@ -191,7 +191,7 @@ def fit(
     With ``auto``, a fit that fails its checks is sampled once more in the other zero-sum form
     (``_retry_in_other_form``), which is said on the console and kept in ``Fit.retry``.
     ``auto_form`` (a parametrisation) is the form ``auto`` samples first instead of its rule's choice:
-    a benchmark's measured form for its default formula (``Benchmark.default_parametrization``);
+    a benchmark's measured form for the formula (``Benchmark.forms``);
     the retry applies to it as to the rule's choice.
     ``backend="auto"`` samples the hand-written density of :mod:`dvbstats.model.fastlogp` with nutpie
     when it supports the design (same posterior, no per-model compilation), else the PyMC model.
