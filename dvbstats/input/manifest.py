@@ -66,7 +66,7 @@ def record(*, run_name, synthetic, inputs, fit, quality: pl.DataFrame, reconcili
         "design": list(fit.cells.by),
         "priors": fit.priors_used(),
         "parametrization": {"requested": "auto" if fit.retry else fit.parametrization,
-                            "terms": fit.parametrizations(), "retry": fit.retry},
+                            "terms": fit.parametrizations(), "retry": fit.retry, "auto_form": fit.auto_form},
         "sampler": fit.settings.as_dict(),
         "backend": fit.backend,
         "seed": fit.settings.seed,

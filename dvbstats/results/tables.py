@@ -187,16 +187,19 @@ def margins_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
     return pl.concat(parts).select("factor", "level", pl.exclude("factor", "level"))
 
 
-def ppc_table(fit: Fit, hdi_prob: float, seed: int, max_draws: int = 500) -> pl.DataFrame:
+def ppc_table(fit: Fit, hdi_prob: float, seed: int, max_draws: int = 500, chunk: int = 100) -> pl.DataFrame:
     """Posterior predictive check: observed vs replicated rates per model and per value."""
     d, post = fit.design, fit.idata.posterior
     n_total = post.sizes["chain"] * post.sizes["draw"]
     keep = np.linspace(0, n_total - 1, min(max_draws, n_total)).astype(int)
     stacked = estimands.stacked_draws(fit.idata, estimands.parameter_names(d))
-    draws = {n: v[keep] for n, v in stacked.items()}
-    p = expit(linear_predictor(d, draws))
     n = d.cells.data["n_trials"].to_numpy()
-    return predictive_table(d.cells.data, np.random.default_rng(seed).binomial(n[None, :], p), hdi_prob)
+    rng, y_rep = np.random.default_rng(seed), np.empty((len(keep), len(n)), dtype=np.int32)
+    for start in range(0, len(keep), chunk):  # the same replicates as in one call, without (draws, cells) floats
+        rows = keep[start:start + chunk]
+        p = expit(linear_predictor(d, {name: v[rows] for name, v in stacked.items()}))
+        y_rep[start:start + len(rows)] = rng.binomial(n[None, :], p)
+    return predictive_table(d.cells.data, y_rep, hdi_prob)
 
 
 def check_prior_predictive(d: Design) -> None:
@@ -268,14 +271,14 @@ def condition_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
 def condition_pairs(fit: Fit) -> dict:
     """Per condition variable of :func:`condition_table`, its (level, reference level) pairs."""
     out = {}
-    for var in _condition_variables(fit):
+    for var in condition_variables(fit):
         levels = sorted(str(x) for x in fit.cells.data[var.name].unique().to_list())
         ref = var.ref if var.ref is not None else levels[0]
         out[var] = [(level, ref) for level in levels if level != ref]
     return out
 
 
-def _condition_variables(fit: Fit) -> list:
+def condition_variables(fit: Fit) -> list:
     """Main-effect fixed terms that are factors (not ``model``): the conditions a report contrasts."""
     out = []
     for term in fit.formula.fixed:
