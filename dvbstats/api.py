@@ -194,6 +194,9 @@ class Model:
             priors = [f"{name}={dist}" for name, dist in priors.items()]
         self.priors = priors if isinstance(priors, Priors) else Priors.from_specs(priors)
         self.parametrization = parametrization
+        same = replace(self.formula, text="")  # the formula, whatever its spelling
+        self.auto_form = next((form for text, form in self.data.benchmark.forms.items()  # the benchmark's
+                               if replace(parse(text), text="") == same), None)  # first form for auto, if any
         cells = self.data.cells(self.formula)
         self.empty_models = empty_models(cells)
         if len(self.empty_models) == cells.by_model().height:
@@ -232,7 +235,7 @@ class Model:
         settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                                    target_accept=target_accept)
         result = fit(self.formula, self.cells, priors=self.priors, settings=settings,
-                     parametrization=self.parametrization, progress=progress)
+                     parametrization=self.parametrization, progress=progress, auto_form=self.auto_form)
         return result.with_input(self.data, self.empty_models, self.models)
 
     def prior_predictive(self, *, draws: int = 500, seed: int = SEED, hdi_prob: float = HDI_PROB) -> pd.DataFrame:

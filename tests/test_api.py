@@ -64,6 +64,20 @@ def test_fit_summary_and_rates_agree_with_the_run_folder_tables(fitted, tmp_path
     assert "Fit('chose_deep ~ 1 + (1|model) + (1|value)'" in repr(fit)
 
 
+def test_a_retried_fit_loads_back_in_the_form_it_was_sampled_in(fitted, tmp_path):
+    """After auto's retry the manifest says "auto" was requested; the loaded fit still knows the
+    form its draws come from (not the rule's first choice)."""
+    from dataclasses import replace
+
+    _, fit = fitted
+    retried = replace(fit, parametrization="noncentered", retry="auto: failed its checks; refitted non-centred")
+    out = retried.save(tmp_path / "run")
+    record = json.loads((out / "manifest.json").read_text())["parametrization"]
+    assert (record["requested"], record["sampled"]) == ("auto", "noncentered")
+    back = dvb.Fit.load(out)
+    assert back.parametrizations() == retried.parametrizations() == dict.fromkeys(["model", "value"], "noncentered")
+
+
 def test_a_saved_fit_loads_back_with_the_same_posterior_and_estimands(fitted, tmp_path):
     _, fit = fitted
     out = fit.save(tmp_path / "run", hdi_prob=0.9)

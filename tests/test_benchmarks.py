@@ -13,6 +13,7 @@ from dvbstats.benchmarks.hvsb import HVSB
 from dvbstats.input import ingest
 from dvbstats.input.ingest import IngestError
 from dvbstats.input.registry import UnknownModelWarning
+from dvbstats.model.design import PARAMETRIZATIONS
 from dvbstats.model.formula import DEFAULT_FORMULA, parse
 from tests.test_hvsb import row, write_tsv
 from tests.test_ingest import parsed, write_dump
@@ -35,8 +36,10 @@ def test_dvb_definition_describes_todays_behaviour():
 @pytest.mark.parametrize("name", ["hvsb", "binary"])
 def test_every_default_formula_parses_over_the_design(name):
     benchmark = BENCHMARKS[name]
-    formula = parse(benchmark.default_formula)
-    assert formula.response == benchmark.outcome and set(formula.variables) <= set(benchmark.design)
+    for text in [benchmark.default_formula, *benchmark.forms]:  # and every formula with a measured form
+        formula = parse(text)
+        assert formula.response == benchmark.outcome and set(formula.variables) <= set(benchmark.design)
+    assert set(benchmark.forms.values()) <= set(PARAMETRIZATIONS) - {"auto"}
 
 
 def test_hvsb_names_its_rate_per_condition_and_never_says_dvgr():

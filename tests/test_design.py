@@ -134,6 +134,23 @@ def test_nesting_lays_out_as_its_expansion():
     assert all((x.index == y.index).all() for x, y in zip(a.terms, b.terms))
 
 
+def test_linear_predictor_of_slope_terms_is_each_cells_row_times_its_columns():
+    """Slope terms enter the linear predictor per distinct (level, Z row) pair, gathered onto the cells:
+    equal to summing each cell's level row times its own Z row (the former (draws, cells, p) gather)."""
+    from dvbstats.model.design import linear_predictor
+
+    d = design(parse("y ~ n + (1 + n|model) + (0 + cond||model:flag)"), _cells())
+    rng = np.random.default_rng(3)
+    draws = {"Intercept": rng.normal(size=5), "b_n": rng.normal(size=5)}
+    draws |= {f"r_{s.name}": rng.normal(size=(5, len(s.levels), len(s.coefficients))) for s in d.slopes}
+    expected = draws["Intercept"][:, None] + draws["b_n"][:, None] * d.X[:, 0]
+    for s in d.slopes:
+        level, _, pair = s.rows
+        assert (level[pair] == s.index).all()
+        expected = expected + np.einsum("ncp,cp->nc", draws[f"r_{s.name}"][:, s.index, :], s.Z)
+    assert np.allclose(linear_predictor(d, draws), expected, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("text", [
     "y ~ 1 + size + cond + (1|model) + (1|cond) + (1|model:cond)",
     "y ~ 0 + cond + (1|model)",

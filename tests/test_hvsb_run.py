@@ -169,6 +169,20 @@ def test_dvb_report_unchanged_by_the_benchmark_record(tmp_path):
     assert before == after and "Posterior DVGR" in after
 
 
+def test_the_item_formula_is_sampled_first_in_hvsbs_measured_form(hvsb_run):
+    """HVSB's formula with item effects starts from every term centred zero-sum (measured on the example);
+    the default formula and any other go by auto's rule; a form the user chose is kept."""
+    from dvbstats.benchmarks.hvsb import ITEM_FORMULA
+
+    _, data, fit, *_ = hvsb_run
+    assert fit.auto_form is None and dvb.Model(HVSB.default_formula, data).auto_form is None
+    assert dvb.Model(ITEM_FORMULA, data).auto_form == "zerosum"
+    spaced = ITEM_FORMULA.replace("(1|item)", "( 1 | item )")
+    assert dvb.Model(spaced, data).auto_form == "zerosum"  # the formula, not its spelling
+    chosen = dvb.Model(ITEM_FORMULA, data, parametrization="zerosum_noncentered")
+    assert chosen.parametrization == "zerosum_noncentered"  # fit() ignores auto_form unless asked for auto
+
+
 def test_dvb_load_unchanged(tmp_path):
     """A DVB input loads through ingest as before, with or without benchmark='dvb'."""
     from dvbstats.simulate import example

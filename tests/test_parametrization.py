@@ -96,7 +96,7 @@ def test_a_fit_that_fails_its_checks_is_refitted_in_the_other_form(capsys):
                           command=None, timing={}, extra={})
     assert json.loads(json.dumps(meta, default=str))["parametrization"] == {
         "requested": "auto", "terms": dict.fromkeys(["model", "value", "feature", "context"], "zerosum"),
-        "retry": res.retry}
+        "retry": res.retry, "auto_form": None}
     fixed = fit(FORMULA, cells, settings=settings, parametrization="zerosum_noncentered", progress=False)
     assert fixed.retry is None and not fixed.diagnostics.ok  # a form the user chose is never changed
 
@@ -142,3 +142,18 @@ def test_a_failed_fit_is_retried_in_a_form_that_can_sample_it(forms, slopes, oth
 
     first = SimpleNamespace(parametrizations=lambda: forms, design=SimpleNamespace(slopes=["s"] if slopes else []))
     assert _other_form(first) == other
+
+
+def test_a_benchmark_form_is_sampled_first_and_retried_like_the_rules():
+    """``auto_form`` (HVSB's measured form for its default formula) replaces the rule's first choice;
+    a fit in it that fails its checks is refitted in the other form as the rule's would be; a form
+    the user chose wins over it."""
+    cells = _grid({"model": 3, "value": 4}, 60)  # 240 trials per model: the rule would say non-centred
+    formula = parse("chose_deep ~ 1 + (1|model) + (1|value)")
+    assert set(term_parametrizations(design(formula, cells), "auto").values()) == {"zerosum_noncentered"}
+    settings = SamplerSettings(draws=30, tune=100, chains=2, seed=1)  # 60 draws cannot pass: a retry
+    res = fit(formula, cells, settings=settings, auto_form="zerosum", progress=False)
+    assert res.auto_form == "zerosum" and res.parametrization == "zerosum_noncentered"
+    assert res.retry.startswith("auto parametrisation (zerosum) failed its checks (")
+    chosen = fit(formula, cells, settings=settings, parametrization="centered", auto_form="zerosum", progress=False)
+    assert chosen.auto_form is None and chosen.parametrization == "centered" and chosen.retry is None

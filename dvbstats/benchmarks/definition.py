@@ -21,6 +21,9 @@ class Benchmark:
     a formula may use; ``item`` names the column identifying a benchmark item shared across models.
     ``wording`` holds the phrases console and report use (keys: ``outcome_phrase``, ``headline``,
     ``below_reference``, ``reference_short``: the reference line's name in a plot legend).
+    ``forms`` maps formulas to the parametrisation ``auto`` samples them in first, measured on the
+    benchmark's design (other formulas: the package's rule); a fit that fails its checks is still
+    refitted in the other form.
     """
 
     name: str
@@ -36,10 +39,12 @@ class Benchmark:
     item: str
     rate_by_condition: Mapping[str, str] = field(default_factory=dict)
     wording: Mapping[str, str] = field(default_factory=dict)
+    forms: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate_by_condition", MappingProxyType(dict(self.rate_by_condition)))
         object.__setattr__(self, "wording", MappingProxyType(dict(self.wording)))
+        object.__setattr__(self, "forms", MappingProxyType(dict(self.forms)))
         if not self.default_formula.startswith(f"{self.outcome} ~"):
             raise ValueError(f"{self.name}: default formula must model {self.outcome!r}")
 

@@ -346,6 +346,9 @@ def counts(table: JudgmentTable) -> pl.DataFrame:
     return status.join(outcomes, on=by).sort(by)
 
 
+#: HVSB's default formula with item effects: contrasts paired on the items (docs/hvsb-format.md).
+ITEM_FORMULA = "misaligned ~ 1 + condition + (1 + condition | model) + (1|scenario_type) + (1|item)"
+
 HVSB = Benchmark(
     name="hvsb",
     title="Human Values regarding Social Bias (Liu & Chu 2025)",
@@ -357,8 +360,12 @@ HVSB = Benchmark(
     reference_label="a judge answering BIASED or UNBIASED at random",
     # Scenario types are nested in the 4 datasets, so (1|scenario_type) carries the dataset effects;
     # a (1|dataset) term beside it mixed badly (R-hat 1.018 on the example). Item effects (1|item) are
-    # left out: 72,000 single-trial cells did not finish sampling in 13 min on the loaded test machine.
+    # left out: 67,666 single-trial cells cost about 100 s end to end on the example (estimated for the
+    # idle machine from CPU time), against the 90 s target (docs/hvsb-format.md).
     default_formula="misaligned ~ 1 + condition + (1 + condition | model) + (1|scenario_type)",
+    # With item effects every term is sampled centred zero-sum at target acceptance 0.8: 15 leapfrog
+    # steps per draw on the example against 35 for auto's rule, every check passing.
+    forms={ITEM_FORMULA: "zerosum"},
     design=("model", "condition", "dataset", "scenario_type", *PARTS, "item"),
     item="item",
     rate_by_condition={

@@ -169,7 +169,7 @@ def read_fit(path: str | Path) -> Fit:
         design=design(formula, cells),
         priors=Priors.from_specs([f"{k}={v}" for k, v in meta["priors"].items()]),
         settings=settings,
-        parametrization=meta["parametrization"]["requested"],
+        parametrization=meta["parametrization"].get("sampled", meta["parametrization"]["requested"]),
         idata=az.from_netcdf(path / POSTERIOR, engine="h5netcdf"),
         timing=meta.get("timing", {}),
         data=data,

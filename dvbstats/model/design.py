@@ -34,6 +34,7 @@ import itertools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -129,6 +130,13 @@ class SlopeTerm:
 
     def flat_index(self) -> np.ndarray:
         return self.index
+
+    @cached_property
+    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The distinct (level, row of ``Z``) pairs of the cells: their levels, their ``Z`` rows and each
+        cell's pair (few: 36 for ``(1 + condition|model)`` with 12 models, against 72,000 cells)."""
+        unique, inverse = np.unique(np.column_stack([self.index, self.Z]), axis=0, return_inverse=True)
+        return unique[:, 0].astype(np.int64), np.ascontiguousarray(unique[:, 1:]), inverse.ravel()
 
 
 @dataclass(frozen=True)
@@ -475,8 +483,9 @@ def linear_predictor(d: Design, draws: dict[str, np.ndarray]) -> np.ndarray:
         eta += np.stack([draws[f"b_{name}"] for name in d.fixed], axis=1) @ d.X.T
     for t in d.terms:  # a gather on the flattened levels: 3x faster than indexing every axis
         eta += np.take(draws[f"r_{t.name}"].reshape(n, -1), t.flat_index(), axis=1)
-    for s in d.slopes:
-        eta += np.einsum("ncp,cp->nc", draws[f"r_{s.name}"][:, s.index, :], s.Z)
+    for s in d.slopes:  # per distinct (level, Z row) pair, then one gather: no (draws, cells, p) temporary
+        level, Z, pair = s.rows
+        eta += np.take(np.einsum("nkp,kp->nk", draws[f"r_{s.name}"][:, level, :], Z), pair, axis=1)
     return eta
 
 

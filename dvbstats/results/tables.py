@@ -301,14 +301,14 @@ def condition_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
 def condition_pairs(fit: Fit) -> dict:
     """Per condition variable of :func:`condition_table`, its (level, reference level) pairs."""
     out = {}
-    for var in _condition_variables(fit):
+    for var in condition_variables(fit):
         levels = sorted(str(x) for x in fit.cells.data[var.name].unique().to_list())
         ref = var.ref if var.ref is not None else levels[0]
         out[var] = [(level, ref) for level in levels if level != ref]
     return out
 
 
-def _condition_variables(fit: Fit) -> list:
+def condition_variables(fit: Fit) -> list:
     """Main-effect fixed terms that are factors (not ``model``): the conditions a report contrasts."""
     out = []
     for term in fit.formula.fixed:
