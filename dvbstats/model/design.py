@@ -23,7 +23,9 @@ row and column means that this removes are moved into the main terms' prior SDs
 level down); ``"zerosum_noncentered"`` samples standardised deviations (right when the data are
 thin); ``"auto"`` (the default) picks one of the two for all random intercepts from the trials per level,
 and for a random-slope term centres only its intercept column when the data are rich
-(``"zerosum_slopes_noncentered"``, see :func:`term_parametrizations`). ``"centered"`` and
+(``"zerosum_slopes_noncentered"``, see :func:`term_parametrizations`), and samples an item-level term
+beside rich ones non-centred with a signed scale (``"zerosum_signed"``: ``r = v z``, ``sd = |v|``).
+``"centered"`` and
 ``"noncentered"`` are the textbook forms; a term whose mean no fixed coefficient absorbs (no
 intercept, or a slope without its fixed slope) always takes the textbook form.
 """
