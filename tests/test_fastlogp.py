@@ -58,6 +58,9 @@ PRIORS = [[], ["sd=exponential(2)", "intercept=student_t(3, 0, 2.5)", "sd_model=
 
 
 CASES = [(f, p, prior) for f, prior in zip(FORMULAS, PRIORS) for p in ("zerosum", "zerosum_noncentered")]
+#: the signed scale of an item term (sd = |v|), under every SD prior family
+CASES += [(FORMULAS[0], "zerosum_signed", prior) for prior in (
+    [], ["sd=exponential(2)"], ["sd=halfcauchy(1)"], ["sd=halfstudent_t(4, 0.7)"])]
 CASES += [(FORMULAS[0], p, PRIORS[1]) for p in ("centered", "noncentered")]
 #: random slopes: correlated (LKJ Cholesky) and uncorrelated, a numeric slope and a 3-level factor
 #: (3 coefficients, 3 correlations), zero-sum or textbook, centred, non-centred or mixed (centred
@@ -100,11 +103,15 @@ def test_log_density_and_gradient_equal_pymc(formula, parametrization, prior, mo
 
 def _per_term(d, parametrization: str, monkeypatch) -> dict[str, str]:
     """The per-term forms; ``zerosum_slopes_noncentered`` (a form only ``auto`` chooses, for slope
-    terms) is imposed on the slope terms, the intercepts then centred, for both models."""
-    if parametrization != "zerosum_slopes_noncentered":
+    terms) is imposed on the slope terms, the intercepts then centred, for both models;
+    ``zerosum_signed`` (only ``auto``'s, for item terms) on every random intercept but the first."""
+    if parametrization not in ("zerosum_slopes_noncentered", "zerosum_signed"):
         return term_parametrizations(d, parametrization)
     allowed = model_module._zero_sum_allowed(d)
-    forms = {t.name: "zerosum" for t in d.terms} | {s.name: parametrization for s in d.slopes}
+    if parametrization == "zerosum_signed":  # beside a centred term, as auto samples an item term
+        forms = {t.name: "zerosum" if i == 0 else parametrization for i, t in enumerate(d.terms)}
+    else:
+        forms = {t.name: "zerosum" for t in d.terms} | {s.name: parametrization for s in d.slopes}
     forms = {k: v if allowed[k] else model_module._TEXTBOOK[v] for k, v in forms.items()}
     monkeypatch.setattr(model_module, "term_parametrizations", lambda *_: forms)
     monkeypatch.setattr(model_module, "check_parametrization", lambda p: p)
@@ -119,8 +126,8 @@ def _in_fastlogp_order(pm_model, d) -> list[str]:
     scalars = [n for n in names if n == "Intercept" or n.startswith("b_")]
     per_term = []
     for t in d.terms:
-        per_term.append(f"sd_{t.name}_log__")
-        per_term += [n for n in names if n.split("_zerosum__")[0] in (f"r_{t.name}", f"z_{t.name}")]
+        per_term.append(f"sd_{t.name}_signed" if f"sd_{t.name}_signed" in names else f"sd_{t.name}_log__")
+        per_term += [n for n in names if n.split("_zerosum__")[0] in (f"r_{t.name}", f"z_{t.name}", f"zs_{t.name}")]
     for s in d.slopes:
         per_term += [f"sd_{n}_log__" for n in s.sd_names]
         per_term += [n for n in (f"cpc_{s.name}", f"u_{s.name}", f"z_{s.name}") if n in names]

@@ -23,7 +23,9 @@ row and column means that this removes are moved into the main terms' prior SDs
 level down); ``"zerosum_noncentered"`` samples standardised deviations (right when the data are
 thin); ``"auto"`` (the default) picks one of the two for all random intercepts from the trials per level,
 and for a random-slope term centres only its intercept column when the data are rich
-(``"zerosum_slopes_noncentered"``, see :func:`term_parametrizations`). ``"centered"`` and
+(``"zerosum_slopes_noncentered"``, see :func:`term_parametrizations`), and samples an item-level term
+beside rich ones non-centred with a signed scale (``"zerosum_signed"``: ``r = v z``, ``sd = |v|``).
+``"centered"`` and
 ``"noncentered"`` are the textbook forms; a term whose mean no fixed coefficient absorbs (no
 intercept, or a slope without its fixed slope) always takes the textbook form.
 """
@@ -50,16 +52,18 @@ pm, pt = lazy.module("pymc"), lazy.module("pytensor.tensor")  # imported when a 
 
 Parametrization = Literal["auto", "zerosum", "zerosum_noncentered", "centered", "noncentered"]
 PARAMETRIZATIONS: tuple[str, ...] = ("auto", "zerosum", "zerosum_noncentered", "centered", "noncentered")
-_TEXTBOOK = {"zerosum": "centered", "zerosum_noncentered": "noncentered", "zerosum_slopes_noncentered": "slopes_noncentered"}
+_TEXTBOOK = {"zerosum": "centered", "zerosum_noncentered": "noncentered", "zerosum_slopes_noncentered": "slopes_noncentered",
+             "zerosum_signed": "noncentered"}
 
 #: ``auto`` centres every zero-sum term when even the thinnest term holds at least this many trials
 #: per level (median): then the likelihood pins each level down far more tightly than its prior SD.
 #: Measured across data depths in docs/model.md (benchmarks/bench_depth.py).
 CENTRED_MIN_TRIALS = 500
 #: A random intercept this thin (median trials per level: benchmark items, ``(1|prompt)`` with ~9
-#: trials per prompt) is item-level: ``auto`` samples it non-centred on its own when every other
-#: random intercept reaches CENTRED_MIN_TRIALS, so that the rich terms stay centred. The tenfold gap
-#: keeps this mix away from the medium depths where mixed forms failed (docs/model.md).
+#: trials per prompt) is item-level: ``auto`` samples it non-centred with a signed scale
+#: (``zerosum_signed``) on its own when every other random intercept reaches CENTRED_MIN_TRIALS, so
+#: that the rich terms stay centred. The tenfold gap keeps this mix away from the medium depths where
+#: mixed forms failed (docs/model.md).
 ITEM_MAX_TRIALS = 50
 
 
@@ -297,15 +301,21 @@ def pymc_model(d: Design, priors: Priors, parametrization: Parametrization = "au
         if d.fixed:
             b = pt.stack([priors.get(f"b_{name}").create(f"b_{name}") for name in d.fixed])
             eta = eta + pt.dot(d.X[obs], b)
-        sd = {n: priors.get(f"sd_{n}").create(f"sd_{n}") for t in d.random for n in t.sd_names}
+        signed = {t.name: _signed_scale(t.name, priors.get(f"sd_{t.name}"))
+                  for t in d.terms if per_term[t.name] == "zerosum_signed"}
+        sd = {n: pt.abs(signed[n]) if n in signed else priors.get(f"sd_{n}").create(f"sd_{n}")
+              for t in d.random for n in t.sd_names}
         for t in d.terms:
-            r = _random_intercepts(t, _sigma(d, t, sd, per_term), per_term[t.name])
+            scale = signed[t.name] if t.name in signed else _sigma(d, t, sd, per_term)
+            r = _random_intercepts(t, scale, per_term[t.name])
             eta = eta + r[tuple(t.index[obs, a] for a in range(len(t.dims)))]
         cors = []
         for s in d.slopes:
             r, chol = _random_slopes(s, pt.stack([sd[n] for n in s.sd_names]), priors, per_term[s.name])
             cors += [pt.dot(chol[i], chol[j]) for i, j in s.pairs]
             eta = eta + (s.Z[obs] * r[s.index[obs]]).sum(axis=1)
+        for n in signed:
+            pm.Deterministic(f"sd_{n}", sd[n])
         if sd:
             pm.Deterministic("sd", pt.stack(list(sd.values())), dims="term")
         if cors:
@@ -339,7 +349,11 @@ def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[s
     650-1,300 trials per level where either form alone passed (docs/model.md). The one exception is
     an item-level term (under ITEM_MAX_TRIALS per level) beside terms that all reach
     CENTRED_MIN_TRIALS: it alone is non-centred (non-centring the rich terms too mixed badly:
-    bulk ESS below 60 for ``sd[model]`` on the HVSB example with item effects, docs/model.md). The slope columns of
+    bulk ESS below 60 for ``sd[model]`` on the HVSB example with item effects, docs/model.md), with a
+    signed scale (``zerosum_signed``: ``r = v z``, ``sd = |v|``) unless interaction margins are moved
+    into its prior scale: thousands of items tie the SD to one direction of ``z``, a ridge that is
+    curved in ``log sd`` and straight in ``v``, and that reaches ``v = 0`` when the items do not
+    differ (docs/model.md, benchmarks/bench_items.py). The slope columns of
     a random-slope term are always non-centred: a slope SD near zero (a slope that barely varies)
     makes a funnel that the centred form cannot sample (189 divergences, R-hat 1.11 at published
     scale, bench_slopes.py). Its intercept column follows the random intercepts' rule, judged on
@@ -359,7 +373,8 @@ def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[s
         thinnest = min(rest if items else depth.values(), default=np.inf)
         form = "zerosum" if thinnest >= CENTRED_MIN_TRIALS else "zerosum_noncentered"
         out = {t.name: _slope_form(t, n, form) if isinstance(t, SlopeTerm)
-               else "zerosum_noncentered" if t.name in items else form for t in d.random}
+               else ("zerosum_noncentered" if d.absorbed.get(t.name) else "zerosum_signed") if t.name in items
+               else form for t in d.random}
     allowed = _zero_sum_allowed(d)
     return {k: v if allowed[k] else _TEXTBOOK.get(v, v) for k, v in out.items()}
 
@@ -383,8 +398,20 @@ def _trials_per_level(t: Term | SlopeTerm, n_trials: np.ndarray) -> np.ndarray:
     return per_level[per_level > 0]
 
 
+def _signed_scale(name: str, prior):
+    """The signed scale ``v`` of a ``zerosum_signed`` term (``sd = |v|``): ``v`` and ``-v`` share the
+    prior density of ``|v|``, so ``(|v|, z sign(v))`` is the non-centred form's ``(sd, z)`` exactly."""
+    v = pm.Flat(f"sd_{name}_signed")
+    pm.Potential(f"sd_{name}_prior", prior.logp(pt.abs(v)) - np.log(2.0))
+    return v
+
+
 def _random_intercepts(t: Term, sd, parametrization: str):
     name = f"r_{t.name}"
+    if parametrization == "zerosum_signed":  # ``sd`` is the signed scale v: r = v z, z reported as r / |v|
+        z = pm.ZeroSumNormal(f"zs_{t.name}", sigma=1.0, dims=t.dims, n_zerosum_axes=len(t.dims))
+        pm.Deterministic(f"z_{t.name}", z * pt.sign(sd), dims=t.dims)
+        return pm.Deterministic(name, z * sd, dims=t.dims)
     if parametrization == "zerosum":
         return pm.ZeroSumNormal(name, sigma=sd, dims=t.dims, n_zerosum_axes=len(t.dims))
     if parametrization == "zerosum_noncentered":

@@ -390,7 +390,7 @@ def _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r):
 
 # --------------------------------------------------------------------------- the density
 
-_ZEROSUM, _NONCENTRED = 1, 2  # bit flags of a term's parametrisation
+_ZEROSUM, _NONCENTRED, _SIGNED = 1, 2, 4  # bit flags of a term's parametrisation
 _NO_VIRTUAL = np.zeros(0)  # r_virtual and g_virtual of a design without random slopes (never written)
 
 
@@ -418,7 +418,7 @@ def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes,
         free = x[t_start[t] + 1:t_end[t]].copy()
         zt = _zerosum(free, t_shape[t, :t_naxes[t]], False) if t_flags[t] & _ZEROSUM else free
         _put(z, t_offset[t], zt)
-        scale = np.exp(x[t_start[t]]) if t_flags[t] & _NONCENTRED else 1.0
+        scale = x[t_start[t]] if t_flags[t] & _SIGNED else np.exp(x[t_start[t]]) if t_flags[t] & _NONCENTRED else 1.0
         _put(r, t_offset[t], zt * scale)
     _put(r, n_random, r_virtual)
     grad_b = np.empty(n_scalar - i0)
@@ -430,16 +430,26 @@ def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes,
         lp += p
         grad[j] = dp + (g_alpha if j < i0 else grad_b[j - i0])
     for t in range(len(t_start)):
-        log_sd = x[t_start[t]]
-        sd = np.exp(log_sd)
-        p, dp = _prior_logp(sd_code[t], sd_par[t], sd)
-        lp += p + log_sd  # + log-transform Jacobian
-        g_log_sd = dp * sd + 1.0
         zt = z[t_offset[t]:t_offset[t + 1]]
         g_r = grad_r[t_offset[t]:t_offset[t + 1]]
         free = x[t_start[t] + 1:t_end[t]]
         dof = t_end[t] - t_start[t] - 1
         ssq = np.sum(free * free)  # = sum(zt**2): the zero-sum transform is an isometry
+        if t_flags[t] & _SIGNED:  # r = v z, sd = |v|: the prior of |v| shared by v and -v
+            v = x[t_start[t]]
+            p, dp = _prior_logp(sd_code[t], sd_par[t], abs(v))
+            lp += p - np.log(2.0) - 0.5 * ssq - dof * _LOG_SQRT_2PI
+            grad[t_start[t]] = dp * np.sign(v) + np.sum(g_r * zt)
+            g_z = g_r * v
+            if t_flags[t] & _ZEROSUM:
+                g_z = _zerosum(g_z, t_shape[t, :t_naxes[t]], True)
+            _put(grad, t_start[t] + 1, g_z - free)
+            continue
+        log_sd = x[t_start[t]]
+        sd = np.exp(log_sd)
+        p, dp = _prior_logp(sd_code[t], sd_par[t], sd)
+        lp += p + log_sd  # + log-transform Jacobian
+        g_log_sd = dp * sd + 1.0
         if t_flags[t] & _NONCENTRED:
             lp += -0.5 * ssq - dof * _LOG_SQRT_2PI
             g_log_sd += np.sum(g_r * zt) * sd
@@ -498,8 +508,9 @@ class CellModel:
         self.log_binom = float(np.sum(gammaln(self.n + 1) - gammaln(self.k + 1) - gammaln(self.n - self.k + 1)))
         self.shapes = [tuple(len(lv) for lv in t.levels) for t in d.terms]
         kinds = [parametrizations[t.name] for t in d.terms]
-        self.t_flags = np.array([(_ZEROSUM if k.startswith("zerosum") else 0) | (_NONCENTRED if k.endswith("noncentered") else 0)
-                                 for k in kinds], dtype=np.int64)
+        self.t_flags = np.array([(_ZEROSUM if k.startswith("zerosum") else 0)
+                                 | (_NONCENTRED if k.endswith(("noncentered", "signed")) else 0)
+                                 | (_SIGNED if k.endswith("signed") else 0) for k in kinds], dtype=np.int64)
         self.t_naxes = np.array([len(s) for s in self.shapes], dtype=np.int64)
         self.t_shape = np.ones((len(self.shapes), max(self.t_naxes, default=1)), dtype=np.int64)
         for i, shape in enumerate(self.shapes):
@@ -567,7 +578,9 @@ class CellModel:
             free = np.ascontiguousarray(x[self.t_start[i] + 1:self.t_end[i]])
             z = _zerosum(free, self.t_shape[i, :self.t_naxes[i]], False) if self.t_flags[i] & _ZEROSUM else free
             z = z.reshape(self.shapes[i])
-            sds.append(np.exp(x[self.t_start[i]]))
+            if self.t_flags[i] & _SIGNED:  # the same r = v z as sd = |v| and z sign(v)
+                z = z * np.sign(x[self.t_start[i]])
+            sds.append(abs(x[self.t_start[i]]) if self.t_flags[i] & _SIGNED else np.exp(x[self.t_start[i]]))
             out[f"sd_{t.name}"] = np.asarray(sds[-1], dtype=np.float64)
             out[f"r_{t.name}"] = z * sds[-1] if self.t_flags[i] & _NONCENTRED else z
             if self.t_flags[i] & _NONCENTRED:

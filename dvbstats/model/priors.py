@@ -64,6 +64,13 @@ class Prior:
         cls, params, _ = _DISTS[self.dist]
         return getattr(pm, cls)(name, **dict(zip(params, self.args)), **kwargs)
 
+    def logp(self, value):
+        """Its log density at ``value`` (a PyTensor expression) in PyMC's terms."""
+        import pymc as pm
+
+        cls, params, _ = _DISTS[self.dist]
+        return pm.logp(getattr(pm, cls).dist(**dict(zip(params, self.args))), value)
+
     @classmethod
     def parse(cls, text: str) -> Prior:
         m = _SPEC.match(text)

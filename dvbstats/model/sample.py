@@ -33,6 +33,9 @@ class SamplerSettings:
     chains: int = CHAINS
     seed: int = SEED
     target_accept: float | None = None  # None: chosen with the parametrisation (fitting.fit)
+    #: nutpie's low-rank modified mass matrix (diagonal plus the directions of largest and smallest
+    #: variance); None: chosen with the parametrisation (results.fitted.fit)
+    low_rank: bool | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -105,6 +108,7 @@ def run_nutpie(compiled, settings: SamplerSettings, progress: bool) -> az.Infere
         seed=settings.seed,
         target_accept=settings.target_accept,
         save_warmup=lines,  # so that progress lines can count tuning draws; dropped below
+        low_rank_modified_mass_matrix=bool(settings.low_rank),
         progress_bar=progress and not lines,
         blocking=False,
     )

@@ -182,7 +182,14 @@ def default_target_accept(d: Design, parametrization: Parametrization) -> float:
     0.95 when some term is non-centred (thin data, where divergences come from curvature and the
     gradients are cheap). Measured in docs/model.md."""
     kinds = term_parametrizations(d, parametrization).values()
-    return 0.95 if any("noncentered" in k for k in kinds) else 0.8
+    return 0.95 if any("noncentered" in k or k.endswith("signed") for k in kinds) else 0.8
+
+
+def default_low_rank(d: Design, parametrization: Parametrization) -> bool:
+    """nutpie's low-rank mass matrix when an item term has a signed scale: the ridge that ties its SD
+    to one direction of the item deviations is straight there, and a diagonal mass matrix cannot
+    follow it (bulk ESS of sd[prompt] 367 against 2,816 with it, docs/model.md)."""
+    return any(k == "zerosum_signed" for k in term_parametrizations(d, parametrization).values())
 
 
 def fit(
@@ -219,8 +226,11 @@ def fit(
 def _other_form(first: Fit) -> str | None:
     """The zero-sum form to retry a failed ``auto`` fit in, or None. With random slopes it is the
     non-centred form unless that one failed: centred slope columns cannot sample a slope SD near zero
-    (189 divergences at published scale, docs/model.md), so a failed non-centred slope fit stands."""
+    (189 divergences at published scale, docs/model.md), so a failed non-centred slope fit stands; so
+    does a fit with an item term (the other form would centre it)."""
     chosen = set(first.parametrizations().values())
+    if "zerosum_signed" in chosen:
+        return None  # an item term: centred, thousands of items cannot sample their SD near 0 (ESS 3)
     if chosen == {"zerosum"}:
         return "zerosum_noncentered"
     if first.design.slopes:
@@ -233,6 +243,8 @@ def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrizat
     t0 = time.perf_counter()
     if settings.target_accept is None:
         settings = replace(settings, target_accept=default_target_accept(d, parametrization))
+    if settings.low_rank is None:
+        settings = replace(settings, low_rank=default_low_rank(d, parametrization))
     if backend == "auto":
         backend = "fastlogp" if settings.sampler == "nutpie" and fastlogp.supports(d) else "pymc"
     if backend == "fastlogp":

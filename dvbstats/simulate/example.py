@@ -205,14 +205,17 @@ def write_example(out_dir: Path | None = None, *, force: bool = False) -> tuple[
     return tuple(out_dir / f["name"] for f in files)
 
 
-def at_depth(n_prompts: int, seed: int, by: Sequence[str]) -> CellTable:
-    """Cells over ``by`` of the example's effects with ``n_prompts`` prompts per model (not 12,000).
+def at_depth(n_prompts: int, seed: int, by: Sequence[str], item_sd: float = 0.0) -> CellTable:
+    """Cells over ``by`` of the example's effects with ``n_prompts`` prompts per model (not 12,000),
+    and with ``item_sd`` a per-prompt effect shared by all models (the example has none).
 
     The same 9 models, values, features and contexts at another data depth (trials per level), for
-    measuring how the sampler behaves as the data grow (benchmarks/bench_depth.py).
+    measuring how the sampler behaves as the data grow (benchmarks/bench_depth.py) or with item
+    effects (benchmarks/bench_items.py).
     """
     effects, design = example_effects()
-    sim = simulate(effects, replace(design, n_prompts=n_prompts), seed=seed, unparsed_rate=unparsed_rates())
+    sim = simulate(effects, replace(design, n_prompts=n_prompts), seed=seed, unparsed_rate=unparsed_rates(),
+                   item_sd=item_sd)
     trials = sim.trials.with_columns(
         model=pl.col("model_id"), status=pl.when("parsed").then(pl.lit("used")).otherwise(pl.lit("unparsed"))
     )
