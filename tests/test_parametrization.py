@@ -96,7 +96,8 @@ def test_a_fit_that_fails_its_checks_is_refitted_in_the_other_form(capsys):
                           reconciliation=pl.DataFrame({"action": []}, schema={"action": pl.String}), hdi_prob=0.94,
                           command=None, timing={}, extra={})
     assert json.loads(json.dumps(meta, default=str))["parametrization"] == {
-        "requested": "auto", "terms": dict.fromkeys(["model", "value", "feature", "context"], "zerosum"),
+        "requested": "auto", "sampled": "zerosum",
+        "terms": dict.fromkeys(["model", "value", "feature", "context"], "zerosum"),
         "retry": res.retry, "auto_form": None}
     fixed = fit(FORMULA, cells, settings=settings, parametrization="zerosum_noncentered", progress=False)
     assert fixed.retry is None and not fixed.diagnostics.ok  # a form the user chose is never changed
