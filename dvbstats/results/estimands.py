@@ -115,7 +115,7 @@ def _group_sums(theta, cols, vals, w, runs, bounds, out):
     ``eta`` computed cell by cell from the draws ``theta`` and the groups given as runs of consecutive cells
     (``runs[r]`` = start, end, group; grouping ``g`` owns rows ``bounds[g]:bounds[g + 1]``). No (draws, cells)
     array and one add per run instead of a scatter per cell: at 182,600 cells x 4,000 draws the NumPy linear
-    predictor and per-cell scatter took 27 s CPU, this 6 s (benchmarks/bench_tables.py)."""
+    predictor and per-cell scatter took 27 s CPU, this 6 s (benchmarks/bench_stages.py)."""
     for i in range(theta.shape[0]):
         p = cell_sigmoid(theta[i], cols, vals) * w
         for g in range(out.shape[0]):
