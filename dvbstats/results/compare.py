@@ -22,7 +22,7 @@ import xarray as xr
 from scipy.stats import binom
 
 from dvbstats.input.cells import CellTable, collapse
-from dvbstats.model.design import design
+from dvbstats.model.design import design, predictor_layout, stacked_parameters
 from dvbstats.results import estimands
 from dvbstats.results.fitted import Fit
 
@@ -61,9 +61,12 @@ def log_likelihood(fit: Fit, cells: CellTable | None = None) -> xr.DataArray:
     n, k = data["n_trials"].to_numpy()[obs], data["n_deep"].to_numpy()[obs]
     post = fit.idata.posterior
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    theta = stacked_parameters(d, estimands.stacked_draws(fit.idata, estimands.parameter_names(d)))
+    cols, vals = (a[obs] for a in predictor_layout(d))
     out = np.empty((n_chain * n_draw, int(obs.sum())))
-    for sl, p in estimands.cell_probabilities(d, fit.idata):
-        out[sl] = binom.logpmf(k[None, :], n[None, :], p[:, obs])
+    for i, t in enumerate(theta):
+        out[i] = estimands.cell_sigmoid(t, cols, vals)
+    out = binom.logpmf(k, n, out)
     return xr.DataArray(out.reshape(n_chain, n_draw, -1), dims=("chain", "draw", "cell"),
                         coords={"chain": post.chain, "draw": post.draw}, name="n_deep")
 

@@ -26,7 +26,7 @@ import xarray as xr
 from scipy.special import expit
 
 from dvbstats.constants import CHANCE
-from dvbstats.model.design import Design, linear_predictor, predictor_layout, stacked_parameters
+from dvbstats.model.design import Design, predictor_layout, stacked_parameters
 from dvbstats.model.fastlogp import _exp_minus_abs
 from dvbstats.results import frequentist
 
@@ -40,21 +40,6 @@ def stacked_draws(idata: az.InferenceData, names: Sequence[str]) -> dict[str, np
 
 def parameter_names(d: Design) -> list[str]:
     return ["Intercept"] + [f"b_{x}" for x in d.fixed] + [f"r_{t.name}" for t in d.random]
-
-
-def linear_predictors(d: Design, idata: az.InferenceData, *, chunk: int = 250):
-    """Yield ``(draw_slice, eta)`` with ``eta`` the (draws, cells) linear predictor, in chunks."""
-    draws = stacked_draws(idata, parameter_names(d))
-    n = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
-    for start in range(0, n, chunk):
-        sl = slice(start, min(start + chunk, n))
-        yield sl, linear_predictor(d, {k: v[sl] for k, v in draws.items()})
-
-
-def cell_probabilities(d: Design, idata: az.InferenceData, *, chunk: int = 250):
-    """Yield ``(draw_slice, p)`` with ``p`` the (draws, cells) deep-choice probabilities, in chunks."""
-    for sl, eta in linear_predictors(d, idata, chunk=chunk):
-        yield sl, expit(eta)
 
 
 def design_averages(
