@@ -13,6 +13,7 @@ from scipy import stats
 from scipy.special import expit, logit
 from scipy.stats.contingency import association
 
+from dvbstats.benchmarks.dvb import PAPER_CODINGS
 from dvbstats.constants import MAX_R_HAT
 from dvbstats.input import runfolder
 from dvbstats.input.registry import ModelTable
@@ -184,10 +185,10 @@ def test_frequentist_pairs_reproduce_scipy_on_published_counts(published):
         assert (round(row["raw_smaller"], 2), round(row["raw_larger"], 2)) == (raw_s, raw_l)
 
 
-@pytest.mark.parametrize("coding", list(scaling.PAPER_CODINGS))
+@pytest.mark.parametrize("coding", list(PAPER_CODINGS))
 def test_big_small_reproduces_scipy_on_published_counts(published, coding):
     _, counts, draws = published
-    big = scaling.PAPER_CODINGS[coding]
+    big = PAPER_CODINGS[coding]
     row = scaling.big_small(draws, counts, big).row(0, named=True)
     is_big = counts["model"].is_in(list(big)).to_numpy()
     k, n = counts["n_deep"].to_numpy(), counts["n_trials"].to_numpy()
@@ -204,8 +205,8 @@ def test_big_small_reproduces_scipy_on_published_counts(published, coding):
 
 def test_run_on_published_counts_writes_tables(published, tmp_path):
     models, counts, draws = published
-    result = scaling.scaling_tests(draws, counts, models, seed=3)
-    assert result.pairs.height == 5 and result.big_small["coding"].to_list() == list(scaling.PAPER_CODINGS)
+    result = scaling.scaling_tests(draws, counts, models, codings=PAPER_CODINGS, seed=3)
+    assert result.pairs.height == 5 and result.big_small["coding"].to_list() == list(PAPER_CODINGS)
     assert result.trend["size_measure"].item() == "rank"  # closed models have no parameter counts
     assert result.frequentist["n_clusters"].item() == 9 and result.frequentist["few_clusters"].item()
     paths = {p.name for p in runfolder.write_analysis(tmp_path, "scaling", result)}
@@ -223,7 +224,7 @@ def test_run_skips_codings_and_trend_with_notes(published):
     models, counts, draws = published
     present = ["gpt-4o-mini", "gpt-4o", "llama-3-8b"]
     sub = draws.sel(model=present)
-    result = scaling.scaling_tests(sub, counts, models, pairs=[("llama-3-8b", "gpt-4o")], seed=1)
+    result = scaling.scaling_tests(sub, counts, models, pairs=[("llama-3-8b", "gpt-4o")], codings=PAPER_CODINGS, seed=1)
     assert result.big_small is None and any("skipped" in n for n in result.notes)
     assert any("not used: they have no posterior draws" in n for n in result.notes)
     assert result.trend is not None and result.trend["n_models"].item() == 2  # llama-3 family has one model here

@@ -23,7 +23,8 @@ class Benchmark:
     ``below_reference``, ``reference_short``: the reference line's name in a plot legend).
     ``forms`` maps formulas to the parametrisation ``auto`` samples them in first, measured on the
     benchmark's design (other formulas: the package's rule); a fit that fails its checks is still
-    refitted in the other form.
+    refitted in the other form. ``size_codings`` names sets of big models the scaling tests compare
+    with the rest (DVB: the paper's two codings of its nine models).
     """
 
     name: str
@@ -40,11 +41,13 @@ class Benchmark:
     rate_by_condition: Mapping[str, str] = field(default_factory=dict)
     wording: Mapping[str, str] = field(default_factory=dict)
     forms: Mapping[str, str] = field(default_factory=dict)
+    size_codings: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate_by_condition", MappingProxyType(dict(self.rate_by_condition)))
         object.__setattr__(self, "wording", MappingProxyType(dict(self.wording)))
         object.__setattr__(self, "forms", MappingProxyType(dict(self.forms)))
+        object.__setattr__(self, "size_codings", MappingProxyType(dict(self.size_codings)))
         if not self.default_formula.startswith(f"{self.outcome} ~"):
             raise ValueError(f"{self.name}: default formula must model {self.outcome!r}")
 

@@ -19,6 +19,14 @@ DESIGN: tuple[str, ...] = (
     "model", "value", "value_less", "feature", "feature_less", "feature_dim", "context", "n_train", "log_n_train",
 )
 
+#: The paper's big/small codings of its nine models; every other model counts as small.
+PAPER_CODINGS: dict[str, frozenset[str]] = {
+    "gpt-4.1-mini small": frozenset({"gemini-2.0-flash", "gpt-4.1", "gpt-4o", "llama-3-70b"}),
+    "gpt-4.1-mini big": frozenset(
+        {"gemini-2.0-flash", "gpt-4.1", "gpt-4o", "llama-3-70b", "gpt-4.1-mini"}
+    ),
+}
+
 DVB = Benchmark(
     name="dvb",
     title="Deep Value Benchmark",
@@ -31,6 +39,7 @@ DVB = Benchmark(
     default_formula=DEFAULT_FORMULA,
     design=DESIGN,
     item="prompt_id",
+    size_codings=PAPER_CODINGS,
     wording={
         "outcome_phrase": "chose the deep value",
         "headline": "posterior DVGR per model",

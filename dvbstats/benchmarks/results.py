@@ -9,6 +9,7 @@ data-quality counts per model x condition, and the frequentist first look
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -91,28 +92,25 @@ def condition_contrasts(fit: Fit, hdi_prob: float, pairs=CONDITION_PAIRS) -> pl.
     ).select("model", pl.exclude("model", "factor"))
 
 
-def scaling_input(b: Benchmark, fit: Fit) -> tuple[xr.DataArray, pl.DataFrame, dict[str, frozenset[str]]]:
+def scaling_input(b: Benchmark, fit: Fit) -> tuple[xr.DataArray, pl.DataFrame, Mapping[str, frozenset[str]]]:
     """What the scaling tests (:func:`dvbstats.results.scaling.scaling_tests`) compare across model sizes: per-model rate
-    draws ``(chain, draw, model)``, the counts behind them, and the big/small codings to test.
+    draws ``(chain, draw, model)``, the counts behind them, and the big/small codings to test (the benchmark's
+    ``size_codings``: DVB's are the paper's).
 
-    DVB: the design-averaged DVGR over every cell, with the paper's codings. A benchmark that names its
-    rate per condition (HVSB) when the fit has a ``condition``: the rate under its first named condition
-    (HVSB: the misalignment rate without a system prompt; attack prompts are compared in their own
-    sections), from those cells only; no codings (the paper's are DVB's models).
+    The design-averaged rate over every cell (DVB: the DVGR); for a benchmark that names its rate per
+    condition (HVSB) when the fit has a ``condition``: the rate under its first named condition (HVSB: the
+    misalignment rate without a system prompt; attack prompts are compared in their own sections), from
+    those cells only.
     """
-    from dvbstats.results.scaling import PAPER_CODINGS
-
-    if b.name == "dvb":
-        return fit.dvgr, fit.cells.data, PAPER_CODINGS
     first = next(iter(b.rate_by_condition), None)
     cells = fit.cells.data
     if first is None or "condition" not in fit.cells.by or first not in set(cells["condition"].cast(pl.String)):
-        return fit.dvgr, cells, {}
+        return fit.dvgr, cells, b.size_codings
     da, keys = fit.average(("model", "condition"))
     at = np.flatnonzero(keys["condition"].cast(pl.String).to_numpy() == first)
     draws = (da.isel(group=at).rename(group="model")
              .assign_coords(model=keys["model"].cast(pl.String).to_numpy()[at]).rename("rate"))
-    return draws, cells.filter(pl.col("condition").cast(pl.String) == first), {}
+    return draws, cells.filter(pl.col("condition").cast(pl.String) == first), b.size_codings
 
 
 def quality_by_condition(trials: JudgmentTable) -> pl.DataFrame:

@@ -27,7 +27,8 @@ from dvbstats.input.runfolder import RunFolder, RunFolderError
 from dvbstats.paper2025.reconstruct import PublishedAggregates, summarise_residuals
 from dvbstats.report.build import callout, escape, fmt_p, md_table
 from dvbstats.results.frequentist import FEW_CLUSTERS, binom_test, chi2_2x2
-from dvbstats.results.scaling import PAPER_CODINGS, frequentist_pairs
+from dvbstats.benchmarks.dvb import PAPER_CODINGS
+from dvbstats.results.scaling import frequentist_pairs
 
 #: The paper's significance level.
 ALPHA = 0.05

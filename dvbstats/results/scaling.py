@@ -8,7 +8,8 @@ the Bayesian analysis and the paper's analysis side by side:
 * a pooled trend: a hierarchical regression of model-level logit DVGR on within-family size,
   with family intercepts, that propagates each model's posterior uncertainty; the slope's HDI,
   P(slope < 0) and a Savage–Dickey Bayes factor for slope = 0;
-* the paper's two big/small codings (Bayesian difference of means and the paper's chi-square);
+* big/small codings of the models (DVB: the paper's two; Bayesian difference of means and the paper's
+  chi-square);
 * the frequentist replication: per-pair chi-square with Cramér's V and a pooled logit with
   cluster-robust standard errors.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -41,14 +42,6 @@ from dvbstats.results.contrasts import summarize_difference
 from dvbstats.results.frequentist import FEW_CLUSTERS, chi2_2x2, cluster_robust_logit
 
 SizeMeasure = Literal["rank", "log_params", "auto"]
-
-#: The paper's big/small codings of its nine models; every other model counts as small.
-PAPER_CODINGS: dict[str, frozenset[str]] = {
-    "gpt-4.1-mini small": frozenset({"gemini-2.0-flash", "gpt-4.1", "gpt-4o", "llama-3-70b"}),
-    "gpt-4.1-mini big": frozenset(
-        {"gemini-2.0-flash", "gpt-4.1", "gpt-4o", "llama-3-70b", "gpt-4.1-mini"}
-    ),
-}
 
 #: Prior scales of the trend model (logit scale; the slope is per standard deviation of size).
 PRIOR_ALPHA_SD = 1.5
@@ -638,7 +631,7 @@ def scaling_tests(
     models: ModelTable | pl.DataFrame,
     *,
     pairs: Iterable[tuple[str, str]] | None = None,
-    codings: dict[str, frozenset[str]] = PAPER_CODINGS,
+    codings: Mapping[str, frozenset[str]] | None = None,
     size: SizeMeasure = "auto",
     cluster: str = "model",
     hdi_prob: float = HDI_PROB,
@@ -646,7 +639,9 @@ def scaling_tests(
 ) -> ScalingResult:
     """Every scaling test on one posterior and its counts.
 
-    Per-pair tables join the Bayesian contrast and the paper's chi-square side by side. Codings
+    Per-pair tables join the Bayesian contrast and the paper's chi-square side by side. ``codings``
+    names sets of big models (every other model counts as small; None: no big/small tests; DVB's
+    are the paper's, ``Benchmark.size_codings``). Codings
     whose big models are not all in the data are skipped with a note; the pooled trend and logit
     are skipped with a note when no family has two sized models (possible with explicit pairs).
     """
@@ -663,7 +658,7 @@ def scaling_tests(
         frequentist_pairs(counts, chosen), on=["smaller", "larger"], how="left", maintain_order="left"
     )
     coded = []
-    for name, big in codings.items():
+    for name, big in (codings or {}).items():
         if not big <= set(present) or big >= set(present):
             notes.append(
                 f"big/small coding {name!r} skipped: its big models {sorted(big)} "
@@ -694,7 +689,7 @@ def scaling_tests(
             "cluster": cluster,
             "hdi_prob": hdi_prob,
             "seed": seed,
-            "codings": {k: sorted(v) for k, v in codings.items()},
+            "codings": {k: sorted(v) for k, v in (codings or {}).items()},
         },
         diagnostics=checks,
     )
