@@ -649,16 +649,20 @@ def _prior_arrays(priors: list[Prior]) -> tuple[np.ndarray, np.ndarray]:
 def pyfunc_model(model, coords: dict[str, list]):
     """The nutpie model (its Python-function entry point) of a hand-written density: ``model`` has
     ``ndim``, ``logp_and_grad(x)``, ``expand(x)`` and ``variables()``. Starts as PyMC's default: every
-    unconstrained coordinate jittered uniformly in (-1, 1)."""
+    unconstrained coordinate jittered uniformly in (-1, 1). nutpie's worker threads keep their Python
+    thread state between calls (:mod:`dvbstats.model.threadstate`)."""
     import nutpie.compiled_pyfunc
 
+    from dvbstats.model import threadstate
+
     names, shapes, dims = model.variables()
+    logp, expand = threadstate.kept(model.logp_and_grad), threadstate.kept(model.expand)
 
     def make_logp_fn():
-        return model.logp_and_grad
+        return logp
 
     def make_expand_fn(seed1, seed2, chain):
-        return model.expand
+        return expand
 
     return nutpie.compiled_pyfunc.from_pyfunc(
         model.ndim, make_logp_fn, make_expand_fn,

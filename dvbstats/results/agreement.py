@@ -314,7 +314,7 @@ def statement(table: pl.DataFrame) -> str:
     group = pairs["group"][0] if pairs.height else "group"
     n_models = len(set(pairs["model1"]) | set(pairs["model2"]))
     same = pairs.filter("same_group")
-    by = same.group_by("group1").len().sort("len", descending=True)
+    by = same.group_by("group1").len().sort(["len", "group1"], descending=[True, False])  # ties by name: same text every run
     sources = ", ".join(f"{n} from {g}" for g, n in by.iter_rows())
     biggest = by.row(0) if by.height else (None, 0)
     text = (

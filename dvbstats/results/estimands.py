@@ -16,7 +16,9 @@ intercept.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import arviz as az
 import numba
@@ -65,17 +67,32 @@ def design_averages(
     post = idata.posterior
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     width = max((k.height for k in keys_by), default=1)
-    out = np.zeros((len(groupings), n_chain * n_draw, width))
     theta = stacked_parameters(d, stacked_draws(idata, parameter_names(d)))
     cols, vals = predictor_layout(d)
     bounds = np.cumsum([0] + [len(r) for r in runs])
-    _group_sums(theta, cols, vals, w, np.concatenate(runs or [np.zeros((0, 3))]).astype(np.int64), bounds, out)
+    run_rows = np.concatenate(runs or [np.zeros((0, 3))]).astype(np.int64)
+
+    def sums(draws: slice) -> np.ndarray:
+        part = np.zeros((len(groupings), draws.stop - draws.start, width))
+        _group_sums(theta[draws], cols, vals, w, run_rows, bounds, part)
+        return part
+
+    # the kernel releases the GIL and each draw's sums are its own: one slice of draws per core, in threads
+    chunks = draw_slices(n_chain * n_draw)
+    with ThreadPoolExecutor(len(chunks)) as pool:
+        out = np.concatenate(list(pool.map(sums, chunks)), axis=1)
     coords = {"chain": post.chain, "draw": post.draw}
     return [
         (xr.DataArray((out[i, :, :keys.height] / totals[i]).reshape(n_chain, n_draw, -1),
                       dims=("chain", "draw", "group"), coords=coords), keys)
         for i, keys in enumerate(keys_by)
     ]
+
+
+def draw_slices(n: int) -> list[slice]:
+    """``range(n)`` of posterior draws cut into one contiguous slice per core (at least one draw each)."""
+    edges = np.linspace(0, n, max(1, min(os.cpu_count() or 1, n)) + 1).astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -22,27 +23,31 @@ pm = lazy.module("pymc")  # imported for the prior predictive check only
 
 def tables(fit: Fit, hdi_prob: float, seed: int) -> dict[str, pl.DataFrame]:
     """Every table of the run folder that comes from the posterior, by file stem."""
-    out = {
-        "dvgr": dvgr_table(fit, hdi_prob, seed),
-        "sd": sd_table(fit, hdi_prob),
-        "fixed": fixed_table(fit, hdi_prob),
-        "cor": cor_table(fit, hdi_prob),
-        "random_effects": random_effects_table(fit, hdi_prob),
-        "margins": margins_table(fit, hdi_prob),
-        **({"item_effects": item_effects_table(fit)} if item_factors(fit) else {}),
-        "ppc": ppc_table(fit, hdi_prob, seed),
-        "diagnostics": fit.diagnostics.table,
-    }
-    interaction = interaction_table(fit, hdi_prob)
-    if interaction is not None:
-        out["interaction_dvgr"] = interaction
-    conditions = condition_table(fit, hdi_prob)
-    if conditions is not None:
-        out["condition_effects"] = conditions
-    if len(fit.models) > 1:
-        draws, labels = fit.level_draws("model")
-        out["ranks"] = contrasts.rank_table(draws, labels, interval=hdi_prob)
-        out["p_superior"] = contrasts.p_superior(draws, labels)
+    with ThreadPoolExecutor(1) as pool:
+        # the posterior predictive check is Numba without the GIL: it runs beside the other tables
+        ppc = pool.submit(ppc_table, fit, hdi_prob, seed)
+        out = {
+            "dvgr": dvgr_table(fit, hdi_prob, seed),
+            "sd": sd_table(fit, hdi_prob),
+            "fixed": fixed_table(fit, hdi_prob),
+            "cor": cor_table(fit, hdi_prob),
+            "random_effects": random_effects_table(fit, hdi_prob),
+            "margins": margins_table(fit, hdi_prob),
+            **({"item_effects": item_effects_table(fit)} if item_factors(fit) else {}),
+            "ppc": None,  # filled in below, when it is done
+            "diagnostics": fit.diagnostics.table,
+        }
+        interaction = interaction_table(fit, hdi_prob)
+        if interaction is not None:
+            out["interaction_dvgr"] = interaction
+        conditions = condition_table(fit, hdi_prob)
+        if conditions is not None:
+            out["condition_effects"] = conditions
+        if len(fit.models) > 1:
+            draws, labels = fit.level_draws("model")
+            out["ranks"] = contrasts.rank_table(draws, labels, interval=hdi_prob)
+            out["p_superior"] = contrasts.p_superior(draws, labels)
+        out["ppc"] = ppc.result()
     return out
 
 
