@@ -4,7 +4,8 @@ The default formula plus ``(1|prompt)`` on 9 models x ``--prompts`` prompts (108
 trial each at 12,000 prompts), either simulated from the example's effects with a per-prompt
 effect of SD ``--item-sd`` (``--data sim``) or the embedded example itself (``--data example``,
 no item-level variation in its truth). One fit with the hand-written density and nutpie at the
-package's sampler defaults (4 chains x 1000 draws, default tuning) unless told otherwise; every
+package's sampler defaults (4 chains x 1000 draws, default tuning, the target acceptance and mass
+matrix the package chooses for the forms) unless told otherwise; every
 lever the issue asks about is an option: the form of the item term and of the other terms, the
 tuning length, the target acceptance, nutpie's low-rank mass matrix, the SD prior.
 
@@ -15,7 +16,8 @@ and the worst over every checked quantity (the package's diagnostics), and the p
 ``sd[prompt]``. End-to-end times of the CLI come from ``bench_scale.py --item-effects``.
 
     python benchmarks/bench_items.py --data sim [--item-sd 1.0] [--item-form zerosum_noncentered]
-    python benchmarks/bench_items.py --data example [--low-rank] [--tune 1000] [--prior sd_prompt=...]
+    python benchmarks/bench_items.py --data example [--no-low-rank] [--tune 300] [--prior sd_prompt=...]
+    python benchmarks/bench_items.py --chains 1 --nutpie cores=1 --nutpie mass_matrix_switch_freq=200
 """
 
 from __future__ import annotations
