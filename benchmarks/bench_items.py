@@ -4,7 +4,8 @@ The default formula plus ``(1|prompt)`` on 9 models x ``--prompts`` prompts (108
 trial each at 12,000 prompts), either simulated from the example's effects with a per-prompt
 effect of SD ``--item-sd`` (``--data sim``) or the embedded example itself (``--data example``,
 no item-level variation in its truth). One fit with the hand-written density and nutpie at the
-package's sampler defaults (4 chains x 1000 draws, default tuning) unless told otherwise; every
+package's sampler defaults (4 chains x 1000 draws, default tuning, the target acceptance and mass
+matrix the package chooses for the forms) unless told otherwise; every
 lever the issue asks about is an option: the form of the item term and of the other terms, the
 tuning length, the target acceptance, nutpie's low-rank mass matrix, the SD prior.
 
@@ -15,7 +16,8 @@ and the worst over every checked quantity (the package's diagnostics), and the p
 ``sd[prompt]``. End-to-end times of the CLI come from ``bench_scale.py --item-effects``.
 
     python benchmarks/bench_items.py --data sim [--item-sd 1.0] [--item-form zerosum_noncentered]
-    python benchmarks/bench_items.py --data example [--low-rank] [--tune 1000] [--prior sd_prompt=...]
+    python benchmarks/bench_items.py --data example [--no-low-rank] [--tune 300] [--prior sd_prompt=...]
+    python benchmarks/bench_items.py --chains 1 --nutpie cores=1 --nutpie mass_matrix_switch_freq=200
 """
 
 from __future__ import annotations
@@ -60,6 +62,19 @@ def gradient_ms(model: fastlogp.CellModel, evals: int = 100, rounds: int = 5) ->
     return statistics.median(times)
 
 
+def _option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--nutpie`` with VALUE read as a bool, int or float where it is one."""
+    key, value = text.split("=", 1)
+    if value.lower() in ("true", "false"):
+        return key, value.lower() == "true"
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=["sim", "example"], default="sim")
@@ -72,7 +87,10 @@ def main() -> None:
     p.add_argument("--tune", type=int, default=TUNE)
     p.add_argument("--chains", type=int, default=CHAINS)
     p.add_argument("--target-accept", type=float, default=None)
-    p.add_argument("--low-rank", action="store_true", help="nutpie's low-rank modified mass matrix")
+    p.add_argument("--low-rank", action=argparse.BooleanOptionalAction, default=None,
+                   help="nutpie's low-rank modified mass matrix (default: the package's choice for the forms)")
+    p.add_argument("--nutpie", action="append", default=[], metavar="KEY=VALUE",
+                   help="another nutpie.sample option (e.g. use_grad_based_mass_matrix=false, maxdepth=8)")
     p.add_argument("--prior", action="append", default=[], help="as the CLI's --prior")
     p.add_argument("--label", default="")
     args = p.parse_args()
@@ -87,6 +105,7 @@ def main() -> None:
         forms[t.name] = wanted or forms[t.name]
     target = args.target_accept or (0.95 if any("noncentered" in v for v in forms.values())
                                      else default_target_accept(d, "auto"))
+    low_rank = (any(v == "zerosum_signed" for v in forms.values()) if args.low_rank is None else args.low_rank)
     model = fastlogp.CellModel(d, priors, forms)
     ms = gradient_ms(model)
     compiled = fastlogp.pyfunc_model(model, {k: list(v) for k, v in d.coords().items()})
@@ -96,7 +115,7 @@ def main() -> None:
 
     import nutpie
 
-    extra = {"low_rank_modified_mass_matrix": True} if args.low_rank else {}
+    extra = {"low_rank_modified_mass_matrix": low_rank, **dict(_option(o) for o in args.nutpie)}
     wall, cpu = time.perf_counter(), time.process_time()
     idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune, chains=settings.chains,
                           seed=settings.seed, target_accept=target, save_warmup=True, progress_bar=False, **extra)
@@ -114,7 +133,7 @@ def main() -> None:
     print(json.dumps({
         "label": args.label, "data": args.data, "item_sd": args.item_sd if args.data == "sim" else 0.0,
         "seed": args.seed, "cells": int(d.observed.sum()), "forms": forms, "target_accept": target,
-        "tune": args.tune, "draws": args.draws, "chains": args.chains, "low_rank": args.low_rank,
+        "tune": args.tune, "draws": args.draws, "chains": args.chains, "low_rank": low_rank, "nutpie": args.nutpie,
         "priors": args.prior, "build_s": round(build_s, 1), "sample_wall_s": round(wall, 1),
         "sample_cpu_s": round(cpu, 1), "steps_per_draw": round(float(stats["n_steps"].mean()), 1),
         "steps_all": steps_all, "cpu_ms_per_gradient": round(cpu / steps_all * 1e3, 3),

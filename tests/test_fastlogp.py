@@ -43,8 +43,9 @@ def test_vectorised_exp_and_log1p_match_numpy():
     assert np.all((got[clipped] > 0) & (got[clipped] < 1e-303))
     a = np.concatenate([np.linspace(0, 1, 200_001), np.geomspace(1e-300, 1, 2_001)])
     np.testing.assert_allclose([fastlogp._log1p_unit(v) for v in a], np.log1p(a), rtol=4e-15, atol=0)
-    lp, _ = fastlogp._cell_loglik(np.nan, np.zeros((1, 0)), np.zeros(0), np.zeros((1, 0), np.int64),
-                                  np.zeros(0), np.ones(1), np.ones(1), np.zeros(0), np.zeros(0))
+    none = np.zeros(0, np.int32)
+    lp, _ = fastlogp._cell_loglik(np.nan, np.zeros((1, 0)), np.zeros(0), np.zeros((1, 0), np.int32),
+                                  np.zeros(0), np.ones(1), np.ones(1), np.zeros(0), np.zeros(0), none, none)
     assert np.isnan(lp)
 
 
@@ -80,25 +81,92 @@ CASES += [(f, p, prior) for f, prior in zip(SLOPES, SLOPE_PRIORS) for p in SLOPE
 @pytest.mark.slow  # compiles a PyMC model per case
 @pytest.mark.parametrize(("formula", "parametrization", "prior"), CASES)
 def test_log_density_and_gradient_equal_pymc(formula, parametrization, prior, monkeypatch):
-    d = design(parse(formula), _cells(1))
+    _assert_equal_pymc(design(parse(formula), _cells(1)), parametrization, prior, monkeypatch)
+
+
+def _item_cells(seed: int, n_prompts: int = 60) -> CellTable:
+    """Every model answers every prompt (0 to 3 trials per cell); each prompt has one value and one
+    context, and log_n_train is a model's: ``(1|prompt)`` beside design terms, as in DVB."""
+    rng = np.random.default_rng(seed)
+    n_models = 4
+    prompts = pl.DataFrame({"prompt": [f"p{i}" for i in range(n_prompts)],
+                            "value": rng.choice([f"v{i}" for i in range(5)], n_prompts),
+                            "context": rng.choice(["c0", "c1", "c2"], n_prompts)})
+    models = pl.DataFrame({"model": [f"m{i}" for i in range(n_models)],
+                           "log_n_train": np.log([4.0, 10.0, 40.0, 10.0])})
+    df = models.join(prompts, how="cross")
+    n = rng.integers(0, 4, df.height)
+    eta = rng.normal(0, 1, n_prompts)[np.arange(df.height) % n_prompts] - 0.3
+    k = rng.binomial(n, 1 / (1 + np.exp(-eta)))
+    df = df.with_columns(n_prompts=pl.lit(1), n_trials=pl.Series(n), n_deep=pl.Series(k))
+    return CellTable(df, ("model", "value", "context", "log_n_train", "prompt"))
+
+
+#: ``(1|prompt)`` beside design terms, where the two-level layout applies (design cells plus an item
+#: column): random intercepts, an interaction, a random slope; the item term signed, non-centred or centred
+ITEM_CASES = [
+    ("y ~ 1 + log_n_train + (1|model) + (1|value) + (1|context) + (1|prompt)", "zerosum_signed", []),
+    ("y ~ 1 + log_n_train + (1|model) + (1|value) + (1|context) + (1|prompt)", "zerosum_noncentered",
+     ["sd_prompt=exponential(2)"]),
+    ("y ~ 1 + (1|model) + (1|model:value) + (1|prompt)", "zerosum", []),
+    ("y ~ 1 + log_n_train + (1 + log_n_train|value) + (1|prompt)", "zerosum_noncentered", ["cor=lkj(2)"]),
+    ("y ~ 1 + log_n_train + (1 + log_n_train||value) + (1|context) + (1|prompt)", "centered", []),
+]
+
+
+@pytest.mark.slow  # compiles a PyMC model per case
+@pytest.mark.parametrize(("formula", "parametrization", "prior"), ITEM_CASES)
+def test_two_level_layout_equals_pymc(formula, parametrization, prior, monkeypatch):
+    """With an item term the cells are laid out as design cells plus the item: the same density."""
+    assert _assert_equal_pymc(design(parse(formula), _item_cells(2)), parametrization, prior, monkeypatch)
+
+
+def _assert_equal_pymc(d, parametrization: str, prior: list[str], monkeypatch) -> bool:
+    """The hand-written log density and gradient equal the PyMC model's at random points, in the one-level
+    layout and in the layout the model chooses. Returns whether it chose the two-level one."""
     priors = Priors.from_specs(prior)
     per_term = _per_term(d, parametrization, monkeypatch)
     pm_model = pymc_model(d, priors, parametrization)
     logp, dlogp = pm_model.compile_logp(), pm_model.compile_dlogp()
-    ours = fastlogp.CellModel(d, priors, per_term)
+    ours = [fastlogp.CellModel(d, priors, per_term, two_level=False), fastlogp.CellModel(d, priors, per_term)]
     names = _in_fastlogp_order(pm_model, d)
     shapes = {v.name: pm_model.initial_point()[v.name].shape for v in pm_model.value_vars}
     sizes = [int(np.prod(shapes[n])) for n in names]
-    assert sum(sizes) == ours.ndim
+    assert sum(sizes) == ours[0].ndim
     pm_order = [v.name for v in pm_model.value_vars]
     rng = np.random.default_rng(7)
     for _ in range(5):
-        x = rng.normal(0, 1, ours.ndim)
+        x = rng.normal(0, 1, ours[0].ndim)
         point = {n: part.reshape(shapes[n]) for n, part in zip(names, np.split(x, np.cumsum(sizes)[:-1]))}
-        lp, grad = ours.logp_and_grad(x)
-        assert lp == pytest.approx(float(logp(point)), rel=1e-10, abs=1e-8)
         pm_grad = dict(zip(pm_order, np.split(dlogp(point), np.cumsum([point[n].size for n in pm_order])[:-1])))
-        np.testing.assert_allclose(grad, np.concatenate([pm_grad[n] for n in names]), rtol=1e-8, atol=1e-8)
+        for model in ours:
+            lp, grad = model.logp_and_grad(x)
+            assert lp == pytest.approx(float(logp(point)), rel=1e-10, abs=1e-8)
+            np.testing.assert_allclose(grad, np.concatenate([pm_grad[n] for n in names]), rtol=1e-8, atol=1e-8)
+    return len(ours[1].item) > 0
+
+
+def test_two_level_layout_splits_off_the_item_column():
+    """The item column is the index with most levels; design cells are the distinct rest; where they
+    are more than half the cells (here a covariate distinct in every cell) the cells stay one level."""
+    cells = _item_cells(3)
+    d = design(parse("y ~ 1 + log_n_train + (1|model) + (1|value) + (1|prompt)"), cells)
+    model = fastlogp.CellModel(d, Priors({}), term_parametrizations(d, "zerosum_noncentered"))
+    obs = d.observed
+    n_design = cells.data.filter(obs).select("model", "value").n_unique()
+    assert model.X.shape == (n_design, 1) and model.idx.shape == (n_design, 2)
+    prompt = d.terms[-1]
+    np.testing.assert_array_equal(model.item, model.t_offset[2] + prompt.index[obs][:, 0])
+    full = fastlogp.CellModel(d, Priors({}), term_parametrizations(d, "zerosum_noncentered"), two_level=False)
+    np.testing.assert_array_equal(model.X[model.design_of], full.X)
+    np.testing.assert_array_equal(model.idx[model.design_of], full.idx[:, :2])
+    table = _cells(1)
+    table = CellTable(table.data.with_columns(log_n_train=pl.Series(np.linspace(0, 1, table.data.height))),
+                      table.by)
+    flat = design(parse(FORMULAS[0]), table)
+    assert len(fastlogp.CellModel(flat, Priors({}), term_parametrizations(flat, "zerosum")).item) == 0
+    with pytest.raises(ValueError, match="two-level"):
+        fastlogp.CellModel(flat, Priors({}), term_parametrizations(flat, "zerosum"), two_level=True)
 
 
 def _per_term(d, parametrization: str, monkeypatch) -> dict[str, str]:
@@ -251,7 +319,8 @@ def test_a_design_without_slopes_compiles_only_what_it_calls(tmp_path):
                          env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
     compiled = json.loads(res.stdout.strip().splitlines()[-1])
     slopes = {"_logp_slopes", "_slope_logp", "_slope_values", "_slope_parts", "_lkj_cholesky", "_lkj_pullback"}
-    assert {k for k, n in compiled.items() if n} == {"_logp", "_cell_loglik", "_exp_minus_abs", "_prior_logp",
+    assert {k for k, n in compiled.items() if n} == {"_logp", "_cell_loglik", "_linear_predictor", "_binomial",
+                                                     "_scatter", "_exp_minus_abs", "_prior_logp",
                                                      "_zerosum", "_extend", "_put"}
     assert max(compiled.values()) == 1 and slopes <= set(compiled)
 

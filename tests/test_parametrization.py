@@ -118,16 +118,18 @@ def test_default_fit_passes_at_medium_depth():
 
 def test_an_item_term_is_non_centred_alone_beside_rich_terms():
     """(1|item) with a few trials per item beside terms of >= CENTRED_MIN_TRIALS per level: only the
-    item term is non-centred, with a signed scale and the low-rank mass matrix; with a medium term
+    item term is non-centred, with a signed scale and the low-rank mass matrix at target acceptance 0.8;
+    with a medium term
     beside it, every term keeps one form (no signed scale, diagonal mass matrix)."""
     formula = parse("chose_deep ~ 1 + (1|model) + (1|item)")
     rich = _grid({"model": 3, "item": 400}, 2)  # 800 trials per model, 6 per item
     assert term_parametrizations(design(formula, rich), "auto") == {"model": "zerosum", "item": "zerosum_signed"}
-    assert default_target_accept(design(formula, rich), "auto") == 0.95
+    assert default_target_accept(design(formula, rich), "auto") == 0.8  # signed: 20 steps per draw, not 31
     assert default_low_rank(design(formula, rich), "auto")
     medium = _grid({"model": 3, "item": 200}, 2)  # 400 per model: below CENTRED_MIN_TRIALS
     assert set(term_parametrizations(design(formula, medium), "auto").values()) == {"zerosum_noncentered"}
     assert not default_low_rank(design(formula, medium), "auto")
+    assert default_target_accept(design(formula, medium), "auto") == 0.95
     alone = parse("chose_deep ~ 1 + (1|item)")  # no rich term beside the thin one
     assert term_parametrizations(design(alone, rich), "auto") == {"item": "zerosum_noncentered"}
     no_intercept = parse("chose_deep ~ 0 + (1|model) + (1|item)")  # nothing absorbs a mean: textbook forms

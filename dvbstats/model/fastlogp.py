@@ -353,50 +353,117 @@ def _log1p_unit(a):
             1 / 29 + s2 * (1 / 31 + s2 / 33))))))))))))))))
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
-def _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r):
-    """Binomial-logit log likelihood of the cells; fills ``grad_b``, ``grad_r``; returns (logp, d/d alpha).
+_FAST = {"reassoc", "contract", "arcp", "nsz"}
 
-    Three passes (gather the linear predictor; likelihood and its derivative; scatter-add), which
-    measured 30% faster than one fused loop (benchmarks/bench_gradient.py)."""
-    n_cells, n_fixed, n_terms = X.shape[0], X.shape[1], idx.shape[1]
-    eta = np.full(n_cells, alpha)
-    for c in range(n_cells):
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath=_FAST)
+def _linear_predictor(alpha, X, b, idx, r):
+    """``alpha + X b + sum_t r[idx[:, t]]`` per row."""
+    n_rows, n_fixed, n_terms = X.shape[0], X.shape[1], idx.shape[1]
+    eta = np.full(n_rows, alpha)
+    for c in range(n_rows):
         e = eta[c]
         for j in range(n_fixed):
             e += X[c, j] * b[j]
         for t in range(n_terms):
             e += r[idx[c, t]]
         eta[c] = e
+    return eta
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath=_FAST)
+def _binomial(eta, k, n, g):
+    """Binomial-logit log likelihood ``sum k eta - n softplus(eta)``; its derivative in each ``eta`` into ``g``."""
     a = _exp_minus_abs(eta)  # in (0, 1]: softplus and sigmoid without overflow
     lp = 0.0
-    g = np.empty(n_cells)
-    for c in range(n_cells):
+    for c in range(len(eta)):
         e, ac = eta[c], a[c]
         lp += k[c] * e - n[c] * (max(e, 0.0) + _log1p_unit(ac))
         g[c] = k[c] - n[c] * ((1.0 if e > 0 else ac) / (1.0 + ac))
-    grad_b[:] = 0.0
-    grad_r[:] = 0.0
+    return lp
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath=_FAST)
+def _scatter(g, X, idx, grad_b, grad_r):
+    """Add the derivatives ``g`` of the rows' linear predictors onto ``grad_b`` and ``grad_r``; returns d/d alpha."""
+    n_fixed, n_terms = X.shape[1], idx.shape[1]
     g_alpha = 0.0
-    for c in range(n_cells):
+    for c in range(len(g)):
         gc = g[c]
         g_alpha += gc
         for j in range(n_fixed):
             grad_b[j] += gc * X[c, j]
         for t in range(n_terms):
             grad_r[idx[c, t]] += gc
-    return lp, g_alpha
+    return g_alpha
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath=_FAST)
+def _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r, item, design_of):
+    """Binomial-logit log likelihood of the cells; fills ``grad_b``, ``grad_r``; returns (logp, d/d alpha).
+
+    Three passes (gather the linear predictor; likelihood and its derivative; scatter-add), which
+    measured 30% faster than one fused loop (benchmarks/bench_gradient.py). With an item term
+    (``item`` not empty: the two-level layout of :func:`two_level_layout`) the rows of ``X`` and
+    ``idx`` are design cells: their linear predictor is computed once per design cell, each cell adds
+    its item's effect ``r[item]`` to its design cell's (``design_of``), and the derivatives are summed
+    per design cell before they are scattered onto the coefficients."""
+    eta = _linear_predictor(alpha, X, b, idx, r)
+    grad_b[:] = 0.0
+    grad_r[:] = 0.0
+    if len(item) == 0:
+        g = np.empty(len(eta))
+        return _binomial(eta, k, n, g), _scatter(g, X, idx, grad_b, grad_r)
+    n_cells = len(item)
+    eta_c = np.empty(n_cells)
+    for c in range(n_cells):
+        eta_c[c] = eta[design_of[c]] + r[item[c]]
+    g = np.empty(n_cells)
+    lp = _binomial(eta_c, k, n, g)
+    g_design = np.zeros(len(eta))
+    for c in range(n_cells):
+        g_design[design_of[c]] += g[c]
+        grad_r[item[c]] += g[c]
+    return lp, _scatter(g_design, X, idx, grad_b, grad_r)
+
+
+def two_level_layout(X: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The cells split into design cells and an item column, or None when that saves too little.
+
+    The item column is the index column with the most distinct values (``(1|prompt)``: 12,000 prompts);
+    the design cells are the distinct rows of every other column (fixed effects and the other indices:
+    16,641 at published scale against 108,000 cells). Returns the design cells' ``X`` and ``idx``, and per
+    cell its item's index and its design cell. Used when there are at most half as many design cells
+    as cells (each cell then gathers and scatters two values instead of one per column)."""
+    n_cells = len(X)
+    if idx.shape[1] < 1 or n_cells < 2:
+        return None
+    counts = [len(np.unique(idx[:, t])) for t in range(idx.shape[1])]
+    j = int(np.argmax(counts))
+    rest = np.delete(idx, j, axis=1)
+    keys = np.column_stack([X, rest.astype(np.float64)])
+    if keys.shape[1] == 0:
+        first, design_of = np.zeros(1, dtype=np.int64), np.zeros(n_cells, dtype=np.int64)
+    else:
+        _, first, design_of = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    if 2 * len(first) > n_cells:
+        return None
+    return (np.ascontiguousarray(X[first]), np.ascontiguousarray(rest[first]),
+            np.ascontiguousarray(idx[:, j]), design_of.ravel().astype(idx.dtype))
 
 
 # --------------------------------------------------------------------------- the density
 
 _ZEROSUM, _NONCENTRED, _SIGNED = 1, 2, 4  # bit flags of a term's parametrisation
+#: Random intercepts of terms with more levels than this are stored as float32 (``CellModel.expand``):
+#: item-level terms, as ``results.bounds.MAX_LEVELS_LISTED``.
+ITEM_LEVELS_FLOAT32 = 1000
 _NO_VIRTUAL = np.zeros(0)  # r_virtual and g_virtual of a design without random slopes (never written)
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
-          intercept, X, idx, k, n, log_binom, r_virtual, g_virtual):
+          intercept, X, idx, k, n, log_binom, r_virtual, g_virtual, item, design_of):
     """Log posterior density and its gradient at the unconstrained point ``x`` (layout: CellModel),
     without the random slopes' own terms (:func:`_logp_slopes` adds them).
 
@@ -404,7 +471,8 @@ def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes,
     position of its log SD in ``x`` (its free coordinates follow up to ``t_end``), its offset in the
     flat vector of every term's intercepts, parametrisation flags, grid shape and SD prior;
     ``r_virtual``: the values of the random-slope terms' virtual levels, which follow the intercepts
-    in ``r`` (empty without slopes), whose gradient goes into ``g_virtual``."""
+    in ``r`` (empty without slopes), whose gradient goes into ``g_virtual``; ``X``, ``idx``, ``item``,
+    ``design_of``: the cells, in one or two levels (:func:`_cell_loglik`)."""
     grad = np.zeros(len(x))
     n_scalar = len(s_code)
     i0 = 1 if intercept else 0
@@ -423,7 +491,7 @@ def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes,
     _put(r, n_random, r_virtual)
     grad_b = np.empty(n_scalar - i0)
     grad_r = np.empty(n_random + n_virtual)
-    lp, g_alpha = _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r)
+    lp, g_alpha = _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r, item, design_of)
     lp += log_binom
     for j in range(n_scalar):
         p, dp = _prior_logp(s_code[j], s_par[j], x[j])
@@ -471,14 +539,15 @@ def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes,
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _logp_slopes(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
-                 intercept, X, idx, k, n, log_binom, sl_int, sl_eta, sl_code, sl_par, sl_Z, sl_group):
+                 intercept, X, idx, k, n, log_binom, item, design_of, sl_int, sl_eta, sl_code, sl_par, sl_Z,
+                 sl_group):
     """:func:`_logp` with random slopes (``sl_*``, see :func:`_slope_logp`). A kernel of its own so
     that a formula without slopes never compiles their code (about 5 s on a first run)."""
     r_virtual, g_virtual = np.empty(len(sl_group)), np.empty(len(sl_group))
     for s in range(len(sl_int)):
         _slope_values(x, sl_int[s], sl_eta[s], sl_Z, sl_group, r_virtual)
     lp, grad = _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
-                     intercept, X, idx, k, n, log_binom, r_virtual, g_virtual)
+                     intercept, X, idx, k, n, log_binom, r_virtual, g_virtual, item, design_of)
     for s in range(len(sl_int)):
         lp += _slope_logp(x, sl_int[s], sl_eta[s], sl_code, sl_par, sl_Z, sl_group, g_virtual, grad)
     return lp, grad
@@ -493,7 +562,9 @@ class CellModel:
     (log sds, cpc, u rows, z rows) for each slope term]`` — the PyMC model's value variables, with
     each term's SDs moved beside its coefficients."""
 
-    def __init__(self, d: Design, priors: Priors, parametrizations: dict[str, str]):
+    def __init__(self, d: Design, priors: Priors, parametrizations: dict[str, str], two_level: bool | None = None):
+        """``two_level``: the cells in design cells plus an item column (:func:`two_level_layout`); None:
+        when that layout applies, False: never, True: always (an error where it does not apply)."""
         priors.check(d.prior_names)
         obs = d.observed
         data = d.cells.data.filter(obs)
@@ -527,13 +598,19 @@ class CellModel:
         columns += self._lay_out_slopes(priors, parametrizations, int(self.t_offset[-1]))
         self.idx = np.ascontiguousarray(np.column_stack(columns) if columns else np.zeros((len(self.n), 0)),
                                         dtype=np.int32)  # half the memory traffic of int64
+        self.item = self.design_of = np.zeros(0, dtype=np.int32)
+        split = two_level_layout(self.X, self.idx) if two_level is not False else None
+        if two_level and split is None:
+            raise ValueError("the two-level layout needs at most half as many design cells as cells")
+        if split is not None:
+            self.X, self.idx, self.item, self.design_of = split
         args = (self.s_code, self.s_par, self.t_start, self.t_end, self.t_offset, self.t_flags, self.t_shape,
                 self.t_naxes, self.sd_code, self.sd_par, self.intercept, self.X, self.idx, self.k, self.n, self.log_binom)
         if len(self.sl_int):  # the kernel without slopes compiles in a third of the time
-            self._kernel, self._args = _logp_slopes, (*args, self.sl_int, self.sl_eta, self.sl_code, self.sl_par,
-                                                      self.sl_Z, self.sl_group)
+            self._kernel, self._args = _logp_slopes, (*args, self.item, self.design_of, self.sl_int, self.sl_eta,
+                                                      self.sl_code, self.sl_par, self.sl_Z, self.sl_group)
         else:
-            self._kernel, self._args = _logp, (*args, _NO_VIRTUAL, _NO_VIRTUAL)
+            self._kernel, self._args = _logp, (*args, _NO_VIRTUAL, _NO_VIRTUAL, self.item, self.design_of)
 
     def _lay_out_slopes(self, priors: Priors, parametrizations: dict[str, str], n_random: int) -> list[np.ndarray]:
         """The random-slope terms' layout (``sl_*``, after the intercept terms in ``x``) and, per term, the
@@ -566,8 +643,12 @@ class CellModel:
         return self._kernel(x, *self._args)
 
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """The constrained draws under the PyMC model's names (``Intercept``, ``b_x``, ``sd_t``,
-        ``r_t``, ``z_t`` when non-centred, ``sd``; for slope terms ``cpc_s``, ``z_s`` or ``u_s``, ``cor``)."""
+        """The constrained draws under the PyMC model's names (``Intercept``, ``b_x``, ``sd_t``, ``r_t``,
+        ``sd``; for slope terms ``cpc_s``, ``z_s`` or ``u_s``, ``cor``). A non-centred random intercept's
+        standardised ``z_t = r_t / sd_t`` is not kept: no estimand or diagnostic reads it, and for an item
+        term it is as large as ``r_t`` (12,000 prompts x 4,000 draws: 384 MB). The intercepts of a term of
+        more than :data:`ITEM_LEVELS_FLOAT32` levels are kept in single precision (their 1e-7 relative
+        rounding is far below their posterior SD; half the memory and half the posterior file)."""
         out: dict[str, np.ndarray] = {}
         if self.intercept:
             out["Intercept"] = np.asarray(x[0], dtype=np.float64)
@@ -582,9 +663,8 @@ class CellModel:
                 z = z * np.sign(x[self.t_start[i]])
             sds.append(abs(x[self.t_start[i]]) if self.t_flags[i] & _SIGNED else np.exp(x[self.t_start[i]]))
             out[f"sd_{t.name}"] = np.asarray(sds[-1], dtype=np.float64)
-            out[f"r_{t.name}"] = z * sds[-1] if self.t_flags[i] & _NONCENTRED else z
-            if self.t_flags[i] & _NONCENTRED:
-                out[f"z_{t.name}"] = z
+            r = z * sds[-1] if self.t_flags[i] & _NONCENTRED else z
+            out[f"r_{t.name}"] = r.astype(np.float32) if r.size > ITEM_LEVELS_FLOAT32 else r
         cors = []
         for s, lay, eta in zip(self.design.slopes, self.sl_int, self.sl_eta):
             sd, chol, z, F, rows = _slope_parts(x, lay, eta)
@@ -618,9 +698,6 @@ class CellModel:
             names += [f"sd_{t.name}", f"r_{t.name}"]
             shapes += [(), self.shapes[i]]
             dims[f"r_{t.name}"] = t.dims
-            if self.t_flags[i] & _NONCENTRED:
-                names.append(f"z_{t.name}"), shapes.append(self.shapes[i])
-                dims[f"z_{t.name}"] = t.dims
         for s, lay in zip(self.design.slopes, self.sl_int):
             names += [f"sd_{n}" for n in s.sd_names]
             shapes += [()] * len(s.sd_names)
@@ -657,6 +734,8 @@ def pyfunc_model(model, coords: dict[str, list]):
 
     names, shapes, dims = model.variables()
     logp, expand = threadstate.kept(model.logp_and_grad), threadstate.kept(model.expand)
+    first = model.expand(np.zeros(model.ndim))
+    dtypes = [np.asarray(first[n]).dtype for n in names]  # float64, or float32 for item-level intercepts
 
     def make_logp_fn():
         return logp
@@ -666,7 +745,7 @@ def pyfunc_model(model, coords: dict[str, list]):
 
     return nutpie.compiled_pyfunc.from_pyfunc(
         model.ndim, make_logp_fn, make_expand_fn,
-        [np.dtype("float64")] * len(names), shapes, names, coords=coords, dims=dims,
+        dtypes, shapes, names, coords=coords, dims=dims,
         make_initial_point_fn=lambda seed: np.random.default_rng(seed).uniform(-1, 1, model.ndim),
     )
 

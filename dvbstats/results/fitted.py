@@ -178,11 +178,13 @@ class Fit:
 
 
 def default_target_accept(d: Design, parametrization: Parametrization) -> float:
-    """0.8 when every random term is centred (data-rich: long trajectories would only cost time);
-    0.95 when some term is non-centred (thin data, where divergences come from curvature and the
-    gradients are cheap). Measured in docs/model.md."""
+    """0.8 when every random term is centred (data-rich: long trajectories would only cost time) or an
+    item term with a signed scale beside centred ones (the ridge of its SD is straight and the low-rank
+    mass matrix follows it: 20 leapfrog steps per draw against 31 at 0.95, every check passing, with and
+    without item variation); 0.95 when some term is non-centred with a log SD (thin data, where
+    divergences come from curvature and the gradients are cheap). Measured in docs/model.md."""
     kinds = term_parametrizations(d, parametrization).values()
-    return 0.95 if any("noncentered" in k or k.endswith("signed") for k in kinds) else 0.8
+    return 0.95 if any("noncentered" in k for k in kinds) else 0.8
 
 
 def default_low_rank(d: Design, parametrization: Parametrization) -> bool:
