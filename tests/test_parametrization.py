@@ -186,3 +186,29 @@ def test_a_benchmark_form_is_sampled_first_and_retried_like_the_rules():
     assert res.retry.startswith("auto parametrisation (zerosum) failed its checks (")
     chosen = fit(formula, cells, settings=settings, parametrization="centered", auto_form="zerosum", progress=False)
     assert chosen.auto_form is None and chosen.parametrization == "centered" and chosen.retry is None
+
+
+def test_a_benchmark_form_needs_data_as_deep_as_it_was_measured_on():
+    """HVSB's all-centred form is sampled first only when every random intercept holds at least
+    MEASURED_FORM_MIN_TRIALS trials per level (the example: 34 judgments per item); thinner items (the
+    4-model test trees: 12 per item, where it failed its checks) go by auto's rule. No sampling."""
+    from dvbstats.benchmarks.hvsb import HVSB
+    from dvbstats.results.fitted import MEASURED_FORM_MIN_TRIALS, first_form
+
+    formula = parse("misaligned ~ 1 + condition + (1 + condition | model) + (1|scenario_type) + (1|item)")
+    assert HVSB.forms[HVSB.default_formula] == "zerosum"
+
+    def cells(n_models: int) -> CellTable:  # one judgment per model x condition x item, 60 items in 4 types
+        grid = _grid({"model": n_models, "condition": 3, "item": 60}, 1)
+        grid = grid.data.with_columns(scenario_type=pl.col("item").cast(pl.Int32) % 4,
+                                      condition=pl.col("condition").replace({"0": "none", "1": "untargeted",
+                                                                             "2": "targeted"}))
+        return CellTable(grid.with_columns(pl.col("scenario_type").cast(pl.String)),
+                         ("model", "condition", "scenario_type", "item"))
+
+    deep_models = -(-MEASURED_FORM_MIN_TRIALS // 3)  # judgments per item = 3 x models
+    for n_models, first in [(deep_models, "zerosum"), (deep_models - 1, "auto"), (4, "auto"), (12, "zerosum")]:
+        d = design(formula, cells(n_models))
+        assert first_form(d, "auto", "zerosum") == first, n_models
+        assert first_form(d, "zerosum_noncentered", "zerosum") == "zerosum_noncentered"  # the user's form stands
+        assert first_form(d, "auto", None) == "auto"  # no measured form: the rule

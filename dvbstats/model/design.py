@@ -365,7 +365,7 @@ def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[s
         out = {t.name: parametrization for t in d.random}
     else:
         n = d.cells.data["n_trials"].to_numpy()
-        depth = {t.name: np.median(_trials_per_level(t, n)) for t in d.random if not isinstance(t, SlopeTerm)}
+        depth = {t.name: np.median(trials_per_level(t, n)) for t in d.random if not isinstance(t, SlopeTerm)}
         items = {k for k, m in depth.items() if m < ITEM_MAX_TRIALS}
         rest = [m for k, m in depth.items() if k not in items]
         if not (items and rest and min(rest) >= CENTRED_MIN_TRIALS):
@@ -381,7 +381,7 @@ def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[s
 
 def _slope_form(s: SlopeTerm, n_trials: np.ndarray, form: str) -> str:
     """``auto``'s form of a random-slope term, given the random intercepts' ``form``."""
-    rich = form == "zerosum" and np.median(_trials_per_level(s, n_trials)) >= CENTRED_MIN_TRIALS
+    rich = form == "zerosum" and np.median(trials_per_level(s, n_trials)) >= CENTRED_MIN_TRIALS
     return "zerosum_slopes_noncentered" if rich and s.term.intercept else "zerosum_noncentered"
 
 
@@ -392,7 +392,7 @@ def centred_columns(s: SlopeTerm, parametrization: str) -> int:
     return int(s.term.intercept) if parametrization.endswith("slopes_noncentered") else 0
 
 
-def _trials_per_level(t: Term | SlopeTerm, n_trials: np.ndarray) -> np.ndarray:
+def trials_per_level(t: Term | SlopeTerm, n_trials: np.ndarray) -> np.ndarray:
     """Trials of each level of ``t`` that has any."""
     per_level = np.bincount(t.flat_index(), weights=n_trials)
     return per_level[per_level > 0]

@@ -20,7 +20,8 @@ from dvbstats.constants import HDI_PROB
 from dvbstats.input.cells import CellTable
 from dvbstats.input.registry import ModelTable
 from dvbstats.model import fastlogp
-from dvbstats.model.design import Design, Parametrization, check_parametrization, design, pymc_model, term_parametrizations
+from dvbstats.model.design import (Design, Parametrization, check_parametrization, design, pymc_model, term_parametrizations,
+                                   trials_per_level)
 from dvbstats.model.formula import Formula
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, sample
@@ -192,6 +193,24 @@ def default_low_rank(d: Design, parametrization: Parametrization) -> bool:
     return any(k == "zerosum_signed" for k in term_parametrizations(d, parametrization).values())
 
 
+#: A benchmark's measured form for a formula (``Benchmark.forms``: HVSB's every term centred, measured at 34
+#: judgments per item) is sampled first only when every random intercept holds at least this many trials per
+#: level (median); thinner data go by ``auto``'s rule. Measured on simulated HVSB trees (docs/hvsb-format.md,
+#: ``benchmarks/bench_hvsb_items.py --tree``).
+MEASURED_FORM_MIN_TRIALS = 24
+
+
+def first_form(d: Design, parametrization: Parametrization, auto_form: str | None) -> Parametrization:
+    """The form :func:`fit` samples ``d`` in first: ``parametrization``, except that ``auto`` takes the
+    benchmark's measured form ``auto_form`` (if any) on data at least MEASURED_FORM_MIN_TRIALS deep: centred
+    item effects need enough judgments per item to pin each item down (12 per item failed in 6 of 6 seeds)."""
+    if parametrization != "auto" or not auto_form:
+        return parametrization
+    n = d.cells.data["n_trials"].to_numpy()
+    depth = [np.median(trials_per_level(t, n)) for t in d.random]
+    return check_parametrization(auto_form) if min(depth, default=np.inf) >= MEASURED_FORM_MIN_TRIALS else "auto"
+
+
 def fit(
     formula: Formula,
     cells: CellTable,
@@ -207,17 +226,18 @@ def fit(
 
     With ``auto``, a fit that fails its checks is sampled once more in the other zero-sum form
     (``_retry_in_other_form``), which is said on the console and kept in ``Fit.retry``.
-    ``auto_form`` (a parametrisation) is the form ``auto`` samples first instead of its rule's choice:
-    a benchmark's measured form for the formula (``Benchmark.forms``);
-    the retry applies to it as to the rule's choice.
+    ``auto_form`` (a parametrisation) is the form ``auto`` samples first instead of its rule's choice on
+    data deep enough for it (:func:`first_form`): a benchmark's measured form for the formula
+    (``Benchmark.forms``); the retry applies to it as to the rule's choice.
     ``backend="auto"`` samples the hand-written density of :mod:`dvbstats.model.fastlogp` with nutpie
     when it supports the design (same posterior, no per-model compilation), else the PyMC model.
     """
     if backend not in ("auto", "fastlogp", "pymc"):
         raise ValueError(f"backend must be auto, fastlogp or pymc, not {backend!r}")
     priors = priors or Priors({})
-    first = auto_form if parametrization == "auto" and auto_form else parametrization
-    result = _fit_once(design(formula, cells), priors, settings, check_parametrization(first), progress, backend)
+    d = design(formula, cells)
+    first = first_form(d, check_parametrization(parametrization), auto_form)
+    result = _fit_once(d, priors, settings, first, progress, backend)
     if parametrization == "auto" and result.design.terms and not result.diagnostics.ok and _other_form(result):
         result = _retry_in_other_form(result, settings, progress)
     return replace(result, auto_form=first) if first != parametrization else result
