@@ -2,13 +2,13 @@
 
 Ingest (1,728 judgment files, 72,017 rows) + fit of HVSB's default formula (item effects
 included; nutpie, 4 chains x 1000 draws) + run folder + report, each run a fresh process writing a
-fresh run folder. The baseline, timed the same way in the same session, is the ingest alone (``dvb.load(None,
-benchmark="hvsb")``), so the ratio says what the fit and the report add. Wall time, CPU time (the
-machine may be shared: CPU time is the load-independent figure) and peak RSS are reported with
-the run's sampler diagnostics and leapfrog steps per draw, and where the wall time goes (medians over the runs, from the
-manifest's timing): ingest, design, sampling, the posterior tables, the scaling tests, the
-judgment-consistency analysis, and the report (the rest of the run). Targets: <= 90 s, <= 2 GB,
-diagnostics passing.
+fresh run folder. The baseline, timed the same way in the same session, is the ingest alone
+(``dvb.load(None, benchmark="hvsb")``), so the ratio says what the fit and the report add. Wall
+time, CPU time (the machine may be shared: CPU time is the load-independent figure) and peak RSS
+are reported with the run's sampler diagnostics and leapfrog steps per draw, and where the wall
+time goes (medians over the runs, from the manifest's timing): ingest, design, sampling, the
+posterior tables, the scaling tests, the judgment-consistency analysis, and the report (the rest
+of the run). Targets: <= 90 s, <= 2 GB, diagnostics passing.
 
     .venv/bin/python benchmarks/bench_hvsb.py [--runs 3]
 """
