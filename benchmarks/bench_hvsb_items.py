@@ -1,8 +1,9 @@
 """Sampler cost of HVSB's default formula (item effects ``(1|item)``), per parametrisation and tuning setting.
 
 The embedded synthetic HVSB example (12 models x 2,000 items x 3 conditions, ~67,700 single-trial
-cells), or with ``--tree`` simulated smaller trees (one per ``--seeds``), is loaded once; each configuration is sampled with nutpie through the hand-written density
-(``fastlogp``) in this process, one after the other, so the figures of one run are comparable.
+cells), or with ``--tree`` simulated smaller trees (one per seed of ``--seeds``), is loaded once;
+each configuration is sampled with nutpie through the hand-written density (``fastlogp``) in this
+process, one after the other, so the figures of one run are comparable.
 Per configuration: CPU seconds (process time: nutpie's threads included) and wall seconds of
 sampling, leapfrog steps per draw during tuning and after it, the final step sizes, ms of CPU per
 gradient, and the checks of the fit (max R-hat, min bulk/tail ESS, divergences) as the CLI reads
@@ -12,7 +13,7 @@ model as ``form=<parametrization>`` (with the package's target acceptance and ma
 measured form where the data are deep enough: ``results.fitted.first_form``).
 
     .venv/bin/python benchmarks/bench_hvsb_items.py --config auto --config "item=zerosum,rest=zerosum"
-    .venv/bin/python benchmarks/bench_hvsb_items.py --tree 4,2,50 --seeds 3 --config first --config form=zerosum
+    .venv/bin/python benchmarks/bench_hvsb_items.py --tree 4,2,50 --seeds 1,2,3 --config first --config form=zerosum
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def main() -> None:
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--tree", help="simulate models,datasets,items[,types per dataset] instead of the example")
-    p.add_argument("--seeds", type=int, default=1, help="with --tree: trees of seeds 1..n")
+    p.add_argument("--seeds", default="1", help="with --tree: the trees' seeds, comma-separated")
     args = p.parse_args()
 
     import dvbstats as dvb
@@ -135,7 +136,7 @@ def main() -> None:
     text = args.formula or HVSB.default_formula
     passed: dict[str, list[bool]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for tree_seed in range(1, args.seeds + 1) if args.tree else [None]:
+        for tree_seed in [int(x) for x in args.seeds.split(",")] if args.tree else [None]:
             data = small_tree(args.tree, tree_seed, Path(tmp)) if args.tree else dvb.load(None, benchmark="hvsb")
             model = dvb.Model(text, data)
             d = design(model.formula, model.cells)
