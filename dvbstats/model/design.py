@@ -23,7 +23,8 @@ row and column means that this removes are moved into the main terms' prior SDs
 level down); ``"zerosum_noncentered"`` samples standardised deviations (right when the data are
 thin); ``"auto"`` (the default) picks one of the two for all random intercepts from the trials per level,
 and for a random-slope term centres only its intercept column when the data are rich
-(``"zerosum_slopes_noncentered"``, see :func:`term_parametrizations`), and samples an item-level term
+(``"zerosum_slopes_noncentered"``, see :func:`term_parametrizations`; asked for, it centres every random
+intercept and every intercept column and no slope column), and samples an item-level term
 beside rich ones non-centred with a signed scale (``"zerosum_signed"``: ``r = v z``, ``sd = |v|``).
 ``"centered"`` and
 ``"noncentered"`` are the textbook forms; a term whose mean no fixed coefficient absorbs (no
@@ -50,8 +51,9 @@ from dvbstats.model.priors import Priors
 
 pm, pt = lazy.module("pymc"), lazy.module("pytensor.tensor")  # imported when a PyMC model is built
 
-Parametrization = Literal["auto", "zerosum", "zerosum_noncentered", "centered", "noncentered"]
-PARAMETRIZATIONS: tuple[str, ...] = ("auto", "zerosum", "zerosum_noncentered", "centered", "noncentered")
+Parametrization = Literal["auto", "zerosum", "zerosum_noncentered", "zerosum_slopes_noncentered", "centered", "noncentered"]
+PARAMETRIZATIONS: tuple[str, ...] = ("auto", "zerosum", "zerosum_noncentered", "zerosum_slopes_noncentered", "centered",
+                                     "noncentered")
 _TEXTBOOK = {"zerosum": "centered", "zerosum_noncentered": "noncentered", "zerosum_slopes_noncentered": "slopes_noncentered",
              "zerosum_signed": "noncentered"}
 
@@ -361,7 +363,9 @@ def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[s
     slopes): non-centred intercepts pinned down by 12,000 trials per model mixed badly (bulk ESS
     177 for their SD, docs/model.md).
     """
-    if parametrization != "auto":
+    if parametrization == "zerosum_slopes_noncentered":  # random intercepts centred, slope columns not
+        out = {t.name: parametrization if isinstance(t, SlopeTerm) else "zerosum" for t in d.random}
+    elif parametrization != "auto":
         out = {t.name: parametrization for t in d.random}
     else:
         n = d.cells.data["n_trials"].to_numpy()
