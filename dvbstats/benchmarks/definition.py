@@ -22,8 +22,8 @@ class Benchmark:
     ``wording`` holds the phrases console and report use (keys: ``outcome_phrase``, ``headline``,
     ``below_reference``, ``reference_short``: the reference line's name in a plot legend).
     ``forms`` maps formulas to the parametrisation ``auto`` samples them in first, measured on the
-    benchmark's design (other formulas: the package's rule); a fit that fails its checks is still
-    refitted in the other form.
+    benchmark's design, on data about as deep (``results.fitted.first_form``; thinner data and other
+    formulas: the package's rule); a fit that fails its checks is still refitted in another form.
     """
 
     name: str
