@@ -51,7 +51,8 @@ from dvbstats.model.priors import Priors
 
 pm, pt = lazy.module("pymc"), lazy.module("pytensor.tensor")  # imported when a PyMC model is built
 
-Parametrization = Literal["auto", "zerosum", "zerosum_noncentered", "zerosum_slopes_noncentered", "centered", "noncentered"]
+Parametrization = Literal["auto", "zerosum", "zerosum_noncentered", "zerosum_slopes_noncentered", "centered",
+                          "noncentered"]
 PARAMETRIZATIONS: tuple[str, ...] = ("auto", "zerosum", "zerosum_noncentered", "zerosum_slopes_noncentered", "centered",
                                      "noncentered")
 _TEXTBOOK = {"zerosum": "centered", "zerosum_noncentered": "noncentered", "zerosum_slopes_noncentered": "slopes_noncentered",

@@ -249,9 +249,9 @@ def _other_form(first: Fit) -> str | None:
     non-centred form unless that one failed: centred slope columns cannot sample a slope SD near zero
     (189 divergences at published scale, docs/model.md), so a failed non-centred slope fit stands; so
     does a fit with an item term (the other form would centre it). A failed all-centred fit with slopes
-    (a benchmark's measured form) keeps its random intercepts centred and only non-centres the slope
-    columns: on an 8-model HVSB tree where it diverged in the slope SDs that passed, where the
-    all-non-centred form mixed badly in the intercepts (docs/hvsb-format.md)."""
+    (a benchmark's measured form) keeps its random intercepts centred and non-centres only the slope
+    columns: on 8-model HVSB trees where it diverged in the slope SDs, that passed 3 of 3 times and the
+    all-non-centred form, mixing badly in the intercepts, 0 of 2 (docs/hvsb-format.md)."""
     chosen = set(first.parametrizations().values())
     if "zerosum_signed" in chosen:
         return None  # an item term: centred, thousands of items cannot sample their SD near 0 (ESS 3)
