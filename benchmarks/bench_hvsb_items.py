@@ -110,9 +110,9 @@ def small_tree(spec: str, seed: int, root: Path):
     from dvbstats.simulate.hvsb import EXAMPLE_FAMILIES, SCENARIO_TYPES, HvsbDesign, draw_hvsb_effects, simulate_hvsb
 
     n_models, n_datasets, n_items, *types = (int(x) for x in spec.split(","))
+    datasets = list(SCENARIO_TYPES.items())[:n_datasets]
     design = HvsbDesign(families=dict(list(EXAMPLE_FAMILIES.items())[:n_models]),
-                        scenario_types={k: v[:types[0] if types else 2] for k, v in list(SCENARIO_TYPES.items())[:n_datasets]},
-                        n_items=n_items)
+                        scenario_types={k: v[:types[0] if types else 2] for k, v in datasets}, n_items=n_items)
     simulate_hvsb(draw_hvsb_effects(design, seed), design, root / str(seed), seed=seed)
     return dvb.load(root / str(seed), benchmark="hvsb")
 

@@ -20,8 +20,8 @@ from dvbstats.constants import HDI_PROB
 from dvbstats.input.cells import CellTable
 from dvbstats.input.registry import ModelTable
 from dvbstats.model import fastlogp
-from dvbstats.model.design import (Design, Parametrization, check_parametrization, design, pymc_model, term_parametrizations,
-                                   trials_per_level)
+from dvbstats.model.design import (Design, Parametrization, check_parametrization, design, pymc_model,
+                                   term_parametrizations, trials_per_level)
 from dvbstats.model.formula import Formula
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, sample
