@@ -1,15 +1,19 @@
-"""Sampler cost of HVSB's formula with item effects ``(1|item)``, per parametrisation and tuning setting.
+"""Sampler cost of HVSB's default formula (item effects ``(1|item)``), per parametrisation and tuning setting.
 
 The embedded synthetic HVSB example (12 models x 2,000 items x 3 conditions, ~67,700 single-trial
-cells) is loaded once; each configuration is sampled with nutpie through the hand-written density
-(``fastlogp``) in this process, one after the other, so the figures of one run are comparable.
+cells), or with ``--tree`` simulated smaller trees (one per seed of ``--seeds``), is loaded once;
+each configuration is sampled with nutpie through the hand-written density (``fastlogp``) in this
+process, one after the other, so the figures of one run are comparable.
 Per configuration: CPU seconds (process time: nutpie's threads included) and wall seconds of
 sampling, leapfrog steps per draw during tuning and after it, the final step sizes, ms of CPU per
 gradient, and the checks of the fit (max R-hat, min bulk/tail ESS, divergences) as the CLI reads
-them. Forms are given per term: ``item=zerosum_noncentered,rest=zerosum`` etc.; ``auto`` is the
-package's rule.
+them. Forms are given per term: ``item=zerosum_noncentered,rest=zerosum`` etc., or for the whole
+model as ``form=<parametrization>`` (with the package's target acceptance and mass matrix for it);
+``auto`` is the package's rule, ``first`` the form a default fit samples first (the rule, or HVSB's
+measured form where the data are deep enough: ``results.fitted.first_form``).
 
     .venv/bin/python benchmarks/bench_hvsb_items.py --config auto --config "item=zerosum,rest=zerosum"
+    .venv/bin/python benchmarks/bench_hvsb_items.py --tree 4,2,50 --seeds 1,2,3 --config first --config form=zerosum
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,20 +32,29 @@ import numpy as np  # noqa: E402
 
 from benchmarks._common import stamp  # noqa: E402
 
-ITEM_FORMULA = "misaligned ~ 1 + condition + (1 + condition | model) + (1|scenario_type) + (1|item)"
-
 
 def cpu() -> float:
     u = resource.getrusage(resource.RUSAGE_SELF)
     return u.ru_utime + u.ru_stime
 
 
-def parse_config(text: str, d) -> tuple[dict[str, str], dict]:
-    """``key=value`` pairs: term names (or ``rest``) -> form; ``ta``, ``tune``, ``lowrank``, ``gamma``,
-    ``switch``, ``earlyswitch``, ``maxdepth`` -> sampler options; ``auto`` alone is the package's rule."""
+def parse_config(text: str, d, auto_form: str | None) -> tuple[dict[str, str], dict]:
+    """``key=value`` pairs: term names (or ``rest``) -> form; ``form`` -> one parametrisation for the
+    model, with the package's target acceptance and mass matrix for it; ``ta``, ``tune``, ``lowrank``,
+    ``gamma``, ``switch``, ``earlyswitch``, ``maxdepth`` -> sampler options; ``auto`` alone is the
+    package's rule, ``first`` the form a default fit samples first."""
     from dvbstats.model.design import term_parametrizations
+    from dvbstats.results.fitted import default_low_rank, default_target_accept, first_form
 
     pairs = dict(p.split("=", 1) for p in text.split(",") if "=" in p)
+    if text in ("auto", "first"):
+        pairs["form"] = first_form(d, "auto", auto_form) if text == "first" else "auto"
+    if "form" in pairs:
+        form = pairs.pop("form")
+        pairs.setdefault("ta", str(default_target_accept(d, form)))
+        if default_low_rank(d, form):
+            pairs.setdefault("lowrank", "1")
+        return term_parametrizations(d, form), pairs
     forms = term_parametrizations(d, "auto")
     rest = pairs.pop("rest", None)
     for name in forms:
@@ -58,10 +72,10 @@ def run(d, priors, forms: dict[str, str], opts: dict, draws: int, chains: int, s
     from dvbstats.model.sample import SamplerSettings
     from dvbstats.results.fitted import Fit
 
-    ta = float(opts.get("ta", 0.95 if any("noncentered" in f for f in forms.values()) else 0.8))
+    ta = float(opts.get("ta", 0.95 if any("noncentered" in f or f.endswith("signed") for f in forms.values()) else 0.8))
     tune = int(opts.get("tune", 500))
     kwargs = {}
-    if "lowrank" in opts:
+    if opts.get("lowrank", "0") != "0":
         kwargs["low_rank_modified_mass_matrix"] = True
     for key, name, cast in (("gamma", "mass_matrix_gamma", float), ("switch", "mass_matrix_switch_freq", int),
                             ("earlyswitch", "early_mass_matrix_switch_freq", int), ("maxdepth", "maxdepth", int),
@@ -89,32 +103,57 @@ def run(d, priors, forms: dict[str, str], opts: dict, draws: int, chains: int, s
     }
 
 
+def small_tree(spec: str, seed: int, root: Path):
+    """A simulated HVSB tree ``models,datasets,items[,types]``: the first models of the example, the first
+    datasets with their first ``types`` (2) scenario types, ``items`` per dataset; the example's effects."""
+    import dvbstats as dvb
+    from dvbstats.simulate.hvsb import EXAMPLE_FAMILIES, SCENARIO_TYPES, HvsbDesign, draw_hvsb_effects, simulate_hvsb
+
+    n_models, n_datasets, n_items, *types = (int(x) for x in spec.split(","))
+    datasets = list(SCENARIO_TYPES.items())[:n_datasets]
+    design = HvsbDesign(families=dict(list(EXAMPLE_FAMILIES.items())[:n_models]),
+                        scenario_types={k: v[:types[0] if types else 2] for k, v in datasets}, n_items=n_items)
+    simulate_hvsb(draw_hvsb_effects(design, seed), design, root / str(seed), seed=seed)
+    return dvb.load(root / str(seed), benchmark="hvsb")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", action="append", default=[], help="per-term forms and sampler options (repeatable)")
-    p.add_argument("--formula", default=ITEM_FORMULA)
+    p.add_argument("--formula", default=None, help="default: HVSB's default formula")
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--tree", help="simulate models,datasets,items[,types per dataset] instead of the example")
+    p.add_argument("--seeds", default="1", help="with --tree: the trees' seeds, comma-separated")
     args = p.parse_args()
 
     import dvbstats as dvb
-    from dvbstats.model.design import design
-    from dvbstats.model.formula import parse
+    from dvbstats.benchmarks.hvsb import HVSB
+    from dvbstats.model.design import design, trials_per_level
     from dvbstats.model.priors import Priors
 
-    data = dvb.load(None, benchmark="hvsb")
-    formula = parse(args.formula)
-    d = design(formula, data.cells(formula))
-    n = d.cells.data["n_trials"].to_numpy()
-    print(f"{stamp()}  {args.formula}: {d.cells.data.height:,} cells, {int(n.sum()):,} trials; "
-          f"{args.chains} chains x {args.draws} draws", flush=True)
-    for text in args.config or ["auto"]:
-        forms, opts = parse_config(text, d)
-        r = run(d, Priors({}), forms, opts, args.draws, args.chains, args.seed)
-        print(f"{stamp()}  [{text}] forms {forms}", flush=True)
-        print("    " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()),
-              flush=True)
+    text = args.formula or HVSB.default_formula
+    passed: dict[str, list[bool]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for tree_seed in [int(x) for x in args.seeds.split(",")] if args.tree else [None]:
+            data = small_tree(args.tree, tree_seed, Path(tmp)) if args.tree else dvb.load(None, benchmark="hvsb")
+            model = dvb.Model(text, data)
+            d = design(model.formula, model.cells)
+            n = d.cells.data["n_trials"].to_numpy()
+            depth = {t.name: float(np.median(trials_per_level(t, n))) for t in d.random}
+            print(f"{stamp()}  {text}: {args.tree or 'example'} (tree seed {tree_seed}) {d.cells.data.height:,} "
+                  f"cells, {int(n.sum()):,} trials, median trials per level {depth}; "
+                  f"{args.chains} chains x {args.draws} draws", flush=True)
+            for config in args.config or ["auto"]:
+                forms, opts = parse_config(config, d, model.auto_form)
+                r = run(d, Priors({}), forms, opts, args.draws, args.chains, args.seed)
+                passed.setdefault(config, []).append(r["ok"])
+                print(f"{stamp()}  [{config}] forms {forms}", flush=True)
+                print("    " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()),
+                      flush=True)
+    for config, oks in passed.items():
+        print(f"[{config}] checks passed in {sum(oks)} of {len(oks)}")
 
 
 if __name__ == "__main__":

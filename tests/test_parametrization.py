@@ -163,10 +163,12 @@ def test_item_effects_sample_with_and_without_item_variation(item_sd):
     ({"value": "zerosum", "model__x": "zerosum_slopes_noncentered"}, True, "zerosum_noncentered"),
     ({"value": "zerosum_noncentered", "model__x": "zerosum_noncentered"}, True, None),
     ({"model": "zerosum", "prompt": "zerosum_signed"}, False, None),  # the other form would centre the items
+    ({"value": "zerosum", "model__x": "zerosum"}, True, "zerosum_slopes_noncentered"),  # HVSB's all-centred form
 ])
 def test_a_failed_fit_is_retried_in_a_form_that_can_sample_it(forms, slopes, other):
     """A failed non-centred fit with random slopes is not retried with centred slope columns (they
-    cannot sample a slope SD near zero); every other failed auto fit is retried in the other form."""
+    cannot sample a slope SD near zero); a failed all-centred one is retried with only its slope
+    columns non-centred; every other failed auto fit is retried in the other form."""
     from types import SimpleNamespace
 
     from dvbstats.results.fitted import _other_form
@@ -188,3 +190,49 @@ def test_a_benchmark_form_is_sampled_first_and_retried_like_the_rules():
     assert res.retry.startswith("auto parametrisation (zerosum) failed its checks (")
     chosen = fit(formula, cells, settings=settings, parametrization="centered", auto_form="zerosum", progress=False)
     assert chosen.auto_form is None and chosen.parametrization == "centered" and chosen.retry is None
+
+
+def test_a_benchmark_form_needs_data_as_deep_as_it_was_measured_on():
+    """HVSB's all-centred form is sampled first only when every random intercept holds at least
+    MEASURED_FORM_MIN_TRIALS trials per level (the example: 34 judgments per item); thinner items (the
+    4-model test trees: 12 per item, where it failed its checks) go by auto's rule. No sampling."""
+    from dvbstats.benchmarks.hvsb import HVSB
+    from dvbstats.results.fitted import MEASURED_FORM_MIN_TRIALS, first_form
+
+    formula = parse("misaligned ~ 1 + condition + (1 + condition | model) + (1|scenario_type) + (1|item)")
+    assert HVSB.forms[HVSB.default_formula] == "zerosum"
+
+    def cells(n_models: int) -> CellTable:  # one judgment per model x condition x item, 60 items in 4 types
+        grid = _grid({"model": n_models, "condition": 3, "item": 60}, 1)
+        grid = grid.data.with_columns(scenario_type=pl.col("item").cast(pl.Int32) % 4,
+                                      condition=pl.col("condition").replace({"0": "none", "1": "untargeted",
+                                                                             "2": "targeted"}))
+        return CellTable(grid.with_columns(pl.col("scenario_type").cast(pl.String)),
+                         ("model", "condition", "scenario_type", "item"))
+
+    deep_models = -(-MEASURED_FORM_MIN_TRIALS // 3)  # judgments per item = 3 x models
+    for n_models, first in [(deep_models, "zerosum"), (deep_models - 1, "auto"), (4, "auto"), (12, "zerosum")]:
+        d = design(formula, cells(n_models))
+        assert first_form(d, "auto", "zerosum") == first, n_models
+        assert first_form(d, "zerosum_noncentered", "zerosum") == "zerosum_noncentered"  # the user's form stands
+        assert first_form(d, "auto", None) == "auto"  # no measured form: the rule
+
+
+def test_slope_columns_alone_can_be_asked_non_centred():
+    """``zerosum_slopes_noncentered`` for the whole model (the retry of a failed all-centred fit with
+    slopes): random intercepts centred zero-sum, a slope term's intercept column centred and its slope
+    columns not, at the non-centred form's target acceptance."""
+    from dvbstats.model.design import centred_columns
+
+    formula = parse("chose_deep ~ 1 + x + (1 + x | model) + (1|value)")
+    grid = _grid({"model": 4, "value": 3, "x": 2}, 50).data.with_columns(pl.col("x").cast(pl.Int32))
+    d = design(formula, CellTable(grid, ("model", "value", "x")))
+    forms = term_parametrizations(d, "zerosum_slopes_noncentered")
+    assert forms == {"value": "zerosum", "model__x": "zerosum_slopes_noncentered"}
+    assert centred_columns(d.slopes[0], forms["model__x"]) == 1 and len(d.slopes[0].coefficients) == 2
+    assert default_target_accept(d, "zerosum_slopes_noncentered") == 0.95
+    settings = SamplerSettings(draws=30, tune=100, chains=2, seed=1)  # 60 draws cannot pass: a retry
+    res = fit(formula, d.cells, settings=settings, auto_form="zerosum", progress=False)
+    assert res.auto_form == "zerosum" and res.retry.startswith("auto parametrisation (zerosum) failed its checks (")
+    assert res.parametrization == "zerosum_slopes_noncentered" and res.parametrizations() == forms
+    assert res.backend == "fastlogp" and "sd_model__x" in res.idata.posterior

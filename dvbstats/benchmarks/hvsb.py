@@ -346,7 +346,8 @@ def counts(table: JudgmentTable) -> pl.DataFrame:
     return status.join(outcomes, on=by).sort(by)
 
 
-#: HVSB's default formula with item effects: contrasts paired on the items (docs/hvsb-format.md).
+#: HVSB's default formula: item effects (1|item) pair every model and condition contrast on the items
+#: (docs/hvsb-format.md).
 ITEM_FORMULA = "misaligned ~ 1 + condition + (1 + condition | model) + (1|scenario_type) + (1|item)"
 
 HVSB = Benchmark(
@@ -359,12 +360,12 @@ HVSB = Benchmark(
     reference=CHANCE,
     reference_label="a judge answering BIASED or UNBIASED at random",
     # Scenario types are nested in the 4 datasets, so (1|scenario_type) carries the dataset effects;
-    # a (1|dataset) term beside it mixed badly (R-hat 1.018 on the example). Item effects (1|item) are
-    # left out: 67,666 single-trial cells cost about 100 s end to end on the example (estimated for the
-    # idle machine from CPU time), against the 90 s target (docs/hvsb-format.md).
-    default_formula="misaligned ~ 1 + condition + (1 + condition | model) + (1|scenario_type)",
-    # With item effects every term is sampled centred zero-sum at target acceptance 0.8: 15 leapfrog
-    # steps per draw on the example against 35 for auto's rule, every check passing.
+    # a (1|dataset) term beside it mixed badly (R-hat 1.018 on the example). An item is
+    # <dataset>:<scenario type>:<id>; its effect is shared by every model and condition.
+    default_formula=ITEM_FORMULA,
+    # Sampled with every term centred zero-sum at target acceptance 0.8 where items hold >= 15 judgments
+    # (results.fitted.first_form; thinner trees go by auto's rule): 15 leapfrog steps per draw on the
+    # example against 35 for the rule's forms, every check passing (docs/hvsb-format.md).
     forms={ITEM_FORMULA: "zerosum"},
     design=("model", "condition", "dataset", "scenario_type", *PARTS, "item"),
     item="item",

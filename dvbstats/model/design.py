@@ -23,7 +23,8 @@ row and column means that this removes are moved into the main terms' prior SDs
 level down); ``"zerosum_noncentered"`` samples standardised deviations (right when the data are
 thin); ``"auto"`` (the default) picks one of the two for all random intercepts from the trials per level,
 and for a random-slope term centres only its intercept column when the data are rich
-(``"zerosum_slopes_noncentered"``, see :func:`term_parametrizations`), and samples an item-level term
+(``"zerosum_slopes_noncentered"``, see :func:`term_parametrizations`; asked for, it centres every random
+intercept and every intercept column and no slope column), and samples an item-level term
 beside rich ones non-centred with a signed scale (``"zerosum_signed"``: ``r = v z``, ``sd = |v|``).
 ``"centered"`` and
 ``"noncentered"`` are the textbook forms; a term whose mean no fixed coefficient absorbs (no
@@ -50,8 +51,10 @@ from dvbstats.model.priors import Priors
 
 pm, pt = lazy.module("pymc"), lazy.module("pytensor.tensor")  # imported when a PyMC model is built
 
-Parametrization = Literal["auto", "zerosum", "zerosum_noncentered", "centered", "noncentered"]
-PARAMETRIZATIONS: tuple[str, ...] = ("auto", "zerosum", "zerosum_noncentered", "centered", "noncentered")
+Parametrization = Literal["auto", "zerosum", "zerosum_noncentered", "zerosum_slopes_noncentered", "centered",
+                          "noncentered"]
+PARAMETRIZATIONS: tuple[str, ...] = ("auto", "zerosum", "zerosum_noncentered", "zerosum_slopes_noncentered", "centered",
+                                     "noncentered")
 _TEXTBOOK = {"zerosum": "centered", "zerosum_noncentered": "noncentered", "zerosum_slopes_noncentered": "slopes_noncentered",
              "zerosum_signed": "noncentered"}
 
@@ -361,11 +364,13 @@ def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[s
     slopes): non-centred intercepts pinned down by 12,000 trials per model mixed badly (bulk ESS
     177 for their SD, docs/model.md).
     """
-    if parametrization != "auto":
+    if parametrization == "zerosum_slopes_noncentered":  # random intercepts centred, slope columns not
+        out = {t.name: parametrization if isinstance(t, SlopeTerm) else "zerosum" for t in d.random}
+    elif parametrization != "auto":
         out = {t.name: parametrization for t in d.random}
     else:
         n = d.cells.data["n_trials"].to_numpy()
-        depth = {t.name: np.median(_trials_per_level(t, n)) for t in d.random if not isinstance(t, SlopeTerm)}
+        depth = {t.name: np.median(trials_per_level(t, n)) for t in d.random if not isinstance(t, SlopeTerm)}
         items = {k for k, m in depth.items() if m < ITEM_MAX_TRIALS}
         rest = [m for k, m in depth.items() if k not in items]
         if not (items and rest and min(rest) >= CENTRED_MIN_TRIALS):
@@ -381,7 +386,7 @@ def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[s
 
 def _slope_form(s: SlopeTerm, n_trials: np.ndarray, form: str) -> str:
     """``auto``'s form of a random-slope term, given the random intercepts' ``form``."""
-    rich = form == "zerosum" and np.median(_trials_per_level(s, n_trials)) >= CENTRED_MIN_TRIALS
+    rich = form == "zerosum" and np.median(trials_per_level(s, n_trials)) >= CENTRED_MIN_TRIALS
     return "zerosum_slopes_noncentered" if rich and s.term.intercept else "zerosum_noncentered"
 
 
@@ -392,7 +397,7 @@ def centred_columns(s: SlopeTerm, parametrization: str) -> int:
     return int(s.term.intercept) if parametrization.endswith("slopes_noncentered") else 0
 
 
-def _trials_per_level(t: Term | SlopeTerm, n_trials: np.ndarray) -> np.ndarray:
+def trials_per_level(t: Term | SlopeTerm, n_trials: np.ndarray) -> np.ndarray:
     """Trials of each level of ``t`` that has any."""
     per_level = np.bincount(t.flat_index(), weights=n_trials)
     return per_level[per_level > 0]

@@ -20,7 +20,8 @@ from dvbstats.constants import HDI_PROB
 from dvbstats.input.cells import CellTable
 from dvbstats.input.registry import ModelTable
 from dvbstats.model import fastlogp
-from dvbstats.model.design import Design, Parametrization, check_parametrization, design, pymc_model, term_parametrizations
+from dvbstats.model.design import (Design, Parametrization, check_parametrization, design, pymc_model,
+                                   term_parametrizations, trials_per_level)
 from dvbstats.model.formula import Formula
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, sample
@@ -194,6 +195,25 @@ def default_low_rank(d: Design, parametrization: Parametrization) -> bool:
     return any(k == "zerosum_signed" for k in term_parametrizations(d, parametrization).values())
 
 
+#: A benchmark's measured form for a formula (``Benchmark.forms``) is sampled first only when every random
+#: intercept holds at least this many trials per level (median); thinner data go by ``auto``'s rule. HVSB's
+#: all-centred form with item effects (measured on the example, 34 judgments per item) failed its checks on
+#: 6 of 6 simulated trees of 4 models (11-12 judgments per item: divergences in the slope SDs) and passed on
+#: trees of 6 models (17 per item); docs/hvsb-format.md, ``benchmarks/bench_hvsb_items.py --tree``.
+MEASURED_FORM_MIN_TRIALS = 15
+
+
+def first_form(d: Design, parametrization: Parametrization, auto_form: str | None) -> Parametrization:
+    """The form :func:`fit` samples ``d`` in first: ``parametrization``, except that ``auto`` takes the
+    benchmark's measured form ``auto_form`` (if any) on data at least MEASURED_FORM_MIN_TRIALS deep, where it
+    was measured to pass its checks."""
+    if parametrization != "auto" or not auto_form:
+        return parametrization
+    n = d.cells.data["n_trials"].to_numpy()
+    depth = [np.median(trials_per_level(t, n)) for t in d.random]
+    return check_parametrization(auto_form) if min(depth, default=np.inf) >= MEASURED_FORM_MIN_TRIALS else "auto"
+
+
 def fit(
     formula: Formula,
     cells: CellTable,
@@ -209,17 +229,18 @@ def fit(
 
     With ``auto``, a fit that fails its checks is sampled once more in the other zero-sum form
     (``_retry_in_other_form``), which is said on the console and kept in ``Fit.retry``.
-    ``auto_form`` (a parametrisation) is the form ``auto`` samples first instead of its rule's choice:
-    a benchmark's measured form for the formula (``Benchmark.forms``);
-    the retry applies to it as to the rule's choice.
+    ``auto_form`` (a parametrisation) is the form ``auto`` samples first instead of its rule's choice on
+    data deep enough for it (:func:`first_form`): a benchmark's measured form for the formula
+    (``Benchmark.forms``); the retry applies to it as to the rule's choice.
     ``backend="auto"`` samples the hand-written density of :mod:`dvbstats.model.fastlogp` with nutpie
     when it supports the design (same posterior, no per-model compilation), else the PyMC model.
     """
     if backend not in ("auto", "fastlogp", "pymc"):
         raise ValueError(f"backend must be auto, fastlogp or pymc, not {backend!r}")
     priors = priors or Priors({})
-    first = auto_form if parametrization == "auto" and auto_form else parametrization
-    result = _fit_once(design(formula, cells), priors, settings, check_parametrization(first), progress, backend)
+    d = design(formula, cells)
+    first = first_form(d, check_parametrization(parametrization), auto_form)
+    result = _fit_once(d, priors, settings, first, progress, backend)
     if parametrization == "auto" and result.design.terms and not result.diagnostics.ok and _other_form(result):
         result = _retry_in_other_form(result, settings, progress)
     return replace(result, auto_form=first) if first != parametrization else result
@@ -229,12 +250,15 @@ def _other_form(first: Fit) -> str | None:
     """The zero-sum form to retry a failed ``auto`` fit in, or None. With random slopes it is the
     non-centred form unless that one failed: centred slope columns cannot sample a slope SD near zero
     (189 divergences at published scale, docs/model.md), so a failed non-centred slope fit stands; so
-    does a fit with an item term (the other form would centre it)."""
+    does a fit with an item term (the other form would centre it). A failed all-centred fit with slopes
+    (a benchmark's measured form) keeps its random intercepts centred and non-centres only the slope
+    columns: on 8-model HVSB trees where it diverged in the slope SDs, that passed 3 of 3 times and the
+    all-non-centred form, mixing badly in the intercepts, 0 of 2 (docs/hvsb-format.md)."""
     chosen = set(first.parametrizations().values())
     if "zerosum_signed" in chosen:
         return None  # an item term: centred, thousands of items cannot sample their SD near 0 (ESS 3)
     if chosen == {"zerosum"}:
-        return "zerosum_noncentered"
+        return "zerosum_slopes_noncentered" if first.design.slopes else "zerosum_noncentered"
     if first.design.slopes:
         return None if chosen == {"zerosum_noncentered"} else "zerosum_noncentered"
     return "zerosum"
