@@ -20,7 +20,7 @@ from dvbstats.constants import CHAINS, DRAWS, HDI_PROB, MAX_R_HAT, MIN_ESS, SEED
 from dvbstats.input import folders, manifest, runfolder
 from dvbstats.input.ingest import IngestError
 from dvbstats.model import formula as formulamod
-from dvbstats.model.design import PARAMETRIZATIONS
+from dvbstats.model.design import CENTRED_MIN_TRIALS, PARAMETRIZATIONS
 from dvbstats.model.priors import PriorError, Priors
 from dvbstats.results import contrasts as contrastmod
 from dvbstats.results import tables as tablesmod
@@ -255,8 +255,10 @@ def parser() -> argparse.ArgumentParser:
                        help="override a prior, repeatable: sd=halfnormal(0.5), sd_value=exponential(2), "
                        "b_log_n_train=normal(0,0.5), intercept=normal(0,2) (defaults in docs/model.md)")
     model.add_argument("--parametrization", choices=PARAMETRIZATIONS, default="auto",
-                       help="random-effect parametrisation (default: %(default)s, which centres a zero-sum term "
-                       "when its levels hold >= 1000 trials and non-centres it otherwise; see docs/model.md)")
+                       help="random-effect parametrisation (default: %(default)s, which chooses each term's form by "
+                       f"the trials its levels hold: zero-sum centred from {CENTRED_MIN_TRIALS} per level, non-centred "
+                       "below, item-level terms on a signed scale, a benchmark's measured form on data as deep as it "
+                       "was measured on; see docs/model.md)")
     sampling = p.add_argument_group("sampler")
     sampling.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie", help="default: %(default)s")
     sampling.add_argument("--draws", type=int, default=DRAWS, help="posterior draws per chain (default: %(default)s)")
