@@ -14,6 +14,7 @@ measured form where the data are deep enough: ``results.fitted.first_form``).
 
     .venv/bin/python benchmarks/bench_hvsb_items.py --config auto --config "item=zerosum,rest=zerosum"
     .venv/bin/python benchmarks/bench_hvsb_items.py --tree 4,2,50 --seeds 1,2,3 --config first --config form=zerosum
+    .venv/bin/python benchmarks/bench_hvsb_items.py --tree 4,2,200 --config first --prior "cor=lkj(4)"
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--tree", help="simulate models,datasets,items[,types per dataset] instead of the example")
     p.add_argument("--seeds", default="1", help="with --tree: the trees' seeds, comma-separated")
+    p.add_argument("--prior", action="append", default=[], help="NAME=DIST(args) as the CLI's --prior (repeatable)")
     args = p.parse_args()
 
     import dvbstats as dvb
@@ -147,7 +149,7 @@ def main() -> None:
                   f"{args.chains} chains x {args.draws} draws", flush=True)
             for config in args.config or ["auto"]:
                 forms, opts = parse_config(config, d, model.auto_form)
-                r = run(d, Priors({}), forms, opts, args.draws, args.chains, args.seed)
+                r = run(d, Priors.from_specs(args.prior), forms, opts, args.draws, args.chains, args.seed)
                 passed.setdefault(config, []).append(r["ok"])
                 print(f"{stamp()}  [{config}] forms {forms}", flush=True)
                 print("    " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()),

@@ -157,23 +157,34 @@ def test_item_effects_sample_with_and_without_item_variation(item_sd):
         assert high < 0.3
 
 
-@pytest.mark.parametrize("forms, slopes, other", [
-    ({"model": "zerosum"}, False, "zerosum_noncentered"),
-    ({"model": "zerosum_noncentered"}, False, "zerosum"),
-    ({"value": "zerosum", "model__x": "zerosum_slopes_noncentered"}, True, "zerosum_noncentered"),
-    ({"value": "zerosum_noncentered", "model__x": "zerosum_noncentered"}, True, None),
-    ({"model": "zerosum", "prompt": "zerosum_signed"}, False, None),  # the other form would centre the items
-    ({"value": "zerosum", "model__x": "zerosum"}, True, "zerosum_slopes_noncentered"),  # HVSB's all-centred form
+#: the forms of HVSB's default formula where auto's rule gives its items a signed scale
+SIGNED_ITEMS = {"scenario_type": "zerosum", "item": "zerosum_signed", "model__condition": "zerosum_slopes_noncentered"}
+
+
+@pytest.mark.parametrize("forms, slope_levels, other", [
+    ({"model": "zerosum"}, 0, "zerosum_noncentered"),
+    ({"model": "zerosum_noncentered"}, 0, "zerosum"),
+    ({"value": "zerosum", "model__x": "zerosum_slopes_noncentered"}, 9, "zerosum_noncentered"),
+    ({"value": "zerosum_noncentered", "model__x": "zerosum_noncentered"}, 9, None),
+    ({"model": "zerosum", "prompt": "zerosum_signed"}, 0, None),  # the other form would centre the items
+    ({"value": "zerosum", "model__x": "zerosum"}, 9, "zerosum_slopes_noncentered"),  # HVSB's all-centred form
+    (SIGNED_ITEMS, 4, "zerosum_slopes_noncentered"),  # HVSB on 4 models: items centred in the retry
+    (SIGNED_ITEMS, 5, "zerosum_slopes_noncentered"),
+    (SIGNED_ITEMS, 6, None),  # from FEW_SLOPE_LEVELS on, signed items are not centred
 ])
-def test_a_failed_fit_is_retried_in_a_form_that_can_sample_it(forms, slopes, other):
+def test_a_failed_fit_is_retried_in_a_form_that_can_sample_it(forms, slope_levels, other):
     """A failed non-centred fit with random slopes is not retried with centred slope columns (they
     cannot sample a slope SD near zero); a failed all-centred one is retried with only its slope
-    columns non-centred; every other failed auto fit is retried in the other form."""
+    columns non-centred; a failed fit with signed items is not retried (centred items could not sample
+    their SD near zero) unless a slope term has fewer than FEW_SLOPE_LEVELS levels; every other failed
+    auto fit is retried in the other form."""
     from types import SimpleNamespace
 
-    from dvbstats.results.fitted import _other_form
+    from dvbstats.results.fitted import FEW_SLOPE_LEVELS, _other_form
 
-    first = SimpleNamespace(parametrizations=lambda: forms, design=SimpleNamespace(slopes=["s"] if slopes else []))
+    assert FEW_SLOPE_LEVELS == 6
+    slopes = [SimpleNamespace(levels=tuple(range(slope_levels)))] if slope_levels else []
+    first = SimpleNamespace(parametrizations=lambda: forms, design=SimpleNamespace(slopes=slopes))
     assert _other_form(first) == other
 
 
@@ -230,9 +241,28 @@ def test_slope_columns_alone_can_be_asked_non_centred():
     forms = term_parametrizations(d, "zerosum_slopes_noncentered")
     assert forms == {"value": "zerosum", "model__x": "zerosum_slopes_noncentered"}
     assert centred_columns(d.slopes[0], forms["model__x"]) == 1 and len(d.slopes[0].coefficients) == 2
-    assert default_target_accept(d, "zerosum_slopes_noncentered") == 0.95
+    assert default_target_accept(d, "zerosum_slopes_noncentered") == 0.99  # 4 models: few slope levels
     settings = SamplerSettings(draws=30, tune=100, chains=2, seed=1)  # 60 draws cannot pass: a retry
     res = fit(formula, d.cells, settings=settings, auto_form="zerosum", progress=False)
     assert res.auto_form == "zerosum" and res.retry.startswith("auto parametrisation (zerosum) failed its checks (")
     assert res.parametrization == "zerosum_slopes_noncentered" and res.parametrizations() == forms
     assert res.backend == "fastlogp" and "sd_model__x" in res.idata.posterior
+
+
+@pytest.mark.parametrize("n_models, non_centred", [(4, 0.99), (5, 0.99), (6, 0.95), (12, 0.95)])
+def test_a_slope_term_of_few_levels_is_sampled_at_higher_target_acceptance(n_models, non_centred):
+    """Non-centred slope columns of a term with fewer than FEW_SLOPE_LEVELS levels get target acceptance
+    0.99 (HVSB's ``(1 + condition|model)`` on 4 models failed its checks at 0.95 and passed at 0.99,
+    docs/hvsb-format.md); from 6 levels on 0.95 stands; centred slope columns keep 0.8. No sampling."""
+    from dvbstats.results.fitted import FEW_SLOPE_LEVELS
+
+    formula = parse("chose_deep ~ 1 + x + (1 + x | model) + (1|value)")
+    grid = _grid({"model": n_models, "value": 3, "x": 3}, 50)
+    d = design(formula, grid)
+    assert (n_models < FEW_SLOPE_LEVELS) == (non_centred == 0.99)
+    for form in ("auto", "zerosum_noncentered", "zerosum_slopes_noncentered"):
+        assert "noncentered" in term_parametrizations(d, form)["model__x"]
+        assert default_target_accept(d, form) == non_centred, form
+    assert default_target_accept(d, "zerosum") == 0.8  # centred slopes: the few-levels rule is about non-centring
+    no_slopes = design(parse("chose_deep ~ 1 + x + (1|model) + (1|value)"), grid)
+    assert default_target_accept(no_slopes, "zerosum_noncentered") == 0.95  # intercepts alone: no slope term
