@@ -267,7 +267,8 @@ def parser() -> argparse.ArgumentParser:
     sampling.add_argument("--seed", type=int, default=SEED, help="seed of sampling and predictions (default: %(default)s)")
     sampling.add_argument("--target-accept", type=float, default=None,
                           help="NUTS target acceptance rate; raise it (0.9-0.99) when a fit reports divergences "
-                          "(default: 0.8 when every random term is centred, 0.95 when one is non-centred)")
+                          "(default: 0.8 when every random term is centred, 0.95 when one is non-centred, 0.99 "
+                          "when the slope columns of a term with fewer than 6 levels are)")
     sampling.add_argument("--allow-warnings", action="store_true", help="exit 0 even when sampler diagnostics fail")
     output = p.add_argument_group("output")
     output.add_argument("--out", type=Path, help="run folder (default: runs/<name>); written in a temporary "
