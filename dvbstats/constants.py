@@ -13,6 +13,11 @@ CHANCE = 0.5
 #: (P(DVGR < 0.5) > CREDIBLE: credibly below chance; < 1 - CREDIBLE: credibly above).
 CREDIBLE = 0.95
 
+#: A factor with more levels than this is item-level (``(1|prompt)``: 12,000 levels): its levels are not
+#: listed level by level (``results.bounds.MAX_LEVELS_LISTED``) and its draws are kept in single precision
+#: (``model.fastlogp.CellModel.expand``).
+ITEM_LEVELS = 1000
+
 #: Sampler defaults: posterior draws and tuning draws per chain, and chains.
 DRAWS = 1000
 TUNE = 500

@@ -34,6 +34,7 @@ import numba
 import numpy as np
 from scipy.special import gammaln
 
+from dvbstats.constants import ITEM_LEVELS
 from dvbstats.model.design import Design, centred_columns
 from dvbstats.model.priors import Prior, Priors
 
@@ -455,9 +456,6 @@ def two_level_layout(X: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.nda
 # --------------------------------------------------------------------------- the density
 
 _ZEROSUM, _NONCENTRED, _SIGNED = 1, 2, 4  # bit flags of a term's parametrisation
-#: Random intercepts of terms with more levels than this are stored as float32 (``CellModel.expand``):
-#: item-level terms, as ``results.bounds.MAX_LEVELS_LISTED``.
-ITEM_LEVELS_FLOAT32 = 1000
 _NO_VIRTUAL = np.zeros(0)  # r_virtual and g_virtual of a design without random slopes (never written)
 
 
@@ -647,7 +645,7 @@ class CellModel:
         ``sd``; for slope terms ``cpc_s``, ``z_s`` or ``u_s``, ``cor``). A non-centred random intercept's
         standardised ``z_t = r_t / sd_t`` is not kept: no estimand or diagnostic reads it, and for an item
         term it is as large as ``r_t`` (12,000 prompts x 4,000 draws: 384 MB). The intercepts of a term of
-        more than :data:`ITEM_LEVELS_FLOAT32` levels are kept in single precision (their 1e-7 relative
+        more than :data:`dvbstats.constants.ITEM_LEVELS` levels are kept in single precision (their 1e-7 relative
         rounding is far below their posterior SD; half the memory and half the posterior file)."""
         out: dict[str, np.ndarray] = {}
         if self.intercept:
@@ -664,7 +662,7 @@ class CellModel:
             sds.append(abs(x[self.t_start[i]]) if self.t_flags[i] & _SIGNED else np.exp(x[self.t_start[i]]))
             out[f"sd_{t.name}"] = np.asarray(sds[-1], dtype=np.float64)
             r = z * sds[-1] if self.t_flags[i] & _NONCENTRED else z
-            out[f"r_{t.name}"] = r.astype(np.float32) if r.size > ITEM_LEVELS_FLOAT32 else r
+            out[f"r_{t.name}"] = r.astype(np.float32) if r.size > ITEM_LEVELS else r
         cors = []
         for s, lay, eta in zip(self.design.slopes, self.sl_int, self.sl_eta):
             sd, chol, z, F, rows = _slope_parts(x, lay, eta)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-#: A factor with more levels than this is item-level (``(1|prompt)``: 12,000 levels): its levels are
+from dvbstats.constants import ITEM_LEVELS
+
+#: An item-level factor (more levels than :data:`dvbstats.constants.ITEM_LEVELS`): its levels are
 #: left out of ``random_effects.csv`` and ``margins.csv`` (their HDIs cost ~1 s per 1,000 levels
 #: and a table of 12,000 rows says little); its SD stays in ``sd.csv`` and the posterior mean and
 #: SD of each level go to the compact ``item_effects.csv``.
-MAX_LEVELS_LISTED = 1000
+MAX_LEVELS_LISTED = ITEM_LEVELS
 #: Heatmaps over pairs of models (P(row > column), agreement and kappa) are drawn for at most this
 #: many models (30 models: 900 squares of ~0.2 inch); beyond, the report gives a table instead.
 MAX_HEATMAP_MODELS = 30
