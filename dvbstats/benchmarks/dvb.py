@@ -9,10 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
+
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.constants import CHANCE
 from dvbstats.input import ingest, schema
+from dvbstats.input.registry import ModelTable
+from dvbstats.model import lazy
 from dvbstats.model.formula import DEFAULT_FORMULA
+
+agreement = lazy.module("dvbstats.results.agreement")  # statsmodels and PyMC: imported when the analysis runs
+
+
+def model_agreement(used: pl.LazyFrame, models: ModelTable, **options):
+    """Agreement between models on the prompts both answered, and paired tests (only the columns it needs are read:
+    a streamed trial file stays on disk)."""
+    rows = used.select("model", "prompt_id", "chose_deep", "status").collect(engine="streaming")
+    return agreement.agreement_analysis(rows, models, **options)
 
 #: Design variables of a DVB trial table (``log_n_train`` is derived from ``n_train``).
 DESIGN: tuple[str, ...] = (
@@ -40,6 +53,11 @@ DVB = Benchmark(
     design=DESIGN,
     item="prompt_id",
     size_codings=PAPER_CODINGS,
+    direction="higher",
+    primary="the DVGR per model, averaged over the design cells of the data (values, features, contexts, "
+            "training sizes), and over every model",
+    aliases={"rates": "dvgr"},
+    agreement=model_agreement,
     wording={
         "outcome_phrase": "chose the deep value",
         "headline": "posterior DVGR per model",

@@ -35,6 +35,9 @@ from dvbstats.input import schema
 from dvbstats.input.ingest import ConflictPolicy, IngestError, Source, _check, _require
 from dvbstats.input.manifest import sha256
 from dvbstats.input.registry import ModelTable
+from dvbstats.model import lazy
+
+consistency = lazy.module("dvbstats.benchmarks.consistency")  # imports this module: named, imported on use
 
 DATASETS: tuple[str, ...] = ("bbq", "biasdpo", "ss", "cp")
 #: System-prompt conditions; ``none`` has no folder of its own.
@@ -346,6 +349,11 @@ def counts(table: JudgmentTable) -> pl.DataFrame:
     return status.join(outcomes, on=by).sort(by)
 
 
+def judgment_consistency(used: pl.LazyFrame, models: ModelTable, **options):
+    """Judgment consistency within and across model families (:mod:`dvbstats.benchmarks.consistency`)."""
+    return consistency.judgment_consistency(used.collect(), models, **options)
+
+
 #: HVSB's default formula: item effects (1|item) pair every model and condition contrast on the items
 #: (docs/hvsb-format.md).
 ITEM_FORMULA = "misaligned ~ 1 + condition + (1 + condition | model) + (1|scenario_type) + (1|item)"
@@ -369,6 +377,12 @@ HVSB = Benchmark(
     forms={ITEM_FORMULA: "zerosum"},
     design=("model", "condition", "dataset", "scenario_type", *PARTS, "item"),
     item="item",
+    direction="lower",
+    primary="per model: the misalignment rate (MR) without a system prompt and the attack success rate (ASR) "
+            "under each attack prompt, each averaged over datasets, scenario types and items; never one rate "
+            "pooled over conditions",
+    primary_condition="none",
+    agreement=judgment_consistency,
     rate_by_condition={
         "none": "misalignment rate (MR)",
         "untargeted": "attack success rate (ASR, untargeted)",

@@ -31,11 +31,14 @@ _SEP = "\x1f"
 
 
 def describe(b: Benchmark) -> dict[str, Any]:
-    """The benchmark as ``manifest.json`` records it: name, rate names, reference line and wording."""
+    """The benchmark as ``manifest.json`` records it: name, rate names, direction, reference line, primary
+    estimands and wording (what the report and console say; what :func:`from_record` rebuilds)."""
     return {
         "name": b.name, "title": b.title, "outcome": b.outcome, "item": b.item,
         "rate_name": b.rate_name, "rate_long": b.rate_long, "rate_by_condition": dict(b.rate_by_condition),
-        "reference": b.reference, "reference_label": b.reference_label,
+        "reference": b.reference, "reference_label": b.reference_label, "direction": b.direction,
+        "primary": b.primary, "primary_condition": b.primary_condition, "ranked_rate": b.ranked_rate,
+        "best": b.best, "design": list(b.design), "aliases": dict(b.aliases),
         "default_formula": b.default_formula, "wording": dict(b.wording),
     }
 
@@ -48,7 +51,9 @@ def from_record(record: dict[str, Any] | None) -> Benchmark:
     if not record:
         return BENCHMARKS["dvb"]
     if record["name"] == "binary":
-        return binary_benchmark(outcome=record["outcome"])
+        return binary_benchmark(outcome=record["outcome"], rate_name=record.get("rate_name", "rate"),
+                                reference=record.get("reference"), reference_label=record.get("reference_label", ""),
+                                direction=record.get("direction"), design=record.get("design", ()))
     return BENCHMARKS[record["name"]]
 
 
@@ -97,20 +102,12 @@ def scaling_input(b: Benchmark, fit: Fit) -> tuple[xr.DataArray, pl.DataFrame, M
     draws ``(chain, draw, model)``, the counts behind them, and the big/small codings to test (the benchmark's
     ``size_codings``: DVB's are the paper's).
 
-    The design-averaged rate over every cell (DVB: the DVGR); for a benchmark that names its rate per
-    condition (HVSB) when the fit has a ``condition``: the rate under its first named condition (HVSB: the
-    misalignment rate without a system prompt; attack prompts are compared in their own sections), from
-    those cells only.
+    The benchmark's per-model rate (:func:`dvbstats.results.tables.primary_draws`): the design average over every
+    cell (DVB: the DVGR), or under its ``primary_condition`` alone (HVSB: the misalignment rate without a system
+    prompt; attack prompts are compared in their own sections).
     """
-    first = next(iter(b.rate_by_condition), None)
-    cells = fit.cells.data
-    if first is None or "condition" not in fit.cells.by or first not in set(cells["condition"].cast(pl.String)):
-        return fit.dvgr, cells, b.size_codings
-    da, keys = fit.average(("model", "condition"))
-    at = np.flatnonzero(keys["condition"].cast(pl.String).to_numpy() == first)
-    draws = (da.isel(group=at).rename(group="model")
-             .assign_coords(model=keys["model"].cast(pl.String).to_numpy()[at]).rename("rate"))
-    return draws, cells.filter(pl.col("condition").cast(pl.String) == first), b.size_codings
+    draws, _, cells, _ = summaries.primary_draws(fit, b.primary_condition)
+    return draws, cells, b.size_codings
 
 
 def quality_by_condition(trials: JudgmentTable) -> pl.DataFrame:

@@ -92,7 +92,7 @@ def run(
                           parametrization=parametrization, keep_empty_models=keep_empty_models)
     t_ingest = time.perf_counter()
     cells = model.cells
-    log(f"{cells.n_trials:,} trials used in {cells.data.height:,} design cells.")
+    log(cells_sentence(cells))
     if model.empty_models:
         _say_empty(model.empty_models, keep_empty_models, log)
     if pairs:  # a misspelled pair should stop the run before the sampler, not after it
@@ -134,14 +134,22 @@ def _say_empty(empty: Sequence[str], keep: bool, log) -> None:
 
 
 def excluded_counts(quality: pl.DataFrame) -> str:
-    """The rows not in the likelihood, in the words of the per-model table: excluded prompts
-    (unparsed or conflicting; the table's *excl* column) and superseded duplicate rows."""
+    """The rows not in the likelihood, in the words of the per-model table: excluded rows (unparsed or
+    conflicting; the table's *excl* column) and superseded duplicate rows, all counted in rows read, so that
+    rows read = used + excluded + superseded."""
     totals = quality.select(pl.exclude("model").sum()).row(0, named=True)
-    excluded = totals["n_prompts"] - totals["n_used"]
-    superseded = totals["n_rows"] - totals["n_prompts"]
-    return (f"{excluded:,} prompts excluded (unparsed or conflicting; column excl)"
-            + (f", {superseded:,} superseded duplicate rows not counted as prompts" if superseded else "")
+    excluded = totals["n_unparsed"] + totals.get("n_conflict", 0)
+    superseded = totals.get("n_superseded", 0)
+    return (f"{totals['n_used']:,} used, {excluded:,} excluded (unparsed or conflicting; column excl)"
+            + (f", {superseded:,} superseded duplicate rows" if superseded else "")
             + " (see data_quality.csv)")
+
+
+def cells_sentence(cells) -> str:
+    """How many trials the likelihood uses and what one of its binomial cells is."""
+    by = " x ".join(cells.by)
+    return (f"{cells.n_trials:,} trials used, in {cells.data.height:,} binomial cells "
+            f"(a cell: one combination of {by}, the formula's variables).")
 
 
 @contextmanager
@@ -161,19 +169,21 @@ def _run_name(paths: Sequence[str | Path]) -> str:
     return stem if len(paths) == 1 else f"{stem}_and_{len(paths) - 1}_more"
 
 
-def console_table(dvgr: pl.DataFrame, rate: str = "DVGR") -> str:
-    """The readable table the CLI ends with (``rate``: the short name of the benchmark's rate)."""
+def console_table(rates: pl.DataFrame, rate: str = "DVGR", below: str = "P(<0.5)") -> str:
+    """The readable table the CLI ends with (``rates.csv``; ``rate``: the short name of the benchmark's rate;
+    ``below``: the header of P(rate < reference), empty when the benchmark has no reference)."""
     head = (f"{'model':<24}{'used':>8}{'excl':>6}  {f'raw {rate} [Wilson 95%]':<24}{f'posterior {rate} [HDI]':<24}"
-            f"{'P(<0.5)':>8}{'R-hat':>7}{'ESS':>7}")
+            f"{below:>8}{'R-hat':>7}{'ESS':>7}")
     lines = [head, "-" * len(head)]
-    for r in dvgr.iter_rows(named=True):
+    for r in rates.iter_rows(named=True):
         if r["model"] == "overall":
             lines.append("-" * len(head))
         lines.append(
             f"{r['model']:<24}{r['n_used']:>8,}{r['n_excluded']:>6,}  "
-            f"{r['raw_dvgr']:.3f} [{r['wilson_low']:.3f}, {r['wilson_high']:.3f}]    "
-            f"{r['dvgr_mean']:.3f} [{r['dvgr_hdi_low']:.3f}, {r['dvgr_hdi_high']:.3f}]    "
-            f"{r['p_below_half']:>8.3f}{r['r_hat']:>7.3f}{r['ess_bulk']:>7.0f}"
+            f"{r['raw_rate']:.3f} [{r['wilson_low']:.3f}, {r['wilson_high']:.3f}]    "
+            f"{r['rate_mean']:.3f} [{r['rate_hdi_low']:.3f}, {r['rate_hdi_high']:.3f}]    "
+            + (f"{r['p_below_reference']:>8.3f}" if below else "")
+            + f"{r['r_hat']:>7.3f}{r['ess_bulk']:>7.0f}"
         )
     return "\n".join(lines)
 
@@ -342,12 +352,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = runfolder.RunFolder.read(out)
     print()
     bench = result.data.benchmark
-    rate = "DVGR" if bench.name == "dvb" else "rate"
-    print(f"Posterior {'DVGR' if bench.name == 'dvb' else bench.rate_name + ' per model, over every condition'} "
-          f"({args.hdi:.0%} HDI), formula: {result.formula}")
-    print(console_table(folder.table("dvgr"), rate))
-    scaling_lines = (console_scaling(folder) if bench.name == "dvb"
-                     else console_scaling(folder, bench.rate_label(next(iter(bench.rate_by_condition), None)), "chi-square"))
+    rates = folder.table("rates")
+    condition = rates["condition"][0] if "condition" in rates.columns else None
+    rate = bench.rate_label(condition)
+    short = "DVGR" if rate == "DVGR" else "rate"
+    where = f"under condition {condition}" if condition else "averaged over the design"
+    print(f"Posterior {rate} per model, {where} ({args.hdi:.0%} HDI; ranks by {bench.best}), formula: {result.formula}")
+    print(console_table(rates, short, f"P(<{bench.reference:g})" if bench.reference is not None else ""))
+    scaling_lines = console_scaling(folder, rate, "paper's chi-square" if bench.size_codings else "chi-square")
     if scaling_lines:
         print("\n" + scaling_lines)
     print(f"\nRun folder: {out}")

@@ -96,32 +96,34 @@ def write(
     data, table = fit.data, fit.model_table
     wanted = contrastmod.resolve(contrasts, contrastmod.factor_levels(fit.cells.data, fit.cells.by))
     t0 = time.perf_counter()
-    own = data.benchmark.name in ("dvb", "hvsb")  # benchmarks with scaling (by default) and agreement
+    bench = data.benchmark
     with folders.replacing(out, marker=MARKER, overwrite=overwrite) as work, ThreadPoolExecutor(1) as pool:
         # the agreement analysis needs only the trials: it runs beside the tables, whose NumPy, Numba
         # and polars work leaves the second core mostly idle
-        agreement_job = pool.submit(_timed, _agreement, data.trials if own else None, table, fit.settings, hdi_prob,
+        agreement_job = pool.submit(_timed, _agreement, bench, data.trials, table, fit.settings, hdi_prob,
                                     work, log) if agreement else None
         if data.trials is not None:
             trials_path = processed / f"{name}_trials.parquet" if processed else work / "trials.parquet"
             trials_path.parent.mkdir(parents=True, exist_ok=True)
             data.trials.write(trials_path)
         quality, reconciliation = data.quality(), data.reconciliation()
-        tables = {**summaries.tables(fit, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation,
-                  **benchmarks.tables(data.benchmark, fit, data.trials, hdi_prob)}
+        tables = {**summaries.tables(fit, hdi_prob, seed, bench), "data_quality": quality,
+                  "reconciliation": reconciliation, **benchmarks.tables(bench, fit, data.trials, hdi_prob)}
         for key, df in tables.items():
             write_table(work, key, df)
+        for key, alias in bench.aliases.items():  # the benchmark's old names for a neutral table (DVB: dvgr.csv)
+            write_table(work, alias, summaries.legacy(tables[key]))
         bounded = bounds.notes(summaries.item_factors(fit), len(fit.models))
         for note in bounded:
             log(f"Note: {note}.")
-        tables["dvgr"].write_parquet(work / "dvgr.parquet")
+        tables["rates"].write_parquet(work / "rates.parquet")
         if wanted:
             write_table(work, "contrasts", contrast_tables(fit, wanted, hdi_prob, rope))
         fit.cells.write(work / CELLS)
         table.data.write_csv(work / "models.csv")
         fit.idata.to_netcdf(str(work / POSTERIOR), engine="h5netcdf")
         t1 = time.perf_counter()
-        scaling_note = _scaling(fit, table, pairs, hdi_prob, seed, work, scaling if own else bool(scaling), log)
+        scaling_note = _scaling(fit, table, pairs, hdi_prob, seed, work, scaling, log)
         t2 = time.perf_counter()
         agreement_note, agreement_s = agreement_job.result() if agreement_job else ("not run (switched off)", 0.0)
         # agreement_s overlaps the other two; the wait is what it added to the run
@@ -223,28 +225,21 @@ def _timed(func, *args):
     return func(*args), time.perf_counter() - t
 
 
-def _agreement(trials: TrialTable | TrialFile | None, table: ModelTable, settings: SamplerSettings, hdi_prob,
-               out: Path, log) -> str:
-    """Agreement between models and paired tests (:mod:`dvbstats.results.agreement`) when trials of >= 2 models exist.
+def _agreement(bench, trials: TrialTable | TrialFile | benchmarks.JudgmentTable | None, table: ModelTable,
+               settings: SamplerSettings, hdi_prob, out: Path, log) -> str:
+    """The benchmark's agreement analysis between models (``Benchmark.agreement``) when trials of >= 2 models exist.
 
-    Only the used rows and the columns the analysis needs are read (lazily: a streamed trial file stays on disk)."""
+    It gets the used rows lazily (a streamed trial file stays on disk) and reads the columns it needs."""
+    if bench.agreement is None:
+        return f"not run: {bench.title} define no agreement analysis"
     if trials is None:
         return "not run: needs a trial table with at least two models"
-    judged = isinstance(trials, benchmarks.JudgmentTable)  # HVSB: judgment consistency within and across families
-    rows = trials.data.filter(pl.col("status") == "used") if judged else (
-        trials.scan().filter(pl.col("status") == "used").select("model", "prompt_id", "chose_deep", "status")
-        .collect(engine="streaming"))
-    if rows["model"].n_unique() < 2:
+    used = (trials.data.lazy() if isinstance(trials, benchmarks.JudgmentTable) else trials.scan()).filter(
+        pl.col("status") == "used")
+    if used.select(pl.col("model").n_unique()).collect().item() < 2:
         return "not run: needs a trial table with at least two models"
-    from dvbstats.results import agreement
-
     log("Agreement between models and paired tests...")
-    if judged:
-        from dvbstats.benchmarks import consistency
-
-        res = consistency.judgment_consistency(rows, table, settings=settings, hdi_prob=hdi_prob)
-    else:
-        res = agreement.agreement_analysis(rows, table, settings=settings, hdi_prob=hdi_prob)
+    res = bench.agreement(used, table, settings=settings, hdi_prob=hdi_prob)
     write_analysis(out, "agreement", res)
     return res.notes.get("not_run", "run")
 
@@ -263,6 +258,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "binom_p", "dvgr_mean", "dvgr_median", "dvgr_hdi_low", "dvgr_hdi_high", "p_below_half",
         "pop_dvgr_mean", "pop_dvgr_hdi_low", "pop_dvgr_hdi_high", "r_hat", "ess_bulk", "ess_tail",
     ),
+    "rates": (
+        "model", "n_prompts", "n_used", "n_excluded", "raw_rate", "wilson_low", "wilson_high",
+        "binom_p", "rate_mean", "rate_median", "rate_hdi_low", "rate_hdi_high", "p_below_reference",
+        "pop_rate_mean", "pop_rate_hdi_low", "pop_rate_hdi_high", "r_hat", "ess_bulk", "ess_tail",
+    ),
     "random_effects": ("term", "level", "mean", "hdi_low", "hdi_high"),
     "sd": ("term", "mean", "median", "hdi_low", "hdi_high", "r_hat", "ess_bulk", "ess_tail"),
     "fixed": ("term", "mean", "hdi_low", "hdi_high", "r_hat", "ess_bulk", "ess_tail"),
@@ -274,6 +274,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "reconciliation": ("n_copies", "action"),  # plus the trial's key columns (DVB: model, prompt_id)
     "cells": ("model", "n_prompts", "n_trials", "n_deep"),
 }
+#: The per-model rate table under its two names: the other name's file, and the conversion from its columns.
+RATE_VIEWS = {"rates": ("dvgr", summaries.neutral), "dvgr": ("rates", summaries.legacy)}
 #: Summary columns of the grouped DVGR tables; any other column is a design factor.
 SUMMARY_COLUMNS = frozenset({"dvgr_mean", "dvgr_median", "dvgr_hdi_low", "dvgr_hdi_high", "hdi_low", "hdi_high",
                              "raw_dvgr", "n_trials", "n_deep"})
@@ -301,7 +303,8 @@ def _read_json(path: Path) -> dict:
 class RunFolder:
     """A finished run: its manifest and tables (polars), read lazily from ``path``; never refits.
 
-    ``manifest.json`` and ``dvgr.csv`` are required; every other table is optional (a run fitted to
+    ``manifest.json`` and ``rates.csv`` (in older DVB folders ``dvgr.csv``) are required; ``table("rates")``
+    and ``table("dvgr")`` read either, under the neutral and the DVB column names; every other table is optional (a run fitted to
     an aggregated cell table has no trial table, no data-quality counts, maybe no value column) and
     comes back as ``None`` so that its section can say what is missing.
     """
@@ -327,8 +330,8 @@ class RunFolder:
         if not isinstance(diagnostics, dict) or "ok" not in diagnostics:
             raise RunFolderError(f"{manifest_path}: 'diagnostics' must be an object with an 'ok' flag")
         run = cls(path=path, manifest=meta)
-        if run.table("dvgr") is None:
-            raise RunFolderError(f"{path / 'dvgr.csv'}: not found; the report needs the run's DVGR table")
+        if run.table("rates") is None:
+            raise RunFolderError(f"{path / 'rates.csv'}: not found; the report needs the run's per-model rate table")
         return run
 
     @property
@@ -356,7 +359,14 @@ class RunFolder:
         return self.manifest["diagnostics"]
 
     def table(self, name: str) -> pl.DataFrame | None:
-        """The run's table ``name`` (``dvgr``, ``sd``, ``cells``, ...), or ``None`` if absent."""
+        """The run's table ``name`` (``rates``, ``sd``, ``cells``, ...), or ``None`` if absent; ``rates`` and its
+        DVB alias ``dvgr`` each fall back on the other's file under their own column names."""
+        if name not in self._tables and name in RATE_VIEWS:
+            other, convert = RATE_VIEWS[name]
+            table = self._load(name)
+            if table is None and self._load(other) is not None:
+                table = self._tables[name] = convert(self._tables[other])
+            return table
         return self._tables[name] if name in self._tables else self._load(name)
 
     def _load(self, name: str) -> pl.DataFrame | None:

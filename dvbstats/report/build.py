@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dvbstats.benchmarks.definition import best_phrase, worst_phrase
 from dvbstats.constants import CHANCE, CREDIBLE
 from dvbstats.input.runfolder import SUMMARY_COLUMNS, RunFolder, RunFolderError
 from dvbstats.report import narrative
@@ -239,28 +240,30 @@ def headline(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str:
 
 
 def model_table(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str:
-    """Section 2: the per-model table, one row per model plus the overall row."""
+    """Section 2: the per-model table, one row per model plus the overall row. The binomial test and
+    P(rate < reference) appear only when the benchmark has a reference line."""
     rows = pd.concat([models, overall.to_frame().T], ignore_index=True)
     hdi = f"{run.hdi_prob:.0%} HDI"
     w = wording(run.manifest)
-    rate = w.rate
+    rate = w.rate_for(_rate_condition(run)) if not w.is_dvb else w.rate
+    tested = w.reference is not None
     cells = pd.DataFrame({
         "Model": [escape(m) for m in rows["model"]],
         "Used": [fmt_int(x) for x in rows["n_used"]],
         "Excluded": [fmt_int(x) for x in rows["n_excluded"]],
         f"Raw {rate}": [fmt_dvgr(float(x)) for x in rows["raw_dvgr"]],
         "Wilson 95% CI": [fmt_interval(float(a), float(b)) for a, b in zip(rows["wilson_low"], rows["wilson_high"], strict=True)],
-        "Binomial p": [fmt_p(float(p)) for p in rows["binom_p"]],
+        **({"Binomial p": [fmt_p(float(p)) for p in rows["binom_p"]]} if tested else {}),
         f"Posterior {rate}": [fmt_dvgr(float(x)) for x in rows["dvgr_mean"]],
         hdi: [fmt_interval(float(a), float(b)) for a, b in zip(rows["dvgr_hdi_low"], rows["dvgr_hdi_high"], strict=True)],
         f"Population {rate} ({hdi})": [
             "–" if pd.isna(m) else f"{fmt_dvgr(float(m))} ({fmt_interval(float(a), float(b))})"
             for m, a, b in zip(rows["pop_dvgr_mean"], rows["pop_dvgr_hdi_low"], rows["pop_dvgr_hdi_high"], strict=True)],
-        w.below or "P(rate < 0.5)": [fmt_dvgr(float(x)) for x in rows["p_below_half"]],
+        **({f"P({rate} < {w.reference:g})": [fmt_dvgr(float(x)) for x in rows["p_below_half"]]} if tested else {}),
     })
-    note = _model_table_note(w, hdi) if not w.is_dvb else (
-        "*Used*: parsed trials in the likelihood; *Excluded*: prompts not in it (unparseable or "
-        "conflicting answers; superseded duplicate rows are not prompts and are counted in @tbl-quality). "
+    note = _model_table_note(w, rate, hdi, _rate_condition(run)) if not w.is_dvb else (
+        "*Used*: parsed trials in the likelihood; *Excluded*: rows not in it (unparseable or "
+        "conflicting answers; superseded duplicate rows are counted apart in @tbl-quality). "
         "*Raw DVGR*: share of used trials that chose the deep value, with its "
         "Wilson interval and the exact two-sided binomial test of DVGR = 0.5. *Posterior DVGR*: the "
         f"model's design-averaged DVGR on the values, features and contexts tested, posterior mean and {hdi}. "
@@ -268,28 +271,44 @@ def model_table(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str
         "fitted population (what to expect on items not tested): wider, because it includes "
         "item-to-item variation."
     )
-    over = "" if w.is_dvb else " (averaged over the design, every condition included)"
-    table = md_table(cells, caption=f"{rate.capitalize() if not w.is_dvb else rate} by model{over}, raw and "
-                     f"posterior; models sorted by posterior {rate}.", label="models")
-    return section(f"{rate.capitalize() if not w.is_dvb else rate} by model", "models", table, note)
+    condition = _rate_condition(run)
+    over = "" if w.is_dvb else (f" (condition {escape(condition)} only)" if condition else " (averaged over the design)")
+    title = rate[:1].upper() + rate[1:]
+    table = md_table(cells, caption=f"{title} by model{over}, raw and posterior; models sorted by posterior "
+                     f"{rate}.", label="models")
+    return section(f"{title} by model", "models", table, note)
 
 
-def _model_table_note(w: Wording, hdi: str) -> str:
+def _rate_condition(run: RunFolder) -> str | None:
+    """The condition the per-model rate table is taken under (HVSB: ``none``), or None (over the design)."""
+    rates = run.table("rates")
+    if rates is None or "condition" not in rates.columns or rates["condition"].is_null().all():
+        return None
+    return str(rates["condition"][0])
+
+
+def _model_table_note(w: Wording, rate: str, hdi: str, condition: str | None) -> str:
     """The model table's column notes for a benchmark other than DVB."""
+    test = (f", with its Wilson interval and the exact two-sided binomial test against {w.reference:g} "
+            f"({escape(w.reference_label)})" if w.reference is not None else
+            ", with its Wilson interval (the benchmark has no reference rate, so there is no test against one)")
+    where = (f"the model's rate under condition {escape(condition)} alone, averaged over its design cells "
+             "(the other conditions' rates are in their own tables: no rate here is pooled over conditions)"
+             if condition else "the model's rate averaged over the design cells of the data")
+    population = ("" if condition else f" *Population {rate}*: the same for a new draw of every design factor "
+                  "other than the model (what to expect on items not tested).")
     return (
-        "*Used*: parsed trials in the likelihood; *Excluded*: trials not in it (unparsed or conflicting "
-        f"responses; superseded duplicate rows are counted in @tbl-quality). *Raw {w.rate}*: share of used trials "
-        f"in which the model {escape(w.outcome_phrase)}, with its Wilson interval and the exact two-sided binomial "
-        f"test against {w.reference:g}. *Posterior {w.rate}*: the model's rate averaged over the design cells of the "
-        f"data, posterior mean and {hdi}. *Population {w.rate}*: the same for a new draw of every design factor "
-        "other than the model (what to expect on items not tested)."
+        "*Used*: parsed trials in the likelihood; *Excluded*: rows not in it (unparsed or conflicting "
+        f"responses; superseded duplicate rows are counted apart in @tbl-quality). *Raw {rate}*: share of used trials "
+        f"in which the model {escape(w.outcome_phrase)}{test}. *Posterior {rate}*: {where}, posterior mean and "
+        f"{hdi}.{population}"
     )
 
 
 def forest(run: RunFolder, models: pd.DataFrame, overall: pd.Series, figures: Figures) -> str:
     """Section 3: forest plot of posterior and raw DVGR by model."""
     w = wording(run.manifest)
-    xlabel = plots.FOREST_XLABEL if w.is_dvb else f"{w.rate} = P({w.outcome_phrase})"
+    xlabel = plots.FOREST_XLABEL if w.is_dvb else f"{w.rate_for(_rate_condition(run))} = P({w.outcome_phrase})"
     fig = figures(
         lambda: plots.forest(models, hdi_prob=run.hdi_prob, overall=overall, xlabel=xlabel,
                              reference=w.reference_line), "forest",
@@ -884,9 +903,14 @@ def estimands(w: Wording) -> tuple[tuple[str, str], ...]:
     rate = w.rate
     named = tuple((name, f"the {w.rate} under the {escape(level)} condition.")
                   for level, name in w.rate_by_condition.items())
+    reference = (f"{w.reference:g} is {escape(w.reference_label)}." if w.reference is not None else
+                 "The benchmark has no reference rate: no test against one, no P(rate below it).")
+    direction = {"higher": "Higher is better", "lower": "Lower is better"}.get(
+        w.direction, "The benchmark states no direction: ranks order models by the highest rate, no rate is called best")
     return (
-        (rate, f"{escape(w.rate_long)}: the probability that the model {escape(w.outcome_phrase)}. "
-               f"{w.reference:g} is {escape(w.reference_label)}."),
+        (rate, f"{escape(w.rate_long)}: the probability that the model {escape(w.outcome_phrase)}. {reference} "
+               f"{direction}."),
+        *((("Primary estimands", escape(w.primary[:1].upper() + w.primary[1:]) + "."),) if w.primary else ()),
         *named,
         (f"Raw {rate}", "trials with the outcome / used trials, with the Wilson score interval."),
         (f"Posterior {rate}", "the rate averaged over the design cells of the data (per model, or per model and "
@@ -950,17 +974,24 @@ def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
     top = ranks.iloc[0]
     grid = superior.assign(level=superior["level"].astype(str)).set_index("level").reindex(index=order, columns=order)
     grid.index.name, grid.columns.name = "row", "column"
-    rate = wording(run.manifest).rate
+    w = wording(run.manifest)
+    rate = w.rate_for(_rate_condition(run)) if not w.is_dvb else w.rate
+    best, worst = best_phrase(w.direction, rate), worst_phrase(w.direction, rate)
     blocks = [
-        f"Per posterior draw the models are ranked by design-averaged {rate} (1 = highest). "
+        f"Per posterior draw the models are ranked by {escape(rate)} (1 = {escape(best)}"
+        + ("" if w.direction else "; the benchmark states no direction, so rank 1 is not called best")
+        + "). "
         f"**{escape(top['level'])}** ranks first with probability {top['p_best']:.2f} (mean rank "
         f"{top['mean_rank']:.1f}, {interval:.0%} rank interval {int(top['rank_low'])}–{int(top['rank_high'])}); "
         + ("@fig-p-superior gives P(row > column) for every pair" if bounds.heatmap_allowed(len(order))
            else "@tbl-p-superior compares each model with the next in rank")
         + ", @fig-ranks each model's rank interval (both in ranks.csv and p_superior.csv).",
         *_p_superior(grid, order, rate, figures),
-        figures(lambda: plots.rank_intervals(ranks, interval=interval), "ranks",
-                f"Posterior rank of each model (mean and {interval:.0%} rank interval), with P(best) and P(worst).",
+        figures(lambda: plots.rank_intervals(
+                    ranks, interval=interval, names=(f"P({best})", f"P({worst})"), xlabel=f"rank (1 = {best})"),
+                "ranks",
+                f"Posterior rank of each model (mean and {interval:.0%} rank interval), with P({escape(best)}) and "
+                f"P({escape(worst)}).",
                 "Posterior rank intervals per model"),
     ]
     contrasts = frame(run, "contrasts")

@@ -479,10 +479,11 @@ def paired_p_values(tests: pd.DataFrame, *, alpha: float = 0.05) -> Figure:
     return fig
 
 
-def rank_intervals(ranks: pd.DataFrame, *, interval: float) -> Figure:
-    """Posterior ranks per level (1 = highest rate): mean rank with its central rank interval, and
-    P(best) and P(worst) beside each row. ``ranks`` has the ``ranks.csv`` columns, rows in drawing
-    order (top to bottom)."""
+def rank_intervals(ranks: pd.DataFrame, *, interval: float, names: tuple[str, str] = ("P(best)", "P(worst)"),
+                   xlabel: str = "rank by design-averaged rate (1 = highest)") -> Figure:
+    """Posterior ranks per level: mean rank with its central rank interval, and P(rank 1) and P(last rank)
+    beside each row, called ``names`` (the benchmark's words: "P(lowest MR)"). ``ranks`` has the
+    ``ranks.csv`` columns, rows in drawing order (top to bottom)."""
     n = len(ranks)
     fig, ax = plt.subplots(figsize=(WIDTH, _height(n)))
     y = np.arange(n)[::-1].astype(float)
@@ -491,13 +492,13 @@ def rank_intervals(ranks: pd.DataFrame, *, interval: float) -> Figure:
               linewidth=1.6, label=f"{interval:.0%} rank interval")
     ax.plot(ranks["mean_rank"].astype(float), y, "o", color=POSTERIOR, markersize=5, label="mean rank")
     for yi, best, worst in zip(y, ranks["p_best"], ranks["p_worst"], strict=True):
-        ax.text(1.01, yi, f"P(best) {best:.2f}  P(worst) {worst:.2f}", transform=ax.get_yaxis_transform(),
+        ax.text(1.01, yi, f"{names[0]} {best:.2f}  {names[1]} {worst:.2f}", transform=ax.get_yaxis_transform(),
                 va="center", fontsize=8, color=REFERENCE)
     ax.set_yticks(y, ranks["level"].astype(str))
     ax.set_xticks(np.arange(1, n + 1))
     ax.set_xlim(0.5, n + 0.5)
     ax.set_ylim(-0.7, n - 0.3)
-    ax.set_xlabel("rank by design-averaged rate (1 = highest)")
+    ax.set_xlabel(xlabel)
     ax.grid(axis="y", visible=False)
     fig.legend(*_legend_entries(ax), loc="outside lower center", ncol=2)
     return fig

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dvbstats.benchmarks.definition import best_phrase
+
 
 @dataclass(frozen=True)
 class Wording:
@@ -23,6 +25,10 @@ class Wording:
     outcome_phrase: str
     rate_by_condition: Mapping[str, str] = field(default_factory=dict)
     reference_short: str = "chance"  # the reference line's name in plot legends
+    direction: str | None = None  # "higher" or "lower": which way the rate is better; None: no order
+    best: str = ""  # what rank 1 means ("highest DVGR", "lowest misalignment rate (MR)", "highest rate")
+    primary: str = ""  # the primary estimands, in words
+    primary_condition: str | None = None  # the condition the per-model rate is taken under (HVSB: none)
 
     @property
     def reference_line(self) -> tuple[float, str] | None:
@@ -62,4 +68,8 @@ def wording(manifest: Mapping) -> Wording:
         outcome_phrase=(record.get("wording") or {}).get("outcome_phrase", f"{record['outcome']} = 1"),
         rate_by_condition=dict(record.get("rate_by_condition") or {}),
         reference_short=(record.get("wording") or {}).get("reference_short", "chance" if name == "dvb" else "reference"),
+        direction=record.get("direction"),
+        best=record.get("best") or best_phrase(record.get("direction"), record["rate_name"]),
+        primary=record.get("primary", ""),
+        primary_condition=record.get("primary_condition"),
     )
