@@ -167,6 +167,22 @@ def empty_models(cells: cellmod.CellTable) -> list[str]:
     return cells.by_model().filter(pl.col("n_trials") == 0)["model"].to_list()
 
 
+def check_levels(formula: Formula, cells: cellmod.CellTable) -> None:
+    """Refuse, before sampling, models without a used trial at some level of a categorical fixed effect
+    (a condition): naming them, their levels, and the ways out."""
+    for term in formula.fixed:
+        name = term[0].name if len(term) == 1 else None
+        if name in (None, "model") or name not in cells.by or (cells.data[name].dtype.is_numeric() and not term[0].factor):
+            continue
+        missing = cellmod.missing_levels(cells, name)
+        if missing:
+            listed = "; ".join(f"{m} (no trial at {', '.join(levels)})" for m, levels in list(missing.items())[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise ValueError(
+                f"{len(missing)} model(s) lack a level of {name}: {listed}{more}. Their rates at those levels "
+                f"would be predictions, not data: leave them out of the input, or fit a formula without {name}")
+
+
 class Model:
     """A hierarchical logistic model of the benchmark outcome, written as an lme4/brms formula.
 
@@ -207,6 +223,7 @@ class Model:
                           "keep_empty_models=True fits them on the prior", UserWarning, stacklevel=2)
             cells = cellmod.CellTable(cells.data.filter(~pl.col("model").is_in(self.empty_models)), cells.by)
         self.keep_empty_models = keep_empty_models
+        check_levels(self.formula, cells)
         self.design = design(self.formula, cells)
         self.priors.check(self.design.prior_names)
 

@@ -250,6 +250,10 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--model-column", default="model", help="binary judgments: the model column (default: %(default)s)")
     data.add_argument("--item-column", default="item", help="binary judgments: the item column (default: %(default)s)")
     data.add_argument("--outcome", default="outcome", help="binary judgments: the 0/1 column (default: %(default)s)")
+    data.add_argument("--reference", type=float, default=None,
+                      help="binary judgments: a reference rate to test against (default: none, so no test)")
+    data.add_argument("--direction", choices=["higher", "lower"], default=None,
+                      help="binary judgments: which way the rate is better (default: none; ranks say 'highest rate')")
     data.add_argument("--models", help="model table CSV (model_id, short_name, developer, family, size_rank_in_family, "
                       "params_b); default: the 9 published models")
     data.add_argument("--values", default="", help="extra value names, comma-separated, for benchmarks beyond the 11 DVB values")
@@ -337,7 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite=args.overwrite, keep_empty_models=args.keep_empty_models,
             command=manifest.portable_command("dvbstats.fit", argv), progress=not args.quiet,
             benchmark=args.benchmark,
-            columns={"model_column": args.model_column, "item_column": args.item_column, "outcome": args.outcome},
+            columns={"model_column": args.model_column, "item_column": args.item_column, "outcome": args.outcome,
+                     **({"reference": args.reference} if args.reference is not None else {}),
+                     **({"direction": args.direction} if args.direction else {})},
         )
     except KeyboardInterrupt:
         print("\ninterrupted: no partial run folder or report was left behind", file=sys.stderr)
