@@ -139,7 +139,7 @@ def test_reference_line_named_for_the_benchmark(hvsb_run):
     *_, out, _ = hvsb_run
     w = wording(json.loads((out / "manifest.json").read_text()))
     assert w.reference_line == (0.5, "random judge")
-    table = pl.read_csv(out / "dvgr.csv").to_pandas()
+    table = RunFolder.read(out).table("dvgr").to_pandas()  # the report's view of rates.csv
     fig = plots.forest(table[table["model"] != "overall"], hdi_prob=0.94, reference=w.reference_line)
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "random judge (0.5)" in labels and not any("chance" in x for x in labels)

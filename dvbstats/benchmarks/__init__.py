@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from dvbstats.benchmarks.binary import BINARY, DEFAULT_COLUMNS, binary_benchmark, read_binary
-from dvbstats.benchmarks.common import JudgmentTable
+from dvbstats.benchmarks.common import JudgmentTable, is_judgment_table
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.benchmarks.dvb import DVB, is_dvb_file
 from dvbstats.benchmarks.hvsb import HVSB, judgment_files, read_judgments
 from dvbstats.input import ingest
 
 __all__ = [
-    "BENCHMARKS", "Benchmark", "JudgmentTable", "binary_benchmark", "describe", "detect", "from_record", "load",
+    "BENCHMARKS", "Benchmark", "JudgmentTable", "binary_benchmark", "describe", "detect", "from_record", "is_judgment_table", "load",
     "read_binary", "read_judgments", "scaling_input", "tables",
 ]
 

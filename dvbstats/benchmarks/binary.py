@@ -120,6 +120,14 @@ def default_formula(outcome: str, design: Sequence[str]) -> str:
     return f"{outcome} ~ 1 + (1|model) + (1|item)"
 
 
+#: The report's sections of binary judgments (names of ``dvbstats.report.build.SECTIONS``): with a
+#: ``condition``, the headline per model x condition and the condition contrasts.
+REPORT: tuple[str, ...] = (
+    "condition_headline", "models", "forest", "conditions", "contrasts", "agreement", "scaling", "variance",
+    "prior_predictive", "ppc", "diagnostics", "quality",
+)
+
+
 def binary_benchmark(
     *,
     outcome: str = "outcome",
@@ -161,6 +169,7 @@ def binary_benchmark(
             "below_reference": f"P({rate_name} < {reference:g})" if reference is not None else "",
             "reference_short": "reference",
         },
+        report=REPORT,
     )
 
 

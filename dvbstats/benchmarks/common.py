@@ -87,6 +87,14 @@ class JudgmentTable:
         )
 
 
+def is_judgment_table(path: str | Path) -> bool:
+    """Whether ``path`` is a judgment table written by :meth:`JudgmentTable.write` (it records its benchmark)."""
+    try:
+        return _META_BENCHMARK in pl.read_parquet_metadata(path)
+    except (OSError, pl.exceptions.PolarsError):
+        return False
+
+
 def reconcile(
     trials: pl.DataFrame,
     key: Sequence[str],

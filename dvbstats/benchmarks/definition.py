@@ -37,7 +37,12 @@ class Benchmark:
     ``primary_condition``: when set and the fit has a ``condition``, the per-model rate (model table,
     ranks, headline, scaling) is the rate under that level alone (HVSB: the MR without a system
     prompt), never one pooled over conditions; the other levels' rates are reported per model x
-    condition. ``agreement(used, models, settings=, hdi_prob=)``: the benchmark's agreement analysis between
+    condition. ``report``: its report's sections, in order, by the names of the report's section registry
+    (``dvbstats.report.build.SECTIONS``); ``estimands``: (name, meaning) pairs the report's methods list, when
+    the benchmark words them itself (else the report words the rate, its reference and direction).
+    ``condition_pairs``: levels (a, b) of ``condition`` whose paired contrast a - b is reported per model when
+    both are in the data (HVSB: targeted minus untargeted), beside each level against the reference.
+    ``agreement(used, models, settings=, hdi_prob=)``: the benchmark's agreement analysis between
     models on the used trial rows (a ``polars.LazyFrame``), returning an object with ``tables()``,
     ``record()`` and ``notes``; None: the benchmark defines none. ``aliases``: extra names the run folder keeps for a neutral table (DVB: ``dvgr.csv``
     beside ``rates.csv``, with the old column names).
@@ -62,6 +67,9 @@ class Benchmark:
     primary: str = ""
     primary_condition: str | None = None
     agreement: Callable[..., Any] | None = None
+    report: tuple[str, ...] = ()
+    condition_pairs: tuple[tuple[str, str], ...] = ()
+    estimands: tuple[tuple[str, str], ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -354,6 +354,12 @@ def judgment_consistency(used: pl.LazyFrame, models: ModelTable, **options):
     return consistency.judgment_consistency(used.collect(), models, **options)
 
 
+#: The report's sections of a benchmark judged under conditions (names of ``dvbstats.report.build.SECTIONS``).
+CONDITION_REPORT: tuple[str, ...] = (
+    "condition_headline", "models", "forest", "attack", "conditions", "refusals", "agreement", "scaling",
+    "variance", "contrasts", "prior_predictive", "ppc", "diagnostics", "quality",
+)
+
 #: HVSB's default formula: item effects (1|item) pair every model and condition contrast on the items
 #: (docs/hvsb-format.md).
 ITEM_FORMULA = "misaligned ~ 1 + condition + (1 + condition | model) + (1|scenario_type) + (1|item)"
@@ -393,5 +399,15 @@ HVSB = Benchmark(
         "headline": "posterior misalignment and attack success rates per model",
         "below_reference": "P(rate < 0.5)",
         "reference_short": "random judge",
+        "condition_effects_intro": (
+            "Each attack prompt against no system prompt, per model on the same items (paired within each posterior "
+            "draw): the attack success rate minus the misalignment rate; @sec-attack compares the two attack prompts."),
+        "scaling_question": (
+            "Do larger models of a family misjudge less? The tests compare the {rate} (the {condition} condition; "
+            "the attack prompts have their own sections) across the size ranks (and parameter counts where given) "
+            "of the model table, which the user supplies: negative differences and slopes mean that larger models "
+            "are misaligned less often."),
     },
+    report=CONDITION_REPORT,
+    condition_pairs=(("targeted", "untargeted"), ("untargeted", "none"), ("targeted", "none")),
 )

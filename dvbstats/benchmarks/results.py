@@ -23,10 +23,6 @@ from dvbstats.results import contrasts, tables as summaries
 from dvbstats.results.estimands import summarize
 from dvbstats.results.fitted import Fit
 
-#: Condition contrasts (a, b) reported per model as a - b, when both conditions are in the data.
-CONDITION_PAIRS: tuple[tuple[str, str], ...] = (
-    ("targeted", "untargeted"), ("untargeted", "none"), ("targeted", "none"),
-)
 _SEP = "\x1f"
 
 
@@ -75,7 +71,7 @@ def condition_rates(fit: Fit, b: Benchmark, hdi_prob: float) -> pl.DataFrame:
     )
 
 
-def condition_contrasts(fit: Fit, hdi_prob: float, pairs=CONDITION_PAIRS) -> pl.DataFrame:
+def condition_contrasts(fit: Fit, hdi_prob: float, pairs) -> pl.DataFrame:
     """Per model and condition pair (a, b): the posterior of rate(a) - rate(b), paired within each draw."""
     da, keys = fit.average(("model", "condition"))
     labels = [f"{m}{_SEP}{c}" for m, c in keys.select(pl.col("model", "condition").cast(pl.String)).iter_rows()]
@@ -111,36 +107,42 @@ def scaling_input(b: Benchmark, fit: Fit) -> tuple[xr.DataArray, pl.DataFrame, M
 
 
 def quality_by_condition(trials: JudgmentTable) -> pl.DataFrame:
-    """Per model x condition: rows read, per status, and refused / unparsed responses among final rows."""
+    """Per model x condition: rows read and rows per status (rows = used + unparsed + superseded + conflict); with
+    a ``refused`` column (HVSB), refused and malformed responses among the final unparsed rows."""
     by = ["model", "condition"]
+    counts = trials.status_counts(by).with_columns(pl.col("condition").cast(pl.String))
+    if "refused" not in trials.data.columns:
+        return counts.sort(by)
     final = pl.col("status").is_in(["used", "unparsed"])
     extra = trials.data.group_by(by).agg(
         (final & (pl.col("status") == "unparsed")).sum().cast(pl.Int64).alias("n_unparsed_final"),
         pl.col("refused").sum().cast(pl.Int64).alias("n_refused"),
-    )
-    return trials.status_counts(by).join(extra, on=by).with_columns(
-        pl.col("condition").cast(pl.String),
+    ).with_columns(pl.col("condition").cast(pl.String))
+    return counts.join(extra, on=by).with_columns(
         (pl.col("n_unparsed_final") - pl.col("n_refused")).alias("n_malformed"),
     ).drop("n_unparsed_final").sort(by)
 
 
 def tables(b: Benchmark, fit: Fit, trials: Any, hdi_prob: float) -> dict[str, pl.DataFrame]:
-    """The benchmark's own run-folder tables, by file stem (none for DVB and condition-free designs)."""
+    """The benchmark's own run-folder tables, by file stem: the counts per model x condition whenever the trials
+    have a condition (whatever the formula); with a condition in the fit, the rates per model x condition and the
+    benchmark's condition contrasts (none for DVB and condition-free data)."""
+    judged = isinstance(trials, JudgmentTable) and "condition" in trials.data.columns
+    out = {"quality_by_condition": quality_by_condition(trials)} if judged else {}
     if "condition" not in fit.cells.by:
-        return {}
+        return out
     # condition_effects.csv (summaries.condition_table) has each level against the reference per model;
-    # condition_contrasts.csv adds only the pairs it lacks (HVSB: targeted minus untargeted).
+    # condition_contrasts.csv adds only the benchmark's pairs it lacks (HVSB: targeted minus untargeted).
     covered = {pair for var, pairs in summaries.condition_pairs(fit).items() if var.name == "condition"
                for pair in pairs}
-    out = {"condition_rates": condition_rates(fit, b, hdi_prob),
-           "condition_contrasts": condition_contrasts(fit, hdi_prob,
-                                                      [p for p in CONDITION_PAIRS if p not in covered])}
-    if isinstance(trials, JudgmentTable) and {"condition", "refused"} <= set(trials.data.columns):
+    out |= {"condition_rates": condition_rates(fit, b, hdi_prob),
+            "condition_contrasts": condition_contrasts(fit, hdi_prob,
+                                                       [p for p in b.condition_pairs if p not in covered])}
+    if judged and "refused" in trials.data.columns:
         conditions = set(trials.data["condition"].cast(pl.String).unique())
         if not {"untargeted", "targeted"} <= conditions:
-            return out | {"quality_by_condition": quality_by_condition(trials)}
+            return out
         looks = first_look.hvsb_tables(trials.data)
-        out["quality_by_condition"] = quality_by_condition(trials)
         out["refusals"] = looks["refusals"].with_columns(pl.col("condition").cast(pl.String))
         for key in ("asr_targeted_vs_untargeted", "refusal_targeted_vs_untargeted"):
             out[key] = looks[key]

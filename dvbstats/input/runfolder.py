@@ -161,8 +161,10 @@ def read_fit(path: str | Path) -> Fit:
     cells = CellTable(cells_df, tuple(c for c in cells_df.columns if c not in CELL_COUNTS))
     formula = parse(meta["formula"])
     bench = benchmarks.from_record(meta.get("benchmark"))
-    reader = TrialFile.open if bench.name == "dvb" else benchmarks.JudgmentTable.read  # DVB: lazily, not in memory
-    trials = reader(path / "trials.parquet") if (path / "trials.parquet").is_file() else None
+    trials_path = path / "trials.parquet"
+    # a judgment table carries its benchmark in its metadata; a trial file is read lazily, not into memory
+    reader = benchmarks.JudgmentTable.read if benchmarks.is_judgment_table(trials_path) else TrialFile.open
+    trials = reader(trials_path) if trials_path.is_file() else None
     models = ModelTable.read(path / "models.csv")
     data = Data(trials, None if trials is not None else cells_df, models, meta["inputs"], bool(meta["synthetic"]),
                 bench)

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from dvbstats.benchmarks.definition import best_phrase, worst_phrase
 from dvbstats.constants import CHANCE, CREDIBLE
 from dvbstats.input.runfolder import SUMMARY_COLUMNS, RunFolder, RunFolderError
 from dvbstats.report import narrative
@@ -163,8 +162,9 @@ _DVGR_QUANTITY = re.compile(r"\bdvgr(?=\[|_overall\b)")
 
 def quantity(run: RunFolder, text: object) -> str:
     """A diagnosed quantity's name (or a message naming one) in the benchmark's words: the fit calls its
-    per-model rates ``dvgr[model]`` and ``dvgr_overall`` whatever the benchmark; other benchmarks say ``rate``."""
-    return str(text) if wording(run.manifest).is_dvb else _DVGR_QUANTITY.sub("rate", str(text))
+    per-model rates ``dvgr[model]`` and ``dvgr_overall`` whatever the benchmark; the benchmark says what to call
+    them (``Wording.quantity``: DVB ``dvgr``, others ``rate``)."""
+    return _DVGR_QUANTITY.sub(wording(run.manifest).quantity, str(text))
 
 
 def failures(run: RunFolder) -> list[str]:
@@ -215,27 +215,32 @@ def _count_models(n: int) -> str:
 
 
 def headline(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str:
-    """Section 1: overall DVGR, the count of models below chance, the plain-language reading."""
+    """Section 1: the overall rate and, with a reference line, the count of models credibly below it."""
+    w = wording(run.manifest)
+    rate = w.rate_for(_rate_condition(run))
     k = int(narrative.below_chance(models).sum())
     hdi = f"{run.hdi_prob:.0%} HDI"
-    w = wording(run.manifest)
-    if not w.is_dvb:
-        below = f" · **{k} of {len(models)}** models credibly below {w.reference:g}" if w.reference is not None else ""
-        key = (f"**Overall {w.rate} {fmt_dvgr(float(overall['dvgr_mean']))}** ({hdi} "
-               f"{fmt_interval(float(overall['dvgr_hdi_low']), float(overall['dvgr_hdi_high']))}){below}")
-        return section("Headline", "headline", f"::: {{.headline}}\n{key}\n:::",
-                       "Per-model numbers are in @tbl-models and @fig-forest.")
-    key = (
-        f"**Overall DVGR {fmt_dvgr(float(overall['dvgr_mean']))}** ({hdi} "
-        f"{fmt_interval(float(overall['dvgr_hdi_low']), float(overall['dvgr_hdi_high']))}) · "
-        f"**{k} of {len(models)}** models credibly below chance "
-        f"(P(DVGR < 0.5) > {CREDIBLE:.2f})"
-    )
+    below = (f" · **{k} of {len(models)}** models credibly below {escape(w.reference_short)} "
+             f"(P({escape(rate)} < {w.reference:g}) > {CREDIBLE:.2f})" if w.reference is not None else "")
+    key = (f"**Overall {escape(rate)} {fmt_dvgr(float(overall['dvgr_mean']))}** ({hdi} "
+           f"{fmt_interval(float(overall['dvgr_hdi_low']), float(overall['dvgr_hdi_high']))}){below}")
+    return key
+
+
+def rate_headline(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str:
+    """Section 1 without a reading: the key line (:func:`headline`) and where the numbers are."""
+    return section("Headline", "headline", f"::: {{.headline}}\n{headline(run, models, overall)}\n:::",
+                   "Per-model numbers are in @tbl-models and @fig-forest.")
+
+
+def reading_headline(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str:
+    """Section 1 with the plain-language reading of :func:`dvbstats.report.narrative.reading` (worded for a
+    rate set against chance: the DVGR)."""
     text = narrative.reading(
         models, overall, hdi_prob=run.hdi_prob, diagnostics_ok=bool(run.diagnostics.get("ok")),
         failures=run.diagnostics.get("failures") or (), synthetic=run.synthetic,
     )
-    return section("Headline", "headline", f"::: {{.headline}}\n{key}\n:::", escape(text),
+    return section("Headline", "headline", f"::: {{.headline}}\n{headline(run, models, overall)}\n:::", escape(text),
                    "Per-model numbers are in @tbl-models and @fig-forest.")
 
 
@@ -245,7 +250,7 @@ def model_table(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str
     rows = pd.concat([models, overall.to_frame().T], ignore_index=True)
     hdi = f"{run.hdi_prob:.0%} HDI"
     w = wording(run.manifest)
-    rate = w.rate_for(_rate_condition(run)) if not w.is_dvb else w.rate
+    rate = w.rate_for(_rate_condition(run))
     tested = w.reference is not None
     cells = pd.DataFrame({
         "Model": [escape(m) for m in rows["model"]],
@@ -261,18 +266,10 @@ def model_table(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str
             for m, a, b in zip(rows["pop_dvgr_mean"], rows["pop_dvgr_hdi_low"], rows["pop_dvgr_hdi_high"], strict=True)],
         **({f"P({rate} < {w.reference:g})": [fmt_dvgr(float(x)) for x in rows["p_below_half"]]} if tested else {}),
     })
-    note = _model_table_note(w, rate, hdi, _rate_condition(run)) if not w.is_dvb else (
-        "*Used*: parsed trials in the likelihood; *Excluded*: rows not in it (unparseable or "
-        "conflicting answers; superseded duplicate rows are counted apart in @tbl-quality). "
-        "*Raw DVGR*: share of used trials that chose the deep value, with its "
-        "Wilson interval and the exact two-sided binomial test of DVGR = 0.5. *Posterior DVGR*: the "
-        f"model's design-averaged DVGR on the values, features and contexts tested, posterior mean and {hdi}. "
-        "*Population DVGR*: the same for a new draw of every design factor other than the model from the "
-        "fitted population (what to expect on items not tested): wider, because it includes "
-        "item-to-item variation."
-    )
+    note = (w.texts["model_note"].format(hdi=hdi) if "model_note" in w.texts
+            else _model_table_note(w, rate, hdi, _rate_condition(run)))
     condition = _rate_condition(run)
-    over = "" if w.is_dvb else (f" (condition {escape(condition)} only)" if condition else " (averaged over the design)")
+    over = f" (condition {escape(condition)} only)" if condition else ""
     title = rate[:1].upper() + rate[1:]
     table = md_table(cells, caption=f"{title} by model{over}, raw and posterior; models sorted by posterior "
                      f"{rate}.", label="models")
@@ -308,13 +305,14 @@ def _model_table_note(w: Wording, rate: str, hdi: str, condition: str | None) ->
 def forest(run: RunFolder, models: pd.DataFrame, overall: pd.Series, figures: Figures) -> str:
     """Section 3: forest plot of posterior and raw DVGR by model."""
     w = wording(run.manifest)
-    xlabel = plots.FOREST_XLABEL if w.is_dvb else f"{w.rate_for(_rate_condition(run))} = P({w.outcome_phrase})"
+    rate = w.rate_for(_rate_condition(run))
+    xlabel = w.texts.get("rate_axis", f"{rate} = P({w.outcome_phrase})")
     fig = figures(
         lambda: plots.forest(models, hdi_prob=run.hdi_prob, overall=overall, xlabel=xlabel,
                              reference=w.reference_line), "forest",
-        f"Posterior {w.rate} by model (blue, {run.hdi_prob:.0%} HDI) and raw rate (orange, Wilson 95% CI)"
-        + (f"; dashed line: {'chance' if w.is_dvb else escape(w.reference_label)}." if w.reference_line else "."),
-        f"Forest plot of {w.rate} by model",
+        f"Posterior {escape(rate)} by model (blue, {run.hdi_prob:.0%} HDI) and raw rate (orange, Wilson 95% CI)"
+        + (f"; dashed line: {escape(w.reference_caption)}." if w.reference_line else "."),
+        f"Forest plot of {rate} by model",
     )
     return section("Forest plot", "forest", fig)
 
@@ -555,21 +553,13 @@ def _pooled_logit(table: pd.DataFrame | None) -> str:
 
 
 def _scaled_rate(run: RunFolder, w: Wording, models: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
-    """The rate the scaling tests compared across sizes, its per-model posterior (``dvgr_*`` columns) and a
-    sentence saying so: DVB's DVGR; for a benchmark naming its rate per condition, the rate under the first
-    named condition (HVSB: the misalignment rate without a system prompt; ``condition_rates.csv``)."""
-    first = next(iter(w.rate_by_condition), None)
-    rates = frame(run, "condition_rates")
-    if w.is_dvb or first is None or rates is None or first not in set(rates["condition"].astype(str)):
-        return ("DVGR" if w.is_dvb else w.rate), models, ""
-    rows = rates[rates["condition"].astype(str) == first].rename(
-        columns={"mean": "dvgr_mean", "hdi_low": "dvgr_hdi_low", "hdi_high": "dvgr_hdi_high"})
-    rate = w.rate_for(first)
-    sizes = "size ranks (and parameter counts where given) of the model table"
-    return rate, rows[["model", "dvgr_mean", "dvgr_hdi_low", "dvgr_hdi_high"]], (
-        f"Do larger models of a family misjudge less? The tests compare the {escape(rate)} (the {escape(first)} "
-        f"condition; the attack prompts have their own sections) across the {sizes}, which the user supplies: "
-        f"negative differences and slopes mean that larger models are misaligned less often.")
+    """The rate the scaling tests compared across sizes (the per-model rate of ``rates.csv``: DVB's DVGR, HVSB's
+    MR under its ``primary_condition``), its per-model posterior (``dvgr_*`` columns) and the benchmark's
+    question in a sentence (``scaling_question``; none when it words none)."""
+    condition = _rate_condition(run)
+    rate = w.rate_for(condition)
+    question = w.texts.get("scaling_question", "")
+    return rate, models, question.format(rate=escape(rate), condition=escape(condition or "")) if question else ""
 
 
 def _pvalue_column(table: pd.DataFrame, column: str) -> dict[str, list[str]]:
@@ -611,7 +601,7 @@ def scaling(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
             f"Posterior {escape(rate)} of each model (blue, {hdi}), one panel per family, models from smallest to "
             f"largest" + (f"; orange: the pooled-slope model's fitted {escape(rate)} (dashed) and its {hdi} (band), one "
                           "slope shared by all families" if fitted else "")
-            + (f"; dashed grey: {'chance' if w.is_dvb else escape(w.reference_label)}." if w.reference_line else "."),
+            + (f"; dashed grey: {escape(w.reference_caption)}." if w.reference_line else "."),
             f"{rate} against model size, one panel per family",
         ))
     pairs = tables.get("pairs")
@@ -879,27 +869,10 @@ def extra_sections(run: RunFolder, report_dir: Path) -> list[str]:
     return out
 
 
-ESTIMANDS = (
-    ("DVGR", "P(chose_deep): the probability that a model follows the deep value when the test item pits it "
-             "against the shallow feature it was trained alongside. 0.5 is chance."),
-    ("Raw DVGR", "deep-value choices / used trials, with the Wilson score interval and the exact two-sided "
-                 "binomial test of DVGR = 0.5."),
-    ("Posterior DVGR", "a model's DVGR averaged over the design cells of the data (values, features, contexts, "
-                       "training sizes), computed per posterior draw; reported as mean and HDI."),
-    ("Population DVGR", "(pop_dvgr in dvgr.csv) a model's DVGR on a new draw of every non-model factor (new "
-                        "values, features, contexts) from the fitted population: wider than the posterior DVGR "
-                        "because it includes item-to-item variation."),
-    ("P(DVGR < 0.5)", f"the share of posterior draws in which the DVGR is below chance; above {CREDIBLE} counts as "
-                      "credibly below chance."),
-    ("Random-effect SD", "the standard deviation between levels of a grouping factor on the log-odds scale: "
-                         "how much that factor moves choices."),
-)
-
-
 def estimands(w: Wording) -> tuple[tuple[str, str], ...]:
-    """The estimands the report names, in the benchmark's words (DVB: :data:`ESTIMANDS`)."""
-    if w.is_dvb:
-        return ESTIMANDS
+    """The estimands the report names, in the benchmark's words (its own list when it words one: DVB's)."""
+    if w.estimands:
+        return w.estimands
     rate = w.rate
     named = tuple((name, f"the {w.rate} under the {escape(level)} condition.")
                   for level, name in w.rate_by_condition.items())
@@ -975,8 +948,8 @@ def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
     grid = superior.assign(level=superior["level"].astype(str)).set_index("level").reindex(index=order, columns=order)
     grid.index.name, grid.columns.name = "row", "column"
     w = wording(run.manifest)
-    rate = w.rate_for(_rate_condition(run)) if not w.is_dvb else w.rate
-    best, worst = best_phrase(w.direction, rate), worst_phrase(w.direction, rate)
+    rate = w.rate_for(_rate_condition(run))
+    best, worst = w.best(rate), w.worst(rate)
     blocks = [
         f"Per posterior draw the models are ranked by {escape(rate)} (1 = {escape(best)}"
         + ("" if w.direction else "; the benchmark states no direction, so rank 1 is not called best")
@@ -1039,9 +1012,7 @@ def condition_effects(run: RunFolder, figures: Figures) -> str:
         return ""
     hdi = f"{run.hdi_prob:.0%} HDI"
     w = wording(run.manifest)
-    blocks = [] if w.is_dvb or not w.rate_by_condition else [
-        "Each attack prompt against no system prompt, per model on the same items (paired within each posterior "
-        "draw): the attack success rate minus the misalignment rate; @sec-attack compares the two attack prompts."]
+    blocks = [w.texts["condition_effects_intro"]] if "condition_effects_intro" in w.texts else []
 
     def named(factor: str, level: str) -> str:
         return w.rate_for(level) if factor == "condition" and w.rate_by_condition else f"Rate at {escape(level)}"
@@ -1100,59 +1071,54 @@ def yaml_header(run: RunFolder) -> str:
 
 
 def report_markdown(run: RunFolder, report_dir: Path) -> str:
-    """Write the figures under ``report_dir/figures`` and return the report's ``.qmd`` text."""
+    """Write the figures under ``report_dir/figures`` and return the report's ``.qmd`` text: the sections the
+    run's benchmark lists (``Benchmark.report``), in its order, from :func:`sections`; then the run's own
+    sections and the methods."""
     figures = Figures(report_dir)
     models, overall = _split_dvgr(run)
-    if not wording(run.manifest).is_dvb:
-        return _build_other(run, report_dir, figures, models, overall)
+    registry = sections(run, figures, models, overall)
     parts: Iterable[str] = [
         yaml_header(run),
         banners(run),
-        headline(run, models, overall),
-        model_table(run, models, overall),
-        forest(run, models, overall, figures),
-        values(run, models, figures),
-        variance(run, figures),
-        training_size(run, models, figures),
-        scaling(run, models, figures),
-        contrasts_and_ranks(run, figures),
-        condition_effects(run, figures),
-        prior_predictive(run, figures),
-        ppc(run, figures),
-        diagnostics(run, figures),
-        data_quality(run, figures),
-        agreement(run, figures),
+        *(registry[name]() for name in wording(run.manifest).sections),
         *extra_sections(run, report_dir),
         methods(run),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
-def _build_other(run: RunFolder, report_dir: Path, figures: Figures, models: pd.DataFrame, overall: pd.Series) -> str:
-    """The report of a benchmark other than DVB: its headline (per model x condition when it has
-    conditions), its judgment consistency and scaling when the run has them, no DVB-only sections (values,
-    training size), its data quality by condition."""
+#: The names a benchmark's ``report`` may list (:func:`sections`).
+SECTIONS: tuple[str, ...] = (
+    "headline", "reading_headline", "condition_headline", "models", "forest", "values", "variance", "training_size",
+    "scaling", "contrasts", "conditions", "attack", "refusals", "prior_predictive", "ppc", "diagnostics", "quality",
+    "agreement",
+)
+
+
+def sections(run: RunFolder, figures: Figures, models: pd.DataFrame, overall: pd.Series) -> dict[str, Callable[[], str]]:
+    """Every report section by name (:data:`SECTIONS`), each drawn when called (figures are numbered in call
+    order). A section whose tables the run lacks says so or is empty."""
     from dvbstats.report import conditions  # imports this module's helpers
 
     by_condition = conditions.sections(run, figures)
-    parts: Iterable[str] = [
-        yaml_header(run),
-        banners(run),
-        by_condition.get("headline") or headline(run, models, overall),
-        model_table(run, models, overall),
-        forest(run, models, overall, figures),
-        by_condition.get("attack", ""),
-        condition_effects(run, figures),
-        by_condition.get("refusals", ""),
-        agreement(run, figures),
-        scaling(run, models, figures),
-        variance(run, figures),
-        contrasts_and_ranks(run, figures),
-        prior_predictive(run, figures),
-        ppc(run, figures),
-        diagnostics(run, figures),
-        data_quality(run, figures) + ("\n\n" + by_condition["quality"] if by_condition.get("quality") else ""),
-        *extra_sections(run, report_dir),
-        methods(run),
-    ]
-    return "\n\n".join(p for p in parts if p) + "\n"
+    quality = by_condition.get("quality")
+    return {
+        "headline": lambda: rate_headline(run, models, overall),
+        "reading_headline": lambda: reading_headline(run, models, overall),
+        "condition_headline": lambda: by_condition.get("headline") or rate_headline(run, models, overall),
+        "models": lambda: model_table(run, models, overall),
+        "forest": lambda: forest(run, models, overall, figures),
+        "values": lambda: values(run, models, figures),
+        "variance": lambda: variance(run, figures),
+        "training_size": lambda: training_size(run, models, figures),
+        "scaling": lambda: scaling(run, models, figures),
+        "contrasts": lambda: contrasts_and_ranks(run, figures),
+        "conditions": lambda: condition_effects(run, figures),
+        "attack": lambda: by_condition.get("attack", ""),
+        "refusals": lambda: by_condition.get("refusals", ""),
+        "prior_predictive": lambda: prior_predictive(run, figures),
+        "ppc": lambda: ppc(run, figures),
+        "diagnostics": lambda: diagnostics(run, figures),
+        "quality": lambda: data_quality(run, figures) + (f"\n\n{quality}" if quality else ""),
+        "agreement": lambda: agreement(run, figures),
+    }

@@ -142,16 +142,20 @@ def quality(run: RunFolder) -> str:
     table = frame(run, "quality_by_condition")
     if table is None:
         return ""
+    refusals = "n_refused" in table.columns  # judgments that can be refused (HVSB)
+    columns = (("n_rows", "Rows"), ("n_used", "Used"),
+               *((("n_refused", "Refused"), ("n_malformed", "Malformed")) if refusals else ()),
+               ("n_unparsed", "Unparsed"), ("n_superseded", "Superseded"), ("n_conflict", "Conflict"))
     cells = pd.DataFrame({
         "Model": [escape(m) for m in table["model"]],
         "Condition": [escape(c) for c in table["condition"]],
-        **{label: [fmt_int(x) for x in table[col]] for col, label in (
-            ("n_rows", "Rows"), ("n_used", "Used"), ("n_refused", "Refused"), ("n_malformed", "Malformed"),
-            ("n_unparsed", "Unparsed"), ("n_superseded", "Superseded"), ("n_conflict", "Conflict"))},
+        **{label: [fmt_int(x) for x in table[col]] for col, label in columns},
     })
-    return md_table(cells, label="quality-condition", align="ll" + "r" * 7, caption=(
-        "Trial status per model and condition (quality_by_condition.csv): unparsed = refused (no judgment) + "
-        "malformed (both labels, no marker, empty, cut off); superseded and conflicting rows are re-run copies."))
+    parts = ("; unparsed = refused (no judgment) + malformed (both labels, no marker, empty, cut off)"
+             if refusals else "")
+    return md_table(cells, label="quality-condition", align="ll" + "r" * len(columns), caption=(
+        "Trial status per model and condition (quality_by_condition.csv): rows = used + unparsed + superseded + "
+        f"conflict{parts}; superseded and conflicting rows are re-run copies."))
 
 
 def sections(run: RunFolder, figures: Figures) -> dict[str, str]:
