@@ -42,6 +42,8 @@ class Benchmark:
     the benchmark words them itself (else the report words the rate, its reference and direction).
     ``condition_pairs``: levels (a, b) of ``condition`` whose paired contrast a - b is reported per model when
     both are in the data (HVSB: targeted minus untargeted), beside each level against the reference.
+    ``extra_tables(benchmark, fit, trials, hdi_prob)``: the benchmark's own analyses of a fit, as run-folder
+    tables by name (HVSB: rates and contrasts by dataset and scenario type).
     ``agreement(used, models, settings=, hdi_prob=)``: the benchmark's agreement analysis between
     models on the used trial rows (a ``polars.LazyFrame``), returning an object with ``tables()``,
     ``record()`` and ``notes``; None: the benchmark defines none. ``aliases``: extra names the run folder keeps for a neutral table (DVB: ``dvgr.csv``
@@ -69,6 +71,7 @@ class Benchmark:
     agreement: Callable[..., Any] | None = None
     report: tuple[str, ...] = ()
     condition_pairs: tuple[tuple[str, str], ...] = ()
+    extra_tables: Callable[..., Mapping[str, Any]] | None = None
     estimands: tuple[tuple[str, str], ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
 

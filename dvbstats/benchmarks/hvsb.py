@@ -37,7 +37,8 @@ from dvbstats.input.manifest import sha256
 from dvbstats.input.registry import ModelTable
 from dvbstats.model import lazy
 
-consistency = lazy.module("dvbstats.benchmarks.consistency")  # imports this module: named, imported on use
+consistency = lazy.module("dvbstats.benchmarks.consistency")  # these import this module: named, imported on use
+scenarios = lazy.module("dvbstats.benchmarks.scenarios")
 
 DATASETS: tuple[str, ...] = ("bbq", "biasdpo", "ss", "cp")
 #: System-prompt conditions; ``none`` has no folder of its own.
@@ -354,9 +355,14 @@ def judgment_consistency(used: pl.LazyFrame, models: ModelTable, **options):
     return consistency.judgment_consistency(used.collect(), models, **options)
 
 
+def scenario_tables(b: Benchmark, fit, trials: JudgmentTable, hdi_prob: float) -> dict[str, pl.DataFrame]:
+    """MR and ASR by dataset and scenario type, and the paired contrasts between types (:mod:`dvbstats.benchmarks.scenarios`)."""
+    return scenarios.tables(b, fit, trials, hdi_prob)
+
+
 #: The report's sections of a benchmark judged under conditions (names of ``dvbstats.report.build.SECTIONS``).
 CONDITION_REPORT: tuple[str, ...] = (
-    "condition_headline", "models", "forest", "attack", "conditions", "refusals", "agreement", "scaling",
+    "condition_headline", "models", "forest", "attack", "conditions", "scenarios", "refusals", "agreement", "scaling",
     "variance", "contrasts", "prior_predictive", "ppc", "diagnostics", "quality",
 )
 
@@ -389,6 +395,7 @@ HVSB = Benchmark(
             "pooled over conditions",
     primary_condition="none",
     agreement=judgment_consistency,
+    extra_tables=scenario_tables,
     rate_by_condition={
         "none": "misalignment rate (MR)",
         "untargeted": "attack success rate (ASR, untargeted)",

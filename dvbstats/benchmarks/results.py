@@ -138,6 +138,8 @@ def tables(b: Benchmark, fit: Fit, trials: Any, hdi_prob: float) -> dict[str, pl
     out |= {"condition_rates": condition_rates(fit, b, hdi_prob),
             "condition_contrasts": condition_contrasts(fit, hdi_prob,
                                                        [p for p in b.condition_pairs if p not in covered])}
+    if b.extra_tables is not None and isinstance(trials, JudgmentTable):
+        out |= b.extra_tables(b, fit, trials, hdi_prob)
     if judged and "refused" in trials.data.columns:
         conditions = set(trials.data["condition"].cast(pl.String).unique())
         if not {"untargeted", "targeted"} <= conditions:

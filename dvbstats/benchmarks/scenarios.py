@@ -34,6 +34,7 @@ CONTRASTS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "biasdpo": (("answer_type", "rejected", "chosen"),),
 }
 ALL = "all models"
+NONE = "\x1f"  # the level of a part a scenario type lacks (a dataset's types without polarity)
 
 
 def _types(trials: JudgmentTable) -> pl.DataFrame:
@@ -58,28 +59,27 @@ def tables(b: Benchmark, fit: Fit, trials: JudgmentTable, hdi_prob: float) -> di
     key = next((k for k in ("scenario_type", "item") if k in by), None)
     if key is None or "condition" not in by or "scenario_type" not in trials.data.columns:
         return {}
-    mapping = trials.data.select(key, "scenario_type", "dataset", *PARTS).unique(key)
-    if key == "item":
-        mapping = mapping.drop("scenario_type")
-    cells = fit.cells.data.join(mapping.select(key, "dataset", *PARTS), on=key, how="left", maintain_order="left")
+    mapping = trials.data.select(key, "dataset", *PARTS).unique(key)
+    cells = fit.cells.data.join(mapping, on=key, how="left", maintain_order="left").with_columns(
+        pl.col(p).fill_null(NONE) for p in PARTS)  # a type without the part: grouped apart, not reported
     # the design-averages read the cells' grouping columns and weights only: the parts ride along
     design = replace(fit.design, cells=CellTable(cells, by))
-    parts = [p for p in PARTS if cells[p].is_not_null().any()]
+    parts = [p for p in PARTS if (cells[p] != NONE).any()]
     groupings = [(*who, "condition", "dataset", *what) for who in (("model",), ()) for what in ((), *((p,) for p in parts))]
     averaged = design_averages(design, fit.idata, groupings)
-    raw = {g: cells.group_by([c for c in g]).agg(pl.col("n_trials").sum(), pl.col("n_deep").sum()) for g in groupings}
+    raw = {g: cells.group_by(list(g)).agg(pl.col("n_trials").sum(), pl.col("n_deep").sum()) for g in groupings}
     rates, contrasts = [], []
     for g, (da, keys) in zip(groupings, averaged):
         part = g[-1] if g[-1] != "dataset" else "dataset"
         post = summarize(da.assign_coords(group=np.arange(keys.height)), hdi_prob, dim="group",
                          reference=None).drop("group", "p_below_half", "median")
-        table = pl.concat([keys, post], how="horizontal").join(raw[g], on=list(g), how="left", nulls_equal=True)
+        table = pl.concat([keys, post], how="horizontal").join(raw[g], on=list(g), how="left")
         level = pl.col(part).cast(pl.String) if part != "dataset" else pl.col("dataset")
         rates.append(table.select(
             (pl.col("model").cast(pl.String) if "model" in g else pl.lit(ALL)).alias("model"),
             pl.col("condition").cast(pl.String), "dataset", pl.lit(part).alias("part"), level.alias("level"),
             "n_trials", (pl.col("n_deep") / pl.col("n_trials")).alias("raw_rate"),
-            "mean", "hdi_low", "hdi_high").filter(pl.col("level").is_not_null()))
+            "mean", "hdi_low", "hdi_high").filter(pl.col("level") != NONE))
         if part != "dataset":
             contrasts += _contrasts(da.values.reshape(-1, keys.height), keys, g, part, hdi_prob)
     rate_table = pl.concat(rates).with_columns(

@@ -1090,7 +1090,7 @@ def report_markdown(run: RunFolder, report_dir: Path) -> str:
 #: The names a benchmark's ``report`` may list (:func:`sections`).
 SECTIONS: tuple[str, ...] = (
     "headline", "reading_headline", "condition_headline", "models", "forest", "values", "variance", "training_size",
-    "scaling", "contrasts", "conditions", "attack", "refusals", "prior_predictive", "ppc", "diagnostics", "quality",
+    "scaling", "contrasts", "conditions", "attack", "scenarios", "refusals", "prior_predictive", "ppc", "diagnostics", "quality",
     "agreement",
 )
 
@@ -1115,6 +1115,7 @@ def sections(run: RunFolder, figures: Figures, models: pd.DataFrame, overall: pd
         "contrasts": lambda: contrasts_and_ranks(run, figures),
         "conditions": lambda: condition_effects(run, figures),
         "attack": lambda: by_condition.get("attack", ""),
+        "scenarios": lambda: by_condition.get("scenarios", ""),
         "refusals": lambda: by_condition.get("refusals", ""),
         "prior_predictive": lambda: prior_predictive(run, figures),
         "ppc": lambda: ppc(run, figures),
