@@ -173,7 +173,7 @@ def console_table(rates: pl.DataFrame, rate: str = "DVGR", below: str = "P(<0.5)
     """The readable table the CLI ends with (``rates.csv``; ``rate``: the short name of the benchmark's rate;
     ``below``: the header of P(rate < reference), empty when the benchmark has no reference)."""
     head = (f"{'model':<24}{'used':>8}{'excl':>6}  {f'raw {rate} [Wilson 95%]':<24}{f'posterior {rate} [HDI]':<24}"
-            f"{below:>8}{'R-hat':>7}{'ESS':>7}")
+            + (f"{below:>8}" if below else "") + f"{'R-hat':>7}{'ESS':>7}")
     lines = [head, "-" * len(head)]
     for r in rates.iter_rows(named=True):
         if r["model"] == "overall":
@@ -185,6 +185,20 @@ def console_table(rates: pl.DataFrame, rate: str = "DVGR", below: str = "P(<0.5)
             + (f"{r['p_below_reference']:>8.3f}" if below else "")
             + f"{r['r_hat']:>7.3f}{r['ess_bulk']:>7.0f}"
         )
+    return "\n".join(lines)
+
+
+def console_conditions(rates: pl.DataFrame | None) -> str:
+    """The posterior rate per model x condition (``condition_rates.csv``), each under its own name (HVSB: MR, ASR)."""
+    if rates is None:
+        return ""
+    width = {c: max(len(c), *(len(str(x)) for x in rates[c])) + 2 for c in ("model", "condition", "rate")}
+    lines = [f"{'model':<{width['model']}}{'condition':<{width['condition']}}{'rate':<{width['rate']}}"
+             f"{'posterior [HDI]':<24}{'raw':>7}"]
+    lines.append("-" * len(lines[0]))
+    for r in rates.iter_rows(named=True):
+        lines.append(f"{r['model']:<{width['model']}}{r['condition']:<{width['condition']}}{r['rate']:<{width['rate']}}"
+                     f"{r['mean']:.3f} [{r['hdi_low']:.3f}, {r['hdi_high']:.3f}]    {r['raw_rate']:>7.3f}")
     return "\n".join(lines)
 
 
@@ -365,6 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     where = f"under condition {condition}" if condition else "averaged over the design"
     print(f"Posterior {rate} per model, {where} ({args.hdi:.0%} HDI; ranks by {bench.best}), formula: {result.formula}")
     print(console_table(rates, short, f"P(<{bench.reference:g})" if bench.reference is not None else ""))
+    by_condition = console_conditions(folder.table("condition_rates"))
+    if by_condition:
+        print(f"\nPosterior rate per model and condition ({args.hdi:.0%} HDI; paired contrasts in condition_effects.csv):")
+        print(by_condition)
     scaling_lines = console_scaling(folder, rate, "paper's chi-square" if bench.size_codings else "chi-square")
     if scaling_lines:
         print("\n" + scaling_lines)

@@ -66,10 +66,13 @@ def headline(run: RunFolder, w: Wording) -> str:
     cells = pd.DataFrame({"Model": [escape(m) for m in grid.index],
                           **{f"{w.rate_for(c)} ({hdi})": grid[c].fillna("–").to_list() for c in order}})
     table = md_table(cells, label="headline", caption=(
-        f"Posterior rate per model and condition: mean ({hdi}), design-averaged over datasets, scenario types "
+        f"Posterior rate per model and condition: mean ({hdi}), design-averaged over the other design variables "
         f"and items; models sorted by the {escape(w.rate_for(order[0]))}."))
+    where = ("; the attack contrasts are in @sec-attack" if attack is not None else
+             "; the paired condition contrasts per model are in @sec-conditions"
+             if frame(run, "condition_effects") is not None else "")
     return section("Headline", "headline", f"::: {{.headline}}\n{key}\n:::", escape(text), table,
-                   "Every number is in condition_rates.csv; the attack contrasts are in @sec-attack.")
+                   f"Every number is in condition_rates.csv{where}.")
 
 
 def attack(run: RunFolder, w: Wording, figures: Figures) -> str:

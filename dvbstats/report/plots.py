@@ -348,7 +348,8 @@ def scaling(points: pd.DataFrame, *, hdi_prob: float, slope_label: str | None = 
     return fig
 
 
-def posterior_predictive(ppc: pd.DataFrame, *, interval_label: str, xlabel: str = "DVGR") -> Figure:
+def posterior_predictive(ppc: pd.DataFrame, *, interval_label: str, xlabel: str = "DVGR",
+                         reference: float | None = CHANCE) -> Figure:
     """Observed rates against posterior predictive intervals, one panel per grouping.
 
     ``ppc`` has the columns of ``ppc.csv`` (``by, level, observed, predicted_mean,
@@ -366,7 +367,8 @@ def posterior_predictive(ppc: pd.DataFrame, *, interval_label: str, xlabel: str 
         _interval_rows(ax, y, rows["predicted_mean"], rows["predicted_low"], rows["predicted_high"],
                        color=POSTERIOR, label=f"predicted ({interval_label})")
         ax.scatter(rows["observed"], y, marker="x", color=OBSERVED, s=40, zorder=3, label="observed")
-        ax.axvline(CHANCE, color=REFERENCE, linestyle="--", linewidth=1)
+        if reference is not None:  # the benchmark's reference line (none for a binary benchmark without one)
+            ax.axvline(reference, color=REFERENCE, linestyle="--", linewidth=1)
         ax.set_yticks(y, rows["level"].astype(str))
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.set_title(f"by {group}", loc="left")

@@ -58,8 +58,11 @@ class Wording:
         return self.texts.get("quantity", "rate")
 
     def rate_for(self, condition: str | None) -> str:
-        """The rate's name under a level of ``condition`` (HVSB: MR or ASR); the rate itself for None."""
-        return self.rate_by_condition.get(condition, self.rate) if condition else self.rate
+        """The rate's name under a level of ``condition`` (HVSB: MR or ASR; a benchmark that names none:
+        ``rate (level)``); the rate itself for None."""
+        if not condition:
+            return self.rate
+        return self.rate_by_condition.get(condition, f"{self.rate} ({condition})")
 
     def best(self, rate: str) -> str:
         """Rank 1 in words ("lowest misalignment rate (MR)", "highest rate")."""
