@@ -667,9 +667,9 @@ def _predictive(run: RunFolder, table: pd.DataFrame, figures: Figures, label: st
         + ", ".join(f"{escape(b)} *{escape(lv)}*" for b, lv in zip(table.loc[outside, "by"], table.loc[outside, "level"], strict=True))
         + "; " + miss
     )
-    w = wording(run.manifest)
     fig = figures(lambda: plots.posterior_predictive(table, interval_label=f"{run.hdi_prob:.0%} interval",
-                                                     xlabel=w.rate, reference=w.reference), label,
+                                                     xlabel=wording(run.manifest).rate,
+                                                     reference=wording(run.manifest).reference), label,
                   f"Observed rate (cross) against the {what} (dot: mean; bar: interval).", f"{title} plot")
     return section(title, label, verdict, fig)
 
