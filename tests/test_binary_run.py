@@ -149,3 +149,26 @@ def test_real_math500_slice_per_condition_rates_and_paired_contrast(tmp_path: Pa
     assert joined.height == 6 and ((joined["raw_rate"] - joined["outcome"]).abs() < 1e-12).all()
     effects = run.table("condition_effects")
     assert set(effects["model"]) == {"all models", *raw["model"]}
+
+
+@pytest.mark.parametrize("formula", ["chose_deep ~ 1 + (1|model) + (1|value)", "chose_deep ~ 1 + (1|model)"])
+def test_dvb_counts_add_up_with_reruns(tmp_path: Path, formula):
+    """DVB dumps with a re-run (superseded copies) and unparsed answers: the same identities as the judgments."""
+    from dvbstats import simulate
+
+    design = simulate.StudyDesign(feature_dims=[("Formal", "Colloquial")], n_prompts=120)
+    models = ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18"]
+    effects = simulate.draw_effects(design, models, intercept=-0.5, log_n_train=0.0,
+                                    sd={"model": 0.3, "value": 0.3, "feature": 0.2, "context": 0.2}, seed=5)
+    sim = simulate.simulate(effects, design, seed=6, out_dir=tmp_path / "dumps", rerun={"gpt-4o-2024-08-06": 0.5})
+    data = api.load([str(p) for p in sim.paths])
+    fit = api.Model(formula, data).fit(draws=50, tune=100, chains=1, progress=False)
+    fit.save(tmp_path / "run", agreement=False, scaling=False)
+    run = RunFolder.read(tmp_path / "run")
+    quality, rates = run.table("data_quality"), run.table("rates")
+    assert (quality["n_rows"] == quality["n_used"] + quality["n_unparsed"] + quality["n_superseded"]
+            + quality["n_conflict"]).all() and quality["n_superseded"].sum() > 0
+    joined = rates.join(quality, on="model", suffix="_q")
+    assert (joined["n_used"] == joined["n_used_q"]).all()
+    assert (joined["n_excluded"] == joined["n_unparsed"] + joined["n_conflict"]).all() and (rates["n_excluded"] >= 0).all()
+    assert (run.table("dvgr")["raw_dvgr"] == rates["raw_rate"]).all()  # the DVB alias holds the same numbers
