@@ -16,6 +16,8 @@ from pathlib import Path
 import polars as pl
 
 from dvbstats import api
+from dvbstats.benchmarks import binary
+from dvbstats.benchmarks.hvsb import HVSB
 from dvbstats.constants import CHAINS, DRAWS, HDI_PROB, MAX_R_HAT, MIN_ESS, SEED, TUNE
 from dvbstats.input import folders, manifest, runfolder
 from dvbstats.input.ingest import IngestError
@@ -278,7 +280,10 @@ def parser() -> argparse.ArgumentParser:
                       help="when two parsed copies of a prompt disagree: stop (default), keep the first or last copy, "
                       "or exclude all of them")
     model = p.add_argument_group("model")
-    model.add_argument("--formula", help=f"R-style formula (default: the benchmark's; DVB: {formulamod.DEFAULT_FORMULA})")
+    model.add_argument("--formula", help=(
+        f"R-style formula (default: the benchmark's. DVB: {formulamod.DEFAULT_FORMULA}; HVSB: {HVSB.default_formula}; "
+        f"binary: {binary.default_formula('outcome', ('condition',))} with a condition column, else "
+        f"{binary.default_formula('outcome', ())})").replace("%", "%%"))
     model.add_argument("--prior", action="append", default=[], metavar="NAME=DIST(...)",
                        help="override a prior, repeatable: sd=halfnormal(0.5), sd_value=exponential(2), "
                        "b_log_n_train=normal(0,0.5), intercept=normal(0,2) (defaults in docs/model.md)")
