@@ -88,7 +88,7 @@ def _warn_unbalanced(labels: pl.DataFrame, design: Sequence[str]) -> None:
     that differ only by letter case (kept apart)."""
     for column in design:
         levels = labels[column].n_unique()
-        short = labels.group_by("model_id").agg(pl.col(column).unique().sort()).filter(pl.col(column).list.len() < levels)
+        short = labels.group_by("model_id").agg(pl.col(column).unique().sort()).filter(pl.col(column).list.len() < levels).sort("model_id")
         if short.height:
             named = [f"{r['model_id']} (only {', '.join(r[column])})" for r in short.head(_SHOW).iter_rows(named=True)]
             more = f" and {short.height - _SHOW} more" if short.height > _SHOW else ""
