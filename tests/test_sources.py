@@ -260,8 +260,8 @@ def test_lm_eval_doc_hash_guards_item_identity_and_the_model_comes_from_results(
     table = sources.read(tmp_path)
     assert sorted(table.data["model_id"].unique()) == ["org/a", "org/b"] and table.data["item"].n_unique() == 2
     lm_eval_run(tmp_path / "c", [doc(0, acc=1), doc(1, doc_hash="other", acc=1)], model="org/c")
-    with pytest.raises(IngestError, match=r"c/samples_arc_.*jsonl: line 2: doc_id 1 of task arc has doc_hash other, "
-                       r"but h1 at .*: different documents under one id are not merged"):
+    with pytest.raises(IngestError, match=r"c/samples_arc_.*jsonl: line 2: doc_id 1 of arc has doc_hash other, "
+                       r"but h1 at .*: different content under one id is not merged"):
         sources.read(tmp_path)
     lonely = tmp_path / "d" / "samples_arc_2026-01-02T03-04-05.000001.jsonl"
     lonely.parent.mkdir()

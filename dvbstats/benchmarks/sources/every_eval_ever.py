@@ -28,6 +28,7 @@ from dvbstats.benchmarks.sources.records import (
     identifier,
     json_lines,
     need,
+    same_content,
     source,
 )
 from dvbstats.input.ingest import IngestError
@@ -63,12 +64,7 @@ def read(files: Sequence[Path], options: Options) -> Records:
                 raise IngestError(f"{where}: schema_version {clip(version)!r}; dvbstats reads version 0.3.x")
             task = need(record, "evaluation_name", where, str)
             sample = identifier(need(record, "sample_id", where), where, "sample_id")
-            sample_hash = record.get("sample_hash")
-            if sample_hash is not None:
-                seen, at = hashes.setdefault((task, sample), (str(sample_hash), where))
-                if seen != str(sample_hash):
-                    raise IngestError(f"{where}: sample_id {sample} of {task} has sample_hash {sample_hash}, but "
-                                      f"{seen} at {at}: different samples under one id are not merged")
+            same_content(hashes, task, sample, record.get("sample_hash"), where, "sample_id")
             evaluation = need(record, "evaluation", where, dict)
             correct = evaluation.get("is_correct")
             outcome, reason = code_score(correct if isinstance(correct, bool) else evaluation.get("score"),

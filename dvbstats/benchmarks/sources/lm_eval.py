@@ -30,6 +30,7 @@ from dvbstats.benchmarks.sources.records import (
     json_lines,
     load_json,
     need,
+    same_content,
     source,
 )
 from dvbstats.input.ingest import IngestError
@@ -106,12 +107,7 @@ def read(files: Sequence[Path], options: Options) -> Records:
         for number, line in lines:
             where = f"{path}: line {number}"
             doc = identifier(need(line, "doc_id", where), where, "doc_id")
-            doc_hash = line.get("doc_hash")
-            if doc_hash is not None:
-                seen, first = hashes.setdefault((task, doc), (str(doc_hash), where))
-                if seen != str(doc_hash):
-                    raise IngestError(f"{where}: doc_id {doc} of task {task} has doc_hash {doc_hash}, but "
-                                      f"{seen} at {first}: different documents under one id are not merged")
+            same_content(hashes, task, doc, line.get("doc_hash"), where, "doc_id")
             outcome, reason = code_score(line.get(metric), options.partial)
             if metric not in line:
                 reason = f"no {metric!r} value"

@@ -219,6 +219,18 @@ def identifier(value: Any, where: str, key: str) -> str:
     return str(value).strip()
 
 
+def same_content(seen: dict[tuple[str, str], tuple[str, str]], task: str, item: str, digest: Any, where: str,
+                 what: str) -> None:
+    """Check that an item id carries one content hash across files (``seen``: (task, id) -> (hash,
+    where first seen)); the same id over different content is an error, never a merge."""
+    if digest is None:
+        return
+    first, at = seen.setdefault((task, item), (str(digest), where))
+    if first != str(digest):
+        raise IngestError(f"{where}: {what} {item} of {task} has {what.split('_')[0]}_hash {digest}, but {first} at "
+                          f"{at}: different content under one id is not merged")
+
+
 def frame(rows: list[dict], design: dict[str, pl.DataType]) -> pl.DataFrame:
     """Trial records (dicts) as a frame with the columns every reader gives, then ``design``."""
     schema = {"source_file": pl.String, "source_row": pl.Int64, "model_id": pl.String, "item": pl.String,
