@@ -98,11 +98,12 @@ def test_a_cancelled_log_is_read_with_a_warning():
         sources.read(INSPECT / "2025-05-12T20-28-13-04-00_popularity.json")
 
 
-def rewrite(archive: Path, out: Path, compression: int) -> Path:
-    """The same members, written with another compression."""
+def rewrite(archive: Path, out: Path, compression: int, leave_out: tuple[str, ...] = ()) -> Path:
+    """The same members (but those whose names start with ``leave_out``), written with another compression."""
     with zipfile.ZipFile(archive) as src, zipfile.ZipFile(out, "w", compression) as dst:
         for info in src.infolist():
-            dst.writestr(info.filename, src.read(info.filename))
+            if not info.filename.startswith(leave_out):
+                dst.writestr(info.filename, src.read(info.filename))
     return out
 
 
@@ -114,6 +115,17 @@ def test_a_zstd_eval_log_reads_as_its_deflate_twin(tmp_path: Path):
     a, b = sources.read(zstd).data, sources.read(deflate).data
     assert a.drop("source_file").equals(b.drop("source_file")) and a.height == 10
     assert a.equals(sources.read(SCORED).data.with_columns(pl.lit(str(zstd)).alias("source_file")))
+
+
+def test_an_eval_log_without_summaries_reads_its_journal_or_its_samples(tmp_path: Path):
+    def key(path):
+        return sources.read(path).data.sort("item").select("item", "epoch", "outcome")
+
+    full = key(SCORED)
+    journal = rewrite(SCORED, tmp_path / "journal.eval", zipfile.ZIP_DEFLATED, ("summaries.json",))
+    samples = rewrite(SCORED, tmp_path / "samples.eval", zipfile.ZIP_DEFLATED, ("summaries.json", "_journal/summaries"))
+    unfinished = rewrite(SCORED, tmp_path / "unfinished.eval", zipfile.ZIP_DEFLATED, ("summaries.json", "header.json"))
+    assert key(journal).equals(full) and key(samples).equals(full) and key(unfinished).equals(full)
 
 
 # --------------------------------------------------------------------------- Inspect: built logs
@@ -294,6 +306,14 @@ def test_helm_metric_choice_and_missing_pieces(tmp_path: Path):
     assert sources.read(run, Options(metric="quasi_exact_match")).data.height == 10
     with pytest.raises(IngestError, match="no instance has a 'exact_matsh' stat; its stats: batch_size"):
         sources.read(run, Options(metric="exact_matsh"))
+    entries = json.loads((run / "per_instance_stats.json").read_text())
+    perturbed = entries[0] | {"perturbation": {"name": "typos", "prob": 0.1}}
+    (run / "per_instance_stats.json").write_text(json.dumps([*entries, perturbed, {"instance_id": "id9",
+                                                             "train_trial_index": 0, "stats": entries[0]["stats"][:1]}]))
+    table = sources.read(run)
+    assert table.data["perturbation"].to_list() == ["none"] * 10 + ["typos", "none"]
+    assert table.data["item"][10] == table.data["item"][0] and table.reconciliation.height == 0  # its own trial
+    assert table.data["reason"][11] == "no exact_match stat" and table.data["split"][11] == "valid"
     (run / "run_spec.json").unlink()
     with pytest.raises(IngestError, match="per_instance_stats.json: no run_spec.json beside it"):
         sources.read(run)
