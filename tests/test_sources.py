@@ -442,6 +442,14 @@ def test_logs_are_detected_as_binary_judgments():
         sources.detect([SCORED, MATH500])
 
 
+def test_formats_with_the_same_design_read_together_and_others_are_refused():
+    both = sources.read([REAL / "logs" / "lm_eval", REAL / "logs" / "every_eval_ever"])
+    assert sorted(both.data["model"].unique()) == ["demo-model", "mem_Qwen3-93M_minerva_math_rep_0_sbst_1.0000_epch_1_ot_1"]
+    assert {s.format for s in both.sources} == {"lm-eval-samples", "every-eval-ever-instances"}
+    with pytest.raises(IngestError, match=r"design columns \['task', 'epoch'\] differ from those of .*samples_math"):
+        sources.read([REAL / "logs" / "lm_eval", SCORED])
+
+
 def test_files_in_a_folder_that_no_format_reads_are_skipped_with_a_warning(tmp_path: Path):
     shutil.copy(SCORED, tmp_path)
     (tmp_path / "notes.txt").write_text("x")
@@ -450,7 +458,8 @@ def test_files_in_a_folder_that_no_format_reads_are_skipped_with_a_warning(tmp_p
 
 
 def test_the_api_and_benchmarks_load_take_the_reading_options(tmp_path: Path):
-    data = dvb.load(MATH500, wide="model", label_pattern=CONDITION)
+    with pytest.warns(IngestWarning, match="differ only by letter case"):
+        data = dvb.load(MATH500, wide="model", label_pattern=CONDITION)
     assert data.benchmark.name == "binary" and data.trials.data.height == 70_000
     assert data.inputs[0]["n_rows"] == 70_000 and data.inputs[0]["format"] == "wide-csv"
     _, table = load(SCORED, scorer="match")

@@ -141,9 +141,9 @@ def read(
                                     f"were skipped: {shown}{' ...' if len(classified.skipped) > _SHOW else ''}"),
                       stacklevel=2)
     records = [f.read(classified.files[f.name], options) for f in formats]
-    designs = {r.design for r in records}
-    if len(designs) > 1:
-        (a, b) = records[:2]
+    other = next((r for r in records if r.design != records[0].design), None)
+    if other is not None:
+        a, b = records[0], other
         raise IngestError(f"{b.sources[0].path}: design columns {list(b.design)} differ from those of "
                           f"{a.sources[0].path} {list(a.design)}; read these formats in separate fits")
     design = records[0].design

@@ -187,13 +187,13 @@ def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
             yield number, record
 
 
-def first_line(path: Path, limit: int = 1 << 20) -> dict | None:
+def first_line(path: Path) -> dict | None:
     """The first non-empty line of a file as a JSON object, or None (for recognising a format)."""
     try:
         with path.open("rb") as f:
             for line in f:
                 if line.strip():
-                    record = json.loads(line[:limit])
+                    record = json.loads(line)
                     return record if isinstance(record, dict) else None
     except (OSError, ValueError):
         return None
@@ -235,7 +235,7 @@ def frame(rows: list[dict], design: dict[str, pl.DataType]) -> pl.DataFrame:
     """Trial records (dicts) as a frame with the columns every reader gives, then ``design``."""
     schema = {"source_file": pl.String, "source_row": pl.Int64, "model_id": pl.String, "item": pl.String,
               **design, "outcome": pl.Int8, "reason": pl.String}
-    return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+    return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
 
 
 def source(path: Path, fmt: str, n_rows: int) -> Source:
