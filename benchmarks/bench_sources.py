@@ -118,7 +118,9 @@ def main() -> None:
     ratio = statistics.median(r["seconds"] for r in fits["wide"]) / statistics.median(r["seconds"] for r in fits["long"])
     ingest_ratio = (statistics.median(r["seconds"] for r in ingest["wide"])
                     / statistics.median(r["seconds"] for r in ingest["long"]))
-    print(f"ratio wide reader / hand-melted long table: end to end {ratio:.2f}, ingest {ingest_ratio:.2f}; "
+    cpu_ratio = statistics.median(r["cpu_s"] for r in fits["wide"]) / statistics.median(r["cpu_s"] for r in fits["long"])
+    print(f"ratio wide reader / hand-melted long table: end to end {ratio:.2f} wall, {cpu_ratio:.2f} CPU; ingest "
+          f"{ingest_ratio:.2f}; "
           f"diagnostics passed in {sum(bool(r['diagnostics'].get('ok')) for r in fits['wide'])} of "
           f"{len(fits['wide'])} wide runs; {load()}")
 

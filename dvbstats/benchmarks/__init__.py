@@ -29,7 +29,7 @@ from dvbstats.input import ingest
 
 __all__ = [
     "BENCHMARKS", "Benchmark", "JudgmentTable", "binary_benchmark", "describe", "detect", "from_record", "load",
-    "read_binary", "read_judgments", "scaling_input", "tables",
+    "read_binary", "read_judgments", "scaling_input", "sources", "tables",
 ]
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (DVB, HVSB, BINARY)}
