@@ -78,7 +78,8 @@ def run(
     elif paths is None:
         log("No input given: fitting the embedded SYNTHETIC example (9 models x 12,000 prompts, "
             "simulated with effects calibrated to the published DVB aggregates).")
-    name = name or (Path(out).resolve().name if out else _run_name(paths) if paths else "default" if benchmark != "hvsb" else "default_hvsb")
+    name = folders.folder_name(name) if name else folders.as_folder_name(
+        Path(out).resolve().name if out else _run_name(paths) if paths else "default" if benchmark != "hvsb" else "default_hvsb")
     out = Path(out) if out else Path("runs") / name
     folders.check(out, marker=runfolder.MARKER, overwrite=overwrite)  # before the slow part, not after it
     prior_set = Priors.from_specs(priors)  # bad priors stop the run before ingest, let alone compiling
@@ -120,8 +121,21 @@ def run(
             runfolder.RunFolder.read(out).add_table("prior_predictive", table)
     if report:
         log("Rendering the report...")
-        log(f"Report: {api.report(out)}")
+        try:
+            with _warnings_to(log):
+                html = api.report(out)
+        except KeyboardInterrupt:
+            raise ReportInterrupted(out) from None
+        log(f"Report: {html}")
     return out, result
+
+
+class ReportInterrupted(KeyboardInterrupt):
+    """Ctrl-C while the report rendered: the run folder ``kept`` is complete and stays."""
+
+    def __init__(self, kept: Path) -> None:
+        super().__init__(str(kept))
+        self.kept = kept
 
 
 def _say_empty(empty: Sequence[str], keep: bool, log) -> None:
@@ -329,6 +343,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             benchmark=args.benchmark,
             columns={"model_column": args.model_column, "item_column": args.item_column, "outcome": args.outcome},
         )
+    except ReportInterrupted as exc:
+        print(f"\ninterrupted while rendering the report: the run folder {exc.kept} is complete and was kept "
+              f"(render its report with python -m dvbstats.report {exc.kept}); no partial report was left behind",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("\ninterrupted: no partial run folder or report was left behind", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -91,7 +91,7 @@ def write(
         raise ValueError("this Fit carries no input record (fitted with fitting.fit): fit it through "
                          "dvbstats.Model(formula, data).fit() to save it")
     out = Path(out)
-    name = name or out.resolve().name
+    name = folders.folder_name(name, what="name") if name else folders.as_folder_name(out.resolve().name)
     seed = fit.settings.seed
     data, table = fit.data, fit.model_table
     wanted = contrastmod.resolve(contrasts, contrastmod.factor_levels(fit.cells.data, fit.cells.by))
@@ -150,7 +150,7 @@ def read_fit(path: str | Path) -> Fit:
     meta_path = path / MARKER
     if not meta_path.is_file():
         raise FileNotFoundError(f"{path}: no {MARKER}; not a complete run folder written by dvbstats")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta = manifest.check(_read_json(meta_path), meta_path)
     for needed in (CELLS, POSTERIOR, "models.csv"):
         if not (path / needed).is_file():
             raise FileNotFoundError(f"{path}: no {needed}; the run folder was written by an older dvbstats "
@@ -277,7 +277,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 #: Summary columns of the grouped DVGR tables; any other column is a design factor.
 SUMMARY_COLUMNS = frozenset({"dvgr_mean", "dvgr_median", "dvgr_hdi_low", "dvgr_hdi_high", "hdi_low", "hdi_high",
                              "raw_dvgr", "n_trials", "n_deep"})
-MANIFEST_KEYS: tuple[str, ...] = ("formula", "sampler", "hdi_prob", "diagnostics")
 
 
 def _check_columns(df: pl.DataFrame, path: Path, required: tuple[str, ...]) -> pl.DataFrame:
@@ -319,13 +318,10 @@ class RunFolder:
         manifest_path = path / MARKER
         if not manifest_path.is_file():
             raise RunFolderError(f"{manifest_path}: not found; is {path} a run folder written by python -m dvbstats.fit?")
-        meta = _read_json(manifest_path)
-        missing = [k for k in MANIFEST_KEYS if k not in meta]
-        if missing:
-            raise RunFolderError(f"{manifest_path}: missing key(s) {', '.join(missing)}")
-        diagnostics = meta["diagnostics"]
-        if not isinstance(diagnostics, dict) or "ok" not in diagnostics:
-            raise RunFolderError(f"{manifest_path}: 'diagnostics' must be an object with an 'ok' flag")
+        try:
+            meta = manifest.check(_read_json(manifest_path), manifest_path)
+        except manifest.ManifestError as err:
+            raise RunFolderError(str(err)) from None
         run = cls(path=path, manifest=meta)
         if run.table("dvgr") is None:
             raise RunFolderError(f"{path / 'dvgr.csv'}: not found; the report needs the run's DVGR table")
