@@ -93,18 +93,20 @@ def record(*, run_name, synthetic, inputs, fit, quality: pl.DataFrame, reconcili
 
 _TEXT_MAP = ("map", str)
 _OPTIONAL_NUMBER = ("optional", _NUMBER)
-#: The fields read back (report, console, Fit.load) and what each must be; other keys are not read.
+#: The fields read back (report, console, Fit.load) and what each must be (``optional``: may be null, as
+#: the Python API writes some); other keys are not read.
 FIELDS: dict[str, object] = {
-    "run_name": str, "created": str, "command": ("either", ("list", str), str), "synthetic": bool,
+    "run_name": ("optional", str), "created": ("optional", str),
+    "command": ("optional", ("either", ("list", str), str)), "synthetic": bool,
     "inputs": ("list", ("record", {"path": str, "sha256": str, "format": str, "n_rows": _OPTIONAL_NUMBER})),
     "formula": str, "design": ("list", str), "priors": _TEXT_MAP,
     "parametrization": ("record", {"requested": str, "sampled": str, "terms": _TEXT_MAP}),
-    "sampler": ("map", ("optional", (str, int, float, bool))), "backend": str, "seed": int,
+    "sampler": ("map", ("optional", (str, int, float, bool))), "backend": ("optional", str), "seed": int,
     "hdi_prob": ("probability",), "versions": _TEXT_MAP,
     "diagnostics": ("record", {"ok": bool, "failures": ("list", str), "max_r_hat": _OPTIONAL_NUMBER,
                                "min_ess_bulk": _OPTIONAL_NUMBER, "min_ess_tail": _OPTIONAL_NUMBER,
                                "divergences": _OPTIONAL_NUMBER}),
-    "timing": ("map", (int, float, str)),
+    "timing": ("optional", ("map", (int, float, str))),
     "benchmark": ("optional", ("record", {
         "name": str, "title": str, "outcome": str, "item": ("optional", str), "rate_name": str, "rate_long": str,
         "rate_by_condition": _TEXT_MAP, "reference": _OPTIONAL_NUMBER, "reference_label": str,

@@ -170,12 +170,20 @@ def read_fit(path: str | Path) -> Fit:
         priors=Priors.from_specs([f"{k}={v}" for k, v in meta["priors"].items()]),
         settings=settings,
         parametrization=meta["parametrization"].get("sampled", meta["parametrization"]["requested"]),
-        idata=az.from_netcdf(path / POSTERIOR, engine="h5netcdf"),
+        idata=_read_posterior(path / POSTERIOR),
         timing=meta.get("timing", {}),
         data=data,
         empty_models=tuple(meta.get("empty_models", {}).get("models", [])),
         model_table=models,
     )
+
+
+def _read_posterior(path: Path) -> az.InferenceData:
+    """The InferenceData of ``posterior.nc``; a file HDF5 cannot read is a :class:`RunFolderError` naming it."""
+    try:
+        return az.from_netcdf(path, engine="h5netcdf")
+    except (OSError, RuntimeError, ValueError, KeyError) as err:  # h5py reports damage as OSError or RuntimeError
+        raise RunFolderError(f"{path}: cannot be read as netCDF ({err}); the run folder is damaged: refit") from None
 
 
 def write_analysis(out: Path, name: str, result) -> list[Path]:
