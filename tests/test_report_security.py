@@ -38,7 +38,7 @@ CONSTRUCTS = [
     "![MKimage]({secret})", "[MKlink](javascript:alert(1))", "<{secret}>MKauto", "*MKem*", "**MKstrong**",
     "`MKcode`", "$MKmath$", "~MKsub~", "^MKsup^", "~~MKdel~~", "[MKspan]{{onclick=alert(1)}}",
     "`MKic`{{onmouseover=alert(1)}}", "@MKcite", "[@sec-MKref]", "&lt;i&gt;MKentity", "| MKpipe |",
-    '"MKquote"', "MKdash--x", "MKdots...",
+    "MKdash--x", "MKdots...",
 ]
 MARKER = re.compile(r"MK[a-z]+", re.IGNORECASE)
 #: Lines of their own (newlines are shown as spaces, never start a block).
@@ -55,7 +55,7 @@ def corpus(secret: Path, *, blocks: bool = True, nul: bool = True, long: int = 0
 def name_corpus() -> str:
     """The corpus for a run name: one folder name (no separator, newline or leading dot)."""
     return ('<img src=x onerror=alert(1)>MKnimg *MKem* **MKstrong** `MKcode` $MKmath$ ~MKsub~ @MKcite '
-            '[MKlink](javascript:alert(1)) &lt;i&gt;MKentity | MKpipe | "MKquote" MKdash--x')
+            '[MKlink](javascript:alert(1)) &lt;i&gt;MKentity | MKpipe | MKdash--x')
 
 
 def literals(secret: Path) -> dict[str, str]:

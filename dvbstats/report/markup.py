@@ -18,8 +18,9 @@ import re
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: ASCII punctuation Pandoc's markdown gives a meaning to, anywhere in a line: backslash escapes,
 #: code, emphasis, attributes, links and spans, raw HTML and autolinks, entities, headings, math,
-#: citations and cross-references, sub/superscript and strikeout, table cells, smart quotes.
-_SPECIAL = re.compile(r"""([\\`*_{}\[\]<>&#$@~^|"'!])""")
+#: citations and cross-references, sub/superscript and strikeout, table cells. Quotes are left to
+#: Pandoc's typography (``it's`` shows as ``it’s``), as in the report's own prose.
+_SPECIAL = re.compile(r"""([\\`*_{}\[\]<>&#$@~^|!])""")
 #: Smart punctuation: ``--`` and ``---`` become dashes, ``...`` an ellipsis.
 _SMART = re.compile(r"-(?=-)|(?<=-)-|\.(?=\.)|(?<=\.)\.")
 _BACKTICKS = re.compile(r"`+")

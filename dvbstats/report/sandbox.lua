@@ -78,8 +78,9 @@ local function meta(m)
     end
   end
   local css = read(CSS)
-  if css then
+  if css then -- in place of --css, which the sandbox cannot read: the same style, without Pandoc's own
     m["header-includes"] = pandoc.MetaBlocks({ pandoc.RawBlock("html", "<style>\n" .. css .. "\n</style>") })
+    m["document-css"] = false
   end
   return m
 end
