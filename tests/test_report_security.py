@@ -262,7 +262,6 @@ def test_a_section_or_figure_linked_outside_the_run_is_refused(tmp_path, secret,
 # --- end to end: names of input files, models and runs from the command line -----------------
 
 
-@pytest.mark.slow
 def test_hostile_input_file_names_and_model_ids_end_to_end(tmp_path, secret, clean, monkeypatch):
     """A real fit of dumps named like ``x`<img src=...>`.csv`` whose model ids hold the corpus, reported."""
     from test_report import _small_simulation
@@ -272,7 +271,7 @@ def test_hostile_input_file_names_and_model_ids_end_to_end(tmp_path, secret, cle
     sim = _small_simulation(simulate, tmp_path / "dumps")
     folder = tmp_path / "dumps" / f"x`<img src={secret.parent}"  # the file name's '/' makes folders
     (folder / secret.parent.name).mkdir(parents=True)
-    hostile = corpus(secret, blocks=False, nul=False).replace("\n", " ")
+    hostile = name_corpus()  # model ids keep no '/': the short name drops what comes before one
     paths = []
     for i, path in enumerate(sim.paths):
         dump = pd.read_csv(path)
@@ -287,3 +286,25 @@ def test_hostile_input_file_names_and_model_ids_end_to_end(tmp_path, secret, cle
                          "--no-scaling"]) == 0
     html = tmp_path / "reports" / name / "report.html"
     assert_inert(html, clean, secret, shown=[name, f"0 {hostile}", f"{secret.name}>`0.csv"])
+
+
+def test_an_hvsb_judgment_file_named_like_html_end_to_end(tmp_path, secret, clean, monkeypatch):
+    """The issue's case: a judgment file at ``x`<img src=/secret>`.tsv`` inside an HVSB tree (its '/' make folders,
+    so the path's folders become the model and the file's stem a scenario type)."""
+    from test_hvsb_run import DESIGN, _simulate
+
+    _simulate(tmp_path / "tree", 3)
+    model_dir = next((tmp_path / "tree").glob("cp_judgment/*/*"))
+    source = next(model_dir.glob("*.tsv"))
+    leaked = secret.parent / "cp_pro_age"  # the file the img points at; the reader wants cp_<pro|anti>_<category>
+    leaked.write_bytes(SECRET)
+    hostile = model_dir / f"x`<img src={secret.parent}" / f"{leaked.name}>`.tsv"
+    hostile.parent.mkdir(parents=True)
+    hostile.write_bytes(source.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert fit_cli.main(["tree", "--out", "runs/hvsb", "--formula", "misaligned ~ 1 + (1|model)", "--draws", "100",
+                         "--tune", "100", "--chains", "2", "--quiet", "--allow-warnings", "--report", "--no-scaling",
+                         "--no-agreement"]) == 0
+    assert len(DESIGN.families) >= 2
+    assert_inert(tmp_path / "reports" / "hvsb" / "report.html", clean, secret,
+                 shown=[f"x`<img src={leaked}>`.tsv"])

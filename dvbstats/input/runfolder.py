@@ -368,7 +368,7 @@ class RunFolder:
         if csv.is_file():
             path = csv
             try:
-                df = pl.read_csv(csv, infer_schema_length=None)
+                df = pl.read_csv(csv, infer_schema_length=None, glob=False)  # a run named "a[1]" is a path
             except pl.exceptions.NoDataError:
                 df = pl.DataFrame()
             except (pl.exceptions.ComputeError, UnicodeDecodeError) as err:
@@ -376,7 +376,7 @@ class RunFolder:
         elif parquet.is_file():
             path = parquet
             try:
-                df = pl.read_parquet(parquet)
+                df = pl.read_parquet(parquet, glob=False)
             except (OSError, pl.exceptions.ComputeError) as err:
                 raise RunFolderError(f"{parquet}: cannot be read as Parquet ({err})") from None
         else:
