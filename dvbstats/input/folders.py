@@ -181,7 +181,7 @@ def _read_mark(folder: Path) -> dict | None:
 
 def _running(pid: object) -> bool:
     """Whether process ``pid`` exists (when unsure, say yes: its folder is then kept)."""
-    if not isinstance(pid, int) or pid <= 0:
+    if not isinstance(pid, int) or pid <= 0 or os.name == "nt":  # Windows' os.kill(pid, 0) would end the process
         return True
     try:
         os.kill(pid, 0)
