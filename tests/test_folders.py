@@ -200,3 +200,23 @@ def test_ctrl_c_while_the_fit_renders_its_report_says_the_run_folder_was_kept(tm
     assert fit_cli.main([]) == 130
     err = capsys.readouterr().err
     assert "the run folder runs/kept is complete and was kept" in err and "python -m dvbstats.report runs/kept" in err
+
+
+def test_ctrl_c_in_the_report_step_of_a_fit_keeps_the_complete_run(tmp_path, monkeypatch, capsys):
+    from test_report import _small_simulation
+
+    from dvbstats import simulate
+
+    sim = _small_simulation(simulate, tmp_path / "dumps")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_cli.api, "report", interrupted)
+    monkeypatch.chdir(tmp_path)
+    assert fit_cli.main([*map(str, sim.paths), "--out", "runs/kept", "--formula", "chose_deep ~ 1 + (1|model)",
+                         "--draws", "50", "--tune", "50", "--chains", "1", "--quiet", "--report", "--no-scaling",
+                         "--no-agreement"]) == 130
+    err = capsys.readouterr().err
+    assert "the run folder runs/kept is complete and was kept" in err
+    assert folders.ours(Path("runs/kept"), "manifest.json") and not Path("reports").exists()
