@@ -295,16 +295,17 @@ def test_an_hvsb_judgment_file_named_like_html_end_to_end(tmp_path, secret, clea
 
     _simulate(tmp_path / "tree", 3)
     model_dir = next((tmp_path / "tree").glob("cp_judgment/*/*"))
-    source = next(model_dir.glob("*.tsv"))
-    leaked = secret.parent / "cp_pro_age"  # the file the img points at; the reader wants cp_<pro|anti>_<category>
-    leaked.write_bytes(SECRET)
-    hostile = model_dir / f"x`<img src={secret.parent}" / f"{leaked.name}>`.tsv"
-    hostile.parent.mkdir(parents=True)
-    hostile.write_bytes(source.read_bytes())
+    for condition in ("", "untargeted", "targeted"):  # the new model is judged under every condition
+        leaked = secret.parent / condition / "cp_pro_age"  # what the img points at (the reader wants cp_<pro|anti>_<x>)
+        leaked.parent.mkdir(exist_ok=True)
+        leaked.write_bytes(SECRET)
+        hostile = model_dir / f"x`<img src={secret.parent}" / condition / f"{leaked.name}>`.tsv"
+        hostile.parent.mkdir(parents=True, exist_ok=True)
+        hostile.write_bytes(next((model_dir / condition).glob("cp_*.tsv")).read_bytes())
     monkeypatch.chdir(tmp_path)
-    assert fit_cli.main(["tree", "--out", "runs/hvsb", "--formula", "misaligned ~ 1 + (1|model)", "--draws", "100",
+    assert fit_cli.main(["tree", "--out", "runs/hvsb", "--formula", "misaligned ~ 1 + condition + (1|model)", "--draws", "100",
                          "--tune", "100", "--chains", "2", "--quiet", "--allow-warnings", "--report", "--no-scaling",
                          "--no-agreement"]) == 0
     assert len(DESIGN.families) >= 2
     assert_inert(tmp_path / "reports" / "hvsb" / "report.html", clean, secret,
-                 shown=[f"x`<img src={leaked}>`.tsv"])
+                 shown=[f"x`<img src={leaked}>`.tsv", "Targeted versus untargeted attack"])
