@@ -84,7 +84,8 @@ def run(
     elif paths is None:
         log("No input given: fitting the embedded SYNTHETIC example (9 models x 12,000 prompts, "
             "simulated with effects calibrated to the published DVB aggregates).")
-    name = name or (Path(out).resolve().name if out else _run_name(paths) if paths else "default" if benchmark != "hvsb" else "default_hvsb")
+    name = folders.folder_name(name) if name else folders.as_folder_name(
+        Path(out).resolve().name if out else _run_name(paths) if paths else "default" if benchmark != "hvsb" else "default_hvsb")
     out = Path(out) if out else Path("runs") / name
     folders.check(out, marker=runfolder.MARKER, overwrite=overwrite)  # before the slow part, not after it
     prior_set = Priors.from_specs(priors)  # bad priors stop the run before ingest, let alone compiling
@@ -127,8 +128,21 @@ def run(
             runfolder.RunFolder.read(out).add_table("prior_predictive", table)
     if report:
         log("Rendering the report...")
-        log(f"Report: {api.report(out)}")
+        try:
+            with _warnings_to(log):
+                html = api.report(out)
+        except KeyboardInterrupt:
+            raise ReportInterrupted(out) from None
+        log(f"Report: {html}")
     return out, result
+
+
+class ReportInterrupted(KeyboardInterrupt):
+    """Ctrl-C while the report rendered: the run folder ``kept`` is complete and stays."""
+
+    def __init__(self, kept: Path) -> None:
+        super().__init__(str(kept))
+        self.kept = kept
 
 
 def _say_empty(empty: Sequence[str], keep: bool, log) -> None:
@@ -391,6 +405,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             reading={"format": args.source, "scorer": args.scorer, "metric": args.metric, "filter": args.filter,
                      "partial": args.partial, "wide": args.wide, "label_pattern": args.label_pattern},
         )
+    except ReportInterrupted as exc:
+        print(f"\ninterrupted while rendering the report: the run folder {exc.kept} is complete and was kept "
+              f"(render its report with python -m dvbstats.report {exc.kept}); no partial report was left behind",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("\ninterrupted: no partial run folder or report was left behind", file=sys.stderr)
         return EXIT_INTERRUPTED
