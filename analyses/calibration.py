@@ -353,8 +353,13 @@ def _done(path: Path) -> set[tuple[str, str, int]]:
     return set(t.iter_rows())
 
 
+#: The columns of ``fits.csv``, in order.
+COLUMNS: tuple[str, ...] = ("class", "simulator", "seed", "ok", "max_r_hat", "min_ess_bulk", "divergences",
+                            "degenerate", "seconds", "draws", "tune", "ranks", "intervals")
+
+
 def _append(path: Path, row: dict) -> None:
-    df = pl.DataFrame([row])
+    df = pl.DataFrame([row]).select(COLUMNS)
     with path.open("a", encoding="utf-8") as fh:
         df.write_csv(fh, include_header=fh.tell() == 0)
 
@@ -426,16 +431,24 @@ def pbest_table(fits: pl.DataFrame) -> pl.DataFrame:
                                          share_best=pl.col("is_best").mean()).sort("class", "simulator", "bin")
 
 
-def sbc_table(fits: pl.DataFrame) -> pl.DataFrame:
-    """Per class and quantity: fits, chi-square test of uniform ranks in BINS bins, and whether it rejects
-    at ALPHA after Bonferroni over every quantity tested (the multiplicity)."""
-    rows = []
+def ranks_by_class(fits: pl.DataFrame) -> dict[str, tuple[int, dict[str, list[int]]]]:
+    """Per class: the number of prior-simulator fits and each quantity's SBC ranks over them."""
+    out = {}
     for cls in fits["class"].unique(maintain_order=True):
         sub = fits.filter((pl.col("class") == cls) & (pl.col("simulator") == "prior"))
         ranks: dict[str, list[int]] = {}
         for r in sub.iter_rows(named=True):
             for q, v in json.loads(r["ranks"]).items():
                 ranks.setdefault(q, []).append(v)
+        out[cls] = (sub.height, ranks)
+    return out
+
+
+def sbc_table(fits: pl.DataFrame) -> pl.DataFrame:
+    """Per class and quantity: fits, chi-square test of uniform ranks in BINS bins, and whether it rejects
+    at ALPHA after Bonferroni over every quantity tested (the multiplicity)."""
+    rows = []
+    for cls, (_, ranks) in ranks_by_class(fits).items():
         for q, v in ranks.items():
             counts = np.bincount(np.minimum(np.asarray(v) * BINS // (THINNED + 1), BINS - 1), minlength=BINS)
             p = float(stats.chisquare(counts).pvalue) if len(v) >= BINS else float("nan")
@@ -463,12 +476,7 @@ def _band(n: int, grid: np.ndarray, level: float = 0.99, sims: int = 2000, seed:
 def figures(fits: pl.DataFrame, out: Path) -> list[Path]:
     """Per class, rank histograms and ECDF differences with 99% simultaneous bands (one panel per quantity)."""
     paths = []
-    for cls in fits["class"].unique(maintain_order=True):
-        sub = fits.filter((pl.col("class") == cls) & (pl.col("simulator") == "prior"))
-        ranks: dict[str, list[int]] = {}
-        for r in sub.iter_rows(named=True):
-            for q, v in json.loads(r["ranks"]).items():
-                ranks.setdefault(q, []).append(v)
+    for cls, (n_fits, ranks) in ranks_by_class(fits).items():
         if not ranks:
             continue
         k = len(ranks)
@@ -487,7 +495,7 @@ def figures(fits: pl.DataFrame, out: Path) -> list[Path]:
             axes[1, j].set_xlabel("fractional rank", fontsize=7)
         axes[0, 0].set_ylabel("fits")
         axes[1, 0].set_ylabel("ECDF - uniform")
-        fig.suptitle(f"SBC ranks, {cls} ({len(sub)} fits; 99% simultaneous band)", fontsize=9)
+        fig.suptitle(f"SBC ranks, {cls} ({n_fits} fits; 99% simultaneous band)", fontsize=9)
         fig.tight_layout()
         path = out / f"sbc_{cls}.png"
         fig.savefig(path, dpi=110)

@@ -54,6 +54,16 @@ def test_independent_truth_is_the_prompt_weighted_mean_of_cell_probabilities():
     assert cal._skewed(np.random.default_rng(1), 200_000, 1.0).mean() == pytest.approx(0, abs=0.01)
 
 
+def test_rows_with_keys_in_another_order_land_in_their_columns(tmp_path):
+    """The scaling class builds its row in another key order; fits.csv keeps one column order."""
+    base = {c: 0 for c in cal.COLUMNS} | {"class": "dvb", "simulator": "prior", "ranks": "{}", "intervals": "[]"}
+    cal._append(tmp_path / "f.csv", base)
+    cal._append(tmp_path / "f.csv", dict(reversed(list((base | {"class": "scaling", "seconds": 7}).items()))))
+    t = pl.read_csv(tmp_path / "f.csv")
+    assert t.columns == list(cal.COLUMNS)
+    assert t["class"].to_list() == ["dvb", "scaling"] and t["seconds"].to_list() == [0, 7]
+
+
 @pytest.mark.slow
 def test_small_suite_runs_resumes_and_summarises(tmp_path):
     """Two Rasch fits (prior and independent simulator) and one DVB fit with 300 draws: rows appended,
