@@ -32,9 +32,8 @@ def _posterior(d, n_draws: int = 20_000) -> xr.Dataset:
     s = d.slopes[0]
     shape, dims = (1, n_draws), ("chain", "draw")
     data = {"Intercept": (dims, np.full(shape, -0.5)), f"b_{d.fixed[0]}": (dims, np.full(shape, 0.584))}
-    for name, value in zip(s.sd_names, (0.8, 0.3), strict=True):
-        data[f"sd_{name}"] = (dims, np.full(shape, value))
-    return xr.Dataset(data)
+    sd = np.broadcast_to(np.array([0.8, 0.3]), (*shape, 2))
+    return xr.Dataset(data | {"sd": ((*dims, "term"), sd)}, coords={"term": s.sd_labels})
 
 
 def test_population_effect_adds_sigma_over_sqrt_levels(layout):

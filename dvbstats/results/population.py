@@ -26,18 +26,19 @@ POPULATION = "population"
 
 
 def _contributions(d: Design, parametrizations: Mapping[str, str]) -> dict[str, list[tuple[str, int]]]:
-    """Per fixed parameter (``Intercept``, ``b_<x>``): the zero-sum random terms' SD variables and level counts."""
+    """Per fixed parameter (``Intercept``, ``b_<x>``): the zero-sum random terms' SD labels (``term`` of the
+    posterior's ``sd``) and level counts."""
     out: dict[str, list[tuple[str, int]]] = {}
     zero_sum = {name for name, form in parametrizations.items() if form.startswith("zerosum")}
     if d.formula.intercept:
-        out["Intercept"] = [(f"sd_{t.name}", int(np.prod([len(lv) for lv in t.levels])))
+        out["Intercept"] = [(t.sd_labels[0], int(np.prod([len(lv) for lv in t.levels])))
                             for t in d.terms if t.name in zero_sum]
     for s in d.slopes:
         if s.name not in zero_sum:
             continue
-        for coefficient, sd_name in zip(s.coefficients, s.sd_names, strict=True):
+        for coefficient, label in zip(s.coefficients, s.sd_labels, strict=True):
             param = "Intercept" if coefficient == "Intercept" else f"b_{safe_name(coefficient)}"
-            out.setdefault(param, []).append((f"sd_{sd_name}", len(s.levels)))
+            out.setdefault(param, []).append((label, len(s.levels)))
     return out
 
 
@@ -54,8 +55,8 @@ def population_fixed_effects(
         if name not in posterior:
             continue
         draws = posterior[name]
-        for sd_name, n_levels in contributions.get(name, []):
-            sd = posterior[sd_name]
+        for label, n_levels in contributions.get(name, []):
+            sd = posterior["sd"].sel(term=label, drop=True)
             draws = draws + sd * rng.standard_normal(sd.shape) / np.sqrt(n_levels)
         out[name] = draws.rename(name)
     return out
