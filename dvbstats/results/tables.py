@@ -18,7 +18,7 @@ from dvbstats.model import lazy
 from dvbstats.model.design import Design, predictor_layout, pymc_model, stacked_parameters
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import diagnose
-from dvbstats.results import bounds, contrasts, estimands
+from dvbstats.results import bounds, contrasts, estimands, population
 from dvbstats.results.estimands import summarize
 from dvbstats.results.fitted import Fit
 
@@ -45,7 +45,7 @@ def tables(fit: Fit, hdi_prob: float, seed: int, benchmark: Benchmark | None = N
         out = {
             "rates": rate_table(fit, hdi_prob, seed, b),
             "sd": sd_table(fit, hdi_prob),
-            "fixed": fixed_table(fit, hdi_prob),
+            "fixed": fixed_table(fit, hdi_prob, seed),
             "cor": cor_table(fit, hdi_prob),
             "random_effects": random_effects_table(fit, hdi_prob),
             "margins": margins_table(fit, hdi_prob),
@@ -187,21 +187,30 @@ def sd_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
     return _with_diagnostics(s, fit, [f"sd[{t}]" for t in s["term"]])
 
 
-def fixed_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
+def fixed_table(fit: Fit, hdi_prob: float, seed: int = 0) -> pl.DataFrame:
     """Intercept and coefficients (logit scale) with P(> 0): ``term`` is the parameter, ``coefficient``
-    its name in the formula's coding (``condition[B]:log_n_train``)."""
+    its name in the formula's coding (``condition[B]:log_n_train``); ``estimand`` says whether ``mean``
+    and the HDI are the mean over the fitted levels (zero-sum terms) or the population effect, and
+    ``pop_*`` give the population effect lme4 and brms report (:mod:`dvbstats.results.population`)."""
     d = fit.design
     labels = dict(zip((f"b_{x}" for x in d.fixed), d.coefficients)) | {"Intercept": "Intercept"}
+    forms = fit.parametrizations()
+    pop = population.population_fixed_effects(d, fit.idata.posterior, forms, seed)
     rows = []
     for name, da in fit.top_level().items():
         if name in ("sd", "cor"):
             continue
+        p = summarize(pop[name], hdi_prob)
         s = summarize(da, hdi_prob).drop("p_below_half").with_columns(
-            term=pl.lit(name), coefficient=pl.lit(labels[name]), p_positive=pl.lit(float((da > 0).mean())))
+            term=pl.lit(name), coefficient=pl.lit(labels[name]), p_positive=pl.lit(float((da > 0).mean())),
+            estimand=pl.lit(population.estimand(d, forms, name)), pop_mean=p["mean"], pop_hdi_low=p["hdi_low"],
+            pop_hdi_high=p["hdi_high"])
         rows.append(s)
-    columns = ["term", "coefficient", "mean", "median", "hdi_low", "hdi_high", "p_positive"]
+    columns = ["term", "coefficient", "mean", "median", "hdi_low", "hdi_high", "p_positive", "estimand", "pop_mean",
+               "pop_hdi_low", "pop_hdi_high"]
     if not rows:
-        return pl.DataFrame(schema={c: pl.String if c in ("term", "coefficient") else pl.Float64 for c in columns})
+        return pl.DataFrame(schema={c: pl.String if c in ("term", "coefficient", "estimand") else pl.Float64
+                                    for c in columns})
     table = pl.concat(rows).select(columns)
     return _with_diagnostics(table, fit, table["term"].to_list())
 
