@@ -673,6 +673,10 @@ class CellModel:
     def logp_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         return self._kernel(x, *self._args)
 
+    def expander(self, seed1: int, seed2: int, chain: int):
+        """The ``expand`` of one chain (the same for every chain: it draws nothing)."""
+        return self.expand
+
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The constrained draws under the PyMC model's names (``Intercept``, ``b_x``, ``sd_t``, ``r_t``,
         ``sd``; for slope terms ``cpc_s``, ``z_s`` or ``u_s``, ``cor``). A non-centred random intercept's
@@ -756,7 +760,8 @@ def _prior_arrays(priors: list[Prior]) -> tuple[np.ndarray, np.ndarray]:
 
 def pyfunc_model(model, coords: dict[str, list]):
     """The nutpie model (its Python-function entry point) of a hand-written density: ``model`` has
-    ``ndim``, ``logp_and_grad(x)``, ``expand(x)`` and ``variables()``. Starts as PyMC's default: every
+    ``ndim``, ``logp_and_grad(x)``, ``expand(x)``, ``expander(seed1, seed2, chain)`` (a chain's
+    ``expand``, which may draw: :class:`dvbstats.model.itemmarginal.ItemMarginalModel`) and ``variables()``. Starts as PyMC's default: every
     unconstrained coordinate jittered uniformly in (-1, 1). nutpie's worker threads keep their Python
     thread state between calls (:mod:`dvbstats.model.threadstate`)."""
     import nutpie.compiled_pyfunc
@@ -764,7 +769,7 @@ def pyfunc_model(model, coords: dict[str, list]):
     from dvbstats.model import threadstate
 
     names, shapes, dims = model.variables()
-    logp, expand = threadstate.kept(model.logp_and_grad), threadstate.kept(model.expand)
+    logp = threadstate.kept(model.logp_and_grad)
     first = model.expand(np.zeros(model.ndim))
     dtypes = [np.asarray(first[n]).dtype for n in names]  # float64, or float32 for item-level intercepts
 
@@ -772,7 +777,7 @@ def pyfunc_model(model, coords: dict[str, list]):
         return logp
 
     def make_expand_fn(seed1, seed2, chain):
-        return expand
+        return threadstate.kept(model.expander(seed1, seed2, chain))
 
     return nutpie.compiled_pyfunc.from_pyfunc(
         model.ndim, make_logp_fn, make_expand_fn,

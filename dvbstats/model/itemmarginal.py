@@ -43,16 +43,19 @@ from dvbstats.model.priors import Priors
 _TAIL = 40.0  # log integrand below every class's maximum where the grid stops
 _MAX_STEP = 0.25  # the grid's step at most (softplus has poles at +-i pi: strip width pi)
 _REFINE = 4  # sub-steps per grid step for the draws
+#: The marginal density is sampled when the items' profiles hold at most 1/MIN_SHARING of the cells
+#: (cells per profile cell): its gradient costs a few hundred evaluations per profile cell against one
+#: per cell for the full density with about twice as many gradients per draw (measured in
+#: docs/model.md, benchmarks/bench_marginal.py).
+MIN_SHARING = 32
 
 
-def item_term(d: Design, parametrization: str) -> Term | None:
+def item_term(d: Design) -> Term | None:
     """The random intercept integrated out, or None (the full density is sampled).
 
-    Used with ``auto`` when exactly one random intercept is item-level (median trials per level under
+    Used (by ``fit``'s ``backend="auto"``) when exactly one random intercept is item-level (median trials per level under
     ``ITEM_MAX_TRIALS``), one-dimensional (not an interaction), has its own SD as prior scale, and no
     other term (a slope's grouping, an interaction) involves its variable."""
-    if parametrization != "auto":
-        return None
     n = d.cells.data["n_trials"].to_numpy()
     items = [t for t in d.terms if np.median(trials_per_level(t, n)) < ITEM_MAX_TRIALS]
     if len(items) != 1 or len(items[0].dims) != 1 or d.absorbed.get(items[0].name):
@@ -278,8 +281,11 @@ def item_classes(item: np.ndarray, design_of: np.ndarray, k: np.ndarray, n: np.n
     """Profiles (each item's design cells and trials) and classes (profile and total ``K``) of the items.
 
     Returns ``prof_ptr, prof_cell, prof_n, cls_ptr, cls_K, cls_count, cls_item_ptr, cls_items`` (CSR
-    arrays: profiles' cells, profiles' classes in ascending ``K``, classes' items). Items without cells
-    share the empty profile (their conditional is the prior)."""
+    arrays: profiles' cells, profiles' classes in ascending ``K``, classes' items). Cells without trials
+    are left out (no likelihood); items without cells share the empty profile (their conditional is the
+    prior)."""
+    keep = n > 0
+    item, design_of, k, n = item[keep], design_of[keep], k[keep], n[keep]
     order = np.lexsort((design_of, item))
     item_s, cell_s, n_s = item[order], design_of[order], n[order]
     bounds = np.searchsorted(item_s, np.arange(n_items + 1))
@@ -344,6 +350,12 @@ class ItemMarginalModel:
         self.X, self.idx = X, np.ascontiguousarray(idx)
         base.X = base.idx = base.k = base.n = None  # the cells are summarised in the classes
         self.n_profiles, self.n_classes = len(classes[0]) - 1, len(classes[4])
+        self.n_cells, self.profile_cells = int(np.sum(d.observed)), len(classes[1])
+
+    @property
+    def worthwhile(self) -> bool:
+        """Whether the items share their profiles enough for this density to be the cheaper one (MIN_SHARING)."""
+        return self.profile_cells * MIN_SHARING <= self.n_cells
 
     def logp_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         return self._kernel(x, *self._args)
@@ -410,4 +422,5 @@ class ItemMarginalModel:
     def describe(self) -> dict:
         """What the manifest records of the path."""
         return {"term": self.item.name, "items": self.n_items, "profiles": self.n_profiles, "classes": self.n_classes,
-                "design_cells": len(self.X), "centred_into_intercept": bool(self.centred)}
+                "profile_cells": self.profile_cells, "cells": self.n_cells, "design_cells": len(self.X),
+                "centred_into_intercept": bool(self.centred)}
