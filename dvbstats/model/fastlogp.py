@@ -673,10 +673,6 @@ class CellModel:
     def logp_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         return self._kernel(x, *self._args)
 
-    def expander(self, seed1: int, seed2: int, chain: int):
-        """The ``expand`` of one chain (the same for every chain: it draws nothing)."""
-        return self.expand
-
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The constrained draws under the PyMC model's names (``Intercept``, ``b_x``, ``sd_t``, ``r_t``,
         ``sd``; for slope terms ``cpc_s``, ``z_s`` or ``u_s``, ``cor``). A non-centred random intercept's
@@ -760,8 +756,9 @@ def _prior_arrays(priors: list[Prior]) -> tuple[np.ndarray, np.ndarray]:
 
 def pyfunc_model(model, coords: dict[str, list]):
     """The nutpie model (its Python-function entry point) of a hand-written density: ``model`` has
-    ``ndim``, ``logp_and_grad(x)``, ``expand(x)``, ``expander(seed1, seed2, chain)`` (a chain's
-    ``expand``, which may draw: :class:`dvbstats.model.itemmarginal.ItemMarginalModel`) and ``variables()``. Starts as PyMC's default: every
+    ``ndim``, ``logp_and_grad(x)``, ``expand(x)`` and ``variables()``, and optionally
+    ``expander(seed1, seed2, chain)``: a chain's own ``expand``, which may draw
+    (:class:`dvbstats.model.itemmarginal.ItemMarginalModel`). Starts as PyMC's default: every
     unconstrained coordinate jittered uniformly in (-1, 1). nutpie's worker threads keep their Python
     thread state between calls (:mod:`dvbstats.model.threadstate`)."""
     import nutpie.compiled_pyfunc
@@ -776,8 +773,10 @@ def pyfunc_model(model, coords: dict[str, list]):
     def make_logp_fn():
         return logp
 
+    expander = getattr(model, "expander", lambda seed1, seed2, chain: model.expand)
+
     def make_expand_fn(seed1, seed2, chain):
-        return threadstate.kept(model.expander(seed1, seed2, chain))
+        return threadstate.kept(expander(seed1, seed2, chain))
 
     return nutpie.compiled_pyfunc.from_pyfunc(
         model.ndim, make_logp_fn, make_expand_fn,
