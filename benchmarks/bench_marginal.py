@@ -11,6 +11,10 @@ the reference (the sampler of the full density, e.g. ``/work/main``) alternating
   CSV, timed right after each pair when ``Rscript`` with lme4 is installed; 1,000 x 10,000: <= 10 min,
   peak <= 8 GB, ``--no-reference``: the full density at 10 M cells is hours).
 
+``--gradients``: instead of fitting, the design's profiles and the CPU time of one log-density gradient of
+the marginal density against the full one (the layout ``fit`` would choose), in this process; says whether
+``fit`` would integrate the items out (``itemmarginal.MIN_SHARING``).
+
 Prints per run wall and CPU seconds (all threads, children included), peak RSS, the manifest's
 sampling seconds, diagnostics and whether the items were integrated out; then medians and the
 per-pair ratio against the reference. The machine may be shared: read CPU seconds and ratios.
@@ -18,6 +22,7 @@ per-pair ratio against the reference. The machine may be shared: read CPU second
     python benchmarks/bench_marginal.py hvsb --runs 3 --reference /work/main
     python benchmarks/bench_marginal.py binary --models 25 --items 3000 --runs 3 --reference /work/main
     python benchmarks/bench_marginal.py binary --models 1000 --items 10000 --runs 1 --no-reference
+    python benchmarks/bench_marginal.py hvsb --gradients
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing the package
 
 from benchmarks._common import describe, stamp, timed  # noqa: E402
+from dvbstats.benchmarks.hvsb import ITEM_FORMULA  # noqa: E402
+from dvbstats.model import fastlogp, formula, itemmarginal  # noqa: E402
+from dvbstats.model.design import design, term_parametrizations  # noqa: E402
 from dvbstats.model.formula import DEFAULT_FORMULA  # noqa: E402
+from dvbstats.model.priors import Priors  # noqa: E402
 
 GLMER = ("suppressMessages(library(lme4)); d <- read.csv(commandArgs(TRUE)[1]); "
          "t <- system.time(m <- glmer(outcome ~ 1 + (1|model) + (1|item), family = binomial, data = d)); "
@@ -82,6 +92,41 @@ def run_fit(cmd: list[str], checkout: Path, out: Path) -> dict:
     return row
 
 
+def gradient_ms(model, evals: int = 20, rounds: int = 3) -> float:
+    """Median over rounds of the CPU milliseconds of one log-density gradient at a fixed point."""
+    x = np.random.default_rng(0).normal(0, 0.1, model.ndim)
+    model.logp_and_grad(x)
+    times = []
+    for _ in range(rounds):
+        t = time.process_time()
+        for _ in range(evals):
+            model.logp_and_grad(x)
+        times.append((time.process_time() - t) / evals * 1e3)
+    return statistics.median(times)
+
+
+def gradients(case: str, data: Path | None) -> None:
+    """Profiles and gradient cost of the marginal density against the full one, for ``case``'s default data."""
+    import dvbstats as dvb
+
+    if case == "hvsb":
+        loaded, text = dvb.load(None, benchmark="hvsb"), ITEM_FORMULA
+    elif case == "dvb-items":
+        loaded, text = dvb.load(None), DEFAULT_FORMULA + " + (1|prompt)"
+    else:
+        loaded, text = dvb.load([data], benchmark="binary"), "outcome ~ 1 + (1|model) + (1|item)"
+    f = formula.parse(text)
+    d = design(f, loaded.cells(f))
+    per_term = term_parametrizations(d, "auto")
+    item = itemmarginal.item_term(d)
+    full = fastlogp.CellModel(d, Priors({}), per_term)
+    row = {"case": case, "cells": int(d.observed.sum()), "full_ms": gradient_ms(full), "item_term": item and item.name}
+    if item is not None:
+        marginal = itemmarginal.ItemMarginalModel(d, Priors({}), per_term, item)
+        row |= marginal.describe() | {"marginal_ms": gradient_ms(marginal), "integrated_by_fit": marginal.worthwhile}
+    print(json.dumps(row), flush=True)
+
+
 def run_glmer(data: Path) -> dict | None:
     if not shutil.which("Rscript"):
         return None
@@ -105,6 +150,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--reference", type=Path, help="checkout sampling the full density (e.g. /work/main)")
     p.add_argument("--no-reference", dest="reference", action="store_const", const=None)
+    p.add_argument("--gradients", action="store_true", help="gradient cost of both densities instead of fits")
     args = p.parse_args()
     print(f"{stamp()} bench_marginal {args.case} (load average {os.getloadavg()})", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench_marginal_"))
@@ -113,6 +159,9 @@ def main() -> None:
         data = tmp / "rasch.csv"
         write_rasch(data, args.models, args.items, args.seed)
         print(f"  {args.models} models x {args.items} items -> {data}", flush=True)
+    if args.gradients:
+        gradients(args.case, data)
+        return
     rows: dict[str, list[dict]] = {"this": [], "reference": [], "lme4": []}
     for i in range(args.runs):
         print(f"pair {i + 1}/{args.runs} (load average {os.getloadavg()})", flush=True)
