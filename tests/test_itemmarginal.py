@@ -17,6 +17,7 @@ from dvbstats.model.formula import parse
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings
 from dvbstats.results.fitted import fit
+from dvbstats.results.tables import LEVEL_BLOCK, level_moments
 from test_fastlogp import _item_cells
 
 
@@ -163,3 +164,12 @@ def test_fit_integrates_items_out_and_matches_full_hmc():
         assert float(abs(ratio - 1).max()) < (0.15 if z.size > 1 else 0.1), name
     ra, rb = fast.rates(), full.rates()
     np.testing.assert_allclose(ra["dvgr_mean"], rb["dvgr_mean"], atol=0.01)
+
+
+def test_level_moments_in_blocks_equal_numpy_in_float64():
+    """The item summaries' blocked mean and SD equal NumPy's over the whole float64 array, across block edges."""
+    values = np.random.default_rng(0).normal(3, 2, (50, 2 * LEVEL_BLOCK + 7)).astype(np.float32)
+    mean, sd = level_moments(values)
+    full = values.astype(np.float64)
+    np.testing.assert_allclose(mean, full.mean(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(sd, full.std(axis=0, ddof=1), rtol=1e-12)
