@@ -34,7 +34,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing the package
 
 from benchmarks._common import describe, stamp, timed  # noqa: E402
+from benchmarks.bench_items import gradient_ms  # noqa: E402
 from dvbstats.benchmarks.hvsb import ITEM_FORMULA  # noqa: E402
 from dvbstats.model import fastlogp, formula, itemmarginal  # noqa: E402
 from dvbstats.model.design import design, term_parametrizations  # noqa: E402
@@ -90,19 +90,6 @@ def run_fit(cmd: list[str], checkout: Path, out: Path) -> dict:
         print(row["stderr"][-1500:])
     shutil.rmtree(out, ignore_errors=True)
     return row
-
-
-def gradient_ms(model, evals: int = 20, rounds: int = 3) -> float:
-    """Median over rounds of the CPU milliseconds of one log-density gradient at a fixed point."""
-    x = np.random.default_rng(0).normal(0, 0.1, model.ndim)
-    model.logp_and_grad(x)
-    times = []
-    for _ in range(rounds):
-        t = time.process_time()
-        for _ in range(evals):
-            model.logp_and_grad(x)
-        times.append((time.process_time() - t) / evals * 1e3)
-    return statistics.median(times)
 
 
 def gradients(case: str, data: Path | None) -> None:
