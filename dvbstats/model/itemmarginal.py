@@ -348,7 +348,7 @@ class ItemMarginalModel:
             self._kernel, self._args = _logp_items, (*args, fastlogp._NO_VIRTUAL, fastlogp._NO_VIRTUAL, k_design,
                                                      *classes[:6], item_code, item_par)
         self.X, self.idx = X, np.ascontiguousarray(idx)
-        base.X = base.idx = base.k = base.n = None  # the cells are summarised in the classes
+        base.X = base.idx = base.k = base.n = base._args = None  # the cells live on in the classes only
         self.n_profiles, self.n_classes = len(classes[0]) - 1, len(classes[4])
         self.n_cells, self.profile_cells = int(np.sum(d.observed)), len(classes[1])
 
@@ -396,13 +396,8 @@ class ItemMarginalModel:
         name = self.item.name
         out[f"sd_{name}"] = np.asarray(sd, dtype=np.float64)
         out[f"r_{name}"] = r.astype(np.float32) if r.size > ITEM_LEVELS else r
-        sds = {lb: v for t in self.design.random for lb, v in zip(t.sd_labels, self._sds(out, t))}
-        out["sd"] = np.asarray([sds[lb] for lb in self.design.sd_labels], dtype=np.float64)
+        out["sd"] = np.asarray([out[f"sd_{n}"] for t in self.design.random for n in t.sd_names], dtype=np.float64)
         return out
-
-    @staticmethod
-    def _sds(out: dict[str, np.ndarray], t) -> list[float]:
-        return [float(out[f"sd_{n}"]) for n in t.sd_names]
 
     def variables(self) -> tuple[list[str], list[tuple[int, ...]], dict[str, tuple[str, ...]]]:
         """Names, shapes and dims of the expanded draws (the full model's)."""
