@@ -194,5 +194,18 @@ def test_expanded_draws_are_the_full_models_variables():
     assert list(out["sd"]) == [by_name[n] for t in d.random for n in t.sd_names]
     assert len(out["sd"]) == len(d.sd_labels) and float(out["sd_prompt"]) == pytest.approx(np.exp(x[-1]))
     assert abs(np.mean(out["r_prompt"])) < 1e-12
-    raw = m.draw_items(x, np.random.default_rng([1, 2, 0]).random(m.n_items))
+    words = x.view(np.uint32)
+    raw = m.draw_items(x, np.random.default_rng([1, 2, 0, 0, *words]).random(m.n_items))
     assert float(out["Intercept"]) == pytest.approx(x[0] + raw.mean())
+    again, other_chain = expand(x)["r_prompt"], m.expander(1, 2, 0)(x + 1e-9)["r_prompt"]
+    assert not np.allclose(again, out["r_prompt"]) and not np.allclose(other_chain, out["r_prompt"])
+
+
+def test_chains_draw_the_items_independently():
+    """nutpie passes the same seeds to every chain's ``expand``: the chains' item draws must still be independent."""
+    m, _ = _models(*CASES[3])
+    x = np.random.default_rng(4).normal(0, 0.5, m.ndim)
+    chains = [m.expander(0, 0, 0) for _ in range(2)]  # at points 1e-7 apart: the same conditionals
+    draws = [np.array([c(x + 0.01 * t + 1e-7 * j)["r_item"] for t in range(200)]) for j, c in enumerate(chains)]
+    a, b = (d - d.mean(axis=0) for d in draws)
+    assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.02
