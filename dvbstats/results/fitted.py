@@ -299,9 +299,10 @@ def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrizat
         model = itemmarginal.ItemMarginalModel(d, priors, per_term, item) if item is not None else None
         if model is not None and model.worthwhile:
             integrated = model.describe()
+            settings = replace(settings, low_rank=False)  # no item ridge is left for a low-rank matrix to follow
             t1 = time.perf_counter()
             idata = run_nutpie(fastlogp.pyfunc_model(model, {k: list(v) for k, v in d.coords().items()}),
-                               replace(settings, low_rank=False), progress)
+                               settings, progress)
         else:
             t1 = time.perf_counter()
             idata = fastlogp.sample(d, priors, per_term, settings, progress=progress)
