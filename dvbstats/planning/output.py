@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import polars as pl
 import seaborn as sns
@@ -58,6 +59,9 @@ def figure(prior: DesignPrior, questions: Sequence[Question], table: pl.DataFram
                             capsize=2, label=f"simulated, K={k}")
             ax.axhline(target, ls="--", color="0.4", lw=1)
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(sorted(set(part["items"]))))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             ax.set_ylim(-0.02, 1.02)
             ax.set_title(q.label, fontsize=9)
             ax.set_xlabel("items")
