@@ -31,7 +31,7 @@ try:
     # by the plots) would replace the function ``dvb.report`` with the module.
     from dvbstats import report as _report_package  # noqa: F401
     from dvbstats.api import Data, Model, load, report  # (after the warning filters)
-    from dvbstats import design as _design_entry  # noqa: F401  (the entry module first, as for report above)
+    from dvbstats import design as _design_package  # noqa: F401  (the subpackage first, as for report above)
     from dvbstats.planning.study import design
     from dvbstats.results.compare import compare
     from dvbstats.results.fitted import Fit
