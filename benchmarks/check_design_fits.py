@@ -24,21 +24,22 @@ from dvbstats.planning.prior import stated
 from dvbstats.planning.questions import Question
 
 #: (items, repetitions, question kind) checked.
-POINTS: tuple[tuple[int, int, str], ...] = ((500, 1, "contrast"), (2000, 1, "contrast"), (500, 3, "contrast"),
-                                            (500, 1, "precision"), (500, 3, "precision"))
+POINTS: tuple[tuple[int, int, str], ...] = ((500, 1, "contrast"), (500, 3, "contrast"), (500, 1, "precision"),
+                                            (500, 3, "precision"), (2000, 1, "contrast"))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=12)
     p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--skip", type=int, default=0, help="leave out the first SKIP design points")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "check_design_fits.csv")
     args = p.parse_args()
     prior = stated({"A": 0.55, "B": 0.52}, tau=1.0, omega=0.3)
     questions = {"contrast": Question("contrast", "A - B", "A", "B"),
                  "precision": Question("precision", "precision A", "A", target=0.03)}
     parts = []
-    for n, k, kind in POINTS:
+    for n, k, kind in POINTS[args.skip:]:
         t0 = time.perf_counter()
         runs = check_runs(prior, questions[kind], n, k, runs=args.runs, seed=args.seed)
         parts.append(runs.with_columns(kind=pl.lit(kind)))

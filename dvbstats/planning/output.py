@@ -21,7 +21,7 @@ from dvbstats.planning.questions import Question
 from dvbstats.report import plots
 
 #: Points of the closed-form curve between the smallest and largest number of items of the sweep.
-CURVE_POINTS = 60
+CURVE_POINTS = 30
 #: Panels per row of the figure.
 PANELS_PER_ROW = 3
 
@@ -40,33 +40,41 @@ def write(out: Path, table: pl.DataFrame, recommendation: dict, figure, checks: 
 
 
 def figure(prior: DesignPrior, questions: Sequence[Question], table: pl.DataFrame, target: float, seed: int):
-    """One panel per question: simulated assurance (points, +-2 MC SE) and the closed form (line) against
-    the number of items, one colour per number of repetitions, the target as a dashed line."""
-    n = len(questions)
-    cols = min(n, PANELS_PER_ROW)
-    rows = math.ceil(n / cols)
+    """One panel per contrast and one for every precision question together: simulated assurance (points,
+    +-2 MC SE) and the closed form (line) against the number of items, one colour per number of
+    repetitions (precision: one line per arm, thin), the target as a dashed line."""
+    contrasts = [q for q in questions if q.kind == "contrast"]
+    precision = [q for q in questions if q.kind == "precision"]
+    panels = [[q] for q in contrasts] + ([precision] if precision else [])
+    cols = min(len(panels), PANELS_PER_ROW)
+    rows = math.ceil(len(panels) / cols)
     draws = prior.resampled(int(table["n_sims"].max()), seed)  # the sweep's draws
     with plots.style():
         fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
-        for ax, q in zip(axes.ravel(), questions):
-            part = table.filter(pl.col("question") == q.label)
+        for ax, group in zip(axes.ravel(), panels):
+            part = table.filter(pl.col("question").is_in([q.label for q in group]))
             grid = np.unique(np.geomspace(part["items"].min(), part["items"].max(), CURVE_POINTS).round().astype(int))
-            for colour, k in zip(sns.color_palette(), sorted(set(part["reps"]))):
-                curve = [closed_form.power(draws, q, int(m), k).mean() for m in grid]
-                ax.plot(grid, curve, color=colour, lw=1.4, label=f"closed form, K={k}")
-                s = part.filter((pl.col("reps") == k) & (pl.col("method") == "simulation"))
-                ax.errorbar(s["items"], s["assurance"], yerr=2 * s["mc_se"], fmt="o", color=colour, ms=4,
-                            capsize=2, label=f"simulated, K={k}")
+            for q in group:
+                mine = part.filter(pl.col("question") == q.label)
+                for colour, k in zip(sns.color_palette(), sorted(set(mine["reps"]))):
+                    curve = [closed_form.power(draws, q, int(m), k).mean() for m in grid]
+                    lines = {"label": f"closed form, K={k}"} if q is group[0] else {}
+                    ax.plot(grid, curve, color=colour, lw=1.4 if len(group) == 1 else 0.6, **lines)
+                    s = mine.filter((pl.col("reps") == k) & (pl.col("method") == "simulation"))
+                    points = {"label": f"simulated, K={k}"} if q is group[0] else {}
+                    ax.errorbar(s["items"], s["assurance"], yerr=2 * s["mc_se"], fmt="o", color=colour, ms=4,
+                                capsize=2, **points)
             ax.axhline(target, ls="--", color="0.4", lw=1)
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(sorted(set(part["items"]))))
             ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             ax.set_ylim(-0.02, 1.02)
-            ax.set_title(q.label, fontsize=9)
+            title = group[0].label if len(group) == 1 else f"precision < {group[0].target:g}, {len(group)} arms"
+            ax.set_title(title, fontsize=9)
             ax.set_xlabel("items")
             ax.set_ylabel("assurance")
-        for ax in axes.ravel()[n:]:
+        for ax in axes.ravel()[len(panels):]:
             ax.set_visible(False)
         axes.ravel()[0].legend(fontsize=7, loc="lower right")
     return fig

@@ -188,23 +188,23 @@ def item_variances(fit: Fit) -> tuple[np.ndarray, np.ndarray]:
 
 def fixed_variance(fit: Fit) -> np.ndarray:
     """Per draw, the trial-weighted variance of the fixed part within each arm, averaged over arms: what
-    numeric and item-level fixed columns (``log_n_train``) add to item-to-item variation."""
+    numeric and item-level fixed columns (``log_n_train``) add to item-to-item variation (``b' S b`` with
+    ``S`` the columns' within-arm covariance, so no (cells, draws) array is formed)."""
     d = fit.design
-    if not d.fixed:
-        return np.zeros(fit.idata.posterior.sizes["chain"] * fit.idata.posterior.sizes["draw"])
     post = fit.idata.posterior
-    b = np.stack([post[f"b_{x}"].values.ravel() for x in d.fixed])  # (fixed, draws)
-    eta = d.X @ b  # (cells, draws)
+    if not d.fixed:
+        return np.zeros(post.sizes["chain"] * post.sizes["draw"])
+    b = np.stack([post[f"b_{x}"].values.ravel() for x in d.fixed], axis=1)  # (draws, fixed)
     arm_cols = [c for c in ARM_FACTORS if c in d.cells.by]
-    arm = d.cells.data.select(pl_str(arm_cols)).with_row_index("_i").group_by(arm_cols, maintain_order=True)
-    w_all = d.cells.data["n_trials"].to_numpy().astype(float)
-    total = np.zeros(eta.shape[1])
-    groups = [g["_i"].to_numpy() for _, g in arm]
+    arms = d.cells.data.select(pl_str(arm_cols)).with_row_index("_i").group_by(arm_cols, maintain_order=True)
+    n = d.cells.data["n_trials"].to_numpy().astype(float)
+    groups = [g["_i"].to_numpy() for _, g in arms]
+    cov = np.zeros((len(d.fixed), len(d.fixed)))
     for rows in groups:
-        w = w_all[rows] / max(w_all[rows].sum(), 1.0)
-        mean = w @ eta[rows]
-        total += w @ (eta[rows] - mean) ** 2
-    return total / len(groups)
+        w = n[rows] / max(n[rows].sum(), 1.0)
+        centred = d.X[rows] - w @ d.X[rows]
+        cov += (centred * w[:, None]).T @ centred
+    return np.einsum("si,ij,sj->s", b, cov / len(groups), b)
 
 
 def contrast_arms(prior: DesignPrior, text: str) -> list[tuple[str, str, str]]:
