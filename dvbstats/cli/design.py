@@ -112,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rec = result.recommendation
-    print(f"Design prior: {rec['prior']} ({rec['prior_draws']} draws); {rec['rate']}; target assurance "
+    print(f"Design prior: {rec['prior']} ({rec['prior_draws']} draws; item SD shared {rec['item_sd_shared']:.2f}, "
+          f"own {rec['item_sd_own']:.2f}, logit scale, posterior means); {rec['rate']}; target assurance "
           f"{rec['assurance_target']:g}, {rec['sims']} simulated runs per design point.")
     for entry in rec["questions"]:
         print(f"\n{entry['question']}: {entry['rule']}")

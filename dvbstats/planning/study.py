@@ -92,7 +92,8 @@ def design(
         checks = pl.concat(parts)
     recommendation = {
         "benchmark": prior.benchmark.name, "rate": prior.benchmark.rate_name, "prior": prior.source,
-        "prior_draws": prior.n_draws, "difference": difference, "assurance_target": assurance,
+        "prior_draws": prior.n_draws, "item_sd_shared": float(prior.tau.mean()), "item_sd_own": float(prior.omega.mean()),
+        "difference": difference, "assurance_target": assurance,
         "items": sorted(set(items)), "reps": sorted(set(reps)), "sims": sims, "seed": seed,
         "hdi_prob": HDI_PROB, "credible": CREDIBLE, "version": __version__, "questions": rec,
     }
