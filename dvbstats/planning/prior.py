@@ -145,7 +145,7 @@ def from_run(path: str | Path) -> DesignPrior:
         fit = Fit.load(path)
     except FileNotFoundError as err:
         raise DesignError(f"--pilot {path}: not a run folder ({err})") from err
-    return from_fit(fit, source=f"pilot {Path(path).name}")
+    return from_fit(fit, source=f"the posterior of {path}")
 
 
 def from_fit(fit: Fit, source: str = "pilot") -> DesignPrior:
