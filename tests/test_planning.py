@@ -161,28 +161,39 @@ def test_cli_writes_and_prints(capsys, tmp_path):
 
 @pytest.fixture(scope="module")
 def pilot(tmp_path_factory):
-    """A small run folder: three models x 80 shared items of known difficulty, a short fit."""
+    """A small run folder: three models x 80 shared items of known difficulty and a numeric item-level
+    column (``length``), a short fit."""
     root = tmp_path_factory.mktemp("pilot")
     rng = np.random.default_rng(1)
-    u = rng.normal(0, 1, 80)
-    rows = [(m, f"q{i}", int(rng.random() < expit(a + u[i])))
+    u, length = rng.normal(0, 1, 80), rng.integers(1, 6, 80)
+    rows = [(m, f"q{i}", int(length[i]), int(rng.random() < expit(a + u[i] + 0.3 * length[i])))
             for m, a in (("A", 0.6), ("B", -0.4), ("C", 0.0)) for i in range(80)]
-    pl.DataFrame(rows, schema=["model", "item", "outcome"], orient="row").write_csv(root / "pilot.csv")
+    pl.DataFrame(rows, schema=["model", "item", "length", "outcome"], orient="row").write_csv(root / "pilot.csv")
     with pytest.warns(UserWarning):
         data = dvb.load(root / "pilot.csv", benchmark="binary")
-    fit = dvb.Model("outcome ~ 1 + (1|model) + (1|item)", data).fit(draws=300, tune=300, chains=2, progress=False)
+    fit = dvb.Model("outcome ~ 1 + length + (1|model) + (1|item)", data).fit(draws=300, tune=300, chains=2,
+                                                                             progress=False)
     return fit.save(root / "run")
 
 
 def test_pilot_posterior_is_the_design_prior(pilot):
+    """Arm rates are the design-averaged rates draw by draw; the shared item variance is sd[item]^2 plus the
+    fixed part's variance within a model (here b_length^2 Var(length), computed directly); nothing is the
+    arms' own."""
     fit = dvb.Fit.load(pilot)
     result = dvb.design(pilot, contrasts=["A-B"], precision=0.05, items=[100, 400], sims=40)
     prior = result.prior
     assert prior.arms == ("A", "B", "C") and prior.n_draws == 600
     rates, levels = fit.level_draws("model")
     assert prior.rates[:, 0] == pytest.approx(rates[:, levels.index("A")])
-    sd_item = fit.idata.posterior["sd"].sel(term="item").values.ravel()
-    assert prior.tau == pytest.approx(np.abs(sd_item))  # the only item-level term, no fixed columns
+    post = fit.idata.posterior
+    sd_item = post["sd"].sel(term="item").values.ravel()
+    cells = fit.cells.data.filter(pl.col("model") == "A")
+    length = cells["length"].to_numpy().astype(float)
+    w = cells["n_trials"].to_numpy() / cells["n_trials"].sum()
+    var_length = w @ (length - w @ length) ** 2  # every model answers the same items: the same in each arm
+    expected = sd_item**2 + post["b_length"].values.ravel() ** 2 * var_length
+    assert prior.tau**2 == pytest.approx(expected, rel=1e-9)
     assert np.all(prior.omega == 0)
     assert result.recommendation["benchmark"] == "binary"
     assert set(result.table["question"]) == {"A - B", "precision A", "precision B", "precision C"}
