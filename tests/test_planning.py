@@ -38,6 +38,17 @@ def test_closed_form_matches_simulated_power(rates, tau, omega, n, reps):
     assert 0.1 < expected < 0.95  # the cases test something between the extremes
 
 
+def test_closed_form_matches_simulated_power_of_the_direction_rule():
+    """P(P(diff > 0) > 0.95): the one-sided rule, closed form against 4,000 simulated designs."""
+    q = Question("contrast", "A - B", "A", "B", criterion="direction")
+    prior = stated({"A": 0.40, "B": 0.36}, tau=0.8, omega=0.4)
+    expected = closed_form.power(prior, q, 800, 1)[0]
+    runs = sim.simulate_runs(prior.resampled(4_000, 1), ("A", "B"), 800, 1, seed=11)
+    power, mc_se = sim.assurance(q.success(*sim.paired_estimates(runs, q)))
+    assert abs(power - expected) < 3 * mc_se + 0.01, (power, expected, mc_se)
+    assert 0.2 < expected < 0.95
+
+
 def test_closed_form_standard_error_is_the_textbook_one_without_item_variation():
     """tau = omega = 0, K = 1: the paired SE is that of two independent proportions, sqrt(sum p(1-p) / n)."""
     prior = stated({"A": 0.6, "B": 0.5}, tau=0.0)
@@ -123,6 +134,9 @@ def test_conditions_give_one_question_per_model():
     ({"item_sd": None}, "--item-sd"),
     ({"rates": {"A": 1.5, "B": 0.5}}, "--rate: rates must lie strictly between 0 and 1"),
     ({"criterion": "bayes"}, "--criterion: one of hdi, direction"),
+    ({"rates": {"A@none": 0.5, "B@targeted": 0.4}, "contrasts": ["A-B"]}, "--contrast A-B: nothing to compare"),
+    ({"rates": {"A@none": 0.5, "B@targeted": 0.4}, "contrasts": [], "conditions": ["targeted-none"]},
+     "--condition targeted-none: nothing to compare"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, message):
     args = {"rates": {"A": 0.5, "B": 0.4}, "item_sd": 0.5, "contrasts": ["A-B"], "items": [10], "sims": 10} | kwargs

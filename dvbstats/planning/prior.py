@@ -212,8 +212,9 @@ def contrast_arms(prior: DesignPrior, text: str) -> list[tuple[str, str, str]]:
     a, b = _split(text, prior.models, "--contrast", "models")
     if not prior.conditions:
         return [(f"{a} - {b}", a, b)]
-    return [(f"{a} - {b} [{c}]", f"{a}{ARM_SEP}{c}", f"{b}{ARM_SEP}{c}") for c in prior.conditions
-            if f"{a}{ARM_SEP}{c}" in prior.arms and f"{b}{ARM_SEP}{c}" in prior.arms]
+    found = [(f"{a} - {b} [{c}]", f"{a}{ARM_SEP}{c}", f"{b}{ARM_SEP}{c}") for c in prior.conditions
+             if f"{a}{ARM_SEP}{c}" in prior.arms and f"{b}{ARM_SEP}{c}" in prior.arms]
+    return found or _none(f"--contrast {text}", f"{a} and {b} share no condition")
 
 
 def condition_arms(prior: DesignPrior, text: str) -> list[tuple[str, str, str]]:
@@ -222,8 +223,13 @@ def condition_arms(prior: DesignPrior, text: str) -> list[tuple[str, str, str]]:
         raise DesignError(f"--condition {text}: the design prior has no conditions (arms: {', '.join(prior.arms)}); "
                           "name arms MODEL@CONDITION to state them")
     c1, c0 = _split(text, prior.conditions, "--condition", "conditions")
-    return [(f"{c1} - {c0} [{m}]", f"{m}{ARM_SEP}{c1}", f"{m}{ARM_SEP}{c0}") for m in prior.models
-            if f"{m}{ARM_SEP}{c1}" in prior.arms and f"{m}{ARM_SEP}{c0}" in prior.arms]
+    found = [(f"{c1} - {c0} [{m}]", f"{m}{ARM_SEP}{c1}", f"{m}{ARM_SEP}{c0}") for m in prior.models
+             if f"{m}{ARM_SEP}{c1}" in prior.arms and f"{m}{ARM_SEP}{c0}" in prior.arms]
+    return found or _none(f"--condition {text}", f"no model has both {c1} and {c0}")
+
+
+def _none(argument: str, why: str):
+    raise DesignError(f"{argument}: nothing to compare ({why})")
 
 
 def _split(text: str, levels: Sequence[str], argument: str, what: str) -> tuple[str, str]:
