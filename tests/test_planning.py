@@ -144,6 +144,12 @@ def test_bad_arguments_name_the_argument(kwargs, message):
         dvb.design(**args)
 
 
+def test_out_that_is_a_file_is_refused_before_the_sweep(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(DesignError, match="--out .*is a file"):
+        dvb.design(rates={"A": 0.5, "B": 0.4}, item_sd=0.5, contrasts=["A-B"], items=[10], sims=10, out=tmp_path / "f")
+
+
 def test_pilot_and_rates_exclude_each_other(tmp_path):
     with pytest.raises(DesignError, match="not both or neither"):
         dvb.design(contrasts=["A-B"])

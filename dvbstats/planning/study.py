@@ -66,6 +66,8 @@ def design(
     fits. ``pilot``: a run folder whose posterior is the design prior; else ``rates`` (per model, or
     ``MODEL@CONDITION``) with ``item_sd`` (logit scale). Raises :class:`DesignError` naming the argument."""
     _check_settings(items, reps, sims, assurance, check, precision, difference, criterion)
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise DesignError(f"--out {out}: is a file; give a folder (design.csv, recommendation.json and design.png go there)")
     if (pilot is None) == (rates is None):
         raise DesignError("give either a pilot run folder (--pilot) or stated rates (--rate), not both or neither")
     if pilot is not None:
