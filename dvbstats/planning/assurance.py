@@ -34,8 +34,9 @@ from dvbstats.planning.questions import Question
 from dvbstats.results.fitted import fit as fit_cells
 
 #: The formula of the full fit of a simulated run: a fixed effect per arm (two or three arms give a random
-#: term's SD nothing to stand on) and item effects shared by the arms.
+#: term's SD nothing to stand on) and item effects shared by the arms; without ``model`` for one arm.
 CHECK_FORMULA = "y ~ 1 + model + (1|prompt)"
+ONE_ARM_FORMULA = "y ~ 1 + (1|prompt)"
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ def full_fit_estimates(runs: SimulatedRuns, question: Question, k: int, *, seed:
     """Run ``k`` fitted by the package (:data:`CHECK_FORMULA`): the posterior mean and SD of the question's
     estimand (design-averaged rates), and whether the fit passed its sampler checks."""
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed + k)
-    fitted = fit_cells(parse(CHECK_FORMULA), run_cells(runs, k), settings=settings, progress=False)
+    formula = parse(CHECK_FORMULA if len(runs.arms) > 1 else ONE_ARM_FORMULA)
+    fitted = fit_cells(formula, run_cells(runs, k), settings=settings, progress=False)
     rates, levels = fitted.level_draws("model")
     x = rates[:, levels.index(question.a)]
     if question.kind == "contrast":

@@ -19,7 +19,7 @@ def check_runs(prior: DesignPrior, question: Question, n_items: int, reps: int, 
     """``runs`` fresh simulated runs (truths drawn from ``prior`` with a seed the sweep does not use), each
     fitted by the package: one row per run with both analyses' estimate, SD and success."""
     draws = prior.resampled(runs, seed + 99_991)
-    arms = (question.a,) if question.b is None else (question.a, question.b)
+    arms = tuple(prior.arms) if question.b is None else (question.a, question.b)  # a rate: in a run of every arm
     simulated = sim.simulate_runs(draws, arms, n_items, reps, seed=seed + 99_989)
     approx, approx_se = sim.paired_estimates(simulated, question)
     rows = []
