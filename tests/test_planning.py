@@ -13,7 +13,7 @@ from scipy.special import expit
 import dvbstats as dvb
 from dvbstats.cli.design import main
 from dvbstats.planning import assurance as sim
-from dvbstats.planning import closed_form
+from dvbstats.planning import closed_form, output
 from dvbstats.planning.prior import DesignError, marginal_intercepts, stated
 from dvbstats.planning.questions import Question
 
@@ -179,6 +179,20 @@ def test_cli_writes_and_prints(capsys, tmp_path):
     assert (tmp_path / "design.png").stat().st_size > 0
 
 
+def test_report_section_escapes_names():
+    result = dvb.design(rates={"<b>A*": 0.6, "B_[x]": 0.5}, item_sd=0.5, contrasts=["<b>A*-B_[x]"], items=[50, 400],
+                        sims=20)
+    text = output.section(result.recommendation)
+    assert text.startswith("# Planning the next run {#sec-design}")
+    assert "<b>" not in text and r"\<b\>A\*" in text and r"B\_\[x\]" in text
+    assert "(figures/design.png){#fig-design}" in text
+
+
+def test_section_needs_a_pilot_and_out():
+    with pytest.raises(DesignError, match="--section"):
+        dvb.design(rates={"A": 0.5, "B": 0.4}, item_sd=0.5, contrasts=["A-B"], items=[10], sims=10, section=True)
+
+
 @pytest.fixture(scope="module")
 def pilot(tmp_path_factory):
     """A small run folder: three models x 80 shared items of known difficulty and a numeric item-level
@@ -217,6 +231,13 @@ def test_pilot_posterior_is_the_design_prior(pilot):
     assert np.all(prior.omega == 0)
     assert result.recommendation["benchmark"] == "binary"
     assert set(result.table["question"]) == {"A - B", "precision A", "precision B", "precision C"}
+
+
+def test_pilot_section_is_added_to_the_run_folder(pilot, tmp_path):
+    result = dvb.design(pilot, contrasts=["A-C"], items=[50, 100], sims=20, out=tmp_path / "d", section=True)
+    assert (pilot / "sections" / "design.md").read_text().startswith("# Planning the next run")
+    assert (pilot / "sections" / "figures" / "design.png").stat().st_size > 0
+    assert pilot / "sections" / "design.md" in result.paths
 
 
 def test_pilot_contrast_with_stated_difference(pilot):

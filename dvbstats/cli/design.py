@@ -78,6 +78,8 @@ def parser() -> argparse.ArgumentParser:
                    help="re-estimate each recommended design with N simulated runs fitted by the package (slow)")
     d.add_argument("--seed", type=int, default=SEED, help="default: %(default)s")
     p.add_argument("--out", type=Path, default=Path("design"), help="output folder (default: %(default)s)")
+    p.add_argument("--section", action="store_true", help="also add the result to the --pilot run folder as a "
+                   "report section (sections/design.md; python -m dvbstats.report RUN shows it)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -107,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         contrasts=args.contrast, conditions=args.condition, precision=args.precision,
                         criterion=args.criterion, difference=args.difference, items=args.items, reps=args.reps,
                         sims=args.sims, assurance=args.assurance, check=args.check, seed=args.seed, out=args.out,
-                        progress=None if args.quiet else _Progress())
+                        section=args.section, progress=None if args.quiet else _Progress())
     except DesignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

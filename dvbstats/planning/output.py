@@ -1,6 +1,7 @@
 """What a design analysis writes: ``design.csv`` (the sweep), ``recommendation.json`` (the smallest
 sufficient design per question, with the prior and the settings), ``design.png`` (assurance against the
-number of items, the closed-form curve beside the simulated points) and, after ``--check``, ``check.csv``."""
+number of items, the closed-form curve beside the simulated points), after ``--check`` ``check.csv``, and
+with ``--section`` a report section in the pilot's run folder (``sections/design.md`` and its figure)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
+import pandas as pd
 import polars as pl
 import seaborn as sns
 
 from dvbstats.planning import closed_form
 from dvbstats.planning.prior import DesignPrior
 from dvbstats.planning.questions import Question
+from dvbstats.input.runfolder import RunFolder
 from dvbstats.report import plots
+from dvbstats.report.build import escape, md_table
 
 #: Points of the closed-form curve between the smallest and largest number of items of the sweep.
 CURVE_POINTS = 30
@@ -78,3 +82,40 @@ def figure(prior: DesignPrior, questions: Sequence[Question], table: pl.DataFram
             ax.set_visible(False)
         axes.ravel()[0].legend(fontsize=7, loc="lower right")
     return fig
+
+
+def section(recommendation: dict) -> str:
+    """The report section (Quarto markdown): the prior, the recommended design per question beside the
+    closed form, the figure. Every name from the data is escaped."""
+    rows = []
+    for q in recommendation["questions"]:
+        best, cf = q["simulation"], q["closed_form"]
+        rows.append({
+            "question": escape(q["question"]), "rule": escape(q["rule"]),
+            "smallest design (simulated)": f"{best['items']:,} items x {best['reps']}" if best else "not reached",
+            "assurance (MC SE)": f"{best['assurance']:.3f} ({best['mc_se']:.3f})" if best else "–",
+            "closed form": f"{cf['items']:,} items x {cf['reps']}" if cf else "not reached",
+        })
+    target = recommendation["assurance_target"]
+    text = (f"The design prior is {escape(recommendation['prior'])} ({recommendation['prior_draws']:,} draws; "
+            f"shared item SD {recommendation['item_sd_shared']:.2f}, the arms' own "
+            f"{recommendation['item_sd_own']:.2f}, logit scale). For each question, the design with the fewest "
+            f"trials per arm among {', '.join(f'{n:,}' for n in recommendation['items'])} items x "
+            f"{', '.join(map(str, recommendation['reps']))} repetitions whose simulated assurance "
+            f"({recommendation['sims']} simulated runs per design point) reaches {target:g}, beside the "
+            "closed form (Miller 2024). See docs/design-analysis.md for the estimands and the design prior.")
+    table = md_table(pd.DataFrame(rows), caption="Smallest sufficient design per question", label="design",
+                     align="llrrr")
+    figure_md = ("![Assurance against the number of items: simulated (points, 2 MC SE) and closed form (lines)]"
+                 "(figures/design.png){#fig-design}")
+    return f"# Planning the next run {{#sec-design}}\n\n{text}\n\n{table}\n\n{figure_md}\n"
+
+
+def add_section(run: Path, recommendation: dict, figure_path: Path) -> list[Path]:
+    """Add the section and its figure to the run folder ``run`` (``sections/design.md``,
+    ``sections/figures/design.png``): ``python -m dvbstats.report RUN`` then shows it."""
+    folder = RunFolder.read(run)
+    target = run / "sections" / "figures" / "design.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(figure_path.read_bytes())
+    return [folder.add_section("design.md", section(recommendation)), target]

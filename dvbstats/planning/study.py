@@ -59,13 +59,17 @@ def design(
     check: int = 0,
     seed: int = SEED,
     out: str | Path | None = None,
+    section: bool = False,
     progress: Progress | None = None,
 ) -> DesignResult:
     """Closed-form power and simulated Bayesian assurance of each question over the design points, the
     smallest sufficient design per question, and (``check`` > 0) that design re-estimated by ``check`` full
-    fits. ``pilot``: a run folder whose posterior is the design prior; else ``rates`` (per model, or
+    fits. ``section``: also add the result as a report section to the pilot's run folder (needs ``out``).
+    ``pilot``: a run folder whose posterior is the design prior; else ``rates`` (per model, or
     ``MODEL@CONDITION``) with ``item_sd`` (logit scale). Raises :class:`DesignError` naming the argument."""
     _check_settings(items, reps, sims, assurance, check, precision, difference, criterion)
+    if section and (pilot is None or out is None):
+        raise DesignError("--section: adds a report section to the --pilot run folder; it needs --pilot and --out")
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise DesignError(f"--out {out}: is a file; give a folder (design.csv, recommendation.json and design.png go there)")
     if (pilot is None) == (rates is None):
@@ -103,6 +107,8 @@ def design(
     if out is not None:
         fig = output.figure(prior, questions, table, assurance, seed)
         paths = tuple(output.write(Path(out), table, recommendation, fig, checks))
+        if section:
+            paths += tuple(output.add_section(Path(pilot), recommendation, paths[2]))
     return DesignResult(table, recommendation, prior, checks, paths)
 
 
