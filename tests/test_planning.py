@@ -244,3 +244,16 @@ def test_pilot_contrast_with_stated_difference(pilot):
     result = dvb.design(pilot, contrasts=["B-C"], difference=0.1, items=[50], sims=20)
     b, c = result.prior.index("B"), result.prior.index("C")
     assert result.prior.rates[:, b] - result.prior.rates[:, c] == pytest.approx(0.1)
+
+
+@pytest.mark.slow
+def test_check_against_full_fits(tmp_path):
+    """``check``: fresh runs at the recommended design, each also fitted by the package; the paired
+    approximation's estimate within 0.25 posterior SDs of the full fit's and its SE within 15%."""
+    result = dvb.design(rates={"A": 0.6, "B": 0.5}, item_sd=1.0, arm_item_sd=0.3, contrasts=["A-B"],
+                        items=[100, 300], sims=100, check=3, out=tmp_path)
+    entry = result.recommendation["questions"][0]["check"]
+    assert entry["runs"] == 3 and result.checks.height == 3
+    assert entry["max_abs_estimate_diff_sd"] < 0.25
+    assert 0.85 < entry["median_se_ratio"] < 1.15
+    assert (tmp_path / "check.csv").is_file()
