@@ -134,6 +134,8 @@ def test_conditions_give_one_question_per_model():
     ({"item_sd": None}, "--item-sd"),
     ({"rates": {"A": 1.5, "B": 0.5}}, "--rate: rates must lie strictly between 0 and 1"),
     ({"criterion": "bayes"}, "--criterion: one of hdi, direction"),
+    ({"rates": {"A": 0.5, "B": 0.4, "C": 0.3}, "contrasts": ["A-B", "A-C"], "difference": 0.02},
+     "--difference: an arm is the first of two questions"),
     ({"rates": {"A@none": 0.5, "B@targeted": 0.4}, "contrasts": ["A-B"]}, "--contrast A-B: nothing to compare"),
     ({"rates": {"A@none": 0.5, "B@targeted": 0.4}, "contrasts": [], "conditions": ["targeted-none"]},
      "--condition targeted-none: nothing to compare"),

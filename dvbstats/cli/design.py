@@ -67,7 +67,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--criterion", choices=CRITERIA, default="hdi",
                    help="contrast success: hdi = the 94%% HDI excludes 0; direction = P(diff > 0) > 0.95 (default: hdi)")
     q.add_argument("--difference", type=float,
-                   help="assume this true difference A - B for every --contrast (default: the prior's)")
+                   help="assume this true difference A - B (C1 - C0) for every --contrast and --condition "
+                   "question (default: the prior's)")
     d = p.add_argument_group("design points")
     d.add_argument("--items", type=_numbers("--items"), default=list(ITEMS), help="numbers of items to sweep "
                    f"(default: {','.join(map(str, ITEMS))})")

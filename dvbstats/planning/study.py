@@ -82,6 +82,10 @@ def design(
         prior = priormod.stated(rates, tau=item_sd, omega=arm_item_sd)
     questions = _questions(prior, contrasts, conditions, precision, criterion)
     if difference is not None:
+        first = [q.a for q in questions if q.kind == "contrast"]
+        if len(set(first)) < len(first):
+            raise DesignError("--difference: an arm is the first of two questions, so its rate cannot be set for both; "
+                              "ask them in separate calls")
         for q in questions:
             if q.kind == "contrast":
                 prior = prior.with_difference(q.a, q.b, difference)
