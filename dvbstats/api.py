@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import polars as pl
 
-from dvbstats.benchmarks import Benchmark, JudgmentTable
+from dvbstats.benchmarks import Benchmark, JudgmentTable, sources
 from dvbstats.benchmarks.dvb import DVB
 from dvbstats.constants import CHAINS, DRAWS, HDI_PROB, SEED, TUNE
 from dvbstats.input import cells as cellmod
@@ -100,6 +100,13 @@ def load(
     benchmark: str | None = None,
     columns: Mapping[str, str] | None = None,
     stream: bool = False,
+    format: str | None = None,  # noqa: A002 (--source on the command line)
+    scorer: str | None = None,
+    metric: str | None = None,
+    filter: str | None = None,  # noqa: A002 (the lm-evaluation-harness word)
+    partial: str | None = None,
+    wide: str | None = None,
+    label_pattern: str | None = None,
 ) -> Data:
     """Read harness dumps or aggregated cell tables (files, folders, globs) or take a DataFrame.
 
@@ -112,11 +119,24 @@ def load(
     ``stream``: DVB dumps are ingested by a streaming plan into a temporary Parquet file read lazily
     (:class:`~dvbstats.input.ingest.TrialFile`) instead of into memory — for dumps of millions of rows; the
     CLI always streams.
+
+    Evaluation logs are detected (Inspect ``.eval``/``.json``, lm-evaluation-harness samples, HELM
+    run folders, Every Eval Ever instances) or named by ``format`` (one of
+    ``dvbstats.benchmarks.sources.FORMATS``; ``--source`` on the command line); they and wide matrices are
+    binary judgments (:mod:`dvbstats.benchmarks.sources`, ``docs/sources.md``). ``scorer``: the
+    Inspect scorer; ``metric``: the lm-eval metric or HELM stat; ``filter``: the lm-eval filter;
+    ``partial``: partial credit counted as ``exclude``, ``0`` or ``1`` (default: not counted);
+    ``wide``: ``model`` or ``item``, what the rows of a wide matrix are; ``label_pattern``: named
+    groups splitting its model labels (``(?P<model>.+)_(?P<condition>zero_shot|one_shot)``).
     """
     from dvbstats.benchmarks import inputs
 
-    if benchmark not in (None, "dvb") or (benchmark is None and inputs.judged(source)):
-        return _judgments(source, benchmark, models, on_conflict, columns)
+    reading = sources.Options(format, scorer, metric, filter, partial, wide, label_pattern)
+    if benchmark not in (None, "dvb") or (benchmark is None and inputs.judged(source, reading)):
+        return _judgments(source, benchmark, models, on_conflict, columns, reading)
+    if reading.source or reading.given():
+        raise ValueError(f"{', '.join(['format'] if reading.source else reading.given())}: options of evaluation "
+                         "logs and wide matrices, which this input is not")
     table = models if isinstance(models, ModelTable) else ModelTable.read(models) if models else ModelTable.default()
     vocab = tuple(schema.DVB_VALUES) + tuple(v for v in values if v not in schema.DVB_VALUES)
     if isinstance(source, pd.DataFrame):
@@ -140,12 +160,13 @@ def load(
                 [asdict(s) | {"kind": "cells"} for s in ingest_sources(paths)], synthetic)
 
 
-def _judgments(source, benchmark: str | None, models, on_conflict: str, columns: Mapping[str, str] | None) -> Data:
+def _judgments(source, benchmark: str | None, models, on_conflict: str, columns: Mapping[str, str] | None,
+               reading: sources.Options = sources.Options()) -> Data:
     """HVSB or binary judgments (:func:`dvbstats.benchmarks.inputs.read`) as :class:`Data`."""
     from dvbstats.benchmarks import inputs
 
     b, judged, present, read, synthetic = inputs.read(
-        source, benchmark=benchmark, models=models, on_conflict=on_conflict, **(columns or {}))
+        source, benchmark=benchmark, models=models, on_conflict=on_conflict, reading=reading, **(columns or {}))
     return Data(judged, None, present, read, synthetic, b)
 
 
@@ -165,6 +186,22 @@ def _from_frame(frame: pl.DataFrame, table: ModelTable, vocab, on_conflict) -> D
 def empty_models(cells: cellmod.CellTable) -> list[str]:
     """Models in the data without one usable trial (every row failed, was unparsed or conflicted)."""
     return cells.by_model().filter(pl.col("n_trials") == 0)["model"].to_list()
+
+
+def check_levels(formula: Formula, cells: cellmod.CellTable) -> None:
+    """Refuse, before sampling, models without a used trial at some level of a categorical fixed effect
+    (a condition): naming them, their levels, and the ways out."""
+    for term in formula.fixed:
+        name = term[0].name if len(term) == 1 else None
+        if name in (None, "model") or name not in cells.by or (cells.data[name].dtype.is_numeric() and not term[0].factor):
+            continue
+        missing = cellmod.missing_levels(cells, name)
+        if missing:
+            listed = "; ".join(f"{m} (no trial at {', '.join(levels)})" for m, levels in list(missing.items())[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise ValueError(
+                f"{len(missing)} model(s) lack a level of {name}: {listed}{more}. Their rates at those levels "
+                f"would be predictions, not data: leave them out of the input, or fit a formula without {name}")
 
 
 class Model:
@@ -207,6 +244,7 @@ class Model:
                           "keep_empty_models=True fits them on the prior", UserWarning, stacklevel=2)
             cells = cellmod.CellTable(cells.data.filter(~pl.col("model").is_in(self.empty_models)), cells.by)
         self.keep_empty_models = keep_empty_models
+        check_levels(self.formula, cells)
         self.design = design(self.formula, cells)
         self.priors.check(self.design.prior_names)
 

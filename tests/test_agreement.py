@@ -161,6 +161,8 @@ def test_report_section_from_run_files(tmp_path):
 
 
 def test_fit_hook_writes_tables_or_says_why_not(tmp_path):
+    from dvbstats.benchmarks import BENCHMARKS
+    from dvbstats.benchmarks.dvb import DVB
     from dvbstats.input.ingest import RECONCILIATION_SCHEMA, TrialTable
     from dvbstats.input.runfolder import _agreement
 
@@ -169,10 +171,13 @@ def test_fit_hook_writes_tables_or_says_why_not(tmp_path):
     wrap = lambda data: TrialTable(data, (), pl.DataFrame(schema=RECONCILIATION_SCHEMA))  # noqa: E731
     settings = SamplerSettings()
     one = wrap(sim.trials.filter(pl.col("model") == "a"))
-    assert _agreement(one, _models(groups), settings, 0.94, tmp_path, print).startswith("not run")
-    assert _agreement(None, _models(groups), settings, 0.94, tmp_path, print).startswith("not run")
+    assert _agreement(DVB, one, _models(groups), settings, 0.94, tmp_path, print).startswith("not run")
+    assert _agreement(DVB, None, _models(groups), settings, 0.94, tmp_path, print).startswith("not run")
+    # a benchmark that defines no agreement analysis (binary judgments) says so, whatever its trials
+    assert _agreement(BENCHMARKS["binary"], wrap(sim.trials), _models(groups), settings, 0.94, tmp_path,
+                      print).startswith("not run: binary judgments define no agreement analysis")
     assert not (tmp_path / "agreement.csv").exists()
-    note = _agreement(wrap(sim.trials), _models(groups), settings, 0.94, tmp_path, print)
+    note = _agreement(DVB, wrap(sim.trials), _models(groups), settings, 0.94, tmp_path, print)
     assert "at least 4 models" in note  # two models: tables, but no agreement model
     assert pl.read_csv(tmp_path / "agreement.csv")["n_shared"].to_list() == paired.pair_counts(sim.trials)["n_shared"].to_list()
     assert (tmp_path / "paired_tests.csv").exists() and not (tmp_path / "agreement_model.csv").exists()

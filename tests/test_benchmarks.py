@@ -8,7 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dvbstats.benchmarks import BENCHMARKS, binary_benchmark, detect, load, read_binary
+from dvbstats.benchmarks import BENCHMARKS, binary_benchmark, describe, detect, from_record, load, read_binary
+from dvbstats.benchmarks.dvb import DVB
 from dvbstats.benchmarks.hvsb import HVSB
 from dvbstats.input import ingest
 from dvbstats.input.ingest import IngestError
@@ -51,10 +52,28 @@ def test_hvsb_names_its_rate_per_condition_and_never_says_dvgr():
     assert not any("DVGR" in w or "deep" in w.lower() for w in words)
 
 
+def test_each_definition_states_direction_reference_and_primary_estimands():
+    assert (DVB.direction, DVB.reference, DVB.best) == ("higher", 0.5, "highest DVGR")
+    assert (HVSB.direction, HVSB.primary_condition) == ("lower", "none")
+    assert HVSB.best == "lowest misalignment rate (MR)" and "never one rate pooled" in HVSB.primary
+    assert BENCHMARKS["binary"].reference is None and BENCHMARKS["binary"].direction is None
+    for b in BENCHMARKS.values():
+        record = describe(b)
+        assert from_record(record).best == b.best and record["direction"] == b.direction and b.primary
+
+
 def test_a_binary_benchmark_takes_the_users_names():
     asr = binary_benchmark(outcome="jailbroken", rate_name="attack success rate", design=("template",))
-    assert asr.default_formula == "jailbroken ~ 1 + (1|model) + (1|item) + (1|template)"
+    assert asr.default_formula == "jailbroken ~ 1 + (1|model) + (1|item)"  # a Rasch model: no condition column
     assert asr.rate_label("anything") == "attack success rate" and asr.reference is None
+    assert asr.direction is None and asr.best == "highest attack success rate"
+    shots = binary_benchmark(design=("condition",), direction="higher", reference=0.25)
+    assert shots.default_formula == "outcome ~ 1 + condition + (1 + condition|model) + (1|item)"
+    assert shots.reference == 0.25 and "0.25" in shots.reference_label and shots.best == "highest rate"
+    with pytest.raises(ValueError, match="direction"):
+        binary_benchmark(direction="up")
+    with pytest.raises(ValueError, match="reference"):
+        binary_benchmark(reference=1.5)
     with pytest.raises(ValueError, match="must model 'outcome'"):
         type(asr)(**{**asr.__dict__, "outcome": "outcome", "wording": {}, "rate_by_condition": {}})
 

@@ -32,7 +32,7 @@ def test_failing_diagnostics_exit_3_loudly_and_still_write_everything(dumps, tmp
     assert code == cli.EXIT_DIAGNOSTICS
     assert "SAMPLER DIAGNOSTICS FAILED" in captured.err and "ESS < 400" in captured.err
     run = Path("run")
-    for name in ("manifest.json", "posterior.nc", "dvgr.csv", "dvgr.parquet", "sd.csv", "fixed.csv", "random_effects.csv",
+    for name in ("manifest.json", "posterior.nc", "rates.csv", "rates.parquet", "dvgr.csv", "sd.csv", "fixed.csv", "random_effects.csv",
                  "margins.csv", "ppc.csv", "diagnostics.csv", "data_quality.csv", "reconciliation.csv", "cells.parquet",
                  "trials.parquet"):
         assert (run / name).exists(), name
@@ -123,11 +123,14 @@ def test_a_rerun_replaces_the_folder_whole(dumps, tmp_path, monkeypatch, capsys)
     assert cli.main([*dumps, "--out", "runs/sim", *first, *FAST]) == 0
     assert (Path("runs/sim") / "interaction_dvgr.csv").exists()
     assert {p.name for p in Path("runs/sim").glob("scaling_*.csv")} >= {"scaling_pairs.csv", "scaling_trend.csv"}
-    # one vocabulary: the console's excluded prompts are the table's excl column (duplicates said apart)
-    said = re.search(r"([\d,]+) prompts excluded .*?([\d,]+) superseded duplicate rows", capsys.readouterr().out)
+    # one vocabulary: the console's excluded rows are the table's excl column (duplicates said apart), and
+    # rows read = used + excluded + superseded
+    said = re.search(r"Ingested ([\d,]+) rows .*?([\d,]+) used, ([\d,]+) excluded .*?([\d,]+) superseded duplicate rows",
+                     capsys.readouterr().out)
     dvgr, quality = pl.read_csv("runs/sim/dvgr.csv"), pl.read_csv("runs/sim/data_quality.csv")
-    assert said and int(said[1].replace(",", "")) == dvgr.filter(pl.col("model") != "overall")["n_excluded"].sum()
-    assert int(said[2].replace(",", "")) == quality["n_rows"].sum() - quality["n_prompts"].sum() > 0
+    rows, used, excluded, superseded = (int(said[i].replace(",", "")) for i in range(1, 5))
+    assert excluded == dvgr.filter(pl.col("model") != "overall")["n_excluded"].sum()
+    assert superseded == quality["n_superseded"].sum() > 0 and rows == used + excluded + superseded
     assert cli.main([*dumps, "--out", "runs/sim", "--formula", "chose_deep ~ 1 + (1|model)", "--no-scaling", *FAST,
                      "--report"]) == 0
     assert Path("reports/sim/report.html").is_file() and [p.name for p in Path("reports").iterdir()] == ["sim"]

@@ -145,5 +145,5 @@ def test_no_intercept_formula_fits_and_tabulates():
     tables = summaries.tables(f, 0.94, seed=1)
     assert tables["fixed"].height == 0 and tables["sd"]["term"].to_list() == ["model"]
     raw = cells.by_model()
-    rate = tables["dvgr"].filter(pl.col("model") == "m0")["dvgr_mean"][0]
+    rate = tables["rates"].filter(pl.col("model") == "m0")["rate_mean"][0]
     assert abs(rate - raw["n_deep"][0] / raw["n_trials"][0]) < 0.1

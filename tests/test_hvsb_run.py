@@ -139,7 +139,7 @@ def test_reference_line_named_for_the_benchmark(hvsb_run):
     *_, out, _ = hvsb_run
     w = wording(json.loads((out / "manifest.json").read_text()))
     assert w.reference_line == (0.5, "random judge")
-    table = pl.read_csv(out / "dvgr.csv").to_pandas()
+    table = RunFolder.read(out).table("dvgr").to_pandas()  # the report's view of rates.csv
     fig = plots.forest(table[table["model"] != "overall"], hdi_prob=0.94, reference=w.reference_line)
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "random judge (0.5)" in labels and not any("chance" in x for x in labels)
@@ -232,3 +232,20 @@ def test_console_scaling_lines_use_the_benchmark_rate(hvsb_run):
     lines = console_scaling(folder, HVSB.rate_label("none"), "chi-square")
     assert "DVGR" not in lines and "paper" not in lines and HVSB.rate_label("none") in lines
     assert "posterior DVGR difference" in console_scaling(folder)  # DVB's default words, for contrast
+
+
+def test_per_model_rate_is_the_mr_never_pooled_and_ranks_follow_lower_is_better(hvsb_run):
+    """rates.csv, ranks and the model table hold the MR (no system prompt), not a rate pooled over conditions;
+    rank 1 is the lowest MR and the report says so."""
+    *_, fit, out, text = hvsb_run
+    folder = RunFolder.read(out)
+    rates, by_condition = folder.table("rates"), folder.table("condition_rates")
+    assert (rates["condition"] == "none").all() and not (out / "dvgr.csv").exists()
+    mr = by_condition.filter(pl.col("condition") == "none").select("model", mr="mean")
+    joined = rates.join(mr, on="model")
+    assert joined.height == len(fit.models) and ((joined["rate_mean"] - joined["mr"]).abs() < 1e-12).all()
+    ranks = folder.table("ranks").sort("mean_rank")
+    assert (ranks["ranked_by"] == "lowest misalignment rate (MR)").all()
+    assert ranks["level"][0] == rates.filter(pl.col("model") != "overall").sort("rate_mean")["model"][0]
+    assert "every condition included" not in text and "P(best)" not in text
+    assert "1 = lowest misalignment rate (MR)" in text and "Misalignment rate (MR) by model (condition none only)" in text

@@ -16,9 +16,8 @@ from typing import get_args
 
 import polars as pl
 
-from dvbstats.benchmarks.common import JudgmentTable, reconcile
-from dvbstats.benchmarks.definition import Benchmark
-from dvbstats.input import schema
+from dvbstats.benchmarks.common import JudgmentTable, binary_judgments
+from dvbstats.benchmarks.definition import Benchmark, Direction
 from dvbstats.input.ingest import ConflictPolicy, IngestError, Source, _check, _expand, _infer, _read_text, _require
 from dvbstats.input.manifest import sha256
 from dvbstats.input.registry import ModelTable
@@ -90,36 +89,50 @@ def read_binary(
         pl.when(pl.col(outcome).is_not_null()).then(pl.lit("used")).otherwise(pl.lit("unparsed")).alias("status"),
         pl.when(pl.col(outcome).is_null()).then(pl.lit(f"empty {outcome}")).alias("reason"),
     )
-    trials, log = reconcile(trials, ("model_id", "item", *factors), outcome, outcome, on_conflict)
-    names = (models or ModelTable.default()).resolve(trials["model_id"].unique(maintain_order=True)).data
-    data = trials.select(
-        "source_file",
-        "source_row",
-        "model_id",
-        pl.col("model_id").replace_strict(names["model_id"], names["short_name"]).alias("model"),
-        "item",
-        *[_infer(trials[c]) for c in factors],
-        outcome,
-        pl.col("status").cast(schema.Status),
-        "reason",
-    )
-    sources = tuple(Source(f.path, sha256(f.path), f.format, frame.height) for f, frame in zip(files, frames))
-    return JudgmentTable("binary", data, sources, log)
+    trials = trials.with_columns(*[_infer(trials[c]) for c in factors])
+    sources = [Source(f.path, sha256(f.path), f.format, frame.height) for f, frame in zip(files, frames)]
+    return binary_judgments(trials, factors, outcome, sources, models, on_conflict)
+
+
+#: The design column a binary table may carry that is a condition (prompt template, attack, shot count):
+#: the default formula then fits it as a fixed effect with per-model slopes.
+CONDITION = "condition"
+
+
+def default_formula(outcome: str, design: Sequence[str]) -> str:
+    """The default formula of binary judgments: with a ``condition`` column, condition as a fixed effect with
+    per-model slopes and item effects (HVSB's form); without one, a Rasch model ``(1|model) + (1|item)``."""
+    if CONDITION in design:
+        return f"{outcome} ~ 1 + {CONDITION} + (1 + {CONDITION}|model) + (1|item)"
+    return f"{outcome} ~ 1 + (1|model) + (1|item)"
+
+
+#: The report's sections of binary judgments (names of ``dvbstats.report.build.SECTIONS``): with a
+#: ``condition``, the headline per model x condition and the condition contrasts.
+REPORT: tuple[str, ...] = (
+    "condition_headline", "models", "forest", "conditions", "contrasts", "agreement", "scaling", "variance",
+    "prior_predictive", "ppc", "diagnostics", "quality",
+)
 
 
 def binary_benchmark(
     *,
     outcome: str = "outcome",
-    rate_name: str = "success rate",
+    rate_name: str = "rate",
     reference: float | None = None,
     reference_label: str = "",
+    direction: Direction | None = None,
     design: Sequence[str] = (),
 ) -> Benchmark:
-    """A generic binary benchmark: the user names the outcome and its rate, and any reference line.
+    """A generic binary benchmark: the user names the outcome and its rate, any reference line and direction.
 
-    The default formula has crossed model and item intercepts plus one intercept per design column.
+    No reference and no direction unless given: a share of correct answers has no chance level the
+    package could know, and ranks then say "highest rate". The primary estimands are the rate per
+    model and, with a ``condition`` column, per model x condition with the paired condition contrasts.
     """
-    terms = " + ".join(f"(1|{c})" for c in ("model", "item", *design))
+    if reference is not None and not 0 < reference < 1:
+        raise ValueError(f"reference must be a rate between 0 and 1, got {reference!r}")
+    design = tuple(c for c in design if c not in ("model", "item"))
     return Benchmark(
         name="binary",
         title="binary judgments",
@@ -128,15 +141,22 @@ def binary_benchmark(
         rate_name=rate_name,
         rate_long=f"{rate_name}: P({outcome} = 1)",
         reference=reference,
-        reference_label=reference_label,
-        default_formula=f"{outcome} ~ 1 + {terms}",
+        reference_label=reference_label or (f"the reference rate {reference:g} given by the user"
+                                             if reference is not None else ""),
+        default_formula=default_formula(outcome, design),
         design=("model", "item", *design),
         item="item",
+        direction=direction,
+        primary=f"the {rate_name} per model, averaged over the design cells of the data"
+                + (f", and per model x {CONDITION} with the paired {CONDITION} contrasts per model"
+                   if CONDITION in design else ""),
         wording={
             "outcome_phrase": f"{outcome} = 1",
             "headline": f"posterior {rate_name} per model",
-            "below_reference": f"P({rate_name} < {reference})" if reference is not None else "",
+            "below_reference": f"P({rate_name} < {reference:g})" if reference is not None else "",
+            "reference_short": "reference",
         },
+        report=REPORT,
     )
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
+
+#: Which way a rate is better: ``higher`` (DVB's DVGR), ``lower`` (HVSB's MR and ASR), or None (no
+#: natural order: ranks then say "highest rate", not "best").
+Direction = Literal["higher", "lower"]
+DIRECTIONS: tuple[str, ...] = ("higher", "lower")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +31,23 @@ class Benchmark:
     formulas: the package's rule); a fit that fails its checks is still refitted in another form.
     ``size_codings`` names sets of big models the scaling tests compare with the rest (DVB: the
     paper's two codings of its nine models).
+
+    ``direction``: which way the rate is better (ranks, P(best) and their words follow it; None: no
+    order, ranks by the highest rate). ``primary``: the primary estimands in words.
+    ``primary_condition``: when set and the fit has a ``condition``, the per-model rate (model table,
+    ranks, headline, scaling) is the rate under that level alone (HVSB: the MR without a system
+    prompt), never one pooled over conditions; the other levels' rates are reported per model x
+    condition. ``report``: its report's sections, in order, by the names of the report's section registry
+    (``dvbstats.report.build.SECTIONS``); ``estimands``: (name, meaning) pairs the report's methods list, when
+    the benchmark words them itself (else the report words the rate, its reference and direction).
+    ``condition_pairs``: levels (a, b) of ``condition`` whose paired contrast a - b is reported per model when
+    both are in the data (HVSB: targeted minus untargeted), beside each level against the reference.
+    ``extra_tables(benchmark, fit, trials, hdi_prob)``: the benchmark's own analyses of a fit, as run-folder
+    tables by name (HVSB: rates and contrasts by dataset and scenario type).
+    ``agreement(used, models, settings=, hdi_prob=)``: the benchmark's agreement analysis between
+    models on the used trial rows (a ``polars.LazyFrame``), returning an object with ``tables()``,
+    ``record()`` and ``notes``; None: the benchmark defines none. ``aliases``: extra names the run folder keeps for a neutral table (DVB: ``dvgr.csv``
+    beside ``rates.csv``, with the old column names).
     """
 
     name: str
@@ -43,15 +65,47 @@ class Benchmark:
     wording: Mapping[str, str] = field(default_factory=dict)
     forms: Mapping[str, str] = field(default_factory=dict)
     size_codings: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    direction: Direction | None = None
+    primary: str = ""
+    primary_condition: str | None = None
+    agreement: Callable[..., Any] | None = None
+    report: tuple[str, ...] = ()
+    condition_pairs: tuple[tuple[str, str], ...] = ()
+    extra_tables: Callable[..., Mapping[str, Any]] | None = None
+    estimands: tuple[tuple[str, str], ...] = ()
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate_by_condition", MappingProxyType(dict(self.rate_by_condition)))
         object.__setattr__(self, "wording", MappingProxyType(dict(self.wording)))
         object.__setattr__(self, "forms", MappingProxyType(dict(self.forms)))
         object.__setattr__(self, "size_codings", MappingProxyType(dict(self.size_codings)))
+        object.__setattr__(self, "aliases", MappingProxyType(dict(self.aliases)))
+        if self.direction is not None and self.direction not in DIRECTIONS:
+            raise ValueError(f"{self.name}: direction must be one of {DIRECTIONS} or None, got {self.direction!r}")
         if not self.default_formula.startswith(f"{self.outcome} ~"):
             raise ValueError(f"{self.name}: default formula must model {self.outcome!r}")
 
     def rate_label(self, condition: str | None = None) -> str:
         """The rate's name, for a level of ``condition`` when the benchmark names it differently."""
         return self.rate_by_condition.get(condition, self.rate_name) if condition else self.rate_name
+
+    @property
+    def ranked_rate(self) -> str:
+        """The name of the rate models are ranked by (HVSB: the MR, the rate under ``primary_condition``)."""
+        return self.rate_label(self.primary_condition)
+
+    @property
+    def best(self) -> str:
+        """What rank 1 means, in words: ``highest DVGR``, ``lowest misalignment rate (MR)``, ``highest rate``."""
+        return best_phrase(self.direction, self.ranked_rate)
+
+
+def best_phrase(direction: str | None, rate: str) -> str:
+    """Rank 1 in words for a rate and its direction (None: ``highest <rate>``, with no claim that it is better)."""
+    return f"{'lowest' if direction == 'lower' else 'highest'} {rate}"
+
+
+def worst_phrase(direction: str | None, rate: str) -> str:
+    """The last rank in words (the opposite of :func:`best_phrase`)."""
+    return f"{'highest' if direction == 'lower' else 'lowest'} {rate}"

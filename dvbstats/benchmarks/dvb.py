@@ -9,10 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
+
 from dvbstats.benchmarks.definition import Benchmark
-from dvbstats.constants import CHANCE
+from dvbstats.constants import CHANCE, CREDIBLE
 from dvbstats.input import ingest, schema
+from dvbstats.input.registry import ModelTable
+from dvbstats.model import lazy
 from dvbstats.model.formula import DEFAULT_FORMULA
+
+agreement = lazy.module("dvbstats.results.agreement")  # statsmodels and PyMC: imported when the analysis runs
+
+
+def model_agreement(used: pl.LazyFrame, models: ModelTable, **options):
+    """Agreement between models on the prompts both answered, and paired tests (only the columns it needs are read:
+    a streamed trial file stays on disk)."""
+    rows = used.select("model", "prompt_id", "chose_deep", "status").collect(engine="streaming")
+    return agreement.agreement_analysis(rows, models, **options)
 
 #: Design variables of a DVB trial table (``log_n_train`` is derived from ``n_train``).
 DESIGN: tuple[str, ...] = (
@@ -27,6 +40,29 @@ PAPER_CODINGS: dict[str, frozenset[str]] = {
     ),
 }
 
+#: The estimands the DVB report names, in the paper's words.
+ESTIMANDS: tuple[tuple[str, str], ...] = (
+    ("DVGR", "P(chose_deep): the probability that a model follows the deep value when the test item pits it "
+             "against the shallow feature it was trained alongside. 0.5 is chance. Higher is better."),
+    ("Raw DVGR", "deep-value choices / used trials, with the Wilson score interval and the exact two-sided "
+                 "binomial test of DVGR = 0.5."),
+    ("Posterior DVGR", "a model's DVGR averaged over the design cells of the data (values, features, contexts, "
+                       "training sizes), computed per posterior draw; reported as mean and HDI."),
+    ("Population DVGR", "(pop_rate in rates.csv, pop_dvgr in dvgr.csv) a model's DVGR on a new draw of every "
+                        "non-model factor (new values, features, contexts) from the fitted population: wider than "
+                        "the posterior DVGR because it includes item-to-item variation."),
+    ("P(DVGR < 0.5)", f"the share of posterior draws in which the DVGR is below chance; above {CREDIBLE} counts as "
+                      "credibly below chance."),
+    ("Random-effect SD", "the standard deviation between levels of a grouping factor on the log-odds scale: "
+                         "how much that factor moves choices."),
+)
+
+#: The DVB report's sections (names of ``dvbstats.report.build.SECTIONS``), in order.
+REPORT: tuple[str, ...] = (
+    "reading_headline", "models", "forest", "values", "variance", "training_size", "scaling", "contrasts",
+    "conditions", "prior_predictive", "ppc", "diagnostics", "quality", "agreement",
+)
+
 DVB = Benchmark(
     name="dvb",
     title="Deep Value Benchmark",
@@ -40,12 +76,31 @@ DVB = Benchmark(
     design=DESIGN,
     item="prompt_id",
     size_codings=PAPER_CODINGS,
+    direction="higher",
+    primary="the DVGR per model, averaged over the design cells of the data (values, features, contexts, "
+            "training sizes), and over every model",
+    aliases={"rates": "dvgr"},
+    agreement=model_agreement,
     wording={
         "outcome_phrase": "chose the deep value",
         "headline": "posterior DVGR per model",
         "below_reference": "P(DVGR < 0.5)",
         "reference_short": "chance",
+        "reference_caption": "chance",
+        "quantity": "dvgr",  # the fit's name for its per-model rates (dvgr[model]), kept in DVB's diagnostics
+        "rate_axis": "DVGR = P(model follows the deep value)",
+        "model_note": (
+            "*Used*: parsed trials in the likelihood; *Excluded*: rows not in it (unparseable or "
+            "conflicting answers; superseded duplicate rows are counted apart in @tbl-quality). "
+            "*Raw DVGR*: share of used trials that chose the deep value, with its "
+            "Wilson interval and the exact two-sided binomial test of DVGR = 0.5. *Posterior DVGR*: the "
+            "model's design-averaged DVGR on the values, features and contexts tested, posterior mean and {hdi}. "
+            "*Population DVGR*: the same for a new draw of every design factor other than the model from the "
+            "fitted population (what to expect on items not tested): wider, because it includes "
+            "item-to-item variation."),
     },
+    report=REPORT,
+    estimands=ESTIMANDS,
 )
 
 

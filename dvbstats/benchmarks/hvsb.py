@@ -35,6 +35,10 @@ from dvbstats.input import schema
 from dvbstats.input.ingest import ConflictPolicy, IngestError, Source, _check, _require
 from dvbstats.input.manifest import sha256
 from dvbstats.input.registry import ModelTable
+from dvbstats.model import lazy
+
+consistency = lazy.module("dvbstats.benchmarks.consistency")  # these import this module: named, imported on use
+scenarios = lazy.module("dvbstats.benchmarks.scenarios")
 
 DATASETS: tuple[str, ...] = ("bbq", "biasdpo", "ss", "cp")
 #: System-prompt conditions; ``none`` has no folder of its own.
@@ -346,6 +350,22 @@ def counts(table: JudgmentTable) -> pl.DataFrame:
     return status.join(outcomes, on=by).sort(by)
 
 
+def judgment_consistency(used: pl.LazyFrame, models: ModelTable, **options):
+    """Judgment consistency within and across model families (:mod:`dvbstats.benchmarks.consistency`)."""
+    return consistency.judgment_consistency(used.collect(), models, **options)
+
+
+def scenario_tables(b: Benchmark, fit, trials: JudgmentTable, hdi_prob: float) -> dict[str, pl.DataFrame]:
+    """MR and ASR by dataset and scenario type, and the paired contrasts between types (:mod:`dvbstats.benchmarks.scenarios`)."""
+    return scenarios.tables(b, fit, trials, hdi_prob)
+
+
+#: The report's sections of a benchmark judged under conditions (names of ``dvbstats.report.build.SECTIONS``).
+CONDITION_REPORT: tuple[str, ...] = (
+    "condition_headline", "models", "forest", "attack", "conditions", "scenarios", "refusals", "agreement", "scaling",
+    "variance", "contrasts", "prior_predictive", "ppc", "diagnostics", "quality",
+)
+
 #: HVSB's default formula: item effects (1|item) pair every model and condition contrast on the items
 #: (docs/hvsb-format.md).
 ITEM_FORMULA = "misaligned ~ 1 + condition + (1 + condition | model) + (1|scenario_type) + (1|item)"
@@ -369,6 +389,13 @@ HVSB = Benchmark(
     forms={ITEM_FORMULA: "zerosum"},
     design=("model", "condition", "dataset", "scenario_type", *PARTS, "item"),
     item="item",
+    direction="lower",
+    primary="per model: the misalignment rate (MR) without a system prompt and the attack success rate (ASR) "
+            "under each attack prompt, each averaged over datasets, scenario types and items; never one rate "
+            "pooled over conditions",
+    primary_condition="none",
+    agreement=judgment_consistency,
+    extra_tables=scenario_tables,
     rate_by_condition={
         "none": "misalignment rate (MR)",
         "untargeted": "attack success rate (ASR, untargeted)",
@@ -379,5 +406,15 @@ HVSB = Benchmark(
         "headline": "posterior misalignment and attack success rates per model",
         "below_reference": "P(rate < 0.5)",
         "reference_short": "random judge",
+        "condition_effects_intro": (
+            "Each attack prompt against no system prompt, per model on the same items (paired within each posterior "
+            "draw): the attack success rate minus the misalignment rate; @sec-attack compares the two attack prompts."),
+        "scaling_question": (
+            "Do larger models of a family misjudge less? The tests compare the {rate} (the {condition} condition; "
+            "the attack prompts have their own sections) across the size ranks (and parameter counts where given) "
+            "of the model table, which the user supplies: negative differences and slopes mean that larger models "
+            "are misaligned less often."),
     },
+    report=CONDITION_REPORT,
+    condition_pairs=(("targeted", "untargeted"), ("untargeted", "none"), ("targeted", "none")),
 )

@@ -16,13 +16,17 @@ from pathlib import Path
 
 import polars as pl
 
-from dvbstats.benchmarks import BENCHMARKS, _in_judgment_tree, detect
+from dvbstats.benchmarks import BENCHMARKS, _in_judgment_tree, detect, sources
 from dvbstats.benchmarks.binary import binary_benchmark
 from dvbstats.benchmarks.common import JudgmentTable
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.input import schema
 from dvbstats.input.ingest import IngestError
 from dvbstats.input.registry import ModelTable
+
+
+#: Columns a binary-judgment table gets from its reader, not from the user's design.
+READER_COLUMNS = frozenset({"source_file", "source_row", "model_id", "model", "item", "status", "reason"})
 
 
 def default_models(benchmark: str, paths: Sequence[str | Path]) -> ModelTable:
@@ -37,8 +41,9 @@ def default_models(benchmark: str, paths: Sequence[str | Path]) -> ModelTable:
 
 
 def trial_key(b: Benchmark) -> tuple[str, ...]:
-    """The columns that, with the model, identify one trial of ``b`` (HVSB: condition and item)."""
-    return ("condition", b.item) if b.name == "hvsb" else (b.item,)
+    """The columns that, with the model, identify one trial of ``b``: its design variables (HVSB: condition
+    and item, with the dataset and scenario type the item determines; binary: item and design columns)."""
+    return tuple(c for c in b.design if c != "model")
 
 
 def quality_counts(table: JudgmentTable, key: Sequence[str]) -> pl.DataFrame:
@@ -58,13 +63,19 @@ def read(
     model_column: str = "model",
     item_column: str = "item",
     outcome: str = "outcome",
+    reference: float | None = None,
+    direction: str | None = None,
+    reading: sources.Options = sources.Options(),
 ) -> tuple[Benchmark, JudgmentTable, ModelTable, list[dict], bool]:
     """Read HVSB or binary-judgment ``paths`` (the benchmark detected unless given).
 
     Returns the benchmark, its judgment table, the model-table rows of the models present, the
     input provenance and whether the input is a synthetic example (``paths=None`` writes and reads
     the embedded synthetic HVSB example). ``model_column``, ``item_column``, ``outcome``: a
-    binary-judgment table's columns. DVB inputs are :mod:`dvbstats.input.ingest`'s, not this function's.
+    binary-judgment table's columns; ``reference``, ``direction``: its reference rate and which way it is
+    better (none by default: see :func:`~dvbstats.benchmarks.binary.binary_benchmark`). ``reading``: how
+    evaluation logs and wide matrices are read (:mod:`dvbstats.benchmarks.sources`). DVB inputs are
+    :mod:`dvbstats.input.ingest`'s, not this function's.
     """
     synthetic = False
     if paths is None:
@@ -72,8 +83,15 @@ def read(
 
         paths, synthetic = [str(write_hvsb_example())], True
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
-    name = detect(paths, benchmark)
-    b = binary_benchmark(outcome=outcome) if name == "binary" else BENCHMARKS[name]
+    name = detect(paths, benchmark, reading)
+    if name != "binary" and (reference is not None or direction is not None):
+        raise ValueError(f"a reference or direction is given for binary judgments only; {name} defines its own")
+    log_format = sources.detect(paths, reading) if name == "binary" else None
+    if reading.given() and log_format is None:
+        raise ValueError(f"{', '.join(reading.given())}: options of evaluation logs and wide matrices, which "
+                         "this input is not")
+    b = binary_benchmark(outcome=outcome, reference=reference, direction=direction) if name == "binary" \
+        else BENCHMARKS[name]
     table = models if isinstance(models, ModelTable) else (
         ModelTable.read(models) if models else default_models(name, paths))
     if name == "dvb":
@@ -83,20 +101,26 @@ def read(
 
         synthetic = is_hvsb_example(paths)
     options = {"model": model_column, "item": item_column, "outcome": outcome} if name == "binary" else {}
-    trials: JudgmentTable = b.read(paths, models=table, on_conflict=on_conflict, **options)
+    trials: JudgmentTable = (
+        sources.read(paths, reading, models=table, on_conflict=on_conflict, outcome=outcome) if log_format
+        else b.read(paths, models=table, on_conflict=on_conflict, **options))
+    if name == "binary":  # its default formula and design follow the table's columns (a condition or not)
+        design = [c for c in trials.data.columns if c not in READER_COLUMNS and c != outcome]
+        b = binary_benchmark(outcome=outcome, reference=reference, direction=direction, design=design)
     with warnings.catch_warnings():  # the reader has already warned about unknown ids
         warnings.simplefilter("ignore")
         present = table.resolve(trials.data["model_id"].unique(maintain_order=True).to_list())
     return b, trials, present, [asdict(s) | {"kind": "trials"} for s in trials.sources], synthetic
 
 
-def judged(source) -> bool:
-    """Whether ``source`` (paths) is an HVSB judgment tree or file: read by :func:`read`, not by ingest."""
+def judged(source, reading: sources.Options = sources.Options()) -> bool:
+    """Whether ``source`` (paths) is an HVSB judgment tree or file, evaluation logs or a wide matrix
+    (``reading``): read by :func:`read`, not by ingest."""
     if source is None or not isinstance(source, (str, Path, list, tuple)):
         return False
     paths = [source] if isinstance(source, (str, Path)) else source
     return any(Path(p).suffix.lower() == ".tsv" or (Path(p).exists() and _in_judgment_tree(Path(p)))
-               for p in map(str, paths))
+               for p in map(str, paths)) or sources.detect(paths, reading) is not None
 
 
 def is_binary(paths) -> bool:

@@ -23,19 +23,18 @@ from dvbstats.results import contrasts, tables as summaries
 from dvbstats.results.estimands import summarize
 from dvbstats.results.fitted import Fit
 
-#: Condition contrasts (a, b) reported per model as a - b, when both conditions are in the data.
-CONDITION_PAIRS: tuple[tuple[str, str], ...] = (
-    ("targeted", "untargeted"), ("untargeted", "none"), ("targeted", "none"),
-)
 _SEP = "\x1f"
 
 
 def describe(b: Benchmark) -> dict[str, Any]:
-    """The benchmark as ``manifest.json`` records it: name, rate names, reference line and wording."""
+    """The benchmark as ``manifest.json`` records it: name, rate names, direction, reference line, primary
+    estimands and wording (what the report and console say; what :func:`from_record` rebuilds)."""
     return {
         "name": b.name, "title": b.title, "outcome": b.outcome, "item": b.item,
         "rate_name": b.rate_name, "rate_long": b.rate_long, "rate_by_condition": dict(b.rate_by_condition),
-        "reference": b.reference, "reference_label": b.reference_label,
+        "reference": b.reference, "reference_label": b.reference_label, "direction": b.direction,
+        "primary": b.primary, "primary_condition": b.primary_condition, "ranked_rate": b.ranked_rate,
+        "best": b.best, "design": list(b.design), "aliases": dict(b.aliases),
         "default_formula": b.default_formula, "wording": dict(b.wording),
     }
 
@@ -48,7 +47,9 @@ def from_record(record: dict[str, Any] | None) -> Benchmark:
     if not record:
         return BENCHMARKS["dvb"]
     if record["name"] == "binary":
-        return binary_benchmark(outcome=record["outcome"])
+        return binary_benchmark(outcome=record["outcome"], rate_name=record.get("rate_name", "rate"),
+                                reference=record.get("reference"), reference_label=record.get("reference_label", ""),
+                                direction=record.get("direction"), design=record.get("design", ()))
     return BENCHMARKS[record["name"]]
 
 
@@ -70,7 +71,7 @@ def condition_rates(fit: Fit, b: Benchmark, hdi_prob: float) -> pl.DataFrame:
     )
 
 
-def condition_contrasts(fit: Fit, hdi_prob: float, pairs=CONDITION_PAIRS) -> pl.DataFrame:
+def condition_contrasts(fit: Fit, hdi_prob: float, pairs) -> pl.DataFrame:
     """Per model and condition pair (a, b): the posterior of rate(a) - rate(b), paired within each draw."""
     da, keys = fit.average(("model", "condition"))
     labels = [f"{m}{_SEP}{c}" for m, c in keys.select(pl.col("model", "condition").cast(pl.String)).iter_rows()]
@@ -97,53 +98,53 @@ def scaling_input(b: Benchmark, fit: Fit) -> tuple[xr.DataArray, pl.DataFrame, M
     draws ``(chain, draw, model)``, the counts behind them, and the big/small codings to test (the benchmark's
     ``size_codings``: DVB's are the paper's).
 
-    The design-averaged rate over every cell (DVB: the DVGR); for a benchmark that names its rate per
-    condition (HVSB) when the fit has a ``condition``: the rate under its first named condition (HVSB: the
-    misalignment rate without a system prompt; attack prompts are compared in their own sections), from
-    those cells only.
+    The benchmark's per-model rate (:func:`dvbstats.results.tables.primary_draws`): the design average over every
+    cell (DVB: the DVGR), or under its ``primary_condition`` alone (HVSB: the misalignment rate without a system
+    prompt; attack prompts are compared in their own sections).
     """
-    first = next(iter(b.rate_by_condition), None)
-    cells = fit.cells.data
-    if first is None or "condition" not in fit.cells.by or first not in set(cells["condition"].cast(pl.String)):
-        return fit.dvgr, cells, b.size_codings
-    da, keys = fit.average(("model", "condition"))
-    at = np.flatnonzero(keys["condition"].cast(pl.String).to_numpy() == first)
-    draws = (da.isel(group=at).rename(group="model")
-             .assign_coords(model=keys["model"].cast(pl.String).to_numpy()[at]).rename("rate"))
-    return draws, cells.filter(pl.col("condition").cast(pl.String) == first), b.size_codings
+    draws, _, cells, _ = summaries.primary_draws(fit, b.primary_condition)
+    return draws, cells, b.size_codings
 
 
 def quality_by_condition(trials: JudgmentTable) -> pl.DataFrame:
-    """Per model x condition: rows read, per status, and refused / unparsed responses among final rows."""
+    """Per model x condition: rows read and rows per status (rows = used + unparsed + superseded + conflict); with
+    a ``refused`` column (HVSB), refused and malformed responses among the final unparsed rows."""
     by = ["model", "condition"]
+    counts = trials.status_counts(by).with_columns(pl.col("condition").cast(pl.String))
+    if "refused" not in trials.data.columns:
+        return counts.sort(by)
     final = pl.col("status").is_in(["used", "unparsed"])
     extra = trials.data.group_by(by).agg(
         (final & (pl.col("status") == "unparsed")).sum().cast(pl.Int64).alias("n_unparsed_final"),
         pl.col("refused").sum().cast(pl.Int64).alias("n_refused"),
-    )
-    return trials.status_counts(by).join(extra, on=by).with_columns(
-        pl.col("condition").cast(pl.String),
+    ).with_columns(pl.col("condition").cast(pl.String))
+    return counts.join(extra, on=by).with_columns(
         (pl.col("n_unparsed_final") - pl.col("n_refused")).alias("n_malformed"),
     ).drop("n_unparsed_final").sort(by)
 
 
 def tables(b: Benchmark, fit: Fit, trials: Any, hdi_prob: float) -> dict[str, pl.DataFrame]:
-    """The benchmark's own run-folder tables, by file stem (none for DVB and condition-free designs)."""
+    """The benchmark's own run-folder tables, by file stem: the counts per model x condition whenever the trials
+    have a condition (whatever the formula); with a condition in the fit, the rates per model x condition and the
+    benchmark's condition contrasts (none for DVB and condition-free data)."""
+    judged = isinstance(trials, JudgmentTable) and "condition" in trials.data.columns
+    out = {"quality_by_condition": quality_by_condition(trials)} if judged else {}
     if "condition" not in fit.cells.by:
-        return {}
+        return out
     # condition_effects.csv (summaries.condition_table) has each level against the reference per model;
-    # condition_contrasts.csv adds only the pairs it lacks (HVSB: targeted minus untargeted).
+    # condition_contrasts.csv adds only the benchmark's pairs it lacks (HVSB: targeted minus untargeted).
     covered = {pair for var, pairs in summaries.condition_pairs(fit).items() if var.name == "condition"
                for pair in pairs}
-    out = {"condition_rates": condition_rates(fit, b, hdi_prob),
-           "condition_contrasts": condition_contrasts(fit, hdi_prob,
-                                                      [p for p in CONDITION_PAIRS if p not in covered])}
-    if isinstance(trials, JudgmentTable) and {"condition", "refused"} <= set(trials.data.columns):
+    out |= {"condition_rates": condition_rates(fit, b, hdi_prob),
+            "condition_contrasts": condition_contrasts(fit, hdi_prob,
+                                                       [p for p in b.condition_pairs if p not in covered])}
+    if b.extra_tables is not None and isinstance(trials, JudgmentTable):
+        out |= b.extra_tables(b, fit, trials, hdi_prob)
+    if judged and "refused" in trials.data.columns:
         conditions = set(trials.data["condition"].cast(pl.String).unique())
         if not {"untargeted", "targeted"} <= conditions:
-            return out | {"quality_by_condition": quality_by_condition(trials)}
+            return out
         looks = first_look.hvsb_tables(trials.data)
-        out["quality_by_condition"] = quality_by_condition(trials)
         out["refusals"] = looks["refusals"].with_columns(pl.col("condition").cast(pl.String))
         for key in ("asr_targeted_vs_untargeted", "refusal_targeted_vs_untargeted"):
             out[key] = looks[key]

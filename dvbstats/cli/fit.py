@@ -16,6 +16,10 @@ from pathlib import Path
 import polars as pl
 
 from dvbstats import api
+from dvbstats.benchmarks import binary, sources
+from dvbstats.benchmarks.hvsb import HVSB
+from dvbstats.benchmarks.sources.helm import DEFAULT_METRIC as DEFAULT_HELM_METRIC
+from dvbstats.benchmarks.sources.records import PARTIAL, WIDE
 from dvbstats.constants import CHAINS, DRAWS, HDI_PROB, MAX_R_HAT, MIN_ESS, SEED, TUNE
 from dvbstats.input import folders, manifest, runfolder
 from dvbstats.input.ingest import IngestError
@@ -63,6 +67,7 @@ def run(
     progress: bool = True,
     benchmark: str | None = None,
     columns: dict[str, str] | None = None,
+    reading: dict[str, str | None] | None = None,
     log=print,
 ) -> tuple[Path, Fit]:
     """Fit ``paths`` (the embedded synthetic example when None) and write the run folder.
@@ -70,6 +75,7 @@ def run(
     The steps of the Python API (:mod:`dvbstats.api`): ``load`` → ``Model`` → ``fit`` → ``Fit.save``
     (→ ``report``), with the console's words between them. Everything that can be checked before
     sampling is: the output folder, the formula against the data, the priors, pairs and contrasts.
+    ``reading``: ``api.load``'s options for evaluation logs and wide matrices (``format``, ``scorer``, ...).
     """
     t_start = time.perf_counter()
     if paths is None and benchmark == "hvsb":
@@ -78,13 +84,15 @@ def run(
     elif paths is None:
         log("No input given: fitting the embedded SYNTHETIC example (9 models x 12,000 prompts, "
             "simulated with effects calibrated to the published DVB aggregates).")
-    name = name or (Path(out).resolve().name if out else _run_name(paths) if paths else "default" if benchmark != "hvsb" else "default_hvsb")
+    name = folders.folder_name(name) if name else folders.as_folder_name(
+        Path(out).resolve().name if out else _run_name(paths) if paths else "default" if benchmark != "hvsb" else "default_hvsb")
     out = Path(out) if out else Path("runs") / name
     folders.check(out, marker=runfolder.MARKER, overwrite=overwrite)  # before the slow part, not after it
     prior_set = Priors.from_specs(priors)  # bad priors stop the run before ingest, let alone compiling
     with _warnings_to(log):
         data = api.load(paths, models=models, values=values, on_conflict=on_conflict, benchmark=benchmark,
-                        columns=columns, stream=True)  # dumps -> Parquet by a sink, cells by a streaming group-by
+                        columns=columns, stream=True,  # dumps -> Parquet by a sink, cells by a streaming group-by
+                        **(reading or {}))
     log(f"Ingested {sum(i['n_rows'] for i in data.inputs):,} rows from {len(data.inputs)} file(s); "
         f"{excluded_counts(data.quality())}.")
     with _warnings_to(log):
@@ -92,7 +100,7 @@ def run(
                           parametrization=parametrization, keep_empty_models=keep_empty_models)
     t_ingest = time.perf_counter()
     cells = model.cells
-    log(f"{cells.n_trials:,} trials used in {cells.data.height:,} design cells.")
+    log(cells_sentence(cells))
     if model.empty_models:
         _say_empty(model.empty_models, keep_empty_models, log)
     if pairs:  # a misspelled pair should stop the run before the sampler, not after it
@@ -120,8 +128,21 @@ def run(
             runfolder.RunFolder.read(out).add_table("prior_predictive", table)
     if report:
         log("Rendering the report...")
-        log(f"Report: {api.report(out)}")
+        try:
+            with _warnings_to(log):
+                html = api.report(out)
+        except KeyboardInterrupt:
+            raise ReportInterrupted(out) from None
+        log(f"Report: {html}")
     return out, result
+
+
+class ReportInterrupted(KeyboardInterrupt):
+    """Ctrl-C while the report rendered: the run folder ``kept`` is complete and stays."""
+
+    def __init__(self, kept: Path) -> None:
+        super().__init__(str(kept))
+        self.kept = kept
 
 
 def _say_empty(empty: Sequence[str], keep: bool, log) -> None:
@@ -134,14 +155,22 @@ def _say_empty(empty: Sequence[str], keep: bool, log) -> None:
 
 
 def excluded_counts(quality: pl.DataFrame) -> str:
-    """The rows not in the likelihood, in the words of the per-model table: excluded prompts
-    (unparsed or conflicting; the table's *excl* column) and superseded duplicate rows."""
+    """The rows not in the likelihood, in the words of the per-model table: excluded rows (unparsed or
+    conflicting; the table's *excl* column) and superseded duplicate rows, all counted in rows read, so that
+    rows read = used + excluded + superseded."""
     totals = quality.select(pl.exclude("model").sum()).row(0, named=True)
-    excluded = totals["n_prompts"] - totals["n_used"]
-    superseded = totals["n_rows"] - totals["n_prompts"]
-    return (f"{excluded:,} prompts excluded (unparsed or conflicting; column excl)"
-            + (f", {superseded:,} superseded duplicate rows not counted as prompts" if superseded else "")
+    excluded = totals["n_unparsed"] + totals.get("n_conflict", 0)
+    superseded = totals.get("n_superseded", 0)
+    return (f"{totals['n_used']:,} used, {excluded:,} excluded (unparsed or conflicting; column excl)"
+            + (f", {superseded:,} superseded duplicate rows" if superseded else "")
             + " (see data_quality.csv)")
+
+
+def cells_sentence(cells) -> str:
+    """How many trials the likelihood uses and what one of its binomial cells is."""
+    by = " x ".join(cells.by)
+    return (f"{cells.n_trials:,} trials used, in {cells.data.height:,} binomial cells "
+            f"(a cell: one combination of {by}, the formula's variables).")
 
 
 @contextmanager
@@ -161,20 +190,36 @@ def _run_name(paths: Sequence[str | Path]) -> str:
     return stem if len(paths) == 1 else f"{stem}_and_{len(paths) - 1}_more"
 
 
-def console_table(dvgr: pl.DataFrame, rate: str = "DVGR") -> str:
-    """The readable table the CLI ends with (``rate``: the short name of the benchmark's rate)."""
+def console_table(rates: pl.DataFrame, rate: str = "DVGR", below: str = "P(<0.5)") -> str:
+    """The readable table the CLI ends with (``rates.csv``; ``rate``: the short name of the benchmark's rate;
+    ``below``: the header of P(rate < reference), empty when the benchmark has no reference)."""
     head = (f"{'model':<24}{'used':>8}{'excl':>6}  {f'raw {rate} [Wilson 95%]':<24}{f'posterior {rate} [HDI]':<24}"
-            f"{'P(<0.5)':>8}{'R-hat':>7}{'ESS':>7}")
+            + (f"{below:>8}" if below else "") + f"{'R-hat':>7}{'ESS':>7}")
     lines = [head, "-" * len(head)]
-    for r in dvgr.iter_rows(named=True):
+    for r in rates.iter_rows(named=True):
         if r["model"] == "overall":
             lines.append("-" * len(head))
         lines.append(
             f"{r['model']:<24}{r['n_used']:>8,}{r['n_excluded']:>6,}  "
-            f"{r['raw_dvgr']:.3f} [{r['wilson_low']:.3f}, {r['wilson_high']:.3f}]    "
-            f"{r['dvgr_mean']:.3f} [{r['dvgr_hdi_low']:.3f}, {r['dvgr_hdi_high']:.3f}]    "
-            f"{r['p_below_half']:>8.3f}{r['r_hat']:>7.3f}{r['ess_bulk']:>7.0f}"
+            f"{r['raw_rate']:.3f} [{r['wilson_low']:.3f}, {r['wilson_high']:.3f}]    "
+            f"{r['rate_mean']:.3f} [{r['rate_hdi_low']:.3f}, {r['rate_hdi_high']:.3f}]    "
+            + (f"{r['p_below_reference']:>8.3f}" if below else "")
+            + f"{r['r_hat']:>7.3f}{r['ess_bulk']:>7.0f}"
         )
+    return "\n".join(lines)
+
+
+def console_conditions(rates: pl.DataFrame | None) -> str:
+    """The posterior rate per model x condition (``condition_rates.csv``), each under its own name (HVSB: MR, ASR)."""
+    if rates is None:
+        return ""
+    width = {c: max(len(c), *(len(str(x)) for x in rates[c])) + 2 for c in ("model", "condition", "rate")}
+    lines = [f"{'model':<{width['model']}}{'condition':<{width['condition']}}{'rate':<{width['rate']}}"
+             f"{'posterior [HDI]':<24}{'raw':>7}"]
+    lines.append("-" * len(lines[0]))
+    for r in rates.iter_rows(named=True):
+        lines.append(f"{r['model']:<{width['model']}}{r['condition']:<{width['condition']}}{r['rate']:<{width['rate']}}"
+                     f"{r['mean']:.3f} [{r['hdi_low']:.3f}, {r['hdi_high']:.3f}]    {r['raw_rate']:>7.3f}")
     return "\n".join(lines)
 
 
@@ -211,6 +256,8 @@ examples:
   python -m dvbstats.fit results/*.csv --out runs/mine --report
   python -m dvbstats.fit dumps/ --formula "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)"
   python -m dvbstats.fit dumps/ --prior sd=halfnormal(0.5) --draws 2000 --seed 7
+  python -m dvbstats.fit logs/*.eval --scorer match           # Inspect logs (also lm-eval, HELM, Every Eval Ever)
+  python -m dvbstats.fit math500.csv --wide model --label-pattern '(?P<model>.+)_(?P<condition>zero_shot|one_shot)'
 
 exit status: 0 success; 2 bad input or arguments (also an --out that cannot be written); 3 sampler
 diagnostics failed (R-hat > {MAX_R_HAT}, ESS < {MIN_ESS} or divergences; the outputs are written and flagged;
@@ -240,6 +287,28 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--model-column", default="model", help="binary judgments: the model column (default: %(default)s)")
     data.add_argument("--item-column", default="item", help="binary judgments: the item column (default: %(default)s)")
     data.add_argument("--outcome", default="outcome", help="binary judgments: the 0/1 column (default: %(default)s)")
+    data.add_argument("--reference", type=float, default=None,
+                      help="binary judgments: a reference rate to test against (default: none, so no test)")
+    data.add_argument("--direction", choices=["higher", "lower"], default=None,
+                      help="binary judgments: which way the rate is better (default: none; ranks say 'highest rate')")
+
+    logs = p.add_argument_group("evaluation logs and wide matrices (binary judgments; docs/sources.md)")
+    logs.add_argument("--source", choices=list(sources.FORMATS),
+                      help="the input's format (default: detected; wide matrices need --wide)")
+    logs.add_argument("--scorer", help="Inspect: the scorer whose values are the outcome (needed when a log has several)")
+    logs.add_argument("--metric", help="lm-evaluation-harness: the metric (default: the first 0/1 one); "
+                      f"HELM: the stat (default: {DEFAULT_HELM_METRIC})")
+    logs.add_argument("--filter", help="lm-evaluation-harness: the filter (needed when a file has several)")
+    logs.add_argument("--partial", choices=list(PARTIAL),
+                      help="partial credit (Inspect P, scores strictly between 0 and 1): excluded, or counted as 0 "
+                      "or 1 (default: not counted, each such row unparsed with its reason)")
+    logs.add_argument("--wide", choices=list(WIDE),
+                      help="read a wide matrix (CSV/Parquet): its rows are models (header: items) or items "
+                      "(header: models); cells 0/1, -1/+1, true/false, blank = not judged")
+    logs.add_argument("--label-pattern", metavar="REGEX",
+                      help="wide matrices: named groups splitting a model label, e.g. "
+                      "'(?P<model>.+)_(?P<condition>zero_shot|one_shot)'; groups other than model become "
+                      "design columns")
     data.add_argument("--models", help="model table CSV (model_id, short_name, developer, family, size_rank_in_family, "
                       "params_b); default: the 9 published models")
     data.add_argument("--values", default="", help="extra value names, comma-separated, for benchmarks beyond the 11 DVB values")
@@ -250,7 +319,10 @@ def parser() -> argparse.ArgumentParser:
                       help="when two parsed copies of a prompt disagree: stop (default), keep the first or last copy, "
                       "or exclude all of them")
     model = p.add_argument_group("model")
-    model.add_argument("--formula", help=f"R-style formula (default: the benchmark's; DVB: {formulamod.DEFAULT_FORMULA})")
+    model.add_argument("--formula", help=(
+        f"R-style formula (default: the benchmark's. DVB: {formulamod.DEFAULT_FORMULA}; HVSB: {HVSB.default_formula}; "
+        f"binary: {binary.default_formula('outcome', ('condition',))} with a condition column, else "
+        f"{binary.default_formula('outcome', ())})").replace("%", "%%"))
     model.add_argument("--prior", action="append", default=[], metavar="NAME=DIST(...)",
                        help="override a prior, repeatable: sd=halfnormal(0.5), sd_value=exponential(2), "
                        "b_log_n_train=normal(0,0.5), intercept=normal(0,2) (defaults in docs/model.md)")
@@ -327,8 +399,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite=args.overwrite, keep_empty_models=args.keep_empty_models,
             command=manifest.portable_command("dvbstats.fit", argv), progress=not args.quiet,
             benchmark=args.benchmark,
-            columns={"model_column": args.model_column, "item_column": args.item_column, "outcome": args.outcome},
+            columns={"model_column": args.model_column, "item_column": args.item_column, "outcome": args.outcome,
+                     **({"reference": args.reference} if args.reference is not None else {}),
+                     **({"direction": args.direction} if args.direction else {})},
+            reading={"format": args.source, "scorer": args.scorer, "metric": args.metric, "filter": args.filter,
+                     "partial": args.partial, "wide": args.wide, "label_pattern": args.label_pattern},
         )
+    except ReportInterrupted as exc:
+        print(f"\ninterrupted while rendering the report: the run folder {exc.kept} is complete and was kept "
+              f"(render its report with python -m dvbstats.report {exc.kept}); no partial report was left behind",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("\ninterrupted: no partial run folder or report was left behind", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -342,12 +423,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = runfolder.RunFolder.read(out)
     print()
     bench = result.data.benchmark
-    rate = "DVGR" if bench.name == "dvb" else "rate"
-    print(f"Posterior {'DVGR' if bench.name == 'dvb' else bench.rate_name + ' per model, over every condition'} "
-          f"({args.hdi:.0%} HDI), formula: {result.formula}")
-    print(console_table(folder.table("dvgr"), rate))
-    scaling_lines = (console_scaling(folder) if bench.name == "dvb"
-                     else console_scaling(folder, bench.rate_label(next(iter(bench.rate_by_condition), None)), "chi-square"))
+    rates = folder.table("rates")
+    condition = rates["condition"][0] if "condition" in rates.columns else None
+    rate = bench.rate_label(condition)
+    short = "DVGR" if rate == "DVGR" else "rate"
+    where = f"under condition {condition}" if condition else "averaged over the design"
+    print(f"Posterior {rate} per model, {where} ({args.hdi:.0%} HDI; ranks by {bench.best}), formula: {result.formula}")
+    print(console_table(rates, short, f"P(<{bench.reference:g})" if bench.reference is not None else ""))
+    by_condition = console_conditions(folder.table("condition_rates"))
+    if by_condition:
+        print(f"\nPosterior rate per model and condition ({args.hdi:.0%} HDI; paired contrasts in condition_effects.csv):")
+        print(by_condition)
+    scaling_lines = console_scaling(folder, rate, "paper's chi-square" if bench.size_codings else "chi-square")
     if scaling_lines:
         print("\n" + scaling_lines)
     print(f"\nRun folder: {out}")

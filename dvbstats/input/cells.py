@@ -75,6 +75,23 @@ def from_trials(
     return CellTable(_counts_as_int(data), by)
 
 
+def missing_levels(cells: CellTable, factor: str) -> dict[str, list[str]]:
+    """Per model without a used trial at some level of ``factor``: those levels (models with every level: absent).
+
+    A model fitted with a fixed ``factor`` and its per-model rates and contrasts by level needs a trial at every
+    level; one without is named before sampling, not after it (its missing cells would be predictions, not data).
+    """
+    used = cells.data.filter(pl.col("n_trials") > 0)
+    levels = sorted(str(x) for x in cells.data[factor].unique().to_list())
+    seen = used.group_by("model").agg(pl.col(factor).cast(pl.String).unique())
+    out = {}
+    for model, have in seen.sort("model").iter_rows():
+        lacking = [lv for lv in levels if lv not in set(have)]
+        if lacking:
+            out[model] = lacking
+    return out
+
+
 def from_counts(counts: pl.DataFrame, by: Sequence[str], models: pl.DataFrame | None = None) -> CellTable:
     """Collapse an aggregated count table (``ingest.read_cells``) onto the design ``by``."""
     by = _with_model(by)

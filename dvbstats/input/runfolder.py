@@ -91,37 +91,39 @@ def write(
         raise ValueError("this Fit carries no input record (fitted with fitting.fit): fit it through "
                          "dvbstats.Model(formula, data).fit() to save it")
     out = Path(out)
-    name = name or out.resolve().name
+    name = folders.folder_name(name, what="name") if name else folders.as_folder_name(out.resolve().name)
     seed = fit.settings.seed
     data, table = fit.data, fit.model_table
     wanted = contrastmod.resolve(contrasts, contrastmod.factor_levels(fit.cells.data, fit.cells.by))
     t0 = time.perf_counter()
-    own = data.benchmark.name in ("dvb", "hvsb")  # benchmarks with scaling (by default) and agreement
+    bench = data.benchmark
     with folders.replacing(out, marker=MARKER, overwrite=overwrite) as work, ThreadPoolExecutor(1) as pool:
         # the agreement analysis needs only the trials: it runs beside the tables, whose NumPy, Numba
         # and polars work leaves the second core mostly idle
-        agreement_job = pool.submit(_timed, _agreement, data.trials if own else None, table, fit.settings, hdi_prob,
+        agreement_job = pool.submit(_timed, _agreement, bench, data.trials, table, fit.settings, hdi_prob,
                                     work, log) if agreement else None
         if data.trials is not None:
             trials_path = processed / f"{name}_trials.parquet" if processed else work / "trials.parquet"
             trials_path.parent.mkdir(parents=True, exist_ok=True)
             data.trials.write(trials_path)
         quality, reconciliation = data.quality(), data.reconciliation()
-        tables = {**summaries.tables(fit, hdi_prob, seed), "data_quality": quality, "reconciliation": reconciliation,
-                  **benchmarks.tables(data.benchmark, fit, data.trials, hdi_prob)}
+        tables = {**summaries.tables(fit, hdi_prob, seed, bench), "data_quality": quality,
+                  "reconciliation": reconciliation, **benchmarks.tables(bench, fit, data.trials, hdi_prob)}
         for key, df in tables.items():
             write_table(work, key, df)
+        for key, alias in bench.aliases.items():  # the benchmark's old names for a neutral table (DVB: dvgr.csv)
+            write_table(work, alias, summaries.legacy(tables[key]))
         bounded = bounds.notes(summaries.item_factors(fit), len(fit.models))
         for note in bounded:
             log(f"Note: {note}.")
-        tables["dvgr"].write_parquet(work / "dvgr.parquet")
+        tables["rates"].write_parquet(work / "rates.parquet")
         if wanted:
             write_table(work, "contrasts", contrast_tables(fit, wanted, hdi_prob, rope))
         fit.cells.write(work / CELLS)
         table.data.write_csv(work / "models.csv")
         fit.idata.to_netcdf(str(work / POSTERIOR), engine="h5netcdf")
         t1 = time.perf_counter()
-        scaling_note = _scaling(fit, table, pairs, hdi_prob, seed, work, scaling if own else bool(scaling), log)
+        scaling_note = _scaling(fit, table, pairs, hdi_prob, seed, work, scaling, log)
         t2 = time.perf_counter()
         agreement_note, agreement_s = agreement_job.result() if agreement_job else ("not run (switched off)", 0.0)
         # agreement_s overlaps the other two; the wait is what it added to the run
@@ -150,7 +152,7 @@ def read_fit(path: str | Path) -> Fit:
     meta_path = path / MARKER
     if not meta_path.is_file():
         raise FileNotFoundError(f"{path}: no {MARKER}; not a complete run folder written by dvbstats")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta = manifest.check(_read_json(meta_path), meta_path)
     for needed in (CELLS, POSTERIOR, "models.csv"):
         if not (path / needed).is_file():
             raise FileNotFoundError(f"{path}: no {needed}; the run folder was written by an older dvbstats "
@@ -159,8 +161,10 @@ def read_fit(path: str | Path) -> Fit:
     cells = CellTable(cells_df, tuple(c for c in cells_df.columns if c not in CELL_COUNTS))
     formula = parse(meta["formula"])
     bench = benchmarks.from_record(meta.get("benchmark"))
-    reader = TrialFile.open if bench.name == "dvb" else benchmarks.JudgmentTable.read  # DVB: lazily, not in memory
-    trials = reader(path / "trials.parquet") if (path / "trials.parquet").is_file() else None
+    trials_path = path / "trials.parquet"
+    # a judgment table carries its benchmark in its metadata; a trial file is read lazily, not into memory
+    reader = benchmarks.JudgmentTable.read if benchmarks.is_judgment_table(trials_path) else TrialFile.open
+    trials = reader(trials_path) if trials_path.is_file() else None
     models = ModelTable.read(path / "models.csv")
     data = Data(trials, None if trials is not None else cells_df, models, meta["inputs"], bool(meta["synthetic"]),
                 bench)
@@ -170,12 +174,20 @@ def read_fit(path: str | Path) -> Fit:
         priors=Priors.from_specs([f"{k}={v}" for k, v in meta["priors"].items()]),
         settings=settings,
         parametrization=meta["parametrization"].get("sampled", meta["parametrization"]["requested"]),
-        idata=az.from_netcdf(path / POSTERIOR, engine="h5netcdf"),
+        idata=_read_posterior(path / POSTERIOR),
         timing=meta.get("timing", {}),
         data=data,
         empty_models=tuple(meta.get("empty_models", {}).get("models", [])),
         model_table=models,
     )
+
+
+def _read_posterior(path: Path) -> az.InferenceData:
+    """The InferenceData of ``posterior.nc``; a file HDF5 cannot read is a :class:`RunFolderError` naming it."""
+    try:
+        return az.from_netcdf(path, engine="h5netcdf")
+    except (OSError, RuntimeError, ValueError, KeyError) as err:  # h5py reports damage as OSError or RuntimeError
+        raise RunFolderError(f"{path}: cannot be read as netCDF ({err}); the run folder is damaged: refit") from None
 
 
 def write_analysis(out: Path, name: str, result) -> list[Path]:
@@ -223,28 +235,21 @@ def _timed(func, *args):
     return func(*args), time.perf_counter() - t
 
 
-def _agreement(trials: TrialTable | TrialFile | None, table: ModelTable, settings: SamplerSettings, hdi_prob,
-               out: Path, log) -> str:
-    """Agreement between models and paired tests (:mod:`dvbstats.results.agreement`) when trials of >= 2 models exist.
+def _agreement(bench, trials: TrialTable | TrialFile | benchmarks.JudgmentTable | None, table: ModelTable,
+               settings: SamplerSettings, hdi_prob, out: Path, log) -> str:
+    """The benchmark's agreement analysis between models (``Benchmark.agreement``) when trials of >= 2 models exist.
 
-    Only the used rows and the columns the analysis needs are read (lazily: a streamed trial file stays on disk)."""
+    It gets the used rows lazily (a streamed trial file stays on disk) and reads the columns it needs."""
+    if bench.agreement is None:
+        return f"not run: {bench.title} define no agreement analysis"
     if trials is None:
         return "not run: needs a trial table with at least two models"
-    judged = isinstance(trials, benchmarks.JudgmentTable)  # HVSB: judgment consistency within and across families
-    rows = trials.data.filter(pl.col("status") == "used") if judged else (
-        trials.scan().filter(pl.col("status") == "used").select("model", "prompt_id", "chose_deep", "status")
-        .collect(engine="streaming"))
-    if rows["model"].n_unique() < 2:
+    used = (trials.data.lazy() if isinstance(trials, benchmarks.JudgmentTable) else trials.scan()).filter(
+        pl.col("status") == "used")
+    if used.select(pl.col("model").n_unique()).collect().item() < 2:
         return "not run: needs a trial table with at least two models"
-    from dvbstats.results import agreement
-
     log("Agreement between models and paired tests...")
-    if judged:
-        from dvbstats.benchmarks import consistency
-
-        res = consistency.judgment_consistency(rows, table, settings=settings, hdi_prob=hdi_prob)
-    else:
-        res = agreement.agreement_analysis(rows, table, settings=settings, hdi_prob=hdi_prob)
+    res = bench.agreement(used, table, settings=settings, hdi_prob=hdi_prob)
     write_analysis(out, "agreement", res)
     return res.notes.get("not_run", "run")
 
@@ -263,6 +268,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "binom_p", "dvgr_mean", "dvgr_median", "dvgr_hdi_low", "dvgr_hdi_high", "p_below_half",
         "pop_dvgr_mean", "pop_dvgr_hdi_low", "pop_dvgr_hdi_high", "r_hat", "ess_bulk", "ess_tail",
     ),
+    "rates": (
+        "model", "n_prompts", "n_used", "n_excluded", "raw_rate", "wilson_low", "wilson_high",
+        "binom_p", "rate_mean", "rate_median", "rate_hdi_low", "rate_hdi_high", "p_below_reference",
+        "pop_rate_mean", "pop_rate_hdi_low", "pop_rate_hdi_high", "r_hat", "ess_bulk", "ess_tail",
+    ),
     "random_effects": ("term", "level", "mean", "hdi_low", "hdi_high"),
     "sd": ("term", "mean", "median", "hdi_low", "hdi_high", "r_hat", "ess_bulk", "ess_tail"),
     "fixed": ("term", "mean", "hdi_low", "hdi_high", "r_hat", "ess_bulk", "ess_tail"),
@@ -274,10 +284,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "reconciliation": ("n_copies", "action"),  # plus the trial's key columns (DVB: model, prompt_id)
     "cells": ("model", "n_prompts", "n_trials", "n_deep"),
 }
+#: The per-model rate table under its two names: the other name's file, and the conversion from its columns.
+RATE_VIEWS = {"rates": ("dvgr", summaries.neutral), "dvgr": ("rates", summaries.legacy)}
 #: Summary columns of the grouped DVGR tables; any other column is a design factor.
 SUMMARY_COLUMNS = frozenset({"dvgr_mean", "dvgr_median", "dvgr_hdi_low", "dvgr_hdi_high", "hdi_low", "hdi_high",
                              "raw_dvgr", "n_trials", "n_deep"})
-MANIFEST_KEYS: tuple[str, ...] = ("formula", "sampler", "hdi_prob", "diagnostics")
 
 
 def _check_columns(df: pl.DataFrame, path: Path, required: tuple[str, ...]) -> pl.DataFrame:
@@ -301,7 +312,8 @@ def _read_json(path: Path) -> dict:
 class RunFolder:
     """A finished run: its manifest and tables (polars), read lazily from ``path``; never refits.
 
-    ``manifest.json`` and ``dvgr.csv`` are required; every other table is optional (a run fitted to
+    ``manifest.json`` and ``rates.csv`` (in older DVB folders ``dvgr.csv``) are required; ``table("rates")``
+    and ``table("dvgr")`` read either, under the neutral and the DVB column names; every other table is optional (a run fitted to
     an aggregated cell table has no trial table, no data-quality counts, maybe no value column) and
     comes back as ``None`` so that its section can say what is missing.
     """
@@ -319,16 +331,13 @@ class RunFolder:
         manifest_path = path / MARKER
         if not manifest_path.is_file():
             raise RunFolderError(f"{manifest_path}: not found; is {path} a run folder written by python -m dvbstats.fit?")
-        meta = _read_json(manifest_path)
-        missing = [k for k in MANIFEST_KEYS if k not in meta]
-        if missing:
-            raise RunFolderError(f"{manifest_path}: missing key(s) {', '.join(missing)}")
-        diagnostics = meta["diagnostics"]
-        if not isinstance(diagnostics, dict) or "ok" not in diagnostics:
-            raise RunFolderError(f"{manifest_path}: 'diagnostics' must be an object with an 'ok' flag")
+        try:
+            meta = manifest.check(_read_json(manifest_path), manifest_path)
+        except manifest.ManifestError as err:
+            raise RunFolderError(str(err)) from None
         run = cls(path=path, manifest=meta)
-        if run.table("dvgr") is None:
-            raise RunFolderError(f"{path / 'dvgr.csv'}: not found; the report needs the run's DVGR table")
+        if run.table("rates") is None:
+            raise RunFolderError(f"{path / 'rates.csv'}: not found; the report needs the run's per-model rate table")
         return run
 
     @property
@@ -356,7 +365,14 @@ class RunFolder:
         return self.manifest["diagnostics"]
 
     def table(self, name: str) -> pl.DataFrame | None:
-        """The run's table ``name`` (``dvgr``, ``sd``, ``cells``, ...), or ``None`` if absent."""
+        """The run's table ``name`` (``rates``, ``sd``, ``cells``, ...), or ``None`` if absent; ``rates`` and its
+        DVB alias ``dvgr`` each fall back on the other's file under their own column names."""
+        if name not in self._tables and name in RATE_VIEWS:
+            other, convert = RATE_VIEWS[name]
+            table = self._load(name)
+            if table is None and self._load(other) is not None:
+                table = self._tables[name] = convert(self._tables[other])
+            return table
         return self._tables[name] if name in self._tables else self._load(name)
 
     def _load(self, name: str) -> pl.DataFrame | None:
@@ -364,7 +380,7 @@ class RunFolder:
         if csv.is_file():
             path = csv
             try:
-                df = pl.read_csv(csv, infer_schema_length=None)
+                df = pl.read_csv(csv, infer_schema_length=None, glob=False)  # a run named "a[1]" is a path
             except pl.exceptions.NoDataError:
                 df = pl.DataFrame()
             except (pl.exceptions.ComputeError, UnicodeDecodeError) as err:
@@ -372,7 +388,7 @@ class RunFolder:
         elif parquet.is_file():
             path = parquet
             try:
-                df = pl.read_parquet(parquet)
+                df = pl.read_parquet(parquet, glob=False)
             except (OSError, pl.exceptions.ComputeError) as err:
                 raise RunFolderError(f"{parquet}: cannot be read as Parquet ({err})") from None
         else:

@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print()
     folder = RunFolder.read(run_dir)
-    print(console_table(folder.table("dvgr")))
+    print(console_table(folder.table("rates")))
     with pl.Config(tbl_rows=-1, fmt_str_lengths=200, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
                    tbl_hide_column_data_types=True):
         print(folder.table("published_vs_reanalysis").drop("more_cautious"))

@@ -9,7 +9,6 @@ reshapes the run's tables (pivots, sorts, sums of counts); every statistic comes
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shlex
@@ -22,8 +21,9 @@ import pandas as pd
 
 from dvbstats.constants import CHANCE, CREDIBLE
 from dvbstats.input.runfolder import SUMMARY_COLUMNS, RunFolder, RunFolderError
-from dvbstats.report import narrative
+from dvbstats.report import markup, narrative
 from dvbstats.report import plots
+from dvbstats.report.markup import text as escape
 from dvbstats.report.narrative import dvgr as fmt_dvgr
 from dvbstats.report.narrative import interval as fmt_interval
 from dvbstats.report.wording import Wording, wording
@@ -35,14 +35,7 @@ CSS = "report.css"
 WORST_ROWS = 10
 
 
-# --- markdown helpers ---------------------------------------------------------------------
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#$@~^])")
-
-
-def escape(text: object) -> str:
-    """``text`` with markdown's special characters backslash-escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
+# --- markdown helpers (every string from the run enters through dvbstats.report.markup) ---------
 
 
 def fmt_p(p: float) -> str:
@@ -134,7 +127,7 @@ class Figures:
         with plots.style():
             fig = draw()
         plots.save(fig, self.report_dir / FIGURES / f"{label}.png")
-        return f'![{caption}]({FIGURES}/{label}.png){{#fig-{label} fig-alt="{alt}"}}'
+        return f'![{caption}]({FIGURES}/{label}.png){{#fig-{label} fig-alt="{markup.attribute(alt)}"}}'
 
 
 def frame(run: RunFolder, name: str) -> pd.DataFrame | None:
@@ -162,8 +155,9 @@ _DVGR_QUANTITY = re.compile(r"\bdvgr(?=\[|_overall\b)")
 
 def quantity(run: RunFolder, text: object) -> str:
     """A diagnosed quantity's name (or a message naming one) in the benchmark's words: the fit calls its
-    per-model rates ``dvgr[model]`` and ``dvgr_overall`` whatever the benchmark; other benchmarks say ``rate``."""
-    return str(text) if wording(run.manifest).is_dvb else _DVGR_QUANTITY.sub("rate", str(text))
+    per-model rates ``dvgr[model]`` and ``dvgr_overall`` whatever the benchmark; the benchmark says what to call
+    them (``Wording.quantity``: DVB ``dvgr``, others ``rate``)."""
+    return _DVGR_QUANTITY.sub(wording(run.manifest).quantity, str(text))
 
 
 def failures(run: RunFolder) -> list[str]:
@@ -214,88 +208,105 @@ def _count_models(n: int) -> str:
 
 
 def headline(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str:
-    """Section 1: overall DVGR, the count of models below chance, the plain-language reading."""
+    """Section 1: the overall rate and, with a reference line, the count of models credibly below it."""
+    w = wording(run.manifest)
+    rate = w.rate_for(_rate_condition(run))
     k = int(narrative.below_chance(models).sum())
     hdi = f"{run.hdi_prob:.0%} HDI"
-    w = wording(run.manifest)
-    if not w.is_dvb:
-        below = f" · **{k} of {len(models)}** models credibly below {w.reference:g}" if w.reference is not None else ""
-        key = (f"**Overall {w.rate} {fmt_dvgr(float(overall['dvgr_mean']))}** ({hdi} "
-               f"{fmt_interval(float(overall['dvgr_hdi_low']), float(overall['dvgr_hdi_high']))}){below}")
-        return section("Headline", "headline", f"::: {{.headline}}\n{key}\n:::",
-                       "Per-model numbers are in @tbl-models and @fig-forest.")
-    key = (
-        f"**Overall DVGR {fmt_dvgr(float(overall['dvgr_mean']))}** ({hdi} "
-        f"{fmt_interval(float(overall['dvgr_hdi_low']), float(overall['dvgr_hdi_high']))}) · "
-        f"**{k} of {len(models)}** models credibly below chance "
-        f"(P(DVGR < 0.5) > {CREDIBLE:.2f})"
-    )
+    below = (f" · **{k} of {len(models)}** models credibly below {escape(w.reference_short)} "
+             f"(P({escape(rate)} < {w.reference:g}) > {CREDIBLE:.2f})" if w.reference is not None else "")
+    key = (f"**Overall {escape(rate)} {fmt_dvgr(float(overall['dvgr_mean']))}** ({hdi} "
+           f"{fmt_interval(float(overall['dvgr_hdi_low']), float(overall['dvgr_hdi_high']))}){below}")
+    return key
+
+
+def rate_headline(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str:
+    """Section 1 without a reading: the key line (:func:`headline`) and where the numbers are."""
+    return section("Headline", "headline", f"::: {{.headline}}\n{headline(run, models, overall)}\n:::",
+                   "Per-model numbers are in @tbl-models and @fig-forest.")
+
+
+def reading_headline(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str:
+    """Section 1 with the plain-language reading of :func:`dvbstats.report.narrative.reading` (worded for a
+    rate set against chance: the DVGR)."""
     text = narrative.reading(
         models, overall, hdi_prob=run.hdi_prob, diagnostics_ok=bool(run.diagnostics.get("ok")),
         failures=run.diagnostics.get("failures") or (), synthetic=run.synthetic,
     )
-    return section("Headline", "headline", f"::: {{.headline}}\n{key}\n:::", escape(text),
+    return section("Headline", "headline", f"::: {{.headline}}\n{headline(run, models, overall)}\n:::", escape(text),
                    "Per-model numbers are in @tbl-models and @fig-forest.")
 
 
 def model_table(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str:
-    """Section 2: the per-model table, one row per model plus the overall row."""
+    """Section 2: the per-model table, one row per model plus the overall row. The binomial test and
+    P(rate < reference) appear only when the benchmark has a reference line."""
     rows = pd.concat([models, overall.to_frame().T], ignore_index=True)
     hdi = f"{run.hdi_prob:.0%} HDI"
     w = wording(run.manifest)
-    rate = w.rate
+    rate = w.rate_for(_rate_condition(run))
+    tested = w.reference is not None
     cells = pd.DataFrame({
         "Model": [escape(m) for m in rows["model"]],
         "Used": [fmt_int(x) for x in rows["n_used"]],
         "Excluded": [fmt_int(x) for x in rows["n_excluded"]],
         f"Raw {rate}": [fmt_dvgr(float(x)) for x in rows["raw_dvgr"]],
         "Wilson 95% CI": [fmt_interval(float(a), float(b)) for a, b in zip(rows["wilson_low"], rows["wilson_high"], strict=True)],
-        "Binomial p": [fmt_p(float(p)) for p in rows["binom_p"]],
+        **({"Binomial p": [fmt_p(float(p)) for p in rows["binom_p"]]} if tested else {}),
         f"Posterior {rate}": [fmt_dvgr(float(x)) for x in rows["dvgr_mean"]],
         hdi: [fmt_interval(float(a), float(b)) for a, b in zip(rows["dvgr_hdi_low"], rows["dvgr_hdi_high"], strict=True)],
         f"Population {rate} ({hdi})": [
             "–" if pd.isna(m) else f"{fmt_dvgr(float(m))} ({fmt_interval(float(a), float(b))})"
             for m, a, b in zip(rows["pop_dvgr_mean"], rows["pop_dvgr_hdi_low"], rows["pop_dvgr_hdi_high"], strict=True)],
-        w.below or "P(rate < 0.5)": [fmt_dvgr(float(x)) for x in rows["p_below_half"]],
+        **({f"P({rate} < {w.reference:g})": [fmt_dvgr(float(x)) for x in rows["p_below_half"]]} if tested else {}),
     })
-    note = _model_table_note(w, hdi) if not w.is_dvb else (
-        "*Used*: parsed trials in the likelihood; *Excluded*: prompts not in it (unparseable or "
-        "conflicting answers; superseded duplicate rows are not prompts and are counted in @tbl-quality). "
-        "*Raw DVGR*: share of used trials that chose the deep value, with its "
-        "Wilson interval and the exact two-sided binomial test of DVGR = 0.5. *Posterior DVGR*: the "
-        f"model's design-averaged DVGR on the values, features and contexts tested, posterior mean and {hdi}. "
-        "*Population DVGR*: the same for a new draw of every design factor other than the model from the "
-        "fitted population (what to expect on items not tested): wider, because it includes "
-        "item-to-item variation."
-    )
-    over = "" if w.is_dvb else " (averaged over the design, every condition included)"
-    table = md_table(cells, caption=f"{rate.capitalize() if not w.is_dvb else rate} by model{over}, raw and "
-                     f"posterior; models sorted by posterior {rate}.", label="models")
-    return section(f"{rate.capitalize() if not w.is_dvb else rate} by model", "models", table, note)
+    note = (w.texts["model_note"].format(hdi=hdi) if "model_note" in w.texts
+            else _model_table_note(w, rate, hdi, _rate_condition(run)))
+    condition = _rate_condition(run)
+    over = f" (condition {escape(condition)} only)" if condition else ""
+    title = escape(rate[:1].upper() + rate[1:])
+    table = md_table(cells, caption=f"{title} by model{over}, raw and posterior; models sorted by posterior "
+                     f"{escape(rate)}.", label="models")
+    return section(f"{title} by model", "models", table, note)
 
 
-def _model_table_note(w: Wording, hdi: str) -> str:
+def _rate_condition(run: RunFolder) -> str | None:
+    """The condition the per-model rate table is taken under (HVSB: ``none``), or None (over the design)."""
+    rates = run.table("rates")
+    if rates is None or "condition" not in rates.columns or rates["condition"].is_null().all():
+        return None
+    return str(rates["condition"][0])
+
+
+def _model_table_note(w: Wording, rate: str, hdi: str, condition: str | None) -> str:
     """The model table's column notes for a benchmark other than DVB."""
+    rate = escape(rate)
+    test = (f", with its Wilson interval and the exact two-sided binomial test against {w.reference:g} "
+            f"({escape(w.reference_label)})" if w.reference is not None else
+            ", with its Wilson interval (the benchmark has no reference rate, so there is no test against one)")
+    where = (f"the model's rate under condition {escape(condition)} alone, averaged over its design cells "
+             "(the other conditions' rates are in their own tables: no rate here is pooled over conditions)"
+             if condition else "the model's rate averaged over the design cells of the data")
+    population = ("" if condition else f" *Population {rate}*: the same for a new draw of every design factor "
+                  "other than the model (what to expect on items not tested).")
     return (
-        "*Used*: parsed trials in the likelihood; *Excluded*: trials not in it (unparsed or conflicting "
-        f"responses; superseded duplicate rows are counted in @tbl-quality). *Raw {w.rate}*: share of used trials "
-        f"in which the model {escape(w.outcome_phrase)}, with its Wilson interval and the exact two-sided binomial "
-        f"test against {w.reference:g}. *Posterior {w.rate}*: the model's rate averaged over the design cells of the "
-        f"data, posterior mean and {hdi}. *Population {w.rate}*: the same for a new draw of every design factor "
-        "other than the model (what to expect on items not tested)."
+        "*Used*: parsed trials in the likelihood; *Excluded*: rows not in it (unparsed or conflicting "
+        f"responses; superseded duplicate rows are counted apart in @tbl-quality). *Raw {rate}*: share of used trials "
+        f"in which the model {escape(w.outcome_phrase)}{test}. *Posterior {rate}*: {where}, posterior mean and "
+        f"{hdi}.{population}"
     )
 
 
 def forest(run: RunFolder, models: pd.DataFrame, overall: pd.Series, figures: Figures) -> str:
     """Section 3: forest plot of posterior and raw DVGR by model."""
     w = wording(run.manifest)
-    xlabel = plots.FOREST_XLABEL if w.is_dvb else f"{w.rate} = P({w.outcome_phrase})"
+    rate = w.rate_for(_rate_condition(run))
+    xlabel = w.texts.get("rate_axis", f"{rate} = P({w.outcome_phrase})")
     fig = figures(
         lambda: plots.forest(models, hdi_prob=run.hdi_prob, overall=overall, xlabel=xlabel,
                              reference=w.reference_line), "forest",
-        f"Posterior {w.rate} by model (blue, {run.hdi_prob:.0%} HDI) and raw rate (orange, Wilson 95% CI)"
-        + (f"; dashed line: {'chance' if w.is_dvb else escape(w.reference_label)}." if w.reference_line else "."),
-        f"Forest plot of {w.rate} by model",
+        f"Posterior {escape(rate)} by model (blue, {run.hdi_prob:.0%} HDI) and raw rate (orange, Wilson 95% CI)"
+        + (f"; dashed line: {escape(w.reference_caption)}." if w.reference_line else "."),
+        f"Forest plot of {rate} by model",
     )
     return section("Forest plot", "forest", fig)
 
@@ -416,7 +427,7 @@ def training_size(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str
     slopes = fixed[fixed["term"].astype(str).str.contains("n_train")] if fixed is not None else fixed
     for _, row in (slopes.iterrows() if slopes is not None else []):
         term = str(row["term"]).removeprefix("b_")
-        text = (f"The fitted slope on `{term}` is {fmt_num(row['mean'], 3)} ({hdi} "
+        text = (f"The fitted slope on {markup.code(term)} is {fmt_num(row['mean'], 3)} ({hdi} "
                 f"{fmt_num(row['hdi_low'], 3)} to {fmt_num(row['hdi_high'], 3)}) on the log-odds scale")
         if term == "log_n_train":
             factors = [math.exp(math.log(2) * float(row[c])) for c in ("mean", "hdi_low", "hdi_high")]
@@ -536,21 +547,13 @@ def _pooled_logit(table: pd.DataFrame | None) -> str:
 
 
 def _scaled_rate(run: RunFolder, w: Wording, models: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
-    """The rate the scaling tests compared across sizes, its per-model posterior (``dvgr_*`` columns) and a
-    sentence saying so: DVB's DVGR; for a benchmark naming its rate per condition, the rate under the first
-    named condition (HVSB: the misalignment rate without a system prompt; ``condition_rates.csv``)."""
-    first = next(iter(w.rate_by_condition), None)
-    rates = frame(run, "condition_rates")
-    if w.is_dvb or first is None or rates is None or first not in set(rates["condition"].astype(str)):
-        return ("DVGR" if w.is_dvb else w.rate), models, ""
-    rows = rates[rates["condition"].astype(str) == first].rename(
-        columns={"mean": "dvgr_mean", "hdi_low": "dvgr_hdi_low", "hdi_high": "dvgr_hdi_high"})
-    rate = w.rate_for(first)
-    sizes = "size ranks (and parameter counts where given) of the model table"
-    return rate, rows[["model", "dvgr_mean", "dvgr_hdi_low", "dvgr_hdi_high"]], (
-        f"Do larger models of a family misjudge less? The tests compare the {escape(rate)} (the {escape(first)} "
-        f"condition; the attack prompts have their own sections) across the {sizes}, which the user supplies: "
-        f"negative differences and slopes mean that larger models are misaligned less often.")
+    """The rate the scaling tests compared across sizes (the per-model rate of ``rates.csv``: DVB's DVGR, HVSB's
+    MR under its ``primary_condition``), its per-model posterior (``dvgr_*`` columns) and the benchmark's
+    question in a sentence (``scaling_question``; none when it words none)."""
+    condition = _rate_condition(run)
+    rate = w.rate_for(condition)
+    question = w.texts.get("scaling_question", "")
+    return rate, models, question.format(rate=escape(rate), condition=escape(condition or "")) if question else ""
 
 
 def _pvalue_column(table: pd.DataFrame, column: str) -> dict[str, list[str]]:
@@ -574,7 +577,7 @@ def scaling(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
         measure = str(row.get("size_measure", "size"))
         slope_label = (f"pooled slope {fmt_num(row['slope_mean'], 3)} log-odds per SD of size ({hdi} "
                        f"{fmt_num(row['slope_hdi_low'], 3)} to {fmt_num(row['slope_hdi_high'], 3)})")
-        text = (f"Pooled within-family trend: the logit {rate} changes by {fmt_num(row['slope_mean'], 3)} ({hdi} "
+        text = (f"Pooled within-family trend: the logit {escape(rate)} changes by {fmt_num(row['slope_mean'], 3)} ({hdi} "
                 f"{fmt_num(row['slope_hdi_low'], 3)} to {fmt_num(row['slope_hdi_high'], 3)}) per within-family "
                 f"standard deviation of size (size measured by {escape(measure)})")
         if "p_slope_below_0" in trend.columns:
@@ -592,7 +595,7 @@ def scaling(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
             f"Posterior {escape(rate)} of each model (blue, {hdi}), one panel per family, models from smallest to "
             f"largest" + (f"; orange: the pooled-slope model's fitted {escape(rate)} (dashed) and its {hdi} (band), one "
                           "slope shared by all families" if fitted else "")
-            + (f"; dashed grey: {'chance' if w.is_dvb else escape(w.reference_label)}." if w.reference_line else "."),
+            + (f"; dashed grey: {escape(w.reference_caption)}." if w.reference_line else "."),
             f"{rate} against model size, one panel per family",
         ))
     pairs = tables.get("pairs")
@@ -659,7 +662,8 @@ def _predictive(run: RunFolder, table: pd.DataFrame, figures: Figures, label: st
         + "; " + miss
     )
     fig = figures(lambda: plots.posterior_predictive(table, interval_label=f"{run.hdi_prob:.0%} interval",
-                                                     xlabel=wording(run.manifest).rate), label,
+                                                     xlabel=wording(run.manifest).rate,
+                                                     reference=wording(run.manifest).reference), label,
                   f"Observed rate (cross) against the {what} (dot: mean; bar: interval).", f"{title} plot")
     return section(title, label, verdict, fig)
 
@@ -745,7 +749,8 @@ def agreement(run: RunFolder, figures: Figures) -> str:
     group = escape(pairs["group"].iloc[0])
     condition = notes.get("condition")  # HVSB: judgments under one condition (benchmarks/consistency.py)
     title = "Judgment consistency" if condition else "Agreement between models"
-    tested = escape(wording(run.manifest).rate_for(condition)) if condition else "rate"
+    rate_name = wording(run.manifest).rate_for(condition) if condition else "rate"
+    tested = escape(rate_name)
     order = list(dict.fromkeys([*pairs["model1"], *pairs["model2"]]))
     of = dict(zip(pairs["model1"], pairs["group1"], strict=True)) | dict(zip(pairs["model2"], pairs["group2"], strict=True))
     square = pd.concat([pairs, pairs.rename(columns={"model1": "model2", "model2": "model1"})])
@@ -807,7 +812,7 @@ def agreement(run: RunFolder, figures: Figures) -> str:
         blocks.append(md_table(pd.DataFrame({
             "Model 1": [escape(m) for m in tests["model1"]], "Model 2": [escape(m) for m in tests["model2"]],
             "Shared items": [fmt_int(x) for x in tests["n_shared"]],
-            ("Rate 1 − rate 2" if not condition else f"{tested}: 1 − 2"): [fmt_num(x, 3) for x in tests["diff"]],
+            ("Rate 1 − rate 2" if not condition else f"{rate_name}: 1 − 2"): [fmt_num(x, 3) for x in tests["diff"]],
             "SE paired / unpaired": [fmt_num(x) for x in ratio],
             "McNemar p (Holm)": [fmt_p(float(x)) for x in tests["mcnemar_p_holm"]],
             "McNemar p (BH)": [fmt_p(float(x)) for x in tests["mcnemar_p_bh"]],
@@ -842,51 +847,48 @@ def _section_title(path: Path) -> str:
     return stem.replace("_", " ").replace("-", " ").strip().capitalize()
 
 
+def _own_file(run: RunFolder, path: Path) -> Path:
+    """``path`` when it is a regular file inside the run folder (after following links)."""
+    if not (path.is_file() and path.resolve().is_relative_to(run.path.resolve())):
+        raise RunFolderError(f"{path}: not a file inside the run folder (a link to {path.resolve()}?); a report "
+                             "embeds only its run's own files")
+    return path
+
+
 def extra_sections(run: RunFolder, report_dir: Path) -> list[str]:
     """The run's ``sections/*.md``, each its own section (its first ``#`` heading, else its file name).
 
     Figures a section links as ``figures/<name>.png`` live in the run's ``sections/figures/`` and are
-    copied beside the report's own figures."""
+    copied beside the report's own figures. A section or figure that is not a file inside the run
+    folder (a link pointing elsewhere) is refused: a report carries only its run's own files."""
     for png in sorted((run.path / "sections" / FIGURES).glob("*.png")):
         (report_dir / FIGURES).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(png, report_dir / FIGURES / png.name)
+        shutil.copyfile(_own_file(run, png), report_dir / FIGURES / png.name)
     out = []
     for path in run.extra_sections():
-        text = path.read_text(encoding="utf-8").strip()
+        text = _own_file(run, path).read_text(encoding="utf-8").strip()
         if not text.startswith("# "):
             label = re.sub(r"[^a-z0-9]+", "-", _section_title(path).lower()).strip("-")
-            text = f"# {_section_title(path)} {{#sec-{label}}}\n\n{text}"
+            text = f"# {escape(_section_title(path))} {{#sec-{label}}}\n\n{text}"
         out.append(text)
     return out
 
 
-ESTIMANDS = (
-    ("DVGR", "P(chose_deep): the probability that a model follows the deep value when the test item pits it "
-             "against the shallow feature it was trained alongside. 0.5 is chance."),
-    ("Raw DVGR", "deep-value choices / used trials, with the Wilson score interval and the exact two-sided "
-                 "binomial test of DVGR = 0.5."),
-    ("Posterior DVGR", "a model's DVGR averaged over the design cells of the data (values, features, contexts, "
-                       "training sizes), computed per posterior draw; reported as mean and HDI."),
-    ("Population DVGR", "(pop_dvgr in dvgr.csv) a model's DVGR on a new draw of every non-model factor (new "
-                        "values, features, contexts) from the fitted population: wider than the posterior DVGR "
-                        "because it includes item-to-item variation."),
-    ("P(DVGR < 0.5)", f"the share of posterior draws in which the DVGR is below chance; above {CREDIBLE} counts as "
-                      "credibly below chance."),
-    ("Random-effect SD", "the standard deviation between levels of a grouping factor on the log-odds scale: "
-                         "how much that factor moves choices."),
-)
-
-
 def estimands(w: Wording) -> tuple[tuple[str, str], ...]:
-    """The estimands the report names, in the benchmark's words (DVB: :data:`ESTIMANDS`)."""
-    if w.is_dvb:
-        return ESTIMANDS
+    """The estimands the report names, in the benchmark's words (its own list when it words one: DVB's)."""
+    if w.estimands:
+        return w.estimands
     rate = w.rate
     named = tuple((name, f"the {w.rate} under the {escape(level)} condition.")
                   for level, name in w.rate_by_condition.items())
+    reference = (f"{w.reference:g} is {escape(w.reference_label)}." if w.reference is not None else
+                 "The benchmark has no reference rate: no test against one, no P(rate below it).")
+    direction = {"higher": "Higher is better", "lower": "Lower is better"}.get(
+        w.direction, "The benchmark states no direction: ranks order models by the highest rate, no rate is called best")
     return (
-        (rate, f"{escape(w.rate_long)}: the probability that the model {escape(w.outcome_phrase)}. "
-               f"{w.reference:g} is {escape(w.reference_label)}."),
+        (rate, f"{escape(w.rate_long)}: the probability that the model {escape(w.outcome_phrase)}. {reference} "
+               f"{direction}."),
+        *((("Primary estimands", escape(w.primary[:1].upper() + w.primary[1:]) + "."),) if w.primary else ()),
         *named,
         (f"Raw {rate}", "trials with the outcome / used trials, with the Wilson score interval."),
         (f"Posterior {rate}", "the rate averaged over the design cells of the data (per model, or per model and "
@@ -901,11 +903,11 @@ def methods(run: RunFolder) -> str:
     """Section 10: everything needed to reproduce the run."""
     m = run.manifest
     sampler = m.get("sampler", {})
-    blocks = [f"Formula:\n\n```\n{m['formula']}\n```"]
+    blocks = [f"Formula:\n\n{markup.code_block(m['formula'])}"]
     priors = m.get("priors") or {}
     if priors:
         blocks.append(md_table(pd.DataFrame({"Parameter": [escape(k) for k in priors],
-                                             "Prior": [f"`{v}`" for v in priors.values()]}),
+                                             "Prior": [markup.code(v) for v in priors.values()]}),
                                caption="Priors.", label="priors", align="ll"))
     terms = (m.get("parametrization") or {}).get("terms", {})
     settings = {**sampler, "hdi_prob": m["hdi_prob"], **{f"parametrisation of ({t.replace('__', ':')})": k
@@ -913,15 +915,15 @@ def methods(run: RunFolder) -> str:
     blocks.append(md_table(
         pd.DataFrame({"Setting": [escape(k) for k in settings], "Value": [escape(v) for v in settings.values()]}),
         caption=f"Sampler settings (seed {escape(sampler.get('seed', 'not recorded'))}).", label="sampler", align="ll"))
-    blocks.append("Estimands:\n\n" + "\n".join(f"- **{name}**: {text}"
+    blocks.append("Estimands:\n\n" + "\n".join(f"- **{escape(name)}**: {text}"
                                                 for name, text in estimands(wording(run.manifest))))
     inputs = m.get("inputs") or []
     if inputs:
         blocks.append(md_table(pd.DataFrame({
-            "File": [f"`{i.get('path', '')}`" for i in inputs],
+            "File": [markup.code(i.get("path", "")) for i in inputs],
             "Format": [escape(i.get("format", "")) for i in inputs],
             "Rows": [fmt_int(i.get("n_rows", float("nan"))) for i in inputs],
-            "SHA-256": [f"`{i.get('sha256', '')}`" for i in inputs],
+            "SHA-256": [markup.code(i.get("sha256", "")) for i in inputs],
         }), caption="Input files and their SHA-256 hashes.", label="inputs", align="llrl"))
     versions = m.get("versions") or {}
     if versions:
@@ -929,10 +931,10 @@ def methods(run: RunFolder) -> str:
                                              "Version": [escape(v) for v in versions.values()]}),
                                caption="Package versions.", label="versions", align="ll"))
     command = m.get("command")
-    details = [("Command", f"`{shlex.join(map(str, command)) if isinstance(command, list) else command}`"
+    details = [("Command", markup.code(shlex.join(map(str, command)) if isinstance(command, list) else command)
                 if command else None),
                ("Created", escape(fmt_date(m["created"])) if m.get("created") else None),
-               ("Run folder", f"`{run.path}`"),
+               ("Run folder", markup.code(run.path)),
                ("Timing", fmt_timing(m["timing"]) if m.get("timing") else None)]
     blocks.append("\n".join(f"- **{k}**: {v}" for k, v in details if v))
     return section("Methods", "methods", *blocks)
@@ -950,17 +952,24 @@ def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
     top = ranks.iloc[0]
     grid = superior.assign(level=superior["level"].astype(str)).set_index("level").reindex(index=order, columns=order)
     grid.index.name, grid.columns.name = "row", "column"
-    rate = wording(run.manifest).rate
+    w = wording(run.manifest)
+    rate = w.rate_for(_rate_condition(run))
+    best, worst = w.best(rate), w.worst(rate)
     blocks = [
-        f"Per posterior draw the models are ranked by design-averaged {rate} (1 = highest). "
+        f"Per posterior draw the models are ranked by {escape(rate)} (1 = {escape(best)}"
+        + ("" if w.direction else "; the benchmark states no direction, so rank 1 is not called best")
+        + "). "
         f"**{escape(top['level'])}** ranks first with probability {top['p_best']:.2f} (mean rank "
         f"{top['mean_rank']:.1f}, {interval:.0%} rank interval {int(top['rank_low'])}–{int(top['rank_high'])}); "
         + ("@fig-p-superior gives P(row > column) for every pair" if bounds.heatmap_allowed(len(order))
            else "@tbl-p-superior compares each model with the next in rank")
         + ", @fig-ranks each model's rank interval (both in ranks.csv and p_superior.csv).",
         *_p_superior(grid, order, rate, figures),
-        figures(lambda: plots.rank_intervals(ranks, interval=interval), "ranks",
-                f"Posterior rank of each model (mean and {interval:.0%} rank interval), with P(best) and P(worst).",
+        figures(lambda: plots.rank_intervals(
+                    ranks, interval=interval, names=(f"P({best})", f"P({worst})"), xlabel=f"rank (1 = {best})"),
+                "ranks",
+                f"Posterior rank of each model (mean and {interval:.0%} rank interval), with P({escape(best)}) and "
+                f"P({escape(worst)}).",
                 "Posterior rank intervals per model"),
     ]
     contrasts = frame(run, "contrasts")
@@ -976,7 +985,7 @@ def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
             **({f"P(|difference| < {contrasts['rope'].iloc[0]:g})": [f"{x:.3f}" for x in contrasts["p_in_rope"]]}
                if rope else {}),
         })
-        blocks.append(md_table(rows, caption=f"Requested contrasts: posterior difference of design-averaged {rate} "
+        blocks.append(md_table(rows, caption=f"Requested contrasts: posterior difference of design-averaged {escape(rate)} "
                                "(contrasts.csv).", label="contrasts"))
     return section("Contrasts and ranks", "contrasts", *blocks)
 
@@ -986,13 +995,13 @@ def _p_superior(grid: pd.DataFrame, order: list[str], rate: str, figures: Figure
     model against the next in rank order (at most :data:`dvbstats.results.bounds.MAX_PAIR_ROWS` rows)."""
     if bounds.heatmap_allowed(len(order)):
         return [figures(lambda: plots.heatmap(grid, colorbar_label=f"P({rate} of row > {rate} of column)"),
-                        "p-superior", f"Posterior probability that the row model's design-averaged {rate} exceeds "
+                        "p-superior", f"Posterior probability that the row model's design-averaged {escape(rate)} exceeds "
                         "the column model's.", "Heatmap of pairwise probabilities of superiority")]
     shown = list(zip(order, order[1:]))[:bounds.MAX_PAIR_ROWS]
     table = md_table(pd.DataFrame({
         "Model": [escape(a) for a, _ in shown], "Next in rank": [escape(b) for _, b in shown],
         f"P({rate} of model > next)": [fmt_num(grid.loc[a, b], 3) for a, b in shown],
-    }), caption=f"Each model against the next one in mean rank: the posterior probability that its {rate} is "
+    }), caption=f"Each model against the next one in mean rank: the posterior probability that its {escape(rate)} is "
                 "higher (the whole matrix is in p_superior.csv).", label="p-superior", align="llr")
     note = (f"With {len(order)} models the P(row > column) heatmap is not drawn (it is drawn for at most "
             f"{bounds.MAX_HEATMAP_MODELS} models); @tbl-p-superior compares neighbours in rank.")
@@ -1008,12 +1017,10 @@ def condition_effects(run: RunFolder, figures: Figures) -> str:
         return ""
     hdi = f"{run.hdi_prob:.0%} HDI"
     w = wording(run.manifest)
-    blocks = [] if w.is_dvb or not w.rate_by_condition else [
-        "Each attack prompt against no system prompt, per model on the same items (paired within each posterior "
-        "draw): the attack success rate minus the misalignment rate; @sec-attack compares the two attack prompts."]
+    blocks = [w.texts["condition_effects_intro"]] if "condition_effects_intro" in w.texts else []
 
     def named(factor: str, level: str) -> str:
-        return w.rate_for(level) if factor == "condition" and w.rate_by_condition else f"Rate at {escape(level)}"
+        return w.rate_for(level) if factor == "condition" and w.rate_by_condition else f"Rate at {level}"
 
     for (factor, a, b), rows in table.groupby(["factor", "a", "b"], sort=False):
         overall = rows[rows["model"] == "all models"].iloc[0]
@@ -1049,8 +1056,8 @@ def safe_label(text: str) -> str:
 
 def yaml_header(run: RunFolder) -> str:
     """The Quarto YAML header; the html options are honoured by both render engines."""
-    title = json.dumps(f"{wording(run.manifest).title}: {run.name}")
-    date = json.dumps(fmt_date(run.manifest.get("created", "")))
+    title = markup.yaml_text(f"{wording(run.manifest).title}: {run.name}")
+    date = markup.yaml_text(fmt_date(run.manifest.get("created", "")))
     return (
         "---\n"
         f"title: {title}\n"
@@ -1069,59 +1076,55 @@ def yaml_header(run: RunFolder) -> str:
 
 
 def report_markdown(run: RunFolder, report_dir: Path) -> str:
-    """Write the figures under ``report_dir/figures`` and return the report's ``.qmd`` text."""
+    """Write the figures under ``report_dir/figures`` and return the report's ``.qmd`` text: the sections the
+    run's benchmark lists (``Benchmark.report``), in its order, from :func:`sections`; then the run's own
+    sections and the methods."""
     figures = Figures(report_dir)
     models, overall = _split_dvgr(run)
-    if not wording(run.manifest).is_dvb:
-        return _build_other(run, report_dir, figures, models, overall)
+    registry = sections(run, figures, models, overall)
     parts: Iterable[str] = [
         yaml_header(run),
         banners(run),
-        headline(run, models, overall),
-        model_table(run, models, overall),
-        forest(run, models, overall, figures),
-        values(run, models, figures),
-        variance(run, figures),
-        training_size(run, models, figures),
-        scaling(run, models, figures),
-        contrasts_and_ranks(run, figures),
-        condition_effects(run, figures),
-        prior_predictive(run, figures),
-        ppc(run, figures),
-        diagnostics(run, figures),
-        data_quality(run, figures),
-        agreement(run, figures),
+        *(registry[name]() for name in wording(run.manifest).sections),
         *extra_sections(run, report_dir),
         methods(run),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
-def _build_other(run: RunFolder, report_dir: Path, figures: Figures, models: pd.DataFrame, overall: pd.Series) -> str:
-    """The report of a benchmark other than DVB: its headline (per model x condition when it has
-    conditions), its judgment consistency and scaling when the run has them, no DVB-only sections (values,
-    training size), its data quality by condition."""
+#: The names a benchmark's ``report`` may list (:func:`sections`).
+SECTIONS: tuple[str, ...] = (
+    "headline", "reading_headline", "condition_headline", "models", "forest", "values", "variance", "training_size",
+    "scaling", "contrasts", "conditions", "attack", "scenarios", "refusals", "prior_predictive", "ppc", "diagnostics", "quality",
+    "agreement",
+)
+
+
+def sections(run: RunFolder, figures: Figures, models: pd.DataFrame, overall: pd.Series) -> dict[str, Callable[[], str]]:
+    """Every report section by name (:data:`SECTIONS`), each drawn when called (figures are numbered in call
+    order). A section whose tables the run lacks says so or is empty."""
     from dvbstats.report import conditions  # imports this module's helpers
 
     by_condition = conditions.sections(run, figures)
-    parts: Iterable[str] = [
-        yaml_header(run),
-        banners(run),
-        by_condition.get("headline") or headline(run, models, overall),
-        model_table(run, models, overall),
-        forest(run, models, overall, figures),
-        by_condition.get("attack", ""),
-        condition_effects(run, figures),
-        by_condition.get("refusals", ""),
-        agreement(run, figures),
-        scaling(run, models, figures),
-        variance(run, figures),
-        contrasts_and_ranks(run, figures),
-        prior_predictive(run, figures),
-        ppc(run, figures),
-        diagnostics(run, figures),
-        data_quality(run, figures) + ("\n\n" + by_condition["quality"] if by_condition.get("quality") else ""),
-        *extra_sections(run, report_dir),
-        methods(run),
-    ]
-    return "\n\n".join(p for p in parts if p) + "\n"
+    quality = by_condition.get("quality")
+    return {
+        "headline": lambda: rate_headline(run, models, overall),
+        "reading_headline": lambda: reading_headline(run, models, overall),
+        "condition_headline": lambda: by_condition.get("headline") or rate_headline(run, models, overall),
+        "models": lambda: model_table(run, models, overall),
+        "forest": lambda: forest(run, models, overall, figures),
+        "values": lambda: values(run, models, figures),
+        "variance": lambda: variance(run, figures),
+        "training_size": lambda: training_size(run, models, figures),
+        "scaling": lambda: scaling(run, models, figures),
+        "contrasts": lambda: contrasts_and_ranks(run, figures),
+        "conditions": lambda: condition_effects(run, figures),
+        "attack": lambda: by_condition.get("attack", ""),
+        "scenarios": lambda: by_condition.get("scenarios", ""),
+        "refusals": lambda: by_condition.get("refusals", ""),
+        "prior_predictive": lambda: prior_predictive(run, figures),
+        "ppc": lambda: ppc(run, figures),
+        "diagnostics": lambda: diagnostics(run, figures),
+        "quality": lambda: data_quality(run, figures) + (f"\n\n{quality}" if quality else ""),
+        "agreement": lambda: agreement(run, figures),
+    }

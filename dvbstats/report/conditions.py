@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from dvbstats.constants import CREDIBLE
 from dvbstats.input.runfolder import RunFolder
 from dvbstats.report import narrative
 from dvbstats.report import plots
@@ -65,10 +66,13 @@ def headline(run: RunFolder, w: Wording) -> str:
     cells = pd.DataFrame({"Model": [escape(m) for m in grid.index],
                           **{f"{w.rate_for(c)} ({hdi})": grid[c].fillna("–").to_list() for c in order}})
     table = md_table(cells, label="headline", caption=(
-        f"Posterior rate per model and condition: mean ({hdi}), design-averaged over datasets, scenario types "
+        f"Posterior rate per model and condition: mean ({hdi}), design-averaged over the other design variables "
         f"and items; models sorted by the {escape(w.rate_for(order[0]))}."))
+    where = ("; the attack contrasts are in @sec-attack" if attack is not None else
+             "; the paired condition contrasts per model are in @sec-conditions"
+             if frame(run, "condition_effects") is not None else "")
     return section("Headline", "headline", f"::: {{.headline}}\n{key}\n:::", escape(text), table,
-                   "Every number is in condition_rates.csv; the attack contrasts are in @sec-attack.")
+                   f"Every number is in condition_rates.csv{where}.")
 
 
 def attack(run: RunFolder, w: Wording, figures: Figures) -> str:
@@ -142,16 +146,107 @@ def quality(run: RunFolder) -> str:
     table = frame(run, "quality_by_condition")
     if table is None:
         return ""
+    refusals = "n_refused" in table.columns  # judgments that can be refused (HVSB)
+    columns = (("n_rows", "Rows"), ("n_used", "Used"),
+               *((("n_refused", "Refused"), ("n_malformed", "Malformed")) if refusals else ()),
+               ("n_unparsed", "Unparsed"), ("n_superseded", "Superseded"), ("n_conflict", "Conflict"))
     cells = pd.DataFrame({
         "Model": [escape(m) for m in table["model"]],
         "Condition": [escape(c) for c in table["condition"]],
-        **{label: [fmt_int(x) for x in table[col]] for col, label in (
-            ("n_rows", "Rows"), ("n_used", "Used"), ("n_refused", "Refused"), ("n_malformed", "Malformed"),
-            ("n_unparsed", "Unparsed"), ("n_superseded", "Superseded"), ("n_conflict", "Conflict"))},
+        **{label: [fmt_int(x) for x in table[col]] for col, label in columns},
     })
-    return md_table(cells, label="quality-condition", align="ll" + "r" * 7, caption=(
-        "Trial status per model and condition (quality_by_condition.csv): unparsed = refused (no judgment) + "
-        "malformed (both labels, no marker, empty, cut off); superseded and conflicting rows are re-run copies."))
+    parts = ("; unparsed = refused (no judgment) + malformed (both labels, no marker, empty, cut off)"
+             if refusals else "")
+    return md_table(cells, label="quality-condition", align="ll" + "r" * len(columns), caption=(
+        "Trial status per model and condition (quality_by_condition.csv): rows = used + unparsed + superseded + "
+        f"conflict{parts}; superseded and conflicting rows are re-run copies."))
+
+
+#: Words for the parts of a scenario type and their levels in the scenario section.
+PART_NAMES = {"dataset": "dataset", "category": "bias category", "polarity": "question polarity",
+              "answer_type": "answer type"}
+LEVEL_NAMES = {"neg": "negative question", "pos": "non-negative question", "stereotype": "stereotyped answer",
+               "nonstereotype": "non-stereotyped answer", "unknown": "'unknown' answer", "pro": "stereotype",
+               "anti": "anti-stereotype", "chosen": "chosen (unbiased) answer", "rejected": "rejected (biased) answer"}
+
+
+def _level(level: str) -> str:
+    return LEVEL_NAMES.get(level, level)
+
+
+def scenarios(run: RunFolder, w: Wording, figures: Figures) -> str:
+    """Rates by dataset and scenario type (scenario_rates.csv) and the paired contrasts between types
+    (scenario_contrasts.csv): which types models misjudge more, for all models and per model."""
+    rates = frame(run, "scenario_rates")
+    if rates is None:
+        return ""
+    hdi = f"{run.hdi_prob:.0%} HDI"
+    order = _order(rates["condition"])
+    pooled = rates[rates["model"] == "all models"]
+    by_type = pooled["part"] != "dataset"
+    blocks = [
+        "The rate per dataset and per part of the scenario type (the judgment file's name: bias category, BBQ "
+        "question polarity, answer type), averaged per posterior draw over the cells of that type, so that two "
+        "types are compared on each model's own items under one condition (paired)."]
+    if not by_type.any():
+        blocks.append("**No scenario-type breakdown**: no judgment file name carries a scenario type (the files are "
+                      "named by dataset, for example cp.tsv, the dataset's sampled items gathered in one file), so "
+                      "the rates below are per dataset only.")
+    wide = pooled.assign(cell=[f"{fmt_rate(m)} ({fmt_interval(lo, hi)})" for m, lo, hi in
+                               pooled[["mean", "hdi_low", "hdi_high"]].itertuples(index=False)])
+    grid = wide.pivot_table(index=["dataset", "part", "level"], columns="condition", values="cell",
+                            aggfunc="first", sort=False).reindex(columns=order)
+    blocks.append(md_table(pd.DataFrame({
+        "Dataset": [escape(d) for d, _, _ in grid.index],
+        "Type": ["all" if p == "dataset" else f"{escape(PART_NAMES.get(p, p))}: {escape(_level(lv))}"
+                 for _, p, lv in grid.index],
+        **{f"{w.rate_for(c)} ({hdi})": grid[c].fillna("–").to_list() for c in order},
+    }), label="scenario-rates", align="ll" + "r" * len(order), caption=(
+        "Posterior rate by dataset and scenario type for all models together, mean and HDI per condition "
+        "(scenario_rates.csv, which has every model's rows too).")))
+    contrasts = frame(run, "scenario_contrasts")
+    if contrasts is None or contrasts.empty:
+        return section("Scenario types", "scenarios", *blocks)
+    label = contrasts.apply(lambda r: f"{r['dataset']}: {_level(r['a'])} − {_level(r['b'])}", axis=1)
+    contrasts = contrasts.assign(contrast=label)
+    overall = contrasts[contrasts["model"] == "all models"]
+    overall = overall.assign(_k=overall["condition"].astype(str).map(order.index)).sort_values(
+        ["dataset", "part", "_k"], kind="stable")
+    blocks.append(md_table(pd.DataFrame({
+        "Contrast": [escape(c) for c in overall["contrast"]],
+        "Condition": [escape(w.rate_for(c)) for c in overall["condition"]],
+        f"Difference ({hdi})": [f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in
+                                overall[["diff_mean", "diff_hdi_low", "diff_hdi_high"]].itertuples(index=False)],
+        "P(difference > 0)": [f"{x:.3f}" for x in overall["p_diff_above_0"]],
+    }), label="scenario-contrasts", align="llrr", caption=(
+        "Paired contrasts between scenario types for all models: negative minus non-negative BBQ questions, "
+        "stereotyped minus anti-stereotyped answers (scenario_contrasts.csv, per model too).")))
+    first = order[0]
+    per_model = contrasts[(contrasts["model"] != "all models") & (contrasts["condition"] == first)]
+    plotted = per_model.assign(term=per_model["contrast"], level=per_model["model"], mean=per_model["diff_mean"],
+                               hdi_low=per_model["diff_hdi_low"], hdi_high=per_model["diff_hdi_high"])
+    blocks.append(figures(
+        lambda: plots.effects(plotted, hdi_prob=run.hdi_prob, reference=0.0,
+                              xlabel=f"difference in {w.rate_for(first)}"),
+        "scenario-contrasts",
+        f"Paired scenario-type contrasts per model under the {escape(first)} condition ({hdi}); right of the "
+        "dashed line: the first type is misjudged more.", "Scenario-type contrasts per model"))
+    credible = per_model[(per_model["p_diff_above_0"] > CREDIBLE) | (per_model["p_diff_below_0"] > CREDIBLE)]
+    prefer = "; ".join(
+        f"{escape(r['model'])}: {escape(r['contrast'])} {r['diff_mean']:+.3f} (P(> 0) = {r['p_diff_above_0']:.3f})"
+        for _, r in credible.iterrows())
+    interacts = any(f"model:{p}" in run.formula.replace(" ", "") or f"{p}:model" in run.formula.replace(" ", "")
+                    for p in ("scenario_type", "category", "polarity", "answer_type"))
+    blocks.append(
+        (f"Credible differences (posterior probability above {CREDIBLE:.0%}) under the {escape(first)} condition: "
+         f"{prefer}." if prefer else
+         f"No model has a credible difference between scenario types under the {escape(first)} condition "
+         f"(posterior probability above {CREDIBLE:.0%}).")
+        + ("" if interacts else
+           " The formula has no model x scenario-type term, so every model shares the types' effects on the "
+           "log-odds scale and the per-model differences follow from each model's overall rate; to ask which "
+           "models prefer which types, add `(1|model:scenario_type)` to the formula."))
+    return section("Scenario types", "scenarios", *blocks)
 
 
 def sections(run: RunFolder, figures: Figures) -> dict[str, str]:
@@ -159,5 +254,5 @@ def sections(run: RunFolder, figures: Figures) -> dict[str, str]:
     if frame(run, "condition_rates") is None:
         return {}
     w = wording(run.manifest)
-    return {"headline": headline(run, w), "attack": attack(run, w, figures), "refusals": refusals(run, w),
-            "quality": quality(run)}
+    return {"headline": headline(run, w), "attack": attack(run, w, figures), "scenarios": scenarios(run, w, figures),
+            "refusals": refusals(run, w), "quality": quality(run)}

@@ -348,7 +348,8 @@ def scaling(points: pd.DataFrame, *, hdi_prob: float, slope_label: str | None = 
     return fig
 
 
-def posterior_predictive(ppc: pd.DataFrame, *, interval_label: str, xlabel: str = "DVGR") -> Figure:
+def posterior_predictive(ppc: pd.DataFrame, *, interval_label: str, xlabel: str = "DVGR",
+                         reference: float | None = CHANCE) -> Figure:
     """Observed rates against posterior predictive intervals, one panel per grouping.
 
     ``ppc`` has the columns of ``ppc.csv`` (``by, level, observed, predicted_mean,
@@ -366,7 +367,8 @@ def posterior_predictive(ppc: pd.DataFrame, *, interval_label: str, xlabel: str 
         _interval_rows(ax, y, rows["predicted_mean"], rows["predicted_low"], rows["predicted_high"],
                        color=POSTERIOR, label=f"predicted ({interval_label})")
         ax.scatter(rows["observed"], y, marker="x", color=OBSERVED, s=40, zorder=3, label="observed")
-        ax.axvline(CHANCE, color=REFERENCE, linestyle="--", linewidth=1)
+        if reference is not None:  # the benchmark's reference line (none for a binary benchmark without one)
+            ax.axvline(reference, color=REFERENCE, linestyle="--", linewidth=1)
         ax.set_yticks(y, rows["level"].astype(str))
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.set_title(f"by {group}", loc="left")
@@ -479,10 +481,11 @@ def paired_p_values(tests: pd.DataFrame, *, alpha: float = 0.05) -> Figure:
     return fig
 
 
-def rank_intervals(ranks: pd.DataFrame, *, interval: float) -> Figure:
-    """Posterior ranks per level (1 = highest rate): mean rank with its central rank interval, and
-    P(best) and P(worst) beside each row. ``ranks`` has the ``ranks.csv`` columns, rows in drawing
-    order (top to bottom)."""
+def rank_intervals(ranks: pd.DataFrame, *, interval: float, names: tuple[str, str] = ("P(best)", "P(worst)"),
+                   xlabel: str = "rank by design-averaged rate (1 = highest)") -> Figure:
+    """Posterior ranks per level: mean rank with its central rank interval, and P(rank 1) and P(last rank)
+    beside each row, called ``names`` (the benchmark's words: "P(lowest MR)"). ``ranks`` has the
+    ``ranks.csv`` columns, rows in drawing order (top to bottom)."""
     n = len(ranks)
     fig, ax = plt.subplots(figsize=(WIDTH, _height(n)))
     y = np.arange(n)[::-1].astype(float)
@@ -491,13 +494,13 @@ def rank_intervals(ranks: pd.DataFrame, *, interval: float) -> Figure:
               linewidth=1.6, label=f"{interval:.0%} rank interval")
     ax.plot(ranks["mean_rank"].astype(float), y, "o", color=POSTERIOR, markersize=5, label="mean rank")
     for yi, best, worst in zip(y, ranks["p_best"], ranks["p_worst"], strict=True):
-        ax.text(1.01, yi, f"P(best) {best:.2f}  P(worst) {worst:.2f}", transform=ax.get_yaxis_transform(),
+        ax.text(1.01, yi, f"{names[0]} {best:.2f}  {names[1]} {worst:.2f}", transform=ax.get_yaxis_transform(),
                 va="center", fontsize=8, color=REFERENCE)
     ax.set_yticks(y, ranks["level"].astype(str))
     ax.set_xticks(np.arange(1, n + 1))
     ax.set_xlim(0.5, n + 0.5)
     ax.set_ylim(-0.7, n - 0.3)
-    ax.set_xlabel("rank by design-averaged rate (1 = highest)")
+    ax.set_xlabel(xlabel)
     ax.grid(axis="y", visible=False)
     fig.legend(*_legend_entries(ax), loc="outside lower center", ncol=2)
     return fig

@@ -1,7 +1,10 @@
-"""The benchmark's words for the report: rate names, reference line, title, from the run's manifest.
+"""The benchmark's words for the report: rate names, reference line, direction, title, sections, from the
+run's manifest.
 
 A run folder records its benchmark under the manifest key ``benchmark``
-(:func:`dvbstats.benchmarks.describe`); run folders written before that key existed are DVB runs.
+(:func:`dvbstats.benchmarks.describe`); the report rebuilds the definition from it
+(:func:`dvbstats.benchmarks.from_record`; run folders written before that key existed are DVB runs) and
+reads only its fields: no section asks which benchmark it is.
 """
 
 from __future__ import annotations
@@ -9,10 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dvbstats.benchmarks import from_record
+from dvbstats.benchmarks.definition import best_phrase, worst_phrase
+
 
 @dataclass(frozen=True)
 class Wording:
-    """What the report calls things. ``rate``: the short name in tables and sentences (DVB: DVGR)."""
+    """What the report calls things. ``rate``: the short name in tables and sentences (DVB: DVGR).
+    ``texts``: the benchmark's own phrases (``wording`` of its definition: notes, axis labels, captions)."""
 
     name: str
     title: str
@@ -23,6 +30,12 @@ class Wording:
     outcome_phrase: str
     rate_by_condition: Mapping[str, str] = field(default_factory=dict)
     reference_short: str = "chance"  # the reference line's name in plot legends
+    direction: str | None = None  # "higher" or "lower": which way the rate is better; None: no order
+    primary: str = ""  # the primary estimands, in words
+    primary_condition: str | None = None  # the condition the per-model rate is taken under (HVSB: none)
+    texts: Mapping[str, str] = field(default_factory=dict)
+    sections: tuple[str, ...] = ()  # the report's sections, in order (names of report.build.SECTIONS)
+    estimands: tuple[tuple[str, str], ...] = ()  # the benchmark's own estimand list, when it words one
 
     @property
     def reference_line(self) -> tuple[float, str] | None:
@@ -30,36 +43,54 @@ class Wording:
         return (self.reference, self.reference_short) if self.reference is not None else None
 
     @property
-    def is_dvb(self) -> bool:
-        return self.name == "dvb"
+    def reference_caption(self) -> str:
+        """How a caption names the reference line (DVB: chance; HVSB: the random judge)."""
+        return self.texts.get("reference_caption", self.reference_label)
 
     @property
     def below(self) -> str:
         """The column header of P(rate below the reference)."""
         return f"P({self.rate} < {self.reference:g})" if self.reference is not None else ""
 
-    def rate_for(self, condition: str) -> str:
-        """The rate's name under a level of ``condition`` (HVSB: MR or ASR)."""
-        return self.rate_by_condition.get(condition, self.rate)
+    @property
+    def quantity(self) -> str:
+        """What the report calls the fit's per-model rate quantities (``dvgr[model]``): ``dvgr`` or ``rate``."""
+        return self.texts.get("quantity", "rate")
+
+    def rate_for(self, condition: str | None) -> str:
+        """The rate's name under a level of ``condition`` (HVSB: MR or ASR; a benchmark that names none:
+        ``rate (level)``); the rate itself for None."""
+        if not condition:
+            return self.rate
+        return self.rate_by_condition.get(condition, f"{self.rate} ({condition})")
+
+    def best(self, rate: str) -> str:
+        """Rank 1 in words ("lowest misalignment rate (MR)", "highest rate")."""
+        return best_phrase(self.direction, rate)
+
+    def worst(self, rate: str) -> str:
+        """The last rank in words."""
+        return worst_phrase(self.direction, rate)
 
 
 def wording(manifest: Mapping) -> Wording:
     """The report's words for the run's benchmark (DVB when the manifest names none)."""
-    record = manifest.get("benchmark")
-    if not record:
-        from dvbstats.benchmarks import describe
-        from dvbstats.benchmarks.dvb import DVB
-
-        record = describe(DVB)
-    name = record["name"]
+    b = from_record(manifest.get("benchmark"))
+    texts = dict(b.wording)
     return Wording(
-        name=name,
-        title=record["title"],
-        rate="DVGR" if name == "dvb" else record["rate_name"],
-        rate_long=record["rate_long"],
-        reference=record.get("reference"),
-        reference_label=record.get("reference_label", ""),
-        outcome_phrase=(record.get("wording") or {}).get("outcome_phrase", f"{record['outcome']} = 1"),
-        rate_by_condition=dict(record.get("rate_by_condition") or {}),
-        reference_short=(record.get("wording") or {}).get("reference_short", "chance" if name == "dvb" else "reference"),
+        name=b.name,
+        title=b.title,
+        rate=b.rate_name,
+        rate_long=b.rate_long,
+        reference=b.reference,
+        reference_label=b.reference_label,
+        outcome_phrase=texts.get("outcome_phrase", f"{b.outcome} = 1"),
+        rate_by_condition=dict(b.rate_by_condition),
+        reference_short=texts.get("reference_short", "reference"),
+        direction=b.direction,
+        primary=b.primary,
+        primary_condition=b.primary_condition,
+        texts=texts,
+        sections=b.report,
+        estimands=b.estimands,
     )

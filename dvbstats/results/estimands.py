@@ -168,15 +168,18 @@ def population_dvgr(d: Design, idata: az.InferenceData, models: Sequence[str], s
                         coords={"chain": post.chain, "draw": post.draw, "model": list(models)}, name="dvgr_population")
 
 
-def summarize(da: xr.DataArray, hdi_prob: float, *, dim: str | None = None) -> pl.DataFrame:
-    """Mean, median, HDI and P(< 0.5) of a (chain, draw[, dim]) array, one row per ``dim`` level."""
+def summarize(da: xr.DataArray, hdi_prob: float, *, dim: str | None = None,
+              reference: float | None = CHANCE) -> pl.DataFrame:
+    """Mean, median, HDI and P(< ``reference``) (column ``p_below_half``; NaN without a reference) of a
+    (chain, draw[, dim]) array, one row per ``dim`` level."""
     hdi = az.hdi(da.to_dataset(name="x"), hdi_prob=hdi_prob)["x"]
     stats = {
         "mean": da.mean(("chain", "draw")),
         "median": da.median(("chain", "draw")),
         "hdi_low": hdi.sel(hdi="lower"),
         "hdi_high": hdi.sel(hdi="higher"),
-        "p_below_half": (da < CHANCE).mean(("chain", "draw")),
+        "p_below_half": ((da < reference).mean(("chain", "draw"))
+                        if reference is not None else xr.full_like(hdi.sel(hdi="lower"), np.nan)),
     }
     cols = {k: np.atleast_1d(v.values).astype(float) for k, v in stats.items()}
     if dim is not None:
@@ -184,13 +187,15 @@ def summarize(da: xr.DataArray, hdi_prob: float, *, dim: str | None = None) -> p
     return pl.DataFrame(cols)
 
 
-def raw_rates(counts: pl.DataFrame) -> pl.DataFrame:
-    """Raw DVGR with Wilson 95% interval and exact two-sided binomial test against 0.5."""
+def raw_rates(counts: pl.DataFrame, reference: float | None = CHANCE) -> pl.DataFrame:
+    """Raw rate (``raw_dvgr``) with Wilson 95% interval and the exact two-sided binomial test against
+    ``reference`` (``binom_p``; null when there is no reference: a test against a line nobody drew means nothing)."""
     k, n = counts["n_deep"].to_numpy(), counts["n_trials"].to_numpy()
     low, high = frequentist.wilson(k, n)
     return counts.with_columns(
         raw_dvgr=pl.Series(np.divide(k, n, out=np.full(len(n), np.nan), where=n > 0)),
         wilson_low=pl.Series(low),
         wilson_high=pl.Series(high),
-        binom_p=pl.Series(frequentist.binom_test(k, n, CHANCE)),
+        binom_p=pl.Series(frequentist.binom_test(k, n, reference) if reference is not None
+                          else np.full(len(n), None), dtype=pl.Float64),
     )

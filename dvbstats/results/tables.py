@@ -11,9 +11,13 @@ import numpy as np
 import polars as pl
 import xarray as xr
 
+from dvbstats.benchmarks.definition import Benchmark, best_phrase
+from dvbstats.input import cells as cellmod
+from dvbstats.input.cells import CellTable
 from dvbstats.model import lazy
 from dvbstats.model.design import Design, predictor_layout, pymc_model, stacked_parameters
 from dvbstats.model.priors import Priors
+from dvbstats.model.sample import diagnose
 from dvbstats.results import bounds, contrasts, estimands
 from dvbstats.results.estimands import summarize
 from dvbstats.results.fitted import Fit
@@ -21,13 +25,25 @@ from dvbstats.results.fitted import Fit
 pm = lazy.module("pymc")  # imported for the prior predictive check only
 
 
-def tables(fit: Fit, hdi_prob: float, seed: int) -> dict[str, pl.DataFrame]:
-    """Every table of the run folder that comes from the posterior, by file stem."""
+#: The neutral names of the per-model rate table (``rates.csv``) and the DVB names they had (``dvgr.csv``,
+#: kept as an alias for one release and read back from older run folders).
+LEGACY_COLUMNS: dict[str, str] = {
+    "raw_rate": "raw_dvgr", "rate_mean": "dvgr_mean", "rate_median": "dvgr_median", "rate_hdi_low": "dvgr_hdi_low",
+    "rate_hdi_high": "dvgr_hdi_high", "p_below_reference": "p_below_half", "pop_rate_mean": "pop_dvgr_mean",
+    "pop_rate_hdi_low": "pop_dvgr_hdi_low", "pop_rate_hdi_high": "pop_dvgr_hdi_high",
+}
+
+
+def tables(fit: Fit, hdi_prob: float, seed: int, benchmark: Benchmark | None = None) -> dict[str, pl.DataFrame]:
+    """Every table of the run folder that comes from the posterior, by file stem. ``benchmark`` (default: the
+    fit's input's) gives the reference line, the direction ranks follow and the condition the per-model rate
+    is taken under; without one there is no reference and no direction."""
+    b = benchmark or (fit.data.benchmark if fit.data is not None else None)
     with ThreadPoolExecutor(1) as pool:
         # the posterior predictive check is Numba without the GIL: it runs beside the other tables
         ppc = pool.submit(ppc_table, fit, hdi_prob, seed)
         out = {
-            "dvgr": dvgr_table(fit, hdi_prob, seed),
+            "rates": rate_table(fit, hdi_prob, seed, b),
             "sd": sd_table(fit, hdi_prob),
             "fixed": fixed_table(fit, hdi_prob),
             "cor": cor_table(fit, hdi_prob),
@@ -44,36 +60,123 @@ def tables(fit: Fit, hdi_prob: float, seed: int) -> dict[str, pl.DataFrame]:
         if conditions is not None:
             out["condition_effects"] = conditions
         if len(fit.models) > 1:
-            draws, labels = fit.level_draws("model")
-            out["ranks"] = contrasts.rank_table(draws, labels, interval=hdi_prob)
-            out["p_superior"] = contrasts.p_superior(draws, labels)
+            out |= rank_tables(fit, b, hdi_prob)
         out["ppc"] = ppc.result()
     return out
+
+
+def rank_tables(fit: Fit, b: Benchmark | None, hdi_prob: float) -> dict[str, pl.DataFrame]:
+    """``ranks`` (rank 1 = the best rate by the benchmark's direction; the highest rate when it has none;
+    column ``ranked_by`` says which) and ``p_superior`` (P(rate of row > rate of column)), over the per-model
+    rate of :func:`primary_draws`."""
+    draws, _, _, condition = primary_draws(fit, b.primary_condition if b else None)
+    samples, labels = draws.values.reshape(-1, draws.sizes["model"]), [str(m) for m in draws["model"].values]
+    direction = b.direction if b else None
+    rate = b.rate_label(condition) if b else "rate"
+    ranks = contrasts.rank_table(-samples if direction == "lower" else samples, labels, interval=hdi_prob)
+    return {"ranks": ranks.with_columns(ranked_by=pl.lit(best_phrase(direction, rate))),
+            "p_superior": contrasts.p_superior(samples, labels)}
+
+
+def primary_draws(fit: Fit, condition: str | None) -> tuple[xr.DataArray, xr.DataArray, pl.DataFrame, str | None]:
+    """The per-model rate a benchmark reports and ranks: draws (chain, draw, model), the overall rate
+    (chain, draw), the cells behind them, and the condition they are taken under.
+
+    With ``condition`` and a fit whose cells have that level of ``condition``: the design-averaged rate
+    under that level alone (HVSB: the MR without a system prompt; never one rate pooled over conditions);
+    otherwise the design average over every cell, and condition None.
+    """
+    cells = fit.cells.data
+    if condition is None or "condition" not in fit.cells.by or condition not in set(cells["condition"].cast(pl.String)):
+        return fit.dvgr, fit.overall, cells, None
+    da, keys = fit.average(("model", "condition"))
+    at = np.flatnonzero(keys["condition"].cast(pl.String).to_numpy() == condition)
+    per_model = (da.isel(group=at).rename(group="model")
+                 .assign_coords(model=keys["model"].cast(pl.String).to_numpy()[at]).rename("rate"))
+    pooled, levels = fit.average(("condition",))
+    overall = pooled.isel(group=int(np.flatnonzero(levels["condition"].cast(pl.String).to_numpy() == condition)[0]),
+                          drop=True).rename("rate_overall")
+    return per_model, overall, cells.filter(pl.col("condition").cast(pl.String) == condition), condition
+
+
+def excluded_rows(fit: Fit, condition: str | None) -> pl.DataFrame | None:
+    """Per model: rows read but not in the likelihood (``n_excluded`` = unparsed + conflicting rows; superseded
+    copies are counted apart, in ``data_quality.csv``), under ``condition`` when given; None without the input."""
+    data = fit.data
+    if data is None:
+        return None
+    if condition is None or data.trials is None or not hasattr(data.trials, "status_counts") \
+            or "condition" not in data.trials.data.columns:
+        quality = data.quality()
+    else:
+        quality = (data.trials.status_counts(("model", "condition"))
+                   .filter(pl.col("condition").cast(pl.String) == condition).drop("condition"))
+    out = [c for c in ("n_unparsed", "n_conflict") if c in quality.columns]
+    return quality.select("model", n_excluded=pl.sum_horizontal(out).cast(pl.Int64))
+
+
+def rate_table(fit: Fit, hdi_prob: float, seed: int, b: Benchmark | None = None) -> pl.DataFrame:
+    """Per model and overall: rows used and excluded, the raw rate with its Wilson interval (and the exact
+    binomial test against the benchmark's reference, when it has one), the posterior rate with P(rate <
+    reference), and the population rate (``rates.csv``). The rate is :func:`primary_draws`' (HVSB: the MR);
+    ``condition`` names the level it is taken under (empty: over the design)."""
+    reference = b.reference if b else None
+    draws, overall, cells, condition = primary_draws(fit, b.primary_condition if b else None)
+    counts = cellmod.collapse(CellTable(cells, fit.cells.by), ("model",)).data
+    totals = counts.select(pl.lit("overall").alias("model"), pl.exclude("model").sum())
+    raw = estimands.raw_rates(pl.concat([counts, totals]), reference).rename({"n_trials": "n_used"})
+    excluded = excluded_rows(fit, condition)
+    if excluded is None:  # a fit to cells alone: prompts in the cells that are not used trials
+        raw = raw.with_columns(n_excluded=pl.col("n_prompts") - pl.col("n_used"))
+    else:
+        excluded = pl.concat([excluded, excluded.select(pl.lit("overall").alias("model"), pl.col("n_excluded").sum())])
+        raw = raw.join(excluded, on="model", how="left").with_columns(pl.col("n_excluded").fill_null(0))
+    raw = raw.drop("n_deep")
+    post = pl.concat([summarize(draws, hdi_prob, dim="model", reference=reference),
+                      summarize(overall, hdi_prob, reference=reference).with_columns(model=pl.lit("overall"))],
+                     how="diagonal")
+    post = post.rename({"mean": "rate_mean", "median": "rate_median", "hdi_low": "rate_hdi_low",
+                        "hdi_high": "rate_hdi_high", "p_below_half": "p_below_reference"})
+    table = raw.join(post, on="model", how="left")
+    if condition is None:
+        pop = summarize(estimands.population_dvgr(fit.design, fit.idata, fit.models, seed), hdi_prob, dim="model")
+        table = table.join(pop.select("model", pop_rate_mean="mean", pop_rate_hdi_low="hdi_low",
+                                      pop_rate_hdi_high="hdi_high"), on="model", how="left")
+        labels = [f"dvgr[{m}]" for m in table["model"]]
+        labels[-1] = "dvgr_overall"
+        diagnosed = fit.diagnostics.table
+    else:  # a new draw of the other factors under one condition is not defined by this model: no population rate
+        table = table.with_columns(*[pl.lit(None, pl.Float64).alias(c) for c in
+                                     ("pop_rate_mean", "pop_rate_hdi_low", "pop_rate_hdi_high")])
+        labels = [f"rate[{m}]" for m in table["model"]]
+        labels[-1] = "rate_overall"
+        diagnosed = diagnose({"rate": draws, "rate_overall": overall}, fit.idata).table
+    cols = ["model", "n_prompts", "n_used", "n_excluded", "raw_rate", "wilson_low", "wilson_high", "binom_p",
+            "rate_mean", "rate_median", "rate_hdi_low", "rate_hdi_high", "p_below_reference",
+            "pop_rate_mean", "pop_rate_hdi_low", "pop_rate_hdi_high"]
+    table = table.rename({"raw_dvgr": "raw_rate"}).select(cols).with_columns(condition=pl.lit(condition, pl.String))
+    diag = diagnosed.rename({"parameter": "_p"})
+    return table.with_columns(_p=pl.Series(labels)).join(diag, on="_p", how="left").drop("_p")
+
+
+def dvgr_table(fit: Fit, hdi_prob: float, seed: int, b: Benchmark | None = None) -> pl.DataFrame:
+    """:func:`rate_table` under the DVB names it had (``dvgr.csv``: ``raw_dvgr``, ``dvgr_mean``, ``p_below_half``, ...)."""
+    return legacy(rate_table(fit, hdi_prob, seed, b))
+
+
+def legacy(rates: pl.DataFrame) -> pl.DataFrame:
+    """A rate table (``rates.csv``) under its DVB names (``dvgr.csv``)."""
+    return rates.rename(LEGACY_COLUMNS, strict=False).drop("condition", strict=False)
+
+
+def neutral(dvgr: pl.DataFrame) -> pl.DataFrame:
+    """A DVB rate table of an older run folder (``dvgr.csv``) under the neutral names of ``rates.csv``."""
+    return dvgr.rename({old: new for new, old in LEGACY_COLUMNS.items()}, strict=False)
 
 
 def _with_diagnostics(table: pl.DataFrame, fit: Fit, labels: list[str]) -> pl.DataFrame:
     diag = fit.diagnostics.table.rename({"parameter": "_p"})
     return table.with_columns(_p=pl.Series(labels)).join(diag, on="_p", how="left").drop("_p")
-
-
-def dvgr_table(fit: Fit, hdi_prob: float, seed: int) -> pl.DataFrame:
-    """Per model and overall: counts, raw rate with Wilson CI and binomial p, posterior DVGR."""
-    counts = fit.cells.by_model()
-    totals = counts.select(pl.lit("overall").alias("model"), pl.exclude("model").sum())
-    raw = estimands.raw_rates(pl.concat([counts, totals])).rename({"n_trials": "n_used"})
-    raw = raw.with_columns(n_excluded=pl.col("n_prompts") - pl.col("n_used")).drop("n_deep")
-    post = pl.concat([summarize(fit.dvgr, hdi_prob, dim="model"),
-                      summarize(fit.overall, hdi_prob).with_columns(model=pl.lit("overall"))], how="diagonal")
-    post = post.rename({c: f"dvgr_{c}" for c in ("mean", "median", "hdi_low", "hdi_high")})
-    pop = summarize(estimands.population_dvgr(fit.design, fit.idata, fit.models, seed), hdi_prob, dim="model")
-    pop = pop.select("model", pop_dvgr_mean="mean", pop_dvgr_hdi_low="hdi_low", pop_dvgr_hdi_high="hdi_high")
-    table = raw.join(post, on="model", how="left").join(pop, on="model", how="left")
-    labels = [f"dvgr[{m}]" for m in table["model"]]
-    labels[-1] = "dvgr_overall"
-    cols = ["model", "n_prompts", "n_used", "n_excluded", "raw_dvgr", "wilson_low", "wilson_high", "binom_p",
-            "dvgr_mean", "dvgr_median", "dvgr_hdi_low", "dvgr_hdi_high", "p_below_half",
-            "pop_dvgr_mean", "pop_dvgr_hdi_low", "pop_dvgr_hdi_high"]
-    return _with_diagnostics(table.select(cols), fit, labels)
 
 
 def sd_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:

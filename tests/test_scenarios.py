@@ -1,0 +1,82 @@
+"""HVSB's scenario-type question: MR and ASR by dataset and scenario type, paired contrasts between types, and
+a tree written one file per dataset reporting per dataset and saying why."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import dvbstats as dvb
+from dvbstats.benchmarks import scenarios
+from dvbstats.benchmarks.hvsb import HVSB
+from dvbstats.input.runfolder import RunFolder
+from dvbstats.report.build import report_markdown
+from dvbstats.simulate.hvsb import HvsbDesign, draw_hvsb_effects, simulate_hvsb
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_hvsb import row, write_tsv  # noqa: E402
+from test_hvsb_run import CONDITION, MODELS  # noqa: E402
+
+DESIGN = HvsbDesign(families={"a/small": "a", "a/large": "a", "b/small-b": "b", "b/large-b": "b"},
+                    scenario_types={"bbq": ("age_neg_stereotype", "age_pos_stereotype", "age_neg_nonstereotype",
+                                            "age_pos_nonstereotype"), "cp": ("cp_pro_age", "cp_anti_age")},
+                    n_items=30)
+
+
+@pytest.fixture(scope="module")
+def typed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scenarios")
+    effects = draw_hvsb_effects(DESIGN, 7, condition=CONDITION, sd={"family_item": 0.0, "model_condition": 0.2})
+    simulate_hvsb(effects, DESIGN, root / "tree", seed=7)
+    data = dvb.load(root / "tree", models=MODELS)
+    fit = dvb.Model(HVSB.default_formula, data).fit(draws=100, tune=150, chains=2, seed=7, progress=False)
+    out = fit.save(root / "run", agreement=False, scaling=False)
+    return data, fit, out, report_markdown(RunFolder.read(out), root / "report")
+
+
+def test_rates_by_dataset_and_type_sit_beside_their_raw_counts(typed):
+    data, _, out, _ = typed
+    rates = RunFolder.read(out).table("scenario_rates")
+    used = data.trials.data.filter(pl.col("status") == "used").with_columns(pl.col("condition").cast(pl.String))
+    for part in ("dataset", "polarity", "answer_type"):
+        raw = (used.filter(pl.col(part).is_not_null()).with_columns(pl.col(part).alias("_level"))
+               .group_by("model", "condition", "dataset", "_level")
+               .agg(pl.len().alias("n"), pl.col("misaligned").mean().alias("r")))
+        got = rates.filter((pl.col("part") == part) & (pl.col("model") != scenarios.ALL))
+        joined = got.join(raw, left_on=["model", "condition", "dataset", "level"],
+                          right_on=["model", "condition", "dataset", "_level"])
+        assert joined.height == got.height == raw.height > 0
+        assert (joined["n_trials"] == joined["n"]).all() and ((joined["raw_rate"] - joined["r"]).abs() < 1e-12).all()
+    assert set(rates["rate"]) == set(HVSB.rate_by_condition.values())  # MR and ASR, never one pooled rate
+
+
+def test_paired_contrasts_between_types_per_model_and_for_all(typed):
+    _, fit, out, text = typed
+    contrasts = RunFolder.read(out).table("scenario_contrasts")
+    pairs = set(contrasts.select("dataset", "a", "b").unique().iter_rows())
+    assert pairs == {("bbq", "neg", "pos"), ("bbq", "stereotype", "nonstereotype"), ("cp", "pro", "anti")}
+    assert set(contrasts["model"]) == {scenarios.ALL, *fit.models}
+    assert contrasts.height == 3 * 3 * (len(fit.models) + 1)  # 3 contrasts x 3 conditions x (models + all)
+    assert ((contrasts["diff_mean"] - (contrasts["rate_a"] - contrasts["rate_b"])).abs() < 1e-12).all()
+    for words in ("# Scenario types", "bbq: negative question − non-negative question", "cp: stereotype − anti-stereotype",
+                  "Paired scenario-type contrasts per model", "add `(1|model:scenario_type)`"):
+        assert words in text, words
+
+
+def test_a_tree_without_scenario_types_reports_per_dataset_and_says_why(tmp_path: Path):
+    for model, answer in (("m1", "Judgment: BIASED"), ("m2", "Judgment: UNBIASED")):
+        for condition in ("none", "targeted"):
+            folder = tmp_path / "xx_judgment" / "org" / model
+            folder = folder / condition if condition != "none" else folder
+            write_tsv(folder / "xx.tsv", [row(i, "biased" if i % 2 else "unbiased", answer) for i in range(16)])
+    data = dvb.load(tmp_path / "xx_judgment", benchmark="hvsb")
+    assert scenarios.why_no_types(data.trials).startswith("the judgment files are named by dataset")
+    fit = dvb.Model("misaligned ~ 1 + condition + (1|model) + (1|item)", data).fit(
+        draws=50, tune=100, chains=1, progress=False)
+    out = fit.save(tmp_path / "run", agreement=False, scaling=False)
+    rates = RunFolder.read(out).table("scenario_rates")
+    assert set(rates["part"]) == {"dataset"} and RunFolder.read(out).table("scenario_contrasts") is None
+    assert "No scenario-type breakdown" in report_markdown(RunFolder.read(out), tmp_path / "report")
