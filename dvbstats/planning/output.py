@@ -17,12 +17,13 @@ import pandas as pd
 import polars as pl
 import seaborn as sns
 
+from dvbstats.input.runfolder import RunFolder
 from dvbstats.planning import closed_form
 from dvbstats.planning.prior import DesignPrior
 from dvbstats.planning.questions import Question
-from dvbstats.input.runfolder import RunFolder
 from dvbstats.report import plots
-from dvbstats.report.build import escape, md_table
+from dvbstats.report.build import md_table
+from dvbstats.report.markup import text as escape
 
 #: Points of the closed-form curve between the smallest and largest number of items of the sweep.
 CURVE_POINTS = 30
