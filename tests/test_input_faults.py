@@ -4,15 +4,23 @@ with a message naming the file, the row or the argument, never a traceback or a 
 from __future__ import annotations
 
 import csv
+import errno
 import os
+import shutil
+import subprocess
+import sys
+import tomllib
 import warnings
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+import dvbstats as dvb
 from dvbstats.benchmarks.binary import read_binary
 from dvbstats.benchmarks.hvsb import judgment_files, read_judgments
+from dvbstats.cli import command
+from dvbstats.cli import fit as cli
 from dvbstats.input.ingest import IngestError, IngestWarning, read_dumps
 from dvbstats.input.registry import UnknownModelWarning
 
@@ -147,3 +155,174 @@ def test_whitespace_only_model_ids_are_empty_in_binary_tables(tmp_path: Path):
     with pytest.raises(IngestError, match=rf"{path}: row 2: empty model"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         read_binary(path)
+
+
+# --------------------------------------------------------------------------- §7 the Python API's arguments
+
+
+@pytest.fixture(scope="module")
+def binary_frame() -> pl.DataFrame:
+    return pl.DataFrame({"model": ["a", "b"] * 20, "item": [str(i // 2) for i in range(40)],
+                         "outcome": [i % 3 == 0 for i in range(40)]})
+
+
+@pytest.fixture(scope="module")
+def model(binary_frame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownModelWarning)
+        return dvb.Model("outcome ~ 1 + (1|model)", dvb.load(binary_frame, benchmark="binary"))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"chains": 0}, ValueError, "chains must be a whole number from 1"),
+    ({"draws": -5}, ValueError, "draws must be a whole number from 1"),
+    ({"tune": 2.5}, TypeError, "tune must be a whole number, not 2.5"),
+    ({"seed": -1}, ValueError, "seed must be a whole number from 0 to 4,294,967,295, not -1"),
+    ({"seed": 2**40}, ValueError, "seed must be a whole number from 0"),
+    ({"target_accept": 1.5}, ValueError, "target_accept must be between 0 and 1"),
+    ({"target_accept": "high"}, TypeError, "target_accept must be a number"),
+    ({"sampler": "stan"}, ValueError, "sampler must be one of nutpie, pymc"),
+])
+def test_fit_refuses_arguments_no_sampler_takes(model, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        model.fit(**kwargs)
+
+
+@pytest.mark.parametrize("source, error, message", [
+    ([], ValueError, "source is an empty list"),
+    ({"runs/a.csv": 1}, TypeError, "source must be a path, a list of paths, a polars or pandas DataFrame.*not dict"),
+    (123, TypeError, "not int"),
+    (["a.csv", 5], TypeError, "source must list paths"),
+])
+def test_load_refuses_what_is_not_a_source(source, error, message):
+    with pytest.raises(error, match=message):
+        dvb.load(source)
+
+
+@pytest.mark.parametrize("columns, error, message", [
+    ({"outcome": None}, TypeError, r"columns\['outcome'\] must be a column name"),
+    ({"outcome": "  "}, TypeError, r"columns\['outcome'\] must be a column name"),
+    ({"model": "m"}, ValueError, "unknown key 'model'; the keys are model_column, item_column, outcome"),
+    ("outcome", TypeError, "columns must be a mapping"),
+])
+def test_load_refuses_bad_column_names(tmp_path: Path, columns, error, message):
+    path = tmp_path / "t.csv"
+    path.write_text("model,item,outcome\na,1,1\n")
+    with pytest.raises(error, match=message):
+        dvb.load(path, benchmark="binary", columns=columns)
+
+
+def test_model_refuses_a_formula_that_is_not_text():
+    with pytest.raises(TypeError, match=r"formula must be a formula text .* not int \(123\)"):
+        dvb.Model(123)
+    with pytest.raises(ValueError, match="benchmark must be one of dvb, hvsb, binary"):
+        dvb.load("x.csv", benchmark="mmlu")
+
+
+def test_a_dataframe_of_binary_judgments_is_read_as_one(binary_frame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownModelWarning)
+        data = dvb.load(binary_frame, benchmark="binary")
+        pandas = dvb.load(binary_frame.to_pandas(), benchmark="binary")
+    assert data.trials.data.height == pandas.trials.data.height == 40
+    assert [i["path"] for i in data.inputs] == ["<DataFrame>"]
+    assert data.trials.data["source_file"].unique().to_list() == ["<DataFrame>"]
+    with pytest.raises(ValueError, match="HVSB is read from its judgment tree"):
+        dvb.load(binary_frame, benchmark="hvsb")
+
+
+# --------------------------------------------------------------------------- §6 faults end with a message
+
+
+FAST = ["--draws", "60", "--tune", "60", "--chains", "2", "--quiet", "--no-report", "--no-scaling", "--no-agreement",
+        "--allow-warnings", "--formula", "outcome ~ 1 + (1|model)", "--benchmark", "binary"]
+
+
+@pytest.fixture(scope="module")
+def judgments(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("binary") / "judgments.csv"
+    pl.DataFrame({"model": ["a", "b", "c"] * 40, "item": [str(i // 3) for i in range(120)],
+                  "outcome": [int(i % 5 < 2) for i in range(120)]}).write_csv(path)
+    return str(path)
+
+
+def test_a_full_disk_before_saving_exits_2_naming_the_folder_and_the_space(monkeypatch, capsys, tmp_path):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs" / "x"))
+
+    monkeypatch.setattr(cli, "run", full)
+    assert cli.main(["x.csv"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'runs' / 'x'}: No space left on device (the disk is full" in err and "Traceback" not in err
+
+    def polars_full(*args, **kwargs):  # polars wraps a failed write in its own error
+        raise pl.exceptions.ComputeError("failed to write parquet: No space left on device (os error 28)")
+
+    monkeypatch.setattr(cli, "run", polars_full)
+    assert cli.main(["x.csv"]) == 2
+    assert "error: failed to write parquet: No space left on device" in capsys.readouterr().err
+
+
+def test_free_space_is_checked_against_the_run_folders_size(monkeypatch, tmp_path):
+    monkeypatch.setattr(cli.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 5 * 2**20, 5 * 2**20))
+    with pytest.raises(OSError, match=r"needs about 100 MB, 5 MB are free there") as err:
+        cli.check_space(tmp_path / "not" / "yet" / "there", 100 * 2**20)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "not" / "yet" / "there")
+    cli.check_space(tmp_path, 2**20)  # enough
+
+
+@pytest.mark.slow
+def test_a_full_disk_leaves_no_run_folder_and_ctrl_c_while_printing_exits_130(judgments, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    real = shutil.disk_usage
+    monkeypatch.setattr(cli.shutil, "disk_usage", lambda path: real(path)._replace(free=2**20))
+    assert command.main(["fit", judgments, "--out", "runs/full", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "runs/full: not enough free space for the run folder: it needs about" in err and "Traceback" not in err
+    assert not Path("runs").exists() or list(Path("runs").iterdir()) == []  # neither the folder nor a partial one
+    monkeypatch.setattr(cli.shutil, "disk_usage", real)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "console_table", interrupt)
+    assert command.main(["fit", judgments, "--out", "runs/kept", *FAST]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: a run folder already written is complete and kept" in err and "Traceback" not in err
+    assert (Path("runs/kept") / "manifest.json").is_file()
+
+
+LAUNCHER = "import sys\nfrom dvbstats.cli.command import main\nsys.exit(main())\n"  # what pip writes for the entry
+
+
+def test_the_console_command_is_installed_and_dispatches(capsys):
+    scripts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"dvbstats": "dvbstats.cli.command:main"}
+    assert command.main(["--help"]) == 0 and "dvbstats {fit,report,compare}" in capsys.readouterr().out
+    assert command.main(["fitt"]) == 2 and "unknown command 'fitt'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        command.main(["fit", "--help"])
+    assert done.value.code == 0 and "usage: dvbstats fit" in capsys.readouterr().out
+
+
+def _in_folder_with_tree(tmp_path: Path, code: str, *args: str, script: bool) -> subprocess.CompletedProcess:
+    """Run ``code`` from a working folder holding a data folder ``tree/``: as an installed script (its
+    own folder first on the import path) or as ``python -c`` (the working folder first, as python -m)."""
+    (tmp_path / "work" / "tree").mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(Path(dvb.__file__).parents[1])}
+    if script:
+        (tmp_path / "bin").mkdir()
+        (tmp_path / "bin" / "dvbstats").write_text(code)
+        argv = [sys.executable, str(tmp_path / "bin" / "dvbstats"), *args]
+    else:
+        argv = [sys.executable, "-c", code, *args]
+    return subprocess.run(argv, cwd=tmp_path / "work", env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_tree_folder_in_the_working_folder_does_not_shadow_arviz_for_the_command(tmp_path: Path):
+    probe = "import sys\nimport dvbstats.cli.command\nimport arviz as az, numpy as np\naz.from_dict(posterior={'a': np.zeros((1, 5))})\n"
+    assert _in_folder_with_tree(tmp_path / "c", probe, script=False).returncode != 0  # what python -m meets
+    done = _in_folder_with_tree(tmp_path / "s", probe, script=True)
+    assert done.returncode == 0, done.stderr
+    done = _in_folder_with_tree(tmp_path / "h", LAUNCHER, "fit", "--help", script=True)
+    assert done.returncode == 0 and "usage: dvbstats fit" in done.stdout
