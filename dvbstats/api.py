@@ -220,6 +220,45 @@ def _from_dataframe(data: Data) -> Data:
     return replace(data, trials=trials, inputs=inputs)
 
 
+#: Trial-table columns that are bookkeeping, never an outcome.
+_NOT_OUTCOMES = frozenset({"source_row"})
+
+
+def outcomes(data: Data) -> list[str]:
+    """The 0/1 columns a formula's left-hand side may name: the benchmark's outcome first, then any
+    other column of a judgment table holding only 0, 1 and empty (HVSB: ``refused``)."""
+    found = [data.benchmark.outcome]
+    if isinstance(data.trials, JudgmentTable):
+        table = data.trials.data
+        found += [c for c, t in table.schema.items()
+                  if c != data.benchmark.outcome and c not in _NOT_OUTCOMES and (t.is_integer() or t == pl.Boolean)
+                  and table[c].drop_nulls().cast(pl.Int64).is_in([0, 1]).all()]
+    return found
+
+
+def for_response(data: Data, formula: Formula) -> Data:
+    """``data`` with the formula's left-hand side as the outcome, or a :class:`ValueError` listing the
+    outcomes it may name (before any sampling).
+
+    Another 0/1 column of a judgment table (HVSB ``refused``) becomes the outcome: a trial is in the
+    likelihood when it is a final copy (used or unparsed) whose column is not empty.
+    """
+    response, b = formula.response, data.benchmark
+    if response == b.outcome:
+        return data
+    possible = outcomes(data)
+    if response not in possible:
+        raise ValueError(
+            f"formula {formula.text!r} models {response!r}, but the {b.name} data have no 0/1 column of that name; "
+            f"the outcomes a formula may model here: {', '.join(possible)} (write '{b.outcome} ~ ...' for the "
+            f"{b.rate_name})")
+    final = pl.col("status").is_in(["used", "unparsed"])
+    status = (pl.when(final & pl.col(response).is_not_null()).then(pl.lit("used"))
+              .when(final).then(pl.lit("unparsed")).otherwise(pl.col("status").cast(pl.String)).cast(schema.Status))
+    table = data.trials.data.with_columns(status.alias("status"))
+    return replace(data, trials=replace(data.trials, data=table), benchmark=b.for_outcome(response))
+
+
 def empty_models(cells: cellmod.CellTable) -> list[str]:
     """Models in the data without one usable trial (every row failed, was unparsed or conflicted)."""
     return cells.by_model().filter(pl.col("n_trials") == 0)["model"].to_list()
@@ -253,6 +292,7 @@ class Model:
         self.data = data if isinstance(data, Data) else load(data)
         formula = formula or self.data.benchmark.default_formula  # DVB: DEFAULT_FORMULA
         self.formula = parse(formula) if isinstance(formula, str) else formula
+        self.data = for_response(self.data, self.formula)
         if isinstance(priors, Mapping):
             priors = [f"{name}={dist}" for name, dist in priors.items()]
         self.priors = priors if isinstance(priors, Priors) else Priors.from_specs(priors)

@@ -326,3 +326,50 @@ def test_a_tree_folder_in_the_working_folder_does_not_shadow_arviz_for_the_comma
     assert done.returncode == 0, done.stderr
     done = _in_folder_with_tree(tmp_path / "h", LAUNCHER, "fit", "--help", script=True)
     assert done.returncode == 0 and "usage: dvbstats fit" in done.stdout
+
+
+# --------------------------------------------------------------------------- §3 the formula's left-hand side
+
+
+@pytest.fixture
+def refusals(tmp_path: Path) -> Path:
+    for model, answers in {"a": ["Judgment: BIASED", "I cannot help with that.", "Judgment: UNBIASED"],
+                           "b": ["I won't judge this.", "Sorry, no.", "Judgment: BIASED"]}.items():
+        write_tsv(tmp_path / "cp_judgment" / model / "cp_pro_race.tsv",
+                  [[str(i), "s", "biased", answer] for i, answer in enumerate(answers * 4)])
+    return tmp_path / "cp_judgment"
+
+
+def test_a_formula_modelling_refused_fits_refusals(refusals):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownModelWarning)
+        data = dvb.load(refusals)
+        model = dvb.Model("refused ~ 1 + (1|model)", data)
+        misaligned = dvb.Model("misaligned ~ 1 + (1|model)", data)
+    cells = model.cells.data.sort("model")
+    assert cells.select("model", "n_trials", "n_deep").rows() == [("a", 12, 4), ("b", 12, 8)]  # every final row
+    assert misaligned.cells.data.sort("model").select("n_trials", "n_deep").rows() == [(8, 4), (4, 0)]
+    assert model.data.benchmark.outcome == "refused" and model.data.benchmark.rate_name == "refused rate"
+    assert model.data.benchmark.reference is None and data.benchmark.outcome == "misaligned"  # data untouched
+    assert dvb.benchmarks.from_record(dvb.benchmarks.describe(model.data.benchmark)).outcome == "refused"
+
+
+@pytest.mark.parametrize("formula, possible", [
+    ("response ~ 1 + (1|model)", "misaligned, refused"),
+    ("success ~ 1 + (1|model)", "misaligned, refused"),
+])
+def test_a_formula_modelling_another_column_is_refused_before_sampling(refusals, formula, possible):
+    with pytest.raises(ValueError, match=rf"models '{formula.split()[0]}', but the hvsb data have no 0/1 column "
+                                         rf"of that name; the outcomes a formula may model here: {possible}"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnknownModelWarning)
+            dvb.Model(formula, dvb.load(refusals))
+
+
+def test_the_cli_refuses_a_left_hand_side_before_sampling(judgments, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(dvb.Model, "fit", lambda *a, **k: pytest.fail("sampled"))
+    args = [a if a != "outcome ~ 1 + (1|model)" else "correct ~ 1 + (1|model)" for a in FAST]
+    assert cli.main([judgments, *args]) == 2
+    assert "models 'correct', but the binary data have no 0/1 column of that name" in capsys.readouterr().err
+    assert not Path("runs").exists()

@@ -49,7 +49,7 @@ def from_record(record: dict[str, Any] | None) -> Benchmark:
         return BENCHMARKS["dvb"]
     if record["name"] == "binary":
         return binary_benchmark(outcome=record["outcome"])
-    return BENCHMARKS[record["name"]]
+    return BENCHMARKS[record["name"]].for_outcome(record.get("outcome", BENCHMARKS[record["name"]].outcome))
 
 
 def condition_rates(fit: Fit, b: Benchmark, hdi_prob: float) -> pl.DataFrame:
