@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 import warnings
 from pathlib import Path
@@ -23,6 +24,7 @@ from dvbstats.cli import command
 from dvbstats.cli import fit as cli
 from dvbstats.input.ingest import IngestError, IngestWarning, read_dumps
 from dvbstats.input.registry import UnknownModelWarning
+from dvbstats.model.formula import FormulaError, parse
 
 HEADER = ("id", "scenario", "gold_label", "response")
 
@@ -373,3 +375,20 @@ def test_the_cli_refuses_a_left_hand_side_before_sampling(judgments, monkeypatch
     assert cli.main([judgments, *args]) == 2
     assert "models 'correct', but the binary data have no 0/1 column of that name" in capsys.readouterr().err
     assert not Path("runs").exists()
+
+
+# --------------------------------------------------------------------------- §5 formula expansion
+
+
+def test_an_exponential_formula_expansion_is_refused_at_once():
+    started = time.perf_counter()
+    with pytest.raises(FormulaError, match=r"14 factors joined by '\*' expand to 16,383 terms \(2\^14 - 1\); at most 4,096"):
+        parse("y ~ " + "*".join(f"a{i}" for i in range(14)))
+    with pytest.raises(FormulaError, match="1,099,511,627,775 terms"):
+        parse("y ~ " + "*".join(f"a{i}" for i in range(40)))
+    with pytest.raises(FormulaError, match="more than 4,096 terms"):
+        parse("y ~ " + " + ".join("*".join(f"{v}{i}" for i in range(12)) for v in "ab"))
+    with pytest.raises(FormulaError, match="expand to 8,191 terms"):
+        parse("y ~ 1 + (" + "*".join(f"a{i}" for i in range(13)) + " | g)")
+    assert len(parse("y ~ " + "*".join(f"a{i}" for i in range(12))).fixed) == 4095  # 2^12 - 1: allowed
+    assert time.perf_counter() - started < 20

@@ -45,8 +45,10 @@ def tables(fit: Fit, hdi_prob: float, seed: int) -> dict[str, pl.DataFrame]:
             out["condition_effects"] = conditions
         if len(fit.models) > 1:
             draws, labels = fit.level_draws("model")
-            out["ranks"] = contrasts.rank_table(draws, labels, interval=hdi_prob)
-            out["p_superior"] = contrasts.p_superior(draws, labels)
+            pairwise = contrasts.pairwise_allowed(len(labels))  # models x models tables: bounded (bounds.notes)
+            out["ranks"] = contrasts.rank_table(draws, labels, interval=hdi_prob, distribution=pairwise)
+            if pairwise:
+                out["p_superior"] = contrasts.p_superior(draws, labels)
         out["ppc"] = ppc.result()
     return out
 
