@@ -1,7 +1,7 @@
 """The Python API: data in, a formula, a fit, its estimands — the CLI's engine.
 
     import dvbstats as dvb
-    data = dvb.load("dumps/")                       # paths, a polars/pandas DataFrame, or a cell table
+    data = dvb.load()                               # the SYNTHETIC example; or paths, a DataFrame, a cell table
     fit = dvb.Model("chose_deep ~ 1 + (1|model) + (1|value)", data).fit(seed=1)
     fit.summary(); fit.rates("model"); fit.contrast("gpt-4o", "gpt-4o-mini")
     fit.idata; fit.plot_forest(); fit.save("runs/x"); dvb.report("runs/x"); dvb.Fit.load("runs/x")

@@ -3,9 +3,11 @@ with a message naming the file, the row or the argument, never a traceback or a 
 
 from __future__ import annotations
 
+import ast
 import csv
 import errno
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +27,7 @@ from dvbstats.cli import fit as cli
 from dvbstats.input.ingest import IngestError, IngestWarning, read_dumps
 from dvbstats.input.registry import UnknownModelWarning
 from dvbstats.model.formula import FormulaError, parse
+from dvbstats.model.priors import PriorError, Priors
 
 HEADER = ("id", "scenario", "gold_label", "response")
 
@@ -392,3 +395,34 @@ def test_an_exponential_formula_expansion_is_refused_at_once():
         parse("y ~ 1 + (" + "*".join(f"a{i}" for i in range(13)) + " | g)")
     assert len(parse("y ~ " + "*".join(f"a{i}" for i in range(12))).fixed) == 4095  # 2^12 - 1: allowed
     assert time.perf_counter() - started < 20
+
+
+# --------------------------------------------------------------------------- §7 the prior syntax and the README
+
+
+def test_one_prior_option_takes_several_priors():
+    args = cli.parser().parse_args(["d.csv", "--prior", "b=normal(0,1)", "sd=halfnormal(1)", "cor=lkj(2)",
+                                    "--prior", "intercept=normal(0,2)", "--draws", "10"])
+    assert args.prior == ["b=normal(0,1)", "sd=halfnormal(1)", "cor=lkj(2)", "intercept=normal(0,2)"]
+    assert args.paths == ["d.csv"] and args.draws == 10
+    with pytest.raises(PriorError, match="give input paths before it"):
+        Priors.from_specs(["sd=halfnormal(1)", "dumps/"])
+
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def test_every_documented_prior_example_is_quoted_for_the_shell():
+    texts = {"README.md": README.read_text(), "docs/model.md": (README.parent / "docs" / "model.md").read_text(),
+             "--help": cli.parser().format_help()}
+    for where, text in texts.items():
+        unquoted = re.findall(r"--prior\s+[a-z_]+=\S*\(", text)  # (NAME=DIST(...) is the metavar)
+        assert not unquoted, (where, unquoted)
+    assert '--prior "b=normal(0,1)" "sd=halfnormal(1)" "cor=lkj(2)"' in texts["README.md"]
+
+
+def test_the_readme_python_snippet_loads_the_example_as_written():
+    snippet = re.search(r"## From Python.*?```python\n(.*?)```", README.read_text(), re.S).group(1)
+    calls = [node for node in ast.walk(ast.parse(snippet))
+             if isinstance(node, ast.Call) and ast.unparse(node.func) == "dvb.load"]
+    assert calls and all(not call.args for call in calls)  # dvb.load(): the embedded example, no made-up path
