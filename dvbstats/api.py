@@ -152,6 +152,8 @@ COLUMN_KEYS: tuple[str, ...] = ("model_column", "item_column", "outcome")
 def _check_source(source) -> None:
     """``load``'s source is None, a path, a sequence of paths or a DataFrame: say so otherwise."""
     frames = (pl.DataFrame, pd.DataFrame)
+    if isinstance(source, str) and not source.strip():
+        raise ValueError("source is an empty path; give a file, folder or glob (or None for the embedded example)")
     if source is None or isinstance(source, (str, Path, *frames)):
         return
     if isinstance(source, Mapping) or not isinstance(source, Sequence):
@@ -295,6 +297,12 @@ class Model:
         self.data = for_response(self.data, self.formula)
         if isinstance(priors, Mapping):
             priors = [f"{name}={dist}" for name, dist in priors.items()]
+        elif isinstance(priors, str):  # one specification, not its characters
+            priors = [priors]
+        if not isinstance(priors, Priors) and (not isinstance(priors, Sequence)
+                                               or not all(isinstance(p, str) for p in priors)):
+            raise TypeError("priors must be 'NAME=DIST(args)' texts (a list, or a mapping of names to distributions) "
+                            f"or a Priors, not {type(priors).__name__} ({priors!r:.80})")
         self.priors = priors if isinstance(priors, Priors) else Priors.from_specs(priors)
         self.parametrization = parametrization
         same = replace(self.formula, text="")  # the formula, whatever its spelling

@@ -195,6 +195,7 @@ def test_fit_refuses_arguments_no_sampler_takes(model, kwargs, error, message):
 
 @pytest.mark.parametrize("source, error, message", [
     ([], ValueError, "source is an empty list"),
+    ("", ValueError, "source is an empty path"),
     ({"runs/a.csv": 1}, TypeError, "source must be a path, a list of paths, a polars or pandas DataFrame.*not dict"),
     (123, TypeError, "not int"),
     (["a.csv", 5], TypeError, "source must list paths"),
@@ -426,3 +427,13 @@ def test_the_readme_python_snippet_loads_the_example_as_written():
     calls = [node for node in ast.walk(ast.parse(snippet))
              if isinstance(node, ast.Call) and ast.unparse(node.func) == "dvb.load"]
     assert calls and all(not call.args for call in calls)  # dvb.load(): the embedded example, no made-up path
+
+
+def test_model_priors_are_texts(model):
+    data = model.data
+    with pytest.raises(TypeError, match="priors must be 'NAME=DIST\\(args\\)' texts .* not bytes"):
+        dvb.Model("outcome ~ 1 + (1|model)", data, priors=b"sd=halfnormal(1)")
+    with pytest.raises(TypeError, match="not list"):
+        dvb.Model("outcome ~ 1 + (1|model)", data, priors=[1])
+    one = dvb.Model("outcome ~ 1 + (1|model)", data, priors="sd=halfnormal(0.5)")  # one text is one prior
+    assert str(one.priors.get("sd_model")) == "halfnormal(0.5)"
