@@ -142,10 +142,11 @@ def run_folder_bytes(result: Fit) -> int:
 
 
 def check_space(out: Path, needed: int) -> None:
-    """Raise ``OSError(ENOSPC)`` naming ``out`` when its file system has less than ``needed`` bytes free."""
+    """Raise ``OSError(ENOSPC)`` naming ``out`` when its file system has less than ``needed`` bytes free
+    (one that reports no size at all, such as sysfs, is left to the write to judge)."""
     where = next(p for p in [Path(out).resolve(), *Path(out).resolve().parents] if p.exists())
-    free = shutil.disk_usage(where).free
-    if free < needed:
+    total, _, free = shutil.disk_usage(where)
+    if total and free < needed:
         raise OSError(errno.ENOSPC, f"not enough free space for the run folder: it needs about {_mb(needed)}, "
                       f"{_mb(free)} are free there", str(out))
 
