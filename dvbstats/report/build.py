@@ -9,14 +9,16 @@ reshapes the run's tables (pivots, sorts, sums of counts); every statistic comes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import re
 import shlex
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pandas as pd
 
@@ -33,6 +35,8 @@ FIGURES = "figures"
 CSS = "report.css"
 #: Diagnostics rows listed in the report (worst R-hat first); the full table is in the run folder.
 WORST_ROWS = 10
+#: Input files listed one by one up to this many; more are counted per folder (all are in manifest.json).
+MAX_LISTED = 12
 
 
 # --- markdown helpers ---------------------------------------------------------------------
@@ -913,14 +917,7 @@ def methods(run: RunFolder) -> str:
         caption=f"Sampler settings (seed {escape(sampler.get('seed', 'not recorded'))}).", label="sampler", align="ll"))
     blocks.append("Estimands:\n\n" + "\n".join(f"- **{name}**: {text}"
                                                 for name, text in estimands(wording(run.manifest))))
-    inputs = m.get("inputs") or []
-    if inputs:
-        blocks.append(md_table(pd.DataFrame({
-            "File": [f"`{i.get('path', '')}`" for i in inputs],
-            "Format": [escape(i.get("format", "")) for i in inputs],
-            "Rows": [fmt_int(i.get("n_rows", float("nan"))) for i in inputs],
-            "SHA-256": [f"`{i.get('sha256', '')}`" for i in inputs],
-        }), caption="Input files and their SHA-256 hashes.", label="inputs", align="llrl"))
+    blocks.append(input_files(m.get("inputs") or []))
     versions = m.get("versions") or {}
     if versions:
         blocks.append(md_table(pd.DataFrame({"Package": [escape(k) for k in versions],
@@ -934,6 +931,59 @@ def methods(run: RunFolder) -> str:
                ("Timing", fmt_timing(m["timing"]) if m.get("timing") else None)]
     blocks.append("\n".join(f"- **{k}**: {v}" for k, v in details if v))
     return section("Methods", "methods", *blocks)
+
+
+def combined_sha256(inputs: Sequence[dict]) -> str:
+    """One hash for all input files: the SHA-256 of their SHA-256 hashes, sorted, one per line (independent of
+    where the files lie; ``jq -r '.inputs[].sha256' manifest.json | sort | sha256sum`` gives it again)."""
+    return hashlib.sha256("".join(f"{h}\n" for h in sorted(str(i.get("sha256", "")) for i in inputs)).encode()).hexdigest()
+
+
+def input_folders(inputs: Sequence[dict], max_rows: int = MAX_LISTED) -> pd.DataFrame:
+    """Input files counted by folder below their common folder: ``folder, files, sub_folders, rows``, at the
+    shallowest folder level giving the most rows up to ``max_rows`` (``sub_folders``: distinct folders holding files
+    at or below it, e.g. an HVSB dataset's model x condition folders)."""
+    parents = [PurePath(str(i.get("path", ""))).parent for i in inputs]
+    root = PurePath(os.path.commonpath([str(p) for p in parents])) if parents else PurePath()
+    relative = [p.relative_to(root).parts for p in parents]
+    table = pd.DataFrame({"parts": relative, "rows": [i.get("n_rows") for i in inputs]})
+    counts = {d: len({r[:d] for r in relative}) for d in range(1, max(map(len, relative), default=0) + 1)}
+    fits = [d for d, n in counts.items() if n <= max_rows] or [1]
+    depth = min(fits, key=lambda d: (-counts.get(d, 1), d)) if counts else 0
+    table["folder"] = ["/".join(r[:depth]) or "." for r in relative]
+    table["leaf"] = ["/".join(r) for r in relative]
+    return (table.groupby("folder", sort=True)
+            .agg(files=("leaf", "size"), sub_folders=("leaf", "nunique"), rows=("rows", "sum"))
+            .reset_index())
+
+
+def input_files(inputs: Sequence[dict]) -> str:
+    """The input files: listed with their hashes when few, else counted per folder with one combined hash (the
+    full list is in the run's ``manifest.json``, key ``inputs``)."""
+    if not inputs:
+        return ""
+    if len(inputs) <= MAX_LISTED:
+        return md_table(pd.DataFrame({
+            "File": [f"`{i.get('path', '')}`" for i in inputs],
+            "Format": [escape(i.get("format", "")) for i in inputs],
+            "Rows": [fmt_int(i.get("n_rows", float("nan"))) for i in inputs],
+            "SHA-256": [f"`{i.get('sha256', '')}`" for i in inputs],
+        }), caption="Input files and their SHA-256 hashes.", label="inputs", align="llrl")
+    folders = input_folders(inputs)
+    parents = [str(PurePath(str(i.get("path", ""))).parent) for i in inputs]
+    root = os.path.commonpath(parents)
+    formats = ", ".join(sorted({escape(i.get("format", "")) for i in inputs}))
+    total = sum(i.get("n_rows") or 0 for i in inputs)
+    summary = (f"{len(inputs):,} input files ({formats}) under `{root}`, {fmt_int(total)} rows in all; "
+               f"combined SHA-256 `{combined_sha256(inputs)}` (the SHA-256 of the files' hashes, sorted, one per "
+               "line). Every file with its own hash and row count is in the run folder's `manifest.json` "
+               "(key `inputs`).")
+    return summary + "\n\n" + md_table(pd.DataFrame({
+        "Folder": [f"`{f}`" for f in folders["folder"]],
+        "Files": [fmt_int(n) for n in folders["files"]],
+        "Folders": [fmt_int(n) for n in folders["sub_folders"]],
+        "Rows": [fmt_int(n) for n in folders["rows"]],
+    }), caption=f"Input files per folder below `{root}` (Folders: the folders holding them).", label="inputs")
 
 
 def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:

@@ -1,0 +1,49 @@
+"""Report layout (issue 24): long input lists are summarised, not listed file by file."""
+
+from __future__ import annotations
+
+import hashlib
+
+from dvbstats.report import build
+
+
+def _inputs(n_models: int = 12, datasets=("bbq", "cbbq"), conditions=("none", "targeted", "untargeted")) -> list[dict]:
+    return [{"path": f"/data/hvsb/{d}_judgment/org/model-{m}/{c}/type{t}.tsv", "sha256": f"{d}{m}{c}{t}".ljust(64, "0"),
+             "format": "tsv", "n_rows": 10}
+            for d in datasets for m in range(n_models) for c in conditions for t in range(4)]
+
+
+def test_many_inputs_counted_per_folder_with_one_hash():
+    inputs = _inputs()
+    text = build.input_files(inputs)
+    assert "tbl-inputs" in text
+    table = [line for line in text.splitlines() if line.startswith("| `")]
+    assert len(table) <= build.MAX_LISTED  # one screen, not 288 rows
+    assert "type0.tsv" not in text
+    assert f"{len(inputs):,} input files" in text and f"{10 * len(inputs):,} rows" in text
+    expected = hashlib.sha256("".join(h + "\n" for h in sorted(i["sha256"] for i in inputs)).encode()).hexdigest()
+    assert expected in text
+    assert "manifest.json" in text
+
+
+def test_folder_counts_add_up_at_the_deepest_level_that_fits():
+    inputs = _inputs()
+    folders = build.input_folders(inputs)
+    assert folders["files"].sum() == len(inputs) and folders["rows"].sum() == 10 * len(inputs)
+    assert list(folders["folder"]) == ["bbq_judgment", "cbbq_judgment"]  # dataset level: 72 folders would not fit
+    assert list(folders["sub_folders"]) == [36, 36]  # 12 models x 3 conditions
+    few = build.input_folders(_inputs(n_models=2, datasets=("bbq",)))
+    assert len(few) == 6 and few["files"].tolist() == [4] * 6
+
+
+def test_combined_hash_ignores_order_and_location():
+    inputs = _inputs(n_models=1)
+    moved = [{**i, "path": "/elsewhere/" + i["path"]} for i in reversed(inputs)]
+    assert build.combined_sha256(inputs) == build.combined_sha256(moved)
+    assert build.combined_sha256(inputs) != build.combined_sha256(inputs[1:])
+
+
+def test_few_inputs_listed_with_hashes():
+    inputs = _inputs(n_models=1, datasets=("bbq",), conditions=("none",))
+    text = build.input_files(inputs)
+    assert text.count("| `/data/hvsb/") == 4 and inputs[0]["sha256"] in text
