@@ -121,7 +121,7 @@ def run_nutpie(compiled, settings: SamplerSettings, progress: bool) -> az.Infere
             except TimeoutError:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # ArviZ: "more chains than draws" early on
-                    _progress_line(sampler.inspect(), total, time.perf_counter() - start)
+                    _progress_line(sampler.inspect(), total, time.perf_counter() - start, final=False)
     except KeyboardInterrupt:  # as nutpie's blocking sample: the draws so far
         idata = sampler.abort()
     except Exception:
@@ -133,9 +133,13 @@ def run_nutpie(compiled, settings: SamplerSettings, progress: bool) -> az.Infere
     return _complete(idata, settings)
 
 
-def _progress_line(idata: az.InferenceData, total: int, elapsed: float) -> None:
+def _progress_line(idata: az.InferenceData, total: int, elapsed: float, *, final: bool = True) -> None:
+    """One progress line: draws so far; once every draw is in (and before the last line), what is being done."""
     done = sum(idata[g].sizes["chain"] * idata[g].sizes["draw"] for g in ("warmup_sample_stats", "sample_stats")
                if g in idata.groups())
+    if done >= total and not final:
+        print(f"  sampling done; collecting the {total:,} draws from the chains, {elapsed:.0f} s", flush=True)
+        return
     stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     print(f"  sampling: {done:,}/{total:,} draws (tuning included), {divergences} divergences after tuning, "
