@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from dvbstats.report import build
+from dvbstats.report import build, render
+from tests.test_report import Page, flat, make_run
 
 
 def _inputs(n_models: int = 12, datasets=("bbq", "cbbq"), conditions=("none", "targeted", "untargeted")) -> list[dict]:
@@ -47,3 +48,18 @@ def test_few_inputs_listed_with_hashes():
     inputs = _inputs(n_models=1, datasets=("bbq",), conditions=("none",))
     text = build.input_files(inputs)
     assert text.count("| `/data/hvsb/") == 4 and inputs[0]["sha256"] in text
+
+
+def test_a_runs_leading_section_opens_the_report(tmp_path):
+    run = make_run(tmp_path / "runs")
+    (run / "sections").mkdir()
+    (run / "sections" / "00_findings.md").write_text("# What the analysis finds {#sec-findings}\n\nClaims.\n")
+    (run / "sections" / "01_detail.md").write_text("# Detail {#sec-detail}\n\nMore.\n")
+    ids = [i for i in Page(flat(render(run, tmp_path / "reports", engine="pandoc"))).ids if i.startswith("sec-")]
+    assert ids[0] == "sec-findings" and ids[-2:] == ["sec-detail", "sec-methods"]
+
+
+def test_values_section_is_titled_by_what_it_shows():
+    assert build.values_title(["value"]) == "Models and values"
+    assert build.values_title(["value", "value", "feature", "context"]) == "Models, values, features and contexts"
+    assert build.values_title([]) == "Models and design factors"

@@ -37,6 +37,8 @@ CSS = "report.css"
 WORST_ROWS = 10
 #: Input files listed one by one up to this many; more are counted per folder (all are in manifest.json).
 MAX_LISTED = 12
+#: A run's own section (``sections/*.md``) whose file name starts with this opens the report.
+LEAD = "00_"
 
 
 # --- markdown helpers ---------------------------------------------------------------------
@@ -362,9 +364,10 @@ def values(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
     """Section 4: model x value heatmap and the value / feature / context effects."""
     order = models["model"].tolist()
     interaction, cells = frame(run, "interaction_dvgr"), frame(run, "cells")
-    blocks = []
+    blocks, shown = [], []
     if interaction is not None:
         factor = _other_factor(run, interaction)
+        shown.append(factor)
         wide = plots.as_wide(interaction, index="model", columns=factor, values="dvgr_mean", index_order=order)
         blocks.append(figures(
             lambda: plots.heatmap(wide, colorbar_label="posterior DVGR"), "heatmap",
@@ -373,6 +376,7 @@ def values(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
             f"Heatmap of posterior DVGR by model and {factor}",
         ))
     elif cells is not None and "value" in cells.columns:
+        shown.append("value")
         wide = plots.as_wide(_raw_rates(cells, ["model", "value"]), index="model", columns="value",
                              values="rate", index_order=order)
         blocks.append(figures(
@@ -390,6 +394,7 @@ def values(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
     else:
         effects = effects.sort_values(["term", "mean"], ascending=[True, False], kind="stable")
         terms = ", ".join(escape(t) for t in dict.fromkeys(effects["term"]))
+        shown += list(effects["term"])
         on_dvgr = scale == "dvgr"
         blocks.append(figures(
             lambda: plots.effects(
@@ -409,7 +414,15 @@ def values(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
             f"({fmt_num(rows['mean'].iloc[-1], 2)}{unit})."
             for term, rows in effects.groupby("term", sort=False) if len(rows) > 1
         ))
-    return section("Models, values, features and contexts", "values", *blocks)
+    return section(values_title(shown), "values", *blocks)
+
+
+def values_title(factors: Sequence[str]) -> str:
+    """The title of the model x design-factor section naming what it shows: "Models, values and contexts"."""
+    names = [escape(plural(str(f))) for f in dict.fromkeys(factors)]
+    if not names:
+        return "Models and design factors"
+    return "Models and " + names[0] if len(names) == 1 else "Models, " + ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def variance(run: RunFolder, figures: Figures) -> str:
@@ -856,8 +869,10 @@ def _section_title(path: Path) -> str:
     return stem.replace("_", " ").replace("-", " ").strip().capitalize()
 
 
-def extra_sections(run: RunFolder, report_dir: Path) -> list[str]:
-    """The run's ``sections/*.md``, each its own section (its first ``#`` heading, else its file name).
+def extra_sections(run: RunFolder, report_dir: Path, *, lead: bool = False) -> list[str]:
+    """The run's ``sections/*.md``, each its own section (its first ``#`` heading, else its file name): with
+    ``lead``, those whose file name starts with :data:`LEAD` (they open the report: an analysis's findings),
+    else the others (after the benchmark's sections).
 
     Figures a section links as ``figures/<name>.png`` live in the run's ``sections/figures/`` and are
     copied beside the report's own figures."""
@@ -865,7 +880,7 @@ def extra_sections(run: RunFolder, report_dir: Path) -> list[str]:
         (report_dir / FIGURES).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(png, report_dir / FIGURES / png.name)
     out = []
-    for path in run.extra_sections():
+    for path in (p for p in run.extra_sections() if p.name.startswith(LEAD) == lead):
         text = path.read_text(encoding="utf-8").strip()
         if not text.startswith("# "):
             label = re.sub(r"[^a-z0-9]+", "-", _section_title(path).lower()).strip("-")
@@ -1122,15 +1137,16 @@ def yaml_header(run: RunFolder) -> str:
 
 
 def report_markdown(run: RunFolder, report_dir: Path) -> str:
-    """Write the figures under ``report_dir/figures`` and return the report's ``.qmd`` text: the sections the
-    run's benchmark lists (``Benchmark.report``), in its order, from :func:`sections`; then the run's own
-    sections and the methods."""
+    """Write the figures under ``report_dir/figures`` and return the report's ``.qmd`` text: the run's leading
+    sections (:data:`LEAD`), the sections the run's benchmark lists (``Benchmark.report``), in its order, from
+    :func:`sections`; then the run's other sections and the methods."""
     figures = Figures(report_dir)
     models, overall = _split_dvgr(run)
     registry = sections(run, figures, models, overall)
     parts: Iterable[str] = [
         yaml_header(run),
         banners(run),
+        *extra_sections(run, report_dir, lead=True),
         *(registry[name]() for name in wording(run.manifest).sections),
         *extra_sections(run, report_dir),
         methods(run),
