@@ -63,3 +63,26 @@ def test_values_section_is_titled_by_what_it_shows():
     assert build.values_title(["value"]) == "Models and values"
     assert build.values_title(["value", "value", "feature", "context"]) == "Models, values, features and contexts"
     assert build.values_title([]) == "Models and design factors"
+
+
+def test_agreement_heatmaps_legible_and_colour_bars_no_taller_than_them():
+    import numpy as np
+    import pandas as pd
+
+    from dvbstats.report import plots
+
+    names = [f"deepseek/synthetic-{c}" for c in "abcdefghijkl"]
+    table = pd.DataFrame(np.full((12, 12), 0.8), index=names, columns=names)
+    with plots.style():
+        fig = plots.pair_heatmaps({"raw agreement": table, "Cohen's kappa": table - 0.5}, groups=["d"] * 6 + ["o"] * 6)
+        fig.canvas.draw()
+        heatmaps, bars = fig.axes[0::2], fig.axes[1::2]
+        assert fig.get_size_inches()[0] == plots.WIDTH  # printed at the text width, not scaled down
+        for heat, bar in zip(heatmaps, bars, strict=True):
+            assert bar.get_position().height <= heat.get_position().height + 1e-6
+        sizes = {t.get_fontsize() for t in heatmaps[0].texts}
+        assert sizes == {8} and len(heatmaps[0].texts) == 144
+        # cells about square: no blank band above or beside the grid
+        box = heatmaps[0].get_window_extent()
+        assert 0.7 < (box.width / box.height) < 1.4
+    plots.plt.close(fig)

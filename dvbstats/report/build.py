@@ -786,8 +786,8 @@ def agreement(run: RunFolder, figures: Figures) -> str:
     if bounds.heatmap_allowed(len(order)):
         blocks.append(figures(
             lambda: plots.pair_heatmaps(panels, groups=[str(of[m]) for m in order]), "agreement",
-            f"Share of shared items on which two models gave the same answer (left) and Cohen's kappa, agreement "
-            f"beyond what the two models' rates give by chance (right); models ordered by {group}, black rules "
+            f"Share of shared items on which two models gave the same answer (top) and Cohen's kappa, agreement "
+            f"beyond what the two models' rates give by chance (bottom); models ordered by {group}, black rules "
             f"between {plural(group)}.", "Heatmaps of pairwise agreement and kappa"))
     else:
         blocks += _agreement_extremes(pairs, len(order))
