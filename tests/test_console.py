@@ -40,7 +40,8 @@ def test_short_model_names_are_kept_and_tables_are_not_padded_needlessly():
 
 
 def test_condition_table_fits_the_terminal():
-    rates = pl.DataFrame({"model": LONG * 2, "condition": ["none"] * 3 + ["targeted"] * 3, "rate": ["MR"] * 3 + ["ASR"] * 3,
+    rates = pl.DataFrame({"model": LONG * 2, "condition": ["none"] * 3 + ["targeted"] * 3,
+                          "rate": ["MR"] * 3 + ["ASR"] * 3,
                           "mean": [0.5] * 6, "hdi_low": [0.4] * 6, "hdi_high": [0.6] * 6, "raw_rate": [0.5] * 6})
     assert max(map(len, cli.console_conditions(rates, width=100).splitlines())) <= 100
     text = cli.console_conditions(rates, width=80)

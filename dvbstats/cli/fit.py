@@ -216,8 +216,8 @@ def console_table(rates: pl.DataFrame, rate: str = "DVGR", below: str = "P(<0.5)
     longest = max((len(m) for m in rates["model"]), default=5)
     column = max(12, min(longest + 2, (width or console_width()) - fixed))
     short, legend = short_names(rates["model"].to_list(), column - 2)
-    head = (f"{'model':<{column}}{'used':>8}{'excl':>6}  {f'raw {rate} [Wilson 95%]':<22}{f'posterior {rate} [HDI]':<22}"
-            + (f"{below:>8}" if below else "") + f"{'R-hat':>6}{'ESS':>7}")
+    head = (f"{'model':<{column}}{'used':>8}{'excl':>6}  {f'raw {rate} [Wilson 95%]':<22}"
+            f"{f'posterior {rate} [HDI]':<22}" + (f"{below:>8}" if below else "") + f"{'R-hat':>6}{'ESS':>7}")
     lines = [head, "-" * len(head)]
     for r in rates.iter_rows(named=True):
         if r["model"] == "overall":
@@ -300,10 +300,11 @@ folder at that path whole.
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m dvbstats.fit",
-        description=textwrap.fill("Fit a hierarchical Bayesian logistic model of an LLM benchmark's binary outcomes and report "
-        "each model's posterior rate: DVB (deep-value vs shallow-feature choices; the rate is the DVGR), HVSB "
-        "(judgment trees; misalignment rate MR without a system prompt, attack success rate ASR under an attack prompt) or any binary judgments (model, item, 0/1 outcome; the "
-        "rate of outcome 1). With no PATHS, fits the embedded synthetic published-scale DVB example (9 models x "
+        description=textwrap.fill(
+            "Fit a hierarchical Bayesian logistic model of an LLM benchmark's binary outcomes and report each model's "
+            "posterior rate: DVB (deep-value vs shallow-feature choices; the rate is the DVGR), HVSB (judgment trees; "
+            "misalignment rate MR without a system prompt, attack success rate ASR under an attack prompt) or any "
+            "binary judgments (model, item, 0/1 outcome; the rate of outcome 1). With no PATHS, fits the embedded synthetic published-scale DVB example (9 models x "
         "12,000 prompts), or the synthetic HVSB example with --benchmark hvsb.", 98),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -444,7 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(console_table(rates, short, f"P(<{bench.reference:g})" if bench.reference is not None else ""))
     by_condition = console_conditions(folder.table("condition_rates"))
     if by_condition:
-        say(f"\nPosterior rate per model and condition ({args.hdi:.0%} HDI; paired contrasts in condition_effects.csv):")
+        say(f"\nPosterior rate per model and condition ({args.hdi:.0%} HDI; paired contrasts in "
+            "condition_effects.csv):")
         print(by_condition)
     scaling_lines = console_scaling(folder, rate, "paper's chi-square" if bench.size_codings else "chi-square")
     if scaling_lines:

@@ -45,8 +45,8 @@ OUT = Path("runs") / NAME
 REPORTS = Path("reports")
 #: ``--quick``: enough for a look and for the tests, not for the committed report.
 QUICK = {"draws": 300, "tune": 300, "chains": 2, "audit_draws": 300}
-SECTIONS = {"findings": "00_findings.md", "published": "01_published_vs_reanalysis.md", "reconstruction": "02_reconstruction.md",
-            "audit": "03_value_audit.md"}
+SECTIONS = {"findings": "00_findings.md", "published": "01_published_vs_reanalysis.md",
+            "reconstruction": "02_reconstruction.md", "audit": "03_value_audit.md"}
 #: The value audit's fit tunes and draws at least this long per chain: its rating slopes trade off
 #: against the value effects; with 1000 tuning and 1000 draws R-hat of the slopes was 1.03 and bulk ESS
 #: 475, with 2000 and 2000 at most 1.004 and at least 940 (measured on the reconstructed counts).

@@ -951,7 +951,8 @@ def methods(run: RunFolder) -> str:
 def combined_sha256(inputs: Sequence[dict]) -> str:
     """One hash for all input files: the SHA-256 of their SHA-256 hashes, sorted, one per line (independent of
     where the files lie; ``jq -r '.inputs[].sha256' manifest.json | sort | sha256sum`` gives it again)."""
-    return hashlib.sha256("".join(f"{h}\n" for h in sorted(str(i.get("sha256", "")) for i in inputs)).encode()).hexdigest()
+    lines = "".join(f"{h}\n" for h in sorted(str(i.get("sha256", "")) for i in inputs))
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def input_folders(inputs: Sequence[dict], max_rows: int = MAX_LISTED) -> pd.DataFrame:
