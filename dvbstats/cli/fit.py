@@ -450,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(by_condition)
     scaling_lines = console_scaling(folder, rate, "paper's chi-square" if bench.size_codings else "chi-square")
     if scaling_lines:
-        print("\n" + scaling_lines)
+        say("\n" + scaling_lines)
     print(f"\nRun folder: {out}")
     diag = result.diagnostics
     if not diag.ok:
