@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
-from dvbstats.report import build, render
+import numpy as np
+import pandas as pd
+
+from dvbstats.input.runfolder import RunFolder
+from dvbstats.report import build, conditions, plots, render
 from tests.test_report import Page, flat, make_run
 
 
@@ -66,11 +70,6 @@ def test_values_section_is_titled_by_what_it_shows():
 
 
 def test_agreement_heatmaps_legible_and_colour_bars_no_taller_than_them():
-    import numpy as np
-    import pandas as pd
-
-    from dvbstats.report import plots
-
     names = [f"deepseek/synthetic-{c}" for c in "abcdefghijkl"]
     table = pd.DataFrame(np.full((12, 12), 0.8), index=names, columns=names)
     with plots.style():
@@ -86,3 +85,17 @@ def test_agreement_heatmaps_legible_and_colour_bars_no_taller_than_them():
         box = heatmaps[0].get_window_extent()
         assert 0.7 < (box.width / box.height) < 1.4
     plots.plt.close(fig)
+
+
+def test_quality_by_condition_is_one_row_per_model(tmp_path):
+    run = make_run(tmp_path / "runs")
+    models = [f"model-{i}" for i in range(12)]
+    pd.DataFrame([{"model": m, "condition": c, "n_rows": 2003, "n_used": 1900, "n_refused": 60, "n_malformed": 40,
+                   "n_unparsed": 100, "n_superseded": 3, "n_conflict": 0}
+                  for m in models for c in ("none", "untargeted", "targeted")]).to_csv(
+        run / "quality_by_condition.csv", index=False)
+    text = conditions.quality(RunFolder.read(run))
+    rows = [line for line in text.splitlines() if line.startswith("| model-")]
+    assert len(rows) == 12  # not 36: one screen
+    assert rows[0].split(" | ")[1:3] == ["6,009", "1,900"] and "100 (60 + 40)" in rows[0]
+    assert "none: used" in text and "targeted: unparsed (refused + malformed)" in text
