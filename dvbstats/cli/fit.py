@@ -458,8 +458,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("SAMPLER DIAGNOSTICS FAILED — do not trust these numbers yet:", file=sys.stderr)
         for failure in diag.failures:
             print(f"  - {failure}", file=sys.stderr)
-        print("Try a higher --target-accept (divergences), more --tune/--draws (R-hat, ESS), another "
-              "--parametrization, or tighter priors.", file=sys.stderr)
+        print("Try a higher --target-accept (divergences), more --tune/--draws (R-hat, ESS),\n"
+              "another --parametrization, or tighter priors.", file=sys.stderr)
         print("!" * 78, file=sys.stderr)
         return 0 if args.allow_warnings else EXIT_DIAGNOSTICS
     print(f"Diagnostics OK: max R-hat {diag.summary()['max_r_hat']:.3f}, min bulk ESS "
