@@ -134,11 +134,8 @@ def findings_section(items: Sequence[published.Claim], audit: value_audit.AuditV
                                                       if c.verdict not in HOLDS and c.verdict != published.PARTLY]))
     blocks = [
         "# What the reanalysis finds {#sec-findings}",
-        callout("important", "Counts reconstructed from published aggregates",
-                "The paper's trial-level data are not public. Every number in this report comes from model × value "
-                "counts **reconstructed from the paper's published aggregates** (@sec-reconstruction: how, and how "
-                f"closely they match every published figure), fitted with `{formula}`. The counts have no "
-                "feature, context or prompt columns, so only models and values are modelled."),
+        "The paper's headline claims set against a hierarchical Bayesian fit to model × value **counts reconstructed "
+        "from its published aggregates** (its trial-level data are not public).",
     ]
     for title, claims in groups:
         if claims:
@@ -149,8 +146,12 @@ def findings_section(items: Sequence[published.Claim], audit: value_audit.AuditV
     blocks.append(f"**The value audit** (the paper's regression of DVGR on value ratings): its clustered logit is "
                   f"{audit.replication} from the reconstructed counts; with values as a random sample "
                   f"(Bayesian): {dimensions} (@sec-value-audit).")
-    blocks.append("Claim by claim, with the rules behind each verdict: @sec-published-vs-reanalysis. The sections "
-                  "between are the standard DVB report of the reanalysis fit.")
+    blocks.append(callout(
+        "note", "The data",
+        "Every number in this report comes from the reconstructed counts (@sec-reconstruction: how, and how closely "
+        f"they match every published figure), fitted with `{formula}`. The counts have no feature, context or "
+        "prompt columns, so only models and values are modelled. Claim by claim, with the rules behind each "
+        "verdict: @sec-published-vs-reanalysis; the sections between are the standard DVB report of the fit."))
     return "\n\n".join(blocks) + "\n"
 
 
