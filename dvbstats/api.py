@@ -167,6 +167,8 @@ def load(
 
 #: ``load(columns=...)``: the keys a binary-judgment table's column names are given under.
 COLUMN_KEYS: tuple[str, ...] = ("model_column", "item_column", "outcome")
+#: ``load(columns=...)``: a binary table's reference rate and direction, given beside its column names.
+BINARY_KEYS: tuple[str, ...] = ("reference", "direction")
 
 
 def _check_source(source) -> None:
@@ -194,8 +196,10 @@ def _check_columns(columns) -> None:
         raise TypeError(f"columns must be a mapping of {', '.join(COLUMN_KEYS)} to column names, "
                         f"not {type(columns).__name__}")
     for key, name in columns.items():
+        if key in BINARY_KEYS:  # a binary table's reference rate and direction (checked by binary_benchmark)
+            continue
         if key not in COLUMN_KEYS:
-            raise ValueError(f"columns: unknown key {key!r}; the keys are {', '.join(COLUMN_KEYS)}")
+            raise ValueError(f"columns: unknown key {key!r}; the keys are {', '.join(COLUMN_KEYS + BINARY_KEYS)}")
         if not isinstance(name, str) or not name.strip():
             raise TypeError(f"columns[{key!r}] must be a column name (non-empty text), not {name!r}")
 

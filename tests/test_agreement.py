@@ -13,7 +13,7 @@ from statsmodels.stats.inter_rater import cohens_kappa
 from dvbstats.input import runfolder
 from dvbstats.input.registry import ModelTable
 from dvbstats.model.sample import SamplerSettings
-from dvbstats.results import agreement, paired
+from dvbstats.results import agreement, bounds, paired
 from dvbstats.simulate import dvb as simulate
 
 #: 9 models in 3 groups of 2, 5 and 2, as the DVB developers (12 same-group pairs of 36).
@@ -153,8 +153,11 @@ def test_report_section_from_run_files(tmp_path):
     page = Page(text)
     assert "sec-agreement" in page.ids and "fig-agreement" in page.ids and "fig-paired-p" in page.ids
     tests = page.tables["tbl-paired-tests"]
-    assert len(tests) == 1 + 36 and tests[1][:2] == ["ga_0", "ga_1"]
-    assert [int(r[2].replace(",", "")) for r in tests[1:]] == counts["n_shared"].to_list()
+    assert len(tests) == 1 + bounds.MAX_PAIR_ROWS < 1 + 36  # one screen: the pairs with the smallest McNemar p
+    assert f"{bounds.MAX_PAIR_ROWS} of 36 rows shown" in text
+    smallest = paired.paired_tests(counts).to_pandas().sort_values("mcnemar_p", kind="stable").head(bounds.MAX_PAIR_ROWS)
+    assert [r[:2] for r in tests[1:]] == smallest[["model1", "model2"]].values.tolist()
+    assert [int(r[2].replace(",", "")) for r in tests[1:]] == smallest["n_shared"].tolist()
     model = page.tables["tbl-agreement-model"]
     assert [r[0] for r in model[1:]] == list(agreement.METHODS[:3])
     assert "12 pairs share a family" in text and "10 from gb" in text

@@ -126,7 +126,7 @@ def test_a_rerun_replaces_the_folder_whole(dumps, tmp_path, monkeypatch, capsys)
     # one vocabulary: the console's excluded rows are the table's excl column (duplicates said apart), and
     # rows read = used + excluded + superseded
     said = re.search(r"Ingested ([\d,]+) rows .*?([\d,]+) used, ([\d,]+) excluded .*?([\d,]+) superseded duplicate rows",
-                     capsys.readouterr().out)
+                     capsys.readouterr().out, re.S)  # the console wraps prose to the terminal
     dvgr, quality = pl.read_csv("runs/sim/dvgr.csv"), pl.read_csv("runs/sim/data_quality.csv")
     rows, used, excluded, superseded = (int(said[i].replace(",", "")) for i in range(1, 5))
     assert excluded == dvgr.filter(pl.col("model") != "overall")["n_excluded"].sum()

@@ -84,7 +84,7 @@ def test_outputs_sections_claims_and_report(reanalysis):
     residuals = pl.read_csv(run_dir / "reconstruction_residuals.csv")
     assert residuals.filter(pl.col("table") == "heatmap").height == 99
     sections = sorted(p.name for p in (run_dir / "sections").glob("*.md"))
-    assert sections == ["01_published_vs_reanalysis.md", "02_reconstruction.md", "03_value_audit.md"]
+    assert sections == ["00_findings.md", "01_published_vs_reanalysis.md", "02_reconstruction.md", "03_value_audit.md"]
     html = (report_dir / "report.html").read_text(encoding="utf-8")
     assert "Published vs reanalysis" in html and "Reconstruction of the model" in html and "Value audit" in html
     assert (report_dir / "figures" / "value-audit.png").is_file()

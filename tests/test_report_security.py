@@ -308,4 +308,4 @@ def test_an_hvsb_judgment_file_named_like_html_end_to_end(tmp_path, secret, clea
                          "--no-agreement"]) == 0
     assert len(DESIGN.families) >= 2
     assert_inert(tmp_path / "reports" / "hvsb" / "report.html", clean, secret,
-                 shown=[f"x`<img src={leaked}>`.tsv", "Targeted versus untargeted attack"])
+                 shown=["Targeted versus untargeted attack"])  # past 12 input files the report counts folders, names none

@@ -9,6 +9,7 @@ import argparse
 import errno
 import shutil
 import sys
+import textwrap
 import time
 import warnings
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from dvbstats.benchmarks.sources.records import PARTIAL, WIDE
 from dvbstats.constants import CHAINS, DRAWS, HDI_PROB, MAX_R_HAT, MIN_ESS, SEED, TUNE
 from dvbstats.input import folders, manifest, runfolder
 from dvbstats.input.ingest import IngestError, TrialFile
+from dvbstats.model import fastlogp
 from dvbstats.model import formula as formulamod
 from dvbstats.model.design import CENTRED_MIN_TRIALS, PARAMETRIZATIONS
 from dvbstats.model.priors import PriorError, Priors
@@ -62,6 +64,7 @@ def run(
     agreement: bool = True,
     prior_predictive: bool = False,
     report: bool = False,
+    report_dir: Path = Path("reports"),
     processed: Path | None = None,
     overwrite: bool = False,
     keep_empty_models: bool = False,
@@ -112,8 +115,9 @@ def run(
     contrastmod.resolve(contrasts, contrastmod.factor_levels(cells.data, cells.by))
     if prior_predictive:  # refused before sampling, not after
         tablesmod.check_prior_predictive(model.design)
-    log(f"Fitting {model.formula} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
-        "a first run compiles the sampler's code (10-30 s)...")
+    cold = sampler != "nutpie" or not fastlogp.supports(model.design) or not fastlogp.compiled_before()
+    log(f"Fitting {model.formula} with {sampler} ({chains} chains x {draws} draws, {tune} tuning)"
+        + ("; a first run compiles the sampler's code (10-30 s)..." if cold else "..."))
     with _warnings_to(log):
         result = model.fit(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                            target_accept=target_accept, progress=progress)
@@ -133,10 +137,10 @@ def run(
         log("Rendering the report...")
         try:
             with _warnings_to(log):
-                html = api.report(out)
+                html = api.report(out, report_dir)
         except KeyboardInterrupt:
             raise ReportInterrupted(out) from None
-        log(f"Report: {html}")
+        log(f"Report: {html.resolve()}")
     return out, result
 
 
@@ -221,37 +225,79 @@ def _run_name(paths: Sequence[str | Path]) -> str:
     return stem if len(paths) == 1 else f"{stem}_and_{len(paths) - 1}_more"
 
 
-def console_table(rates: pl.DataFrame, rate: str = "DVGR", below: str = "P(<0.5)") -> str:
+def console_width() -> int:
+    """The terminal's width (``COLUMNS`` when set; 100 off a terminal)."""
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def say(text: str) -> None:
+    """Print ``text`` with each line wrapped to the terminal's width (continuations indented like the line)."""
+    width = console_width()
+    for line in str(text).splitlines() or [""]:
+        indent = " " * (len(line) - len(line.lstrip()))
+        print(textwrap.fill(line, width, subsequent_indent=indent + "  ", break_on_hyphens=False,
+                            break_long_words=False) if len(line) > width else line, flush=True)
+
+
+def short_names(names: Sequence[str], width: int) -> tuple[dict[str, str], list[str]]:
+    """Names of at most ``width`` characters for a console column: a longer name becomes its start and a
+    number, ``deepseek/synt~1``, explained by a legend line ``~1 = deepseek/synthetic-a``."""
+    short, legend = {}, []
+    for name in dict.fromkeys(names):
+        if len(name) <= width:
+            short[name] = name
+            continue
+        key = f"~{len(legend) + 1}"
+        short[name] = name[: width - len(key)] + key
+        legend.append(f"  {key} = {name}")
+    return short, legend
+
+
+#: Console columns of :func:`console_table` other than the model's: used, excl, raw, posterior, R-hat, ESS.
+_TABLE_WIDTH = 8 + 6 + 2 + 22 + 22 + 6 + 7
+
+
+def console_table(rates: pl.DataFrame, rate: str = "DVGR", below: str = "P(<0.5)", width: int | None = None) -> str:
     """The readable table the CLI ends with (``rates.csv``; ``rate``: the short name of the benchmark's rate;
-    ``below``: the header of P(rate < reference), empty when the benchmark has no reference)."""
-    head = (f"{'model':<24}{'used':>8}{'excl':>6}  {f'raw {rate} [Wilson 95%]':<24}{f'posterior {rate} [HDI]':<24}"
-            + (f"{below:>8}" if below else "") + f"{'R-hat':>7}{'ESS':>7}")
+    ``below``: the header of P(rate < reference), empty when the benchmark has no reference), fitted to ``width``
+    columns (default: the terminal's) by shortening model names, with a legend."""
+    fixed = _TABLE_WIDTH + (8 if below else 0)
+    longest = max((len(m) for m in rates["model"]), default=5)
+    column = max(12, min(longest + 2, (width or console_width()) - fixed))
+    short, legend = short_names(rates["model"].to_list(), column - 2)
+    head = (f"{'model':<{column}}{'used':>8}{'excl':>6}  {f'raw {rate} [Wilson 95%]':<22}"
+            f"{f'posterior {rate} [HDI]':<22}" + (f"{below:>8}" if below else "") + f"{'R-hat':>6}{'ESS':>7}")
     lines = [head, "-" * len(head)]
     for r in rates.iter_rows(named=True):
         if r["model"] == "overall":
             lines.append("-" * len(head))
         lines.append(
-            f"{r['model']:<24}{r['n_used']:>8,}{r['n_excluded']:>6,}  "
-            f"{r['raw_rate']:.3f} [{r['wilson_low']:.3f}, {r['wilson_high']:.3f}]    "
-            f"{r['rate_mean']:.3f} [{r['rate_hdi_low']:.3f}, {r['rate_hdi_high']:.3f}]    "
+            f"{short[r['model']]:<{column}}{r['n_used']:>8,}{r['n_excluded']:>6,}  "
+            f"{r['raw_rate']:.3f} [{r['wilson_low']:.3f}, {r['wilson_high']:.3f}]  "
+            f"{r['rate_mean']:.3f} [{r['rate_hdi_low']:.3f}, {r['rate_hdi_high']:.3f}]  "
             + (f"{r['p_below_reference']:>8.3f}" if below else "")
-            + f"{r['r_hat']:>7.3f}{r['ess_bulk']:>7.0f}"
+            + f"{r['r_hat']:>6.3f}{r['ess_bulk']:>7.0f}"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + legend)
 
 
-def console_conditions(rates: pl.DataFrame | None) -> str:
-    """The posterior rate per model x condition (``condition_rates.csv``), each under its own name (HVSB: MR, ASR)."""
+def console_conditions(rates: pl.DataFrame | None, width: int | None = None) -> str:
+    """The posterior rate per model x condition (``condition_rates.csv``), each under its own name (HVSB: MR, ASR);
+    model names shortened to fit ``width`` columns, with a legend."""
     if rates is None:
         return ""
-    width = {c: max(len(c), *(len(str(x)) for x in rates[c])) + 2 for c in ("model", "condition", "rate")}
-    lines = [f"{'model':<{width['model']}}{'condition':<{width['condition']}}{'rate':<{width['rate']}}"
+    widths = {c: max(len(c), *(len(str(x)) for x in rates[c])) + 2 for c in ("condition", "rate")}
+    room = (width or console_width()) - widths["condition"] - widths["rate"] - 24 - 7
+    widths["model"] = max(12, min(max(len("model"), *(len(m) for m in rates["model"])) + 2, room))
+    short, legend = short_names(rates["model"].to_list(), widths["model"] - 2)
+    lines = [f"{'model':<{widths['model']}}{'condition':<{widths['condition']}}{'rate':<{widths['rate']}}"
              f"{'posterior [HDI]':<24}{'raw':>7}"]
     lines.append("-" * len(lines[0]))
     for r in rates.iter_rows(named=True):
-        lines.append(f"{r['model']:<{width['model']}}{r['condition']:<{width['condition']}}{r['rate']:<{width['rate']}}"
+        lines.append(f"{short[r['model']]:<{widths['model']}}{r['condition']:<{widths['condition']}}"
+                     f"{r['rate']:<{widths['rate']}}"
                      f"{r['mean']:.3f} [{r['hdi_low']:.3f}, {r['hdi_high']:.3f}]    {r['raw_rate']:>7.3f}")
-    return "\n".join(lines)
+    return "\n".join(lines + legend)
 
 
 def console_scaling(folder: runfolder.RunFolder, rate: str = "DVGR", test: str = "paper's chi-square") -> str:
@@ -265,7 +311,7 @@ def console_scaling(folder: runfolder.RunFolder, rate: str = "DVGR", test: str =
                      f"{r['diff_hdi_high']:+.3f}]  P={r['p_diff_below_0']:.3f}  chi2 p={r['chi2_p']:.2g}")
     if trend is not None:
         t = trend.row(0, named=True)
-        lines.append(f"  pooled slope per within-family SD of size ({t['size_measure']}): {t['slope_mean']:+.3f} "
+        lines.append(f"  pooled slope per within-family SD of size ({t['size_measure']}):\n    {t['slope_mean']:+.3f} "
                      f"[{t['slope_hdi_low']:+.3f}, {t['slope_hdi_high']:+.3f}], P(slope<0)={t['p_slope_below_0']:.3f}, "
                      f"BF01={t['bf01']:.2f}")
         checks = folder.scaling_diagnostics()
@@ -283,16 +329,19 @@ def _pair(text: str) -> tuple[str, str]:
 
 EPILOG = f"""\
 examples:
-  dvbstats fit                                  # the embedded synthetic example, with its report
-  dvbstats fit results/*.csv --out runs/mine --report
+  dvbstats fit                                  # the synthetic DVB example, with its report
+  dvbstats fit --benchmark hvsb                 # the synthetic HVSB example, with its report
+  dvbstats fit results/*.csv --out runs/mine --report --report-dir runs/mine-report
+  dvbstats fit judgments.csv --benchmark binary --reference 0.5 --direction higher
   dvbstats fit dumps/ --formula "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)"
   dvbstats fit dumps/ --prior "sd=halfnormal(0.5)" --draws 2000 --seed 7
   dvbstats fit dumps/ --prior "b=normal(0,1)" "sd=halfnormal(1)" "cor=lkj(2)"
-  dvbstats fit logs/*.eval --scorer match           # Inspect logs (also lm-eval, HELM, Every Eval Ever)
-  dvbstats fit math500.csv --wide model --label-pattern '(?P<model>.+)_(?P<condition>zero_shot|one_shot)'
+  dvbstats fit logs/*.eval --scorer match       # Inspect logs (also lm-eval, HELM, Every Eval Ever)
+  dvbstats fit math500.csv --wide model \\
+      --label-pattern '(?P<model>.+)_(?P<condition>zero_shot|one_shot)'
 
-(python -m dvbstats.fit works too, but it puts the working folder first on Python's import path: a
-data folder there named like a module, such as tree/, can break ArviZ's imports.)
+(python -m dvbstats.fit works too, but it puts the working folder first on Python's import path:
+a data folder there named like a module, such as tree/, can break ArviZ's imports.)
 
 exit status: 0 success; 2 bad input or arguments (also an --out that cannot be written); 3 sampler
 diagnostics failed (R-hat > {MAX_R_HAT}, ESS < {MIN_ESS} or divergences; the outputs are written and flagged;
@@ -307,9 +356,12 @@ folder at that path whole.
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dvbstats fit",
-        description="Fit a hierarchical Bayesian logistic model of deep-value vs shallow-feature choices "
-        "to DVB result dumps and report posterior DVGR per model. With no PATHS, fits the embedded "
-        "synthetic published-scale example (9 models x 12,000 prompts).",
+        description=textwrap.fill(
+            "Fit a hierarchical Bayesian logistic model of an LLM benchmark's binary outcomes and report each model's "
+            "posterior rate: DVB (deep-value vs shallow-feature choices; the rate is the DVGR), HVSB (judgment trees; "
+            "misalignment rate MR without a system prompt, attack success rate ASR under an attack prompt) or any "
+            "binary judgments (model, item, 0/1 outcome; the rate of outcome 1). With no PATHS, fits the embedded synthetic published-scale DVB example (9 models x "
+        "12,000 prompts), or the synthetic HVSB example with --benchmark hvsb.", 98),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -349,7 +401,7 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--values", default="", help="extra value names, comma-separated, for benchmarks beyond the 11 DVB values")
     data.add_argument("--keep-empty-models", action="store_true",
                       help="fit models that have no usable trial (every row failed or was unparsed) and count "
-                      "them in the overall DVGR; by default they are left out, with a warning")
+                      "them in the overall rate; by default they are left out, with a warning")
     data.add_argument("--on-conflict", choices=["error", "first", "last", "exclude"], default="error",
                       help="when two parsed copies of a prompt disagree: stop (default), keep the first or last copy, "
                       "or exclude all of them")
@@ -362,8 +414,9 @@ def parser() -> argparse.ArgumentParser:
                        help="override priors, one or several after each --prior, quoted for the shell: "
                        "--prior \"sd=halfnormal(0.5)\" \"sd_value=exponential(2)\" \"b_log_n_train=normal(0,0.5)\" "
                        "\"intercept=normal(0,2)\" (defaults in docs/model.md)")
-    model.add_argument("--parametrization", choices=PARAMETRIZATIONS, default="auto",
-                       help="random-effect parametrisation (default: %(default)s, which chooses each term's form by "
+    model.add_argument("--parametrization", choices=PARAMETRIZATIONS, default="auto", metavar="NAME",
+                       help=f"random-effect parametrisation, one of {', '.join(PARAMETRIZATIONS)} (default: %(default)s, "
+                       "which chooses each term's form by "
                        f"the trials its levels hold: zero-sum centred from {CENTRED_MIN_TRIALS} per level, non-centred "
                        "below, item-level terms on a signed scale, a benchmark's measured form on data as deep as it "
                        "was measured on; see docs/model.md)")
@@ -385,7 +438,7 @@ def parser() -> argparse.ArgumentParser:
     output.add_argument("--overwrite", action="store_true",
                         help="allow --out to replace a non-empty folder that is not a dvbstats run folder "
                         "(without it such a folder is refused)")
-    output.add_argument("--name", help="run name, used for reports/<name>/ (default: the --out folder's name; "
+    output.add_argument("--name", help="run name, used for <report dir>/<name>/ (default: the --out folder's name; "
                         "else from the input file names; 'default' for the example)")
     output.add_argument("--hdi", type=float, default=HDI_PROB, help="mass of the highest-density intervals (default: %(default)s)")
     output.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=None,
@@ -393,18 +446,23 @@ def parser() -> argparse.ArgumentParser:
     output.add_argument("--pairs", type=_pair, nargs="+", metavar="SMALLER:LARGER",
                         help="explicit model pairs (short names) for the scaling tests (default: adjacent sizes within families)")
     output.add_argument("--contrast", action="append", default=[], metavar="A-B",
-                        help="posterior difference of design-averaged DVGR between two models (A-B) or two levels of "
-                        "another factor (FACTOR:A-B), repeatable; written to contrasts.csv")
+                        help="posterior difference of the design-averaged rate (DVB: DVGR; HVSB: MR or ASR under its "
+                        "condition; binary: P(outcome = 1)) between two models (A-B) or two levels of another factor "
+                        "(FACTOR:A-B, e.g. condition:targeted-untargeted), repeatable; written to contrasts.csv")
     output.add_argument("--contrasts", choices=[contrastmod.ALL], help="all: every pair of models in contrasts.csv")
     output.add_argument("--rope", type=float, metavar="W",
-                        help="region of practical equivalence: contrasts.csv gains P(|difference| < W)")
+                        help="region of practical equivalence, in rate units (a difference of proportions, "
+                        "0 < W < 1; 0.05 = 5 percentage points of DVGR, MR, ASR or rate): contrasts.csv gains "
+                        "P(|difference| < W)")
     output.add_argument("--agreement", action=argparse.BooleanOptionalAction, default=True,
                         help="agreement between models, paired McNemar tests and the same-family model "
                         "(default: on when a trial table has two models or more)")
     output.add_argument("--prior-predictive", action="store_true",
                         help="also write prior_predictive.csv: the rates the priors alone expect, beside the data")
     output.add_argument("--report", action=argparse.BooleanOptionalAction, default=None,
-                        help="render reports/<run>/report.html (default: on for the no-argument example run)")
+                        help="render <report dir>/<run>/report.html (default: on for the no-argument example run)")
+    output.add_argument("--report-dir", type=Path, default=Path("reports"), metavar="DIR",
+                        help="where --report writes <run>/report.html (default: reports/ under the working folder)")
     output.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -442,9 +500,10 @@ def _main(argv: Sequence[str] | None) -> int:
             sampler=args.sampler, parametrization=args.parametrization, hdi_prob=args.hdi, scaling=args.scaling,
             pairs=args.pairs, contrasts=[*args.contrast, *([args.contrasts] if args.contrasts else [])],
             rope=args.rope, agreement=args.agreement, prior_predictive=args.prior_predictive, report=args.report if args.report is not None else not args.paths,
+            report_dir=args.report_dir,
             overwrite=args.overwrite, keep_empty_models=args.keep_empty_models,
             command=manifest.portable_command("dvbstats.fit", argv), progress=not args.quiet,
-            benchmark=args.benchmark,
+            benchmark=args.benchmark, log=say,
             columns={"model_column": args.model_column, "item_column": args.item_column, "outcome": args.outcome,
                      **({"reference": args.reference} if args.reference is not None else {}),
                      **({"direction": args.direction} if args.direction else {})},
@@ -479,15 +538,16 @@ def _main(argv: Sequence[str] | None) -> int:
     rate = bench.rate_label(condition)
     short = "DVGR" if rate == "DVGR" else "rate"
     where = f"under condition {condition}" if condition else "averaged over the design"
-    print(f"Posterior {rate} per model, {where} ({args.hdi:.0%} HDI; ranks by {bench.best}), formula: {result.formula}")
+    say(f"Posterior {rate} per model, {where} ({args.hdi:.0%} HDI; ranks by {bench.best}), formula: {result.formula}")
     print(console_table(rates, short, f"P(<{bench.reference:g})" if bench.reference is not None else ""))
     by_condition = console_conditions(folder.table("condition_rates"))
     if by_condition:
-        print(f"\nPosterior rate per model and condition ({args.hdi:.0%} HDI; paired contrasts in condition_effects.csv):")
+        say(f"\nPosterior rate per model and condition ({args.hdi:.0%} HDI; paired contrasts in "
+            "condition_effects.csv):")
         print(by_condition)
     scaling_lines = console_scaling(folder, rate, "paper's chi-square" if bench.size_codings else "chi-square")
     if scaling_lines:
-        print("\n" + scaling_lines)
+        say("\n" + scaling_lines)
     print(f"\nRun folder: {out}")
     diag = result.diagnostics
     if not diag.ok:
@@ -495,8 +555,8 @@ def _main(argv: Sequence[str] | None) -> int:
         print("SAMPLER DIAGNOSTICS FAILED — do not trust these numbers yet:", file=sys.stderr)
         for failure in diag.failures:
             print(f"  - {failure}", file=sys.stderr)
-        print("Try a higher --target-accept (divergences), more --tune/--draws (R-hat, ESS), another "
-              "--parametrization, or tighter priors.", file=sys.stderr)
+        print("Try a higher --target-accept (divergences), more --tune/--draws (R-hat, ESS),\n"
+              "another --parametrization, or tighter priors.", file=sys.stderr)
         print("!" * 78, file=sys.stderr)
         return 0 if args.allow_warnings else EXIT_DIAGNOSTICS
     print(f"Diagnostics OK: max R-hat {diag.summary()['max_r_hat']:.3f}, min bulk ESS "

@@ -112,16 +112,19 @@ def run_nutpie(compiled, settings: SamplerSettings, progress: bool) -> az.Infere
         progress_bar=progress and not lines,
         blocking=False,
     )
-    total, start = settings.chains * (settings.draws + settings.tune), time.perf_counter()
+    total, start, done = settings.chains * (settings.draws + settings.tune), time.perf_counter(), 0
     try:
         while True:
             try:
                 idata = sampler.wait(timeout=PROGRESS_INTERVAL_S if lines else None)
                 break
             except TimeoutError:
+                if done >= total:  # every draw is in: no more inspecting (it copies the whole trace)
+                    _collecting(total, time.perf_counter() - start)
+                    continue
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # ArviZ: "more chains than draws" early on
-                    _progress_line(sampler.inspect(), total, time.perf_counter() - start)
+                    done = _progress_line(sampler.inspect(), total, time.perf_counter() - start, final=False)
     except KeyboardInterrupt:  # as nutpie's blocking sample: the draws so far
         idata = sampler.abort()
     except Exception:
@@ -133,13 +136,23 @@ def run_nutpie(compiled, settings: SamplerSettings, progress: bool) -> az.Infere
     return _complete(idata, settings)
 
 
-def _progress_line(idata: az.InferenceData, total: int, elapsed: float) -> None:
+def _progress_line(idata: az.InferenceData, total: int, elapsed: float, *, final: bool = True) -> int:
+    """One progress line, and the draws so far: their count, or, once every draw is in (and before the last
+    line), what is being done."""
     done = sum(idata[g].sizes["chain"] * idata[g].sizes["draw"] for g in ("warmup_sample_stats", "sample_stats")
                if g in idata.groups())
+    if done >= total and not final:
+        _collecting(total, elapsed)
+        return done
     stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     print(f"  sampling: {done:,}/{total:,} draws (tuning included), {divergences} divergences after tuning, "
           f"{elapsed:.0f} s", flush=True)
+    return done
+
+
+def _collecting(total: int, elapsed: float) -> None:
+    print(f"  sampling done; collecting the {total:,} draws from the chains, {elapsed:.0f} s", flush=True)
 
 
 @contextmanager

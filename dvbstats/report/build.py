@@ -9,13 +9,15 @@ reshapes the run's tables (pivots, sorts, sums of counts); every statistic comes
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import re
 import shlex
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pandas as pd
 
@@ -33,6 +35,10 @@ FIGURES = "figures"
 CSS = "report.css"
 #: Diagnostics rows listed in the report (worst R-hat first); the full table is in the run folder.
 WORST_ROWS = 10
+#: Input files listed one by one up to this many; more are counted per folder (all are in manifest.json).
+MAX_LISTED = 12
+#: A run's own section (``sections/*.md``) whose file name starts with this opens the report.
+LEAD = "00_"
 
 
 # --- markdown helpers (every string from the run enters through dvbstats.report.markup) ---------
@@ -352,9 +358,10 @@ def values(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
     """Section 4: model x value heatmap and the value / feature / context effects."""
     order = models["model"].tolist()
     interaction, cells = frame(run, "interaction_dvgr"), frame(run, "cells")
-    blocks = []
+    blocks, shown = [], []
     if interaction is not None:
         factor = _other_factor(run, interaction)
+        shown.append(factor)
         wide = plots.as_wide(interaction, index="model", columns=factor, values="dvgr_mean", index_order=order)
         blocks.append(figures(
             lambda: plots.heatmap(wide, colorbar_label="posterior DVGR"), "heatmap",
@@ -363,6 +370,7 @@ def values(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
             f"Heatmap of posterior DVGR by model and {factor}",
         ))
     elif cells is not None and "value" in cells.columns:
+        shown.append("value")
         wide = plots.as_wide(_raw_rates(cells, ["model", "value"]), index="model", columns="value",
                              values="rate", index_order=order)
         blocks.append(figures(
@@ -380,6 +388,7 @@ def values(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
     else:
         effects = effects.sort_values(["term", "mean"], ascending=[True, False], kind="stable")
         terms = ", ".join(escape(t) for t in dict.fromkeys(effects["term"]))
+        shown += list(effects["term"])
         on_dvgr = scale == "dvgr"
         blocks.append(figures(
             lambda: plots.effects(
@@ -399,7 +408,15 @@ def values(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
             f"({fmt_num(rows['mean'].iloc[-1], 2)}{unit})."
             for term, rows in effects.groupby("term", sort=False) if len(rows) > 1
         ))
-    return section("Models, values, features and contexts", "values", *blocks)
+    return section(values_title(shown), "values", *blocks)
+
+
+def values_title(factors: Sequence[str]) -> str:
+    """The title of the model x design-factor section naming what it shows: "Models, values and contexts"."""
+    names = [escape(plural(str(f))) for f in dict.fromkeys(factors)]
+    if not names:
+        return "Models and design factors"
+    return "Models and " + names[0] if len(names) == 1 else "Models, " + ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def variance(run: RunFolder, figures: Figures) -> str:
@@ -768,8 +785,8 @@ def agreement(run: RunFolder, figures: Figures) -> str:
     if bounds.heatmap_allowed(len(order)):
         blocks.append(figures(
             lambda: plots.pair_heatmaps(panels, groups=[str(of[m]) for m in order]), "agreement",
-            f"Share of shared items on which two models gave the same answer (left) and Cohen's kappa, agreement "
-            f"beyond what the two models' rates give by chance (right); models ordered by {group}, black rules "
+            f"Share of shared items on which two models gave the same answer (top) and Cohen's kappa, agreement "
+            f"beyond what the two models' rates give by chance (bottom); models ordered by {group}, black rules "
             f"between {plural(group)}.", "Heatmaps of pairwise agreement and kappa"))
     else:
         blocks += _agreement_extremes(pairs, len(order))
@@ -859,8 +876,10 @@ def _own_file(run: RunFolder, path: Path) -> Path:
     return path
 
 
-def extra_sections(run: RunFolder, report_dir: Path) -> list[str]:
-    """The run's ``sections/*.md``, each its own section (its first ``#`` heading, else its file name).
+def extra_sections(run: RunFolder, report_dir: Path, *, lead: bool = False) -> list[str]:
+    """The run's ``sections/*.md``, each its own section (its first ``#`` heading, else its file name): with
+    ``lead``, those whose file name starts with :data:`LEAD` (they open the report: an analysis's findings),
+    else the others (after the benchmark's sections).
 
     Figures a section links as ``figures/<name>.png`` live in the run's ``sections/figures/`` and are
     copied beside the report's own figures. A section or figure that is not a file inside the run
@@ -869,7 +888,7 @@ def extra_sections(run: RunFolder, report_dir: Path) -> list[str]:
         (report_dir / FIGURES).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(_own_file(run, png), report_dir / FIGURES / png.name)
     out = []
-    for path in run.extra_sections():
+    for path in (p for p in run.extra_sections() if p.name.startswith(LEAD) == lead):
         text = _own_file(run, path).read_text(encoding="utf-8").strip()
         if not text.startswith("# "):
             label = re.sub(r"[^a-z0-9]+", "-", _section_title(path).lower()).strip("-")
@@ -921,14 +940,7 @@ def methods(run: RunFolder) -> str:
         caption=f"Sampler settings (seed {escape(sampler.get('seed', 'not recorded'))}).", label="sampler", align="ll"))
     blocks.append("Estimands:\n\n" + "\n".join(f"- **{escape(name)}**: {text}"
                                                 for name, text in estimands(wording(run.manifest))))
-    inputs = m.get("inputs") or []
-    if inputs:
-        blocks.append(md_table(pd.DataFrame({
-            "File": [markup.code(i.get("path", "")) for i in inputs],
-            "Format": [escape(i.get("format", "")) for i in inputs],
-            "Rows": [fmt_int(i.get("n_rows", float("nan"))) for i in inputs],
-            "SHA-256": [markup.code(i.get("sha256", "")) for i in inputs],
-        }), caption="Input files and their SHA-256 hashes.", label="inputs", align="llrl"))
+    blocks.append(input_files(m.get("inputs") or []))
     versions = m.get("versions") or {}
     if versions:
         blocks.append(md_table(pd.DataFrame({"Package": [escape(k) for k in versions],
@@ -942,6 +954,60 @@ def methods(run: RunFolder) -> str:
                ("Timing", fmt_timing(m["timing"]) if m.get("timing") else None)]
     blocks.append("\n".join(f"- **{k}**: {v}" for k, v in details if v))
     return section("Methods", "methods", *blocks)
+
+
+def combined_sha256(inputs: Sequence[dict]) -> str:
+    """One hash for all input files: the SHA-256 of their SHA-256 hashes, sorted, one per line (independent of
+    where the files lie; ``jq -r '.inputs[].sha256' manifest.json | sort | sha256sum`` gives it again)."""
+    lines = "".join(f"{h}\n" for h in sorted(str(i.get("sha256", "")) for i in inputs))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def input_folders(inputs: Sequence[dict], max_rows: int = MAX_LISTED) -> pd.DataFrame:
+    """Input files counted by folder below their common folder: ``folder, files, sub_folders, rows``, at the
+    shallowest folder level giving the most rows up to ``max_rows`` (``sub_folders``: distinct folders holding files
+    at or below it, e.g. an HVSB dataset's model x condition folders)."""
+    parents = [PurePath(str(i.get("path", ""))).parent for i in inputs]
+    root = PurePath(os.path.commonpath([str(p) for p in parents])) if parents else PurePath()
+    relative = [p.relative_to(root).parts for p in parents]
+    table = pd.DataFrame({"parts": relative, "rows": [i.get("n_rows") for i in inputs]})
+    counts = {d: len({r[:d] for r in relative}) for d in range(1, max(map(len, relative), default=0) + 1)}
+    fits = [d for d, n in counts.items() if n <= max_rows] or [1]
+    depth = min(fits, key=lambda d: (-counts.get(d, 1), d)) if counts else 0
+    table["folder"] = ["/".join(r[:depth]) or "." for r in relative]
+    table["leaf"] = ["/".join(r) for r in relative]
+    return (table.groupby("folder", sort=True)
+            .agg(files=("leaf", "size"), sub_folders=("leaf", "nunique"), rows=("rows", "sum"))
+            .reset_index())
+
+
+def input_files(inputs: Sequence[dict]) -> str:
+    """The input files: listed with their hashes when few, else counted per folder with one combined hash (the
+    full list is in the run's ``manifest.json``, key ``inputs``)."""
+    if not inputs:
+        return ""
+    if len(inputs) <= MAX_LISTED:
+        return md_table(pd.DataFrame({
+            "File": [markup.code(i.get("path", "")) for i in inputs],
+            "Format": [escape(i.get("format", "")) for i in inputs],
+            "Rows": [fmt_int(i.get("n_rows", float("nan"))) for i in inputs],
+            "SHA-256": [markup.code(i.get("sha256", "")) for i in inputs],
+        }), caption="Input files and their SHA-256 hashes.", label="inputs", align="llrl")
+    folders = input_folders(inputs)
+    parents = [str(PurePath(str(i.get("path", ""))).parent) for i in inputs]
+    root = os.path.commonpath(parents)
+    formats = ", ".join(sorted({escape(i.get("format", "")) for i in inputs}))
+    total = sum(i.get("n_rows") or 0 for i in inputs)
+    summary = (f"{len(inputs):,} input files ({formats}) under {markup.code(root)}, {fmt_int(total)} rows in all; "
+               f"combined SHA-256 {markup.code(combined_sha256(inputs))} (the SHA-256 of the files' hashes, sorted, one per "
+               "line). Every file with its own hash and row count is in the run folder's `manifest.json` "
+               "(key `inputs`).")
+    return summary + "\n\n" + md_table(pd.DataFrame({
+        "Folder": [markup.code(f) for f in folders["folder"]],
+        "Files": [fmt_int(n) for n in folders["files"]],
+        "Folders": [fmt_int(n) for n in folders["sub_folders"]],
+        "Rows": [fmt_int(n) for n in folders["rows"]],
+    }), caption=f"Input files per folder below {markup.code(root)} (Folders: the folders holding them).", label="inputs")
 
 
 def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
@@ -1080,15 +1146,16 @@ def yaml_header(run: RunFolder) -> str:
 
 
 def report_markdown(run: RunFolder, report_dir: Path) -> str:
-    """Write the figures under ``report_dir/figures`` and return the report's ``.qmd`` text: the sections the
-    run's benchmark lists (``Benchmark.report``), in its order, from :func:`sections`; then the run's own
-    sections and the methods."""
+    """Write the figures under ``report_dir/figures`` and return the report's ``.qmd`` text: the run's leading
+    sections (:data:`LEAD`), the sections the run's benchmark lists (``Benchmark.report``), in its order, from
+    :func:`sections`; then the run's other sections and the methods."""
     figures = Figures(report_dir)
     models, overall = _split_dvgr(run)
     registry = sections(run, figures, models, overall)
     parts: Iterable[str] = [
         yaml_header(run),
         banners(run),
+        *extra_sections(run, report_dir, lead=True),
         *(registry[name]() for name in wording(run.manifest).sections),
         *extra_sections(run, report_dir),
         methods(run),

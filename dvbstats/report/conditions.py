@@ -142,24 +142,32 @@ def refusals(run: RunFolder, w: Wording) -> str:
 
 
 def quality(run: RunFolder) -> str:
-    """The data-quality table per model x condition (quality_by_condition.csv), for the data-quality section."""
+    """The data-quality table for the data-quality section: one row per model (one screen), used and unparsed
+    trials per condition (quality_by_condition.csv has every count per model x condition)."""
     table = frame(run, "quality_by_condition")
     if table is None:
         return ""
     refusals = "n_refused" in table.columns  # judgments that can be refused (HVSB)
-    columns = (("n_rows", "Rows"), ("n_used", "Used"),
-               *((("n_refused", "Refused"), ("n_malformed", "Malformed")) if refusals else ()),
-               ("n_unparsed", "Unparsed"), ("n_superseded", "Superseded"), ("n_conflict", "Conflict"))
-    cells = pd.DataFrame({
-        "Model": [escape(m) for m in table["model"]],
-        "Condition": [escape(c) for c in table["condition"]],
-        **{label: [fmt_int(x) for x in table[col]] for col, label in columns},
-    })
+    conditions = list(dict.fromkeys(table["condition"]))
+    table = table.assign(unparsed=[
+        f"{fmt_int(r.n_unparsed)} ({fmt_int(r.n_refused)} + {fmt_int(r.n_malformed)})" if refusals
+        else fmt_int(r.n_unparsed) for r in table.itertuples()])
+    per_model = table.groupby("model", sort=False)
+    cells = pd.DataFrame({"Model": [escape(m) for m in per_model.groups],
+                          "Rows": [fmt_int(x) for x in per_model["n_rows"].sum()]})
+    for condition in conditions:
+        rows = table[table["condition"] == condition].set_index("model").reindex(list(per_model.groups))
+        cells[f"{escape(condition)}: used"] = [fmt_int(x) for x in rows["n_used"]]
+        unparsed = f"{escape(condition)}: unparsed" + (" (refused + malformed)" if refusals else "")
+        cells[unparsed] = rows["unparsed"].fillna("–").to_list()
+    cells["Superseded"] = [fmt_int(x) for x in per_model["n_superseded"].sum()]
+    cells["Conflict"] = [fmt_int(x) for x in per_model["n_conflict"].sum()]
     parts = ("; unparsed = refused (no judgment) + malformed (both labels, no marker, empty, cut off)"
              if refusals else "")
-    return md_table(cells, label="quality-condition", align="ll" + "r" * len(columns), caption=(
-        "Trial status per model and condition (quality_by_condition.csv): rows = used + unparsed + superseded + "
-        f"conflict{parts}; superseded and conflicting rows are re-run copies."))
+    return md_table(cells, label="quality-condition", align="l" + "r" * (cells.shape[1] - 1), caption=(
+        "Trial status per model, by condition (every count per model and condition in quality_by_condition.csv): "
+        f"rows = used + unparsed + superseded + conflict{parts}; superseded and conflicting rows (summed over "
+        "conditions) are re-run copies."))
 
 
 #: Words for the parts of a scenario type and their levels in the scenario section.

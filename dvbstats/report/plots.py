@@ -429,20 +429,30 @@ def as_wide(table: pd.DataFrame, *, index: str, columns: str, values: str,
     return wide
 
 
+#: Model x model heatmaps annotate their cells up to this many models (beyond it a cell is too small for a number).
+ANNOTATED_MODELS = 20
+
+
 def pair_heatmaps(panels: Mapping[str, pd.DataFrame], *, groups: Sequence[str]) -> Figure:
-    """Symmetric model x model heatmaps side by side (e.g. raw agreement and Cohen's kappa).
+    """Symmetric model x model heatmaps one above the other (e.g. raw agreement and Cohen's kappa).
 
     ``panels`` maps a colour-bar label to a square table (rows and columns in the same order);
     ``groups`` gives each row's group (developer, family), and black rules separate the groups, so
-    same-group blocks sit on the diagonal. Each panel has its own sequential colour scale.
+    same-group blocks sit on the diagonal. Each panel has its own sequential colour scale. Panels take the report's
+    text width, so the cell numbers print at their size in the page, and each colour bar is as tall as its heatmap
+    (cells are made about square by the figure's height, not by shrinking the axes).
     """
     n = len(next(iter(panels.values())))
-    fig, axes = plt.subplots(1, len(panels), figsize=(min(max(WIDTH, 5.2 * len(panels)), 13.0), 0.32 * n + 1.9),
+    names = max((len(str(m)) for m in next(iter(panels.values())).index), default=1)
+    label_room = 0.065 * names  # inches a tick label takes (rotated labels below, plain ones on the left)
+    cell = min(0.45, (WIDTH - label_room - 1.4) / n)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(WIDTH, len(panels) * (cell * n + 0.75 * label_room + 0.4)),
                              squeeze=False)
     cuts = [i for i in range(1, n) if groups[i] != groups[i - 1]]
-    for ax, (label, table) in zip(axes[0], panels.items(), strict=True):
-        sns.heatmap(table.astype(float), ax=ax, cmap="viridis", annot=True, fmt=".2f", annot_kws={"fontsize": 7},
-                    square=True, cbar_kws={"label": label, "shrink": 0.7}, linewidths=0.3, linecolor="white")
+    for ax, (label, table) in zip(axes[:, 0], panels.items(), strict=True):
+        sns.heatmap(table.astype(float), ax=ax, cmap="viridis", annot=n <= ANNOTATED_MODELS, fmt=".2f",
+                    annot_kws={"fontsize": 8 if n <= 12 else 7}, cbar_kws={"label": label},
+                    linewidths=0.3, linecolor="white")
         for cut in cuts:
             ax.axhline(cut, color="black", linewidth=1.6)
             ax.axvline(cut, color="black", linewidth=1.6)

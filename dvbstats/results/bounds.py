@@ -23,9 +23,9 @@ MAX_LEVELS_LISTED = ITEM_LEVELS
 #: Heatmaps over pairs of models (P(row > column), agreement and kappa) are drawn for at most this
 #: many models (30 models: 900 squares of ~0.2 inch); beyond, the report gives a table instead.
 MAX_HEATMAP_MODELS = 30
-#: Report tables with a row per pair of models show at most this many rows (ordered by evidence);
-#: every pair stays in the CSV file.
-MAX_PAIR_ROWS = 40
+#: Report tables with a row per pair of models show at most this many rows (ordered by evidence), about one
+#: screen (1,280 x 900 px); every pair stays in the CSV file.
+MAX_PAIR_ROWS = 20
 
 
 def item_level(n_levels: int) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -325,8 +327,9 @@ def _retry_in_other_form(first: Fit, settings: SamplerSettings, progress: bool) 
     chosen, other = set(first.parametrizations().values()), _other_form(first)
     note = (f"auto parametrisation ({', '.join(sorted(chosen))}) failed its checks "
             f"({'; '.join(first.diagnostics.failures)}); refitted with --parametrization {other}")
-    if progress:
-        print(f"{note}...", flush=True)
+    if progress:  # wrapped to the terminal, like the console's other prose
+        print(textwrap.fill(f"{note}...", shutil.get_terminal_size((100, 24)).columns, subsequent_indent="  ",
+                            break_on_hyphens=False, break_long_words=False), flush=True)
     second = _fit_once(first.design, first.priors, settings, other, progress,
                        "auto" if first.items_integrated else first.backend)
     timing = {k: first.timing[k] + second.timing[k] for k in second.timing}

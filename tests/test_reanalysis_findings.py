@@ -1,0 +1,36 @@
+"""The reanalysis report opens with its findings (issue 24): what the data are, which claims hold and why."""
+
+from __future__ import annotations
+
+from dvbstats.paper2025 import claims as pb
+from dvbstats.paper2025 import reanalysis, value_audit
+from dvbstats.report import build
+
+ITEMS = [
+    pb.Claim("Mean DVGR 0.30", "0.3024", "0.301 [0.299, 0.304]", pb.AGREES,
+             ("The paper's 0.3024 is the pooled raw rate, 0.3024 reproduced. The posterior averages cells.",)),
+    pb.Claim("All models below chance", "9 of 9", "9 of 9", pb.AGREES_CAUTIOUS, ("Nine of nine.",),
+             caution="Not value by value."),
+    pb.Claim("Larger models slightly lower", "5 of 5 pairs p < 0.05", "slope HDI spans 0", pb.NOT_ESTABLISHED,
+             ("Pairs disagree in sign. The pooled slope spans 0.",), caution="Models are the units: the slope spans 0."),
+]
+AUDIT = value_audit.AuditVerdict("reproduced", (value_audit.DimensionVerdict("popularity", "lowers", "not established", True),))
+
+
+def test_findings_say_what_the_data_are_and_which_claims_hold_and_why():
+    text = reanalysis.findings_section(ITEMS, AUDIT, "chose_deep ~ 1 + (1|model)")
+    assert text.startswith("# What the reanalysis finds {#sec-findings}")
+    data = text.index("counts reconstructed from its published aggregates")
+    assert "@sec-reconstruction" in text
+    hold, not_hold = text.index("claims that hold:"), text.index("claims that do not hold or are not established:")
+    assert data < hold < text.index("Mean DVGR 0.30") < text.index("All models below chance") < not_hold
+    assert not_hold < text.index("Larger models slightly lower")
+    assert "0.3024 reproduced." in text and "The posterior averages cells" not in text  # the first sentence only
+    assert "Not value by value." in text and "Models are the units: the slope spans 0." in text  # the caution is why
+    assert "popularity (lowers in the paper): not established" in text and "@sec-published-vs-reanalysis" in text
+    assert "hold in part" not in text  # no empty group
+
+
+def test_findings_lead_the_sections_the_reanalysis_writes():
+    assert min(reanalysis.SECTIONS.values()) == reanalysis.SECTIONS["findings"]
+    assert reanalysis.SECTIONS["findings"].startswith(build.LEAD)  # the report opens with it
