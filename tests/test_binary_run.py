@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,12 @@ def test_models_missing_a_condition_are_fitted_their_missing_rate_a_labelled_pre
     assert (effects["observed"] == ~effects["model"].is_in(single)).all()
     quality = run.table("data_quality")  # counts are data only
     assert quality.filter(pl.col("model").is_in(single))["n_used"].to_list() == [40, 40]
+    html = api.report(tmp_path / "run", tmp_path / "reports").read_text()
+    text = " ".join(html.split())
+    for model, condition in (("microsoft_Phi_4_mini_instruct", "zero_shot"), ("microsoft_phi_4_mini_instruct", "one_shot")):
+        assert re.search(rf"Marked <em>predicted</em>: [^.]*{model} under {condition}", text), model
+    assert html.count(" predicted</td>") == 2 and html.count("(predicted)") == 2  # headline cells, contrast rows
+    assert "none (no trial: predicted)" in cli.console_conditions(rates)
 
 
 def test_missing_condition_prediction_equals_the_hierarchy_by_hand(tmp_path: Path):

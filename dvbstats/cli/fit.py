@@ -196,7 +196,8 @@ def console_table(rates: pl.DataFrame, rate: str = "DVGR", below: str = "P(<0.5)
 
 
 def console_conditions(rates: pl.DataFrame | None) -> str:
-    """The posterior rate per model x condition (``condition_rates.csv``), each under its own name (HVSB: MR, ASR)."""
+    """The posterior rate per model x condition (``condition_rates.csv``), each under its own name (HVSB: MR, ASR);
+    a model without a trial under a condition has a predicted rate there and no raw rate."""
     if rates is None:
         return ""
     width = {c: max(len(c), *(len(str(x)) for x in rates[c])) + 2 for c in ("model", "condition", "rate")}
@@ -205,7 +206,8 @@ def console_conditions(rates: pl.DataFrame | None) -> str:
     lines.append("-" * len(lines[0]))
     for r in rates.iter_rows(named=True):
         lines.append(f"{r['model']:<{width['model']}}{r['condition']:<{width['condition']}}{r['rate']:<{width['rate']}}"
-                     f"{r['mean']:.3f} [{r['hdi_low']:.3f}, {r['hdi_high']:.3f}]    {r['raw_rate']:>7.3f}")
+                     f"{r['mean']:.3f} [{r['hdi_low']:.3f}, {r['hdi_high']:.3f}]    "
+                     + (f"{r['raw_rate']:>7.3f}" if r.get("observed", True) else "   none (no trial: predicted)"))
     return "\n".join(lines)
 
 
