@@ -292,19 +292,30 @@ def empty_models(cells: cellmod.CellTable) -> list[str]:
 
 
 def check_levels(formula: Formula, cells: cellmod.CellTable) -> None:
-    """Refuse, before sampling, models without a used trial at some level of a categorical fixed effect
-    (a condition): naming them, their levels, and the ways out."""
+    """Name, before sampling, models without a used trial at some level of a categorical fixed effect (a
+    condition). Their rate there is a prediction from the hierarchy (the population's effect of the condition
+    and, with ``(1 + condition|model)``, the spread of per-model effects), labelled as such in every table and
+    never shown as data: a warning. Refused only where nothing predicts it: a fixed interaction of ``model``
+    with the condition."""
     for term in formula.fixed:
         name = term[0].name if len(term) == 1 else None
         if name in (None, "model") or name not in cells.by or (cells.data[name].dtype.is_numeric() and not term[0].factor):
             continue
         missing = cellmod.missing_levels(cells, name)
-        if missing:
-            listed = "; ".join(f"{m} (no trial at {', '.join(levels)})" for m, levels in list(missing.items())[:10])
-            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-            raise ValueError(
-                f"{len(missing)} model(s) lack a level of {name}: {listed}{more}. Their rates at those levels "
-                f"would be predictions, not data: leave them out of the input, or fit a formula without {name}")
+        if not missing:
+            continue
+        listed = "; ".join(f"{m} (no trial at {', '.join(levels)})" for m, levels in list(missing.items())[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        if any({"model", name} <= {v.name for v in t} for t in formula.fixed):
+            raise ValueError(f"{len(missing)} model(s) lack a level of {name}: {listed}{more}. The formula's fixed "
+                             f"model x {name} interaction cannot estimate them there: leave them out of the input, "
+                             f"or fit per-model effects of {name} as a random slope, (1 + {name}|model)")
+        slopes = any(r.factors == ("model",) and name in {v.name for t in r.slopes for v in t} for r in formula.random)
+        source = (f"the population's effect of {name} and the spread of per-model slopes" if slopes
+                  else f"the population's effect of {name} (the same for every model)")
+        warnings.warn(f"{len(missing)} model(s) lack a level of {name}: {listed}{more}. Their rates at those levels "
+                      f"are predictions from {source}, labelled 'predicted' in the tables, never data "
+                      "(raw rates and counts cover their observed levels only)", UserWarning, stacklevel=3)
 
 
 class Model:

@@ -1,10 +1,11 @@
 """Binary judgments end to end: with and without a condition column, the CLI with --report, counts that add up,
-no chance level, and models missing a condition refused before sampling (real MATH-500 rows, tests/data)."""
+no chance level, and models missing a condition fitted, their missing rates labelled predictions (real MATH-500 rows, tests/data)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -130,11 +131,73 @@ def test_hvsb_counts_add_up_without_condition_in_the_formula(tmp_path: Path):
     assert (rates.join(quality, on="model")["n_excluded"] == quality.sort("model")["n_unparsed"]).all()
 
 
-def test_models_missing_a_condition_are_refused_before_sampling_naming_them(tmp_path: Path):
-    data = api.load(math500(tmp_path / "math.csv", keep_single=True), benchmark="binary")
-    with pytest.raises(ValueError, match=r"2 model\(s\) lack a level of condition: microsoft_Phi_4_mini_instruct "
-                                         r"\(no trial at zero_shot\); microsoft_phi_4_mini_instruct \(no trial at one_shot\)"):
-        api.Model(None, data)
+def test_models_missing_a_condition_are_fitted_their_missing_rate_a_labelled_prediction(tmp_path: Path):
+    """The real slice with the two labels that differ by case (one condition each): named before sampling,
+    fitted, their other condition predicted (observed false, no counts, no raw rate) in every per-condition table."""
+    source = math500(tmp_path / "math.csv", keep_single=True)
+    data = api.load(source, benchmark="binary")
+    with pytest.warns(UserWarning, match=r"2 model\(s\) lack a level of condition: microsoft_Phi_4_mini_instruct "
+                                         r"\(no trial at zero_shot\); microsoft_phi_4_mini_instruct \(no trial at one_shot\)"
+                                         r".*predictions from the population's effect of condition and the spread"):
+        model = api.Model(None, data)
+    fit = model.fit(draws=100, tune=150, chains=2, progress=False)
+    fit.save(tmp_path / "run", agreement=False)
+    run = RunFolder.read(tmp_path / "run")
+    rates = run.table("condition_rates")
+    assert rates.height == 10  # 5 models x 2 conditions
+    predicted = rates.filter(~pl.col("observed")).sort("model")
+    assert predicted.select("model", "condition").rows() == [("microsoft_Phi_4_mini_instruct", "zero_shot"),
+                                                             ("microsoft_phi_4_mini_instruct", "one_shot")]
+    assert (predicted["n_trials"] == 0).all() and predicted["raw_rate"].is_null().all()
+    assert predicted["mean"].is_between(0, 1).all() and (predicted["hdi_high"] > predicted["hdi_low"]).all()
+    raw = pl.read_csv(source).group_by("model", "condition").agg(pl.col("outcome").mean(), pl.len())
+    joined = rates.filter(pl.col("observed")).join(raw, on=["model", "condition"])
+    assert joined.height == 8 and ((joined["raw_rate"] - joined["outcome"]).abs() < 1e-12).all()
+    assert (joined["n_trials"] == joined["len"]).all()
+    effects = run.table("condition_effects")
+    assert set(effects["model"]) == {"all models", *raw["model"]}
+    single = {"microsoft_Phi_4_mini_instruct", "microsoft_phi_4_mini_instruct"}
+    assert (effects["observed"] == ~effects["model"].is_in(single)).all()
+    quality = run.table("data_quality")  # counts are data only
+    assert quality.filter(pl.col("model").is_in(single))["n_used"].to_list() == [40, 40]
+    html = api.report(tmp_path / "run", tmp_path / "reports").read_text()
+    text = " ".join(html.split())
+    for model, condition in (("microsoft_Phi_4_mini_instruct", "zero_shot"), ("microsoft_phi_4_mini_instruct", "one_shot")):
+        assert re.search(rf"Marked <em>predicted</em>: [^.]*{model} under {condition}", text), model
+    assert html.count(" predicted</td>") == 2 and html.count("(predicted)") == 2  # headline cells, contrast rows
+    assert "its rate is predicted from the hierarchy" in cli.console_conditions(rates)
+
+
+def test_missing_condition_prediction_equals_the_hierarchy_by_hand(tmp_path: Path):
+    """A model judged under one condition: its rate under the other is, draw by draw, the mean over its items of
+    logistic(intercept + its model effects + the condition's effect + item effect), computed here from the draws
+    (the condition column centred at its trial-weighted mean, which the prediction's no-trial cells leave alone)."""
+    path = simulated(tmp_path / "t.csv", condition=True)
+    table = pl.read_csv(path).filter(~((pl.col("model") == "m-c") & (pl.col("condition") == "b")))
+    table.write_csv(path)
+    with pytest.warns(UserWarning, match=r"m-c \(no trial at b\)"):
+        model = api.Model("outcome ~ 1 + condition + (1 + condition|model) + (1|item)",
+                          api.load(path, benchmark="binary"))
+    fit = model.fit(draws=50, tune=100, chains=1, progress=False)
+    da, keys = fit.average(("model", "condition"))
+    at = keys.with_row_index().filter((pl.col("model") == "m-c") & (pl.col("condition") == "b"))["index"][0]
+    post = fit.idata.posterior.isel(chain=0)
+    items = table.filter(pl.col("model") == "m-c")["item"].unique().sort().to_list()
+    rows = post["r_model__condition"].sel(model="m-c").values  # (draw, coefficient): intercept, condition[b]
+    cells = fit.cells.data
+    x_b = 1 - cells.filter(pl.col("condition") == "b")["n_trials"].sum() / cells["n_trials"].sum()  # centred coding
+    eta = (post["Intercept"].values + rows[:, 0] + (post["b_condition_b"].values + rows[:, 1]) * x_b)[:, None]
+    eta = eta + post["r_item"].sel(item=items).values
+    expected = (1 / (1 + np.exp(-eta))).mean(axis=1)
+    assert np.allclose(da.values[0, :, at], expected)
+
+
+def test_a_fixed_model_by_condition_interaction_cannot_predict_a_missing_level(tmp_path: Path):
+    path = simulated(tmp_path / "t.csv", condition=True)
+    pl.read_csv(path).filter(~((pl.col("model") == "m-c") & (pl.col("condition") == "b"))).write_csv(path)
+    with pytest.raises(ValueError, match=r"1 model\(s\) lack a level of condition: m-c \(no trial at b\)\. "
+                                         r"The formula's fixed model x condition interaction cannot estimate"):
+        api.Model("outcome ~ 1 + model * condition + (1|item)", api.load(path, benchmark="binary"))
 
 
 def test_real_math500_slice_per_condition_rates_and_paired_contrast(tmp_path: Path):

@@ -80,6 +80,20 @@ def test_a_slope_term_centres_its_intercept_only_when_the_data_are_rich():
     assert free_slope == {"model__x": "slopes_noncentered"}  # no fixed b_x absorbs the slopes' mean
 
 
+def test_a_rich_slope_grouping_centres_intercepts_of_medium_depth():
+    """MATH-500's shape: models rich (640 trials each), items of medium depth (128 each, between ITEM_MAX_TRIALS
+    and CENTRED_MIN_TRIALS). The rule used to non-centre everything (on the real matrix: sd[model|Intercept] R-hat
+    1.17, bulk ESS 18); now the intercepts are centred and the slope columns alone non-centred. Models under
+    CENTRED_MIN_TRIALS keep the old form."""
+    formula = parse("outcome ~ 1 + condition + (1 + condition|model) + (1|item)")
+    rich = _grid({"model": 8, "condition": 2, "item": 40}, 8)
+    assert term_parametrizations(design(formula, rich), "auto") == {"item": "zerosum",
+                                                                      "model__condition": "zerosum_slopes_noncentered"}
+    thin = _grid({"model": 8, "condition": 2, "item": 40}, 5)  # 400 trials per model, 80 per item
+    assert term_parametrizations(design(formula, thin), "auto") == {"item": "zerosum_noncentered",
+                                                                      "model__condition": "zerosum_noncentered"}
+
+
 @pytest.mark.slow
 def test_a_fit_that_fails_its_checks_is_refitted_in_the_other_form(capsys):
     """30 draws cannot reach ESS 400: the first form fails and auto says so and refits in the other."""

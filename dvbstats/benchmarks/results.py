@@ -54,25 +54,29 @@ def from_record(record: dict[str, Any] | None) -> Benchmark:
 
 
 def condition_rates(fit: Fit, b: Benchmark, hdi_prob: float) -> pl.DataFrame:
-    """Posterior rate per model x condition (design-averaged) with its name, beside the raw counts."""
+    """Posterior rate per model x condition (design-averaged) with its name, beside the raw counts; ``observed``
+    is false where the model has no trial under the condition (a prediction: no counts, no raw rate)."""
     da, keys = fit.average(("model", "condition"))
     post = summarize(da.assign_coords(group=np.arange(keys.height)), hdi_prob, dim="group").drop("group")
     raw = fit.cells.data.group_by("model", "condition").agg(pl.col("n_trials").sum(), pl.col("n_deep").sum())
     table = pl.concat([keys.select(pl.col("model", "condition").cast(pl.String)), post], how="horizontal")
     return (
         table.join(raw, on=["model", "condition"], how="left")
+        .with_columns(pl.col("n_trials", "n_deep").fill_null(0))
         .with_columns(
             pl.col("condition").replace_strict(dict(b.rate_by_condition), default=b.rate_name).alias("rate"),
-            (pl.col("n_deep") / pl.col("n_trials")).alias("raw_rate"),
+            pl.when(pl.col("n_trials") > 0).then(pl.col("n_deep") / pl.col("n_trials")).alias("raw_rate"),
+            (pl.col("n_trials") > 0).alias("observed"),  # else the posterior is a prediction (Fit.predicted)
         )
         .rename({"n_deep": "n_outcome", "p_below_half": "p_below_reference"})
-        .select("model", "condition", "rate", "n_trials", "n_outcome", "raw_rate", "mean", "median",
+        .select("model", "condition", "rate", "observed", "n_trials", "n_outcome", "raw_rate", "mean", "median",
                 "hdi_low", "hdi_high", "p_below_reference")
     )
 
 
 def condition_contrasts(fit: Fit, hdi_prob: float, pairs) -> pl.DataFrame:
-    """Per model and condition pair (a, b): the posterior of rate(a) - rate(b), paired within each draw."""
+    """Per model and condition pair (a, b): the posterior of rate(a) - rate(b), paired within each draw;
+    ``observed`` is false where the model lacks a trial under a or b (one side is a prediction)."""
     da, keys = fit.average(("model", "condition"))
     labels = [f"{m}{_SEP}{c}" for m, c in keys.select(pl.col("model", "condition").cast(pl.String)).iter_rows()]
     draws = da.values.reshape(-1, da.sizes["group"])
@@ -85,12 +89,12 @@ def condition_contrasts(fit: Fit, hdi_prob: float, pairs) -> pl.DataFrame:
             rows.append(contrasts.contrast_table(draws, labels, wanted, factor="condition", hdi_prob=hdi_prob))
     if not rows:
         return pl.DataFrame(schema={"model": pl.String, "a": pl.String, "b": pl.String})
-    table = pl.concat(rows)
-    return table.with_columns(
+    table = pl.concat(rows).with_columns(
         pl.col("a").str.split(_SEP).list.first().alias("model"),
         pl.col("a").str.split(_SEP).list.last(),
         pl.col("b").str.split(_SEP).list.last(),
     ).select("model", pl.exclude("model", "factor"))
+    return summaries.mark_observed(table, fit, "condition")
 
 
 def scaling_input(b: Benchmark, fit: Fit) -> tuple[xr.DataArray, pl.DataFrame, Mapping[str, frozenset[str]]]:

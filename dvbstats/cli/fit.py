@@ -283,7 +283,8 @@ def console_table(rates: pl.DataFrame, rate: str = "DVGR", below: str = "P(<0.5)
 
 def console_conditions(rates: pl.DataFrame | None, width: int | None = None) -> str:
     """The posterior rate per model x condition (``condition_rates.csv``), each under its own name (HVSB: MR, ASR);
-    model names shortened to fit ``width`` columns, with a legend."""
+    model names shortened to fit ``width`` columns, with a legend. A model without a trial under a condition
+    has a predicted rate there and no raw rate."""
     if rates is None:
         return ""
     widths = {c: max(len(c), *(len(str(x)) for x in rates[c])) + 2 for c in ("condition", "rate")}
@@ -294,9 +295,13 @@ def console_conditions(rates: pl.DataFrame | None, width: int | None = None) -> 
              f"{'posterior [HDI]':<24}{'raw':>7}"]
     lines.append("-" * len(lines[0]))
     for r in rates.iter_rows(named=True):
+        observed = r.get("observed", True)
         lines.append(f"{short[r['model']]:<{widths['model']}}{r['condition']:<{widths['condition']}}"
                      f"{r['rate']:<{widths['rate']}}"
-                     f"{r['mean']:.3f} [{r['hdi_low']:.3f}, {r['hdi_high']:.3f}]    {r['raw_rate']:>7.3f}")
+                     f"{r['mean']:.3f} [{r['hdi_low']:.3f}, {r['hdi_high']:.3f}]    "
+                     + (f"{r['raw_rate']:>7.3f}" if observed else f"{'none':>7}"))
+    if "observed" in rates.columns and not rates["observed"].all():
+        legend = [*legend, "raw none: no trial under that condition; its rate is predicted from the hierarchy"]
     return "\n".join(lines + legend)
 
 

@@ -78,8 +78,8 @@ def from_trials(
 def missing_levels(cells: CellTable, factor: str) -> dict[str, list[str]]:
     """Per model without a used trial at some level of ``factor``: those levels (models with every level: absent).
 
-    A model fitted with a fixed ``factor`` and its per-model rates and contrasts by level needs a trial at every
-    level; one without is named before sampling, not after it (its missing cells would be predictions, not data).
+    Such a model is named before sampling: its rate at those levels is a prediction from the hierarchy
+    (:func:`predicted_cells`), not data.
     """
     used = cells.data.filter(pl.col("n_trials") > 0)
     levels = sorted(str(x) for x in cells.data[factor].unique().to_list())
@@ -143,3 +143,20 @@ def _derive(df: Frame, by: Sequence[str], available: Sequence[str]) -> Frame:
 
 def _counts_as_int(data: pl.DataFrame) -> pl.DataFrame:
     return data.with_columns(pl.col(c).cast(pl.Int64) for c in CELL_COUNTS)
+
+
+def predicted_cells(cells: CellTable, factor: str) -> CellTable:
+    """The model x ``factor`` cells the data lack, to be predicted, never fitted: for each model absent from
+    a level of ``factor``, its cells at its first level present, moved to the missing level, with no trials
+    (``n_trials = n_deep = 0``) and the same prompt weights (the same items, so that its rate there is
+    averaged over the items it was judged on)."""
+    levels = cells.data[factor].unique().sort()
+    present = cells.data.select("model", factor).unique()
+    wanted = (present.select("model").unique().join(pl.DataFrame({factor: levels}), how="cross")
+              .join(present, on=["model", factor], how="anti"))
+    first = present.sort("model", factor).group_by("model", maintain_order=True).first()
+    mirrored = (wanted.join(first, on="model", suffix="_from")
+                .join(cells.data, left_on=["model", f"{factor}_from"], right_on=["model", factor])
+                .drop(f"{factor}_from")
+                .with_columns(pl.lit(0, pl.Int64).alias("n_trials"), pl.lit(0, pl.Int64).alias("n_deep")))
+    return CellTable(mirrored.select(cells.data.columns).sort(list(cells.by)), cells.by)

@@ -44,6 +44,7 @@ from dvbstats.model.priors import Priors
 _TAIL = 40.0  # log integrand below every class's maximum where the grid stops
 _MAX_STEP = 0.25  # the grid's step at most (softplus has poles at +-i pi: strip width pi)
 _REFINE = 4  # sub-steps per grid step for the draws
+_MAX_POINTS = 4096  # grid points per profile at the most (reached only at item SDs far beyond the data's)
 #: The marginal density is sampled when the items' profiles hold at most 1/MIN_SHARING of the cells
 #: (cells per profile cell): its gradient costs a few hundred evaluations per profile cell against one
 #: per cell for the full density with about twice as many gradients per draw (measured in
@@ -130,7 +131,10 @@ def _grid(o, n, K_lo, K_hi, sd):
         total += n[c]
     h = min(_MAX_STEP, 0.5 / math.sqrt(total / 4.0 + 1.0 / sd**2))
     start = _edge(K_lo, o, n, sd, -1.0)
-    G = int((_edge(K_hi, o, n, sd, 1.0) - start) / h) + 2
+    width = _edge(K_hi, o, n, sd, 1.0) - start
+    if width / h > _MAX_POINTS:  # an item SD far in the prior's tail (early warm-up): a coarser grid, bounded memory
+        h = width / _MAX_POINTS
+    G = int(width / h) + 2
     nc = len(o)
     e = np.empty(G * nc)
     for g in range(G):

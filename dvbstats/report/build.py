@@ -1094,14 +1094,19 @@ def condition_effects(run: RunFolder, figures: Figures) -> str:
 
     for (factor, a, b), rows in table.groupby(["factor", "a", "b"], sort=False):
         overall = rows[rows["model"] == "all models"].iloc[0]
-        per_model = rows[rows["model"] != "all models"]
+        observed = rows["observed"].astype(bool) if "observed" in rows else pd.Series(True, index=rows.index)
+        per_model = rows[(rows["model"] != "all models") & observed]
+        predicted = rows[~observed]["model"].to_list()
         blocks.append(
             f"**{escape(factor)}: {escape(a)} − {escape(b)}.** Over all models the design-averaged rate moves by "
             f"{overall['diff_mean']:+.3f} ({hdi} {overall['diff_hdi_low']:+.3f} to {overall['diff_hdi_high']:+.3f}; "
-            f"P(> 0) = {overall['p_diff_above_0']:.3f}); per model from {per_model['diff_mean'].min():+.3f} to "
-            f"{per_model['diff_mean'].max():+.3f}.")
+            f"P(> 0) = {overall['p_diff_above_0']:.3f}); per model judged under both from "
+            f"{per_model['diff_mean'].min():+.3f} to {per_model['diff_mean'].max():+.3f}."
+            + (f" Marked *predicted*: {', '.join(escape(m) for m in predicted)}, judged under one of the two only; "
+               "their difference sets data against a prediction from the hierarchy (observed = false in "
+               "condition_effects.csv)." if predicted else ""))
         display = pd.DataFrame({
-            "Model": [escape(m) for m in rows["model"]],
+            "Model": [escape(m) + ("" if seen else " (predicted)") for m, seen in zip(rows["model"], observed)],
             named(factor, str(b)): [f"{x:.3f}" for x in rows["rate_b"]],
             named(factor, str(a)): [f"{x:.3f}" for x in rows["rate_a"]],
             f"Difference [{hdi}]": [f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in

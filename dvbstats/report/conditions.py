@@ -58,8 +58,10 @@ def headline(run: RunFolder, w: Wording) -> str:
     attack = _attack(frame(run, "condition_contrasts"))
     key, text = narrative.condition_reading(
         rates, attack, words=w, hdi=hdi, diagnostics_ok=bool(run.diagnostics.get("ok")), synthetic=run.synthetic)
-    wide = rates.assign(cell=[f"{fmt_rate(m)} ({fmt_interval(lo, hi)})" for m, lo, hi in
-                              rates[["mean", "hdi_low", "hdi_high"]].itertuples(index=False)])
+    observed = rates["observed"].astype(bool) if "observed" in rates else pd.Series(True, index=rates.index)
+    wide = rates.assign(cell=[f"{fmt_rate(m)} ({fmt_interval(lo, hi)})" + ("" if seen else " predicted")
+                              for (m, lo, hi), seen in zip(rates[["mean", "hdi_low", "hdi_high"]].itertuples(index=False),
+                                                           observed)])
     grid = wide.pivot(index="model", columns="condition", values="cell").reindex(columns=order)
     sort = rates[rates["condition"] == order[0]].set_index("model")["mean"].sort_values()
     grid = grid.reindex(sort.index)
@@ -72,7 +74,17 @@ def headline(run: RunFolder, w: Wording) -> str:
              "; the paired condition contrasts per model are in @sec-conditions"
              if frame(run, "condition_effects") is not None else "")
     return section("Headline", "headline", f"::: {{.headline}}\n{key}\n:::", escape(text), table,
-                   f"Every number is in condition_rates.csv{where}.")
+                   *predicted_note(rates[~observed]), f"Every number is in condition_rates.csv{where}.")
+
+
+def predicted_note(missing: pd.DataFrame) -> list[str]:
+    """Which model x condition rates are predictions (the model has no trial there), or nothing."""
+    if missing.empty:
+        return []
+    listed = "; ".join(f"{escape(m)} under {escape(c)}" for m, c in missing[["model", "condition"]].itertuples(index=False))
+    return [f"Marked *predicted*: {listed}. These models have no trial under that condition; the rate is the "
+            "model's prediction from its other conditions and the spread of per-model condition effects, not data "
+            "(observed = false in condition_rates.csv; no raw rate)."]
 
 
 def attack(run: RunFolder, w: Wording, figures: Figures) -> str:

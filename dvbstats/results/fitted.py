@@ -19,7 +19,7 @@ import polars as pl
 import xarray as xr
 
 from dvbstats.constants import HDI_PROB
-from dvbstats.input.cells import CellTable
+from dvbstats.input.cells import CellTable, predicted_cells
 from dvbstats.input.registry import ModelTable
 from dvbstats.model import fastlogp, itemmarginal
 from dvbstats.model.design import (Design, Parametrization, check_parametrization, design, pymc_model,
@@ -79,17 +79,45 @@ class Fit:
         groupings = [("model",), ()]
         groupings += [(f,) for f in self.cells.by if f != "model"]
         groupings += [t.term.factors for t in self.design.terms if len(t.term.factors) > 1]
-        groupings += [("model", v.name) for v in condition_variables(self)]
-        groupings = [g for g in dict.fromkeys(groupings)
+        by_condition = [("model", v.name) for v in condition_variables(self)]
+        groupings = [g for g in dict.fromkeys(groupings + by_condition)
                      if not g or not bounds.item_level(self.cells.data.select(g).n_unique())]
-        return dict(zip(groupings, estimands.design_averages(self.design, self.idata, groupings)))
+        averages = dict(zip(groupings, estimands.design_averages(self.design, self.idata, groupings)))
+        for by in by_condition:
+            if self.predicted(by[1]) is not None:
+                averages[by] = self._predicted_average(by)
+        return averages
 
     def average(self, by: Sequence[str]) -> tuple[xr.DataArray, pl.DataFrame]:
-        """Prompt-weighted posterior DVGR per group of design cells: ((chain, draw, group), keys)."""
+        """Prompt-weighted posterior DVGR per group of design cells: ((chain, draw, group), keys). By model x a
+        condition, models absent from a level have their predicted rate there (:meth:`predicted`)."""
         key = tuple(by)
         if key not in self._averages:
-            self._averages[key] = estimands.design_averages(self.design, self.idata, [key])[0]
+            predicted = len(key) == 2 and key[0] == "model" and self.predicted(key[1]) is not None
+            self._averages[key] = (self._predicted_average(key) if predicted
+                                   else estimands.design_averages(self.design, self.idata, [key])[0])
         return self._averages[key]
+
+    def predicted(self, factor: str) -> CellTable | None:
+        """The model x ``factor`` cells the data lack (:func:`~dvbstats.input.cells.predicted_cells`), or None:
+        a model judged under some conditions only has a rate under the others that is a prediction from the
+        hierarchy (its model effects at the observed levels, the population's effect of the condition and the
+        spread of per-model slopes), never data."""
+        if factor not in self.cells.by or factor == "model":
+            return None
+        cells = predicted_cells(self.cells, factor)
+        return cells if cells.data.height else None
+
+    def _predicted_average(self, by: tuple[str, str]) -> tuple[xr.DataArray, pl.DataFrame]:
+        """:meth:`average` by model x a condition over the observed cells and the :meth:`predicted` ones (no
+        trials: they add nothing to the posterior; the parameters are laid out as in the fitted design)."""
+        extra = self.predicted(by[1])
+        complete = design(self.formula, CellTable(pl.concat([self.cells.data, extra.data]), self.cells.by))
+        same = ([t.levels for t in complete.random] == [t.levels for t in self.design.random]
+                and np.array_equal(complete.centers, self.design.centers))  # trial-weighted: cells without trials keep them
+        if not same:
+            raise AssertionError("predicted cells changed the levels or the coding of the fitted design")
+        return estimands.design_averages(complete, self.idata, [by])[0]
 
     def level_draws(self, by: str = "model") -> tuple[np.ndarray, list[str]]:
         """Design-averaged rate per level of factor ``by`` as (samples, levels), and the level names."""

@@ -416,7 +416,8 @@ def condition_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
     """Each categorical fixed effect (a condition: prompt template, attack prompt, re-run, ...) on the
     probability scale: every level minus the reference level, design-averaged, for all models
     together (``model = "all models"``, the population-level effect) and for each model (with a
-    ``(1 + condition|model)`` term these differ by model). None when the formula has no such term."""
+    ``(1 + condition|model)`` term these differ by model; ``observed`` false where a model lacks one of the two
+    levels, whose rate there is a prediction). None when the formula has no such term."""
     rows = []
     for var, pairs in condition_pairs(fit).items():
         draws, labels = fit.level_draws(var.name)
@@ -430,7 +431,20 @@ def condition_table(fit: Fit, hdi_prob: float) -> pl.DataFrame | None:
                                                  factor=var.name, hdi_prob=hdi_prob).with_columns(model=pl.lit(model)))
     if not rows:
         return None
-    return pl.concat(rows).select("factor", "model", pl.exclude("factor", "model"))
+    table = pl.concat(rows).select("factor", "model", pl.exclude("factor", "model"))
+    return pl.concat([mark_observed(table.filter(pl.col("factor") == var.name), fit, var.name)
+                      for var in condition_pairs(fit)])
+
+
+def mark_observed(table: pl.DataFrame, fit: Fit, factor: str) -> pl.DataFrame:
+    """``observed`` beside per-model contrasts of levels ``a`` and ``b`` of ``factor``: false where the model
+    has no used trial at one of them (that side is a prediction, :meth:`Fit.predicted`); true for all models."""
+    used = fit.cells.data.filter(pl.col("n_trials") > 0).select(
+        "model", pl.col(factor).cast(pl.String).alias("_level")).unique()
+    seen = {(m, lv) for m, lv in used.iter_rows()}
+    observed = [m == "all models" or ((m, a) in seen and (m, b) in seen)
+                for m, a, b in table.select("model", "a", "b").iter_rows()]
+    return table.with_columns(pl.Series("observed", observed, dtype=pl.Boolean))
 
 
 def condition_pairs(fit: Fit) -> dict:
