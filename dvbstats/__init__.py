@@ -2,7 +2,7 @@
 
     import dvbstats as dvb
     fit = dvb.Model("chose_deep ~ 1 + (1|model) + (1|value)", dvb.load("dumps/")).fit(seed=1)
-    fit.summary(); fit.rates("model"); fit.save("runs/x"); dvb.report("runs/x")
+    fit.summary(); fit.rates("model"); fit.save("runs/x", analyses=dvb.Analysis().run(fit)); dvb.report("runs/x")
 
 Pipeline: ``dvbstats.input.ingest`` (dumps → TrialTable) → ``dvbstats.input.cells`` (CellTable) →
 ``dvbstats.results.fitted.fit`` (Fit) → ``dvbstats.results.tables``/``dvbstats.results.scaling`` (tables) →
@@ -31,10 +31,11 @@ try:
     from dvbstats import report as _report_package  # noqa: F401
     from dvbstats.api import Data, Model, load, report  # (after the warning filters)
     from dvbstats.results.compare import compare
+    from dvbstats.pipeline import Analysis
     from dvbstats.results.fitted import Fit
 finally:
     if _collecting:
         gc.enable()
     del _collecting
 
-__all__ = ["Data", "Fit", "Model", "compare", "load", "report"]
+__all__ = ["Analysis", "Data", "Fit", "Model", "compare", "load", "report"]

@@ -18,17 +18,16 @@ import polars as pl
 from dvbstats import api
 from dvbstats.benchmarks import binary
 from dvbstats.benchmarks.hvsb import HVSB
-from dvbstats.constants import CHAINS, DRAWS, HDI_PROB, MAX_R_HAT, MIN_ESS, SEED, TUNE
+from dvbstats.constants import CHAINS, DRAWS, EXIT_DIAGNOSTICS, HDI_PROB, MAX_R_HAT, MIN_ESS, SEED, TUNE
 from dvbstats.input import folders, manifest, runfolder
 from dvbstats.input.ingest import IngestError
 from dvbstats.model import formula as formulamod
 from dvbstats.model.design import CENTRED_MIN_TRIALS, PARAMETRIZATIONS
 from dvbstats.model.priors import PriorError, Priors
+from dvbstats.pipeline import Analysis
 from dvbstats.results import contrasts as contrastmod
-from dvbstats.results import tables as tablesmod
 from dvbstats.results.fitted import Fit
 
-EXIT_DIAGNOSTICS = 3
 #: The shell's status for a run stopped by Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
 
@@ -69,8 +68,9 @@ def run(
 ) -> tuple[Path, Fit]:
     """Fit ``paths`` (the embedded synthetic example when None) and write the run folder.
 
-    The steps of the Python API (:mod:`dvbstats.api`): ``load`` → ``Model`` → ``fit`` → ``Fit.save``
-    (→ ``report``), with the console's words between them. Everything that can be checked before
+    The steps of the Python API (:mod:`dvbstats.api`, :mod:`dvbstats.pipeline`): ``load`` → ``Model`` →
+    ``Analysis.check`` → ``fit`` → ``Analysis.run`` → ``Fit.save`` (→ ``report``), with the console's words
+    between them. Everything that can be checked before
     sampling is: the output folder, the formula against the data, the priors, pairs and contrasts.
     """
     t_start = time.perf_counter()
@@ -97,13 +97,9 @@ def run(
     log(cells_sentence(cells))
     if model.empty_models:
         _say_empty(model.empty_models, keep_empty_models, log)
-    if pairs:  # a misspelled pair should stop the run before the sampler, not after it
-        from dvbstats.results import scaling as scalingmod
-
-        scalingmod.pairs(model.models, cells.by_model()["model"].to_list(), explicit=pairs)
-    contrastmod.resolve(contrasts, contrastmod.factor_levels(cells.data, cells.by))
-    if prior_predictive:  # refused before sampling, not after
-        tablesmod.check_prior_predictive(model.design)
+    analysis = Analysis(hdi_prob=hdi_prob, scaling=scaling, pairs=pairs, contrasts=contrasts, rope=rope,
+                        agreement=agreement, prior_predictive=prior_predictive)
+    analysis.check(model)  # a misspelled pair or contrast stops the run before the sampler, not after it
     log(f"Fitting {model.formula} with {sampler} ({chains} chains x {draws} draws, {tune} tuning); "
         "a first run compiles the sampler's code (10-30 s)...")
     with _warnings_to(log):
@@ -113,13 +109,10 @@ def run(
         log(result.retry)
     log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
     with _warnings_to(log):
-        result.save(out, name=name, hdi_prob=hdi_prob, overwrite=overwrite, scaling=scaling, pairs=pairs,
-                    contrasts=contrasts, rope=rope, agreement=agreement, command=command, processed=processed,
-                    timing={"ingest_s": t_ingest - t_start, **result.timing}, started=t_start, log=log)
-        if prior_predictive:
-            log("Prior predictive check...")
-            table = pl.from_pandas(model.prior_predictive(seed=seed, hdi_prob=hdi_prob))
-            runfolder.RunFolder.read(out).add_table("prior_predictive", table)
+        analyses = analysis.run(result, log)
+        result.save(out, name=name, hdi_prob=hdi_prob, overwrite=overwrite, analyses=analyses, command=command,
+                    processed=processed, timing={"ingest_s": t_ingest - t_start, **result.timing},
+                    started=t_start, log=log)
     if report:
         log("Rendering the report...")
         log(f"Report: {api.report(out)}")
