@@ -29,7 +29,7 @@ from dvbstats.results import bounds, contrasts, estimands
 from dvbstats.results import tables as summaries
 
 if TYPE_CHECKING:
-    from dvbstats.api import Data
+    from dvbstats.data import Data
 
 
 @dataclass(frozen=True)
