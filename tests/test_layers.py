@@ -172,3 +172,9 @@ def test_the_check_flags_an_upward_import(module, source, target):
     """The check itself: an import of a higher layer, wherever it sits, is flagged; a downward one is not."""
     assert upward(module, source) == {(module, target)}
     assert not upward("dvbstats.cli.fit", source)
+
+
+def test_the_reanalysis_runs_the_pipeline_not_the_command_line():
+    """The paper reanalysis shares the pipeline (:mod:`dvbstats.pipeline`) with the CLI instead of calling it."""
+    names = {_resolve(name) for name, _ in imports("dvbstats.paper2025.reanalysis")}
+    assert "dvbstats.pipeline" in names and not any(n.startswith("dvbstats.cli") for n in names)
