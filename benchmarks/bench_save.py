@@ -6,7 +6,9 @@ The data: simulated DVB dumps of the 9 published models (families with two sizes
 save runs the scaling tests; a trial table of 9 models, so it runs the agreement analysis), fitted with
 ``chose_deep ~ 1 + (1|model) + (1|value)`` (2 chains x 500 draws, seed 1). Each tree (the baseline's,
 extracted with ``git archive``, and this checkout) runs in its own process, alternating, ``--repeat``
-times; each process fits once and times on a fresh copy of the fit (no cached design averages):
+times after one untimed warm-up each (Numba's cache is per source path: the baseline's extracted tree
+compiles its kernels once); each process fits once and times on a fresh copy of the fit (no cached
+design averages):
 
 - ``save``: ``fit.save(out)`` — the baseline's runs the scaling MCMC and the agreement models; this
   checkout's only serialises;
@@ -79,6 +81,8 @@ def main() -> None:
         archive = subprocess.run(["git", "archive", args.baseline], cwd=ROOT, check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
         runs = {"baseline": [], "this": []}
+        for tree in (base, ROOT):  # warm-up: Numba's cache, the embedded files
+            child(tree, args.prompts)
         for i in range(args.repeat):
             for name, tree in (("baseline", base), ("this", ROOT)):
                 row = child(tree, args.prompts)
