@@ -26,9 +26,12 @@ from typing import Any
 import polars as pl
 
 from dvbstats.api import Model
-from dvbstats.benchmarks import JudgmentTable
+from dvbstats.benchmarks import Benchmark, JudgmentTable
 from dvbstats.benchmarks import results as extras
 from dvbstats.constants import HDI_PROB
+from dvbstats.input.ingest import TrialFile, TrialTable
+from dvbstats.input.registry import ModelTable
+from dvbstats.model.sample import SamplerSettings
 from dvbstats.results import contrasts as contrastmod
 from dvbstats.results import scaling
 from dvbstats.results import tables as summaries
@@ -156,20 +159,26 @@ class Analysis:
         return res, "run"
 
     def agreement_step(self, fit: Fit, log: Callable[..., None] = _quiet) -> tuple[Any, str]:
-        """The benchmark's agreement analysis between models (``Benchmark.agreement``) when trials of >= 2
-        models exist. It gets the used rows lazily (a streamed trial file stays on disk)."""
-        bench, trials = fit.data.benchmark, fit.data.trials
-        if bench.agreement is None:
-            return None, f"not run: {bench.title} define no agreement analysis"
-        if trials is None:
-            return None, "not run: needs a trial table with at least two models"
-        used = (trials.data.lazy() if isinstance(trials, JudgmentTable) else trials.scan()).filter(
-            pl.col("status") == "used")
-        if used.select(pl.col("model").n_unique()).collect().item() < 2:
-            return None, "not run: needs a trial table with at least two models"
-        log("Agreement between models and paired tests...")
-        res = bench.agreement(used, fit.model_table, settings=fit.settings, hdi_prob=self.hdi_prob)
-        return res, res.notes.get("not_run", "run")
+        """The benchmark's agreement analysis between the fitted input's models (:func:`agreement_analysis`)."""
+        return agreement_analysis(fit.data.benchmark, fit.data.trials, fit.model_table, fit.settings, self.hdi_prob, log)
+
+
+def agreement_analysis(bench: Benchmark, trials: TrialTable | TrialFile | JudgmentTable | None, models: ModelTable,
+                       settings: SamplerSettings, hdi_prob: float = HDI_PROB,
+                       log: Callable[..., None] = _quiet) -> tuple[Any, str]:
+    """``bench``'s agreement analysis (``Benchmark.agreement``) when trials of >= 2 models exist, and the
+    manifest's note. It gets the used rows lazily (a streamed trial file stays on disk)."""
+    if bench.agreement is None:
+        return None, f"not run: {bench.title} define no agreement analysis"
+    if trials is None:
+        return None, "not run: needs a trial table with at least two models"
+    used = (trials.data.lazy() if isinstance(trials, JudgmentTable) else trials.scan()).filter(
+        pl.col("status") == "used")
+    if used.select(pl.col("model").n_unique()).collect().item() < 2:
+        return None, "not run: needs a trial table with at least two models"
+    log("Agreement between models and paired tests...")
+    res = bench.agreement(used, models, settings=settings, hdi_prob=hdi_prob)
+    return res, res.notes.get("not_run", "run")
 
 
 def _timed(func, *args):
