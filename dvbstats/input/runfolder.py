@@ -371,11 +371,6 @@ class RunFolder:
         path.write_text(markdown, encoding="utf-8")
         return path
 
-    def record_command(self, command: Sequence[str]) -> None:
-        """Replace the manifest's command line (an analysis that runs the fit as one of its steps)."""
-        self.manifest["command"] = list(command)
-        (self.path / MARKER).write_text(json.dumps(self.manifest, indent=2, default=str) + "\n")
-
     def posterior_draws(self) -> dict[str, np.ndarray] | None:
         """Draws ``(chain, draw)`` of the top-level parameters (``Intercept``, ``b_*``, ``sd``).
 
