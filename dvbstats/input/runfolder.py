@@ -45,6 +45,8 @@ from dvbstats.results.fitted import Fit
 MARKER = "manifest.json"
 #: The binomial cells the model was fitted to, and the posterior (netCDF, ArviZ groups).
 CELLS, POSTERIOR = "cells.parquet", "posterior.nc"
+#: The manifest's note on an analysis that ``Fit.save`` was not given the results of.
+NOT_RUN = "not run (Fit.save was given no analyses: dvbstats.Analysis runs them)"
 EMPTY_NOTE = {
     False: "left out of the fit and of the overall DVGR",
     True: "fitted on request (option keep-empty-models): the DVGR is the prior's, and it is in the overall DVGR",
@@ -123,8 +125,8 @@ def write(
                     "save_s": time.perf_counter() - t0,
                     **({"total_s": time.perf_counter() - started} if started is not None else {})},
             extra={"benchmark": benchmarks.describe(data.benchmark),
-                   "scaling": notes.get("scaling", "not run"), "bounded": bounded,
-                   "agreement": notes.get("agreement", "not run"), "empty_models": {
+                   "scaling": notes.get("scaling", NOT_RUN), "bounded": bounded,
+                   "agreement": notes.get("agreement", NOT_RUN), "empty_models": {
                 "models": list(fit.empty_models), "in_fit": keep,
                 "note": EMPTY_NOTE[keep] if fit.empty_models else "every model has usable trials"}},
         )
