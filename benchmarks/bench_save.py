@@ -49,14 +49,14 @@ model = dvb.Model("chose_deep ~ 1 + (1|model) + (1|value)", dvb.load([str(p) for
 t = time.perf_counter()
 fit = model.fit(draws=500, tune=500, chains=2, seed=1, progress=False)
 out = {"fit_s": time.perf_counter() - t, "trials": model.cells.n_trials}
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 replace(fit).save(tmp / "save")
-out["save_s"] = time.perf_counter() - t
+out["save_s"], out["save_cpu_s"] = time.perf_counter() - t, time.process_time() - c
 if hasattr(dvb, "Analysis"):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     copy = replace(fit)
     copy.save(tmp / "both", analyses=dvb.Analysis().run(copy))
-    out["analyses_save_s"] = time.perf_counter() - t
+    out["analyses_save_s"], out["analyses_save_cpu_s"] = time.perf_counter() - t, time.process_time() - c
 print("RESULT " + json.dumps(out))
 """
 
@@ -89,14 +89,13 @@ def main() -> None:
                 runs[name].append(row)
                 print(f"run {i + 1} {name}: {json.dumps({k: round(v, 2) for k, v in row.items()})}", flush=True)
     med = {name: {k: statistics.median(r[k] for r in rows) for k in rows[0]} for name, rows in runs.items()}
-    old = med["baseline"]["save_s"]
-    print(f"\n{med['this']['trials']:,} trials; fit {med['this']['fit_s']:.1f} s (medians of {args.repeat})")
-    print(f"baseline ({args.baseline}) Fit.save:        {old:.2f} s")
-    print(f"this checkout Fit.save:              {med['this']['save_s']:.2f} s  "
-          f"({med['this']['save_s'] / old:.2f} of the baseline's)")
-    print(f"this checkout analyses + Fit.save:   {med['this']['analyses_save_s']:.2f} s  "
-          f"({med['this']['analyses_save_s'] / old:.2f} of the baseline's save)")
-
+    print(f"\n{med['this']['trials']:,} trials; fit {med['this']['fit_s']:.1f} s (medians of {args.repeat}; "
+          "CPU seconds of the process, all threads, beside wall: on a loaded machine the CPU is the comparable one)")
+    for label, key in (("Fit.save", "save"), ("analyses + Fit.save", "analyses_save")):
+        for unit, suffix in (("wall", "_s"), ("CPU", "_cpu_s")):
+            old = med["baseline"][f"save{suffix}"]
+            print(f"this checkout {label:<20} {unit:>4} {med['this'][key + suffix]:7.2f} s = "
+                  f"{med['this'][key + suffix] / old:.2f} x the baseline's ({args.baseline}) Fit.save {old:.2f} s")
 
 if __name__ == "__main__":
     main()
