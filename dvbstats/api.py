@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import polars as pl
 
-from dvbstats.benchmarks import inputs
+from dvbstats.benchmarks import inputs, sources
 from dvbstats.constants import CHAINS, DRAWS, HDI_PROB, SEED, TUNE
 from dvbstats.data import Data
 from dvbstats.input import cells as cellmod
@@ -50,6 +50,13 @@ def load(
     benchmark: str | None = None,
     columns: Mapping[str, str] | None = None,
     stream: bool = False,
+    format: str | None = None,  # noqa: A002 (--source on the command line)
+    scorer: str | None = None,
+    metric: str | None = None,
+    filter: str | None = None,  # noqa: A002 (the lm-evaluation-harness word)
+    partial: str | None = None,
+    wide: str | None = None,
+    label_pattern: str | None = None,
 ) -> Data:
     """Read harness dumps or aggregated cell tables (files, folders, globs) or take a DataFrame.
 
@@ -62,9 +69,22 @@ def load(
     ``stream``: DVB dumps are ingested by a streaming plan into a temporary Parquet file read lazily
     (:class:`~dvbstats.input.ingest.TrialFile`) instead of into memory — for dumps of millions of rows; the
     CLI always streams.
+
+    Evaluation logs are detected (Inspect ``.eval``/``.json``, lm-evaluation-harness samples, HELM
+    run folders, Every Eval Ever instances) or named by ``format`` (one of
+    ``dvbstats.benchmarks.sources.FORMATS``; ``--source`` on the command line); they and wide matrices are
+    binary judgments (:mod:`dvbstats.benchmarks.sources`, ``docs/sources.md``). ``scorer``: the
+    Inspect scorer; ``metric``: the lm-eval metric or HELM stat; ``filter``: the lm-eval filter;
+    ``partial``: partial credit counted as ``exclude``, ``0`` or ``1`` (default: not counted);
+    ``wide``: ``model`` or ``item``, what the rows of a wide matrix are; ``label_pattern``: named
+    groups splitting its model labels (``(?P<model>.+)_(?P<condition>zero_shot|one_shot)``).
     """
-    if benchmark not in (None, "dvb") or (benchmark is None and inputs.judged(source)):
-        return _judgments(source, benchmark, models, on_conflict, columns)
+    reading = sources.Options(format, scorer, metric, filter, partial, wide, label_pattern)
+    if benchmark not in (None, "dvb") or (benchmark is None and inputs.judged(source, reading)):
+        return _judgments(source, benchmark, models, on_conflict, columns, reading)
+    if reading.source or reading.given():
+        raise ValueError(f"{', '.join(['format'] if reading.source else reading.given())}: options of evaluation "
+                         "logs and wide matrices, which this input is not")
     table = models if isinstance(models, ModelTable) else ModelTable.read(models) if models else ModelTable.default()
     vocab = tuple(schema.DVB_VALUES) + tuple(v for v in values if v not in schema.DVB_VALUES)
     if isinstance(source, pd.DataFrame):
@@ -88,10 +108,11 @@ def load(
                 [asdict(s) | {"kind": "cells"} for s in ingest_sources(paths)], synthetic)
 
 
-def _judgments(source, benchmark: str | None, models, on_conflict: str, columns: Mapping[str, str] | None) -> Data:
+def _judgments(source, benchmark: str | None, models, on_conflict: str, columns: Mapping[str, str] | None,
+               reading: sources.Options = sources.Options()) -> Data:
     """HVSB or binary judgments (:func:`dvbstats.benchmarks.inputs.read`) as :class:`Data`."""
     b, judged, present, read, synthetic = inputs.read(
-        source, benchmark=benchmark, models=models, on_conflict=on_conflict, **(columns or {}))
+        source, benchmark=benchmark, models=models, on_conflict=on_conflict, reading=reading, **(columns or {}))
     return Data(judged, None, present, read, synthetic, b)
 
 

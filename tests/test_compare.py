@@ -1,6 +1,7 @@
 """Model comparison: pointwise log-likelihood on cells, PSIS-LOO, common cells of nested designs."""
 
 import importlib
+import re
 
 import numpy as np
 import polars as pl
@@ -74,3 +75,64 @@ def test_fits_of_different_trials_are_refused(fits, cells):
                     progress=False)
     with pytest.raises(cmp.ComparisonError, match="different trials"):
         cmp.compare([rich, other_fit])
+
+
+# --- the reading and the command line (issue 24; issue 18 §6) --------------------------------
+
+
+def _table(diffs: list[float], ses: list[float]) -> "pd.DataFrame":
+    import pandas as pd
+
+    names = [f"run{i}" for i in range(len(diffs))]
+    return pd.DataFrame({"formula": [f"y ~ {n}" for n in names], "elpd_loo": [-100.0 - d for d in diffs],
+                         "p_loo": 3.0, "elpd_diff": diffs, "dse": ses, "weight": [1.0] + [1.11e-16] * (len(diffs) - 1),
+                         "n_bad_k": 0, "n_cells": 24}, index=names)
+
+
+@pytest.mark.parametrize(("diffs", "ses", "expected"), [
+    ([0.0, 0.77], [0.0, 1.14], "No model is preferred: the ELPD difference of the other fit to the best (run0) is within 2 SE"),
+    ([0.0, 3.0], [0.0, 0.5], "No model is preferred"),  # beyond 2 SE but below 4 ELPD points: small
+    ([0.0, 12.0], [0.0, 3.0], "run0 predicts held-out cells best; clearly worse (difference above 2 SE and at least 4 "
+                              "ELPD points): run1 by 12.00 ± 3.00."),
+    ([0.0, 12.0, 1.0], [0.0, 3.0, 2.0], "Not distinguishable from run0 (within 2 SE or below 4 ELPD points): run2 by 1.00 ± 2.00."),
+])
+def test_reading_says_which_fit_is_preferred(diffs, ses, expected):
+    assert expected in cmp.reading(_table(diffs, ses))
+
+
+def test_compare_cli_rounds_weights_and_prints_the_reading(monkeypatch, capsys):
+    from dvbstats.cli import compare as cli
+
+    monkeypatch.setattr(cli.Fit, "load", staticmethod(lambda run: run))
+    monkeypatch.setattr(cli, "compare", lambda fits: _table([0.0, 0.77], [0.0, 1.14]))
+    assert cli.main(["a", "b"]) == 0
+    out = capsys.readouterr().out
+    assert "e-16" not in out and "e+00" not in out and re.search(r"\b1\.00\b", out) and re.search(r"\b0\.00\b", out)
+    assert "Reading: No model is preferred" in out
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped"])
+def test_compare_cli_on_a_damaged_posterior_exits_2_naming_it(saved_run, tmp_path, capsys, damage):
+    import shutil
+
+    from dvbstats.cli import compare as cli
+
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    data = (run / "posterior.nc").read_bytes()
+    broken = {"garbage": b"not a netCDF file", "truncated": data[:200],
+              "flipped": bytes(b ^ 0xFF if i > 4096 and i % 997 == 0 else b for i, b in enumerate(data))}[damage]
+    (run / "posterior.nc").write_bytes(broken)
+    assert cli.main([str(run), str(saved_run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run / 'posterior.nc'}") and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def saved_run(cells, tmp_path_factory):
+    """A small fit saved as a run folder (a cell table as input)."""
+    import dvbstats as dvb
+
+    data = dvb.load(cells.data)
+    fitted = dvb.Model("chose_deep ~ 1 + (1|model)", data).fit(draws=100, tune=100, chains=2, seed=1, progress=False)
+    return fitted.save(tmp_path_factory.mktemp("saved") / "run")

@@ -458,7 +458,7 @@ def test_bad_table_names_file_and_columns(tmp_path):
 
 
 def test_cli_reports_errors_and_help(tmp_path, capsys):
-    assert main([str(tmp_path / "nope")]) == 1
+    assert main([str(tmp_path / "nope")]) == 2  # bad input, as python -m dvbstats.fit
     assert "not a directory" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])
@@ -717,7 +717,7 @@ def test_a_rerender_replaces_the_report_folder_whole(tmp_path, capsys):
     (foreign / "notes.txt").write_text("keep")
     manifest = json.loads((run / "manifest.json").read_text())
     (run / "manifest.json").write_text(json.dumps({**manifest, "run_name": "mine"}))
-    assert main([str(run), "--out-root", str(reports), "--engine", "pandoc"]) == 1
+    assert main([str(run), "--out-root", str(reports), "--engine", "pandoc"]) == 2
     assert "report folder" in capsys.readouterr().err and (foreign / "notes.txt").read_text() == "keep"
 
 

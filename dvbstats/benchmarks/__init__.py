@@ -8,7 +8,9 @@ outcome and rate, its reference line, default formula, design variables and word
 Detection, per file: under a ``<dataset>_judgment`` folder (or a ``.tsv`` file) -> ``hvsb``; a
 harness dump or DVB cell table -> ``dvb``; a table with the columns ``model``, ``item`` and
 ``outcome`` -> ``binary``. Other tables are binary judgments only when asked for
-(``benchmark="binary"`` with their column names).
+(``benchmark="binary"`` with their column names). Evaluation logs (Inspect, lm-evaluation-harness,
+HELM, Every Eval Ever) and wide matrices are binary judgments read by :mod:`.sources`, which
+says which files are logs (``sources.detect``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dvbstats.benchmarks import sources
 from dvbstats.benchmarks.binary import BINARY, DEFAULT_COLUMNS, binary_benchmark, read_binary
 from dvbstats.benchmarks.common import JudgmentTable, is_judgment_table
 from dvbstats.benchmarks.definition import Benchmark
@@ -26,7 +29,7 @@ from dvbstats.input import ingest
 
 __all__ = [
     "BENCHMARKS", "Benchmark", "JudgmentTable", "binary_benchmark", "describe", "detect", "from_record", "is_judgment_table", "load",
-    "read_binary", "read_judgments",
+    "read_binary", "read_judgments", "sources",
 ]
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (DVB, HVSB, BINARY)}
@@ -47,16 +50,24 @@ def _kind(file: ingest.InputFile) -> str | None:
     return "binary" if set(DEFAULT_COLUMNS) <= set(ingest._columns(file)) else None
 
 
-def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = None) -> str:
+def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = None,
+           reading: sources.Options = sources.Options()) -> str:
     """The benchmark of ``paths`` (``dvb``, ``hvsb`` or ``binary``); ``benchmark`` to choose it.
 
     Every file is classified; files of two benchmarks in one input is an error naming one file of
     each. A table no benchmark recognises is an error unless ``benchmark="binary"`` is given.
+    Evaluation logs, and inputs ``reading`` names a log format or wide matrix for, are ``binary``.
     """
     if benchmark is not None and benchmark not in BENCHMARKS:
         raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    log_format = sources.detect(paths, reading)
+    if log_format is not None:
+        if benchmark not in (None, "binary"):
+            raise ingest.IngestError(f"{paths[0]}: {sources.FORMATS[log_format].title} input: binary judgments, "
+                                     f"but benchmark={benchmark!r} was asked for")
+        return "binary"
     kinds: dict[str, str] = {}  # benchmark -> first file
     unknown: list[str] = []
     data_paths = []
@@ -99,8 +110,12 @@ def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = Non
 def load(
     paths: Sequence[str | Path] | str | Path, benchmark: str | None = None, **options: Any
 ) -> tuple[Benchmark, Any]:
-    """Detect (or take) the benchmark of ``paths`` and read them with its reader and ``options``."""
-    found = BENCHMARKS[detect(paths, benchmark)]
+    """Detect (or take) the benchmark of ``paths`` and read them with its reader and ``options``
+    (evaluation logs and wide matrices: :func:`sources.read`, with the :class:`sources.Options` fields)."""
+    reading = sources.Options(**{k: options.pop(k) for k in sources.Options.__dataclass_fields__ if k in options})
+    found = BENCHMARKS[detect(paths, benchmark, reading)]
+    if found.name == "binary" and sources.detect(paths, reading):
+        return found, sources.read(paths, reading, **options)
     return found, found.read(paths, **options)
 
 

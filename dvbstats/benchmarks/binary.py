@@ -16,9 +16,8 @@ from typing import get_args
 
 import polars as pl
 
-from dvbstats.benchmarks.common import JudgmentTable, reconcile
+from dvbstats.benchmarks.common import JudgmentTable, binary_judgments
 from dvbstats.benchmarks.definition import Benchmark, Direction
-from dvbstats.input import schema
 from dvbstats.input.ingest import ConflictPolicy, IngestError, Source, _check, _expand, _infer, _read_text, _require
 from dvbstats.input.manifest import sha256
 from dvbstats.input.registry import ModelTable
@@ -90,21 +89,9 @@ def read_binary(
         pl.when(pl.col(outcome).is_not_null()).then(pl.lit("used")).otherwise(pl.lit("unparsed")).alias("status"),
         pl.when(pl.col(outcome).is_null()).then(pl.lit(f"empty {outcome}")).alias("reason"),
     )
-    trials, log = reconcile(trials, ("model_id", "item", *factors), outcome, outcome, on_conflict)
-    names = (models or ModelTable.default()).resolve(trials["model_id"].unique(maintain_order=True)).data
-    data = trials.select(
-        "source_file",
-        "source_row",
-        "model_id",
-        pl.col("model_id").replace_strict(names["model_id"], names["short_name"]).alias("model"),
-        "item",
-        *[_infer(trials[c]) for c in factors],
-        outcome,
-        pl.col("status").cast(schema.Status),
-        "reason",
-    )
-    sources = tuple(Source(f.path, sha256(f.path), f.format, frame.height) for f, frame in zip(files, frames))
-    return JudgmentTable("binary", data, sources, log)
+    trials = trials.with_columns(*[_infer(trials[c]) for c in factors])
+    sources = [Source(f.path, sha256(f.path), f.format, frame.height) for f, frame in zip(files, frames)]
+    return binary_judgments(trials, factors, outcome, sources, models, on_conflict)
 
 
 #: The design column a binary table may carry that is a condition (prompt template, attack, shot count):

@@ -25,6 +25,7 @@ from dvbstats.input.ingest import (
     Source,
     _reconcile,
 )
+from dvbstats.input.registry import ModelTable
 
 _META_BENCHMARK = "dvbstats.benchmark"
 _META_SOURCES = "dvbstats.sources"
@@ -155,6 +156,37 @@ def reconcile(
         .select(*key, "n_copies", "action")
     )
     return data, log
+
+
+def binary_judgments(
+    trials: pl.DataFrame,
+    factors: Sequence[str],
+    outcome: str,
+    sources: Sequence[Source],
+    models: ModelTable | None,
+    on_conflict: ConflictPolicy,
+) -> JudgmentTable:
+    """The binary-judgment table of coded ``trials``: copies reconciled, models named, columns ordered.
+
+    ``trials`` has ``source_file, source_row, model_id, item``, the design ``factors``, the Int8
+    ``outcome`` (null when the row could not be scored), ``status`` (``used``/``unparsed``) and
+    ``reason``. The key of a trial is the model, the item and the factors. Short names come from
+    ``models`` (unknown ids get derived names and a warning).
+    """
+    trials, log = reconcile(trials, ("model_id", "item", *factors), outcome, outcome, on_conflict)
+    names = (models or ModelTable.default()).resolve(trials["model_id"].unique(maintain_order=True)).data
+    data = trials.select(
+        "source_file",
+        "source_row",
+        "model_id",
+        pl.col("model_id").replace_strict(names["model_id"], names["short_name"]).alias("model"),
+        "item",
+        *factors,
+        outcome,
+        pl.col("status").cast(schema.Status),
+        "reason",
+    )
+    return JudgmentTable("binary", data, tuple(sources), log)
 
 
 def to_cells(table: JudgmentTable, outcome: str, item: str, by: Sequence[str],

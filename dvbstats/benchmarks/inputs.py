@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from dvbstats.benchmarks import BENCHMARKS, _in_judgment_tree, detect
+from dvbstats.benchmarks import BENCHMARKS, _in_judgment_tree, detect, sources
 from dvbstats.benchmarks.binary import binary_benchmark
 from dvbstats.benchmarks.common import JudgmentTable
 from dvbstats.benchmarks.definition import Benchmark
@@ -64,6 +64,7 @@ def read(
     outcome: str = "outcome",
     reference: float | None = None,
     direction: str | None = None,
+    reading: sources.Options = sources.Options(),
 ) -> tuple[Benchmark, JudgmentTable, ModelTable, list[dict], bool]:
     """Read HVSB or binary-judgment ``paths`` (the benchmark detected unless given).
 
@@ -71,15 +72,21 @@ def read(
     input provenance and whether the input is a synthetic example (``paths=None`` writes and reads
     the embedded synthetic HVSB example). ``model_column``, ``item_column``, ``outcome``: a
     binary-judgment table's columns; ``reference``, ``direction``: its reference rate and which way it is
-    better (none by default: see :func:`~dvbstats.benchmarks.binary.binary_benchmark`). DVB inputs are :mod:`dvbstats.input.ingest`'s, not this function's.
+    better (none by default: see :func:`~dvbstats.benchmarks.binary.binary_benchmark`). ``reading``: how
+    evaluation logs and wide matrices are read (:mod:`dvbstats.benchmarks.sources`). DVB inputs are
+    :mod:`dvbstats.input.ingest`'s, not this function's.
     """
     synthetic = False
     if paths is None:
         paths, synthetic = [str(write_hvsb_example())], True
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
-    name = detect(paths, benchmark)
+    name = detect(paths, benchmark, reading)
     if name != "binary" and (reference is not None or direction is not None):
         raise ValueError(f"a reference or direction is given for binary judgments only; {name} defines its own")
+    log_format = sources.detect(paths, reading) if name == "binary" else None
+    if reading.given() and log_format is None:
+        raise ValueError(f"{', '.join(reading.given())}: options of evaluation logs and wide matrices, which "
+                         "this input is not")
     b = binary_benchmark(outcome=outcome, reference=reference, direction=direction) if name == "binary" \
         else BENCHMARKS[name]
     table = models if isinstance(models, ModelTable) else (
@@ -89,7 +96,9 @@ def read(
     if name == "hvsb" and not synthetic:
         synthetic = is_hvsb_example(paths)
     options = {"model": model_column, "item": item_column, "outcome": outcome} if name == "binary" else {}
-    trials: JudgmentTable = b.read(paths, models=table, on_conflict=on_conflict, **options)
+    trials: JudgmentTable = (
+        sources.read(paths, reading, models=table, on_conflict=on_conflict, outcome=outcome) if log_format
+        else b.read(paths, models=table, on_conflict=on_conflict, **options))
     if name == "binary":  # its default formula and design follow the table's columns (a condition or not)
         design = [c for c in trials.data.columns if c not in READER_COLUMNS and c != outcome]
         b = binary_benchmark(outcome=outcome, reference=reference, direction=direction, design=design)
@@ -99,13 +108,14 @@ def read(
     return b, trials, present, [asdict(s) | {"kind": "trials"} for s in trials.sources], synthetic
 
 
-def judged(source) -> bool:
-    """Whether ``source`` (paths) is an HVSB judgment tree or file: read by :func:`read`, not by ingest."""
+def judged(source, reading: sources.Options = sources.Options()) -> bool:
+    """Whether ``source`` (paths) is an HVSB judgment tree or file, evaluation logs or a wide matrix
+    (``reading``): read by :func:`read`, not by ingest."""
     if source is None or not isinstance(source, (str, Path, list, tuple)):
         return False
     paths = [source] if isinstance(source, (str, Path)) else source
     return any(Path(p).suffix.lower() == ".tsv" or (Path(p).exists() and _in_judgment_tree(Path(p)))
-               for p in map(str, paths))
+               for p in map(str, paths)) or sources.detect(paths, reading) is not None
 
 
 def is_binary(paths) -> bool:

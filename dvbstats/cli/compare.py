@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dvbstats.results.compare import ComparisonError, compare
+from dvbstats.results.compare import ComparisonError, compare, reading
 from dvbstats.results.fitted import Fit
 
 
@@ -32,11 +32,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ComparisonError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    shown = table[["formula", "elpd_loo", "p_loo", "elpd_diff", "dse", "weight", "n_bad_k"]]
+    shown = table[["formula", "elpd_loo", "p_loo", "elpd_diff", "dse", "weight", "n_bad_k"]].assign(
+        weight=table["weight"].map(lambda w: f"{w:.2f}"))  # stacking weights: 1.11e-16 is 0.00
     with pd.option_context("display.width", 160, "display.max_colwidth", 70, "display.precision", 2):
         print(shown.to_string())
     print(f"\nPSIS-LOO over {int(table['n_cells'].iloc[0]):,} cells: one observation is one design cell (all the "
           "trials of one model in one combination of the design variables).")
+    print(f"Reading: {reading(table)}")
     if (table["n_bad_k"] > 0).any():
         print("WARNING: some cells have a high Pareto k; their LOO terms are unreliable (see n_bad_k).")
     if args.csv:

@@ -16,8 +16,10 @@ from pathlib import Path
 import polars as pl
 
 from dvbstats import api
-from dvbstats.benchmarks import binary
+from dvbstats.benchmarks import binary, sources
 from dvbstats.benchmarks.hvsb import HVSB
+from dvbstats.benchmarks.sources.helm import DEFAULT_METRIC as DEFAULT_HELM_METRIC
+from dvbstats.benchmarks.sources.records import PARTIAL, WIDE
 from dvbstats.constants import CHAINS, DRAWS, EXIT_DIAGNOSTICS, HDI_PROB, MAX_R_HAT, MIN_ESS, SEED, TUNE
 from dvbstats.input import folders, manifest, runfolder
 from dvbstats.input.ingest import IngestError
@@ -64,6 +66,7 @@ def run(
     progress: bool = True,
     benchmark: str | None = None,
     columns: dict[str, str] | None = None,
+    reading: dict[str, str | None] | None = None,
     log=print,
 ) -> tuple[Path, Fit]:
     """Fit ``paths`` (the embedded synthetic example when None) and write the run folder.
@@ -72,6 +75,7 @@ def run(
     ``Analysis.check`` → ``fit`` → ``Analysis.run`` → ``Fit.save`` (→ ``report``), with the console's words
     between them. Everything that can be checked before
     sampling is: the output folder, the formula against the data, the priors, pairs and contrasts.
+    ``reading``: ``api.load``'s options for evaluation logs and wide matrices (``format``, ``scorer``, ...).
     """
     t_start = time.perf_counter()
     if paths is None and benchmark == "hvsb":
@@ -80,13 +84,15 @@ def run(
     elif paths is None:
         log("No input given: fitting the embedded SYNTHETIC example (9 models x 12,000 prompts, "
             "simulated with effects calibrated to the published DVB aggregates).")
-    name = name or (Path(out).resolve().name if out else _run_name(paths) if paths else "default" if benchmark != "hvsb" else "default_hvsb")
+    name = folders.folder_name(name) if name else folders.as_folder_name(
+        Path(out).resolve().name if out else _run_name(paths) if paths else "default" if benchmark != "hvsb" else "default_hvsb")
     out = Path(out) if out else Path("runs") / name
     folders.check(out, marker=runfolder.MARKER, overwrite=overwrite)  # before the slow part, not after it
     prior_set = Priors.from_specs(priors)  # bad priors stop the run before ingest, let alone compiling
     with _warnings_to(log):
         data = api.load(paths, models=models, values=values, on_conflict=on_conflict, benchmark=benchmark,
-                        columns=columns, stream=True)  # dumps -> Parquet by a sink, cells by a streaming group-by
+                        columns=columns, stream=True,  # dumps -> Parquet by a sink, cells by a streaming group-by
+                        **(reading or {}))
     log(f"Ingested {sum(i['n_rows'] for i in data.inputs):,} rows from {len(data.inputs)} file(s); "
         f"{excluded_counts(data.quality())}.")
     with _warnings_to(log):
@@ -115,8 +121,21 @@ def run(
                     started=t_start, log=log)
     if report:
         log("Rendering the report...")
-        log(f"Report: {api.report(out)}")
+        try:
+            with _warnings_to(log):
+                html = api.report(out)
+        except KeyboardInterrupt:
+            raise ReportInterrupted(out) from None
+        log(f"Report: {html}")
     return out, result
+
+
+class ReportInterrupted(KeyboardInterrupt):
+    """Ctrl-C while the report rendered: the run folder ``kept`` is complete and stays."""
+
+    def __init__(self, kept: Path) -> None:
+        super().__init__(str(kept))
+        self.kept = kept
 
 
 def _say_empty(empty: Sequence[str], keep: bool, log) -> None:
@@ -230,6 +249,8 @@ examples:
   python -m dvbstats.fit results/*.csv --out runs/mine --report
   python -m dvbstats.fit dumps/ --formula "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)"
   python -m dvbstats.fit dumps/ --prior sd=halfnormal(0.5) --draws 2000 --seed 7
+  python -m dvbstats.fit logs/*.eval --scorer match           # Inspect logs (also lm-eval, HELM, Every Eval Ever)
+  python -m dvbstats.fit math500.csv --wide model --label-pattern '(?P<model>.+)_(?P<condition>zero_shot|one_shot)'
 
 exit status: 0 success; 2 bad input or arguments (also an --out that cannot be written); 3 sampler
 diagnostics failed (R-hat > {MAX_R_HAT}, ESS < {MIN_ESS} or divergences; the outputs are written and flagged;
@@ -263,6 +284,24 @@ def parser() -> argparse.ArgumentParser:
                       help="binary judgments: a reference rate to test against (default: none, so no test)")
     data.add_argument("--direction", choices=["higher", "lower"], default=None,
                       help="binary judgments: which way the rate is better (default: none; ranks say 'highest rate')")
+
+    logs = p.add_argument_group("evaluation logs and wide matrices (binary judgments; docs/sources.md)")
+    logs.add_argument("--source", choices=list(sources.FORMATS),
+                      help="the input's format (default: detected; wide matrices need --wide)")
+    logs.add_argument("--scorer", help="Inspect: the scorer whose values are the outcome (needed when a log has several)")
+    logs.add_argument("--metric", help="lm-evaluation-harness: the metric (default: the first 0/1 one); "
+                      f"HELM: the stat (default: {DEFAULT_HELM_METRIC})")
+    logs.add_argument("--filter", help="lm-evaluation-harness: the filter (needed when a file has several)")
+    logs.add_argument("--partial", choices=list(PARTIAL),
+                      help="partial credit (Inspect P, scores strictly between 0 and 1): excluded, or counted as 0 "
+                      "or 1 (default: not counted, each such row unparsed with its reason)")
+    logs.add_argument("--wide", choices=list(WIDE),
+                      help="read a wide matrix (CSV/Parquet): its rows are models (header: items) or items "
+                      "(header: models); cells 0/1, -1/+1, true/false, blank = not judged")
+    logs.add_argument("--label-pattern", metavar="REGEX",
+                      help="wide matrices: named groups splitting a model label, e.g. "
+                      "'(?P<model>.+)_(?P<condition>zero_shot|one_shot)'; groups other than model become "
+                      "design columns")
     data.add_argument("--models", help="model table CSV (model_id, short_name, developer, family, size_rank_in_family, "
                       "params_b); default: the 9 published models")
     data.add_argument("--values", default="", help="extra value names, comma-separated, for benchmarks beyond the 11 DVB values")
@@ -356,7 +395,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             columns={"model_column": args.model_column, "item_column": args.item_column, "outcome": args.outcome,
                      **({"reference": args.reference} if args.reference is not None else {}),
                      **({"direction": args.direction} if args.direction else {})},
+            reading={"format": args.source, "scorer": args.scorer, "metric": args.metric, "filter": args.filter,
+                     "partial": args.partial, "wide": args.wide, "label_pattern": args.label_pattern},
         )
+    except ReportInterrupted as exc:
+        print(f"\ninterrupted while rendering the report: the run folder {exc.kept} is complete and was kept "
+              f"(render its report with python -m dvbstats.report {exc.kept}); no partial report was left behind",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("\ninterrupted: no partial run folder or report was left behind", file=sys.stderr)
         return EXIT_INTERRUPTED

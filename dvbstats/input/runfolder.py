@@ -91,7 +91,7 @@ def write(
         raise ValueError("this Fit carries no input record (fitted with fitting.fit): fit it through "
                          "dvbstats.Model(formula, data).fit() to save it")
     out = Path(out)
-    name = name or out.resolve().name
+    name = folders.folder_name(name, what="name") if name else folders.as_folder_name(out.resolve().name)
     data, table = fit.data, fit.model_table
     results, notes = (analyses.results, analyses.notes) if analyses is not None else ({}, {})
     t0 = time.perf_counter()
@@ -140,7 +140,7 @@ def read_fit(path: str | Path) -> Fit:
     meta_path = path / MARKER
     if not meta_path.is_file():
         raise FileNotFoundError(f"{path}: no {MARKER}; not a complete run folder written by dvbstats")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta = manifest.check(_read_json(meta_path), meta_path)
     for needed in (CELLS, POSTERIOR, "models.csv"):
         if not (path / needed).is_file():
             raise FileNotFoundError(f"{path}: no {needed}; the run folder was written by an older dvbstats "
@@ -162,12 +162,20 @@ def read_fit(path: str | Path) -> Fit:
         priors=Priors.from_specs([f"{k}={v}" for k, v in meta["priors"].items()]),
         settings=settings,
         parametrization=meta["parametrization"].get("sampled", meta["parametrization"]["requested"]),
-        idata=az.from_netcdf(path / POSTERIOR, engine="h5netcdf"),
+        idata=_read_posterior(path / POSTERIOR),
         timing=meta.get("timing", {}),
         data=data,
         empty_models=tuple(meta.get("empty_models", {}).get("models", [])),
         model_table=models,
     )
+
+
+def _read_posterior(path: Path) -> az.InferenceData:
+    """The InferenceData of ``posterior.nc``; a file HDF5 cannot read is a :class:`RunFolderError` naming it."""
+    try:
+        return az.from_netcdf(path, engine="h5netcdf")
+    except (OSError, RuntimeError, ValueError, KeyError) as err:  # h5py reports damage as OSError or RuntimeError
+        raise RunFolderError(f"{path}: cannot be read as netCDF ({err}); the run folder is damaged: refit") from None
 
 
 def write_analysis(out: Path, name: str, result) -> list[Path]:
@@ -218,7 +226,6 @@ RATE_VIEWS = {"rates": ("dvgr", summaries.neutral), "dvgr": ("rates", summaries.
 #: Summary columns of the grouped DVGR tables; any other column is a design factor.
 SUMMARY_COLUMNS = frozenset({"dvgr_mean", "dvgr_median", "dvgr_hdi_low", "dvgr_hdi_high", "hdi_low", "hdi_high",
                              "raw_dvgr", "n_trials", "n_deep"})
-MANIFEST_KEYS: tuple[str, ...] = ("formula", "sampler", "hdi_prob", "diagnostics")
 
 
 def _check_columns(df: pl.DataFrame, path: Path, required: tuple[str, ...]) -> pl.DataFrame:
@@ -261,13 +268,10 @@ class RunFolder:
         manifest_path = path / MARKER
         if not manifest_path.is_file():
             raise RunFolderError(f"{manifest_path}: not found; is {path} a run folder written by python -m dvbstats.fit?")
-        meta = _read_json(manifest_path)
-        missing = [k for k in MANIFEST_KEYS if k not in meta]
-        if missing:
-            raise RunFolderError(f"{manifest_path}: missing key(s) {', '.join(missing)}")
-        diagnostics = meta["diagnostics"]
-        if not isinstance(diagnostics, dict) or "ok" not in diagnostics:
-            raise RunFolderError(f"{manifest_path}: 'diagnostics' must be an object with an 'ok' flag")
+        try:
+            meta = manifest.check(_read_json(manifest_path), manifest_path)
+        except manifest.ManifestError as err:
+            raise RunFolderError(str(err)) from None
         run = cls(path=path, manifest=meta)
         if run.table("rates") is None:
             raise RunFolderError(f"{path / 'rates.csv'}: not found; the report needs the run's per-model rate table")
@@ -313,7 +317,7 @@ class RunFolder:
         if csv.is_file():
             path = csv
             try:
-                df = pl.read_csv(csv, infer_schema_length=None)
+                df = pl.read_csv(csv, infer_schema_length=None, glob=False)  # a run named "a[1]" is a path
             except pl.exceptions.NoDataError:
                 df = pl.DataFrame()
             except (pl.exceptions.ComputeError, UnicodeDecodeError) as err:
@@ -321,7 +325,7 @@ class RunFolder:
         elif parquet.is_file():
             path = parquet
             try:
-                df = pl.read_parquet(parquet)
+                df = pl.read_parquet(parquet, glob=False)
             except (OSError, pl.exceptions.ComputeError) as err:
                 raise RunFolderError(f"{parquet}: cannot be read as Parquet ({err})") from None
         else:

@@ -9,7 +9,6 @@ reshapes the run's tables (pivots, sorts, sums of counts); every statistic comes
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shlex
@@ -22,8 +21,9 @@ import pandas as pd
 
 from dvbstats.constants import CHANCE, CREDIBLE
 from dvbstats.input.runfolder import SUMMARY_COLUMNS, RunFolder, RunFolderError
-from dvbstats.report import narrative
+from dvbstats.report import markup, narrative
 from dvbstats.report import plots
+from dvbstats.report.markup import text as escape
 from dvbstats.report.narrative import dvgr as fmt_dvgr
 from dvbstats.report.narrative import interval as fmt_interval
 from dvbstats.report.wording import Wording, wording
@@ -35,14 +35,7 @@ CSS = "report.css"
 WORST_ROWS = 10
 
 
-# --- markdown helpers ---------------------------------------------------------------------
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#$@~^])")
-
-
-def escape(text: object) -> str:
-    """``text`` with markdown's special characters backslash-escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
+# --- markdown helpers (every string from the run enters through dvbstats.report.markup) ---------
 
 
 def fmt_p(p: float) -> str:
@@ -134,7 +127,7 @@ class Figures:
         with plots.style():
             fig = draw()
         plots.save(fig, self.report_dir / FIGURES / f"{label}.png")
-        return f'![{caption}]({FIGURES}/{label}.png){{#fig-{label} fig-alt="{alt}"}}'
+        return f'![{caption}]({FIGURES}/{label}.png){{#fig-{label} fig-alt="{markup.attribute(alt)}"}}'
 
 
 def frame(run: RunFolder, name: str) -> pd.DataFrame | None:
@@ -270,9 +263,9 @@ def model_table(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str
             else _model_table_note(w, rate, hdi, _rate_condition(run)))
     condition = _rate_condition(run)
     over = f" (condition {escape(condition)} only)" if condition else ""
-    title = rate[:1].upper() + rate[1:]
+    title = escape(rate[:1].upper() + rate[1:])
     table = md_table(cells, caption=f"{title} by model{over}, raw and posterior; models sorted by posterior "
-                     f"{rate}.", label="models")
+                     f"{escape(rate)}.", label="models")
     return section(f"{title} by model", "models", table, note)
 
 
@@ -286,6 +279,7 @@ def _rate_condition(run: RunFolder) -> str | None:
 
 def _model_table_note(w: Wording, rate: str, hdi: str, condition: str | None) -> str:
     """The model table's column notes for a benchmark other than DVB."""
+    rate = escape(rate)
     test = (f", with its Wilson interval and the exact two-sided binomial test against {w.reference:g} "
             f"({escape(w.reference_label)})" if w.reference is not None else
             ", with its Wilson interval (the benchmark has no reference rate, so there is no test against one)")
@@ -433,7 +427,7 @@ def training_size(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str
     slopes = fixed[fixed["term"].astype(str).str.contains("n_train")] if fixed is not None else fixed
     for _, row in (slopes.iterrows() if slopes is not None else []):
         term = str(row["term"]).removeprefix("b_")
-        text = (f"The fitted slope on `{term}` is {fmt_num(row['mean'], 3)} ({hdi} "
+        text = (f"The fitted slope on {markup.code(term)} is {fmt_num(row['mean'], 3)} ({hdi} "
                 f"{fmt_num(row['hdi_low'], 3)} to {fmt_num(row['hdi_high'], 3)}) on the log-odds scale")
         if term == "log_n_train":
             factors = [math.exp(math.log(2) * float(row[c])) for c in ("mean", "hdi_low", "hdi_high")]
@@ -583,7 +577,7 @@ def scaling(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str:
         measure = str(row.get("size_measure", "size"))
         slope_label = (f"pooled slope {fmt_num(row['slope_mean'], 3)} log-odds per SD of size ({hdi} "
                        f"{fmt_num(row['slope_hdi_low'], 3)} to {fmt_num(row['slope_hdi_high'], 3)})")
-        text = (f"Pooled within-family trend: the logit {rate} changes by {fmt_num(row['slope_mean'], 3)} ({hdi} "
+        text = (f"Pooled within-family trend: the logit {escape(rate)} changes by {fmt_num(row['slope_mean'], 3)} ({hdi} "
                 f"{fmt_num(row['slope_hdi_low'], 3)} to {fmt_num(row['slope_hdi_high'], 3)}) per within-family "
                 f"standard deviation of size (size measured by {escape(measure)})")
         if "p_slope_below_0" in trend.columns:
@@ -755,7 +749,8 @@ def agreement(run: RunFolder, figures: Figures) -> str:
     group = escape(pairs["group"].iloc[0])
     condition = notes.get("condition")  # HVSB: judgments under one condition (benchmarks/consistency.py)
     title = "Judgment consistency" if condition else "Agreement between models"
-    tested = escape(wording(run.manifest).rate_for(condition)) if condition else "rate"
+    rate_name = wording(run.manifest).rate_for(condition) if condition else "rate"
+    tested = escape(rate_name)
     order = list(dict.fromkeys([*pairs["model1"], *pairs["model2"]]))
     of = dict(zip(pairs["model1"], pairs["group1"], strict=True)) | dict(zip(pairs["model2"], pairs["group2"], strict=True))
     square = pd.concat([pairs, pairs.rename(columns={"model1": "model2", "model2": "model1"})])
@@ -817,7 +812,7 @@ def agreement(run: RunFolder, figures: Figures) -> str:
         blocks.append(md_table(pd.DataFrame({
             "Model 1": [escape(m) for m in tests["model1"]], "Model 2": [escape(m) for m in tests["model2"]],
             "Shared items": [fmt_int(x) for x in tests["n_shared"]],
-            ("Rate 1 − rate 2" if not condition else f"{tested}: 1 − 2"): [fmt_num(x, 3) for x in tests["diff"]],
+            ("Rate 1 − rate 2" if not condition else f"{rate_name}: 1 − 2"): [fmt_num(x, 3) for x in tests["diff"]],
             "SE paired / unpaired": [fmt_num(x) for x in ratio],
             "McNemar p (Holm)": [fmt_p(float(x)) for x in tests["mcnemar_p_holm"]],
             "McNemar p (BH)": [fmt_p(float(x)) for x in tests["mcnemar_p_bh"]],
@@ -852,20 +847,29 @@ def _section_title(path: Path) -> str:
     return stem.replace("_", " ").replace("-", " ").strip().capitalize()
 
 
+def _own_file(run: RunFolder, path: Path) -> Path:
+    """``path`` when it is a regular file inside the run folder (after following links)."""
+    if not (path.is_file() and path.resolve().is_relative_to(run.path.resolve())):
+        raise RunFolderError(f"{path}: not a file inside the run folder (a link to {path.resolve()}?); a report "
+                             "embeds only its run's own files")
+    return path
+
+
 def extra_sections(run: RunFolder, report_dir: Path) -> list[str]:
     """The run's ``sections/*.md``, each its own section (its first ``#`` heading, else its file name).
 
     Figures a section links as ``figures/<name>.png`` live in the run's ``sections/figures/`` and are
-    copied beside the report's own figures."""
+    copied beside the report's own figures. A section or figure that is not a file inside the run
+    folder (a link pointing elsewhere) is refused: a report carries only its run's own files."""
     for png in sorted((run.path / "sections" / FIGURES).glob("*.png")):
         (report_dir / FIGURES).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(png, report_dir / FIGURES / png.name)
+        shutil.copyfile(_own_file(run, png), report_dir / FIGURES / png.name)
     out = []
     for path in run.extra_sections():
-        text = path.read_text(encoding="utf-8").strip()
+        text = _own_file(run, path).read_text(encoding="utf-8").strip()
         if not text.startswith("# "):
             label = re.sub(r"[^a-z0-9]+", "-", _section_title(path).lower()).strip("-")
-            text = f"# {_section_title(path)} {{#sec-{label}}}\n\n{text}"
+            text = f"# {escape(_section_title(path))} {{#sec-{label}}}\n\n{text}"
         out.append(text)
     return out
 
@@ -899,11 +903,11 @@ def methods(run: RunFolder) -> str:
     """Section 10: everything needed to reproduce the run."""
     m = run.manifest
     sampler = m.get("sampler", {})
-    blocks = [f"Formula:\n\n```\n{m['formula']}\n```"]
+    blocks = [f"Formula:\n\n{markup.code_block(m['formula'])}"]
     priors = m.get("priors") or {}
     if priors:
         blocks.append(md_table(pd.DataFrame({"Parameter": [escape(k) for k in priors],
-                                             "Prior": [f"`{v}`" for v in priors.values()]}),
+                                             "Prior": [markup.code(v) for v in priors.values()]}),
                                caption="Priors.", label="priors", align="ll"))
     terms = (m.get("parametrization") or {}).get("terms", {})
     settings = {**sampler, "hdi_prob": m["hdi_prob"], **{f"parametrisation of ({t.replace('__', ':')})": k
@@ -911,15 +915,15 @@ def methods(run: RunFolder) -> str:
     blocks.append(md_table(
         pd.DataFrame({"Setting": [escape(k) for k in settings], "Value": [escape(v) for v in settings.values()]}),
         caption=f"Sampler settings (seed {escape(sampler.get('seed', 'not recorded'))}).", label="sampler", align="ll"))
-    blocks.append("Estimands:\n\n" + "\n".join(f"- **{name}**: {text}"
+    blocks.append("Estimands:\n\n" + "\n".join(f"- **{escape(name)}**: {text}"
                                                 for name, text in estimands(wording(run.manifest))))
     inputs = m.get("inputs") or []
     if inputs:
         blocks.append(md_table(pd.DataFrame({
-            "File": [f"`{i.get('path', '')}`" for i in inputs],
+            "File": [markup.code(i.get("path", "")) for i in inputs],
             "Format": [escape(i.get("format", "")) for i in inputs],
             "Rows": [fmt_int(i.get("n_rows", float("nan"))) for i in inputs],
-            "SHA-256": [f"`{i.get('sha256', '')}`" for i in inputs],
+            "SHA-256": [markup.code(i.get("sha256", "")) for i in inputs],
         }), caption="Input files and their SHA-256 hashes.", label="inputs", align="llrl"))
     versions = m.get("versions") or {}
     if versions:
@@ -927,10 +931,10 @@ def methods(run: RunFolder) -> str:
                                              "Version": [escape(v) for v in versions.values()]}),
                                caption="Package versions.", label="versions", align="ll"))
     command = m.get("command")
-    details = [("Command", f"`{shlex.join(map(str, command)) if isinstance(command, list) else command}`"
+    details = [("Command", markup.code(shlex.join(map(str, command)) if isinstance(command, list) else command)
                 if command else None),
                ("Created", escape(fmt_date(m["created"])) if m.get("created") else None),
-               ("Run folder", f"`{run.path}`"),
+               ("Run folder", markup.code(run.path)),
                ("Timing", fmt_timing(m["timing"]) if m.get("timing") else None)]
     blocks.append("\n".join(f"- **{k}**: {v}" for k, v in details if v))
     return section("Methods", "methods", *blocks)
@@ -981,7 +985,7 @@ def contrasts_and_ranks(run: RunFolder, figures: Figures) -> str:
             **({f"P(|difference| < {contrasts['rope'].iloc[0]:g})": [f"{x:.3f}" for x in contrasts["p_in_rope"]]}
                if rope else {}),
         })
-        blocks.append(md_table(rows, caption=f"Requested contrasts: posterior difference of design-averaged {rate} "
+        blocks.append(md_table(rows, caption=f"Requested contrasts: posterior difference of design-averaged {escape(rate)} "
                                "(contrasts.csv).", label="contrasts"))
     return section("Contrasts and ranks", "contrasts", *blocks)
 
@@ -991,13 +995,13 @@ def _p_superior(grid: pd.DataFrame, order: list[str], rate: str, figures: Figure
     model against the next in rank order (at most :data:`dvbstats.results.bounds.MAX_PAIR_ROWS` rows)."""
     if bounds.heatmap_allowed(len(order)):
         return [figures(lambda: plots.heatmap(grid, colorbar_label=f"P({rate} of row > {rate} of column)"),
-                        "p-superior", f"Posterior probability that the row model's design-averaged {rate} exceeds "
+                        "p-superior", f"Posterior probability that the row model's design-averaged {escape(rate)} exceeds "
                         "the column model's.", "Heatmap of pairwise probabilities of superiority")]
     shown = list(zip(order, order[1:]))[:bounds.MAX_PAIR_ROWS]
     table = md_table(pd.DataFrame({
         "Model": [escape(a) for a, _ in shown], "Next in rank": [escape(b) for _, b in shown],
         f"P({rate} of model > next)": [fmt_num(grid.loc[a, b], 3) for a, b in shown],
-    }), caption=f"Each model against the next one in mean rank: the posterior probability that its {rate} is "
+    }), caption=f"Each model against the next one in mean rank: the posterior probability that its {escape(rate)} is "
                 "higher (the whole matrix is in p_superior.csv).", label="p-superior", align="llr")
     note = (f"With {len(order)} models the P(row > column) heatmap is not drawn (it is drawn for at most "
             f"{bounds.MAX_HEATMAP_MODELS} models); @tbl-p-superior compares neighbours in rank.")
@@ -1016,7 +1020,7 @@ def condition_effects(run: RunFolder, figures: Figures) -> str:
     blocks = [w.texts["condition_effects_intro"]] if "condition_effects_intro" in w.texts else []
 
     def named(factor: str, level: str) -> str:
-        return w.rate_for(level) if factor == "condition" and w.rate_by_condition else f"Rate at {escape(level)}"
+        return w.rate_for(level) if factor == "condition" and w.rate_by_condition else f"Rate at {level}"
 
     for (factor, a, b), rows in table.groupby(["factor", "a", "b"], sort=False):
         overall = rows[rows["model"] == "all models"].iloc[0]
@@ -1052,8 +1056,8 @@ def safe_label(text: str) -> str:
 
 def yaml_header(run: RunFolder) -> str:
     """The Quarto YAML header; the html options are honoured by both render engines."""
-    title = json.dumps(f"{wording(run.manifest).title}: {run.name}")
-    date = json.dumps(fmt_date(run.manifest.get("created", "")))
+    title = markup.yaml_text(f"{wording(run.manifest).title}: {run.name}")
+    date = markup.yaml_text(fmt_date(run.manifest.get("created", "")))
     return (
         "---\n"
         f"title: {title}\n"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from dvbstats.constants import CHANCE, CREDIBLE
+from dvbstats.report import markup
 
 #: An HDI wider than this (on the probability scale) is called wide.
 WIDE = 0.2
@@ -158,7 +159,7 @@ def condition_reading(
     diagnostics_ok: bool,
     synthetic: bool = False,
 ) -> tuple[str, str]:
-    """The headline key line and paragraph of a benchmark judged under conditions (HVSB).
+    """The headline key line (markdown) and paragraph (plain text) of a benchmark judged under conditions (HVSB).
 
     ``rates``: ``condition_rates.csv`` (model, condition, mean, hdi_low, hdi_high,
     p_below_reference); ``attack``: the targeted - untargeted rows of ``condition_contrasts.csv``
@@ -173,7 +174,7 @@ def condition_reading(
         spread = (f"from {dvgr(float(low['mean']))} ({low['model']}) to {dvgr(float(high['mean']))} ({high['model']})"
                   if n > 1 else f"{dvgr(float(low['mean']))} ({low['model']}; {hdi} "
                   f"{interval(float(low['hdi_low']), float(low['hdi_high']))})")
-        key.append(f"**{name}** {dvgr(float(low['mean']))}–{dvgr(float(high['mean']))}")
+        key.append(f"**{markup.text(name)}** {dvgr(float(low['mean']))}–{dvgr(float(high['mean']))}")
         sentence = f"Under the {condition} condition the {name} ranges {spread}" if n > 1 else \
             f"Under the {condition} condition the {name} is {spread}"
         if reference is not None:

@@ -8,6 +8,10 @@ Two engines render the same ``.qmd``:
   ``pypandoc-binary`` wheel with ``--standalone --embed-resources``, the same options as the
   header, the style sheet ``report.css``, and the Lua filter ``quarto.lua`` that implements the
   Quarto constructs the report uses (callouts and numbered figure/table/section references).
+  It runs sandboxed, with raw HTML off, behind the filter ``sandbox.lua`` (:func:`render_pandoc`).
+
+Every string from data, names, paths and the manifest enters the ``.qmd`` through
+:mod:`dvbstats.report.markup`, so it shows as text under either engine.
 
 Either way the HTML has every figure inlined as a data URI and loads nothing from the network.
 """
@@ -21,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from dvbstats.input import folders
-from dvbstats.input.runfolder import RunFolder
+from dvbstats.input.runfolder import MARKER, RunFolder
 from dvbstats.report.build import CSS, report_markdown
 
 Engine = Literal["auto", "quarto", "pandoc"]
@@ -41,15 +45,16 @@ def render(run_dir: str | Path, out_root: str | Path = Path("reports"), *, engin
     """Render the finished run in ``run_dir``; return the path of ``report.html``.
 
     Writes ``<out_root>/<run name>/report.qmd``, its ``figures/`` and ``report.css``, then
-    ``report.html``. Reads only the run folder (nothing is refitted). ``engine="auto"`` uses
-    Quarto when the ``quarto`` CLI is on PATH and Pandoc otherwise. The report folder is built
+    ``report.html``; a run name that is not one folder name (``../x``, ``a/b``) is refused. Reads
+    only the run folder (nothing is refitted). ``engine="auto"`` uses Quarto when the ``quarto``
+    CLI is on PATH and Pandoc otherwise. The report folder is built
     beside its place and swapped in when rendered (:mod:`dvbstats.input.folders`): a failed render
     leaves the previous report as it was, and a re-render keeps no file of the previous one.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     run = RunFolder.read(run_dir)
-    report_dir = Path(out_root) / run.name
+    report_dir = Path(out_root) / folders.folder_name(run.name, what=f"{run.path / MARKER}: run_name")
     chosen = ("quarto" if shutil.which("quarto") else "pandoc") if engine == "auto" else engine
     with folders.replacing(report_dir, marker=QMD, option="report folder") as work:
         qmd = write_qmd(run, work)
@@ -99,15 +104,23 @@ def pandoc_path() -> str:
 
 
 def render_pandoc(qmd: Path) -> Path:
-    """Render ``qmd`` with Pandoc, the Quarto constructs handled by ``quarto.lua``."""
-    with as_file(files("dvbstats.report").joinpath("quarto.lua")) as lua:
+    """Render ``qmd`` with Pandoc, sandboxed, the Quarto constructs handled by ``quarto.lua``.
+
+    Pandoc runs with ``--sandbox`` (it reads no file but ``qmd``) in the report folder, with raw
+    HTML and raw blocks off: ``sandbox.lua`` gives it the report's own figures and style sheet and
+    drops any other image, unsafe link or attribute, so the HTML carries nothing from outside the
+    report folder whatever the run's names, paths and sections hold.
+    """
+    report = files("dvbstats.report")
+    with as_file(report.joinpath("sandbox.lua")) as guard, as_file(report.joinpath("quarto.lua")) as lua:
         _run(
             [
                 pandoc_path(), qmd.name,
-                "--from", "markdown", "--to", "html5",
+                "--sandbox", "--resource-path=.",
+                "--from", "markdown-raw_html-raw_attribute-raw_tex", "--to", "html5",
                 "--standalone", "--embed-resources",
                 "--toc", "--toc-depth=2", "--number-sections",
-                "--css", CSS,
+                "--lua-filter", str(guard),
                 "--lua-filter", str(lua),
                 "--output", HTML,
             ],

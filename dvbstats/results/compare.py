@@ -28,6 +28,11 @@ from dvbstats.results.fitted import Fit
 
 #: Pareto k above which a PSIS-LOO term is unreliable whatever the number of draws (Vehtari et al. 2024).
 PARETO_K_BAD = 0.7
+#: An ELPD difference within this many of its standard errors prefers neither model.
+SE_RULE = 2.0
+#: An ELPD difference below this is small whatever its standard error, whose normal approximation is
+#: then poor (Sivula, Magnusson, Matamoros & Vehtari 2022, "Uncertainty in Bayesian LOO model comparison").
+SMALL_ELPD = 4.0
 
 
 class ComparisonError(ValueError):
@@ -110,3 +115,25 @@ def compare(fits: Mapping[str, Fit] | Sequence[Fit]) -> pd.DataFrame:
     table["n_cells"] = int((cells.data["n_trials"] > 0).sum())
     table["n_bad_k"] = [bad[name] for name in table.index]
     return table
+
+
+def reading(table: pd.DataFrame) -> str:
+    """What :func:`compare`'s table says in plain words: which fits predict held-out cells clearly worse
+    than the best (ELPD difference above :data:`SE_RULE` standard errors and at least :data:`SMALL_ELPD`),
+    and which cannot be told apart from it."""
+    best, others = str(table.index[0]), table.iloc[1:]
+    worse = (others["elpd_diff"] > SE_RULE * others["dse"]) & (others["elpd_diff"] >= SMALL_ELPD)
+
+    def listed(rows: pd.DataFrame) -> str:
+        return "; ".join(f"{name} by {row.elpd_diff:.2f} ± {row.dse:.2f}" for name, row in rows.iterrows())
+
+    rule = f"within {SE_RULE:g} SE or below {SMALL_ELPD:g} ELPD points"
+    if not worse.any():
+        return (f"No model is preferred: the ELPD difference of {'the other fit' if len(others) == 1 else 'every other fit'} "
+                f"to the best ({best}) is {rule} ({listed(others)}); they predict held-out cells equally well as far "
+                "as LOO can tell.")
+    text = (f"{best} predicts held-out cells best; clearly worse (difference above {SE_RULE:g} SE and at least "
+            f"{SMALL_ELPD:g} ELPD points): {listed(others[worse])}.")
+    if (~worse).any():
+        text += f" Not distinguishable from {best} ({rule}): {listed(others[~worse])}."
+    return text
