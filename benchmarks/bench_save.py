@@ -14,7 +14,13 @@ design averages):
   checkout's only serialises;
 - ``analyses+save`` (this checkout): ``fit.save(out, analyses=Analysis().run(fit))``, the baseline's work.
 
-Printed: median wall seconds of each, and the ratios to the baseline's save measured in the same run.
+Printed: median wall and CPU seconds of each, and the ratios to the baseline's save measured in the same run.
+
+Measured (2026-12-07, ``--repeat 2 --prompts 1000``: 8,711 trials, a 0.8 s fit; machine load average
+about 26 on 2 cores, so wall seconds are mostly waiting and CPU seconds are the comparable figure):
+baseline (main) ``Fit.save`` 6.93 CPU s (31.3 s wall); this checkout's ``Fit.save`` 0.43 CPU s (1.18 s
+wall): 0.06x the CPU, 0.04x the wall; the analyses and the save together 6.35 CPU s (20.5 s wall),
+0.92x the baseline's save: the same work, moved into explicit steps.
 """
 
 from __future__ import annotations
@@ -89,7 +95,7 @@ def main() -> None:
                 runs[name].append(row)
                 print(f"run {i + 1} {name}: {json.dumps({k: round(v, 2) for k, v in row.items()})}", flush=True)
     med = {name: {k: statistics.median(r[k] for r in rows) for k in rows[0]} for name, rows in runs.items()}
-    print(f"\n{med['this']['trials']:,} trials; fit {med['this']['fit_s']:.1f} s (medians of {args.repeat}; "
+    print(f"\n{int(med['this']['trials']):,} trials; fit {med['this']['fit_s']:.1f} s (medians of {args.repeat}; "
           "CPU seconds of the process, all threads, beside wall: on a loaded machine the CPU is the comparable one)")
     for label, key in (("Fit.save", "save"), ("analyses + Fit.save", "analyses_save")):
         for unit, suffix in (("wall", "_s"), ("CPU", "_cpu_s")):
