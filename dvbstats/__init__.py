@@ -6,7 +6,8 @@
 
 Pipeline: ``dvbstats.input.ingest`` (dumps → TrialTable) → ``dvbstats.input.cells`` (CellTable) →
 ``dvbstats.results.fitted.fit`` (Fit) → ``dvbstats.results.tables``/``dvbstats.results.scaling`` (tables) →
-``dvbstats.report`` (Quarto/HTML). The CLI is ``python -m dvbstats.fit``.
+``dvbstats.report`` (Quarto/HTML). The CLI is ``python -m dvbstats.fit``; planning the next run,
+``dvb.design(...)`` / ``python -m dvbstats.design`` (``dvbstats.planning``).
 """
 
 import gc
@@ -29,7 +30,9 @@ try:
         # by the plots) would replace the function ``dvb.report`` with the module.
         from dvbstats import report as _report_package  # noqa: F401
         from dvbstats.api import Data, Model, load, report
+        from dvbstats import design as _design_package  # noqa: F401  (the subpackage first, as for report above)
         from dvbstats.pipeline import Analysis
+        from dvbstats.planning.study import design
         from dvbstats.results.compare import compare
         from dvbstats.results.fitted import Fit
 finally:
@@ -37,4 +40,4 @@ finally:
         gc.enable()
     del _collecting
 
-__all__ = ["Analysis", "Data", "Fit", "Model", "compare", "load", "report"]
+__all__ = ["Analysis", "Data", "Fit", "Model", "compare", "design", "load", "report"]

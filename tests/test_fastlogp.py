@@ -318,8 +318,9 @@ def test_a_design_without_slopes_compiles_only_what_it_calls(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True,
                          env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
     compiled = json.loads(res.stdout.strip().splitlines()[-1])
-    slopes = {"_logp_slopes", "_slope_logp", "_slope_values", "_slope_parts", "_lkj_cholesky", "_lkj_pullback"}
-    assert {k for k, n in compiled.items() if n} == {"_logp", "_cell_loglik", "_linear_predictor", "_binomial",
+    slopes = {"_logp_slopes", "_slope_logp", "_slope_values", "_slope_parts", "_lkj_cholesky", "_lkj_pullback",
+              "_slopes_in", "_slopes_out"}
+    assert {k for k, n in compiled.items() if n} == {"_logp", "_random_values", "_priors", "_cell_loglik", "_linear_predictor", "_binomial",
                                                      "_scatter", "_exp_minus_abs", "_prior_logp",
                                                      "_zerosum", "_extend", "_put"}
     assert max(compiled.values()) == 1 and slopes <= set(compiled)

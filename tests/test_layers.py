@@ -18,8 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dvbstats"
 
 #: Top to bottom; a module belongs to the layer of its longest listed prefix (``dvbstats`` itself: exactly).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("dvbstats", "dvbstats.fit", "dvbstats.compare", "dvbstats.cli", "dvbstats.paper2025",
-     "dvbstats.report.__main__"),  # entry points and command lines
+    ("dvbstats", "dvbstats.fit", "dvbstats.compare", "dvbstats.design", "dvbstats.cli", "dvbstats.paper2025",
+     "dvbstats.planning", "dvbstats.report.__main__"),  # entry points, command lines, studies over fits
     ("dvbstats.pipeline",),  # the analyses after a fit, shared by the CLI, the API and the reanalysis
     ("dvbstats.api",),  # load, Model, report
     ("dvbstats.report",),  # a run folder -> report (reads run folders only)

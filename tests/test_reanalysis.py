@@ -215,6 +215,49 @@ def test_scaling_verdicts(agg, trend, verdict, cautious):
     assert (claim.caution is not None and "more cautious than the paper's tests" in claim.caution) == cautious
 
 
+@pytest.mark.parametrize(("high_mcse", "borderline"), [(0.004, True), (0.001, False)])
+def test_scaling_verdict_near_zero_is_borderline(agg, high_mcse, borderline):
+    """A slope HDI ending at 0.006: with MCSE 0.004 a rerun can end it below 0 (not established -> agrees)."""
+    trend = _trend(-0.3, 0.006, 0.97, 0.2).with_columns(
+        slope_hdi_low_mcse=pl.lit(0.004), slope_hdi_high_mcse=pl.lit(high_mcse), p_slope_below_0_mcse=pl.lit(0.003))
+    claim = pb.scaling_claim(tables(agg, trend=trend), agg)
+    assert claim.verdict == pb.NOT_ESTABLISHED
+    assert (claim.borderline is not None) == borderline
+    row = pb.claims_table([claim]).row(0, named=True)
+    assert row["verdict"] == pb.NOT_ESTABLISHED and row["borderline"] == claim.borderline
+    md = pb.section(tables(agg, trend=trend), agg)
+    assert ("## Larger models slightly lower: not established (borderline)" in md) == borderline
+    if borderline:
+        assert "slope HDI upper bound 0.006, MCSE 0.004 (threshold 0)" in claim.borderline
+
+
+def test_pair_probability_near_credible_makes_the_verdict_borderline(agg):
+    """Under an HDI below 0 a pair significant by chi-square at P(diff < 0) = 0.955 +- 0.004 decides between
+    agrees and agrees, more cautious."""
+    p = [0.0, 1.0, 0.955, 1.0, 1.0]
+    pairs = _pairs(agg, p).with_columns(p_diff_below_0_mcse=pl.Series([0.0, 0.0, 0.004, 0.0, 0.0]))
+    claim = pb.scaling_claim(tables(agg, pairs=pairs, trend=_trend(-0.3, -0.1, 0.999, 0.05)), agg)
+    assert claim.verdict == pb.AGREES
+    assert "P(difference < 0) of gpt-4.1-mini vs gpt-4.1 0.955, MCSE 0.004" in claim.borderline
+
+
+def test_below_chance_and_mean_verdicts_use_the_tables_ess(agg):
+    """P(DVGR < 0.5) = 0.96 with bulk ESS 400 has MCSE 0.0098: within 2 MCSE of 0.95; with ESS 40000, 0.00098."""
+    for ess, borderline in ((400.0, True), (40_000.0, False)):
+        dvgr = _dvgr(p_below=[0.999] * 8 + [0.96]).with_columns(ess_bulk=pl.lit(ess), ess_tail=pl.lit(ess))
+        claim = pb.below_chance_claim(tables(agg, dvgr=dvgr), agg)
+        assert claim.verdict == pb.AGREES
+        assert (claim.borderline is not None) == borderline
+    # the overall HDI's lower end 0.2952 is 0.0002 inside the rounding interval of 0.30 (0.295)
+    for ess, borderline in ((400.0, True), (1e6, False)):
+        dvgr = _dvgr(overall=(0.301, 0.2952, 0.304)).with_columns(ess_bulk=pl.lit(ess), ess_tail=pl.lit(ess))
+        claim = pb.mean_dvgr_claim(tables(agg, dvgr=dvgr), agg)
+        assert claim.verdict == pb.AGREES
+        assert (claim.borderline is not None) == borderline
+    # tables without ESS columns (older run folders) are taken as exact
+    assert pb.mean_dvgr_claim(tables(agg, dvgr=_dvgr(overall=(0.301, 0.2952, 0.304))), agg).borderline is None
+
+
 def test_pair_significant_by_chi_square_but_not_credible_is_a_caution(agg):
     t = tables(agg, pairs=_pairs(agg, [0.0, 1.0, 0.5, 1.0, 1.0]), trend=_trend(-0.3, -0.1, 0.999, 0.05))
     claim = pb.scaling_claim(t, agg)

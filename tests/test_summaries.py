@@ -79,6 +79,12 @@ def test_interaction_margins_ppc_and_effects(fitted):
     assert sd["term"].to_list() == ["model", "value", "model:value"]
     fixed = summaries.fixed_table(fitted, 0.94)
     assert fixed["term"].to_list() == ["Intercept", "b_log_n_train"]
+    # zero-sum random intercepts: the intercept is the mean over the 3 fitted models (and 4 values); its
+    # population version is wider. No random slope: log_n_train's coefficient is the population one.
+    intercept, slope = fixed.rows(named=True)
+    assert intercept["estimand"] == "mean over the fitted levels" and slope["estimand"] == "population"
+    assert intercept["pop_hdi_high"] - intercept["pop_hdi_low"] > 1.5 * (intercept["hdi_high"] - intercept["hdi_low"])
+    assert slope["pop_hdi_low"] == slope["hdi_low"] and slope["pop_hdi_high"] == slope["hdi_high"]
 
 
 def test_every_design_average_is_the_weighted_mean_of_cell_probabilities(fitted):

@@ -127,6 +127,21 @@ def test_dimension_verdict_rules(term, low, high, p_pos, logit_p, verdict, cauti
     assert (got.verdict, got.more_cautious) == (verdict, cautious)
 
 
+@pytest.mark.parametrize("high_mcse, borderline", [(0.0025, True), (0.001, False), (None, False)])
+def test_a_bound_within_two_mcse_of_zero_is_borderline(high_mcse, borderline):
+    """The published run's predictiveness: HDI upper bound 0.0039 (OR 1.004); with MCSE 0.0025 a rerun can
+    put it below 0 and flip "agrees" to "credible here", with MCSE 0.001 it cannot."""
+    got = va.dimension_verdict("predictiveness", -0.134, 0.0039, 0.029, 0.19,
+                               {"hdi_low": 0.003, "hdi_high": high_mcse, "p_positive": 0.004})
+    assert got.verdict == va.AGREES
+    assert (got.borderline is not None) == borderline
+    if borderline:
+        assert "HDI upper bound 0.0039, MCSE 0.0025 (threshold 0)" in got.borderline
+        assert got.label().startswith("agrees (borderline: within 2 MCSE")
+    else:
+        assert got.label() == va.AGREES
+
+
 def test_replication_verdict_rules(rated):
     logit = va.replicate_logit(rated)
     off = logit.with_columns(odds_ratio=pl.when(pl.col("term") == "popularity").then(0.87)

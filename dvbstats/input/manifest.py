@@ -78,6 +78,7 @@ def record(*, run_name, synthetic, inputs, fit, quality: pl.DataFrame, reconcili
                             "terms": fit.parametrizations(), "retry": fit.retry, "auto_form": fit.auto_form},
         "sampler": fit.settings.as_dict(),
         "backend": fit.backend,
+        "items_integrated": fit.items_integrated,
         "seed": fit.settings.seed,
         "hdi_prob": hdi_prob,
         "versions": versions(),

@@ -460,25 +460,11 @@ _NO_VIRTUAL = np.zeros(0)  # r_virtual and g_virtual of a design without random 
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
-          intercept, X, idx, k, n, log_binom, r_virtual, g_virtual, item, design_of):
-    """Log posterior density and its gradient at the unconstrained point ``x`` (layout: CellModel),
-    without the random slopes' own terms (:func:`_logp_slopes` adds them).
-
-    ``s_*``: priors of the leading scalars (intercept, slopes); ``t_*``: per random term, the
-    position of its log SD in ``x`` (its free coordinates follow up to ``t_end``), its offset in the
-    flat vector of every term's intercepts, parametrisation flags, grid shape and SD prior;
-    ``r_virtual``: the values of the random-slope terms' virtual levels, which follow the intercepts
-    in ``r`` (empty without slopes), whose gradient goes into ``g_virtual``; ``X``, ``idx``, ``item``,
-    ``design_of``: the cells, in one or two levels (:func:`_cell_loglik`)."""
-    grad = np.zeros(len(x))
-    n_scalar = len(s_code)
-    i0 = 1 if intercept else 0
-    alpha = x[0] if intercept else 0.0
-    b = x[i0:n_scalar].copy()
+def _random_values(x, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, r_virtual):
+    """Every random intercept ``r`` (the terms' in order, then the slope terms' virtual levels
+    ``r_virtual``) and the standardised or centred values ``z`` they come from, at ``x``."""
     n_random = t_offset[-1]
-    n_virtual = len(r_virtual)
-    r = np.empty(n_random + n_virtual)
+    r = np.empty(n_random + len(r_virtual))
     z = np.empty(n_random)
     for t in range(len(t_start)):
         free = x[t_start[t] + 1:t_end[t]].copy()
@@ -487,10 +473,18 @@ def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes,
         scale = x[t_start[t]] if t_flags[t] & _SIGNED else np.exp(x[t_start[t]]) if t_flags[t] & _NONCENTRED else 1.0
         _put(r, t_offset[t], zt * scale)
     _put(r, n_random, r_virtual)
-    grad_b = np.empty(n_scalar - i0)
-    grad_r = np.empty(n_random + n_virtual)
-    lp, g_alpha = _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r, item, design_of)
-    lp += log_binom
+    return r, z
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _priors(x, grad, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
+            i0, g_alpha, grad_b, grad_r, z, g_virtual):
+    """The priors' log density at ``x``; fills ``grad`` from the likelihood's derivatives in the
+    intercept (``g_alpha``), slopes (``grad_b``) and random intercepts (``grad_r``, the slope terms'
+    virtual levels' into ``g_virtual``) and the priors' own, through the transforms."""
+    lp = 0.0
+    n_scalar = len(s_code)
+    n_random = t_offset[-1]
     for j in range(n_scalar):
         p, dp = _prior_logp(s_code[j], s_par[j], x[j])
         lp += p
@@ -530,9 +524,52 @@ def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes,
             g_z = _zerosum(g_z, t_shape[t, :t_naxes[t]], True)
         grad[t_start[t]] = g_log_sd
         _put(grad, t_start[t] + 1, g_z + g_prior)
-    for v in range(n_virtual):
+    for v in range(len(g_virtual)):
         g_virtual[v] = grad_r[n_random + v]
+    return lp
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
+          intercept, X, idx, k, n, log_binom, r_virtual, g_virtual, item, design_of):
+    """Log posterior density and its gradient at the unconstrained point ``x`` (layout: CellModel),
+    without the random slopes' own terms (:func:`_logp_slopes` adds them).
+
+    ``s_*``: priors of the leading scalars (intercept, slopes); ``t_*``: per random term, the
+    position of its log SD in ``x`` (its free coordinates follow up to ``t_end``), its offset in the
+    flat vector of every term's intercepts, parametrisation flags, grid shape and SD prior;
+    ``r_virtual``: the values of the random-slope terms' virtual levels, which follow the intercepts
+    in ``r`` (empty without slopes), whose gradient goes into ``g_virtual``; ``X``, ``idx``, ``item``,
+    ``design_of``: the cells, in one or two levels (:func:`_cell_loglik`)."""
+    grad = np.zeros(len(x))
+    i0 = 1 if intercept else 0
+    alpha = x[0] if intercept else 0.0
+    b = x[i0:len(s_code)].copy()
+    r, z = _random_values(x, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, r_virtual)
+    grad_b = np.empty(len(b))
+    grad_r = np.empty(len(r))
+    lp, g_alpha = _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r, item, design_of)
+    lp += log_binom + _priors(x, grad, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes,
+                              sd_code, sd_par, i0, g_alpha, grad_b, grad_r, z, g_virtual)
     return lp, grad
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _slopes_in(x, sl_int, sl_eta, sl_Z, sl_group):
+    """The random-slope terms' virtual levels at ``x`` (see :func:`_slope_values`)."""
+    r_virtual = np.empty(len(sl_group))
+    for s in range(len(sl_int)):
+        _slope_values(x, sl_int[s], sl_eta[s], sl_Z, sl_group, r_virtual)
+    return r_virtual
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _slopes_out(x, sl_int, sl_eta, sl_code, sl_par, sl_Z, sl_group, g_virtual, grad):
+    """The random-slope terms' prior log density; their gradient into ``grad`` (:func:`_slope_logp`)."""
+    lp = 0.0
+    for s in range(len(sl_int)):
+        lp += _slope_logp(x, sl_int[s], sl_eta[s], sl_code, sl_par, sl_Z, sl_group, g_virtual, grad)
+    return lp
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -541,14 +578,10 @@ def _logp_slopes(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t
                  sl_group):
     """:func:`_logp` with random slopes (``sl_*``, see :func:`_slope_logp`). A kernel of its own so
     that a formula without slopes never compiles their code (about 5 s on a first run)."""
-    r_virtual, g_virtual = np.empty(len(sl_group)), np.empty(len(sl_group))
-    for s in range(len(sl_int)):
-        _slope_values(x, sl_int[s], sl_eta[s], sl_Z, sl_group, r_virtual)
+    r_virtual, g_virtual = _slopes_in(x, sl_int, sl_eta, sl_Z, sl_group), np.empty(len(sl_group))
     lp, grad = _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
                      intercept, X, idx, k, n, log_binom, r_virtual, g_virtual, item, design_of)
-    for s in range(len(sl_int)):
-        lp += _slope_logp(x, sl_int[s], sl_eta[s], sl_code, sl_par, sl_Z, sl_group, g_virtual, grad)
-    return lp, grad
+    return lp + _slopes_out(x, sl_int, sl_eta, sl_code, sl_par, sl_Z, sl_group, g_virtual, grad), grad
 
 
 # --------------------------------------------------------------------------- the model
@@ -723,7 +756,9 @@ def _prior_arrays(priors: list[Prior]) -> tuple[np.ndarray, np.ndarray]:
 
 def pyfunc_model(model, coords: dict[str, list]):
     """The nutpie model (its Python-function entry point) of a hand-written density: ``model`` has
-    ``ndim``, ``logp_and_grad(x)``, ``expand(x)`` and ``variables()``. Starts as PyMC's default: every
+    ``ndim``, ``logp_and_grad(x)``, ``expand(x)`` and ``variables()``, and optionally
+    ``expander(seed1, seed2, chain)``: a chain's own ``expand``, which may draw
+    (:class:`dvbstats.model.itemmarginal.ItemMarginalModel`). Starts as PyMC's default: every
     unconstrained coordinate jittered uniformly in (-1, 1). nutpie's worker threads keep their Python
     thread state between calls (:mod:`dvbstats.model.threadstate`)."""
     import nutpie.compiled_pyfunc
@@ -731,15 +766,17 @@ def pyfunc_model(model, coords: dict[str, list]):
     from dvbstats.model import threadstate
 
     names, shapes, dims = model.variables()
-    logp, expand = threadstate.kept(model.logp_and_grad), threadstate.kept(model.expand)
+    logp = threadstate.kept(model.logp_and_grad)
     first = model.expand(np.zeros(model.ndim))
     dtypes = [np.asarray(first[n]).dtype for n in names]  # float64, or float32 for item-level intercepts
 
     def make_logp_fn():
         return logp
 
+    expander = getattr(model, "expander", lambda seed1, seed2, chain: model.expand)
+
     def make_expand_fn(seed1, seed2, chain):
-        return expand
+        return threadstate.kept(expander(seed1, seed2, chain))
 
     return nutpie.compiled_pyfunc.from_pyfunc(
         model.ndim, make_logp_fn, make_expand_fn,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from dvbstats.constants import CHANCE, CREDIBLE
 from dvbstats.input.runfolder import RunFolder, RunFolderError
 from dvbstats.paper2025.reconstruct import PublishedAggregates, summarise_residuals
 from dvbstats.report.build import callout, escape, fmt_p, md_table
+from dvbstats.results import mcse
 from dvbstats.results.frequentist import FEW_CLUSTERS, binom_test, chi2_2x2
 from dvbstats.benchmarks.dvb import PAPER_CODINGS
 from dvbstats.results.scaling import frequentist_pairs
@@ -62,6 +64,13 @@ VERDICT_RULES: tuple[str, ...] = (
     f"*More cautious* marks a claim where one of the paper's tests is significant at p < {ALPHA} but the "
     "Bayesian answer to the same question is not credible, or is credible only for the benchmark's own "
     "values and models.",
+    f"*Borderline* marks a verdict that moving one of the numbers it was decided on by {mcse.K_MCSE:g} Monte Carlo "
+    "standard errors (MCSE) would change: another seed could give the other verdict. MCSEs: of the size slope's "
+    "HDI bounds, P(slope < 0) and the pairs' P(difference < 0) from their draws (ArviZ's mean MCSE; for an HDI "
+    "bound ArviZ's quantile MCSE times the measured factor by which an HDI bound varies more, about 2); "
+    "of the overall DVGR's mean and HDI bounds and each model's P(DVGR < 0.5) from the table's bulk and tail "
+    "ESS with a normal approximation. The model × value cells, the population DVGRs and the Bayes factor "
+    "carry no MCSE in the run's tables and are taken as exact.",
 )
 
 
@@ -162,10 +171,17 @@ class Claim:
     verdict: str
     notes: tuple[str, ...]
     caution: str | None = None
+    #: :func:`dvbstats.results.mcse.borderline_note` when a deciding number is within
+    #: :data:`~dvbstats.results.mcse.K_MCSE` MCSEs of changing the verdict
+    borderline: str | None = None
 
     @property
     def more_cautious(self) -> bool:
         return self.caution is not None
+
+    def label(self) -> str:
+        """The verdict with its borderline note, as tables print it."""
+        return self.verdict + (f" ({self.borderline})" if self.borderline else "")
 
 
 # --------------------------------------------------------------------------- formatting
@@ -205,6 +221,19 @@ def _published_counts(agg: PublishedAggregates) -> pl.DataFrame:
 # --------------------------------------------------------------------------- claim 1: mean DVGR
 
 
+def mean_dvgr_rule(mean: float, low: float, high: float, *, low_round: float, high_round: float) -> str:
+    """The mean-DVGR verdict of :data:`VERDICT_RULES` from the posterior mean and HDI and the published
+    figure's rounding interval."""
+    rounds = low_round <= mean <= high_round
+    if rounds and low_round <= low and high <= high_round:
+        return AGREES
+    if rounds:
+        return AGREES_CAUTIOUS
+    if low <= high_round and high >= low_round:
+        return WITHIN_UNCERTAINTY
+    return DOES_NOT_HOLD
+
+
 def mean_dvgr_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
     """The paper's mean DVGR (0.3024, stated as 0.30) against the posterior overall DVGR."""
     published = agg.overall.dvgr
@@ -214,15 +243,17 @@ def mean_dvgr_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
     mean, lo, hi = o["dvgr_mean"], o["dvgr_hdi_low"], o["dvgr_hdi_high"]
     equal_raw = float(models["raw_dvgr"].mean())
     equal_post = float(models["dvgr_mean"].mean())
-    rounds = low_round <= mean <= high_round
-    if rounds and low_round <= lo and hi <= high_round:
-        verdict = AGREES
-    elif rounds:
-        verdict = AGREES_CAUTIOUS
-    elif lo <= high_round and hi >= low_round:
-        verdict = WITHIN_UNCERTAINTY
-    else:
-        verdict = DOES_NOT_HOLD
+    rule = partial(mean_dvgr_rule, low_round=low_round, high_round=high_round)
+    numbers = {"mean": mean, "low": lo, "high": hi}
+    verdict = rule(**numbers)
+    ess = {k: o.get(k) for k in ("ess_bulk", "ess_tail")}
+    errors = {} if None in ess.values() else {
+        "mean": mcse.approx_mean_mcse(lo, hi, tables.hdi_prob, ess["ess_bulk"]),
+        "low": mcse.approx_bound_mcse(lo, hi, tables.hdi_prob, ess["ess_tail"]),
+        "high": mcse.approx_bound_mcse(lo, hi, tables.hdi_prob, ess["ess_tail"]),
+    }
+    found = mcse.fragile(rule, numbers, errors, labels={"mean": "overall DVGR", "low": "HDI lower bound",
+                                                        "high": "HDI upper bound"})
     pct = _pct(tables.hdi_prob)
     spread = models.sort("dvgr_mean")
     lowest, highest = spread.row(0, named=True), spread.row(-1, named=True)
@@ -251,10 +282,20 @@ def mean_dvgr_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
         verdict=verdict,
         notes=notes,
         caution=caution,
+        borderline=mcse.borderline_note(found),
     )
 
 
 # --------------------------------------------------------------------------- claim 2: below chance
+
+
+def below_chance_rule(p_below: np.ndarray, *, limited: bool) -> str:
+    """The below-chance verdict of :data:`VERDICT_RULES` from each model's P(DVGR < 0.5); ``limited``:
+    some model x value cell is credibly above 0.5 or some population DVGR's HDI reaches it."""
+    credible = int(np.sum(np.asarray(p_below) > CREDIBLE))
+    if credible == len(p_below):
+        return AGREES_CAUTIOUS if limited else AGREES
+    return PARTLY if credible else DOES_NOT_HOLD
 
 
 def below_chance_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
@@ -298,10 +339,13 @@ def below_chance_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
         )
         if reach:
             limits.append("not necessarily for values outside the benchmark")
-    if credible.height == n_models:
-        verdict = AGREES_CAUTIOUS if limits else AGREES
-    else:
-        verdict = PARTLY if credible.height else DOES_NOT_HOLD
+    rule = partial(below_chance_rule, limited=bool(limits))
+    p_below = models["p_below_half"].to_numpy()
+    verdict = rule(p_below=p_below)
+    errors = ({"p_below": np.array([mcse.approx_probability_mcse(p, e) for p, e in zip(p_below, models["ess_bulk"])])}
+              if "ess_bulk" in models.columns else {})
+    found = mcse.fragile(rule, {"p_below": p_below}, errors, thresholds={"p_below": CREDIBLE},
+                         labels={"p_below": [f"P(DVGR < 0.5) of {m}" for m in models["model"]]})
     caution = (
         "The Bayesian answer is more cautious than the paper's tests, which ask only whether each model's pooled "
         "rate is below 0.5: the claim holds for every model on average over the benchmark's values, but "
@@ -319,6 +363,7 @@ def below_chance_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
         verdict=verdict,
         notes=tuple(notes),
         caution=caution,
+        borderline=mcse.borderline_note(found),
     )
 
 
@@ -344,7 +389,8 @@ def pair_table(tables: RunTables, agg: PublishedAggregates) -> pl.DataFrame:
         "smaller", "larger", "raw_smaller", "raw_larger", "chi2", "chi2_p"
     )
     bayes = tables.pairs.select(
-        "smaller", "larger", "diff_mean", "diff_hdi_low", "diff_hdi_high", "p_diff_below_0"
+        "smaller", "larger", "diff_mean", "diff_hdi_low", "diff_hdi_high", "p_diff_below_0",
+        *[c for c in ("p_diff_below_0_mcse",) if c in tables.pairs.columns],
     )
     return (
         agg.size_pairs.rename({"dvgr_smaller": "published_smaller", "dvgr_larger": "published_larger"})
@@ -374,6 +420,22 @@ def big_small_table(tables: RunTables, agg: PublishedAggregates) -> pl.DataFrame
                      "chi2": test.statistic, "chi2_p": test.p_value})
     bayes = tables.big_small.select("coding", "diff_mean", "diff_hdi_low", "diff_hdi_high", "p_diff_below_0")
     return pl.DataFrame(rows).join(bayes, on="coding", how="left", maintain_order="left")
+
+
+def scaling_rule(
+    slope_low: float, slope_high: float, p_below: float, p_pairs: np.ndarray, *, chi2_significant: np.ndarray,
+    bf_against: bool,
+) -> str:
+    """The scaling verdict of :data:`VERDICT_RULES` from the slope's HDI and P(slope < 0), each pair's
+    P(difference < 0), which pairs the paper's chi-square finds significant and whether the Bayes factor
+    is against a size effect (BF01 > 1/BF_MODERATE)."""
+    if slope_high < 0:
+        p = np.asarray(p_pairs)
+        quiet = np.any(np.asarray(chi2_significant) & (p <= CREDIBLE) & (p >= 1 - CREDIBLE))
+        return AGREES_CAUTIOUS if quiet or bf_against else AGREES
+    if slope_low <= 0 and p_below > 0.5:
+        return NOT_ESTABLISHED
+    return DOES_NOT_HOLD
 
 
 def scaling_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
@@ -416,12 +478,21 @@ def scaling_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
             "downwards"
         )
 
-    if slope_hi < 0:
-        verdict = AGREES_CAUTIOUS if cautions else AGREES
-    elif slope_lo <= 0 and p_neg > 0.5:
-        verdict = NOT_ESTABLISHED
-    else:
-        verdict = DOES_NOT_HOLD
+    rule = partial(scaling_rule, chi2_significant=(pairs["chi2_p"] < ALPHA).to_numpy(),
+                   bf_against=bf01 > 1 / BF_MODERATE)
+    numbers = {"slope_low": slope_lo, "slope_high": slope_hi, "p_below": p_neg,
+               "p_pairs": pairs["p_diff_below_0"].to_numpy()}
+    verdict = rule(**numbers)
+    errors = {"slope_low": t.get("slope_hdi_low_mcse"), "slope_high": t.get("slope_hdi_high_mcse"),
+              "p_below": t.get("p_slope_below_0_mcse"),
+              "p_pairs": pairs["p_diff_below_0_mcse"].to_numpy() if "p_diff_below_0_mcse" in pairs.columns else None}
+    found = mcse.fragile(
+        rule, numbers, errors,
+        labels={"slope_low": "slope HDI lower bound", "slope_high": "slope HDI upper bound",
+                "p_below": "P(slope < 0)",
+                "p_pairs": [f"P(difference < 0) of {a} vs {b}" for a, b in pairs.select("smaller", "larger").iter_rows()]},
+        thresholds={"slope_low": 0.0, "slope_high": 0.0, "p_below": 0.5},
+    )
 
     notes = [
         f"The paper's published pair rates show the larger model lower in {pub_lower} of {n_pairs} pairs; its "
@@ -461,6 +532,7 @@ def scaling_claim(tables: RunTables, agg: PublishedAggregates) -> Claim:
         notes=tuple(notes),
         caution="The Bayesian answer is more cautious than the paper's tests: " + "; ".join(cautions) + "."
         if cautions else None,
+        borderline=mcse.borderline_note(found),
     )
 
 
@@ -473,10 +545,13 @@ def claims(tables: RunTables, agg: PublishedAggregates) -> list[Claim]:
 
 
 def claims_table(items: list[Claim]) -> pl.DataFrame:
-    """``claim, paper, reanalysis, verdict, more_cautious``: one row per claim."""
+    """``claim, paper, reanalysis, verdict, more_cautious, borderline``: one row per claim (``borderline``:
+    the note naming the numbers within :data:`~dvbstats.results.mcse.K_MCSE` MCSEs of changing the verdict)."""
     return pl.DataFrame(
         [{"claim": c.claim, "paper": c.paper, "reanalysis": c.reanalysis, "verdict": c.verdict,
-          "more_cautious": c.more_cautious} for c in items]
+          "more_cautious": c.more_cautious, "borderline": c.borderline} for c in items],
+        schema={"claim": pl.String, "paper": pl.String, "reanalysis": pl.String, "verdict": pl.String,
+                "more_cautious": pl.Boolean, "borderline": pl.String},
     )
 
 
@@ -496,7 +571,8 @@ def _claims_md(items: list[Claim]) -> str:
         "Claim": [escape(c.claim) for c in items],
         "Paper": [escape(c.paper) for c in items],
         "Reanalysis": [escape(c.reanalysis) for c in items],
-        "Verdict": [f"**{escape(c.verdict)}**" for c in items],
+        "Verdict": [f"**{escape(c.verdict)}**" + (f" ({escape(c.borderline)})" if c.borderline else "")
+                    for c in items],
     })
     return md_table(rows, caption="The paper's headline claims against the reanalysis.", label="claims",
                     align="llll")
@@ -547,7 +623,8 @@ def section(tables: RunTables, agg: PublishedAggregates) -> str:
     ]
     tables_after = ((), (_models_md(tables, agg),), (_pairs_md(tables, agg),))
     for c, after in zip(items, tables_after, strict=True):
-        blocks += [f"## {c.claim}: {c.verdict}", " ".join(c.notes)]
+        blocks += [f"## {c.claim}: {c.verdict}" + (" (borderline)" if c.borderline else ""),
+                   " ".join(c.notes) + (f" The verdict is {escape(c.borderline)}." if c.borderline else "")]
         if c.caution:
             blocks.append(callout("important", "More cautious than the paper", c.caution))
         blocks += after

@@ -18,8 +18,9 @@ Only :func:`read_ratings` does I/O; the rest is pure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import math
@@ -38,6 +39,7 @@ from dvbstats.model.formula import parse
 from dvbstats.model.sample import Diagnostics, SamplerSettings
 from dvbstats.report import plots
 from dvbstats.report.build import callout, escape, fmt_p, md_table
+from dvbstats.results import mcse
 from dvbstats.results.fitted import Fit, fit
 
 RATINGS_FILE = "dvb2025_value_ratings.csv"
@@ -74,6 +76,10 @@ VERDICT_RULES: tuple[str, ...] = (
     f"when the HDI spans 0 and the posterior favours the claimed side (P > 0.5); **{DOES_NOT_HOLD}** otherwise. "
     f"For predictiveness (paper: not significant) **{AGREES}** when the HDI spans 0, **{CREDIBLE_HERE}** otherwise.",
     "*More cautious* marks a dimension significant in the clustered logit (p < 0.05) whose Bayesian HDI spans 0.",
+    f"*Borderline* marks a Bayesian verdict that moving an HDI bound or P(slope > 0) by {mcse.K_MCSE:g} Monte "
+    "Carlo standard errors would change (from the draws: ArviZ's mean MCSE for P, for an HDI bound ArviZ's quantile "
+    "MCSE times the measured factor by which an HDI bound varies more, about 2): another seed could "
+    "give the other verdict.",
 )
 
 
@@ -235,16 +241,20 @@ def replicate_logit(cells: pl.DataFrame, cluster: Sequence[str] = ("model", "val
 
 def coefficient_table(fit: Fit, hdi_prob: float) -> pl.DataFrame:
     """Per rating dimension: posterior mean, SD and HDI of the slope (log-odds per rating point),
-    P(slope > 0), and the odds ratio at the posterior median with its HDI."""
+    P(slope > 0), the odds ratio at the posterior median with its HDI, and the MCSEs of the HDI bounds
+    and of P(slope > 0) (:mod:`dvbstats.results.mcse`)."""
     rows = []
     for dim in DIMENSIONS:
-        draws = fit.idata.posterior[f"b_{dim}"].values.ravel()
+        chains = fit.idata.posterior[f"b_{dim}"].values
+        draws = chains.ravel()
         low, high = az.hdi(draws, hdi_prob=hdi_prob)
+        low_mcse, high_mcse = mcse.hdi_mcse(chains, hdi_prob)
         rows.append({
             "term": dim, "mean": float(draws.mean()), "sd": float(draws.std(ddof=1)),
             "hdi_low": float(low), "hdi_high": float(high), "p_positive": float((draws > 0).mean()),
             "odds_ratio": float(np.exp(np.median(draws))), "or_hdi_low": float(np.exp(low)),
-            "or_hdi_high": float(np.exp(high)),
+            "or_hdi_high": float(np.exp(high)), "hdi_low_mcse": low_mcse, "hdi_high_mcse": high_mcse,
+            "p_positive_mcse": mcse.probability_mcse(chains > 0),
         })
     return pl.DataFrame(rows)
 
@@ -258,6 +268,13 @@ class DimensionVerdict:
     paper: str
     verdict: str
     more_cautious: bool
+    #: :func:`dvbstats.results.mcse.borderline_note` when a bound or P(slope > 0) is within
+    #: :data:`~dvbstats.results.mcse.K_MCSE` MCSEs of changing the verdict
+    borderline: str | None = None
+
+    def label(self) -> str:
+        """The verdict with its borderline note, as the report prints it."""
+        return self.verdict + (f" ({self.borderline})" if self.borderline else "")
 
 
 @dataclass(frozen=True)
@@ -275,24 +292,42 @@ def replication_verdict(logit: pl.DataFrame) -> str:
     return REPRODUCED if close and significant and null else NOT_REPRODUCED
 
 
-def dimension_verdict(term: str, hdi_low: float, hdi_high: float, p_positive: float, logit_p: float) -> DimensionVerdict:
-    """The rule of :data:`VERDICT_RULES` for one dimension."""
+def dimension_rule(reading: str, hdi_low: float, hdi_high: float, p_positive: float) -> str:
+    """The rule of :data:`VERDICT_RULES` for one dimension the paper read as ``reading``."""
     spans = hdi_low <= 0 <= hdi_high
-    reading = PUBLISHED_READING[term]
     if reading == "n.s.":
-        verdict = AGREES if spans else CREDIBLE_HERE
-    else:
-        p_claimed = p_positive if reading == "raises" else 1 - p_positive
-        on_side = hdi_low > 0 if reading == "raises" else hdi_high < 0
-        verdict = AGREES if on_side else NOT_ESTABLISHED if spans and p_claimed > 0.5 else DOES_NOT_HOLD
-    return DimensionVerdict(term, reading, verdict, more_cautious=logit_p < ALPHA and spans)
+        return AGREES if spans else CREDIBLE_HERE
+    p_claimed = p_positive if reading == "raises" else 1 - p_positive
+    on_side = hdi_low > 0 if reading == "raises" else hdi_high < 0
+    return AGREES if on_side else NOT_ESTABLISHED if spans and p_claimed > 0.5 else DOES_NOT_HOLD
+
+
+def dimension_verdict(
+    term: str, hdi_low: float, hdi_high: float, p_positive: float, logit_p: float,
+    mcses: Mapping[str, float | None] | None = None,
+) -> DimensionVerdict:
+    """:func:`dimension_rule` for one dimension, borderline when a number is within
+    :data:`~dvbstats.results.mcse.K_MCSE` of its ``mcses`` (keys ``hdi_low``, ``hdi_high``,
+    ``p_positive``) from changing it."""
+    reading = PUBLISHED_READING[term]
+    numbers = {"hdi_low": hdi_low, "hdi_high": hdi_high, "p_positive": p_positive}
+    found = mcse.fragile(
+        partial(dimension_rule, reading), numbers, mcses or {},
+        labels={"hdi_low": "HDI lower bound", "hdi_high": "HDI upper bound", "p_positive": "P(slope > 0)"},
+        thresholds={"hdi_low": 0.0, "hdi_high": 0.0, "p_positive": 0.5},
+    )
+    return DimensionVerdict(term, reading, dimension_rule(reading, **numbers),
+                            more_cautious=logit_p < ALPHA and hdi_low <= 0 <= hdi_high,
+                            borderline=mcse.borderline_note(found))
 
 
 def audit_verdict(logit: pl.DataFrame, bayes: pl.DataFrame) -> AuditVerdict:
-    """The replication verdict and one Bayesian verdict per dimension."""
+    """The replication verdict and one Bayesian verdict per dimension (borderline when ``bayes`` has
+    the MCSE columns of :func:`coefficient_table`)."""
     p = dict(logit.select("term", "p_value").iter_rows())
     dims = tuple(
-        dimension_verdict(r["term"], r["hdi_low"], r["hdi_high"], r["p_positive"], p[r["term"]])
+        dimension_verdict(r["term"], r["hdi_low"], r["hdi_high"], r["p_positive"], p[r["term"]],
+                          {k: r.get(f"{k}_mcse") for k in ("hdi_low", "hdi_high", "p_positive")})
         for r in bayes.iter_rows(named=True)
     )
     return AuditVerdict(replication_verdict(logit), dims)
@@ -341,7 +376,8 @@ def section(
                                      for t in DIMENSIONS],
         "Posterior SD": [f"{by[t]['sd']:.3f}" for t in DIMENSIONS],
         "P(slope > 0)": [f"{by[t]['p_positive']:.3f}" for t in DIMENSIONS],
-        "Verdict": [f"**{escape(v[t].verdict)}**" for t in DIMENSIONS],
+        "Verdict": [f"**{escape(v[t].verdict)}**" + (f" ({escape(v[t].borderline)})" if v[t].borderline else "")
+                    for t in DIMENSIONS],
     })
     cmp = {r["term"]: r for r in comparison_table(logit, bayes).iter_rows(named=True)}
     share_text = "; ".join(

@@ -27,7 +27,7 @@ from dvbstats.report.markup import text as escape
 from dvbstats.report.narrative import dvgr as fmt_dvgr
 from dvbstats.report.narrative import interval as fmt_interval
 from dvbstats.report.wording import Wording, wording
-from dvbstats.results import bounds
+from dvbstats.results import bounds, population
 
 FIGURES = "figures"
 CSS = "report.css"
@@ -429,6 +429,10 @@ def training_size(run: RunFolder, models: pd.DataFrame, figures: Figures) -> str
         term = str(row["term"]).removeprefix("b_")
         text = (f"The fitted slope on {markup.code(term)} is {fmt_num(row['mean'], 3)} ({hdi} "
                 f"{fmt_num(row['hdi_low'], 3)} to {fmt_num(row['hdi_high'], 3)}) on the log-odds scale")
+        if row.get("estimand") == population.LEVEL_MEAN:
+            text += (f", the mean over the fitted models (population slope, as lme4 and brms report it: "
+                     f"{fmt_num(row['pop_mean'], 3)}, {hdi} {fmt_num(row['pop_hdi_low'], 3)} to "
+                     f"{fmt_num(row['pop_hdi_high'], 3)})")
         if term == "log_n_train":
             factors = [math.exp(math.log(2) * float(row[c])) for c in ("mean", "hdi_low", "hdi_high")]
             text += (f": doubling the number of in-context examples multiplies the odds of a deep-value "

@@ -19,12 +19,12 @@ import xarray as xr
 from dvbstats.constants import HDI_PROB
 from dvbstats.input.cells import CellTable
 from dvbstats.input.registry import ModelTable
-from dvbstats.model import fastlogp
+from dvbstats.model import fastlogp, itemmarginal
 from dvbstats.model.design import (Design, Parametrization, check_parametrization, design, pymc_model,
                                    term_parametrizations, trials_per_level)
 from dvbstats.model.formula import Formula
 from dvbstats.model.priors import Priors
-from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, sample
+from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, run_nutpie, sample
 from dvbstats.results import bounds, contrasts, estimands
 from dvbstats.results import tables as summaries
 
@@ -43,6 +43,8 @@ class Fit:
     retry: str | None = None  # why ``auto``'s first form was refitted in the other one (see fit)
     auto_form: str | None = None  # the benchmark's form that ``auto`` sampled first, instead of its rule's (see fit)
     backend: str = "pymc"  # "fastlogp" (hand-written density) or "pymc" (the PyMC graph)
+    #: the item term integrated out of the sampled density (itemmarginal.ItemMarginalModel.describe), or None
+    items_integrated: dict | None = None
     data: Data | None = field(default=None, repr=False)  # the input it was fitted to (set by api.Model.fit)
     empty_models: tuple[str, ...] = ()  # models in the data without one usable trial
     model_table: ModelTable | None = field(default=None, repr=False)  # the model-table rows of the fitted models
@@ -283,18 +285,30 @@ def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrizat
         settings = replace(settings, target_accept=default_target_accept(d, parametrization))
     if settings.low_rank is None:
         settings = replace(settings, low_rank=default_low_rank(d, parametrization))
-    if backend == "auto":
+    auto_backend = backend == "auto"
+    if auto_backend:
         backend = "fastlogp" if settings.sampler == "nutpie" and fastlogp.supports(d) else "pymc"
+    integrated = None
     if backend == "fastlogp":
         per_term = term_parametrizations(d, check_parametrization(parametrization))
-        t1 = time.perf_counter()
-        idata = fastlogp.sample(d, priors, per_term, settings, progress=progress)
+        item = itemmarginal.item_term(d) if auto_backend else None
+        model = itemmarginal.ItemMarginalModel(d, priors, per_term, item) if item is not None else None
+        if model is not None and model.worthwhile:
+            integrated = model.describe()
+            settings = replace(settings, low_rank=False)  # no item ridge is left for a low-rank matrix to follow
+            t1 = time.perf_counter()
+            idata = run_nutpie(fastlogp.pyfunc_model(model, {k: list(v) for k, v in d.coords().items()}),
+                               settings, progress)
+        else:
+            t1 = time.perf_counter()
+            idata = fastlogp.sample(d, priors, per_term, settings, progress=progress)
     else:
         model = pymc_model(d, priors, parametrization)
         t1 = time.perf_counter()
         idata = sample(model, settings, progress=progress)
     t2 = time.perf_counter()
-    return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1}, backend=backend)
+    return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1}, backend=backend,
+               items_integrated=integrated)
 
 
 def _retry_in_other_form(first: Fit, settings: SamplerSettings, progress: bool) -> Fit:
@@ -309,6 +323,7 @@ def _retry_in_other_form(first: Fit, settings: SamplerSettings, progress: bool) 
             f"({'; '.join(first.diagnostics.failures)}); refitted with --parametrization {other}")
     if progress:
         print(f"{note}...", flush=True)
-    second = _fit_once(first.design, first.priors, settings, other, progress, first.backend)
+    second = _fit_once(first.design, first.priors, settings, other, progress,
+                       "auto" if first.items_integrated else first.backend)
     timing = {k: first.timing[k] + second.timing[k] for k in second.timing}
     return replace(second, timing=timing, retry=note)

@@ -38,6 +38,7 @@ from dvbstats.constants import HDI_PROB
 from dvbstats.input.registry import ModelTable
 from dvbstats.model import lazy
 from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, sample
+from dvbstats.results import mcse
 from dvbstats.results.contrasts import summarize_difference
 from dvbstats.results.frequentist import FEW_CLUSTERS, chi2_2x2, cluster_robust_logit
 
@@ -272,14 +273,15 @@ def _summary(samples: np.ndarray, hdi_prob: float) -> dict[str, float]:
 def pair_contrasts(
     dvgr_draws: xr.DataArray, pairs: Sequence[tuple[str, str]], hdi_prob: float = HDI_PROB
 ) -> pl.DataFrame:
-    """Posterior of DVGR(larger) - DVGR(smaller) per pair: means, difference mean, HDI, P(difference < 0)."""
+    """Posterior of DVGR(larger) - DVGR(smaller) per pair: means, difference mean, HDI, P(difference < 0)
+    and its Monte Carlo standard error."""
     draws = _draws(dvgr_draws, [m for p in pairs for m in p])
     rows = []
     for smaller, larger in pairs:
-        lo, hi = (draws.sel(model=m).values.ravel() for m in (smaller, larger))
+        lo, hi = (draws.sel(model=m).values for m in (smaller, larger))
         rows.append(
             {"smaller": smaller, "larger": larger, "dvgr_smaller": lo.mean(), "dvgr_larger": hi.mean()}
-            | _summary(hi - lo, hdi_prob)
+            | _summary((hi - lo).ravel(), hdi_prob) | {"p_diff_below_0_mcse": mcse.probability_mcse(hi - lo < 0)}
         )
     return pl.DataFrame(rows)
 
@@ -298,6 +300,10 @@ class TrendResult:
     slope_hdi_high: float
     p_slope_below_0: float
     bf01: float
+    #: Monte Carlo standard errors of the HDI bounds and of P(slope < 0) (:mod:`dvbstats.results.mcse`)
+    slope_hdi_low_mcse: float
+    slope_hdi_high_mcse: float
+    p_slope_below_0_mcse: float
     tau_mean: float
     n_models: int
     n_families: int
@@ -321,6 +327,9 @@ class TrendResult:
                 "slope_hdi_low": self.slope_hdi_low,
                 "slope_hdi_high": self.slope_hdi_high,
                 "p_slope_below_0": self.p_slope_below_0,
+                "slope_hdi_low_mcse": self.slope_hdi_low_mcse,
+                "slope_hdi_high_mcse": self.slope_hdi_high_mcse,
+                "p_slope_below_0_mcse": self.p_slope_below_0_mcse,
                 "slope_per_unit_mean": self.slope_mean / self.size_scale,
                 "size_scale": self.size_scale,
                 "bf01": self.bf01,
@@ -432,6 +441,7 @@ def trend(
     post = idata.posterior
     beta_draws = post["beta"].values.ravel()
     low, high = az.hdi(beta_draws, hdi_prob=hdi_prob)
+    low_mcse, high_mcse = mcse.hdi_mcse(post["beta"].values, hdi_prob)
     fitted = expit(post["fitted_logit"])
     fitted_hdi = az.hdi(fitted, hdi_prob=hdi_prob)["fitted_logit"].values
     dvgr_hdi = np.array([az.hdi(flat[:, j], hdi_prob=hdi_prob) for j in range(len(names))])
@@ -453,6 +463,9 @@ def trend(
         slope_hdi_low=float(low),
         slope_hdi_high=float(high),
         p_slope_below_0=float((beta_draws < 0).mean()),
+        slope_hdi_low_mcse=low_mcse,
+        slope_hdi_high_mcse=high_mcse,
+        p_slope_below_0_mcse=mcse.probability_mcse(post["beta"].values < 0),
         bf01=savage_dickey_bf01(y, sigma, family_idx, x),
         tau_mean=float(post["tau"].mean()),
         n_models=len(names),

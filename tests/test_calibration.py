@@ -1,0 +1,84 @@
+"""The calibration suite (analyses/calibration.py): its summaries on constructed ranks and intervals, and a
+small run of real fits (slow: two Rasch fits and one DVB fit at reduced draws)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("calibration", REPO / "analyses" / "calibration.py")
+cal = importlib.util.module_from_spec(spec)
+sys.modules["calibration"] = cal  # dataclasses look their module up
+spec.loader.exec_module(cal)
+
+
+def _fits(ranks: list[dict], intervals: list[list]) -> pl.DataFrame:
+    return pl.DataFrame({"class": "dvb", "simulator": "prior", "seed": list(range(len(ranks))),
+                         "ranks": [json.dumps(r) for r in ranks], "intervals": [json.dumps(intervals)] * len(ranks)})
+
+
+def test_sbc_table_rejects_skewed_ranks_only():
+    rng = np.random.default_rng(0)
+    ranks = [{"uniform": int(u), "too_low": int(min(u, v))}
+             for u, v in zip(rng.integers(0, cal.THINNED + 1, 300), rng.integers(0, cal.THINNED + 1, 300))]
+    t = cal.sbc_table(_fits(ranks, []))
+    by = {r["quantity"]: r for r in t.iter_rows(named=True)}
+    assert by["uniform"]["fits"] == 300 and not by["uniform"]["rejects"]
+    assert by["too_low"]["rejects"]  # the minimum of two uniforms: ranks pile up low (an overestimating posterior)
+    assert by["uniform"]["tests"] == 2 and by["uniform"]["threshold"] == pytest.approx(cal.ALPHA / 2)
+
+
+def test_coverage_table_counts_and_wilson():
+    intervals = [["rate", "m0", 0.1, 0.3, 0.2], ["rate", "m1", 0.1, 0.3, 0.35], ["pbest", "m0", 0.7, 0.7, 1.0]]
+    t = cal.coverage_table(_fits([{}] * 10, intervals))
+    row = t.row(0, named=True)
+    assert (row["estimand"], row["intervals"], row["covered"]) == ("rate", 20, 10)
+    assert row["wilson_low"] == pytest.approx(0.2993, abs=1e-3) and row["wilson_high"] == pytest.approx(0.7007, abs=1e-3)
+    assert cal.pbest_table(_fits([{}] * 10, intervals))["n"].sum() == 10
+
+
+def test_independent_truth_is_the_prompt_weighted_mean_of_cell_probabilities():
+    data, p = cal.simulate_independent(cal.CLASSES["hvsb"], seed=3)
+    assert data.height == 6 * 2 * 40 and np.all((p > 0) & (p < 1))
+    rates = cal._weighted_rates(data, p, ["model"])
+    first = data.with_columns(p=pl.Series(p)).filter(pl.col("model") == "m0")["p"].mean()
+    assert rates["rate"][0] == pytest.approx(first)
+    # skewed item effects: the centred exponential has skewness 2
+    assert cal._skewed(np.random.default_rng(1), 200_000, 1.0).mean() == pytest.approx(0, abs=0.01)
+
+
+def test_rows_with_keys_in_another_order_land_in_their_columns(tmp_path):
+    """The scaling class builds its row in another key order; fits.csv keeps one column order."""
+    base = {c: 0 for c in cal.COLUMNS} | {"class": "dvb", "simulator": "prior", "ranks": "{}", "intervals": "[]"}
+    cal._append(tmp_path / "f.csv", base)
+    cal._append(tmp_path / "f.csv", dict(reversed(list((base | {"class": "scaling", "seconds": 7}).items()))))
+    t = pl.read_csv(tmp_path / "f.csv")
+    assert t.columns == list(cal.COLUMNS)
+    assert t["class"].to_list() == ["dvb", "scaling"] and t["seconds"].to_list() == [0, 7]
+
+
+@pytest.mark.slow
+def test_small_suite_runs_resumes_and_summarises(tmp_path):
+    """Two Rasch fits (prior and independent simulator) and one DVB fit with 300 draws: rows appended,
+    a rerun adds nothing, the summaries and figures are written and every interval is scored."""
+    n = cal.run(["rasch"], ["prior", "independent"], 1, 1, 300, 300, tmp_path, log=lambda _: None)
+    n += cal.run(["dvb"], ["prior"], 1, 1, 300, 300, tmp_path, log=lambda _: None)
+    assert n == 3
+    assert cal.run(["rasch"], ["prior", "independent"], 1, 1, 300, 300, tmp_path, log=lambda _: None) == 0
+    tables = cal.summarise(tmp_path)
+    fits = pl.read_csv(tmp_path / cal.FITS)
+    assert fits.height == 3 and set(fits["class"]) == {"rasch", "dvb"}
+    cov = tables["coverage"]
+    assert set(cov["estimand"]) == {"rate", "contrast", "rank"}
+    assert cov.filter(pl.col("estimand") == "rate")["intervals"].sum() == 3 * 6
+    ranks = json.loads(fits.filter(pl.col("simulator") == "prior")["ranks"][0])
+    assert {"Intercept", "sd[model]", "rate[m0]", "contrast[m0-m1]"} <= set(ranks)
+    assert all(0 <= v <= cal.THINNED for v in ranks.values())
+    assert (tmp_path / "sbc_rasch.png").is_file() and (tmp_path / "sbc_dvb.png").is_file()
