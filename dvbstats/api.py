@@ -1,7 +1,7 @@
 """The Python API: data in, a formula, a fit, its estimands — the CLI's engine.
 
     import dvbstats as dvb
-    data = dvb.load("dumps/")                       # paths, a polars/pandas DataFrame, or a cell table
+    data = dvb.load()                               # the SYNTHETIC example; or paths, a DataFrame, a cell table
     fit = dvb.Model("chose_deep ~ 1 + (1|model) + (1|value)", data).fit(seed=1)
     fit.summary(); fit.rates("model"); fit.contrast("gpt-4o", "gpt-4o-mini")
     fit.idata; fit.plot_forest(); fit.save("runs/x", analyses=dvb.Analysis().run(fit))
@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import numbers
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import polars as pl
 
-from dvbstats.benchmarks import inputs, sources
+from dvbstats.benchmarks import BENCHMARKS, JudgmentTable, inputs, sources
 from dvbstats.constants import CHAINS, DRAWS, HDI_PROB, SEED, TUNE
 from dvbstats.data import Data
 from dvbstats.input import cells as cellmod
@@ -79,6 +80,10 @@ def load(
     ``wide``: ``model`` or ``item``, what the rows of a wide matrix are; ``label_pattern``: named
     groups splitting its model labels (``(?P<model>.+)_(?P<condition>zero_shot|one_shot)``).
     """
+    _check_source(source)
+    if benchmark is not None and benchmark not in BENCHMARKS:
+        raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)} or None (detected), not {benchmark!r}")
+    _check_columns(columns)
     reading = sources.Options(format, scorer, metric, filter, partial, wide, label_pattern)
     if benchmark not in (None, "dvb") or (benchmark is None and inputs.judged(source, reading)):
         return _judgments(source, benchmark, models, on_conflict, columns, reading)
@@ -108,9 +113,56 @@ def load(
                 [asdict(s) | {"kind": "cells"} for s in ingest_sources(paths)], synthetic)
 
 
+#: ``load(columns=...)``: the keys a binary-judgment table's column names are given under.
+COLUMN_KEYS: tuple[str, ...] = ("model_column", "item_column", "outcome")
+
+
+def _check_source(source) -> None:
+    """``load``'s source is None, a path, a sequence of paths or a DataFrame: say so otherwise."""
+    frames = (pl.DataFrame, pd.DataFrame)
+    if isinstance(source, str) and not source.strip():
+        raise ValueError("source is an empty path; give a file, folder or glob (or None for the embedded example)")
+    if source is None or isinstance(source, (str, Path, *frames)):
+        return
+    if isinstance(source, Mapping) or not isinstance(source, Sequence):
+        raise TypeError(f"source must be a path, a list of paths, a polars or pandas DataFrame, or None (the "
+                        f"embedded example), not {type(source).__name__}")
+    if not source:
+        raise ValueError("source is an empty list: give at least one path (or None for the embedded example)")
+    bad = next((p for p in source if not isinstance(p, (str, Path))), None)
+    if bad is not None:
+        raise TypeError(f"source must list paths (str or pathlib.Path), not {type(bad).__name__} ({bad!r:.80})")
+
+
+def _check_columns(columns) -> None:
+    """``load``'s ``columns``: a mapping of :data:`COLUMN_KEYS` to column names."""
+    if columns is None:
+        return
+    if not isinstance(columns, Mapping):
+        raise TypeError(f"columns must be a mapping of {', '.join(COLUMN_KEYS)} to column names, "
+                        f"not {type(columns).__name__}")
+    for key, name in columns.items():
+        if key not in COLUMN_KEYS:
+            raise ValueError(f"columns: unknown key {key!r}; the keys are {', '.join(COLUMN_KEYS)}")
+        if not isinstance(name, str) or not name.strip():
+            raise TypeError(f"columns[{key!r}] must be a column name (non-empty text), not {name!r}")
+
+
 def _judgments(source, benchmark: str | None, models, on_conflict: str, columns: Mapping[str, str] | None,
                reading: sources.Options = sources.Options()) -> Data:
-    """HVSB or binary judgments (:func:`dvbstats.benchmarks.inputs.read`) as :class:`Data`."""
+    """HVSB or binary judgments (:func:`dvbstats.benchmarks.inputs.read`) as :class:`Data`; a DataFrame
+    is read as the same table in a Parquet file would be (binary judgments only)."""
+    if isinstance(source, pd.DataFrame):
+        source = pl.from_pandas(source)
+    if isinstance(source, pl.DataFrame):
+        if benchmark != "binary":
+            raise ValueError(f"a DataFrame is read as DVB trials or binary judgments, not as {benchmark!r} "
+                             "(HVSB is read from its judgment tree: give the folder)")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "dataframe.parquet"
+            source.write_parquet(path)
+            data = _judgments(str(path), benchmark, models, on_conflict, columns, reading)
+        return _from_dataframe(data)
     b, judged, present, read, synthetic = inputs.read(
         source, benchmark=benchmark, models=models, on_conflict=on_conflict, reading=reading, **(columns or {}))
     return Data(judged, None, present, read, synthetic, b)
@@ -122,11 +174,58 @@ def _from_frame(frame: pl.DataFrame, table: ModelTable, vocab, on_conflict) -> D
         path = Path(tmp) / "dataframe.parquet"
         frame.write_parquet(path)
         data = load(path, models=table, values=vocab, on_conflict=on_conflict)
+    return _from_dataframe(data)
+
+
+def _from_dataframe(data: Data) -> Data:
+    """``data`` read from a DataFrame's temporary Parquet file, its provenance saying ``<DataFrame>``."""
     inputs = [i | {"path": "<DataFrame>"} for i in data.inputs]
-    if data.trials is not None:
-        sources = tuple(replace(s, path="<DataFrame>") for s in data.trials.sources)
-        return replace(data, trials=replace(data.trials, sources=sources), inputs=inputs)
-    return replace(data, inputs=inputs)
+    if data.trials is None:
+        return replace(data, inputs=inputs)
+    sources = tuple(replace(s, path="<DataFrame>") for s in data.trials.sources)
+    trials = replace(data.trials, sources=sources)
+    if isinstance(trials, JudgmentTable):
+        trials = replace(trials, data=trials.data.with_columns(source_file=pl.lit("<DataFrame>")))
+    return replace(data, trials=trials, inputs=inputs)
+
+
+#: Trial-table columns that are bookkeeping, never an outcome.
+_NOT_OUTCOMES = frozenset({"source_row"})
+
+
+def outcomes(data: Data) -> list[str]:
+    """The 0/1 columns a formula's left-hand side may name: the benchmark's outcome first, then any
+    other column of a judgment table holding only 0, 1 and empty (HVSB: ``refused``)."""
+    found = [data.benchmark.outcome]
+    if isinstance(data.trials, JudgmentTable):
+        table = data.trials.data
+        found += [c for c, t in table.schema.items()
+                  if c != data.benchmark.outcome and c not in _NOT_OUTCOMES and (t.is_integer() or t == pl.Boolean)
+                  and table[c].drop_nulls().cast(pl.Int64).is_in([0, 1]).all()]
+    return found
+
+
+def for_response(data: Data, formula: Formula) -> Data:
+    """``data`` with the formula's left-hand side as the outcome, or a :class:`ValueError` listing the
+    outcomes it may name (before any sampling).
+
+    Another 0/1 column of a judgment table (HVSB ``refused``) becomes the outcome: a trial is in the
+    likelihood when it is a final copy (used or unparsed) whose column is not empty.
+    """
+    response, b = formula.response, data.benchmark
+    if response == b.outcome:
+        return data
+    possible = outcomes(data)
+    if response not in possible:
+        raise ValueError(
+            f"formula {formula.text!r} models {response!r}, but the {b.name} data have no 0/1 column of that name; "
+            f"the outcomes a formula may model here: {', '.join(possible)} (write '{b.outcome} ~ ...' for the "
+            f"{b.rate_name})")
+    final = pl.col("status").is_in(["used", "unparsed"])
+    status = (pl.when(final & pl.col(response).is_not_null()).then(pl.lit("used"))
+              .when(final).then(pl.lit("unparsed")).otherwise(pl.col("status").cast(pl.String)).cast(schema.Status))
+    table = data.trials.data.with_columns(status.alias("status"))
+    return replace(data, trials=replace(data.trials, data=table), benchmark=b.for_outcome(response))
 
 
 def empty_models(cells: cellmod.CellTable) -> list[str]:
@@ -170,11 +269,23 @@ class Model:
     ):
         if parametrization not in PARAMETRIZATIONS:
             raise ValueError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, not {parametrization!r}")
+        if formula is not None and not isinstance(formula, (str, Formula)):
+            raise TypeError(f"formula must be a formula text such as 'y ~ 1 + (1|model)' (or None for the "
+                            f"benchmark's default), not {type(formula).__name__} ({formula!r:.80})")
+        if data is not None and not isinstance(data, Data):
+            _check_source(data)
         self.data = data if isinstance(data, Data) else load(data)
         formula = formula or self.data.benchmark.default_formula  # DVB: DEFAULT_FORMULA
         self.formula = parse(formula) if isinstance(formula, str) else formula
+        self.data = for_response(self.data, self.formula)
         if isinstance(priors, Mapping):
             priors = [f"{name}={dist}" for name, dist in priors.items()]
+        elif isinstance(priors, str):  # one specification, not its characters
+            priors = [priors]
+        if not isinstance(priors, Priors) and (not isinstance(priors, Sequence)
+                                               or not all(isinstance(p, str) for p in priors)):
+            raise TypeError("priors must be 'NAME=DIST(args)' texts (a list, or a mapping of names to distributions) "
+                            f"or a Priors, not {type(priors).__name__} ({priors!r:.80})")
         self.priors = priors if isinstance(priors, Priors) else Priors.from_specs(priors)
         self.parametrization = parametrization
         same = replace(self.formula, text="")  # the formula, whatever its spelling
@@ -216,6 +327,7 @@ class Model:
         progress: bool = True,
     ) -> Fit:
         """Sample the posterior (nutpie by default); the :class:`~dvbstats.results.fitted.Fit` carries the data."""
+        check_sampling(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept, sampler=sampler)
         settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                                    target_accept=target_accept)
         result = fit(self.formula, self.cells, priors=self.priors, settings=settings,
@@ -230,6 +342,26 @@ class Model:
     def __repr__(self) -> str:
         return (f"Model({str(self.formula)!r}: {self.cells.data.height:,} cells, {self.cells.n_trials:,} trials, "
                 f"{self.cells.by_model().height} models)")
+
+
+#: Samplers ``Model.fit`` knows.
+SAMPLERS: tuple[str, ...] = ("nutpie", "pymc")
+
+
+def check_sampling(*, draws, tune, chains, seed, target_accept, sampler) -> None:
+    """Refuse sampler arguments no sampler can take, naming the argument and what is allowed."""
+    for name, value, least in (("draws", draws, 1), ("tune", tune, 1), ("chains", chains, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be a whole number, not {value!r}")
+        if not least <= value < 2**32:
+            raise ValueError(f"{name} must be a whole number from {least} to {2**32 - 1:,}, not {value}")
+    if target_accept is not None:
+        if isinstance(target_accept, bool) or not isinstance(target_accept, numbers.Real):
+            raise TypeError(f"target_accept must be a number between 0 and 1 (or None), not {target_accept!r}")
+        if not 0 < target_accept < 1:
+            raise ValueError(f"target_accept must be between 0 and 1 (exclusive), not {target_accept}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
 
 
 def report(run_dir: str | Path, out_root: str | Path = Path("reports")) -> Path:

@@ -21,7 +21,7 @@ from dvbstats.benchmarks.hvsb import (
     parse_response,
     read_judgments,
 )
-from dvbstats.input.ingest import IngestError
+from dvbstats.input.ingest import IngestError, IngestWarning
 from dvbstats.input.registry import UnknownModelWarning
 from dvbstats.simulate.hvsb import (
     EXAMPLE_FAMILIES,
@@ -295,10 +295,14 @@ def test_an_item_with_two_gold_labels_is_an_error(tmp_path: Path):
     assert str(err.value).startswith(f"{other}: row 1")
 
 
-def test_a_file_name_outside_its_dataset_pattern_is_an_error(tmp_path: Path):
+def test_a_file_name_outside_its_dataset_pattern_is_read_with_a_warning(tmp_path: Path):
+    # issue 18 §4: one file per dataset (cp.tsv, as the judging scripts write for the 500-item sample)
     write_tsv(tmp_path / "bbq_judgment" / "m" / "Age_negative.tsv", [row(0, "biased", "x")])
-    with pytest.raises(IngestError, match="file name 'Age_negative' is not a bbq scenario type"):
-        read(tmp_path)
+    write_tsv(tmp_path / "cp_judgment" / "m" / "cp.tsv", [row(0, "biased", "Judgment: BIASED")])
+    with pytest.warns(IngestWarning, match=r"2 file name\(s\) not of a known scenario-type pattern.*Age_negative.tsv"):
+        data = read(tmp_path).data
+    assert sorted(data["scenario_type"].unique()) == ["Age_negative", "cp"]
+    assert data["category"].is_null().all() and data["item"].to_list() == ["bbq:Age_negative:0", "cp:cp:0"]
     # an unknown dataset is read, its scenario types without parts
     write_tsv(tmp_path / "mine_judgment" / "m" / "anything.tsv", [row(0, "biased", "Judgment: BIASED")])
     data = read(tmp_path / "mine_judgment").data

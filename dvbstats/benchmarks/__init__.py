@@ -140,4 +140,4 @@ def from_record(record: dict[str, Any] | None) -> Benchmark:
         return binary_benchmark(outcome=record["outcome"], rate_name=record.get("rate_name", "rate"),
                                 reference=record.get("reference"), reference_label=record.get("reference_label", ""),
                                 direction=record.get("direction"), design=record.get("design", ()))
-    return BENCHMARKS[record["name"]]
+    return BENCHMARKS[record["name"]].for_outcome(record.get("outcome", BENCHMARKS[record["name"]].outcome))

@@ -18,7 +18,8 @@ import polars as pl
 
 from dvbstats.benchmarks.common import JudgmentTable, binary_judgments
 from dvbstats.benchmarks.definition import Benchmark, Direction
-from dvbstats.input.ingest import ConflictPolicy, IngestError, Source, _check, _expand, _infer, _read_text, _require
+from dvbstats.input.ingest import (ConflictPolicy, IngestError, Source, _check, _expand, _infer, _read_text, _require,
+                                   _tidy_whitespace)
 from dvbstats.input.manifest import sha256
 from dvbstats.input.registry import ModelTable
 
@@ -67,14 +68,15 @@ def read_binary(
                 f"{path}: columns {frame.columns[2:]} differ from those of {files[0].path} {frames[0].columns[2:]}"
             )
         frames.append(frame)
-    text = pl.concat(frames)
+    # ids padded with whitespace are the same ids (as in DVB dumps; warned, naming the rows); blank ones are empty
+    text = _tidy_whitespace(pl.concat(frames).with_row_index("_i").lazy(), (model, item), ()).collect().drop("_i")
     factors = [c for c in text.columns[2:] if c not in named]
     clash = sorted({"model_id", "status", "reason", "source_file", "source_row"} & {outcome, *factors})
     if clash:
         raise IngestError(f"{files[0].path}: column name(s) {clash} are reserved; rename them or leave them out")
     _check(text, {
-        f"empty {model}": pl.col(model).is_null(),
-        f"empty {item}": pl.col(item).is_null(),
+        f"empty {model}": pl.col(model).is_null() | (pl.col(model) == ""),
+        f"empty {item}": pl.col(item).is_null() | (pl.col(item) == ""),
         **{f"empty {c}": pl.col(c).is_null() for c in factors},
         f"{outcome} must be 0/1/true/false or empty, got {{{outcome}!r}}": (
             ~pl.col(outcome).str.strip_chars().is_in(_ONE + _ZERO)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -85,6 +85,19 @@ class Benchmark:
             raise ValueError(f"{self.name}: direction must be one of {DIRECTIONS} or None, got {self.direction!r}")
         if not self.default_formula.startswith(f"{self.outcome} ~"):
             raise ValueError(f"{self.name}: default formula must model {self.outcome!r}")
+
+    def for_outcome(self, outcome: str) -> Benchmark:
+        """This benchmark with another 0/1 column of its trial table as the outcome (HVSB ``refused``):
+        the same reader, design and item, the rate named after the column, no reference line."""
+        if outcome == self.outcome:
+            return self
+        return replace(
+            self, outcome=outcome, rate_name=f"{outcome} rate", rate_long=f"{outcome} rate: P({outcome} = 1)",
+            reference=None, reference_label="", rate_by_condition={}, forms={},
+            default_formula=f"{outcome} ~{self.default_formula.partition('~')[2]}",
+            wording={"outcome_phrase": f"{outcome} = 1", "headline": f"posterior {outcome} rate per model",
+                     "below_reference": "", "reference_short": ""},
+        )
 
     def rate_label(self, condition: str | None = None) -> str:
         """The rate's name, for a level of ``condition`` when the benchmark names it differently."""

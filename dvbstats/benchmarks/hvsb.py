@@ -19,7 +19,9 @@ from __future__ import annotations
 import csv
 import glob
 import io
+import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import as_file, files
@@ -32,7 +34,8 @@ from dvbstats.benchmarks.common import JudgmentTable, reconcile
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.constants import CHANCE
 from dvbstats.input import schema
-from dvbstats.input.ingest import ConflictPolicy, IngestError, Source, _check, _require
+from dvbstats.input.ingest import (ConflictPolicy, IngestError, IngestWarning, Source, _check, _require,
+                                   check_regular, check_utf8_names)
 from dvbstats.input.manifest import sha256
 from dvbstats.input.registry import ModelTable
 from dvbstats.model import lazy
@@ -162,22 +165,26 @@ def layout(path: str | Path) -> Layout:
 
 
 def judgment_files(paths: Sequence[str | Path] | str | Path) -> list[str]:
-    """Every ``.tsv`` file behind ``paths`` (files as given, folders searched recursively, glob patterns
-    with ``**``), sorted within each, each file once."""
+    """Every judgment file behind ``paths``: files as given, folders searched recursively for ``.tsv``
+    (any case) files, glob patterns with ``**``; sorted within each, each file once.
+
+    Folder search follows symbolic links to folders once (a link back to a folder already searched is
+    skipped with a warning) and skips hidden folders and files (``.ipynb_checkpoints``) and folders
+    nested below a condition folder (``targeted/old``), with a warning: the judging script writes
+    neither, and read as they are they would become models of their own. Anything that is not a
+    regular file (a FIFO, a device) is refused: reading it could block for ever.
+    """
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    check_utf8_names(paths)
     found: dict[Path, str] = {}
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            inside = sorted(p for p in path.rglob("*.tsv") if p.is_file())
+            inside = _tree_files(path)
             if not inside:
                 raise IngestError(f"{given}: folder holds no .tsv judgment files")
-            base = path.resolve()  # resolved once per folder: the files below it keep their relative path
-            for p in inside:
-                found.setdefault(base / p.relative_to(path), str(p))
-            continue
-        if path.is_file():
+        elif path.exists():
             inside = [path]
         elif any(ch in str(given) for ch in "*?["):
             inside = sorted(Path(m) for m in glob.glob(str(given), recursive=True) if Path(m).is_file())
@@ -186,10 +193,96 @@ def judgment_files(paths: Sequence[str | Path] | str | Path) -> list[str]:
         else:
             raise IngestError(f"{given}: no such file or directory")
         for p in inside:
+            check_regular(p)
             found.setdefault(p.resolve(), str(p))
     if not found:
         raise IngestError("no input files given")
+    check_utf8_names(found.values())
     return list(found.values())
+
+
+def _tree_files(root: Path) -> list[Path]:
+    """The ``.tsv`` files below ``root`` (see :func:`judgment_files`), warning about what is skipped."""
+    files: list[Path] = []
+    skipped: dict[str, list[str]] = {}
+    seen: set[tuple[int, int]] = set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        here = Path(folder)
+        info = here.stat()
+        if (info.st_dev, info.st_ino) in seen:  # a link back to a folder already searched
+            skipped.setdefault("symbolic link(s) to a folder already searched", []).append(folder)
+            subfolders.clear()
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        for sub in sorted(subfolders):
+            if sub.startswith("."):
+                skipped.setdefault("hidden folder(s)", []).append(str(here / sub))
+            elif here.name in _CONDITION_DIRS and not here.name.endswith("_judgment"):
+                skipped.setdefault(f"folder(s) nested in a condition folder ({'/'.join(_CONDITION_DIRS)}: "
+                                   "the judging script writes files only there)", []).append(str(here / sub))
+        subfolders[:] = sorted(s for s in subfolders if not s.startswith(".") and here.name not in _CONDITION_DIRS)
+        for name in sorted(names):
+            if Path(name).suffix.lower() != ".tsv":
+                continue
+            if name.startswith("."):
+                skipped.setdefault("hidden file(s)", []).append(str(here / name))
+            else:
+                files.append(here / name)
+    for what, where in skipped.items():
+        shown = ", ".join(where[:5]) + (f" (and {len(where) - 5} more)" if len(where) > 5 else "")
+        warnings.warn(f"{root}: skipped {len(where)} {what}: {shown}", IngestWarning, stacklevel=4)
+    return files
+
+
+#: Python's csv reader holds at most 128 KiB per field by default; judgment files hold whole
+#: scenarios and responses, so the limit is lifted while one is read (the file is in memory anyway).
+_FIELD_LIMIT = 2**31 - 1
+
+
+def _records(path: str, text: str) -> list[list[str]]:
+    """The records of a judgment file, read in the dialect the judging script writes
+    (``csv.writer(delimiter='\\t')``: Excel's tab dialect), every record checked against its lines.
+
+    A quote that is never closed, or closed only where the writer never would, is an error naming the
+    line it opened on; so is a quoted field that holds what look like whole rows (a stray quote
+    that found a partner further down): either would otherwise swallow rows silently.
+    """
+    previous = csv.field_size_limit(_FIELD_LIMIT)
+    try:
+        records = _numbered(text, strict=True)
+    except csv.Error as exc:
+        problem, line = exc.args
+        if not (problem == "unexpected end of data" and not text.endswith(("\n", "\r"))):
+            raise IngestError(
+                f"{path}: line {line}: {problem} (a quote opened on this line is not closed as the judging "
+                "script's writer closes it; every later row would be read into one field)"
+            ) from None
+        records = _numbered(text, strict=False)  # a crashed run's last row, cut inside a quoted field
+    finally:
+        csv.field_size_limit(previous)
+    width = len(records[0][1]) if records else 0
+    row_like = re.compile(r"\n" + r"[^\t\n]*\t" * max(width - 1, 1))
+    for line, record in records:
+        if any("\n" in field and row_like.search(field) for field in record):
+            raise IngestError(
+                f"{path}: line {line}: a quoted field holds line breaks followed by tab-separated rows (a stray quote "
+                "swallowing the rows after it?); fix the quote so that each row is read"
+            )
+    return [record for _, record in records]
+
+
+def _numbered(text: str, strict: bool) -> list[tuple[int, list[str]]]:
+    """(first line, record) of every non-blank record; a :class:`csv.Error` carries (problem, line)."""
+    reader = csv.reader(io.StringIO(text, newline=""), dialect="excel-tab", strict=strict)
+    records, start = [], 1
+    try:
+        for record in reader:
+            if record:
+                records.append((start, record))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise csv.Error(str(exc), start) from None
+    return records
 
 
 def _read_tsv(path: str) -> dict[str, list]:
@@ -206,7 +299,7 @@ def _read_tsv(path: str) -> dict[str, list]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise IngestError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
-    records = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter="\t") if r]
+    records = _records(path, text)
     if not records:
         raise IngestError(f"{path}: empty file (no header)")
     header, rows = records[0], records[1:]
@@ -230,20 +323,22 @@ def _read_tsv(path: str) -> dict[str, list]:
 def _scenario_parts(types: pl.DataFrame) -> pl.DataFrame:
     """``dataset, scenario_type, source_file`` -> the type's parts (:data:`PARTS`) by the dataset's pattern.
 
-    A known dataset's file name that does not match its pattern is an error; an unknown dataset's
-    types have no parts.
+    A known dataset's file name that does not match its pattern (``cp.tsv``: one file per dataset,
+    as the judging scripts write for the 500-item sample) is read with its stem as the scenario type
+    and no parts, with a warning; an unknown dataset's types have no parts.
     """
-    rows = []
+    rows, unknown = [], []
     for dataset, scenario_type, source in types.iter_rows():
         pattern = SCENARIO_PATTERNS.get(dataset)
         match = re.match(pattern, scenario_type) if pattern else None
         if pattern and not match:
-            raise IngestError(
-                f"{source}: file name {scenario_type!r} is not a {dataset} scenario type "
-                f"(expected the pattern {pattern})"
-            )
+            unknown.append(f"{source} ({dataset}: expected {pattern})")
         groups = match.groupdict() if match else {}
         rows.append({"dataset": dataset, "scenario_type": scenario_type, **{p: groups.get(p) for p in PARTS}})
+    if unknown:
+        warnings.warn(f"{len(unknown)} file name(s) not of a known scenario-type pattern, each read as one scenario "
+                      f"type named by the file (no {', '.join(PARTS)}): {'; '.join(unknown)}", IngestWarning,
+                      stacklevel=3)
     schema = {"dataset": pl.String, "scenario_type": pl.String, **{p: pl.String for p in PARTS}}
     return pl.DataFrame(rows, schema=schema)
 

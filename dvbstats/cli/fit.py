@@ -6,6 +6,8 @@ Orchestration only: ingest → cells → fit → summaries → run folder (→ s
 from __future__ import annotations
 
 import argparse
+import errno
+import shutil
 import sys
 import time
 import warnings
@@ -22,7 +24,7 @@ from dvbstats.benchmarks.sources.helm import DEFAULT_METRIC as DEFAULT_HELM_METR
 from dvbstats.benchmarks.sources.records import PARTIAL, WIDE
 from dvbstats.constants import CHAINS, DRAWS, EXIT_DIAGNOSTICS, HDI_PROB, MAX_R_HAT, MIN_ESS, SEED, TUNE
 from dvbstats.input import folders, manifest, runfolder
-from dvbstats.input.ingest import IngestError
+from dvbstats.input.ingest import IngestError, TrialFile
 from dvbstats.model import formula as formulamod
 from dvbstats.model.design import CENTRED_MIN_TRIALS, PARAMETRIZATIONS
 from dvbstats.model.priors import PriorError, Priors
@@ -114,6 +116,7 @@ def run(
     if result.retry and not progress:  # with progress on, fitting.fit said so when it happened
         log(result.retry)
     log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
+    check_space(out, run_folder_bytes(result))  # a full disk mid-write once crashed h5py (issue 18 §6)
     with _warnings_to(log):
         analyses = analysis.run(result, log)
         result.save(out, name=name, hdi_prob=hdi_prob, overwrite=overwrite, analyses=analyses, command=command,
@@ -136,6 +139,34 @@ class ReportInterrupted(KeyboardInterrupt):
     def __init__(self, kept: Path) -> None:
         super().__init__(str(kept))
         self.kept = kept
+
+
+#: Room kept free beyond the run folder's estimated size (tables, report, the file system's own needs).
+SPARE_BYTES = 64 * 2**20
+
+
+def run_folder_bytes(result: Fit) -> int:
+    """About how many bytes the run folder of ``result`` takes: the posterior as stored (uncompressed
+    NetCDF) and the trial table, the largest files, plus :data:`SPARE_BYTES`."""
+    posterior = sum(result.idata[group].nbytes for group in result.idata.groups())
+    trials = result.data.trials
+    stored = (trials.path.stat().st_size if isinstance(trials, TrialFile)
+              else 0 if trials is None else trials.data.estimated_size())
+    return int(posterior + stored + result.cells.data.estimated_size()) + SPARE_BYTES
+
+
+def check_space(out: Path, needed: int) -> None:
+    """Raise ``OSError(ENOSPC)`` naming ``out`` when its file system has less than ``needed`` bytes free
+    (one that reports no size at all, such as sysfs, is left to the write to judge)."""
+    where = next(p for p in [Path(out).resolve(), *Path(out).resolve().parents] if p.exists())
+    total, _, free = shutil.disk_usage(where)
+    if total and free < needed:
+        raise OSError(errno.ENOSPC, f"not enough free space for the run folder: it needs about {_mb(needed)}, "
+                      f"{_mb(free)} are free there", str(out))
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB"
 
 
 def _say_empty(empty: Sequence[str], keep: bool, log) -> None:
@@ -245,12 +276,16 @@ def _pair(text: str) -> tuple[str, str]:
 
 EPILOG = f"""\
 examples:
-  python -m dvbstats.fit                                  # the embedded synthetic example, with its report
-  python -m dvbstats.fit results/*.csv --out runs/mine --report
-  python -m dvbstats.fit dumps/ --formula "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)"
-  python -m dvbstats.fit dumps/ --prior sd=halfnormal(0.5) --draws 2000 --seed 7
-  python -m dvbstats.fit logs/*.eval --scorer match           # Inspect logs (also lm-eval, HELM, Every Eval Ever)
-  python -m dvbstats.fit math500.csv --wide model --label-pattern '(?P<model>.+)_(?P<condition>zero_shot|one_shot)'
+  dvbstats fit                                  # the embedded synthetic example, with its report
+  dvbstats fit results/*.csv --out runs/mine --report
+  dvbstats fit dumps/ --formula "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)"
+  dvbstats fit dumps/ --prior "sd=halfnormal(0.5)" --draws 2000 --seed 7
+  dvbstats fit dumps/ --prior "b=normal(0,1)" "sd=halfnormal(1)" "cor=lkj(2)"
+  dvbstats fit logs/*.eval --scorer match           # Inspect logs (also lm-eval, HELM, Every Eval Ever)
+  dvbstats fit math500.csv --wide model --label-pattern '(?P<model>.+)_(?P<condition>zero_shot|one_shot)'
+
+(python -m dvbstats.fit works too, but it puts the working folder first on Python's import path: a
+data folder there named like a module, such as tree/, can break ArviZ's imports.)
 
 exit status: 0 success; 2 bad input or arguments (also an --out that cannot be written); 3 sampler
 diagnostics failed (R-hat > {MAX_R_HAT}, ESS < {MIN_ESS} or divergences; the outputs are written and flagged;
@@ -264,7 +299,7 @@ folder at that path whole.
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m dvbstats.fit",
+        prog="dvbstats fit",
         description="Fit a hierarchical Bayesian logistic model of deep-value vs shallow-feature choices "
         "to DVB result dumps and report posterior DVGR per model. With no PATHS, fits the embedded "
         "synthetic published-scale example (9 models x 12,000 prompts).",
@@ -316,9 +351,10 @@ def parser() -> argparse.ArgumentParser:
         f"R-style formula (default: the benchmark's. DVB: {formulamod.DEFAULT_FORMULA}; HVSB: {HVSB.default_formula}; "
         f"binary: {binary.default_formula('outcome', ('condition',))} with a condition column, else "
         f"{binary.default_formula('outcome', ())})").replace("%", "%%"))
-    model.add_argument("--prior", action="append", default=[], metavar="NAME=DIST(...)",
-                       help="override a prior, repeatable: sd=halfnormal(0.5), sd_value=exponential(2), "
-                       "b_log_n_train=normal(0,0.5), intercept=normal(0,2) (defaults in docs/model.md)")
+    model.add_argument("--prior", action="extend", nargs="+", default=[], metavar="NAME=DIST(...)",
+                       help="override priors, one or several after each --prior, quoted for the shell: "
+                       "--prior \"sd=halfnormal(0.5)\" \"sd_value=exponential(2)\" \"b_log_n_train=normal(0,0.5)\" "
+                       "\"intercept=normal(0,2)\" (defaults in docs/model.md)")
     model.add_argument("--parametrization", choices=PARAMETRIZATIONS, default="auto",
                        help="random-effect parametrisation (default: %(default)s, which chooses each term's form by "
                        f"the trials its levels hold: zero-sum centred from {CENTRED_MIN_TRIALS} per level, non-centred "
@@ -367,6 +403,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; a Ctrl-C anywhere ends it with status 130 and one line, never a traceback."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # during sampling or saving _main says so itself; here, before or after the run
+        print("\ninterrupted: a run folder already written is complete and kept; a run stopped while sampling "
+              "or saving leaves none", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     if not 0 < args.hdi < 1:
         parser().error("--hdi must be between 0 and 1")
@@ -409,9 +455,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (IngestError, formulamod.FormulaError, PriorError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:  # a folder that cannot be written, a file that vanished
+    except OSError as exc:  # a folder that cannot be written, a file that vanished, a full disk
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        full = " (the disk is full: free some space or choose another --out; nothing was left behind)" if (
+            exc.errno == errno.ENOSPC) else ""
+        print(f"error: {where}{exc.strerror or exc}{full}", file=sys.stderr)
+        return 2
+    except pl.exceptions.PolarsError as exc:  # polars reports a failed write (a full disk) as its own error
+        print(f"error: {str(exc).splitlines()[0]} (no partial run folder was left behind)", file=sys.stderr)
         return 2
     folder = runfolder.RunFolder.read(out)
     print()

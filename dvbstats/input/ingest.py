@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import urllib.parse
@@ -219,12 +220,34 @@ class IngestWarning(UserWarning):
     skipped links or columns."""
 
 
+def printable_path(path: str | Path) -> str:
+    """A path as text that can be printed and stored: bytes that are not UTF-8 shown as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def check_utf8_names(paths: Iterable[str | Path]) -> None:
+    """Refuse a path whose name is not UTF-8 (tables, manifests and reports hold paths as UTF-8 text)."""
+    for path in paths:
+        if printable_path(path) != str(path):
+            raise IngestError(f"{printable_path(path)}: the file or folder name is not valid UTF-8; rename it")
+
+
+def check_regular(path: str | Path) -> None:
+    """Refuse a path that is not a regular file: reading a FIFO with no writer would block for ever."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode)
+                else "a device or socket")
+        raise IngestError(f"{printable_path(path)}: {kind}, not a regular file; give a data file")
+
+
 def _expand(paths: Sequence[str | Path] | str | Path) -> list[InputFile]:
     """Every input file: files as given, directories' data files (hive ``key=value`` sub-folders
     included), glob matches. A file reached twice (say through a directory and a glob) is read once.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    check_utf8_names(paths)
     found: list[InputFile] = []
     for given in paths:
         text, path = str(given), Path(given)
@@ -234,6 +257,7 @@ def _expand(paths: Sequence[str | Path] | str | Path) -> list[InputFile]:
                 raise IngestError(f"{text}: directory holds no {'/'.join(FORMATS)} files")
             found.extend(inside)
         elif path.exists():
+            check_regular(path)
             found.append(InputFile(str(path), _format(path)))
         elif path.is_symlink():
             raise IngestError(f"{text}: a dangling symbolic link (to {os.readlink(path)}, which does not exist)")
@@ -248,6 +272,7 @@ def _expand(paths: Sequence[str | Path] | str | Path) -> list[InputFile]:
             raise IngestError(f"{text}: no such file or directory")
     if not found:
         raise IngestError("no input files given")
+    check_utf8_names(f.path for f in found)
     files: dict[Path, InputFile] = {}
     for file in found:
         files.setdefault(Path(file.path).resolve(), file)

@@ -28,6 +28,9 @@ DEFAULT_FORMULA = "chose_deep ~ 1 + log_n_train + (1|model) + (1|value) + (1|fea
 
 TRANSFORMS: tuple[str, ...] = ("log", "log2", "scale")
 CODINGS: tuple[str, ...] = ("treatment", "sum")
+#: At most this many fixed terms (or slopes of one random term): ``a*b*...`` with k factors expands
+#: to 2^k - 1 terms, so 13 factors already give 8,191 and 30 would never finish; refused with the count.
+MAX_TERMS = 4096
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_.]*"
 _TOKEN = re.compile(
@@ -178,7 +181,7 @@ class _Parser:
 
     def sum(self, allow_random: bool, stop: tuple[str, ...]):
         """Terms joined by + and -: (intercept, fixed terms, random terms)."""
-        intercept, fixed, random = True, [], []
+        intercept, fixed, random = True, {}, []
         sign = "+"
         if self.at("op", "-") or self.at("op", "+"):  # a leading sign: y ~ -1 + x
             sign = self.expect("op")
@@ -203,16 +206,19 @@ class _Parser:
                     self.add_fixed(fixed, term, at)
             k, v, at = self.peek()
             if k == "end" or (k == "op" and v in stop):
-                return intercept, fixed, random
+                return intercept, list(fixed.values()), random
             if (k, v) not in (("op", "+"), ("op", "-")):
                 raise self.fail(f"expected '+' or '-', found {_show(k, v)}", at)
             sign = v
             self.pos += 1
 
-    def add_fixed(self, fixed: list[FixedTerm], term: FixedTerm, at: int) -> None:
-        if any(set(term) == set(t) for t in fixed):
+    def add_fixed(self, fixed: dict[frozenset, FixedTerm], term: FixedTerm, at: int) -> None:
+        """Add ``term`` to ``fixed`` (keyed by its variables, whatever their order) once."""
+        if frozenset(term) in fixed:
             raise self.fail(f"the term {term_label(term)!r} appears twice (note that a*b already includes a, b and a:b)", at)
-        fixed.append(term)
+        if len(fixed) >= MAX_TERMS:
+            raise self.fail(f"more than {MAX_TERMS:,} terms; at most {MAX_TERMS:,} are allowed", at)
+        fixed[frozenset(term)] = term
 
     def product(self, at: int) -> list[FixedTerm]:
         """``a*b*c`` expanded to every non-empty interaction; ``a:b`` is one term."""
@@ -222,6 +228,10 @@ class _Parser:
             factors.append(self.interaction())
         if len(factors) == 1:
             return factors
+        if 2 ** len(factors) - 1 > MAX_TERMS:
+            raise self.fail(f"{len(factors)} factors joined by '*' expand to {2 ** len(factors) - 1:,} terms "
+                            f"(2^{len(factors)} - 1); at most {MAX_TERMS:,} terms are allowed: write the "
+                            "interactions wanted with ':' and '+'", at)
         terms = []
         for size in range(1, len(factors) + 1):
             for combo in itertools.combinations(factors, size):

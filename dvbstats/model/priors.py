@@ -113,7 +113,8 @@ class Priors:
             name, sep, dist = spec.partition("=")
             name = name.strip()
             if not sep or not name:
-                raise PriorError(f"cannot read --prior {spec!r}: expected NAME=DIST(args), e.g. sd=halfnormal(1)")
+                raise PriorError(f"cannot read --prior {spec!r}: expected NAME=DIST(args), e.g. \"sd=halfnormal(1)\" "
+                                 "(--prior takes every word after it up to the next option: give input paths before it)")
             try:
                 prior = Prior.parse(dist)
             except PriorError as exc:

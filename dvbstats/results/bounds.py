@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from dvbstats.constants import ITEM_LEVELS
+from dvbstats.results.contrasts import MAX_PAIRWISE_LEVELS, pairwise_allowed, pairwise_bytes
 
 #: An item-level factor (more levels than :data:`dvbstats.constants.ITEM_LEVELS`): its levels are
 #: left out of ``random_effects.csv`` and ``margins.csv`` (their HDIs cost ~1 s per 1,000 levels
@@ -48,5 +49,11 @@ def notes(item_factors: Mapping[str, int], n_models: int) -> list[str]:
     if not heatmap_allowed(n_models):
         out.append(f"{n_models} models: the report draws no models x models heatmaps (P(row > column), agreement) "
                    f"past {MAX_HEATMAP_MODELS} models and lists at most {MAX_PAIR_ROWS} pairs per table; every "
-                   "pair is in p_superior.csv, agreement.csv and paired_tests.csv")
+                   f"pair is in {'p_superior.csv, ' if pairwise_allowed(n_models) else ''}agreement.csv and "
+                   "paired_tests.csv")
+    if not pairwise_allowed(n_models):
+        out.append(f"{n_models:,} models: p_superior.csv and the p_rank_* columns of ranks.csv are left out (models x "
+                   f"models tables are computed for at most {MAX_PAIRWISE_LEVELS:,} models; these would take "
+                   f"{pairwise_bytes(n_models) / 2**30:,.1f} GiB); ranks.csv keeps each model's mean and median rank, "
+                   "P(best), P(worst) and rank interval")
     return out

@@ -88,10 +88,42 @@ def all_pairs(labels: Sequence[str]) -> list[tuple[str, str]]:
     return list(itertools.combinations(labels, 2))
 
 
-def p_superior(draws: np.ndarray, labels: Sequence[str]) -> pl.DataFrame:
+#: Working memory of one block of the pairwise comparisons (draws x rows x levels booleans): the
+#: P(row > column) matrix is computed a block of rows at a time, never all draws x levels x levels
+#: at once (10,000 models x 4,000 draws would be 37 GiB; issue 18 §5).
+BLOCK_BYTES = 64 * 2**20
+#: Models x models tables (P(row > column), each level's whole rank distribution) are computed for
+#: at most this many levels: 2,000 give two 4-million-cell tables (64 MB in memory, ~80 MB of CSV each);
+#: 10,000 would give 800 MB each and CSV files of 10,000 columns nobody can open. Beyond it the
+#: rank summaries stay (mean, median, P(best), P(worst), rank interval) and bounds.notes says so.
+MAX_PAIRWISE_LEVELS = 2000
+
+
+def pairwise_bytes(n_levels: int) -> int:
+    """Memory the models x models tables take (two float64 matrices), beside one block of working memory."""
+    return 2 * n_levels**2 * 8 + BLOCK_BYTES
+
+
+def pairwise_allowed(n_levels: int) -> bool:
+    """Whether the models x models tables are computed for ``n_levels`` levels (:data:`MAX_PAIRWISE_LEVELS`)."""
+    return n_levels <= MAX_PAIRWISE_LEVELS
+
+
+def _row_blocks(n_draws: int, n_levels: int, block_bytes: int) -> range:
+    """Starts of row blocks whose draws x rows x levels comparison fits in ``block_bytes``."""
+    rows = max(1, block_bytes // max(1, n_draws * n_levels))
+    return range(0, n_levels, rows)
+
+
+def p_superior(draws: np.ndarray, labels: Sequence[str], *, block_bytes: int = BLOCK_BYTES) -> pl.DataFrame:
     """The matrix P(rate of row > rate of column): column ``level`` then one column per level
-    (the diagonal is empty)."""
-    p = (draws[:, :, None] > draws[:, None, :]).mean(axis=0)
+    (the diagonal is empty); computed a block of rows at a time (:data:`BLOCK_BYTES`)."""
+    n_draws, k = draws.shape
+    p = np.empty((k, k))
+    starts = _row_blocks(n_draws, k, block_bytes)
+    for start in starts:
+        stop = min(start + starts.step, k)
+        p[start:stop] = (draws[:, start:stop, None] > draws[:, None, :]).mean(axis=0)
     np.fill_diagonal(p, np.nan)
     return pl.DataFrame({"level": list(labels), **{lab: p[:, j] for j, lab in enumerate(labels)}}).with_columns(
         pl.exclude("level").fill_nan(None)
@@ -106,21 +138,31 @@ def rank_draws(draws: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def rank_table(draws: np.ndarray, labels: Sequence[str], *, interval: float = HDI_PROB) -> pl.DataFrame:
-    """Per level: mean and median rank, P(best), P(worst), the central ``interval`` rank interval and
-    the whole rank distribution (``p_rank_1`` ... ``p_rank_K``, each row summing to 1)."""
+def rank_table(draws: np.ndarray, labels: Sequence[str], *, interval: float = HDI_PROB,
+               distribution: bool = True) -> pl.DataFrame:
+    """Per level: mean and median rank, P(best), P(worst), the central ``interval`` rank interval and,
+    with ``distribution``, the whole rank distribution (``p_rank_1`` ... ``p_rank_K``, each row summing to 1)."""
     ranks = rank_draws(draws)
-    k = draws.shape[1]
-    dist = np.stack([(ranks == r).mean(axis=0) for r in range(1, k + 1)], axis=1)  # (levels, ranks)
+    n_draws, k = draws.shape
+    best, worst = (ranks == 1).mean(axis=0), (ranks == k).mean(axis=0)
     tail = (1 - interval) / 2
     low = np.quantile(ranks, tail, axis=0, method="inverted_cdf")
     high = np.quantile(ranks, 1 - tail, axis=0, method="inverted_cdf")
     return pl.DataFrame({
         "level": list(labels), "mean_rank": ranks.mean(axis=0), "median_rank": np.median(ranks, axis=0),
-        "p_best": dist[:, 0], "p_worst": dist[:, -1],
+        "p_best": best, "p_worst": worst,
         "rank_low": low.astype(int), "rank_high": high.astype(int), "interval": interval,
-        **{f"p_rank_{r}": dist[:, r - 1] for r in range(1, k + 1)},
+        **({f"p_rank_{r}": column for r, column in enumerate(rank_distribution(ranks).T, start=1)}
+           if distribution else {}),
     })
+
+
+def rank_distribution(ranks: np.ndarray) -> np.ndarray:
+    """(levels, ranks): the share of draws in which each level has each rank, counted in one pass
+    (K x K counts, not K passes over the draws)."""
+    n_draws, k = ranks.shape
+    cells = (np.arange(k)[None, :] * k + ranks - 1).ravel()
+    return np.bincount(cells, minlength=k * k).reshape(k, k) / n_draws
 
 
 def factor_levels(data: pl.DataFrame, factors: Sequence[str]) -> dict[str, list[str]]:

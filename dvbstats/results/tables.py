@@ -76,9 +76,11 @@ def rank_tables(fit: Fit, b: Benchmark | None, hdi_prob: float) -> dict[str, pl.
     samples, labels = draws.values.reshape(-1, draws.sizes["model"]), [str(m) for m in draws["model"].values]
     direction = b.direction if b else None
     rate = b.rate_label(condition) if b else "rate"
-    ranks = contrasts.rank_table(-samples if direction == "lower" else samples, labels, interval=hdi_prob)
-    return {"ranks": ranks.with_columns(ranked_by=pl.lit(best_phrase(direction, rate))),
-            "p_superior": contrasts.p_superior(samples, labels)}
+    pairwise = contrasts.pairwise_allowed(len(labels))  # models x models tables: bounded (bounds.notes)
+    ranks = contrasts.rank_table(-samples if direction == "lower" else samples, labels, interval=hdi_prob,
+                                 distribution=pairwise)
+    out = {"ranks": ranks.with_columns(ranked_by=pl.lit(best_phrase(direction, rate)))}
+    return out | ({"p_superior": contrasts.p_superior(samples, labels)} if pairwise else {})
 
 
 def primary_draws(fit: Fit, condition: str | None) -> tuple[xr.DataArray, xr.DataArray, pl.DataFrame, str | None]:
