@@ -4,7 +4,8 @@
     data = dvb.load()                               # the SYNTHETIC example; or paths, a DataFrame, a cell table
     fit = dvb.Model("chose_deep ~ 1 + (1|model) + (1|value)", data).fit(seed=1)
     fit.summary(); fit.rates("model"); fit.contrast("gpt-4o", "gpt-4o-mini")
-    fit.idata; fit.plot_forest(); fit.save("runs/x"); dvb.report("runs/x"); dvb.Fit.load("runs/x")
+    fit.idata; fit.plot_forest(); fit.save("runs/x", analyses=dvb.Analysis().run(fit))
+    dvb.report("runs/x"); dvb.Fit.load("runs/x")
     dvb.compare({"a": fit_a, "b": fit_b})
 
 ``python -m dvbstats.fit`` calls exactly these, so a run folder is the same whichever wrote it.
@@ -16,80 +17,29 @@ import numbers
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
 import polars as pl
 
-from dvbstats.benchmarks import BENCHMARKS, Benchmark, JudgmentTable, sources
-from dvbstats.benchmarks.dvb import DVB
+from dvbstats.benchmarks import BENCHMARKS, JudgmentTable, inputs, sources
 from dvbstats.constants import CHAINS, DRAWS, HDI_PROB, SEED, TUNE
+from dvbstats.data import Data
 from dvbstats.input import cells as cellmod
 from dvbstats.input import schema
 from dvbstats.input.ingest import load as ingest
-from dvbstats.input.ingest import RECONCILIATION_SCHEMA, IngestError, TrialFile, TrialTable
+from dvbstats.input.ingest import IngestError, TrialFile, TrialTable
 from dvbstats.input.ingest import sources as ingest_sources
 from dvbstats.input.registry import ModelTable
 from dvbstats.model.design import PARAMETRIZATIONS, design
 from dvbstats.model.formula import Formula, parse
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings
+from dvbstats.report import render
 from dvbstats.results import tables as summaries
 from dvbstats.results.fitted import Fit, fit
 from dvbstats.simulate import example
-
-
-@dataclass(frozen=True)
-class Data:
-    """Ingested input, not yet tied to a formula.
-
-    ``trials``: the typed trial table (every row, with its status), in memory (:class:`TrialTable`)
-    or in a Parquet file read lazily (:class:`TrialFile`, ``load(..., stream=True)``) — or
-    ``counts``: an aggregated cell table; ``models``: the model-table rows of the models present;
-    ``inputs``: provenance of every file read (path, SHA-256, format, rows); ``synthetic``: the
-    embedded example.
-    """
-
-    trials: TrialTable | TrialFile | JudgmentTable | None
-    counts: pl.DataFrame | None
-    models: ModelTable
-    inputs: list[dict]
-    synthetic: bool = False
-    benchmark: Benchmark = DVB  # what the outcome, rate and wording are (HVSB, binary: a JudgmentTable)
-
-    def cells(self, formula: Formula) -> cellmod.CellTable:
-        """Binomial cells over the formula's variables (model-table columns joined by model)."""
-        if isinstance(self.trials, JudgmentTable):
-            from dvbstats.benchmarks.common import to_cells
-
-            return to_cells(self.trials, self.benchmark.outcome, self.benchmark.item, formula.variables,
-                            self.models.data)
-        if self.trials is not None:
-            return cellmod.from_trials(self.trials.scan(), formula.variables, self.models.data)
-        return cellmod.from_counts(self.counts, formula.variables, self.models.data)
-
-    def quality(self) -> pl.DataFrame:
-        """Per model: rows, prompts, used, unparsed, superseded, conflicting (``data_quality.csv``)."""
-        if isinstance(self.trials, JudgmentTable):
-            from dvbstats.benchmarks.inputs import quality_counts, trial_key
-
-            return quality_counts(self.trials, trial_key(self.benchmark))
-        if self.trials is not None:
-            return self.trials.status_counts()
-        by_model = cellmod.from_counts(self.counts, ("model",)).by_model()
-        return by_model.select("model", n_rows="n_prompts", n_prompts="n_prompts", n_used="n_trials",
-                               n_unparsed=pl.col("n_prompts") - pl.col("n_trials"))
-
-    def reconciliation(self) -> pl.DataFrame:
-        """Every prompt seen more than once and what was done with its copies."""
-        return self.trials.reconciliation if self.trials is not None else pl.DataFrame(schema=RECONCILIATION_SCHEMA)
-
-    def __repr__(self) -> str:
-        rows = sum(i["n_rows"] for i in self.inputs)
-        kind = f"{rows:,} trial rows" if self.trials is not None else f"{self.counts.height:,} cells"
-        return (f"Data({kind} of {self.models.data.height} models from {len(self.inputs)} input(s)"
-                f"{', SYNTHETIC' if self.synthetic else ''})")
 
 
 def load(
@@ -130,8 +80,6 @@ def load(
     ``wide``: ``model`` or ``item``, what the rows of a wide matrix are; ``label_pattern``: named
     groups splitting its model labels (``(?P<model>.+)_(?P<condition>zero_shot|one_shot)``).
     """
-    from dvbstats.benchmarks import inputs
-
     _check_source(source)
     if benchmark is not None and benchmark not in BENCHMARKS:
         raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)} or None (detected), not {benchmark!r}")
@@ -208,8 +156,6 @@ def _judgments(source, benchmark: str | None, models, on_conflict: str, columns:
                reading: sources.Options = sources.Options()) -> Data:
     """HVSB or binary judgments (:func:`dvbstats.benchmarks.inputs.read`) as :class:`Data`; a DataFrame
     is read as the same table in a Parquet file would be (binary judgments only)."""
-    from dvbstats.benchmarks import inputs
-
     if isinstance(source, pd.DataFrame):
         source = pl.from_pandas(source)
     if isinstance(source, pl.DataFrame):
@@ -435,6 +381,4 @@ def check_sampling(*, draws, tune, chains, seed, target_accept, sampler) -> None
 
 def report(run_dir: str | Path, out_root: str | Path = Path("reports")) -> Path:
     """Render the report of a run folder to ``<out_root>/<run name>/report.html``; return its path."""
-    from dvbstats.report import render
-
     return render(Path(run_dir), Path(out_root))

@@ -27,3 +27,5 @@ CHAINS = 4
 #: (R-hat at most MAX_R_HAT, bulk and tail ESS at least MIN_ESS, no divergent transition).
 MAX_R_HAT = 1.01
 MIN_ESS = 400
+#: The exit status of a command whose sampler checks failed (its outputs are written and flagged).
+EXIT_DIAGNOSTICS = 3

@@ -167,7 +167,14 @@ def test_fit_hook_writes_tables_or_says_why_not(tmp_path):
     from dvbstats.benchmarks import BENCHMARKS
     from dvbstats.benchmarks.dvb import DVB
     from dvbstats.input.ingest import RECONCILIATION_SCHEMA, TrialTable
-    from dvbstats.input.runfolder import _agreement
+    from dvbstats.input.runfolder import write_analysis
+    from dvbstats.pipeline import agreement_analysis
+
+    def _agreement(bench, trials, models, settings, hdi_prob, out, log):  # the step, and its tables written
+        result, note = agreement_analysis(bench, trials, models, settings, hdi_prob, log)
+        if result is not None:
+            write_analysis(out, "agreement", result)
+        return note
 
     groups = {"a": "x", "b": "x"}
     sim = simulate.shared_propensity_trials(groups, n_items=100, seed=2)

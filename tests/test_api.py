@@ -96,7 +96,7 @@ def test_a_saved_fit_loads_back_with_the_same_posterior_and_estimands(fitted, tm
 def test_the_cli_writes_what_the_api_writes(dumps, fitted, tmp_path, monkeypatch):
     _, fit = fitted
     monkeypatch.chdir(tmp_path)
-    api_run = fit.save(tmp_path / "api")
+    api_run = fit.save(tmp_path / "api", analyses=dvb.Analysis().run(fit))  # the CLI runs the analyses
     assert cli.main([*dumps, "--out", "cli", "--formula", "chose_deep ~ 1 + (1|model) + (1|value)", "--draws", "150",
                      "--tune", "150", "--chains", "2", "--seed", "4", "--quiet", "--allow-warnings"]) == 0
     assert sorted(p.name for p in Path("cli").iterdir()) == sorted(p.name for p in api_run.iterdir())

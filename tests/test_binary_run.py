@@ -99,7 +99,7 @@ def test_a_reference_given_by_the_user_brings_its_test(tmp_path: Path, capsys):
 def test_counts_add_up_with_and_without_condition(tmp_path: Path, formula):
     data = api.load(simulated(tmp_path / "t.csv", condition=True), benchmark="binary")
     fit = api.Model(formula, data).fit(draws=50, tune=100, chains=1, progress=False)
-    fit.save(tmp_path / "run", agreement=False)
+    fit.save(tmp_path / "run")
     run = RunFolder.read(tmp_path / "run")
     quality, rates = run.table("data_quality"), run.table("rates")
     parts = quality["n_used"] + quality["n_unparsed"] + quality["n_superseded"] + quality["n_conflict"]
@@ -124,7 +124,7 @@ def test_hvsb_counts_add_up_without_condition_in_the_formula(tmp_path: Path):
         write_tsv(other / "age_neg_stereotype.tsv", [row(i, "biased", "Judgment: UNBIASED") for i in range(12)])
     data = api.load(tmp_path / "bbq_judgment", benchmark="hvsb")
     fit = api.Model("misaligned ~ 1 + (1|model) + (1|item)", data).fit(draws=50, tune=100, chains=1, progress=False)
-    fit.save(tmp_path / "run", agreement=False, scaling=False)
+    fit.save(tmp_path / "run")
     rates = RunFolder.read(tmp_path / "run").table("rates")
     assert (rates["n_excluded"] >= 0).all()
     quality = RunFolder.read(tmp_path / "run").table("data_quality")
@@ -204,7 +204,7 @@ def test_real_math500_slice_per_condition_rates_and_paired_contrast(tmp_path: Pa
     data = api.load(math500(tmp_path / "math.csv"), benchmark="binary")
     assert data.benchmark.default_formula == "outcome ~ 1 + condition + (1 + condition|model) + (1|item)"
     fit = api.Model(None, data).fit(draws=100, tune=150, chains=2, progress=False)
-    fit.save(tmp_path / "run", agreement=False)
+    fit.save(tmp_path / "run")
     run = RunFolder.read(tmp_path / "run")
     rates = run.table("condition_rates")
     raw = pl.read_csv(tmp_path / "math.csv").group_by("model", "condition").agg(pl.col("outcome").mean())
@@ -226,7 +226,7 @@ def test_dvb_counts_add_up_with_reruns(tmp_path: Path, formula):
     sim = simulate.simulate(effects, design, seed=6, out_dir=tmp_path / "dumps", rerun={"gpt-4o-2024-08-06": 0.5})
     data = api.load([str(p) for p in sim.paths])
     fit = api.Model(formula, data).fit(draws=50, tune=100, chains=1, progress=False)
-    fit.save(tmp_path / "run", agreement=False, scaling=False)
+    fit.save(tmp_path / "run")
     run = RunFolder.read(tmp_path / "run")
     quality, rates = run.table("data_quality"), run.table("rates")
     assert (quality["n_rows"] == quality["n_used"] + quality["n_unparsed"] + quality["n_superseded"]

@@ -53,7 +53,7 @@ def hvsb_run(tmp_path_factory):
     sim = _simulate(root / "tree", 5)
     data = dvb.load(root / "tree", models=MODELS)
     fit = dvb.Model(HVSB.default_formula, data).fit(draws=400, tune=400, chains=2, seed=5, progress=False)
-    out = fit.save(root / "run")
+    out = fit.save(root / "run", analyses=dvb.Analysis().run(fit))
     report_dir = root / "report"
     text = report_markdown(RunFolder.read(out), report_dir)
     return sim, data, fit, out, text

@@ -33,7 +33,7 @@ def typed(tmp_path_factory):
     simulate_hvsb(effects, DESIGN, root / "tree", seed=7)
     data = dvb.load(root / "tree", models=MODELS)
     fit = dvb.Model(HVSB.default_formula, data).fit(draws=100, tune=150, chains=2, seed=7, progress=False)
-    out = fit.save(root / "run", agreement=False, scaling=False)
+    out = fit.save(root / "run")
     return data, fit, out, report_markdown(RunFolder.read(out), root / "report")
 
 
@@ -76,7 +76,7 @@ def test_a_tree_without_scenario_types_reports_per_dataset_and_says_why(tmp_path
     assert scenarios.why_no_types(data.trials).startswith("the judgment files are named by dataset")
     fit = dvb.Model("misaligned ~ 1 + condition + (1|model) + (1|item)", data).fit(
         draws=50, tune=100, chains=1, progress=False)
-    out = fit.save(tmp_path / "run", agreement=False, scaling=False)
+    out = fit.save(tmp_path / "run")
     rates = RunFolder.read(out).table("scenario_rates")
     assert set(rates["part"]) == {"dataset"} and RunFolder.read(out).table("scenario_contrasts") is None
     assert "No scenario-type breakdown" in report_markdown(RunFolder.read(out), tmp_path / "report")

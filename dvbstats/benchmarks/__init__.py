@@ -29,7 +29,7 @@ from dvbstats.input import ingest
 
 __all__ = [
     "BENCHMARKS", "Benchmark", "JudgmentTable", "binary_benchmark", "describe", "detect", "from_record", "is_judgment_table", "load",
-    "read_binary", "read_judgments", "scaling_input", "sources", "tables",
+    "read_binary", "read_judgments", "sources",
 ]
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (DVB, HVSB, BINARY)}
@@ -119,4 +119,25 @@ def load(
     return found, found.read(paths, **options)
 
 
-from dvbstats.benchmarks.results import describe, from_record, scaling_input, tables  # noqa: E402
+def describe(b: Benchmark) -> dict[str, Any]:
+    """The benchmark as ``manifest.json`` records it: name, rate names, direction, reference line, primary
+    estimands and wording (what the report and console say; what :func:`from_record` rebuilds)."""
+    return {
+        "name": b.name, "title": b.title, "outcome": b.outcome, "item": b.item,
+        "rate_name": b.rate_name, "rate_long": b.rate_long, "rate_by_condition": dict(b.rate_by_condition),
+        "reference": b.reference, "reference_label": b.reference_label, "direction": b.direction,
+        "primary": b.primary, "primary_condition": b.primary_condition, "ranked_rate": b.ranked_rate,
+        "best": b.best, "design": list(b.design), "aliases": dict(b.aliases),
+        "default_formula": b.default_formula, "wording": dict(b.wording),
+    }
+
+
+def from_record(record: dict[str, Any] | None) -> Benchmark:
+    """The benchmark a run folder's manifest records (:func:`describe`); DVB when it records none."""
+    if not record:
+        return BENCHMARKS["dvb"]
+    if record["name"] == "binary":
+        return binary_benchmark(outcome=record["outcome"], rate_name=record.get("rate_name", "rate"),
+                                reference=record.get("reference"), reference_label=record.get("reference_label", ""),
+                                direction=record.get("direction"), design=record.get("design", ()))
+    return BENCHMARKS[record["name"]].for_outcome(record.get("outcome", BENCHMARKS[record["name"]].outcome))

@@ -20,9 +20,11 @@ from dvbstats.benchmarks import BENCHMARKS, _in_judgment_tree, detect, sources
 from dvbstats.benchmarks.binary import binary_benchmark
 from dvbstats.benchmarks.common import JudgmentTable
 from dvbstats.benchmarks.definition import Benchmark
+from dvbstats.benchmarks.hvsb import model_table
 from dvbstats.input import schema
 from dvbstats.input.ingest import IngestError
 from dvbstats.input.registry import ModelTable
+from dvbstats.simulate.hvsb import example_models, is_hvsb_example, write_hvsb_example
 
 
 #: Columns a binary-judgment table gets from its reader, not from the user's design.
@@ -34,9 +36,6 @@ def default_models(benchmark: str, paths: Sequence[str | Path]) -> ModelTable:
     synthetic example's stand-ins when the input is the example)."""
     if benchmark != "hvsb":
         return ModelTable.default()
-    from dvbstats.benchmarks.hvsb import model_table
-    from dvbstats.simulate.hvsb import example_models, is_hvsb_example
-
     return example_models() if is_hvsb_example(paths) else model_table()
 
 
@@ -79,8 +78,6 @@ def read(
     """
     synthetic = False
     if paths is None:
-        from dvbstats.simulate.hvsb import write_hvsb_example
-
         paths, synthetic = [str(write_hvsb_example())], True
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     name = detect(paths, benchmark, reading)
@@ -97,8 +94,6 @@ def read(
     if name == "dvb":
         raise ValueError(f"{paths[0]}: a DVB input; read it with dvbstats.load")
     if name == "hvsb" and not synthetic:
-        from dvbstats.simulate.hvsb import is_hvsb_example
-
         synthetic = is_hvsb_example(paths)
     options = {"model": model_column, "item": item_column, "outcome": outcome} if name == "binary" else {}
     trials: JudgmentTable = (

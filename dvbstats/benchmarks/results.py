@@ -1,7 +1,7 @@
-"""A benchmark's own tables of a fit, and the record of the benchmark the run folder keeps.
+"""A benchmark's own tables of a fit (the record of the benchmark the run folder keeps,
+:func:`dvbstats.benchmarks.describe`, lives with the registry).
 
-:func:`describe` is what ``manifest.json`` keeps under ``benchmark`` (the report's wording comes
-from it). :func:`tables` adds, for a benchmark whose design has a ``condition`` (HVSB), the posterior
+:func:`tables` adds, for a benchmark whose design has a ``condition`` (HVSB), the posterior
 rate per model x condition, the paired posterior contrasts between conditions per model, the
 data-quality counts per model x condition, and the frequentist first look
 (:mod:`dvbstats.benchmarks.first_look`): refusal rates and whether they rise under the targeted prompt.
@@ -24,33 +24,6 @@ from dvbstats.results.estimands import summarize
 from dvbstats.results.fitted import Fit
 
 _SEP = "\x1f"
-
-
-def describe(b: Benchmark) -> dict[str, Any]:
-    """The benchmark as ``manifest.json`` records it: name, rate names, direction, reference line, primary
-    estimands and wording (what the report and console say; what :func:`from_record` rebuilds)."""
-    return {
-        "name": b.name, "title": b.title, "outcome": b.outcome, "item": b.item,
-        "rate_name": b.rate_name, "rate_long": b.rate_long, "rate_by_condition": dict(b.rate_by_condition),
-        "reference": b.reference, "reference_label": b.reference_label, "direction": b.direction,
-        "primary": b.primary, "primary_condition": b.primary_condition, "ranked_rate": b.ranked_rate,
-        "best": b.best, "design": list(b.design), "aliases": dict(b.aliases),
-        "default_formula": b.default_formula, "wording": dict(b.wording),
-    }
-
-
-def from_record(record: dict[str, Any] | None) -> Benchmark:
-    """The benchmark a run folder's manifest records (:func:`describe`); DVB when it records none."""
-    from dvbstats.benchmarks import BENCHMARKS
-    from dvbstats.benchmarks.binary import binary_benchmark
-
-    if not record:
-        return BENCHMARKS["dvb"]
-    if record["name"] == "binary":
-        return binary_benchmark(outcome=record["outcome"], rate_name=record.get("rate_name", "rate"),
-                                reference=record.get("reference"), reference_label=record.get("reference_label", ""),
-                                direction=record.get("direction"), design=record.get("design", ()))
-    return BENCHMARKS[record["name"]].for_outcome(record.get("outcome", BENCHMARKS[record["name"]].outcome))
 
 
 def condition_rates(fit: Fit, b: Benchmark, hdi_prob: float) -> pl.DataFrame:

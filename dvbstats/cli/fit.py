@@ -23,18 +23,17 @@ from dvbstats.benchmarks import binary, sources
 from dvbstats.benchmarks.hvsb import HVSB
 from dvbstats.benchmarks.sources.helm import DEFAULT_METRIC as DEFAULT_HELM_METRIC
 from dvbstats.benchmarks.sources.records import PARTIAL, WIDE
-from dvbstats.constants import CHAINS, DRAWS, HDI_PROB, MAX_R_HAT, MIN_ESS, SEED, TUNE
+from dvbstats.constants import CHAINS, DRAWS, EXIT_DIAGNOSTICS, HDI_PROB, MAX_R_HAT, MIN_ESS, SEED, TUNE
 from dvbstats.input import folders, manifest, runfolder
 from dvbstats.input.ingest import IngestError, TrialFile
 from dvbstats.model import fastlogp
 from dvbstats.model import formula as formulamod
 from dvbstats.model.design import CENTRED_MIN_TRIALS, PARAMETRIZATIONS
 from dvbstats.model.priors import PriorError, Priors
+from dvbstats.pipeline import Analysis
 from dvbstats.results import contrasts as contrastmod
-from dvbstats.results import tables as tablesmod
 from dvbstats.results.fitted import Fit
 
-EXIT_DIAGNOSTICS = 3
 #: The shell's status for a run stopped by Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
 
@@ -77,8 +76,9 @@ def run(
 ) -> tuple[Path, Fit]:
     """Fit ``paths`` (the embedded synthetic example when None) and write the run folder.
 
-    The steps of the Python API (:mod:`dvbstats.api`): ``load`` → ``Model`` → ``fit`` → ``Fit.save``
-    (→ ``report``), with the console's words between them. Everything that can be checked before
+    The steps of the Python API (:mod:`dvbstats.api`, :mod:`dvbstats.pipeline`): ``load`` → ``Model`` →
+    ``Analysis.check`` → ``fit`` → ``Analysis.run`` → ``Fit.save`` (→ ``report``), with the console's words
+    between them. Everything that can be checked before
     sampling is: the output folder, the formula against the data, the priors, pairs and contrasts.
     ``reading``: ``api.load``'s options for evaluation logs and wide matrices (``format``, ``scorer``, ...).
     """
@@ -108,13 +108,9 @@ def run(
     log(cells_sentence(cells))
     if model.empty_models:
         _say_empty(model.empty_models, keep_empty_models, log)
-    if pairs:  # a misspelled pair should stop the run before the sampler, not after it
-        from dvbstats.results import scaling as scalingmod
-
-        scalingmod.pairs(model.models, cells.by_model()["model"].to_list(), explicit=pairs)
-    contrastmod.resolve(contrasts, contrastmod.factor_levels(cells.data, cells.by))
-    if prior_predictive:  # refused before sampling, not after
-        tablesmod.check_prior_predictive(model.design)
+    analysis = Analysis(hdi_prob=hdi_prob, scaling=scaling, pairs=pairs, contrasts=contrasts, rope=rope,
+                        agreement=agreement, prior_predictive=prior_predictive)
+    analysis.check(model)  # a misspelled pair or contrast stops the run before the sampler, not after it
     cold = sampler != "nutpie" or not fastlogp.supports(model.design) or not fastlogp.compiled_before()
     log(f"Fitting {model.formula} with {sampler} ({chains} chains x {draws} draws, {tune} tuning)"
         + ("; a first run compiles the sampler's code (10-30 s)..." if cold else "..."))
@@ -126,13 +122,10 @@ def run(
     log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
     check_space(out, run_folder_bytes(result))  # a full disk mid-write once crashed h5py (issue 18 §6)
     with _warnings_to(log):
-        result.save(out, name=name, hdi_prob=hdi_prob, overwrite=overwrite, scaling=scaling, pairs=pairs,
-                    contrasts=contrasts, rope=rope, agreement=agreement, command=command, processed=processed,
-                    timing={"ingest_s": t_ingest - t_start, **result.timing}, started=t_start, log=log)
-        if prior_predictive:
-            log("Prior predictive check...")
-            table = pl.from_pandas(model.prior_predictive(seed=seed, hdi_prob=hdi_prob))
-            runfolder.RunFolder.read(out).add_table("prior_predictive", table)
+        analyses = analysis.run(result, log)
+        result.save(out, name=name, hdi_prob=hdi_prob, overwrite=overwrite, analyses=analyses, command=command,
+                    processed=processed, timing={"ingest_s": t_ingest - t_start, **result.timing},
+                    started=t_start, log=log)
     if report:
         log("Rendering the report...")
         try:

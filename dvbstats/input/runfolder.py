@@ -16,19 +16,22 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import arviz as az
 import numpy as np
 import polars as pl
+import xarray as xr
 
 from dvbstats import benchmarks
+from dvbstats.benchmarks import results as extras
 from dvbstats.constants import HDI_PROB
+from dvbstats.data import Data
 from dvbstats.input import folders, manifest
 from dvbstats.input.cells import CellTable
-from dvbstats.input.ingest import TrialFile, TrialTable
+from dvbstats.input.ingest import TrialFile
 from dvbstats.input.registry import ModelTable
 from dvbstats.input.schema import CELL_COUNTS
 from dvbstats.model.design import design
@@ -36,13 +39,14 @@ from dvbstats.model.formula import parse
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings
 from dvbstats.results import bounds, tables as summaries
-from dvbstats.results import contrasts as contrastmod
 from dvbstats.results.fitted import Fit
 
 #: The file that marks a finished run folder (written last).
 MARKER = "manifest.json"
 #: The binomial cells the model was fitted to, and the posterior (netCDF, ArviZ groups).
 CELLS, POSTERIOR = "cells.parquet", "posterior.nc"
+#: The manifest's note on an analysis that ``Fit.save`` was not given the results of.
+NOT_RUN = "not run (Fit.save was given no analyses: dvbstats.Analysis runs them)"
 EMPTY_NOTE = {
     False: "left out of the fit and of the overall DVGR",
     True: "fitted on request (option keep-empty-models): the DVGR is the prior's, and it is in the overall DVGR",
@@ -67,48 +71,39 @@ def write(
     name: str | None = None,
     hdi_prob: float = HDI_PROB,
     overwrite: bool = False,
-    scaling: bool | None = None,
-    pairs: Sequence[tuple[str, str]] | None = None,
-    contrasts: Sequence[str] = (),
-    rope: float | None = None,
-    agreement: bool = True,
+    analyses: Any = None,
     command: Sequence[str] | None = None,
     timing: Mapping[str, float] | None = None,
     started: float | None = None,
     processed: Path | None = None,
     log: Callable[..., None] = _quiet,
 ) -> Path:
-    """Write every table of ``fit`` (and the scaling, agreement and contrast analyses) to ``out``.
+    """Write ``fit`` to ``out``: its posterior, cells, model table, trials, manifest and the tables derived
+    from them; no inference runs here.
 
-    ``scaling``: None runs the scaling tests when a fitted family has two sizes; ``pairs``: explicit
-    (smaller, larger) pairs for them; ``contrasts``: ``A-B``, ``FACTOR:A-B`` or ``all``, with
-    P(|difference| < ``rope``) when ``rope`` is given; ``processed``: write the trial table there
-    instead of into the run folder. ``timing`` (default: the fit's) goes into the manifest with the
-    time this call took (``save_s``) and, given ``started`` (a ``time.perf_counter()`` reading),
-    the whole run's ``total_s``.
+    ``analyses``: what the steps after the fit found (:class:`dvbstats.pipeline.Analyses`: ``results``,
+    each written by :func:`write_analysis`, ``notes`` into the manifest, ``timing``). ``processed``:
+    write the trial table there instead of into the run folder. ``timing`` (default: the fit's) goes
+    into the manifest with the time this call took (``save_s``) and, given ``started`` (a
+    ``time.perf_counter()`` reading), the whole run's ``total_s``.
     """
     if fit.data is None:
         raise ValueError("this Fit carries no input record (fitted with fitting.fit): fit it through "
                          "dvbstats.Model(formula, data).fit() to save it")
     out = Path(out)
     name = folders.folder_name(name, what="name") if name else folders.as_folder_name(out.resolve().name)
-    seed = fit.settings.seed
     data, table = fit.data, fit.model_table
-    wanted = contrastmod.resolve(contrasts, contrastmod.factor_levels(fit.cells.data, fit.cells.by))
+    results, notes = (analyses.results, analyses.notes) if analyses is not None else ({}, {})
     t0 = time.perf_counter()
     bench = data.benchmark
-    with folders.replacing(out, marker=MARKER, overwrite=overwrite) as work, ThreadPoolExecutor(1) as pool:
-        # the agreement analysis needs only the trials: it runs beside the tables, whose NumPy, Numba
-        # and polars work leaves the second core mostly idle
-        agreement_job = pool.submit(_timed, _agreement, bench, data.trials, table, fit.settings, hdi_prob,
-                                    work, log) if agreement else None
+    with folders.replacing(out, marker=MARKER, overwrite=overwrite) as work:
         if data.trials is not None:
             trials_path = processed / f"{name}_trials.parquet" if processed else work / "trials.parquet"
             trials_path.parent.mkdir(parents=True, exist_ok=True)
             data.trials.write(trials_path)
         quality, reconciliation = data.quality(), data.reconciliation()
-        tables = {**summaries.tables(fit, hdi_prob, seed, bench), "data_quality": quality,
-                  "reconciliation": reconciliation, **benchmarks.tables(bench, fit, data.trials, hdi_prob)}
+        tables = {**summaries.tables(fit, hdi_prob, fit.settings.seed, bench), "data_quality": quality,
+                  "reconciliation": reconciliation, **extras.tables(bench, fit, data.trials, hdi_prob)}
         for key, df in tables.items():
             write_table(work, key, df)
         for key, alias in bench.aliases.items():  # the benchmark's old names for a neutral table (DVB: dvgr.csv)
@@ -117,26 +112,21 @@ def write(
         for note in bounded:
             log(f"Note: {note}.")
         tables["rates"].write_parquet(work / "rates.parquet")
-        if wanted:
-            write_table(work, "contrasts", contrast_tables(fit, wanted, hdi_prob, rope))
+        for key, result in results.items():
+            write_analysis(work, key, result)
         fit.cells.write(work / CELLS)
         table.data.write_csv(work / "models.csv")
         fit.idata.to_netcdf(str(work / POSTERIOR), engine="h5netcdf")
-        t1 = time.perf_counter()
-        scaling_note = _scaling(fit, table, pairs, hdi_prob, seed, work, scaling, log)
-        t2 = time.perf_counter()
-        agreement_note, agreement_s = agreement_job.result() if agreement_job else ("not run (switched off)", 0.0)
-        # agreement_s overlaps the other two; the wait is what it added to the run
-        stages = {"tables_s": t1 - t0, "scaling_s": t2 - t1, "agreement_s": agreement_s,
-                  "agreement_wait_s": time.perf_counter() - t2}
         keep = bool(fit.empty_models) and fit.cells.by_model()["model"].is_in(list(fit.empty_models)).any()
         meta = manifest.record(
             run_name=name, synthetic=data.synthetic, inputs=data.inputs, fit=fit, quality=quality,
             reconciliation=reconciliation, hdi_prob=hdi_prob, command=command,
-            timing={**(timing or fit.timing), **stages, "save_s": time.perf_counter() - t0,
+            timing={**(timing or fit.timing), **(analyses.timing if analyses is not None else {}),
+                    "save_s": time.perf_counter() - t0,
                     **({"total_s": time.perf_counter() - started} if started is not None else {})},
-            extra={"benchmark": benchmarks.describe(data.benchmark), "scaling": scaling_note, "bounded": bounded,
-                   "agreement": agreement_note, "empty_models": {
+            extra={"benchmark": benchmarks.describe(data.benchmark),
+                   "scaling": notes.get("scaling", NOT_RUN), "bounded": bounded,
+                   "agreement": notes.get("agreement", NOT_RUN), "empty_models": {
                 "models": list(fit.empty_models), "in_fit": keep,
                 "note": EMPTY_NOTE[keep] if fit.empty_models else "every model has usable trials"}},
         )
@@ -146,8 +136,6 @@ def write(
 
 def read_fit(path: str | Path) -> Fit:
     """The :class:`Fit` of a run folder, rebuilt from its files without refitting."""
-    from dvbstats.api import Data  # the API builds on this module
-
     path = Path(path)
     meta_path = path / MARKER
     if not meta_path.is_file():
@@ -191,67 +179,16 @@ def _read_posterior(path: Path) -> az.InferenceData:
 
 
 def write_analysis(out: Path, name: str, result) -> list[Path]:
-    """Write an analysis run beside the fit (``scaling``, ``agreement``): each of ``result.tables()`` as
-    ``<table>.csv`` and ``result.record()`` (methods, settings, notes, diagnostics) as ``<name>_methods.json``."""
+    """Write an analysis run beside the fit (``scaling``, ``agreement``, ``contrasts``): each of
+    ``result.tables()`` as ``<table>.csv`` and ``result.record()`` (methods, settings, notes, diagnostics),
+    unless None, as ``<name>_methods.json``."""
     out = Path(out)
-    record = out / f"{name}_methods.json"
-    record.write_text(json.dumps(result.record(), indent=2, default=str) + "\n")
-    return [*(write_table(out, key, table) for key, table in result.tables().items()), record]
-
-
-def contrast_tables(fit: Fit, wanted: Mapping[str, list[tuple[str, str]]], hdi_prob: float,
-                    rope: float | None) -> pl.DataFrame:
-    """The posterior of every wanted contrast (pairs per factor, :func:`dvbstats.results.contrasts.resolve`)."""
-    return pl.concat([
-        contrastmod.contrast_table(*fit.level_draws(factor), pairs, factor=factor, hdi_prob=hdi_prob, rope=rope)
-        for factor, pairs in wanted.items()
-    ])
-
-
-def _scaling(fit: Fit, table: ModelTable, pairs, hdi_prob, seed, out: Path, wanted: bool | None, log) -> str:
-    """Run the scaling-trend tests when asked, or by default when a family has two sizes."""
-    if wanted is None:
-        wanted = bool(table.families_with_sizes())
-        if not wanted:
-            return "not run: no model family with two sizes among the fitted models"
-    if not wanted:
-        return "not run (--no-scaling)"
-    log("Scaling-trend tests (pairs within families, pooled size slope)...")
-    from dvbstats.results import scaling  # imports PyMC (its slope model): only when the tests run
-
-    try:
-        draws, counts, codings = benchmarks.scaling_input(fit.data.benchmark, fit)
-        res = scaling.scaling_tests(draws, counts, table.data, pairs=pairs, codings=codings, hdi_prob=hdi_prob, seed=seed)
-    except scaling.ScalingUnavailable as exc:
-        log(f"Scaling tests not run: {exc}")
-        return f"not run: {exc}"
-    write_analysis(out, "scaling", res)
-    return "run"
-
-
-def _timed(func, *args):
-    """``func(*args)`` and the seconds it took."""
-    t = time.perf_counter()
-    return func(*args), time.perf_counter() - t
-
-
-def _agreement(bench, trials: TrialTable | TrialFile | benchmarks.JudgmentTable | None, table: ModelTable,
-               settings: SamplerSettings, hdi_prob, out: Path, log) -> str:
-    """The benchmark's agreement analysis between models (``Benchmark.agreement``) when trials of >= 2 models exist.
-
-    It gets the used rows lazily (a streamed trial file stays on disk) and reads the columns it needs."""
-    if bench.agreement is None:
-        return f"not run: {bench.title} define no agreement analysis"
-    if trials is None:
-        return "not run: needs a trial table with at least two models"
-    used = (trials.data.lazy() if isinstance(trials, benchmarks.JudgmentTable) else trials.scan()).filter(
-        pl.col("status") == "used")
-    if used.select(pl.col("model").n_unique()).collect().item() < 2:
-        return "not run: needs a trial table with at least two models"
-    log("Agreement between models and paired tests...")
-    res = bench.agreement(used, table, settings=settings, hdi_prob=hdi_prob)
-    write_analysis(out, "agreement", res)
-    return res.notes.get("not_run", "run")
+    written = [write_table(out, key, table) for key, table in result.tables().items()]
+    if (record := result.record()) is not None:
+        path = out / f"{name}_methods.json"
+        path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        written.append(path)
+    return written
 
 
 # --------------------------------------------------------------------------- reading the tables back
@@ -440,11 +377,6 @@ class RunFolder:
         path.write_text(markdown, encoding="utf-8")
         return path
 
-    def record_command(self, command: Sequence[str]) -> None:
-        """Replace the manifest's command line (an analysis that runs the fit as one of its steps)."""
-        self.manifest["command"] = list(command)
-        (self.path / MARKER).write_text(json.dumps(self.manifest, indent=2, default=str) + "\n")
-
     def posterior_draws(self) -> dict[str, np.ndarray] | None:
         """Draws ``(chain, draw)`` of the top-level parameters (``Intercept``, ``b_*``, ``sd``).
 
@@ -454,8 +386,6 @@ class RunFolder:
         path = self.path / POSTERIOR
         if not path.is_file():
             return None
-        import xarray as xr
-
         try:
             posterior = xr.open_dataset(path, group="posterior", engine="h5netcdf")
         except (OSError, ValueError) as err:

@@ -8,6 +8,7 @@ models name them through :func:`module`, so that only a run that builds one pays
 from __future__ import annotations
 
 import importlib
+import warnings
 from types import ModuleType
 
 
@@ -16,7 +17,11 @@ class _Lazy:
         self._name = name
 
     def __getattr__(self, attr: str):
-        return getattr(importlib.import_module(self._name), attr)
+        with warnings.catch_warnings():  # a notice that says nothing about a user's fit, in a scope
+            warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation",
+                                    category=UserWarning)  # (models are sampled through nutpie's Numba backend)
+            module = importlib.import_module(self._name)
+        return getattr(module, attr)
 
     def __repr__(self) -> str:
         return f"<module {self._name!r}, imported on first use>"

@@ -5,7 +5,7 @@
 
 Steps: rebuild the model x value binomial counts from the published figures shipped with the package (``dvbstats.paper2025.reconstruct``;
 written to ``data/processed/dvb2025/``), fit ``chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)``
-to them with the paper's five size pairs for the scaling tests (``dvbstats.cli.fit.run``; run folder
+to them with the paper's five size pairs for the scaling tests (``dvbstats.api`` and ``dvbstats.pipeline``; run folder
 ``runs/dvb2025_reanalysis/``), add the sections "Published vs reanalysis" and "Reconstruction"
 (``dvbstats.paper2025.claims``) and "Value audit" (``dvbstats.paper2025.value_audit``: the paper's rating regression
 replicated and its hierarchical Bayesian version, a second, small fit) and render ``reports/dvb2025_reanalysis/report.html``.
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import polars as pl
 
-from dvbstats.cli.fit import EXIT_DIAGNOSTICS, console_table, run
-from dvbstats.constants import CHAINS, DRAWS, SEED, TUNE
+from dvbstats.api import Model, load
+from dvbstats.constants import CHAINS, DRAWS, EXIT_DIAGNOSTICS, SEED, TUNE
 from dvbstats.input.runfolder import RunFolder
 from dvbstats.model.sample import SamplerSettings
 from dvbstats.paper2025 import claims as published, value_audit
@@ -37,6 +37,8 @@ from dvbstats.paper2025.reconstruct import (
     published_aggregates,
     reconstruct,
 )
+from dvbstats.pipeline import Analysis
+from dvbstats.report import render
 
 NAME = "dvb2025_reanalysis"
 FORMULA = "chose_deep ~ 1 + (1|model) + (1|value) + (1|model:value)"
@@ -79,14 +81,14 @@ def reanalyse(
     rec = reconstruct(agg)
     rec.write(processed)
     log(f"Reconstructed {rec.cells.height} model x value cells from {root}; written to {processed}/cells.csv")
-    run_dir, _ = run(
-        [processed / "cells.csv"], out=out, name=NAME, formula=FORMULA, draws=draws, tune=tune, chains=chains,
-        seed=seed, scaling=True, pairs=published.paper_pairs(agg), report=False, processed=processed,
-        progress=progress, log=log,
-    )
+    model = Model(FORMULA, load([processed / "cells.csv"]))
+    analysis = Analysis(scaling=True, pairs=published.paper_pairs(agg))
+    analysis.check(model)  # the paper's pairs against the model table, before sampling
+    log(f"Fitting {model.formula} ({chains} chains x {draws} draws, {tune} tuning)...")
+    fit = model.fit(draws=draws, tune=tune, chains=chains, seed=seed, progress=progress)
+    run_dir = fit.save(out, name=NAME, analyses=analysis.run(fit, log), command=command, processed=processed,
+                       log=log)
     folder = RunFolder.read(run_dir)
-    if command is not None:  # the fit records its own command line only when run as ``python -m dvbstats.fit``
-        folder.record_command(command)
 
     tables = published.RunTables.read(run_dir)
     folder.add_section(SECTIONS["published"], published.section(tables, agg))
@@ -105,8 +107,6 @@ def reanalyse(
     log(f"Value audit: replication {value_audit.replication_verdict(audit.logit)}. "
         + audit.diagnostics_sentence())
     if reports is not None:
-        from dvbstats.report import render
-
         html = render(run_dir, reports)
         log(f"Report: {html} ({html.stat().st_size / 2**20:.2f} MiB)")
     return run_dir
@@ -193,9 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print()
     folder = RunFolder.read(run_dir)
-    print(console_table(folder.table("rates")))
     with pl.Config(tbl_rows=-1, fmt_str_lengths=200, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
-                   tbl_hide_column_data_types=True):
+                   tbl_hide_column_data_types=True, float_precision=3):
+        print(folder.table("rates").select("model", "n_used", "raw_rate", "rate_mean", "rate_hdi_low", "rate_hdi_high",
+                                           "p_below_reference", "r_hat", "ess_bulk"))
         print(folder.table("published_vs_reanalysis").drop("more_cautious"))
     diagnostics = folder.diagnostics
     if not diagnostics["ok"]:

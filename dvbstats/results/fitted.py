@@ -28,9 +28,10 @@ from dvbstats.model.formula import Formula
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, run_nutpie, sample
 from dvbstats.results import bounds, contrasts, estimands
+from dvbstats.results import tables as summaries
 
 if TYPE_CHECKING:
-    from dvbstats.api import Data
+    from dvbstats.data import Data
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,10 @@ class Fit:
         (item-level groupings, :data:`dvbstats.results.bounds.MAX_LEVELS_LISTED`, only when asked for: 12,000 prompts
         x 4,000 draws are 400 MB). Model by each condition of the fixed part is in the same pass: the condition
         tables ask for it, and a pass over HVSB's 72,000 item cells costs about 10 CPU s."""
-        from dvbstats.results.tables import condition_variables
-
         groupings = [("model",), ()]
         groupings += [(f,) for f in self.cells.by if f != "model"]
         groupings += [t.term.factors for t in self.design.terms if len(t.term.factors) > 1]
-        by_condition = [("model", v.name) for v in condition_variables(self)]
+        by_condition = [("model", v.name) for v in summaries.condition_variables(self)]
         groupings = [g for g in dict.fromkeys(groupings + by_condition)
                      if not g or not bounds.item_level(self.cells.data.select(g).n_unique())]
         averages = dict(zip(groupings, estimands.design_averages(self.design, self.idata, groupings)))
@@ -156,8 +155,6 @@ class Fit:
     def summary(self, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
         """Fixed effects, random-effect SDs (and correlations) with HDIs, R-hat and ESS: one DataFrame,
         indexed by parameter, in the spirit of statsmodels' ``summary()`` (logit scale)."""
-        from dvbstats.results import tables as summaries
-
         parts = [summaries.fixed_table(self, hdi_prob).with_columns(kind=pl.lit("fixed")),
                  summaries.sd_table(self, hdi_prob).with_columns(
                      term=pl.lit("sd[") + pl.col("term") + pl.lit("]"), kind=pl.lit("sd"))]
@@ -166,14 +163,11 @@ class Fit:
 
     def rates(self, by: str | Sequence[str] = "model", hdi_prob: float = HDI_PROB) -> pd.DataFrame:
         """Design-averaged posterior rate (the DVGR for DVB) per level of ``by``, beside the raw rate."""
-        from dvbstats.results import tables as summaries
-
         return summaries.grouped(self, [by] if isinstance(by, str) else list(by), hdi_prob).to_pandas()
 
     def plot_forest(self, hdi_prob: float = HDI_PROB):
         """Posterior rate per model with its HDI beside the raw rate and Wilson interval (a Figure)."""
-        from dvbstats.report import plots
-        from dvbstats.results import tables as summaries
+        from dvbstats.report import plots  # the report layer sits above results: imported when a plot is asked for
 
         table = summaries.dvgr_table(self, hdi_prob, self.settings.seed).to_pandas()
         models, overall = table[table["model"] != "overall"], table[table["model"] == "overall"].iloc[0]
@@ -190,15 +184,17 @@ class Fit:
         return out
 
     def save(self, path: str | Path, **options) -> Path:
-        """Write the run folder (tables, posterior, cells, manifest); options as :func:`dvbstats.input.runfolder.write`."""
-        from dvbstats.input import runfolder
+        """Write the run folder (posterior, cells, manifest, the tables derived from them); no inference runs:
+        the analyses after a fit are :class:`dvbstats.pipeline.Analysis`'s steps, whose results ``analyses=``
+        writes beside. Options as :func:`dvbstats.input.runfolder.write`."""
+        from dvbstats.input import runfolder  # the run-folder layer sits above results: the method spelling only
 
         return runfolder.write(self, path, **options)
 
     @classmethod
     def load(cls, path: str | Path) -> Fit:
         """Read a run folder back (no refitting)."""
-        from dvbstats.input import runfolder
+        from dvbstats.input import runfolder  # the run-folder layer sits above results: the method spelling only
 
         return runfolder.read_fit(path)
 

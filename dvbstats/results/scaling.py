@@ -30,17 +30,19 @@ from typing import Literal
 import arviz as az
 import numpy as np
 import polars as pl
-import pymc as pm
 import xarray as xr
 from scipy import stats
 from scipy.special import expit, logit
 
 from dvbstats.constants import HDI_PROB
 from dvbstats.input.registry import ModelTable
+from dvbstats.model import lazy
 from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, sample
 from dvbstats.results import mcse
 from dvbstats.results.contrasts import summarize_difference
 from dvbstats.results.frequentist import FEW_CLUSTERS, chi2_2x2, cluster_robust_logit
+
+pm = lazy.module("pymc")  # imported when the pooled slope model is built
 
 SizeMeasure = Literal["rank", "log_params", "auto"]
 

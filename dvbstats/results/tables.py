@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -20,7 +21,9 @@ from dvbstats.model.priors import Priors
 from dvbstats.model.sample import diagnose
 from dvbstats.results import bounds, contrasts, estimands, population
 from dvbstats.results.estimands import summarize
-from dvbstats.results.fitted import Fit
+
+if TYPE_CHECKING:  # tables are read off a Fit, which uses them for its summaries
+    from dvbstats.results.fitted import Fit
 
 pm = lazy.module("pymc")  # imported for the prior predictive check only
 

@@ -1,0 +1,181 @@
+"""The package's layers hold without deferred imports: no module imports a higher layer (at module level,
+inside a function, under ``TYPE_CHECKING`` or by name through :func:`dvbstats.model.lazy.module`) except
+the exceptions listed here with their reason, and no import sits inside a function unless listed.
+
+A static check over the source (:mod:`ast`), so it runs in the fast suite and in CI. A package's
+``__init__`` counts as a module of its layer: importing ``dvbstats.benchmarks.definition`` runs
+``dvbstats/benchmarks/__init__.py``, whose own imports are checked like any other module's.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "dvbstats"
+
+#: Top to bottom; a module belongs to the layer of its longest listed prefix (``dvbstats`` itself: exactly).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("dvbstats", "dvbstats.fit", "dvbstats.compare", "dvbstats.design", "dvbstats.cli", "dvbstats.paper2025",
+     "dvbstats.planning", "dvbstats.report.__main__"),  # entry points, command lines, studies over fits
+    ("dvbstats.pipeline",),  # the analyses after a fit, shared by the CLI, the API and the reanalysis
+    ("dvbstats.api",),  # load, Model, report
+    ("dvbstats.report",),  # a run folder -> report (reads run folders only)
+    ("dvbstats.input.runfolder",),  # the run folder's writer and reader: above results
+    ("dvbstats.benchmarks.results", "dvbstats.benchmarks.scenarios", "dvbstats.benchmarks.consistency",
+     "dvbstats.benchmarks.first_look"),  # a benchmark's own analyses of a fit
+    ("dvbstats.results",),  # Fit and what a posterior says
+    ("dvbstats.data",),  # ingested input of any benchmark
+    ("dvbstats.benchmarks.inputs",),  # reading any benchmark's input, the embedded examples included
+    ("dvbstats.simulate",),  # data with known truth
+    ("dvbstats.benchmarks",),  # the registry, the definitions and their readers
+    ("dvbstats.model",),  # formula -> design -> posterior
+    ("dvbstats.input", "dvbstats.constants"),  # files in, tables out
+)
+
+#: Imports of a higher layer that stay, each with its reason: (importer, imported module) -> why.
+UPWARD = {
+    ("dvbstats.results.fitted", "dvbstats.input.runfolder"):
+        "Fit.save and Fit.load, the public spelling of the run folder's writer and reader, which sit above results",
+    ("dvbstats.results.fitted", "dvbstats.report.plots"):
+        "Fit.plot_forest draws with the report's figure style; report/__init__ reads run folders, so the "
+        "import at module level would be a cycle",
+    ("dvbstats.benchmarks.dvb", "dvbstats.results.agreement"):
+        "DVB's definition names its agreement analysis (Benchmark.agreement): through model.lazy, imported "
+        "when the analysis runs",
+    ("dvbstats.benchmarks.hvsb", "dvbstats.benchmarks.consistency"):
+        "HVSB's definition names its agreement analysis (judgment consistency): through model.lazy",
+    ("dvbstats.benchmarks.hvsb", "dvbstats.benchmarks.scenarios"):
+        "HVSB's definition names its scenario-type tables: through model.lazy",
+}
+
+#: Imports inside functions that stay, each with its reason: (importer, imported module) -> why.
+DEFERRED = {
+    ("dvbstats.results.fitted", "dvbstats.input.runfolder"): UPWARD[("dvbstats.results.fitted", "dvbstats.input.runfolder")],
+    ("dvbstats.results.fitted", "dvbstats.report.plots"): UPWARD[("dvbstats.results.fitted", "dvbstats.report.plots")],
+    ("dvbstats.model.priors", "pymc"): "PyMC takes 2.5 s to import; only a PyMC model's priors need it",
+    ("dvbstats.model.design", "pymc"): "model.lazy: PyMC is imported when a PyMC model is built (fastlogp needs none)",
+    ("dvbstats.model.design", "pytensor.tensor"): "model.lazy: as PyMC",
+    ("dvbstats.model.sample", "pymc"): "model.lazy: imported when a PyMC model is sampled",
+    ("dvbstats.results.tables", "pymc"): "model.lazy: the prior predictive check only",
+    ("dvbstats.results.scaling", "pymc"): "model.lazy: the pooled size-slope model only",
+    ("dvbstats.model.sample", "nutpie"): "the sampler, imported when a model is sampled",
+    ("dvbstats.model.fastlogp", "nutpie.compiled_pyfunc"): "the sampler, imported when a model is sampled",
+    ("dvbstats.model.fastlogp", "dvbstats.model.threadstate"): "the compiled density's thread state, built on first sampling",
+    ("dvbstats.model.fastlogp", "dvbstats.model.sample"): "sample imports fastlogp (the sampler's choice of density)",
+    ("dvbstats.results.agreement", "pymc"): "the Bayesian agreement model only: PyMC takes 2.5 s to import",
+    ("dvbstats.report.render", "pypandoc"): "optional: the bundled pandoc when none is on PATH",
+    ("dvbstats.report.build", "dvbstats.report.conditions"): "conditions builds on build's helpers",
+    ("dvbstats.cli.compare", "argparse"): "as written (stdlib; owned by another change)",
+    ("dvbstats.cli.compare", "sys"): "as written (stdlib; owned by another change)",
+}
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def layer(module: str) -> int:
+    """The index of ``module``'s layer in :data:`LAYERS` (0 = top)."""
+    best = None
+    for i, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            matches = module == prefix if prefix == "dvbstats" else module == prefix or module.startswith(prefix + ".")
+            if matches and (best is None or len(prefix) > len(best[1])):
+                best = (i, prefix)
+    if best is None:
+        raise LookupError(f"{module}: in no layer of tests/test_layers.py; place it")
+    return best[0]
+
+
+def _resolve(name: str) -> str:
+    """The dvbstats module an imported name lives in (``dvbstats.results.tables.rate_table`` -> its module)."""
+    while name not in MODULES and "." in name:
+        name = name.rsplit(".", 1)[0]
+    return name
+
+
+def imports(module: str, source: str | None = None) -> list[tuple[str, bool]]:
+    """Every module ``module`` imports (its file, or ``source``), with whether the import sits inside a
+    function; a ``lazy.module("...")`` call counts as an import inside a function (it imports on first use)."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[tuple[str, bool]] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inside = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.Import):
+                found.extend((a.name, inside) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    parent = package.split(".")[: len(package.split(".")) - child.level + 1]
+                    base = ".".join(parent + ([base] if base else []))
+                for a in child.names:
+                    target = f"{base}.{a.name}"
+                    found.append((target if _resolve(target) in MODULES else base, inside))
+            elif (isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute) and child.func.attr == "module"
+                  and isinstance(child.func.value, ast.Name) and child.func.value.id == "lazy"
+                  and child.args and isinstance(child.args[0], ast.Constant)):
+                found.append((child.args[0].value, True))
+            visit(child, inside)
+
+    visit(ast.parse(source if source is not None else path.read_text(encoding="utf-8")), False)
+    return found
+
+
+def upward(module: str, source: str | None = None) -> set[tuple[str, str]]:
+    """The (module, imported module) pairs by which ``module`` imports a higher layer."""
+    targets = {_resolve(name) for name, _ in imports(module, source) if name.startswith("dvbstats")}
+    return {(module, t) for t in targets if layer(t) < layer(module)}
+
+
+def test_every_module_has_a_layer():
+    for module in MODULES:
+        layer(module)
+
+
+def test_no_module_imports_a_higher_layer():
+    found = set().union(*(upward(module) for module in MODULES))
+    unlisted = sorted(found - set(UPWARD))
+    assert not unlisted, "imports of a higher layer: " + "; ".join(f"{a} -> {b}" for a, b in unlisted)
+    assert not set(UPWARD) - found, f"listed exceptions no longer needed: {sorted(set(UPWARD) - found)}"
+
+
+def test_imports_inside_functions_are_the_listed_ones():
+    deferred = set()
+    for module in MODULES:
+        for name, inside in imports(module):
+            if inside:
+                deferred.add((module, _resolve(name) if name.startswith("dvbstats") else name))
+    lazy_named = {key for key in UPWARD if key not in DEFERRED}  # named through model.lazy
+    unlisted = sorted(deferred - set(DEFERRED) - lazy_named)
+    assert not unlisted, "imports inside functions: " + "; ".join(f"{a} -> {b}" for a, b in unlisted)
+    assert not set(DEFERRED) - deferred, f"listed deferred imports no longer there: {sorted(set(DEFERRED) - deferred)}"
+
+
+@pytest.mark.parametrize("module, source, target", [
+    ("dvbstats.input.cells", "from dvbstats.input.runfolder import RunFolder\n", "dvbstats.input.runfolder"),
+    ("dvbstats.results.tables", "def f():\n    from dvbstats import api\n", "dvbstats.api"),
+    ("dvbstats.model.design", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from dvbstats.results.fitted import Fit\n",
+     "dvbstats.results.fitted"),
+    ("dvbstats.input.runfolder", "from dvbstats.pipeline import Analysis\n", "dvbstats.pipeline"),
+    ("dvbstats.benchmarks.definition", "x = lazy.module('dvbstats.report.build')\n", "dvbstats.report.build"),
+])
+def test_the_check_flags_an_upward_import(module, source, target):
+    """The check itself: an import of a higher layer, wherever it sits, is flagged; a downward one is not."""
+    assert upward(module, source) == {(module, target)}
+    assert not upward("dvbstats.cli.fit", source)
+
+
+def test_the_reanalysis_runs_the_pipeline_not_the_command_line():
+    """The paper reanalysis shares the pipeline (:mod:`dvbstats.pipeline`) with the CLI instead of calling it."""
+    names = {_resolve(name) for name, _ in imports("dvbstats.paper2025.reanalysis")}
+    assert "dvbstats.pipeline" in names and not any(n.startswith("dvbstats.cli") for n in names)
