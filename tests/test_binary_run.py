@@ -141,7 +141,7 @@ def test_models_missing_a_condition_are_fitted_their_missing_rate_a_labelled_pre
                                          r".*predictions from the population's effect of condition and the spread"):
         model = api.Model(None, data)
     fit = model.fit(draws=100, tune=150, chains=2, progress=False)
-    fit.save(tmp_path / "run", agreement=False)
+    fit.save(tmp_path / "run")  # a pure save: no analyses run
     run = RunFolder.read(tmp_path / "run")
     rates = run.table("condition_rates")
     assert rates.height == 10  # 5 models x 2 conditions
