@@ -187,7 +187,7 @@ def test_expanded_draws_are_the_full_models_variables():
     expand = m.expander(1, 2, 0)
     out = expand(x)
     names, shapes, dims = m.variables()
-    assert sorted(names) == sorted(out) and dims["r_prompt"] == ("prompt",)
+    assert names == list(out) and dims["r_prompt"] == ("prompt",)  # nutpie takes them in the declared order
     for name, shape in zip(names, shapes):
         assert np.shape(out[name]) == shape, name
     by_name = {n: float(out[f"sd_{n}"]) for t in d.random for n in t.sd_names}
@@ -199,6 +199,15 @@ def test_expanded_draws_are_the_full_models_variables():
     assert float(out["Intercept"]) == pytest.approx(x[0] + raw.mean())
     again, other_chain = expand(x)["r_prompt"], m.expander(1, 2, 0)(x + 1e-9)["r_prompt"]
     assert not np.allclose(again, out["r_prompt"]) and not np.allclose(other_chain, out["r_prompt"])
+
+
+def test_expanded_draws_keep_the_declared_order_without_other_random_terms():
+    """With the item term the only random term, ``sd`` is not among the other parameters' draws: ``expand`` must
+    still give the variables in the order ``variables`` declares (nutpie refuses another order)."""
+    d = design(parse("y ~ 1 + log_n_train + (1|prompt)"), _item_cells(4, 60))
+    m = itemmarginal.ItemMarginalModel(d, Priors({}), term_parametrizations(d, "auto"), itemmarginal.item_term(d))
+    out = m.expander(1, 2, 0)(np.random.default_rng(2).normal(0, 0.3, m.ndim))
+    assert list(out) == m.variables()[0]
 
 
 def test_chains_draw_the_items_independently():

@@ -410,7 +410,7 @@ class ItemMarginalModel:
         out[f"sd_{name}"] = np.asarray(sd, dtype=np.float64)
         out[f"r_{name}"] = r.astype(np.float32) if r.size > ITEM_LEVELS else r
         out["sd"] = np.asarray([out[f"sd_{n}"] for t in self.design.random for n in t.sd_names], dtype=np.float64)
-        return out
+        return {key: out[key] for key in self.variables()[0]}  # nutpie takes the draws in the declared order
 
     def variables(self) -> tuple[list[str], list[tuple[int, ...]], dict[str, tuple[str, ...]]]:
         """Names, shapes and dims of the expanded draws (the full model's)."""
