@@ -83,6 +83,9 @@ def test_binary_run_with_report_mentions_no_chance_level(tmp_path: Path, monkeyp
         assert set(effects["model"]) == {"all models", "m-a", "m-b", "m-c"}  # the paired contrast per model
         per_condition = pl.read_csv(out / "condition_rates.csv")
         assert per_condition.height == 6 and "Condition effects" in html
+        overall = effects.filter(pl.col("model") == "all models").row(0, named=True)
+        headline = html.split('id="sec-headline"')[1].split("</section>")[0]  # the finding on the first screen
+        assert f"all models, b − a: {overall['diff_mean']:+.3f}" in headline, headline[:2000]
 
 
 def test_a_reference_given_by_the_user_brings_its_test(tmp_path: Path, capsys):

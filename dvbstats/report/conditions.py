@@ -73,8 +73,21 @@ def headline(run: RunFolder, w: Wording) -> str:
     where = ("; the attack contrasts are in @sec-attack" if attack is not None else
              "; the paired condition contrasts per model are in @sec-conditions"
              if frame(run, "condition_effects") is not None else "")
-    return section("Headline", "headline", f"::: {{.headline}}\n{key}\n:::", escape(text), table,
-                   *predicted_note(rates[~observed]), f"Every number is in condition_rates.csv{where}.")
+    overall = overall_effects(frame(run, "condition_effects"), hdi) if attack is None else ""
+    return section("Headline", "headline", f"::: {{.headline}}\n{key}" + (f"\\\n{overall}" if overall else "") + "\n:::",
+                   escape(text), table, *predicted_note(rates[~observed]),
+                   f"Every number is in condition_rates.csv{where}.")
+
+
+def overall_effects(effects: pd.DataFrame | None, hdi: str) -> str:
+    """The paired condition contrasts over all models (``condition_effects.csv``), for the headline: what a
+    condition changes is the finding of a run with conditions."""
+    if effects is None:
+        return ""
+    rows = effects[effects["model"] == "all models"]
+    return " · ".join(
+        f"**all models, {escape(r.a)} − {escape(r.b)}: {r.diff_mean:+.3f}** ({hdi} {r.diff_hdi_low:+.3f} to "
+        f"{r.diff_hdi_high:+.3f}; {fmt_rate(r.rate_a)} vs {fmt_rate(r.rate_b)})" for r in rows.itertuples(index=False))
 
 
 def predicted_note(missing: pd.DataFrame) -> list[str]:
