@@ -68,8 +68,6 @@ DEFERRED = {
     ("dvbstats.results.agreement", "pymc"): "the Bayesian agreement model only: PyMC takes 2.5 s to import",
     ("dvbstats.report.render", "pypandoc"): "optional: the bundled pandoc when none is on PATH",
     ("dvbstats.report.build", "dvbstats.report.conditions"): "conditions builds on build's helpers",
-    ("dvbstats.cli.compare", "argparse"): "as written (stdlib; owned by another change)",
-    ("dvbstats.cli.compare", "sys"): "as written (stdlib; owned by another change)",
 }
 
 
