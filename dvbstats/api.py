@@ -29,7 +29,8 @@ from dvbstats.data import Data
 from dvbstats.input import cells as cellmod
 from dvbstats.input import schema
 from dvbstats.input.ingest import load as ingest
-from dvbstats.input.ingest import IngestError, TrialFile, TrialTable
+from dvbstats.input.files import IngestError
+from dvbstats.input.trials import TrialFile, TrialTable
 from dvbstats.input.ingest import sources as ingest_sources
 from dvbstats.input.registry import ModelTable
 from dvbstats.model.design import PARAMETRIZATIONS, design

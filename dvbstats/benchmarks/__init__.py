@@ -25,7 +25,7 @@ from dvbstats.benchmarks.common import JudgmentTable, is_judgment_table
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.benchmarks.dvb import DVB, is_dvb_file
 from dvbstats.benchmarks.hvsb import HVSB, judgment_files, read_judgments
-from dvbstats.input import ingest
+from dvbstats.input import files
 
 __all__ = [
     "BENCHMARKS", "Benchmark", "JudgmentTable", "binary_benchmark", "describe", "detect", "from_record", "is_judgment_table", "load",
@@ -35,19 +35,20 @@ __all__ = [
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (DVB, HVSB, BINARY)}
 
 
-def _in_judgment_tree(path: Path) -> bool:
-    """A folder named, inside, or holding a ``*_judgment`` folder; or a file inside one."""
+def in_judgment_tree(path: Path) -> bool:
+    """Whether ``path`` is an HVSB judgment tree: a folder named, inside, or holding a ``*_judgment`` folder; or a
+    file inside one."""
     absolute = path.absolute()
     if any(p.endswith("_judgment") for p in absolute.parts[:-1]) or path.name.endswith("_judgment"):
         return True
     return path.is_dir() and any(c.is_dir() and c.name.endswith("_judgment") for c in path.iterdir())
 
 
-def _kind(file: ingest.InputFile) -> str | None:
+def _kind(file: files.InputFile) -> str | None:
     """The benchmark a data file (not in a judgment tree) belongs to, or None when it cannot say."""
     if is_dvb_file(file):
         return "dvb"
-    return "binary" if set(DEFAULT_COLUMNS) <= set(ingest._columns(file)) else None
+    return "binary" if set(DEFAULT_COLUMNS) <= set(files.columns(file)) else None
 
 
 def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = None,
@@ -65,7 +66,7 @@ def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = Non
     log_format = sources.detect(paths, reading)
     if log_format is not None:
         if benchmark not in (None, "binary"):
-            raise ingest.IngestError(f"{paths[0]}: {sources.FORMATS[log_format].title} input: binary judgments, "
+            raise files.IngestError(f"{paths[0]}: {sources.FORMATS[log_format].title} input: binary judgments, "
                                      f"but benchmark={benchmark!r} was asked for")
         return "binary"
     kinds: dict[str, str] = {}  # benchmark -> first file
@@ -73,16 +74,16 @@ def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = Non
     data_paths = []
     for given in paths:
         path = Path(given)
-        tree = path.exists() and _in_judgment_tree(path) or path.suffix.lower() == ".tsv"
+        tree = path.exists() and in_judgment_tree(path) or path.suffix.lower() == ".tsv"
         if tree:
             kinds.setdefault("hvsb", judgment_files([given])[0])
         if path.is_dir() and tree:  # data files beside the tree are classified too, never skipped
             data_paths += [str(p) for p in sorted(path.iterdir())
-                           if p.is_file() and p.suffix.lower() in ingest.FORMATS]
+                           if p.is_file() and p.suffix.lower() in files.FORMATS]
         elif not tree:
             data_paths.append(given)
     if data_paths:
-        for file in ingest._expand(data_paths):
+        for file in files.expand(data_paths):
             kind = _kind(file)
             if kind is None:
                 unknown.append(file.path)
@@ -92,18 +93,18 @@ def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = Non
         return "binary"  # any table, its columns named by the caller
     if len(kinds) > 1:
         (a, file_a), (b, file_b) = list(kinds.items())[:2]
-        raise ingest.IngestError(
+        raise files.IngestError(
             f"{file_b}: a {b} input mixed with a {a} input ({file_a}); fit one benchmark at a time"
         )
     if unknown:
-        raise ingest.IngestError(
+        raise files.IngestError(
             f"{unknown[0]}: not a DVB harness dump, DVB cell table or HVSB judgment file; for a table of "
             "binary judgments pass benchmark='binary' (--benchmark binary) and name its model, item and "
             "outcome columns"
         )
     found = next(iter(kinds))
     if benchmark is not None and benchmark != found:
-        raise ingest.IngestError(f"{kinds[found]}: a {found} input, but benchmark={benchmark!r} was asked for")
+        raise files.IngestError(f"{kinds[found]}: a {found} input, but benchmark={benchmark!r} was asked for")
     return found
 
 

@@ -25,7 +25,8 @@ from dvbstats.benchmarks.sources.helm import DEFAULT_METRIC as DEFAULT_HELM_METR
 from dvbstats.benchmarks.sources.records import PARTIAL, WIDE
 from dvbstats.constants import CHAINS, DRAWS, EXIT_DIAGNOSTICS, HDI_PROB, MAX_R_HAT, MIN_ESS, SEED, TUNE
 from dvbstats.input import folders, manifest, runfolder
-from dvbstats.input.ingest import IngestError, TrialFile
+from dvbstats.input.files import IngestError
+from dvbstats.input.trials import TrialFile
 from dvbstats.model import fastlogp
 from dvbstats.model import formula as formulamod
 from dvbstats.model.design import CENTRED_MIN_TRIALS, PARAMETRIZATIONS
