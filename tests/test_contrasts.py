@@ -167,7 +167,7 @@ def dumps(tmp_path_factory) -> list[str]:
 def test_cli_writes_contrasts_ranks_and_the_report_section(dumps, tmp_path, monkeypatch):
     from dvbstats.cli import fit as cli
     from dvbstats.input.runfolder import RunFolder
-    from dvbstats.report.build import escape
+    from dvbstats.report.markup import text as escape
     from dvbstats.report.render import write_qmd
 
     monkeypatch.chdir(tmp_path)

@@ -23,7 +23,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "dvbstats.planning", "dvbstats.report.__main__"),  # entry points, command lines, studies over fits
     ("dvbstats.pipeline",),  # the analyses after a fit, shared by the CLI, the API and the reanalysis
     ("dvbstats.api",),  # load, Model, report
-    ("dvbstats.report",),  # a run folder -> report (reads run folders only)
+    ("dvbstats.report",),  # a run folder -> report (reads run folders only): build, render
+    ("dvbstats.report.sections.conditions", "dvbstats.report.sections.sizes"),  # sections built on the rate sections
+    ("dvbstats.report.sections.rates", "dvbstats.report.sections.checks", "dvbstats.report.sections.agreement",
+     "dvbstats.report.sections.contrasts", "dvbstats.report.methods"),  # the report's sections, its methods
+    ("dvbstats.report.sections",),  # the section registry
+    ("dvbstats.report.markdown",),  # formats, tables, callouts, figures
+    ("dvbstats.report.markup", "dvbstats.report.narrative", "dvbstats.report.plots", "dvbstats.report.wording"),
     ("dvbstats.input.runfolder",),  # the run folder's writer and reader: above results
     ("dvbstats.benchmarks.results", "dvbstats.benchmarks.scenarios", "dvbstats.benchmarks.consistency",
      "dvbstats.benchmarks.first_look"),  # a benchmark's own analyses of a fit
@@ -73,7 +79,6 @@ DEFERRED = {
     ("dvbstats.model.fastlogp", "dvbstats.model.sample"): "sample imports fastlogp (the sampler's choice of density)",
     ("dvbstats.results.agreement", "pymc"): "the Bayesian agreement model only: PyMC takes 2.5 s to import",
     ("dvbstats.report.render", "pypandoc"): "optional: the bundled pandoc when none is on PATH",
-    ("dvbstats.report.build", "dvbstats.report.conditions"): "conditions builds on build's helpers",
 }
 
 

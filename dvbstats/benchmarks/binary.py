@@ -18,7 +18,7 @@ import polars as pl
 
 from dvbstats.benchmarks.common import JudgmentTable, binary_judgments
 from dvbstats.benchmarks.definition import Benchmark, Direction
-from dvbstats.input.files import IngestError, Source, check, expand, read_text, require
+from dvbstats.input.files import IngestError, InputFile, Source, check, columns, expand, read_text, require
 from dvbstats.input.reconcile import ConflictPolicy
 from dvbstats.input.tidy import infer, tidy_whitespace
 from dvbstats.input.manifest import sha256
@@ -110,12 +110,18 @@ def default_formula(outcome: str, design: Sequence[str]) -> str:
     return f"{outcome} ~ 1 + (1|model) + (1|item)"
 
 
-#: The report's sections of binary judgments (names of ``dvbstats.report.build.SECTIONS``): with a
+#: The report's sections of binary judgments (names of ``dvbstats.report.sections.SECTIONS``): with a
 #: ``condition``, the headline per model x condition and the condition contrasts.
 REPORT: tuple[str, ...] = (
     "condition_headline", "models", "forest", "conditions", "contrasts", "agreement", "scaling", "variance",
-    "prior_predictive", "ppc", "diagnostics", "quality",
+    "prior_predictive", "ppc", "diagnostics", "quality", "condition_quality",
 )
+
+
+def is_binary_file(file: InputFile) -> bool:
+    """Whether a data file is "clearly" binary judgments without being told: it has the columns
+    :data:`DEFAULT_COLUMNS` (``model``, ``item``, ``outcome``)."""
+    return set(DEFAULT_COLUMNS) <= set(columns(file))
 
 
 def binary_benchmark(
@@ -160,6 +166,7 @@ def binary_benchmark(
             "reference_short": "reference",
         },
         report=REPORT,
+        recognises=is_binary_file,
     )
 
 

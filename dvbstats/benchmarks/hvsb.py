@@ -455,10 +455,10 @@ def scenario_tables(b: Benchmark, fit, trials: JudgmentTable, hdi_prob: float) -
     return scenarios.tables(b, fit, trials, hdi_prob)
 
 
-#: The report's sections of a benchmark judged under conditions (names of ``dvbstats.report.build.SECTIONS``).
+#: The report's sections of a benchmark judged under conditions (names of ``dvbstats.report.sections.SECTIONS``).
 CONDITION_REPORT: tuple[str, ...] = (
     "condition_headline", "models", "forest", "attack", "conditions", "scenarios", "refusals", "agreement", "scaling",
-    "variance", "contrasts", "prior_predictive", "ppc", "diagnostics", "quality",
+    "variance", "contrasts", "prior_predictive", "ppc", "diagnostics", "quality", "condition_quality",
 )
 
 #: HVSB's default formula: item effects (1|item) pair every model and condition contrast on the items

@@ -118,9 +118,11 @@ def judged(source, reading: sources.Options = sources.Options()) -> bool:
                for p in map(str, paths)) or sources.detect(paths, reading) is not None
 
 
-def is_binary(paths) -> bool:
-    """Whether ingest-refused ``paths`` are tables of binary judgments (detected as ``binary``)."""
+def judged_as(paths) -> str | None:
+    """The benchmark other than DVB that ingest-refused ``paths`` are detected as (binary judgments, or a
+    registered benchmark whose definition recognises them), or None."""
     try:
-        return detect(paths) == "binary"
+        found = detect(paths)
     except (IngestError, ValueError, OSError):
-        return False
+        return None
+    return found if found != "dvb" else None

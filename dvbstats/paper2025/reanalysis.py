@@ -29,7 +29,7 @@ from dvbstats.constants import CHAINS, DRAWS, EXIT_DIAGNOSTICS, SEED, TUNE
 from dvbstats.input.runfolder import RunFolder
 from dvbstats.model.sample import SamplerSettings
 from dvbstats.paper2025 import claims as published, value_audit
-from dvbstats.report.build import callout
+from dvbstats.report.markdown import callout
 from dvbstats.paper2025.reconstruct import (
     DEFAULT_ROOT,
     PublishedDataError,
