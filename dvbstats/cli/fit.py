@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from dvbstats import api
-from dvbstats.benchmarks import binary, sources
+from dvbstats.benchmarks import BENCHMARKS, binary, sources
 from dvbstats.benchmarks.hvsb import HVSB
 from dvbstats.benchmarks.sources.helm import DEFAULT_METRIC as DEFAULT_HELM_METRIC
 from dvbstats.benchmarks.sources.records import PARTIAL, WIDE
@@ -367,7 +367,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="harness dumps (.csv, .jsonl/.ndjson, .parquet), folders or globs; "
                    "or aggregated cell tables (n_trials, n_deep per design cell)")
     data = p.add_argument_group("input")
-    data.add_argument("--benchmark", choices=["dvb", "hvsb", "binary"],
+    data.add_argument("--benchmark", choices=list(BENCHMARKS),
                       help="what the input is (default: detected from it); with no PATHS, hvsb fits the embedded "
                       "synthetic HVSB example")
     data.add_argument("--model-column", default="model", help="binary judgments: the model column (default: %(default)s)")
