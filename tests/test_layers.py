@@ -110,11 +110,18 @@ def _resolve(name: str) -> str:
     return name
 
 
+def _from(module: str, node: ast.ImportFrom) -> str:
+    """The module a ``from ... import`` in ``module`` names, a relative one resolved against its package."""
+    package = module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+    if not node.level:
+        return node.module or ""
+    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+    return ".".join(parent + ([node.module] if node.module else []))
+
+
 def imports(module: str, source: str | None = None) -> list[tuple[str, bool]]:
     """Every module ``module`` imports (its file, or ``source``), with whether the import sits inside a
     function; a ``lazy.module("...")`` call counts as an import inside a function (it imports on first use)."""
-    path = MODULES[module]
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: list[tuple[str, bool]] = []
 
     def visit(node: ast.AST, in_function: bool) -> None:
@@ -123,10 +130,7 @@ def imports(module: str, source: str | None = None) -> list[tuple[str, bool]]:
             if isinstance(child, ast.Import):
                 found.extend((a.name, inside) for a in child.names)
             elif isinstance(child, ast.ImportFrom):
-                base = child.module or ""
-                if child.level:
-                    parent = package.split(".")[: len(package.split(".")) - child.level + 1]
-                    base = ".".join(parent + ([base] if base else []))
+                base = _from(module, child)
                 for a in child.names:
                     target = f"{base}.{a.name}"
                     found.append((target if _resolve(target) in MODULES else base, inside))
@@ -136,7 +140,7 @@ def imports(module: str, source: str | None = None) -> list[tuple[str, bool]]:
                 found.append((child.args[0].value, True))
             visit(child, inside)
 
-    visit(ast.parse(source if source is not None else path.read_text(encoding="utf-8")), False)
+    visit(ast.parse(source if source is not None else MODULES[module].read_text(encoding="utf-8")), False)
     return found
 
 
@@ -162,30 +166,25 @@ def private_imports(module: str, source: str | None = None) -> set[tuple[str, st
     """The (module, other module, name) of every private name ``module`` takes from another dvbstats module:
     ``from other import _x`` and ``other._x`` of an imported module (dunders such as ``__version__`` are not
     private)."""
-    path = MODULES[module]
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    tree = ast.parse(source if source is not None else path.read_text(encoding="utf-8"))
-    private = {}  # local name -> module, for imported modules
+    tree = ast.parse(source if source is not None else MODULES[module].read_text(encoding="utf-8"))
+    modules = {}  # local name -> dvbstats module, for imported modules
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parent + ([base] if base else []))
+            base = _from(module, node)
             for a in node.names:
                 if f"{base}.{a.name}" in MODULES:
-                    private[a.asname or a.name] = f"{base}.{a.name}"
+                    modules[a.asname or a.name] = f"{base}.{a.name}"
                 elif (base.startswith("dvbstats") and base != module and a.name.startswith("_")
                       and not a.name.startswith("__")):
                     found.add((module, base, a.name))
         elif isinstance(node, ast.Import):
-            private.update({a.asname or a.name: a.name for a in node.names if a.name in MODULES})
+            modules.update({a.asname or a.name: a.name for a in node.names if a.name in MODULES})
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in private
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
                 and node.attr.startswith("_") and not node.attr.startswith("__")
-                and private[node.value.id] != module):
-            found.add((module, private[node.value.id], node.attr))
+                and modules[node.value.id] != module):
+            found.add((module, modules[node.value.id], node.attr))
     return found
 
 
