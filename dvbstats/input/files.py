@@ -181,8 +181,6 @@ MAGIC: tuple[tuple[bytes, str, str], ...] = (
     (b"PK\x03\x04", "a ZIP archive (an Excel workbook?)", "export it as CSV or unzip it first"),
     (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"),
 )
-
-
 _UTF8_ADVICE = "re-save it as UTF-8 text"
 
 

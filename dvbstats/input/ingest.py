@@ -42,8 +42,6 @@ __all__ = [
 ]
 
 _TRUE = ("True", "true", "1")
-
-
 _FALSE = ("False", "false", "0")
 
 
@@ -117,18 +115,12 @@ def parse_pairs(pairs: pl.Series, values: Iterable[str]) -> pl.DataFrame:
 
 #: Harness columns holding identifiers: whitespace around them is removed.
 _ID_COLUMNS = ("prompt_id", "model", "test_id")
-
-
 #: Harness columns holding codes or levels: whitespace around them removed, runs inside collapsed.
 _CODE_COLUMNS = (
     "context_correlation_pair", "n_training_examples", "model_choice", "expected_deep_value_choice",
     "shallow_preference_choice", "generalized_deep_value", "success",
 )
-
-
 _CONTROL = r"[\x00-\x1f\x7f]"
-
-
 _INT32_MAX = 2**31 - 1
 
 

@@ -23,8 +23,6 @@ from dvbstats.report.wording import Wording, wording
 
 #: Input files listed one by one up to this many; more are counted per folder (all are in manifest.json).
 MAX_LISTED = 12
-
-
 #: A run's own section (``sections/*.md``) whose file name starts with this opens the report.
 LEAD = "00_"
 
