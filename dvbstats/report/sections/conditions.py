@@ -285,19 +285,41 @@ def scenarios(run: RunFolder, figures: Figures) -> str:
         "scenario-contrasts",
         f"Paired scenario-type contrasts per model under the {escape(first)} condition ({hdi}); right of the "
         "dashed line: the first type is misjudged more.", "Scenario-type contrasts per model"))
-    credible = per_model[(per_model["p_diff_above_0"] > CREDIBLE) | (per_model["p_diff_below_0"] > CREDIBLE)]
-    prefer = "; ".join(
-        f"{escape(r['model'])}: {escape(r['contrast'])} {r['diff_mean']:+.3f} (P(> 0) = {r['p_diff_above_0']:.3f})"
-        for _, r in credible.iterrows())
     interacts = any(f"model:{p}" in run.formula.replace(" ", "") or f"{p}:model" in run.formula.replace(" ", "")
                     for p in ("scenario_type", "category", "polarity", "answer_type"))
-    blocks.append(
-        (f"Credible differences (posterior probability above {CREDIBLE:.0%}) under the {escape(first)} condition: "
-         f"{prefer}." if prefer else
-         f"No model has a credible difference between scenario types under the {escape(first)} condition "
-         f"(posterior probability above {CREDIBLE:.0%}).")
-        + ("" if interacts else
-           " The formula has no model x scenario-type term, so every model shares the types' effects on the "
-           "log-odds scale and the per-model differences follow from each model's overall rate; to ask which "
-           "models prefer which types, add `(1|model:scenario_type)` to the formula."))
+    blocks.append(scenario_preferences(per_model, escape(first)))
+    if not interacts:
+        blocks.append(
+            "The formula has no model x scenario-type term, so every model shares the types' effects on the "
+            "log-odds scale and the per-model differences follow from each model's overall rate; to ask which "
+            "models prefer which types, add `(1|model:scenario_type)` to the formula.")
     return section("Scenario types", "scenarios", *blocks)
+
+
+#: Model names listed per cell of the preferences table before "and N more".
+NAMES_SHOWN = 6
+
+
+def _names(models: pd.Series, total: int) -> str:
+    if len(models) == total:
+        return f"all {total}"
+    names = [escape(m) for m in models]
+    more = len(names) - NAMES_SHOWN
+    return ", ".join(names[:NAMES_SHOWN]) + (f" and {more} more" if more > 0 else "") if names else "–"
+
+
+def scenario_preferences(per_model: pd.DataFrame, condition: str) -> str:
+    """Which models credibly misjudge one scenario type more than the other, one row per contrast: the models on
+    each side (posterior probability above CREDIBLE) and how many have no credible difference."""
+    if per_model.empty:
+        return ""
+    rows = []
+    for contrast, g in per_model.groupby("contrast", sort=False):
+        first = g[g["p_diff_above_0"] > CREDIBLE]["model"]
+        second = g[g["p_diff_below_0"] > CREDIBLE]["model"]
+        rows.append({"Contrast": escape(contrast), "First type misjudged more": _names(first, len(g)),
+                     "Second type misjudged more": _names(second, len(g)),
+                     "Neither": f"{len(g) - len(first) - len(second)} of {len(g)}"})
+    return md_table(pd.DataFrame(rows), label="scenario-preferences", align="lllr", caption=(
+        f"Models with a credible difference between scenario types under the {condition} condition (posterior "
+        f"probability above {CREDIBLE:.0%}; each model's difference and interval: scenario_contrasts.csv)."))
