@@ -15,7 +15,7 @@ from dvbstats.benchmarks import scenarios
 from dvbstats.benchmarks.hvsb import HVSB
 from dvbstats.input.runfolder import RunFolder
 from dvbstats.report.build import report_markdown
-from dvbstats.report.conditions import NAMES_SHOWN, scenario_preferences
+from dvbstats.report.sections.conditions import NAMES_SHOWN, scenario_preferences
 from dvbstats.simulate.hvsb import HvsbDesign, draw_hvsb_effects, simulate_hvsb
 
 sys.path.insert(0, str(Path(__file__).parent))
