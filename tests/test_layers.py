@@ -72,7 +72,6 @@ DEFERRED = {
     ("dvbstats.model.design", "pytensor.tensor"): "model.lazy: as PyMC",
     ("dvbstats.model.sample", "pymc"): "model.lazy: imported when a PyMC model is sampled",
     ("dvbstats.results.tables", "pymc"): "model.lazy: the prior predictive check only",
-    ("dvbstats.results.scaling", "pymc"): "model.lazy: the pooled size-slope model only",
     ("dvbstats.model.sample", "nutpie"): "the sampler, imported when a model is sampled",
     ("dvbstats.model.fastlogp", "nutpie.compiled_pyfunc"): "the sampler, imported when a model is sampled",
     ("dvbstats.model.fastlogp", "dvbstats.model.threadstate"): "the compiled density's thread state, built on first sampling",
