@@ -358,17 +358,31 @@ def _mvn_logpdf(y: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return -0.5 * (len(y) * np.log(2 * np.pi) + logdet + quad)
 
 
-def savage_dickey_bf01(
-    y: np.ndarray, sigma: np.ndarray, family_idx: np.ndarray, x: np.ndarray, n_grid: int = 2001
-) -> float:
-    """BF01 for beta = 0 in the trend model by the Savage-Dickey density ratio, without Monte Carlo.
+@dataclass(frozen=True)
+class SlopePosterior:
+    """The trend model's posterior on a grid of ``tau``: ``weights`` (unnormalised p(tau | y) on the evenly
+    spaced grid ``tau``) and, per grid point, the conjugate Normal posterior of (alpha, beta) given tau
+    (``mean`` (grid, families + 1), ``cov`` (grid, families + 1, families + 1); beta last)."""
 
-    Given tau the model is linear-Gaussian: (alpha, beta) has a conjugate Normal posterior, so
-    p(beta = 0 | tau, y) is a Normal density, and p(tau | y) is proportional to
-    N(y; 0, Sigma + tau^2 I + X V0 X') HalfNormal(tau). The density at 0 is integrated over tau
-    on a grid up to 10 prior SDs (trapezoid rule). Averaging over MCMC draws of tau instead is
-    unbiased but heavy-tailed when 0 is far out: rare large-tau draws dominate.
-    """
+    tau: np.ndarray
+    weights: np.ndarray
+    mean: np.ndarray
+    cov: np.ndarray
+
+    def slope_moments(self) -> tuple[float, float]:
+        """The marginal posterior mean and SD of beta (a mixture of Normals over the tau grid)."""
+        w = self.weights / self.weights.sum()
+        m, v = self.mean[:, -1], self.cov[:, -1, -1]
+        mean = float(w @ m)
+        return mean, float(np.sqrt(max(w @ (v + m**2) - mean**2, 0.0)))
+
+
+def slope_posterior(
+    y: np.ndarray, sigma: np.ndarray, family_idx: np.ndarray, x: np.ndarray, n_grid: int = 2001
+) -> SlopePosterior:
+    """The trend model's posterior without Monte Carlo: given tau the model is linear-Gaussian, so (alpha,
+    beta) has a conjugate Normal posterior, and p(tau | y) is proportional to
+    N(y; 0, Sigma + tau^2 I + X V0 X') HalfNormal(tau), evaluated on a grid up to 10 prior SDs of tau."""
     n_families = int(family_idx.max()) + 1
     X = _design_matrix(family_idx, n_families, x)
     prior_var = np.r_[np.full(n_families, PRIOR_ALPHA_SD**2), PRIOR_BETA_SD**2]
@@ -380,8 +394,21 @@ def savage_dickey_bf01(
     noise_inv = np.linalg.inv(noise)
     post_cov = np.linalg.inv(np.diag(1 / prior_var) + X.T @ noise_inv @ X)
     post_mean = np.einsum("tij,tj->ti", post_cov, X.T @ noise_inv @ y)
-    density = stats.norm.pdf(0.0, post_mean[:, -1], np.sqrt(post_cov[:, -1, -1]))
-    density_at_0 = np.trapezoid(weights * density, tau) / np.trapezoid(weights, tau)
+    return SlopePosterior(tau, weights, post_mean, post_cov)
+
+
+def savage_dickey_bf01(
+    y: np.ndarray, sigma: np.ndarray, family_idx: np.ndarray, x: np.ndarray, n_grid: int = 2001
+) -> float:
+    """BF01 for beta = 0 in the trend model by the Savage-Dickey density ratio, without Monte Carlo.
+
+    p(beta = 0 | tau, y) is a Normal density (:func:`slope_posterior`), integrated over p(tau | y) on the
+    grid (trapezoid rule). Averaging over MCMC draws of tau instead is unbiased but heavy-tailed when 0 is
+    far out: rare large-tau draws dominate.
+    """
+    post = slope_posterior(y, sigma, family_idx, x, n_grid)
+    density = stats.norm.pdf(0.0, post.mean[:, -1], np.sqrt(post.cov[:, -1, -1]))
+    density_at_0 = np.trapezoid(post.weights * density, post.tau) / np.trapezoid(post.weights, post.tau)
     return float(density_at_0 / stats.norm.pdf(0.0, 0.0, PRIOR_BETA_SD))
 
 
