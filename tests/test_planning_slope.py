@@ -171,3 +171,70 @@ def test_a_dvb_plan_says_dvgr(tmp_path, capsys):
     text = _plan_text(tmp_path, ["--benchmark", "dvb", "--rate", "A=0.6", "--rate", "B=0.55", "--item-sd", "1",
                                  "--contrast", "A-B", "--items", "100"], capsys)
     assert "Deep Value Generalization Rate" in text and "higher is better" in text
+
+
+@pytest.fixture(scope="module")
+def sized_pilot(tmp_path_factory):
+    """A run folder of seven models in three families (sizes ranked) whose rate falls steeply with size
+    (1 on the logit scale per rank), 150 shared items, a short fit."""
+    root = tmp_path_factory.mktemp("sized")
+    families = {"f": 3, "g": 2, "h": 2}
+    models = [(f"{f}{r}", f, r) for f, g in families.items() for r in range(1, g + 1)]
+    pl.DataFrame({"model_id": [m for m, _, _ in models], "short_name": [m for m, _, _ in models],
+                  "developer": "x", "family": [f for _, f, _ in models],
+                  "size_rank_in_family": [r for _, _, r in models], "params_b": None},
+                 schema_overrides={"params_b": pl.Float64}).write_csv(root / "models.csv")
+    rng = np.random.default_rng(8)
+    u = rng.normal(0, 0.8, 150)
+    level = {"f": 0.3, "g": -0.2, "h": 0.0}
+    rows = [(m, f"q{i}", int(rng.random() < 1 / (1 + np.exp(-(level[f] - 1.0 * r + u[i])))))
+            for m, f, r in models for i in range(150)]
+    pl.DataFrame(rows, schema=["model", "item", "outcome"], orient="row").write_csv(root / "pilot.csv")
+    data = dvb.load(root / "pilot.csv", benchmark="binary", models=root / "models.csv")
+    fit = dvb.Model("outcome ~ 1 + (1|model) + (1|item)", data).fit(draws=300, tune=300, chains=2, progress=False)
+    return fit.save(root / "run")
+
+
+def test_pilot_trend_is_the_slope_prior(sized_pilot):
+    """The pilot's slope draws follow the package's trend model on its per-model rates (sizes as ranks):
+    their mean and SD match the grid posterior's, the slope is clearly negative as simulated, the family size
+    is the pilot's median (2), and --slope replaces the slope while keeping the rest."""
+    result = dvb.design(sized_pilot, scaling=True, models=[6, 12], items=[100, 400], sims=30)
+    trend = result.prior.trend
+    fit = dvb.Fit.load(sized_pilot)
+    rates, levels = fit.level_draws("model")
+    names = ["f1", "f2", "f3", "g1", "g2", "h1", "h2"]
+    family = np.array([0, 0, 0, 1, 1, 2, 2])
+    x = scaling.size_design(fit.model_table, names, "rank")[0]["size_std"].to_numpy()
+    logits = np.log(rates / (1 - rates))[:, [levels.index(n) for n in names]]
+    mean, sd = scaling.slope_posterior(logits.mean(0), np.cov(logits, rowvar=False), family, x).slope_moments()
+    assert trend.slope.mean() == pytest.approx(mean, abs=4 * sd / np.sqrt(len(trend.slope)) + 0.01)
+    assert trend.slope.std() == pytest.approx(sd, rel=0.1)
+    assert mean + 2 * sd < 0 and trend.family_size == 2
+    assert result.recommendation["questions"][0]["rule"] == "the 94% HDI of the slope excludes 0"
+    assert result.recommendation["trend"] == "the pilot's trend over 7 models in 3 families"
+    stated_slope = dvb.design(sized_pilot, scaling=True, slope=-0.1, models=[6], items=[100], sims=20).prior
+    assert np.all(stated_slope.trend.slope == -0.1)
+    assert stated_slope.trend.model_sd == pytest.approx(trend.model_sd)
+
+
+def test_a_pilot_without_sizes_cannot_plan_the_slope(tmp_path):
+    rng = np.random.default_rng(2)
+    rows = [(m, f"q{i}", int(rng.random() < 0.4)) for m in ("a", "b", "c") for i in range(40)]
+    pl.DataFrame(rows, schema=["model", "item", "outcome"], orient="row").write_csv(tmp_path / "p.csv")
+    with pytest.warns(UserWarning):
+        data = dvb.load(tmp_path / "p.csv", benchmark="binary")
+    run = dvb.Model("outcome ~ 1 + (1|model)", data).fit(draws=100, tune=100, chains=1, progress=False).save(tmp_path / "r")
+    with pytest.raises(DesignError, match="--scaling: the pilot has no scaling trend"):
+        dvb.design(run, scaling=True, items=[50], sims=10)
+
+
+def test_a_model_with_no_successes_keeps_the_covariance_positive_definite():
+    """A simulated model that answers every item 0 has no item variance: its logit is that of half a trial
+    and its variance the binomial one at that rate, so the trend's posterior can still be computed."""
+    scores = np.vstack([np.zeros(50), np.random.default_rng(1).integers(0, 2, (3, 50))]).astype(float)
+    y, sigma = slope.stage_one(scores, 1)
+    assert y[0] == pytest.approx(np.log(0.01 / 0.99))
+    assert sigma[0, 0] == pytest.approx(1 / (0.01 * 0.99 * 50)) and np.all(np.linalg.eigvalsh(sigma) > 0)
+    family, x = slope.layout(4, 2)
+    assert np.isfinite(scaling.slope_posterior(y, sigma, family, x, n_grid=51).slope_moments()).all()

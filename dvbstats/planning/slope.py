@@ -82,13 +82,16 @@ def simulate_scores(prior: DesignPrior, n_models: int, n_items: int, reps: int, 
 
 def stage_one(scores: np.ndarray, reps: int) -> tuple[np.ndarray, np.ndarray]:
     """The models' logit rates and their covariance from a run's item mean scores (models, items): the mean
-    over items and the items' covariance over ``n`` (clustered), by the delta method; a model with no 1s
-    (or no 0s) counts half a trial's worth so that its logit stays finite."""
+    over items and the items' covariance over ``n`` (clustered), by the delta method. A model with no 1s (or
+    no 0s) counts half a trial's worth, so that its logit stays finite, and its variance is at least the
+    binomial variance of that rate (its items' variance is 0)."""
     n_items = scores.shape[1]
     floor = 0.5 / (n_items * reps)
     r = np.clip(scores.mean(axis=1), floor, 1 - floor)
+    cov = np.atleast_2d(np.cov(scores)) / n_items
+    np.fill_diagonal(cov, np.maximum(np.diag(cov), r * (1 - r) / (n_items * reps)))
     jacobian = 1 / (r * (1 - r))
-    return logit(r), np.cov(scores) / n_items * np.outer(jacobian, jacobian)
+    return logit(r), cov * np.outer(jacobian, jacobian)
 
 
 def simulated_estimates(prior: DesignPrior, n_models: int, n_items: int, reps: int,
