@@ -238,3 +238,10 @@ def test_a_model_with_no_successes_keeps_the_covariance_positive_definite():
     assert sigma[0, 0] == pytest.approx(1 / (0.01 * 0.99 * 50)) and np.all(np.linalg.eigvalsh(sigma) > 0)
     family, x = slope.layout(4, 2)
     assert np.isfinite(scaling.slope_posterior(y, sigma, family, x, n_grid=51).slope_moments()).all()
+
+
+def test_check_says_the_slope_is_not_checked(capsys, tmp_path):
+    assert main(["--rate", "A=0.5", "--item-sd", "1", "--scaling", "--slope", "-0.3", "--models", "6", "--items", "100",
+                 "--sims", "10", "--check", "2", "--quiet", "--out", str(tmp_path)]) == 0
+    assert "full-fit check       not checked: a full fit of the slope" in capsys.readouterr().out
+    assert not (tmp_path / "check.csv").exists()
