@@ -12,7 +12,8 @@ Two uses:
 
 Every fitted run is appended to ``--out`` as soon as it is done (one CSV row), so a check stopped early
 keeps its fits, and ``--start K`` finishes it later (the runs are the same whatever ``--start``). A JSON
-line per design point gives :func:`dvbstats.planning.check.agreement` over the rows in ``--out``.
+line per design point gives :func:`dvbstats.planning.check.agreement` over the rows in ``--out``, also kept
+(one row per design point) in ``check_design_summary.csv`` beside ``--out``.
 
     nice -n 10 python benchmarks/check_design_fits.py --pilot runs/pilot --contrast gpt-4o-gpt-4o-mini \
         --difference 0.03 --items 1000,1250,1500,1750,2000 --reps 2 --runs 250 --out benchmarks/out/check_dvb.csv
@@ -33,6 +34,7 @@ from dvbstats.planning import prior as priormod
 from dvbstats.planning.check import agreement, check_rows
 from dvbstats.planning.prior import stated
 from dvbstats.planning.questions import Question
+from dvbstats.planning.study import ASSURANCE as TARGET
 from dvbstats.planning.study import design
 
 #: (items, repetitions, question kind) checked at the stated prior.
@@ -76,9 +78,18 @@ def run_point(prior, question, n, k, args, *, start: int, append: bool, sweep: d
             t0 = time.perf_counter()
     rows = pl.read_csv(args.out).filter((pl.col("question") == question.label) & (pl.col("items") == n)
                                         & (pl.col("reps") == k))
-    print(json.dumps({"items": n, "reps": k, "question": question.label} | agreement(rows)
-                     | ({"sweep_assurance": sweep["assurance"], "sweep_mc_se": sweep["mc_se"]} if sweep else {})),
-          flush=True)
+    summary = ({"prior": args.name or str(args.pilot or "stated: A 0.55, B 0.52, item SD 1, arm item SD 0.3"),
+                "question": question.label, "items": n, "reps": k}
+               | agreement(rows) | {"target": TARGET if sweep else None,
+                                    "sweep_assurance": sweep["assurance"] if sweep else None,
+                                    "sweep_mc_se": sweep["mc_se"] if sweep else None,
+                                    "draws": args.draws, "tune": args.tune, "chains": args.chains,
+                                    "median_fit_s": float(rows["seconds"].median()), "runs_csv": args.out.name})
+    print(json.dumps(summary), flush=True)
+    path = args.out.parent / "check_design_summary.csv"
+    keep = ((pl.read_csv(path).filter((pl.col("runs_csv") != args.out.name) | (pl.col("question") != question.label)
+                                      | (pl.col("items") != n) | (pl.col("reps") != k)),) if path.exists() else ())
+    pl.concat([*keep, pl.DataFrame([summary])], how="diagonal_relaxed").write_csv(path)
 
 
 def main() -> None:
@@ -86,6 +97,7 @@ def main() -> None:
     p.add_argument("--pilot", type=Path, help="a run folder: check its question's recommended design")
     p.add_argument("--contrast", help="with --pilot: the contrast A-B")
     p.add_argument("--condition", help="with --pilot: the condition effect C1-C0")
+    p.add_argument("--name", help="what the summary calls the prior (default: the pilot's path)")
     p.add_argument("--question", help="with --pilot: which of the questions (a label; default: the first)")
     p.add_argument("--difference", type=float, help="with --pilot: the stated true difference")
     p.add_argument("--items", type=numbers, default=[1000, 2000])
