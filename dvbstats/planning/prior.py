@@ -125,10 +125,12 @@ class DesignPrior:
 
     def primary_arms(self) -> list[int]:
         """The arms whose rates the scaling trend compares: each model under the benchmark's primary condition
-        (HVSB: no system prompt), or every arm when the arms carry no condition."""
+        (HVSB: no system prompt; when the arms lack it, their first condition), or every arm when the arms
+        carry no condition."""
         if not self.conditions:
             return list(range(len(self.arms)))
-        primary = self.benchmark.primary_condition or self.conditions[0]
+        primary = self.benchmark.primary_condition
+        primary = primary if primary in self.conditions else self.conditions[0]
         return [i for i, a in enumerate(self.arms) if a.endswith(f"{ARM_SEP}{primary}")]
 
     def with_slope(self, slope: float | None, model_sd: float | None, family_size: int | None) -> DesignPrior:
@@ -138,8 +140,8 @@ class DesignPrior:
                               "model table); state --slope and --model-sd with --rate instead")
         t, source = self.trend, self.source
         if slope is not None:
-            t, source = replace(t, slope=np.full(self.n_draws, float(slope)), source=f"stated: {slope:g}"), \
-                f"{source}; slope set to {slope:g}"
+            t = replace(t, slope=np.full(self.n_draws, float(slope)), source=f"stated: {slope:g}")
+            source = f"{source}; slope set to {slope:g}"
         if model_sd is not None:
             t = replace(t, model_sd=np.full(self.n_draws, float(model_sd)))
         if family_size is not None:
