@@ -11,6 +11,7 @@ import pytest
 from scipy.stats import norm
 
 import dvbstats as dvb
+from dvbstats.benchmarks import BENCHMARKS
 from dvbstats.cli.design import main
 from dvbstats.constants import HDI_PROB
 from dvbstats.planning import output, slope
@@ -251,8 +252,8 @@ def test_the_trend_compares_the_primary_condition():
     """HVSB's scaling trend compares the MR (no system prompt): the families' level is the mean logit of the
     models' rates under ``none``, never pooled with the attack prompts; arms without it use their first."""
     rates = {"A@none": 0.2, "A@targeted": 0.6, "B@none": 0.3, "B@targeted": 0.7}
-    prior = stated(rates, tau=1.0, slope=-0.2, benchmark=dvb.benchmarks.BENCHMARKS["hvsb"])
+    prior = stated(rates, tau=1.0, slope=-0.2, benchmark=BENCHMARKS["hvsb"])
     assert prior.trend.level[0] == pytest.approx(np.log(0.2 / 0.8) / 2 + np.log(0.3 / 0.7) / 2)
     only_attack = stated({"A@targeted": 0.6, "B@targeted": 0.7}, tau=1.0, slope=-0.2,
-                         benchmark=dvb.benchmarks.BENCHMARKS["hvsb"])
+                         benchmark=BENCHMARKS["hvsb"])
     assert only_attack.trend.level[0] == pytest.approx(np.log(0.6 / 0.4) / 2 + np.log(0.7 / 0.3) / 2)
