@@ -84,6 +84,8 @@ def figure(prior: DesignPrior, questions: Sequence[Question], table: pl.DataFram
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("items")
             ax.set_ylabel("assurance")
+            if group[0].kind == "slope" and ax is not axes.ravel()[0]:
+                ax.legend(fontsize=7, loc="lower right")  # its series are numbers of models
         for ax in axes.ravel()[len(panels):]:
             ax.set_visible(False)
         axes.ravel()[0].legend(fontsize=7, loc="lower right")
