@@ -11,9 +11,11 @@ written by ``python -m dvbstats.fit``:
     python -m dvbstats.fit --benchmark hvsb --out runs/hvsb_example --no-report
     nice -n 10 python benchmarks/bench_design.py --dvb runs/dvb_example --hvsb runs/hvsb_example --runs 3
 
-Questions: DVB, gpt-4o - gpt-4o-mini at a true difference of 0.03 and each model's precision (half-width
-0.02): 10 questions; HVSB, targeted - none per model, the first two models' contrast per condition and
-each model x condition's precision.
+Questions: DVB, gpt-4o - gpt-4o-mini at a true difference of 0.03, each model's precision (half-width
+0.02) and the scaling slope's sign: 11 questions; HVSB, targeted - none per model, the first two models'
+contrast per condition, each model x condition's precision and the scaling slope's sign. Every question is
+swept over 5 sizes x 200 simulated runs; the slope also over 6, 9, 12 and 20 models (20 design points).
+``--no-scaling`` leaves the slope out (the issue's target as first built).
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ import polars as pl
 from _common import describe, stamp, timed_runs
 
 SIZES = "250,500,1000,2000,4000"
+MODELS = "6,9,12,20"
 
 
-def commands(dvb: Path, hvsb: Path, out: Path) -> dict[str, list[str]]:
+def commands(dvb: Path, hvsb: Path, out: Path, scaling: bool = True) -> dict[str, list[str]]:
     models = pl.read_csv(hvsb / "models.csv")["short_name"].to_list()
-    run = [sys.executable, "-m", "dvbstats.design", "--items", SIZES, "--sims", "200"]
+    run = [sys.executable, "-m", "dvbstats.design", "--items", SIZES, "--sims", "200",
+           *(["--scaling", "--models", MODELS] if scaling else [])]
     return {
         "dvb": [*run, "--pilot", str(dvb), "--contrast", "gpt-4o-gpt-4o-mini", "--difference", "0.03",
                 "--precision", "0.02", "--out", str(out / "dvb")],
@@ -53,10 +57,11 @@ def main() -> None:
     p.add_argument("--dvb", type=Path, required=True, help="the DVB example's run folder")
     p.add_argument("--hvsb", type=Path, required=True, help="the HVSB example's run folder")
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--no-scaling", action="store_true", help="leave the scaling slope's question out")
     args = p.parse_args()
     print(f"{stamp()} load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, cmd in commands(args.dvb, args.hvsb, Path(tmp)).items():
+        for name, cmd in commands(args.dvb, args.hvsb, Path(tmp), not args.no_scaling).items():
             run = args.dvb if name == "dvb" else args.hvsb
             print(f"{name}: baseline (load the run folder)", flush=True)
             base = timed_runs(baseline(run), args.runs)
@@ -69,7 +74,8 @@ def main() -> None:
             questions = pl.read_csv(Path(tmp) / name / "design.csv")["question"].n_unique()
             wall, cpu = [r["seconds"] for r in sweep], [r["cpu_s"] for r in sweep]
             ratio = statistics.median(w / b["seconds"] for w, b in zip(wall, base))
-            print(f"{name}: {questions} questions x 5 sizes x 200 simulated runs: wall {describe(wall, 's')}; "
+            points = pl.read_csv(Path(tmp) / name / "design.csv").height // 2
+            print(f"{name}: {questions} questions, {points} design points x 200 simulated runs: wall {describe(wall, 's')}; "
                   f"CPU {describe(cpu, 's')}; baseline wall {describe([b['seconds'] for b in base], 's')}; "
                   f"median ratio sweep / baseline {ratio:.2f}", flush=True)
             print(sweep[-1]["stdout"][-1500:], flush=True)

@@ -14,6 +14,7 @@ import dvbstats as dvb
 from dvbstats.cli.design import main
 from dvbstats.planning import assurance as sim
 from dvbstats.planning import closed_form, output
+from dvbstats.planning.check import check_rows
 from dvbstats.planning.prior import DesignError, marginal_intercepts, stated
 from dvbstats.planning.questions import Question
 
@@ -259,3 +260,14 @@ def test_check_against_full_fits(tmp_path):
     assert entry["max_abs_estimate_diff_sd"] < 0.25
     assert 0.85 < entry["median_se_ratio"] < 1.15
     assert (tmp_path / "check.csv").is_file()
+
+
+@pytest.mark.slow
+def test_check_can_be_finished_later():
+    """``check_rows`` from ``start`` fits the same runs as a check from 0 (a stopped check is finished with
+    ``--start``): the second run's row is the same either way."""
+    prior = stated({"A": 0.6, "B": 0.5}, tau=1.0)
+    args = {"runs": 2, "seed": 3, "draws": 200, "tune": 200, "chains": 2}
+    whole = list(check_rows(prior, AB, 60, 1, **args))
+    rest = list(check_rows(prior, AB, 60, 1, start=1, **args))
+    assert len(whole) == 2 and len(rest) == 1 and rest[0] == whole[1]

@@ -1,4 +1,4 @@
-"""``python -m dvbstats.design``: how many items and repetitions a question needs (closed-form power and
+"""``python -m dvbstats.design``: how many items, repetitions and models a question needs (closed-form power and
 simulation-based Bayesian assurance), from a pilot run folder or stated effects.
 
 The console half of :func:`dvbstats.planning.study.design`, which holds the analysis itself.
@@ -12,10 +12,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from dvbstats.benchmarks import BENCHMARKS
 from dvbstats.constants import SEED
+from dvbstats.planning.output import design_point
 from dvbstats.planning.prior import DesignError
 from dvbstats.planning.questions import CRITERIA
-from dvbstats.planning.study import ASSURANCE, ITEMS, SIMS, design
+from dvbstats.planning.study import ASSURANCE, ITEMS, MODELS, SIMS, design
 
 #: Seconds between progress lines when the output is not a terminal.
 PROGRESS_EVERY = 10.0
@@ -48,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dvbstats.design", description=(
         "Plan the next run: for each question, the closed-form power (paired, clustered, repeated: Miller "
         "2024) and the simulation-based Bayesian assurance (truth drawn from the design prior, a run "
-        "simulated, analysed, scored) over numbers of items and repetitions, and the smallest design that "
+        "simulated, analysed, scored) over numbers of items and repetitions (and models, for the scaling "
+        "slope), and the smallest design that "
         "reaches --assurance. The design prior is a pilot run's posterior (--pilot) or stated effects "
         "(--rate, --item-sd). Writes design.csv, recommendation.json and design.png to --out."))
     src = p.add_argument_group("design prior")
@@ -58,21 +61,38 @@ def parser() -> argparse.ArgumentParser:
     src.add_argument("--item-sd", type=float, help="with --rate: SD of the items' shared difficulty, logit scale")
     src.add_argument("--arm-item-sd", type=float, default=0.0,
                      help="with --rate: SD of an arm's own item effects (model x item), logit scale (default: 0)")
+    src.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="binary",
+                     help="with --rate: whose words the plan uses (its rate's name and direction; default: binary, "
+                     "a neutral 'rate'); a pilot's own benchmark sets them")
+    src.add_argument("--rate-name", help="with --rate and --benchmark binary: what the rate is called (e.g. accuracy)")
     q = p.add_argument_group("questions")
     q.add_argument("--contrast", action="append", default=[], metavar="A-B",
                    help="difference of two models, paired on the items (per condition when the pilot has them)")
     q.add_argument("--condition", action="append", default=[], metavar="C1-C0",
                    help="a condition effect (e.g. targeted-none), one question per model")
     q.add_argument("--precision", type=float, metavar="W", help="HDI half-width of each arm's rate below W")
+    q.add_argument("--scaling", action="store_true",
+                   help="the scaling slope's sign (the package's trend of the logit rate on within-family size) "
+                   "over --models numbers of models")
     q.add_argument("--criterion", choices=CRITERIA, default="hdi",
-                   help="contrast success: hdi = the 94%% HDI excludes 0; direction = P(diff > 0) > 0.95 (default: hdi)")
+                   help="contrast and slope success: hdi = the 94%% HDI excludes 0; direction = P(diff > 0) > 0.95 "
+                   "(the slope: P(slope has the prior's sign) > 0.95) (default: hdi)")
     q.add_argument("--difference", type=float,
                    help="assume this true difference A - B (C1 - C0) for every --contrast and --condition "
                    "question (default: the prior's)")
+    t = p.add_argument_group("scaling trend (with --scaling)")
+    t.add_argument("--slope", type=float, help="true slope: change in the logit rate per within-family SD of size "
+                   "rank (default: the pilot's posterior; needed with --rate)")
+    t.add_argument("--model-sd", type=float, help="SD of the models around their family's line, logit scale "
+                   "(default: the pilot's posterior; with --rate 0)")
+    t.add_argument("--family-size", type=int, help="models per family in the planned run (default: the pilot's "
+                   "median, else 3)")
     d = p.add_argument_group("design points")
     d.add_argument("--items", type=_numbers("--items"), default=list(ITEMS), help="numbers of items to sweep "
                    f"(default: {','.join(map(str, ITEMS))})")
     d.add_argument("--reps", type=_numbers("--reps"), default=[1], help="repetitions per item to sweep (default: 1)")
+    d.add_argument("--models", type=_numbers("--models"), default=list(MODELS), help="with --scaling: numbers of "
+                   f"models to sweep (default: {','.join(map(str, MODELS))})")
     d.add_argument("--assurance", type=float, default=ASSURANCE, help="target assurance (default: %(default)s)")
     d.add_argument("--sims", type=int, default=SIMS, help="simulated runs per design point (default: %(default)s)")
     d.add_argument("--check", type=int, default=0, metavar="N",
@@ -108,7 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = design(args.pilot, rates=dict(args.rate) or None, item_sd=args.item_sd, arm_item_sd=args.arm_item_sd,
                         contrasts=args.contrast, conditions=args.condition, precision=args.precision,
-                        criterion=args.criterion, difference=args.difference, items=args.items, reps=args.reps,
+                        scaling=args.scaling, criterion=args.criterion, difference=args.difference, slope=args.slope,
+                        model_sd=args.model_sd, family_size=args.family_size, benchmark=args.benchmark,
+                        rate_name=args.rate_name, items=args.items, reps=args.reps, models=args.models,
                         sims=args.sims, assurance=args.assurance, check=args.check, seed=args.seed, out=args.out,
                         section=args.section, progress=None if args.quiet else _Progress())
     except DesignError as exc:
@@ -116,15 +138,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     rec = result.recommendation
     print(f"Design prior: {rec['prior']} ({rec['prior_draws']} draws; item SD shared {rec['item_sd_shared']:.2f}, "
-          f"own {rec['item_sd_own']:.2f}, logit scale, posterior means); {rec['rate']}; target assurance "
+          f"own {rec['item_sd_own']:.2f}, logit scale, posterior means); the rate: {rec['rate_long']}"
+          f"{'; ' + rec['direction'] if rec['direction'] else ''}; target assurance "
           f"{rec['assurance_target']:g}, {rec['sims']} simulated runs per design point.")
     for entry in rec["questions"]:
         print(f"\n{entry['question']}: {entry['rule']}")
         for method, name in (("simulation", "simulated assurance"), ("closed_form", "closed form")):
             best = entry[method]
-            print(f"  {name:20s} " + (f"{best['items']} items x {best['reps']}: {best['assurance']:.3f}"
+            print(f"  {name:20s} " + (f"{design_point(best)}: {best['assurance']:.3f}"
                                       + (f" (MC SE {best['mc_se']:.3f})" if method == "simulation" else "")
                                       if best else entry[f"{method}_note"]))
+        if "check_note" in entry:
+            print(f"  {'full-fit check':20s} {entry['check_note']}")
         if "check" in entry:
             c = entry["check"]
             print(f"  {'full-fit check':20s} {c['items']} items x {c['reps']}: {c['full_fit_assurance']:.3f} "

@@ -89,17 +89,20 @@ def run_cells(runs: SimulatedRuns, k: int) -> CellTable:
 
 
 def full_fit_estimates(runs: SimulatedRuns, question: Question, k: int, *, seed: int = SEED,
-                       draws: int = DRAWS, tune: int = TUNE, chains: int = 4) -> tuple[float, float, bool]:
+                       draws: int = DRAWS, tune: int = TUNE, chains: int = 4,
+                       backend: str = "auto") -> tuple[float, float, bool, str]:
     """Run ``k`` fitted by the package (:data:`CHECK_FORMULA`): the posterior mean and SD of the question's
-    estimand (design-averaged rates), and whether the fit passed its sampler checks."""
+    estimand (design-averaged rates), whether the fit passed its sampler checks, and how the item effects
+    were handled (``integrated``: the item-marginal density of ``backend="auto"``; ``sampled``)."""
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed + k)
     formula = parse(CHECK_FORMULA if len(runs.arms) > 1 else ONE_ARM_FORMULA)
-    fitted = fit_cells(formula, run_cells(runs, k), settings=settings, progress=False)
+    fitted = fit_cells(formula, run_cells(runs, k), settings=settings, progress=False, backend=backend)
     rates, levels = fitted.level_draws("model")
     x = rates[:, levels.index(question.a)]
     if question.kind == "contrast":
         x = x - rates[:, levels.index(question.b)]
-    return float(x.mean()), float(x.std(ddof=1)), fitted.diagnostics.ok
+    items = "integrated" if fitted.items_integrated else "sampled"
+    return float(x.mean()), float(x.std(ddof=1)), fitted.diagnostics.ok, items
 
 
 def assurance(successes: np.ndarray) -> tuple[float, float]:

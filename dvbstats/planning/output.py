@@ -18,9 +18,9 @@ import polars as pl
 import seaborn as sns
 
 from dvbstats.input.runfolder import RunFolder
-from dvbstats.planning import closed_form
 from dvbstats.planning.prior import DesignPrior
 from dvbstats.planning.questions import Question
+from dvbstats.planning.sweep import closed_form_power
 from dvbstats.report import plots
 from dvbstats.report.markdown import md_table
 from dvbstats.report.markup import text as escape
@@ -45,12 +45,13 @@ def write(out: Path, table: pl.DataFrame, recommendation: dict, figure, checks: 
 
 
 def figure(prior: DesignPrior, questions: Sequence[Question], table: pl.DataFrame, target: float, seed: int):
-    """One panel per contrast and one for every precision question together: simulated assurance (points,
-    +-2 MC SE) and the closed form (line) against the number of items, one colour per number of
-    repetitions (precision: one line per arm, thin), the target as a dashed line."""
-    contrasts = [q for q in questions if q.kind == "contrast"]
+    """One panel per contrast, one for every precision question together and one for the scaling slope:
+    simulated assurance (points, +-2 MC SE) and the closed form (line) against the number of items, one
+    colour per number of repetitions (slope: per number of models and repetitions; precision: one line per
+    arm, thin), the target as a dashed line."""
+    single = [q for q in questions if q.kind != "precision"]
     precision = [q for q in questions if q.kind == "precision"]
-    panels = [[q] for q in contrasts] + ([precision] if precision else [])
+    panels = [[q] for q in single] + ([precision] if precision else [])
     cols = min(len(panels), PANELS_PER_ROW)
     rows = math.ceil(len(panels) / cols)
     draws = prior.resampled(int(table["n_sims"].max()), seed)  # the sweep's draws
@@ -61,12 +62,16 @@ def figure(prior: DesignPrior, questions: Sequence[Question], table: pl.DataFram
             grid = np.unique(np.geomspace(part["items"].min(), part["items"].max(), CURVE_POINTS).round().astype(int))
             for q in group:
                 mine = part.filter(pl.col("question") == q.label)
-                for colour, k in zip(sns.color_palette(), sorted(set(mine["reps"]))):
-                    curve = [closed_form.power(draws, q, int(m), k).mean() for m in grid]
-                    lines = {"label": f"closed form, K={k}"} if q is group[0] else {}
+                series = mine.select("models", "reps").unique().sort("models", "reps", nulls_last=True).rows()
+                for colour, (models, k) in zip(sns.color_palette("husl", len(series)) if len(series) > 10
+                                               else sns.color_palette(), series):
+                    curve = [closed_form_power(draws, q, int(n), k, models).mean() for n in grid]
+                    name = f"{models} models, K={k}" if models is not None else f"K={k}"
+                    lines = {"label": f"closed form, {name}"} if q is group[0] else {}
                     ax.plot(grid, curve, color=colour, lw=1.4 if len(group) == 1 else 0.6, **lines)
-                    s = mine.filter((pl.col("reps") == k) & (pl.col("method") == "simulation"))
-                    points = {"label": f"simulated, K={k}"} if q is group[0] else {}
+                    s = mine.filter((pl.col("reps") == k) & (pl.col("method") == "simulation")
+                                    & (pl.col("models").eq_missing(models)))
+                    points = {"label": f"simulated, {name}"} if q is group[0] else {}
                     ax.errorbar(s["items"], s["assurance"], yerr=2 * s["mc_se"], fmt="o", color=colour, ms=4,
                                 capsize=2, **points)
             ax.axhline(target, ls="--", color="0.4", lw=1)
@@ -79,6 +84,8 @@ def figure(prior: DesignPrior, questions: Sequence[Question], table: pl.DataFram
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("items")
             ax.set_ylabel("assurance")
+            if group[0].kind == "slope" and ax is not axes.ravel()[0]:
+                ax.legend(fontsize=7, loc="lower right")  # its series are numbers of models
         for ax in axes.ravel()[len(panels):]:
             ax.set_visible(False)
         axes.ravel()[0].legend(fontsize=7, loc="lower right")
@@ -93,16 +100,20 @@ def section(recommendation: dict) -> str:
         best, cf = q["simulation"], q["closed_form"]
         rows.append({
             "question": escape(q["question"]), "rule": escape(q["rule"]),
-            "smallest design (simulated)": f"{best['items']:,} items x {best['reps']}" if best else "not reached",
+            "smallest design (simulated)": design_point(best) if best else "not reached",
             "assurance (MC SE)": f"{best['assurance']:.3f} ({best['mc_se']:.3f})" if best else "–",
-            "closed form": f"{cf['items']:,} items x {cf['reps']}" if cf else "not reached",
+            "closed form": design_point(cf) if cf else "not reached",
         })
     target = recommendation["assurance_target"]
+    rate = escape(recommendation["rate_long"]) + (f" ({recommendation['direction']})" if recommendation["direction"] else "")
     text = (f"The design prior is {escape(recommendation['prior'])} ({recommendation['prior_draws']:,} draws; "
             f"shared item SD {recommendation['item_sd_shared']:.2f}, the arms' own "
-            f"{recommendation['item_sd_own']:.2f}, logit scale). For each question, the design with the fewest "
-            f"trials per arm among {', '.join(f'{n:,}' for n in recommendation['items'])} items x "
-            f"{', '.join(map(str, recommendation['reps']))} repetitions whose simulated assurance "
+            f"{recommendation['item_sd_own']:.2f}, logit scale); the rate is the {rate}. For each question, the "
+            f"design with the fewest trials among {', '.join(f'{n:,}' for n in recommendation['items'])} items x "
+            f"{', '.join(map(str, recommendation['reps']))} repetitions"
+            + (f" (the scaling slope: x {', '.join(map(str, recommendation['models']))} models in families of "
+               f"{recommendation['family_size']})" if "models" in recommendation else "")
+            + " whose simulated assurance "
             f"({recommendation['sims']} simulated runs per design point) reaches {target:g}, beside the "
             "closed form (Miller 2024). See docs/design-analysis.md for the estimands and the design prior.")
     table = md_table(pd.DataFrame(rows), caption="Smallest sufficient design per question", label="design",
@@ -110,6 +121,12 @@ def section(recommendation: dict) -> str:
     figure_md = ("![Assurance against the number of items: simulated (points, 2 MC SE) and closed form (lines)]"
                  "(figures/design.png){#fig-design}")
     return f"# Planning the next run {{#sec-design}}\n\n{text}\n\n{table}\n\n{figure_md}\n"
+
+
+def design_point(best: dict) -> str:
+    """A recommended design in words: ``1,500 items x 2`` (``9 models x 1,000 items x 1`` for the slope)."""
+    models = f"{best['models']} models x " if best.get("models") is not None else ""
+    return f"{models}{best['items']:,} items x {best['reps']}"
 
 
 def add_section(run: Path, recommendation: dict, figure_path: Path) -> list[Path]:

@@ -16,6 +16,10 @@ everything an item carries that is not the arm (random terms without ``model``: 
 contexts, scenario types; the fixed columns' variation within an arm), ``omega^2`` those of random terms
 that cross ``model`` with an item-level factor (``(1|model:value)``). Stated effects (:func:`stated`) give
 one draw: the rates, ``tau`` and ``omega`` as given.
+
+For the scaling slope (:mod:`dvbstats.planning.slope`) the prior also carries a :class:`Trend`: the slope
+and the models' SD around their family's line (the package's trend model), the families' level and
+spread, and how many models a family has.
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ import numpy as np
 import polars as pl
 from scipy.special import expit, logit
 
+from dvbstats.benchmarks.binary import BINARY
 from dvbstats.benchmarks.definition import Benchmark
-from dvbstats.benchmarks.dvb import DVB
+from dvbstats.benchmarks.results import scaling_input
+from dvbstats.constants import SEED
+from dvbstats.results import scaling
 from dvbstats.results.contrasts import parse_contrast
 from dvbstats.results.fitted import Fit
 
@@ -39,10 +46,31 @@ ARM_SEP = "@"
 ARM_FACTORS: tuple[str, ...] = ("model", "condition")
 #: Gauss-Hermite nodes used to average over the item population.
 _NODES = 40
+#: Models per family of a planned run when neither the pilot nor the user says (``--family-size``).
+FAMILY_SIZE = 3
 
 
 class DesignError(ValueError):
     """A design question or input that cannot be planned; the message names the argument and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Draws (each (draws,)) of the scaling trend behind a planned run, on the logit scale of the rate:
+    ``slope`` (beta: per within-family SD of size rank), ``model_sd`` (the models' SD around their family's
+    line), ``level`` and ``family_sd`` (the families' mean logit rate and its SD); ``family_size`` models per
+    family; ``source`` where the slope came from."""
+
+    slope: np.ndarray
+    model_sd: np.ndarray
+    level: np.ndarray
+    family_sd: np.ndarray
+    family_size: int
+    source: str
+
+    def take(self, pick: np.ndarray) -> Trend:
+        return replace(self, slope=self.slope[pick], model_sd=self.model_sd[pick], level=self.level[pick],
+                       family_sd=self.family_sd[pick])
 
 
 @dataclass(frozen=True)
@@ -55,7 +83,8 @@ class DesignPrior:
     tau: np.ndarray
     omega: np.ndarray
     source: str
-    benchmark: Benchmark = DVB
+    benchmark: Benchmark = BINARY
+    trend: Trend | None = None
 
     def __post_init__(self) -> None:
         s = self.rates.shape[0]
@@ -91,7 +120,33 @@ class DesignPrior:
         """``n`` draws taken from this prior (without replacement when it has at least ``n``)."""
         rng = np.random.default_rng(seed)
         pick = rng.choice(self.n_draws, n, replace=self.n_draws < n)
-        return replace(self, rates=self.rates[pick], tau=self.tau[pick], omega=self.omega[pick])
+        return replace(self, rates=self.rates[pick], tau=self.tau[pick], omega=self.omega[pick],
+                       trend=self.trend.take(pick) if self.trend is not None else None)
+
+    def primary_arms(self) -> list[int]:
+        """The arms whose rates the scaling trend compares: each model under the benchmark's primary condition
+        (HVSB: no system prompt; when the arms lack it, their first condition), or every arm when the arms
+        carry no condition."""
+        if not self.conditions:
+            return list(range(len(self.arms)))
+        primary = self.benchmark.primary_condition
+        primary = primary if primary in self.conditions else self.conditions[0]
+        return [i for i, a in enumerate(self.arms) if a.endswith(f"{ARM_SEP}{primary}")]
+
+    def with_slope(self, slope: float | None, model_sd: float | None, family_size: int | None) -> DesignPrior:
+        """The trend with a stated true slope, model SD or family size (each None: the prior's)."""
+        if self.trend is None:
+            raise DesignError("--scaling: the pilot has no scaling trend (no model family with two sizes in its "
+                              "model table); state --slope and --model-sd with --rate instead")
+        t, source = self.trend, self.source
+        if slope is not None:
+            t = replace(t, slope=np.full(self.n_draws, float(slope)), source=f"stated: {slope:g}")
+            source = f"{source}; slope set to {slope:g}"
+        if model_sd is not None:
+            t = replace(t, model_sd=np.full(self.n_draws, float(model_sd)))
+        if family_size is not None:
+            t = replace(t, family_size=family_size)
+        return replace(self, trend=t, source=source)
 
     def with_difference(self, a: str, b: str, difference: float) -> DesignPrior:
         """Arm ``a``'s rate set to arm ``b``'s plus ``difference`` in every draw (a stated true difference;
@@ -123,9 +178,12 @@ def gauss_hermite(n: int = _NODES) -> tuple[np.ndarray, np.ndarray]:
     return z, w / w.sum()
 
 
-def stated(rates: Mapping[str, float], *, tau: float, omega: float = 0.0, benchmark: Benchmark = DVB) -> DesignPrior:
+def stated(rates: Mapping[str, float], *, tau: float, omega: float = 0.0, benchmark: Benchmark = BINARY,
+           slope: float | None = None, model_sd: float = 0.0, family_size: int = FAMILY_SIZE) -> DesignPrior:
     """A one-draw prior from stated effects: a rate per arm (``model`` or ``model@condition``), the item
-    SD shared by every arm ``tau`` and the arm's own item SD ``omega`` (logit scale)."""
+    SD shared by every arm ``tau`` and the arm's own item SD ``omega`` (logit scale); the benchmark sets the
+    words (its rate's name and direction). With ``slope``: a scaling trend with that slope and ``model_sd``,
+    the families' level and spread the mean and SD of the stated (primary) rates' logits."""
     if len(rates) < 1:
         raise DesignError("--rate: give at least one arm's rate, e.g. --rate gpt-4o=0.55")
     bad = {a: r for a, r in rates.items() if not 0 < r < 1}
@@ -134,9 +192,24 @@ def stated(rates: Mapping[str, float], *, tau: float, omega: float = 0.0, benchm
     for name, value in (("--item-sd", tau), ("--arm-item-sd", omega)):
         if not (np.isfinite(value) and value >= 0):
             raise DesignError(f"{name}: must be a finite number >= 0 (logit scale), got {value}")
+    if not (np.isfinite(model_sd) and model_sd >= 0):
+        raise DesignError(f"--model-sd: must be a finite number >= 0 (logit scale), got {model_sd}")
     text = ", ".join(f"{a} {r:g}" for a, r in rates.items())
-    return DesignPrior(tuple(rates), np.array([list(rates.values())], dtype=float), np.array([float(tau)]),
-                       np.array([float(omega)]), f"stated: {text}; item SD {tau:g}, arm item SD {omega:g}", benchmark)
+    prior = DesignPrior(tuple(rates), np.array([list(rates.values())], dtype=float), np.array([float(tau)]),
+                        np.array([float(omega)]), f"stated: {text}; item SD {tau:g}, arm item SD {omega:g}", benchmark)
+    if slope is None:
+        return prior
+    level, spread = family_level(prior)
+    trend = Trend(np.array([float(slope)]), np.array([float(model_sd)]), level, spread, family_size,
+                  f"stated: slope {slope:g}, model SD {model_sd:g}")
+    return replace(prior, trend=trend, source=f"{prior.source}; slope {slope:g}, model SD {model_sd:g}")
+
+
+def family_level(prior: DesignPrior) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw, the mean and SD of the primary arms' logit rates: the level and spread of a planned run's
+    families."""
+    logits = logit(prior.rates[:, prior.primary_arms()])
+    return logits.mean(axis=1), logits.std(axis=1)
 
 
 def from_run(path: str | Path) -> DesignPrior:
@@ -158,8 +231,38 @@ def from_fit(fit: Fit, source: str = "pilot") -> DesignPrior:
     else:
         arms = [str(m) for m in keys["model"]]
     shared, own = item_variances(fit)
-    benchmark = fit.data.benchmark if fit.data is not None else DVB
-    return DesignPrior(tuple(arms), rates, np.sqrt(shared), np.sqrt(own), source, benchmark)
+    benchmark = fit.data.benchmark if fit.data is not None else BINARY
+    prior = DesignPrior(tuple(arms), rates, np.sqrt(shared), np.sqrt(own), source, benchmark)
+    return replace(prior, trend=trend_from_fit(fit, prior))
+
+
+def trend_from_fit(fit: Fit, prior: DesignPrior, seed: int = SEED) -> Trend | None:
+    """The pilot's scaling trend as draws (None when its model table has no family with two sized models):
+    slope and model SD drawn from the package's trend model fitted to the pilot's per-model rates (sizes as
+    ranks within families), its posterior computed on a grid (:func:`dvbstats.results.scaling.slope_posterior`);
+    the families' level and spread per draw from the pilot's rates (:func:`family_level`)."""
+    if fit.model_table is None or fit.data is None:
+        return None
+    draws, _, _ = scaling_input(fit.data.benchmark, fit)
+    try:
+        rows, _, _, _ = scaling.size_design(fit.model_table, [str(m) for m in draws["model"].values], "rank")
+    except scaling.ScalingUnavailable:
+        return None
+    names = rows["model"].to_list()
+    flat = draws.sel(model=names).transpose("chain", "draw", "model").values.reshape(-1, len(names))
+    logits = logit(np.clip(flat, 1e-12, 1 - 1e-12))
+    families = rows["family"].to_list()
+    family_idx = np.unique(families, return_inverse=True)[1]
+    post = scaling.slope_posterior(logits.mean(axis=0), np.atleast_2d(np.cov(logits, rowvar=False)), family_idx,
+                                   rows["size_std"].to_numpy())
+    rng = np.random.default_rng(seed)
+    grid = rng.choice(len(post.tau), prior.n_draws, p=post.weights / post.weights.sum())
+    slope = rng.normal(post.mean[grid, -1], np.sqrt(post.cov[grid, -1, -1]))
+    model_sd = post.tau[grid]
+    level, spread = family_level(prior)
+    size = int(np.median(np.unique(family_idx, return_counts=True)[1]))
+    return Trend(slope, model_sd, level, spread, size,
+                 f"the pilot's trend over {len(names)} models in {family_idx.max() + 1} families")
 
 
 def pl_str(columns: Sequence[str]) -> list[pl.Expr]:

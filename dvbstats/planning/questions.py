@@ -4,10 +4,13 @@
   rates, paired on the items both answer. Success, by ``criterion``: ``hdi``: the HDI (mass
   ``hdi_prob``, 0.94) of the difference excludes 0; ``direction``: P(difference > 0) > ``credible`` (0.95).
 * **precision** (``--precision W``): the HDI half-width of an arm's rate is below ``W``.
+* **slope** (``--scaling``): the sign of the package's scaling slope (the change in the logit rate per
+  within-family SD of model size, :func:`dvbstats.results.scaling.trend`): ``hdi``: its HDI excludes 0;
+  ``direction``: P(slope has the planned ``sign``) > ``credible``.
 
-Each rule is applied to a run's approximate posterior of the estimand, normal with the paired
-estimate and its standard error (:func:`success`): the analysis the simulation-based assurance runs
-inside its loop, validated against full fits of the package (docs/design-analysis.md).
+Each rule is applied to a run's approximate posterior of the estimand, normal with the run's estimate
+and its standard error (:func:`success`): the analysis the simulation-based assurance runs inside its
+loop, validated against full fits of the package (docs/design-analysis.md).
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from scipy.stats import norm
 from dvbstats.constants import CREDIBLE, HDI_PROB
 
 CRITERIA: tuple[str, ...] = ("hdi", "direction")
+KINDS: tuple[str, ...] = ("contrast", "precision", "slope")
 
 
 @dataclass(frozen=True)
 class Question:
-    """``kind`` ``contrast`` (arms ``a`` - ``b``) or ``precision`` (arm ``a``; ``target`` the half-width)."""
+    """``kind`` ``contrast`` (arms ``a`` - ``b``), ``precision`` (arm ``a``; ``target`` the half-width) or
+    ``slope`` (``a`` names the estimand; ``sign`` the direction the ``direction`` rule asks for, -1 or 1)."""
 
     kind: str
     label: str
@@ -34,10 +39,13 @@ class Question:
     target: float | None = None
     hdi_prob: float = HDI_PROB
     credible: float = CREDIBLE
+    sign: int = 1
 
     def __post_init__(self) -> None:
-        if self.kind not in ("contrast", "precision"):
-            raise ValueError(f"question kind must be contrast or precision, not {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"question kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.sign not in (-1, 1):
+            raise ValueError(f"sign must be -1 or 1, not {self.sign!r}")
         if self.criterion not in CRITERIA:
             raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, not {self.criterion!r}")
 
@@ -46,9 +54,10 @@ class Question:
         """The success rule in words (``recommendation.json``)."""
         if self.kind == "precision":
             return f"the {self.hdi_prob:.0%} HDI of the rate has half-width below {self.target:g}"
+        what = "slope" if self.kind == "slope" else "difference"
         if self.criterion == "hdi":
-            return f"the {self.hdi_prob:.0%} HDI of the difference excludes 0"
-        return f"P(difference > 0) > {self.credible:g}"
+            return f"the {self.hdi_prob:.0%} HDI of the {what} excludes 0"
+        return f"P({what} {'<' if self.sign < 0 else '>'} 0) > {self.credible:g}"
 
     @property
     def z(self) -> float:
@@ -64,7 +73,7 @@ class Question:
         ok = se > 0
         if self.criterion == "hdi":
             return ok & (np.abs(estimate) > self.z * se)
-        return ok & (estimate > self.z * se)
+        return ok & (self.sign * estimate > self.z * se)
 
     def power(self, difference: np.ndarray, se: np.ndarray) -> np.ndarray:
         """P(success) of a run whose estimate is Normal(``difference``, ``se``) (the closed form's power);
@@ -74,4 +83,4 @@ class Question:
         t = difference / se
         if self.criterion == "hdi":
             return norm.cdf(t - self.z) + norm.cdf(-t - self.z)
-        return norm.cdf(t - self.z)
+        return norm.cdf(self.sign * t - self.z)

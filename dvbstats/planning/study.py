@@ -5,6 +5,7 @@ recommendation, the full-fit check and the files (the console is :mod:`dvbstats.
     plan = dvb.design("runs/pilot", contrasts=["gpt-4o-gpt-4o-mini"], difference=0.03, items=[500, 1000, 2000, 4000])
     plan.recommendation; plan.table                      # the smallest sufficient design; the sweep
     dvb.design(rates={"A": 0.55, "B": 0.52}, item_sd=1.0, contrasts=["A-B"], out="design/")
+    dvb.design("runs/pilot", scaling=True, models=[6, 9, 12, 20], items=[500, 1000, 2000])  # the slope's sign
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from dvbstats import __version__
+from dvbstats.benchmarks import BENCHMARKS, binary_benchmark
+from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.constants import CREDIBLE, HDI_PROB, SEED
 from dvbstats.planning import check as checkmod
 from dvbstats.planning import output, prior as priormod
-from dvbstats.planning.prior import DesignError, DesignPrior
+from dvbstats.planning.prior import ARM_SEP, FAMILY_SIZE, DesignError, DesignPrior
 from dvbstats.planning.questions import CRITERIA, Question
 from dvbstats.planning.sweep import Progress, recommend, sweep
 
@@ -27,6 +31,8 @@ from dvbstats.planning.sweep import Progress, recommend, sweep
 ITEMS: tuple[int, ...] = (250, 500, 1000, 2000)
 SIMS = 200
 ASSURANCE = 0.8
+#: Numbers of models swept for the scaling slope when none are given.
+MODELS: tuple[int, ...] = (6, 9, 12, 20)
 
 
 @dataclass(frozen=True)
@@ -50,10 +56,17 @@ def design(
     contrasts: Sequence[str] = (),
     conditions: Sequence[str] = (),
     precision: float | None = None,
+    scaling: bool = False,
     criterion: str = "hdi",
     difference: float | None = None,
+    slope: float | None = None,
+    model_sd: float | None = None,
+    family_size: int | None = None,
+    benchmark: str | Benchmark = "binary",
+    rate_name: str | None = None,
     items: Sequence[int] = ITEMS,
     reps: Sequence[int] = (1,),
+    models: Sequence[int] = MODELS,
     sims: int = SIMS,
     assurance: float = ASSURANCE,
     check: int = 0,
@@ -65,9 +78,13 @@ def design(
     """Closed-form power and simulated Bayesian assurance of each question over the design points, the
     smallest sufficient design per question, and (``check`` > 0) that design re-estimated by ``check`` full
     fits. ``section``: also add the result as a report section to the pilot's run folder (needs ``out``).
-    ``pilot``: a run folder whose posterior is the design prior; else ``rates`` (per model, or
-    ``MODEL@CONDITION``) with ``item_sd`` (logit scale). Raises :class:`DesignError` naming the argument."""
+    ``pilot``: a run folder whose posterior is the design prior and whose benchmark sets the words; else
+    ``rates`` (per model, or ``MODEL@CONDITION``) with ``item_sd`` (logit scale), worded as ``benchmark``
+    (``dvb``, ``hvsb``, ``binary`` with its ``rate_name``, or a :class:`Benchmark`). ``scaling``: also ask the
+    scaling slope's sign over ``models`` numbers of models (``slope``, ``model_sd``, ``family_size``: stated
+    values; with a pilot, each replaces the pilot's). Raises :class:`DesignError` naming the argument."""
     _check_settings(items, reps, sims, assurance, check, precision, difference, criterion)
+    _check_scaling(scaling, models, slope, model_sd, family_size)
     if section and (pilot is None or out is None):
         raise DesignError("--section: adds a report section to the --pilot run folder; it needs --pilot and --out")
     if out is not None and Path(out).exists() and not Path(out).is_dir():
@@ -75,12 +92,21 @@ def design(
     if (pilot is None) == (rates is None):
         raise DesignError("give either a pilot run folder (--pilot) or stated rates (--rate), not both or neither")
     if pilot is not None:
+        if benchmark != "binary" or rate_name is not None:
+            raise DesignError("--benchmark, --rate-name: a pilot's own benchmark sets the words; they are for --rate")
         prior = priormod.from_run(pilot)
+        if scaling:
+            prior = prior.with_slope(slope, model_sd, family_size)
     else:
         if item_sd is None:
             raise DesignError("--item-sd: stated rates need the items' SD on the logit scale (0 if items do not differ)")
-        prior = priormod.stated(rates, tau=item_sd, omega=arm_item_sd)
-    questions = _questions(prior, contrasts, conditions, precision, criterion)
+        if scaling and slope is None:
+            raise DesignError("--slope: the scaling question with stated rates needs the true slope (the change in "
+                              "the logit rate per within-family SD of size rank, e.g. -0.2)")
+        prior = priormod.stated(rates, tau=item_sd, omega=arm_item_sd, benchmark=_benchmark(benchmark, rate_name),
+                                slope=slope if scaling else None, model_sd=model_sd or 0.0,
+                                family_size=family_size or FAMILY_SIZE)
+    questions = _questions(prior, contrasts, conditions, precision, scaling, criterion)
     if difference is not None:
         first = [q.a for q in questions if q.kind == "contrast"]
         if len(set(first)) < len(first):
@@ -89,22 +115,34 @@ def design(
         for q in questions:
             if q.kind == "contrast":
                 prior = prior.with_difference(q.a, q.b, difference)
-    table = sweep(prior, questions, sorted(set(items)), sorted(set(reps)), sims=sims, seed=seed, progress=progress)
+    table = sweep(prior, questions, sorted(set(items)), sorted(set(reps)), models=sorted(set(models)), sims=sims,
+                  seed=seed, progress=progress)
     rec = recommend(table, questions, assurance)
+    for q, entry in zip(questions, rec):
+        entry["estimand"] = estimand(q, prior)
     checks = None
     if check:
         parts = []
         for q, entry in zip(questions, rec):
+            if q.kind == "slope":
+                entry["check_note"] = ("not checked: a full fit of the slope is one fit of every model and the "
+                                       "trend model per simulated run")
+                continue
             chosen = entry["simulation"] or {"items": max(items), "reps": max(reps)}
             parts.append(checkmod.check_runs(prior, q, chosen["items"], chosen["reps"], runs=check, seed=seed,
                                              progress=progress))
             entry["check"] = {"items": chosen["items"], "reps": chosen["reps"]} | checkmod.agreement(parts[-1])
-        checks = pl.concat(parts)
+        checks = pl.concat(parts) if parts else None
+    b = prior.benchmark
     recommendation = {
-        "benchmark": prior.benchmark.name, "rate": prior.benchmark.rate_name, "prior": prior.source,
+        "benchmark": b.name, "rate": b.rate_name, "rate_long": b.rate_long, "direction": direction_words(b),
+        "prior": prior.source,
         "prior_draws": prior.n_draws, "item_sd_shared": float(prior.tau.mean()), "item_sd_own": float(prior.omega.mean()),
         "difference": difference, "assurance_target": assurance,
         "items": sorted(set(items)), "reps": sorted(set(reps)), "sims": sims, "seed": seed,
+        **({"models": sorted(set(models)), "family_size": prior.trend.family_size, "trend": prior.trend.source,
+            "slope_mean": float(prior.trend.slope.mean()), "model_sd_mean": float(prior.trend.model_sd.mean())}
+           if scaling else {}),
         "hdi_prob": HDI_PROB, "credible": CREDIBLE, "version": __version__, "questions": rec,
     }
     paths: tuple[Path, ...] = ()
@@ -117,19 +155,71 @@ def design(
 
 
 def _questions(prior: DesignPrior, contrasts: Sequence[str], conditions: Sequence[str], precision: float | None,
-               criterion: str) -> list[Question]:
+               scaling: bool, criterion: str) -> list[Question]:
     questions = [Question("contrast", label, a, b, criterion=criterion)
                  for text in contrasts for label, a, b in priormod.contrast_arms(prior, text)]
     questions += [Question("contrast", label, a, b, criterion=criterion)
                   for text in conditions for label, a, b in priormod.condition_arms(prior, text)]
     if precision is not None:
         questions += [Question("precision", f"precision {arm}", arm, target=precision) for arm in prior.arms]
+    if scaling:
+        sign = -1 if prior.trend.slope.mean() < 0 else 1
+        questions.append(Question("slope", "scaling slope", "slope", criterion=criterion, sign=sign))
     if not questions:
-        raise DesignError("nothing to plan: give a question (--contrast A-B, --condition C1-C0 or --precision W)")
+        raise DesignError("nothing to plan: give a question (--contrast A-B, --condition C1-C0, --precision W "
+                          "or --scaling)")
     labels = [q.label for q in questions]
     if len(set(labels)) < len(labels):
         raise DesignError(f"a question is asked twice: {', '.join(sorted({x for x in labels if labels.count(x) > 1}))}")
     return questions
+
+
+def estimand(q: Question, prior: DesignPrior) -> str:
+    """The question's estimand in the words of the prior's benchmark (its rate per condition)."""
+    b = prior.benchmark
+
+    def rate(arm: str) -> str:
+        model, _, condition = arm.partition(ARM_SEP)
+        return f"the {b.rate_label(condition or None)} of {model}"
+
+    if q.kind == "slope":
+        return f"the change in the logit {b.ranked_rate} per within-family SD of size rank (the scaling slope)"
+    if q.kind == "precision":
+        return rate(q.a)
+    return f"{rate(q.a)} minus {rate(q.b)}"
+
+
+def direction_words(b: Benchmark) -> str:
+    """Which way the benchmark's rate is better, in words ("" when it has no better direction)."""
+    return f"{'lower' if b.direction == 'lower' else 'higher'} is better" if b.direction else ""
+
+
+def _benchmark(name: str | Benchmark, rate_name: str | None) -> Benchmark:
+    """The benchmark whose words a stated prior uses: a name of :data:`BENCHMARKS` (``binary`` with
+    ``rate_name``) or a :class:`Benchmark`."""
+    if isinstance(name, Benchmark):
+        return name
+    if name not in BENCHMARKS:
+        raise DesignError(f"--benchmark: one of {', '.join(BENCHMARKS)}; got {name!r}")
+    if rate_name is not None and name != "binary":
+        raise DesignError(f"--rate-name: names the rate of binary judgments; {name} has its own ({BENCHMARKS[name].rate_name})")
+    return binary_benchmark(rate_name=rate_name) if name == "binary" and rate_name else BENCHMARKS[name]
+
+
+def _check_scaling(scaling, models, slope, model_sd, family_size) -> None:
+    """The scaling question's settings, with the argument named."""
+    if not scaling:
+        if slope is not None or model_sd is not None or family_size is not None:
+            raise DesignError("--slope, --model-sd, --family-size: settings of the scaling question; add --scaling")
+        return
+    if not models or any(not isinstance(m, int) or m < 2 for m in models):
+        raise DesignError(f"--models: whole numbers of at least 2 models, comma-separated; got {list(models)}")
+    if slope is not None and not np.isfinite(slope):
+        raise DesignError(f"--slope: a finite number (logit scale); got {slope}")
+    if model_sd is not None and not (np.isfinite(model_sd) and model_sd >= 0):
+        raise DesignError(f"--model-sd: a finite number >= 0 (logit scale); got {model_sd}")
+    if family_size is not None and (not isinstance(family_size, int) or family_size < 2):
+        raise DesignError(f"--family-size: a whole number of at least 2 models per family; got {family_size}")
 
 
 def _check_settings(items, reps, sims, assurance, check, precision, difference, criterion) -> None:

@@ -380,6 +380,38 @@ def _tau_grid(yr: np.ndarray, lam: np.ndarray, Xr: np.ndarray, n_grid: int = TAU
     return tau, np.exp(log_post - log_post.max()), mean, chol
 
 
+@dataclass(frozen=True)
+class SlopePosterior:
+    """The trend model's posterior on a grid of ``tau``: ``weights`` (unnormalised p(tau | y) on the evenly
+    spaced grid ``tau``) and, per grid point, the conjugate Normal posterior of (alpha, beta) given tau
+    (``mean`` (grid, families + 1), ``cov`` (grid, families + 1, families + 1); beta last)."""
+
+    tau: np.ndarray
+    weights: np.ndarray
+    mean: np.ndarray
+    cov: np.ndarray
+
+    def slope_moments(self) -> tuple[float, float]:
+        """The marginal posterior mean and SD of beta (a mixture of Normals over the tau grid)."""
+        w = self.weights / self.weights.sum()
+        m, v = self.mean[:, -1], self.cov[:, -1, -1]
+        mean = float(w @ m)
+        return mean, float(np.sqrt(max(w @ (v + m**2) - mean**2, 0.0)))
+
+
+def slope_posterior(
+    y: np.ndarray, sigma: np.ndarray, family_idx: np.ndarray, x: np.ndarray, n_grid: int = 2001
+) -> SlopePosterior:
+    """The trend model's posterior without Monte Carlo (:func:`_tau_grid` on the data rotated by the
+    eigenvectors of the Stage-1 covariance ``sigma``): tau's grid and weights, and the conjugate Normal
+    posterior of (alpha, beta) at each grid point."""
+    lam, Q = np.linalg.eigh(sigma)
+    X = _design_matrix(family_idx, int(family_idx.max()) + 1, x)
+    tau, weights, mean, chol = _tau_grid(Q.T @ y, lam, Q.T @ X, n_grid)
+    inv = np.linalg.solve(chol, np.broadcast_to(np.eye(X.shape[1]), chol.shape))
+    return SlopePosterior(tau, weights, mean, np.swapaxes(inv, 1, 2) @ inv)
+
+
 def savage_dickey_bf01(yr: np.ndarray, lam: np.ndarray, Xr: np.ndarray) -> float:
     """BF01 for beta = 0 in the trend model by the Savage-Dickey density ratio, without Monte Carlo.
 
