@@ -13,20 +13,17 @@ from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings, run_nutpie
 from dvbstats.results.fitted import fit
 from tests.test_fastlogp import _in_fastlogp_order
+from tests.test_itemmarginal import _rasch_cells
 
-RASCH = parse("outcome ~ 1 + (1|model) + (1|item)")
+RASCH = parse("y ~ 1 + (1|model) + (1|item)")
 
 
 def _matrix(seed: int, n_models: int = 50, n_items: int = 400, trials: int = 1) -> CellTable:
-    """A complete models x items matrix from a Rasch model (ability N(0, 1), difficulty N(0, 1.5), intercept 0.3)."""
-    rng = np.random.default_rng(seed)
-    ability, difficulty = rng.normal(0, 1, n_models), rng.normal(0, 1.5, n_items)
-    p = 1 / (1 + np.exp(-(0.3 + ability[:, None] - difficulty[None, :])))
-    k = rng.binomial(trials, p).ravel()
-    df = pl.DataFrame({"model": np.repeat([f"m{m}" for m in range(n_models)], n_items),
-                       "item": np.tile([f"i{i}" for i in range(n_items)], n_models),
-                       "n_prompts": trials, "n_trials": trials, "n_deep": k})
-    return CellTable(df, ("model", "item"))
+    """A complete models x items matrix from a Rasch model, ``trials`` per cell (the extra trials at rate 1/2)."""
+    table = _rasch_cells(n_models, n_items, seed)
+    extra = np.random.default_rng(seed).binomial(trials - 1, 0.5, table.data.height)
+    return CellTable(table.data.with_columns(n_prompts=pl.lit(trials), n_trials=pl.lit(trials),
+                                             n_deep=pl.col("n_deep") + pl.Series(extra)), table.by)
 
 
 @pytest.mark.parametrize("parametrization", ["zerosum", "zerosum_noncentered", "centered", "noncentered"])
@@ -69,15 +66,15 @@ def test_extreme_effects_take_the_exact_path():
 def test_only_complete_crossed_designs_with_equal_trials_qualify():
     table = _matrix(3, 5, 8)
     assert crossed.crossed_terms(design(RASCH, table)) == (0, 1)
-    assert crossed.crossed_terms(design(parse("outcome ~ 1 + (1|item) + (1|model)"), table)) == (1, 0)
+    assert crossed.crossed_terms(design(parse("y ~ 1 + (1|item) + (1|model)"), table)) == (1, 0)
     missing = CellTable(table.data.slice(1), table.by)
     unequal = CellTable(table.data.with_columns(n_trials=pl.Series(np.r_[2, np.ones(39, int)]),
                                                 n_prompts=pl.Series(np.r_[2, np.ones(39, int)])), table.by)
     empty = CellTable(table.data.with_columns(n_trials=pl.Series(np.r_[0, np.ones(39, int)]),
                                               n_deep=pl.lit(0)), table.by)
     for d in (design(RASCH, missing), design(RASCH, unequal), design(RASCH, empty),
-              design(parse("outcome ~ 0 + (1|model) + (1|item)"), table),
-              design(parse("outcome ~ 1 + (1|model)"), table)):
+              design(parse("y ~ 0 + (1|model) + (1|item)"), table),
+              design(parse("y ~ 1 + (1|model)"), table)):
         assert crossed.crossed_terms(d) is None
 
 
