@@ -44,6 +44,11 @@ def parameter_names(d: Design) -> list[str]:
     return ["Intercept"] + [f"b_{x}" for x in d.fixed] + [f"r_{t.name}" for t in d.random]
 
 
+#: Posterior draws whose parameters :func:`design_averages` holds in float64 at once: 256 draws x 11,001
+#: parameters (1,000 models and 10,000 items) is 23 MB, where all 4,000 draws were 352 MB.
+DRAW_BLOCK = 256
+
+
 def design_averages(
     d: Design, idata: az.InferenceData, groupings: Sequence[Sequence[str]]
 ) -> list[tuple[xr.DataArray, pl.DataFrame]]:
@@ -67,14 +72,17 @@ def design_averages(
     post = idata.posterior
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     width = max((k.height for k in keys_by), default=1)
-    theta = stacked_parameters(d, stacked_draws(idata, parameter_names(d)))
+    stacked = stacked_draws(idata, parameter_names(d))  # views of the posterior (item effects: float32)
     cols, vals = predictor_layout(d)
     bounds = np.cumsum([0] + [len(r) for r in runs])
     run_rows = np.concatenate(runs or [np.zeros((0, 3))]).astype(np.int64)
 
     def sums(draws: slice) -> np.ndarray:
         part = np.zeros((len(groupings), draws.stop - draws.start, width))
-        _group_sums(theta[draws], cols, vals, w, run_rows, bounds, part)
+        for a in range(draws.start, draws.stop, DRAW_BLOCK):  # float64 parameters of one block of draws at a time
+            b = min(a + DRAW_BLOCK, draws.stop)
+            theta = stacked_parameters(d, {n: v[a:b] for n, v in stacked.items()})
+            _group_sums(theta, cols, vals, w, run_rows, bounds, part[:, a - draws.start:b - draws.start])
         return part
 
     # the kernel releases the GIL and each draw's sums are its own: one slice of draws per core, in threads
