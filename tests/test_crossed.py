@@ -11,6 +11,7 @@ from dvbstats.model.design import design, pymc_model, term_parametrizations
 from dvbstats.model.formula import parse
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings, run_nutpie
+from dvbstats.results import estimands
 from dvbstats.results.fitted import fit
 from tests.test_fastlogp import _in_fastlogp_order
 from tests.test_itemmarginal import _rasch_cells
@@ -114,3 +115,20 @@ def _spy(init, calls: list):
         calls.append(args)
         init(self, *args, **kwargs)
     return wrapped
+
+
+def test_design_averages_from_row_and_column_sums_equal_the_cell_sums(monkeypatch):
+    """The per-model, per-item and overall rates of a complete crossed design come from the rows' and columns'
+    sums (no cell layout): the cell-by-cell sums' numbers to 1e-12."""
+    table = _matrix(6, 7, 25, trials=2)
+    fitted = fit(RASCH, table, settings=SamplerSettings(draws=30, tune=30, chains=2, seed=1), progress=False)
+    groupings = [("model",), (), ("item",)]
+    found, margins = [], estimands.crossed_margins
+    monkeypatch.setattr(estimands, "crossed_margins", lambda *args: found.append(margins(*args)) or found[-1])
+    fast = estimands.design_averages(fitted.design, fitted.idata, groupings)
+    assert [m for m, _ in found[0][3]] == [0, None, 1]
+    monkeypatch.setattr(estimands, "crossed_margins", lambda *args: None)
+    slow = estimands.design_averages(fitted.design, fitted.idata, groupings)
+    for (a, keys_a), (b, keys_b) in zip(fast, slow, strict=True):
+        assert keys_a.equals(keys_b)
+        np.testing.assert_allclose(a.values, b.values, rtol=1e-12, atol=0)

@@ -160,3 +160,26 @@ class CrossedModel:
 
     def variables(self):
         return self.base.variables()
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath=_FAST)
+def sigmoid_sums(alpha, a, b, row_sums, col_sums):
+    """For each draw ``d``: ``row_sums[d, m]`` = the sum over columns ``i`` of ``sigmoid(alpha[d] + a[d, m] +
+    b[d, i])``, ``col_sums[d, i]`` the sum over rows (the design-averaged rates of a complete crossed design,
+    :func:`dvbstats.results.estimands.design_averages`): ``1 / (1 + exp(-c) exp(-b_i))`` per cell, one
+    product and one division, from exponentials taken once per row and column (clipped at +-``_CLIP``, where
+    the sigmoid is 0 or 1 to double precision)."""
+    nb = b.shape[1]
+    emb = np.empty(nb)
+    for d in range(len(alpha)):
+        for i in range(nb):
+            emb[i] = np.exp(-min(max(np.float64(b[d, i]), -_CLIP), _CLIP))
+            col_sums[d, i] = 0.0
+        for m in range(a.shape[1]):
+            q = np.exp(-min(max(alpha[d] + a[d, m], -_CLIP), _CLIP))
+            s = 0.0
+            for i in range(nb):
+                sg = 1.0 / (1.0 + q * emb[i])
+                s += sg
+                col_sums[d, i] += sg
+            row_sums[d, m] = s
