@@ -183,3 +183,27 @@ def sigmoid_sums(alpha, a, b, row_sums, col_sums):
                 s += sg
                 col_sums[d, i] += sg
             row_sums[d, m] = s
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def replicated_sums(alpha, a, b, n, seed, row_sums, col_sums):
+    """Replicated counts ``Binomial(n, sigmoid(alpha[d] + a[d, m] + b[d, i]))`` of every cell for each draw ``d``,
+    summed per row into ``row_sums[d, m]`` and per column into ``col_sums[d, i]`` (the posterior predictive
+    check of a complete crossed design, :func:`dvbstats.results.tables.ppc_table`); seeded. One trial per cell
+    is a uniform against the sigmoid."""
+    np.random.seed(seed)
+    nb = b.shape[1]
+    emb = np.empty(nb)
+    for d in range(len(alpha)):
+        for i in range(nb):
+            emb[i] = np.exp(-min(max(np.float64(b[d, i]), -_CLIP), _CLIP))
+            col_sums[d, i] = 0.0
+        for m in range(a.shape[1]):
+            q = np.exp(-min(max(alpha[d] + a[d, m], -_CLIP), _CLIP))
+            s = 0
+            for i in range(nb):
+                p = 1.0 / (1.0 + q * emb[i])
+                y = (1 if np.random.random() < p else 0) if n == 1 else np.random.binomial(n, p)
+                s += y
+                col_sums[d, i] += y
+            row_sums[d, m] = s

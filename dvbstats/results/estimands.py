@@ -155,6 +155,21 @@ def _crossed_sums(margins, stacked: dict[str, np.ndarray], n_groupings: int, wid
     return sums
 
 
+def crossed_replicated(margins, draws: dict[str, np.ndarray], seed: int, out: np.ndarray) -> None:
+    """Replicated counts of a complete crossed design (``margins`` of :func:`crossed_margins`, whose weight is the
+    trials per cell) summed per group of each grouping into ``out[g, draw, group]``, for the stacked ``draws``
+    (:func:`dvbstats.model.crossed.replicated_sums`)."""
+    rows, cols, trials, picks = margins
+    n_draws = len(draws["Intercept"])
+    row_sums, col_sums = np.empty((n_draws, len(rows.levels[0]))), np.empty((n_draws, len(cols.levels[0])))
+    crossed.replicated_sums(np.ascontiguousarray(draws["Intercept"], dtype=np.float64),
+                            np.ascontiguousarray(draws[f"r_{rows.name}"]), np.ascontiguousarray(draws[f"r_{cols.name}"]),
+                            int(trials), seed, row_sums, col_sums)
+    for g, (margin, at) in enumerate(picks):
+        block = row_sums.sum(axis=1, keepdims=True) if margin is None else (row_sums, col_sums)[margin][:, at]
+        out[g, :, :block.shape[1]] = block
+
+
 def draw_slices(n: int) -> list[slice]:
     """``range(n)`` of posterior draws cut into one contiguous slice per core (at least one draw each)."""
     edges = np.linspace(0, n, max(1, min(os.cpu_count() or 1, n)) + 1).astype(int)
