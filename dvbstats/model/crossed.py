@@ -162,23 +162,24 @@ class CrossedModel:
         return self.base.variables()
 
 
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _exp_minus(x):
+    """``exp(-x)`` with ``x`` clipped at +-``_CLIP`` (where a sigmoid is 0 or 1 to double precision)."""
+    return np.exp(-min(max(np.float64(x), -_CLIP), _CLIP))
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath=_FAST)
 def sigmoid_sums(alpha, a, b, row_sums, col_sums):
     """For each draw ``d``: ``row_sums[d, m]`` = the sum over columns ``i`` of ``sigmoid(alpha[d] + a[d, m] +
     b[d, i])``, ``col_sums[d, i]`` the sum over rows (the design-averaged rates of a complete crossed design,
     :func:`dvbstats.results.estimands.design_averages`): ``1 / (1 + exp(-c) exp(-b_i))`` per cell, one
-    product and one division, from exponentials taken once per row and column (clipped at +-``_CLIP``, where
-    the sigmoid is 0 or 1 to double precision)."""
-    nb = b.shape[1]
-    emb = np.empty(nb)
+    product and one division, from exponentials taken once per row and column."""
+    col_sums[:] = 0.0
     for d in range(len(alpha)):
-        for i in range(nb):
-            emb[i] = np.exp(-min(max(np.float64(b[d, i]), -_CLIP), _CLIP))
-            col_sums[d, i] = 0.0
+        emb = np.array([_exp_minus(v) for v in b[d]])
         for m in range(a.shape[1]):
-            q = np.exp(-min(max(alpha[d] + a[d, m], -_CLIP), _CLIP))
-            s = 0.0
-            for i in range(nb):
+            q, s = _exp_minus(alpha[d] + a[d, m]), 0.0
+            for i in range(len(emb)):
                 sg = 1.0 / (1.0 + q * emb[i])
                 s += sg
                 col_sums[d, i] += sg
@@ -192,16 +193,12 @@ def replicated_sums(alpha, a, b, n, seed, row_sums, col_sums):
     check of a complete crossed design, :func:`dvbstats.results.tables.ppc_table`); seeded. One trial per cell
     is a uniform against the sigmoid."""
     np.random.seed(seed)
-    nb = b.shape[1]
-    emb = np.empty(nb)
+    col_sums[:] = 0.0
     for d in range(len(alpha)):
-        for i in range(nb):
-            emb[i] = np.exp(-min(max(np.float64(b[d, i]), -_CLIP), _CLIP))
-            col_sums[d, i] = 0.0
+        emb = np.array([_exp_minus(v) for v in b[d]])
         for m in range(a.shape[1]):
-            q = np.exp(-min(max(alpha[d] + a[d, m], -_CLIP), _CLIP))
-            s = 0
-            for i in range(nb):
+            q, s = _exp_minus(alpha[d] + a[d, m]), 0
+            for i in range(len(emb)):
                 p = 1.0 / (1.0 + q * emb[i])
                 y = (1 if np.random.random() < p else 0) if n == 1 else np.random.binomial(n, p)
                 s += y
