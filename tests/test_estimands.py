@@ -86,7 +86,7 @@ def test_rate_by_another_factor_and_contrasts_follow_the_draws():
         p = sum(w * expit(draws["Intercept"] + draws["r_model"][..., MODELS.index(m)] + draws["r_value"][..., j])
                 for m, w in weight[v].items()) / sum(weight[v].values())
         np.testing.assert_allclose(samples[:, j], p.ravel(), rtol=1e-12)
-    row = fit.contrast("m2", "m1", hdi_prob=0.9).row(0, named=True)
+    row = fit.contrast("m2", "m1", hdi_prob=0.9).iloc[0]
     diff = (_by_hand(draws)["m2"] - _by_hand(draws)["m1"]).ravel()
     assert row["diff_mean"] == pytest.approx(diff.mean()) and row["p_diff_above_0"] == pytest.approx((diff > 0).mean())
 
