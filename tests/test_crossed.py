@@ -145,3 +145,17 @@ def test_posterior_predictive_check_from_rows_and_columns_matches_the_cell_loops
     assert fast.select("by", "level", "observed", "n_trials").equals(slow.select("by", "level", "observed", "n_trials"))
     se = np.sqrt(fast["predicted_mean"] * (1 - fast["predicted_mean"]) / fast["n_trials"] / 500 * 2).to_numpy()
     assert np.all(np.abs(fast["predicted_mean"] - slow["predicted_mean"]).to_numpy() < 5 * se + 1e-9)
+
+
+def test_the_shared_kernels_stay_callable_from_python_after_the_crossed_density():
+    """The item-marginal path calls fastlogp's ``_random_values`` from Python (its draws): after the crossed
+    density ran in the same process that call failed ("'descr' is NULL") while the crossed kernel made its own
+    empty array for it."""
+    d = design(RASCH, _matrix(2, 6, 9))
+    model = crossed.CrossedModel(d, Priors({}), term_parametrizations(d, "centered"))
+    x = np.zeros(model.ndim)
+    model.logp_and_grad(x)
+    b = model.base
+    r, _ = fastlogp._random_values(x, b.t_start, b.t_end, b.t_offset, b.t_flags, b.t_shape, b.t_naxes,
+                                   fastlogp._NO_VIRTUAL)
+    assert r.shape == (15,)

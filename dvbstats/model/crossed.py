@@ -105,13 +105,15 @@ def _partition(alpha, a, b, g_a, g_b):
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _logp_crossed(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
-                  rows, cols, K_rows, K_cols, n, log_binom):
+                  rows, cols, K_rows, K_cols, n, log_binom, none):
     """Log posterior density and gradient at ``x`` (the layout of :class:`fastlogp.CellModel`) of the complete
     crossed design: terms ``rows`` and ``cols`` of ``t_*``, successes per level ``K_rows``, ``K_cols``, ``n``
-    trials per cell. As :func:`fastlogp._logp`, with the cell loop replaced by :func:`_partition`."""
+    trials per cell; ``none``: an empty array (no slopes, no fixed effects; passed in, not made here: a
+    kernel's own empty array as the argument of ``_random_values`` broke that kernel's later calls from Python,
+    "'descr' is NULL"). As :func:`fastlogp._logp`, with the cell loop replaced by :func:`_partition`."""
     grad = np.zeros(len(x))
     alpha = x[0]
-    r, z = _random_values(x, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, np.zeros(0))
+    r, z = _random_values(x, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, none)
     a = r[t_offset[rows]:t_offset[rows + 1]]
     b = r[t_offset[cols]:t_offset[cols + 1]]
     grad_r = np.empty(len(r))
@@ -123,7 +125,7 @@ def _logp_crossed(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, 
     g_a[:] = K_rows - n * g_a
     g_b[:] = K_cols - n * g_b
     lp += log_binom + _priors(x, grad, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes,
-                              sd_code, sd_par, 1, g_alpha, np.zeros(0), grad_r, z, np.zeros(0))
+                              sd_code, sd_par, 1, g_alpha, none, grad_r, z, none)
     return lp, grad
 
 
@@ -150,7 +152,7 @@ class CrossedModel:
         log_binom = float(np.sum(counts * (gammaln(n + 1) - gammaln(values + 1) - gammaln(n - values + 1))))
         b = self.base
         self._args = (b.s_code, b.s_par, b.t_start, b.t_end, b.t_offset, b.t_flags, b.t_shape, b.t_naxes,
-                      b.sd_code, b.sd_par, rows, cols, K[rows], K[cols], n, log_binom)
+                      b.sd_code, b.sd_par, rows, cols, K[rows], K[cols], n, log_binom, fastlogp._NO_VIRTUAL)
 
     def logp_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         return _logp_crossed(x, *self._args)
