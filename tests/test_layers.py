@@ -75,7 +75,6 @@ DEFERRED = {
     ("dvbstats.model.sample", "nutpie"): "the sampler, imported when a model is sampled",
     ("dvbstats.model.fastlogp", "nutpie.compiled_pyfunc"): "the sampler, imported when a model is sampled",
     ("dvbstats.model.fastlogp", "dvbstats.model.threadstate"): "the compiled density's thread state, built on first sampling",
-    ("dvbstats.model.fastlogp", "dvbstats.model.sample"): "sample imports fastlogp (the sampler's choice of density)",
     ("dvbstats.results.agreement", "pymc"): "the Bayesian agreement model only: PyMC takes 2.5 s to import",
     ("dvbstats.report.render", "pypandoc"): "optional: the bundled pandoc when none is on PATH",
 }

@@ -34,6 +34,17 @@ def test_design_averages_in_threads_equal_the_serial_sums_bit_for_bit(monkeypatc
         assert keys_a.equals(keys_b) and np.array_equal(a.values, b.values)
 
 
+def test_design_averages_in_blocks_of_draws_equal_one_block_bit_for_bit(monkeypatch):
+    """The float64 parameters are built one block of draws at a time (memory): the sums do not change."""
+    fit = _fit(_posterior(seed=4))
+    groupings = [("model",), ()]
+    whole = estimands.design_averages(fit.design, fit.idata, groupings)
+    monkeypatch.setattr(estimands, "DRAW_BLOCK", 7)  # 100 draws: blocks of 7 within each thread's slice
+    blocks = estimands.design_averages(fit.design, fit.idata, groupings)
+    for (a, _), (b, _) in zip(whole, blocks, strict=True):
+        assert np.array_equal(a.values, b.values)
+
+
 class _Normal:
     """A standard normal in two dimensions that counts, per thread, the calls its thread state saw."""
 

@@ -103,6 +103,7 @@ FIELDS: dict[str, object] = {
     "formula": str, "design": ("list", str), "priors": _TEXT_MAP,
     "parametrization": ("record", {"requested": str, "sampled": str, "terms": _TEXT_MAP}),
     "sampler": ("map", ("optional", (str, int, float, bool))), "backend": ("optional", str), "seed": int,
+    "items_integrated": ("optional", ("map", (str, int, float, bool))),
     "hdi_prob": ("probability",), "versions": _TEXT_MAP,
     "diagnostics": ("record", {"ok": bool, "failures": ("list", str), "max_r_hat": _OPTIONAL_NUMBER,
                                "min_ess_bulk": _OPTIONAL_NUMBER, "min_ess_tail": _OPTIONAL_NUMBER,

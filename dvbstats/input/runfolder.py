@@ -167,6 +167,7 @@ def read_fit(path: str | Path) -> Fit:
         data=data,
         empty_models=tuple(meta.get("empty_models", {}).get("models", [])),
         model_table=models,
+        items_integrated=meta.get("items_integrated"),
     )
 
 

@@ -47,8 +47,8 @@ def factor(column: pl.Series) -> Factor:
         raise DesignError(f"variable {column.name!r} is missing in {column.null_count()} of {len(column)} design cells")
     text = column.cast(pl.String)
     levels = tuple(sorted(text.unique().to_list(), key=natural))
-    pos = {v: i for i, v in enumerate(levels)}
-    return Factor(levels, np.fromiter((pos[v] for v in text.to_list()), dtype=np.int64, count=len(text)))
+    codes = text.replace_strict(list(levels), list(range(len(levels))), return_dtype=pl.Int64)  # vectorised:
+    return Factor(levels, codes.to_numpy())  # a dict per cell took 35 s at 10 M cells (benchmarks/bench_big.py)
 
 
 def is_factor(v: Variable, dtype: pl.DataType) -> bool:

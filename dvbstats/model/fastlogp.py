@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import arviz as az
 import numba
 import numpy as np
 from scipy.special import gammaln
@@ -789,15 +788,6 @@ def pyfunc_model(model, coords: dict[str, list]):
 def compile_model(d: Design, priors: Priors, parametrizations: dict[str, str]):
     """The nutpie model of ``d``."""
     return pyfunc_model(CellModel(d, priors, parametrizations), {k: list(v) for k, v in d.coords().items()})
-
-
-def sample(d: Design, priors: Priors, parametrizations: dict[str, str], settings, *, progress: bool = True
-           ) -> az.InferenceData:
-    """nutpie's NUTS on the hand-written density, through the same runner as the PyMC path (progress
-    lines off a terminal, interrupts); ``settings`` is a ``sample.SamplerSettings``."""
-    from dvbstats.model.sample import run_nutpie
-
-    return run_nutpie(compile_model(d, priors, parametrizations), settings, progress)
 
 
 def compiled_before() -> bool:

@@ -21,7 +21,7 @@ import xarray as xr
 from dvbstats.constants import HDI_PROB, SEED
 from dvbstats.input.cells import CellTable, predicted_cells
 from dvbstats.input.registry import ModelTable
-from dvbstats.model import fastlogp, itemmarginal
+from dvbstats.model import crossed, fastlogp, itemmarginal
 from dvbstats.model.design import (Design, Parametrization, check_parametrization, design, pymc_model,
                                    term_parametrizations, trials_per_level)
 from dvbstats.model.formula import Formula
@@ -375,9 +375,12 @@ def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrizat
             t1 = time.perf_counter()
             idata = run_nutpie(fastlogp.pyfunc_model(model, {k: list(v) for k, v in d.coords().items()}),
                                settings, progress)
-        else:
+        else:  # a complete crossed design needs no per-cell arrays (crossed.py): same density, same coordinates
+            cell_model = (crossed.CrossedModel(d, priors, per_term) if crossed.crossed_terms(d) is not None
+                          else fastlogp.CellModel(d, priors, per_term))
             t1 = time.perf_counter()
-            idata = fastlogp.sample(d, priors, per_term, settings, progress=progress)
+            idata = run_nutpie(fastlogp.pyfunc_model(cell_model, {k: list(v) for k, v in d.coords().items()}),
+                               settings, progress)
     else:
         model = pymc_model(d, priors, parametrization)
         t1 = time.perf_counter()

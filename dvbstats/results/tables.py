@@ -330,13 +330,18 @@ def ppc_table(fit: Fit, hdi_prob: float, seed: int, max_draws: int = 500) -> pl.
     d, post = fit.design, fit.idata.posterior
     n_total = post.sizes["chain"] * post.sizes["draw"]
     keep = np.linspace(0, n_total - 1, min(max_draws, n_total)).astype(int)
-    stacked = estimands.stacked_draws(fit.idata, estimands.parameter_names(d))
-    theta = stacked_parameters(d, {n: v[keep] for n, v in stacked.items()})
+    stacked = {n: v[keep] for n, v in estimands.stacked_draws(fit.idata, estimands.parameter_names(d)).items()}
     groups = _predictive_groups(d.cells.data)
     rep = np.zeros((len(groups), len(keep), max((len(levels) for _, levels, _ in groups), default=1)))
-    index = np.array([g for _, _, g in groups], np.int64).reshape(len(groups), d.cells.data.height)
-    _replicated_sums(theta, *estimands.item_layout(*predictor_layout(d)),
-                     d.cells.data["n_trials"].to_numpy().astype(np.int64), index, seed, rep)
+    n = d.cells.data["n_trials"].to_numpy().astype(np.int64)
+    margins = estimands.crossed_margins(d, [(by,) for by, _, _ in groups],
+                                        [pl.DataFrame({by: levels}) for by, levels, _ in groups], n.astype(float))
+    if margins is not None:  # a complete crossed design: replicated per row and column, no cell layout
+        estimands.crossed_replicated(margins, stacked, seed, rep)
+    else:
+        index = np.array([g for _, _, g in groups], np.int64).reshape(len(groups), d.cells.data.height)
+        _replicated_sums(stacked_parameters(d, stacked), *estimands.item_layout(*predictor_layout(d)), n, index,
+                         seed, rep)
     return _predictive_summary(d.cells.data, groups, [rep[k, :, :len(levels)] for k, (_, levels, _) in
                                                       enumerate(groups)], hdi_prob)
 
