@@ -132,10 +132,13 @@ def _grid(o, n, K_lo, K_hi, sd):
     h = min(_MAX_STEP, 0.5 / math.sqrt(total / 4.0 + 1.0 / sd**2))
     start = _edge(K_lo, o, n, sd, -1.0)
     width = _edge(K_hi, o, n, sd, 1.0) - start
+    nc = len(o)
+    if not (math.isfinite(start) and math.isfinite(width) and width > 0.0 and h > 0.0):
+        # an item SD of exp(+-460) or a non-finite predictor (warm-up far out): no grid; the density is -inf there
+        return start, h, 0, np.zeros(0), np.zeros(0), np.zeros((0, nc))
     if width / h > _MAX_POINTS:  # an item SD far in the prior's tail (early warm-up): a coarser grid, bounded memory
         h = width / _MAX_POINTS
     G = int(width / h) + 2
-    nc = len(o)
     e = np.empty(G * nc)
     for g in range(G):
         for c in range(nc):
@@ -170,6 +173,8 @@ def _item_loglik(eta, k_design, prof_ptr, prof_cell, prof_n, cls_ptr, cls_K, cls
         cells = prof_cell[c0:c1]
         o, n = eta[cells], prof_n[c0:c1]
         start, h, G, S, _, sig = _grid(o, n, cls_K[j0], cls_K[j1 - 1], sd)
+        if G == 0:
+            return -np.inf, 0.0
         r = start + h * np.arange(G)
         base = -0.5 * (r / sd) ** 2 - S
         W = np.zeros(G)
@@ -201,6 +206,11 @@ def _draw_items(eta, prof_ptr, prof_cell, prof_n, cls_ptr, cls_K, cls_item_ptr, 
         c0, c1, j0, j1 = prof_ptr[p], prof_ptr[p + 1], cls_ptr[p], cls_ptr[p + 1]
         o, n = eta[prof_cell[c0:c1]], prof_n[c0:c1]
         start, h, G, S, dS, _ = _grid(o, n, cls_K[j0], cls_K[j1 - 1], sd)
+        if G == 0:  # not a posterior draw (its density is -inf): no item effects either
+            for j in range(j0, j1):
+                for i in range(cls_item_ptr[j], cls_item_ptr[j + 1]):
+                    out[cls_items[i]] = np.nan
+            continue
         r = start + h * np.arange(G)
         F = (G - 1) * _REFINE + 1
         hf = h / _REFINE
