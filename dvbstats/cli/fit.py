@@ -28,7 +28,7 @@ from dvbstats.input import folders, manifest, runfolder
 from dvbstats.input.ingest import IngestError, TrialFile
 from dvbstats.model import fastlogp
 from dvbstats.model import formula as formulamod
-from dvbstats.model.design import CENTRED_MIN_TRIALS, PARAMETRIZATIONS
+from dvbstats.model.plan import CENTRED_MIN_TRIALS, PARAMETRIZATIONS
 from dvbstats.model.priors import PriorError, Priors
 from dvbstats.pipeline import Analysis
 from dvbstats.results import contrasts as contrastmod
@@ -117,8 +117,8 @@ def run(
     with _warnings_to(log):
         result = model.fit(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                            target_accept=target_accept, progress=progress)
-    if result.retry and not progress:  # with progress on, fitting.fit said so when it happened
-        log(result.retry)
+    if result.sampling.note and not progress:  # with progress on, fitting.fit said so when it happened
+        log(result.sampling.note)
     log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
     check_space(out, run_folder_bytes(result))  # a full disk mid-write once crashed h5py (issue 18 §6)
     with _warnings_to(log):

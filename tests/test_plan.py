@@ -1,0 +1,213 @@
+"""The sampling plan (``dvbstats.model.plan``): what a design is sampled in first, the fallbacks in their order,
+how ``fit`` executes them, and the record in the manifest (old run folders without one still load)."""
+
+import itertools
+import json
+
+import arviz as az
+import numpy as np
+import polars as pl
+import pytest
+
+from dvbstats.benchmarks.hvsb import HVSB
+from dvbstats.input import manifest
+from dvbstats.input.cells import CellTable
+from dvbstats.model import plan as plans
+from dvbstats.model.design import design
+from dvbstats.model.formula import parse
+from dvbstats.model.sample import Diagnostics, SamplerSettings
+from dvbstats.results import fitted
+
+DVB = parse("chose_deep ~ 1 + (1|model) + (1|value) + (1|feature) + (1|context)")
+SLOPES = parse("outcome ~ 1 + condition + (1 + condition|model) + (1|value)")
+
+
+def _grid(n_levels: dict[str, int], trials_per_cell: int) -> CellTable:
+    """Every combination of the factors' levels, each cell with the same trials (30% deep)."""
+    rows = list(itertools.product(*(range(k) for k in n_levels.values())))
+    data = pl.DataFrame(rows, schema=list(n_levels), orient="row").with_columns(pl.all().cast(pl.String))
+    n = trials_per_cell
+    data = data.with_columns(n_prompts=pl.lit(n), n_trials=pl.lit(n), n_deep=pl.lit(round(0.3 * n)))
+    return CellTable(data, tuple(n_levels))
+
+
+def _steps(p: plans.SamplingPlan) -> list[tuple[str, float, str]]:
+    return [(a.parametrization, a.target_accept, a.when) for a in p.attempts]
+
+
+def test_a_rich_design_starts_centred_at_0_8_and_climbs_before_changing_form():
+    """The DVB example's depth (864-1,728 trials per level): every term centred zero-sum at 0.8 with the diagonal
+    mass matrix, as before this module (the default run's speed rests on it); after divergences the same form at
+    0.95 and 0.99, then the non-centred form."""
+    d = design(DVB, _grid({"model": 9, "value": 12, "feature": 16, "context": 8}, 1))
+    p = plans.plan(d)
+    assert p.source == "rule" and set(p.terms.values()) == {"zerosum"} and not p.first.low_rank
+    assert _steps(p) == [("auto", 0.8, "first"), ("auto", 0.95, "divergences"), ("auto", 0.99, "divergences"),
+                         ("zerosum_noncentered", 0.95, "failed")]
+
+
+def test_a_thin_design_starts_non_centred_at_0_95():
+    d = design(DVB, _grid({"model": 3, "value": 4, "feature": 4, "context": 2}, 6))  # 144-288 trials per level
+    p = plans.plan(d)
+    assert set(p.terms.values()) == {"zerosum_noncentered"}
+    assert _steps(p) == [("auto", 0.95, "first"), ("auto", 0.99, "divergences"), ("zerosum", 0.8, "failed")]
+
+
+def test_the_issue_design_keeps_its_form_at_0_99_before_the_other_form():
+    """Issue 19: 8 models x 2 conditions x 11 values, ``(1 + condition|model) + (1|value)``. The first form had
+    1 divergence at 0.95; the old retry went to the non-centred form (R-hat 1.022, exit 3) where the same form at
+    0.99 passes."""
+    d = design(SLOPES, _grid({"model": 8, "condition": 2, "value": 11}, 400))
+    p = plans.plan(d)
+    assert dict(p.terms) == {"value": "zerosum", "model__condition": "zerosum_slopes_noncentered"}
+    assert _steps(p) == [("auto", 0.95, "first"), ("auto", 0.99, "divergences"),
+                         ("zerosum_noncentered", 0.95, "failed")]
+
+
+def test_an_item_term_keeps_the_low_rank_mass_matrix_and_is_never_centred():
+    d = design(parse("chose_deep ~ 1 + (1|model) + (1|item)"), _grid({"model": 3, "item": 400}, 2))
+    p = plans.plan(d)
+    assert dict(p.terms) == {"model": "zerosum", "item": "zerosum_signed"}
+    assert all(a.low_rank for a in p.attempts)
+    assert _steps(p) == [("auto", 0.8, "first"), ("auto", 0.95, "divergences"), ("auto", 0.99, "divergences")]
+
+
+def test_a_benchmark_form_is_first_on_deep_data_and_the_rule_on_thin():
+    formula = parse(HVSB.default_formula)
+
+    def cells(n_models: int) -> CellTable:  # one judgment per model x condition x item, 60 items in 4 types
+        grid = _grid({"model": n_models, "condition": 3, "item": 60}, 1).data
+        grid = grid.with_columns(scenario_type=(pl.col("item").cast(pl.Int32) % 4).cast(pl.String),
+                                 condition=pl.col("condition").replace({"0": "none", "1": "untargeted",
+                                                                        "2": "targeted"}))
+        return CellTable(grid, ("model", "condition", "scenario_type", "item"))
+
+    deep = plans.plan(design(formula, cells(12)), measured_form=HVSB.forms[HVSB.default_formula])
+    assert deep.source == "benchmark" and set(deep.terms.values()) == {"zerosum"}
+    assert _steps(deep) == [("zerosum", 0.8, "first"), ("zerosum", 0.95, "divergences"),
+                            ("zerosum", 0.99, "divergences"), ("zerosum_slopes_noncentered", 0.95, "failed")]
+    thin = plans.plan(design(formula, cells(4)), measured_form="zerosum")
+    assert thin.source == "rule" and thin.first.parametrization == "auto"
+
+
+def test_what_the_user_fixed_is_kept_in_every_attempt():
+    """A form the user chose is sampled alone; a target acceptance the user chose is never raised (the form may
+    still change, at that acceptance); a mass matrix the user chose is kept."""
+    d = design(DVB, _grid({"model": 9, "value": 12, "feature": 16, "context": 8}, 1))
+    assert _steps(plans.plan(d, "zerosum_noncentered")) == [("zerosum_noncentered", 0.95, "first")]
+    assert plans.plan(d, "centered").source == "user"
+    fixed = plans.plan(d, target_accept=0.9, low_rank=True)
+    assert _steps(fixed) == [("auto", 0.9, "first"), ("zerosum_noncentered", 0.9, "failed")]
+    assert all(a.low_rank for a in fixed.attempts)
+    with pytest.raises(ValueError, match="parametrization must be one of"):
+        plans.plan(d, "sideways")
+
+
+def test_the_next_attempt_depends_on_how_the_last_one_failed():
+    """Divergences climb the target acceptance; a failure without them (R-hat, ESS) goes straight to another form;
+    after the last attempt the failed fit stands."""
+    p = plans.plan(design(DVB, _grid({"model": 9, "value": 12, "feature": 16, "context": 8}, 1)))
+    assert p.next(0, divergences=3) == 1 and p.next(1, divergences=1) == 2 and p.next(2, divergences=1) == 3
+    assert p.next(0, divergences=0) == 3
+    assert p.next(3, divergences=5) is None
+    assert plans.plan(design(DVB, _grid({"model": 9, "value": 12, "feature": 16, "context": 8}, 1)),
+                      "zerosum").next(0, divergences=2) is None
+
+
+class _Run:
+    """Stands in for one sampler run: each call takes the next diagnostics (divergences, ok) and records what was
+    asked for."""
+
+    def __init__(self, outcomes):
+        self.outcomes, self.calls = list(outcomes), []
+
+    def __call__(self, d, priors, settings, parametrization, progress, backend):
+        self.calls.append((parametrization, settings.target_accept))
+        divergences, ok = self.outcomes.pop(0)
+        idata = az.from_dict(posterior={"Intercept": np.zeros((2, 5))},
+                             sample_stats={"diverging": np.zeros((2, 5), bool), "n_steps": np.full((2, 5), 7.0)})
+        result = fitted.Fit(d, priors, settings, parametrization, idata, {"build_s": 0.1, "sample_s": 1.0})
+        table = pl.DataFrame({"parameter": ["x"], "r_hat": [1.0 if ok or divergences else 1.05],
+                              "ess_bulk": [1000.0], "ess_tail": [1000.0]})
+        vars(result)["diagnostics"] = Diagnostics(table, 0 if ok else divergences, 10)
+        return result, "fastlogp"
+
+
+def test_fit_raises_the_target_acceptance_before_it_changes_form(monkeypatch, capsys):
+    """Issue 19: a fit with divergent transitions is sampled again in the same form at 0.99 before any other form
+    (the old retry went straight to the other form). Every attempt is kept in ``Fit.sampling`` and said."""
+    run = _Run([(1, False), (0, True)])
+    monkeypatch.setattr(fitted, "_fit_once", run)
+    cells = _grid({"model": 8, "condition": 2, "value": 11}, 400)
+    res = fitted.fit(SLOPES, cells, settings=SamplerSettings(seed=1))
+    assert run.calls == [("auto", 0.95), ("auto", 0.99)]
+    assert res.parametrization == "auto" and res.settings.target_accept == 0.99 and res.diagnostics.ok
+    assert [a["target_accept"] for a in res.sampling.attempts] == [0.95, 0.99]
+    assert res.sampling.attempts[0]["diagnostics"]["divergences"] == 1
+    assert res.timing["sample_s"] == 2.0 and res.sampling.backend == "fastlogp"
+    assert res.sampling.note.startswith("auto sampling plan: auto at target acceptance 0.95 failed its checks (")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "sampling again: auto at target acceptance 0.99 (divergent transitions" in out
+
+
+def test_fit_changes_form_when_the_failure_is_not_divergences(monkeypatch):
+    run = _Run([(0, False), (0, False)])
+    monkeypatch.setattr(fitted, "_fit_once", run)
+    res = fitted.fit(SLOPES, _grid({"model": 8, "condition": 2, "value": 11}, 400), progress=False)
+    assert run.calls == [("auto", 0.95), ("zerosum_noncentered", 0.95)]
+    assert res.parametrization == "zerosum_noncentered" and not res.diagnostics.ok  # the last attempt stands
+
+
+def test_fit_with_a_fixed_form_makes_one_attempt(monkeypatch):
+    run = _Run([(4, False)])
+    monkeypatch.setattr(fitted, "_fit_once", run)
+    res = fitted.fit(SLOPES, _grid({"model": 8, "condition": 2, "value": 11}, 400), parametrization="zerosum",
+                     progress=False)
+    assert run.calls == [("zerosum", 0.8)] and res.sampling.note is None
+
+
+def test_the_plan_round_trips_through_the_manifest(monkeypatch):
+    monkeypatch.setattr(fitted, "_fit_once", _Run([(2, False), (0, True)]))
+    cells = _grid({"model": 8, "condition": 2, "value": 11}, 400)
+    res = fitted.fit(SLOPES, cells, progress=False)
+    quality = cells.by_model().select("model", n_rows=pl.col("n_prompts"), n_used=pl.col("n_trials"))
+    meta = json.loads(json.dumps(manifest.record(
+        run_name="x", synthetic=True, inputs=[], fit=res, quality=quality,
+        reconciliation=pl.DataFrame({"action": []}, schema={"action": pl.String}), hdi_prob=0.94, command=None,
+        timing={}, extra={}), default=str))
+    manifest.check(meta, "manifest.json")
+    back = plans.Sampling.from_manifest(meta)
+    assert back.plan == res.sampling.plan and back.attempts == tuple(json.loads(json.dumps(res.sampling.attempts)))
+    assert meta["parametrization"] == {"requested": "auto", "sampled": "auto", "terms": res.parametrizations()}
+    assert meta["backend"] == "fastlogp" and "retry" not in meta["parametrization"]
+    rows = dict(plans.describe(meta["sampling"]))
+    assert rows["sampling plan"].startswith("auto (rule): auto at 0.95; then auto at 0.99 if divergences")
+    assert rows["attempt 1"].endswith("2 divergent transitions out of 10 draws")
+    assert rows["attempt 2"] == "auto at target acceptance 0.99, diagonal mass matrix: checks passed"
+    broken = {**meta, "sampling": {"plan": meta["sampling"]["plan"]}}
+    with pytest.raises(manifest.ManifestError, match="sampling has no 'attempts'"):
+        manifest.check(broken, "manifest.json")
+
+
+def test_a_manifest_without_a_plan_gives_the_attempt_it_kept():
+    """Run folders written before plans were recorded: the one attempt kept, its form, settings and backend."""
+    old = {"parametrization": {"requested": "auto", "sampled": "zerosum_noncentered", "terms": {"model": "x"},
+                               "retry": "auto parametrisation (zerosum) failed its checks", "auto_form": None},
+           "sampler": {"target_accept": 0.95, "low_rank": False}, "backend": "fastlogp",
+           "diagnostics": {"ok": True, "failures": []}}
+    s = plans.Sampling.from_manifest(old)
+    assert s.plan.source == "manifest" and s.plan.requested == "auto"
+    assert _steps(s.plan) == [("zerosum_noncentered", 0.95, "first")]
+    assert s.backend == "fastlogp" and s.note is None
+    older = {"parametrization": {"requested": "auto"}, "sampler": {}, "diagnostics": {"ok": False, "failures": ["x"]}}
+    s = plans.Sampling.from_manifest(older)
+    assert s.plan.first.parametrization == "auto" and s.plan.first.target_accept is None and s.backend is None
+    assert dict(plans.describe(s.as_dict()))["attempt 1"] == ("auto at target acceptance (not recorded), "
+                                                             "diagonal mass matrix: x")
+
+
+def test_fit_has_no_retry_auto_form_or_backend_fields():
+    from dataclasses import fields
+
+    names = {f.name for f in fields(fitted.Fit)}
+    assert not names & {"retry", "auto_form", "backend"} and "sampling" in names
