@@ -6,6 +6,10 @@ appended to ``--out`` per sampler run (an executed plan gives one row per attemp
 * ``plan``: what a default fit does (``parametrization="auto"``, the benchmark's measured form where it
   has one): the plan's first attempt, then its fallbacks while the checks fail;
 * ``first``: the plan's first attempt alone (no fallbacks);
+* ``pilot``: issue 19's alternative to the depth rules: a short pilot (2 chains, 200 tuning, 100 draws) in each
+  candidate form (the rule's, ``zerosum``, ``zerosum_noncentered`` and, with slopes, ``zerosum_slopes_noncentered``)
+  at its default target acceptance; the form with the fewest divergences, then the fewest leapfrog steps per draw,
+  is sampled in full (one row per pilot, ``attempt`` ``pilot``, then the full fit; ``cpu_s`` covers all);
 * ``form=<parametrization>[,ta=<target acceptance>]``: one fixed form (and target acceptance).
 
 Designs, simulated here (independently of ``dvbstats.simulate``) unless said otherwise:
@@ -19,7 +23,7 @@ Designs, simulated here (independently of ``dvbstats.simulate``) unless said oth
   ``outcome ~ 1 + condition + (1 + condition|model) + (1|item)``;
 * ``depth<N>``: the DVB example's effects with N prompts per model (``bench_depth.py``'s data), default formula.
 
-Row fields: design, seed, config, attempt, form, terms, target_accept, low_rank, backend, ok, divergences,
+Row fields: design, seed, config, attempt, form, terms, target_accept, draws (per chain), low_rank, backend, ok, divergences,
 max_r_hat, min_ess_bulk, min_ess_tail, steps_per_draw, sample_s, wall_s and cpu_s of the whole config (process
 CPU, nutpie's threads included; the same on every row of one config), failures.
 
@@ -57,7 +61,7 @@ from dvbstats.simulate import example  # noqa: E402
 MATRIX = ROOT / "tests" / "data" / "real" / "wide" / "math500_lart.csv"
 PATTERN = "(?P<model>.+)_(?P<condition>zero_shot|one_shot)"
 SLOPES8 = "outcome ~ 1 + condition + (1 + condition|model) + (1|value)"
-FIELDS = ("design", "seed", "config", "attempt", "form", "terms", "target_accept", "low_rank", "backend", "ok",
+FIELDS = ("design", "seed", "config", "attempt", "form", "terms", "target_accept", "draws", "low_rank", "backend", "ok",
           "divergences", "max_r_hat", "min_ess_bulk", "min_ess_tail", "steps_per_draw", "sample_s", "wall_s", "cpu_s",
           "failures")
 
@@ -125,6 +129,21 @@ def load(name: str, seed: int) -> tuple[formulas.Formula, CellTable, str | None]
     raise SystemExit(f"unknown design {name!r}")
 
 
+#: Candidate forms of ``--config pilot`` beside the rule's (``auto``).
+CANDIDATES = ("auto", "zerosum", "zerosum_noncentered", "zerosum_slopes_noncentered")
+
+
+def pilot(f: formulas.Formula, cells: CellTable, seed: int, measured: str | None) -> tuple[str, list]:
+    """The form a short pilot run prefers (fewest divergences, then fewest steps per draw), and the pilot fits."""
+    d = design(f, cells)
+    first = plans.first_form(d, "auto", measured)
+    forms = [first] + [c for c in CANDIDATES if c not in (first, "auto") and (d.slopes or "slopes" not in c)]
+    fits = [(form, fit(f, cells, settings=SamplerSettings(seed=seed, draws=100, tune=200, chains=2),
+                       parametrization=form, progress=False)) for form in forms]
+    score = {form: (res.diagnostics.divergences, res.sampling.attempts[0]["steps_per_draw"]) for form, res in fits}
+    return min(score, key=score.get), fits
+
+
 def run(name: str, seed: int, config: str, draws: int, tune: int) -> list[dict]:
     f, cells, measured = load(name, seed)
     settings = SamplerSettings(seed=seed, draws=draws, tune=tune)
@@ -133,6 +152,10 @@ def run(name: str, seed: int, config: str, draws: int, tune: int) -> list[dict]:
         first = plans.plan(design(f, cells), measured_form=measured).first
         options = {"form": first.parametrization, "ta": str(first.target_accept)}
     t, c = time.perf_counter(), cpu()
+    pilots = []
+    if config == "pilot":
+        chosen, pilots = pilot(f, cells, seed, measured)
+        options = {"form": chosen}
     if "form" in options:
         settings = SamplerSettings(seed=seed, draws=draws, tune=tune, target_accept=float(options["ta"])
                                    if "ta" in options else None)
@@ -141,12 +164,14 @@ def run(name: str, seed: int, config: str, draws: int, tune: int) -> list[dict]:
         res = fit(f, cells, settings=settings, progress=False, measured_form=measured)
     wall, used = time.perf_counter() - t, cpu() - c
     rows = []
-    for k, tried in enumerate(res.sampling.attempts, start=1):
+    attempts = [("pilot", p.sampling.attempts[0]) for _, p in pilots]
+    attempts += [(f"{k}/{len(res.sampling.attempts)}", a) for k, a in enumerate(res.sampling.attempts, start=1)]
+    for k, tried in attempts:
         s = tried["diagnostics"]
         rows.append({
-            "design": name, "seed": seed, "config": config, "attempt": f"{k}/{len(res.sampling.attempts)}",
+            "design": name, "seed": seed, "config": config, "attempt": k,
             "form": tried["parametrization"], "terms": json.dumps(tried["terms"]),
-            "target_accept": tried["target_accept"], "low_rank": tried["low_rank"], "backend": tried["backend"],
+            "target_accept": tried["target_accept"], "draws": tried["draws"], "low_rank": tried["low_rank"], "backend": tried["backend"],
             "ok": s["ok"], "divergences": s["divergences"], "max_r_hat": round(s["max_r_hat"], 4),
             "min_ess_bulk": round(s["min_ess_bulk"]), "min_ess_tail": round(s["min_ess_tail"]),
             "steps_per_draw": tried["steps_per_draw"], "sample_s": round(tried["sample_s"], 1),

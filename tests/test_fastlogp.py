@@ -283,7 +283,7 @@ def test_posterior_matches_the_pymc_path():
     settings = SamplerSettings(draws=1000, tune=1000, chains=4, seed=5)
     fast = fit(f, cells, settings=settings, progress=False)
     slow = fit(f, cells, settings=settings, progress=False, backend="pymc")
-    assert fast.backend == "fastlogp" and slow.backend == "pymc"
+    assert fast.sampling.backend == "fastlogp" and slow.sampling.backend == "pymc"
     for name in ("Intercept", "b_log_n_train", "sd_model", "r_model"):
         a, b = fast.idata.posterior[name], slow.idata.posterior[name]
         ess_a, ess_b = az.ess(fast.idata, var_names=[name])[name], az.ess(slow.idata, var_names=[name])[name]

@@ -11,12 +11,25 @@ run folder's manifest records and the report's methods show.
 
 **Fallbacks.** Divergent transitions say the step size is too large for the posterior's curvature: the
 first remedy keeps the form and raises the target acceptance (0.8 -> 0.95 -> 0.99, :data:`TARGET_ACCEPTS`),
-which shortens the steps without changing the geometry that the form was chosen for. Only a fit that
-still fails, or that fails without divergences (R-hat or ESS: a geometry the form cannot mix in), is
-sampled in another form (:func:`other_form`). Measured on 8 models x 2 conditions x 11 values
-(``(1 + condition|model) + (1|value)``, issue 19): the first form had 1 divergence at 0.95 and passed at
-0.99, where the other form failed (R-hat 1.022); ``benchmarks/bench_plan.py``. A form or target acceptance
-the user chose is never changed.
+which shortens the steps without changing the geometry that the form was chosen for. A fit without
+divergences that misses R-hat or ESS narrowly (:func:`marginal`) is sampled again in the same form, at the
+same target acceptance, with twice the draws: its chains mix, only not for long enough. Only a fit that
+still fails, or that fails grossly (a geometry the form cannot mix in: the MATH-500 matrix's non-centred
+intercepts, R-hat 1.17, bulk ESS 18), is sampled in another form (:func:`other_form`). Measured on 8
+models x 2 conditions x 11 values (``(1 + condition|model) + (1|value)``, issue 19; ``benchmarks/bench_plan.py``,
+``benchmarks/out/plan.csv``): the first form had 1-2 divergences at 0.95 in 3 of 3 seeds and passed at 0.99
+in 2; the other form failed in 3 of 3 (R-hat up to 1.0125, bulk ESS down to 370). A form, target acceptance
+or number of draws the user chose is never changed.
+
+**A pilot where the rule guesses.** ``auto`` samples the slope columns of a random-slope term non-centred
+because a slope SD near zero is a funnel the centred form cannot sample (the DVB example's
+``(1 + log_n_train|model)``: 189 divergences centred). Where the slopes do vary and the data pin them down, the
+centred form is the better one by far: on the 8-model design above every check passed centred at 0.8 in 3 of 3
+seeds (bulk ESS 5,848-6,174, 7 leapfrog steps per draw against 19-34 for the rule's form). Which case a data set is
+cannot be read from its depth, so when the rule would sample rich data with only the slope columns non-centred,
+:func:`plan` names both forms as :attr:`SamplingPlan.candidates`; ``fit`` samples each briefly (:data:`PILOT`) and
+:func:`choose` keeps the one with the fewest divergences, then the fewest leapfrog steps per draw, which
+:func:`plan` then starts from (``source`` ``pilot``, the pilot's figures kept in the plan).
 """
 
 from __future__ import annotations
@@ -27,6 +40,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+from dvbstats.constants import MIN_ESS
 
 if TYPE_CHECKING:
     from dvbstats.model.design import Design, SlopeTerm, Term
@@ -62,6 +77,13 @@ FEW_SLOPE_LEVELS = 6
 MEASURED_FORM_MIN_TRIALS = 15
 #: The target acceptances a fit climbs, in order, while it has divergent transitions (see the module docstring).
 TARGET_ACCEPTS = (0.8, 0.95, 0.99)
+#: A failure is narrow (:func:`marginal`) when, without divergences, every R-hat is at most this and every ESS at
+#: least MIN_ESS / LONGER_DRAWS: chains that long again would be expected to pass (ESS grows with the draws).
+MARGINAL_R_HAT = 1.05
+#: How many times the draws a narrow failure is sampled again with.
+LONGER_DRAWS = 2
+#: The pilot run of each candidate form (:func:`candidates`): chains, tuning and draws per chain.
+PILOT = {"chains": 2, "tune": 200, "draws": 100}
 
 
 def check_parametrization(parametrization: str) -> Parametrization:
@@ -200,38 +222,67 @@ def other_form(d: Design, parametrization: Parametrization) -> str | None:
     return "zerosum"
 
 
-#: When a fallback is tried: after a failed attempt with divergent transitions, or after any failed attempt.
-When = Literal["first", "divergences", "failed"]
+def marginal(failed: Mapping) -> bool:
+    """Whether a failed fit's checks (``Diagnostics.summary()``) missed narrowly: no divergence, R-hat at most
+    MARGINAL_R_HAT, bulk and tail ESS at least MIN_ESS / LONGER_DRAWS."""
+    return (not failed["divergences"] and failed["max_r_hat"] <= MARGINAL_R_HAT
+            and min(failed["min_ess_bulk"], failed["min_ess_tail"]) >= MIN_ESS / LONGER_DRAWS)
+
+
+def candidates(d: Design, parametrization: Parametrization) -> tuple[str, ...]:
+    """The forms a pilot chooses between, or none: where ``parametrization`` samples every random intercept and
+    intercept column centred and only slope columns non-centred (rich data, the rule's guess that the slopes may
+    barely vary), that form and the all-centred one."""
+    forms = set(term_parametrizations(d, parametrization).values())
+    return (parametrization, "zerosum") if d.slopes and forms <= {"zerosum", "zerosum_slopes_noncentered"} \
+        and "zerosum_slopes_noncentered" in forms else ()
+
+
+def choose(pilots: Mapping[str, Mapping]) -> str:
+    """The form whose pilot (``{form: {"divergences": n, "steps_per_draw": x, ...}}``) had the fewest divergences,
+    then the fewest leapfrog steps per draw (the cheaper geometry; ties: the first named)."""
+    return min(pilots, key=lambda form: (pilots[form]["divergences"], pilots[form]["steps_per_draw"]))
+
+
+#: When a fallback is tried: after a failed attempt with divergent transitions, after a narrow failure
+#: (:func:`marginal`), or after any failed attempt.
+When = Literal["first", "divergences", "marginal", "failed"]
 
 
 @dataclass(frozen=True)
 class Attempt:
     """One way of sampling the design: the form (a :data:`PARAMETRIZATIONS` name, expanded per term by
-    :func:`term_parametrizations`), the target acceptance, nutpie's low-rank mass matrix or the diagonal one,
-    when it is tried and why."""
+    :func:`term_parametrizations`), the target acceptance (None: the failed attempt's before it), nutpie's
+    low-rank mass matrix or the diagonal one, how many times the requested draws, when it is tried and why."""
 
     parametrization: str
-    target_accept: float
+    target_accept: float | None
     low_rank: bool
     when: When = "first"
     why: str = ""
+    draws_factor: int = 1
 
 
 @dataclass(frozen=True)
 class SamplingPlan:
     """The attempts a fit makes, in order: the first, then the fallbacks, each tried only while the previous one
     fails its checks and only if its ``when`` fits that failure. ``requested``: the form asked for (``auto`` or a
-    form); ``source``: where the first form comes from (``rule``, ``benchmark``: a measured form, ``user``;
-    ``manifest``: rebuilt from a run folder written before plans were recorded); ``terms``: the first attempt's
-    form per random term."""
+    form); ``source``: where the first form comes from (``rule``, ``benchmark``: a measured form, ``pilot``: the
+    form :func:`choose` kept, ``user``; ``manifest``: rebuilt from a run folder written before plans were
+    recorded); ``terms``: the first attempt's form per random term. ``candidates``: forms to pilot before the
+    plan is final (:func:`candidates`; ``fit`` runs them and plans again with their figures); ``pilots``: those
+    figures per form, once run."""
 
     requested: str
     source: str
     terms: Mapping[str, str]
     attempts: tuple[Attempt, ...]
+    candidates: tuple[str, ...] = ()
+    pilots: Mapping[str, Mapping] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "terms", MappingProxyType(dict(self.terms)))
+        object.__setattr__(self, "pilots", MappingProxyType({k: dict(v) for k, v in self.pilots.items()}))
 
     @property
     def first(self) -> Attempt:
@@ -241,50 +292,61 @@ class SamplingPlan:
     def fallbacks(self) -> tuple[Attempt, ...]:
         return self.attempts[1:]
 
-    def next(self, after: int, divergences: int) -> int | None:
-        """The index of the attempt to make after attempt ``after`` failed its checks with ``divergences``
-        divergent transitions, or None (the failed fit stands)."""
-        return next((k for k in range(after + 1, len(self.attempts))
-                     if self.attempts[k].when == "failed" or divergences and self.attempts[k].when == "divergences"),
-                    None)
+    def next(self, after: int, failed: Mapping) -> int | None:
+        """The index of the attempt to make after attempt ``after`` failed its checks (``failed``:
+        ``Diagnostics.summary()``), or None (the failed fit stands)."""
+        fits = {"failed": True, "divergences": bool(failed["divergences"]), "marginal": marginal(failed)}
+        return next((k for k in range(after + 1, len(self.attempts)) if fits.get(self.attempts[k].when)), None)
 
     def as_dict(self) -> dict:
         return {"requested": self.requested, "source": self.source, "terms": dict(self.terms),
-                "attempts": [asdict(a) for a in self.attempts]}
+                "attempts": [asdict(a) for a in self.attempts], "candidates": list(self.candidates),
+                "pilots": {k: dict(v) for k, v in self.pilots.items()}}
 
     @classmethod
     def from_dict(cls, record: Mapping) -> SamplingPlan:
         return cls(record["requested"], record["source"], record["terms"],
-                   tuple(Attempt(**a) for a in record["attempts"]))
+                   tuple(Attempt(**a) for a in record["attempts"]), tuple(record.get("candidates", ())),
+                   record.get("pilots", {}))
 
 
 def plan(d: Design, parametrization: Parametrization = "auto", *, measured_form: str | None = None,
-         target_accept: float | None = None, low_rank: bool | None = None) -> SamplingPlan:
+         target_accept: float | None = None, low_rank: bool | None = None, fixed_draws: bool = False,
+         pilots: Mapping[str, Mapping] | None = None) -> SamplingPlan:
     """How ``d`` is sampled: the first attempt and the ordered fallbacks (see the module docstring).
 
     ``parametrization``: ``auto`` (the rules) or a form the user chose (sampled as asked, no fallback);
     ``measured_form``: the benchmark's measured form for the formula (``Benchmark.forms``), sampled first on data
     deep enough (:func:`first_form`); ``target_accept``, ``low_rank``: the user's, kept in every attempt
-    (None: the rules'; a target acceptance the user fixed is never raised)."""
+    (None: the rules'; a target acceptance the user fixed is never raised); ``fixed_draws``: whether the user
+    chose the number of draws (then no attempt samples longer); ``pilots``: the pilot runs' figures of the
+    plan's :attr:`~SamplingPlan.candidates` (the plan then starts from the form :func:`choose` keeps)."""
     requested = check_parametrization(parametrization)
     first = first_form(d, requested, measured_form)
     source = "user" if requested != "auto" else "rule" if first == "auto" else "benchmark"
+    if source == "rule" and pilots:
+        first, source = choose(pilots), "pilot"
 
-    def attempt(form: str, when: When, why: str, accept: float | None = None) -> Attempt:
-        accept = accept or target_accept or default_target_accept(d, form)
-        return Attempt(form, accept, default_low_rank(d, form) if low_rank is None else low_rank, when, why)
+    def attempt(form: str, when: When, why: str, accept: float | None = None, factor: int = 1) -> Attempt:
+        accept = accept or target_accept or (None if factor > 1 else default_target_accept(d, form))
+        return Attempt(form, accept, default_low_rank(d, form) if low_rank is None else low_rank, when, why, factor)
 
     attempts = [attempt(first, "first", {"user": "the form asked for", "rule": "the rule for the data's depth",
-                                         "benchmark": "the benchmark's measured form for the formula"}[source])]
+                                         "benchmark": "the benchmark's measured form for the formula",
+                                         "pilot": "the form a short pilot run preferred"}[source])]
     if requested == "auto":
         if target_accept is None:
             attempts += [attempt(first, "divergences", "divergent transitions: the same form at a higher target "
                                                        "acceptance", accept)
                          for accept in TARGET_ACCEPTS if accept > attempts[0].target_accept]
+        if not fixed_draws:
+            attempts.append(attempt(first, "marginal", f"a narrow failure without divergences: {LONGER_DRAWS} times "
+                                                       "the draws", factor=LONGER_DRAWS))
         other = other_form(d, first)
         if other is not None:
             attempts.append(attempt(other, "failed", "the checks still fail: another form"))
-    return SamplingPlan(requested, source, term_parametrizations(d, first), tuple(attempts))
+    pending = candidates(d, first) if source == "rule" and not pilots else ()
+    return SamplingPlan(requested, source, term_parametrizations(d, first), tuple(attempts), pending, pilots or {})
 
 
 @dataclass(frozen=True)
@@ -306,11 +368,12 @@ class Sampling:
         """Why the fit was sampled again, in words (None when the first attempt was kept)."""
         if len(self.attempts) < 2:
             return None
-        steps = [f"{a['parametrization']} at target acceptance {a['target_accept']:g} failed its checks "
+        steps = [f"{a['parametrization']} at target acceptance {_accept(a['target_accept'])} failed its checks "
                  f"({'; '.join(a['diagnostics']['failures'])})" for a in self.attempts[:-1]]
-        last = self.attempts[-1]
+        last, first = self.attempts[-1], self.attempts[0]
+        longer = f", {last['draws']} draws per chain" if last.get("draws") != first.get("draws") else ""
         return (f"{self.plan.requested} sampling plan: {'; then '.join(steps)}; refitted with --parametrization "
-                f"{last['parametrization']} at target acceptance {last['target_accept']:g}")
+                f"{last['parametrization']} at target acceptance {_accept(last['target_accept'])}{longer}")
 
     def as_dict(self) -> dict:
         return {"plan": self.plan.as_dict(), "attempts": [dict(a) for a in self.attempts]}
@@ -336,12 +399,16 @@ def describe(sampling: Mapping) -> list[tuple[str, str]]:
     ``sampling`` record (text only: the report escapes it)."""
     p = sampling["plan"]
     rows = [("sampling plan", f"{p['requested']} ({p['source']}): " + "; then ".join(
-        f"{a['parametrization']} at {_accept(a['target_accept'])}" + ("" if a["when"] == "first" else
-                                                              f" if {a['when']}") for a in p["attempts"]))]
+        f"{a['parametrization']} at {'the same' if a['target_accept'] is None else _accept(a['target_accept'])}"
+        + (f" x{a['draws_factor']} draws" if a.get("draws_factor", 1) > 1 else "")
+        + ("" if a["when"] == "first" else f" if {a['when']}") for a in p["attempts"]))]
+    if p.get("pilots"):
+        rows.append(("pilot runs", "; ".join(f"{form}: {r['divergences']} divergences, {r['steps_per_draw']:g} leapfrog "
+                                             "steps per draw" for form, r in p["pilots"].items())))
     for k, a in enumerate(sampling["attempts"], start=1):
-        d = a["diagnostics"]
+        d, draws = a["diagnostics"], f", {a['draws']} draws per chain" if a.get("draws") else ""
         rows.append((f"attempt {k}", f"{a['parametrization']} at target acceptance {_accept(a['target_accept'])}, "
-                                     f"{'low-rank' if a['low_rank'] else 'diagonal'} mass matrix: "
+                                     f"{'low-rank' if a['low_rank'] else 'diagonal'} mass matrix{draws}: "
                                      + ("checks passed" if d["ok"] else "; ".join(d["failures"]))))
     return rows
 

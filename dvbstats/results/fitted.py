@@ -18,7 +18,7 @@ import pandas as pd
 import polars as pl
 import xarray as xr
 
-from dvbstats.constants import HDI_PROB
+from dvbstats.constants import DRAWS, HDI_PROB
 from dvbstats.input.cells import CellTable, predicted_cells
 from dvbstats.input.registry import ModelTable
 from dvbstats.model import fastlogp, itemmarginal
@@ -238,36 +238,61 @@ def fit(
         raise ValueError(f"backend must be auto, fastlogp or pymc, not {backend!r}")
     priors = priors or Priors({})
     d = design(formula, cells)
-    steps = plans.plan(d, parametrization, measured_form=measured_form, target_accept=settings.target_accept,
-                       low_rank=settings.low_rank)
-    k, tried, timing = 0, [], {}
+    choices = dict(measured_form=measured_form, target_accept=settings.target_accept, low_rank=settings.low_rank,
+                   fixed_draws=settings.draws != DRAWS)
+    steps = plans.plan(d, parametrization, **choices)
+    timing = {}
+    if steps.candidates:
+        t0 = time.perf_counter()
+        pilots = {form: _pilot(d, priors, settings, form, backend, **choices) for form in steps.candidates}
+        steps, timing = plans.plan(d, parametrization, **choices, pilots=pilots), {"pilot_s": time.perf_counter() - t0}
+        figures = [f"{form}: {p['divergences']} divergences, {p['steps_per_draw']:g} leapfrog steps per draw"
+                   for form, p in pilots.items()]
+        _say(f"short pilot runs: {'; '.join(figures)}; sampling {steps.first.parametrization}", progress, end="")
+    k, tried, accept = 0, [], None
     while True:
         attempt = steps.attempts[k]
-        result, used = _fit_once(d, priors, replace(settings, target_accept=attempt.target_accept,
-                                                    low_rank=attempt.low_rank), attempt.parametrization, progress, backend)
+        accept = attempt.target_accept or accept  # None: the failed attempt's before it
+        run = replace(settings, target_accept=accept, low_rank=attempt.low_rank,
+                      draws=settings.draws * attempt.draws_factor)
+        result, used = _fit_once(d, priors, run, attempt.parametrization, progress, backend)
         tried.append(_tried(result, attempt, used))
-        timing = {key: timing.get(key, 0.0) + value for key, value in result.timing.items()}
+        timing |= {key: timing.get(key, 0.0) + value for key, value in result.timing.items()}
         failed = result.diagnostics
-        k = None if failed.ok else steps.next(k, failed.divergences)
+        k = None if failed.ok else steps.next(k, failed.summary())
         if k is None:
             return result._replace(timing=timing, sampling=plans.Sampling(steps, tuple(tried)))
-        _say(f"{attempt.parametrization} at target acceptance {attempt.target_accept:g} failed its checks "
-             f"({'; '.join(failed.failures)}); sampling again: {steps.attempts[k].parametrization} at target "
-             f"acceptance {steps.attempts[k].target_accept:g} ({steps.attempts[k].why})", progress)
+        then = steps.attempts[k]
+        _say(f"{attempt.parametrization} at target acceptance {accept:g} failed its checks "
+             f"({'; '.join(failed.failures)}); sampling again: {then.parametrization} at target acceptance "
+             f"{then.target_accept or accept:g}, {run.draws // attempt.draws_factor * then.draws_factor} draws per "
+             f"chain ({then.why})", progress)
 
 
-def _say(note: str, progress: bool) -> None:
+def _say(note: str, progress: bool, end: str = "...") -> None:
     """A note on the console while fitting, wrapped to the terminal like the console's other prose."""
     if progress:
-        print(textwrap.fill(f"{note}...", shutil.get_terminal_size((100, 24)).columns, subsequent_indent="  ",
+        print(textwrap.fill(f"{note}{end}", shutil.get_terminal_size((100, 24)).columns, subsequent_indent="  ",
                             break_on_hyphens=False, break_long_words=False), flush=True)
+
+
+def _pilot(d: Design, priors: Priors, settings: SamplerSettings, form: str, backend: str, **choices) -> dict:
+    """A short run of ``form`` (:data:`dvbstats.model.plan.PILOT`) at its first attempt's target acceptance and
+    mass matrix: its divergences and leapfrog steps per draw, what :func:`dvbstats.model.plan.choose` compares."""
+    first = plans.plan(d, form, **{k: v for k, v in choices.items() if k in ("target_accept", "low_rank")}).first
+    run = replace(settings, target_accept=first.target_accept, low_rank=first.low_rank, **plans.PILOT)
+    result, _ = _fit_once(d, priors, run, form, False, backend)
+    stats = result.idata.sample_stats
+    return {"divergences": int(stats["diverging"].sum()), "steps_per_draw": round(float(stats["n_steps"].mean()), 1),
+            "sample_s": round(result.timing["sample_s"], 2)}
 
 
 def _tried(result: Fit, attempt: plans.Attempt, backend: str) -> dict:
     """The record of one attempt made (:class:`dvbstats.model.plan.Sampling`)."""
     stats = result.idata.sample_stats
     return {"parametrization": attempt.parametrization, "terms": result.parametrizations(),
-            "target_accept": attempt.target_accept, "low_rank": bool(result.settings.low_rank),
+            "target_accept": result.settings.target_accept, "draws": result.settings.draws,
+            "low_rank": bool(result.settings.low_rank),
             "backend": backend, "diagnostics": result.diagnostics.summary(),
             "steps_per_draw": round(float(stats["n_steps"].mean()), 1) if "n_steps" in stats else None,
             "sample_s": round(result.timing["sample_s"], 2)}
