@@ -21,7 +21,9 @@ Designs, simulated here (independently of ``dvbstats.simulate``) unless said oth
   HVSB's default formula (its measured form applies);
 * ``math500``: the real MATH-500 matrix (tests/data/real/wide/math500_lart.csv, read by the wide reader),
   ``outcome ~ 1 + condition + (1 + condition|model) + (1|item)``;
-* ``depth<N>``: the DVB example's effects with N prompts per model (``bench_depth.py``'s data), default formula.
+* ``depth<N>``: the DVB example's effects with N prompts per model (``bench_depth.py``'s data), default formula;
+* ``dvbslopes<N>``: the same data with ``(1 + log_n_train|model)`` (``bench_slopes.py``'s formula; the slopes barely
+  vary, where centred slope columns diverged).
 
 Row fields: design, seed, config, attempt, form, terms, target_accept, draws (per chain), low_rank, backend, ok, divergences,
 max_r_hat, min_ess_bulk, min_ess_tail, steps_per_draw, sample_s, wall_s and cpu_s of the whole config (process
@@ -61,6 +63,7 @@ from dvbstats.simulate import example  # noqa: E402
 MATRIX = ROOT / "tests" / "data" / "real" / "wide" / "math500_lart.csv"
 PATTERN = "(?P<model>.+)_(?P<condition>zero_shot|one_shot)"
 SLOPES8 = "outcome ~ 1 + condition + (1 + condition|model) + (1|value)"
+DVB_SLOPES = "chose_deep ~ 1 + log_n_train + (1 + log_n_train|model) + (1|value) + (1|feature) + (1|context)"
 FIELDS = ("design", "seed", "config", "attempt", "form", "terms", "target_accept", "draws", "low_rank", "backend", "ok",
           "divergences", "max_r_hat", "min_ess_bulk", "min_ess_tail", "steps_per_draw", "sample_s", "wall_s", "cpu_s",
           "failures")
@@ -123,6 +126,9 @@ def load(name: str, seed: int) -> tuple[formulas.Formula, CellTable, str | None]
         data = api.load(str(MATRIX), wide="model", label_pattern=PATTERN, benchmark="binary")
         model = api.Model("outcome ~ 1 + condition + (1 + condition|model) + (1|item)", data)
         return model.formula, model.cells, None
+    if name.startswith("dvbslopes"):
+        f = formulas.parse(DVB_SLOPES)
+        return f, example.at_depth(int(name.removeprefix("dvbslopes")), seed, f.variables), None
     if name.startswith("depth"):
         f = formulas.parse(formulas.DEFAULT_FORMULA)
         return f, example.at_depth(int(name.removeprefix("depth")), seed, f.variables), None

@@ -1,7 +1,6 @@
 """The sampling plan (``dvbstats.model.plan``): what a design is sampled in first, the fallbacks in their order,
 how ``fit`` executes them, and the record in the manifest (old run folders without one still load)."""
 
-import itertools
 import json
 
 import arviz as az
@@ -17,18 +16,10 @@ from dvbstats.model.design import design
 from dvbstats.model.formula import parse
 from dvbstats.model.sample import Diagnostics, SamplerSettings
 from dvbstats.results import fitted
+from tests.test_parametrization import _grid
 
 DVB = parse("chose_deep ~ 1 + (1|model) + (1|value) + (1|feature) + (1|context)")
 SLOPES = parse("outcome ~ 1 + condition + (1 + condition|model) + (1|value)")
-
-
-def _grid(n_levels: dict[str, int], trials_per_cell: int) -> CellTable:
-    """Every combination of the factors' levels, each cell with the same trials (30% deep)."""
-    rows = list(itertools.product(*(range(k) for k in n_levels.values())))
-    data = pl.DataFrame(rows, schema=list(n_levels), orient="row").with_columns(pl.all().cast(pl.String))
-    n = trials_per_cell
-    data = data.with_columns(n_prompts=pl.lit(n), n_trials=pl.lit(n), n_deep=pl.lit(round(0.3 * n)))
-    return CellTable(data, tuple(n_levels))
 
 
 def _steps(p: plans.SamplingPlan) -> list[tuple[str, float, str]]:
