@@ -9,7 +9,8 @@ appended to ``--out`` per sampler run (an executed plan gives one row per attemp
 * ``pilot``: issue 19's alternative to the depth rules: a short pilot (2 chains, 200 tuning, 100 draws) in each
   candidate form (the rule's, ``zerosum``, ``zerosum_noncentered`` and, with slopes, ``zerosum_slopes_noncentered``)
   at its default target acceptance; the form with the fewest divergences, then the fewest leapfrog steps per draw,
-  is sampled in full (one row per pilot, ``attempt`` ``pilot``, then the full fit; ``cpu_s`` covers all);
+  is sampled in full (one row per pilot, ``attempt`` ``pilot``, then the full fit; ``cpu_s`` covers all). A
+  default fit's own pilots (``dvbstats.model.plan.candidates``) are rows with ``attempt`` ``plan's pilot``;
 * ``form=<parametrization>[,ta=<target acceptance>]``: one fixed form (and target acceptance).
 
 Designs, simulated here (independently of ``dvbstats.simulate``) unless said otherwise:
@@ -169,7 +170,10 @@ def run(name: str, seed: int, config: str, draws: int, tune: int) -> list[dict]:
     else:
         res = fit(f, cells, settings=settings, progress=False, measured_form=measured)
     wall, used = time.perf_counter() - t, cpu() - c
-    rows = []
+    rows = [{"design": name, "seed": seed, "config": config, "attempt": "plan's pilot", "form": form,
+             "divergences": figures["divergences"], "steps_per_draw": figures["steps_per_draw"],
+             "sample_s": figures["sample_s"], "wall_s": round(wall, 1), "cpu_s": round(used, 1)}
+            for form, figures in res.sampling.plan.pilots.items()]
     attempts = [("pilot", p.sampling.attempts[0]) for _, p in pilots]
     attempts += [(f"{k}/{len(res.sampling.attempts)}", a) for k, a in enumerate(res.sampling.attempts, start=1)]
     for k, tried in attempts:
@@ -207,6 +211,10 @@ def main() -> None:
                         w.writeheader()
                     w.writerows(rows)
                 for r in rows:
+                    if "ok" not in r:
+                        print(f"  plan's pilot {r['form']}: {r['divergences']} divergences, {r['steps_per_draw']} "
+                              "steps/draw", flush=True)
+                        continue
                     print(f"{time.strftime('%H:%M:%S')} {name} seed {seed} [{config}] attempt {r['attempt']}: "
                           f"{r['form']} at {r['target_accept']}, ok {r['ok']}, div {r['divergences']}, R-hat "
                           f"{r['max_r_hat']}, bulk ESS {r['min_ess_bulk']}, {r['steps_per_draw']} steps/draw, "

@@ -271,3 +271,18 @@ def test_fit_starts_from_the_form_the_pilot_prefers(monkeypatch):
     monkeypatch.setattr(fitted, "_fit_once", diverging)
     fitted.fit(SLOPES, _grid({"model": 8, "condition": 2, "value": 11}, 400), progress=False)
     assert diverging.calls == [("auto", 0.95, 1000)]
+
+
+@pytest.mark.parametrize("benchmark, forms", [
+    ("dvb", dict.fromkeys(["model", "value", "feature", "context"], "zerosum")),
+    ("hvsb", dict.fromkeys(["scenario_type", "item", "model__condition"], "zerosum")),
+])
+def test_the_examples_are_sampled_as_before(benchmark, forms):
+    """The default runs whose speed is benchmarked (bench_speed.py, bench_hvsb.py) start as they did before the
+    plan: every term centred zero-sum at target acceptance 0.8 with the diagonal mass matrix, and no pilot."""
+    import dvbstats as dvb
+
+    model = dvb.Model(data=dvb.load(benchmark=benchmark))
+    p = plans.plan(model.design, measured_form=model.measured_form)
+    assert dict(p.terms) == forms and p.candidates == ()
+    assert (p.first.target_accept, p.first.low_rank, p.first.draws_factor) == (0.8, False, 1)
