@@ -234,8 +234,8 @@ def candidates(d: Design, parametrization: Parametrization) -> tuple[str, ...]:
     intercept column centred and only slope columns non-centred (rich data, the rule's guess that the slopes may
     barely vary), that form and the all-centred one."""
     forms = set(term_parametrizations(d, parametrization).values())
-    return (parametrization, "zerosum") if d.slopes and forms <= {"zerosum", "zerosum_slopes_noncentered"} \
-        and "zerosum_slopes_noncentered" in forms else ()
+    guessed = "zerosum_slopes_noncentered" in forms and forms <= {"zerosum", "zerosum_slopes_noncentered"}
+    return (parametrization, "zerosum") if guessed else ()
 
 
 def choose(pilots: Mapping[str, Mapping]) -> str:
@@ -287,10 +287,6 @@ class SamplingPlan:
     @property
     def first(self) -> Attempt:
         return self.attempts[0]
-
-    @property
-    def fallbacks(self) -> tuple[Attempt, ...]:
-        return self.attempts[1:]
 
     def next(self, after: int, failed: Mapping) -> int | None:
         """The index of the attempt to make after attempt ``after`` failed its checks (``failed``:
