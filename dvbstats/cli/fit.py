@@ -417,7 +417,9 @@ def parser() -> argparse.ArgumentParser:
                        "which chooses each term's form by "
                        f"the trials its levels hold: zero-sum centred from {CENTRED_MIN_TRIALS} per level, non-centred "
                        "below, item-level terms on a signed scale, a benchmark's measured form on data as deep as it "
-                       "was measured on; see docs/model.md)")
+                       "was measured on, a short pilot where slopes may or may not vary; a fit that fails its checks "
+                       "is sampled again at a higher target acceptance, with more draws, then in another form; see "
+                       "docs/model.md. A form named here is sampled as asked, once)")
     sampling = p.add_argument_group("sampler")
     sampling.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie", help="default: %(default)s")
     sampling.add_argument("--draws", type=int, default=DRAWS, help="posterior draws per chain (default: %(default)s)")
