@@ -110,7 +110,7 @@ def test_a_fit_that_fails_its_checks_is_refitted_in_the_other_form(capsys):
     assert "ESS < 400" in note
     assert note.endswith("refitted with --parametrization zerosum at target acceptance 0.8")
     printed = " ".join(capsys.readouterr().out.split())  # wrapped to the terminal
-    assert "sampling again: zerosum at target acceptance 0.8 (the checks still fail: another form)" in printed
+    assert "sampling again: zerosum at target acceptance 0.8, 30 draws per chain (the checks still fail" in printed
     assert res.settings.target_accept == 0.8
     meta = manifest.record(run_name="x", synthetic=True, inputs=[], fit=res, quality=_quality(cells),
                           reconciliation=pl.DataFrame({"action": []}, schema={"action": pl.String}), hdi_prob=0.94,
