@@ -32,6 +32,7 @@ CPU, nutpie's threads included; the same on every row of one config), failures.
 
     nice -n 10 .venv/bin/python benchmarks/bench_plan.py --design slopes8 --seeds 1 2 3 \\
         --config plan --config form=zerosum_noncentered --out benchmarks/out/plan.csv
+    .venv/bin/python benchmarks/bench_plan.py --table benchmarks/out/plan.csv   # docs/model.md's table
 """
 
 from __future__ import annotations
@@ -189,15 +190,42 @@ def run(name: str, seed: int, config: str, draws: int, tune: int) -> list[dict]:
     return rows
 
 
+def table(path: Path) -> str:
+    """The rows of ``path`` as the markdown table of docs/model.md: per design, seed and config, each pilot and
+    attempt, the kept fit's checks and the config's CPU seconds."""
+    d = pl.read_csv(path, infer_schema_length=0)
+    lines = ["| data | seed | config | pilots, then attempts (form at target acceptance x draws: checks) | kept fit: "
+             "max R-hat, min bulk ESS, divergences, steps per draw | CPU s |", "|---|---|---|---|---|---|"]
+    for (design, seed, config), g in d.group_by(["design", "seed", "config"], maintain_order=True):
+        steps, kept = [], None
+        for r in g.iter_rows(named=True):
+            if "pilot" in r["attempt"]:
+                steps.append(f"pilot `{r['form']}`: {r['divergences']} div., {r['steps_per_draw']} steps per draw")
+                continue
+            kept = r
+            steps.append(f"`{r['form']}` at {r['target_accept']} x{r['draws']}: "
+                         + ("pass" if r["ok"] == "True" else f"**fail** ({r['failures']})"))
+        lines.append(f"| {design} | {seed} | {config} | {'; '.join(steps)} | "
+                     f"{'pass' if kept['ok'] == 'True' else '**fail**'}: {kept['max_r_hat']}, {kept['min_ess_bulk']}, "
+                     f"{kept['divergences']}, {kept['steps_per_draw']} | {kept['cpu_s']} |")
+    return "\n".join(line.replace("[model|", "[model\\|") for line in lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--design", nargs="+", required=True, help="slopes8, hvsb12, math500, depth<N> (prompts per model)")
+    p.add_argument("--table", help="print the markdown table of this CSV (docs/model.md) and stop")
+    p.add_argument("--design", nargs="+", help="slopes8, hvsb12, math500, depth<N> (prompts per model)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1])
     p.add_argument("--config", action="append", default=[], help="plan, first or form=<name>[,ta=<x>] (repeatable)")
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=500)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "plan.csv"))
     args = p.parse_args()
+    if args.table:
+        print(table(Path(args.table)))
+        return
+    if not args.design:
+        p.error("--design is required")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.design:
