@@ -226,9 +226,10 @@ def fit(
     measured_form: str | None = None,
 ) -> Fit:
     """Build the hierarchical logistic model of ``formula`` on ``cells`` and sample it as
-    :func:`dvbstats.model.plan.plan` says: its first attempt, then, while the checks fail, the fallbacks that
-    fit the failure (the same form at a higher target acceptance after divergent transitions, then another
-    form), each said on the console; the last attempt made is the fit, and ``Fit.sampling`` keeps every one.
+    :func:`dvbstats.model.plan.plan` says: short pilot runs where the plan names candidate forms, its first
+    attempt, then, while the checks fail, the fallbacks that fit the failure (the same form at a higher target
+    acceptance after divergent transitions, twice the draws after a narrow miss, then another form), each said
+    on the console; the last attempt made is the fit, and ``Fit.sampling`` keeps the plan and every attempt.
     ``measured_form``: the benchmark's measured form for the formula (``Benchmark.forms``), sampled first by
     ``auto`` on data deep enough for it. A target acceptance or mass matrix in ``settings`` is kept in every
     attempt. ``backend="auto"`` samples the hand-written density of :mod:`dvbstats.model.fastlogp` with nutpie
