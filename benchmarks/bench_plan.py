@@ -203,7 +203,7 @@ def table(path: Path) -> str:
                 steps.append(f"pilot `{r['form']}`: {r['divergences']} div., {r['steps_per_draw']} steps per draw")
                 continue
             kept = r
-            steps.append(f"`{r['form']}` at {r['target_accept']} x{r['draws']}: "
+            steps.append(f"`{r['form']}` at {r['target_accept']} x{r.get('draws') or 1000}: "
                          + ("pass" if r["ok"] == "True" else f"**fail** ({r['failures']})"))
         lines.append(f"| {design} | {seed} | {config} | {'; '.join(steps)} | "
                      f"{'pass' if kept['ok'] == 'True' else '**fail**'}: {kept['max_r_hat']}, {kept['min_ess_bulk']}, "
