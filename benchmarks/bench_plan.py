@@ -196,7 +196,7 @@ def table(path: Path) -> str:
     d = pl.read_csv(path, infer_schema_length=0)
     lines = ["| data | seed | config | pilots, then attempts (form at target acceptance x draws: checks) | kept fit: "
              "max R-hat, min bulk ESS, divergences, steps per draw | CPU s |", "|---|---|---|---|---|---|"]
-    for (design, seed, config), g in d.group_by(["design", "seed", "config"], maintain_order=True):
+    for (data, seed, config), g in d.group_by(["design", "seed", "config"], maintain_order=True):
         steps, kept = [], None
         for r in g.iter_rows(named=True):
             if "pilot" in r["attempt"]:
@@ -205,7 +205,7 @@ def table(path: Path) -> str:
             kept = r
             steps.append(f"`{r['form']}` at {r['target_accept']} x{r.get('draws') or 1000}: "
                          + ("pass" if r["ok"] == "True" else f"**fail** ({r['failures']})"))
-        lines.append(f"| {design} | {seed} | {config} | {'; '.join(steps)} | "
+        lines.append(f"| {data} | {seed} | {config} | {'; '.join(steps)} | "
                      f"{'pass' if kept['ok'] == 'True' else '**fail**'}: {kept['max_r_hat']}, {kept['min_ess_bulk']}, "
                      f"{kept['divergences']}, {kept['steps_per_draw']} | {kept['cpu_s']} |")
     return "\n".join(line.replace("[model|", "[model\\|") for line in lines)
