@@ -31,6 +31,7 @@ try:
         from dvbstats import report as _report_package  # noqa: F401
         from dvbstats.api import Data, Model, load, report
         from dvbstats import design as _design_package  # noqa: F401  (the subpackage first, as for report above)
+        from dvbstats import compare as _compare_package  # noqa: F401  (the subpackage first, as for report above)
         from dvbstats.pipeline import Analysis
         from dvbstats.planning.study import design
         from dvbstats.results.compare import compare

@@ -29,7 +29,8 @@ from dvbstats.data import Data
 from dvbstats.input import cells as cellmod
 from dvbstats.input import schema
 from dvbstats.input.ingest import load as ingest
-from dvbstats.input.ingest import IngestError, TrialFile, TrialTable
+from dvbstats.input.files import IngestError
+from dvbstats.input.trials import TrialFile, TrialTable
 from dvbstats.input.ingest import sources as ingest_sources
 from dvbstats.input.registry import ModelTable
 from dvbstats.model.design import design
@@ -103,9 +104,10 @@ def load(
         synthetic = example.is_example([paths] if isinstance(paths, (str, Path)) else paths)
     try:
         read = ingest(paths, values=vocab, models=table, on_conflict=on_conflict, stream=stream)
-    except IngestError:  # not DVB: a table of binary judgments (model, item, outcome) is read as one
-        if benchmark is None and inputs.is_binary(paths):
-            return _judgments(source, "binary", models, on_conflict, columns)
+    except IngestError:  # not DVB: binary judgments (model, item, outcome), or another benchmark's files
+        found = inputs.judged_as(paths) if benchmark is None else None
+        if found is not None:
+            return _judgments(source, found, models, on_conflict, columns)
         raise
     if isinstance(read, (TrialTable, TrialFile)):
         return Data(read, None, table.resolve(read.model_ids()),

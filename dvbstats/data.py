@@ -12,7 +12,8 @@ from dvbstats.benchmarks.common import to_cells
 from dvbstats.benchmarks.dvb import DVB
 from dvbstats.benchmarks.inputs import quality_counts, trial_key
 from dvbstats.input import cells as cellmod
-from dvbstats.input.ingest import RECONCILIATION_SCHEMA, TrialFile, TrialTable
+from dvbstats.input.reconcile import RECONCILIATION_SCHEMA
+from dvbstats.input.trials import TrialFile, TrialTable
 from dvbstats.input.registry import ModelTable
 from dvbstats.model.formula import Formula
 

@@ -29,7 +29,7 @@ from dvbstats.api import Model
 from dvbstats.benchmarks import Benchmark, JudgmentTable
 from dvbstats.benchmarks import results as extras
 from dvbstats.constants import HDI_PROB
-from dvbstats.input.ingest import TrialFile, TrialTable
+from dvbstats.input.trials import TrialFile, TrialTable
 from dvbstats.input.registry import ModelTable
 from dvbstats.model.sample import SamplerSettings
 from dvbstats.results import contrasts as contrastmod

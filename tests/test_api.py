@@ -1,6 +1,8 @@
 """The Python API: load → Model → fit → summary/rates/save → Fit.load, and the CLI as a layer over it."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +85,7 @@ def test_a_run_folder_written_before_sampling_plans_loads(fitted, tmp_path):
     """A manifest without a ``sampling`` record (older dvbstats, with ``retry``/``auto_form``) loads: the plan is
     the one attempt it kept, its target acceptance and backend; the report's methods show it."""
     from dvbstats.input.runfolder import RunFolder
-    from dvbstats.report.build import methods
+    from dvbstats.report.methods import methods
 
     _, fit = fitted
     out = fit.save(tmp_path / "run")
@@ -161,6 +163,27 @@ def test_compare_cli_over_two_run_folders(fitted, dumps, tmp_path, capsys):
     table = pl.read_csv(tmp_path / "cmp.csv")
     assert table["n_cells"].n_unique() == 1 and table.height == 2
     assert json.loads((a / "manifest.json").read_text())["formula"] in table["formula"].to_list()
+
+
+def test_importing_the_entry_point_modules_replaces_no_public_name():
+    """``import dvbstats.compare`` (or ``.fit``, ``.report``, ``.design``) leaves ``dvb.compare`` the function:
+    a first import of a subpackage binds it on its parent, so the package imports those first. In a fresh
+    interpreter, where nothing is imported yet; ``python -m dvbstats.compare`` still runs its command line."""
+    script = (
+        "import dvbstats as dvb\n"
+        "before = {name: getattr(dvb, name) for name in dvb.__all__}\n"
+        "import dvbstats.compare, dvbstats.compare.__main__, dvbstats.fit, dvbstats.report, dvbstats.report.__main__\n"
+        "import dvbstats.design, dvbstats.design.__main__, dvbstats.cli.command\n"
+        "from dvbstats.results.compare import compare\n"
+        "assert callable(dvb.compare) and dvb.compare is compare, dvb.compare\n"
+        "changed = [name for name in dvb.__all__ if getattr(dvb, name) is not before[name]]\n"
+        "assert not changed, changed\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    usage = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "dvbstats.compare", "--help"],
+                           capture_output=True, text=True)
+    assert usage.returncode == 0 and "PSIS-LOO" in usage.stdout, usage.stderr
 
 
 def test_dvb_report_stays_the_function_when_the_report_modules_are_imported():

@@ -8,7 +8,7 @@ from scipy.special import expit
 from dvbstats.input.cells import CellTable
 from dvbstats.model.formula import parse
 from dvbstats.model.sample import SamplerSettings
-from dvbstats.report import build
+from dvbstats.report.sections import checks, contrasts
 from dvbstats.results import tables as summaries
 from dvbstats.results.fitted import fit
 
@@ -70,7 +70,7 @@ def test_the_section_reads_the_table(tmp_path):
         def table(self, name):
             return table if name == "condition_effects" else None
 
-    text = build.condition_effects(Run(), figures=None)
+    text = contrasts.condition_effects(Run(), figures=None)
     assert "Condition effects" in text and "+0.200" in text and "m1" in text and "targeted" in text
     assert "Rate at none" in text and "attack success rate" not in text
 
@@ -78,7 +78,7 @@ def test_the_section_reads_the_table(tmp_path):
     from dvbstats.benchmarks.hvsb import HVSB
 
     Run.manifest = {"benchmark": describe(HVSB)}  # HVSB: the columns name MR and ASR
-    text = build.condition_effects(Run(), figures=None)
+    text = contrasts.condition_effects(Run(), figures=None)
     assert "| misalignment rate (MR) | attack success rate (ASR, targeted) |" in text
     assert "Rate at" not in text and "attack success rate minus the misalignment rate" in text
 
@@ -98,6 +98,6 @@ def test_prior_predictive_section_only_when_the_run_has_one():
             return self.tables.get(name)
 
     figures = lambda *args, **kwargs: "FIGURE"  # noqa: E731
-    assert build.prior_predictive(Run({}), figures) == ""
-    text = build.prior_predictive(Run({"prior_predictive": table}), figures)
+    assert checks.prior_predictive(Run({}), figures) == ""
+    text = checks.prior_predictive(Run({"prior_predictive": table}), figures)
     assert "Prior predictive check" in text and "1 of 2 observed rates" in text and "model *b*" in text

@@ -117,7 +117,7 @@ def coverage_and_best(seed: int) -> tuple[int, int, bool]:
                   for r in table.iter_rows(named=True))
     ranks = contrasts.rank_table(draws, labels)
     best = ranks.sort("p_best", descending=True)["level"][0] == MODELS[int(np.argmax(truth))]
-    one = result.contrast(MODELS[3], MODELS[0]).row(0, named=True)
+    one = result.contrast(MODELS[3], MODELS[0]).iloc[0]
     reverse = table.filter((pl.col("a") == MODELS[0]) & (pl.col("b") == MODELS[3])).row(0, named=True)
     assert one["diff_mean"] == pytest.approx(-reverse["diff_mean"])
     assert one["p_diff_above_0"] == pytest.approx(reverse["p_diff_below_0"])
@@ -167,7 +167,7 @@ def dumps(tmp_path_factory) -> list[str]:
 def test_cli_writes_contrasts_ranks_and_the_report_section(dumps, tmp_path, monkeypatch):
     from dvbstats.cli import fit as cli
     from dvbstats.input.runfolder import RunFolder
-    from dvbstats.report.build import escape
+    from dvbstats.report.markup import text as escape
     from dvbstats.report.render import write_qmd
 
     monkeypatch.chdir(tmp_path)

@@ -17,7 +17,7 @@ from scipy.special import expit
 
 from dvbstats.constants import CHANCE, MAX_R_HAT, MIN_ESS
 from dvbstats.input.cells import CellTable
-from dvbstats.model.design import design
+from dvbstats.model.design import design, linear_predictor, predictor_layout
 from dvbstats.model.formula import parse
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings
@@ -86,7 +86,7 @@ def test_rate_by_another_factor_and_contrasts_follow_the_draws():
         p = sum(w * expit(draws["Intercept"] + draws["r_model"][..., MODELS.index(m)] + draws["r_value"][..., j])
                 for m, w in weight[v].items()) / sum(weight[v].values())
         np.testing.assert_allclose(samples[:, j], p.ravel(), rtol=1e-12)
-    row = fit.contrast("m2", "m1", hdi_prob=0.9).row(0, named=True)
+    row = fit.contrast("m2", "m1", hdi_prob=0.9).iloc[0]
     diff = (_by_hand(draws)["m2"] - _by_hand(draws)["m1"]).ravel()
     assert row["diff_mean"] == pytest.approx(diff.mean()) and row["p_diff_above_0"] == pytest.approx((diff > 0).mean())
 
@@ -159,3 +159,32 @@ def test_fit_summary_and_rates_report_the_draws():
     np.testing.assert_allclose(rates["raw_dvgr"], [k[m] / n[m] for m in MODELS])  # the raw rate beside it
     by_cell = fit.rates(["model", "value"])
     assert len(by_cell) == len(PROMPTS)
+
+
+def test_design_averages_with_an_item_term_in_two_levels_equal_the_cell_by_cell_rates():
+    """With an item-level random intercept the kernels compute each cell's predictor as its design cell's plus
+    its item's (:func:`estimands.item_layout`); the averages equal expit of the full predictor, cell by cell,
+    weighted by prompts (by model, by model x condition, overall)."""
+    rng = np.random.default_rng(5)
+    models, items, conditions = ["a", "b", "c"], [f"i{j}" for j in range(40)], ["x", "y"]
+    rows = [{"model": m, "condition": c, "item": i, "n_prompts": 1 + (j + k) % 3, "n_trials": 1,
+             "n_deep": int(rng.random() < 0.4)}
+            for k, m in enumerate(models) for c in conditions for j, i in enumerate(items) if (j + k) % 5]
+    cells = CellTable(pl.DataFrame(rows), ("model", "condition", "item"))
+    d = design(parse("y ~ 1 + condition + (1|model) + (1|item)"), cells)
+    cols, vals, item, design_of = estimands.item_layout(*predictor_layout(d))
+    assert len(item) == cells.data.height and len(cols) == len(models) * len(conditions)
+    draws = {"Intercept": rng.normal(0, 1, (2, 30)), "b_condition_y": rng.normal(0, 1, (2, 30)),
+             "r_model": rng.normal(0, 1, (2, 30, 3)), "r_item": rng.normal(0, 2, (2, 30, len(items)))}
+    posterior = az.dict_to_dataset(draws, dims={"r_model": ["model"], "r_item": ["item"]},
+                                   coords={"model": list(d.terms[0].levels[0]), "item": list(d.terms[1].levels[0])})
+    idata = az.InferenceData(posterior=posterior)
+    data = cells.data
+    p = expit(linear_predictor(d, {k: v.reshape(60, *v.shape[2:]) for k, v in draws.items()})).reshape(2, 30, -1)
+    w = data["n_prompts"].to_numpy()
+    groupings = [("model",), ("model", "condition"), ()]
+    for (da, keys), by in zip(estimands.design_averages(d, idata, groupings), groupings):
+        for g, key in enumerate(keys.iter_rows(named=True)):
+            mask = np.all([data[f].to_numpy() == key[f] for f in by], axis=0) if by else np.ones(len(w), bool)
+            expected = (p[..., mask] * w[mask]).sum(-1) / w[mask].sum()
+            np.testing.assert_allclose(da.values[..., g], expected, rtol=1e-12)

@@ -107,7 +107,7 @@ def test_item_effects_make_model_contrasts_paired(tmp_path):
     truth = sim.rates.with_columns(pl.col("model_id").str.replace("/", "-").alias("model")).group_by("model").agg(
         pl.col("p_misaligned").mean())
     true = dict(truth.iter_rows())
-    covered = [fits["paired"].contrast(a, b).row(0, named=True) for a, b in pairs]
+    covered = [fits["paired"].contrast(a, b).iloc[0] for a, b in pairs]
     hits = sum(c["diff_hdi_low"] <= true[a] - true[b] <= c["diff_hdi_high"] for c, (a, b) in zip(covered, pairs))
     assert hits >= 0.8 * len(pairs)
     # 300 items are listed level by level (fewer than bounds.MAX_LEVELS_LISTED)

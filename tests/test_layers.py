@@ -1,6 +1,7 @@
 """The package's layers hold without deferred imports: no module imports a higher layer (at module level,
 inside a function, under ``TYPE_CHECKING`` or by name through :func:`dvbstats.model.lazy.module`) except
-the exceptions listed here with their reason, and no import sits inside a function unless listed.
+the exceptions listed here with their reason, and no import sits inside a function unless listed. No module
+imports another module's private (``_x``) names: what modules share is public and documented.
 
 A static check over the source (:mod:`ast`), so it runs in the fast suite and in CI. A package's
 ``__init__`` counts as a module of its layer: importing ``dvbstats.benchmarks.definition`` runs
@@ -22,7 +23,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "dvbstats.planning", "dvbstats.report.__main__"),  # entry points, command lines, studies over fits
     ("dvbstats.pipeline",),  # the analyses after a fit, shared by the CLI, the API and the reanalysis
     ("dvbstats.api",),  # load, Model, report
-    ("dvbstats.report",),  # a run folder -> report (reads run folders only)
+    ("dvbstats.report",),  # a run folder -> report (reads run folders only): build, render
+    ("dvbstats.report.sections.conditions", "dvbstats.report.sections.sizes"),  # sections built on the rate sections
+    ("dvbstats.report.sections.rates", "dvbstats.report.sections.checks", "dvbstats.report.sections.agreement",
+     "dvbstats.report.sections.contrasts", "dvbstats.report.methods"),  # the report's sections, its methods
+    ("dvbstats.report.sections",),  # the section registry
+    ("dvbstats.report.markdown",),  # formats, tables, callouts, figures
+    ("dvbstats.report.markup", "dvbstats.report.narrative", "dvbstats.report.plots", "dvbstats.report.wording"),
     ("dvbstats.input.runfolder",),  # the run folder's writer and reader: above results
     ("dvbstats.benchmarks.results", "dvbstats.benchmarks.scenarios", "dvbstats.benchmarks.consistency",
      "dvbstats.benchmarks.first_look"),  # a benchmark's own analyses of a fit
@@ -32,7 +39,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dvbstats.simulate",),  # data with known truth
     ("dvbstats.benchmarks",),  # the registry, the definitions and their readers
     ("dvbstats.model",),  # formula -> design -> posterior
-    ("dvbstats.input", "dvbstats.constants"),  # files in, tables out
+    ("dvbstats.input.ingest",),  # DVB parsing: harness dumps and cell tables
+    ("dvbstats.input.trials",),  # the trial table in memory and on disk
+    ("dvbstats.input.reconcile",),  # copies of a trial reconciled (every benchmark)
+    ("dvbstats.input.tidy",),  # text columns tidied and typed
+    ("dvbstats.input.files",),  # files found, sniffed, read as text; bad rows named
+    ("dvbstats.input", "dvbstats.constants"),  # schema, model table, cells, manifest, folders
 )
 
 #: Imports of a higher layer that stay, each with its reason: (importer, imported module) -> why.
@@ -60,16 +72,12 @@ DEFERRED = {
     ("dvbstats.model.design", "pytensor.tensor"): "model.lazy: as PyMC",
     ("dvbstats.model.sample", "pymc"): "model.lazy: imported when a PyMC model is sampled",
     ("dvbstats.results.tables", "pymc"): "model.lazy: the prior predictive check only",
-    ("dvbstats.results.scaling", "pymc"): "model.lazy: the pooled size-slope model only",
     ("dvbstats.model.sample", "nutpie"): "the sampler, imported when a model is sampled",
     ("dvbstats.model.fastlogp", "nutpie.compiled_pyfunc"): "the sampler, imported when a model is sampled",
     ("dvbstats.model.fastlogp", "dvbstats.model.threadstate"): "the compiled density's thread state, built on first sampling",
     ("dvbstats.model.fastlogp", "dvbstats.model.sample"): "sample imports fastlogp (the sampler's choice of density)",
     ("dvbstats.results.agreement", "pymc"): "the Bayesian agreement model only: PyMC takes 2.5 s to import",
     ("dvbstats.report.render", "pypandoc"): "optional: the bundled pandoc when none is on PATH",
-    ("dvbstats.report.build", "dvbstats.report.conditions"): "conditions builds on build's helpers",
-    ("dvbstats.cli.compare", "argparse"): "as written (stdlib; owned by another change)",
-    ("dvbstats.cli.compare", "sys"): "as written (stdlib; owned by another change)",
 }
 
 
@@ -101,11 +109,18 @@ def _resolve(name: str) -> str:
     return name
 
 
+def _from(module: str, node: ast.ImportFrom) -> str:
+    """The module a ``from ... import`` in ``module`` names, a relative one resolved against its package."""
+    package = module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+    if not node.level:
+        return node.module or ""
+    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+    return ".".join(parent + ([node.module] if node.module else []))
+
+
 def imports(module: str, source: str | None = None) -> list[tuple[str, bool]]:
     """Every module ``module`` imports (its file, or ``source``), with whether the import sits inside a
     function; a ``lazy.module("...")`` call counts as an import inside a function (it imports on first use)."""
-    path = MODULES[module]
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: list[tuple[str, bool]] = []
 
     def visit(node: ast.AST, in_function: bool) -> None:
@@ -114,10 +129,7 @@ def imports(module: str, source: str | None = None) -> list[tuple[str, bool]]:
             if isinstance(child, ast.Import):
                 found.extend((a.name, inside) for a in child.names)
             elif isinstance(child, ast.ImportFrom):
-                base = child.module or ""
-                if child.level:
-                    parent = package.split(".")[: len(package.split(".")) - child.level + 1]
-                    base = ".".join(parent + ([base] if base else []))
+                base = _from(module, child)
                 for a in child.names:
                     target = f"{base}.{a.name}"
                     found.append((target if _resolve(target) in MODULES else base, inside))
@@ -127,7 +139,7 @@ def imports(module: str, source: str | None = None) -> list[tuple[str, bool]]:
                 found.append((child.args[0].value, True))
             visit(child, inside)
 
-    visit(ast.parse(source if source is not None else path.read_text(encoding="utf-8")), False)
+    visit(ast.parse(source if source is not None else MODULES[module].read_text(encoding="utf-8")), False)
     return found
 
 
@@ -135,6 +147,65 @@ def upward(module: str, source: str | None = None) -> set[tuple[str, str]]:
     """The (module, imported module) pairs by which ``module`` imports a higher layer."""
     targets = {_resolve(name) for name, _ in imports(module, source) if name.startswith("dvbstats")}
     return {(module, t) for t in targets if layer(t) < layer(module)}
+
+
+#: Modules whose private names other modules use, each with those importers and the reason: module ->
+#: (importers, why). An importer not in the package (not yet, or no longer) is skipped.
+SHARED_PRIVATE = {
+    "dvbstats.model.fastlogp": (
+        ("dvbstats.model.itemmarginal", "dvbstats.model.crossed", "dvbstats.results.agreement_logp",
+         "dvbstats.results.estimands"),
+        "fastlogp's Numba kernels (priors, transforms, the clipped exponential), which the other hand-written "
+        "densities extend; left private while issue 22 rewrites them (owned by another change): to be made "
+        "public, with docstrings, once that work is merged"),
+}
+
+
+def private_imports(module: str, source: str | None = None) -> set[tuple[str, str, str]]:
+    """The (module, other module, name) of every private name ``module`` takes from another dvbstats module:
+    ``from other import _x`` and ``other._x`` of an imported module (dunders such as ``__version__`` are not
+    private)."""
+    tree = ast.parse(source if source is not None else MODULES[module].read_text(encoding="utf-8"))
+    modules = {}  # local name -> dvbstats module, for imported modules
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = _from(module, node)
+            for a in node.names:
+                if f"{base}.{a.name}" in MODULES:
+                    modules[a.asname or a.name] = f"{base}.{a.name}"
+                elif (base.startswith("dvbstats") and base != module and a.name.startswith("_")
+                      and not a.name.startswith("__")):
+                    found.add((module, base, a.name))
+        elif isinstance(node, ast.Import):
+            modules.update({a.asname or a.name: a.name for a in node.names if a.name in MODULES})
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                and node.attr.startswith("_") and not node.attr.startswith("__")
+                and modules[node.value.id] != module):
+            found.add((module, modules[node.value.id], node.attr))
+    return found
+
+
+def test_no_module_imports_another_modules_private_names():
+    found = set().union(*(private_imports(module) for module in MODULES))
+    unlisted = sorted((a, b, n) for a, b, n in found if a not in SHARED_PRIVATE.get(b, ((), ""))[0])
+    assert not unlisted, "private names of another module: " + "; ".join(f"{a} uses {b}.{n}" for a, b, n in unlisted)
+    listed = {(a, b) for b, (importers, _) in SHARED_PRIVATE.items() for a in importers if a in MODULES}
+    stale = sorted(listed - {(a, b) for a, b, _ in found})
+    assert not stale, f"listed exceptions no longer needed: {stale}"
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("from dvbstats.input.files import _sniff\n", {("dvbstats.benchmarks.hvsb", "dvbstats.input.files", "_sniff")}),
+    ("from dvbstats.input import files\nfiles._sniff('x', 'csv')\n",
+     {("dvbstats.benchmarks.hvsb", "dvbstats.input.files", "_sniff")}),
+    ("from dvbstats.input import files as f\nf._what(b'')\n",
+     {("dvbstats.benchmarks.hvsb", "dvbstats.input.files", "_what")}),
+    ("from dvbstats.input.files import check\nfrom dvbstats import __version__\n", set()),
+])
+def test_the_check_flags_a_private_import(source, expected):
+    assert private_imports("dvbstats.benchmarks.hvsb", source) == expected
 
 
 def test_every_module_has_a_layer():

@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
+from dvbstats.input.runfolder import RunFolder
 from dvbstats.paper2025 import claims as pb
 from dvbstats.paper2025.reconstruct import DEFAULT_ROOT, published_aggregates, reconstruct
 
@@ -93,6 +94,18 @@ def test_outputs_sections_claims_and_report(reanalysis):
     assert pl.read_csv(run_dir / "value_audit_bayes.csv")["term"].to_list() == ["predictiveness", "distinctiveness",
                                                                               "popularity"]
     assert (report_dir / "report.html").stat().st_size < 5 * 2**20
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_console_summary_fits_the_terminal(reanalysis, width):
+    """The closing console output stays within the terminal's width and names every claim with its verdict."""
+    run_dir, _ = reanalysis
+    text = _script().console_summary(RunFolder.read(run_dir), width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    claims = pl.read_csv(run_dir / "published_vs_reanalysis.csv")
+    for claim, verdict in zip(claims["claim"], claims["verdict"], strict=True):
+        assert f"- {claim}: {verdict}" in text
+    assert "gpt-4o-mini" in text and "DVGR" in text
 
 
 # --------------------------------------------------------------------------- hand-built run tables

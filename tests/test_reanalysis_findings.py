@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dvbstats.paper2025 import claims as pb
 from dvbstats.paper2025 import reanalysis, value_audit
-from dvbstats.report import build
+from dvbstats.report import methods
 
 ITEMS = [
     pb.Claim("Mean DVGR 0.30", "0.3024", "0.301 [0.299, 0.304]", pb.AGREES,
@@ -33,4 +33,4 @@ def test_findings_say_what_the_data_are_and_which_claims_hold_and_why():
 
 def test_findings_lead_the_sections_the_reanalysis_writes():
     assert min(reanalysis.SECTIONS.values()) == reanalysis.SECTIONS["findings"]
-    assert reanalysis.SECTIONS["findings"].startswith(build.LEAD)  # the report opens with it
+    assert reanalysis.SECTIONS["findings"].startswith(methods.LEAD)  # the report opens with it

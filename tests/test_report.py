@@ -20,7 +20,7 @@ from scipy.special import expit
 
 from dvbstats.cli.report import main
 from dvbstats.model.sample import Diagnostics
-from dvbstats.report import RenderError, RunFolderError, build, narrative, render
+from dvbstats.report import RenderError, RunFolderError, markdown, narrative, render
 from dvbstats.results.frequentist import binom_test, wilson
 
 SECTIONS = ["headline", "models", "forest", "values", "variance", "training-size", "ppc", "diagnostics",
@@ -429,9 +429,9 @@ def test_dates_and_run_details_read_by_people(rendered):
     assert yaml.safe_load(qmd.split("---")[1])["date"] == "23 November 2025, 10:00 UTC"
     methods = rendered[2][rendered[2].index('id="sec-methods"'):]
     assert "<code>python -m dvbstats.fit x.csv</code>" in methods and "total 12.5 s" in methods
-    assert build.fmt_date("2025-11-23T23:30:00-02:00") == "24 November 2025, 01:30 UTC"
-    assert build.fmt_date("2025-11-23T08:05:00") == "23 November 2025, 08:05"  # no zone given, none printed
-    assert build.fmt_date("last Tuesday") == "last Tuesday"
+    assert markdown.fmt_date("2025-11-23T23:30:00-02:00") == "24 November 2025, 01:30 UTC"
+    assert markdown.fmt_date("2025-11-23T08:05:00") == "23 November 2025, 08:05"  # no zone given, none printed
+    assert markdown.fmt_date("last Tuesday") == "last Tuesday"
 
 
 def test_aggregated_run_says_what_is_missing(tmp_path):

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from dvbstats.input.runfolder import RunFolder
-from dvbstats.report import build, conditions, plots, render
+from dvbstats.report import methods, plots, render
+from dvbstats.report.sections import conditions, rates
 from tests.test_report import Page, flat, make_run
 
 
@@ -20,10 +21,10 @@ def _inputs(n_models: int = 12, datasets=("bbq", "cbbq"), conditions=("none", "t
 
 def test_many_inputs_counted_per_folder_with_one_hash():
     inputs = _inputs()
-    text = build.input_files(inputs)
+    text = methods.input_files(inputs)
     assert "tbl-inputs" in text
     table = [line for line in text.splitlines() if line.startswith("| `")]
-    assert len(table) <= build.MAX_LISTED  # one screen, not 288 rows
+    assert len(table) <= methods.MAX_LISTED  # one screen, not 288 rows
     assert "type0.tsv" not in text
     assert f"{len(inputs):,} input files" in text and f"{10 * len(inputs):,} rows" in text
     expected = hashlib.sha256("".join(h + "\n" for h in sorted(i["sha256"] for i in inputs)).encode()).hexdigest()
@@ -33,24 +34,24 @@ def test_many_inputs_counted_per_folder_with_one_hash():
 
 def test_folder_counts_add_up_at_the_deepest_level_that_fits():
     inputs = _inputs()
-    folders = build.input_folders(inputs)
+    folders = methods.input_folders(inputs)
     assert folders["files"].sum() == len(inputs) and folders["rows"].sum() == 10 * len(inputs)
     assert list(folders["folder"]) == ["bbq_judgment", "cbbq_judgment"]  # dataset level: 72 folders would not fit
     assert list(folders["sub_folders"]) == [36, 36]  # 12 models x 3 conditions
-    few = build.input_folders(_inputs(n_models=2, datasets=("bbq",)))
+    few = methods.input_folders(_inputs(n_models=2, datasets=("bbq",)))
     assert len(few) == 6 and few["files"].tolist() == [4] * 6
 
 
 def test_combined_hash_ignores_order_and_location():
     inputs = _inputs(n_models=1)
     moved = [{**i, "path": "/elsewhere/" + i["path"]} for i in reversed(inputs)]
-    assert build.combined_sha256(inputs) == build.combined_sha256(moved)
-    assert build.combined_sha256(inputs) != build.combined_sha256(inputs[1:])
+    assert methods.combined_sha256(inputs) == methods.combined_sha256(moved)
+    assert methods.combined_sha256(inputs) != methods.combined_sha256(inputs[1:])
 
 
 def test_few_inputs_listed_with_hashes():
     inputs = _inputs(n_models=1, datasets=("bbq",), conditions=("none",))
-    text = build.input_files(inputs)
+    text = methods.input_files(inputs)
     assert text.count("| `/data/hvsb/") == 4 and inputs[0]["sha256"] in text
 
 
@@ -64,9 +65,9 @@ def test_a_runs_leading_section_opens_the_report(tmp_path):
 
 
 def test_values_section_is_titled_by_what_it_shows():
-    assert build.values_title(["value"]) == "Models and values"
-    assert build.values_title(["value", "value", "feature", "context"]) == "Models, values, features and contexts"
-    assert build.values_title([]) == "Models and design factors"
+    assert rates.values_title(["value"]) == "Models and values"
+    assert rates.values_title(["value", "value", "feature", "context"]) == "Models, values, features and contexts"
+    assert rates.values_title([]) == "Models and design factors"
 
 
 def test_agreement_heatmaps_legible_and_colour_bars_no_taller_than_them():

@@ -19,7 +19,7 @@ from dvbstats.cli import fit as cli
 from dvbstats.input import ingest
 from dvbstats.input.runfolder import RunFolder
 from dvbstats.model.formula import parse
-from dvbstats.report import build
+from dvbstats.report import build, markdown
 from dvbstats.results import bounds
 from dvbstats.simulate import dvb as simulate
 
@@ -108,7 +108,7 @@ def test_the_report_past_the_heatmap_bound_gives_tables_and_says_so(streamed, tm
     monkeypatch.setattr(bounds, "MAX_HEATMAP_MODELS", 2)
     monkeypatch.setattr(bounds, "MAX_PAIR_ROWS", 2)
     qmd = build.report_markdown(RunFolder.read(streamed[0]), tmp_path)
-    figures = {p.name for p in (tmp_path / build.FIGURES).iterdir()}
+    figures = {p.name for p in (tmp_path / markdown.FIGURES).iterdir()}
     assert "p-superior.png" not in figures and "agreement.png" not in figures and "ranks.png" in figures
     assert "{#tbl-p-superior}" in qmd and "{#tbl-agreement-extremes}" in qmd and "@tbl-p-superior" in qmd
     assert "heatmap is not drawn" in qmd and "heatmaps are not drawn" in qmd

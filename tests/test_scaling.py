@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import arviz as az
 import numpy as np
 import polars as pl
 import pytest
@@ -17,6 +18,7 @@ from dvbstats.benchmarks.dvb import PAPER_CODINGS
 from dvbstats.constants import MAX_R_HAT
 from dvbstats.input import runfolder
 from dvbstats.input.registry import ModelTable
+from dvbstats.model import lazy
 from dvbstats.paper2025.reconstruct import DEFAULT_ROOT
 from dvbstats.results import scaling
 
@@ -25,6 +27,8 @@ PUBLISHED = DEFAULT_ROOT / "dvb2025_models.csv"
 
 #: The paper's five within-family pairs and their printed raw DVGRs (2 decimals), as published.
 PUBLISHED_PAIRS = pl.read_csv(DEFAULT_ROOT / "dvb2025_size_pairs.csv").rows()
+
+pm = lazy.module("pymc")  # imported by the one test that builds the PyMC model
 
 
 @pytest.fixture(scope="module")
@@ -277,3 +281,79 @@ def test_a_reversed_pair_is_refused_when_the_model_table_knows_the_sizes():
     assert pairs(table, present, explicit=[("gpt-4o-mini", "gpt-4o")]) == [("gpt-4o-mini", "gpt-4o")]
     with pytest.raises(ValueError, match="gpt-4o is the larger model of its family .*write SMALLER:LARGER, i.e. gpt-4o-mini:gpt-4o"):
         pairs(table, present, explicit=[("gpt-4o", "gpt-4o-mini")])
+
+
+def _rotated(seed: int):
+    """A trend problem as ``trend`` hands it to the exact sampler: rotated data, eigenvalues, design."""
+    table, draws, x, _ = _simulate(beta=-0.5, seed=seed)
+    logits = logit(draws.values.reshape(-1, draws.sizes["model"]))
+    y, sigma = logits.mean(0), np.cov(logits, rowvar=False)
+    fam = table["family"].to_list()
+    families = list(dict.fromkeys(fam))
+    X = np.column_stack([np.eye(len(families))[[families.index(f) for f in fam]], x])
+    lam, Q = np.linalg.eigh(sigma)
+    return y, sigma, X, lam, Q
+
+
+def test_trend_conditionals_equal_dense_gaussian_algebra():
+    """Given tau: the marginal likelihood (alpha, beta integrated out) equals scipy's multivariate Normal
+    density of y under Sigma + tau^2 I + X V0 X', and the conditional posterior of (alpha, beta) the textbook
+    conjugate one computed with the models' full covariance."""
+    y, sigma, X, lam, Q = _rotated(3)
+    tau = np.array([0.0, 0.07, 0.3, 1.4])
+    log_post, mean, chol = scaling._given_tau(Q.T @ y, lam, Q.T @ X, tau)
+    prior_var = np.r_[np.full(X.shape[1] - 1, scaling.PRIOR_ALPHA_SD**2), scaling.PRIOR_BETA_SD**2]
+    for t, lp, m, L in zip(tau, log_post, mean, chol):
+        noise = sigma + t**2 * np.eye(len(y))
+        ref = (stats.multivariate_normal.logpdf(y, cov=noise + (X * prior_var) @ X.T)
+               + stats.halfnorm.logpdf(t, scale=scaling.PRIOR_TAU_SD))
+        np.testing.assert_allclose(lp, ref, rtol=1e-10)
+        cov = np.linalg.inv(np.diag(1 / prior_var) + X.T @ np.linalg.solve(noise, X))
+        np.testing.assert_allclose(m, cov @ X.T @ np.linalg.solve(noise, y), rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(np.linalg.inv(L @ L.T), cov, rtol=1e-8, atol=1e-12)
+
+
+def test_trend_draws_follow_the_exact_posterior():
+    """The exact sampler's draws against the posterior computed by quadrature over tau: tau's CDF
+    (Kolmogorov-Smirnov), and the posterior mean and SD of beta (within 4 Monte Carlo SEs of
+    independent draws)."""
+    y, sigma, X, lam, Q = _rotated(4)
+    yr, Xr = Q.T @ y, Q.T @ X
+    tau, coef = scaling.trend_draws(yr, lam, Xr, (4, 2000), seed=7)
+    grid = np.linspace(0, 10 * scaling.PRIOR_TAU_SD, 20001)  # finer than the sampler's
+    log_post, mean, chol = scaling._given_tau(yr, lam, Xr, grid)
+    w = np.exp(log_post - log_post.max())
+    cdf = np.r_[0.0, np.cumsum(0.5 * (w[1:] + w[:-1]) * np.diff(grid))]
+    cdf /= cdf[-1]
+    assert stats.kstest(tau.ravel(), lambda t: np.interp(t, grid, cdf)).pvalue > 0.01
+    var_beta = np.array([np.linalg.inv(L @ L.T)[-1, -1] for L in chol])
+    e_beta = np.trapezoid(w * mean[:, -1], grid) / np.trapezoid(w, grid)
+    sd_beta = np.sqrt(np.trapezoid(w * (var_beta + mean[:, -1] ** 2), grid) / np.trapezoid(w, grid) - e_beta**2)
+    beta = coef[..., -1].ravel()
+    assert abs(beta.mean() - e_beta) < 4 * sd_beta / np.sqrt(beta.size)
+    assert abs(beta.std() / sd_beta - 1) < 4 / np.sqrt(2 * beta.size)
+
+
+@pytest.mark.slow
+def test_trend_equals_the_pymc_model():
+    """The exact draws against NUTS on the same model written in PyMC (the trend's previous sampler):
+    posterior means of alpha, beta and tau within Monte Carlo error, SDs within 10%."""
+    y, sigma, X, lam, Q = _rotated(5)
+    with pm.Model():
+        alpha = pm.Normal("alpha", 0.0, scaling.PRIOR_ALPHA_SD, shape=X.shape[1] - 1)
+        beta = pm.Normal("beta", 0.0, scaling.PRIOR_BETA_SD)
+        tau = pm.HalfNormal("tau", scaling.PRIOR_TAU_SD)
+        coef = pm.math.concatenate([alpha, beta[None]])
+        pm.Normal("rotated", mu=pm.math.dot(Q.T @ X, coef), sigma=pm.math.sqrt(np.clip(lam, 0, None) + tau**2),
+                  observed=Q.T @ y)
+        idata = pm.sample(2000, tune=1000, chains=4, cores=1, random_seed=3, target_accept=0.9, progressbar=False,
+                          compute_convergence_checks=False)
+    tau_x, coef_x = scaling.trend_draws(Q.T @ y, lam, Q.T @ X, (4, 2000), seed=3)
+    post = idata.posterior
+    nuts = {"beta": post["beta"].values, "tau": post["tau"].values,
+            **{f"alpha{j}": post["alpha"].values[..., j] for j in range(X.shape[1] - 1)}}
+    exact = {"beta": coef_x[..., -1], "tau": tau_x, **{f"alpha{j}": coef_x[..., j] for j in range(X.shape[1] - 1)}}
+    for name, draws in nuts.items():
+        se = np.sqrt(draws.var() / float(az.ess(draws)) + exact[name].var() / exact[name].size)
+        assert abs(draws.mean() - exact[name].mean()) < 4 * se, name
+        assert abs(draws.std() / exact[name].std() - 1) < 0.1, name

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pandas as pd
 import polars as pl
 import pytest
 
@@ -14,6 +15,7 @@ from dvbstats.benchmarks import scenarios
 from dvbstats.benchmarks.hvsb import HVSB
 from dvbstats.input.runfolder import RunFolder
 from dvbstats.report.build import report_markdown
+from dvbstats.report.sections.conditions import NAMES_SHOWN, scenario_preferences
 from dvbstats.simulate.hvsb import HvsbDesign, draw_hvsb_effects, simulate_hvsb
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -62,7 +64,8 @@ def test_paired_contrasts_between_types_per_model_and_for_all(typed):
     assert contrasts.height == 3 * 3 * (len(fit.models) + 1)  # 3 contrasts x 3 conditions x (models + all)
     assert ((contrasts["diff_mean"] - (contrasts["rate_a"] - contrasts["rate_b"])).abs() < 1e-12).all()
     for words in ("# Scenario types", "bbq: negative question − non-negative question", "cp: stereotype − anti-stereotype",
-                  "Paired scenario-type contrasts per model", "add `(1|model:scenario_type)`"):
+                  "Paired scenario-type contrasts per model", "add `(1|model:scenario_type)`",
+                  "Models with a credible difference between scenario types"):
         assert words in text, words
 
 
@@ -80,3 +83,21 @@ def test_a_tree_without_scenario_types_reports_per_dataset_and_says_why(tmp_path
     rates = RunFolder.read(out).table("scenario_rates")
     assert set(rates["part"]) == {"dataset"} and RunFolder.read(out).table("scenario_contrasts") is None
     assert "No scenario-type breakdown" in report_markdown(RunFolder.read(out), tmp_path / "report")
+
+
+def test_scenario_preferences_are_one_row_per_contrast_with_the_models_on_each_side():
+    """Which models prefer which types: a row per contrast (not one long sentence), every model counted once,
+    long lists shortened, names escaped."""
+    models = [f"m{i}" for i in range(10)] + ["<b>x</b>"]
+    rows = [{"model": m, "contrast": c, "p_diff_above_0": p, "p_diff_below_0": 1 - p}
+            for c, ps in (("bbq: neg − pos", [0.99] * 8 + [0.5, 0.01, 0.99]), ("cp: pro − anti", [0.5] * 11))
+            for m, p in zip(models, ps, strict=True)]
+    table = scenario_preferences(pd.DataFrame(rows), "none")
+    lines = [line for line in table.splitlines() if line.startswith("| bbq") or line.startswith("| cp")]
+    assert len(lines) == 2
+    assert f"and {9 - NAMES_SHOWN} more" in lines[0] and "| m9 |" in lines[0] and "1 of 11" in lines[0]
+    assert "<b>" not in table
+    assert lines[1].count("–") >= 2 and "11 of 11" in lines[1]
+    every = scenario_preferences(pd.DataFrame([{**r, "p_diff_above_0": 0.99, "p_diff_below_0": 0.01} for r in rows]),
+                                 "none")
+    assert every.count("| all 11 |") == 2 and "m0" not in every

@@ -5,9 +5,12 @@ outcome and rate, its reference line, default formula, design variables and word
 :func:`detect` says which benchmark every input file belongs to, and refuses inputs that mix two;
 :func:`load` reads the input with the detected (or the given) benchmark.
 
-Detection, per file: under a ``<dataset>_judgment`` folder (or a ``.tsv`` file) -> ``hvsb``; a
-harness dump or DVB cell table -> ``dvb``; a table with the columns ``model``, ``item`` and
-``outcome`` -> ``binary``. Other tables are binary judgments only when asked for
+Adding a benchmark is one module holding its :class:`Benchmark` definition and one :func:`register` call
+(``docs/design.md``, "Adding a benchmark").
+
+Detection, per file: under a ``<dataset>_judgment`` folder (or a ``.tsv`` file) -> ``hvsb``; otherwise the first
+registered benchmark whose definition ``recognises`` the file (the one asked for when it does too): a harness
+dump or DVB cell table -> ``dvb``; a table with the columns ``model``, ``item`` and ``outcome`` -> ``binary``. Other tables are binary judgments only when asked for
 (``benchmark="binary"`` with their column names). Evaluation logs (Inspect, lm-evaluation-harness,
 HELM, Every Eval Ever) and wide matrices are binary judgments read by :mod:`.sources`, which
 says which files are logs (``sources.detect``).
@@ -20,34 +23,52 @@ from pathlib import Path
 from typing import Any
 
 from dvbstats.benchmarks import sources
-from dvbstats.benchmarks.binary import BINARY, DEFAULT_COLUMNS, binary_benchmark, read_binary
+from dvbstats.benchmarks.binary import BINARY, binary_benchmark, read_binary
 from dvbstats.benchmarks.common import JudgmentTable, is_judgment_table
 from dvbstats.benchmarks.definition import Benchmark
-from dvbstats.benchmarks.dvb import DVB, is_dvb_file
+from dvbstats.benchmarks.dvb import DVB
 from dvbstats.benchmarks.hvsb import HVSB, judgment_files, read_judgments
-from dvbstats.input import ingest
+from dvbstats.input import files
 
 __all__ = [
     "BENCHMARKS", "Benchmark", "JudgmentTable", "binary_benchmark", "describe", "detect", "from_record", "is_judgment_table", "load",
-    "read_binary", "read_judgments", "sources",
+    "read_binary", "read_judgments", "register", "sources",
 ]
 
-BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (DVB, HVSB, BINARY)}
+#: Every benchmark by name, in the order :func:`detect` asks them (:func:`register` adds one).
+BENCHMARKS: dict[str, Benchmark] = {}
 
 
-def _in_judgment_tree(path: Path) -> bool:
-    """A folder named, inside, or holding a ``*_judgment`` folder; or a file inside one."""
+def register(benchmark: Benchmark) -> Benchmark:
+    """Add ``benchmark`` to :data:`BENCHMARKS`: the API, the pipeline, the run folder and the report then know it
+    by its name (``dvb.load(paths, benchmark=name)``). A name taken by another definition is an error; the same
+    definition registered again is a no-op."""
+    known = BENCHMARKS.get(benchmark.name)
+    if known is not None and known is not benchmark:
+        raise ValueError(f"a benchmark named {benchmark.name!r} is already registered")
+    BENCHMARKS[benchmark.name] = benchmark
+    return benchmark
+
+
+register(DVB)
+register(HVSB)
+register(BINARY)
+
+
+def in_judgment_tree(path: Path) -> bool:
+    """Whether ``path`` is an HVSB judgment tree: a folder named, inside, or holding a ``*_judgment`` folder; or a
+    file inside one."""
     absolute = path.absolute()
     if any(p.endswith("_judgment") for p in absolute.parts[:-1]) or path.name.endswith("_judgment"):
         return True
     return path.is_dir() and any(c.is_dir() and c.name.endswith("_judgment") for c in path.iterdir())
 
 
-def _kind(file: ingest.InputFile) -> str | None:
-    """The benchmark a data file (not in a judgment tree) belongs to, or None when it cannot say."""
-    if is_dvb_file(file):
-        return "dvb"
-    return "binary" if set(DEFAULT_COLUMNS) <= set(ingest._columns(file)) else None
+def _kind(file: files.InputFile, asked: str | None = None) -> str | None:
+    """The benchmark a data file (not in a judgment tree) belongs to: ``asked`` when its definition recognises
+    the file, else the first registered benchmark that does; None when none does."""
+    claims = [name for name, b in BENCHMARKS.items() if b.recognises is not None and b.recognises(file)]
+    return asked if asked in claims else next(iter(claims), None)
 
 
 def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = None,
@@ -65,7 +86,7 @@ def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = Non
     log_format = sources.detect(paths, reading)
     if log_format is not None:
         if benchmark not in (None, "binary"):
-            raise ingest.IngestError(f"{paths[0]}: {sources.FORMATS[log_format].title} input: binary judgments, "
+            raise files.IngestError(f"{paths[0]}: {sources.FORMATS[log_format].title} input: binary judgments, "
                                      f"but benchmark={benchmark!r} was asked for")
         return "binary"
     kinds: dict[str, str] = {}  # benchmark -> first file
@@ -73,17 +94,17 @@ def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = Non
     data_paths = []
     for given in paths:
         path = Path(given)
-        tree = path.exists() and _in_judgment_tree(path) or path.suffix.lower() == ".tsv"
+        tree = path.exists() and in_judgment_tree(path) or path.suffix.lower() == ".tsv"
         if tree:
             kinds.setdefault("hvsb", judgment_files([given])[0])
         if path.is_dir() and tree:  # data files beside the tree are classified too, never skipped
             data_paths += [str(p) for p in sorted(path.iterdir())
-                           if p.is_file() and p.suffix.lower() in ingest.FORMATS]
+                           if p.is_file() and p.suffix.lower() in files.FORMATS]
         elif not tree:
             data_paths.append(given)
     if data_paths:
-        for file in ingest._expand(data_paths):
-            kind = _kind(file)
+        for file in files.expand(data_paths):
+            kind = _kind(file, benchmark)
             if kind is None:
                 unknown.append(file.path)
             else:
@@ -92,18 +113,18 @@ def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = Non
         return "binary"  # any table, its columns named by the caller
     if len(kinds) > 1:
         (a, file_a), (b, file_b) = list(kinds.items())[:2]
-        raise ingest.IngestError(
+        raise files.IngestError(
             f"{file_b}: a {b} input mixed with a {a} input ({file_a}); fit one benchmark at a time"
         )
     if unknown:
-        raise ingest.IngestError(
+        raise files.IngestError(
             f"{unknown[0]}: not a DVB harness dump, DVB cell table or HVSB judgment file; for a table of "
             "binary judgments pass benchmark='binary' (--benchmark binary) and name its model, item and "
             "outcome columns"
         )
     found = next(iter(kinds))
     if benchmark is not None and benchmark != found:
-        raise ingest.IngestError(f"{kinds[found]}: a {found} input, but benchmark={benchmark!r} was asked for")
+        raise files.IngestError(f"{kinds[found]}: a {found} input, but benchmark={benchmark!r} was asked for")
     return found
 
 

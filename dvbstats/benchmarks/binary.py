@@ -18,8 +18,9 @@ import polars as pl
 
 from dvbstats.benchmarks.common import JudgmentTable, binary_judgments
 from dvbstats.benchmarks.definition import Benchmark, Direction
-from dvbstats.input.ingest import (ConflictPolicy, IngestError, Source, _check, _expand, _infer, _read_text, _require,
-                                   _tidy_whitespace)
+from dvbstats.input.files import IngestError, InputFile, Source, check, columns, expand, read_text, require
+from dvbstats.input.reconcile import ConflictPolicy
+from dvbstats.input.tidy import infer, tidy_whitespace
 from dvbstats.input.manifest import sha256
 from dvbstats.input.registry import ModelTable
 
@@ -52,29 +53,29 @@ def read_binary(
     named = (model, item, outcome)
     if len(set(named)) < 3:
         raise ValueError(f"model, item and outcome must be three different columns, got {named}")
-    files = _expand(paths)
+    files = expand(paths)
     frames: list[pl.DataFrame] = []
     for file in files:
         path = file.path
 
         def wanted(present: list[str], path: str = path) -> list[str]:
-            keep = _require(path, present, named, "binary-judgment")
+            keep = require(path, present, named, "binary-judgment")
             extra = [c for c in present if c not in named] if design is None else list(design)
-            return keep + _require(path, present, extra, "design")
+            return keep + require(path, present, extra, "design")
 
-        frame = _read_text(file, wanted)
+        frame = read_text(file, wanted)
         if frames and frame.columns != frames[0].columns:
             raise IngestError(
                 f"{path}: columns {frame.columns[2:]} differ from those of {files[0].path} {frames[0].columns[2:]}"
             )
         frames.append(frame)
     # ids padded with whitespace are the same ids (as in DVB dumps; warned, naming the rows); blank ones are empty
-    text = _tidy_whitespace(pl.concat(frames).with_row_index("_i").lazy(), (model, item), ()).collect().drop("_i")
+    text = tidy_whitespace(pl.concat(frames).with_row_index("_i").lazy(), (model, item), ()).collect().drop("_i")
     factors = [c for c in text.columns[2:] if c not in named]
     clash = sorted({"model_id", "status", "reason", "source_file", "source_row"} & {outcome, *factors})
     if clash:
         raise IngestError(f"{files[0].path}: column name(s) {clash} are reserved; rename them or leave them out")
-    _check(text, {
+    check(text, {
         f"empty {model}": pl.col(model).is_null() | (pl.col(model) == ""),
         f"empty {item}": pl.col(item).is_null() | (pl.col(item) == ""),
         **{f"empty {c}": pl.col(c).is_null() for c in factors},
@@ -91,7 +92,7 @@ def read_binary(
         pl.when(pl.col(outcome).is_not_null()).then(pl.lit("used")).otherwise(pl.lit("unparsed")).alias("status"),
         pl.when(pl.col(outcome).is_null()).then(pl.lit(f"empty {outcome}")).alias("reason"),
     )
-    trials = trials.with_columns(*[_infer(trials[c]) for c in factors])
+    trials = trials.with_columns(*[infer(trials[c]) for c in factors])
     sources = [Source(f.path, sha256(f.path), f.format, frame.height) for f, frame in zip(files, frames)]
     return binary_judgments(trials, factors, outcome, sources, models, on_conflict)
 
@@ -109,12 +110,18 @@ def default_formula(outcome: str, design: Sequence[str]) -> str:
     return f"{outcome} ~ 1 + (1|model) + (1|item)"
 
 
-#: The report's sections of binary judgments (names of ``dvbstats.report.build.SECTIONS``): with a
+#: The report's sections of binary judgments (names of ``dvbstats.report.sections.SECTIONS``): with a
 #: ``condition``, the headline per model x condition and the condition contrasts.
 REPORT: tuple[str, ...] = (
     "condition_headline", "models", "forest", "conditions", "contrasts", "agreement", "scaling", "variance",
-    "prior_predictive", "ppc", "diagnostics", "quality",
+    "prior_predictive", "ppc", "diagnostics", "quality", "condition_quality",
 )
+
+
+def is_binary_file(file: InputFile) -> bool:
+    """Whether a data file is "clearly" binary judgments without being told: it has the columns
+    :data:`DEFAULT_COLUMNS` (``model``, ``item``, ``outcome``)."""
+    return set(DEFAULT_COLUMNS) <= set(columns(file))
 
 
 def binary_benchmark(
@@ -159,6 +166,7 @@ def binary_benchmark(
             "reference_short": "reference",
         },
         report=REPORT,
+        recognises=is_binary_file,
     )
 
 

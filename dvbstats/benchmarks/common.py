@@ -3,7 +3,7 @@
 HVSB judgments and generic binary judgments are read into a :class:`JudgmentTable`: one row per
 input row (nothing dropped), a ``status`` of :data:`dvbstats.input.schema.STATUSES` and a ``reason`` for
 rows out of the likelihood, the input files, and a reconciliation log. Copies of one trial are
-reconciled exactly as DVB dumps are, by :func:`dvbstats.input.ingest._reconcile` itself (through
+reconciled exactly as DVB dumps are, by :func:`dvbstats.input.reconcile.reconcile` itself (through
 :func:`reconcile`, which maps a benchmark's key and answer onto the dump columns it reads), so the
 three benchmarks cannot drift apart on what "identical", "supersedes" and "conflict" mean.
 """
@@ -19,17 +19,13 @@ from pathlib import Path
 import polars as pl
 
 from dvbstats.input import cells, schema
-from dvbstats.input.ingest import (
-    ConflictPolicy,
-    IngestError,
-    Source,
-    _reconcile,
-)
+from dvbstats.input.files import IngestError, Source
+from dvbstats.input.reconcile import ConflictPolicy
+from dvbstats.input.reconcile import reconcile as reconcile_dumps
 from dvbstats.input.registry import ModelTable
+from dvbstats.input.trials import META_RECONCILIATION, META_SOURCES
 
 _META_BENCHMARK = "dvbstats.benchmark"
-_META_SOURCES = "dvbstats.sources"
-_META_RECONCILIATION = "dvbstats.reconciliation"
 #: Separates a trial's key parts in the labels handed to the DVB reconciliation.
 _LABEL = " | "
 
@@ -65,8 +61,8 @@ class JudgmentTable:
             compression="zstd",
             metadata={
                 _META_BENCHMARK: self.benchmark,
-                _META_SOURCES: json.dumps([asdict(s) for s in self.sources]),
-                _META_RECONCILIATION: self.reconciliation.write_json(),
+                META_SOURCES: json.dumps([asdict(s) for s in self.sources]),
+                META_RECONCILIATION: self.reconciliation.write_json(),
             },
         )
 
@@ -83,8 +79,8 @@ class JudgmentTable:
         return cls(
             metadata[_META_BENCHMARK],
             data,
-            tuple(Source(**s) for s in json.loads(metadata[_META_SOURCES])),
-            pl.read_json(io.StringIO(metadata[_META_RECONCILIATION])),
+            tuple(Source(**s) for s in json.loads(metadata[META_SOURCES])),
+            pl.read_json(io.StringIO(metadata[META_RECONCILIATION])),
         )
 
 
@@ -143,7 +139,7 @@ def reconcile(
           (("test_id", pl.String), ("context_correlation_pair", pl.String), ("n_train", pl.Int32),
            ("expected_deep_value_choice", pl.String))]
     )
-    reconciled, log = _reconcile(as_dumps, on_conflict)
+    reconciled, log = reconcile_dumps(as_dumps, on_conflict)
     data = trials.with_columns(
         reconciled["status"].alias("status"),
         reconciled["reason"].alias("reason"),

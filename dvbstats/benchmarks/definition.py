@@ -38,13 +38,15 @@ class Benchmark:
     ranks, headline, scaling) is the rate under that level alone (HVSB: the MR without a system
     prompt), never one pooled over conditions; the other levels' rates are reported per model x
     condition. ``report``: its report's sections, in order, by the names of the report's section registry
-    (``dvbstats.report.build.SECTIONS``); ``estimands``: (name, meaning) pairs the report's methods list, when
+    (``dvbstats.report.sections.SECTIONS``); ``estimands``: (name, meaning) pairs the report's methods list, when
     the benchmark words them itself (else the report words the rate, its reference and direction).
     ``condition_pairs``: levels (a, b) of ``condition`` whose paired contrast a - b is reported per model when
     both are in the data (HVSB: targeted minus untargeted), beside each level against the reference.
     ``extra_tables(benchmark, fit, trials, hdi_prob)``: the benchmark's own analyses of a fit, as run-folder
     tables by name (HVSB: rates and contrasts by dataset and scenario type).
-    ``agreement(used, models, settings=, hdi_prob=)``: the benchmark's agreement analysis between
+    ``recognises(file)``: whether a data file (an :class:`~dvbstats.input.files.InputFile`) is the benchmark's
+    input, for :func:`dvbstats.benchmarks.detect` (None: never told from a file alone; HVSB is told by its folder
+    tree). ``agreement(used, models, settings=, hdi_prob=)``: the benchmark's agreement analysis between
     models on the used trial rows (a ``polars.LazyFrame``), returning an object with ``tables()``,
     ``record()`` and ``notes``; None: the benchmark defines none. ``aliases``: extra names the run folder keeps for a neutral table (DVB: ``dvgr.csv``
     beside ``rates.csv``, with the old column names).
@@ -74,6 +76,7 @@ class Benchmark:
     extra_tables: Callable[..., Mapping[str, Any]] | None = None
     estimands: tuple[tuple[str, str], ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
+    recognises: Callable[[Any], bool] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate_by_condition", MappingProxyType(dict(self.rate_by_condition)))

@@ -13,7 +13,7 @@ import polars as pl
 
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.constants import CHANCE, CREDIBLE
-from dvbstats.input import ingest, schema
+from dvbstats.input import files, ingest, schema
 from dvbstats.input.registry import ModelTable
 from dvbstats.model import lazy
 from dvbstats.model.formula import DEFAULT_FORMULA
@@ -57,11 +57,17 @@ ESTIMANDS: tuple[tuple[str, str], ...] = (
                          "how much that factor moves choices."),
 )
 
-#: The DVB report's sections (names of ``dvbstats.report.build.SECTIONS``), in order.
+#: The DVB report's sections (names of ``dvbstats.report.sections.SECTIONS``), in order.
 REPORT: tuple[str, ...] = (
     "reading_headline", "models", "forest", "values", "variance", "training_size", "scaling", "contrasts",
-    "conditions", "prior_predictive", "ppc", "diagnostics", "quality", "agreement",
+    "conditions", "prior_predictive", "ppc", "diagnostics", "quality", "condition_quality", "agreement",
 )
+
+def is_dvb_file(path: str | Path | files.InputFile) -> bool:
+    """Whether a data file is a harness dump (every harness column) or a DVB cell table."""
+    file = path if isinstance(path, files.InputFile) else files.InputFile(str(path), files.file_format(Path(path)))
+    return set(schema.HARNESS_COLUMNS) <= set(files.columns(file)) or ingest.is_cell_table(file)
+
 
 DVB = Benchmark(
     name="dvb",
@@ -100,11 +106,6 @@ DVB = Benchmark(
             "item-to-item variation."),
     },
     report=REPORT,
+    recognises=is_dvb_file,
     estimands=ESTIMANDS,
 )
-
-
-def is_dvb_file(path: str | Path | ingest.InputFile) -> bool:
-    """Whether a data file is a harness dump (every harness column) or a DVB cell table."""
-    file = path if isinstance(path, ingest.InputFile) else ingest.InputFile(str(path), ingest._format(Path(path)))
-    return set(schema.HARNESS_COLUMNS) <= set(ingest._columns(file)) or ingest.is_cell_table(file)

@@ -34,8 +34,8 @@ from dvbstats.benchmarks.common import JudgmentTable, reconcile
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.constants import CHANCE
 from dvbstats.input import schema
-from dvbstats.input.ingest import (ConflictPolicy, IngestError, IngestWarning, Source, _check, _require,
-                                   check_regular, check_utf8_names)
+from dvbstats.input.files import IngestError, IngestWarning, Source, check, check_regular, check_utf8_names, require
+from dvbstats.input.reconcile import ConflictPolicy
 from dvbstats.input.manifest import sha256
 from dvbstats.input.registry import ModelTable
 from dvbstats.model import lazy
@@ -303,7 +303,7 @@ def _read_tsv(path: str) -> dict[str, list]:
     if not records:
         raise IngestError(f"{path}: empty file (no header)")
     header, rows = records[0], records[1:]
-    _require(path, header, REQUIRED, "judgment")
+    require(path, header, REQUIRED, "judgment")
     if not rows:
         raise IngestError(f"{path}: empty file (no rows)")
     cut = not text.endswith(("\n", "\r"))
@@ -378,7 +378,7 @@ def read_judgments(
     parts = _scenario_parts(raw.group_by("dataset", "scenario_type", maintain_order=True).agg(
         pl.col("source_file").first()))
     whole = ~pl.col("_cut")
-    _check(raw, {
+    check(raw, {
         "empty id": whole & (pl.col("id").is_null() | (pl.col("id") == "")),
         "gold_label must be 'biased' or 'unbiased', got {gold_label!r}": whole & ~pl.col("_gold").is_in(LABELS),
     })
@@ -386,7 +386,7 @@ def read_judgments(
         pl.concat_str("dataset", "scenario_type", "id", separator=":").alias("item"),
         pl.when(whole & pl.col("_gold").is_in(LABELS)).then("_gold").alias("gold_label"),
     )
-    _check(
+    check(
         trials.with_columns(
             pl.format("{}:{}", "source_file", "source_row").filter(pl.col("gold_label").is_not_null())
             .first().over("item").alias("_first"),
@@ -455,10 +455,10 @@ def scenario_tables(b: Benchmark, fit, trials: JudgmentTable, hdi_prob: float) -
     return scenarios.tables(b, fit, trials, hdi_prob)
 
 
-#: The report's sections of a benchmark judged under conditions (names of ``dvbstats.report.build.SECTIONS``).
+#: The report's sections of a benchmark judged under conditions (names of ``dvbstats.report.sections.SECTIONS``).
 CONDITION_REPORT: tuple[str, ...] = (
     "condition_headline", "models", "forest", "attack", "conditions", "scenarios", "refusals", "agreement", "scaling",
-    "variance", "contrasts", "prior_predictive", "ppc", "diagnostics", "quality",
+    "variance", "contrasts", "prior_predictive", "ppc", "diagnostics", "quality", "condition_quality",
 )
 
 #: HVSB's default formula: item effects (1|item) pair every model and condition contrast on the items

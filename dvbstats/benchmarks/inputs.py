@@ -16,13 +16,13 @@ from pathlib import Path
 
 import polars as pl
 
-from dvbstats.benchmarks import BENCHMARKS, _in_judgment_tree, detect, sources
+from dvbstats.benchmarks import BENCHMARKS, in_judgment_tree, detect, sources
 from dvbstats.benchmarks.binary import binary_benchmark
 from dvbstats.benchmarks.common import JudgmentTable
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.benchmarks.hvsb import model_table
 from dvbstats.input import schema
-from dvbstats.input.ingest import IngestError
+from dvbstats.input.files import IngestError
 from dvbstats.input.registry import ModelTable
 from dvbstats.simulate.hvsb import example_models, is_hvsb_example, write_hvsb_example
 
@@ -114,13 +114,15 @@ def judged(source, reading: sources.Options = sources.Options()) -> bool:
     if source is None or not isinstance(source, (str, Path, list, tuple)):
         return False
     paths = [source] if isinstance(source, (str, Path)) else source
-    return any(Path(p).suffix.lower() == ".tsv" or (Path(p).exists() and _in_judgment_tree(Path(p)))
+    return any(Path(p).suffix.lower() == ".tsv" or (Path(p).exists() and in_judgment_tree(Path(p)))
                for p in map(str, paths)) or sources.detect(paths, reading) is not None
 
 
-def is_binary(paths) -> bool:
-    """Whether ingest-refused ``paths`` are tables of binary judgments (detected as ``binary``)."""
+def judged_as(paths) -> str | None:
+    """The benchmark other than DVB that ingest-refused ``paths`` are detected as (binary judgments, or a
+    registered benchmark whose definition recognises them), or None."""
     try:
-        return detect(paths) == "binary"
+        found = detect(paths)
     except (IngestError, ValueError, OSError):
-        return False
+        return None
+    return found if found != "dvb" else None

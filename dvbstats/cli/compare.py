@@ -5,6 +5,8 @@ The console half of :mod:`dvbstats.results.compare`, which holds the comparison 
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,9 +18,6 @@ from dvbstats.results.fitted import Fit
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m dvbstats.compare RUN_A RUN_B ...``: PSIS-LOO of finished runs, best first."""
-    import argparse
-    import sys
-
     p = argparse.ArgumentParser(prog="python -m dvbstats.compare", description=(
         "Compare fitted runs by PSIS-LOO (ArviZ): ELPD, its difference to the best run with a standard "
         "error, stacking weights, and the cells whose Pareto k is too high. One observation is one design "

@@ -19,13 +19,14 @@ from pathlib import Path
 import polars as pl
 
 from dvbstats import api
-from dvbstats.benchmarks import binary, sources
+from dvbstats.benchmarks import BENCHMARKS, binary, sources
 from dvbstats.benchmarks.hvsb import HVSB
 from dvbstats.benchmarks.sources.helm import DEFAULT_METRIC as DEFAULT_HELM_METRIC
 from dvbstats.benchmarks.sources.records import PARTIAL, WIDE
 from dvbstats.constants import CHAINS, DRAWS, EXIT_DIAGNOSTICS, HDI_PROB, MAX_R_HAT, MIN_ESS, SEED, TUNE
 from dvbstats.input import folders, manifest, runfolder
-from dvbstats.input.ingest import IngestError, TrialFile
+from dvbstats.input.files import IngestError
+from dvbstats.input.trials import TrialFile
 from dvbstats.model import fastlogp
 from dvbstats.model import formula as formulamod
 from dvbstats.model.plan import CENTRED_MIN_TRIALS, PARAMETRIZATIONS
@@ -366,7 +367,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="harness dumps (.csv, .jsonl/.ndjson, .parquet), folders or globs; "
                    "or aggregated cell tables (n_trials, n_deep per design cell)")
     data = p.add_argument_group("input")
-    data.add_argument("--benchmark", choices=["dvb", "hvsb", "binary"],
+    data.add_argument("--benchmark", choices=list(BENCHMARKS),
                       help="what the input is (default: detected from it); with no PATHS, hvsb fits the embedded "
                       "synthetic HVSB example")
     data.add_argument("--model-column", default="model", help="binary judgments: the model column (default: %(default)s)")

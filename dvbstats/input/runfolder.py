@@ -31,7 +31,7 @@ from dvbstats.constants import HDI_PROB
 from dvbstats.data import Data
 from dvbstats.input import folders, manifest
 from dvbstats.input.cells import CellTable
-from dvbstats.input.ingest import TrialFile
+from dvbstats.input.trials import TrialFile
 from dvbstats.input.registry import ModelTable
 from dvbstats.input.schema import CELL_COUNTS
 from dvbstats.model.design import design

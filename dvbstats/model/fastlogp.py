@@ -429,10 +429,11 @@ def _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r, item, design_of):
     return lp, _scatter(g_design, X, idx, grad_b, grad_r)
 
 
-def two_level_layout(X: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+def two_level_layout(X: np.ndarray, idx: np.ndarray, column: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """The cells split into design cells and an item column, or None when that saves too little.
 
-    The item column is the index column with the most distinct values (``(1|prompt)``: 12,000 prompts);
+    The item column is ``column`` of ``idx``, by default the one with the most distinct values (``(1|prompt)``: 12,000 prompts);
     the design cells are the distinct rows of every other column (fixed effects and the other indices:
     16,641 at published scale against 108,000 cells). Returns the design cells' ``X`` and ``idx``, and per
     cell its item's index and its design cell. Used when there are at most half as many design cells
@@ -440,8 +441,7 @@ def two_level_layout(X: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.nda
     n_cells = len(X)
     if idx.shape[1] < 1 or n_cells < 2:
         return None
-    counts = [len(np.unique(idx[:, t])) for t in range(idx.shape[1])]
-    j = int(np.argmax(counts))
+    j = int(np.argmax([len(np.unique(idx[:, t])) for t in range(idx.shape[1])])) if column is None else column
     rest = np.delete(idx, j, axis=1)
     keys = np.column_stack([X, rest.astype(np.float64)])
     if keys.shape[1] == 0:

@@ -241,6 +241,8 @@ def diagnose(quantities: Mapping[str, xr.DataArray], idata: az.InferenceData) ->
         for label, idx in _labels(name, da, extra):
             rows.append((label, float(rhat[name].values[idx]), float(bulk[name].values[idx]), float(tail[name].values[idx])))
     table = pl.DataFrame(rows, schema=["parameter", "r_hat", "ess_bulk", "ess_tail"], orient="row")
+    if "sample_stats" not in idata.groups():  # independent draws (an exact sampler): nothing can diverge
+        return Diagnostics(table, 0, int(idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]))
     stats = idata.sample_stats
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     n_draws = int(stats.sizes["chain"] * stats.sizes["draw"])

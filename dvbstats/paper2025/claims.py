@@ -26,7 +26,8 @@ import polars as pl
 from dvbstats.constants import CHANCE, CREDIBLE
 from dvbstats.input.runfolder import RunFolder, RunFolderError
 from dvbstats.paper2025.reconstruct import PublishedAggregates, summarise_residuals
-from dvbstats.report.build import callout, escape, fmt_p, md_table
+from dvbstats.report.markdown import callout, fmt_p, md_table
+from dvbstats.report.markup import text as escape
 from dvbstats.results import mcse
 from dvbstats.results.frequentist import FEW_CLUSTERS, binom_test, chi2_2x2
 from dvbstats.benchmarks.dvb import PAPER_CODINGS

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from dvbstats.constants import CHAINS, DRAWS, EXIT_DIAGNOSTICS, SEED, TUNE
 from dvbstats.input.runfolder import RunFolder
 from dvbstats.model.sample import SamplerSettings
 from dvbstats.paper2025 import claims as published, value_audit
-from dvbstats.report.build import callout
+from dvbstats.report.markdown import callout
 from dvbstats.paper2025.reconstruct import (
     DEFAULT_ROOT,
     PublishedDataError,
@@ -155,6 +157,26 @@ def findings_section(items: Sequence[published.Claim], audit: value_audit.AuditV
     return "\n\n".join(blocks) + "\n"
 
 
+def console_summary(folder: RunFolder, width: int) -> str:
+    """What the command ends with, within ``width`` columns: DVGR per model, then each published claim with its
+    verdict and both sides' figures wrapped under it (the claims table's text is too long for table columns)."""
+    with pl.Config(tbl_rows=-1, tbl_width_chars=width, tbl_hide_dataframe_shape=True,
+                   tbl_hide_column_data_types=True, float_precision=3):
+        rates = folder.table("rates").select(
+            "model", pl.col("n_used").alias("trials"), pl.col("rate_mean").alias("DVGR"),
+            pl.col("rate_hdi_low").alias("HDI low"), pl.col("rate_hdi_high").alias("HDI high"),
+            pl.col("r_hat").alias("R-hat"), pl.col("ess_bulk").round().cast(pl.Int64).alias("ESS"))
+        lines = [str(rates), "", "Published claims:"]
+    wrap = textwrap.TextWrapper(width=max(width, 40), initial_indent="    ", subsequent_indent="      ",
+                                break_long_words=False, break_on_hyphens=False)
+    for claim in folder.table("published_vs_reanalysis").iter_rows(named=True):
+        borderline = " (borderline)" if claim.get("borderline") else ""
+        lines += [*textwrap.wrap(f"- {claim['claim']}: {claim['verdict']}{borderline}", max(width, 40),
+                                 subsequent_indent="  "),
+                  *wrap.wrap(f"paper: {claim['paper']}"), *wrap.wrap(f"reanalysis: {claim['reanalysis']}")]
+    return "\n".join(lines)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m dvbstats.paper2025.reanalysis",
@@ -193,11 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print()
     folder = RunFolder.read(run_dir)
-    with pl.Config(tbl_rows=-1, fmt_str_lengths=200, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
-                   tbl_hide_column_data_types=True, float_precision=3):
-        print(folder.table("rates").select("model", "n_used", "raw_rate", "rate_mean", "rate_hdi_low", "rate_hdi_high",
-                                           "p_below_reference", "r_hat", "ess_bulk"))
-        print(folder.table("published_vs_reanalysis").drop("more_cautious"))
+    print(console_summary(folder, shutil.get_terminal_size((100, 24)).columns))
     diagnostics = folder.diagnostics
     if not diagnostics["ok"]:
         print("SAMPLER DIAGNOSTICS FAILED: " + "; ".join(diagnostics["failures"]), file=sys.stderr)

@@ -38,7 +38,8 @@ from dvbstats.input.schema import CELL_COUNTS
 from dvbstats.model.formula import parse
 from dvbstats.model.sample import Diagnostics, SamplerSettings
 from dvbstats.report import plots
-from dvbstats.report.build import callout, escape, fmt_p, md_table
+from dvbstats.report.markdown import callout, fmt_p, md_table
+from dvbstats.report.markup import text as escape
 from dvbstats.results import mcse
 from dvbstats.results.fitted import Fit, fit
 

@@ -22,7 +22,7 @@ from dvbstats.planning import closed_form
 from dvbstats.planning.prior import DesignPrior
 from dvbstats.planning.questions import Question
 from dvbstats.report import plots
-from dvbstats.report.build import md_table
+from dvbstats.report.markdown import md_table
 from dvbstats.report.markup import text as escape
 
 #: Points of the closed-form curve between the smallest and largest number of items of the sweep.

@@ -34,7 +34,7 @@ class Wording:
     primary: str = ""  # the primary estimands, in words
     primary_condition: str | None = None  # the condition the per-model rate is taken under (HVSB: none)
     texts: Mapping[str, str] = field(default_factory=dict)
-    sections: tuple[str, ...] = ()  # the report's sections, in order (names of report.build.SECTIONS)
+    sections: tuple[str, ...] = ()  # the report's sections, in order (names of report.sections.SECTIONS)
     estimands: tuple[tuple[str, str], ...] = ()  # the benchmark's own estimand list, when it words one
 
     @property

@@ -16,14 +16,12 @@ import warnings
 from collections.abc import Mapping, Sequence
 
 import arviz as az
-import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.stats import binom
 
 from dvbstats.input.cells import CellTable, collapse
-from dvbstats.model.design import design, predictor_layout, stacked_parameters
-from dvbstats.results import estimands
+from dvbstats.model.design import design
+from dvbstats.results import predictive
 from dvbstats.results.fitted import Fit
 
 #: Pareto k above which a PSIS-LOO term is unreliable whatever the number of draws (Vehtari et al. 2024).
@@ -61,19 +59,7 @@ def log_likelihood(fit: Fit, cells: CellTable | None = None) -> xr.DataArray:
     d = fit.design if cells is None else design(fit.formula, cells)
     if cells is not None:
         _check_levels(fit, d)
-    data = d.cells.data
-    obs = data["n_trials"].to_numpy() > 0
-    n, k = data["n_trials"].to_numpy()[obs], data["n_deep"].to_numpy()[obs]
-    post = fit.idata.posterior
-    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
-    theta = stacked_parameters(d, estimands.stacked_draws(fit.idata, estimands.parameter_names(d)))
-    cols, vals = (a[obs] for a in predictor_layout(d))
-    out = np.empty((n_chain * n_draw, int(obs.sum())))
-    for i, t in enumerate(theta):
-        out[i] = estimands.cell_sigmoid(t, cols, vals)
-    out = binom.logpmf(k, n, out)
-    return xr.DataArray(out.reshape(n_chain, n_draw, -1), dims=("chain", "draw", "cell"),
-                        coords={"chain": post.chain, "draw": post.draw}, name="n_deep")
+    return predictive.log_likelihood(d, fit.idata)
 
 
 def _check_levels(fit: Fit, d) -> None:

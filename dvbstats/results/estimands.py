@@ -29,7 +29,7 @@ from scipy.special import expit
 
 from dvbstats.constants import CHANCE
 from dvbstats.model.design import Design, predictor_layout, stacked_parameters
-from dvbstats.model.fastlogp import _exp_minus_abs
+from dvbstats.model.fastlogp import _exp_minus_abs, two_level_layout
 from dvbstats.results import frequentist
 
 
@@ -68,13 +68,13 @@ def design_averages(
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     width = max((k.height for k in keys_by), default=1)
     theta = stacked_parameters(d, stacked_draws(idata, parameter_names(d)))
-    cols, vals = predictor_layout(d)
+    layout = item_layout(*predictor_layout(d))
     bounds = np.cumsum([0] + [len(r) for r in runs])
     run_rows = np.concatenate(runs or [np.zeros((0, 3))]).astype(np.int64)
 
     def sums(draws: slice) -> np.ndarray:
         part = np.zeros((len(groupings), draws.stop - draws.start, width))
-        _group_sums(theta[draws], cols, vals, w, run_rows, bounds, part)
+        _group_sums(theta[draws], *layout, w, run_rows, bounds, part)
         return part
 
     # the kernel releases the GIL and each draw's sums are its own: one slice of draws per core, in threads
@@ -95,31 +95,77 @@ def draw_slices(n: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
+_NO_ITEMS = np.zeros(0, dtype=np.int64)  # item and design_of of a layout in one level
+
+
+def item_layout(cols: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`~dvbstats.model.design.predictor_layout` in two levels when it has an item-like random intercept
+    (the entry of weight 1 with the most distinct parameters) and at most half as many design cells as cells
+    (:func:`dvbstats.model.fastlogp.two_level_layout`): the design cells' ``cols`` and ``vals`` without it, each
+    cell's item parameter and design cell. Otherwise ``cols, vals`` and two empty arrays. A cell's linear
+    predictor is then its design cell's plus one parameter: two gathers per cell instead of one per entry."""
+    ones = [j for j in range(cols.shape[1]) if np.all(vals[:, j] == 1.0)]
+    if not ones:
+        return cols, vals, _NO_ITEMS, _NO_ITEMS
+    j = max(ones, key=lambda t: len(np.unique(cols[:, t])))
+    split = two_level_layout(np.delete(vals, j, axis=1), cols, column=j)
+    if split is None:
+        return cols, vals, _NO_ITEMS, _NO_ITEMS
+    design_vals, design_cols, item, design_of = split
+    return (np.ascontiguousarray(design_cols, dtype=np.int64), np.ascontiguousarray(design_vals, dtype=np.float64),
+            item.astype(np.int64), design_of.astype(np.int64))
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
-def cell_sigmoid(theta, cols, vals):
-    """logit^-1 of the linear predictor of every cell for one draw ``theta`` (:func:`~dvbstats.model.design.predictor_layout`)."""
-    n_cells, width = cols.shape
-    eta = np.empty(n_cells)
-    for c in range(n_cells):
+def _linear(theta, cols, vals):
+    """The linear predictor of every row of the layout for one draw ``theta``."""
+    n_rows, width = cols.shape
+    eta = np.empty(n_rows)
+    for c in range(n_rows):
         e = 0.0
         for j in range(width):
             e += theta[cols[c, j]] * vals[c, j]
         eta[c] = e
+    return eta
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
+def _sigmoid(eta):
+    """logit^-1 of ``eta``, in place."""
     a = _exp_minus_abs(eta)  # in (0, 1]: the sigmoid without overflow
-    for c in range(n_cells):
+    for c in range(len(eta)):
         eta[c] = (1.0 if eta[c] > 0 else a[c]) / (1.0 + a[c])
     return eta
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
-def _group_sums(theta, cols, vals, w, runs, bounds, out):
+def cell_sigmoid(theta, cols, vals):
+    """logit^-1 of the linear predictor of every cell for one draw ``theta`` (:func:`~dvbstats.model.design.predictor_layout`)."""
+    return _sigmoid(_linear(theta, cols, vals))
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
+def item_sigmoid(theta, cols, vals, item, design_of):
+    """:func:`cell_sigmoid` on a layout of :func:`item_layout` (one level when ``item`` is empty)."""
+    rows = _linear(theta, cols, vals)
+    if len(item) == 0:
+        return _sigmoid(rows)
+    eta = np.empty(len(item))
+    for c in range(len(item)):
+        eta[c] = rows[design_of[c]] + theta[item[c]]
+    return _sigmoid(eta)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
+def _group_sums(theta, cols, vals, item, design_of, w, runs, bounds, out):
     """``out[g, i, k]`` = the sum of ``w[c] logit^-1(eta[i, c])`` over the cells of group ``k`` of grouping ``g``,
-    ``eta`` computed cell by cell from the draws ``theta`` and the groups given as runs of consecutive cells
-    (``runs[r]`` = start, end, group; grouping ``g`` owns rows ``bounds[g]:bounds[g + 1]``). No (draws, cells)
-    array and one add per run instead of a scatter per cell: at 182,600 cells x 4,000 draws the NumPy linear
-    predictor and per-cell scatter took 27 s CPU, this 6 s (benchmarks/bench_stages.py)."""
+    ``eta`` computed cell by cell from the draws ``theta`` (layout of :func:`item_layout`) and the groups given
+    as runs of consecutive cells (``runs[r]`` = start, end, group; grouping ``g`` owns rows
+    ``bounds[g]:bounds[g + 1]``). No (draws, cells) array and one add per run instead of a scatter per cell: at
+    182,600 cells x 4,000 draws the NumPy linear predictor and per-cell scatter took 27 s CPU, this 6 s
+    (benchmarks/bench_stages.py)."""
     for i in range(theta.shape[0]):
-        p = cell_sigmoid(theta[i], cols, vals) * w
+        p = item_sigmoid(theta[i], cols, vals, item, design_of) * w
         for g in range(out.shape[0]):
             row = out[g, i]
             for r in range(bounds[g], bounds[g + 1]):

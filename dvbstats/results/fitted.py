@@ -18,7 +18,7 @@ import pandas as pd
 import polars as pl
 import xarray as xr
 
-from dvbstats.constants import DRAWS, HDI_PROB
+from dvbstats.constants import DRAWS, HDI_PROB, SEED
 from dvbstats.input.cells import CellTable, predicted_cells
 from dvbstats.input.registry import ModelTable
 from dvbstats.model import fastlogp, itemmarginal
@@ -28,7 +28,7 @@ from dvbstats.model.formula import Formula
 from dvbstats.model.plan import Parametrization
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, run_nutpie, sample
-from dvbstats.results import bounds, contrasts, estimands
+from dvbstats.results import bounds, contrasts, estimands, predictive
 from dvbstats.results import tables as summaries
 
 if TYPE_CHECKING:
@@ -37,8 +37,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Fit:
-    """A formula fitted to binomial cells: the design, priors, sampler settings and form of the kept attempt, the
-    posterior (``idata``), how it was sampled (``sampling``) and the input it was fitted to; statistics are methods."""
+    """A formula fitted to binomial cells: its design, priors, sampler settings and form of the kept attempt,
+    posterior, diagnostics and how it was sampled (``sampling``: the plan and every attempt made).
+
+    Tables come back as pandas DataFrames (:meth:`summary`, :meth:`rates`, :meth:`contrast`), as from
+    :func:`dvbstats.compare` and ``Model.prior_predictive``; posterior draws as xarray (:attr:`dvgr`,
+    :attr:`overall`) or NumPy arrays (:meth:`level_draws`).
+
+    ``idata`` is the ArviZ InferenceData: ``posterior`` and ``sample_stats`` from the sampler, and, as in
+    PyMC and bambi, ``observed_data`` (``n_deep``, the successes of each design cell) and ``constant_data``
+    (``n_trials``), with the cell's design columns as coordinates of the dimension ``cell``
+    (:mod:`dvbstats.results.predictive`). On request, as ``pm.compute_log_likelihood`` and
+    ``pm.sample_posterior_predictive`` do, :meth:`compute_log_likelihood` adds the ``log_likelihood`` group
+    (``az.loo(fit.idata)``) and :meth:`sample_posterior_predictive` the ``posterior_predictive`` group
+    (``az.plot_ppc(fit.idata)``). One observation is one design cell, as in :func:`dvbstats.compare`.
+    """
 
     design: Design
     priors: Priors
@@ -54,6 +67,18 @@ class Fit:
     data: Data | None = field(default=None, repr=False)  # the input it was fitted to (set by api.Model.fit)
     empty_models: tuple[str, ...] = ()  # models in the data without one usable trial
     model_table: ModelTable | None = field(default=None, repr=False)  # the model-table rows of the fitted models
+
+    def __post_init__(self) -> None:
+        """Put the cells in :attr:`idata` as ``observed_data`` and ``constant_data`` (replacing PyMC's, laid out
+        without the cells' coordinates), unless they are there."""
+        groups = self.idata.groups()
+        if "observed_data" in groups and predictive.CELL in self.idata.observed_data.dims:
+            return
+        for group in ("observed_data", "constant_data"):
+            if group in groups:
+                delattr(self.idata, group)
+        observed, constant = predictive.observed_data(self.design)
+        self.idata.add_groups(observed_data=observed, constant_data=constant)
 
     def __repr__(self) -> str:
         d = self.diagnostics
@@ -129,11 +154,11 @@ class Fit:
 
     def contrast(
         self, a: str, b: str, *, by: str = "model", hdi_prob: float = HDI_PROB, rope: float | None = None
-    ) -> pl.DataFrame:
+    ) -> pd.DataFrame:
         """Posterior of rate(a) - rate(b) for two levels of factor ``by``: mean, HDI, P(> 0) and, with
         ``rope``, P(|difference| < rope) (one row; see :mod:`dvbstats.results.contrasts`)."""
         draws, labels = self.level_draws(by)
-        return contrasts.contrast_table(draws, labels, [(a, b)], factor=by, hdi_prob=hdi_prob, rope=rope)
+        return contrasts.contrast_table(draws, labels, [(a, b)], factor=by, hdi_prob=hdi_prob, rope=rope).to_pandas()
 
     @property
     def dvgr(self) -> xr.DataArray:
@@ -176,6 +201,25 @@ class Fit:
         table = summaries.dvgr_table(self, hdi_prob, self.settings.seed).to_pandas()
         models, overall = table[table["model"] != "overall"], table[table["model"] == "overall"].iloc[0]
         return plots.forest(models, hdi_prob=hdi_prob, overall=overall)
+
+    def compute_log_likelihood(self) -> az.InferenceData:
+        """Add the pointwise log-likelihood of every design cell to :attr:`idata` (group ``log_likelihood``,
+        variable ``n_deep``), so that ``az.loo(fit.idata)`` works; returns :attr:`idata`. Its ELPD is the one
+        :func:`dvbstats.compare` reports for this fit on its own cells."""
+        if "log_likelihood" not in self.idata.groups():
+            self.idata.add_groups(log_likelihood=xr.Dataset({predictive.OUTCOME: predictive.log_likelihood(
+                self.design, self.idata)}))
+        return self.idata
+
+    def sample_posterior_predictive(self, seed: int = SEED) -> az.InferenceData:
+        """Add replicated successes of every design cell for every posterior draw to :attr:`idata` (group
+        ``posterior_predictive``, variable ``n_deep``: Binomial(n_trials, p), seeded), so that
+        ``az.plot_ppc(fit.idata)`` works; returns :attr:`idata` (an earlier draw is replaced)."""
+        if "posterior_predictive" in self.idata.groups():
+            del self.idata.posterior_predictive
+        self.idata.add_groups(posterior_predictive=xr.Dataset({predictive.OUTCOME: predictive.posterior_predictive(
+            self.design, self.idata, seed)}))
+        return self.idata
 
     def with_input(self, data: Data, empty_models: Sequence[str], model_table: ModelTable) -> Fit:
         """This fit with the record of its input attached (``api.Model.fit``). The posterior summaries

@@ -36,13 +36,10 @@ from scipy.special import expit, logit
 
 from dvbstats.constants import HDI_PROB
 from dvbstats.input.registry import ModelTable
-from dvbstats.model import lazy
-from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, sample
+from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose
 from dvbstats.results import mcse
 from dvbstats.results.contrasts import summarize_difference
 from dvbstats.results.frequentist import FEW_CLUSTERS, chi2_2x2, cluster_robust_logit
-
-pm = lazy.module("pymc")  # imported when the pooled slope model is built
 
 SizeMeasure = Literal["rank", "log_params", "auto"]
 
@@ -51,9 +48,11 @@ PRIOR_ALPHA_SD = 1.5
 PRIOR_BETA_SD = 1.0
 PRIOR_TAU_SD = 0.5
 
-#: Sampler of the trend model: PyMC's NUTS with 1000 tuning draws and target acceptance 0.9, the settings
-#: the trend model has been sampled and tested with (``tests/test_scaling.py``); draws and chains as the main fit.
-TREND_SAMPLER = SamplerSettings(sampler="pymc", tune=1000, target_accept=0.9)
+#: Draws of the trend model: chains, draws per chain and seed as the main fit (its exact sampler reads no other
+#: setting: no tuning, no step size).
+TREND_SAMPLER = SamplerSettings()
+#: Points of the grid of tau (0 to 10 prior SDs) on which its marginal posterior is evaluated.
+TAU_GRID = 4001
 #: The trend model's parameters whose sampler checks the run reports.
 TREND_PARAMETERS = ("alpha", "beta", "tau")
 
@@ -79,8 +78,11 @@ METHODS: dict[str, str] = {
         "(size = rank) or log(params_b) (size = log_params); beta is the change in logit DVGR "
         "per within-family SD of size, slope_per_unit = beta / size_scale the change per rank "
         "step or per e-fold of parameters. The Stage-1 posteriors are used as if their first-stage "
-        "priors were flat, which is accurate at thousands of trials per model. Sampled with PyMC NUTS "
-        "and checked as the main fit (R-hat, ESS, divergences of alpha, beta and tau)."
+        "priors were flat, which is accurate at thousands of trials per model. Sampled exactly, without MCMC: "
+        "given tau the model is linear-Gaussian, so tau is drawn by inverse CDF from its marginal posterior "
+        f"(closed form up to a constant, on a grid of {TAU_GRID} points from 0 to 10 prior SDs) and (alpha, beta) "
+        "from their conjugate Normal posterior given it; the draws are checked as the main fit's "
+        "(R-hat, ESS of alpha, beta and tau; independent draws have no divergences)."
     ),
     "bayes_factor": (
         "BF01 (evidence for beta = 0 over beta != 0) by the Savage-Dickey density ratio "
@@ -350,39 +352,66 @@ def _design_matrix(family_idx: np.ndarray, n_families: int, x: np.ndarray) -> np
     return np.column_stack([np.eye(n_families)[family_idx], x])
 
 
-def _mvn_logpdf(y: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """log N(y; 0, cov) for a stack of covariance matrices ``cov`` (..., M, M)."""
-    _, logdet = np.linalg.slogdet(cov)
-    solved = np.linalg.solve(cov, np.broadcast_to(y[:, None], (*cov.shape[:-2], len(y), 1)))[..., 0]
-    quad = solved @ y
-    return -0.5 * (len(y) * np.log(2 * np.pi) + logdet + quad)
+def _given_tau(yr: np.ndarray, lam: np.ndarray, Xr: np.ndarray, tau: np.ndarray):
+    """For each ``tau``: log p(y | tau) + log p(tau) with (alpha, beta) integrated out, and the conjugate Normal
+    posterior of (alpha, beta) given tau (mean, precision). The data are rotated by the eigenvectors of the
+    Stage-1 covariance (``Sigma = Q diag(lam) Q'``, ``yr = Q'y``, ``Xr = Q'X``), so ``Sigma + tau^2 I`` is
+    diagonal; the marginal likelihood comes from the matrix determinant lemma and Woodbury's identity, in
+    (alpha, beta)'s dimension, never the models'."""
+    n_families = Xr.shape[1] - 1
+    prior_var = np.r_[np.full(n_families, PRIOR_ALPHA_SD**2), PRIOR_BETA_SD**2]
+    w = 1.0 / (np.clip(lam, 0.0, None)[None] + (tau**2)[:, None])  # (tau, model): diagonal of the noise's inverse
+    precision = np.diag(1 / prior_var)[None] + np.einsum("mi,tm,mj->tij", Xr, w, Xr)
+    score = np.einsum("mi,tm->ti", Xr, w * yr)
+    chol = np.linalg.cholesky(precision)
+    half = np.linalg.solve(chol, score[..., None])[..., 0]  # L^-1 b: b' A^-1 b = |L^-1 b|^2
+    mean = np.linalg.solve(np.swapaxes(chol, 1, 2), half[..., None])[..., 0]
+    logdet = -np.log(w).sum(1) + np.log(prior_var).sum() + 2 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1)
+    quad = (w * yr**2).sum(1) - (half**2).sum(1)
+    log_lik = -0.5 * (len(yr) * np.log(2 * np.pi) + logdet + quad)
+    return log_lik + stats.halfnorm.logpdf(tau, scale=PRIOR_TAU_SD), mean, chol
 
 
-def savage_dickey_bf01(
-    y: np.ndarray, sigma: np.ndarray, family_idx: np.ndarray, x: np.ndarray, n_grid: int = 2001
-) -> float:
+def _tau_grid(yr: np.ndarray, lam: np.ndarray, Xr: np.ndarray, n_grid: int = TAU_GRID):
+    """tau's grid (0 to 10 prior SDs), its unnormalised marginal posterior there, and the conditional
+    posterior of (alpha, beta) at each point (:func:`_given_tau`)."""
+    tau = np.linspace(0.0, 10 * PRIOR_TAU_SD, n_grid)
+    log_post, mean, chol = _given_tau(yr, lam, Xr, tau)
+    return tau, np.exp(log_post - log_post.max()), mean, chol
+
+
+def savage_dickey_bf01(yr: np.ndarray, lam: np.ndarray, Xr: np.ndarray) -> float:
     """BF01 for beta = 0 in the trend model by the Savage-Dickey density ratio, without Monte Carlo.
 
     Given tau the model is linear-Gaussian: (alpha, beta) has a conjugate Normal posterior, so
     p(beta = 0 | tau, y) is a Normal density, and p(tau | y) is proportional to
     N(y; 0, Sigma + tau^2 I + X V0 X') HalfNormal(tau). The density at 0 is integrated over tau
     on a grid up to 10 prior SDs (trapezoid rule). Averaging over MCMC draws of tau instead is
-    unbiased but heavy-tailed when 0 is far out: rare large-tau draws dominate.
+    unbiased but heavy-tailed when 0 is far out: rare large-tau draws dominate. Arguments as
+    :func:`_given_tau`'s.
     """
-    n_families = int(family_idx.max()) + 1
-    X = _design_matrix(family_idx, n_families, x)
-    prior_var = np.r_[np.full(n_families, PRIOR_ALPHA_SD**2), PRIOR_BETA_SD**2]
-    tau = np.linspace(0.0, 10 * PRIOR_TAU_SD, n_grid)
-    noise = sigma[None] + (tau**2)[:, None, None] * np.eye(len(y))
-    log_lik_tau = _mvn_logpdf(y, noise + (X * prior_var) @ X.T)  # (alpha, beta) integrated out
-    log_post_tau = log_lik_tau + stats.halfnorm.logpdf(tau, scale=PRIOR_TAU_SD)
-    weights = np.exp(log_post_tau - log_post_tau.max())
-    noise_inv = np.linalg.inv(noise)
-    post_cov = np.linalg.inv(np.diag(1 / prior_var) + X.T @ noise_inv @ X)
-    post_mean = np.einsum("tij,tj->ti", post_cov, X.T @ noise_inv @ y)
-    density = stats.norm.pdf(0.0, post_mean[:, -1], np.sqrt(post_cov[:, -1, -1]))
+    tau, weights, mean, chol = _tau_grid(yr, lam, Xr)
+    unit = np.zeros(Xr.shape[1])
+    unit[-1] = 1.0
+    beta_sd = np.linalg.norm(np.linalg.solve(chol, np.broadcast_to(unit, mean.shape)[..., None])[..., 0], axis=1)
+    density = stats.norm.pdf(0.0, mean[:, -1], beta_sd)  # Var(beta | tau) = e' A^-1 e = |L^-1 e|^2
     density_at_0 = np.trapezoid(weights * density, tau) / np.trapezoid(weights, tau)
     return float(density_at_0 / stats.norm.pdf(0.0, 0.0, PRIOR_BETA_SD))
+
+
+def trend_draws(yr: np.ndarray, lam: np.ndarray, Xr: np.ndarray, shape: tuple[int, int], seed: int | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Independent draws from the trend model's posterior: tau by inverse CDF of its marginal posterior on
+    the grid (trapezoid CDF, linear between the points), then (alpha, beta) from their Normal posterior given
+    that tau. Returns tau (``shape``) and the coefficients (``shape`` x (families + 1), beta last)."""
+    rng = np.random.default_rng(seed)
+    tau_grid, weights, _, _ = _tau_grid(yr, lam, Xr)
+    cdf = np.r_[0.0, np.cumsum(0.5 * (weights[1:] + weights[:-1]) * np.diff(tau_grid))]
+    tau = np.interp(rng.random(shape).ravel() * cdf[-1], cdf, tau_grid)
+    _, mean, chol = _given_tau(yr, lam, Xr, tau)
+    z = rng.standard_normal(mean.shape)
+    coef = mean + np.linalg.solve(np.swapaxes(chol, 1, 2), z[..., None])[..., 0]  # cov A^-1 = L^-T L^-1
+    return tau.reshape(shape), coef.reshape(*shape, -1)
 
 
 def trend(
@@ -395,8 +424,8 @@ def trend(
 ) -> TrendResult:
     """Hierarchical regression of model-level logit DVGR on within-family size (``METHODS["trend"]``).
 
-    ``models`` is the model table (or its data); the models are those of ``dvgr_draws``. Sampled by
-    :func:`dvbstats.model.sample.sample` with ``settings`` and checked by the main fit's :class:`Diagnostics`.
+    ``models`` is the model table (or its data); the models are those of ``dvgr_draws``. Drawn exactly
+    (:func:`trend_draws`; ``settings``: chains, draws and seed) and checked by the main fit's :class:`Diagnostics`.
     Raises ``ScalingUnavailable`` when no family has two sized models (or ``log_params`` lacks counts).
     """
     start = time.perf_counter()
@@ -420,24 +449,14 @@ def trend(
     family_idx = np.array([families.index(f) for f in rows["family"]])
     x = rows["size_std"].to_numpy()
 
-    # Sigma + tau^2 I = Q diag(lam + tau^2) Q', so the rotated data Q'y are independent Normals:
-    # the same likelihood as MvNormal(mu, Sigma + tau^2 I) without a Cholesky factor per step.
+    # Sigma + tau^2 I = Q diag(lam + tau^2) Q', so the rotated data Q'y are independent Normals
     lam, Q = np.linalg.eigh(sigma)
     X = _design_matrix(family_idx, len(families), x)
-    with pm.Model(coords={"family": families, "model": names}) as model:
-        alpha = pm.Normal("alpha", 0.0, PRIOR_ALPHA_SD, dims="family")
-        beta = pm.Normal("beta", 0.0, PRIOR_BETA_SD)
-        tau = pm.HalfNormal("tau", PRIOR_TAU_SD)
-        coef = pm.math.concatenate([alpha, beta[None]])
-        pm.Deterministic("fitted_logit", pm.math.dot(X, coef), dims="model")
-        pm.Normal(
-            "rotated_logit_dvgr",
-            mu=pm.math.dot(Q.T @ X, coef),
-            sigma=pm.math.sqrt(np.clip(lam, 0.0, None) + tau**2),
-            observed=Q.T @ y,
-        )
-    idata = sample(model, settings, progress=False)
-
+    yr, Xr = Q.T @ y, Q.T @ X
+    tau, coef = trend_draws(yr, lam, Xr, (settings.chains, settings.draws), settings.seed)
+    idata = az.from_dict(
+        posterior={"alpha": coef[..., :-1], "beta": coef[..., -1], "tau": tau, "fitted_logit": coef @ X.T},
+        coords={"family": families, "model": names}, dims={"alpha": ["family"], "fitted_logit": ["model"]})
     post = idata.posterior
     beta_draws = post["beta"].values.ravel()
     low, high = az.hdi(beta_draws, hdi_prob=hdi_prob)
@@ -466,7 +485,7 @@ def trend(
         slope_hdi_low_mcse=low_mcse,
         slope_hdi_high_mcse=high_mcse,
         p_slope_below_0_mcse=mcse.probability_mcse(post["beta"].values < 0),
-        bf01=savage_dickey_bf01(y, sigma, family_idx, x),
+        bf01=savage_dickey_bf01(yr, lam, Xr),
         tau_mean=float(post["tau"].mean()),
         n_models=len(names),
         n_families=len(families),

@@ -335,20 +335,20 @@ def ppc_table(fit: Fit, hdi_prob: float, seed: int, max_draws: int = 500) -> pl.
     groups = _predictive_groups(d.cells.data)
     rep = np.zeros((len(groups), len(keep), max((len(levels) for _, levels, _ in groups), default=1)))
     index = np.array([g for _, _, g in groups], np.int64).reshape(len(groups), d.cells.data.height)
-    _replicated_sums(theta, *predictor_layout(d), d.cells.data["n_trials"].to_numpy().astype(np.int64), index,
-                     seed, rep)
+    _replicated_sums(theta, *estimands.item_layout(*predictor_layout(d)),
+                     d.cells.data["n_trials"].to_numpy().astype(np.int64), index, seed, rep)
     return _predictive_summary(d.cells.data, groups, [rep[k, :, :len(levels)] for k, (_, levels, _) in
                                                       enumerate(groups)], hdi_prob)
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _replicated_sums(theta, cols, vals, n, group, seed, out):
+def _replicated_sums(theta, cols, vals, item, design_of, n, group, seed, out):
     """Replicated counts ``Binomial(n[c], logit^-1(eta[i, c]))`` for the draws ``theta``, summed straight into
     ``out[g, i, group[g, c]]``: no (draws, cells) arrays of probabilities and counts (at 182,600 cells x 500
     draws they were 1.5 GB). Seeded: the same ``seed`` gives the same replications."""
     np.random.seed(seed)
     for i in range(theta.shape[0]):
-        p = estimands.cell_sigmoid(theta[i], cols, vals)
+        p = estimands.item_sigmoid(theta[i], cols, vals, item, design_of)
         for c in range(p.shape[0]):
             y = np.random.binomial(n[c], p[c]) if n[c] > 0 else 0
             for g in range(group.shape[0]):

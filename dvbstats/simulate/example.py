@@ -172,7 +172,7 @@ def write_example(out_dir: Path | None = None, *, force: bool = False) -> tuple[
     out_dir = Path(out_dir) if out_dir is not None else cache_dir() / "example"
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / MANIFEST
-    previous = {f["name"] for f in _read_manifest(manifest_path)["files"]} if manifest_path.exists() else set()
+    previous = {f["name"] for f in read_manifest(manifest_path)["files"]} if manifest_path.exists() else set()
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".example-") as tmp:
         simulation = simulate_example(Path(tmp))
         files = []
@@ -231,7 +231,7 @@ def is_example(paths: Iterable[Path]) -> bool:
         manifest = (path if path.is_dir() else path.parent) / MANIFEST
         if not manifest.is_file():
             continue
-        if path.is_dir() or path.name in {f["name"] for f in _read_manifest(manifest)["files"]}:
+        if path.is_dir() or path.name in {f["name"] for f in read_manifest(manifest)["files"]}:
             return True
     return False
 
@@ -299,7 +299,8 @@ def _aligned(name: str, key: str, levels: list[str]) -> pl.DataFrame:
     return pl.DataFrame({key: levels}).join(frame, on=key, how="left")
 
 
-def _read_manifest(path: Path) -> dict:
+def read_manifest(path: Path) -> dict:
+    """An embedded example's manifest (its generator and files); a malformed one is a ValueError naming it."""
     try:
         manifest = json.loads(path.read_text())
         [f["name"] for f in manifest["files"]]

@@ -35,7 +35,7 @@ from scipy.special import expit, logit
 from dvbstats.benchmarks.hvsb import CONDITIONS, LABELS, model_table
 from dvbstats.input.manifest import sha256
 from dvbstats.input.registry import ModelTable
-from dvbstats.simulate.example import MANIFEST, _read_manifest, cache_dir
+from dvbstats.simulate.example import MANIFEST, read_manifest, cache_dir
 
 #: Scenario types of each dataset, named as the authors' preprocessing scripts name them.
 SCENARIO_TYPES: dict[str, tuple[str, ...]] = {
@@ -397,7 +397,7 @@ def write_hvsb_example(out_dir: Path | None = None, *, force: bool = False) -> P
         (fresh / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if out_dir.exists():
             current = out_dir / MANIFEST
-            same = current.is_file() and _read_manifest(current)["files"] == manifest["files"]
+            same = current.is_file() and read_manifest(current)["files"] == manifest["files"]
             if same and all((out_dir / f["name"]).is_file() and sha256(out_dir / f["name"]) == f["sha256"]
                             for f in manifest["files"]):
                 return out_dir
@@ -419,6 +419,6 @@ def is_hvsb_example(paths: Sequence[str | Path]) -> bool:
     for path in map(Path, paths):
         for folder in (path, *path.absolute().parents):
             manifest = folder / MANIFEST
-            if manifest.is_file() and _read_manifest(manifest).get("generator") == _GENERATOR:
+            if manifest.is_file() and read_manifest(manifest).get("generator") == _GENERATOR:
                 return True
     return False

@@ -34,7 +34,8 @@ from dvbstats.benchmarks.sources.inspect_logs import INSPECT
 from dvbstats.benchmarks.sources.lm_eval import LM_EVAL
 from dvbstats.benchmarks.sources.records import RESERVED, LogFormat, Options
 from dvbstats.benchmarks.sources.wide import WIDE
-from dvbstats.input.ingest import ConflictPolicy, IngestError, IngestWarning
+from dvbstats.input.files import IngestError, IngestWarning
+from dvbstats.input.reconcile import ConflictPolicy
 from dvbstats.input.registry import ModelTable
 
 __all__ = ["FORMATS", "LogFormat", "Options", "detect", "read"]

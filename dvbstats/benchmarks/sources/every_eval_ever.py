@@ -31,7 +31,7 @@ from dvbstats.benchmarks.sources.records import (
     same_content,
     source,
 )
-from dvbstats.input.ingest import IngestError
+from dvbstats.input.files import IngestError
 
 #: Fields that make a JSON line an Every Eval Ever instance.
 _FIELDS = ("schema_version", "model_id", "evaluation_name", "sample_id", "evaluation")

@@ -29,7 +29,7 @@ from dvbstats.benchmarks.sources.records import (
     need,
     source,
 )
-from dvbstats.input.ingest import IngestError
+from dvbstats.input.files import IngestError
 
 STATS = "per_instance_stats.json"
 DEFAULT_METRIC = "exact_match"

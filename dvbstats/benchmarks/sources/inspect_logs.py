@@ -36,7 +36,7 @@ from dvbstats.benchmarks.sources.records import (
     need,
     source,
 )
-from dvbstats.input.ingest import IngestError, IngestWarning
+from dvbstats.input.files import IngestError, IngestWarning
 
 if sys.version_info >= (3, 14):
     import zipfile

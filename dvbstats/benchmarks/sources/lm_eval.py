@@ -33,7 +33,7 @@ from dvbstats.benchmarks.sources.records import (
     same_content,
     source,
 )
-from dvbstats.input.ingest import IngestError
+from dvbstats.input.files import IngestError
 
 _TIMESTAMP = r"\d{4}-\d{2}-\d{2}T[0-9.\-:]+"
 _SAMPLES = re.compile(rf"^samples_(?P<task>.+)_(?P<time>{_TIMESTAMP})\.jsonl$")

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from dvbstats.input.ingest import IngestError, Source
+from dvbstats.input.files import IngestError, Source
 from dvbstats.input.manifest import sha256
 
 #: What ``partial`` may say about partial credit (Inspect ``P``, numbers strictly between 0 and 1).

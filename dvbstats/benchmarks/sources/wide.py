@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from dvbstats.benchmarks.sources.records import LogFormat, Options, Records, clip, label_groups, source
-from dvbstats.input.ingest import IngestError, IngestWarning
+from dvbstats.input.files import IngestError, IngestWarning
 
 _ONE = ("1", "+1", "1.0", "+1.0", "true", "True", "TRUE")
 _ZERO = ("0", "0.0", "false", "False", "FALSE")

@@ -4,7 +4,8 @@ and data quality per model x condition.
 
 They read the tables :func:`dvbstats.benchmarks.results.tables` writes (``condition_rates``,
 ``condition_contrasts``, ``asr_targeted_vs_untargeted``, ``refusals``,
-``refusal_targeted_vs_untargeted``, ``quality_by_condition``) and use the report's own helpers.
+``refusal_targeted_vs_untargeted``, ``quality_by_condition``) and use the report's own helpers. A run without
+conditions (no ``condition_rates``) has none of them, and the rate headline in place of theirs.
 """
 
 from __future__ import annotations
@@ -15,19 +16,14 @@ from dvbstats.constants import CREDIBLE
 from dvbstats.input.runfolder import RunFolder
 from dvbstats.report import narrative
 from dvbstats.report import plots
-from dvbstats.report.build import (
-    Figures,
-    absent,
-    escape,
-    fmt_int,
-    fmt_p,
-    frame,
-    md_table,
-    section,
-)
+from dvbstats.report.markdown import Figures, absent, fmt_int, fmt_p, frame, md_table, section
+from dvbstats.report.markup import text as escape
 from dvbstats.report.narrative import dvgr as fmt_rate
 from dvbstats.report.narrative import interval as fmt_interval
+from dvbstats.report.sections import register
+from dvbstats.report.sections.rates import rate_headline
 from dvbstats.report.wording import Wording, wording
+
 
 #: The contrast the headline and the attack section lead with.
 ATTACK = ("targeted", "untargeted")
@@ -45,6 +41,17 @@ def _attack(contrasts: pd.DataFrame | None) -> pd.DataFrame | None:
     a, b = ATTACK
     rows = contrasts[(contrasts["a"] == a) & (contrasts["b"] == b)]
     return rows.sort_values("diff_mean", ascending=False) if not rows.empty else None
+
+
+def _conditions(run: RunFolder) -> bool:
+    """Whether the run has rates per model x condition (the tables these sections read)."""
+    return frame(run, "condition_rates") is not None
+
+
+@register("condition_headline")
+def condition_headline(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str:
+    """Section 1 of a run with conditions (:func:`headline`); without them, the rate headline."""
+    return headline(run, wording(run.manifest)) if _conditions(run) else rate_headline(run, models, overall)
 
 
 def headline(run: RunFolder, w: Wording) -> str:
@@ -100,8 +107,12 @@ def predicted_note(missing: pd.DataFrame) -> list[str]:
             "(observed = false in condition_rates.csv; no raw rate)."]
 
 
-def attack(run: RunFolder, w: Wording, figures: Figures) -> str:
+@register("attack")
+def attack(run: RunFolder, figures: Figures) -> str:
     """Targeted minus untargeted per model: posterior (paired within draws) beside McNemar's exact test."""
+    if not _conditions(run):
+        return ""
+    w = wording(run.manifest)
     contrasts = _attack(frame(run, "condition_contrasts"))
     if contrasts is None:
         return section("Targeted versus untargeted attack", "attack",
@@ -136,11 +147,13 @@ def attack(run: RunFolder, w: Wording, figures: Figures) -> str:
     )
 
 
-def refusals(run: RunFolder, w: Wording) -> str:
+@register("refusals")
+def refusals(run: RunFolder) -> str:
     """Refusal rate per model x condition (Wilson 95%) and whether it rises under the targeted prompt."""
     rates, rise = frame(run, "refusals"), frame(run, "refusal_targeted_vs_untargeted")
-    if rates is None:
+    if rates is None or not _conditions(run):
         return ""
+    w = wording(run.manifest)
     order = _order(rates["condition"])
     text = rates.assign(cell=[f"{fmt_rate(r)} ({fmt_interval(lo, hi)})" for r, lo, hi in
                               rates[["rate", "wilson_low", "wilson_high"]].itertuples(index=False)])
@@ -166,9 +179,15 @@ def refusals(run: RunFolder, w: Wording) -> str:
     return section("Refusals", "refusals", *blocks)
 
 
+@register("condition_quality")
+def condition_quality(run: RunFolder) -> str:
+    """:func:`quality` after the data-quality section, in a run with conditions."""
+    return quality(run) if _conditions(run) else ""
+
+
 def quality(run: RunFolder) -> str:
-    """The data-quality table for the data-quality section: one row per model (one screen), used and unparsed
-    trials per condition (quality_by_condition.csv has every count per model x condition)."""
+    """The data-quality table per condition: one row per model (one screen), used and unparsed trials per
+    condition (quality_by_condition.csv has every count per model x condition)."""
     table = frame(run, "quality_by_condition")
     if table is None:
         return ""
@@ -207,12 +226,14 @@ def _level(level: str) -> str:
     return LEVEL_NAMES.get(level, level)
 
 
-def scenarios(run: RunFolder, w: Wording, figures: Figures) -> str:
+@register("scenarios")
+def scenarios(run: RunFolder, figures: Figures) -> str:
     """Rates by dataset and scenario type (scenario_rates.csv) and the paired contrasts between types
     (scenario_contrasts.csv): which types models misjudge more, for all models and per model."""
     rates = frame(run, "scenario_rates")
-    if rates is None:
+    if rates is None or not _conditions(run):
         return ""
+    w = wording(run.manifest)
     hdi = f"{run.hdi_prob:.0%} HDI"
     order = _order(rates["condition"])
     pooled = rates[rates["model"] == "all models"]
@@ -264,28 +285,41 @@ def scenarios(run: RunFolder, w: Wording, figures: Figures) -> str:
         "scenario-contrasts",
         f"Paired scenario-type contrasts per model under the {escape(first)} condition ({hdi}); right of the "
         "dashed line: the first type is misjudged more.", "Scenario-type contrasts per model"))
-    credible = per_model[(per_model["p_diff_above_0"] > CREDIBLE) | (per_model["p_diff_below_0"] > CREDIBLE)]
-    prefer = "; ".join(
-        f"{escape(r['model'])}: {escape(r['contrast'])} {r['diff_mean']:+.3f} (P(> 0) = {r['p_diff_above_0']:.3f})"
-        for _, r in credible.iterrows())
     interacts = any(f"model:{p}" in run.formula.replace(" ", "") or f"{p}:model" in run.formula.replace(" ", "")
                     for p in ("scenario_type", "category", "polarity", "answer_type"))
-    blocks.append(
-        (f"Credible differences (posterior probability above {CREDIBLE:.0%}) under the {escape(first)} condition: "
-         f"{prefer}." if prefer else
-         f"No model has a credible difference between scenario types under the {escape(first)} condition "
-         f"(posterior probability above {CREDIBLE:.0%}).")
-        + ("" if interacts else
-           " The formula has no model x scenario-type term, so every model shares the types' effects on the "
-           "log-odds scale and the per-model differences follow from each model's overall rate; to ask which "
-           "models prefer which types, add `(1|model:scenario_type)` to the formula."))
+    blocks.append(scenario_preferences(per_model, escape(first)))
+    if not interacts:
+        blocks.append(
+            "The formula has no model x scenario-type term, so every model shares the types' effects on the "
+            "log-odds scale and the per-model differences follow from each model's overall rate; to ask which "
+            "models prefer which types, add `(1|model:scenario_type)` to the formula.")
     return section("Scenario types", "scenarios", *blocks)
 
 
-def sections(run: RunFolder, figures: Figures) -> dict[str, str]:
-    """The condition sections by name, in the run's benchmark words; empty when the run has no conditions."""
-    if frame(run, "condition_rates") is None:
-        return {}
-    w = wording(run.manifest)
-    return {"headline": headline(run, w), "attack": attack(run, w, figures), "scenarios": scenarios(run, w, figures),
-            "refusals": refusals(run, w), "quality": quality(run)}
+#: Model names listed per cell of the preferences table before "and N more".
+NAMES_SHOWN = 6
+
+
+def _names(models: pd.Series, total: int) -> str:
+    if len(models) == total:
+        return f"all {total}"
+    names = [escape(m) for m in models]
+    more = len(names) - NAMES_SHOWN
+    return ", ".join(names[:NAMES_SHOWN]) + (f" and {more} more" if more > 0 else "") if names else "–"
+
+
+def scenario_preferences(per_model: pd.DataFrame, condition: str) -> str:
+    """Which models credibly misjudge one scenario type more than the other, one row per contrast: the models on
+    each side (posterior probability above CREDIBLE) and how many have no credible difference."""
+    if per_model.empty:
+        return ""
+    rows = []
+    for contrast, g in per_model.groupby("contrast", sort=False):
+        first = g[g["p_diff_above_0"] > CREDIBLE]["model"]
+        second = g[g["p_diff_below_0"] > CREDIBLE]["model"]
+        rows.append({"Contrast": escape(contrast), "First type misjudged more": _names(first, len(g)),
+                     "Second type misjudged more": _names(second, len(g)),
+                     "Neither": f"{len(g) - len(first) - len(second)} of {len(g)}"})
+    return md_table(pd.DataFrame(rows), label="scenario-preferences", align="lllr", caption=(
+        f"Models with a credible difference between scenario types under the {condition} condition (posterior "
+        f"probability above {CREDIBLE:.0%}; each model's difference and interval: scenario_contrasts.csv)."))
