@@ -10,7 +10,7 @@ gradient, and the checks of the fit (max R-hat, min bulk/tail ESS, divergences) 
 them. Forms are given per term: ``item=zerosum_noncentered,rest=zerosum`` etc., or for the whole
 model as ``form=<parametrization>`` (with the package's target acceptance and mass matrix for it);
 ``auto`` is the package's rule, ``first`` the form a default fit samples first (the rule, or HVSB's
-measured form where the data are deep enough: ``results.fitted.first_form``).
+measured form where the data are deep enough: ``model.plan.first_form``).
 
     .venv/bin/python benchmarks/bench_hvsb_items.py --config auto --config "item=zerosum,rest=zerosum"
     .venv/bin/python benchmarks/bench_hvsb_items.py --tree 4,2,50 --seeds 1,2,3 --config first --config form=zerosum
@@ -39,17 +39,16 @@ def cpu() -> float:
     return u.ru_utime + u.ru_stime
 
 
-def parse_config(text: str, d, auto_form: str | None) -> tuple[dict[str, str], dict]:
+def parse_config(text: str, d, measured: str | None) -> tuple[dict[str, str], dict]:
     """``key=value`` pairs: term names (or ``rest``) -> form; ``form`` -> one parametrisation for the
     model, with the package's target acceptance and mass matrix for it; ``ta``, ``tune``, ``lowrank``,
     ``gamma``, ``switch``, ``earlyswitch``, ``maxdepth`` -> sampler options; ``auto`` alone is the
     package's rule, ``first`` the form a default fit samples first."""
-    from dvbstats.model.design import term_parametrizations
-    from dvbstats.results.fitted import default_low_rank, default_target_accept, first_form
+    from dvbstats.model.plan import default_low_rank, default_target_accept, first_form, term_parametrizations
 
     pairs = dict(p.split("=", 1) for p in text.split(",") if "=" in p)
     if text in ("auto", "first"):
-        pairs["form"] = first_form(d, "auto", auto_form) if text == "first" else "auto"
+        pairs["form"] = first_form(d, "auto", measured) if text == "first" else "auto"
     if "form" in pairs:
         form = pairs.pop("form")
         pairs.setdefault("ta", str(default_target_accept(d, form)))
@@ -132,7 +131,8 @@ def main() -> None:
 
     import dvbstats as dvb
     from dvbstats.benchmarks.hvsb import HVSB
-    from dvbstats.model.design import design, trials_per_level
+    from dvbstats.model.design import design
+    from dvbstats.model.plan import trials_per_level
     from dvbstats.model.priors import Priors
 
     text = args.formula or HVSB.default_formula
@@ -148,7 +148,7 @@ def main() -> None:
                   f"cells, {int(n.sum()):,} trials, median trials per level {depth}; "
                   f"{args.chains} chains x {args.draws} draws", flush=True)
             for config in args.config or ["auto"]:
-                forms, opts = parse_config(config, d, model.auto_form)
+                forms, opts = parse_config(config, d, model.measured_form)
                 r = run(d, Priors.from_specs(args.prior), forms, opts, args.draws, args.chains, args.seed)
                 passed.setdefault(config, []).append(r["ok"])
                 print(f"{stamp()}  [{config}] forms {forms}", flush=True)

@@ -33,10 +33,11 @@ from dvbstats.constants import CHAINS, DRAWS, SEED, TUNE
 from dvbstats.input import cells
 from dvbstats.input.ingest import load
 from dvbstats.model import fastlogp, formula
-from dvbstats.model.design import design, term_parametrizations
+from dvbstats.model.design import design
+from dvbstats.model.plan import default_target_accept, term_parametrizations
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings, _complete
-from dvbstats.results.fitted import Fit, default_target_accept
+from dvbstats.results.fitted import Fit
 from dvbstats.simulate import example
 
 FORMULA = formula.DEFAULT_FORMULA + " + (1|prompt)"
@@ -126,7 +127,7 @@ def main() -> None:
 
     idata = _complete(az.InferenceData(**{g: idata[g] for g in idata.groups() if not g.startswith("warmup_")}),
                       settings)
-    result = Fit(d, priors, settings, "auto", idata, backend="fastlogp")
+    result = Fit(d, priors, settings, "auto", idata)
     diag = result.diagnostics
     row = diag.table.filter(diag.table["parameter"] == "sd[prompt]").row(0, named=True)
     sd = idata.posterior["sd_prompt"].values.ravel()

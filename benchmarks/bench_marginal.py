@@ -45,7 +45,8 @@ from benchmarks._common import describe, stamp, timed  # noqa: E402
 from benchmarks.bench_items import gradient_ms  # noqa: E402
 from dvbstats.benchmarks.hvsb import ITEM_FORMULA  # noqa: E402
 from dvbstats.model import fastlogp, formula, itemmarginal  # noqa: E402
-from dvbstats.model.design import design, term_parametrizations  # noqa: E402
+from dvbstats.model.design import design  # noqa: E402
+from dvbstats.model.plan import term_parametrizations  # noqa: E402
 from dvbstats.model.formula import DEFAULT_FORMULA  # noqa: E402
 from dvbstats.model.priors import Priors  # noqa: E402
 

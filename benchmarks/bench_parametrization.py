@@ -22,7 +22,7 @@ from pathlib import Path
 
 from dvbstats.input import cells, ingest
 from dvbstats.model import formula
-from dvbstats.model.design import PARAMETRIZATIONS
+from dvbstats.model.plan import PARAMETRIZATIONS
 from dvbstats.model.sample import SamplerSettings
 from dvbstats.results.fitted import fit
 from dvbstats.simulate import example, dvb as simulate

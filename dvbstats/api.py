@@ -33,8 +33,9 @@ from dvbstats.input.files import IngestError
 from dvbstats.input.trials import TrialFile, TrialTable
 from dvbstats.input.ingest import sources as ingest_sources
 from dvbstats.input.registry import ModelTable
-from dvbstats.model.design import PARAMETRIZATIONS, design
+from dvbstats.model.design import design
 from dvbstats.model.formula import Formula, parse
+from dvbstats.model.plan import PARAMETRIZATIONS
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings
 from dvbstats.report import render
@@ -306,8 +307,8 @@ class Model:
         self.priors = priors if isinstance(priors, Priors) else Priors.from_specs(priors)
         self.parametrization = parametrization
         same = replace(self.formula, text="")  # the formula, whatever its spelling
-        self.auto_form = next((form for text, form in self.data.benchmark.forms.items()  # the benchmark's
-                               if replace(parse(text), text="") == same), None)  # first form for auto, if any
+        self.measured_form = next((form for text, form in self.data.benchmark.forms.items()  # the benchmark's
+                                   if replace(parse(text), text="") == same), None)  # first form for auto, if any
         cells = self.data.cells(self.formula)
         self.empty_models = empty_models(cells)
         if len(self.empty_models) == cells.by_model().height:
@@ -348,7 +349,7 @@ class Model:
         settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                                    target_accept=target_accept)
         result = fit(self.formula, self.cells, priors=self.priors, settings=settings,
-                     parametrization=self.parametrization, progress=progress, auto_form=self.auto_form)
+                     parametrization=self.parametrization, progress=progress, measured_form=self.measured_form)
         return result.with_input(self.data, self.empty_models, self.models)
 
     def prior_predictive(self, *, draws: int = 500, seed: int = SEED, hdi_prob: float = HDI_PROB) -> pd.DataFrame:

@@ -67,17 +67,39 @@ def test_fit_summary_and_rates_agree_with_the_run_folder_tables(fitted, tmp_path
 
 
 def test_a_retried_fit_loads_back_in_the_form_it_was_sampled_in(fitted, tmp_path):
-    """After auto's retry the manifest says "auto" was requested; the loaded fit still knows the
-    form its draws come from (not the rule's first choice)."""
+    """After the plan's fallback the manifest says "auto" was requested; the loaded fit still knows the
+    form its draws come from (not the rule's first choice) and every attempt of its plan."""
     from dataclasses import replace
 
     _, fit = fitted
-    retried = replace(fit, parametrization="noncentered", retry="auto: failed its checks; refitted non-centred")
+    retried = replace(fit, parametrization="noncentered")
     out = retried.save(tmp_path / "run")
     record = json.loads((out / "manifest.json").read_text())["parametrization"]
     assert (record["requested"], record["sampled"]) == ("auto", "noncentered")
     back = dvb.Fit.load(out)
     assert back.parametrizations() == retried.parametrizations() == dict.fromkeys(["model", "value"], "noncentered")
+    assert back.sampling == fit.sampling
+
+
+def test_a_run_folder_written_before_sampling_plans_loads(fitted, tmp_path):
+    """A manifest without a ``sampling`` record (older dvbstats, with ``retry``/``auto_form``) loads: the plan is
+    the one attempt it kept, its target acceptance and backend; the report's methods show it."""
+    from dvbstats.input.runfolder import RunFolder
+    from dvbstats.report.methods import methods
+
+    _, fit = fitted
+    out = fit.save(tmp_path / "run")
+    meta = json.loads((out / "manifest.json").read_text())
+    del meta["sampling"]
+    meta["parametrization"] |= {"retry": None, "auto_form": None}
+    (out / "manifest.json").write_text(json.dumps(meta))
+    back = dvb.Fit.load(out)
+    assert back.sampling.plan.source == "manifest" and len(back.sampling.attempts) == 1
+    assert back.sampling.plan.first.target_accept == fit.settings.target_accept
+    assert back.sampling.backend == fit.sampling.backend == "fastlogp"
+    np.testing.assert_allclose(back.dvgr.values, fit.dvgr.values)
+    assert "sampling plan" not in methods(RunFolder.read(out))  # nothing recorded, nothing shown
+    assert "sampling plan" in methods(RunFolder.read(fit.save(tmp_path / "new")))
 
 
 def test_a_saved_fit_loads_back_with_the_same_posterior_and_estimands(fitted, tmp_path):

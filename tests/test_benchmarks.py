@@ -14,7 +14,7 @@ from dvbstats.benchmarks.hvsb import HVSB
 from dvbstats.input import ingest
 from dvbstats.input.ingest import IngestError
 from dvbstats.input.registry import UnknownModelWarning
-from dvbstats.model.design import PARAMETRIZATIONS
+from dvbstats.model.plan import PARAMETRIZATIONS
 from dvbstats.model.formula import DEFAULT_FORMULA, parse
 from tests.test_hvsb import row, write_tsv
 from tests.test_ingest import parsed, write_dump

@@ -6,7 +6,8 @@ import pytest
 
 from dvbstats.input.cells import CellTable
 from dvbstats.model.coding import DesignError
-from dvbstats.model.design import design, term_parametrizations
+from dvbstats.model.design import design
+from dvbstats.model.plan import term_parametrizations
 from dvbstats.model.formula import parse
 
 

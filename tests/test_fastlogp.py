@@ -10,8 +10,10 @@ from scipy import stats
 from dvbstats.input.cells import CellTable
 from dvbstats.model import design as model_module
 from dvbstats.model import fastlogp
-from dvbstats.model.design import design, pymc_model, term_parametrizations
+from dvbstats.model import plan as plans
+from dvbstats.model.design import design, pymc_model
 from dvbstats.model.formula import parse
+from dvbstats.model.plan import term_parametrizations
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings
 from dvbstats.results.fitted import fit
@@ -175,12 +177,12 @@ def _per_term(d, parametrization: str, monkeypatch) -> dict[str, str]:
     ``zerosum_signed`` (only ``auto``'s, for item terms) on every random intercept but the first."""
     if parametrization not in ("zerosum_slopes_noncentered", "zerosum_signed"):
         return term_parametrizations(d, parametrization)
-    allowed = model_module._zero_sum_allowed(d)
+    allowed = plans._zero_sum_allowed(d)
     if parametrization == "zerosum_signed":  # beside a centred term, as auto samples an item term
         forms = {t.name: "zerosum" if i == 0 else parametrization for i, t in enumerate(d.terms)}
     else:
         forms = {t.name: "zerosum" for t in d.terms} | {s.name: parametrization for s in d.slopes}
-    forms = {k: v if allowed[k] else model_module._TEXTBOOK[v] for k, v in forms.items()}
+    forms = {k: v if allowed[k] else plans.TEXTBOOK[v] for k, v in forms.items()}
     monkeypatch.setattr(model_module, "term_parametrizations", lambda *_: forms)
     monkeypatch.setattr(model_module, "check_parametrization", lambda p: p)
     return forms
@@ -281,7 +283,7 @@ def test_posterior_matches_the_pymc_path():
     settings = SamplerSettings(draws=1000, tune=1000, chains=4, seed=5)
     fast = fit(f, cells, settings=settings, progress=False)
     slow = fit(f, cells, settings=settings, progress=False, backend="pymc")
-    assert fast.backend == "fastlogp" and slow.backend == "pymc"
+    assert fast.sampling.backend == "fastlogp" and slow.sampling.backend == "pymc"
     for name in ("Intercept", "b_log_n_train", "sd_model", "r_model"):
         a, b = fast.idata.posterior[name], slow.idata.posterior[name]
         ess_a, ess_b = az.ess(fast.idata, var_names=[name])[name], az.ess(slow.idata, var_names=[name])[name]
@@ -305,7 +307,8 @@ def test_a_design_without_slopes_compiles_only_what_it_calls(tmp_path):
             "sys.path.insert(0, 'tests')\n"
             "from test_fastlogp import _cells\n"
             "from dvbstats.model import fastlogp\n"
-            "from dvbstats.model.design import design, term_parametrizations\n"
+            "from dvbstats.model.design import design\n"
+            "from dvbstats.model.plan import term_parametrizations\n"
             "from dvbstats.model.formula import parse\n"
             "from dvbstats.model.priors import Priors\n"
             "d = design(parse('y ~ 1 + log_n_train + (1|model) + (1|value) + (1|context)'), _cells(1))\n"

@@ -78,7 +78,7 @@ def test_manifest_records_the_benchmark(hvsb_run):
     assert meta["scaling"] == "run" and meta["agreement"] == "run"
     # the default formula pairs contrasts on the items; 12 judgments per item are too few for HVSB's
     # measured all-centred form, so auto's rule chose the forms (every term non-centred here)
-    assert "(1|item)" in meta["formula"] and meta["parametrization"]["auto_form"] is None
+    assert "(1|item)" in meta["formula"] and meta["sampling"]["plan"]["source"] == "rule"
     forms = meta["parametrization"]["terms"]
     assert forms == dict.fromkeys(["scenario_type", "item", "model__condition"], "zerosum_noncentered")
     notes = json.loads((out / "agreement_methods.json").read_text())
@@ -176,15 +176,15 @@ def test_dvb_report_unchanged_by_the_benchmark_record(tmp_path):
 
 def test_the_default_formula_has_hvsbs_measured_form(hvsb_run):
     """HVSB's default formula (with item effects) starts from every term centred zero-sum where the data are
-    as deep as the example (``results.fitted.first_form``; these trees are not: auto's rule chose); any
+    as deep as the example (``model.plan.first_form``; these trees are not: auto's rule chose); any
     other formula goes by the rule; a form the user chose is kept."""
     _, data, fit, *_ = hvsb_run
-    assert dvb.Model(HVSB.default_formula, data).auto_form == "zerosum" and fit.auto_form is None
+    assert dvb.Model(HVSB.default_formula, data).measured_form == "zerosum" and fit.sampling.plan.source == "rule"
     spaced = HVSB.default_formula.replace("(1|item)", "( 1 | item )")
-    assert dvb.Model(spaced, data).auto_form == "zerosum"  # the formula, not its spelling
-    assert dvb.Model(HVSB.default_formula.removesuffix(" + (1|item)"), data).auto_form is None
+    assert dvb.Model(spaced, data).measured_form == "zerosum"  # the formula, not its spelling
+    assert dvb.Model(HVSB.default_formula.removesuffix(" + (1|item)"), data).measured_form is None
     chosen = dvb.Model(HVSB.default_formula, data, parametrization="zerosum_noncentered")
-    assert chosen.parametrization == "zerosum_noncentered"  # fit() ignores auto_form unless asked for auto
+    assert chosen.parametrization == "zerosum_noncentered"  # fit() ignores measured_form unless asked for auto
 
 
 def test_dvb_load_unchanged(tmp_path):

@@ -12,7 +12,8 @@ from scipy import integrate, stats
 
 from dvbstats.input.cells import CellTable
 from dvbstats.model import fastlogp, itemmarginal
-from dvbstats.model.design import design, term_parametrizations
+from dvbstats.model.design import design
+from dvbstats.model.plan import term_parametrizations
 from dvbstats.model.formula import parse
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings

@@ -114,8 +114,7 @@ def _as_trials(sim) -> pl.DataFrame:
 
 
 def test_auto_parametrization_follows_the_thinnest_term():
-    from dvbstats.model.design import CENTRED_MIN_TRIALS, term_parametrizations
-    from dvbstats.results.fitted import default_target_accept
+    from dvbstats.model.plan import CENTRED_MIN_TRIALS, default_target_accept, term_parametrizations
 
     n = CENTRED_MIN_TRIALS * 3 // 10  # 4 values x 0.3 threshold: models are rich, values (2 models x 0.3) thin
     data = pl.DataFrame({"model": ["a"] * 4 + ["b"] * 4, "value": ["v1", "v2", "v3", "v4"] * 2,

@@ -1,4 +1,5 @@
-"""The ``auto`` parametrisation: one form for every term, chosen by depth, and a retry when the checks fail."""
+"""The ``auto`` parametrisation: one form for every term, chosen by depth, and another form when the checks still fail
+(the plan's order, target acceptance first: tests/test_plan.py)."""
 
 import itertools
 import json
@@ -9,10 +10,12 @@ import pytest
 
 from dvbstats.input import manifest
 from dvbstats.input.cells import CellTable
-from dvbstats.model.design import CENTRED_MIN_TRIALS, design, term_parametrizations
+from dvbstats.model import plan as plans
+from dvbstats.model.design import design
 from dvbstats.model.formula import DEFAULT_FORMULA, parse
+from dvbstats.model.plan import CENTRED_MIN_TRIALS, default_low_rank, default_target_accept, term_parametrizations
 from dvbstats.model.sample import SamplerSettings
-from dvbstats.results.fitted import default_low_rank, default_target_accept, fit
+from dvbstats.results.fitted import fit
 from dvbstats.simulate import example
 
 FORMULA = parse("chose_deep ~ 1 + (1|model) + (1|value) + (1|feature) + (1|context)")
@@ -96,25 +99,27 @@ def test_a_rich_slope_grouping_centres_intercepts_of_medium_depth():
 
 @pytest.mark.slow
 def test_a_fit_that_fails_its_checks_is_refitted_in_the_other_form(capsys):
-    """30 draws cannot reach ESS 400: the first form fails and auto says so and refits in the other."""
+    """30 draws cannot reach ESS 400: the first form fails (at every target acceptance the plan climbs to after
+    divergences) and auto says so and refits in the other."""
     cells = _grid({"model": 3, "value": 4, "feature": 4, "context": 2}, 6)
     settings = SamplerSettings(draws=30, tune=100, chains=2, seed=1)
     res = fit(FORMULA, cells, settings=settings, parametrization="auto", progress=True)
     assert res.parametrization == "zerosum"
-    assert res.retry.startswith("auto parametrisation (zerosum_noncentered) failed its checks (")
-    assert "ESS < 400" in res.retry
-    assert res.retry.endswith("refitted with --parametrization zerosum")
-    assert " ".join(res.retry.split()) in " ".join(capsys.readouterr().out.split())  # wrapped to the terminal
+    note = res.sampling.note
+    assert note.startswith("auto sampling plan: auto at target acceptance 0.95 failed its checks (")
+    assert "ESS < 400" in note
+    assert note.endswith("refitted with --parametrization zerosum at target acceptance 0.8")
+    printed = " ".join(capsys.readouterr().out.split())  # wrapped to the terminal
+    assert "sampling again: zerosum at target acceptance 0.8, 30 draws per chain (the checks still fail" in printed
     assert res.settings.target_accept == 0.8
     meta = manifest.record(run_name="x", synthetic=True, inputs=[], fit=res, quality=_quality(cells),
                           reconciliation=pl.DataFrame({"action": []}, schema={"action": pl.String}), hdi_prob=0.94,
                           command=None, timing={}, extra={})
     assert json.loads(json.dumps(meta, default=str))["parametrization"] == {
         "requested": "auto", "sampled": "zerosum",
-        "terms": dict.fromkeys(["model", "value", "feature", "context"], "zerosum"),
-        "retry": res.retry, "auto_form": None}
+        "terms": dict.fromkeys(["model", "value", "feature", "context"], "zerosum")}
     fixed = fit(FORMULA, cells, settings=settings, parametrization="zerosum_noncentered", progress=False)
-    assert fixed.retry is None and not fixed.diagnostics.ok  # a form the user chose is never changed
+    assert fixed.sampling.note is None and not fixed.diagnostics.ok  # a form the user chose is never changed
 
 
 def _quality(cells: CellTable) -> pl.DataFrame:
@@ -127,7 +132,7 @@ def test_default_fit_passes_at_medium_depth():
     f = parse(DEFAULT_FORMULA)
     res = fit(f, example.at_depth(1200, 1, f.variables), settings=SamplerSettings(seed=1), progress=False)
     assert res.diagnostics.ok, res.diagnostics.failures
-    assert res.retry is None  # the rule itself chose a form that passes
+    assert len(res.sampling.attempts) == 1  # the rule itself chose a form that passes
 
 
 def test_an_item_term_is_non_centred_alone_beside_rich_terms():
@@ -194,27 +199,29 @@ def test_a_failed_fit_is_retried_in_a_form_that_can_sample_it(forms, slope_level
     auto fit is retried in the other form."""
     from types import SimpleNamespace
 
-    from dvbstats.results.fitted import FEW_SLOPE_LEVELS, _other_form
-
-    assert FEW_SLOPE_LEVELS == 6
+    assert plans.FEW_SLOPE_LEVELS == 6
     slopes = [SimpleNamespace(levels=tuple(range(slope_levels)))] if slope_levels else []
-    first = SimpleNamespace(parametrizations=lambda: forms, design=SimpleNamespace(slopes=slopes))
-    assert _other_form(first) == other
+    d = SimpleNamespace(terms=[k for k in forms if "__" not in k], slopes=slopes)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plans, "term_parametrizations", lambda *_: forms)
+        assert plans.other_form(d, "auto") == other
 
 
 def test_a_benchmark_form_is_sampled_first_and_retried_like_the_rules():
-    """``auto_form`` (HVSB's measured form for its default formula) replaces the rule's first choice;
+    """``measured_form`` (HVSB's measured form for its default formula) replaces the rule's first choice;
     a fit in it that fails its checks is refitted in the other form as the rule's would be; a form
     the user chose wins over it."""
     cells = _grid({"model": 3, "value": 4}, 60)  # 240 trials per model: the rule would say non-centred
     formula = parse("chose_deep ~ 1 + (1|model) + (1|value)")
     assert set(term_parametrizations(design(formula, cells), "auto").values()) == {"zerosum_noncentered"}
     settings = SamplerSettings(draws=30, tune=100, chains=2, seed=1)  # 60 draws cannot pass: a retry
-    res = fit(formula, cells, settings=settings, auto_form="zerosum", progress=False)
-    assert res.auto_form == "zerosum" and res.parametrization == "zerosum_noncentered"
-    assert res.retry.startswith("auto parametrisation (zerosum) failed its checks (")
-    chosen = fit(formula, cells, settings=settings, parametrization="centered", auto_form="zerosum", progress=False)
-    assert chosen.auto_form is None and chosen.parametrization == "centered" and chosen.retry is None
+    res = fit(formula, cells, settings=settings, measured_form="zerosum", progress=False)
+    assert res.sampling.plan.source == "benchmark" and res.parametrization == "zerosum_noncentered"
+    assert res.sampling.note.startswith("auto sampling plan: zerosum at target acceptance 0.8 failed its checks (")
+    chosen = fit(formula, cells, settings=settings, parametrization="centered", measured_form="zerosum",
+                 progress=False)
+    assert chosen.sampling.plan.source == "user" and chosen.parametrization == "centered"
+    assert chosen.sampling.note is None
 
 
 def test_a_benchmark_form_needs_data_as_deep_as_it_was_measured_on():
@@ -222,7 +229,7 @@ def test_a_benchmark_form_needs_data_as_deep_as_it_was_measured_on():
     MEASURED_FORM_MIN_TRIALS trials per level (the example: 34 judgments per item); thinner items (the
     4-model test trees: 12 per item, where it failed its checks) go by auto's rule. No sampling."""
     from dvbstats.benchmarks.hvsb import HVSB
-    from dvbstats.results.fitted import MEASURED_FORM_MIN_TRIALS, first_form
+    from dvbstats.model.plan import MEASURED_FORM_MIN_TRIALS, first_form
 
     formula = parse("misaligned ~ 1 + condition + (1 + condition | model) + (1|scenario_type) + (1|item)")
     assert HVSB.forms[HVSB.default_formula] == "zerosum"
@@ -257,10 +264,10 @@ def test_slope_columns_alone_can_be_asked_non_centred():
     assert centred_columns(d.slopes[0], forms["model__x"]) == 1 and len(d.slopes[0].coefficients) == 2
     assert default_target_accept(d, "zerosum_slopes_noncentered") == 0.99  # 4 models: few slope levels
     settings = SamplerSettings(draws=30, tune=100, chains=2, seed=1)  # 60 draws cannot pass: a retry
-    res = fit(formula, d.cells, settings=settings, auto_form="zerosum", progress=False)
-    assert res.auto_form == "zerosum" and res.retry.startswith("auto parametrisation (zerosum) failed its checks (")
+    res = fit(formula, d.cells, settings=settings, measured_form="zerosum", progress=False)
+    assert res.sampling.note.startswith("auto sampling plan: zerosum at target acceptance 0.8 failed its checks (")
     assert res.parametrization == "zerosum_slopes_noncentered" and res.parametrizations() == forms
-    assert res.backend == "fastlogp" and "sd_model__x" in res.idata.posterior
+    assert res.sampling.backend == "fastlogp" and "sd_model__x" in res.idata.posterior
 
 
 @pytest.mark.parametrize("n_models, non_centred", [(4, 0.99), (5, 0.99), (6, 0.95), (12, 0.95)])
@@ -268,7 +275,7 @@ def test_a_slope_term_of_few_levels_is_sampled_at_higher_target_acceptance(n_mod
     """Non-centred slope columns of a term with fewer than FEW_SLOPE_LEVELS levels get target acceptance
     0.99 (HVSB's ``(1 + condition|model)`` on 4 models failed its checks at 0.95 and passed at 0.99,
     docs/hvsb-format.md); from 6 levels on 0.95 stands; centred slope columns keep 0.8. No sampling."""
-    from dvbstats.results.fitted import FEW_SLOPE_LEVELS
+    from dvbstats.model.plan import FEW_SLOPE_LEVELS
 
     formula = parse("chose_deep ~ 1 + x + (1 + x | model) + (1|value)")
     grid = _grid({"model": n_models, "value": 3, "x": 3}, 50)

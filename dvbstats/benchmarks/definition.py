@@ -27,8 +27,8 @@ class Benchmark:
     ``wording`` holds the phrases console and report use (keys: ``outcome_phrase``, ``headline``,
     ``below_reference``, ``reference_short``: the reference line's name in a plot legend).
     ``forms`` maps formulas to the parametrisation ``auto`` samples them in first, measured on the
-    benchmark's design, on data about as deep (``results.fitted.first_form``; thinner data and other
-    formulas: the package's rule); a fit that fails its checks is still refitted in another form.
+    benchmark's design, on data about as deep (``model.plan.first_form``; thinner data and other
+    formulas: the package's rule); a fit that fails its checks still takes the plan's fallbacks.
     ``size_codings`` names sets of big models the scaling tests compare with the rest (DVB: the
     paper's two codings of its nine models).
 

@@ -479,7 +479,7 @@ HVSB = Benchmark(
     # <dataset>:<scenario type>:<id>; its effect is shared by every model and condition.
     default_formula=ITEM_FORMULA,
     # Sampled with every term centred zero-sum at target acceptance 0.8 where items hold >= 15 judgments
-    # (results.fitted.first_form; thinner trees go by auto's rule): 15 leapfrog steps per draw on the
+    # (model.plan.first_form; thinner trees go by auto's rule): 15 leapfrog steps per draw on the
     # example against 35 for the rule's forms, every check passing (docs/hvsb-format.md).
     forms={ITEM_FORMULA: "zerosum"},
     design=("model", "condition", "dataset", "scenario_type", *PARTS, "item"),

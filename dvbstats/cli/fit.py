@@ -29,7 +29,7 @@ from dvbstats.input.files import IngestError
 from dvbstats.input.trials import TrialFile
 from dvbstats.model import fastlogp
 from dvbstats.model import formula as formulamod
-from dvbstats.model.design import CENTRED_MIN_TRIALS, PARAMETRIZATIONS
+from dvbstats.model.plan import CENTRED_MIN_TRIALS, PARAMETRIZATIONS
 from dvbstats.model.priors import PriorError, Priors
 from dvbstats.pipeline import Analysis
 from dvbstats.results import contrasts as contrastmod
@@ -118,8 +118,8 @@ def run(
     with _warnings_to(log):
         result = model.fit(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                            target_accept=target_accept, progress=progress)
-    if result.retry and not progress:  # with progress on, fitting.fit said so when it happened
-        log(result.retry)
+    if result.sampling.note and not progress:  # with progress on, fitting.fit said so when it happened
+        log(result.sampling.note)
     log(f"Sampled in {result.timing['sample_s']:.1f} s; summarising the posterior...")
     check_space(out, run_folder_bytes(result))  # a full disk mid-write once crashed h5py (issue 18 §6)
     with _warnings_to(log):
@@ -418,7 +418,9 @@ def parser() -> argparse.ArgumentParser:
                        "which chooses each term's form by "
                        f"the trials its levels hold: zero-sum centred from {CENTRED_MIN_TRIALS} per level, non-centred "
                        "below, item-level terms on a signed scale, a benchmark's measured form on data as deep as it "
-                       "was measured on; see docs/model.md)")
+                       "was measured on, a short pilot where slopes may or may not vary; a fit that fails its checks "
+                       "is sampled again at a higher target acceptance, with more draws, then in another form; see "
+                       "docs/model.md. A form named here is sampled as asked, once)")
     sampling = p.add_argument_group("sampler")
     sampling.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie", help="default: %(default)s")
     sampling.add_argument("--draws", type=int, default=DRAWS, help="posterior draws per chain (default: %(default)s)")

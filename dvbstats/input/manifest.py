@@ -73,11 +73,11 @@ def record(*, run_name, synthetic, inputs, fit, quality: pl.DataFrame, reconcili
         "formula": str(fit.formula),
         "design": list(fit.cells.by),
         "priors": fit.priors_used(),
-        "parametrization": {"requested": "auto" if fit.retry or fit.auto_form else fit.parametrization,
-                            "sampled": fit.parametrization,
-                            "terms": fit.parametrizations(), "retry": fit.retry, "auto_form": fit.auto_form},
+        "parametrization": {"requested": fit.sampling.plan.requested, "sampled": fit.parametrization,
+                            "terms": fit.parametrizations()},
+        "sampling": fit.sampling.as_dict(),
         "sampler": fit.settings.as_dict(),
-        "backend": fit.backend,
+        "backend": fit.sampling.backend,
         "items_integrated": fit.items_integrated,
         "seed": fit.settings.seed,
         "hdi_prob": hdi_prob,
@@ -94,6 +94,8 @@ def record(*, run_name, synthetic, inputs, fit, quality: pl.DataFrame, reconcili
 
 _TEXT_MAP = ("map", str)
 _OPTIONAL_NUMBER = ("optional", _NUMBER)
+#: One attempt of a sampling plan (``dvbstats.model.plan.Attempt``) and of the record of one made.
+_ATTEMPT = {"parametrization": str, "target_accept": _OPTIONAL_NUMBER, "low_rank": bool}
 #: The fields read back (report, console, Fit.load) and what each must be (``optional``: may be null, as
 #: the Python API writes some); other keys are not read.
 FIELDS: dict[str, object] = {
@@ -102,6 +104,10 @@ FIELDS: dict[str, object] = {
     "inputs": ("list", ("record", {"path": str, "sha256": str, "format": str, "n_rows": _OPTIONAL_NUMBER})),
     "formula": str, "design": ("list", str), "priors": _TEXT_MAP,
     "parametrization": ("record", {"requested": str, "sampled": str, "terms": _TEXT_MAP}),
+    "sampling": ("record", {"plan": ("record", {"requested": str, "source": str, "terms": _TEXT_MAP,
+                                                "attempts": ("list", ("record", _ATTEMPT))}),
+                            "attempts": ("list", ("record", {**_ATTEMPT, "backend": ("optional", str),
+                                                             "terms": _TEXT_MAP}))}),
     "sampler": ("map", ("optional", (str, int, float, bool))), "backend": ("optional", str), "seed": int,
     "items_integrated": ("optional", ("map", (str, int, float, bool))),
     "hdi_prob": ("probability",), "versions": _TEXT_MAP,
@@ -118,7 +124,7 @@ FIELDS: dict[str, object] = {
 }
 #: Fields every manifest has (the rest may be absent in runs written by older versions).
 REQUIRED = ("formula", "sampler", "hdi_prob", "diagnostics")
-_REQUIRED_IN = {"diagnostics": ("ok",), "benchmark": ("name",)}
+_REQUIRED_IN = {"diagnostics": ("ok",), "benchmark": ("name",), "sampling": ("plan", "attempts")}
 
 
 def check(meta: object, path: str | Path) -> dict:

@@ -36,6 +36,7 @@ from dvbstats.input.registry import ModelTable
 from dvbstats.input.schema import CELL_COUNTS
 from dvbstats.model.design import design
 from dvbstats.model.formula import parse
+from dvbstats.model.plan import Sampling
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings
 from dvbstats.results import bounds, tables as summaries
@@ -157,6 +158,10 @@ def read_fit(path: str | Path) -> Fit:
     data = Data(trials, None if trials is not None else cells_df, models, meta["inputs"], bool(meta["synthetic"]),
                 bench)
     settings = SamplerSettings(**meta["sampler"])
+    try:
+        sampling = Sampling.from_manifest(meta)
+    except (KeyError, TypeError) as err:
+        raise manifest.ManifestError(f"{meta_path}: the sampling record lacks or misstates {err}") from None
     return Fit(
         design=design(formula, cells),
         priors=Priors.from_specs([f"{k}={v}" for k, v in meta["priors"].items()]),
@@ -164,6 +169,7 @@ def read_fit(path: str | Path) -> Fit:
         parametrization=meta["parametrization"].get("sampled", meta["parametrization"]["requested"]),
         idata=_read_posterior(path / POSTERIOR),
         timing=meta.get("timing", {}),
+        sampling=sampling,
         data=data,
         empty_models=tuple(meta.get("empty_models", {}).get("models", [])),
         model_table=models,

@@ -23,12 +23,13 @@ row and column means that this removes are moved into the main terms' prior SDs
 level down); ``"zerosum_noncentered"`` samples standardised deviations (right when the data are
 thin); ``"auto"`` (the default) picks one of the two for all random intercepts from the trials per level,
 and for a random-slope term centres only its intercept column when the data are rich
-(``"zerosum_slopes_noncentered"``, see :func:`term_parametrizations`; asked for, it centres every random
+(``"zerosum_slopes_noncentered"``; asked for, it centres every random
 intercept and every intercept column and no slope column), and samples an item-level term
 beside rich ones non-centred with a signed scale (``"zerosum_signed"``: ``r = v z``, ``sd = |v|``).
 ``"centered"`` and
 ``"noncentered"`` are the textbook forms; a term whose mean no fixed coefficient absorbs (no
-intercept, or a slope without its fixed slope) always takes the textbook form.
+intercept, or a slope without its fixed slope) always takes the textbook form. The rules that choose the
+form of each term, the target acceptance, the mass matrix and the fallbacks are :mod:`dvbstats.model.plan`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -46,29 +46,11 @@ import polars as pl
 from dvbstats.input.cells import CellTable
 from dvbstats.model import lazy
 from dvbstats.model.coding import DesignError, check_identified, factor, model_matrix
-from dvbstats.model.formula import Formula, RandomTerm, safe_name, term_label
+from dvbstats.model.formula import Formula, RandomTerm, safe_name
+from dvbstats.model.plan import Parametrization, check_parametrization, term_parametrizations
 from dvbstats.model.priors import Priors
 
 pm, pt = lazy.module("pymc"), lazy.module("pytensor.tensor")  # imported when a PyMC model is built
-
-Parametrization = Literal["auto", "zerosum", "zerosum_noncentered", "zerosum_slopes_noncentered", "centered",
-                          "noncentered"]
-PARAMETRIZATIONS: tuple[str, ...] = ("auto", "zerosum", "zerosum_noncentered", "zerosum_slopes_noncentered", "centered",
-                                     "noncentered")
-_TEXTBOOK = {"zerosum": "centered", "zerosum_noncentered": "noncentered", "zerosum_slopes_noncentered": "slopes_noncentered",
-             "zerosum_signed": "noncentered"}
-
-#: ``auto`` centres every zero-sum term when even the thinnest term holds at least this many trials
-#: per level (median): then the likelihood pins each level down far more tightly than its prior SD.
-#: Measured across data depths in docs/model.md (benchmarks/bench_depth.py).
-CENTRED_MIN_TRIALS = 500
-#: A random intercept this thin (median trials per level: benchmark items, ``(1|prompt)`` with ~9
-#: trials per prompt) is item-level: ``auto`` samples it non-centred with a signed scale
-#: (``zerosum_signed``) on its own when every other random intercept reaches CENTRED_MIN_TRIALS, so
-#: that the rich terms stay centred. The tenfold gap keeps this mix away from the medium depths where
-#: mixed forms failed (docs/model.md).
-ITEM_MAX_TRIALS = 50
-
 
 @dataclass(frozen=True)
 class Term:
@@ -281,14 +263,6 @@ def _absorbed(terms: Sequence[Term]) -> dict[str, tuple[tuple[str, int], ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _zero_sum_allowed(d: Design) -> dict[str, bool]:
-    """A term may be zero-sum only where a fixed coefficient absorbs its mean (the intercept, the fixed slope)."""
-    out = {t.name: d.formula.intercept for t in d.terms}
-    for s in d.slopes:
-        out[s.name] = all((c == "Intercept" and d.formula.intercept) or c in d.coefficients for c in s.coefficients)
-    return out
-
-
 def pymc_model(d: Design, priors: Priors, parametrization: Parametrization = "auto") -> pm.Model:
     """The PyMC model of ``n_deep ~ Binomial(n_trials, logit^-1(eta))`` over observed cells."""
     priors.check(d.prior_names)
@@ -337,82 +311,11 @@ def _sigma(d: Design, t: Term, sd: dict, per_term: dict[str, str]):
     return pt.sqrt(sd[t.name] ** 2 + sum(extra)) if extra else sd[t.name]
 
 
-def check_parametrization(parametrization: str) -> Parametrization:
-    if parametrization not in PARAMETRIZATIONS:
-        raise ValueError(f"parametrization must be one of {', '.join(PARAMETRIZATIONS)}, not {parametrization!r}")
-    return parametrization
-
-
-def term_parametrizations(d: Design, parametrization: Parametrization) -> dict[str, str]:
-    """The parametrisation of every random term.
-
-    ``auto`` gives every random intercept one form: centred zero-sum when the thinnest term's median
-    trials per level reach CENTRED_MIN_TRIALS, non-centred zero-sum otherwise. Mixing the forms
-    (centred where a term is well filled, non-centred where it is thin) failed its checks at
-    650-1,300 trials per level where either form alone passed (docs/model.md). The one exception is
-    an item-level term (under ITEM_MAX_TRIALS per level) beside terms that all reach
-    CENTRED_MIN_TRIALS: it alone is non-centred (non-centring the rich terms too mixed badly:
-    bulk ESS below 60 for ``sd[model]`` on the HVSB example with item effects, docs/model.md), with a
-    signed scale (``zerosum_signed``: ``r = v z``, ``sd = |v|``) unless interaction margins are moved
-    into its prior scale: thousands of items tie the SD to one direction of ``z``, a ridge that is
-    curved in ``log sd`` and straight in ``v``, and that reaches ``v = 0`` when the items do not
-    differ (docs/model.md, benchmarks/bench_items.py). The slope columns of
-    a random-slope term are always non-centred: a slope SD near zero (a slope that barely varies)
-    makes a funnel that the centred form cannot sample (189 divergences, R-hat 1.11 at published
-    scale, bench_slopes.py). Its intercept column follows the random intercepts' rule, judged on
-    its own grouping's trials too (``zerosum_slopes_noncentered``: centred intercepts, non-centred
-    slopes): non-centred intercepts pinned down by 12,000 trials per model mixed badly (bulk ESS
-    177 for their SD, docs/model.md).
-    """
-    if parametrization == "zerosum_slopes_noncentered":  # random intercepts centred, slope columns not
-        out = {t.name: parametrization if isinstance(t, SlopeTerm) else "zerosum" for t in d.random}
-    elif parametrization != "auto":
-        out = {t.name: parametrization for t in d.random}
-    else:
-        n = d.cells.data["n_trials"].to_numpy()
-        depth = {t.name: np.median(trials_per_level(t, n)) for t in d.random if not isinstance(t, SlopeTerm)}
-        items = {k for k, m in depth.items() if m < ITEM_MAX_TRIALS}
-        rest = [m for k, m in depth.items() if k not in items]
-        if not (items and rest and min(rest) >= CENTRED_MIN_TRIALS):
-            items = set()
-        thinnest = min(rest if items else depth.values(), default=np.inf)
-        form = "zerosum" if thinnest >= CENTRED_MIN_TRIALS or _rich_slopes(d, n, depth) else "zerosum_noncentered"
-        out = {t.name: _slope_form(t, n, form) if isinstance(t, SlopeTerm)
-               else ("zerosum_noncentered" if d.absorbed.get(t.name) else "zerosum_signed") if t.name in items
-               else form for t in d.random}
-    allowed = _zero_sum_allowed(d)
-    return {k: v if allowed[k] else _TEXTBOOK.get(v, v) for k, v in out.items()}
-
-
-def _rich_slopes(d: Design, n_trials: np.ndarray, depth: dict[str, float]) -> bool:
-    """Whether ``auto`` centres random intercepts thinner than CENTRED_MIN_TRIALS because a random-slope term's
-    grouping reaches it (its intercept column is then centred too, its slope columns never): every random
-    intercept above ITEM_MAX_TRIALS per level (none item-level). Non-centring the slope term's intercepts pinned
-    down by 1,000 trials per model mixed badly on the real MATH-500 matrix (69 models x 2 conditions x 500 items,
-    138 trials per item, ``(1 + condition|model) + (1|item)``: R-hat 1.17 and bulk ESS 18 for
-    ``sd[model|Intercept]``, bulk ESS 339 for ``sd[item]``); centred, every check passed (one seed: max R-hat
-    1.006, min bulk ESS 697, 9,585 for ``sd[model|Intercept]``; estimates as lme4's, benchmarks/math500_lme4.py)."""
-    return (bool(depth) and min(depth.values()) >= ITEM_MAX_TRIALS
-            and any(np.median(trials_per_level(s, n_trials)) >= CENTRED_MIN_TRIALS for s in d.slopes))
-
-
-def _slope_form(s: SlopeTerm, n_trials: np.ndarray, form: str) -> str:
-    """``auto``'s form of a random-slope term, given the random intercepts' ``form``."""
-    rich = form == "zerosum" and np.median(trials_per_level(s, n_trials)) >= CENTRED_MIN_TRIALS
-    return "zerosum_slopes_noncentered" if rich and s.term.intercept else "zerosum_noncentered"
-
-
 def centred_columns(s: SlopeTerm, parametrization: str) -> int:
     """How many leading columns of a slope term's rows are sampled centred (the rest non-centred)."""
     if parametrization in ("zerosum", "centered"):
         return len(s.coefficients)
     return int(s.term.intercept) if parametrization.endswith("slopes_noncentered") else 0
-
-
-def trials_per_level(t: Term | SlopeTerm, n_trials: np.ndarray) -> np.ndarray:
-    """Trials of each level of ``t`` that has any."""
-    per_level = np.bincount(t.flat_index(), weights=n_trials)
-    return per_level[per_level > 0]
 
 
 def _signed_scale(name: str, prior):

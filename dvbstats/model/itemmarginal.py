@@ -36,7 +36,8 @@ import numpy as np
 
 from dvbstats.constants import ITEM_LEVELS
 from dvbstats.model import fastlogp
-from dvbstats.model.design import ITEM_MAX_TRIALS, Design, Term, trials_per_level
+from dvbstats.model.design import Design, Term
+from dvbstats.model.plan import ITEM_MAX_TRIALS, trials_per_level
 from dvbstats.model.fastlogp import (_LOG_SQRT_2PI, _exp_minus_abs, _linear_predictor, _log1p_unit, _prior_logp,
                                      _priors, _random_values, _scatter, _slopes_in, _slopes_out)
 from dvbstats.model.priors import Priors

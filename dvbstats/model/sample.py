@@ -32,9 +32,9 @@ class SamplerSettings:
     tune: int = TUNE
     chains: int = CHAINS
     seed: int = SEED
-    target_accept: float | None = None  # None: chosen with the parametrisation (fitting.fit)
+    target_accept: float | None = None  # None: the sampling plan's (model.plan)
     #: nutpie's low-rank modified mass matrix (diagonal plus the directions of largest and smallest
-    #: variance); None: chosen with the parametrisation (results.fitted.fit)
+    #: variance); None: the sampling plan's (model.plan)
     low_rank: bool | None = None
 
     def as_dict(self) -> dict:

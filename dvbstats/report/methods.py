@@ -15,6 +15,7 @@ from pathlib import Path, PurePath
 import pandas as pd
 
 from dvbstats.input.runfolder import RunFolder, RunFolderError
+from dvbstats.model import plan
 from dvbstats.report import markup
 from dvbstats.report.markdown import FIGURES, fmt_date, fmt_int, fmt_timing, md_table, section
 from dvbstats.report.markup import text as escape
@@ -98,7 +99,8 @@ def methods(run: RunFolder) -> str:
                                caption="Priors.", label="priors", align="ll"))
     terms = (m.get("parametrization") or {}).get("terms", {})
     settings = {**sampler, "hdi_prob": m["hdi_prob"], **{f"parametrisation of ({t.replace('__', ':')})": k
-                                                          for t, k in terms.items()}}
+                                                          for t, k in terms.items()},
+                **dict(plan.describe(m["sampling"]) if m.get("sampling") else ())}
     blocks.append(md_table(
         pd.DataFrame({"Setting": [escape(k) for k in settings], "Value": [escape(v) for v in settings.values()]}),
         caption=f"Sampler settings (seed {escape(sampler.get('seed', 'not recorded'))}).", label="sampler", align="ll"))

@@ -18,13 +18,14 @@ import pandas as pd
 import polars as pl
 import xarray as xr
 
-from dvbstats.constants import HDI_PROB, SEED
+from dvbstats.constants import DRAWS, HDI_PROB, SEED
 from dvbstats.input.cells import CellTable, predicted_cells
 from dvbstats.input.registry import ModelTable
 from dvbstats.model import crossed, fastlogp, itemmarginal
-from dvbstats.model.design import (Design, Parametrization, check_parametrization, design, pymc_model,
-                                   term_parametrizations, trials_per_level)
+from dvbstats.model import plan as plans
+from dvbstats.model.design import Design, design, pymc_model
 from dvbstats.model.formula import Formula
+from dvbstats.model.plan import Parametrization
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, run_nutpie, sample
 from dvbstats.results import bounds, contrasts, estimands, predictive
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Fit:
-    """A formula fitted to binomial cells: its design, priors, sampler settings, posterior and diagnostics.
+    """A formula fitted to binomial cells: its design, priors, sampler settings and form of the kept attempt,
+    posterior, diagnostics and how it was sampled (``sampling``: the plan and every attempt made).
 
     Tables come back as pandas DataFrames (:meth:`summary`, :meth:`rates`, :meth:`contrast`), as from
     :func:`dvbstats.compare` and ``Model.prior_predictive``; posterior draws as xarray (:attr:`dvgr`,
@@ -57,9 +59,9 @@ class Fit:
     parametrization: str
     idata: az.InferenceData
     timing: dict[str, float] = field(default_factory=dict)
-    retry: str | None = None  # why ``auto``'s first form was refitted in the other one (see fit)
-    auto_form: str | None = None  # the benchmark's form that ``auto`` sampled first, instead of its rule's (see fit)
-    backend: str = "pymc"  # "fastlogp" (hand-written density) or "pymc" (the PyMC graph)
+    #: how it was sampled: the plan (form per term, target acceptance, mass matrix, fallbacks) and every attempt
+    #: made, the last being this fit (:class:`dvbstats.model.plan.Sampling`; None for a fit built by hand)
+    sampling: plans.Sampling | None = None
     #: the item term integrated out of the sampled density (itemmarginal.ItemMarginalModel.describe), or None
     items_integrated: dict | None = None
     data: Data | None = field(default=None, repr=False)  # the input it was fitted to (set by api.Model.fit)
@@ -223,7 +225,11 @@ class Fit:
         """This fit with the record of its input attached (``api.Model.fit``). The posterior summaries
         already computed (the design averages and diagnostics that :func:`fit` checks) depend on the design
         and posterior only, so they are kept rather than computed again: at 100 models 9 s CPU."""
-        out = replace(self, data=data, empty_models=tuple(empty_models), model_table=model_table)
+        return self._replace(data=data, empty_models=tuple(empty_models), model_table=model_table)
+
+    def _replace(self, **changes) -> Fit:
+        """``dataclasses.replace`` keeping the posterior summaries already computed (:meth:`with_input`)."""
+        out = replace(self, **changes)
         for name in ("_averages", "diagnostics"):  # cached_property values live in the instance dict
             if name in vars(self):
                 vars(out)[name] = vars(self)[name]
@@ -246,57 +252,10 @@ class Fit:
 
     def parametrizations(self) -> dict[str, str]:
         """The parametrisation each random term was sampled in."""
-        return term_parametrizations(self.design, self.parametrization)
+        return plans.term_parametrizations(self.design, self.parametrization)
 
     def priors_used(self) -> dict[str, str]:
         return self.priors.describe(self.design.prior_names)
-
-
-#: A random-slope term with fewer levels than this, sampled with non-centred slope columns, gets target
-#: acceptance 0.99: HVSB's ``(1 + condition|model)`` on 4 models (3 SDs and 3 correlations from 4 levels)
-#: passed its checks in 2 of 3 trees of 400 items at 0.95 and 3 of 3 at 0.99 (docs/hvsb-format.md); from
-#: 6 models on 0.95 passed.
-FEW_SLOPE_LEVELS = 6
-
-
-def default_target_accept(d: Design, parametrization: Parametrization) -> float:
-    """0.8 when every random term is centred (data-rich: long trajectories would only cost time) or an
-    item term with a signed scale beside centred ones (the ridge of its SD is straight and the low-rank
-    mass matrix follows it: 20 leapfrog steps per draw against 31 at 0.95, every check passing, with and
-    without item variation); 0.95 when some term is non-centred with a log SD (thin data, where
-    divergences come from curvature and the gradients are cheap); 0.99 when a slope term of fewer than
-    FEW_SLOPE_LEVELS levels has non-centred slope columns (its SDs and correlations barely pinned down:
-    smaller steps: 63 leapfrog steps per draw against 31 at 0.95). Measured in docs/model.md and docs/hvsb-format.md."""
-    kinds = term_parametrizations(d, parametrization)
-    if any(len(s.levels) < FEW_SLOPE_LEVELS and "noncentered" in kinds[s.name] for s in d.slopes):
-        return 0.99
-    return 0.95 if any("noncentered" in k for k in kinds.values()) else 0.8
-
-
-def default_low_rank(d: Design, parametrization: Parametrization) -> bool:
-    """nutpie's low-rank mass matrix when an item term has a signed scale: the ridge that ties its SD
-    to one direction of the item deviations is straight there, and a diagonal mass matrix cannot
-    follow it (bulk ESS of sd[prompt] 367 against 2,816 with it, docs/model.md)."""
-    return any(k == "zerosum_signed" for k in term_parametrizations(d, parametrization).values())
-
-
-#: A benchmark's measured form for a formula (``Benchmark.forms``) is sampled first only when every random
-#: intercept holds at least this many trials per level (median); thinner data go by ``auto``'s rule. HVSB's
-#: all-centred form with item effects (measured on the example, 34 judgments per item) failed its checks on
-#: 6 of 6 simulated trees of 4 models (11-12 judgments per item: divergences in the slope SDs) and passed on
-#: trees of 6 models (17 per item); docs/hvsb-format.md, ``benchmarks/bench_hvsb_items.py --tree``.
-MEASURED_FORM_MIN_TRIALS = 15
-
-
-def first_form(d: Design, parametrization: Parametrization, auto_form: str | None) -> Parametrization:
-    """The form :func:`fit` samples ``d`` in first: ``parametrization``, except that ``auto`` takes the
-    benchmark's measured form ``auto_form`` (if any) on data at least MEASURED_FORM_MIN_TRIALS deep, where it
-    was measured to pass its checks."""
-    if parametrization != "auto" or not auto_form:
-        return parametrization
-    n = d.cells.data["n_trials"].to_numpy()
-    depth = [np.median(trials_per_level(t, n)) for t in d.random]
-    return check_parametrization(auto_form) if min(depth, default=np.inf) >= MEASURED_FORM_MIN_TRIALS else "auto"
 
 
 def fit(
@@ -308,65 +267,92 @@ def fit(
     parametrization: Parametrization = "auto",
     progress: bool = True,
     backend: str = "auto",
-    auto_form: str | None = None,
+    measured_form: str | None = None,
 ) -> Fit:
-    """Build the hierarchical logistic model of ``formula`` on ``cells`` and sample it.
-
-    With ``auto``, a fit that fails its checks is sampled once more in the other zero-sum form
-    (``_retry_in_other_form``), which is said on the console and kept in ``Fit.retry``.
-    ``auto_form`` (a parametrisation) is the form ``auto`` samples first instead of its rule's choice on
-    data deep enough for it (:func:`first_form`): a benchmark's measured form for the formula
-    (``Benchmark.forms``); the retry applies to it as to the rule's choice.
-    ``backend="auto"`` samples the hand-written density of :mod:`dvbstats.model.fastlogp` with nutpie
+    """Build the hierarchical logistic model of ``formula`` on ``cells`` and sample it as
+    :func:`dvbstats.model.plan.plan` says: short pilot runs where the plan names candidate forms, its first
+    attempt, then, while the checks fail, the fallbacks that fit the failure (the same form at a higher target
+    acceptance after divergent transitions, twice the draws after a narrow miss, then another form), each said
+    on the console; the last attempt made is the fit, and ``Fit.sampling`` keeps the plan and every attempt.
+    ``measured_form``: the benchmark's measured form for the formula (``Benchmark.forms``), sampled first by
+    ``auto`` on data deep enough for it. A target acceptance or mass matrix in ``settings`` is kept in every
+    attempt. ``backend="auto"`` samples the hand-written density of :mod:`dvbstats.model.fastlogp` with nutpie
     when it supports the design (same posterior, no per-model compilation), else the PyMC model.
     """
     if backend not in ("auto", "fastlogp", "pymc"):
         raise ValueError(f"backend must be auto, fastlogp or pymc, not {backend!r}")
     priors = priors or Priors({})
     d = design(formula, cells)
-    first = first_form(d, check_parametrization(parametrization), auto_form)
-    result = _fit_once(d, priors, settings, first, progress, backend)
-    if parametrization == "auto" and result.design.terms and not result.diagnostics.ok and _other_form(result):
-        result = _retry_in_other_form(result, settings, progress)
-    return replace(result, auto_form=first) if first != parametrization else result
+    choices = dict(measured_form=measured_form, target_accept=settings.target_accept, low_rank=settings.low_rank,
+                   fixed_draws=settings.draws != DRAWS)
+    steps = plans.plan(d, parametrization, **choices)
+    timing = {}
+    if steps.candidates:
+        t0 = time.perf_counter()
+        pilots = {form: _pilot(d, priors, settings, form, backend, **choices) for form in steps.candidates}
+        steps, timing = plans.plan(d, parametrization, **choices, pilots=pilots), {"pilot_s": time.perf_counter() - t0}
+        figures = [f"{form}: {p['divergences']} divergences, {p['steps_per_draw']:g} leapfrog steps per draw"
+                   for form, p in pilots.items()]
+        _say(f"short pilot runs: {'; '.join(figures)}; sampling {steps.first.parametrization}", progress, end="")
+    k, tried, accept = 0, [], None
+    while True:
+        attempt = steps.attempts[k]
+        accept = attempt.target_accept or accept  # None: the failed attempt's before it
+        run = replace(settings, target_accept=accept, low_rank=attempt.low_rank,
+                      draws=settings.draws * attempt.draws_factor)
+        result, used = _fit_once(d, priors, run, attempt.parametrization, progress, backend)
+        tried.append(_tried(result, attempt, used))
+        timing |= {key: timing.get(key, 0.0) + value for key, value in result.timing.items()}
+        failed = result.diagnostics
+        k = None if failed.ok else steps.next(k, failed.summary())
+        if k is None:
+            return result._replace(timing=timing, sampling=plans.Sampling(steps, tuple(tried)))
+        then = steps.attempts[k]
+        _say(f"{attempt.parametrization} at target acceptance {accept:g} failed its checks "
+             f"({'; '.join(failed.failures)}); sampling again: {then.parametrization} at target acceptance "
+             f"{then.target_accept or accept:g}, {run.draws // attempt.draws_factor * then.draws_factor} draws per "
+             f"chain ({then.why})", progress)
 
 
-def _other_form(first: Fit) -> str | None:
-    """The zero-sum form to retry a failed ``auto`` fit in, or None. With random slopes it is the
-    non-centred form unless that one failed: centred slope columns cannot sample a slope SD near zero
-    (189 divergences at published scale, docs/model.md), so a failed non-centred slope fit stands; so
-    does a fit with an item term (the other form would centre it). A failed all-centred fit with slopes
-    (a benchmark's measured form) keeps its random intercepts centred and non-centres only the slope
-    columns: on 8-model HVSB trees where it diverged in the slope SDs, that passed 3 of 3 times and the
-    all-non-centred form, mixing badly in the intercepts, 0 of 2 (docs/hvsb-format.md). A failed fit
-    with a signed item term beside a slope term of fewer than FEW_SLOPE_LEVELS levels is retried with
-    its items centred and only the slope columns non-centred: on 4-model HVSB trees of 2,000 items, at
-    0.99, the first form passed 1 of 3 and that one 2 of 3, the seed where the first failed included
-    (docs/hvsb-format.md)."""
-    chosen = set(first.parametrizations().values())
-    if "zerosum_signed" in chosen:  # an item term: centred, thousands of items cannot sample their SD near 0
-        few = any(len(s.levels) < FEW_SLOPE_LEVELS for s in first.design.slopes)
-        return "zerosum_slopes_noncentered" if few else None  # (ESS 3), but few slope levels fail first
-    if chosen == {"zerosum"}:
-        return "zerosum_slopes_noncentered" if first.design.slopes else "zerosum_noncentered"
-    if first.design.slopes:
-        return None if chosen == {"zerosum_noncentered"} else "zerosum_noncentered"
-    return "zerosum"
+def _say(note: str, progress: bool, end: str = "...") -> None:
+    """A note on the console while fitting, wrapped to the terminal like the console's other prose."""
+    if progress:
+        print(textwrap.fill(f"{note}{end}", shutil.get_terminal_size((100, 24)).columns, subsequent_indent="  ",
+                            break_on_hyphens=False, break_long_words=False), flush=True)
+
+
+def _pilot(d: Design, priors: Priors, settings: SamplerSettings, form: str, backend: str, **choices) -> dict:
+    """A short run of ``form`` (:data:`dvbstats.model.plan.PILOT`) at its first attempt's target acceptance and
+    mass matrix: its divergences and leapfrog steps per draw, what :func:`dvbstats.model.plan.choose` compares."""
+    first = plans.plan(d, form, **{k: v for k, v in choices.items() if k in ("target_accept", "low_rank")}).first
+    run = replace(settings, target_accept=first.target_accept, low_rank=first.low_rank, **plans.PILOT)
+    result, _ = _fit_once(d, priors, run, form, False, backend)
+    stats = result.idata.sample_stats
+    return {"divergences": int(stats["diverging"].sum()), "steps_per_draw": round(float(stats["n_steps"].mean()), 1),
+            "sample_s": round(result.timing["sample_s"], 2)}
+
+
+def _tried(result: Fit, attempt: plans.Attempt, backend: str) -> dict:
+    """The record of one attempt made (:class:`dvbstats.model.plan.Sampling`)."""
+    stats = result.idata.sample_stats
+    return {"parametrization": attempt.parametrization, "terms": result.parametrizations(),
+            "target_accept": result.settings.target_accept, "draws": result.settings.draws,
+            "low_rank": bool(result.settings.low_rank),
+            "backend": backend, "diagnostics": result.diagnostics.summary(),
+            "steps_per_draw": round(float(stats["n_steps"].mean()), 1) if "n_steps" in stats else None,
+            "sample_s": round(result.timing["sample_s"], 2)}
 
 
 def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrization: Parametrization,
-              progress: bool, backend: str) -> Fit:
+              progress: bool, backend: str) -> tuple[Fit, str]:
+    """One sampler run in ``parametrization`` with ``settings``; the fit and the backend that sampled it."""
     t0 = time.perf_counter()
-    if settings.target_accept is None:
-        settings = replace(settings, target_accept=default_target_accept(d, parametrization))
-    if settings.low_rank is None:
-        settings = replace(settings, low_rank=default_low_rank(d, parametrization))
     auto_backend = backend == "auto"
     if auto_backend:
         backend = "fastlogp" if settings.sampler == "nutpie" and fastlogp.supports(d) else "pymc"
     integrated = None
     if backend == "fastlogp":
-        per_term = term_parametrizations(d, check_parametrization(parametrization))
+        per_term = plans.term_parametrizations(d, plans.check_parametrization(parametrization))
         item = itemmarginal.item_term(d) if auto_backend else None
         model = itemmarginal.ItemMarginalModel(d, priors, per_term, item) if item is not None else None
         if model is not None and model.worthwhile:
@@ -386,24 +372,5 @@ def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrizat
         t1 = time.perf_counter()
         idata = sample(model, settings, progress=progress)
     t2 = time.perf_counter()
-    return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1}, backend=backend,
-               items_integrated=integrated)
-
-
-def _retry_in_other_form(first: Fit, settings: SamplerSettings, progress: bool) -> Fit:
-    """A fit in the zero-sum form ``auto`` did not choose for ``first``, whose checks failed.
-
-    Near the threshold between the forms either can fail where the other passes (docs/model.md).
-    ``settings`` are the requested ones (a default target acceptance follows the new form). The
-    second fit is returned even if it fails too, so that its checks are the ones reported.
-    """
-    chosen, other = set(first.parametrizations().values()), _other_form(first)
-    note = (f"auto parametrisation ({', '.join(sorted(chosen))}) failed its checks "
-            f"({'; '.join(first.diagnostics.failures)}); refitted with --parametrization {other}")
-    if progress:  # wrapped to the terminal, like the console's other prose
-        print(textwrap.fill(f"{note}...", shutil.get_terminal_size((100, 24)).columns, subsequent_indent="  ",
-                            break_on_hyphens=False, break_long_words=False), flush=True)
-    second = _fit_once(first.design, first.priors, settings, other, progress,
-                       "auto" if first.items_integrated else first.backend)
-    timing = {k: first.timing[k] + second.timing[k] for k in second.timing}
-    return replace(second, timing=timing, retry=note)
+    return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1},
+               items_integrated=integrated), backend
