@@ -31,8 +31,14 @@ interval) and is scored against the truth of the estimand it claims:
 - ``slope`` (class ``scaling``): the within-family size slope beta of the trend model (a superpopulation
   parameter: the slope of the distribution the models' logit rates are drawn from), given stage-1
   draws with known covariance; SBC ranks of beta, tau and each family's alpha.
-
-Not covered here: the same-family agreement difference (see docs/calibration.md).
+- ``agreement`` and ``agreement_logit`` (class ``agreement``): the same-group agreement difference of
+  :func:`dvbstats.results.agreement.bayes_fit`, ``diff_pp`` (points) and ``b`` (log-odds), for 9 models in
+  groups of 2, 5 and 2. Its ``independent`` simulator is the package's harness-level one,
+  :func:`dvbstats.simulate.shared_propensity_trials` (item-level propensities shared within a group; not
+  the beta-binomial pair model), whose truth is finite-population: the least-squares fit of the logit of
+  each pair's expected agreement over the items asked. Its ``prior`` simulator keeps those pairs and
+  shared-item counts and redraws the agreement counts from :func:`~dvbstats.results.agreement.bayes_model`'s
+  prior predictive (truth: the drawn ``diff_pp`` and ``b``; SBC ranks of a, b, sd_model, sd_pair, diff_pp).
 """
 
 from __future__ import annotations
@@ -66,8 +72,9 @@ from dvbstats.model.formula import parse  # noqa: E402
 from dvbstats.model.priors import Priors  # noqa: E402
 from dvbstats.model.sample import SamplerSettings  # noqa: E402
 from dvbstats.input.registry import MODEL_SCHEMA, ModelTable  # noqa: E402
-from dvbstats.results import contrasts, scaling  # noqa: E402
+from dvbstats.results import agreement, contrasts, paired, scaling  # noqa: E402
 from dvbstats.results.fitted import Fit, fit  # noqa: E402
+from dvbstats.simulate import shared_propensity_trials  # noqa: E402
 
 OUT = Path("analyses/out/calibration")
 FITS = "fits.csv"
@@ -104,10 +111,28 @@ SCALING_FAMILIES: dict[str, int] = {"f0": 3, "f1": 2, "f2": 2, "f3": 2}
 STAGE1_SD = (0.03, 0.12)
 
 
-def scaling_models() -> ModelTable:
+def model_table(families: dict[str, int]) -> ModelTable:
+    """Models ``<family>-<k>`` (k = 1..n, the size rank within the family), developer = family."""
     rows = [{"model_id": f"{f}-{k}", "short_name": f"{f}-{k}", "developer": f, "family": f,
-             "size_rank_in_family": k, "params_b": None} for f, n in SCALING_FAMILIES.items() for k in range(1, n + 1)]
+             "size_rank_in_family": k, "params_b": None} for f, n in families.items() for k in range(1, n + 1)]
     return ModelTable(pl.DataFrame(rows, schema=MODEL_SCHEMA))
+
+
+def scaling_models() -> ModelTable:
+    return model_table(SCALING_FAMILIES)
+
+
+def _thinned_ranks(post: xr.Dataset, truth: dict[str, np.ndarray]) -> dict[str, int]:
+    """Rank of each true value among THINNED evenly thinned posterior draws (``name[j]`` for vectors)."""
+    n = post.sizes["chain"] * post.sizes["draw"]
+    keep = np.linspace(0, n - 1, THINNED).astype(int)
+    ranks = {}
+    for name, values in truth.items():
+        flat = post[name].values.reshape(n, -1)
+        for j, v in enumerate(values):
+            label = name if len(values) == 1 else f"{name}[{j}]"
+            ranks[label] = int((flat[keep, j] < v).sum())
+    return ranks
 
 
 def simulate_scaling(simulator: str, seed: int, draws: int) -> tuple[xr.DataArray, dict[str, np.ndarray]]:
@@ -141,21 +166,57 @@ def scaling_fit(simulator: str, seed: int, draws: int) -> dict:
     dvgr, truth = simulate_scaling(simulator, seed, draws)
     res = scaling.trend(dvgr, scaling_models(), size="rank",
                         settings=replace(scaling.TREND_SAMPLER, seed=seed, draws=draws))
-    post = res.idata.posterior
-    n = post.sizes["chain"] * post.sizes["draw"]
-    keep = np.linspace(0, n - 1, THINNED).astype(int)
-    ranks = {}
-    if simulator == "prior":
-        for name, values in truth.items():
-            flat = post[name].values.reshape(n, -1)
-            for j, v in enumerate(values):
-                label = name if len(values) == 1 else f"{name}[{j}]"
-                ranks[label] = int((flat[keep, j] < v).sum())
+    ranks = _thinned_ranks(res.idata.posterior, truth) if simulator == "prior" else {}
     slope = ["slope", "beta", res.slope_hdi_low, res.slope_hdi_high, float(truth["beta"][0])]
     diag = res.diagnostics.summary()
     return {"ok": bool(diag["ok"]), "max_r_hat": float(diag["max_r_hat"]), "min_ess_bulk": float(diag["min_ess_bulk"]),
             "divergences": int(diag["divergences"]), "degenerate": 0, "ranks": json.dumps(ranks),
             "intervals": json.dumps([slope])}
+
+
+#: The agreement class: 9 models of 3 developers (2, 5 and 2 models: the DVB developers' shape) on these items.
+AGREEMENT_FAMILIES: dict[str, int] = {"a": 2, "b": 5, "c": 2}
+AGREEMENT_ITEMS = 1000
+#: Parameters of the agreement model ranked in SBC (prior simulator).
+AGREEMENT_PARAMETERS = ("a", "b", "sd_model", "sd_pair", "diff_pp")
+
+
+def simulate_agreement(simulator: str, seed: int) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
+    """The pair table (:func:`dvbstats.results.agreement.agreement_table`) of one harness-level simulation
+    (:func:`dvbstats.simulate.shared_propensity_trials`, group-item SD uniform on 0-1.2) and the truth of
+    ``diff_pp`` and ``b``; ``prior``: the same pairs with agreement counts from the model's prior predictive."""
+    rng = np.random.default_rng(seed)
+    table = model_table(AGREEMENT_FAMILIES)
+    groups = dict(zip(table.data["short_name"], table.data["developer"]))
+    sim = shared_propensity_trials(groups, n_items=AGREEMENT_ITEMS, seed=seed, sd_group_item=rng.uniform(0, 1.2))
+    counts = paired.pair_counts(sim.trials, agreement.model_order(table, list(groups), "developer"))
+    pairs = agreement.agreement_table(counts, table, "developer")
+    if simulator != "prior":
+        return pairs, {"diff_pp": np.array([sim.effect_pp]), "b": np.array([sim.effect_logit])}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The effect of Potentials")
+        prior = pm.sample_prior_predictive(draws=1, model=agreement.bayes_model(pairs), random_seed=seed)
+    n_agree = prior.prior_predictive["n_agree"].values.reshape(-1).astype(np.int64)
+    pairs = pairs.filter(pl.col("n_shared") > 0).with_columns(
+        n_agree=pl.Series(n_agree), agreement=pl.Series(n_agree) / pl.col("n_shared"))
+    return pairs, {name: prior.prior[name].values.reshape(-1) for name in AGREEMENT_PARAMETERS}
+
+
+def agreement_fit(simulator: str, seed: int, draws: int, tune: int) -> dict:
+    """One fit of the agreement model (the package's defaults, model effects' form by its rule): SBC ranks
+    and the intervals of ``diff_pp`` and ``b``."""
+    pairs, truth = simulate_agreement(simulator, seed)
+    res = agreement.bayes_fit(pairs, SamplerSettings(seed=seed, draws=draws, tune=tune))
+    ranks = _thinned_ranks(res.idata.posterior, truth) if simulator == "prior" else {}
+    rows = {r["scale"]: r for r in res.rows}
+    out = [["agreement", "diff_pp", rows["percentage points"]["low"], rows["percentage points"]["high"],
+            float(truth["diff_pp"][0])],
+           ["agreement_logit", "b", rows["log-odds"]["low"], rows["log-odds"]["high"], float(truth["b"][0])]]
+    diag = res.diagnostics
+    degenerate = int(pairs["n_agree"].sum() in (0, int(pairs["n_shared"].sum())))
+    return {"ok": bool(diag["ok"]), "max_r_hat": float(diag["max_r_hat"]), "min_ess_bulk": float(diag["min_ess_bulk"]),
+            "divergences": int(diag["divergences"]), "degenerate": degenerate, "ranks": json.dumps(ranks),
+            "intervals": json.dumps(out)}
 
 
 def layout(c: ModelClass) -> pl.DataFrame:
@@ -307,8 +368,9 @@ def sbc_ranks(f: Fit, truth_fit: Fit) -> dict[str, int]:
 def one_fit(cls: str, simulator: str, seed: int, draws: int, tune: int) -> dict:
     """Simulate, fit with the package's defaults (except ``draws``/``tune``), rank and score: one CSV row."""
     start = time.perf_counter()
-    if cls == "scaling":
-        return {"class": cls, "simulator": simulator, "seed": seed, **scaling_fit(simulator, seed, draws),
+    if cls in ("scaling", "agreement"):
+        row = scaling_fit(simulator, seed, draws) if cls == "scaling" else agreement_fit(simulator, seed, draws, tune)
+        return {"class": cls, "simulator": simulator, "seed": seed, **row,
                 "seconds": round(time.perf_counter() - start, 1), "draws": draws, "tune": tune}
     c = CLASSES[cls]
     if simulator == "prior":
@@ -518,7 +580,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run")
-    r.add_argument("--classes", default=",".join([*CLASSES, "scaling"]))
+    r.add_argument("--classes", default=",".join([*CLASSES, "scaling", "agreement"]))
     r.add_argument("--simulators", default="prior,independent")
     r.add_argument("--fits", type=int, default=200, help="seeds per class and simulator")
     r.add_argument("--jobs", type=int, default=1)
