@@ -3,13 +3,16 @@
     python analyses/calibration.py run [--classes dvb,slope,hvsb,rasch] [--simulators prior,independent]
                                        [--fits 200] [--jobs 1] [--draws 1000] [--tune 500] [--out analyses/out/calibration]
     python analyses/calibration.py summarise [--out analyses/out/calibration]
+    python analyses/calibration.py cost --classes dvb,rasch [--seed 7]      # where one default fit's CPU goes
 
 ``run`` appends one row per fit to ``OUT/fits.csv``, keyed by (class, simulator, seed); a rerun skips the
 keys already there, so the suite is resumable and can be stopped at any time. ``--jobs N`` fits in N
 processes. ``summarise`` writes ``sbc.csv`` (per quantity: fits, chi-square uniformity test of the ranks
 in 10 bins, Bonferroni threshold), ``coverage.csv`` (per estimand class and simulator: intervals,
 covered, Wilson 95% interval), ``pbest.csv`` (calibration of P(best)) and the figures
-``sbc_<class>.png`` (rank histograms and ECDF differences with 99% simultaneous bands).
+``sbc_<class>.png`` (rank histograms and ECDF differences with 99% simultaneous bands). ``cost`` fits one
+data set per class with the defaults and prints the CPU seconds of the fit and, on the PyMC backend, of
+compiling its graph alone, with the sampler's leapfrog steps per draw, tree depth and divergences.
 
 **Simulators.** ``prior``: parameters drawn from the fitted model's own prior and data from its likelihood
 (PyMC's prior predictive of :func:`dvbstats.model.design.pymc_model`, the package's defaults): the SBC
@@ -58,6 +61,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import nutpie  # noqa: E402
 import polars as pl  # noqa: E402
 import xarray as xr  # noqa: E402
 import pymc as pm  # noqa: E402
@@ -576,6 +580,32 @@ def summarise(out: Path) -> dict[str, pl.DataFrame]:
     return tables
 
 
+# --------------------------------------------------------------------------- cost of one fit
+
+
+def fit_cost(cls: str, seed: int) -> dict:
+    """CPU seconds of one default fit of class ``cls`` (independent simulator) and, when it samples the PyMC
+    graph, of compiling that graph alone for nutpie (the fixed cost of every such fit), with its sampler
+    statistics: what a fit's time is spent on."""
+    c = CLASSES[cls]
+    data, _ = simulate_independent(c, seed)
+    cpu = time.process_time()
+    res = fit(parse(c.formula), _cells(c, data), settings=SamplerSettings(seed=seed), progress=False)
+    fit_cpu = time.process_time() - cpu
+    compile_cpu = float("nan")
+    if res.backend == "pymc":
+        cpu = time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nutpie.compile_pymc_model(pymc_model(res.design, res.priors, res.parametrization))
+        compile_cpu = time.process_time() - cpu
+    stats_ = res.idata.sample_stats
+    return {"class": cls, "seed": seed, "backend": res.backend, "forms": res.parametrizations(),
+            "fit_cpu_s": round(fit_cpu, 1), "compile_cpu_s": round(compile_cpu, 1),
+            "steps_per_draw": round(float(stats_["n_steps"].mean()), 1), "mean_depth": round(float(stats_["depth"].mean()), 2),
+            "divergences": int(stats_["diverging"].sum()), "target_accept": res.settings.target_accept}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -588,7 +618,14 @@ def main() -> None:
     r.add_argument("--tune", type=int, default=SamplerSettings().tune)
     for s in (r, sub.add_parser("summarise")):
         s.add_argument("--out", type=Path, default=OUT)
+    k = sub.add_parser("cost")
+    k.add_argument("--classes", default=",".join(CLASSES))
+    k.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
+    if args.command == "cost":
+        for cls in args.classes.split(","):
+            print(fit_cost(cls, args.seed), flush=True)
+        return
     if args.command == "run":
         start = time.perf_counter()
         n = run(args.classes.split(","), args.simulators.split(","), args.fits, args.jobs, args.draws, args.tune,
