@@ -8,8 +8,9 @@
 ``run`` appends one row per fit to ``OUT/fits.csv``, keyed by (class, simulator, seed); a rerun skips the
 keys already there, so the suite is resumable and can be stopped at any time. ``--jobs N`` fits in N
 processes. ``summarise`` writes ``sbc.csv`` (per quantity: fits, chi-square uniformity test of the ranks
-in 10 bins, Bonferroni threshold), ``coverage.csv`` (per estimand class and simulator: intervals,
-covered, Wilson 95% interval), ``pbest.csv`` (calibration of P(best)) and the figures
+in 10 bins, Bonferroni threshold), ``coverage.csv`` (per model class, simulator and estimand: fits,
+intervals, covered, Wilson 95% interval), ``coverage_pooled.csv`` and ``coverage.md`` (per estimand class
+and simulator, over the model classes), ``pbest.csv`` (calibration of P(best)) and the figures
 ``sbc_<class>.png`` (rank histograms and ECDF differences with 99% simultaneous bands). ``cost`` fits one
 data set per class with the defaults and prints the CPU seconds of the fit and, on the PyMC backend, of
 compiling its graph alone, with the sampler's leapfrog steps per draw, tree depth and divergences.
@@ -467,22 +468,34 @@ def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     return float(centre - half), float(centre + half)
 
 
-def coverage_table(fits: pl.DataFrame) -> pl.DataFrame:
-    """Per class, simulator and estimand: intervals, covered, share and its Wilson interval."""
+def coverage_table(fits: pl.DataFrame, by: tuple[str, ...] = ("class", "simulator", "estimand")) -> pl.DataFrame:
+    """Per group ``by`` (of class, simulator, estimand): fits contributing, intervals, covered, share and its
+    Wilson interval."""
     rows = []
     for r in fits.iter_rows(named=True):
         for estimand, name, low, high, truth in json.loads(r["intervals"]):
             if estimand != "pbest":
                 rows.append({"class": r["class"], "simulator": r["simulator"], "estimand": estimand,
-                             "covered": low <= truth <= high})
+                             "fit": f"{r['class']}/{r['seed']}", "covered": low <= truth <= high})
     if not rows:
         return pl.DataFrame()
-    t = pl.DataFrame(rows).group_by("class", "simulator", "estimand", maintain_order=True).agg(
-        fits=pl.len(), covered=pl.col("covered").sum())
-    t = t.rename({"fits": "intervals"})
+    t = pl.DataFrame(rows).group_by(*by, maintain_order=True).agg(
+        fits=pl.col("fit").n_unique(), intervals=pl.len(), covered=pl.col("covered").sum())
     bounds = [wilson(k, n) for k, n in t.select("covered", "intervals").iter_rows()]
     return t.with_columns(coverage=pl.col("covered") / pl.col("intervals"),
                           wilson_low=pl.Series([b[0] for b in bounds]), wilson_high=pl.Series([b[1] for b in bounds]))
+
+
+def markdown(t: pl.DataFrame) -> str:
+    """A coverage table as Markdown (shares and Wilson bounds in percent)."""
+    keys = [c for c in ("estimand", "simulator", "class") if c in t.columns]
+    lines = ["| " + " | ".join([*keys, "fits", "intervals", "covered", "share", "Wilson 95%"]) + " |",
+             "|" + ":--|" * len(keys) + "--:|" * 4 + ":--|"]
+    for r in t.sort(keys).iter_rows(named=True):
+        lines.append("| " + " | ".join([*(str(r[k]) for k in keys), str(r["fits"]), str(r["intervals"]), str(r["covered"]),
+                                        f"{100 * r['coverage']:.1f}%",
+                                        f"{100 * r['wilson_low']:.1f}-{100 * r['wilson_high']:.1f}%"]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def pbest_table(fits: pl.DataFrame) -> pl.DataFrame:
@@ -572,10 +585,13 @@ def figures(fits: pl.DataFrame, out: Path) -> list[Path]:
 
 def summarise(out: Path) -> dict[str, pl.DataFrame]:
     fits = pl.read_csv(out / FITS)
-    tables = {"coverage": coverage_table(fits), "sbc": sbc_table(fits), "pbest": pbest_table(fits)}
+    tables = {"coverage": coverage_table(fits), "coverage_pooled": coverage_table(fits, ("estimand", "simulator")),
+              "sbc": sbc_table(fits), "pbest": pbest_table(fits)}
     for name, t in tables.items():
         if not t.is_empty():
             t.write_csv(out / f"{name}.csv")
+    if not tables["coverage_pooled"].is_empty():
+        (out / "coverage.md").write_text(markdown(tables["coverage_pooled"]), encoding="utf-8")
     figures(fits, out)
     return tables
 

@@ -42,6 +42,10 @@ def test_coverage_table_counts_and_wilson():
     assert (row["estimand"], row["intervals"], row["covered"]) == ("rate", 20, 10)
     assert row["wilson_low"] == pytest.approx(0.2993, abs=1e-3) and row["wilson_high"] == pytest.approx(0.7007, abs=1e-3)
     assert cal.pbest_table(_fits([{}] * 10, intervals))["n"].sum() == 10
+    pooled = cal.coverage_table(_fits([{}] * 10, intervals), ("estimand", "simulator"))
+    assert pooled.select("estimand", "fits", "intervals", "covered").row(0) == ("rate", 10, 20, 10)
+    md = cal.markdown(pooled).splitlines()
+    assert md[0].startswith("| estimand | simulator | fits |") and md[2] == "| rate | prior | 10 | 20 | 10 | 50.0% | 29.9-70.1% |"
 
 
 def test_independent_truth_is_the_prompt_weighted_mean_of_cell_probabilities():
