@@ -9,11 +9,12 @@
 keys already there, so the suite is resumable and can be stopped at any time. ``--jobs N`` fits in N
 processes. ``summarise`` writes ``sbc.csv`` (per quantity: fits, chi-square uniformity test of the ranks
 in 10 bins, Bonferroni threshold), ``coverage.csv`` (per model class, simulator and estimand: fits,
-intervals, covered, Wilson 95% interval), ``coverage_pooled.csv`` and ``coverage.md`` (per estimand class
-and simulator, over the model classes), ``pbest.csv`` (calibration of P(best)) and the figures
-``sbc_<class>.png`` (rank histograms and ECDF differences with 99% simultaneous bands). ``cost`` fits one
-data set per class with the defaults and prints the CPU seconds of the fit and, on the PyMC backend, of
-compiling its graph alone, with the sampler's leapfrog steps per draw, tree depth and divergences.
+intervals, covered, Wilson 95% interval, and a 95% interval resampling whole fits),
+``coverage_pooled.csv`` and ``coverage.md`` (the same per estimand class and simulator, over the model
+classes), ``pbest.csv`` (calibration of P(best)) and the figures ``sbc_<class>.png`` (rank histograms and
+ECDF differences with 99% simultaneous bands). ``cost`` fits one data set per class with the defaults and
+prints the CPU seconds of the fit and, on the PyMC backend, of compiling its graph alone, with the
+sampler's leapfrog steps per draw, tree depth and divergences.
 
 **Simulators.** ``prior``: parameters drawn from the fitted model's own prior and data from its likelihood
 (PyMC's prior predictive of :func:`dvbstats.model.design.pymc_model`, the package's defaults): the SBC
@@ -468,9 +469,19 @@ def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     return float(centre - half), float(centre + half)
 
 
+def fit_bootstrap(covered: np.ndarray, fit: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the covered share when whole fits are resampled (the intervals of one fit share its
+    data and posterior, so they are not independent, and the Wilson interval is too narrow)."""
+    _, codes = np.unique(fit, return_inverse=True)
+    k, n = np.bincount(codes, weights=covered), np.bincount(codes)
+    pick = np.random.default_rng(seed).integers(0, len(n), (reps, len(n)))
+    share = k[pick].sum(axis=1) / n[pick].sum(axis=1)
+    return float(np.quantile(share, 0.025)), float(np.quantile(share, 0.975))
+
+
 def coverage_table(fits: pl.DataFrame, by: tuple[str, ...] = ("class", "simulator", "estimand")) -> pl.DataFrame:
-    """Per group ``by`` (of class, simulator, estimand): fits contributing, intervals, covered, share and its
-    Wilson interval."""
+    """Per group ``by`` (of class, simulator, estimand): fits contributing, intervals, covered, share, its
+    Wilson interval and its fit-bootstrap interval (:func:`fit_bootstrap`)."""
     rows = []
     for r in fits.iter_rows(named=True):
         for estimand, name, low, high, truth in json.loads(r["intervals"]):
@@ -480,21 +491,26 @@ def coverage_table(fits: pl.DataFrame, by: tuple[str, ...] = ("class", "simulato
     if not rows:
         return pl.DataFrame()
     t = pl.DataFrame(rows).group_by(*by, maintain_order=True).agg(
-        fits=pl.col("fit").n_unique(), intervals=pl.len(), covered=pl.col("covered").sum())
+        fits=pl.col("fit").n_unique(), intervals=pl.len(), covered=pl.col("covered").sum(),
+        _covered=pl.col("covered"), _fit=pl.col("fit"))
     bounds = [wilson(k, n) for k, n in t.select("covered", "intervals").iter_rows()]
-    return t.with_columns(coverage=pl.col("covered") / pl.col("intervals"),
-                          wilson_low=pl.Series([b[0] for b in bounds]), wilson_high=pl.Series([b[1] for b in bounds]))
+    boot = [fit_bootstrap(np.asarray(c, dtype=float), np.asarray(f)) for c, f in t.select("_covered", "_fit").iter_rows()]
+    return t.drop("_covered", "_fit").with_columns(
+        coverage=pl.col("covered") / pl.col("intervals"), wilson_low=pl.Series([b[0] for b in bounds]),
+        wilson_high=pl.Series([b[1] for b in bounds]), boot_low=pl.Series([b[0] for b in boot]),
+        boot_high=pl.Series([b[1] for b in boot]))
 
 
 def markdown(t: pl.DataFrame) -> str:
     """A coverage table as Markdown (shares and Wilson bounds in percent)."""
     keys = [c for c in ("estimand", "simulator", "class") if c in t.columns]
-    lines = ["| " + " | ".join([*keys, "fits", "intervals", "covered", "share", "Wilson 95%"]) + " |",
-             "|" + ":--|" * len(keys) + "--:|" * 4 + ":--|"]
+    lines = ["| " + " | ".join([*keys, "fits", "intervals", "covered", "share", "Wilson 95%", "fit bootstrap 95%"]) + " |",
+             "|" + ":--|" * len(keys) + "--:|" * 4 + ":--|:--|"]
     for r in t.sort(keys).iter_rows(named=True):
         lines.append("| " + " | ".join([*(str(r[k]) for k in keys), str(r["fits"]), str(r["intervals"]), str(r["covered"]),
                                         f"{100 * r['coverage']:.1f}%",
-                                        f"{100 * r['wilson_low']:.1f}-{100 * r['wilson_high']:.1f}%"]) + " |")
+                                        f"{100 * r['wilson_low']:.1f}-{100 * r['wilson_high']:.1f}%",
+                                        f"{100 * r['boot_low']:.1f}-{100 * r['boot_high']:.1f}%"]) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -45,7 +45,21 @@ def test_coverage_table_counts_and_wilson():
     pooled = cal.coverage_table(_fits([{}] * 10, intervals), ("estimand", "simulator"))
     assert pooled.select("estimand", "fits", "intervals", "covered").row(0) == ("rate", 10, 20, 10)
     md = cal.markdown(pooled).splitlines()
-    assert md[0].startswith("| estimand | simulator | fits |") and md[2] == "| rate | prior | 10 | 20 | 10 | 50.0% | 29.9-70.1% |"
+    assert md[0].startswith("| estimand | simulator | fits |")
+    assert md[2] == "| rate | prior | 10 | 20 | 10 | 50.0% | 29.9-70.1% | 50.0-50.0% |"  # every fit covers one of two
+
+
+def test_fit_bootstrap_is_wider_when_misses_cluster_in_fits():
+    """60 fits of 6 intervals, 36 misses: spread one per fit, or all six in 6 fits. Same share; the
+    clustered misses give a wider interval over fits, the spread ones a narrower one than Wilson's."""
+    fit = np.repeat(np.arange(60), 6)
+    spread = np.ones(360)
+    spread[::10] = 0
+    clustered = np.where(fit < 6, 0.0, 1.0)
+    lo_s, hi_s = cal.fit_bootstrap(spread, fit)
+    lo_c, hi_c = cal.fit_bootstrap(clustered, fit)
+    wl, wh = cal.wilson(324, 360)
+    assert lo_c < wl < lo_s <= 0.9 <= hi_s < wh < hi_c
 
 
 def test_independent_truth_is_the_prompt_weighted_mean_of_cell_probabilities():
