@@ -3,13 +3,18 @@
     python analyses/calibration.py run [--classes dvb,slope,hvsb,rasch] [--simulators prior,independent]
                                        [--fits 200] [--jobs 1] [--draws 1000] [--tune 500] [--out analyses/out/calibration]
     python analyses/calibration.py summarise [--out analyses/out/calibration]
+    python analyses/calibration.py cost --classes dvb,rasch [--seed 7]      # where one default fit's CPU goes
 
 ``run`` appends one row per fit to ``OUT/fits.csv``, keyed by (class, simulator, seed); a rerun skips the
 keys already there, so the suite is resumable and can be stopped at any time. ``--jobs N`` fits in N
 processes. ``summarise`` writes ``sbc.csv`` (per quantity: fits, chi-square uniformity test of the ranks
-in 10 bins, Bonferroni threshold), ``coverage.csv`` (per estimand class and simulator: intervals,
-covered, Wilson 95% interval), ``pbest.csv`` (calibration of P(best)) and the figures
-``sbc_<class>.png`` (rank histograms and ECDF differences with 99% simultaneous bands).
+in 10 bins, Bonferroni threshold), ``coverage.csv`` (per model class, simulator and estimand: fits,
+intervals, covered, Wilson 95% interval, and a 95% interval resampling whole fits),
+``coverage_pooled.csv`` and ``coverage.md`` (the same per estimand class and simulator, over the model
+classes), ``pbest.csv`` (calibration of P(best)) and the figures ``sbc_<class>.png`` (rank histograms and
+ECDF differences with 99% simultaneous bands). ``cost`` fits one data set per class with the defaults and
+prints the CPU seconds of the fit and, on the PyMC backend, of compiling its graph alone, with the
+sampler's leapfrog steps per draw, tree depth and divergences.
 
 **Simulators.** ``prior``: parameters drawn from the fitted model's own prior and data from its likelihood
 (PyMC's prior predictive of :func:`dvbstats.model.design.pymc_model`, the package's defaults): the SBC
@@ -31,8 +36,14 @@ interval) and is scored against the truth of the estimand it claims:
 - ``slope`` (class ``scaling``): the within-family size slope beta of the trend model (a superpopulation
   parameter: the slope of the distribution the models' logit rates are drawn from), given stage-1
   draws with known covariance; SBC ranks of beta, tau and each family's alpha.
-
-Not covered here: the same-family agreement difference (see docs/calibration.md).
+- ``agreement`` and ``agreement_logit`` (class ``agreement``): the same-group agreement difference of
+  :func:`dvbstats.results.agreement.bayes_fit`, ``diff_pp`` (points) and ``b`` (log-odds), for 9 models in
+  groups of 2, 5 and 2. Its ``independent`` simulator is the package's harness-level one,
+  :func:`dvbstats.simulate.shared_propensity_trials` (item-level propensities shared within a group; not
+  the beta-binomial pair model), whose truth is finite-population: the least-squares fit of the logit of
+  each pair's expected agreement over the items asked. Its ``prior`` simulator keeps those pairs and
+  shared-item counts and redraws the agreement counts from :func:`~dvbstats.results.agreement.bayes_model`'s
+  prior predictive (truth: the drawn ``diff_pp`` and ``b``; SBC ranks of a, b, sd_model, sd_pair, diff_pp).
 """
 
 from __future__ import annotations
@@ -52,6 +63,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import nutpie  # noqa: E402
 import polars as pl  # noqa: E402
 import xarray as xr  # noqa: E402
 import pymc as pm  # noqa: E402
@@ -66,8 +78,9 @@ from dvbstats.model.formula import parse  # noqa: E402
 from dvbstats.model.priors import Priors  # noqa: E402
 from dvbstats.model.sample import SamplerSettings  # noqa: E402
 from dvbstats.input.registry import MODEL_SCHEMA, ModelTable  # noqa: E402
-from dvbstats.results import contrasts, scaling  # noqa: E402
+from dvbstats.results import agreement, contrasts, paired, scaling  # noqa: E402
 from dvbstats.results.fitted import Fit, fit  # noqa: E402
+from dvbstats.simulate import shared_propensity_trials  # noqa: E402
 
 OUT = Path("analyses/out/calibration")
 FITS = "fits.csv"
@@ -104,10 +117,28 @@ SCALING_FAMILIES: dict[str, int] = {"f0": 3, "f1": 2, "f2": 2, "f3": 2}
 STAGE1_SD = (0.03, 0.12)
 
 
-def scaling_models() -> ModelTable:
+def model_table(families: dict[str, int]) -> ModelTable:
+    """Models ``<family>-<k>`` (k = 1..n, the size rank within the family), developer = family."""
     rows = [{"model_id": f"{f}-{k}", "short_name": f"{f}-{k}", "developer": f, "family": f,
-             "size_rank_in_family": k, "params_b": None} for f, n in SCALING_FAMILIES.items() for k in range(1, n + 1)]
+             "size_rank_in_family": k, "params_b": None} for f, n in families.items() for k in range(1, n + 1)]
     return ModelTable(pl.DataFrame(rows, schema=MODEL_SCHEMA))
+
+
+def scaling_models() -> ModelTable:
+    return model_table(SCALING_FAMILIES)
+
+
+def _thinned_ranks(post: xr.Dataset, truth: dict[str, np.ndarray]) -> dict[str, int]:
+    """Rank of each true value among THINNED evenly thinned posterior draws (``name[j]`` for vectors)."""
+    n = post.sizes["chain"] * post.sizes["draw"]
+    keep = np.linspace(0, n - 1, THINNED).astype(int)
+    ranks = {}
+    for name, values in truth.items():
+        flat = post[name].values.reshape(n, -1)
+        for j, v in enumerate(values):
+            label = name if len(values) == 1 else f"{name}[{j}]"
+            ranks[label] = int((flat[keep, j] < v).sum())
+    return ranks
 
 
 def simulate_scaling(simulator: str, seed: int, draws: int) -> tuple[xr.DataArray, dict[str, np.ndarray]]:
@@ -141,21 +172,57 @@ def scaling_fit(simulator: str, seed: int, draws: int) -> dict:
     dvgr, truth = simulate_scaling(simulator, seed, draws)
     res = scaling.trend(dvgr, scaling_models(), size="rank",
                         settings=replace(scaling.TREND_SAMPLER, seed=seed, draws=draws))
-    post = res.idata.posterior
-    n = post.sizes["chain"] * post.sizes["draw"]
-    keep = np.linspace(0, n - 1, THINNED).astype(int)
-    ranks = {}
-    if simulator == "prior":
-        for name, values in truth.items():
-            flat = post[name].values.reshape(n, -1)
-            for j, v in enumerate(values):
-                label = name if len(values) == 1 else f"{name}[{j}]"
-                ranks[label] = int((flat[keep, j] < v).sum())
+    ranks = _thinned_ranks(res.idata.posterior, truth) if simulator == "prior" else {}
     slope = ["slope", "beta", res.slope_hdi_low, res.slope_hdi_high, float(truth["beta"][0])]
     diag = res.diagnostics.summary()
     return {"ok": bool(diag["ok"]), "max_r_hat": float(diag["max_r_hat"]), "min_ess_bulk": float(diag["min_ess_bulk"]),
             "divergences": int(diag["divergences"]), "degenerate": 0, "ranks": json.dumps(ranks),
             "intervals": json.dumps([slope])}
+
+
+#: The agreement class: 9 models of 3 developers (2, 5 and 2 models: the DVB developers' shape) on these items.
+AGREEMENT_FAMILIES: dict[str, int] = {"a": 2, "b": 5, "c": 2}
+AGREEMENT_ITEMS = 1000
+#: Parameters of the agreement model ranked in SBC (prior simulator).
+AGREEMENT_PARAMETERS = ("a", "b", "sd_model", "sd_pair", "diff_pp")
+
+
+def simulate_agreement(simulator: str, seed: int) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
+    """The pair table (:func:`dvbstats.results.agreement.agreement_table`) of one harness-level simulation
+    (:func:`dvbstats.simulate.shared_propensity_trials`, group-item SD uniform on 0-1.2) and the truth of
+    ``diff_pp`` and ``b``; ``prior``: the same pairs with agreement counts from the model's prior predictive."""
+    rng = np.random.default_rng(seed)
+    table = model_table(AGREEMENT_FAMILIES)
+    groups = dict(zip(table.data["short_name"], table.data["developer"]))
+    sim = shared_propensity_trials(groups, n_items=AGREEMENT_ITEMS, seed=seed, sd_group_item=rng.uniform(0, 1.2))
+    counts = paired.pair_counts(sim.trials, agreement.model_order(table, list(groups), "developer"))
+    pairs = agreement.agreement_table(counts, table, "developer")
+    if simulator != "prior":
+        return pairs, {"diff_pp": np.array([sim.effect_pp]), "b": np.array([sim.effect_logit])}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The effect of Potentials")
+        prior = pm.sample_prior_predictive(draws=1, model=agreement.bayes_model(pairs), random_seed=seed)
+    n_agree = prior.prior_predictive["n_agree"].values.reshape(-1).astype(np.int64)
+    pairs = pairs.filter(pl.col("n_shared") > 0).with_columns(
+        n_agree=pl.Series(n_agree), agreement=pl.Series(n_agree) / pl.col("n_shared"))
+    return pairs, {name: prior.prior[name].values.reshape(-1) for name in AGREEMENT_PARAMETERS}
+
+
+def agreement_fit(simulator: str, seed: int, draws: int, tune: int) -> dict:
+    """One fit of the agreement model (the package's defaults, model effects' form by its rule): SBC ranks
+    and the intervals of ``diff_pp`` and ``b``."""
+    pairs, truth = simulate_agreement(simulator, seed)
+    res = agreement.bayes_fit(pairs, SamplerSettings(seed=seed, draws=draws, tune=tune))
+    ranks = _thinned_ranks(res.idata.posterior, truth) if simulator == "prior" else {}
+    rows = {r["scale"]: r for r in res.rows}
+    out = [["agreement", "diff_pp", rows["percentage points"]["low"], rows["percentage points"]["high"],
+            float(truth["diff_pp"][0])],
+           ["agreement_logit", "b", rows["log-odds"]["low"], rows["log-odds"]["high"], float(truth["b"][0])]]
+    diag = res.diagnostics
+    degenerate = int(pairs["n_agree"].sum() in (0, int(pairs["n_shared"].sum())))
+    return {"ok": bool(diag["ok"]), "max_r_hat": float(diag["max_r_hat"]), "min_ess_bulk": float(diag["min_ess_bulk"]),
+            "divergences": int(diag["divergences"]), "degenerate": degenerate, "ranks": json.dumps(ranks),
+            "intervals": json.dumps(out)}
 
 
 def layout(c: ModelClass) -> pl.DataFrame:
@@ -307,8 +374,9 @@ def sbc_ranks(f: Fit, truth_fit: Fit) -> dict[str, int]:
 def one_fit(cls: str, simulator: str, seed: int, draws: int, tune: int) -> dict:
     """Simulate, fit with the package's defaults (except ``draws``/``tune``), rank and score: one CSV row."""
     start = time.perf_counter()
-    if cls == "scaling":
-        return {"class": cls, "simulator": simulator, "seed": seed, **scaling_fit(simulator, seed, draws),
+    if cls in ("scaling", "agreement"):
+        row = scaling_fit(simulator, seed, draws) if cls == "scaling" else agreement_fit(simulator, seed, draws, tune)
+        return {"class": cls, "simulator": simulator, "seed": seed, **row,
                 "seconds": round(time.perf_counter() - start, 1), "draws": draws, "tune": tune}
     c = CLASSES[cls]
     if simulator == "prior":
@@ -401,22 +469,49 @@ def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     return float(centre - half), float(centre + half)
 
 
-def coverage_table(fits: pl.DataFrame) -> pl.DataFrame:
-    """Per class, simulator and estimand: intervals, covered, share and its Wilson interval."""
+def fit_bootstrap(covered: np.ndarray, fit: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the covered share when whole fits are resampled (the intervals of one fit share its
+    data and posterior, so they are not independent, and the Wilson interval is too narrow)."""
+    _, codes = np.unique(fit, return_inverse=True)
+    k, n = np.bincount(codes, weights=covered), np.bincount(codes)
+    pick = np.random.default_rng(seed).integers(0, len(n), (reps, len(n)))
+    share = k[pick].sum(axis=1) / n[pick].sum(axis=1)
+    return float(np.quantile(share, 0.025)), float(np.quantile(share, 0.975))
+
+
+def coverage_table(fits: pl.DataFrame, by: tuple[str, ...] = ("class", "simulator", "estimand")) -> pl.DataFrame:
+    """Per group ``by`` (of class, simulator, estimand): fits contributing, intervals, covered, share, its
+    Wilson interval and its fit-bootstrap interval (:func:`fit_bootstrap`)."""
     rows = []
     for r in fits.iter_rows(named=True):
         for estimand, name, low, high, truth in json.loads(r["intervals"]):
             if estimand != "pbest":
                 rows.append({"class": r["class"], "simulator": r["simulator"], "estimand": estimand,
-                             "covered": low <= truth <= high})
+                             "fit": f"{r['class']}/{r['seed']}", "covered": low <= truth <= high})
     if not rows:
         return pl.DataFrame()
-    t = pl.DataFrame(rows).group_by("class", "simulator", "estimand", maintain_order=True).agg(
-        fits=pl.len(), covered=pl.col("covered").sum())
-    t = t.rename({"fits": "intervals"})
+    t = pl.DataFrame(rows).group_by(*by, maintain_order=True).agg(
+        fits=pl.col("fit").n_unique(), intervals=pl.len(), covered=pl.col("covered").sum(),
+        _covered=pl.col("covered"), _fit=pl.col("fit"))
     bounds = [wilson(k, n) for k, n in t.select("covered", "intervals").iter_rows()]
-    return t.with_columns(coverage=pl.col("covered") / pl.col("intervals"),
-                          wilson_low=pl.Series([b[0] for b in bounds]), wilson_high=pl.Series([b[1] for b in bounds]))
+    boot = [fit_bootstrap(np.asarray(c, dtype=float), np.asarray(f)) for c, f in t.select("_covered", "_fit").iter_rows()]
+    return t.drop("_covered", "_fit").with_columns(
+        coverage=pl.col("covered") / pl.col("intervals"), wilson_low=pl.Series([b[0] for b in bounds]),
+        wilson_high=pl.Series([b[1] for b in bounds]), boot_low=pl.Series([b[0] for b in boot]),
+        boot_high=pl.Series([b[1] for b in boot]))
+
+
+def markdown(t: pl.DataFrame) -> str:
+    """A coverage table as Markdown (shares and Wilson bounds in percent)."""
+    keys = [c for c in ("estimand", "simulator", "class") if c in t.columns]
+    lines = ["| " + " | ".join([*keys, "fits", "intervals", "covered", "share", "Wilson 95%", "fit bootstrap 95%"]) + " |",
+             "|" + ":--|" * len(keys) + "--:|" * 4 + ":--|:--|"]
+    for r in t.sort(keys).iter_rows(named=True):
+        lines.append("| " + " | ".join([*(str(r[k]) for k in keys), str(r["fits"]), str(r["intervals"]), str(r["covered"]),
+                                        f"{100 * r['coverage']:.1f}%",
+                                        f"{100 * r['wilson_low']:.1f}-{100 * r['wilson_high']:.1f}%",
+                                        f"{100 * r['boot_low']:.1f}-{100 * r['boot_high']:.1f}%"]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def pbest_table(fits: pl.DataFrame) -> pl.DataFrame:
@@ -506,19 +601,48 @@ def figures(fits: pl.DataFrame, out: Path) -> list[Path]:
 
 def summarise(out: Path) -> dict[str, pl.DataFrame]:
     fits = pl.read_csv(out / FITS)
-    tables = {"coverage": coverage_table(fits), "sbc": sbc_table(fits), "pbest": pbest_table(fits)}
+    tables = {"coverage": coverage_table(fits), "coverage_pooled": coverage_table(fits, ("estimand", "simulator")),
+              "sbc": sbc_table(fits), "pbest": pbest_table(fits)}
     for name, t in tables.items():
         if not t.is_empty():
             t.write_csv(out / f"{name}.csv")
+    if not tables["coverage_pooled"].is_empty():
+        (out / "coverage.md").write_text(markdown(tables["coverage_pooled"]), encoding="utf-8")
     figures(fits, out)
     return tables
+
+
+# --------------------------------------------------------------------------- cost of one fit
+
+
+def fit_cost(cls: str, seed: int) -> dict:
+    """CPU seconds of one default fit of class ``cls`` (independent simulator) and, when it samples the PyMC
+    graph, of compiling that graph alone for nutpie (the fixed cost of every such fit), with its sampler
+    statistics: what a fit's time is spent on."""
+    c = CLASSES[cls]
+    data, _ = simulate_independent(c, seed)
+    cpu = time.process_time()
+    res = fit(parse(c.formula), _cells(c, data), settings=SamplerSettings(seed=seed), progress=False)
+    fit_cpu = time.process_time() - cpu
+    compile_cpu = float("nan")
+    if res.backend == "pymc":
+        cpu = time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nutpie.compile_pymc_model(pymc_model(res.design, res.priors, res.parametrization))
+        compile_cpu = time.process_time() - cpu
+    stats_ = res.idata.sample_stats
+    return {"class": cls, "seed": seed, "backend": res.backend, "forms": res.parametrizations(),
+            "fit_cpu_s": round(fit_cpu, 1), "compile_cpu_s": round(compile_cpu, 1),
+            "steps_per_draw": round(float(stats_["n_steps"].mean()), 1), "mean_depth": round(float(stats_["depth"].mean()), 2),
+            "divergences": int(stats_["diverging"].sum()), "target_accept": res.settings.target_accept}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run")
-    r.add_argument("--classes", default=",".join([*CLASSES, "scaling"]))
+    r.add_argument("--classes", default=",".join([*CLASSES, "scaling", "agreement"]))
     r.add_argument("--simulators", default="prior,independent")
     r.add_argument("--fits", type=int, default=200, help="seeds per class and simulator")
     r.add_argument("--jobs", type=int, default=1)
@@ -526,7 +650,14 @@ def main() -> None:
     r.add_argument("--tune", type=int, default=SamplerSettings().tune)
     for s in (r, sub.add_parser("summarise")):
         s.add_argument("--out", type=Path, default=OUT)
+    k = sub.add_parser("cost")
+    k.add_argument("--classes", default=",".join(CLASSES))
+    k.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
+    if args.command == "cost":
+        for cls in args.classes.split(","):
+            print(fit_cost(cls, args.seed), flush=True)
+        return
     if args.command == "run":
         start = time.perf_counter()
         n = run(args.classes.split(","), args.simulators.split(","), args.fits, args.jobs, args.draws, args.tune,

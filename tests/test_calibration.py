@@ -42,6 +42,24 @@ def test_coverage_table_counts_and_wilson():
     assert (row["estimand"], row["intervals"], row["covered"]) == ("rate", 20, 10)
     assert row["wilson_low"] == pytest.approx(0.2993, abs=1e-3) and row["wilson_high"] == pytest.approx(0.7007, abs=1e-3)
     assert cal.pbest_table(_fits([{}] * 10, intervals))["n"].sum() == 10
+    pooled = cal.coverage_table(_fits([{}] * 10, intervals), ("estimand", "simulator"))
+    assert pooled.select("estimand", "fits", "intervals", "covered").row(0) == ("rate", 10, 20, 10)
+    md = cal.markdown(pooled).splitlines()
+    assert md[0].startswith("| estimand | simulator | fits |")
+    assert md[2] == "| rate | prior | 10 | 20 | 10 | 50.0% | 29.9-70.1% | 50.0-50.0% |"  # every fit covers one of two
+
+
+def test_fit_bootstrap_is_wider_when_misses_cluster_in_fits():
+    """60 fits of 6 intervals, 36 misses: spread one per fit, or all six in 6 fits. Same share; the
+    clustered misses give a wider interval over fits, the spread ones a narrower one than Wilson's."""
+    fit = np.repeat(np.arange(60), 6)
+    spread = np.ones(360)
+    spread[::10] = 0
+    clustered = np.where(fit < 6, 0.0, 1.0)
+    lo_s, hi_s = cal.fit_bootstrap(spread, fit)
+    lo_c, hi_c = cal.fit_bootstrap(clustered, fit)
+    wl, wh = cal.wilson(324, 360)
+    assert lo_c < wl < lo_s <= 0.9 <= hi_s < wh < hi_c
 
 
 def test_independent_truth_is_the_prompt_weighted_mean_of_cell_probabilities():
@@ -64,21 +82,42 @@ def test_rows_with_keys_in_another_order_land_in_their_columns(tmp_path):
     assert t["class"].to_list() == ["dvb", "scaling"] and t["seconds"].to_list() == [0, 7]
 
 
+def test_agreement_simulators_keep_the_pairs_and_state_the_truth():
+    """Independent: the harness simulation's pairs with its finite-population truth; prior: the same pairs
+    and shared items, agreement counts redrawn from the model's prior predictive, truth its drawn parameters."""
+    pairs, truth = cal.simulate_agreement("independent", 5)
+    n_models = sum(cal.AGREEMENT_FAMILIES.values())
+    assert pairs.height == n_models * (n_models - 1) // 2
+    assert int(pairs["same_group"].sum()) == sum(n * (n - 1) // 2 for n in cal.AGREEMENT_FAMILIES.values())
+    assert set(truth) == {"diff_pp", "b"} and np.isfinite(truth["diff_pp"][0])
+    prior, drawn = cal.simulate_agreement("prior", 5)
+    assert prior["n_shared"].to_list() == pairs["n_shared"].to_list()
+    assert prior["n_agree"].to_list() != pairs["n_agree"].to_list()
+    assert ((prior["n_agree"] >= 0) & (prior["n_agree"] <= prior["n_shared"])).all()
+    assert np.allclose(prior["agreement"], prior["n_agree"] / prior["n_shared"])
+    assert set(drawn) == set(cal.AGREEMENT_PARAMETERS)
+    a, b = drawn["a"][0], drawn["b"][0]
+    assert drawn["diff_pp"][0] == pytest.approx(100 * (1 / (1 + np.exp(-a - b)) - 1 / (1 + np.exp(-a))))
+
+
 @pytest.mark.slow
 def test_small_suite_runs_resumes_and_summarises(tmp_path):
-    """Two Rasch fits (prior and independent simulator) and one DVB fit with 300 draws: rows appended,
-    a rerun adds nothing, the summaries and figures are written and every interval is scored."""
-    n = cal.run(["rasch"], ["prior", "independent"], 1, 1, 300, 300, tmp_path, log=lambda _: None)
+    """Two Rasch fits (prior and independent simulator), one DVB fit and two agreement fits with 300 draws:
+    rows appended, a rerun adds nothing, the summaries and figures are written and every interval is scored."""
+    n = cal.run(["rasch", "agreement"], ["prior", "independent"], 1, 1, 300, 300, tmp_path, log=lambda _: None)
     n += cal.run(["dvb"], ["prior"], 1, 1, 300, 300, tmp_path, log=lambda _: None)
-    assert n == 3
+    assert n == 5
     assert cal.run(["rasch"], ["prior", "independent"], 1, 1, 300, 300, tmp_path, log=lambda _: None) == 0
     tables = cal.summarise(tmp_path)
     fits = pl.read_csv(tmp_path / cal.FITS)
-    assert fits.height == 3 and set(fits["class"]) == {"rasch", "dvb"}
+    assert fits.height == 5 and set(fits["class"]) == {"rasch", "dvb", "agreement"}
     cov = tables["coverage"]
-    assert set(cov["estimand"]) == {"rate", "contrast", "rank"}
+    assert set(cov["estimand"]) == {"rate", "contrast", "rank", "agreement", "agreement_logit"}
     assert cov.filter(pl.col("estimand") == "rate")["intervals"].sum() == 3 * 6
-    ranks = json.loads(fits.filter(pl.col("simulator") == "prior")["ranks"][0])
+    assert cov.filter(pl.col("estimand") == "agreement")["intervals"].sum() == 2
+    prior = fits.filter(pl.col("simulator") == "prior")
+    ranks = json.loads(prior.filter(pl.col("class") == "rasch")["ranks"][0])
     assert {"Intercept", "sd[model]", "rate[m0]", "contrast[m0-m1]"} <= set(ranks)
-    assert all(0 <= v <= cal.THINNED for v in ranks.values())
-    assert (tmp_path / "sbc_rasch.png").is_file() and (tmp_path / "sbc_dvb.png").is_file()
+    assert set(json.loads(prior.filter(pl.col("class") == "agreement")["ranks"][0])) == set(cal.AGREEMENT_PARAMETERS)
+    assert all(0 <= v <= cal.THINNED for r in prior["ranks"] for v in json.loads(r).values())
+    assert all((tmp_path / f"sbc_{c}.png").is_file() for c in ("rasch", "dvb", "agreement"))
