@@ -625,14 +625,14 @@ def fit_cost(cls: str, seed: int) -> dict:
     res = fit(parse(c.formula), _cells(c, data), settings=SamplerSettings(seed=seed), progress=False)
     fit_cpu = time.process_time() - cpu
     compile_cpu = float("nan")
-    if res.backend == "pymc":
+    if res.sampling.backend == "pymc":
         cpu = time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             nutpie.compile_pymc_model(pymc_model(res.design, res.priors, res.parametrization))
         compile_cpu = time.process_time() - cpu
     stats_ = res.idata.sample_stats
-    return {"class": cls, "seed": seed, "backend": res.backend, "forms": res.parametrizations(),
+    return {"class": cls, "seed": seed, "backend": res.sampling.backend, "forms": res.parametrizations(),
             "fit_cpu_s": round(fit_cpu, 1), "compile_cpu_s": round(compile_cpu, 1),
             "steps_per_draw": round(float(stats_["n_steps"].mean()), 1), "mean_depth": round(float(stats_["depth"].mean()), 2),
             "divergences": int(stats_["diverging"].sum()), "target_accept": res.settings.target_accept}
