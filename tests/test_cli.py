@@ -291,3 +291,13 @@ def test_the_command_in_the_manifest_has_no_absolute_paths(dumps, tmp_path, monk
     assert command[:3] == ["python", "-m", "dvbstats.fit"]
     assert not [a for a in command if str(tmp_path) in a or a.startswith("/")], command
     assert "abs" in command and all(not Path(a).is_absolute() for a in command)
+
+
+def test_a_benchmark_without_an_embedded_example_asks_for_input(tmp_path, monkeypatch, capsys):
+    """`dvbstats fit --benchmark binary` without files says the binary benchmark has no example (it used to
+    announce the DVB example, then fail on the HVSB example's files), and writes nothing."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["--benchmark", "binary", "--quiet", "--no-report"]) == 2
+    err = capsys.readouterr()
+    assert "binary benchmark has no embedded example" in err.err and "DVB" not in err.out + err.err
+    assert not any(tmp_path.iterdir())

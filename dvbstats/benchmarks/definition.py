@@ -50,6 +50,8 @@ class Benchmark:
     models on the used trial rows (a ``polars.LazyFrame``), returning an object with ``tables()``,
     ``record()`` and ``notes``; None: the benchmark defines none. ``aliases``: extra names the run folder keeps for a neutral table (DVB: ``dvgr.csv``
     beside ``rates.csv``, with the old column names).
+    ``example``: what the embedded example the command line fits without an input is (empty: the benchmark
+    has none, and the command line asks for an input); ``example_run``: its run folder's name.
     """
 
     name: str
@@ -77,6 +79,8 @@ class Benchmark:
     estimands: tuple[tuple[str, str], ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
     recognises: Callable[[Any], bool] | None = None
+    example: str = ""
+    example_run: str = "default"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate_by_condition", MappingProxyType(dict(self.rate_by_condition)))

@@ -72,6 +72,8 @@ def is_dvb_file(path: str | Path | files.InputFile) -> bool:
 DVB = Benchmark(
     name="dvb",
     title="Deep Value Benchmark",
+    example=("the embedded SYNTHETIC example (9 models x 12,000 prompts, simulated with effects calibrated to the "
+             "published DVB aggregates)"),
     read=ingest.load,
     outcome="chose_deep",
     rate_name="DVGR",

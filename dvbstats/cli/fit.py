@@ -84,14 +84,13 @@ def run(
     ``reading``: ``api.load``'s options for evaluation logs and wide matrices (``format``, ``scorer``, ...).
     """
     t_start = time.perf_counter()
-    if paths is None and benchmark == "hvsb":
-        log("No input given: fitting the embedded SYNTHETIC HVSB example (12 models x 3 conditions x 2,000 "
-            "items, simulated with invented effects).")
-    elif paths is None:
-        log("No input given: fitting the embedded SYNTHETIC example (9 models x 12,000 prompts, "
-            "simulated with effects calibrated to the published DVB aggregates).")
+    example = BENCHMARKS[benchmark or "dvb"] if paths is None else None
+    if example is not None and not example.example:
+        raise ValueError(f"the {example.name} benchmark has no embedded example: give its input files")
+    if example is not None:
+        log(f"No input given: fitting {example.example}.")
     name = folders.folder_name(name) if name else folders.as_folder_name(
-        Path(out).resolve().name if out else _run_name(paths) if paths else "default" if benchmark != "hvsb" else "default_hvsb")
+        Path(out).resolve().name if out else _run_name(paths) if paths else example.example_run)
     out = Path(out) if out else Path("runs") / name
     folders.check(out, marker=runfolder.MARKER, overwrite=overwrite)  # before the slow part, not after it
     prior_set = Priors.from_specs(priors)  # bad priors stop the run before ingest, let alone compiling
