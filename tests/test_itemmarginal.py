@@ -199,13 +199,14 @@ def test_the_path_is_used_for_one_item_level_term_only():
 
 def test_without_an_item_level_term_the_term_with_the_most_levels_is_integrated_where_shared():
     """No term under ITEM_MAX_TRIALS (60 trials per item, 200 per model): the items, the term with the most
-    levels, are integrated out, their one profile shared; a tie in levels: none; thin models beside rich items: the models, as before."""
+    levels, are integrated out, their one profile shared; on a tie in levels the later term in the formula; thin models beside rich items: the models, as before."""
     f = parse("y ~ 1 + (1|model) + (1|item)")
     d = design(f, _rasch_cells(60, 200, 1))
     item = itemmarginal.item_term(d)
     assert item is not None and item.name == "item"
     assert itemmarginal.ItemMarginalModel(d, Priors({}), term_parametrizations(d, "auto"), item).worthwhile
-    assert itemmarginal.item_term(design(f, _rasch_cells(60, 60, 1))) is None
+    assert itemmarginal.item_term(design(f, _rasch_cells(60, 60, 1))).name == "item"
+    assert itemmarginal.item_term(design(parse("y ~ 1 + (1|item) + (1|model)"), _rasch_cells(60, 60, 1))).name == "model"
     assert itemmarginal.item_term(design(f, _rasch_cells(60, 20, 1))).name == "model"
 
 

@@ -58,7 +58,7 @@ def item_term(d: Design) -> Term | None:
     """The random intercept to integrate out, or None (the full density is sampled).
 
     The term is the item-level one (median trials per level under ``ITEM_MAX_TRIALS``) when exactly one is;
-    when none is, the one with the most levels (alone with that many): the items of a complete matrix of
+    when none is, the one with the most levels (the later in the formula on a tie): the items of a complete matrix of
     1,000 models x 10,000 items (1,000 trials each), where full HMC took 31 leapfrog steps per draw in 11,003
     dimensions and the marginal 15 in 1,003 (docs/model.md). It must be one-dimensional (not an interaction), have its own
     SD as prior scale, and no other term (a slope's grouping, an interaction) involve its variable. Whether
@@ -70,7 +70,7 @@ def item_term(d: Design) -> Term | None:
         items = thin
     else:  # fewer than MIN_SHARING levels cannot share profiles enough (worthwhile): nothing to build
         most = max((len(v) for v in per_level.values()), default=0)
-        items = [t for t in d.terms if len(per_level[t.name]) == most >= MIN_SHARING]
+        items = [t for t in d.terms if len(per_level[t.name]) == most >= MIN_SHARING][-1:]
     if len(items) != 1 or len(items[0].dims) != 1 or d.absorbed.get(items[0].name):
         return None
     t = items[0]
