@@ -210,14 +210,22 @@ def test_without_an_item_level_term_the_term_with_the_most_levels_is_integrated_
     assert itemmarginal.item_term(design(f, _rasch_cells(60, 20, 1))).name == "model"
 
 
-@pytest.mark.slow
-def test_fit_integrates_items_out_and_matches_full_hmc():
-    """A binary Rasch matrix (12 models x 400 items; 4 models did not answer the last 100 items: two
-    profiles) fitted with the item effects integrated out and with full HMC of the same model: every
-    reported quantity's posterior mean agrees within Monte Carlo error, and so do posterior SDs (within 10%)."""
+def _two_profiles() -> CellTable:
+    """12 models x 400 items; 4 models did not answer the last 100 items: two profiles of thin items."""
     whole = _rasch_cells(12, 400, 7)
-    cells = CellTable(whole.data.filter(~(pl.col("model").is_in(["m0", "m1", "m2", "m3"])
-                                          & (pl.col("item") >= "i00300"))), whole.by)
+    return CellTable(whole.data.filter(~(pl.col("model").is_in(["m0", "m1", "m2", "m3"])
+                                         & (pl.col("item") >= "i00300"))), whole.by)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cells", [_two_profiles, lambda: _rasch_cells(60, 200, 8)], ids=["thin", "rich"])
+def test_fit_integrates_items_out_and_matches_full_hmc(cells):
+    """A binary Rasch matrix fitted with the item effects integrated out (each class summed over its window of
+    the grid) and with full HMC of the same model: every reported quantity's posterior mean agrees within Monte
+    Carlo error, and so do posterior SDs (within 10%). Thin: two profiles of items under ITEM_MAX_TRIALS; rich:
+    a complete 60 x 200 matrix, no term item-level (60 trials per item), the items integrated out as the term
+    with the most levels."""
+    cells = cells()
     f = parse("y ~ 1 + (1|model) + (1|item)")
     settings = SamplerSettings(draws=1000, tune=1000, chains=4, seed=3)
     fast = fit(f, cells, settings=settings, progress=False)
