@@ -16,7 +16,9 @@ class's mass, and each class's integral of ``exp(K r - S(r) - r^2 / 2 sd^2)`` is
 on it: on a uniform grid the trapezoidal rule converges geometrically for such smooth, fast-decaying
 integrands (step at most 0.5 / sqrt of the largest curvature, and 0.25: relative error below
 exp(-2 pi^2 * 4), far below double precision's 1e-16; the grid stops where every class's log integrand
-has fallen 40 below its maximum). The gradient is the integrals' derivative under the integral sign
+has fallen 40 below its maximum). Each class's sum, and its draws, run over its own window of the grid only
+(where its log integrand is within 40 of its maximum, about +-9 posterior SDs: some 40 of the ~530 points at
+1,000 models; :func:`_window`), the same tail rule as the grid's ends. The gradient is the integrals' derivative under the integral sign
 (posterior expectations of the cells' derivatives), exact for the quadrature up to its error.
 
 The item term is integrated out as the textbook ``N(0, sd^2)`` effect: when ``auto`` samples it
