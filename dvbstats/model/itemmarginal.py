@@ -38,7 +38,7 @@ import numpy as np
 
 from dvbstats.constants import ITEM_LEVELS
 from dvbstats.model import fastlogp
-from dvbstats.model.crossed import _CLIP
+from dvbstats.model.crossed import CLIP
 from dvbstats.model.design import Design, Term
 from dvbstats.model.plan import ITEM_MAX_TRIALS, trials_per_level
 from dvbstats.model.fastlogp import (_LOG_SQRT_2PI, _linear_predictor, _log1p_unit, _prior_logp,
@@ -136,8 +136,8 @@ def _edge(K, o, n, sd, side):
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
 def _exp_factors(v):
-    """``exp(v)`` and ``exp(-v)``, ``v`` clipped at +-``crossed._CLIP``."""
-    v = min(max(v, -_CLIP), _CLIP)
+    """``exp(v)`` and ``exp(-v)``, ``v`` clipped at +-``crossed.CLIP``."""
+    v = min(max(v, -CLIP), CLIP)
     return math.exp(v), math.exp(-v)
 
 
@@ -147,7 +147,7 @@ def _cell_factors(o):
     po, mo = np.empty(len(o)), np.empty(len(o))
     for c in range(len(o)):
         po[c], mo[c] = _exp_factors(o[c])
-    return po, mo, np.max(np.abs(o)) > _CLIP if len(o) else False
+    return po, mo, np.max(np.abs(o)) > CLIP if len(o) else False
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
@@ -155,7 +155,7 @@ def _exp_minus_abs_row(o, r, po, mo, wide, t):
     """``t[c] = exp(-|o[c] + r|)``: the smaller of the products of ``o``'s and ``r``'s exponential factors (two
     products per cell and grid point, no ``exp``), or exactly when an effect is beyond the clip (never a
     posterior's)."""
-    if wide or abs(r) > _CLIP:
+    if wide or abs(r) > CLIP:
         for c in range(len(o)):
             t[c] = math.exp(-abs(o[c] + r))
     else:
