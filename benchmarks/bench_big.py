@@ -11,9 +11,10 @@ largest member), and the run's manifest gives the stages and the diagnostics. ``
 ``--chains`` pass through (fewer draws measure the stages around sampling; they are not the target's run).
 
 ``--gradients``: no fit; in this process, the CPU time of one log-density gradient of the complete crossed
-design's density (``model/crossed.py``) against the general cell loop's (``fastlogp.CellModel``, the
-density ``fit`` sampled before) on the same data, their ratio, and the largest relative difference of
-their values and gradients at that point.
+design's density (``model/crossed.py``) against the general cell loop's (``fastlogp.CellModel``) on the same
+data, their ratio, and the largest relative difference of their values and gradients at that point; and of
+the item-marginal density (``model/itemmarginal.py``: the term ``item_term`` picks, whether ``fit`` integrates
+it out, and the CPU time of one draw of every item effect), at a point of spread-out model effects (SD 1).
 
     python benchmarks/bench_big.py --runs 1                       # the target (about 10 M rows; nice -n 10)
     python benchmarks/bench_big.py --gradients [--models 1000 --items 10000]
@@ -28,6 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,11 @@ sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing the
 
 from benchmarks._common import describe, stamp, timed  # noqa: E402
 from benchmarks.bench_items import gradient_ms  # noqa: E402
+import dvbstats as dvb  # noqa: E402
+from dvbstats.model import crossed, fastlogp, formula, itemmarginal  # noqa: E402
+from dvbstats.model.design import design  # noqa: E402
+from dvbstats.model.plan import term_parametrizations  # noqa: E402
+from dvbstats.model.priors import Priors  # noqa: E402
 
 FORMULA = "outcome ~ 1 + (1|model) + (1|item)"
 
@@ -72,24 +79,34 @@ def run_fit(cmd: list[str], out: Path) -> dict:
     row.update(ok=diag.get("ok"), failures=diag.get("failures"), max_r_hat=diag.get("max_r_hat"),
                min_ess_bulk=diag.get("min_ess_bulk"), min_ess_tail=diag.get("min_ess_tail"),
                divergences=diag.get("divergences"), timing=manifest.get("timing"), backend=manifest.get("backend"),
-               parametrization=manifest.get("parametrization", {}).get("terms"))
+               parametrization=manifest.get("parametrization", {}).get("terms"),
+               items_integrated=manifest.get("items_integrated"),
+               steps_per_draw=[a.get("steps_per_draw") for a in (manifest.get("sampling") or {}).get("attempts", [])])
     print(f"  {row['seconds']:.1f} s wall, CPU {row['cpu_s']:.1f} s, peak {row['peak_rss_mib']:.0f} MiB, exit "
           f"{row['returncode']}; diagnostics ok={row['ok']} (max R-hat {row['max_r_hat']}, min bulk ESS "
           f"{row['min_ess_bulk']}, min tail ESS {row['min_ess_tail']}, divergences {row['divergences']}); "
-          f"forms {row['parametrization']}; stages {row['timing']}", flush=True)
+          f"forms {row['parametrization']}; items integrated {row['items_integrated']}; leapfrog steps per draw "
+          f"{row['steps_per_draw']}; stages {row['timing']}", flush=True)
     if row["returncode"] not in (0, 3):
         print(row["stderr"][-1500:])
     shutil.rmtree(out, ignore_errors=True)
     return row
 
 
+def _cpu_ms(call, evals: int, rounds: int = 3) -> float:
+    """Median over rounds of the CPU time of one ``call()`` (ms), after one call."""
+    call()
+    times = []
+    for _ in range(rounds):
+        t = time.process_time()
+        for _ in range(evals):
+            call()
+        times.append((time.process_time() - t) / evals * 1e3)
+    return sorted(times)[len(times) // 2]
+
+
 def gradients(data: Path) -> None:
     """CPU ms per gradient of the crossed density and of the cell loop on ``data``, and their agreement."""
-    import dvbstats as dvb
-    from dvbstats.model import crossed, fastlogp, formula
-    from dvbstats.model.design import design, term_parametrizations
-    from dvbstats.model.priors import Priors
-
     f = formula.parse(FORMULA)
     d = design(f, dvb.load([data], benchmark="binary").cells(f))
     forms = term_parametrizations(d, "auto")
@@ -100,6 +117,16 @@ def gradients(data: Path) -> None:
            "cells_ms": gradient_ms(cells, evals=3, rounds=3), "logp_rel_diff": abs(lp_a - lp_b) / abs(lp_b),
            "grad_rel_diff": float(np.max(np.abs(g_a - g_b)) / np.max(np.abs(g_b)))}
     row["ratio"] = row["cells_ms"] / row["crossed_ms"]
+    item = itemmarginal.item_term(d)
+    row["item_term"] = item and item.name
+    if item is not None:
+        marginal = itemmarginal.ItemMarginalModel(d, Priors({}), forms, item)
+        x = np.random.default_rng(0).normal(0, 1.0, marginal.ndim)
+        x[-1] = np.log(1.5)
+        u = np.random.default_rng(1).random(marginal.n_items)
+        row |= {"integrated_by_fit": marginal.worthwhile, "classes": marginal.n_classes,
+                "marginal_ms": _cpu_ms(lambda: marginal.logp_and_grad(x), 20),
+                "draw_items_ms": _cpu_ms(lambda: marginal.draw_items(x, u), 5)}
     print(json.dumps(row), flush=True)
 
 

@@ -103,6 +103,44 @@ def test_an_item_sd_far_out_gives_minus_infinity_not_an_error(log_sd):
     assert np.isfinite(m.logp_and_grad(x)[0])
 
 
+@pytest.mark.parametrize("missing", [0.0, 0.3])
+def test_each_classs_window_gives_the_whole_grids_sums(missing):
+    """Each class's trapezoidal sum over its own window of the grid equals the sum over the whole grid (the
+    integrand of every class, softplus taken by NumPy), in value and in the derivatives by the design cells'
+    predictors and the item SD, at item SDs from 0.05 to 20 and predictors spread by 0.3 and 2.5; and ``S(r)``
+    from the exponential factors equals NumPy's softplus sum."""
+    cells = _rasch_cells(150, 300, 4, missing=missing)
+    d = design(parse("y ~ 1 + (1|model) + (1|item)"), cells)
+    m = itemmarginal.ItemMarginalModel(d, Priors({}), term_parametrizations(d, "auto"), d.terms[1])
+    prof_ptr, prof_cell, prof_n, cls_ptr, cls_K, cls_count, _, _ = m._draw_arrays
+    rng = np.random.default_rng(3)
+    for sd, spread in ((0.05, 0.3), (1.0, 2.5), (2.0, 0.3), (20.0, 2.5)):
+        eta = rng.normal(0.3, spread, len(m.X))
+        k_design = rng.random(len(eta))
+        g = np.empty(len(eta))
+        lp, g_sd = itemmarginal._item_loglik(eta, k_design, prof_ptr, prof_cell, prof_n, cls_ptr, cls_K, cls_count,
+                                             sd, g)
+        lp_ref, g_ref, g_sd_ref = float(k_design @ eta), k_design.copy(), 0.0
+        for p in range(len(prof_ptr) - 1):
+            cells_p, n = prof_cell[prof_ptr[p]:prof_ptr[p + 1]], prof_n[prof_ptr[p]:prof_ptr[p + 1]]
+            o = eta[cells_p]
+            start, h, G, S, _ = itemmarginal._grid(o, n, cls_K[cls_ptr[p]], cls_K[cls_ptr[p + 1] - 1], sd)
+            r = start + h * np.arange(G)
+            softplus = np.logaddexp(0, o[None, :] + r[:, None])
+            np.testing.assert_allclose(S, softplus @ n, rtol=1e-13)
+            sigmoid = 1 / (1 + np.exp(-(o[None, :] + r[:, None])))
+            for K, count in zip(cls_K[cls_ptr[p]:cls_ptr[p + 1]], cls_count[cls_ptr[p]:cls_ptr[p + 1]]):
+                a = K * r - 0.5 * (r / sd) ** 2 - softplus @ n
+                w = np.exp(a - a.max())
+                lp_ref += count * (a.max() + np.log(w.sum() * h / sd) - 0.5 * np.log(2 * np.pi))
+                w *= count / w.sum()
+                np.subtract.at(g_ref, cells_p, n * (w @ sigmoid))
+                g_sd_ref += w @ r**2 / sd**3 - count / sd
+        assert lp == pytest.approx(lp_ref, rel=1e-13)
+        np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-10 * np.abs(g_ref).max())
+        assert g_sd == pytest.approx(g_sd_ref, rel=1e-10, abs=1e-10 * abs(cls_count.sum() / sd))
+
+
 def test_items_with_the_same_cells_and_total_share_one_integral():
     """A complete matrix has one profile, and its classes are the distinct totals; cells without trials
     are left out of the profiles; every item is in exactly one class."""
@@ -158,14 +196,36 @@ def test_the_path_is_used_for_one_item_level_term_only():
     assert itemmarginal.item_term(design(parse("y ~ 1 + (1|model) + (1|item)"), thin)).name == "item"
 
 
-@pytest.mark.slow
-def test_fit_integrates_items_out_and_matches_full_hmc():
-    """A binary Rasch matrix (12 models x 400 items; 4 models did not answer the last 100 items: two
-    profiles) fitted with the item effects integrated out and with full HMC of the same model: every
-    reported quantity's posterior mean agrees within Monte Carlo error, and so do posterior SDs (within 10%)."""
+
+def test_without_an_item_level_term_the_term_with_the_most_levels_is_integrated_where_shared():
+    """No term under ITEM_MAX_TRIALS (60 trials per item, 200 per model): the items, the term with the most
+    levels, are integrated out, their one profile shared; on a tie in levels the later term in the formula; thin models beside rich items: the models, as before."""
+    f = parse("y ~ 1 + (1|model) + (1|item)")
+    d = design(f, _rasch_cells(60, 200, 1))
+    item = itemmarginal.item_term(d)
+    assert item is not None and item.name == "item"
+    assert itemmarginal.ItemMarginalModel(d, Priors({}), term_parametrizations(d, "auto"), item).worthwhile
+    assert itemmarginal.item_term(design(f, _rasch_cells(60, 60, 1))).name == "item"
+    assert itemmarginal.item_term(design(parse("y ~ 1 + (1|item) + (1|model)"), _rasch_cells(60, 60, 1))).name == "model"
+    assert itemmarginal.item_term(design(f, _rasch_cells(60, 20, 1))).name == "model"
+
+
+def _two_profiles() -> CellTable:
+    """12 models x 400 items; 4 models did not answer the last 100 items: two profiles of thin items."""
     whole = _rasch_cells(12, 400, 7)
-    cells = CellTable(whole.data.filter(~(pl.col("model").is_in(["m0", "m1", "m2", "m3"])
-                                          & (pl.col("item") >= "i00300"))), whole.by)
+    return CellTable(whole.data.filter(~(pl.col("model").is_in(["m0", "m1", "m2", "m3"])
+                                         & (pl.col("item") >= "i00300"))), whole.by)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cells", [_two_profiles, lambda: _rasch_cells(60, 200, 8)], ids=["thin", "rich"])
+def test_fit_integrates_items_out_and_matches_full_hmc(cells):
+    """A binary Rasch matrix fitted with the item effects integrated out (each class summed over its window of
+    the grid) and with full HMC of the same model: every reported quantity's posterior mean agrees within Monte
+    Carlo error, and so do posterior SDs (within 10%). Thin: two profiles of items under ITEM_MAX_TRIALS; rich:
+    a complete 60 x 200 matrix, no term item-level (60 trials per item), the items integrated out as the term
+    with the most levels."""
+    cells = cells()
     f = parse("y ~ 1 + (1|model) + (1|item)")
     settings = SamplerSettings(draws=1000, tune=1000, chains=4, seed=3)
     fast = fit(f, cells, settings=settings, progress=False)

@@ -54,7 +54,7 @@ def crossed_terms(d: Design) -> tuple[int, int] | None:
 
 
 #: Effects are clipped to this before ``exp`` so that a product of two exponentials cannot overflow.
-_CLIP = 300.0
+CLIP = 300.0
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath=_FAST)
@@ -65,20 +65,20 @@ def _partition(alpha, a, b, g_a, g_b):
     ``exp(-|e|)`` of a cell is ``min(exp(c) exp(b_i), exp(-c) exp(-b_i))`` with ``c = alpha + a_m``: the
     exponentials are taken once per row and column, a cell costs two products, one division (shared by
     ``sigmoid`` and ``log1p``'s ``s = t / (2 + t)``) and the series of ``log1p = 2 atanh(s)``
-    (:func:`fastlogp._log1p_unit`'s). Effects beyond +-``_CLIP`` (never a posterior's) fall back to
+    (:func:`fastlogp._log1p_unit`'s). Effects beyond +-``CLIP`` (never a posterior's) fall back to
     the exact ``exp(-|e|)`` of the cell."""
     nb = len(b)
     eb, emb = np.empty(nb), np.empty(nb)
     clipped = False
     for i in range(nb):
-        clipped |= abs(b[i]) > _CLIP
-        eb[i], emb[i] = np.exp(min(max(b[i], -_CLIP), _CLIP)), np.exp(-min(max(b[i], -_CLIP), _CLIP))
+        clipped |= abs(b[i]) > CLIP
+        eb[i], emb[i] = np.exp(min(max(b[i], -CLIP), CLIP)), np.exp(-min(max(b[i], -CLIP), CLIP))
     g_b[:] = 0.0
     total = 0.0
     exact = np.empty(nb)
     for m in range(len(a)):
         c = alpha + a[m]
-        if clipped or abs(c) > _CLIP:  # the row's exp(-|e|) itself, read through the same products
+        if clipped or abs(c) > CLIP:  # the row's exp(-|e|) itself, read through the same products
             for i in range(nb):
                 exact[i] = np.exp(-abs(c + b[i]))
             u, v, p, q = exact, exact, 1.0, 1.0
@@ -166,8 +166,8 @@ class CrossedModel:
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
 def _exp_minus(x):
-    """``exp(-x)`` with ``x`` clipped at +-``_CLIP`` (where a sigmoid is 0 or 1 to double precision)."""
-    return np.exp(-min(max(np.float64(x), -_CLIP), _CLIP))
+    """``exp(-x)`` with ``x`` clipped at +-``CLIP`` (where a sigmoid is 0 or 1 to double precision)."""
+    return np.exp(-min(max(np.float64(x), -CLIP), CLIP))
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath=_FAST)

@@ -16,7 +16,9 @@ class's mass, and each class's integral of ``exp(K r - S(r) - r^2 / 2 sd^2)`` is
 on it: on a uniform grid the trapezoidal rule converges geometrically for such smooth, fast-decaying
 integrands (step at most 0.5 / sqrt of the largest curvature, and 0.25: relative error below
 exp(-2 pi^2 * 4), far below double precision's 1e-16; the grid stops where every class's log integrand
-has fallen 40 below its maximum). The gradient is the integrals' derivative under the integral sign
+has fallen 40 below its maximum). Each class's sum, and its draws, run over its own window of the grid only
+(where its log integrand is within 40 of its maximum, about +-9 posterior SDs: some 40 of the ~530 points at
+1,000 models; :func:`_window`), the same tail rule as the grid's ends. The gradient is the integrals' derivative under the integral sign
 (posterior expectations of the cells' derivatives), exact for the quadrature up to its error.
 
 The item term is integrated out as the textbook ``N(0, sd^2)`` effect: when ``auto`` samples it
@@ -36,9 +38,10 @@ import numpy as np
 
 from dvbstats.constants import ITEM_LEVELS
 from dvbstats.model import fastlogp
+from dvbstats.model.crossed import CLIP
 from dvbstats.model.design import Design, Term
 from dvbstats.model.plan import ITEM_MAX_TRIALS, trials_per_level
-from dvbstats.model.fastlogp import (_LOG_SQRT_2PI, _exp_minus_abs, _linear_predictor, _log1p_unit, _prior_logp,
+from dvbstats.model.fastlogp import (_LOG_SQRT_2PI, _linear_predictor, _log1p_unit, _prior_logp,
                                      _priors, _random_values, _scatter, _slopes_in, _slopes_out)
 from dvbstats.model.priors import Priors
 
@@ -54,13 +57,22 @@ MIN_SHARING = 32
 
 
 def item_term(d: Design) -> Term | None:
-    """The random intercept integrated out, or None (the full density is sampled).
+    """The random intercept to integrate out, or None (the full density is sampled).
 
-    Used (by ``fit``'s ``backend="auto"``) when exactly one random intercept is item-level (median trials per level under
-    ``ITEM_MAX_TRIALS``), one-dimensional (not an interaction), has its own SD as prior scale, and no
-    other term (a slope's grouping, an interaction) involves its variable."""
+    The term is the item-level one (median trials per level under ``ITEM_MAX_TRIALS``) when exactly one is;
+    when none is, the one with the most levels (the later in the formula on a tie): the items of a complete matrix of
+    1,000 models x 10,000 items (1,000 trials each), where full HMC took 31 leapfrog steps per draw in 11,003
+    dimensions and the marginal 15 in 1,003 (docs/model.md). It must be one-dimensional (not an interaction), have its own
+    SD as prior scale, and no other term (a slope's grouping, an interaction) involve its variable. Whether
+    ``fit`` integrates it out is then a matter of sharing (:attr:`ItemMarginalModel.worthwhile`)."""
     n = d.cells.data["n_trials"].to_numpy()
-    items = [t for t in d.terms if np.median(trials_per_level(t, n)) < ITEM_MAX_TRIALS]
+    per_level = {t.name: trials_per_level(t, n) for t in d.terms}
+    thin = [t for t in d.terms if np.median(per_level[t.name]) < ITEM_MAX_TRIALS]
+    if thin:
+        items = thin
+    else:  # fewer than MIN_SHARING levels cannot share profiles enough (worthwhile): nothing to build
+        most = max((len(v) for v in per_level.values()), default=0)
+        items = [t for t in d.terms if len(per_level[t.name]) == most >= MIN_SHARING][-1:]
     if len(items) != 1 or len(items[0].dims) != 1 or d.absorbed.get(items[0].name):
         return None
     t = items[0]
@@ -122,40 +134,102 @@ def _edge(K, o, n, sd, side):
     return r
 
 
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _exp_factors(v):
+    """``exp(v)`` and ``exp(-v)``, ``v`` clipped at +-``crossed.CLIP``."""
+    v = min(max(v, -CLIP), CLIP)
+    return math.exp(v), math.exp(-v)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
+def _cell_factors(o):
+    """``exp(o)`` and ``exp(-o)`` of the cells, and whether any is beyond the clip."""
+    po, mo = np.empty(len(o)), np.empty(len(o))
+    for c in range(len(o)):
+        po[c], mo[c] = _exp_factors(o[c])
+    return po, mo, np.max(np.abs(o)) > CLIP if len(o) else False
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
+def _exp_minus_abs_row(o, r, po, mo, wide, t):
+    """``t[c] = exp(-|o[c] + r|)``: the smaller of the products of ``o``'s and ``r``'s exponential factors (two
+    products per cell and grid point, no ``exp``), or exactly when an effect is beyond the clip (never a
+    posterior's)."""
+    if wide or abs(r) > CLIP:
+        for c in range(len(o)):
+            t[c] = math.exp(-abs(o[c] + r))
+    else:
+        pr, mr = _exp_factors(r)
+        for c in range(len(o)):
+            t[c] = min(po[c] * pr, mo[c] * mr)
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
 def _grid(o, n, K_lo, K_hi, sd):
-    """The profile's grid (start, step, points) and on it ``S(r)``, ``S'(r)`` and the cells' sigmoids
-    (points x cells). ``f_K - f_K_lo = (K - K_lo) r`` grows with ``r``, so every class's mass lies right
-    of the lowest class's left edge, and likewise left of the highest class's right edge."""
+    """The profile's grid (start, step, points) and on it ``S(r)`` and ``S'(r)``. ``f_K - f_K_lo = (K - K_lo) r``
+    grows with ``r``, so every class's mass lies right of the lowest class's left edge, and likewise left of
+    the highest class's right edge. Nothing per cell and grid point is stored (:func:`_exp_minus_abs_row`)."""
     total = 0.0
     for c in range(len(n)):
         total += n[c]
     h = min(_MAX_STEP, 0.5 / math.sqrt(total / 4.0 + 1.0 / sd**2))
     start = _edge(K_lo, o, n, sd, -1.0)
     width = _edge(K_hi, o, n, sd, 1.0) - start
-    nc = len(o)
     if not (math.isfinite(start) and math.isfinite(width) and width > 0.0 and h > 0.0):
         # an item SD of exp(+-460) or a non-finite predictor (warm-up far out): no grid; the density is -inf there
-        return start, h, 0, np.zeros(0), np.zeros(0), np.zeros((0, nc))
+        return start, h, 0, np.zeros(0), np.zeros(0)
     if width / h > _MAX_POINTS:  # an item SD far in the prior's tail (early warm-up): a coarser grid, bounded memory
         h = width / _MAX_POINTS
     G = int(width / h) + 2
-    e = np.empty(G * nc)
+    po, mo, wide = _cell_factors(o)
+    S, dS, t = np.zeros(G), np.zeros(G), np.empty(len(o))
     for g in range(G):
-        for c in range(nc):
-            e[g * nc + c] = o[c] + start + g * h
-    a = _exp_minus_abs(e)
-    S, dS, sig = np.zeros(G), np.zeros(G), np.empty((G, nc))
-    for g in range(G):
+        r = start + g * h
+        _exp_minus_abs_row(o, r, po, mo, wide, t)
         acc, dacc = 0.0, 0.0
-        for c in range(nc):
-            j = g * nc + c
-            s = (1.0 if e[j] > 0 else a[j]) / (1.0 + a[j])
-            sig[g, c] = s
-            acc += n[c] * (max(e[j], 0.0) + _log1p_unit(a[j]))
-            dacc += n[c] * s
+        for c in range(len(o)):
+            e = o[c] + r
+            acc += n[c] * (max(e, 0.0) + _log1p_unit(t[c]))
+            dacc += n[c] * ((1.0 if e > 0 else t[c]) / (1.0 + t[c]))
         S[g], dS[g] = acc, dacc
-    return start, h, G, S, dS, sig
+    return start, h, G, S, dS
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
+def _weighted_sigmoids(o, start, h, W, g0, g1, out):
+    """``out[c] = sum_g W[g] sigmoid(o[c] + r_g)`` over the grid points ``g0 <= g < g1``."""
+    po, mo, wide = _cell_factors(o)
+    t = np.empty(len(o))
+    out[:] = 0.0
+    for g in range(g0, g1):
+        if W[g] == 0.0:
+            continue
+        r = start + g * h
+        _exp_minus_abs_row(o, r, po, mo, wide, t)
+        for c in range(len(o)):
+            out[c] += W[g] * (1.0 if o[c] + r > 0 else t[c]) / (1.0 + t[c])
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _window(K, r, base):
+    """The grid points ``g0 <= g < g1`` where class ``K``'s log integrand ``K r + base`` lies within ``_TAIL`` of
+    its maximum (at least two), and that maximum: the mode of the concave sequence by bisection, then outward."""
+    lo, hi = 0, len(r) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if K * r[mid + 1] + base[mid + 1] > K * r[mid] + base[mid]:
+            lo = mid + 1
+        else:
+            hi = mid
+    top = K * r[lo] + base[lo]
+    g0, g1 = lo, lo + 1
+    while g0 > 0 and K * r[g0 - 1] + base[g0 - 1] >= top - _TAIL:
+        g0 -= 1
+    while g1 < len(r) and K * r[g1] + base[g1] >= top - _TAIL:
+        g1 += 1
+    if g1 - g0 < 2:
+        g0, g1 = max(min(g0, len(r) - 2), 0), min(max(g0, 0) + 2, len(r))
+    return g0, g1, top
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -163,7 +237,9 @@ def _item_loglik(eta, k_design, prof_ptr, prof_cell, prof_n, cls_ptr, cls_K, cls
     """Sum over items of the log of ``int prod_c Bin(k_c | n_c, logit^-1(eta_c + r)) N(r | 0, sd^2) dr``
     (without the binomial coefficients), with ``eta`` per design cell; its derivatives in ``eta`` into
     ``g_design`` and in ``sd`` returned. ``prof_*``: each profile's design cells and trials (CSR);
-    ``cls_*``: each profile's classes (CSR, ascending ``K``) with their totals and item counts."""
+    ``cls_*``: each profile's classes (CSR, ascending ``K``) with their totals and item counts. Each class's
+    trapezoidal sum runs over its own window of the profile's grid (:func:`_window`): the points it leaves
+    out hold less than ``exp(-_TAIL)`` of its integrand each, and fall off geometrically beyond."""
     lp = 0.0
     for d in range(len(eta)):
         lp += k_design[d] * eta[d]
@@ -173,25 +249,29 @@ def _item_loglik(eta, k_design, prof_ptr, prof_cell, prof_n, cls_ptr, cls_K, cls
         c0, c1, j0, j1 = prof_ptr[p], prof_ptr[p + 1], cls_ptr[p], cls_ptr[p + 1]
         cells = prof_cell[c0:c1]
         o, n = eta[cells], prof_n[c0:c1]
-        start, h, G, S, _, sig = _grid(o, n, cls_K[j0], cls_K[j1 - 1], sd)
+        start, h, G, S, _ = _grid(o, n, cls_K[j0], cls_K[j1 - 1], sd)
         if G == 0:
             return -np.inf, 0.0
         r = start + h * np.arange(G)
         base = -0.5 * (r / sd) ** 2 - S
-        W = np.zeros(G)
+        W, w = np.zeros(G), np.empty(G)
+        used0, used1 = G, 0
         for j in range(j0, j1):
-            a = cls_K[j] * r + base
-            top = np.max(a)
-            w = np.exp(a - top)
-            Z = np.sum(w)
+            K = cls_K[j]
+            g0, g1, top = _window(K, r, base)
+            used0, used1 = min(used0, g0), max(used1, g1)
+            Z = 0.0
+            for g in range(g0, g1):
+                w[g] = math.exp(K * r[g] + base[g] - top)
+                Z += w[g]
             lp += cls_count[j] * (top + math.log(Z * h / sd) - _LOG_SQRT_2PI)
-            w *= cls_count[j] / Z
-            W += w
-            g_sd += np.sum(w * r * r) / sd**3 - cls_count[j] / sd
-        acc = np.zeros(c1 - c0)
-        for g in range(G):
-            for c in range(c1 - c0):
-                acc[c] += W[g] * sig[g, c]
+            scale, m2 = cls_count[j] / Z, 0.0
+            for g in range(g0, g1):
+                W[g] += scale * w[g]
+                m2 += w[g] * r[g] * r[g]
+            g_sd += scale * m2 / sd**3 - cls_count[j] / sd
+        acc = np.empty(c1 - c0)
+        _weighted_sigmoids(o, start, h, W, used0, used1, acc)
         for c in range(c1 - c0):
             g_design[cells[c]] -= n[c] * acc[c]
     return lp, g_sd
@@ -206,26 +286,28 @@ def _draw_items(eta, prof_ptr, prof_cell, prof_n, cls_ptr, cls_K, cls_item_ptr, 
     for p in range(len(prof_ptr) - 1):
         c0, c1, j0, j1 = prof_ptr[p], prof_ptr[p + 1], cls_ptr[p], cls_ptr[p + 1]
         o, n = eta[prof_cell[c0:c1]], prof_n[c0:c1]
-        start, h, G, S, dS, _ = _grid(o, n, cls_K[j0], cls_K[j1 - 1], sd)
+        start, h, G, S, dS = _grid(o, n, cls_K[j0], cls_K[j1 - 1], sd)
         if G == 0:  # not a posterior draw (its density is -inf): no item effects either
             for j in range(j0, j1):
                 for i in range(cls_item_ptr[j], cls_item_ptr[j + 1]):
                     out[cls_items[i]] = np.nan
             continue
-        r = start + h * np.arange(G)
-        F = (G - 1) * _REFINE + 1
+        r_all = start + h * np.arange(G)
+        base_all = -0.5 * (r_all / sd) ** 2 - S
         hf = h / _REFINE
         for j in range(j0, j1):
-            a = cls_K[j] * r - 0.5 * (r / sd) ** 2 - S
-            da = cls_K[j] - r / sd**2 - dS
+            g0, g1, _ = _window(cls_K[j], r_all, base_all)
+            r, a = r_all[g0:g1], cls_K[j] * r_all[g0:g1] + base_all[g0:g1]
+            da = cls_K[j] - r / sd**2 - dS[g0:g1]
+            F = (g1 - g0 - 1) * _REFINE + 1
             y = np.empty(F)
-            for g in range(G - 1):
+            for g in range(g1 - g0 - 1):
                 for q in range(_REFINE):
                     t = q / _REFINE
                     h00, h10 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t
                     h01, h11 = -2 * t**3 + 3 * t**2, t**3 - t**2
                     y[g * _REFINE + q] = h00 * a[g] + h10 * h * da[g] + h01 * a[g + 1] + h11 * h * da[g + 1]
-            y[F - 1] = a[G - 1]
+            y[F - 1] = a[-1]
             y -= np.max(y)
             cum = np.empty(F)
             cum[0] = 0.0
@@ -239,7 +321,7 @@ def _draw_items(eta, prof_ptr, prof_cell, prof_n, cls_ptr, cls_K, cls_item_ptr, 
                 dy = y[f + 1] - y[f]
                 frac = (target - cum[f]) / (cum[f + 1] - cum[f]) if cum[f + 1] > cum[f] else 0.5
                 t = math.log1p(frac * math.expm1(dy)) / dy if abs(dy) > 1e-12 else frac
-                out[cls_items[i]] = start + (f + t) * hf
+                out[cls_items[i]] = r[0] + (f + t) * hf
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
