@@ -11,6 +11,7 @@ from dvbstats.input.registry import (
     MODEL_SCHEMA,
     ModelTable,
     ModelTableError,
+    IDS_SHOWN,
     UnknownModelWarning,
     short_name_from_id,
 )
@@ -92,6 +93,16 @@ def test_resolve_keeps_known_rows_and_derives_unknown_ones_with_one_warning():
         ("mistral-large-2411", "mistral-large-2411", None, "mistral-large-2411", None, None),
     ]
     assert issubclass(UnknownModelWarning, UserWarning)
+
+
+def test_the_warning_names_the_first_unknown_ids_and_counts_the_rest():
+    """A leaderboard of 1,000 unknown models gets a warning of a few lines, not 1,000 ids."""
+    ids = [f"m{i:04d}" for i in range(1000)]
+    with pytest.warns(UnknownModelWarning) as caught:
+        ModelTable.default().resolve(ids)
+    message = str(caught[0].message)
+    assert message.startswith("1000 model id(s) not in the model table")
+    assert f"m{IDS_SHOWN - 1:04d} and {1000 - IDS_SHOWN} more." in message and f"m{IDS_SHOWN:04d}" not in message
 
 
 def test_resolve_known_ids_does_not_warn():

@@ -28,6 +28,8 @@ MODEL_SCHEMA: dict[str, pl.DataType] = {
     "params_b": pl.Float64(),  # parameters in billions; null when not public
 }
 
+#: Unknown model ids named in the warning (a leaderboard matrix may have thousands).
+IDS_SHOWN = 20
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
 
 
@@ -157,7 +159,7 @@ class ModelTable:
 
         An id missing from the table gets the short name :func:`short_name_from_id`, is its own
         family, and has no developer, size rank or parameter count; one
-        :class:`UnknownModelWarning` lists every such id. Raises :class:`ModelTableError` when two
+        :class:`UnknownModelWarning` counts them and names the first :data:`IDS_SHOWN`. Raises :class:`ModelTableError` when two
         resolved models would share a short name.
         """
         ids = list(dict.fromkeys(model_ids))
@@ -169,7 +171,8 @@ class ModelTable:
             warnings.warn(
                 UnknownModelWarning(
                     f"{len(unknown)} model id(s) not in the model table, using defaults derived "
-                    f"from the id (no family or size information): {', '.join(unknown)}. "
+                    f"from the id (no family or size information): {', '.join(unknown[:IDS_SHOWN])}"
+                    f"{f' and {len(unknown) - IDS_SHOWN} more' if len(unknown) > IDS_SHOWN else ''}. "
                     "Pass a ModelTable (ModelTable.read) to describe them."
                 ),
                 stacklevel=2,
