@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 
 from dvbstats.input.registry import (
+    IDS_SHOWN,
     MODEL_SCHEMA,
     ModelTable,
     ModelTableError,
-    IDS_SHOWN,
     UnknownModelWarning,
     short_name_from_id,
 )
