@@ -25,7 +25,6 @@ Designs: ``bench_plan.py``'s (``slopes8``, ``hvsb12``, ``math500``, ``depth<N>``
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import sys
 import tempfile
@@ -97,7 +96,7 @@ def table(path: Path) -> str:
          .agg(n=pl.len(), first_ok=pl.col("first_ok").sum(), ok=pl.col("ok").sum(),
               max_r_hat=pl.col("max_r_hat").max(), min_ess_bulk=pl.col("min_ess_bulk").min(),
               divergences=pl.col("divergences").sum(), steps=pl.col("steps_per_draw").median(),
-              cpu_s=pl.col("cpu_s").median()).sort("design", "tune"))
+              cpu_s=pl.col("cpu_s").median().round(1)).sort("design", "tune"))
     longest = d["tune"].max()
     base = d.filter(pl.col("tune") == longest).select("design", "seed", base_cpu="cpu_s")
     ratio = (d.join(base, on=["design", "seed"]).with_columns(r=pl.col("cpu_s") / pl.col("base_cpu"))
@@ -113,8 +112,9 @@ def table(path: Path) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--table", help="print the markdown table of this CSV and stop")
-    p.add_argument("--design", nargs="+")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--table", help="print the markdown table of this CSV and stop")
+    what.add_argument("--design", nargs="+", help="the designs to fit (see above)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--tune", type=int, nargs="+", default=[500, 300])
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "tune.csv"))
@@ -122,21 +122,13 @@ def main() -> None:
     if args.table:
         print(table(Path(args.table)))
         return
-    if not args.design:
-        p.error("--design is required")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.design:
             for seed in args.seeds:
                 for tune in args.tune:
                     row = run(name, seed, tune, Path(tmp))
-                    new = not out.exists()
-                    with out.open("a", newline="") as fh:
-                        w = csv.DictWriter(fh, fieldnames=FIELDS)
-                        if new:
-                            w.writeheader()
-                        w.writerow(row)
+                    bench_plan.append_csv(Path(args.out), [row], FIELDS)
                     print(f"{time.strftime('%H:%M:%S')} " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
 
 
