@@ -190,6 +190,16 @@ def run(name: str, seed: int, config: str, draws: int, tune: int) -> list[dict]:
     return rows
 
 
+def append_csv(out: Path, rows: list[dict], fields: tuple[str, ...]) -> None:
+    """Append ``rows`` to the CSV ``out`` (its header first when the file is new), so a sweep cut short keeps its rows."""
+    new = not out.exists()
+    with out.open("a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        if new:
+            w.writeheader()
+        w.writerows(rows)
+
+
 def table(path: Path) -> str:
     """The rows of ``path`` as the markdown table of docs/model.md: per design, seed and config, each pilot and
     attempt, the kept fit's checks and the config's CPU seconds."""
@@ -232,12 +242,7 @@ def main() -> None:
         for seed in args.seeds:
             for config in args.config or ["plan"]:
                 rows = run(name, seed, config, args.draws, args.tune)
-                new = not out.exists()
-                with out.open("a", newline="") as fh:
-                    w = csv.DictWriter(fh, fieldnames=FIELDS)
-                    if new:
-                        w.writeheader()
-                    w.writerows(rows)
+                append_csv(out, rows, FIELDS)
                 for r in rows:
                     if "ok" not in r:
                         print(f"  plan's pilot {r['form']}: {r['divergences']} divergences, {r['steps_per_draw']} "
