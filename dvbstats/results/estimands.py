@@ -60,6 +60,7 @@ def design_averages(
     df = d.cells.data.with_row_index("_cell")
     w = df["n_prompts"].to_numpy().astype(float)
     keys_by, totals, runs = [], [], []
+    offset = 0  # each grouping's groups are its own columns of one (draws, groups) array: no padding to the widest
     for by in groupings:
         if by:
             keys = df.select(by).unique().sort(by).with_row_index("_group")
@@ -69,41 +70,40 @@ def design_averages(
         totals.append(np.bincount(group, weights=w, minlength=keys.height))
         keys_by.append(keys.drop("_group"))
         starts = np.flatnonzero(np.diff(group, prepend=-1))  # runs of cells in one group (cells are sorted)
-        runs.append(np.column_stack([starts, np.append(starts[1:], len(group)), group[starts]]))
+        runs.append(np.column_stack([starts, np.append(starts[1:], len(group)), offset + group[starts]]))
+        offset += keys.height
+    offsets = np.cumsum([0] + [k.height for k in keys_by])
     post = idata.posterior
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
-    width = max((k.height for k in keys_by), default=1)
     stacked = stacked_draws(idata, parameter_names(d))  # views of the posterior (item effects: float32)
     margins = crossed_margins(d, groupings, keys_by, w)
-    sums = (_crossed_sums(margins, stacked, len(groupings), width) if margins is not None
-            else _cell_sums(d, stacked, runs, len(groupings), width))
-    # the kernel releases the GIL and each draw's sums are its own: one slice of draws per core, in threads
+    sums = _crossed_sums(margins, stacked, offsets) if margins is not None else _cell_sums(d, stacked, runs)
+    # the kernel releases the GIL and each draw's sums are its own: one slice of draws per core, in threads,
+    # each writing its own rows of the one output array
+    out = np.zeros((n_chain * n_draw, offsets[-1]))
     chunks = draw_slices(n_chain * n_draw)
     with ThreadPoolExecutor(len(chunks)) as pool:
-        out = np.concatenate(list(pool.map(sums, chunks)), axis=1)
+        list(pool.map(lambda draws: sums(draws, out[draws]), chunks))
     coords = {"chain": post.chain, "draw": post.draw}
     return [
-        (xr.DataArray((out[i, :, :keys.height] / totals[i]).reshape(n_chain, n_draw, -1),
+        (xr.DataArray((out[:, offsets[i]:offsets[i + 1]] / totals[i]).reshape(n_chain, n_draw, -1),
                       dims=("chain", "draw", "group"), coords=coords), keys)
         for i, keys in enumerate(keys_by)
     ]
 
 
-def _cell_sums(d: Design, stacked: dict[str, np.ndarray], runs: list[np.ndarray], n_groupings: int, width: int):
-    """The sums of :func:`design_averages` over a slice of draws, cell by cell (:func:`_group_sums`), the float64
-    parameters built one block of DRAW_BLOCK draws at a time."""
+def _cell_sums(d: Design, stacked: dict[str, np.ndarray], runs: list[np.ndarray]):
+    """The sums of :func:`design_averages` over a slice of draws into its rows of the output, cell by cell
+    (:func:`_group_sums`), the float64 parameters built one block of DRAW_BLOCK draws at a time."""
     layout = item_layout(*predictor_layout(d))
     w = d.cells.data["n_prompts"].to_numpy().astype(float)
-    bounds = np.cumsum([0] + [len(r) for r in runs])
     run_rows = np.concatenate(runs or [np.zeros((0, 3))]).astype(np.int64)
 
-    def sums(draws: slice) -> np.ndarray:
-        part = np.zeros((n_groupings, draws.stop - draws.start, width))
+    def sums(draws: slice, part: np.ndarray) -> None:
         for a in range(draws.start, draws.stop, DRAW_BLOCK):
             b = min(a + DRAW_BLOCK, draws.stop)
             theta = stacked_parameters(d, {n: v[a:b] for n, v in stacked.items()})
-            _group_sums(theta, *layout, w, run_rows, bounds, part[:, a - draws.start:b - draws.start])
-        return part
+            _group_sums(theta, *layout, w, run_rows, part[a - draws.start:b - draws.start])
 
     return sums
 
@@ -133,14 +133,14 @@ def crossed_margins(d: Design, groupings: Sequence[Sequence[str]], keys_by: list
     return terms[0], terms[1], float(w[0]), picks
 
 
-def _crossed_sums(margins, stacked: dict[str, np.ndarray], n_groupings: int, width: int):
-    """The sums of :func:`design_averages` over a slice of draws from the rows' and columns' sums of the sigmoid
-    (:func:`dvbstats.model.crossed.sigmoid_sums`): no cell layout, one product and one division per cell."""
+def _crossed_sums(margins, stacked: dict[str, np.ndarray], offsets: np.ndarray):
+    """The sums of :func:`design_averages` over a slice of draws into its rows of the output, from the rows' and
+    columns' sums of the sigmoid (:func:`dvbstats.model.crossed.sigmoid_sums`): no cell layout, one product and
+    one division per cell."""
     rows, cols, w0, picks = margins
     sizes = len(rows.levels[0]), len(cols.levels[0])
 
-    def sums(draws: slice) -> np.ndarray:
-        part = np.zeros((n_groupings, draws.stop - draws.start, width))
+    def sums(draws: slice, part: np.ndarray) -> None:
         for a in range(draws.start, draws.stop, DRAW_BLOCK):
             b = min(a + DRAW_BLOCK, draws.stop)
             row_sums, col_sums = np.empty((b - a, sizes[0])), np.empty((b - a, sizes[1]))
@@ -149,8 +149,7 @@ def _crossed_sums(margins, stacked: dict[str, np.ndarray], n_groupings: int, wid
                                  np.ascontiguousarray(stacked[f"r_{cols.name}"][a:b]), row_sums, col_sums)
             for g, (margin, at) in enumerate(picks):
                 block = row_sums.sum(axis=1, keepdims=True) if margin is None else (row_sums, col_sums)[margin][:, at]
-                part[g, a - draws.start:b - draws.start, :block.shape[1]] = w0 * block
-        return part
+                part[a - draws.start:b - draws.start, offsets[g]:offsets[g] + block.shape[1]] = w0 * block
 
     return sums
 
@@ -238,22 +237,20 @@ def item_sigmoid(theta, cols, vals, item, design_of):
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
-def _group_sums(theta, cols, vals, item, design_of, w, runs, bounds, out):
-    """``out[g, i, k]`` = the sum of ``w[c] logit^-1(eta[i, c])`` over the cells of group ``k`` of grouping ``g``,
-    ``eta`` computed cell by cell from the draws ``theta`` (layout of :func:`item_layout`) and the groups given
-    as runs of consecutive cells (``runs[r]`` = start, end, group; grouping ``g`` owns rows
-    ``bounds[g]:bounds[g + 1]``). No (draws, cells) array and one add per run instead of a scatter per cell: at
-    182,600 cells x 4,000 draws the NumPy linear predictor and per-cell scatter took 27 s CPU, this 6 s
-    (benchmarks/bench_stages.py)."""
+def _group_sums(theta, cols, vals, item, design_of, w, runs, out):
+    """``out[i, k]`` = the sum of ``w[c] logit^-1(eta[i, c])`` over the cells of group ``k`` (the groups of every
+    grouping side by side), ``eta`` computed cell by cell from the draws ``theta`` (layout of :func:`item_layout`)
+    and the groups given as runs of consecutive cells (``runs[r]`` = start, end, group). No (draws, cells) array
+    and one add per run instead of a scatter per cell: at 182,600 cells x 4,000 draws the NumPy linear predictor
+    and per-cell scatter took 27 s CPU, this 6 s (benchmarks/bench_stages.py)."""
     for i in range(theta.shape[0]):
         p = item_sigmoid(theta[i], cols, vals, item, design_of) * w
-        for g in range(out.shape[0]):
-            row = out[g, i]
-            for r in range(bounds[g], bounds[g + 1]):
-                s = 0.0
-                for c in range(runs[r, 0], runs[r, 1]):
-                    s += p[c]
-                row[runs[r, 2]] += s
+        row = out[i]
+        for r in range(runs.shape[0]):
+            s = 0.0
+            for c in range(runs[r, 0], runs[r, 1]):
+                s += p[c]
+            row[runs[r, 2]] += s
 
 
 def dvgr_draws(averaged: tuple[xr.DataArray, pl.DataFrame]) -> xr.DataArray:
