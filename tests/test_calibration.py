@@ -121,3 +121,10 @@ def test_small_suite_runs_resumes_and_summarises(tmp_path):
     assert set(json.loads(prior.filter(pl.col("class") == "agreement")["ranks"][0])) == set(cal.AGREEMENT_PARAMETERS)
     assert all(0 <= v <= cal.THINNED for r in prior["ranks"] for v in json.loads(r).values())
     assert all((tmp_path / f"sbc_{c}.png").is_file() for c in ("rasch", "dvb", "agreement"))
+
+
+def test_cost_measures_the_scaling_class():
+    """``cost`` measures the classes that are not formula fits too (the scaling trend: exact draws, no NUTS)."""
+    row = cal.fit_cost("scaling", 3)
+    assert row["class"] == "scaling" and row["fit_cpu_s"] >= 0 and row["ok"] in (True, False)
+    assert row["divergences"] == 0
