@@ -204,11 +204,12 @@ def _in_fastlogp_order(pm_model, d) -> list[str]:
     return scalars + per_term
 
 
-def test_designs_it_does_not_implement_fall_back_to_pymc():
+def test_it_supports_the_designs_of_the_formula_grammar():
     cells = _cells(1)
     assert fastlogp.supports(design(parse(FORMULAS[0]), cells))
-    # an axis-laid interaction moves its margins into the main terms' prior scale (model._sigma)
-    assert not fastlogp.supports(design(parse("y ~ 1 + (1|model) + (1|value) + (1|model:value)"), cells))
+    # an axis-laid interaction moves its margins into the main terms' prior scale (model._sigma):
+    # tests/test_fastlogp_absorbed.py
+    assert fastlogp.supports(design(parse("y ~ 1 + (1|model) + (1|value) + (1|model:value)"), cells))
     assert fastlogp.supports(design(parse("y ~ 1 + log_n_train + (1 + log_n_train|model)"), cells))
 
 
@@ -323,7 +324,8 @@ def test_a_design_without_slopes_compiles_only_what_it_calls(tmp_path):
     compiled = json.loads(res.stdout.strip().splitlines()[-1])
     slopes = {"_logp_slopes", "_slope_logp", "_slope_values", "_slope_parts", "_lkj_cholesky", "_lkj_pullback",
               "_slopes_in", "_slopes_out"}
-    assert {k for k, n in compiled.items() if n} == {"_logp", "_random_values", "_priors", "_cell_loglik", "_linear_predictor", "_binomial",
+    assert {k for k, n in compiled.items() if n} == {"_logp", "_term_values", "_term_priors", "_scales", "_cell_loglik",
+                                                     "_linear_predictor", "_binomial",
                                                      "_scatter", "_exp_minus_abs", "_prior_logp",
                                                      "_zerosum", "_extend", "_put"}
     assert max(compiled.values()) == 1 and slopes <= set(compiled)

@@ -131,6 +131,15 @@ def test_hvsb_report_speaks_hvsb(hvsb_run):
     assert "dashed grey: chance" not in text and "Rate at none" not in text
 
 
+def test_model_table_has_no_population_column_when_no_model_has_one(hvsb_run):
+    """Under one condition the model defines no population rate (rates.csv's pop_rate_* are empty): the
+    report's model table leaves the column out rather than showing a column of dashes."""
+    *_, out, text = hvsb_run
+    assert pl.read_csv(out / "rates.csv")["pop_rate_mean"].is_null().all()
+    header = next(line for line in text.splitlines() if line.startswith("| Model | Used |"))
+    assert "Population" not in header and "Posterior misalignment rate (MR)" in header
+
+
 def test_reference_line_named_for_the_benchmark(hvsb_run):
     """The plots' legend names the benchmark's reference line (HVSB: the random judge), not chance."""
     from dvbstats.report import plots

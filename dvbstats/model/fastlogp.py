@@ -18,8 +18,8 @@ the same loop as one more random intercept over the distinct (level, slope-colum
 a slope term costs the loop nothing per cell.
 
 It supports what :class:`dvbstats.model.design.Design` holds today (intercept, fixed effects, random
-intercepts incl. interactions, random slopes, every parametrisation) except interaction margins
-moved into a main term's prior scale; :func:`supports` says so, and
+intercepts incl. interactions and the interaction margins moved into a main term's prior scale,
+random slopes, every parametrisation); :func:`supports` says so, and
 :func:`dvbstats.results.fitted.fit` falls back to the PyMC model otherwise. Why: the PyMC/nutpie
 path spends 10-30 s compiling the model graph with Numba on every run and about 44 ns per cell
 per gradient; this path compiles nothing per model (measured in ``benchmarks/bench_speed.py``).
@@ -43,10 +43,9 @@ _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 
 def supports(d: Design) -> bool:
     """True when the design has only constructs this module implements: fixed coefficients, random
-    slopes, and random intercepts laid out on integer level indices, each with its own SD as its prior
-    scale (no interaction margins moved into a main term: see ``model._sigma``)."""
-    return (not any(d.absorbed.values())
-            and all(t.index.ndim == 2 and t.index.shape[1] == len(t.dims) for t in d.terms))
+    slopes, and random intercepts laid out on integer level indices (with interaction margins moved into
+    a main term's prior scale or not: :func:`absorbed_margins`)."""
+    return all(t.index.ndim == 2 and t.index.shape[1] == len(t.dims) for t in d.terms)
 
 
 # --------------------------------------------------------------------------- priors
@@ -460,28 +459,52 @@ _NO_VIRTUAL = np.zeros(0)  # r_virtual and g_virtual of a design without random 
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _random_values(x, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, r_virtual):
+def _scales(x, t_start, t_flags, absorb):
+    """Each random intercept's own SD ``sd_t`` and the scale of its prior, ``sqrt(sd_t² + Σ_j absorb[t, j] sd_j²)``:
+    ``absorb[t, j] = 1 / L`` when the zero-sum interaction ``j``'s margins over ``L`` levels land in term ``t``
+    (the PyMC model's ``_sigma``), 0 otherwise (a signed term's own signed scale is not one of these)."""
+    n = len(t_start)
+    sd = np.empty(n)
+    for t in range(n):
+        v = x[t_start[t]]
+        sd[t] = abs(v) if t_flags[t] & _SIGNED else np.exp(v)
+    scale = sd.copy()
+    for t in range(n):
+        extra = 0.0
+        for j in range(n):
+            extra += absorb[t, j] * sd[j] * sd[j]
+        if extra > 0.0:
+            scale[t] = np.sqrt(sd[t] * sd[t] + extra)
+    return sd, scale
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _term_values(x, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, absorb, r_virtual):
     """Every random intercept ``r`` (the terms' in order, then the slope terms' virtual levels
-    ``r_virtual``) and the standardised or centred values ``z`` they come from, at ``x``."""
+    ``r_virtual``) and the standardised or centred values ``z`` they come from, at ``x``; a non-centred
+    term's ``r = z`` times its prior's scale (:func:`_scales`), a signed term's ``r = v z``."""
     n_random = t_offset[-1]
     r = np.empty(n_random + len(r_virtual))
     z = np.empty(n_random)
+    scales = _scales(x, t_start, t_flags, absorb)[1]
     for t in range(len(t_start)):
         free = x[t_start[t] + 1:t_end[t]].copy()
         zt = _zerosum(free, t_shape[t, :t_naxes[t]], False) if t_flags[t] & _ZEROSUM else free
         _put(z, t_offset[t], zt)
-        scale = x[t_start[t]] if t_flags[t] & _SIGNED else np.exp(x[t_start[t]]) if t_flags[t] & _NONCENTRED else 1.0
+        scale = x[t_start[t]] if t_flags[t] & _SIGNED else scales[t] if t_flags[t] & _NONCENTRED else 1.0
         _put(r, t_offset[t], zt * scale)
     _put(r, n_random, r_virtual)
     return r, z
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _priors(x, grad, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
-            i0, g_alpha, grad_b, grad_r, z, g_virtual):
-    """The priors' log density at ``x``; fills ``grad`` from the likelihood's derivatives in the
-    intercept (``g_alpha``), slopes (``grad_b``) and random intercepts (``grad_r``, the slope terms'
-    virtual levels' into ``g_virtual``) and the priors' own, through the transforms."""
+def _term_priors(x, grad, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
+                 absorb, i0, g_alpha, grad_b, grad_r, z, g_virtual):
+    """The priors' log density at ``x``; fills ``grad`` (zero on entry) from the likelihood's derivatives in
+    the intercept (``g_alpha``), slopes (``grad_b``) and random intercepts (``grad_r``, the slope terms'
+    virtual levels' into ``g_virtual``) and the priors' own, through the transforms. A term's prior has
+    the scale of :func:`_scales`: its derivative in that scale reaches its own log SD and the SDs of the
+    interactions whose margins it absorbs."""
     lp = 0.0
     n_scalar = len(s_code)
     n_random = t_offset[-1]
@@ -489,6 +512,7 @@ def _priors(x, grad, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, 
         p, dp = _prior_logp(s_code[j], s_par[j], x[j])
         lp += p
         grad[j] = dp + (g_alpha if j < i0 else grad_b[j - i0])
+    sds, scales = _scales(x, t_start, t_flags, absorb)
     for t in range(len(t_start)):
         zt = z[t_offset[t]:t_offset[t + 1]]
         g_r = grad_r[t_offset[t]:t_offset[t + 1]]
@@ -499,30 +523,33 @@ def _priors(x, grad, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, 
             v = x[t_start[t]]
             p, dp = _prior_logp(sd_code[t], sd_par[t], abs(v))
             lp += p - np.log(2.0) - 0.5 * ssq - dof * _LOG_SQRT_2PI
-            grad[t_start[t]] = dp * np.sign(v) + np.sum(g_r * zt)
+            grad[t_start[t]] += dp * np.sign(v) + np.sum(g_r * zt)
             g_z = g_r * v
             if t_flags[t] & _ZEROSUM:
                 g_z = _zerosum(g_z, t_shape[t, :t_naxes[t]], True)
             _put(grad, t_start[t] + 1, g_z - free)
             continue
-        log_sd = x[t_start[t]]
-        sd = np.exp(log_sd)
+        log_sd, sd, scale = x[t_start[t]], sds[t], scales[t]
         p, dp = _prior_logp(sd_code[t], sd_par[t], sd)
         lp += p + log_sd  # + log-transform Jacobian
-        g_log_sd = dp * sd + 1.0
+        grad[t_start[t]] += dp * sd + 1.0
         if t_flags[t] & _NONCENTRED:
             lp += -0.5 * ssq - dof * _LOG_SQRT_2PI
-            g_log_sd += np.sum(g_r * zt) * sd
-            g_z = g_r * sd
+            g_scale = np.sum(g_r * zt)
+            g_z = g_r * scale
             g_prior = -free
         else:
-            lp += -0.5 * ssq / sd**2 - dof * (_LOG_SQRT_2PI + log_sd)
-            g_log_sd += ssq / sd**2 - dof
+            lp += -0.5 * ssq / scale**2 - dof * (_LOG_SQRT_2PI + np.log(scale))
+            g_scale = (ssq / scale**2 - dof) / scale
             g_z = g_r.copy()
-            g_prior = -free / sd**2
+            g_prior = -free / scale**2
+        grad[t_start[t]] += g_scale * sd * sd / scale  # d scale / d log sd_t
+        for j in range(len(t_start)):
+            if absorb[t, j] > 0.0:  # d scale / d sd_j, times d sd_j / d x: sd_j (log SD) or sign(v)
+                d_sd = sds[j] if not t_flags[j] & _SIGNED else np.sign(x[t_start[j]])
+                grad[t_start[j]] += g_scale * absorb[t, j] * sds[j] / scale * d_sd
         if t_flags[t] & _ZEROSUM:
             g_z = _zerosum(g_z, t_shape[t, :t_naxes[t]], True)
-        grad[t_start[t]] = g_log_sd
         _put(grad, t_start[t] + 1, g_z + g_prior)
     for v in range(len(g_virtual)):
         g_virtual[v] = grad_r[n_random + v]
@@ -530,27 +557,43 @@ def _priors(x, grad, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, 
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
+def _random_values(x, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, r_virtual):
+    """:func:`_term_values` of terms each scaled by its own SD alone (no absorbed interaction margins)."""
+    return _term_values(x, t_start, t_end, t_offset, t_flags, t_shape, t_naxes,
+                        np.zeros((len(t_start), len(t_start))), r_virtual)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _priors(x, grad, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
+            i0, g_alpha, grad_b, grad_r, z, g_virtual):
+    """:func:`_term_priors` of terms each scaled by its own SD alone (no absorbed interaction margins)."""
+    return _term_priors(x, grad, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code,
+                        sd_par, np.zeros((len(t_start), len(t_start))), i0, g_alpha, grad_b, grad_r, z, g_virtual)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par, absorb,
           intercept, X, idx, k, n, log_binom, r_virtual, g_virtual, item, design_of):
     """Log posterior density and its gradient at the unconstrained point ``x`` (layout: CellModel),
     without the random slopes' own terms (:func:`_logp_slopes` adds them).
 
     ``s_*``: priors of the leading scalars (intercept, slopes); ``t_*``: per random term, the
     position of its log SD in ``x`` (its free coordinates follow up to ``t_end``), its offset in the
-    flat vector of every term's intercepts, parametrisation flags, grid shape and SD prior;
-    ``r_virtual``: the values of the random-slope terms' virtual levels, which follow the intercepts
-    in ``r`` (empty without slopes), whose gradient goes into ``g_virtual``; ``X``, ``idx``, ``item``,
-    ``design_of``: the cells, in one or two levels (:func:`_cell_loglik`)."""
+    flat vector of every term's intercepts, parametrisation flags, grid shape and SD prior; ``absorb``:
+    the interaction margins in each term's prior scale (:func:`_scales`); ``r_virtual``: the values of
+    the random-slope terms' virtual levels, which follow the intercepts in ``r`` (empty without slopes),
+    whose gradient goes into ``g_virtual``; ``X``, ``idx``, ``item``, ``design_of``: the cells, in one
+    or two levels (:func:`_cell_loglik`)."""
     grad = np.zeros(len(x))
     i0 = 1 if intercept else 0
     alpha = x[0] if intercept else 0.0
     b = x[i0:len(s_code)].copy()
-    r, z = _random_values(x, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, r_virtual)
+    r, z = _term_values(x, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, absorb, r_virtual)
     grad_b = np.empty(len(b))
     grad_r = np.empty(len(r))
     lp, g_alpha = _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r, item, design_of)
-    lp += log_binom + _priors(x, grad, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes,
-                              sd_code, sd_par, i0, g_alpha, grad_b, grad_r, z, g_virtual)
+    lp += log_binom + _term_priors(x, grad, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes,
+                                   sd_code, sd_par, absorb, i0, g_alpha, grad_b, grad_r, z, g_virtual)
     return lp, grad
 
 
@@ -573,13 +616,13 @@ def _slopes_out(x, sl_int, sl_eta, sl_code, sl_par, sl_Z, sl_group, g_virtual, g
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _logp_slopes(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
+def _logp_slopes(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par, absorb,
                  intercept, X, idx, k, n, log_binom, item, design_of, sl_int, sl_eta, sl_code, sl_par, sl_Z,
                  sl_group):
     """:func:`_logp` with random slopes (``sl_*``, see :func:`_slope_logp`). A kernel of its own so
     that a formula without slopes never compiles their code (about 5 s on a first run)."""
     r_virtual, g_virtual = _slopes_in(x, sl_int, sl_eta, sl_Z, sl_group), np.empty(len(sl_group))
-    lp, grad = _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par,
+    lp, grad = _logp(x, s_code, s_par, t_start, t_end, t_offset, t_flags, t_shape, t_naxes, sd_code, sd_par, absorb,
                      intercept, X, idx, k, n, log_binom, r_virtual, g_virtual, item, design_of)
     return lp + _slopes_out(x, sl_int, sl_eta, sl_code, sl_par, sl_Z, sl_group, g_virtual, grad), grad
 
@@ -620,6 +663,7 @@ class CellModel:
         sizes = [int(np.prod(s)) for s in self.shapes]
         free = [int(np.prod(np.subtract(s, 1))) if f & _ZEROSUM else size
                 for s, f, size in zip(self.shapes, self.t_flags, sizes)]
+        self.absorb = absorbed_margins(d, parametrizations)
         self.t_offset = np.cumsum([0, *sizes]).astype(np.int64)
         self.t_start = len(scalars) + np.cumsum([0, *np.add(free, 1)])[:-1].astype(np.int64)
         self.t_end = self.t_start + 1 + np.array(free, dtype=np.int64)
@@ -636,7 +680,8 @@ class CellModel:
         if split is not None:
             self.X, self.idx, self.item, self.design_of = split
         args = (self.s_code, self.s_par, self.t_start, self.t_end, self.t_offset, self.t_flags, self.t_shape,
-                self.t_naxes, self.sd_code, self.sd_par, self.intercept, self.X, self.idx, self.k, self.n, self.log_binom)
+                self.t_naxes, self.sd_code, self.sd_par, self.absorb, self.intercept, self.X, self.idx, self.k, self.n,
+                self.log_binom)
         if len(self.sl_int):  # the kernel without slopes compiles in a third of the time
             self._kernel, self._args = _logp_slopes, (*args, self.item, self.design_of, self.sl_int, self.sl_eta,
                                                       self.sl_code, self.sl_par, self.sl_Z, self.sl_group)
@@ -685,16 +730,16 @@ class CellModel:
             out["Intercept"] = np.asarray(x[0], dtype=np.float64)
         for j, name in enumerate(self.design.fixed):
             out[f"b_{name}"] = np.asarray(x[int(self.intercept) + j], dtype=np.float64)
-        sds = []
+        term_sds, scales = _scales(np.asarray(x, dtype=np.float64), self.t_start, self.t_flags, self.absorb)
+        sds = list(term_sds)
         for i, t in enumerate(self.design.terms):
             free = np.ascontiguousarray(x[self.t_start[i] + 1:self.t_end[i]])
             z = _zerosum(free, self.t_shape[i, :self.t_naxes[i]], False) if self.t_flags[i] & _ZEROSUM else free
             z = z.reshape(self.shapes[i])
             if self.t_flags[i] & _SIGNED:  # the same r = v z as sd = |v| and z sign(v)
                 z = z * np.sign(x[self.t_start[i]])
-            sds.append(abs(x[self.t_start[i]]) if self.t_flags[i] & _SIGNED else np.exp(x[self.t_start[i]]))
-            out[f"sd_{t.name}"] = np.asarray(sds[-1], dtype=np.float64)
-            r = z * sds[-1] if self.t_flags[i] & _NONCENTRED else z
+            out[f"sd_{t.name}"] = np.asarray(sds[i], dtype=np.float64)
+            r = z * scales[i] if self.t_flags[i] & _NONCENTRED else z
             out[f"r_{t.name}"] = r.astype(np.float32) if r.size > ITEM_LEVELS else r
         cors = []
         for s, lay, eta in zip(self.design.slopes, self.sl_int, self.sl_eta):
@@ -752,6 +797,20 @@ class CellModel:
 def _prior_arrays(priors: list[Prior]) -> tuple[np.ndarray, np.ndarray]:
     codes = [_prior_code(p) for p in priors]
     return np.array([c for c, _ in codes], dtype=np.int64), np.array([a for _, a in codes]).reshape(-1, 3)
+
+
+def absorbed_margins(d: Design, parametrizations: dict[str, str]) -> np.ndarray:
+    """``absorb[t, j] = 1 / L`` when the margins of the zero-sum interaction ``d.terms[j]`` over ``L`` levels are
+    moved into the prior scale of the zero-sum term ``d.terms[t]`` (``Design.absorbed``), as the PyMC model's
+    ``_sigma`` moves them: not into a signed term's scale (it has its own), not from a textbook-form interaction."""
+    names = [t.name for t in d.terms]
+    absorb = np.zeros((len(names), len(names)))
+    for t, name in enumerate(names):
+        if parametrizations[name].startswith("zerosum") and parametrizations[name] != "zerosum_signed":
+            for inter, levels in d.absorbed.get(name, ()):
+                if parametrizations[inter].startswith("zerosum"):
+                    absorb[t, names.index(inter)] = 1.0 / levels
+    return absorb
 
 
 def pyfunc_model(model, coords: dict[str, list]):

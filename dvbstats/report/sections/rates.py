@@ -88,7 +88,8 @@ def reading_headline(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -
 @register("models")
 def model_table(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str:
     """Section 2: the per-model table, one row per model plus the overall row. The binomial test and
-    P(rate < reference) appear only when the benchmark has a reference line."""
+    P(rate < reference) appear only when the benchmark has a reference line; the population rate only
+    when the fit defines one (not under one condition: a column of dashes says nothing)."""
     rows = pd.concat([models, overall.to_frame().T], ignore_index=True)
     hdi = f"{run.hdi_prob:.0%} HDI"
     w = wording(run.manifest)
@@ -103,9 +104,10 @@ def model_table(run: RunFolder, models: pd.DataFrame, overall: pd.Series) -> str
         **({"Binomial p": [fmt_p(float(p)) for p in rows["binom_p"]]} if tested else {}),
         f"Posterior {rate}": [fmt_dvgr(float(x)) for x in rows["dvgr_mean"]],
         hdi: [fmt_interval(float(a), float(b)) for a, b in zip(rows["dvgr_hdi_low"], rows["dvgr_hdi_high"], strict=True)],
-        f"Population {rate} ({hdi})": [
+        **({f"Population {rate} ({hdi})": [
             "–" if pd.isna(m) else f"{fmt_dvgr(float(m))} ({fmt_interval(float(a), float(b))})"
-            for m, a, b in zip(rows["pop_dvgr_mean"], rows["pop_dvgr_hdi_low"], rows["pop_dvgr_hdi_high"], strict=True)],
+            for m, a, b in zip(rows["pop_dvgr_mean"], rows["pop_dvgr_hdi_low"], rows["pop_dvgr_hdi_high"], strict=True)]}
+           if rows["pop_dvgr_mean"].notna().any() else {}),
         **({f"P({rate} < {w.reference:g})": [fmt_dvgr(float(x)) for x in rows["p_below_half"]]} if tested else {}),
     })
     note = (w.texts["model_note"].format(hdi=hdi) if "model_note" in w.texts
