@@ -10,8 +10,9 @@ keys already there, so the suite is resumable and can be stopped at any time. ``
 processes. ``summarise`` writes ``sbc.csv`` (per quantity: fits, chi-square uniformity test of the ranks
 in 10 bins, Bonferroni threshold), ``coverage.csv`` (per model class, simulator and estimand: fits,
 intervals, covered, Wilson 95% interval, and a 95% interval resampling whole fits),
-``coverage_pooled.csv`` and ``coverage.md`` (the same per estimand class and simulator, over the model
-classes), ``pbest.csv`` (calibration of P(best)) and the figures ``sbc_<class>.png`` (rank histograms and
+``coverage_pooled.csv`` (the same per estimand class and simulator, over the model classes), ``fits.csv``'s
+counts per class and simulator (``fits_by_class.csv``), ``coverage.md`` (those counts, SBC per class and the
+pooled coverage as Markdown), ``pbest.csv`` (calibration of P(best)) and the figures ``sbc_<class>.png`` (rank histograms and
 ECDF differences with 99% simultaneous bands). ``cost`` fits one data set per class with the defaults and
 prints the CPU seconds of the fit and, on the PyMC backend, of compiling its graph alone, with the
 sampler's leapfrog steps per draw, tree depth and divergences.
@@ -599,15 +600,44 @@ def figures(fits: pl.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
+def fits_table(fits: pl.DataFrame) -> pl.DataFrame:
+    """Per class and simulator: fits, fits passing the sampler checks, median and total wall seconds."""
+    return fits.group_by("class", "simulator").agg(
+        fits=pl.len(), passed=pl.col("ok").sum(), median_s=pl.col("seconds").median(),
+        total_s=pl.col("seconds").sum()).sort("class", "simulator")
+
+
+def sbc_by_class(sbc: pl.DataFrame) -> pl.DataFrame:
+    """Per class: prior-simulator fits, quantities tested, the smallest p-value and the rejections."""
+    return sbc.group_by("class").agg(fits=pl.col("fits").max(), quantities=pl.len(), min_p=pl.col("chi2_p").min(),
+                                     rejects=pl.col("rejects").sum()).sort("class")
+
+
+def summary_markdown(tables: dict[str, pl.DataFrame]) -> str:
+    """``coverage.md``: fits per class and simulator, SBC per class (with the multiplicity) and pooled coverage."""
+    f, s = tables["fits_by_class"], tables["sbc"]
+    lines = ["| class | simulator | fits | passed the sampler checks | median s per fit |", "|:--|:--|--:|--:|--:|"]
+    lines += [f"| {r['class']} | {r['simulator']} | {r['fits']} | {r['passed']} | {r['median_s']:.1f} |"
+              for r in f.iter_rows(named=True)]
+    if not s.is_empty():
+        lines += ["", f"SBC: chi-square on {BINS} rank bins, {s['tests'][0]} quantities, each at {ALPHA:.0%} / "
+                      f"{s['tests'][0]} = {s['threshold'][0]:.2g} (Bonferroni).", "",
+                  "| class | fits | quantities | smallest p | rejections |", "|:--|--:|--:|--:|--:|"]
+        lines += [f"| {r['class']} | {r['fits']} | {r['quantities']} | {r['min_p']:.3g} | {r['rejects']} |"
+                  for r in sbc_by_class(s).iter_rows(named=True)]
+    if not tables["coverage_pooled"].is_empty():
+        lines += ["", markdown(tables["coverage_pooled"])]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
 def summarise(out: Path) -> dict[str, pl.DataFrame]:
     fits = pl.read_csv(out / FITS)
     tables = {"coverage": coverage_table(fits), "coverage_pooled": coverage_table(fits, ("estimand", "simulator")),
-              "sbc": sbc_table(fits), "pbest": pbest_table(fits)}
+              "sbc": sbc_table(fits), "pbest": pbest_table(fits), "fits_by_class": fits_table(fits)}
     for name, t in tables.items():
         if not t.is_empty():
             t.write_csv(out / f"{name}.csv")
-    if not tables["coverage_pooled"].is_empty():
-        (out / "coverage.md").write_text(markdown(tables["coverage_pooled"]), encoding="utf-8")
+    (out / "coverage.md").write_text(summary_markdown(tables), encoding="utf-8")
     figures(fits, out)
     return tables
 
@@ -618,7 +648,13 @@ def summarise(out: Path) -> dict[str, pl.DataFrame]:
 def fit_cost(cls: str, seed: int) -> dict:
     """CPU seconds of one default fit of class ``cls`` (independent simulator) and, when it samples the PyMC
     graph, of compiling that graph alone for nutpie (the fixed cost of every such fit), with its sampler
-    statistics: what a fit's time is spent on."""
+    statistics: what a fit's time is spent on. ``scaling`` and ``agreement`` (not formula fits): the CPU
+    seconds of one suite fit, simulation included."""
+    if cls not in CLASSES:
+        cpu = time.process_time()
+        row = one_fit(cls, "independent", seed, SamplerSettings().draws, SamplerSettings().tune)
+        return {"class": cls, "seed": seed, "fit_cpu_s": round(time.process_time() - cpu, 1), "ok": row["ok"],
+                "divergences": row["divergences"]}
     c = CLASSES[cls]
     data, _ = simulate_independent(c, seed)
     cpu = time.process_time()

@@ -4,16 +4,19 @@ model's recovery of a known same-family effect, and the run-folder files."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import polars as pl
 import pytest
+from scipy import stats
 from statsmodels.stats.inter_rater import cohens_kappa
 
 from dvbstats.input import runfolder
 from dvbstats.input.registry import ModelTable
 from dvbstats.model.sample import SamplerSettings
 from dvbstats.results import agreement, bounds, paired
+from dvbstats.results.agreement_logp import A_SD, B_SD, AgreementDensity, _lgamma_ratio
 from dvbstats.simulate import dvb as simulate
 
 #: 9 models in 3 groups of 2, 5 and 2, as the DVB developers (12 same-group pairs of 36).
@@ -265,3 +268,32 @@ def test_lgamma_and_digamma_of_the_density_equal_scipy():
     lg, dg = np.array([_lgamma_digamma(v) for v in x]).T
     np.testing.assert_allclose(lg, gammaln(x), rtol=1e-14, atol=1e-14)
     np.testing.assert_allclose(dg, digamma(x), rtol=1e-14, atol=1e-14)
+
+
+def test_lgamma_ratio_of_the_density_exact_at_huge_arguments():
+    """log Gamma(x + m) - log Gamma(x) and the digamma difference against their exact finite sums, from tiny x
+    to the 1e14 of a beta-binomial at sd_pair 1e-7 (the difference of two log Gammas keeps no digit there)."""
+    for x in np.concatenate([np.geomspace(1e-3, 1e15, 60), [9.5, 1e5 - 1, 1e5, 1e5 + 1]]):
+        for m in (0, 1, 7, 120, 613):
+            lg, dg = _lgamma_ratio(float(x), float(m))
+            assert lg == pytest.approx(math.fsum(math.log(x + j) for j in range(m)), rel=1e-12, abs=1e-9)
+            assert dg == pytest.approx(math.fsum(1 / (x + j) for j in range(m)), rel=1e-11, abs=1e-14)
+
+
+def test_density_tends_to_the_binomial_as_the_pair_sd_vanishes():
+    """At sd_pair = 1e-7 the beta-binomial is the binomial to about 1e-11: the log density is the binomial
+    model's and the gradient in log sd_pair is the prior's and Jacobian's alone (1 - sd_pair^2). Before the
+    fix both were noise of order 1 and up, and a chain that reached such a point froze (docs/calibration.md)."""
+    table = _shared_propensity_table(5)
+    _, same, members, names = agreement._design(table)
+    pairs = table.filter(pl.col("n_shared") > 0)
+    k, n = pairs["n_agree"].to_numpy(), pairs["n_shared"].to_numpy()
+    density = AgreementDensity(same, members, k, n, names, centred=False)
+    log_sdp = np.log(1e-7)
+    x = np.r_[0.3, 0.2, np.log(0.05), log_sdp, np.zeros(len(names) - 1)]
+    lp, grad = density.logp_and_grad(x)
+    q = 1 / (1 + np.exp(-(0.3 + 0.2 * same)))
+    rest = (stats.norm.logpdf(0.3, 0, A_SD) + stats.norm.logpdf(0.2, 0, B_SD) + stats.halfnorm.logpdf(0.05) + np.log(0.05)
+            + stats.halfnorm.logpdf(1e-7) + log_sdp - (len(names) - 1) * 0.5 * np.log(2 * np.pi))
+    assert lp == pytest.approx(stats.binom.logpmf(k, n, q).sum() + rest, abs=1e-6)
+    assert grad[3] == pytest.approx(1 - 1e-14, abs=1e-6)

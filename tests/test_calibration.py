@@ -49,6 +49,19 @@ def test_coverage_table_counts_and_wilson():
     assert md[2] == "| rate | prior | 10 | 20 | 10 | 50.0% | 29.9-70.1% | 50.0-50.0% |"  # every fit covers one of two
 
 
+def test_summary_counts_fits_and_states_the_multiplicity():
+    fits = _fits([{"q": 5}] * 12, [["rate", "m0", 0.1, 0.3, 0.2]]).with_columns(
+        ok=pl.Series([True] * 9 + [False] * 3), seconds=pl.Series([1.0] * 6 + [3.0] * 6))
+    counts = cal.fits_table(fits)
+    assert counts.select("class", "simulator", "fits", "passed", "median_s", "total_s").row(0) == (
+        "dvb", "prior", 12, 9, 2.0, 24.0)
+    tables = {"fits_by_class": counts, "sbc": cal.sbc_table(fits), "coverage_pooled": cal.coverage_table(fits, ("estimand", "simulator"))}
+    md = cal.summary_markdown(tables)
+    assert "| dvb | prior | 12 | 9 | 2.0 |" in md
+    assert "1 quantities, each at 1% / 1 = 0.01 (Bonferroni)" in md
+    assert "| dvb | 12 | 1 | " in md and "| rate | prior | 12 | 12 | 12 | 100.0% |" in md
+
+
 def test_fit_bootstrap_is_wider_when_misses_cluster_in_fits():
     """60 fits of 6 intervals, 36 misses: spread one per fit, or all six in 6 fits. Same share; the
     clustered misses give a wider interval over fits, the spread ones a narrower one than Wilson's."""
@@ -121,3 +134,11 @@ def test_small_suite_runs_resumes_and_summarises(tmp_path):
     assert set(json.loads(prior.filter(pl.col("class") == "agreement")["ranks"][0])) == set(cal.AGREEMENT_PARAMETERS)
     assert all(0 <= v <= cal.THINNED for r in prior["ranks"] for v in json.loads(r).values())
     assert all((tmp_path / f"sbc_{c}.png").is_file() for c in ("rasch", "dvb", "agreement"))
+    assert "| rasch | prior | 1 | " in (tmp_path / "coverage.md").read_text()
+
+
+def test_cost_measures_the_scaling_class():
+    """``cost`` measures the classes that are not formula fits too (the scaling trend: exact draws, no NUTS)."""
+    row = cal.fit_cost("scaling", 3)
+    assert row["class"] == "scaling" and row["fit_cpu_s"] >= 0 and row["ok"] in (True, False)
+    assert row["divergences"] == 0
