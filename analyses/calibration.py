@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import time
 import warnings
@@ -450,7 +451,9 @@ def run(classes: list[str], simulators: list[str], fits: int, jobs: int, draws: 
             n += 1
             log(f"{key}: ok={row['ok']} {row['seconds']} s")
         return n
-    with ProcessPoolExecutor(jobs) as pool:
+    # spawned, not forked: a fork of this process (Numba's and polars' threads running) left the workers
+    # waiting on a lock copied in its held state, and --jobs 2 never fitted anything
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         for row in pool.map(one_fit, *zip(*todo), [draws] * len(todo), [tune] * len(todo)):
             _append(path, row)
             n += 1
