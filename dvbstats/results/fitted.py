@@ -323,13 +323,16 @@ def _say(note: str, progress: bool, end: str = "...") -> None:
 
 def _pilot(d: Design, priors: Priors, settings: SamplerSettings, form: str, backend: str, **choices) -> dict:
     """A short run of ``form`` (:data:`dvbstats.model.plan.PILOT`) at its first attempt's target acceptance and
-    mass matrix: its divergences and leapfrog steps per draw, what :func:`dvbstats.model.plan.choose` compares."""
+    mass matrix: its divergences, leapfrog steps per draw and the FUNNEL_QUANTILE quantile of each random SD (``sd_low``),
+    what :func:`dvbstats.model.plan.choose` compares."""
     first = plans.plan(d, form, **{k: v for k, v in choices.items() if k in ("target_accept", "low_rank")}).first
     run = replace(settings, target_accept=first.target_accept, low_rank=first.low_rank, **plans.PILOT)
     result, _ = _fit_once(d, priors, run, form, False, backend)
-    stats = result.idata.sample_stats
+    stats, post = result.idata.sample_stats, result.idata.posterior
+    low = {name: round(float(np.quantile(post[f"sd_{name}"], plans.FUNNEL_QUANTILE)), 4)
+           for t in d.random for name in t.sd_names if f"sd_{name}" in post}
     return {"divergences": int(stats["diverging"].sum()), "steps_per_draw": round(float(stats["n_steps"].mean()), 1),
-            "sample_s": round(result.timing["sample_s"], 2)}
+            "sample_s": round(result.timing["sample_s"], 2), "sd_low": low}
 
 
 def _tried(result: Fit, attempt: plans.Attempt, backend: str) -> dict:
