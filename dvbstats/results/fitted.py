@@ -293,7 +293,9 @@ def fit(
         steps, timing = plans.plan(d, parametrization, **choices, pilots=pilots), {"pilot_s": time.perf_counter() - t0}
         figures = [f"{form}: {p['divergences']} divergences, {p['steps_per_draw']:g} leapfrog steps per draw"
                    for form, p in pilots.items()]
-        _say(f"short pilot runs: {'; '.join(figures)}; sampling {steps.first.parametrization}", progress, end="")
+        weak = sorted(plans.funnels(d, pilots))
+        why = f" (SDs the pilots put below their level standard errors, not centred: {', '.join(weak)})" if weak else ""
+        _say(f"short pilot runs: {'; '.join(figures)}; sampling {steps.first.parametrization}{why}", progress, end="")
     k, tried, accept = 0, [], None
     while True:
         attempt = steps.attempts[k]
