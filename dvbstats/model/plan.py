@@ -33,9 +33,11 @@ cannot be read from its depth, so when the rule would sample rich data with only
 diverge where the full fit will, so the pilot's SDs decide first: a form that centres an SD whose pilot draws reach
 below the standard error a level's own trials give (:func:`funnels`) is not chosen, and when both candidates centre
 one, every term is sampled non-centred. On the calibration suite's slope class (6 models x 6 values x 3 sizes, 30
-trials per cell, parameters from the prior) the all-centred form the pilot kept for its fewer steps diverged in 28 of
-200 fits at the small end of an SD (``sd_value`` 0.022 beside a level standard error of 0.13), and climbing the
-target acceptance did not help; chosen by the SDs, 31 of those 31 failing seeds pass (docs/model.md).
+trials per cell, parameters from the prior) 31 of 200 fits failed their checks, 28 with divergences: the form the
+pilot kept for its fewer steps centred an SD at the small end of its range (``sd_value`` 0.022 beside a level
+standard error of 0.13: 58 divergences at 0.8, at the SD's 2nd percentile), and climbing the
+target acceptance did not help; chosen by the SDs, 30 of those 31 seeds pass, and 20 of 20 seeds that passed
+before, at 0.41 and 0.55 times the CPU (docs/model.md).
 """
 
 from __future__ import annotations
