@@ -1,6 +1,6 @@
 """Calibration suite: simulation-based calibration (SBC) and interval coverage of the package's default fits.
 
-    python analyses/calibration.py run [--classes dvb,slope,hvsb,rasch] [--simulators prior,independent]
+    python analyses/calibration.py run [--classes dvb,slope,hvsb,rasch] [--simulators prior,independent] [--seeds 5 15]
                                        [--fits 200] [--jobs 1] [--draws 1000] [--tune 500] [--out analyses/out/calibration]
     python analyses/calibration.py summarise [--out analyses/out/calibration]
     python analyses/calibration.py cost --classes dvb,rasch [--seed 7]      # where one default fit's CPU goes
@@ -435,12 +435,13 @@ def _append(path: Path, row: dict) -> None:
 
 
 def run(classes: list[str], simulators: list[str], fits: int, jobs: int, draws: int, tune: int, out: Path,
-        log=print) -> int:
-    """Fit every missing (class, simulator, seed) up to ``fits`` seeds; return the number of new rows."""
+        log=print, seeds: list[int] | None = None) -> int:
+    """Fit every missing (class, simulator, seed) up to ``fits`` seeds (or of ``seeds``); return the number of new
+    rows."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / FITS
     done = _done(path)
-    todo = [(c, s, seed) for seed in range(1, fits + 1) for c in classes for s in simulators
+    todo = [(c, s, seed) for seed in seeds or range(1, fits + 1) for c in classes for s in simulators
             if (c, s, seed) not in done]
     log(f"{len(done)} fits on file, {len(todo)} to do ({jobs} process(es))")
     n = 0
@@ -684,6 +685,7 @@ def main() -> None:
     r.add_argument("--classes", default=",".join([*CLASSES, "scaling", "agreement"]))
     r.add_argument("--simulators", default="prior,independent")
     r.add_argument("--fits", type=int, default=200, help="seeds per class and simulator")
+    r.add_argument("--seeds", type=int, nargs="+", help="these seeds instead of 1..--fits")
     r.add_argument("--jobs", type=int, default=1)
     r.add_argument("--draws", type=int, default=SamplerSettings().draws)
     r.add_argument("--tune", type=int, default=SamplerSettings().tune)
@@ -700,7 +702,7 @@ def main() -> None:
     if args.command == "run":
         start = time.perf_counter()
         n = run(args.classes.split(","), args.simulators.split(","), args.fits, args.jobs, args.draws, args.tune,
-                args.out)
+                args.out, seeds=args.seeds)
         print(f"{n} fits in {time.perf_counter() - start:.0f} s wall ({os.cpu_count()} CPUs)")
     tables = summarise(args.out)
     with pl.Config(tbl_rows=-1, tbl_width_chars=200):

@@ -118,7 +118,8 @@ def test_the_next_attempt_depends_on_how_the_last_one_failed():
 
 class _Run:
     """Stands in for one sampler run: each call takes the next diagnostics (divergences, ok[, R-hat]) and records
-    what was asked for; a pilot run (:data:`plans.PILOT`) gives ``pilots[form]`` (divergences, steps per draw)."""
+    what was asked for; a pilot run (:data:`plans.PILOT`) gives ``pilots[form]`` (divergences, steps per draw[, the
+    value of every draw of each named SD])."""
 
     def __init__(self, outcomes, pilots=None):
         self.outcomes, self.calls, self.pilots, self.piloted = list(outcomes), [], pilots or {}, []
@@ -126,9 +127,10 @@ class _Run:
     def __call__(self, d, priors, settings, parametrization, progress, backend):
         if (settings.chains, settings.tune, settings.draws) == tuple(plans.PILOT.values()):
             self.piloted.append((parametrization, settings.target_accept))
-            divergences, steps = self.pilots.get(parametrization, (0, 7.0))
+            divergences, steps, *sds = self.pilots.get(parametrization, (0, 7.0))
             diverging = np.arange(10).reshape(2, 5) < divergences
-            idata = az.from_dict(posterior={"Intercept": np.zeros((2, 5))},
+            sd_draws = {f"sd_{name}": np.full((2, 5), v) for name, v in (sds[0] if sds else {}).items()}
+            idata = az.from_dict(posterior={"Intercept": np.zeros((2, 5))} | sd_draws,
                                  sample_stats={"diverging": diverging, "n_steps": np.full((2, 5), steps)})
             return fitted.Fit(d, priors, settings, parametrization, idata, {"build_s": 0.0, "sample_s": 0.5}), "x"
         self.calls.append((parametrization, settings.target_accept, settings.draws))
@@ -249,10 +251,47 @@ def test_a_pilot_is_run_only_where_the_rule_guesses_about_slopes():
     thin = design(SLOPES, _grid({"model": 8, "condition": 2, "value": 11}, 2))
     assert plans.plan(thin).candidates == ()
     assert plans.plan(design(DVB, _grid({"model": 9, "value": 12, "feature": 16, "context": 8}, 1))).candidates == ()
-    assert plans.choose({"auto": {"divergences": 0, "steps_per_draw": 19.3},
-                         "zerosum": {"divergences": 0, "steps_per_draw": 7.0}}) == "zerosum"
-    assert plans.choose({"auto": {"divergences": 0, "steps_per_draw": 19.3},
-                         "zerosum": {"divergences": 3, "steps_per_draw": 7.0}}) == "auto"
+    assert plans.choose(rich, {"auto": {"divergences": 0, "steps_per_draw": 19.3},
+                               "zerosum": {"divergences": 0, "steps_per_draw": 7.0}}) == "zerosum"
+    assert plans.choose(rich, {"auto": {"divergences": 0, "steps_per_draw": 19.3},
+                               "zerosum": {"divergences": 3, "steps_per_draw": 7.0}}) == "auto"
+
+
+def test_the_level_standard_error_is_the_inverse_root_of_a_levels_binomial_information():
+    """4 models x 2 conditions x 3 values, 50 trials per cell, 15 deep: a model's 6 cells and a value's 8 give
+    information 6 w and 8 w (w = 50 p (1 - p), p = 15.5 / 51); the centred condition column (+-0.5) a quarter."""
+    d = design(SLOPES, _grid({"model": 4, "condition": 2, "value": 3}, 50))
+    w = 50 * (15.5 / 51) * (1 - 15.5 / 51)
+    intercept, slope = d.slopes[0].sd_names
+    assert plans.level_se(d) == pytest.approx({"value": 1 / np.sqrt(8 * w), intercept: 1 / np.sqrt(6 * w),
+                                               slope: 2 / np.sqrt(6 * w)})
+
+
+def test_the_pilot_never_centres_an_sd_it_puts_below_its_level_standard_error():
+    """Calibration data (docs/model.md): short pilots of both forms had no divergence, the all-centred form was
+    kept for its fewer steps, and the full fit diverged at the small end of an SD the data cannot resolve level by
+    level (sd[value] 0.022 with a level standard error of 0.13: 58 divergences at 0.8). An SD whose pilot lower
+    decile is below its level standard error is sampled non-centred: a slope column alone keeps the rule's form
+    (intercepts centred, slopes not), an intercept SD makes every term non-centred; SDs far above their standard
+    errors leave the choice to divergences and steps, as before."""
+    d = design(SLOPES, _grid({"model": 8, "condition": 2, "value": 11}, 400))
+    se = plans.level_se(d)
+    intercept, slope = d.slopes[0].sd_names
+
+    def pilots(**low):
+        sd_low = {name: 10 * v for name, v in se.items()} | {name: se[name] / 2 for name in low.values()}
+        return {"auto": {"divergences": 0, "steps_per_draw": 19.3, "sd_low": sd_low},
+                "zerosum": {"divergences": 0, "steps_per_draw": 7.0, "sd_low": sd_low}}
+
+    assert plans.choose(d, pilots()) == "zerosum"
+    assert plans.funnels(d, pilots(a=slope)) == {slope} and plans.choose(d, pilots(a=slope)) == "auto"
+    assert plans.choose(d, pilots(a="value")) == "zerosum_noncentered"
+    assert plans.choose(d, pilots(a=intercept, b=slope)) == "zerosum_noncentered"
+    assert plans.centred_sds(d, "auto") == {"value", intercept} and plans.centred_sds(d, "zerosum_noncentered") == set()
+    p = plans.plan(d, pilots=pilots(a="value"))
+    assert p.source == "pilot" and set(p.terms.values()) == {"zerosum_noncentered"}
+    assert _steps(p) == [("zerosum_noncentered", 0.95, "first"), ("zerosum_noncentered", 0.99, "divergences"),
+                         ("zerosum_noncentered", None, "marginal")]
 
 
 def test_fit_starts_from_the_form_the_pilot_prefers(monkeypatch):
@@ -271,6 +310,12 @@ def test_fit_starts_from_the_form_the_pilot_prefers(monkeypatch):
     monkeypatch.setattr(fitted, "_fit_once", diverging)
     fitted.fit(SLOPES, _grid({"model": 8, "condition": 2, "value": 11}, 400), progress=False)
     assert diverging.calls == [("auto", 0.95, 1000)]
+    cells = _grid({"model": 8, "condition": 2, "value": 11}, 400)
+    small = round(plans.level_se(design(SLOPES, cells))["value"] / 2, 4)  # the pilot record keeps 4 decimals
+    funnel = _Run([(0, True)], pilots={"auto": (0, 19.3, {"value": small}), "zerosum": (0, 7.0, {"value": small})})
+    monkeypatch.setattr(fitted, "_fit_once", funnel)
+    p = fitted.fit(SLOPES, cells, progress=False).sampling.plan
+    assert funnel.calls == [("zerosum_noncentered", 0.95, 1000)] and p.pilots["zerosum"]["sd_low"] == {"value": small}
 
 
 @pytest.mark.parametrize("benchmark, forms", [

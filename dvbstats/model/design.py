@@ -47,7 +47,7 @@ from dvbstats.input.cells import CellTable
 from dvbstats.model import lazy
 from dvbstats.model.coding import DesignError, check_identified, factor, model_matrix
 from dvbstats.model.formula import Formula, RandomTerm, safe_name
-from dvbstats.model.plan import Parametrization, check_parametrization, term_parametrizations
+from dvbstats.model.plan import Parametrization, centred_columns, check_parametrization, term_parametrizations
 from dvbstats.model.priors import Priors
 
 pm, pt = lazy.module("pymc"), lazy.module("pytensor.tensor")  # imported when a PyMC model is built
@@ -309,13 +309,6 @@ def _sigma(d: Design, t: Term, sd: dict, per_term: dict[str, str]):
         return sd[t.name]
     extra = [sd[i] ** 2 / n for i, n in d.absorbed.get(t.name, ()) if per_term[i].startswith("zerosum")]
     return pt.sqrt(sd[t.name] ** 2 + sum(extra)) if extra else sd[t.name]
-
-
-def centred_columns(s: SlopeTerm, parametrization: str) -> int:
-    """How many leading columns of a slope term's rows are sampled centred (the rest non-centred)."""
-    if parametrization in ("zerosum", "centered"):
-        return len(s.coefficients)
-    return int(s.term.intercept) if parametrization.endswith("slopes_noncentered") else 0
 
 
 def _signed_scale(name: str, prior):

@@ -293,7 +293,9 @@ def fit(
         steps, timing = plans.plan(d, parametrization, **choices, pilots=pilots), {"pilot_s": time.perf_counter() - t0}
         figures = [f"{form}: {p['divergences']} divergences, {p['steps_per_draw']:g} leapfrog steps per draw"
                    for form, p in pilots.items()]
-        _say(f"short pilot runs: {'; '.join(figures)}; sampling {steps.first.parametrization}", progress, end="")
+        weak = sorted(plans.funnels(d, pilots))
+        why = f" (SDs the pilots put below their level standard errors, not centred: {', '.join(weak)})" if weak else ""
+        _say(f"short pilot runs: {'; '.join(figures)}; sampling {steps.first.parametrization}{why}", progress, end="")
     k, tried, accept = 0, [], None
     while True:
         attempt = steps.attempts[k]
@@ -323,13 +325,16 @@ def _say(note: str, progress: bool, end: str = "...") -> None:
 
 def _pilot(d: Design, priors: Priors, settings: SamplerSettings, form: str, backend: str, **choices) -> dict:
     """A short run of ``form`` (:data:`dvbstats.model.plan.PILOT`) at its first attempt's target acceptance and
-    mass matrix: its divergences and leapfrog steps per draw, what :func:`dvbstats.model.plan.choose` compares."""
+    mass matrix: its divergences, leapfrog steps per draw and the FUNNEL_QUANTILE quantile of each random SD (``sd_low``),
+    what :func:`dvbstats.model.plan.choose` compares."""
     first = plans.plan(d, form, **{k: v for k, v in choices.items() if k in ("target_accept", "low_rank")}).first
     run = replace(settings, target_accept=first.target_accept, low_rank=first.low_rank, **plans.PILOT)
     result, _ = _fit_once(d, priors, run, form, False, backend)
-    stats = result.idata.sample_stats
+    stats, post = result.idata.sample_stats, result.idata.posterior
+    low = {name: round(float(np.quantile(post[f"sd_{name}"], plans.FUNNEL_QUANTILE)), 4)
+           for t in d.random for name in t.sd_names if f"sd_{name}" in post}
     return {"divergences": int(stats["diverging"].sum()), "steps_per_draw": round(float(stats["n_steps"].mean()), 1),
-            "sample_s": round(result.timing["sample_s"], 2)}
+            "sample_s": round(result.timing["sample_s"], 2), "sd_low": low}
 
 
 def _tried(result: Fit, attempt: plans.Attempt, backend: str) -> dict:
