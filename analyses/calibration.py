@@ -43,7 +43,8 @@ interval) and is scored against the truth of the estimand it claims:
   groups of 2, 5 and 2. Its ``independent`` simulator is the package's harness-level one,
   :func:`dvbstats.simulate.shared_propensity_trials` (item-level propensities shared within a group; not
   the beta-binomial pair model), whose truth is finite-population: the least-squares fit of the logit of
-  each pair's expected agreement over the items asked. Its ``prior`` simulator keeps those pairs and
+  each pair's expected agreement over the items asked (these pairs' own difference; the package's interval is
+  for the distribution of pair effects, so it over-covers this truth a little: docs/calibration.md). Its ``prior`` simulator keeps those pairs and
   shared-item counts and redraws the agreement counts from :func:`~dvbstats.results.agreement.bayes_model`'s
   prior predictive (truth: the drawn ``diff_pp`` and ``b``; SBC ranks of a, b, sd_model, sd_pair, diff_pp).
 """
