@@ -44,9 +44,9 @@ interval) and is scored against the truth of the estimand it claims:
   :func:`dvbstats.simulate.shared_propensity_trials` (item-level propensities shared within a group; not
   the beta-binomial pair model), whose truth is finite-population: the least-squares fit of the logit of
   each pair's expected agreement over the items asked (these pairs' own difference; the package's interval is
-  for the distribution of pair effects, so it over-covers this truth a little: docs/calibration.md). Its ``prior`` simulator keeps those pairs and
-  shared-item counts and redraws the agreement counts from :func:`~dvbstats.results.agreement.bayes_model`'s
-  prior predictive (truth: the drawn ``diff_pp`` and ``b``; SBC ranks of a, b, sd_model, sd_pair, diff_pp).
+  for the distribution of pair effects, so it over-covers this truth a little: docs/calibration.md). Its
+  ``prior`` simulator keeps those pairs and shared-item counts and redraws the agreement counts from
+  :func:`~dvbstats.results.agreement.bayes_model`'s prior predictive (truth: the drawn ``diff_pp`` and ``b``; SBC ranks of a, b, sd_model, sd_pair, diff_pp).
 """
 
 from __future__ import annotations
@@ -384,8 +384,9 @@ def one_fit(cls: str, simulator: str, seed: int, draws: int, tune: int, sampler_
     if cls in ("scaling", "agreement"):
         row = (scaling_fit(simulator, seed, draws, sampler_seed) if cls == "scaling"
                else agreement_fit(simulator, seed, draws, tune, sampler_seed))
-        return {"class": cls, "simulator": simulator, "seed": seed, **row, "seconds": round(time.perf_counter() - start, 1),
-                "draws": draws, "tune": tune, "sampler_seed": sampler_seed}
+        return {"class": cls, "simulator": simulator, "seed": seed, **row,
+                "seconds": round(time.perf_counter() - start, 1), "draws": draws, "tune": tune,
+                "sampler_seed": sampler_seed}
     c = CLASSES[cls]
     if simulator == "prior":
         data, truth = simulate_prior(c, seed)
@@ -473,7 +474,8 @@ def run(classes: list[str], simulators: list[str], fits: int, jobs: int, draws: 
     # spawned, not forked: a fork of this process (Numba's and polars' threads running) left the workers
     # waiting on a lock copied in its held state, and --jobs 2 never fitted anything
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for row in pool.map(one_fit, *zip(*todo), [draws] * len(todo), [tune] * len(todo), [sampler_offset] * len(todo)):
+        n_todo = len(todo)
+        for row in pool.map(one_fit, *zip(*todo), [draws] * n_todo, [tune] * n_todo, [sampler_offset] * n_todo):
             _append(path, row)
             n += 1
             log(f"{(row['class'], row['simulator'], row['seed'])}: ok={row['ok']} {row['seconds']} s")
