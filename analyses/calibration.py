@@ -1,7 +1,8 @@
 """Calibration suite: simulation-based calibration (SBC) and interval coverage of the package's default fits.
 
     python analyses/calibration.py run [--classes dvb,slope,hvsb,rasch] [--simulators prior,independent] [--seeds 5 15]
-                                       [--fits 200] [--jobs 1] [--draws 1000] [--tune 500] [--out analyses/out/calibration]
+                                       [--fits 200] [--jobs 1] [--draws 1000] [--tune 500] [--sampler-offset 0]
+                                       [--out analyses/out/calibration]
     python analyses/calibration.py summarise [--out analyses/out/calibration]
     python analyses/calibration.py cost --classes dvb,rasch [--seed 7]      # where one default fit's CPU goes
 
@@ -42,9 +43,10 @@ interval) and is scored against the truth of the estimand it claims:
   groups of 2, 5 and 2. Its ``independent`` simulator is the package's harness-level one,
   :func:`dvbstats.simulate.shared_propensity_trials` (item-level propensities shared within a group; not
   the beta-binomial pair model), whose truth is finite-population: the least-squares fit of the logit of
-  each pair's expected agreement over the items asked. Its ``prior`` simulator keeps those pairs and
-  shared-item counts and redraws the agreement counts from :func:`~dvbstats.results.agreement.bayes_model`'s
-  prior predictive (truth: the drawn ``diff_pp`` and ``b``; SBC ranks of a, b, sd_model, sd_pair, diff_pp).
+  each pair's expected agreement over the items asked (these pairs' own difference; the package's interval is
+  for the distribution of pair effects, so it over-covers this truth a little: docs/calibration.md). Its
+  ``prior`` simulator keeps those pairs and shared-item counts and redraws the agreement counts from
+  :func:`~dvbstats.results.agreement.bayes_model`'s prior predictive (truth: the drawn ``diff_pp`` and ``b``; SBC ranks of a, b, sd_model, sd_pair, diff_pp).
 """
 
 from __future__ import annotations
@@ -169,11 +171,11 @@ def simulate_scaling(simulator: str, seed: int, draws: int) -> tuple[xr.DataArra
     return da, {"alpha": alpha, "beta": np.array([beta]), "tau": np.array([tau])}
 
 
-def scaling_fit(simulator: str, seed: int, draws: int) -> dict:
+def scaling_fit(simulator: str, seed: int, draws: int, sampler_seed: int) -> dict:
     """One trend fit on simulated stage-1 draws: SBC ranks of beta, tau and alpha; the slope's interval."""
     dvgr, truth = simulate_scaling(simulator, seed, draws)
     res = scaling.trend(dvgr, scaling_models(), size="rank",
-                        settings=replace(scaling.TREND_SAMPLER, seed=seed, draws=draws))
+                        settings=replace(scaling.TREND_SAMPLER, seed=sampler_seed, draws=draws))
     ranks = _thinned_ranks(res.idata.posterior, truth) if simulator == "prior" else {}
     slope = ["slope", "beta", res.slope_hdi_low, res.slope_hdi_high, float(truth["beta"][0])]
     diag = res.diagnostics.summary()
@@ -210,11 +212,11 @@ def simulate_agreement(simulator: str, seed: int) -> tuple[pl.DataFrame, dict[st
     return pairs, {name: prior.prior[name].values.reshape(-1) for name in AGREEMENT_PARAMETERS}
 
 
-def agreement_fit(simulator: str, seed: int, draws: int, tune: int) -> dict:
+def agreement_fit(simulator: str, seed: int, draws: int, tune: int, sampler_seed: int) -> dict:
     """One fit of the agreement model (the package's defaults, model effects' form by its rule): SBC ranks
     and the intervals of ``diff_pp`` and ``b``."""
     pairs, truth = simulate_agreement(simulator, seed)
-    res = agreement.bayes_fit(pairs, SamplerSettings(seed=seed, draws=draws, tune=tune))
+    res = agreement.bayes_fit(pairs, SamplerSettings(seed=sampler_seed, draws=draws, tune=tune))
     ranks = _thinned_ranks(res.idata.posterior, truth) if simulator == "prior" else {}
     rows = {r["scale"]: r for r in res.rows}
     out = [["agreement", "diff_pp", rows["percentage points"]["low"], rows["percentage points"]["high"],
@@ -373,20 +375,25 @@ def sbc_ranks(f: Fit, truth_fit: Fit) -> dict[str, int]:
     return out
 
 
-def one_fit(cls: str, simulator: str, seed: int, draws: int, tune: int) -> dict:
-    """Simulate, fit with the package's defaults (except ``draws``/``tune``), rank and score: one CSV row."""
+def one_fit(cls: str, simulator: str, seed: int, draws: int, tune: int, sampler_offset: int = 0) -> dict:
+    """Simulate data set ``seed``, fit with the package's defaults (except ``draws``/``tune``; sampler seed
+    ``seed + sampler_offset``: another offset refits the same data with other Monte Carlo draws), rank and
+    score: one CSV row."""
     start = time.perf_counter()
+    sampler_seed = seed + sampler_offset
     if cls in ("scaling", "agreement"):
-        row = scaling_fit(simulator, seed, draws) if cls == "scaling" else agreement_fit(simulator, seed, draws, tune)
+        row = (scaling_fit(simulator, seed, draws, sampler_seed) if cls == "scaling"
+               else agreement_fit(simulator, seed, draws, tune, sampler_seed))
         return {"class": cls, "simulator": simulator, "seed": seed, **row,
-                "seconds": round(time.perf_counter() - start, 1), "draws": draws, "tune": tune}
+                "seconds": round(time.perf_counter() - start, 1), "draws": draws, "tune": tune,
+                "sampler_seed": sampler_seed}
     c = CLASSES[cls]
     if simulator == "prior":
         data, truth = simulate_prior(c, seed)
     else:
         data, p = simulate_independent(c, seed)
     degenerate = int(data["n_deep"].sum() in (0, int(data["n_trials"].sum())))
-    res = fit(parse(c.formula), _cells(c, data), settings=SamplerSettings(seed=seed, draws=draws, tune=tune),
+    res = fit(parse(c.formula), _cells(c, data), settings=SamplerSettings(seed=sampler_seed, draws=draws, tune=tune),
               progress=False)
     if simulator == "prior":
         truth_fit = _truth_fit(res, truth)
@@ -410,7 +417,8 @@ def one_fit(cls: str, simulator: str, seed: int, draws: int, tune: int) -> dict:
             "max_r_hat": float(diag["max_r_hat"]), "min_ess_bulk": float(diag["min_ess_bulk"]),
             "divergences": int(diag["divergences"]), "degenerate": degenerate,
             "seconds": round(time.perf_counter() - start, 1), "draws": draws, "tune": tune,
-            "ranks": json.dumps(ranks), "intervals": json.dumps(intervals(res, true_rates, true_condition))}
+            "ranks": json.dumps(ranks), "intervals": json.dumps(intervals(res, true_rates, true_condition)),
+            "sampler_seed": sampler_seed}
 
 
 # --------------------------------------------------------------------------- running
@@ -423,21 +431,32 @@ def _done(path: Path) -> set[tuple[str, str, int]]:
     return set(t.iter_rows())
 
 
-#: The columns of ``fits.csv``, in order.
+#: The columns of ``fits.csv``, in order (files written before ``sampler_seed`` lack it: there it equals ``seed``).
 COLUMNS: tuple[str, ...] = ("class", "simulator", "seed", "ok", "max_r_hat", "min_ess_bulk", "divergences",
-                            "degenerate", "seconds", "draws", "tune", "ranks", "intervals")
+                            "degenerate", "seconds", "draws", "tune", "ranks", "intervals", "sampler_seed")
 
 
 def _append(path: Path, row: dict) -> None:
-    df = pl.DataFrame([row]).select(COLUMNS)
+    """Append a row in the file's column order (a file without ``sampler_seed`` takes only rows whose sampler
+    seed is their seed, so that no row's sampler seed is lost)."""
+    columns = COLUMNS
+    if path.is_file() and path.stat().st_size:
+        with path.open(encoding="utf-8") as fh:
+            header = fh.readline().rstrip("\n").split(",")
+        if "sampler_seed" not in header:
+            if row["sampler_seed"] != row["seed"]:
+                raise ValueError(f"{path}: written before sampler seeds were recorded (each row's sampler seed is its "
+                                 f"data seed); write fits with --sampler-offset to another --out")
+            columns = COLUMNS[:-1]
+    df = pl.DataFrame([row]).select(columns)
     with path.open("a", encoding="utf-8") as fh:
         df.write_csv(fh, include_header=fh.tell() == 0)
 
 
 def run(classes: list[str], simulators: list[str], fits: int, jobs: int, draws: int, tune: int, out: Path,
-        log=print, seeds: list[int] | None = None) -> int:
-    """Fit every missing (class, simulator, seed) up to ``fits`` seeds (or of ``seeds``); return the number of new
-    rows."""
+        log=print, seeds: list[int] | None = None, sampler_offset: int = 0) -> int:
+    """Fit every missing (class, simulator, seed) up to ``fits`` seeds (or of ``seeds``; sampler seeds ``seed +
+    sampler_offset``); return the number of new rows."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / FITS
     done = _done(path)
@@ -447,7 +466,7 @@ def run(classes: list[str], simulators: list[str], fits: int, jobs: int, draws: 
     n = 0
     if jobs <= 1:
         for key in todo:
-            row = one_fit(*key, draws, tune)
+            row = one_fit(*key, draws, tune, sampler_offset)
             _append(path, row)
             n += 1
             log(f"{key}: ok={row['ok']} {row['seconds']} s")
@@ -455,7 +474,8 @@ def run(classes: list[str], simulators: list[str], fits: int, jobs: int, draws: 
     # spawned, not forked: a fork of this process (Numba's and polars' threads running) left the workers
     # waiting on a lock copied in its held state, and --jobs 2 never fitted anything
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for row in pool.map(one_fit, *zip(*todo), [draws] * len(todo), [tune] * len(todo)):
+        n_todo = len(todo)
+        for row in pool.map(one_fit, *zip(*todo), [draws] * n_todo, [tune] * n_todo, [sampler_offset] * n_todo):
             _append(path, row)
             n += 1
             log(f"{(row['class'], row['simulator'], row['seed'])}: ok={row['ok']} {row['seconds']} s")
@@ -689,6 +709,8 @@ def main() -> None:
     r.add_argument("--jobs", type=int, default=1)
     r.add_argument("--draws", type=int, default=SamplerSettings().draws)
     r.add_argument("--tune", type=int, default=SamplerSettings().tune)
+    r.add_argument("--sampler-offset", type=int, default=0,
+                   help="sampler seed = data seed + this: refit the same data sets with other Monte Carlo draws")
     for s in (r, sub.add_parser("summarise")):
         s.add_argument("--out", type=Path, default=OUT)
     k = sub.add_parser("cost")
@@ -702,7 +724,7 @@ def main() -> None:
     if args.command == "run":
         start = time.perf_counter()
         n = run(args.classes.split(","), args.simulators.split(","), args.fits, args.jobs, args.draws, args.tune,
-                args.out, seeds=args.seeds)
+                args.out, seeds=args.seeds, sampler_offset=args.sampler_offset)
         print(f"{n} fits in {time.perf_counter() - start:.0f} s wall ({os.cpu_count()} CPUs)")
     tables = summarise(args.out)
     with pl.Config(tbl_rows=-1, tbl_width_chars=200):

@@ -164,6 +164,10 @@ def test_report_section_from_run_files(tmp_path):
     model = page.tables["tbl-agreement-model"]
     assert [r[0] for r in model[1:]] == list(agreement.METHODS[:3])
     assert "12 pairs share a family" in text and "10 from gb" in text
+    # the Bayesian interval's estimand, as calibration measured it (docs/calibration.md): pairs of these models in
+    # general, not only these 36 pairs, with the counts of pairs that share a model treated as independent
+    assert "same-family effect among pairs of these models, not only these 36 pairs" in text
+    assert "pairs that share a model share that model" in text
 
 
 def test_fit_hook_writes_tables_or_says_why_not(tmp_path):

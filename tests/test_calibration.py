@@ -142,3 +142,18 @@ def test_cost_measures_the_scaling_class():
     row = cal.fit_cost("scaling", 3)
     assert row["class"] == "scaling" and row["fit_cpu_s"] >= 0 and row["ok"] in (True, False)
     assert row["divergences"] == 0
+
+
+def test_sampler_seeds_are_recorded_and_legacy_files_keep_their_columns(tmp_path):
+    """A row records its sampler seed; a fits.csv written before that column takes rows whose sampler seed is
+    their data seed (in its own columns) and refuses others: no row's sampler seed is lost."""
+    base = {c: 0 for c in cal.COLUMNS} | {"class": "dvb", "simulator": "prior", "ranks": "{}", "intervals": "[]"}
+    legacy = tmp_path / "legacy.csv"
+    pl.DataFrame([base]).select(cal.COLUMNS[:-1]).write_csv(legacy)
+    cal._append(legacy, base | {"seed": 2, "sampler_seed": 2})
+    t = pl.read_csv(legacy)
+    assert t.columns == list(cal.COLUMNS[:-1]) and t["seed"].to_list() == [0, 2]
+    with pytest.raises(ValueError, match="sampler seeds"):
+        cal._append(legacy, base | {"seed": 3, "sampler_seed": 1003})
+    cal._append(tmp_path / "new.csv", base | {"seed": 3, "sampler_seed": 1003})
+    assert pl.read_csv(tmp_path / "new.csv")["sampler_seed"].to_list() == [1003]

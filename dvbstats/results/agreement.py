@@ -331,7 +331,11 @@ def statement(table: pl.DataFrame) -> str:
         "see the chance column and kappa). The paper's crossed model treats a model's effect as first and as "
         "second member of a pair as two unrelated effects, though the order within a pair is arbitrary; the "
         "multi-membership models give each model one effect. Intervals are conditional on these "
-        f"{n_models} models and describe no wider population of {group} groups.")
+        f"{n_models} models and describe no wider population of {group} groups. The Bayesian model treats each "
+        "pair's departure from its two models' effects as a draw from a distribution (sd_pair), so its interval is "
+        f"for the same-{group} effect among pairs of these models, not only these {pairs.height} pairs' own "
+        "difference (which it would estimate more narrowly), and it treats the pairs' agreement counts as "
+        "independent given those effects, though pairs that share a model share that model's answers.")
     return text
 
 
