@@ -436,7 +436,7 @@ def _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r, item, design_of):
 
     Three passes (gather the linear predictor; likelihood and its derivative; scatter-add): the middle one
     vectorises (eight cells per AVX-512 instruction), a loop with the gather or the scatter in it does not
-    (one fused loop measured 2.5 times slower, ``benchmarks/bench_gradient.py``). With an item term (``item``
+    (one fused loop measured 2.4 times slower on the HVSB cells: docs/model.md, issue 22's fifth round). With an item term (``item``
     not empty: the two-level layout of :func:`two_level_layout`) the rows of ``X`` and ``idx`` are design
     cells: their linear predictor is computed once per design cell, each cell adds its item's effect
     ``r[item]`` to its design cell's (``design_of``), and the derivatives are summed per design cell before
