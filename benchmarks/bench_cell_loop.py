@@ -4,9 +4,10 @@ The HVSB example with its default formula (``(1|item)``: 67,666 single-trial cel
 DVB example with ``+ (1|prompt)`` (104,654 cells, 16,641 design cells), each as ``fit`` builds it
 (:class:`dvbstats.model.fastlogp.CellModel`, the layout it chooses, ``auto``'s forms). Each round runs one fresh
 process per checkout (``PYTHONPATH`` = the checkout), alternating, which times ``--evals`` gradients ``--repeat``
-times at one point and prints the median CPU ms per gradient and the log density there (the two checkouts must
-agree to 1e-12: the same density). Then per design the median over rounds of each checkout and of the per-round
-ratios this / reference. The machine may be shared: the ratio is the figure to read.
+times at one point (``benchmarks/bench_items.py``'s ``gradient_ms``) and prints the median CPU ms per gradient
+and the log density there (the two checkouts must agree to 1e-12: the same density). Then per design the
+median over rounds of each checkout and of the per-round ratios this / reference. The machine may be shared:
+the ratio is the figure to read.
 
     python benchmarks/bench_cell_loop.py --reference /tmp/ref --rounds 3
 """
@@ -24,9 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
-import json, statistics, sys, time
+import json, sys
 import numpy as np
 import dvbstats as dvb
+sys.path.insert(0, ".")  # the checkout: its own benchmarks/bench_items.py
+from benchmarks.bench_items import gradient_ms
 from dvbstats.benchmarks.hvsb import ITEM_FORMULA
 from dvbstats.model import fastlogp, formula
 from dvbstats.model.design import design
@@ -41,15 +44,8 @@ for case, data, text in (("hvsb", lambda: dvb.load(None, benchmark="hvsb"), ITEM
     f = formula.parse(text)
     d = design(f, data().cells(f))
     model = fastlogp.CellModel(d, Priors({}), term_parametrizations(d, "auto"))
-    x = np.random.default_rng(0).normal(0, 0.3, model.ndim)
-    lp, _ = model.logp_and_grad(x)
-    times = []
-    for _ in range(repeat):
-        t = time.process_time()
-        for _ in range(evals):
-            model.logp_and_grad(x)
-        times.append((time.process_time() - t) / evals * 1e3)
-    out[case] = {"ms": statistics.median(times), "logp": lp, "cells": len(model.k), "design_cells": len(model.X)}
+    lp, _ = model.logp_and_grad(np.random.default_rng(0).normal(0, 0.1, model.ndim))  # gradient_ms's point
+    out[case] = {"ms": gradient_ms(model, evals, repeat), "logp": lp, "cells": len(model.k), "design_cells": len(model.X)}
 print(json.dumps(out))
 """
 
