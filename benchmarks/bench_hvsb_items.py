@@ -42,13 +42,16 @@ def cpu() -> float:
 def parse_config(text: str, d, measured: str | None) -> tuple[dict[str, str], dict]:
     """``key=value`` pairs: term names (or ``rest``) -> form; ``form`` -> one parametrisation for the
     model, with the package's target acceptance and mass matrix for it; ``ta``, ``tune``, ``lowrank``,
-    ``gamma``, ``switch``, ``earlyswitch``, ``maxdepth`` -> sampler options; ``auto`` alone is the
-    package's rule, ``first`` the form a default fit samples first."""
+    ``gamma``, ``switch``, ``earlyswitch``, ``maxdepth``, ``gradmm``, ``windowswitch``, ``earlywindow``, ``initstep``,
+    ``mindepth`` -> sampler options (nutpie's settings of those names); ``auto`` is the
+    package's rule, ``first`` the form a default fit samples first (either may be followed by options:
+    ``first,initstep=0.5``)."""
     from dvbstats.model.plan import default_low_rank, default_target_accept, first_form, term_parametrizations
 
     pairs = dict(p.split("=", 1) for p in text.split(",") if "=" in p)
-    if text in ("auto", "first"):
-        pairs["form"] = first_form(d, "auto", measured) if text == "first" else "auto"
+    rule = text.split(",")[0]
+    if rule in ("auto", "first"):  # the rule's forms, with any sampler options after it
+        pairs["form"] = first_form(d, "auto", measured) if rule == "first" else "auto"
     if "form" in pairs:
         form = pairs.pop("form")
         pairs.setdefault("ta", str(default_target_accept(d, form)))
@@ -79,7 +82,9 @@ def run(d, priors, forms: dict[str, str], opts: dict, draws: int, chains: int, s
         kwargs["low_rank_modified_mass_matrix"] = True
     for key, name, cast in (("gamma", "mass_matrix_gamma", float), ("switch", "mass_matrix_switch_freq", int),
                             ("earlyswitch", "early_mass_matrix_switch_freq", int), ("maxdepth", "maxdepth", int),
-                            ("gradmm", "use_grad_based_mass_matrix", lambda v: v == "1")):
+                            ("gradmm", "use_grad_based_mass_matrix", lambda v: v == "1"),
+                            ("windowswitch", "window_switch_freq", int), ("earlywindow", "early_window_switch_freq", int),
+                            ("initstep", "initial_step", float), ("mindepth", "mindepth", int)):
         if key in opts:
             kwargs[name] = cast(opts[key])
     compiled = fastlogp.compile_model(d, priors, forms)
@@ -89,6 +94,8 @@ def run(d, priors, forms: dict[str, str], opts: dict, draws: int, chains: int, s
     c1, t1 = cpu(), time.perf_counter()
     warm, post = idata.warmup_sample_stats, idata.sample_stats
     steps_tune, steps_draw = int(warm["n_steps"].sum()), int(post["n_steps"].sum())
+    edges = [e for e in (0, 25, 50, 100, 200, 300, 400, tune) if e <= tune]
+    windows = {f"{a}-{b}": round(float(warm["n_steps"].isel(draw=slice(a, b)).mean()), 1) for a, b in zip(edges, edges[1:])}
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed, target_accept=ta)
     fit = Fit(d, priors, settings, "auto", idata)
     dg = fit.diagnostics.summary()
@@ -96,6 +103,7 @@ def run(d, priors, forms: dict[str, str], opts: dict, draws: int, chains: int, s
     return {
         "cpu_s": c1 - c0, "wall_s": t1 - t0, "ta": ta, "tune": tune,
         "steps_per_draw_tune": steps_tune / (chains * tune), "steps_per_draw": steps_draw / (chains * draws),
+        "tuning_steps_by_window": windows,
         "ms_per_grad": 1000 * (c1 - c0) / (steps_tune + steps_draw),
         "step_size": [round(float(x), 4) for x in post["step_size"].isel(draw=-1).values],
         "max_r_hat": dg["max_r_hat"], "min_ess_bulk": dg["min_ess_bulk"], "min_ess_tail": dg["min_ess_tail"],

@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from scipy import stats
+from scipy import special, stats
 
 from dvbstats.input.cells import CellTable
 from dvbstats.model import design as model_module
@@ -45,10 +45,52 @@ def test_vectorised_exp_and_log1p_match_numpy():
     assert np.all((got[clipped] > 0) & (got[clipped] < 1e-303))
     a = np.concatenate([np.linspace(0, 1, 200_001), np.geomspace(1e-300, 1, 2_001)])
     np.testing.assert_allclose([fastlogp._log1p_unit(v) for v in a], np.log1p(a), rtol=4e-15, atol=0)
+    np.testing.assert_allclose(fastlogp._log1p_recip(np.sqrt(2) - 1), (np.log(np.sqrt(2)), 1 / np.sqrt(2)), rtol=4e-16)
+    np.testing.assert_allclose([fastlogp._log1p_recip(v)[1] for v in a], 1 / (1 + a), rtol=4e-16, atol=0)
     none = np.zeros(0, np.int32)
     lp, _ = fastlogp._cell_loglik(np.nan, np.zeros((1, 0)), np.zeros(0), np.zeros((1, 0), np.int32),
                                   np.zeros(0), np.ones(1), np.ones(1), np.zeros(0), np.zeros(0), none, none)
     assert np.isnan(lp)
+
+
+def test_binomial_log_likelihood_and_derivative_match_numpy():
+    """The cell loop's likelihood and its derivative equal NumPy's ``logaddexp`` form, from predictors near 0 to
+    far beyond the clip of ``exp``, with 0 to 50 trials per cell."""
+    rng = np.random.default_rng(3)
+    eta = np.concatenate([rng.normal(0, 2, 20_000), rng.normal(0, 60, 2_000), [0.0, -0.0, 800.0, -800.0, 1e-300]])
+    n = rng.integers(0, 50, len(eta)).astype(np.float64)
+    k = rng.binomial(n.astype(np.int64), 0.4).astype(np.float64)
+    g = np.empty(len(eta))
+    lp = fastlogp._binomial(eta, k, n, g)
+    assert lp == pytest.approx(np.sum(k * eta - n * np.logaddexp(0.0, eta)), rel=1e-13)
+    np.testing.assert_allclose(g, k - n * special.expit(eta), rtol=1e-14, atol=1e-14)
+
+
+def test_two_level_cell_loop_equals_the_one_level_loop():
+    """The two-level layout (cells sorted by item, the item's derivative summed in a register) gives the
+    one-level layout's log density and gradient, at points from small to far out in the tails, and in any
+    order of the cells."""
+    d = design(parse("y ~ 1 + log_n_train + (1|model) + (1|value) + (1|context) + (1|prompt)"), _item_cells(5, 300))
+    forms = term_parametrizations(d, "zerosum_noncentered")
+    one, two = (fastlogp.CellModel(d, Priors({}), forms, two_level=level) for level in (False, True))
+    assert np.all(np.diff(two.item) >= 0) and len(two.item) == len(one.k)
+    rng = np.random.default_rng(11)
+    shuffled = rng.permutation(len(two.item))
+    for scale in (0.1, 1.0, 3.0, 30.0):
+        x = rng.normal(0, scale, one.ndim)
+        (lp1, g1), (lp2, g2) = one.logp_and_grad(x), two.logp_and_grad(x)
+        assert lp2 == pytest.approx(lp1, rel=1e-12)
+        np.testing.assert_allclose(g2, g1, rtol=1e-10, atol=1e-10 * np.abs(g1).max())
+        b, r = x[1:2], fastlogp._term_values(x, two.t_start, two.t_end, two.t_offset, two.t_flags, two.t_shape,
+                                             two.t_naxes, two.absorb, fastlogp._NO_VIRTUAL)[0]
+        sums = []
+        for cells in (slice(None), shuffled):
+            grad_r = np.empty(len(r))
+            lp, g_alpha = fastlogp._cell_loglik(x[0], two.X, b, two.idx, r, two.k[cells], two.n[cells], np.empty(1),
+                                                grad_r, two.item[cells], two.design_of[cells])
+            sums.append((lp, g_alpha, grad_r))
+        assert sums[1][0] == pytest.approx(sums[0][0], rel=1e-12) and sums[1][1] == pytest.approx(sums[0][1], rel=1e-10)
+        np.testing.assert_allclose(sums[1][2], sums[0][2], rtol=1e-10, atol=1e-10 * np.abs(sums[0][2]).max())
 
 
 FORMULAS = [
@@ -158,10 +200,12 @@ def test_two_level_layout_splits_off_the_item_column():
     n_design = cells.data.filter(obs).select("model", "value").n_unique()
     assert model.X.shape == (n_design, 1) and model.idx.shape == (n_design, 2)
     prompt = d.terms[-1]
-    np.testing.assert_array_equal(model.item, model.t_offset[2] + prompt.index[obs][:, 0])
     full = fastlogp.CellModel(d, Priors({}), term_parametrizations(d, "zerosum_noncentered"), two_level=False)
-    np.testing.assert_array_equal(model.X[model.design_of], full.X)
-    np.testing.assert_array_equal(model.idx[model.design_of], full.idx[:, :2])
+    # the same cells (item, design cell's columns, trials, successes), laid out sorted by item
+    assert np.all(np.diff(model.item) >= 0)
+    two = np.column_stack([model.item, model.X[model.design_of], model.idx[model.design_of], model.k, model.n])
+    one = np.column_stack([model.t_offset[2] + prompt.index[obs][:, 0], full.X, full.idx[:, :2], full.k, full.n])
+    np.testing.assert_array_equal(two[np.lexsort(two.T[::-1])], one[np.lexsort(one.T[::-1])])
     table = _cells(1)
     table = CellTable(table.data.with_columns(log_n_train=pl.Series(np.linspace(0, 1, table.data.height))),
                       table.by)
@@ -326,7 +370,7 @@ def test_a_design_without_slopes_compiles_only_what_it_calls(tmp_path):
               "_slopes_in", "_slopes_out"}
     assert {k for k, n in compiled.items() if n} == {"_logp", "_term_values", "_term_priors", "_scales", "_cell_loglik",
                                                      "_linear_predictor", "_binomial",
-                                                     "_scatter", "_exp_minus_abs", "_prior_logp",
+                                                     "_scatter", "_prior_logp",
                                                      "_zerosum", "_extend", "_put"}
     assert max(compiled.values()) == 1 and slopes <= set(compiled)
 

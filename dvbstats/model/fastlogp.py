@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import intrinsic
 from scipy.special import gammaln
 
 from dvbstats.constants import ITEM_LEVELS
@@ -321,36 +323,64 @@ def _slope_logp(x, lay, eta, sd_code, sd_par, Z, group, g_r, grad):
 
 
 # ``exp`` and ``log`` are calls into libm that LLVM cannot vectorise (no SVML in this llvmlite): these
-# polynomial forms are plain arithmetic, so the cell loops run four cells per AVX instruction. Both are
-# accurate to a few units in the last place (tests/test_fastlogp.py checks them against NumPy).
+# polynomial forms are plain arithmetic, so the cell loops run four to eight cells per vector instruction.
+# Both are accurate to a few units in the last place (tests/test_fastlogp.py checks them against NumPy).
 _LOG2E, _LN2_HI, _LN2_LO = 1.4426950408889634, 6.93147180369123816490e-01, 1.90821492927058770002e-10
+_LN2, _SQRT2_M1 = 0.6931471805599453, 0.41421356237309503
+#: fdlibm's minimax coefficients of ``(2 atanh(s) - 2 s) / s`` in ``z = s^2`` for ``|s| <= 0.1716`` (error below 2^-58)
+_LG = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01, 2.222219843214978396e-01,
+       1.818357216161805012e-01, 1.531383769920937332e-01, 1.479819860511658591e-01)
+
+
+@intrinsic
+def _as_float(typingctx, bits):
+    """The float64 whose IEEE bits are the int64 ``bits`` (a bit cast: no memory round trip, so it vectorises)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    return types.float64(types.int64), codegen
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"}, inline="always")
+def _exp_neg_abs(x):
+    """``exp(-|x|)``: ``2^q exp(r)`` with ``q`` rounded and ``r`` a Taylor polynomial (the Taylor series to
+    degree 12), ``2^q`` built from its exponent bits (``-|x|`` is clipped at -700, where the result is 1e-304)."""
+    y = max(-abs(x), -700.0)
+    q = np.floor(y * _LOG2E + 0.5)
+    r = y - q * _LN2_HI - q * _LN2_LO
+    mant = 1 + r * (1 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720 + r * (
+        1 / 5040 + r * (1 / 40320 + r * (1 / 362880 + r * (1 / 3628800 + r * (1 / 39916800 + r / 479001600)))))))))))
+    return mant * _as_float((np.int64(q) + 1023) << 52)
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
 def _exp_minus_abs(x):
-    """``exp(-|x|)`` elementwise: ``2^q exp(r)`` with ``q`` rounded and ``r`` a Taylor polynomial,
-    (the Taylor series to degree 12), ``2^q`` built from its exponent bits (``-|x|`` is clipped at -700, where the result is 1e-304)."""
-    m = x.size
-    mant = np.empty(m)
-    bits = np.empty(m, np.int64)
-    for c in range(m):
-        y = max(-abs(x[c]), -700.0)
-        q = np.floor(y * _LOG2E + 0.5)
-        r = y - q * _LN2_HI - q * _LN2_LO
-        mant[c] = 1 + r * (1 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720 + r * (
-            1 / 5040 + r * (1 / 40320 + r * (1 / 362880 + r * (1 / 3628800 + r * (1 / 39916800 + r / 479001600)))))))))))
-        bits[c] = (np.int64(q) + 1023) << 52
-    return mant * bits.view(np.float64)
+    """:func:`_exp_neg_abs` elementwise."""
+    out = np.empty(x.size)
+    for c in range(x.size):
+        out[c] = _exp_neg_abs(x[c])
+    return out
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"}, inline="always")
+def _log1p_recip(a):
+    """``log(1 + a)`` and ``1 / (1 + a)`` for ``a`` in [0, 1], with one division between them. ``log(1 + a)`` is
+    ``2 atanh(s)`` with ``s = a / (2 + a)``, or, above ``sqrt(2) - 1``, ``log 2 + 2 atanh(s)`` with
+    ``s = (a - 1) / (3 + a)`` (``log((1 + a) / 2)``), so that ``|s| <= 0.1716`` and fdlibm's polynomial of degree 7
+    in ``s^2`` suffices (the series on [0, 1/3] needed degree 16)."""
+    big = a > _SQRT2_M1
+    num = a - 1.0 if big else a
+    den = (3.0 if big else 2.0) + a
+    q = 1.0 / ((1.0 + a) * den)
+    s = num * (1.0 + a) * q
+    z = s * s
+    R = z * (_LG[0] + z * (_LG[1] + z * (_LG[2] + z * (_LG[3] + z * (_LG[4] + z * (_LG[5] + z * _LG[6]))))))
+    return 2.0 * s + s * R + (_LN2 if big else 0.0), den * q
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"}, inline="always")
 def _log1p_unit(a):
-    """``log(1 + a)`` for ``a`` in [0, 1]: ``2 atanh(s)`` with ``s = a / (2 + a)`` in [0, 1/3] (its series to degree 33)."""
-    s = a / (2.0 + a)
-    s2 = s * s
-    return 2 * s * (1 + s2 * (1 / 3 + s2 * (1 / 5 + s2 * (1 / 7 + s2 * (1 / 9 + s2 * (1 / 11 + s2 * (1 / 13 + s2 * (
-        1 / 15 + s2 * (1 / 17 + s2 * (1 / 19 + s2 * (1 / 21 + s2 * (1 / 23 + s2 * (1 / 25 + s2 * (1 / 27 + s2 * (
-            1 / 29 + s2 * (1 / 31 + s2 / 33))))))))))))))))
+    """``log(1 + a)`` for ``a`` in [0, 1] (:func:`_log1p_recip`)."""
+    return _log1p_recip(a)[0]
 
 
 _FAST = {"reassoc", "contract", "arcp", "nsz"}
@@ -373,13 +403,15 @@ def _linear_predictor(alpha, X, b, idx, r):
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath=_FAST)
 def _binomial(eta, k, n, g):
-    """Binomial-logit log likelihood ``sum k eta - n softplus(eta)``; its derivative in each ``eta`` into ``g``."""
-    a = _exp_minus_abs(eta)  # in (0, 1]: softplus and sigmoid without overflow
+    """Binomial-logit log likelihood ``sum k eta - n softplus(eta)``; its derivative in each ``eta`` into ``g``.
+    One loop, no temporary array: ``exp(-|eta|)`` in (0, 1] gives softplus and sigmoid without overflow."""
     lp = 0.0
     for c in range(len(eta)):
-        e, ac = eta[c], a[c]
-        lp += k[c] * e - n[c] * (max(e, 0.0) + _log1p_unit(ac))
-        g[c] = k[c] - n[c] * ((1.0 if e > 0 else ac) / (1.0 + ac))
+        e = eta[c]
+        a = _exp_neg_abs(e)
+        log1p, recip = _log1p_recip(a)
+        lp += k[c] * e - n[c] * (max(e, 0.0) + log1p)
+        g[c] = k[c] - n[c] * ((1.0 if e > 0 else a) * recip)
     return lp
 
 
@@ -402,12 +434,14 @@ def _scatter(g, X, idx, grad_b, grad_r):
 def _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r, item, design_of):
     """Binomial-logit log likelihood of the cells; fills ``grad_b``, ``grad_r``; returns (logp, d/d alpha).
 
-    Three passes (gather the linear predictor; likelihood and its derivative; scatter-add), which
-    measured 30% faster than one fused loop (benchmarks/bench_gradient.py). With an item term
-    (``item`` not empty: the two-level layout of :func:`two_level_layout`) the rows of ``X`` and
-    ``idx`` are design cells: their linear predictor is computed once per design cell, each cell adds
-    its item's effect ``r[item]`` to its design cell's (``design_of``), and the derivatives are summed
-    per design cell before they are scattered onto the coefficients."""
+    Three passes (gather the linear predictor; likelihood and its derivative; scatter-add): the middle one
+    vectorises (eight cells per AVX-512 instruction), a loop with the gather or the scatter in it does not
+    (one fused loop measured 2.4 times slower on the HVSB cells: docs/model.md, issue 22's fifth round). With an item term (``item``
+    not empty: the two-level layout of :func:`two_level_layout`) the rows of ``X`` and ``idx`` are design
+    cells: their linear predictor is computed once per design cell, each cell adds its item's effect
+    ``r[item]`` to its design cell's (``design_of``), and the derivatives are summed per design cell before
+    they are scattered onto the coefficients. Cells sorted by item (as :class:`CellModel` lays them out) sum
+    their item's derivative in a register and store it once per item (any order gives the same sums)."""
     eta = _linear_predictor(alpha, X, b, idx, r)
     grad_b[:] = 0.0
     grad_r[:] = 0.0
@@ -421,9 +455,14 @@ def _cell_loglik(alpha, X, b, idx, r, k, n, grad_b, grad_r, item, design_of):
     g = np.empty(n_cells)
     lp = _binomial(eta_c, k, n, g)
     g_design = np.zeros(len(eta))
+    current, acc = item[0], 0.0
     for c in range(n_cells):
+        if item[c] != current:
+            grad_r[current] += acc
+            current, acc = item[c], 0.0
+        acc += g[c]
         g_design[design_of[c]] += g[c]
-        grad_r[item[c]] += g[c]
+    grad_r[current] += acc
     return lp, _scatter(g_design, X, idx, grad_b, grad_r)
 
 
@@ -677,8 +716,10 @@ class CellModel:
         split = two_level_layout(self.X, self.idx) if two_level is not False else None
         if two_level and split is None:
             raise ValueError("the two-level layout needs at most half as many design cells as cells")
-        if split is not None:
-            self.X, self.idx, self.item, self.design_of = split
+        if split is not None:  # cells sorted by item (then design cell): _cell_loglik sums an item's derivative in place
+            self.X, self.idx, item, design_of = split
+            order = np.lexsort((design_of, item))
+            self.item, self.design_of, self.k, self.n = item[order], design_of[order], self.k[order], self.n[order]
         args = (self.s_code, self.s_par, self.t_start, self.t_end, self.t_offset, self.t_flags, self.t_shape,
                 self.t_naxes, self.sd_code, self.sd_par, self.absorb, self.intercept, self.X, self.idx, self.k, self.n,
                 self.log_binom)
