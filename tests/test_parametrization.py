@@ -254,7 +254,7 @@ def test_slope_columns_alone_can_be_asked_non_centred():
     """``zerosum_slopes_noncentered`` for the whole model (the retry of a failed all-centred fit with
     slopes): random intercepts centred zero-sum, a slope term's intercept column centred and its slope
     columns not, at the non-centred form's target acceptance."""
-    from dvbstats.model.design import centred_columns
+    from dvbstats.model.plan import centred_columns
 
     formula = parse("chose_deep ~ 1 + x + (1 + x | model) + (1|value)")
     grid = _grid({"model": 4, "value": 3, "x": 2}, 50).data.with_columns(pl.col("x").cast(pl.Int32))

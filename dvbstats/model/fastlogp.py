@@ -37,7 +37,8 @@ from numba.extending import intrinsic
 from scipy.special import gammaln
 
 from dvbstats.constants import ITEM_LEVELS
-from dvbstats.model.design import Design, centred_columns
+from dvbstats.model.design import Design
+from dvbstats.model.plan import centred_columns
 from dvbstats.model.priors import Prior, Priors
 
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
