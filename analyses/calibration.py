@@ -42,9 +42,11 @@ interval) and is scored against the truth of the estimand it claims:
   :func:`dvbstats.results.agreement.bayes_fit`, ``diff_pp`` (points) and ``b`` (log-odds), for 9 models in
   groups of 2, 5 and 2. Its ``independent`` simulator is the package's harness-level one,
   :func:`dvbstats.simulate.shared_propensity_trials` (item-level propensities shared within a group; not
-  the beta-binomial pair model), whose truth is finite-population: the least-squares fit of the logit of
-  each pair's expected agreement over the items asked (these pairs' own difference; the package's interval is
-  for the distribution of pair effects, so it over-covers this truth a little: docs/calibration.md). Its
+  the beta-binomial pair model), scored against the truth of the estimand the interval claims: the model's
+  pair effects are a distribution, so its ``b`` is the population of pairs' effect,
+  :func:`dvbstats.simulate.population_agreement_effect` (the least-squares fit of the logit of each pair's
+  expected agreement over every pair the simulator could draw; these 36 pairs' own fit, ``effect_logit``, is
+  a different estimand, which the interval over-covers: docs/calibration.md). Its
   ``prior`` simulator keeps those pairs and shared-item counts and redraws the agreement counts from
   :func:`~dvbstats.results.agreement.bayes_model`'s prior predictive (truth: the drawn ``diff_pp`` and ``b``; SBC ranks of a, b, sd_model, sd_pair, diff_pp).
 """
@@ -194,7 +196,8 @@ AGREEMENT_PARAMETERS = ("a", "b", "sd_model", "sd_pair", "diff_pp")
 def simulate_agreement(simulator: str, seed: int) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
     """The pair table (:func:`dvbstats.results.agreement.agreement_table`) of one harness-level simulation
     (:func:`dvbstats.simulate.shared_propensity_trials`, group-item SD uniform on 0-1.2) and the truth of
-    ``diff_pp`` and ``b``; ``prior``: the same pairs with agreement counts from the model's prior predictive."""
+    ``diff_pp`` and ``b`` (its population of pairs'); ``prior``: the same pairs with agreement counts from the
+    model's prior predictive."""
     rng = np.random.default_rng(seed)
     table = model_table(AGREEMENT_FAMILIES)
     groups = dict(zip(table.data["short_name"], table.data["developer"]))
@@ -202,7 +205,7 @@ def simulate_agreement(simulator: str, seed: int) -> tuple[pl.DataFrame, dict[st
     counts = paired.pair_counts(sim.trials, agreement.model_order(table, list(groups), "developer"))
     pairs = agreement.agreement_table(counts, table, "developer")
     if simulator != "prior":
-        return pairs, {"diff_pp": np.array([sim.effect_pp]), "b": np.array([sim.effect_logit])}
+        return pairs, {"diff_pp": np.array([sim.population_pp]), "b": np.array([sim.population_logit])}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The effect of Potentials")
         prior = pm.sample_prior_predictive(draws=1, model=agreement.bayes_model(pairs), random_seed=seed)

@@ -126,6 +126,9 @@ def test_bayes_agreement_model_recovers_same_family_effect(tmp_path):
     bayes = {r["scale"]: r for r in res.models.filter(pl.col("method").str.starts_with("Bayes")).iter_rows(named=True)}
     assert bayes["percentage points"]["low"] <= sim.effect_pp <= bayes["percentage points"]["high"]
     assert bayes["log-odds"]["low"] <= sim.effect_logit <= bayes["log-odds"]["high"]
+    # and the truth of the estimand the interval claims: the population of pairs' effect
+    assert bayes["percentage points"]["low"] <= sim.population_pp <= bayes["percentage points"]["high"]
+    assert bayes["log-odds"]["low"] <= sim.population_logit <= bayes["log-odds"]["high"]
     assert bayes["percentage points"]["low"] > 0 and bayes["log-odds"]["p_positive"] > 0.97
     assert res.notes["diagnostics"]["divergences"] == 0
     assert res.notes["diagnostics"]["model_effects"] == "non-centred"  # thin data: (M-1) sd_model^2 / sd_pair^2 < 1

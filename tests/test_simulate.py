@@ -22,6 +22,8 @@ from dvbstats.simulate.dvb import (
     draw_effects,
     draw_prompts,
     linear_predictor,
+    population_agreement_effect,
+    shared_propensity_trials,
     simulate,
 )
 
@@ -273,3 +275,16 @@ def test_examples_are_written_to_the_cache_folder_not_the_working_directory(monk
     monkeypatch.chdir(tmp_path)
     paths = example.write_example()
     assert all(p.parent == tmp_path / "mine" / "example" for p in paths) and not (tmp_path / "data").exists()
+
+
+def test_population_agreement_effect_is_the_limit_of_many_models_and_items():
+    """The population of pairs' same-group effect (quadrature) against the least-squares truth of 90 models
+    in 6 groups over 20,000 items, where the finite pairs' fit approaches it (its SD over seeds there: 0.001)."""
+    groups = {f"m{g}_{k}": f"g{g}" for g in range(6) for k in range(15)}
+    for sd_group_item in (0.0, 1.0):
+        sim = shared_propensity_trials(groups, n_items=20_000, seed=3, sd_group_item=sd_group_item)
+        assert sim.population_logit == pytest.approx(sim.effect_logit, abs=0.005)
+        assert sim.population_pp == pytest.approx(sim.effect_pp, abs=0.12)
+    assert sim.population_logit > 0.2  # a real effect at group-item SD 1, so the comparison is not of zeros
+    assert population_agreement_effect(intercept=-0.5, sd_model=0.4, sd_item=1.0, sd_group_item=0.0,
+                                       sd_model_item=1.0) == (0.0, 0.0)

@@ -13,6 +13,7 @@ from dvbstats.simulate.dvb import (
     simulate,
     SharedPropensity,
     shared_propensity_trials,
+    population_agreement_effect,
 )
 
-__all__ = ["FileFormat", "FILE_FORMATS", "EFFECT_TERMS", "StudyDesign", "Effects", "Simulation", "draw_effects", "draw_prompts", "linear_predictor", "simulate", "SharedPropensity", "shared_propensity_trials"]
+__all__ = ["FileFormat", "FILE_FORMATS", "EFFECT_TERMS", "StudyDesign", "Effects", "Simulation", "draw_effects", "draw_prompts", "linear_predictor", "simulate", "SharedPropensity", "shared_propensity_trials", "population_agreement_effect"]

@@ -24,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
+from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import expit
 
 from dvbstats.input import schema
@@ -503,16 +504,20 @@ class SharedPropensity:
 
     ``trials``: a trial table (:data:`dvbstats.input.schema.TRIAL_SCHEMA`; ``model`` = ``model_id``; unanswered
     items have status ``unparsed``). ``p_true``: models x items probabilities of choosing 1.
-    ``effect_logit`` and ``effect_pp``: the same-group effect on pair agreement that
-    :func:`dvbstats.results.agreement.bayes_model` estimates, computed from ``p_true`` (no sampling noise):
-    the least-squares fit of logit(expected agreement) per pair on a same-group indicator and
-    zero-sum multi-membership model effects; ``effect_pp = expit(a + b) - expit(a)`` in points.
+    ``effect_logit`` and ``effect_pp``: the same-group effect on pair agreement of *these* pairs, computed
+    from ``p_true`` (no sampling noise): the least-squares fit of logit(expected agreement) per pair on a
+    same-group indicator and zero-sum multi-membership model effects; ``effect_pp = expit(a + b) - expit(a)``
+    in points. ``population_logit`` and ``population_pp``: the same fit over the population of pairs the
+    simulator draws from (every model, group and item effect integrated out: :func:`population_agreement_effect`),
+    the estimand of :func:`dvbstats.results.agreement.bayes_model`, whose pair effects are a distribution.
     """
 
     trials: pl.DataFrame
     p_true: np.ndarray
     effect_logit: float
     effect_pp: float
+    population_logit: float
+    population_pp: float
 
 
 def shared_propensity_trials(
@@ -562,4 +567,32 @@ def shared_propensity_trials(
     zero_sum = np.vstack([np.eye(len(models) - 1), -np.ones(len(models) - 1)])  # u = zero_sum @ free
     design = np.column_stack([np.ones(len(pairs)), [g[i] == g[j] for i, j in pairs], members @ zero_sum])
     a, b = np.linalg.lstsq(design, np.log(agree / (1 - agree)), rcond=None)[0][:2]
-    return SharedPropensity(trials, p_true, float(b), float(100 * (expit(a + b) - expit(a))))
+    population = population_agreement_effect(intercept=intercept, sd_model=sd_model, sd_item=sd_item,
+                                             sd_group_item=sd_group_item, sd_model_item=sd_model_item)
+    return SharedPropensity(trials, p_true, float(b), float(100 * (expit(a + b) - expit(a))), *population)
+
+
+def population_agreement_effect(*, intercept: float, sd_model: float, sd_item: float, sd_group_item: float,
+                                sd_model_item: float, nodes: int = 64) -> tuple[float, float]:
+    """The same-group agreement effect of :func:`shared_propensity_trials`' population of pairs: (log-odds, points).
+
+    With models drawn independently of their groups, the least-squares fit of logit(expected agreement) on a
+    same-group indicator and additive model effects, taken over all pairs of the population, has
+    ``a = E[logit A | cross-group]`` and ``b = E[logit A | same group] - a``, where ``A`` is a pair's expected
+    agreement over the item population. Given the item's shared part ``Z`` (item effect, plus the group's item
+    effect when both models are of one group), the two answers are independent, each with probability
+    ``q(m, Z) = E expit(intercept + m + Z + W)`` over its own remaining effects ``W``, so
+    ``A = E_Z[q_i q_j + (1 - q_i)(1 - q_j)]``; every expectation is Gauss-Hermite quadrature with ``nodes`` nodes.
+    """
+    x, w = hermegauss(nodes)
+    w = w / w.sum()
+    m = sd_model * x
+
+    def mean_logit_agreement(sd_shared: float, sd_own: float) -> float:
+        q = expit(intercept + m[:, None, None] + sd_shared * x[None, :, None] + sd_own * x[None, None, :]) @ w
+        agree = (q * w) @ q.T + ((1 - q) * w) @ (1 - q).T
+        return float(w @ np.log(agree / (1 - agree)) @ w)
+
+    cross = mean_logit_agreement(sd_item, math.hypot(sd_group_item, sd_model_item))
+    same = mean_logit_agreement(math.hypot(sd_item, sd_group_item), sd_model_item)
+    return same - cross, float(100 * (expit(same) - expit(cross)))
