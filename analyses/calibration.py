@@ -329,7 +329,9 @@ def _interval(draws: np.ndarray) -> tuple[float, float]:
 
 
 def intervals(f: Fit, true_rates: np.ndarray, true_condition: np.ndarray | None) -> list[list]:
-    """[estimand, name, low, high, truth] of every interval scored, and ``pbest`` rows [p_best, is_best]."""
+    """[estimand, name, low, high, truth] of every interval scored (rank intervals also the posterior mass they
+    hold: a central interval of a discrete rank holds at least 94%, often all of it), and ``pbest`` rows
+    [p_best, is_best]."""
     draws, labels = _rates(f)
     out = []
     for j, m in enumerate(labels):
@@ -341,7 +343,8 @@ def intervals(f: Fit, true_rates: np.ndarray, true_condition: np.ndarray | None)
     true_rank = contrasts.rank_draws(true_rates[None, :])[0]
     best = int(np.argmax(true_rates))
     for j, r in enumerate(ranks.iter_rows(named=True)):
-        out.append(["rank", labels[j], float(r["rank_low"]), float(r["rank_high"]), float(true_rank[j])])
+        mass = sum(r[f"p_rank_{k}"] for k in range(r["rank_low"], r["rank_high"] + 1))
+        out.append(["rank", labels[j], float(r["rank_low"]), float(r["rank_high"]), float(true_rank[j]), float(mass)])
         out.append(["pbest", labels[j], float(r["p_best"]), float(r["p_best"]), float(j == best)])
     if true_condition is not None:
         da, keys = f.average(("model", "condition"))
@@ -512,7 +515,7 @@ def coverage_table(fits: pl.DataFrame, by: tuple[str, ...] = ("class", "simulato
     Wilson interval and its fit-bootstrap interval (:func:`fit_bootstrap`)."""
     rows = []
     for r in fits.iter_rows(named=True):
-        for estimand, name, low, high, truth in json.loads(r["intervals"]):
+        for estimand, name, low, high, truth, *_ in json.loads(r["intervals"]):
             if estimand != "pbest":
                 rows.append({"class": r["class"], "simulator": r["simulator"], "estimand": estimand,
                              "fit": f"{r['class']}/{r['seed']}", "covered": low <= truth <= high})
@@ -542,10 +545,26 @@ def markdown(t: pl.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rank_mass_table(fits: pl.DataFrame) -> pl.DataFrame:
+    """Rank intervals against what they claim: per class and simulator, over the fits that recorded it, the
+    share covered beside the mean posterior mass the intervals hold (their nominal coverage; a discrete rank's
+    central 94% interval holds more), with the share's Wilson interval."""
+    rows = [(r["class"], r["simulator"], low <= truth <= high, rest[0]) for r in fits.iter_rows(named=True)
+            for estimand, _, low, high, truth, *rest in json.loads(r["intervals"]) if estimand == "rank" and rest]
+    if not rows:
+        return pl.DataFrame()
+    t = pl.DataFrame(rows, schema=["class", "simulator", "covered", "mass"], orient="row").group_by(
+        "class", "simulator", maintain_order=True).agg(
+        intervals=pl.len(), covered=pl.col("covered").sum(), mean_mass=pl.col("mass").mean()).sort("class", "simulator")
+    bounds = [wilson(k, n) for k, n in t.select("covered", "intervals").iter_rows()]
+    return t.with_columns(coverage=pl.col("covered") / pl.col("intervals"),
+                          wilson_low=pl.Series([b[0] for b in bounds]), wilson_high=pl.Series([b[1] for b in bounds]))
+
+
 def pbest_table(fits: pl.DataFrame) -> pl.DataFrame:
     """P(best) calibration in five bins: mean stated P(best) against the share truly best."""
     rows = [(r["class"], r["simulator"], low, truth) for r in fits.iter_rows(named=True)
-            for estimand, _, low, _, truth in json.loads(r["intervals"]) if estimand == "pbest"]
+            for estimand, _, low, _, truth, *_ in json.loads(r["intervals"]) if estimand == "pbest"]
     if not rows:
         return pl.DataFrame()
     t = pl.DataFrame(rows, schema=["class", "simulator", "p_best", "is_best"], orient="row")
@@ -654,13 +673,20 @@ def summary_markdown(tables: dict[str, pl.DataFrame]) -> str:
                   for r in sbc_by_class(s).iter_rows(named=True)]
     if not tables["coverage_pooled"].is_empty():
         lines += ["", markdown(tables["coverage_pooled"])]
+    if not tables["rank_mass"].is_empty():
+        lines += ["Rank intervals against the posterior mass they hold (fits that recorded it):", "",
+                  "| class | simulator | intervals | covered | share | Wilson 95% | mean mass held |",
+                  "|:--|:--|--:|--:|--:|:--|--:|"]
+        lines += [f"| {r['class']} | {r['simulator']} | {r['intervals']} | {r['covered']} | {100 * r['coverage']:.1f}% | "
+                  f"{100 * r['wilson_low']:.1f}-{100 * r['wilson_high']:.1f}% | {100 * r['mean_mass']:.1f}% |"
+                  for r in tables["rank_mass"].iter_rows(named=True)]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def summarise(out: Path) -> dict[str, pl.DataFrame]:
     fits = pl.read_csv(out / FITS)
     tables = {"coverage": coverage_table(fits), "coverage_pooled": coverage_table(fits, ("estimand", "simulator")),
-              "sbc": sbc_table(fits), "pbest": pbest_table(fits), "fits_by_class": fits_table(fits)}
+              "sbc": sbc_table(fits), "pbest": pbest_table(fits), "rank_mass": rank_mass_table(fits), "fits_by_class": fits_table(fits)}
     for name, t in tables.items():
         if not t.is_empty():
             t.write_csv(out / f"{name}.csv")

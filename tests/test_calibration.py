@@ -12,6 +12,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from dvbstats.simulate import population_agreement_effect
+
 REPO = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("calibration", REPO / "analyses" / "calibration.py")
 cal = importlib.util.module_from_spec(spec)
@@ -55,11 +57,24 @@ def test_summary_counts_fits_and_states_the_multiplicity():
     counts = cal.fits_table(fits)
     assert counts.select("class", "simulator", "fits", "passed", "median_s", "total_s").row(0) == (
         "dvb", "prior", 12, 9, 2.0, 24.0)
-    tables = {"fits_by_class": counts, "sbc": cal.sbc_table(fits), "coverage_pooled": cal.coverage_table(fits, ("estimand", "simulator"))}
+    tables = {"fits_by_class": counts, "sbc": cal.sbc_table(fits), "coverage_pooled": cal.coverage_table(fits, ("estimand", "simulator")),
+              "rank_mass": cal.rank_mass_table(fits)}
     md = cal.summary_markdown(tables)
     assert "| dvb | prior | 12 | 9 | 2.0 |" in md
     assert "1 quantities, each at 1% / 1 = 0.01 (Bonferroni)" in md
     assert "| dvb | 12 | 1 | " in md and "| rate | prior | 12 | 12 | 12 | 100.0% |" in md
+
+
+def test_rank_intervals_are_scored_against_the_mass_they_hold():
+    """A discrete rank's central interval holds more than 94%: the table sets coverage beside that mass, over the
+    fits that recorded it (older rows, five fields, are left out of it but still counted in the coverage)."""
+    held = [["rank", "m0", 1.0, 2.0, 1.0, 0.99], ["rank", "m1", 2.0, 2.0, 3.0, 0.96]]
+    fits = pl.concat([_fits([{}] * 10, held), _fits([{}] * 5, [["rank", "m0", 1.0, 1.0, 1.0]])])
+    t = cal.rank_mass_table(fits)
+    assert t.select("intervals", "covered", "coverage").row(0) == (20, 10, 0.5)
+    assert t["mean_mass"][0] == pytest.approx(0.975)
+    assert cal.coverage_table(fits)["intervals"].sum() == 25
+    assert cal.rank_mass_table(_fits([{}] * 5, [["rank", "m0", 1.0, 1.0, 1.0]])).is_empty()
 
 
 def test_fit_bootstrap_is_wider_when_misses_cluster_in_fits():
@@ -96,9 +111,14 @@ def test_rows_with_keys_in_another_order_land_in_their_columns(tmp_path):
 
 
 def test_agreement_simulators_keep_the_pairs_and_state_the_truth():
-    """Independent: the harness simulation's pairs with its finite-population truth; prior: the same pairs
-    and shared items, agreement counts redrawn from the model's prior predictive, truth its drawn parameters."""
+    """Independent: the harness simulation's pairs with the truth of the estimand the interval claims (the
+    population of pairs' effect, not these pairs' own); prior: the same pairs and shared items, agreement counts
+    redrawn from the model's prior predictive, truth its drawn parameters."""
     pairs, truth = cal.simulate_agreement("independent", 5)
+    sd_group_item = np.random.default_rng(5).uniform(0, 1.2)
+    population = population_agreement_effect(intercept=-0.5, sd_model=0.4, sd_item=1.0,
+                                             sd_group_item=sd_group_item, sd_model_item=1.0)
+    assert (truth["b"][0], truth["diff_pp"][0]) == population
     n_models = sum(cal.AGREEMENT_FAMILIES.values())
     assert pairs.height == n_models * (n_models - 1) // 2
     assert int(pairs["same_group"].sum()) == sum(n * (n - 1) // 2 for n in cal.AGREEMENT_FAMILIES.values())
@@ -135,6 +155,9 @@ def test_small_suite_runs_resumes_and_summarises(tmp_path):
     assert all(0 <= v <= cal.THINNED for r in prior["ranks"] for v in json.loads(r).values())
     assert all((tmp_path / f"sbc_{c}.png").is_file() for c in ("rasch", "dvb", "agreement"))
     assert "| rasch | prior | 1 | " in (tmp_path / "coverage.md").read_text()
+    held = [v for r in fits["intervals"] for v in json.loads(r) if v[0] == "rank"]
+    assert held and all(len(v) == 6 and cal.HDI_PROB <= v[5] <= 1 + 1e-12 for v in held)
+    assert tables["rank_mass"]["intervals"].sum() == len(held)
 
 
 def test_cost_measures_the_scaling_class():

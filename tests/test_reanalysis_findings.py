@@ -34,3 +34,15 @@ def test_findings_say_what_the_data_are_and_which_claims_hold_and_why():
 def test_findings_lead_the_sections_the_reanalysis_writes():
     assert min(reanalysis.SECTIONS.values()) == reanalysis.SECTIONS["findings"]
     assert reanalysis.SECTIONS["findings"].startswith(methods.LEAD)  # the report opens with it
+
+
+def test_findings_carry_the_borderline_notes_the_tables_carry():
+    """A verdict within 2 MCSE of flipping is labelled borderline in the opening summary too, not only in the tables."""
+    near = pb.Claim("Mean DVGR 0.30", "0.3024", "0.301 [0.299, 0.304]", pb.AGREES, ("Reproduced.",),
+                    borderline="borderline: a bound 0.001 from 0.3, MCSE 0.002")
+    audit = value_audit.AuditVerdict("reproduced", (value_audit.DimensionVerdict(
+        "predictiveness", "n.s.", "credible here, n.s. in the paper", False,
+        borderline="borderline: the upper bound 0.0016 from 1, MCSE 0.0026"),))
+    text = reanalysis.findings_section([near], audit, "chose_deep ~ 1 + (1|model)")
+    assert "(agrees (borderline: a bound 0.001 from 0.3, MCSE 0.002); paper: 0.3024" in text
+    assert "predictiveness (n.s. in the paper): credible here, n.s. in the paper (borderline: the upper bound" in text

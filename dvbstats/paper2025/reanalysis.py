@@ -142,9 +142,9 @@ def findings_section(items: Sequence[published.Claim], audit: value_audit.AuditV
     for title, claims in groups:
         if claims:
             blocks.append(f"**The paper's claims that {title.lower()}:**\n\n" + "\n".join(
-                f"- **{c.claim}** ({c.verdict}; paper: {c.paper}; reanalysis: {c.reanalysis}). {_why(c)}"
+                f"- **{c.claim}** ({c.label()}; paper: {c.paper}; reanalysis: {c.reanalysis}). {_why(c)}"
                 for c in claims))
-    dimensions = "; ".join(f"{d.term} ({d.paper} in the paper): {d.verdict}" for d in audit.dimensions)
+    dimensions = "; ".join(f"{d.term} ({d.paper} in the paper): {d.label()}" for d in audit.dimensions)
     blocks.append(f"**The value audit** (the paper's regression of DVGR on value ratings): its clustered logit is "
                   f"{audit.replication} from the reconstructed counts; with values as a random sample "
                   f"(Bayesian): {dimensions} (@sec-value-audit).")
