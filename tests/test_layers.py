@@ -72,11 +72,7 @@ DEFERRED = {
     ("dvbstats.model.design", "pytensor.tensor"): "model.lazy: as PyMC",
     ("dvbstats.model.sample", "pymc"): "model.lazy: imported when a PyMC model is sampled",
     ("dvbstats.results.tables", "pymc"): "model.lazy: the prior predictive check only",
-    ("dvbstats.model.sample", "nutpie"): "the sampler, imported when a model is sampled",
-    ("dvbstats.model.fastlogp", "nutpie.compiled_pyfunc"): "the sampler, imported when a model is sampled",
-    ("dvbstats.model.fastlogp", "dvbstats.model.threadstate"): "the compiled density's thread state, built on first sampling",
     ("dvbstats.results.agreement", "pymc"): "the Bayesian agreement model only: PyMC takes 2.5 s to import",
-    ("dvbstats.report.render", "pypandoc"): "optional: the bundled pandoc when none is on PATH",
 }
 
 

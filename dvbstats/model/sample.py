@@ -14,6 +14,7 @@ from typing import Literal
 
 import arviz as az
 import numpy as np
+import nutpie
 import polars as pl
 import xarray as xr
 
@@ -85,8 +86,6 @@ _BLAS_WARNING = "PyTensor could not link to a BLAS installation"
 
 def _sample_nutpie(model: pm.Model, settings: SamplerSettings, progress: bool) -> az.InferenceData:
     """Compile ``model`` for nutpie (a progress line while it compiles, off a terminal) and sample it."""
-    import nutpie
-
     with _ticker("compiling the model" if progress and not sys.stderr.isatty() else None), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_BLAS_WARNING, category=UserWarning)
         compiled = nutpie.compile_pymc_model(model)
@@ -97,8 +96,6 @@ def run_nutpie(compiled, settings: SamplerSettings, progress: bool) -> az.Infere
     """nutpie on a compiled model (PyMC's or a hand-written density): its progress bar on a terminal,
     elsewhere a progress line every PROGRESS_INTERVAL_S; an interrupted run raises
     :class:`SamplingInterrupted` instead of returning a NaN-padded trace."""
-    import nutpie
-
     lines = progress and not sys.stderr.isatty()
     sampler = nutpie.sample(
         compiled,
