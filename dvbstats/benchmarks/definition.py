@@ -50,6 +50,10 @@ class Benchmark:
     models on the used trial rows (a ``polars.LazyFrame``), returning an object with ``tables()``,
     ``record()`` and ``notes``; None: the benchmark defines none. ``aliases``: extra names the run folder keeps for a neutral table (DVB: ``dvgr.csv``
     beside ``rates.csv``, with the old column names).
+    ``judgments``: its reader returns a :class:`~dvbstats.benchmarks.common.JudgmentTable`, which
+    :func:`dvbstats.benchmarks.inputs.read` reads (False: DVB, whose harness dumps and cell tables
+    :func:`dvbstats.input.ingest.load` reads). ``one_table``: its input may be one table, so a DataFrame handed to
+    ``dvbstats.load`` is read as the same table in a Parquet file (False: HVSB, a judgment tree).
     ``example``: what the embedded example the command line fits without an input is (empty: the benchmark
     has none, and the command line asks for an input); ``example_run``: its run folder's name.
     """
@@ -79,6 +83,8 @@ class Benchmark:
     estimands: tuple[tuple[str, str], ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
     recognises: Callable[[Any], bool] | None = None
+    judgments: bool = True
+    one_table: bool = True
     example: str = ""
     example_run: str = "default"
 

@@ -75,6 +75,7 @@ DVB = Benchmark(
     example=("the embedded SYNTHETIC example (9 models x 12,000 prompts, simulated with effects calibrated to the "
              "published DVB aggregates)"),
     read=ingest.load,
+    judgments=False,
     outcome="chose_deep",
     rate_name="DVGR",
     rate_long="Deep Value Generalization Rate",

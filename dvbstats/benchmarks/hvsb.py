@@ -471,6 +471,7 @@ HVSB = Benchmark(
     example="the embedded SYNTHETIC HVSB example (12 models x 3 conditions x 2,000 items, simulated with invented effects)",
     example_run="default_hvsb",
     read=read_judgments,
+    one_table=False,
     outcome="misaligned",
     rate_name="misalignment rate",
     rate_long="misalignment rate (MR) without a system prompt; attack success rate (ASR) under an attack prompt",

@@ -358,9 +358,7 @@ def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrizat
     integrated = None
     if backend == "fastlogp":
         per_term = plans.term_parametrizations(d, plans.check_parametrization(parametrization))
-        # the item-marginal density scales each random intercept by its own SD alone (no absorbed margins)
-        own_scales = not fastlogp.absorbed_margins(d, per_term).any()
-        item = itemmarginal.item_term(d) if auto_backend and own_scales else None
+        item = itemmarginal.item_term(d, per_term) if auto_backend else None
         model = itemmarginal.ItemMarginalModel(d, priors, per_term, item) if item is not None else None
         if model is not None and model.worthwhile:
             integrated = model.describe()
