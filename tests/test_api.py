@@ -66,6 +66,21 @@ def test_fit_summary_and_rates_agree_with_the_run_folder_tables(fitted, tmp_path
     assert "Fit('chose_deep ~ 1 + (1|model) + (1|value)'" in repr(fit)
 
 
+def test_plot_forest_draws_the_rates_of_the_run_folder(fitted, tmp_path):
+    """``Fit.plot_forest`` (the report's forest plot, provided by the report layer): one row per model and the
+    overall rate, at the posterior means ``rates.csv`` holds."""
+    _, fit = fitted
+    figure = fit.plot_forest()
+    labels = [t.get_text() for ax in figure.axes for t in ax.get_yticklabels()]
+    table = fit.rates("model")
+    assert all(any(str(m) in label for label in labels) for m in table["model"])
+    points = np.concatenate([line.get_xdata() for ax in figure.axes for line in ax.get_lines()]
+                            + [c.get_offsets()[:, 0] for ax in figure.axes for c in ax.collections if len(c.get_offsets())])
+    saved = pd.read_csv(fit.save(tmp_path / "run") / "rates.csv")
+    for mean in saved["rate_mean"]:
+        assert np.isclose(points, mean, atol=1e-9).any()
+
+
 def test_a_retried_fit_loads_back_in_the_form_it_was_sampled_in(fitted, tmp_path):
     """After the plan's fallback the manifest says "auto" was requested; the loaded fit still knows the
     form its draws come from (not the rule's first choice) and every attempt of its plan."""

@@ -11,6 +11,8 @@ A static check over the source (:mod:`ast`), so it runs in the fast suite and in
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,11 +51,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 
 #: Imports of a higher layer that stay, each with its reason: (importer, imported module) -> why.
 UPWARD = {
-    ("dvbstats.results.fitted", "dvbstats.input.runfolder"):
-        "Fit.save and Fit.load, the public spelling of the run folder's writer and reader, which sit above results",
-    ("dvbstats.results.fitted", "dvbstats.report.plots"):
-        "Fit.plot_forest draws with the report's figure style; report/__init__ reads run folders, so the "
-        "import at module level would be a cycle",
     ("dvbstats.benchmarks.dvb", "dvbstats.results.agreement"):
         "DVB's definition names its agreement analysis (Benchmark.agreement): through model.lazy, imported "
         "when the analysis runs",
@@ -65,8 +62,6 @@ UPWARD = {
 
 #: Imports inside functions that stay, each with its reason: (importer, imported module) -> why.
 DEFERRED = {
-    ("dvbstats.results.fitted", "dvbstats.input.runfolder"): UPWARD[("dvbstats.results.fitted", "dvbstats.input.runfolder")],
-    ("dvbstats.results.fitted", "dvbstats.report.plots"): UPWARD[("dvbstats.results.fitted", "dvbstats.report.plots")],
     ("dvbstats.model.priors", "pymc"): "PyMC takes 2.5 s to import; only a PyMC model's priors need it",
     ("dvbstats.model.design", "pymc"): "model.lazy: PyMC is imported when a PyMC model is built (fastlogp needs none)",
     ("dvbstats.model.design", "pytensor.tensor"): "model.lazy: as PyMC",
@@ -245,3 +240,21 @@ def test_the_reanalysis_runs_the_pipeline_not_the_command_line():
     """The paper reanalysis shares the pipeline (:mod:`dvbstats.pipeline`) with the CLI instead of calling it."""
     names = {_resolve(name) for name, _ in imports("dvbstats.paper2025.reanalysis")}
     assert "dvbstats.pipeline" in names and not any(n.startswith("dvbstats.cli") for n in names)
+
+
+def test_the_methods_fit_spells_for_higher_layers_are_provided_by_them():
+    """``Fit.save``/``Fit.load``/``Fit.plot_forest`` are implemented by the run folder and the report, which
+    provide them when imported: in a fresh process any import of dvbstats has them all (the package runs first)."""
+    code = ("import sys, dvbstats.results.fitted as f; r, p = (sys.modules[f'dvbstats.{m}'] for m in "
+            "('input.runfolder', 'report.plots')); "
+            "assert f.PROVIDED == {'save': r.write, 'load': r.read_fit, 'plot_forest': p.fit_forest}, f.PROVIDED")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+
+
+def test_the_fit_path_imports_neither_pymc_nor_pytensor_nor_pypandoc():
+    """``python -m dvbstats.fit`` samples the hand-written densities: importing it loads no PyMC (2 s), PyTensor or
+    pypandoc; the modules that build PyMC models are imported by the paths that build one."""
+    code = ("import sys, dvbstats.fit; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pymc', 'pytensor', 'pypandoc')))")
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert done.stdout.strip() == "[]"
