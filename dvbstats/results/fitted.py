@@ -21,18 +21,20 @@ import xarray as xr
 from dvbstats.constants import DRAWS, HDI_PROB, SEED
 from dvbstats.input.cells import CellTable, predicted_cells
 from dvbstats.input.registry import ModelTable
-from dvbstats.model import crossed, fastlogp, itemmarginal
+from dvbstats.model import crossed, fastlogp, itemmarginal, lazy
 from dvbstats.model import plan as plans
-from dvbstats.model.design import Design, design, pymc_model
+from dvbstats.model.design import Design, design
 from dvbstats.model.formula import Formula
 from dvbstats.model.plan import Parametrization
 from dvbstats.model.priors import Priors
-from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, run_nutpie, sample
+from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, run_nutpie
 from dvbstats.results import bounds, contrasts, estimands, predictive
 from dvbstats.results import tables as summaries
 
 if TYPE_CHECKING:
     from dvbstats.data import Data
+
+pymcmodel = lazy.module("dvbstats.model.pymcmodel")  # PyMC: imported when the PyMC backend samples
 
 
 @dataclass(frozen=True)
@@ -393,9 +395,9 @@ def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrizat
             idata = run_nutpie(fastlogp.pyfunc_model(cell_model, {k: list(v) for k, v in d.coords().items()}),
                                settings, progress)
     else:
-        model = pymc_model(d, priors, parametrization)
+        model = pymcmodel.pymc_model(d, priors, parametrization)
         t1 = time.perf_counter()
-        idata = sample(model, settings, progress=progress)
+        idata = pymcmodel.sample(model, settings, progress=progress)
     t2 = time.perf_counter()
     return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1},
                items_integrated=integrated), backend
