@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import arviz as az
 import numpy as np
 import polars as pl
 import pytest
@@ -205,6 +206,21 @@ def _shared_propensity_table(seed: int) -> pl.DataFrame:
     sim = simulate.shared_propensity_trials(GROUPS, n_items=300, seed=seed)
     counts = paired.pair_counts(sim.trials, agreement.model_order(_models(GROUPS), list(GROUPS), "family"))
     return agreement.agreement_table(counts, _models(GROUPS), "family")
+
+
+@pytest.mark.slow  # compiles the PyMC model
+def test_the_pymc_sampler_draws_the_same_agreement_posterior():
+    """``sampler="pymc"`` samples the PyMC model (:mod:`dvbstats.results.agreement_pymc`, reached only then), the
+    default the hand-written density: the same posterior of ``b``, within Monte Carlo error."""
+    table = _shared_propensity_table(5)
+    runs = {sampler: agreement.bayes_fit(table, SamplerSettings(sampler=sampler, draws=500, tune=500, chains=2, seed=2))
+            for sampler in ("pymc", "nutpie")}
+    draws = {k: r.idata.posterior["b"].to_numpy().ravel() for k, r in runs.items()}
+    assert "perf_counter_diff" in runs["pymc"].idata.sample_stats  # PyMC's NUTS drew it
+    assert "perf_counter_diff" not in runs["nutpie"].idata.sample_stats
+    se = np.sqrt(sum(d.var() / float(az.ess(r.idata, var_names=["b"])["b"]) for d, r in zip(draws.values(), runs.values())))
+    assert abs(draws["pymc"].mean() - draws["nutpie"].mean()) < 4 * se
+    assert {r["scale"] for r in runs["pymc"].rows} == {"percentage points", "log-odds"}
 
 
 @pytest.mark.slow  # compiles the PyMC model twice
