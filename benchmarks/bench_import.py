@@ -24,15 +24,18 @@ HEAVY = ("pymc", "pytensor", "nutpie", "pypandoc")
 
 def once(tree: Path, module: str) -> tuple[float, float, list[str]]:
     """Cumulative import seconds of ``module`` from ``tree``, the process's CPU seconds, heavy modules loaded."""
-    code = f"import {module}, sys; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    code = f"import {module}, sys; print(','.join(m for m in {HEAVY!r} if m in sys.modules) + '|' + {module}.__file__)"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(tree)}, check=True)
+                          env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree, check=True)  # -c: cwd first
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next(ln for ln in reversed(done.stderr.splitlines()) if ln.rstrip().endswith(f"| {module}"))
     cumulative = int(line.split("|")[1]) / 1e6
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return cumulative, cpu, [m for m in done.stdout.strip().split(",") if m]
+    heavy, where = done.stdout.strip().split("|")
+    if not where.startswith(str(tree)):
+        raise RuntimeError(f"{module} was imported from {where}, not from {tree}")
+    return cumulative, cpu, [m for m in heavy.split(",") if m]
 
 
 def main() -> None:
