@@ -49,16 +49,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dvbstats.input", "dvbstats.constants"),  # schema, model table, cells, manifest, folders
 )
 
-#: Imports of a higher layer that stay, each with its reason: (importer, imported module) -> why.
-UPWARD = {
-    ("dvbstats.benchmarks.dvb", "dvbstats.results.agreement"):
-        "DVB's definition names its agreement analysis (Benchmark.agreement): through model.lazy, imported "
-        "when the analysis runs",
-    ("dvbstats.benchmarks.hvsb", "dvbstats.benchmarks.consistency"):
-        "HVSB's definition names its agreement analysis (judgment consistency): through model.lazy",
-    ("dvbstats.benchmarks.hvsb", "dvbstats.benchmarks.scenarios"):
-        "HVSB's definition names its scenario-type tables: through model.lazy",
-}
+#: Imports of a higher layer that stay, each with its reason: (importer, imported module) -> why. None: a
+#: definition names its analyses (``Benchmark.agreement``, ``extra_tables``) and ``Fit`` spells its run-folder
+#: and report methods, implemented and provided by the layers above.
+UPWARD: dict[tuple[str, str], str] = {}
+
 
 #: Imports inside functions that stay, each with its reason: (importer, imported module) -> why.
 DEFERRED = {

@@ -4,8 +4,8 @@ PyMC and PyTensor take 2.5 s to import (``python -X importtime``), and the defau
 hand-written density (:mod:`dvbstats.model.fastlogp`) that needs neither. The code that builds PyMC models
 lives in modules that import PyMC at their top (:mod:`dvbstats.model.pymcmodel`,
 :mod:`dvbstats.results.agreement_pymc`); the callers on the fit path name those modules through
-:func:`module`, so that only a run that builds a PyMC model pays for the import. A benchmark's definition
-names its own analyses (which sit in a higher layer) the same way. ``tests/test_layers.py`` lists every use.
+:func:`module`, so that only a run that builds a PyMC model pays for the import. ``tests/test_layers.py``
+lists every use.
 """
 
 from __future__ import annotations

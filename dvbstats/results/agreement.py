@@ -35,6 +35,7 @@ import polars.selectors
 from scipy import sparse, stats
 from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
 
+from dvbstats.benchmarks.definition import register_analysis
 from dvbstats.constants import CONFIDENCE_LEVEL, HDI_PROB
 from dvbstats.input.registry import ModelTable
 from dvbstats.model import lazy
@@ -356,3 +357,11 @@ def agreement_analysis(trials: pl.DataFrame, models: ModelTable, *, group: str =
     except AgreementUnavailable as exc:
         fitted, notes["not_run"] = pl.DataFrame(), str(exc)
     return Agreement(pairs, paired.paired_tests(counts), fitted, notes)
+
+
+@register_analysis("dvb model agreement")
+def dvb_agreement(used: pl.LazyFrame, models: ModelTable, **options) -> Agreement:
+    """DVB's agreement analysis (``DVB.agreement`` names it): between models on the prompts both answered, and
+    paired tests (only the columns it needs are read: a streamed trial file stays on disk)."""
+    rows = used.select("model", "prompt_id", "chose_deep", "status").collect(engine="streaming")
+    return agreement_analysis(rows, models, **options)
