@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from dvbstats.benchmarks import BENCHMARKS, binary_benchmark, describe, detect, from_record, load, read_binary
-from dvbstats.benchmarks import consistency, scenarios
+from dvbstats.benchmarks import consistency, inputs, scenarios
 from dvbstats.benchmarks.definition import analysis, register_analysis
 from dvbstats.benchmarks.dvb import DVB
 from dvbstats.benchmarks.hvsb import HVSB
@@ -217,3 +217,10 @@ def test_key_values_that_would_read_alike_are_refused(tmp_path: Path):
     path.write_text("model,item,outcome,run\nm,a | b,1,c\nm,a,1,b | c\n")
     with pytest.raises(IngestError, match=r"j.csv: row 1: the values of item, run \('a \| b', 'c'\) contain"):
         read_binary(path)
+
+
+def test_the_judgment_reader_refuses_a_benchmark_whose_input_is_not_judgments(dvb_dump: Path):
+    """``Benchmark.judgments`` says which reader takes a benchmark's input: DVB's dumps go to ingest."""
+    assert not BENCHMARKS["dvb"].judgments and BENCHMARKS["hvsb"].judgments and BENCHMARKS["binary"].judgments
+    with pytest.raises(ValueError, match="a dvb input, not judgments; read it with dvbstats.load"):
+        inputs.read([str(dvb_dump)], benchmark="dvb")
