@@ -6,9 +6,9 @@ against, what ``backend="pymc"`` and ``sampler="pymc"`` sample, and what the pri
 Its parametrisations are described in :mod:`dvbstats.model.design`.
 
 PyMC and PyTensor take about 2.5 s to import and the default fit needs neither, so this module, which imports
-them, is reached only by the paths that build a PyMC model (``results.fitted`` with the PyMC backend and
-``results.tables``' prior predictive check, through :mod:`dvbstats.model.lazy`); nothing on the fit path
-imports it.
+them, is reached only by the paths that build a PyMC model: ``results.fitted`` with the PyMC backend and
+``results.tables``' prior predictive check, through :mod:`dvbstats.model.lazy`, and
+:mod:`dvbstats.results.agreement_pymc`, itself reached that way. Nothing on the fit path imports it.
 """
 
 from __future__ import annotations
