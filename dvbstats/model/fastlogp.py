@@ -1,6 +1,6 @@
 """A hand-written log density and gradient of the cell model, sampled with nutpie without PyMC.
 
-The posterior is the one :func:`dvbstats.model.design.pymc_model` defines, in the same unconstrained
+The posterior is the one :func:`dvbstats.model.pymcmodel.pymc_model` defines, in the same unconstrained
 coordinates (same parameter order, the same ``ZeroSumTransform``, log-transformed SDs, the same
 priors including overrides): only the arithmetic differs. Per gradient evaluation
 
