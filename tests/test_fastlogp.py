@@ -8,7 +8,7 @@ import pytest
 from scipy import special, stats
 
 from dvbstats.input.cells import CellTable
-from dvbstats.model import design as model_module
+from dvbstats.model import pymcmodel as model_module
 from dvbstats.model import fastlogp
 from dvbstats.model import plan as plans
 from dvbstats.model.design import design
