@@ -48,7 +48,7 @@ interval) and is scored against the truth of the estimand it claims:
   expected agreement over every pair the simulator could draw; these 36 pairs' own fit, ``effect_logit``, is
   a different estimand, which the interval over-covers: docs/calibration.md). Its
   ``prior`` simulator keeps those pairs and shared-item counts and redraws the agreement counts from
-  :func:`~dvbstats.results.agreement.bayes_model`'s prior predictive (truth: the drawn ``diff_pp`` and ``b``; SBC ranks of a, b, sd_model, sd_pair, diff_pp).
+  :func:`~dvbstats.results.agreement_pymc.bayes_model`'s prior predictive (truth: the drawn ``diff_pp`` and ``b``; SBC ranks of a, b, sd_model, sd_pair, diff_pp).
 """
 
 from __future__ import annotations
@@ -79,12 +79,13 @@ from scipy.special import expit  # noqa: E402
 from dvbstats.constants import HDI_PROB  # noqa: E402
 from dvbstats.input.cells import CellTable  # noqa: E402
 from dvbstats.input.schema import CELL_COUNTS  # noqa: E402
-from dvbstats.model.design import design, pymc_model  # noqa: E402
+from dvbstats.model.design import design  # noqa: E402
+from dvbstats.model.pymcmodel import pymc_model  # noqa: E402
 from dvbstats.model.formula import parse  # noqa: E402
 from dvbstats.model.priors import Priors  # noqa: E402
 from dvbstats.model.sample import SamplerSettings  # noqa: E402
 from dvbstats.input.registry import MODEL_SCHEMA, ModelTable  # noqa: E402
-from dvbstats.results import agreement, contrasts, paired, scaling  # noqa: E402
+from dvbstats.results import agreement, agreement_pymc, contrasts, paired, scaling  # noqa: E402
 from dvbstats.results.fitted import Fit, fit  # noqa: E402
 from dvbstats.simulate import shared_propensity_trials  # noqa: E402
 
@@ -208,7 +209,7 @@ def simulate_agreement(simulator: str, seed: int) -> tuple[pl.DataFrame, dict[st
         return pairs, {"diff_pp": np.array([sim.population_pp]), "b": np.array([sim.population_logit])}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The effect of Potentials")
-        prior = pm.sample_prior_predictive(draws=1, model=agreement.bayes_model(pairs), random_seed=seed)
+        prior = pm.sample_prior_predictive(draws=1, model=agreement_pymc.bayes_model(pairs), random_seed=seed)
     n_agree = prior.prior_predictive["n_agree"].values.reshape(-1).astype(np.int64)
     pairs = pairs.filter(pl.col("n_shared") > 0).with_columns(
         n_agree=pl.Series(n_agree), agreement=pl.Series(n_agree) / pl.col("n_shared"))

@@ -23,7 +23,8 @@ import numpy as np
 from dvbstats.input import cells
 from dvbstats.input.ingest import load
 from dvbstats.model import fastlogp, formula
-from dvbstats.model.design import design, pymc_model
+from dvbstats.model.design import design
+from dvbstats.model.pymcmodel import pymc_model
 from dvbstats.model.plan import term_parametrizations
 from dvbstats.model.priors import Priors
 from dvbstats.simulate import example

@@ -36,7 +36,7 @@ from dvbstats.model import fastlogp, formula
 from dvbstats.model.design import design
 from dvbstats.model.plan import default_target_accept, term_parametrizations
 from dvbstats.model.priors import Priors
-from dvbstats.model.sample import SamplerSettings, _complete
+from dvbstats.model.sample import SamplerSettings, complete
 from dvbstats.results.fitted import Fit
 from dvbstats.simulate import example
 
@@ -125,7 +125,7 @@ def main() -> None:
     stats = idata.sample_stats
     import arviz as az
 
-    idata = _complete(az.InferenceData(**{g: idata[g] for g in idata.groups() if not g.startswith("warmup_")}),
+    idata = complete(az.InferenceData(**{g: idata[g] for g in idata.groups() if not g.startswith("warmup_")}),
                       settings)
     result = Fit(d, priors, settings, "auto", idata)
     diag = result.diagnostics

@@ -152,7 +152,7 @@ def main() -> None:
             compare("frequentist models (LMMs)", {
                 "baseline": lambda: (old["agreement"].frequentist_models(pairs), old["agreement"].centred_model_effects(pairs))[0],
                 "new": lambda: agreement.frequentist_models(pairs)}, args.repeat, same_rows)
-            _, same, members, names = agreement._design(pairs)
+            _, same, members, names = agreement.pair_design(pairs)
             used = pairs.filter(pl.col("n_shared") > 0)
             density_args = (same, members, used["n_agree"].to_numpy(), used["n_shared"].to_numpy(), names)
             new_density = AgreementDensity(*density_args, centred=True)

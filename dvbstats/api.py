@@ -87,7 +87,7 @@ def load(
         raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)} or None (detected), not {benchmark!r}")
     _check_columns(columns)
     reading = sources.Options(format, scorer, metric, filter, partial, wide, label_pattern)
-    if benchmark not in (None, "dvb") or (benchmark is None and inputs.judged(source, reading)):
+    if BENCHMARKS[benchmark].judgments if benchmark is not None else inputs.judged(source, reading):
         return _judgments(source, benchmark, models, on_conflict, columns, reading)
     if reading.source or reading.given():
         raise ValueError(f"{', '.join(['format'] if reading.source else reading.given())}: options of evaluation "
@@ -162,9 +162,10 @@ def _judgments(source, benchmark: str | None, models, on_conflict: str, columns:
     if isinstance(source, pd.DataFrame):
         source = pl.from_pandas(source)
     if isinstance(source, pl.DataFrame):
-        if benchmark != "binary":
-            raise ValueError(f"a DataFrame is read as DVB trials or binary judgments, not as {benchmark!r} "
-                             "(HVSB is read from its judgment tree: give the folder)")
+        if not BENCHMARKS[benchmark].one_table:
+            tables = ", ".join(name for name, b in BENCHMARKS.items() if b.one_table)
+            raise ValueError(f"a DataFrame is read as the input of a benchmark whose input is one table ({tables}), "
+                             f"not as {benchmark!r}, whose input is a folder of files: give the folder")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "dataframe.parquet"
             source.write_parquet(path)

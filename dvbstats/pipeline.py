@@ -28,6 +28,7 @@ import polars as pl
 from dvbstats.api import Model
 from dvbstats.benchmarks import Benchmark, JudgmentTable
 from dvbstats.benchmarks import results as extras
+from dvbstats.benchmarks.definition import analysis
 from dvbstats.constants import HDI_PROB
 from dvbstats.input.trials import TrialFile, TrialTable
 from dvbstats.input.registry import ModelTable
@@ -177,7 +178,7 @@ def agreement_analysis(bench: Benchmark, trials: TrialTable | TrialFile | Judgme
     if used.select(pl.col("model").n_unique()).collect().item() < 2:
         return None, "not run: needs a trial table with at least two models"
     log("Agreement between models and paired tests...")
-    res = bench.agreement(used, models, settings=settings, hdi_prob=hdi_prob)
+    res = analysis(bench.agreement)(used, models, settings=settings, hdi_prob=hdi_prob)
     return res, res.notes.get("not_run", "run")
 
 

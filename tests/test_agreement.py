@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import arviz as az
 import numpy as np
 import polars as pl
 import pytest
@@ -15,7 +16,7 @@ from statsmodels.stats.inter_rater import cohens_kappa
 from dvbstats.input import runfolder
 from dvbstats.input.registry import ModelTable
 from dvbstats.model.sample import SamplerSettings
-from dvbstats.results import agreement, bounds, paired
+from dvbstats.results import agreement, agreement_pymc, bounds, paired
 from dvbstats.results.agreement_logp import A_SD, B_SD, AgreementDensity, _lgamma_ratio
 from dvbstats.simulate import dvb as simulate
 
@@ -210,15 +211,30 @@ def _shared_propensity_table(seed: int) -> pl.DataFrame:
     return agreement.agreement_table(counts, _models(GROUPS), "family")
 
 
+@pytest.mark.slow  # compiles the PyMC model
+def test_the_pymc_sampler_draws_the_same_agreement_posterior():
+    """``sampler="pymc"`` samples the PyMC model (:mod:`dvbstats.results.agreement_pymc`, reached only then), the
+    default the hand-written density: the same posterior of ``b``, within Monte Carlo error."""
+    table = _shared_propensity_table(5)
+    runs = {sampler: agreement.bayes_fit(table, SamplerSettings(sampler=sampler, draws=500, tune=500, chains=2, seed=2))
+            for sampler in ("pymc", "nutpie")}
+    draws = {k: r.idata.posterior["b"].to_numpy().ravel() for k, r in runs.items()}
+    assert "perf_counter_diff" in runs["pymc"].idata.sample_stats  # PyMC's NUTS drew it
+    assert "perf_counter_diff" not in runs["nutpie"].idata.sample_stats
+    se = np.sqrt(sum(d.var() / float(az.ess(r.idata, var_names=["b"])["b"]) for d, r in zip(draws.values(), runs.values())))
+    assert abs(draws["pymc"].mean() - draws["nutpie"].mean()) < 4 * se
+    assert {r["scale"] for r in runs["pymc"].rows} == {"percentage points", "log-odds"}
+
+
 @pytest.mark.slow  # compiles the PyMC model twice
 @pytest.mark.parametrize("centred", [True, False])
 def test_hand_written_density_and_gradient_equal_pymc(centred):
     from dvbstats.results.agreement_logp import AgreementDensity
 
     table = _shared_propensity_table(5)
-    pm_model = agreement.bayes_model(table, centred=centred)
+    pm_model = agreement_pymc.bayes_model(table, centred=centred)
     logp, dlogp = pm_model.compile_logp(), pm_model.compile_dlogp()
-    _, same, members, names = agreement._design(table)
+    _, same, members, names = agreement.pair_design(table)
     pairs = table.filter(pl.col("n_shared") > 0)
     ours = AgreementDensity(same, members, pairs["n_agree"].to_numpy(), pairs["n_shared"].to_numpy(), names,
                             centred=centred)
@@ -250,7 +266,7 @@ def test_mixed_models_equal_statsmodels_with_dense_variance_components(monkeypat
     monkeypatch.setattr(agreement, "SPARSE_PAIRS", 1)  # the sparse form on these few pairs
 
     table = _pair_table(np.random.default_rng(3), b=3.0, sd_model=2.0, sd_pair=1.0)
-    y, same, members, _ = agreement._design(table)
+    y, same, members, _ = agreement.pair_design(table)
     crossed = {"model1": agreement._indicators(table["model1"].to_list()),
                "model2": agreement._indicators(table["model2"].to_list())}
     for components in (crossed, {"model": members}):
@@ -292,7 +308,7 @@ def test_density_tends_to_the_binomial_as_the_pair_sd_vanishes():
     model's and the gradient in log sd_pair is the prior's and Jacobian's alone (1 - sd_pair^2). Before the
     fix both were noise of order 1 and up, and a chain that reached such a point froze (docs/calibration.md)."""
     table = _shared_propensity_table(5)
-    _, same, members, names = agreement._design(table)
+    _, same, members, names = agreement.pair_design(table)
     pairs = table.filter(pl.col("n_shared") > 0)
     k, n = pairs["n_agree"].to_numpy(), pairs["n_shared"].to_numpy()
     density = AgreementDensity(same, members, k, n, names, centred=False)

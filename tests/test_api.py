@@ -1,6 +1,7 @@
 """The Python API: load → Model → fit → summary/rates/save → Fit.load, and the CLI as a layer over it."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,38 @@ def test_fit_summary_and_rates_agree_with_the_run_folder_tables(fitted, tmp_path
     np.testing.assert_allclose(rates.sort_values("model")["dvgr_mean"], dvgr["dvgr_mean"], rtol=1e-12)
     np.testing.assert_allclose(rates.sort_values("model")["raw_dvgr"], dvgr["raw_dvgr"], rtol=1e-12)
     assert "Fit('chose_deep ~ 1 + (1|model) + (1|value)'" in repr(fit)
+
+
+def test_plot_forest_draws_the_rates_of_the_run_folder(fitted, tmp_path):
+    """``Fit.plot_forest`` (the report's forest plot, provided by the report layer): one row per model and the
+    overall rate, at the posterior means ``rates.csv`` holds."""
+    _, fit = fitted
+    figure = fit.plot_forest()
+    labels = [t.get_text() for ax in figure.axes for t in ax.get_yticklabels()]
+    table = fit.rates("model")
+    assert all(any(str(m) in label for label in labels) for m in table["model"])
+    points = np.concatenate([line.get_xdata() for ax in figure.axes for line in ax.get_lines()]
+                            + [c.get_offsets()[:, 0] for ax in figure.axes for c in ax.collections if len(c.get_offsets())])
+    saved = pd.read_csv(fit.save(tmp_path / "run") / "rates.csv")
+    for mean in saved["rate_mean"]:
+        assert np.isclose(points, mean, atol=1e-9).any()
+
+
+def test_a_fit_and_its_analyses_load_no_pymc(dumps, tmp_path):
+    """The default path (load, fit with nutpie's hand-written density, the analyses, save, report) never imports
+    PyMC or PyTensor: only the PyMC backend, ``sampler="pymc"`` and the prior predictive check build a PyMC model."""
+    code = ("import sys, warnings, dvbstats as dvb\n"
+            "warnings.simplefilter('ignore')\n"
+            f"model = dvb.Model('chose_deep ~ 1 + (1|model) + (1|value)', dvb.load({dumps!r}))\n"
+            "fit = model.fit(draws=100, tune=100, chains=2, seed=1, progress=False)\n"
+            f"fit.save({str(tmp_path / 'run')!r}, analyses=dvb.Analysis(contrasts=['all']).run(fit))\n"
+            f"dvb.report({str(tmp_path / 'run')!r}, {str(tmp_path / 'reports')!r})\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pymc', 'pytensor', 'pypandoc')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "reports" / "run" / "report.html").exists()
 
 
 def test_a_retried_fit_loads_back_in_the_form_it_was_sampled_in(fitted, tmp_path):

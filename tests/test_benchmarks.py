@@ -9,6 +9,8 @@ import polars as pl
 import pytest
 
 from dvbstats.benchmarks import BENCHMARKS, binary_benchmark, describe, detect, from_record, load, read_binary
+from dvbstats.benchmarks import consistency, inputs, scenarios
+from dvbstats.benchmarks.definition import analysis, register_analysis
 from dvbstats.benchmarks.dvb import DVB
 from dvbstats.benchmarks.hvsb import HVSB
 from dvbstats.input import ingest
@@ -16,6 +18,7 @@ from dvbstats.input.ingest import IngestError
 from dvbstats.input.registry import UnknownModelWarning
 from dvbstats.model.plan import PARAMETRIZATIONS
 from dvbstats.model.formula import DEFAULT_FORMULA, parse
+from dvbstats.results import agreement
 from tests.test_hvsb import row, write_tsv
 from tests.test_ingest import parsed, write_dump
 
@@ -33,6 +36,21 @@ def test_dvb_definition_describes_todays_behaviour():
     assert dvb.reference == 0.5 and dvb.rate_name == "DVGR" and dvb.item == "prompt_id"
     assert set(parse(dvb.default_formula).variables) <= set(dvb.design)
 
+
+def test_shipped_definitions_name_their_analyses_which_the_implementing_modules_register():
+    """A definition names its own analyses (they sit in higher layers, which a definition does not import); the
+    modules that implement them register them under those names, and :func:`analysis` gives the function."""
+    assert (BENCHMARKS["dvb"].agreement, BENCHMARKS["hvsb"].agreement, BENCHMARKS["hvsb"].extra_tables) == (
+        "dvb model agreement", "hvsb judgment consistency", "hvsb scenario tables")
+    assert analysis(BENCHMARKS["dvb"].agreement) is agreement.dvb_agreement
+    assert analysis(BENCHMARKS["hvsb"].agreement) is consistency.judgment_consistency
+    assert analysis(BENCHMARKS["hvsb"].extra_tables) is scenarios.tables
+    assert analysis(len) is len  # a definition may give the function itself
+    with pytest.raises(LookupError, match="no analysis is registered as 'nothing'"):
+        analysis("nothing")
+    with pytest.raises(ValueError, match="already registered"):
+        register_analysis("dvb model agreement")(len)
+    assert register_analysis("dvb model agreement")(agreement.dvb_agreement) is agreement.dvb_agreement
 
 @pytest.mark.parametrize("name", ["hvsb", "binary"])
 def test_every_default_formula_parses_over_the_design(name):
@@ -199,3 +217,10 @@ def test_key_values_that_would_read_alike_are_refused(tmp_path: Path):
     path.write_text("model,item,outcome,run\nm,a | b,1,c\nm,a,1,b | c\n")
     with pytest.raises(IngestError, match=r"j.csv: row 1: the values of item, run \('a \| b', 'c'\) contain"):
         read_binary(path)
+
+
+def test_the_judgment_reader_refuses_a_benchmark_whose_input_is_not_judgments(dvb_dump: Path):
+    """``Benchmark.judgments`` says which reader takes a benchmark's input: DVB's dumps go to ingest."""
+    assert not BENCHMARKS["dvb"].judgments and BENCHMARKS["hvsb"].judgments and BENCHMARKS["binary"].judgments
+    with pytest.raises(ValueError, match="a dvb input, not judgments; read it with dvbstats.load"):
+        inputs.read([str(dvb_dump)], benchmark="dvb")

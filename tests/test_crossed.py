@@ -7,7 +7,9 @@ import pytest
 
 from dvbstats.input.cells import CellTable
 from dvbstats.model import crossed, fastlogp
-from dvbstats.model.design import design, pymc_model, term_parametrizations
+from dvbstats.model.design import design
+from dvbstats.model.plan import term_parametrizations
+from dvbstats.model.pymcmodel import pymc_model
 from dvbstats.model.formula import parse
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings, run_nutpie

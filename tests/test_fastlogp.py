@@ -8,10 +8,11 @@ import pytest
 from scipy import special, stats
 
 from dvbstats.input.cells import CellTable
-from dvbstats.model import design as model_module
+from dvbstats.model import pymcmodel as model_module
 from dvbstats.model import fastlogp
 from dvbstats.model import plan as plans
-from dvbstats.model.design import design, pymc_model
+from dvbstats.model.design import design
+from dvbstats.model.pymcmodel import pymc_model
 from dvbstats.model.formula import parse
 from dvbstats.model.plan import term_parametrizations
 from dvbstats.model.priors import Priors
@@ -373,14 +374,3 @@ def test_a_design_without_slopes_compiles_only_what_it_calls(tmp_path):
                                                      "_scatter", "_prior_logp",
                                                      "_zerosum", "_extend", "_put"}
     assert max(compiled.values()) == 1 and slopes <= set(compiled)
-
-
-def test_the_cli_and_the_api_import_without_pymc():
-    """PyMC and PyTensor (2.5 s of import) load only when a PyMC model is built (dvbstats.model.lazy)."""
-    import subprocess
-    import sys
-
-    code = ("import sys, dvbstats, dvbstats.fit, dvbstats.results.agreement\n"
-            "print(sorted(m for m in ('pymc', 'pytensor') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"

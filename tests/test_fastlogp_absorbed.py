@@ -10,7 +10,8 @@ from test_fastlogp import _assert_equal_pymc, _cells, _in_fastlogp_order, _item_
 
 from dvbstats.input.cells import CellTable
 from dvbstats.model import fastlogp
-from dvbstats.model.design import design, pymc_model
+from dvbstats.model.design import design
+from dvbstats.model.pymcmodel import pymc_model
 from dvbstats.model.formula import parse
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings

@@ -233,7 +233,7 @@ def test_a_dataframe_of_binary_judgments_is_read_as_one(binary_frame):
     assert data.trials.data.height == pandas.trials.data.height == 40
     assert [i["path"] for i in data.inputs] == ["<DataFrame>"]
     assert data.trials.data["source_file"].unique().to_list() == ["<DataFrame>"]
-    with pytest.raises(ValueError, match="HVSB is read from its judgment tree"):
+    with pytest.raises(ValueError, match="one table .*binary.*not as 'hvsb', whose input is a folder of files"):
         dvb.load(binary_frame, benchmark="hvsb")
 
 

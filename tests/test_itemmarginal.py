@@ -196,6 +196,20 @@ def test_the_path_is_used_for_one_item_level_term_only():
     assert itemmarginal.item_term(design(parse("y ~ 1 + (1|model) + (1|item)"), thin)).name == "item"
 
 
+def test_no_item_term_beside_interaction_margins_moved_into_a_main_terms_scale():
+    """The item-marginal density scales each random intercept by its own SD alone: with ``(1|model:value)``'s
+    margins moved into the prior scales of ``(1|model)`` and ``(1|value)`` (the zero-sum forms) no item term is
+    integrated out, whoever asks; in the textbook forms, which move nothing, the same ``(1|prompt)`` is."""
+    d = design(parse("y ~ 1 + (1|model) + (1|value) + (1|model:value) + (1|prompt)"), _item_cells(1, 200))
+    names = [t.name for t in d.terms]
+    assert any(d.absorbed.values()) and not d.absorbed.get("prompt")
+    for form in ("zerosum", "zerosum_noncentered"):
+        assert fastlogp.absorbed_margins(d, dict.fromkeys(names, form)).any()
+        assert itemmarginal.item_term(d, dict.fromkeys(names, form)) is None
+    assert itemmarginal.item_term(d) is None  # the forms of "auto" are zero-sum
+    assert itemmarginal.item_term(d, dict.fromkeys(names, "centered")).name == "prompt"
+
+
 
 def test_without_an_item_level_term_the_term_with_the_most_levels_is_integrated_where_shared():
     """No term under ITEM_MAX_TRIALS (60 trials per item, 200 per model): the items, the term with the most

@@ -11,6 +11,8 @@ A static check over the source (:mod:`ast`), so it runs in the fast suite and in
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,36 +49,20 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dvbstats.input", "dvbstats.constants"),  # schema, model table, cells, manifest, folders
 )
 
-#: Imports of a higher layer that stay, each with its reason: (importer, imported module) -> why.
-UPWARD = {
-    ("dvbstats.results.fitted", "dvbstats.input.runfolder"):
-        "Fit.save and Fit.load, the public spelling of the run folder's writer and reader, which sit above results",
-    ("dvbstats.results.fitted", "dvbstats.report.plots"):
-        "Fit.plot_forest draws with the report's figure style; report/__init__ reads run folders, so the "
-        "import at module level would be a cycle",
-    ("dvbstats.benchmarks.dvb", "dvbstats.results.agreement"):
-        "DVB's definition names its agreement analysis (Benchmark.agreement): through model.lazy, imported "
-        "when the analysis runs",
-    ("dvbstats.benchmarks.hvsb", "dvbstats.benchmarks.consistency"):
-        "HVSB's definition names its agreement analysis (judgment consistency): through model.lazy",
-    ("dvbstats.benchmarks.hvsb", "dvbstats.benchmarks.scenarios"):
-        "HVSB's definition names its scenario-type tables: through model.lazy",
-}
+#: Imports of a higher layer that stay, each with its reason: (importer, imported module) -> why. None: a
+#: definition names its analyses (``Benchmark.agreement``, ``extra_tables``) and ``Fit`` spells its run-folder
+#: and report methods, implemented and provided by the layers above.
+UPWARD: dict[tuple[str, str], str] = {}
+
 
 #: Imports inside functions that stay, each with its reason: (importer, imported module) -> why.
 DEFERRED = {
-    ("dvbstats.results.fitted", "dvbstats.input.runfolder"): UPWARD[("dvbstats.results.fitted", "dvbstats.input.runfolder")],
-    ("dvbstats.results.fitted", "dvbstats.report.plots"): UPWARD[("dvbstats.results.fitted", "dvbstats.report.plots")],
-    ("dvbstats.model.priors", "pymc"): "PyMC takes 2.5 s to import; only a PyMC model's priors need it",
-    ("dvbstats.model.design", "pymc"): "model.lazy: PyMC is imported when a PyMC model is built (fastlogp needs none)",
-    ("dvbstats.model.design", "pytensor.tensor"): "model.lazy: as PyMC",
-    ("dvbstats.model.sample", "pymc"): "model.lazy: imported when a PyMC model is sampled",
-    ("dvbstats.results.tables", "pymc"): "model.lazy: the prior predictive check only",
-    ("dvbstats.model.sample", "nutpie"): "the sampler, imported when a model is sampled",
-    ("dvbstats.model.fastlogp", "nutpie.compiled_pyfunc"): "the sampler, imported when a model is sampled",
-    ("dvbstats.model.fastlogp", "dvbstats.model.threadstate"): "the compiled density's thread state, built on first sampling",
-    ("dvbstats.results.agreement", "pymc"): "the Bayesian agreement model only: PyMC takes 2.5 s to import",
-    ("dvbstats.report.render", "pypandoc"): "optional: the bundled pandoc when none is on PATH",
+    ("dvbstats.results.fitted", "dvbstats.model.pymcmodel"):
+        "model.lazy: PyMC and PyTensor (2.5 s of import) only when the PyMC backend samples; the fit path samples "
+        "the hand-written densities, so whatever builds a PyMC model is reached through this one seam per caller",
+    ("dvbstats.results.tables", "dvbstats.model.pymcmodel"): "model.lazy: PyMC for the prior predictive check only",
+    ("dvbstats.results.agreement", "dvbstats.results.agreement_pymc"):
+        "model.lazy: PyMC only when the Bayesian agreement model is sampled with sampler='pymc'",
 }
 
 
@@ -249,3 +235,21 @@ def test_the_reanalysis_runs_the_pipeline_not_the_command_line():
     """The paper reanalysis shares the pipeline (:mod:`dvbstats.pipeline`) with the CLI instead of calling it."""
     names = {_resolve(name) for name, _ in imports("dvbstats.paper2025.reanalysis")}
     assert "dvbstats.pipeline" in names and not any(n.startswith("dvbstats.cli") for n in names)
+
+
+def test_the_methods_fit_spells_for_higher_layers_are_provided_by_them():
+    """``Fit.save``/``Fit.load``/``Fit.plot_forest`` are implemented by the run folder and the report, which
+    provide them when imported: in a fresh process any import of dvbstats has them all (the package runs first)."""
+    code = ("import sys, dvbstats.results.fitted as f; r, p = (sys.modules[f'dvbstats.{m}'] for m in "
+            "('input.runfolder', 'report.plots')); "
+            "assert f.PROVIDED == {'save': r.write, 'load': r.read_fit, 'plot_forest': p.fit_forest}, f.PROVIDED")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+
+
+def test_the_fit_path_imports_neither_pymc_nor_pytensor_nor_pypandoc():
+    """``python -m dvbstats.fit`` samples the hand-written densities: importing it loads no PyMC (2 s), PyTensor or
+    pypandoc; the modules that build PyMC models are imported by the paths that build one."""
+    code = ("import sys, dvbstats, dvbstats.fit, dvbstats.results.agreement; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pymc', 'pytensor', 'pypandoc')))")
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert done.stdout.strip() == "[]"

@@ -6,7 +6,8 @@ import pytest
 from scipy import stats
 
 from dvbstats.input.cells import CellTable, from_trials
-from dvbstats.model.design import design, pymc_model
+from dvbstats.model.design import design
+from dvbstats.model.pymcmodel import pymc_model
 from dvbstats.model.formula import parse
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings

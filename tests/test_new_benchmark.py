@@ -85,6 +85,15 @@ def test_a_registered_benchmark_is_detected_and_refuses_a_second_definition_unde
                                          "title": "another"}))
 
 
+def test_a_registered_benchmark_reads_a_dataframe_as_the_same_table_in_a_file(puzzle_log):
+    """Its definition says what its input is (``judgments``, ``one_table``: the defaults), so ``dvb.load`` takes
+    its table as a DataFrame too, as the built-in binary benchmark's, without naming it anywhere."""
+    from_file = dvb.load(str(puzzle_log), benchmark="puzzles")
+    from_frame = dvb.load(pl.read_csv(puzzle_log), benchmark="puzzles")
+    assert from_frame.benchmark.name == "puzzles" and [i["path"] for i in from_frame.inputs] == ["<DataFrame>"]
+    assert from_frame.trials.data.drop("source_file").equals(from_file.trials.data.drop("source_file"))
+
+
 def test_load_fit_analyse_save_and_report_a_registered_benchmark(puzzle_log, tmp_path):
     data = dvb.load(puzzle_log)
     assert data.benchmark is PUZZLES

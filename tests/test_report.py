@@ -6,8 +6,12 @@ Most tests render a fixture run folder written here with every contract file (do
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -471,6 +475,29 @@ def test_quarto_engine_requires_quarto(tmp_path, monkeypatch):
     with pytest.raises(RenderError, match="quarto CLI is not on PATH"):
         render(run, tmp_path / "reports", engine="quarto")
 
+
+
+def test_pandoc_is_the_wheels_without_importing_pypandoc(tmp_path, monkeypatch):
+    """The bundled Pandoc is found from the wheel's file list (pypandoc's 60 ms of imports stay off every path);
+    ``$PYPANDOC_PANDOC`` overrides it, and one too old or not runnable is refused by name."""
+    renderer = importlib.import_module("dvbstats.report.render")
+    monkeypatch.delenv("PYPANDOC_PANDOC", raising=False)
+    bundled = Path(renderer.pandoc_path())
+    assert bundled.parent.name == "files" and bundled.parent.parent.name == "pypandoc"
+    old = tmp_path / "pandoc"
+    old.write_text("#!/bin/sh\necho 'pandoc 2.17.1.1'\n")
+    old.chmod(0o755)
+    monkeypatch.setenv("PYPANDOC_PANDOC", str(old))
+    with pytest.raises(RenderError, match=r"pandoc 2\.17 at .*too old"):
+        renderer.pandoc_path()
+    monkeypatch.setenv("PYPANDOC_PANDOC", str(tmp_path / "absent"))
+    with pytest.raises(RenderError, match="does not run"):
+        renderer.pandoc_path()
+    done = subprocess.run([sys.executable, "-c", "import importlib, sys; "
+                           "importlib.import_module('dvbstats.report.render').pandoc_path(); "
+                           "print('pypandoc' in sys.modules)"], capture_output=True, text=True, check=True,
+                          env={k: v for k, v in os.environ.items() if k != "PYPANDOC_PANDOC"})
+    assert done.stdout.strip() == "False"
 
 # --- the plain-language reading -----------------------------------------------------------
 

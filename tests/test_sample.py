@@ -11,6 +11,7 @@ import numpy as np
 import pymc as pm
 import pytest
 
+from dvbstats.model import pymcmodel
 from dvbstats.model import sample as samplemod
 from dvbstats.model.sample import SamplerSettings
 
@@ -51,7 +52,7 @@ def test_progress_bar_on_a_terminal_lines_elsewhere(monkeypatch, capsys, termina
     monkeypatch.setattr(nutpie, "compile_pymc_model", lambda model: "compiled")
     monkeypatch.setattr(nutpie, "sample", lambda compiled, **kw: calls.update(kw) or fake)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
-    idata = samplemod.sample(pm.Model(), SamplerSettings(draws=5, tune=3, chains=2))
+    idata = pymcmodel.sample(pm.Model(), SamplerSettings(draws=5, tune=3, chains=2))
     out = capsys.readouterr().out
     assert calls["progress_bar"] is terminal and calls["save_warmup"] is not terminal
     assert "warmup_posterior" not in idata.groups() and idata.posterior.sizes["draw"] == 5
@@ -72,12 +73,12 @@ def test_a_real_fit_without_terminal_talks_and_hides_the_blas_warning(tmp_path):
         import warnings
         warnings.simplefilter("always")
         import numpy as np, pymc as pm
-        from dvbstats.model import sample
+        from dvbstats.model import pymcmodel, sample
         sample.PROGRESS_INTERVAL_S = 0.2
         with pm.Model() as model:
             mu = pm.Normal("mu", 0, 1)
             pm.Binomial("k", n=np.full(20, 50), logit_p=mu, observed=np.arange(20) + 10)
-        idata = sample.sample(model, sample.SamplerSettings(draws=300, tune=300, chains=2, target_accept=0.8))
+        idata = pymcmodel.sample(model, sample.SamplerSettings(draws=300, tune=300, chains=2, target_accept=0.8))
         print("draws", idata.posterior.sizes["draw"])
     """)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # this checkout's dvbstats
@@ -98,7 +99,7 @@ def test_settings_default_to_the_package_constants_and_round_trip():
     assert SamplerSettings(**SamplerSettings(draws=7, tune=3, chains=1, seed=5).as_dict()) == SamplerSettings(
         draws=7, tune=3, chains=1, seed=5)  # the manifest's record rebuilds the settings (Fit.load)
     with pytest.raises(ValueError, match="sampler must be 'nutpie' or 'pymc'"):
-        samplemod.sample(pm.Model(), SamplerSettings(sampler="stan"))
+        pymcmodel.sample(pm.Model(), SamplerSettings(sampler="stan"))
 
 
 @pytest.mark.parametrize(("chains", "draws", "nan", "interrupted"), [
@@ -115,9 +116,9 @@ def test_complete_detects_an_interrupted_trace(chains, draws, nan, interrupted):
     settings = SamplerSettings(draws=5, chains=2)
     if interrupted:
         with pytest.raises(samplemod.SamplingInterrupted):
-            samplemod._complete(idata, settings)
+            samplemod.complete(idata, settings)
     else:
-        assert samplemod._complete(idata, settings) is idata
+        assert samplemod.complete(idata, settings) is idata
 
 
 def test_diagnose_labels_every_scalar_and_fails_a_bad_trace():

@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import polars as pl
 
+from dvbstats.benchmarks.definition import register_analysis
 from dvbstats.benchmarks.hvsb import CONDITIONS
 from dvbstats.constants import HDI_PROB
 from dvbstats.input.registry import ModelTable
@@ -49,10 +50,13 @@ def chosen_condition(trials: pl.DataFrame, condition: str = CONDITION) -> str:
     return next(c for c in (*CONDITIONS, *sorted(present)) if c in present)
 
 
-def judgment_consistency(trials: pl.DataFrame, models: ModelTable, *, condition: str = CONDITION, group: str = GROUP,
+@register_analysis("hvsb judgment consistency")
+def judgment_consistency(trials: pl.DataFrame | pl.LazyFrame, models: ModelTable, *, condition: str = CONDITION, group: str = GROUP,
         settings: SamplerSettings | None = None, hdi_prob: float = HDI_PROB) -> agreement.Agreement:
     """Judgment agreement per model pair and the same-``group`` effect (:func:`dvbstats.results.agreement.agreement_analysis`) under
-    ``condition``, with paired tests of the misalignment rates; the notes say which condition was used."""
+    ``condition``, with paired tests of the misalignment rates; the notes say which condition was used. HVSB's
+    agreement analysis (``HVSB.agreement`` names it), given the used rows lazily."""
+    trials = trials.collect() if isinstance(trials, pl.LazyFrame) else trials
     condition = chosen_condition(trials, condition)
     rows = judgments(trials, condition)
     res = agreement.agreement_analysis(rows, models, group=group, settings=settings, hdi_prob=hdi_prob, outcome=JUDGED, item="item")

@@ -43,13 +43,20 @@ class Benchmark:
     ``condition_pairs``: levels (a, b) of ``condition`` whose paired contrast a - b is reported per model when
     both are in the data (HVSB: targeted minus untargeted), beside each level against the reference.
     ``extra_tables(benchmark, fit, trials, hdi_prob)``: the benchmark's own analyses of a fit, as run-folder
-    tables by name (HVSB: rates and contrasts by dataset and scenario type).
+    tables by name (HVSB: rates and contrasts by dataset and scenario type). ``agreement`` and ``extra_tables``
+    are functions, or the names under which the modules that implement them register them
+    (:func:`register_analysis`): those modules sit above the definitions (they use fits and the results layer),
+    so a shipped definition names them and imports none; :func:`analysis` gives the function.
     ``recognises(file)``: whether a data file (an :class:`~dvbstats.input.files.InputFile`) is the benchmark's
     input, for :func:`dvbstats.benchmarks.detect` (None: never told from a file alone; HVSB is told by its folder
     tree). ``agreement(used, models, settings=, hdi_prob=)``: the benchmark's agreement analysis between
     models on the used trial rows (a ``polars.LazyFrame``), returning an object with ``tables()``,
     ``record()`` and ``notes``; None: the benchmark defines none. ``aliases``: extra names the run folder keeps for a neutral table (DVB: ``dvgr.csv``
     beside ``rates.csv``, with the old column names).
+    ``judgments``: its reader returns a :class:`~dvbstats.benchmarks.common.JudgmentTable`, which
+    :func:`dvbstats.benchmarks.inputs.read` reads (False: DVB, whose harness dumps and cell tables
+    :func:`dvbstats.input.ingest.load` reads). ``one_table``: its input may be one table, so a DataFrame handed to
+    ``dvbstats.load`` is read as the same table in a Parquet file (False: HVSB, a judgment tree).
     ``example``: what the embedded example the command line fits without an input is (empty: the benchmark
     has none, and the command line asks for an input); ``example_run``: its run folder's name.
     """
@@ -72,13 +79,15 @@ class Benchmark:
     direction: Direction | None = None
     primary: str = ""
     primary_condition: str | None = None
-    agreement: Callable[..., Any] | None = None
+    agreement: Callable[..., Any] | str | None = None
     report: tuple[str, ...] = ()
     condition_pairs: tuple[tuple[str, str], ...] = ()
-    extra_tables: Callable[..., Mapping[str, Any]] | None = None
+    extra_tables: Callable[..., Mapping[str, Any]] | str | None = None
     estimands: tuple[tuple[str, str], ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
     recognises: Callable[[Any], bool] | None = None
+    judgments: bool = True
+    one_table: bool = True
     example: str = ""
     example_run: str = "default"
 
@@ -119,6 +128,33 @@ class Benchmark:
     def best(self) -> str:
         """What rank 1 means, in words: ``highest DVGR``, ``lowest misalignment rate (MR)``, ``highest rate``."""
         return best_phrase(self.direction, self.ranked_rate)
+
+
+#: A benchmark's own analyses by the names its definition gives them (``Benchmark.agreement``,
+#: ``Benchmark.extra_tables``), each registered by the module that implements it (:func:`register_analysis`).
+ANALYSES: dict[str, Callable[..., Any]] = {}
+
+
+def register_analysis(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated function as the analysis ``name`` a definition may name; a name taken by another
+    function is an error."""
+    def add(function: Callable[..., Any]) -> Callable[..., Any]:
+        known = ANALYSES.get(name)
+        if known is not None and known is not function:
+            raise ValueError(f"an analysis named {name!r} is already registered ({known.__module__})")
+        ANALYSES[name] = function
+        return function
+    return add
+
+
+def analysis(named: Callable[..., Any] | str) -> Callable[..., Any]:
+    """The function of a definition's analysis: itself, or the one registered under its name."""
+    if callable(named):
+        return named
+    if named not in ANALYSES:
+        raise LookupError(f"no analysis is registered as {named!r} (its module registers it when imported); "
+                          f"registered: {', '.join(ANALYSES) or 'none'}")
+    return ANALYSES[named]
 
 
 def best_phrase(direction: str | None, rate: str) -> str:

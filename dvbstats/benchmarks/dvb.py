@@ -9,23 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
-
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.constants import CHANCE, CREDIBLE
 from dvbstats.input import files, ingest, schema
-from dvbstats.input.registry import ModelTable
-from dvbstats.model import lazy
 from dvbstats.model.formula import DEFAULT_FORMULA
-
-agreement = lazy.module("dvbstats.results.agreement")  # statsmodels and PyMC: imported when the analysis runs
-
-
-def model_agreement(used: pl.LazyFrame, models: ModelTable, **options):
-    """Agreement between models on the prompts both answered, and paired tests (only the columns it needs are read:
-    a streamed trial file stays on disk)."""
-    rows = used.select("model", "prompt_id", "chose_deep", "status").collect(engine="streaming")
-    return agreement.agreement_analysis(rows, models, **options)
 
 #: Design variables of a DVB trial table (``log_n_train`` is derived from ``n_train``).
 DESIGN: tuple[str, ...] = (
@@ -75,6 +62,7 @@ DVB = Benchmark(
     example=("the embedded SYNTHETIC example (9 models x 12,000 prompts, simulated with effects calibrated to the "
              "published DVB aggregates)"),
     read=ingest.load,
+    judgments=False,
     outcome="chose_deep",
     rate_name="DVGR",
     rate_long="Deep Value Generalization Rate",
@@ -88,7 +76,7 @@ DVB = Benchmark(
     primary="the DVGR per model, averaged over the design cells of the data (values, features, contexts, "
             "training sizes), and over every model",
     aliases={"rates": "dvgr"},
-    agreement=model_agreement,
+    agreement="dvb model agreement",  # dvbstats.results.agreement.dvb_agreement
     wording={
         "outcome_phrase": "chose the deep value",
         "headline": "posterior DVGR per model",

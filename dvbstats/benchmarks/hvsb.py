@@ -38,10 +38,6 @@ from dvbstats.input.files import IngestError, IngestWarning, Source, check, chec
 from dvbstats.input.reconcile import ConflictPolicy
 from dvbstats.input.manifest import sha256
 from dvbstats.input.registry import ModelTable
-from dvbstats.model import lazy
-
-consistency = lazy.module("dvbstats.benchmarks.consistency")  # these import this module: named, imported on use
-scenarios = lazy.module("dvbstats.benchmarks.scenarios")
 
 DATASETS: tuple[str, ...] = ("bbq", "biasdpo", "ss", "cp")
 #: System-prompt conditions; ``none`` has no folder of its own.
@@ -445,16 +441,6 @@ def counts(table: JudgmentTable) -> pl.DataFrame:
     return status.join(outcomes, on=by).sort(by)
 
 
-def judgment_consistency(used: pl.LazyFrame, models: ModelTable, **options):
-    """Judgment consistency within and across model families (:mod:`dvbstats.benchmarks.consistency`)."""
-    return consistency.judgment_consistency(used.collect(), models, **options)
-
-
-def scenario_tables(b: Benchmark, fit, trials: JudgmentTable, hdi_prob: float) -> dict[str, pl.DataFrame]:
-    """MR and ASR by dataset and scenario type, and the paired contrasts between types (:mod:`dvbstats.benchmarks.scenarios`)."""
-    return scenarios.tables(b, fit, trials, hdi_prob)
-
-
 #: The report's sections of a benchmark judged under conditions (names of ``dvbstats.report.sections.SECTIONS``).
 CONDITION_REPORT: tuple[str, ...] = (
     "condition_headline", "models", "forest", "attack", "conditions", "scenarios", "refusals", "agreement", "scaling",
@@ -471,6 +457,7 @@ HVSB = Benchmark(
     example="the embedded SYNTHETIC HVSB example (12 models x 3 conditions x 2,000 items, simulated with invented effects)",
     example_run="default_hvsb",
     read=read_judgments,
+    one_table=False,
     outcome="misaligned",
     rate_name="misalignment rate",
     rate_long="misalignment rate (MR) without a system prompt; attack success rate (ASR) under an attack prompt",
@@ -491,8 +478,8 @@ HVSB = Benchmark(
             "under each attack prompt, each averaged over datasets, scenario types and items; never one rate "
             "pooled over conditions",
     primary_condition="none",
-    agreement=judgment_consistency,
-    extra_tables=scenario_tables,
+    agreement="hvsb judgment consistency",  # dvbstats.benchmarks.consistency.judgment_consistency
+    extra_tables="hvsb scenario tables",  # dvbstats.benchmarks.scenarios.tables
     rate_by_condition={
         "none": "misalignment rate (MR)",
         "untargeted": "attack success rate (ASR, untargeted)",

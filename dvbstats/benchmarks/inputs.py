@@ -91,8 +91,8 @@ def read(
         else BENCHMARKS[name]
     table = models if isinstance(models, ModelTable) else (
         ModelTable.read(models) if models else default_models(name, paths))
-    if name == "dvb":
-        raise ValueError(f"{paths[0]}: a DVB input; read it with dvbstats.load")
+    if not b.judgments:  # DVB: harness dumps and cell tables, read by ingest
+        raise ValueError(f"{paths[0]}: a {b.name} input, not judgments; read it with dvbstats.load")
     if name == "hvsb" and not synthetic:
         synthetic = is_hvsb_example(paths)
     options = {"model": model_column, "item": item_column, "outcome": outcome} if name == "binary" else {}

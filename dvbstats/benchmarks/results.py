@@ -18,10 +18,16 @@ import xarray as xr
 
 from dvbstats.benchmarks import first_look
 from dvbstats.benchmarks.common import JudgmentTable
-from dvbstats.benchmarks.definition import Benchmark
+from dvbstats.benchmarks.definition import Benchmark, analysis
 from dvbstats.results import contrasts, tables as summaries
 from dvbstats.results.estimands import summarize
 from dvbstats.results.fitted import Fit
+
+# The shipped definitions name their own analyses (Benchmark.agreement, extra_tables); the modules that implement
+# them register them when imported: here, beside the code that runs them (and the pipeline, which imports this).
+import dvbstats.benchmarks.consistency  # noqa: F401  (HVSB's judgment consistency)
+import dvbstats.benchmarks.scenarios  # noqa: F401  (HVSB's scenario tables)
+import dvbstats.results.agreement  # noqa: F401  (DVB's model agreement)
 
 _SEP = "\x1f"
 
@@ -116,7 +122,7 @@ def tables(b: Benchmark, fit: Fit, trials: Any, hdi_prob: float) -> dict[str, pl
             "condition_contrasts": condition_contrasts(fit, hdi_prob,
                                                        [p for p in b.condition_pairs if p not in covered])}
     if b.extra_tables is not None and isinstance(trials, JudgmentTable):
-        out |= b.extra_tables(b, fit, trials, hdi_prob)
+        out |= analysis(b.extra_tables)(b, fit, trials, hdi_prob)
     if judged and "refused" in trials.data.columns:
         conditions = set(trials.data["condition"].cast(pl.String).unique())
         if not {"untargeted", "targeted"} <= conditions:

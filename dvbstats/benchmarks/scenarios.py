@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from dvbstats.benchmarks.common import JudgmentTable
-from dvbstats.benchmarks.definition import Benchmark
+from dvbstats.benchmarks.definition import Benchmark, register_analysis
 from dvbstats.benchmarks.hvsb import PARTS
 from dvbstats.input.cells import CellTable
 from dvbstats.results.contrasts import summarize_difference
@@ -51,6 +51,7 @@ def why_no_types(trials: JudgmentTable) -> str:
             "in one file), so no file name carries a scenario type; rates are per dataset only")
 
 
+@register_analysis("hvsb scenario tables")
 def tables(b: Benchmark, fit: Fit, trials: JudgmentTable, hdi_prob: float) -> dict[str, pl.DataFrame]:
     """``scenario_rates`` (rate per model or all models x condition x dataset or part level) and
     ``scenario_contrasts`` (the paired contrasts of :data:`CONTRASTS`), when the fit's cells carry the

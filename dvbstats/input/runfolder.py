@@ -40,7 +40,7 @@ from dvbstats.model.plan import Sampling
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import SamplerSettings
 from dvbstats.results import bounds, tables as summaries
-from dvbstats.results.fitted import Fit
+from dvbstats.results.fitted import Fit, provide
 
 #: The file that marks a finished run folder (written last).
 MARKER = "manifest.json"
@@ -409,3 +409,6 @@ class RunFolder:
                 for label in var[dim].to_numpy():
                     draws[f"{name}[{label}]"] = var.sel({dim: label}).to_numpy()
         return draws
+
+
+provide(save=write, load=read_fit)  # Fit.save and Fit.load: spelled on Fit, implemented here

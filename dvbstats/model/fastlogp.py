@@ -1,6 +1,6 @@
 """A hand-written log density and gradient of the cell model, sampled with nutpie without PyMC.
 
-The posterior is the one :func:`dvbstats.model.design.pymc_model` defines, in the same unconstrained
+The posterior is the one :func:`dvbstats.model.pymcmodel.pymc_model` defines, in the same unconstrained
 coordinates (same parameter order, the same ``ZeroSumTransform``, log-transformed SDs, the same
 priors including overrides): only the arithmetic differs. Per gradient evaluation
 
@@ -32,11 +32,13 @@ from pathlib import Path
 
 import numba
 import numpy as np
+import nutpie.compiled_pyfunc
 from numba import types
 from numba.extending import intrinsic
 from scipy.special import gammaln
 
 from dvbstats.constants import ITEM_LEVELS
+from dvbstats.model import threadstate
 from dvbstats.model.design import Design
 from dvbstats.model.plan import centred_columns
 from dvbstats.model.priors import Prior, Priors
@@ -862,10 +864,6 @@ def pyfunc_model(model, coords: dict[str, list]):
     (:class:`dvbstats.model.itemmarginal.ItemMarginalModel`). Starts as PyMC's default: every
     unconstrained coordinate jittered uniformly in (-1, 1). nutpie's worker threads keep their Python
     thread state between calls (:mod:`dvbstats.model.threadstate`)."""
-    import nutpie.compiled_pyfunc
-
-    from dvbstats.model import threadstate
-
     names, shapes, dims = model.variables()
     logp = threadstate.kept(model.logp_and_grad)
     first = model.expand(np.zeros(model.ndim))

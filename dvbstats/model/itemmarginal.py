@@ -40,7 +40,7 @@ from dvbstats.constants import ITEM_LEVELS
 from dvbstats.model import fastlogp
 from dvbstats.model.crossed import CLIP
 from dvbstats.model.design import Design, Term
-from dvbstats.model.plan import ITEM_MAX_TRIALS, trials_per_level
+from dvbstats.model.plan import ITEM_MAX_TRIALS, term_parametrizations, trials_per_level
 from dvbstats.model.fastlogp import (_LOG_SQRT_2PI, _linear_predictor, _log1p_unit, _prior_logp,
                                      _priors, _random_values, _scatter, _slopes_in, _slopes_out)
 from dvbstats.model.priors import Priors
@@ -56,15 +56,22 @@ _MAX_POINTS = 4096  # grid points per profile at the most (reached only at item 
 MIN_SHARING = 32
 
 
-def item_term(d: Design) -> Term | None:
-    """The random intercept to integrate out, or None (the full density is sampled).
+def item_term(d: Design, parametrizations: dict[str, str] | None = None) -> Term | None:
+    """The random intercept to integrate out of ``d`` sampled in ``parametrizations`` (each random term's form;
+    None: the forms of :func:`dvbstats.model.plan.term_parametrizations` for ``"auto"``), or None (the full
+    density is sampled).
 
     The term is the item-level one (median trials per level under ``ITEM_MAX_TRIALS``) when exactly one is;
     when none is, the one with the most levels (the later in the formula on a tie): the items of a complete matrix of
     1,000 models x 10,000 items (1,000 trials each), where full HMC took 31 leapfrog steps per draw in 11,003
     dimensions and the marginal 15 in 1,003 (docs/model.md). It must be one-dimensional (not an interaction), have its own
-    SD as prior scale, and no other term (a slope's grouping, an interaction) involve its variable. Whether
+    SD as prior scale, and no other term (a slope's grouping, an interaction) involve its variable. The density
+    scales every random intercept by its own SD alone, so no design whose interaction margins are moved into a
+    main term's prior scale in these forms (:func:`dvbstats.model.fastlogp.absorbed_margins`) has one. Whether
     ``fit`` integrates it out is then a matter of sharing (:attr:`ItemMarginalModel.worthwhile`)."""
+    forms = term_parametrizations(d, "auto") if parametrizations is None else parametrizations
+    if fastlogp.absorbed_margins(d, forms).any():
+        return None
     n = d.cells.data["n_trials"].to_numpy()
     per_level = {t.name: trials_per_level(t, n) for t in d.terms}
     thin = [t for t in d.terms if np.median(per_level[t.name]) < ITEM_MAX_TRIALS]

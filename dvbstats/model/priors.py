@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: name -> (PyMC class name, parameter names, support); PyMC is imported only to build a PyMC model
+#: name -> (PyMC class name, parameter names, support)
 _DISTS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "normal": ("Normal", ("mu", "sigma"), "real"),
     "student_t": ("StudentT", ("nu", "mu", "sigma"), "real"),
@@ -57,19 +57,15 @@ class Prior:
     def __str__(self) -> str:
         return f"{self.dist}({', '.join(f'{a:g}' for a in self.args)})"
 
-    def create(self, name: str, **kwargs):
-        """Create the random variable ``name`` inside the current PyMC model."""
-        import pymc as pm
+    @property
+    def family(self) -> str:
+        """PyMC's name of its distribution (``Normal``, ``HalfNormal``, ...): :mod:`dvbstats.model.pymcmodel`."""
+        return _DISTS[self.dist][0]
 
-        cls, params, _ = _DISTS[self.dist]
-        return getattr(pm, cls)(name, **dict(zip(params, self.args)), **kwargs)
-
-    def logp(self, value):
-        """Its log density at ``value`` (a PyTensor expression) in PyMC's terms."""
-        import pymc as pm
-
-        cls, params, _ = _DISTS[self.dist]
-        return pm.logp(getattr(pm, cls).dist(**dict(zip(params, self.args))), value)
+    @property
+    def parameters(self) -> dict[str, float]:
+        """Its parameters by PyMC's names (``{"mu": 0.0, "sigma": 1.5}``)."""
+        return dict(zip(_DISTS[self.dist][1], self.args))
 
     @classmethod
     def parse(cls, text: str) -> Prior:

@@ -1,8 +1,9 @@
-"""Samplers (nutpie by default, PyMC's NUTS as a fallback) and convergence diagnostics."""
+"""Sampling with nutpie and convergence diagnostics: the settings, a run of nutpie on a compiled model with its
+progress lines, and Diagnostics, the one verdict of every sampled model. A PyMC model is sampled by
+:func:`dvbstats.model.pymcmodel.sample`."""
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 import time
@@ -14,13 +15,11 @@ from typing import Literal
 
 import arviz as az
 import numpy as np
+import nutpie
 import polars as pl
 import xarray as xr
 
 from dvbstats.constants import CHAINS, DRAWS, MAX_R_HAT, MIN_ESS, SEED, TUNE
-from dvbstats.model import lazy
-
-pm = lazy.module("pymc")  # imported when a PyMC model is sampled
 
 Sampler = Literal["nutpie", "pymc"]
 
@@ -41,31 +40,11 @@ class SamplerSettings:
         return asdict(self)
 
 
-def sample(model: pm.Model, settings: SamplerSettings, *, progress: bool = True) -> az.InferenceData:
-    """Draw from the posterior of ``model``; the InferenceData has a posterior and sample stats."""
-    if settings.sampler == "nutpie":
-        return _sample_nutpie(model, settings, progress)
-    if settings.sampler == "pymc":
-        with model, warnings.catch_warnings(), pymc_log_level(logging.INFO if progress else logging.WARNING):
-            warnings.simplefilter("ignore", UserWarning)  # PyMC repeats its own R-hat warnings; we report ours
-            return _complete(pm.sample(
-                draws=settings.draws,
-                tune=settings.tune,
-                chains=settings.chains,
-                cores=min(settings.chains, 2),
-                random_seed=settings.seed,
-                target_accept=settings.target_accept,
-                progressbar=progress,
-                compute_convergence_checks=False,
-            ), settings)
-    raise ValueError(f"sampler must be 'nutpie' or 'pymc', not {settings.sampler!r}")
-
-
 class SamplingInterrupted(KeyboardInterrupt):
     """The sampler stopped early (Ctrl-C): nutpie and PyMC catch the interrupt and return what they have."""
 
 
-def _complete(idata: az.InferenceData, settings: SamplerSettings) -> az.InferenceData:
+def complete(idata: az.InferenceData, settings: SamplerSettings) -> az.InferenceData:
     """``idata`` if every draw was made; raise :class:`SamplingInterrupted` on a short trace (PyMC)
     or a NaN-padded one (nutpie)."""
     post = idata.posterior
@@ -79,26 +58,12 @@ def _complete(idata: az.InferenceData, settings: SamplerSettings) -> az.Inferenc
 
 #: Seconds between progress lines when the console is not a terminal (CI logs, nohup, notebooks).
 PROGRESS_INTERVAL_S = 10.0
-#: PyTensor looks for a BLAS library while rewriting the graph; nutpie's Numba backend does not use one.
-_BLAS_WARNING = "PyTensor could not link to a BLAS installation"
-
-
-def _sample_nutpie(model: pm.Model, settings: SamplerSettings, progress: bool) -> az.InferenceData:
-    """Compile ``model`` for nutpie (a progress line while it compiles, off a terminal) and sample it."""
-    import nutpie
-
-    with _ticker("compiling the model" if progress and not sys.stderr.isatty() else None), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_BLAS_WARNING, category=UserWarning)
-        compiled = nutpie.compile_pymc_model(model)
-    return run_nutpie(compiled, settings, progress)
 
 
 def run_nutpie(compiled, settings: SamplerSettings, progress: bool) -> az.InferenceData:
     """nutpie on a compiled model (PyMC's or a hand-written density): its progress bar on a terminal,
     elsewhere a progress line every PROGRESS_INTERVAL_S; an interrupted run raises
     :class:`SamplingInterrupted` instead of returning a NaN-padded trace."""
-    import nutpie
-
     lines = progress and not sys.stderr.isatty()
     sampler = nutpie.sample(
         compiled,
@@ -133,7 +98,7 @@ def run_nutpie(compiled, settings: SamplerSettings, progress: bool) -> az.Infere
     if lines:
         _progress_line(idata, total, time.perf_counter() - start)
         idata = az.InferenceData(**{g: idata[g] for g in idata.groups() if not g.startswith("warmup_")})
-    return _complete(idata, settings)
+    return complete(idata, settings)
 
 
 def _progress_line(idata: az.InferenceData, total: int, elapsed: float, *, final: bool = True) -> int:
@@ -156,7 +121,7 @@ def _collecting(total: int, elapsed: float) -> None:
 
 
 @contextmanager
-def _ticker(what: str | None):
+def ticker(what: str | None):
     """Print ``what`` with the elapsed time every PROGRESS_INTERVAL_S until the block ends (None: silent)."""
     if what is None:
         yield
@@ -175,18 +140,6 @@ def _ticker(what: str | None):
         stop.set()
         thread.join()
         print(f"  {what}: done in {time.perf_counter() - start:.0f} s", flush=True)
-
-
-@contextmanager
-def pymc_log_level(level: int):
-    """Temporarily set PyMC's logger level (its sampler announces every step at INFO)."""
-    logger = logging.getLogger("pymc")
-    previous = logger.level
-    logger.setLevel(level)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
 
 
 @dataclass(frozen=True)

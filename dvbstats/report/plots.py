@@ -25,7 +25,9 @@ import seaborn as sns  # noqa: E402
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from dvbstats.constants import CHANCE  # noqa: E402  (DVGR of a model that ignores the deep value)
+from dvbstats.constants import CHANCE, HDI_PROB  # noqa: E402  (CHANCE: DVGR of a model that ignores the deep value)
+from dvbstats.results import tables as summaries  # noqa: E402
+from dvbstats.results.fitted import Fit, provide  # noqa: E402
 
 #: Okabe & Ito (2008) colours, safe for the common colour-vision deficiencies.
 OKABE_ITO: dict[str, str] = {
@@ -207,6 +209,17 @@ def forest(dvgr: pd.DataFrame, *, hdi_prob: float, overall: pd.Series | None = N
     ax.grid(axis="y", visible=False)
     fig.legend(*_legend_entries(ax), loc="outside lower center", ncol=3)
     return fig
+
+
+def fit_forest(fit: Fit, hdi_prob: float = HDI_PROB) -> Figure:
+    """:func:`forest` of a fit (``Fit.plot_forest``): its posterior rate per model with the HDI beside the raw rate
+    and Wilson interval, and the overall rate."""
+    table = summaries.dvgr_table(fit, hdi_prob, fit.settings.seed).to_pandas()
+    models, overall = table[table["model"] != "overall"], table[table["model"] == "overall"].iloc[0]
+    return forest(models, hdi_prob=hdi_prob, overall=overall)
+
+
+provide(plot_forest=fit_forest)
 
 
 def heatmap(table: pd.DataFrame, *, colorbar_label: str) -> Figure:

@@ -18,8 +18,10 @@ Either way the HTML has every figure inlined as a data URI and loads nothing fro
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from importlib import metadata
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Literal
@@ -90,17 +92,30 @@ def render_quarto(qmd: Path) -> Path:
 
 
 def pandoc_path() -> str:
-    """The Pandoc binary of the ``pypandoc-binary`` wheel, checked to be new enough."""
-    import pypandoc
-
+    """The Pandoc binary to render with, checked to be new enough: ``$PYPANDOC_PANDOC`` when set (pypandoc's
+    override), else the one the ``pypandoc-binary`` wheel ships (found in the wheel's file list, so pypandoc
+    itself, 60 ms of imports, is not loaded), else ``pandoc`` on PATH."""
+    path = os.environ.get("PYPANDOC_PANDOC") or _bundled_pandoc() or shutil.which("pandoc")
+    if path is None:
+        raise RenderError("no pandoc found: install pypandoc-binary (or Pandoc >= 3.0 on PATH)")
     try:
-        version = tuple(int(p) for p in pypandoc.get_pandoc_version().split(".")[:2])
-        path = pypandoc.get_pandoc_path()
-    except OSError as err:
-        raise RenderError(f"no pandoc found ({err}); install pypandoc-binary") from None
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60, check=True)
+        version = tuple(int(p) for p in done.stdout.split()[1].split(".")[:2])
+    except (OSError, subprocess.SubprocessError, IndexError, ValueError) as err:
+        raise RenderError(f"pandoc at {path} does not run ({err}); install pypandoc-binary") from None
     if version < MIN_PANDOC:
         raise RenderError(f"pandoc {'.'.join(map(str, version))} at {path} is too old; need >= 3.0")
     return path
+
+
+def _bundled_pandoc() -> str | None:
+    """The ``pandoc`` executable in the installed ``pypandoc-binary`` wheel's files, or None."""
+    try:
+        shipped = metadata.distribution("pypandoc_binary").files or []
+    except metadata.PackageNotFoundError:
+        return None
+    found = [f for f in shipped if f.name in ("pandoc", "pandoc.exe") and f.parent.name == "files"]
+    return str(found[0].locate()) if found and Path(found[0].locate()).is_file() else None
 
 
 def render_pandoc(qmd: Path) -> Path:

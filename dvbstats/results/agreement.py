@@ -16,7 +16,7 @@ paper's question, whether same-group pairs agree more than cross-group pairs, th
   u[m2] + e_p))`` with multi-membership model effects ``u`` and a pair effect ``e_p`` (the
   linear model's residual: without it 36 pairs x ~12,000 items would count as 400,000
   independent observations and the interval would be far too narrow), the pair effect
-  integrated out as a beta-binomial (:func:`bayes_model`).
+  integrated out as a beta-binomial (:func:`dvbstats.results.agreement_pymc.bayes_model`).
 
 The grouping column is a parameter (any column of the model table: ``developer``, ``family``).
 :func:`statement` says in numbers what 36 pairs of 9 models can and cannot show.
@@ -35,11 +35,16 @@ import polars.selectors
 from scipy import sparse, stats
 from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
 
+from dvbstats.benchmarks.definition import register_analysis
 from dvbstats.constants import CONFIDENCE_LEVEL, HDI_PROB
 from dvbstats.input.registry import ModelTable
-from dvbstats.model.sample import SamplerSettings, diagnose, run_nutpie, sample
+from dvbstats.model import lazy
+from dvbstats.model.sample import SamplerSettings, diagnose, run_nutpie
 from dvbstats.results import paired
 from dvbstats.results.agreement_logp import AgreementDensity
+
+#: PyMC: imported when the Bayesian agreement model is sampled with PyMC's sampler (``sampler="pymc"``)
+agreement_pymc = lazy.module("dvbstats.results.agreement_pymc")
 
 #: Level of the frequentist intervals (the paper's 95% CI; statsmodels' kappa interval is fixed at 95%).
 LEVEL = CONFIDENCE_LEVEL
@@ -134,8 +139,9 @@ def kappa_2x2(n_11: np.ndarray, n_10: np.ndarray, n_01: np.ndarray, n_00: np.nda
 # --------------------------------------------------------------------------- the agreement model
 
 
-def _design(table: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Pair-level agreement (percent), same-group indicator, multi-membership matrix, model names."""
+def pair_design(table: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Pair-level agreement (percent), same-group indicator, multi-membership matrix (a row per pair with a shared
+    item, a 1 for each of its models) and model names: the design of the agreement models."""
     pairs = table.filter(pl.col("n_shared") > 0)
     names = sorted(set(pairs["model1"]) | set(pairs["model2"]))
     index = {m: i for i, m in enumerate(names)}
@@ -186,7 +192,7 @@ def _mixed(y: np.ndarray, same: np.ndarray, components: dict[str, np.ndarray], m
 
 def frequentist_models(table: pl.DataFrame) -> list[dict]:
     """The difference of means, the paper's crossed LMM and the multi-membership LMM (percentage points)."""
-    y, same, members, _ = _design(table)
+    y, same, members, _ = pair_design(table)
     pairs = table.filter(pl.col("n_shared") > 0)
     a, b = y[same == 1], y[same == 0]
     welch = stats.ttest_ind(a, b, equal_var=False)
@@ -209,54 +215,13 @@ def centred_model_effects(table: pl.DataFrame) -> bool:
     passed at 4.6, 4.8, 15.7; on the synthetic example (ratio 52) centred gave ESS 2,166 against
     403 non-centred.
     """
-    y, same, members, _ = _design(table)
+    y, same, members, _ = pair_design(table)
     return _centred(_mixed(y, same, {"model": members}, METHODS[2]), members.shape[1])
 
 
 def _centred(multi_membership: dict, n_models: int) -> bool:
     """:func:`centred_model_effects` from the multi-membership LMM's row."""
     return (n_models - 1) * multi_membership["sd_model"] ** 2 >= CENTRED_RATIO * multi_membership["sd_pair"] ** 2
-
-
-def bayes_model(table: pl.DataFrame, *, centred: bool = True):
-    """``n_agree ~ BetaBinomial(n_shared, mean logit^-1(a + b same + u[m1] + u[m2]), pair SD sd_pair)``.
-
-    The binomial model with multi-membership model effects ``u`` and a pair effect whose
-    distribution is integrated out: each pair's agreement probability is Beta with mean
-    ``p = logit^-1(eta)`` and concentration ``1 / (sd_pair^2 p (1 - p))``, so its SD is about
-    ``sd_pair p (1 - p)`` and ``sd_pair`` is, to first order, the SD of the pair effects on the
-    logit scale. Priors (logit scale): ``a ~ Normal(0, 1.5)``, ``b ~ Normal(0, 1)``,
-    ``u ~ ZeroSumNormal(sd_model)`` (zero-sum: a common shift of every u is otherwise the same as a
-    shift of ``a`` by twice it), ``sd_model, sd_pair ~ HalfNormal(1)``. ``diff_pp`` is the
-    difference in expected agreement (percentage points) between a same-group and a cross-group
-    pair of average models (u = 0).
-
-    ``centred``: ``u`` centred or non-centred (:func:`centred_model_effects` chooses). The
-    pair effects are chosen by measurement (4 x 1000 draws): with explicit normal pair effects, centred, 5 of 16
-    simulated data sets of 3,000 items failed (R-hat up to 1.61, divergences) and non-centred the
-    synthetic example did (R-hat 1.013, bulk ESS 500); the beta-binomial passed both (example:
-    R-hat 1.001, ESS 2,166; the three hardest simulations: R-hat <= 1.003, ESS >= 1,411).
-    """
-    import pymc as pm
-
-    _, same, members, names = _design(table)
-    pairs = table.filter(pl.col("n_shared") > 0)
-    coords = {"model": names, "pair": [f"{a}|{b}" for a, b in zip(pairs["model1"], pairs["model2"], strict=True)]}
-    with pm.Model(coords=coords) as model:
-        a = pm.Normal("a", 0.0, 1.5)
-        b = pm.Normal("b", 0.0, 1.0)
-        sd_model = pm.HalfNormal("sd_model", 1.0)
-        sd_pair = pm.HalfNormal("sd_pair", 1.0)
-        if centred:
-            u = pm.ZeroSumNormal("u", sd_model, dims="model")
-        else:
-            u = pm.Deterministic("u", sd_model * pm.ZeroSumNormal("z_model", 1.0, dims="model"), dims="model")
-        p = pm.math.invlogit(a + b * same + pm.math.dot(members, u))
-        concentration = 1.0 / (sd_pair**2 * p * (1.0 - p))
-        pm.BetaBinomial("n_agree", n=pairs["n_shared"].to_numpy(), alpha=p * concentration,
-                        beta=(1.0 - p) * concentration, observed=pairs["n_agree"].to_numpy(), dims="pair")
-        pm.Deterministic("diff_pp", 100 * (pm.math.invlogit(a + b) - pm.math.invlogit(a)))
-    return model
 
 
 @dataclass(frozen=True)
@@ -268,20 +233,21 @@ class BayesResult:
 
 def bayes_fit(table: pl.DataFrame, settings: SamplerSettings, *, hdi_prob: float = HDI_PROB,
               progress: bool = False, centred: bool | None = None) -> BayesResult:
-    """Sample :func:`bayes_model`; rows for ``diff_pp`` and ``b``. With nutpie, its hand-written density
+    """Sample the Bayesian agreement model (:func:`dvbstats.results.agreement_pymc.bayes_model`); rows for
+    ``diff_pp`` and ``b``. With nutpie, its hand-written density
     (:mod:`dvbstats.results.agreement_logp`: the same posterior, nothing compiled per run), else the PyMC model.
     ``centred``: the model effects' form (default: :func:`centred_model_effects`)."""
     if settings.target_accept is None:
         settings = replace(settings, target_accept=TARGET_ACCEPT)
     centred = centred_model_effects(table) if centred is None else centred
     if settings.sampler == "nutpie":
-        _, same, members, models = _design(table)
+        _, same, members, models = pair_design(table)
         pairs = table.filter(pl.col("n_shared") > 0)
         density = AgreementDensity(same, members, pairs["n_agree"].to_numpy(), pairs["n_shared"].to_numpy(), models,
                                    centred=centred)
         idata = run_nutpie(density.compile(), settings, progress)
     else:
-        idata = sample(bayes_model(table, centred=centred), settings, progress=progress)
+        idata = agreement_pymc.sample(table, settings, centred=centred, progress=progress)
     post = idata.posterior
     names = ("a", "b", "sd_model", "sd_pair", "diff_pp")
     diagnostics = diagnose({n: post[n] for n in names}, idata)
@@ -367,7 +333,7 @@ def agreement_models(table: pl.DataFrame, settings: SamplerSettings, *, hdi_prob
                      progress: bool = False) -> tuple[pl.DataFrame, dict]:
     """The same-group effect by :data:`METHODS`, one table, and the Bayesian fit's diagnostics."""
     rows = frequentist_models(table)
-    centred = _centred(rows[METHODS.index("LMM multi-membership")], len(_design(table)[3]))
+    centred = _centred(rows[METHODS.index("LMM multi-membership")], len(pair_design(table)[3]))
     bayes = bayes_fit(table, settings, hdi_prob=hdi_prob, progress=progress, centred=centred)  # the LMM fitted once
     rows += bayes.rows
     means = group_means(table)
@@ -391,3 +357,11 @@ def agreement_analysis(trials: pl.DataFrame, models: ModelTable, *, group: str =
     except AgreementUnavailable as exc:
         fitted, notes["not_run"] = pl.DataFrame(), str(exc)
     return Agreement(pairs, paired.paired_tests(counts), fitted, notes)
+
+
+@register_analysis("dvb model agreement")
+def dvb_agreement(used: pl.LazyFrame, models: ModelTable, **options) -> Agreement:
+    """DVB's agreement analysis (``DVB.agreement`` names it): between models on the prompts both answered, and
+    paired tests (only the columns it needs are read: a streamed trial file stays on disk)."""
+    rows = used.select("model", "prompt_id", "chose_deep", "status").collect(engine="streaming")
+    return agreement_analysis(rows, models, **options)

@@ -1,6 +1,6 @@
 """A hand-written log density and gradient of the agreement model, sampled with nutpie without PyMC.
 
-The posterior is the one :func:`dvbstats.results.agreement.bayes_model` defines, in PyMC's unconstrained
+The posterior is the one :func:`dvbstats.results.agreement_pymc.bayes_model` defines, in PyMC's unconstrained
 coordinates and order ``[a, b, log sd_model, log sd_pair, free coordinates of u (or z_model)]``
 (the zero-sum transform of :mod:`dvbstats.model.fastlogp`): only the arithmetic differs. Why: nutpie
 compiled the PyMC graph with Numba on every run, about 15 s for 36 pairs; this density is compiled

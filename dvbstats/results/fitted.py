@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import arviz as az
 import numpy as np
@@ -21,18 +21,20 @@ import xarray as xr
 from dvbstats.constants import DRAWS, HDI_PROB, SEED
 from dvbstats.input.cells import CellTable, predicted_cells
 from dvbstats.input.registry import ModelTable
-from dvbstats.model import crossed, fastlogp, itemmarginal
+from dvbstats.model import crossed, fastlogp, itemmarginal, lazy
 from dvbstats.model import plan as plans
-from dvbstats.model.design import Design, design, pymc_model
+from dvbstats.model.design import Design, design
 from dvbstats.model.formula import Formula
 from dvbstats.model.plan import Parametrization
 from dvbstats.model.priors import Priors
-from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, run_nutpie, sample
+from dvbstats.model.sample import Diagnostics, SamplerSettings, diagnose, run_nutpie
 from dvbstats.results import bounds, contrasts, estimands, predictive
 from dvbstats.results import tables as summaries
 
 if TYPE_CHECKING:
     from dvbstats.data import Data
+
+pymcmodel = lazy.module("dvbstats.model.pymcmodel")  # PyMC: imported when the PyMC backend samples
 
 
 @dataclass(frozen=True)
@@ -195,12 +197,9 @@ class Fit:
         return summaries.grouped(self, [by] if isinstance(by, str) else list(by), hdi_prob).to_pandas()
 
     def plot_forest(self, hdi_prob: float = HDI_PROB):
-        """Posterior rate per model with its HDI beside the raw rate and Wilson interval (a Figure)."""
-        from dvbstats.report import plots  # the report layer sits above results: imported when a plot is asked for
-
-        table = summaries.dvgr_table(self, hdi_prob, self.settings.seed).to_pandas()
-        models, overall = table[table["model"] != "overall"], table[table["model"] == "overall"].iloc[0]
-        return plots.forest(models, hdi_prob=hdi_prob, overall=overall)
+        """Posterior rate per model with its HDI beside the raw rate and Wilson interval (a Figure): the report's
+        forest plot (:func:`dvbstats.report.plots.fit_forest`, provided by it: :data:`PROVIDED`)."""
+        return provided("plot_forest")(self, hdi_prob)
 
     def compute_log_likelihood(self) -> az.InferenceData:
         """Add the pointwise log-likelihood of every design cell to :attr:`idata` (group ``log_likelihood``,
@@ -238,17 +237,14 @@ class Fit:
     def save(self, path: str | Path, **options) -> Path:
         """Write the run folder (posterior, cells, manifest, the tables derived from them); no inference runs:
         the analyses after a fit are :class:`dvbstats.pipeline.Analysis`'s steps, whose results ``analyses=``
-        writes beside. Options as :func:`dvbstats.input.runfolder.write`."""
-        from dvbstats.input import runfolder  # the run-folder layer sits above results: the method spelling only
-
-        return runfolder.write(self, path, **options)
+        writes beside. Options as :func:`dvbstats.input.runfolder.write` (the run folder's writer, provided by it:
+        :data:`PROVIDED`)."""
+        return provided("save")(self, path, **options)
 
     @classmethod
     def load(cls, path: str | Path) -> Fit:
-        """Read a run folder back (no refitting)."""
-        from dvbstats.input import runfolder  # the run-folder layer sits above results: the method spelling only
-
-        return runfolder.read_fit(path)
+        """Read a run folder back (no refitting): :func:`dvbstats.input.runfolder.read_fit`, provided by it."""
+        return provided("load")(path)
 
     def parametrizations(self) -> dict[str, str]:
         """The parametrisation each random term was sampled in."""
@@ -256,6 +252,32 @@ class Fit:
 
     def priors_used(self) -> dict[str, str]:
         return self.priors.describe(self.design.prior_names)
+
+
+#: The implementations of the methods :class:`Fit` spells for the layers above results: ``save`` and ``load``
+#: (the run folder's writer and reader, :mod:`dvbstats.input.runfolder`) and ``plot_forest`` (the report's
+#: forest plot, :mod:`dvbstats.report.plots`). Each of those modules provides its own when imported
+#: (:func:`provide`); the package ``__init__`` imports both, so results imports neither.
+PROVIDED: dict[str, Callable[..., Any]] = {}
+PROVIDED_BY = {"save": "dvbstats.input.runfolder", "load": "dvbstats.input.runfolder",
+               "plot_forest": "dvbstats.report.plots"}
+
+
+def provide(**implementations: Callable[..., Any]) -> None:
+    """Give the methods of :class:`Fit` named in :data:`PROVIDED_BY` their implementation (a function of the fit
+    and the method's arguments; ``load``: of the path)."""
+    unknown = sorted(set(implementations) - set(PROVIDED_BY))
+    if unknown:
+        raise ValueError(f"Fit provides no method {', '.join(unknown)}; these: {', '.join(PROVIDED_BY)}")
+    PROVIDED.update(implementations)
+
+
+def provided(name: str) -> Callable[..., Any]:
+    """The implementation of ``Fit.<name>`` that its module provided (:data:`PROVIDED`)."""
+    if name not in PROVIDED:
+        raise RuntimeError(f"Fit.{name} is implemented by {PROVIDED_BY[name]}, which has not been imported "
+                           "(import dvbstats)")
+    return PROVIDED[name]
 
 
 def fit(
@@ -358,9 +380,7 @@ def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrizat
     integrated = None
     if backend == "fastlogp":
         per_term = plans.term_parametrizations(d, plans.check_parametrization(parametrization))
-        # the item-marginal density scales each random intercept by its own SD alone (no absorbed margins)
-        own_scales = not fastlogp.absorbed_margins(d, per_term).any()
-        item = itemmarginal.item_term(d) if auto_backend and own_scales else None
+        item = itemmarginal.item_term(d, per_term) if auto_backend else None
         model = itemmarginal.ItemMarginalModel(d, priors, per_term, item) if item is not None else None
         if model is not None and model.worthwhile:
             integrated = model.describe()
@@ -375,9 +395,9 @@ def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrizat
             idata = run_nutpie(fastlogp.pyfunc_model(cell_model, {k: list(v) for k, v in d.coords().items()}),
                                settings, progress)
     else:
-        model = pymc_model(d, priors, parametrization)
+        model = pymcmodel.pymc_model(d, priors, parametrization)
         t1 = time.perf_counter()
-        idata = sample(model, settings, progress=progress)
+        idata = pymcmodel.sample(model, settings, progress=progress)
     t2 = time.perf_counter()
     return Fit(d, priors, settings, parametrization, idata, {"build_s": t1 - t0, "sample_s": t2 - t1},
                items_integrated=integrated), backend

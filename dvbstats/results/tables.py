@@ -16,7 +16,7 @@ from dvbstats.benchmarks.definition import Benchmark, best_phrase
 from dvbstats.input import cells as cellmod
 from dvbstats.input.cells import CellTable
 from dvbstats.model import lazy
-from dvbstats.model.design import Design, predictor_layout, pymc_model, stacked_parameters
+from dvbstats.model.design import Design, predictor_layout, stacked_parameters
 from dvbstats.model.priors import Priors
 from dvbstats.model.sample import diagnose
 from dvbstats.results import bounds, contrasts, estimands, population
@@ -25,7 +25,7 @@ from dvbstats.results.estimands import summarize
 if TYPE_CHECKING:  # tables are read off a Fit, which uses them for its summaries
     from dvbstats.results.fitted import Fit
 
-pm = lazy.module("pymc")  # imported for the prior predictive check only
+pymcmodel = lazy.module("dvbstats.model.pymcmodel")  # PyMC: imported for the prior predictive check only
 
 
 #: The neutral names of the per-model rate table (``rates.csv``) and the DVB names they had (``dvgr.csv``,
@@ -362,7 +362,7 @@ def _replicated_sums(theta, cols, vals, item, design_of, n, group, seed, out):
 
 def check_prior_predictive(d: Design) -> None:
     """Refuse a design whose priors PyMC cannot draw from: random slopes carry their LKJ prior and
-    centred rows as a density on flat variables (``design._lkj_cholesky``), which has no forward sampler."""
+    centred rows as a density on flat variables (``pymcmodel._lkj_cholesky``), which has no forward sampler."""
     if d.slopes:
         raise ValueError("the prior predictive check is not available for formulas with random slopes "
                          f"({', '.join(s.name for s in d.slopes)}): their LKJ prior is written as a density, "
@@ -377,9 +377,7 @@ def prior_predictive_table(d: Design, priors: Priors, parametrization: str, hdi_
     at 0 and 1 would mean the priors on the logit scale are too wide to be weakly informative.
     """
     check_prior_predictive(d)
-    model = pymc_model(d, priors, parametrization)
-    prior = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed, var_names=["n_deep"])
-    y_rep = prior.prior_predictive["n_deep"].values.reshape(-1, int(d.observed.sum()))
+    y_rep = pymcmodel.prior_predictive(d, priors, parametrization, draws, seed)
     return predictive_table(d.cells.data.filter(pl.Series(d.observed)), y_rep, hdi_prob)
 
 
