@@ -19,7 +19,7 @@ prints the CPU seconds of the fit and, on the PyMC backend, of compiling its gra
 sampler's leapfrog steps per draw, tree depth and divergences.
 
 **Simulators.** ``prior``: parameters drawn from the fitted model's own prior and data from its likelihood
-(PyMC's prior predictive of :func:`dvbstats.model.design.pymc_model`, the package's defaults): the SBC
+(PyMC's prior predictive of :func:`dvbstats.model.pymcmodel.pymc_model`, the package's defaults): the SBC
 setting of Talts et al. (2018). ``independent``: a simpler simulator written here, not sharing the
 model's assumptions: item and value effects from a centred, scaled exponential (skewed, not normal), per-model
 slopes drawn independently of the per-model intercepts from uniform distributions, fixed SDs.

@@ -509,7 +509,7 @@ class SharedPropensity:
     same-group indicator and zero-sum multi-membership model effects; ``effect_pp = expit(a + b) - expit(a)``
     in points. ``population_logit`` and ``population_pp``: the same fit over the population of pairs the
     simulator draws from (every model, group and item effect integrated out: :func:`population_agreement_effect`),
-    the estimand of :func:`dvbstats.results.agreement.bayes_model`, whose pair effects are a distribution.
+    the estimand of :func:`dvbstats.results.agreement_pymc.bayes_model`, whose pair effects are a distribution.
     """
 
     trials: pl.DataFrame
