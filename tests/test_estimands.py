@@ -225,3 +225,26 @@ def test_regrouped_design_averages_equal_a_pass_over_the_cells():
         assert got_keys.equals(want_keys)
         np.testing.assert_allclose(da.values, want.values, rtol=1e-12)
         assert da.dims == want.dims and np.array_equal(da.chain, want.chain)
+
+
+@pytest.mark.parametrize("draws", [1000, 999, 7])
+def test_summaries_from_one_sort_equal_arviz_hdi_and_the_median_bit_for_bit(draws):
+    """:func:`estimands.summarize` takes the median and the HDI of every level from one sort of its draws: the same
+    numbers as ``arviz.hdi`` and xarray's median, to the bit (ties and equally narrow intervals included; odd and
+    even numbers of draws), and the general path where a draw is NaN."""
+    rng = np.random.default_rng(draws)
+    values = np.concatenate([rng.normal(0, 1, (2, draws, 3)), rng.integers(0, 4, (2, draws, 2)) / 4.0], axis=2)
+    da = xr.DataArray(values, dims=("chain", "draw", "level"), coords={"level": list("abcde")})
+    for prob in (0.94, 0.5, 0.3):
+        got = estimands.summarize(da, prob, dim="level")
+        hdi = az.hdi(da.to_dataset(name="x"), hdi_prob=prob)["x"]
+        np.testing.assert_array_equal(got["hdi_low"].to_numpy(), hdi.sel(hdi="lower").values)
+        np.testing.assert_array_equal(got["hdi_high"].to_numpy(), hdi.sel(hdi="higher").values)
+        np.testing.assert_array_equal(got["median"].to_numpy(), da.median(("chain", "draw")).values)
+    scalar = estimands.summarize(da.isel(level=0), 0.94).row(0, named=True)
+    assert scalar["median"] == float(np.median(values[..., 0]))
+    with_nan = da.copy()
+    with_nan[0, 3, 1] = np.nan
+    got = estimands.summarize(with_nan, 0.94, dim="level")
+    assert got["median"][1] == float(np.nanmedian(with_nan.values[..., 1]))  # the median skips it, as before
+    assert np.isnan(got["hdi_low"][1]) or got["hdi_low"][1] == az.hdi(with_nan.values[..., 1].ravel(), 0.94)[0]

@@ -25,6 +25,7 @@ import numba
 import numpy as np
 import polars as pl
 import xarray as xr
+from scipy import sparse
 from scipy.special import expit
 
 from dvbstats.constants import CHANCE
@@ -115,7 +116,8 @@ def regroup(
     weight), so the averages are those of a pass over the cells, up to rounding, for draws x fine groups adds."""
     da, keys = fine
     n_chain, n_draw, n_fine = da.shape
-    sums = np.where(weights > 0, da.values.reshape(-1, n_fine) * weights, 0.0)  # a group without weight adds 0
+    averages = da.values.reshape(-1, n_fine)
+    weighed = np.flatnonzero(weights > 0)  # a group without weight adds nothing (its average is NaN)
     coords = {"chain": da.chain, "draw": da.draw}
     out = []
     for by in groupings:
@@ -124,10 +126,10 @@ def regroup(
             group = keys.join(coarse, on=list(by), how="left", maintain_order="left")["_group"].to_numpy()
         else:
             coarse, group = pl.DataFrame({"_group": [0]}), np.zeros(n_fine, dtype=np.int64)
-        order = np.argsort(group, kind="stable")
-        starts = np.searchsorted(group[order], np.arange(coarse.height))
+        # (draws, fine) @ (fine, coarse) with each fine group's weight in its coarse group's column
+        to_coarse = sparse.csc_matrix((weights[weighed], (weighed, group[weighed])), shape=(n_fine, coarse.height))
         totals = np.bincount(group, weights=weights, minlength=coarse.height)
-        averaged = np.add.reduceat(sums[:, order], starts, axis=1) / totals
+        averaged = (averages @ to_coarse) / totals
         out.append((xr.DataArray(averaged.reshape(n_chain, n_draw, -1), dims=("chain", "draw", "group"), coords=coords),
                     coarse.drop("_group")))
     return out
@@ -337,19 +339,53 @@ def summarize(da: xr.DataArray, hdi_prob: float, *, dim: str | None = None,
               reference: float | None = CHANCE) -> pl.DataFrame:
     """Mean, median, HDI and P(< ``reference``) (column ``p_below_half``; NaN without a reference) of a
     (chain, draw[, dim]) array, one row per ``dim`` level."""
-    hdi = az.hdi(da.to_dataset(name="x"), hdi_prob=hdi_prob)["x"]
+    mean = da.mean(("chain", "draw"))
+    sorted_draws = _sorted_columns(da, dim)
+    if sorted_draws is None:
+        hdi = az.hdi(da.to_dataset(name="x"), hdi_prob=hdi_prob)["x"]
+        median, low, high = da.median(("chain", "draw")), hdi.sel(hdi="lower"), hdi.sel(hdi="higher")
+    else:
+        median, (low, high) = _median_sorted(sorted_draws), _hdi_sorted(sorted_draws, hdi_prob)
     stats = {
-        "mean": da.mean(("chain", "draw")),
-        "median": da.median(("chain", "draw")),
-        "hdi_low": hdi.sel(hdi="lower"),
-        "hdi_high": hdi.sel(hdi="higher"),
+        "mean": mean,
+        "median": median,
+        "hdi_low": low,
+        "hdi_high": high,
         "p_below_half": ((da < reference).mean(("chain", "draw"))
-                        if reference is not None else xr.full_like(hdi.sel(hdi="lower"), np.nan)),
+                        if reference is not None else np.full(np.shape(mean), np.nan)),
     }
-    cols = {k: np.atleast_1d(v.values).astype(float) for k, v in stats.items()}
+    cols = {k: np.atleast_1d(np.asarray(v)).astype(float) for k, v in stats.items()}
     if dim is not None:
         cols = {dim: [str(x) for x in da[dim].values], **cols}
     return pl.DataFrame(cols)
+
+
+def _sorted_columns(da: xr.DataArray, dim: str | None) -> np.ndarray | None:
+    """The draws of a (chain, draw[, dim]) array as (draws, levels), each column sorted: one sort gives
+    :func:`summarize` both the median and the HDI. None when a draw is NaN (the median then skips it, ArviZ's
+    HDI does not: the general path keeps both) or the array has other dimensions."""
+    if da.dims != ("chain", "draw", *((dim,) if dim is not None else ())):
+        return None
+    x = da.values.reshape(da.sizes["chain"] * da.sizes["draw"], -1)
+    return None if np.isnan(x).any() else np.sort(x, axis=0)
+
+
+def _median_sorted(s: np.ndarray) -> np.ndarray:
+    """The median of each sorted column (NumPy's: the middle draw, or the mean of the two middle ones)."""
+    n = s.shape[0]
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
+
+
+def _hdi_sorted(s: np.ndarray, hdi_prob: float) -> tuple[np.ndarray, np.ndarray]:
+    """ArviZ's HDI of each sorted column (``arviz.hdi``: the narrowest of the intervals spanning
+    ``floor(hdi_prob n)`` draws, the first of equally narrow ones), all columns at once."""
+    n = s.shape[0]
+    span = int(np.floor(hdi_prob * n))
+    if span >= n:
+        raise ValueError("Too few elements for interval calculation. ")
+    first = np.argmin(s[span:] - s[:n - span], axis=0)
+    columns = np.arange(s.shape[1])
+    return s[first, columns], s[first + span, columns]
 
 
 def raw_rates(counts: pl.DataFrame, reference: float | None = CHANCE) -> pl.DataFrame:
