@@ -116,7 +116,7 @@ def regroup(
     weight), so the averages are those of a pass over the cells, up to rounding, for draws x fine groups adds."""
     da, keys = fine
     n_chain, n_draw, n_fine = da.shape
-    averages = da.values.reshape(-1, n_fine)
+    by_group = np.ascontiguousarray(da.values.reshape(-1, n_fine).T)  # (fine, draws): one copy for every grouping
     weighed = np.flatnonzero(weights > 0)  # a group without weight adds nothing (its average is NaN)
     coords = {"chain": da.chain, "draw": da.draw}
     out = []
@@ -126,10 +126,10 @@ def regroup(
             group = keys.join(coarse, on=list(by), how="left", maintain_order="left")["_group"].to_numpy()
         else:
             coarse, group = pl.DataFrame({"_group": [0]}), np.zeros(n_fine, dtype=np.int64)
-        # (draws, fine) @ (fine, coarse) with each fine group's weight in its coarse group's column
-        to_coarse = sparse.csc_matrix((weights[weighed], (weighed, group[weighed])), shape=(n_fine, coarse.height))
+        # (coarse, fine) @ (fine, draws), each fine group's weight in its coarse group's row
+        to_coarse = sparse.csr_matrix((weights[weighed], (group[weighed], weighed)), shape=(coarse.height, n_fine))
         totals = np.bincount(group, weights=weights, minlength=coarse.height)
-        averaged = (averages @ to_coarse) / totals
+        averaged = (to_coarse @ by_group).T / totals
         out.append((xr.DataArray(averaged.reshape(n_chain, n_draw, -1), dims=("chain", "draw", "group"), coords=coords),
                     coarse.drop("_group")))
     return out
