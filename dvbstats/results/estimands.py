@@ -93,9 +93,9 @@ def design_averages(
     ]
 
 
-#: The most (draws x groups) of the finest grouping :class:`~dvbstats.results.fitted.Fit` holds, to derive every
-#: coarser grouping from it (:func:`regroup`) instead of passing over the cells again: 2^23 float64, 64 MB
-#: (HVSB's 12 models x 3 conditions x 48 scenario types at 4,000 draws is 55 MB).
+#: The most (draws x groups) of the finest grouping :class:`~dvbstats.results.fitted.Fit` holds, to derive coarser
+#: groupings asked for after the fit from it (:func:`regroup`) instead of passing over the cells again: 2^23 float64,
+#: 64 MB (HVSB's 12 models x 3 conditions x 48 scenario types at 4,000 draws is 55 MB).
 MAX_FINE_VALUES = 2**23
 
 
