@@ -248,19 +248,3 @@ def test_summaries_from_one_sort_equal_arviz_hdi_and_the_median_bit_for_bit(draw
     got = estimands.summarize(with_nan, 0.94, dim="level")
     assert got["median"][1] == float(np.nanmedian(with_nan.values[..., 1]))  # the median skips it, as before
     assert np.isnan(got["hdi_low"][1]) or got["hdi_low"][1] == az.hdi(with_nan.values[..., 1].ravel(), 0.94)[0]
-
-
-def test_the_finest_grouping_rides_along_only_when_its_cells_lie_in_long_runs():
-    """The finest grouping joins the diagnostics' pass over the cells only when its cells lie in long runs (HVSB's:
-    42 cells a run); scattered (here a run per cell, DVB's design cells among 12,000 prompts) it would cost as much
-    as the pass, so it gets a pass of its own when a regrouping asks for it, with the same averages."""
-    assert estimands.runs(pl.DataFrame({"a": [1, 1, 2, 2, 1], "b": list("xxxyy")}), ("a",)) == 3
-    assert estimands.runs(pl.DataFrame({"a": [1, 1, 2, 2, 1], "b": list("xxxyy")}), ("a", "b")) == 4
-    fit = _fit(_posterior())
-    assert fit._fine == ("model", "value") and estimands.runs(fit.cells.data, fit._fine) == fit.cells.data.height
-    assert fit._fine not in fit._averages  # not in the diagnostics' pass
-    ((da, keys),) = fit.regrouped([("model",)])
-    assert fit._fine in fit._averages  # a pass of its own, when asked for
-    want, want_keys = fit.average(("model",))
-    assert keys.equals(want_keys)
-    np.testing.assert_allclose(da.values, want.values, rtol=1e-12)

@@ -97,15 +97,6 @@ def design_averages(
 #: groupings asked for after the fit from it (:func:`regroup`) instead of passing over the cells again: 2^23 float64,
 #: 64 MB (HVSB's 12 models x 3 conditions x 48 scenario types at 4,000 draws is 55 MB).
 MAX_FINE_VALUES = 2**23
-#: A grouping rides along in a pass over the cells made for others only when its runs of consecutive cells average
-#: at least this many cells: each run costs an add per draw, so a grouping scattered over the cells (DVB's design
-#: cells with one cell per prompt: a run per cell) would cost as much as the pass itself (measured: 2.9 CPU s).
-MIN_RUN_CELLS = 8
-
-
-def runs(cells: pl.DataFrame, by: Sequence[str]) -> int:
-    """The runs of consecutive cells of one group of ``by`` in the cells' order (what a pass adds per draw)."""
-    return int(cells.select(pl.struct(list(by)).rle_id().max()).item()) + 1 if cells.height and by else 1
 
 
 def group_weights(d: Design, keys: pl.DataFrame) -> np.ndarray:

@@ -104,18 +104,14 @@ class Fit:
         (item-level groupings, :data:`dvbstats.results.bounds.MAX_LEVELS_LISTED`, only when asked for: 12,000 prompts
         x 4,000 draws are 400 MB). Model by each condition of the fixed part is in the same pass: the condition
         tables ask for it, and a pass over HVSB's 72,000 item cells costs about 10 CPU s. The finest grouping
-        (:attr:`_fine`), for groupings asked for later (:meth:`regrouped`), is in the same pass when its cells lie in
-        long runs (:data:`~dvbstats.results.estimands.MIN_RUN_CELLS`; HVSB's), else it gets a pass when asked for."""
+        (:attr:`_fine`) is in the same pass, for groupings asked for later (:meth:`regrouped`)."""
         groupings = [("model",), ()]
         groupings += [(f,) for f in self.cells.by if f != "model"]
         groupings += [t.term.factors for t in self.design.terms if len(t.term.factors) > 1]
         by_condition = [("model", v.name) for v in summaries.condition_variables(self)]
         groupings = [g for g in dict.fromkeys(groupings + by_condition)
                      if not g or not bounds.item_level(self.cells.data.select(g).n_unique())]
-        fine, data = self._fine, self.cells.data
-        along = (fine is not None and fine not in groupings
-                 and estimands.runs(data, fine) * estimands.MIN_RUN_CELLS <= data.height)
-        passed = groupings + [fine] if along else groupings
+        passed = groupings + [self._fine] if self._fine is not None and self._fine not in groupings else groupings
         averages = dict(zip(passed, estimands.design_averages(self.design, self.idata, passed)))
         for by in by_condition:
             if self.predicted(by[1]) is not None:
@@ -134,7 +130,7 @@ class Fit:
     @cached_property
     def _fine_weights(self) -> np.ndarray:
         """The total weight of each group of :attr:`_fine` (:func:`~dvbstats.results.estimands.group_weights`)."""
-        return estimands.group_weights(self.design, self.average(self._fine)[1])
+        return estimands.group_weights(self.design, self._averages[self._fine][1])
 
     def average(self, by: Sequence[str]) -> tuple[xr.DataArray, pl.DataFrame]:
         """Prompt-weighted posterior DVGR per group of design cells: ((chain, draw, group), keys). By model x a
@@ -156,7 +152,7 @@ class Fit:
         shared = [c for c in (labels.columns if labels is not None else ()) if c in self.cells.by]
         if fine is None or not set(shared) <= set(fine) or (labels is not None and not shared):
             return None
-        da, keys = self.average(fine)
+        da, keys = self._averages[fine]
         keys = keys.join(labels, on=shared, how="left", maintain_order="left") if labels is not None else keys
         if not all(set(g) <= set(keys.columns) for g in groupings):
             return None
