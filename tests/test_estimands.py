@@ -7,6 +7,8 @@ Normal sample is its mean +- z sd, P(< 0.5) a Normal probability or an exact sha
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import arviz as az
 import numpy as np
 import polars as pl
@@ -188,3 +190,61 @@ def test_design_averages_with_an_item_term_in_two_levels_equal_the_cell_by_cell_
             mask = np.all([data[f].to_numpy() == key[f] for f in by], axis=0) if by else np.ones(len(w), bool)
             expected = (p[..., mask] * w[mask]).sum(-1) / w[mask].sum()
             np.testing.assert_allclose(da.values[..., g], expected, rtol=1e-12)
+
+
+def test_regrouped_design_averages_equal_a_pass_over_the_cells():
+    """Coarser groupings summed from a finer one's groups (:func:`estimands.regroup`), also by columns joined onto
+    the fine keys (a label each condition determines) and with a group of zero weight, equal the design averages
+    of a pass over the cells."""
+    rng = np.random.default_rng(11)
+    models, items, conditions = ["a", "b", "c"], [f"i{j}" for j in range(30)], ["x", "y", "z"]
+    rows = [{"model": m, "condition": c, "item": i, "n_prompts": (j + k) % 3, "n_trials": 1,
+             "n_deep": int(rng.random() < 0.4)}
+            for k, m in enumerate(models) for c in conditions for j, i in enumerate(items) if (j + k) % 4]
+    rows = [r | {"n_prompts": 0} if r["model"] == "c" and r["condition"] == "z" else r for r in rows]  # no weight
+    cells = CellTable(pl.DataFrame(rows), ("model", "condition", "item"))
+    d = design(parse("y ~ 1 + condition + (1|model) + (1|item)"), cells)
+    draws = {"Intercept": rng.normal(0, 1, (2, 25)), "b_condition_y": rng.normal(0, 1, (2, 25)),
+             "b_condition_z": rng.normal(0, 1, (2, 25)), "r_model": rng.normal(0, 1, (2, 25, 3)),
+             "r_item": rng.normal(0, 2, (2, 25, len(items)))}
+    idata = az.InferenceData(posterior=az.dict_to_dataset(
+        draws, dims={"r_model": ["model"], "r_item": ["item"]},
+        coords={"model": list(d.terms[0].levels[0]), "item": list(d.terms[1].levels[0])}))
+    attack = pl.DataFrame({"condition": conditions, "attack": ["no", "yes", "yes"]})
+    fine_by = ("model", "condition")
+    fine = estimands.design_averages(d, idata, [fine_by])[0]
+    weights = estimands.group_weights(d, fine[1])
+    assert weights.tolist() == [float(sum(r["n_prompts"] for r in rows if (r["model"], r["condition"]) == key))
+                                for key in fine[1].iter_rows()]
+    groupings = [("model",), (), ("condition",), ("model", "attack"), ("attack",)]
+    labelled = CellTable(cells.data.join(attack, on="condition"), cells.by)
+    direct = estimands.design_averages(d, idata, groupings[:3])
+    direct += estimands.design_averages(replace(d, cells=labelled), idata, groupings[3:])
+    keys = fine[1].join(attack, on="condition", how="left", maintain_order="left")
+    for (da, got_keys), (want, want_keys) in zip(estimands.regroup((fine[0], keys), weights, groupings), direct):
+        assert got_keys.equals(want_keys)
+        np.testing.assert_allclose(da.values, want.values, rtol=1e-12)
+        assert da.dims == want.dims and np.array_equal(da.chain, want.chain)
+
+
+@pytest.mark.parametrize("draws", [1000, 999, 7])
+def test_summaries_from_one_sort_equal_arviz_hdi_and_the_median_bit_for_bit(draws):
+    """:func:`estimands.summarize` takes the median and the HDI of every level from one sort of its draws: the same
+    numbers as ``arviz.hdi`` and xarray's median, to the bit (ties and equally narrow intervals included; odd and
+    even numbers of draws), and the general path where a draw is NaN."""
+    rng = np.random.default_rng(draws)
+    values = np.concatenate([rng.normal(0, 1, (2, draws, 3)), rng.integers(0, 4, (2, draws, 2)) / 4.0], axis=2)
+    da = xr.DataArray(values, dims=("chain", "draw", "level"), coords={"level": list("abcde")})
+    for prob in (0.94, 0.5, 0.3):
+        got = estimands.summarize(da, prob, dim="level")
+        hdi = az.hdi(da.to_dataset(name="x"), hdi_prob=prob)["x"]
+        np.testing.assert_array_equal(got["hdi_low"].to_numpy(), hdi.sel(hdi="lower").values)
+        np.testing.assert_array_equal(got["hdi_high"].to_numpy(), hdi.sel(hdi="higher").values)
+        np.testing.assert_array_equal(got["median"].to_numpy(), da.median(("chain", "draw")).values)
+    scalar = estimands.summarize(da.isel(level=0), 0.94).row(0, named=True)
+    assert scalar["median"] == float(np.median(values[..., 0]))
+    with_nan = da.copy()
+    with_nan[0, 3, 1] = np.nan
+    got = estimands.summarize(with_nan, 0.94, dim="level")
+    assert got["median"][1] == float(np.nanmedian(with_nan.values[..., 1]))  # the median skips it, as before
+    assert np.isnan(got["hdi_low"][1]) or got["hdi_low"][1] == az.hdi(with_nan.values[..., 1].ravel(), 0.94)[0]

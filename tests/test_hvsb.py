@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import warnings
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from dvbstats.benchmarks.hvsb import (
 )
 from dvbstats.input.ingest import IngestError, IngestWarning
 from dvbstats.input.registry import UnknownModelWarning
+from dvbstats.simulate import hvsb as sim
 from dvbstats.simulate.hvsb import (
     EXAMPLE_FAMILIES,
     HvsbDesign,
@@ -377,6 +379,47 @@ def test_the_embedded_example_is_written_once_and_read_whole(tmp_path: Path):
     with pytest.raises(FileExistsError, match="not the synthetic HVSB example"):
         write_hvsb_example(out)
     assert write_hvsb_example(out, force=True) == out and victim.read_text() != "edited"
+
+
+def test_the_embedded_example_is_simulated_once_per_generator(tmp_path: Path, monkeypatch):
+    """A tree this version wrote (its generator key in the manifest, its files as listed) is returned as it is,
+    without simulating again (3 CPU s of every HVSB example run); another key, an older manifest without one or
+    an edited file goes through the generator as before."""
+    calls = []
+
+    def small(out_dir):  # the example's writer on a small design: the same code path, a fraction of the files
+        calls.append(out_dir)
+        return simulate_hvsb(draw_hvsb_effects(SMALL, 3), SMALL, out_dir, seed=3)
+
+    monkeypatch.setattr(sim, "simulate_hvsb_example", small)
+    out = write_hvsb_example(tmp_path / "example_hvsb")
+    manifest = out / "SYNTHETIC.json"
+    assert len(calls) == 1 and sim.read_manifest(manifest)["generator_key"] == sim.generator_key()
+    stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    assert write_hvsb_example(out) == out and len(calls) == 1  # not simulated again
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == stamp
+    # a manifest from before the key (the same files): simulated once more, then the key is recorded
+    old = sim.read_manifest(manifest)
+    del old["generator_key"]
+    manifest.write_text(json.dumps(old))
+    assert write_hvsb_example(out) == out and len(calls) == 2
+    assert write_hvsb_example(out) == out and len(calls) == 2
+    # another generator (source or library versions): simulated again; equal files are kept
+    monkeypatch.setattr(sim, "generator_key", lambda: "another version")
+    assert write_hvsb_example(out) == out and len(calls) == 3
+    victim = next(out.rglob("*.tsv"))
+    victim.write_text("edited")
+    with pytest.raises(FileExistsError, match="not the synthetic HVSB example"):
+        write_hvsb_example(out)
+    assert len(calls) == 4
+
+
+def test_the_example_generator_key_follows_the_generator(monkeypatch):
+    """The key changes with the generator's source and with a library version its stream depends on."""
+    key = sim.generator_key()
+    assert key == sim.generator_key() and len(key) == 64
+    monkeypatch.setattr(sim.np, "__version__", "0.0-other")
+    assert sim.generator_key() != key
 
 
 @pytest.mark.slow

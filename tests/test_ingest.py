@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dvbstats.input import schema
+from dvbstats.input import files, schema
 from dvbstats.input.ingest import (
     RECONCILIATION_SCHEMA,
     IngestError,
@@ -822,3 +822,22 @@ def test_stream_dumps_raises_the_errors_read_dumps_raises(tmp_path):
     with pytest.raises(IngestError) as streamed:
         stream_dumps([path], tmp_path / "trials.parquet")
     assert str(streamed.value) == error_of(tmp_path, CONFLICT)
+
+
+def test_real_path_is_the_resolved_path_with_each_folder_resolved_once(tmp_path: Path, monkeypatch):
+    """The key that reads a file reached twice once is ``Path.resolve``'s, for plain files, links to files, files in
+    a linked folder and relative paths; each folder is resolved once, not once per file in it."""
+    (tmp_path / "data").mkdir()
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / "data" / name).write_text("x\n")
+    (tmp_path / "linked").symlink_to(tmp_path / "data")
+    (tmp_path / "data" / "c.csv").symlink_to(tmp_path / "data" / "a.csv")
+    monkeypatch.chdir(tmp_path)
+    paths = [Path("data/a.csv"), tmp_path / "linked" / "b.csv", tmp_path / "data" / "c.csv", Path("linked/a.csv")]
+    expected, resolved = [str(p.resolve()) for p in paths], []
+    real = files.os.path.realpath
+    monkeypatch.setattr(files.os.path, "realpath", lambda p, **kw: resolved.append(p) or real(p, **kw))
+    folders: dict[str, str] = {}
+    assert [files.real_path(p, folders) for p in paths] == expected
+    assert len(resolved) == 4  # the folders data, linked (absolute and relative) and the one link to a file
+    assert files.real_path(Path("data/b.csv"), folders) == str(tmp_path / "data" / "b.csv") and len(resolved) == 4

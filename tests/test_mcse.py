@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 
 import arviz as az
+import arviz.utils
 import numpy as np
 import pytest
 from scipy import stats
 
+from dvbstats.model.sample import arviz_without_numba
 from dvbstats.results import mcse
 
 N_CHAINS, N_DRAWS = 4, 5000
@@ -82,3 +84,27 @@ def test_fragile_names_only_the_numbers_near_their_threshold():
     assert mcse.borderline_note([]) is None
     # missing or None MCSEs count as exact
     assert mcse.fragile(_rule, numbers, {"x": None}) == []
+
+
+def test_mcses_use_arviz_numpy_arithmetic_not_its_uncached_numba_kernel(normal_draws, monkeypatch):
+    """ArviZ's Numba variance kernel is compiled on every run (0.7 CPU s of the HVSB example's scaling tests):
+    the MCSEs use its NumPy arithmetic, and ArviZ's switch is back as it was afterwards."""
+    monkeypatch.setattr(az.Numba, "numba_flag", True)
+    monkeypatch.setattr(arviz.utils.maybe_numba_fn, "numba_fn",
+                        property(lambda self: pytest.fail("ArviZ's Numba kernel was compiled")))
+    assert mcse.mean_mcse(normal_draws) > 0 and mcse.probability_mcse(normal_draws < 0.5) > 0
+    assert mcse.quantile_mcse(normal_draws, 1.0) > 0 and min(mcse.hdi_mcse(normal_draws, 0.9)) > 0
+    assert az.Numba.numba_flag
+
+
+def test_arviz_switch_is_restored_by_the_last_block_out_in_any_order(monkeypatch):
+    """Blocks beside each other in threads (the agreement's diagnostics beside the scaling tests' MCSEs) end in
+    any order: ArviZ keeps its NumPy arithmetic until the last one ends, then gets its own switch back."""
+    monkeypatch.setattr(az.Numba, "numba_flag", True)
+    first, second = arviz_without_numba(), arviz_without_numba()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # not the last: the other block still runs
+    assert az.Numba.numba_flag is False
+    second.__exit__(None, None, None)
+    assert az.Numba.numba_flag is True

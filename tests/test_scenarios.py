@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
@@ -14,6 +15,8 @@ import dvbstats as dvb
 from dvbstats.benchmarks import scenarios
 from dvbstats.benchmarks.hvsb import HVSB
 from dvbstats.input.runfolder import RunFolder
+from dvbstats.results import estimands
+from dvbstats.results.fitted import Fit
 from dvbstats.report.build import report_markdown
 from dvbstats.report.sections.conditions import NAMES_SHOWN, scenario_preferences
 from dvbstats.simulate.hvsb import HvsbDesign, draw_hvsb_effects, simulate_hvsb
@@ -101,3 +104,23 @@ def test_scenario_preferences_are_one_row_per_contrast_with_the_models_on_each_s
     every = scenario_preferences(pd.DataFrame([{**r, "p_diff_above_0": 0.99, "p_diff_below_0": 0.01} for r in rows]),
                                  "none")
     assert every.count("| all 11 |") == 2 and "m0" not in every
+
+
+def test_scenario_rates_are_summed_from_the_fits_finest_grouping_not_a_second_pass(typed, monkeypatch):
+    """The scenario groupings (dataset and type parts, each determined by the scenario type) are sums of the fit's
+    finest grouping's groups, held from its one pass over the cells: no second pass (1-2 CPU s on the example),
+    and the same tables as a pass over the cells, up to rounding."""
+    data, fit, _, _ = typed
+    assert fit._fine is not None and set(fit._fine) >= {"model", "condition", "scenario_type"}
+    calls = []
+    monkeypatch.setattr(scenarios, "design_averages", lambda *a: calls.append(a) or estimands.design_averages(*a))
+    regrouped = scenarios.tables(HVSB, fit, data.trials, 0.9)
+    assert not calls  # no pass over the cells
+    monkeypatch.setattr(Fit, "regrouped", lambda *_: None)  # as before: a pass over the cells
+    direct = scenarios.tables(HVSB, fit, data.trials, 0.9)
+    assert len(calls) == 1 and regrouped.keys() == direct.keys() == {"scenario_rates", "scenario_contrasts"}
+    for name, table in direct.items():
+        floats = [c for c, t in table.schema.items() if t.is_float()]
+        assert regrouped[name].drop(floats).equals(table.drop(floats))
+        for c in floats:
+            np.testing.assert_allclose(regrouped[name][c].to_numpy(), table[c].to_numpy(), rtol=1e-9, atol=1e-15)

@@ -34,7 +34,8 @@ from dvbstats.benchmarks.common import JudgmentTable, reconcile
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.constants import CHANCE
 from dvbstats.input import schema
-from dvbstats.input.files import IngestError, IngestWarning, Source, check, check_regular, check_utf8_names, require
+from dvbstats.input.files import (IngestError, IngestWarning, Source, check, check_regular, check_utf8_names,
+                                  real_path, require)
 from dvbstats.input.reconcile import ConflictPolicy
 from dvbstats.input.manifest import sha256
 from dvbstats.input.registry import ModelTable
@@ -173,7 +174,8 @@ def judgment_files(paths: Sequence[str | Path] | str | Path) -> list[str]:
     if isinstance(paths, (str, Path)):
         paths = [paths]
     check_utf8_names(paths)
-    found: dict[Path, str] = {}
+    found: dict[str, str] = {}
+    folders: dict[str, str] = {}
     for given in paths:
         path = Path(given)
         if path.is_dir():
@@ -190,7 +192,7 @@ def judgment_files(paths: Sequence[str | Path] | str | Path) -> list[str]:
             raise IngestError(f"{given}: no such file or directory")
         for p in inside:
             check_regular(p)
-            found.setdefault(p.resolve(), str(p))
+            found.setdefault(real_path(p, folders), str(p))
     if not found:
         raise IngestError("no input files given")
     check_utf8_names(found.values())

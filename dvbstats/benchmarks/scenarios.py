@@ -60,14 +60,16 @@ def tables(b: Benchmark, fit: Fit, trials: JudgmentTable, hdi_prob: float) -> di
     key = next((k for k in ("scenario_type", "item") if k in by), None)
     if key is None or "condition" not in by or "scenario_type" not in trials.data.columns:
         return {}
-    mapping = trials.data.select(key, "dataset", *PARTS).unique(key)
-    cells = fit.cells.data.join(mapping, on=key, how="left", maintain_order="left").with_columns(
+    mapping = trials.data.select(key, "dataset", *PARTS).unique(key).with_columns(
         pl.col(p).fill_null(NONE) for p in PARTS)  # a type without the part: grouped apart, not reported
-    # the design-averages read the cells' grouping columns and weights only: the parts ride along
-    design = replace(fit.design, cells=CellTable(cells, by))
+    cells = fit.cells.data.join(mapping, on=key, how="left", maintain_order="left").with_columns(
+        pl.col(p).fill_null(NONE) for p in PARTS)
     parts = [p for p in PARTS if (cells[p] != NONE).any()]
     groupings = [(*who, "condition", "dataset", *what) for who in (("model",), ()) for what in ((), *((p,) for p in parts))]
-    averaged = design_averages(design, fit.idata, groupings)
+    # from the fit's finest grouping when it holds the key (HVSB's model x condition x scenario type), else a pass over
+    # the cells, which the design averages read by their grouping columns and weights only: the parts ride along
+    averaged = (fit.regrouped(groupings, mapping)
+                or design_averages(replace(fit.design, cells=CellTable(cells, by)), fit.idata, groupings))
     raw = {g: cells.group_by(list(g)).agg(pl.col("n_trials").sum(), pl.col("n_deep").sum()) for g in groupings}
     rates, contrasts = [], []
     for g, (da, keys) in zip(groupings, averaged):

@@ -91,6 +91,20 @@ def check_regular(path: str | Path) -> None:
         raise IngestError(f"{printable_path(path)}: {kind}, not a regular file; give a data file")
 
 
+def real_path(path: str | Path, folders: dict[str, str]) -> str:
+    """The real path of ``path`` (``os.path.realpath``, as ``Path.resolve``), the key by which a file reached twice
+    is read once, with each folder's worked out once in ``folders``: a file that is not a symbolic link is its
+    folder's real path and its name, so that a tree of 1,728 files (the HVSB example) costs a system call per
+    file, not one per folder above each."""
+    text = os.fspath(path)
+    if os.path.islink(text):
+        return os.path.realpath(text)
+    parent, name = os.path.split(text)
+    if parent not in folders:
+        folders[parent] = os.path.realpath(parent or os.curdir)
+    return os.path.join(folders[parent], name)
+
+
 def expand(paths: Sequence[str | Path] | str | Path) -> list[InputFile]:
     """Every input file: files as given, directories' data files (hive ``key=value`` sub-folders
     included), glob matches. A file reached twice (say through a directory and a glob) is read once.
@@ -123,9 +137,10 @@ def expand(paths: Sequence[str | Path] | str | Path) -> list[InputFile]:
     if not found:
         raise IngestError("no input files given")
     check_utf8_names(f.path for f in found)
-    files: dict[Path, InputFile] = {}
+    files: dict[str, InputFile] = {}
+    folders: dict[str, str] = {}
     for file in found:
-        files.setdefault(Path(file.path).resolve(), file)
+        files.setdefault(real_path(file.path, folders), file)
     return list(files.values())
 
 

@@ -186,7 +186,7 @@ class Diagnostics:
 def diagnose(quantities: Mapping[str, xr.DataArray], idata: az.InferenceData) -> Diagnostics:
     """Diagnostics for named (chain, draw, ...) arrays, one row per scalar quantity."""
     ds = xr.Dataset(dict(quantities))
-    with _arviz_without_numba():
+    with arviz_without_numba():
         rhat, bulk, tail = az.rhat(ds), az.ess(ds, method="bulk"), az.ess(ds, method="tail")
     rows = []
     for name, da in quantities.items():
@@ -202,16 +202,28 @@ def diagnose(quantities: Mapping[str, xr.DataArray], idata: az.InferenceData) ->
     return Diagnostics(table, divergences, n_draws)
 
 
+#: :func:`arviz_without_numba`'s state: the blocks inside it (in any thread) and the flag to restore after the last.
+_WITHOUT_NUMBA = {"lock": threading.Lock(), "depth": 0, "flag": None}
+
+
 @contextmanager
-def _arviz_without_numba():
-    """ArviZ's NumPy arithmetic for R-hat and ESS: its Numba variance kernel is not cached on disk, so
-    it would compile on every run (0.2-0.3 CPU s, benchmarks/bench_compile.py) to save microseconds."""
-    flag = az.Numba.numba_flag
-    az.Numba.numba_flag = False
+def arviz_without_numba():
+    """ArviZ's NumPy arithmetic for R-hat, ESS and MCSE: its Numba variance kernel is not cached on disk, so
+    it would compile on every run (0.2-0.7 CPU s, benchmarks/bench_compile.py) to save microseconds. ArviZ's
+    switch is global: blocks in threads beside each other (the agreement's beside the scaling tests) count
+    themselves in, and the last one out restores it, so none runs half with the other arithmetic."""
+    state = _WITHOUT_NUMBA
+    with state["lock"]:
+        if state["depth"] == 0:
+            state["flag"], az.Numba.numba_flag = az.Numba.numba_flag, False
+        state["depth"] += 1
     try:
         yield
     finally:
-        az.Numba.numba_flag = flag
+        with state["lock"]:
+            state["depth"] -= 1
+            if state["depth"] == 0:
+                az.Numba.numba_flag = state["flag"]
 
 
 def _labels(name: str, da: xr.DataArray, dims: list[str]):

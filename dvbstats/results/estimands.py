@@ -25,6 +25,7 @@ import numba
 import numpy as np
 import polars as pl
 import xarray as xr
+from scipy import sparse
 from scipy.special import expit
 
 from dvbstats.constants import CHANCE
@@ -90,6 +91,48 @@ def design_averages(
                       dims=("chain", "draw", "group"), coords=coords), keys)
         for i, keys in enumerate(keys_by)
     ]
+
+
+#: The most (draws x groups) of the finest grouping :class:`~dvbstats.results.fitted.Fit` holds, to derive coarser
+#: groupings asked for after the fit from it (:func:`regroup`) instead of passing over the cells again: 2^23 float64,
+#: 64 MB (HVSB's 12 models x 3 conditions x 48 scenario types at 4,000 draws is 55 MB).
+MAX_FINE_VALUES = 2**23
+
+
+def group_weights(d: Design, keys: pl.DataFrame) -> np.ndarray:
+    """The total weight (prompts) of each group of ``keys`` (one row per group, as :func:`design_averages` returns
+    them) over the cells of ``d``: what a group's design average divides by."""
+    by = list(keys.columns)
+    totals = d.cells.data.group_by(by).agg(pl.col("n_prompts").sum().cast(pl.Float64).alias("_weight"))
+    return keys.join(totals, on=by, how="left", maintain_order="left")["_weight"].fill_null(0.0).to_numpy()
+
+
+def regroup(
+    fine: tuple[xr.DataArray, pl.DataFrame], weights: np.ndarray, groupings: Sequence[Sequence[str]]
+) -> list[tuple[xr.DataArray, pl.DataFrame]]:
+    """:func:`design_averages` of ``groupings`` from those of a finer grouping: ``fine`` is its (chain, draw, group)
+    averages and keys (to which columns that its groups determine may be joined), ``weights`` its groups' total
+    weights (:func:`group_weights`). Each coarse group's sum is the sum of its fine groups' sums (average times
+    weight), so the averages are those of a pass over the cells, up to rounding, for draws x fine groups adds."""
+    da, keys = fine
+    n_chain, n_draw, n_fine = da.shape
+    by_group = np.ascontiguousarray(da.values.reshape(-1, n_fine).T)  # (fine, draws): one copy for every grouping
+    weighed = np.flatnonzero(weights > 0)  # a group without weight adds nothing (its average is NaN)
+    coords = {"chain": da.chain, "draw": da.draw}
+    out = []
+    for by in groupings:
+        if by:
+            coarse = keys.select(by).unique().sort(by).with_row_index("_group")
+            group = keys.join(coarse, on=list(by), how="left", maintain_order="left")["_group"].to_numpy()
+        else:
+            coarse, group = pl.DataFrame({"_group": [0]}), np.zeros(n_fine, dtype=np.int64)
+        # (coarse, fine) @ (fine, draws), each fine group's weight in its coarse group's row
+        to_coarse = sparse.csr_matrix((weights[weighed], (group[weighed], weighed)), shape=(coarse.height, n_fine))
+        totals = np.bincount(group, weights=weights, minlength=coarse.height)
+        averaged = (to_coarse @ by_group).T / totals
+        out.append((xr.DataArray(averaged.reshape(n_chain, n_draw, -1), dims=("chain", "draw", "group"), coords=coords),
+                    coarse.drop("_group")))
+    return out
 
 
 def _cell_sums(d: Design, stacked: dict[str, np.ndarray], runs: list[np.ndarray]):
@@ -296,19 +339,53 @@ def summarize(da: xr.DataArray, hdi_prob: float, *, dim: str | None = None,
               reference: float | None = CHANCE) -> pl.DataFrame:
     """Mean, median, HDI and P(< ``reference``) (column ``p_below_half``; NaN without a reference) of a
     (chain, draw[, dim]) array, one row per ``dim`` level."""
-    hdi = az.hdi(da.to_dataset(name="x"), hdi_prob=hdi_prob)["x"]
+    mean = da.mean(("chain", "draw"))
+    sorted_draws = _sorted_columns(da, dim)
+    if sorted_draws is None:
+        hdi = az.hdi(da.to_dataset(name="x"), hdi_prob=hdi_prob)["x"]
+        median, low, high = da.median(("chain", "draw")), hdi.sel(hdi="lower"), hdi.sel(hdi="higher")
+    else:
+        median, (low, high) = _median_sorted(sorted_draws), _hdi_sorted(sorted_draws, hdi_prob)
     stats = {
-        "mean": da.mean(("chain", "draw")),
-        "median": da.median(("chain", "draw")),
-        "hdi_low": hdi.sel(hdi="lower"),
-        "hdi_high": hdi.sel(hdi="higher"),
+        "mean": mean,
+        "median": median,
+        "hdi_low": low,
+        "hdi_high": high,
         "p_below_half": ((da < reference).mean(("chain", "draw"))
-                        if reference is not None else xr.full_like(hdi.sel(hdi="lower"), np.nan)),
+                        if reference is not None else np.full(np.shape(mean), np.nan)),
     }
-    cols = {k: np.atleast_1d(v.values).astype(float) for k, v in stats.items()}
+    cols = {k: np.atleast_1d(np.asarray(v)).astype(float) for k, v in stats.items()}
     if dim is not None:
         cols = {dim: [str(x) for x in da[dim].values], **cols}
     return pl.DataFrame(cols)
+
+
+def _sorted_columns(da: xr.DataArray, dim: str | None) -> np.ndarray | None:
+    """The draws of a (chain, draw[, dim]) array as (draws, levels), each column sorted: one sort gives
+    :func:`summarize` both the median and the HDI. None when a draw is NaN (the median then skips it, ArviZ's
+    HDI does not: the general path keeps both) or the array has other dimensions."""
+    if da.dims != ("chain", "draw", *((dim,) if dim is not None else ())):
+        return None
+    x = da.values.reshape(da.sizes["chain"] * da.sizes["draw"], -1)
+    return None if np.isnan(x).any() else np.sort(x, axis=0)
+
+
+def _median_sorted(s: np.ndarray) -> np.ndarray:
+    """The median of each sorted column (NumPy's: the middle draw, or the mean of the two middle ones)."""
+    n = s.shape[0]
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
+
+
+def _hdi_sorted(s: np.ndarray, hdi_prob: float) -> tuple[np.ndarray, np.ndarray]:
+    """ArviZ's HDI of each sorted column (``arviz.hdi``: the narrowest of the intervals spanning
+    ``floor(hdi_prob n)`` draws, the first of equally narrow ones), all columns at once."""
+    n = s.shape[0]
+    span = int(np.floor(hdi_prob * n))
+    if span >= n:
+        raise ValueError("Too few elements for interval calculation. ")
+    first = np.argmin(s[span:] - s[:n - span], axis=0)
+    columns = np.arange(s.shape[1])
+    return s[first, columns], s[first + span, columns]
 
 
 def raw_rates(counts: pl.DataFrame, reference: float | None = CHANCE) -> pl.DataFrame:

@@ -105,18 +105,34 @@ class Fit:
         """Design averages by model, overall, by each other factor and by each interaction, in one pass
         (item-level groupings, :data:`dvbstats.results.bounds.MAX_LEVELS_LISTED`, only when asked for: 12,000 prompts
         x 4,000 draws are 400 MB). Model by each condition of the fixed part is in the same pass: the condition
-        tables ask for it, and a pass over HVSB's 72,000 item cells costs about 10 CPU s."""
+        tables ask for it, and a pass over HVSB's 72,000 item cells costs about 10 CPU s. The finest grouping
+        (:attr:`_fine`) is in the same pass, for groupings asked for later (:meth:`regrouped`)."""
         groupings = [("model",), ()]
         groupings += [(f,) for f in self.cells.by if f != "model"]
         groupings += [t.term.factors for t in self.design.terms if len(t.term.factors) > 1]
         by_condition = [("model", v.name) for v in summaries.condition_variables(self)]
         groupings = [g for g in dict.fromkeys(groupings + by_condition)
                      if not g or not bounds.item_level(self.cells.data.select(g).n_unique())]
-        averages = dict(zip(groupings, estimands.design_averages(self.design, self.idata, groupings)))
+        passed = groupings + [self._fine] if self._fine is not None and self._fine not in groupings else groupings
+        averages = dict(zip(passed, estimands.design_averages(self.design, self.idata, passed)))
         for by in by_condition:
             if self.predicted(by[1]) is not None:
                 averages[by] = self._predicted_average(by)
         return averages
+
+    @cached_property
+    def _fine(self) -> tuple[str, ...] | None:
+        """The finest grouping :attr:`_averages` holds, for :meth:`regrouped`: every factor of the cells that is not
+        item-level, when its groups x draws are at most :data:`~dvbstats.results.estimands.MAX_FINE_VALUES`; else None."""
+        data, post = self.cells.data, self.idata.posterior
+        fine = tuple(f for f in self.cells.by if not bounds.item_level(data[f].n_unique()))
+        n_draws = post.sizes["chain"] * post.sizes["draw"]
+        return fine if fine and data.select(fine).n_unique() * n_draws <= estimands.MAX_FINE_VALUES else None
+
+    @cached_property
+    def _fine_weights(self) -> np.ndarray:
+        """The total weight of each group of :attr:`_fine` (:func:`~dvbstats.results.estimands.group_weights`)."""
+        return estimands.group_weights(self.design, self._averages[self._fine][1])
 
     def average(self, by: Sequence[str]) -> tuple[xr.DataArray, pl.DataFrame]:
         """Prompt-weighted posterior DVGR per group of design cells: ((chain, draw, group), keys). By model x a
@@ -127,6 +143,22 @@ class Fit:
             self._averages[key] = (self._predicted_average(key) if predicted
                                    else estimands.design_averages(self.design, self.idata, [key])[0])
         return self._averages[key]
+
+    def regrouped(self, groupings: Sequence[Sequence[str]], labels: pl.DataFrame | None = None
+                  ) -> list[tuple[xr.DataArray, pl.DataFrame]] | None:
+        """Design averages of ``groupings`` from the finest grouping held (:attr:`_fine`), without a pass over the
+        cells; the groupings may use the columns of ``labels``, which the cells' columns they share determine (one
+        row per value of those: HVSB's dataset and scenario-type parts, by scenario type). None when the finest
+        grouping lacks a column the groupings or the labels need."""
+        fine = self._fine
+        shared = [c for c in (labels.columns if labels is not None else ()) if c in self.cells.by]
+        if fine is None or not set(shared) <= set(fine) or (labels is not None and not shared):
+            return None
+        da, keys = self._averages[fine]
+        keys = keys.join(labels, on=shared, how="left", maintain_order="left") if labels is not None else keys
+        if not all(set(g) <= set(keys.columns) for g in groupings):
+            return None
+        return estimands.regroup((da, keys), self._fine_weights, groupings)
 
     def predicted(self, factor: str) -> CellTable | None:
         """The model x ``factor`` cells the data lack (:func:`~dvbstats.input.cells.predicted_cells`), or None:

@@ -25,6 +25,8 @@ import arviz as az
 import numpy as np
 from scipy import stats
 
+from dvbstats.model.sample import arviz_without_numba
+
 #: A verdict whose deciding number lies within this many MCSEs of its threshold is borderline.
 K_MCSE = 2.0
 #: An HDI bound's Monte Carlo SD over the quantile MCSE at REFERENCE_DRAWS independent normal draws
@@ -42,9 +44,15 @@ def _scalar(x) -> float:
     return float(np.ravel(x)[0])
 
 
+def _mcse(x: np.ndarray, **options) -> float:
+    """``arviz.mcse`` of a (chain, draw) array in NumPy arithmetic (:func:`~dvbstats.model.sample.arviz_without_numba`)."""
+    with arviz_without_numba():
+        return _scalar(az.mcse(x, **options))
+
+
 def mean_mcse(draws: np.ndarray) -> float:
     """MCSE of the posterior mean of ``draws`` ((chain, draw) or flat)."""
-    return _scalar(az.mcse(_chains(draws), method="mean"))
+    return _mcse(_chains(draws), method="mean")
 
 
 def probability_mcse(event: np.ndarray) -> float:
@@ -53,14 +61,14 @@ def probability_mcse(event: np.ndarray) -> float:
     x = _chains(np.asarray(event, dtype=float))
     if x.min() == x.max():
         return 0.0
-    return _scalar(az.mcse(x, method="mean"))
+    return _mcse(x, method="mean")
 
 
 def quantile_mcse(draws: np.ndarray, bound: float) -> float:
     """MCSE of a fixed quantile: ArviZ's quantile MCSE at the share of draws at or below ``bound``."""
     x = _chains(draws)
     prob = float(np.clip((x <= bound).mean(), 1 / x.size, 1 - 1 / x.size))
-    return _scalar(az.mcse(x, method="quantile", prob=prob))
+    return _mcse(x, method="quantile", prob=prob)
 
 
 def hdi_mcse(draws: np.ndarray, hdi_prob: float) -> tuple[float, float]:

@@ -37,14 +37,17 @@ LEGACY_COLUMNS: dict[str, str] = {
 }
 
 
-def tables(fit: Fit, hdi_prob: float, seed: int, benchmark: Benchmark | None = None) -> dict[str, pl.DataFrame]:
+def tables(fit: Fit, hdi_prob: float, seed: int, benchmark: Benchmark | None = None, *,
+           predictive: bool = True) -> dict[str, pl.DataFrame]:
     """Every table of the run folder that comes from the posterior, by file stem. ``benchmark`` (default: the
     fit's input's) gives the reference line, the direction ranks follow and the condition the per-model rate
-    is taken under; without one there is no reference and no direction."""
+    is taken under; without one there is no reference and no direction. ``predictive=False`` leaves out the
+    posterior predictive check (``ppc``, :func:`ppc_table`) for a caller that runs it beside more than these
+    tables (the run folder: beside all its writing)."""
     b = benchmark or (fit.data.benchmark if fit.data is not None else None)
     with ThreadPoolExecutor(1) as pool:
         # the posterior predictive check is Numba without the GIL: it runs beside the other tables
-        ppc = pool.submit(ppc_table, fit, hdi_prob, seed)
+        ppc = pool.submit(ppc_table, fit, hdi_prob, seed) if predictive else None
         out = {
             "rates": rate_table(fit, hdi_prob, seed, b),
             "sd": sd_table(fit, hdi_prob),
@@ -53,7 +56,6 @@ def tables(fit: Fit, hdi_prob: float, seed: int, benchmark: Benchmark | None = N
             "random_effects": random_effects_table(fit, hdi_prob),
             "margins": margins_table(fit, hdi_prob),
             **({"item_effects": item_effects_table(fit)} if item_factors(fit) else {}),
-            "ppc": None,  # filled in below, when it is done
             "diagnostics": fit.diagnostics.table,
         }
         interaction = interaction_table(fit, hdi_prob)
@@ -64,7 +66,8 @@ def tables(fit: Fit, hdi_prob: float, seed: int, benchmark: Benchmark | None = N
             out["condition_effects"] = conditions
         if len(fit.models) > 1:
             out |= rank_tables(fit, b, hdi_prob)
-        out["ppc"] = ppc.result()
+        if ppc is not None:
+            out["ppc"] = ppc.result()
     return out
 
 

@@ -34,7 +34,7 @@ from dvbstats.benchmarks.sources.inspect_logs import INSPECT
 from dvbstats.benchmarks.sources.lm_eval import LM_EVAL
 from dvbstats.benchmarks.sources.records import RESERVED, LogFormat, Options
 from dvbstats.benchmarks.sources.wide import WIDE
-from dvbstats.input.files import IngestError, IngestWarning
+from dvbstats.input.files import IngestError, IngestWarning, real_path
 from dvbstats.input.reconcile import ConflictPolicy
 from dvbstats.input.registry import ModelTable
 
@@ -62,9 +62,10 @@ def _expand(paths: Sequence[str | Path]) -> list[tuple[Path, bool]]:
             found.append((path, True))
         elif any(ch in str(given) for ch in "*?["):
             found += [(Path(m), False) for m in sorted(glob.glob(str(given), recursive=True)) if Path(m).is_file()]
-    unique: dict[Path, tuple[Path, bool]] = {}
+    unique: dict[str, tuple[Path, bool]] = {}
+    folders: dict[str, str] = {}
     for path, named in found:
-        unique.setdefault(path.resolve(), (path, named))
+        unique.setdefault(real_path(path, folders), (path, named))
     return list(unique.values())
 
 
