@@ -420,6 +420,11 @@ def test_the_example_generator_key_follows_the_generator(monkeypatch):
     assert key == sim.generator_key() and len(key) == 64
     monkeypatch.setattr(sim.np, "__version__", "0.0-other")
     assert sim.generator_key() != key
+    monkeypatch.undo()
+    assert sim.generator_key() == key
+    other = sim.model_table().data.with_columns(pl.col("short_name") + "-renamed")
+    monkeypatch.setattr(sim, "model_table", lambda: sim.ModelTable(other))  # the benchmark's model table, edited
+    assert sim.generator_key() != key
 
 
 @pytest.mark.slow

@@ -380,9 +380,10 @@ def simulate_hvsb_example(out_dir: Path) -> HvsbSimulation:
 
 def generator_key() -> str:
     """What the example's bytes are a function of, hashed: this module's source (the design, effects, seed and
-    writer), the conditions and labels it writes, and the versions of Python (its csv writer) and of the
-    libraries whose random streams and arithmetic it uses. Equal keys generate equal trees."""
-    parts = [Path(__file__).read_bytes(), repr((CONDITIONS, LABELS)).encode(),
+    writer), the conditions, labels and model table it writes from (defined in the benchmark's module), and the
+    versions of Python (its csv writer) and of the libraries whose random streams and arithmetic it uses. Equal
+    keys generate equal trees."""
+    parts = [Path(__file__).read_bytes(), repr((CONDITIONS, LABELS)).encode(), model_table().data.write_csv().encode(),
              f"{platform.python_version()} numpy {np.__version__} scipy {scipy.__version__} polars {pl.__version__}"
              .encode()]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()
