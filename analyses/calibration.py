@@ -13,7 +13,8 @@ in 10 bins, Bonferroni threshold), ``coverage.csv`` (per model class, simulator 
 intervals, covered, Wilson 95% interval, and a 95% interval resampling whole fits),
 ``coverage_pooled.csv`` (the same per estimand class and simulator, over the model classes), ``fits.csv``'s
 counts per class and simulator (``fits_by_class.csv``), ``coverage.md`` (those counts, SBC per class and the
-pooled coverage as Markdown), ``pbest.csv`` (calibration of P(best)) and the figures ``sbc_<class>.png`` (rank histograms and
+pooled coverage as Markdown, and the rank table), ``pbest.csv`` (calibration of P(best)), ``rank_mass.csv`` (rank
+intervals' coverage beside the posterior mass they hold) and the figures ``sbc_<class>.png`` (rank histograms and
 ECDF differences with 99% simultaneous bands). ``cost`` fits one data set per class with the defaults and
 prints the CPU seconds of the fit and, on the PyMC backend, of compiling its graph alone, with the
 sampler's leapfrog steps per draw, tree depth and divergences.
