@@ -526,12 +526,16 @@ def coverage_table(fits: pl.DataFrame, by: tuple[str, ...] = ("class", "simulato
     t = pl.DataFrame(rows).group_by(*by, maintain_order=True).agg(
         fits=pl.col("fit").n_unique(), intervals=pl.len(), covered=pl.col("covered").sum(),
         _covered=pl.col("covered"), _fit=pl.col("fit"))
-    bounds = [wilson(k, n) for k, n in t.select("covered", "intervals").iter_rows()]
     boot = [fit_bootstrap(np.asarray(c, dtype=float), np.asarray(f)) for c, f in t.select("_covered", "_fit").iter_rows()]
-    return t.drop("_covered", "_fit").with_columns(
-        coverage=pl.col("covered") / pl.col("intervals"), wilson_low=pl.Series([b[0] for b in bounds]),
-        wilson_high=pl.Series([b[1] for b in bounds]), boot_low=pl.Series([b[0] for b in boot]),
-        boot_high=pl.Series([b[1] for b in boot]))
+    return _with_share(t.drop("_covered", "_fit")).with_columns(
+        boot_low=pl.Series([b[0] for b in boot]), boot_high=pl.Series([b[1] for b in boot]))
+
+
+def _with_share(t: pl.DataFrame) -> pl.DataFrame:
+    """``t`` (with ``covered`` of ``intervals``) and the covered share with its Wilson interval."""
+    bounds = [wilson(k, n) for k, n in t.select("covered", "intervals").iter_rows()]
+    return t.with_columns(coverage=pl.col("covered") / pl.col("intervals"),
+                          wilson_low=pl.Series([b[0] for b in bounds]), wilson_high=pl.Series([b[1] for b in bounds]))
 
 
 def markdown(t: pl.DataFrame) -> str:
@@ -558,9 +562,7 @@ def rank_mass_table(fits: pl.DataFrame) -> pl.DataFrame:
     t = pl.DataFrame(rows, schema=["class", "simulator", "covered", "mass"], orient="row").group_by(
         "class", "simulator", maintain_order=True).agg(
         intervals=pl.len(), covered=pl.col("covered").sum(), mean_mass=pl.col("mass").mean()).sort("class", "simulator")
-    bounds = [wilson(k, n) for k, n in t.select("covered", "intervals").iter_rows()]
-    return t.with_columns(coverage=pl.col("covered") / pl.col("intervals"),
-                          wilson_low=pl.Series([b[0] for b in bounds]), wilson_high=pl.Series([b[1] for b in bounds]))
+    return _with_share(t)
 
 
 def pbest_table(fits: pl.DataFrame) -> pl.DataFrame:
