@@ -1,7 +1,7 @@
 """Where one ``python -m dvbstats.fit ... --no-report`` run spends its time and memory, stage by stage, this
 checkout against a reference checkout in the same session.
 
-    python benchmarks/bench_breakdown.py hvsb [--runs 3] [--reference /work/main] [--tune 300]
+    python benchmarks/bench_breakdown.py hvsb [--runs 3] [--reference /work/main] [--tune 300] [--target-accept 0.6]
     python benchmarks/bench_breakdown.py dvb-items --runs 3 --reference /work/main
 
 Each run is a fresh process (``PYTHONPATH`` = the checkout) that runs the CLI's ``main`` with timers wrapped
@@ -184,11 +184,12 @@ def fit_args(case: str, default_formula: str) -> list[str]:
     return ["--formula", default_formula + " + (1|prompt)"]
 
 
-def run(checkout: Path, case: str, out: Path, tune: int | None) -> dict:
+def run(checkout: Path, case: str, out: Path, tune: int | None, target_accept: float | None = None) -> dict:
     """One run of ``case`` in a fresh process on ``checkout``: its stages (:func:`child`'s JSON)."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     options = ["--no-report", "--out", str(out), "--overwrite", "--quiet", "--allow-warnings"]
     options += ["--tune", str(tune)] if tune else []
+    options += ["--target-accept", str(target_accept)] if target_accept else []
     res = subprocess.run([sys.executable, __file__, "--child", case, *options], capture_output=True, text=True, env=env,
                          cwd=str(checkout))
     line = next((l for l in res.stdout.splitlines() if l.startswith("BREAKDOWN ")), None)
@@ -229,6 +230,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--reference", type=Path, help="checkout to compare with in the same session (e.g. /work/main)")
     p.add_argument("--tune", type=int, help="tuning iterations per chain (default: the package's)")
+    p.add_argument("--target-accept", type=float, help="NUTS target acceptance (default: the package's plan)")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_breakdown_"))
     checkouts = {"this": ROOT} | ({"reference": args.reference} if args.reference else {})
@@ -237,7 +239,7 @@ def main() -> None:
           flush=True)
     for i in range(args.runs):
         for name, checkout in checkouts.items():
-            r = run(checkout, args.case, tmp / "run", args.tune)
+            r = run(checkout, args.case, tmp / "run", args.tune, args.target_accept)
             shutil.rmtree(tmp / "run", ignore_errors=True)
             results[name].append(r)
             steps = next((s for s in r["steps"] if "analyses" not in s["stages"]), {})

@@ -60,8 +60,11 @@ def test_prose_wraps_to_the_terminal(monkeypatch, capsys):
     assert max(map(len, capsys.readouterr().out.splitlines())) <= 100
 
 
-def _trace(chains: int, draws: int) -> az.InferenceData:
-    return az.from_dict(sample_stats={"diverging": np.zeros((chains, draws), bool)})
+def _trace(chains: int, draws: int, made: int | None = None) -> az.InferenceData:
+    """Sample statistics as nutpie's trace holds them: chains behind the longest one padded with NaN."""
+    step_size = np.full((chains, draws), 0.3)
+    step_size[chains // 2:, draws if made is None else made:] = np.nan
+    return az.from_dict(sample_stats={"diverging": np.zeros((chains, draws), bool), "step_size": step_size})
 
 
 def test_progress_says_what_follows_sampling_and_prints_the_count_once(capsys):
@@ -72,6 +75,14 @@ def test_progress_says_what_follows_sampling_and_prints_the_count_once(capsys):
     out = capsys.readouterr().out.splitlines()
     assert sum("400/400 draws" in line for line in out) == 1 and out[-1].startswith("  sampling: 400/400")
     assert "200/400" in out[0] and "collecting" in out[1] and "collecting" in out[2]
+
+
+def test_progress_counts_the_draws_made_not_the_padded_trace(capsys):
+    """4 chains on 2 cores: two chains done, two not started: half the draws, not 'sampling done'."""
+    sample._progress_line(_trace(4, 100, made=0), 400, 20.0, final=False)
+    sample._progress_line(_trace(4, 100, made=60), 400, 30.0, final=False)
+    out = capsys.readouterr().out.splitlines()
+    assert "200/400" in out[0] and "320/400" in out[1] and not any("collecting" in line for line in out)
 
 
 def test_compile_note_follows_numbas_cache(monkeypatch, tmp_path):

@@ -36,10 +36,12 @@ def _trace(warmup, chains=2, draws=5, tune=3, divergent=1):
     """A trace as nutpie returns it (warm-up groups when asked to save them); one divergence after tuning."""
     diverging = np.zeros((chains, draws), dtype=bool)
     diverging.flat[:divergent] = True
-    groups = {"posterior": {"x": np.zeros((chains, draws))}, "sample_stats": {"diverging": diverging}}
+    groups = {"posterior": {"x": np.zeros((chains, draws))},
+              "sample_stats": {"diverging": diverging, "step_size": np.full((chains, draws), 0.3)}}
     if warmup:
         groups |= {"warmup_posterior": {"x": np.zeros((chains, tune))},
-                   "warmup_sample_stats": {"diverging": np.ones((chains, tune), dtype=bool)}}
+                   "warmup_sample_stats": {"diverging": np.ones((chains, tune), dtype=bool),
+                                           "step_size": np.full((chains, tune), 0.3)}}
     return az.InferenceData(**{g: az.dict_to_dataset(v) for g, v in groups.items()})
 
 

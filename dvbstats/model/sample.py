@@ -104,8 +104,7 @@ def run_nutpie(compiled, settings: SamplerSettings, progress: bool) -> az.Infere
 def _progress_line(idata: az.InferenceData, total: int, elapsed: float, *, final: bool = True) -> int:
     """One progress line, and the draws so far: their count, or, once every draw is in (and before the last
     line), what is being done."""
-    done = sum(idata[g].sizes["chain"] * idata[g].sizes["draw"] for g in ("warmup_sample_stats", "sample_stats")
-               if g in idata.groups())
+    done = _draws_made(idata)
     if done >= total and not final:
         _collecting(total, elapsed)
         return done
@@ -114,6 +113,14 @@ def _progress_line(idata: az.InferenceData, total: int, elapsed: float, *, final
     print(f"  sampling: {done:,}/{total:,} draws (tuning included), {divergences} divergences after tuning, "
           f"{elapsed:.0f} s", flush=True)
     return done
+
+
+def _draws_made(idata: az.InferenceData) -> int:
+    """The draws the chains have made, tuning included. nutpie pads every chain to the longest one with NaN
+    (4 chains on 2 cores: the first two finish before the last two have started), so the finite step sizes
+    are counted, not the padded shape."""
+    return sum(int(np.isfinite(idata[g]["step_size"].values).sum()) for g in ("warmup_sample_stats", "sample_stats")
+               if g in idata.groups())
 
 
 def _collecting(total: int, elapsed: float) -> None:
