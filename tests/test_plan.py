@@ -12,7 +12,7 @@ from dvbstats.benchmarks.hvsb import HVSB
 from dvbstats.input import manifest
 from dvbstats.input.cells import CellTable
 from dvbstats.model import plan as plans
-from dvbstats.model.design import design
+from dvbstats.model.design import design, predictor_layout
 from dvbstats.model.formula import parse
 from dvbstats.model.sample import Diagnostics, SamplerSettings
 from dvbstats.results import fitted
@@ -318,16 +318,34 @@ def test_fit_starts_from_the_form_the_pilot_prefers(monkeypatch):
     assert funnel.calls == [("zerosum_noncentered", 0.95, 1000)] and p.pilots["zerosum"]["sd_low"] == {"value": small}
 
 
-@pytest.mark.parametrize("benchmark, forms", [
-    ("dvb", dict.fromkeys(["model", "value", "feature", "context"], "zerosum")),
-    ("hvsb", dict.fromkeys(["scenario_type", "item", "model__condition"], "zerosum")),
+@pytest.mark.parametrize("benchmark, forms, accept", [
+    ("dvb", dict.fromkeys(["model", "value", "feature", "context"], "zerosum"), 0.8),
+    ("hvsb", dict.fromkeys(["scenario_type", "item", "model__condition"], "zerosum"), plans.HIGH_DIMENSION_ACCEPT),
 ])
-def test_the_examples_are_sampled_as_before(benchmark, forms):
+def test_the_examples_are_sampled_as_before(benchmark, forms, accept):
     """The default runs whose speed is benchmarked (bench_speed.py, bench_hvsb.py) start as they did before the
-    plan: every term centred zero-sum at target acceptance 0.8 with the diagonal mass matrix, and no pilot."""
+    plan: every term centred zero-sum with the diagonal mass matrix, and no pilot; at target acceptance 0.8, HVSB's
+    2,095 parameters (its 2,000 items) at HIGH_DIMENSION_ACCEPT."""
     import dvbstats as dvb
 
     model = dvb.Model(data=dvb.load(benchmark=benchmark))
     p = plans.plan(model.design, measured_form=model.measured_form)
     assert dict(p.terms) == forms and p.candidates == ()
-    assert (p.first.target_accept, p.first.low_rank, p.first.draws_factor) == (0.8, False, 1)
+    assert (p.first.target_accept, p.first.low_rank, p.first.draws_factor) == (accept, False, 1)
+
+
+def test_high_dimensional_posteriors_are_sampled_at_the_efficient_acceptance():
+    """From HIGH_DIMENSION parameters the rule's 0.8 becomes HIGH_DIMENSION_ACCEPT (divergences still climb from
+    there); below it, and where thin data take 0.95, nothing changes. The count is the full density's."""
+    rasch = parse("outcome ~ 1 + (1|model) + (1|item)")
+    for items, accept in [(600, 0.8), (1200, plans.HIGH_DIMENSION_ACCEPT)]:
+        d = design(rasch, _grid({"model": 6, "item": items}, 1))
+        cols, _ = predictor_layout(d)
+        assert plans.dimension(d) == cols.max() + 1 + len(d.sd_labels) == 1 + 6 + items + 2
+        p = plans.plan(d)
+        assert p.first.target_accept == accept
+        assert [a.target_accept for a in p.attempts if a.when == "divergences"] == [a for a in (0.8, 0.95, 0.99)
+                                                                                   if a > accept]
+    thin = design(parse("outcome ~ 1 + (1|model) + (1|value)"), _grid({"model": 6, "value": 1200}, 1))
+    assert plans.default_target_accept(thin, "zerosum_noncentered") == 0.95
+    assert plans.plan(design(rasch, _grid({"model": 6, "item": 1200}, 1)), target_accept=0.9).first.target_accept == 0.9

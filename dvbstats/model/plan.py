@@ -10,7 +10,8 @@ requested form, the benchmark's measured form, a target acceptance or mass matri
 run folder's manifest records and the report's methods show.
 
 **Fallbacks.** Divergent transitions say the step size is too large for the posterior's curvature: the
-first remedy keeps the form and raises the target acceptance (0.8 -> 0.95 -> 0.99, :data:`TARGET_ACCEPTS`),
+first remedy keeps the form and raises the target acceptance (0.8 -> 0.95 -> 0.99, :data:`TARGET_ACCEPTS`; from
+0.65 in high dimensions, :data:`HIGH_DIMENSION`),
 which shortens the steps without changing the geometry that the form was chosen for. A fit without
 divergences that misses R-hat or ESS narrowly (:func:`marginal`) is sampled again in the same form, at the
 same target acceptance, with twice the draws: its chains mix, only not for long enough. Only a fit that
@@ -85,6 +86,16 @@ FEW_SLOPE_LEVELS = 6
 MEASURED_FORM_MIN_TRIALS = 15
 #: The target acceptances a fit climbs, in order, while it has divergent transitions (see the module docstring).
 TARGET_ACCEPTS = (0.8, 0.95, 0.99)
+#: A posterior of at least this many parameters is sampled at target acceptance HIGH_DIMENSION_ACCEPT where the
+#: rules would take 0.8. From about a thousand dimensions NUTS's trajectories are as long as the dimension makes
+#: them (``benchmarks/bench_steps_floor.py``: 15 leapfrog steps per draw at 1,350 and 2,130 dimensions whatever the
+#: target), and the acceptance rate that makes Hamiltonian Monte Carlo most efficient as the dimension grows is
+#: 0.651 (Beskos, Pillai, Roberts, Sanz-Serna and Stuart 2013, Bernoulli 19(5A)). Measured in docs/model.md: the
+#: HVSB example (2,130 parameters) tuned in 16.5 leapfrog steps per iteration against 22.6 and kept twice the
+#: bulk ESS (1,297-1,504 against 563-791 over 3 seeds); DVB with ``(1|prompt)`` (12,100) draws in 18 steps
+#: against 31. The calibration suite's classes are all below it.
+HIGH_DIMENSION = 1000
+HIGH_DIMENSION_ACCEPT = 0.65
 #: A failure is narrow (:func:`marginal`) when, without divergences, every R-hat is at most this and every ESS at
 #: least MIN_ESS / LONGER_DRAWS: chains that long again would be expected to pass (ESS grows with the draws).
 MARGINAL_R_HAT = 1.05
@@ -184,18 +195,28 @@ def _zero_sum_allowed(d: Design) -> dict[str, bool]:
     return out
 
 
+def dimension(d: Design) -> int:
+    """How many parameters the full density of ``d`` has: the intercept, the fixed coefficients, every level of
+    every random term (per coefficient for a slope term), the SDs and the correlations."""
+    return (int(d.formula.intercept) + len(d.fixed) + sum(int(np.prod([len(lv) for lv in t.levels])) for t in d.terms)
+            + sum(len(s.levels) * len(s.coefficients) for s in d.slopes) + len(d.sd_labels) + len(d.pair_labels))
+
+
 def default_target_accept(d: Design, parametrization: Parametrization) -> float:
     """0.8 when every random term is centred (data-rich: long trajectories would only cost time) or an
     item term with a signed scale beside centred ones (the ridge of its SD is straight and the low-rank
     mass matrix follows it: 20 leapfrog steps per draw against 31 at 0.95, every check passing, with and
-    without item variation); 0.95 when some term is non-centred with a log SD (thin data, where
+    without item variation), HIGH_DIMENSION_ACCEPT instead when the posterior has at least HIGH_DIMENSION
+    parameters (:func:`dimension`); 0.95 when some term is non-centred with a log SD (thin data, where
     divergences come from curvature and the gradients are cheap); 0.99 when a slope term of fewer than
     FEW_SLOPE_LEVELS levels has non-centred slope columns (its SDs and correlations barely pinned down:
     smaller steps: 63 leapfrog steps per draw against 31 at 0.95). Measured in docs/model.md and docs/hvsb-format.md."""
     kinds = term_parametrizations(d, parametrization)
     if any(len(s.levels) < FEW_SLOPE_LEVELS and "noncentered" in kinds[s.name] for s in d.slopes):
         return 0.99
-    return 0.95 if any("noncentered" in k for k in kinds.values()) else 0.8
+    if any("noncentered" in k for k in kinds.values()):
+        return 0.95
+    return HIGH_DIMENSION_ACCEPT if dimension(d) >= HIGH_DIMENSION else 0.8
 
 
 def default_low_rank(d: Design, parametrization: Parametrization) -> bool:
