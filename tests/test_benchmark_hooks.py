@@ -111,7 +111,7 @@ def test_a_benchmark_told_by_its_folder_tree_is_detected_and_read_with_its_model
     assert detect(root) == detect(root / "m2_ballots") == detect(file) == "ballots"
     assert inputs.judged(str(root)) and inputs.judged_as([str(root)]) == "ballots"
     data = dvb.load(root)
-    assert data.benchmark is ballots and not data.synthetic
+    assert data.benchmark is ballots and not data.synthetic and data.trials.benchmark == "ballots"
     assert sorted(data.trials.data["model"].unique()) == ["model-one", "model-two"]  # its table, not DVB's
     dump = tmp_path / "votes" / "dump.csv"  # a table beside the tree is classified too
     pl.DataFrame({"model": ["m"], "item": ["q"], "outcome": [1]}).write_csv(dump)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import polars as pl
@@ -114,6 +114,7 @@ def read(
     trials: JudgmentTable = (
         sources.read(paths, reading, models=table, on_conflict=on_conflict, outcome=outcome) if log_format
         else b.read(paths, models=table, on_conflict=on_conflict, **options))
+    trials = replace(trials, benchmark=b.name)  # the shared builders label their tables binary judgments
     if b.configure is not None:  # its default formula and design follow the table's columns (a condition or not)
         design = [c for c in trials.data.columns if c not in READER_COLUMNS and c != outcome]
         b = b.configure(outcome=outcome, reference=reference, direction=direction, design=design)
