@@ -36,13 +36,26 @@ def test_findings_lead_the_sections_the_reanalysis_writes():
     assert reanalysis.SECTIONS["findings"].startswith(methods.LEAD)  # the report opens with it
 
 
+def _depth(text: str) -> int:
+    """How deep parentheses nest in ``text``."""
+    depth = deepest = 0
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def test_findings_carry_the_borderline_notes_the_tables_carry():
-    """A verdict within 2 MCSE of flipping is labelled borderline in the opening summary too, not only in the tables."""
-    near = pb.Claim("Mean DVGR 0.30", "0.3024", "0.301 [0.299, 0.304]", pb.AGREES, ("Reproduced.",),
-                    borderline="borderline: a bound 0.001 from 0.3, MCSE 0.002")
+    """A verdict within 2 MCSE of flipping is labelled borderline in the opening summary too, not only in the tables,
+    with the note's numbers; the note's own parentheses follow the verdict rather than sit inside the summary's, so
+    no line nests parentheses more than two deep (the published run's note once closed on ``(threshold 0)))``)."""
+    note = "borderline: within 2 MCSE of another verdict (HDI upper bound -0.001633, MCSE 0.0026 (threshold 0))"
+    near = pb.Claim("Mean DVGR 0.30", "0.3024 (pooled trials)", "0.301 [0.299, 0.304]", pb.AGREES,
+                    ("Reproduced.",), borderline=note)
     audit = value_audit.AuditVerdict("reproduced", (value_audit.DimensionVerdict(
-        "predictiveness", "n.s.", "credible here, n.s. in the paper", False,
-        borderline="borderline: the upper bound 0.0016 from 1, MCSE 0.0026"),))
+        "predictiveness", "n.s.", "credible here, n.s. in the paper", False, borderline=note),))
     text = reanalysis.findings_section([near], audit, "chose_deep ~ 1 + (1|model)")
-    assert "(agrees (borderline: a bound 0.001 from 0.3, MCSE 0.002); paper: 0.3024" in text
-    assert "predictiveness (n.s. in the paper): credible here, n.s. in the paper (borderline: the upper bound" in text
+    assert "- **Mean DVGR 0.30** (agrees, borderline; paper: 0.3024 (pooled trials); " in text
+    assert f"Reproduced. The verdict is {note}." in text
+    assert f"predictiveness (n.s. in the paper): credible here, n.s. in the paper — {note} (@sec-value-audit)" in text
+    assert max(map(_depth, text.splitlines())) == 2

@@ -8,12 +8,14 @@ outcome and rate, its reference line, default formula, design variables and word
 Adding a benchmark is one module holding its :class:`Benchmark` definition and one :func:`register` call
 (``docs/design.md``, "Adding a benchmark").
 
-Detection, per file: under a ``<dataset>_judgment`` folder (or a ``.tsv`` file) -> ``hvsb``; otherwise the first
-registered benchmark whose definition ``recognises`` the file (the one asked for when it does too): a harness
-dump or DVB cell table -> ``dvb``; a table with the columns ``model``, ``item`` and ``outcome`` -> ``binary``. Other tables are binary judgments only when asked for
-(``benchmark="binary"`` with their column names). Evaluation logs (Inspect, lm-evaluation-harness,
-HELM, Every Eval Ever) and wide matrices are binary judgments read by :mod:`.sources`, which
-says which files are logs (``sources.detect``).
+Detection, per path, asks the definitions: a benchmark whose input is a folder tree told by its paths
+(``Benchmark.tree``: under a ``<dataset>_judgment`` folder, or a ``.tsv`` file -> ``hvsb``); otherwise, per file,
+the first registered benchmark whose definition ``recognises`` the file (the one asked for when it does too): a
+harness dump or DVB cell table -> ``dvb``; a table with the columns ``model``, ``item`` and ``outcome`` ->
+``binary``. Other tables are the input of a benchmark whose columns the caller names (``Benchmark.columns``)
+only when it is asked for (``benchmark="binary"`` with their column names). Evaluation logs (Inspect,
+lm-evaluation-harness, HELM, Every Eval Ever) and wide matrices, which :mod:`.sources` reads and tells
+(``sources.detect``), are the input of the benchmark that reads logs (``Benchmark.logs``: binary judgments).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dvbstats.benchmarks.binary import BINARY, binary_benchmark, read_binary
 from dvbstats.benchmarks.common import JudgmentTable, is_judgment_table
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.benchmarks.dvb import DVB
-from dvbstats.benchmarks.hvsb import HVSB, judgment_files, read_judgments
+from dvbstats.benchmarks.hvsb import HVSB, read_judgments
 from dvbstats.input import files
 
 __all__ = [
@@ -55,15 +57,6 @@ register(HVSB)
 register(BINARY)
 
 
-def in_judgment_tree(path: Path) -> bool:
-    """Whether ``path`` is an HVSB judgment tree: a folder named, inside, or holding a ``*_judgment`` folder; or a
-    file inside one."""
-    absolute = path.absolute()
-    if any(p.endswith("_judgment") for p in absolute.parts[:-1]) or path.name.endswith("_judgment"):
-        return True
-    return path.is_dir() and any(c.is_dir() and c.name.endswith("_judgment") for c in path.iterdir())
-
-
 def _kind(file: files.InputFile, asked: str | None = None) -> str | None:
     """The benchmark a data file (not in a judgment tree) belongs to: ``asked`` when its definition recognises
     the file, else the first registered benchmark that does; None when none does."""
@@ -76,27 +69,31 @@ def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = Non
     """The benchmark of ``paths`` (``dvb``, ``hvsb`` or ``binary``); ``benchmark`` to choose it.
 
     Every file is classified; files of two benchmarks in one input is an error naming one file of
-    each. A table no benchmark recognises is an error unless ``benchmark="binary"`` is given.
-    Evaluation logs, and inputs ``reading`` names a log format or wide matrix for, are ``binary``.
+    each. A table no benchmark recognises is an error unless a benchmark whose columns the caller names is
+    given (``benchmark="binary"``). Evaluation logs, and inputs ``reading`` names a log format or wide matrix
+    for, are the input of the benchmark that reads logs (``binary``).
     """
     if benchmark is not None and benchmark not in BENCHMARKS:
         raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    asked = BENCHMARKS[benchmark] if benchmark is not None else None
     log_format = sources.detect(paths, reading)
     if log_format is not None:
-        if benchmark not in (None, "binary"):
+        if asked is not None and not asked.logs:
             raise files.IngestError(f"{paths[0]}: {sources.FORMATS[log_format].title} input: binary judgments, "
                                      f"but benchmark={benchmark!r} was asked for")
-        return "binary"
+        return benchmark or next(name for name, b in BENCHMARKS.items() if b.logs)
     kinds: dict[str, str] = {}  # benchmark -> first file
+    trees = False  # whether a path is a benchmark's folder tree
     unknown: list[str] = []
     data_paths = []
     for given in paths:
         path = Path(given)
-        tree = path.exists() and in_judgment_tree(path) or path.suffix.lower() == ".tsv"
-        if tree:
-            kinds.setdefault("hvsb", judgment_files([given])[0])
+        tree = next((b for b in BENCHMARKS.values() if b.tree is not None and b.tree.holds(path)), None)
+        if tree is not None:
+            kinds.setdefault(tree.name, tree.tree.files([given])[0])
+            trees = True
         if path.is_dir() and tree:  # data files beside the tree are classified too, never skipped
             data_paths += [str(p) for p in sorted(path.iterdir())
                            if p.is_file() and p.suffix.lower() in files.FORMATS]
@@ -109,8 +106,8 @@ def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = Non
                 unknown.append(file.path)
             else:
                 kinds.setdefault(kind, file.path)
-    if benchmark == "binary" and "hvsb" not in kinds:
-        return "binary"  # any table, its columns named by the caller
+    if asked is not None and asked.columns and not trees:
+        return benchmark  # any table, its columns named by the caller
     if len(kinds) > 1:
         (a, file_a), (b, file_b) = list(kinds.items())[:2]
         raise files.IngestError(
@@ -135,7 +132,7 @@ def load(
     (evaluation logs and wide matrices: :func:`sources.read`, with the :class:`sources.Options` fields)."""
     reading = sources.Options(**{k: options.pop(k) for k in sources.Options.__dataclass_fields__ if k in options})
     found = BENCHMARKS[detect(paths, benchmark, reading)]
-    if found.name == "binary" and sources.detect(paths, reading):
+    if found.logs and sources.detect(paths, reading):
         return found, sources.read(paths, reading, **options)
     return found, found.read(paths, **options)
 
@@ -157,8 +154,9 @@ def from_record(record: dict[str, Any] | None) -> Benchmark:
     """The benchmark a run folder's manifest records (:func:`describe`); DVB when it records none."""
     if not record:
         return BENCHMARKS["dvb"]
-    if record["name"] == "binary":
-        return binary_benchmark(outcome=record["outcome"], rate_name=record.get("rate_name", "rate"),
-                                reference=record.get("reference"), reference_label=record.get("reference_label", ""),
-                                direction=record.get("direction"), design=record.get("design", ()))
-    return BENCHMARKS[record["name"]].for_outcome(record.get("outcome", BENCHMARKS[record["name"]].outcome))
+    b = BENCHMARKS[record["name"]]
+    if b.configure is not None:
+        return b.configure(outcome=record["outcome"], rate_name=record.get("rate_name", "rate"),
+                           reference=record.get("reference"), reference_label=record.get("reference_label", ""),
+                           direction=record.get("direction"), design=record.get("design", ()))
+    return b.for_outcome(record.get("outcome", b.outcome))

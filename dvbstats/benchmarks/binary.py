@@ -167,6 +167,9 @@ def binary_benchmark(
         },
         report=REPORT,
         recognises=is_binary_file,
+        logs=True,
+        columns=True,
+        configure=binary_benchmark,
     )
 
 

@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
+
+from dvbstats.input.registry import ModelTable
 
 #: Which way a rate is better: ``higher`` (DVB's DVGR), ``lower`` (HVSB's MR and ASR), or None (no
 #: natural order: ranks then say "highest rate", not "best").
 Direction = Literal["higher", "lower"]
 DIRECTIONS: tuple[str, ...] = ("higher", "lower")
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A benchmark input told by its paths, a folder tree (HVSB: ``<dataset>_judgment/<model>/...``): ``holds(path)``
+    says whether an input path is, lies in or holds such a tree; ``files(paths)`` lists the data files behind paths."""
+
+    holds: Callable[[Path], bool]
+    files: Callable[[Sequence[str | Path]], list[str]]
+
+
+@dataclass(frozen=True)
+class Example:
+    """A benchmark's embedded SYNTHETIC example, written by :mod:`dvbstats.simulate` (above the definitions):
+    ``write()`` writes it once (later calls find it) and returns its folder, ``recognises(paths)`` says whether an
+    input is or lies in it (any path: a run mixing it with real input is still synthetic), ``models()`` is the
+    model table naming its models."""
+
+    write: Callable[[], Path]
+    recognises: Callable[[Sequence[str | Path]], bool]
+    models: Callable[[], ModelTable]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +82,19 @@ class Benchmark:
     :func:`dvbstats.input.ingest.load` reads). ``one_table``: its input may be one table, so a DataFrame handed to
     ``dvbstats.load`` is read as the same table in a Parquet file (False: HVSB, a judgment tree).
     ``example``: what the embedded example the command line fits without an input is (empty: the benchmark
-    has none, and the command line asks for an input); ``example_run``: its run folder's name.
+    has none, and the command line asks for an input); ``example_run``: its run folder's name; ``simulated``: the
+    example read by :func:`dvbstats.benchmarks.inputs.read` (an :class:`Example`, or the name under which the
+    module that writes it registers one, :func:`register_example`; None: none there).
+
+    How its input is told and read: ``models()``: the model table naming its models when the caller gives none
+    (HVSB: its published models). ``tree``: its input is a folder tree told by its paths (a :class:`Tree`; HVSB),
+    which :func:`dvbstats.benchmarks.detect` asks before any file's ``recognises``. ``logs``: evaluation logs and
+    wide matrices (:mod:`dvbstats.benchmarks.sources`) are its input, read as its binary judgments. ``columns``:
+    the caller names its table's ``model``, ``item`` and ``outcome`` columns, so that, asked for by name, any
+    table is its input. ``configure(outcome=, rate_name=, reference=, reference_label=, direction=, design=)``:
+    the definition for the caller's outcome, words, reference line, direction and design columns, for a benchmark
+    they parametrise (binary judgments: :func:`~dvbstats.benchmarks.binary.binary_benchmark`); None: its own are
+    fixed.
     """
 
     name: str
@@ -90,6 +126,12 @@ class Benchmark:
     one_table: bool = True
     example: str = ""
     example_run: str = "default"
+    simulated: Example | str | None = None
+    models: Callable[[], ModelTable] = ModelTable.default
+    tree: Tree | None = None
+    logs: bool = False
+    columns: bool = False
+    configure: Callable[..., Benchmark] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate_by_condition", MappingProxyType(dict(self.rate_by_condition)))
@@ -133,28 +175,51 @@ class Benchmark:
 #: A benchmark's own analyses by the names its definition gives them (``Benchmark.agreement``,
 #: ``Benchmark.extra_tables``), each registered by the module that implements it (:func:`register_analysis`).
 ANALYSES: dict[str, Callable[..., Any]] = {}
+#: Embedded examples by the names definitions give them (``Benchmark.simulated``), each registered by a module
+#: above :mod:`dvbstats.simulate`, which writes them (:func:`register_example`).
+EXAMPLES: dict[str, Example] = {}
+
+
+def _register(registry: dict[str, Any], what: str, name: str, hook: Any) -> Any:
+    """Add ``hook`` to ``registry`` as ``name``; a name taken by another hook is an error, the same one again a
+    no-op."""
+    known = registry.get(name)
+    if known is not None and known is not hook:
+        where = f" ({known.__module__})" if callable(known) else ""
+        raise ValueError(f"{what} named {name!r} is already registered{where}")
+    registry[name] = hook
+    return hook
+
+
+def _registered(registry: dict[str, Any], what: str, name: str) -> Any:
+    """The hook registered as ``name``; an unknown name is an error listing the registered ones."""
+    if name not in registry:
+        raise LookupError(f"no {what} is registered as {name!r} (its module registers it when imported); "
+                          f"registered: {', '.join(registry) or 'none'}")
+    return registry[name]
 
 
 def register_analysis(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function as the analysis ``name`` a definition may name; a name taken by another
     function is an error."""
-    def add(function: Callable[..., Any]) -> Callable[..., Any]:
-        known = ANALYSES.get(name)
-        if known is not None and known is not function:
-            raise ValueError(f"an analysis named {name!r} is already registered ({known.__module__})")
-        ANALYSES[name] = function
-        return function
-    return add
+    return lambda function: _register(ANALYSES, "an analysis", name, function)
 
 
 def analysis(named: Callable[..., Any] | str) -> Callable[..., Any]:
     """The function of a definition's analysis: itself, or the one registered under its name."""
-    if callable(named):
-        return named
-    if named not in ANALYSES:
-        raise LookupError(f"no analysis is registered as {named!r} (its module registers it when imported); "
-                          f"registered: {', '.join(ANALYSES) or 'none'}")
-    return ANALYSES[named]
+    return named if callable(named) else _registered(ANALYSES, "analysis", named)
+
+
+def register_example(name: str, example: Example) -> Example:
+    """Register ``example`` as the embedded example ``name`` a definition may name (``Benchmark.simulated``); a
+    name taken by another example is an error."""
+    return _register(EXAMPLES, "an example", name, example)
+
+
+def simulated(b: Benchmark) -> Example | None:
+    """The embedded example of ``b`` that :func:`dvbstats.benchmarks.inputs.read` reads: its own, the one
+    registered under the name it gives, or None."""
+    return _registered(EXAMPLES, "example", b.simulated) if isinstance(b.simulated, str) else b.simulated
 
 
 def best_phrase(direction: str | None, rate: str) -> str:

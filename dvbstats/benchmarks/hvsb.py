@@ -31,7 +31,7 @@ from typing import get_args
 import polars as pl
 
 from dvbstats.benchmarks.common import JudgmentTable, reconcile
-from dvbstats.benchmarks.definition import Benchmark
+from dvbstats.benchmarks.definition import Benchmark, Tree
 from dvbstats.constants import CHANCE
 from dvbstats.input import schema
 from dvbstats.input.files import (IngestError, IngestWarning, Source, check, check_regular, check_utf8_names,
@@ -159,6 +159,21 @@ def layout(path: str | Path) -> Layout:
             "<dataset>_judgment/<model>/[untargeted|targeted/]<scenario type>.tsv"
         )
     return Layout(parts[root][: -len("_judgment")], "/".join(folders), condition, Path(path).stem)
+
+
+def in_judgment_tree(path: Path) -> bool:
+    """Whether ``path`` is an HVSB judgment tree: a folder named, inside, or holding a ``*_judgment`` folder; or a
+    file inside one."""
+    absolute = path.absolute()
+    if any(p.endswith("_judgment") for p in absolute.parts[:-1]) or path.name.endswith("_judgment"):
+        return True
+    return path.is_dir() and any(c.is_dir() and c.name.endswith("_judgment") for c in path.iterdir())
+
+
+def is_judgment_input(path: Path) -> bool:
+    """Whether an input path is HVSB judgments, told by the path alone: a ``.tsv`` file, or a judgment tree
+    (:func:`in_judgment_tree`)."""
+    return path.exists() and in_judgment_tree(path) or path.suffix.lower() == ".tsv"
 
 
 def judgment_files(paths: Sequence[str | Path] | str | Path) -> list[str]:
@@ -460,6 +475,9 @@ HVSB = Benchmark(
     example_run="default_hvsb",
     read=read_judgments,
     one_table=False,
+    models=model_table,
+    tree=Tree(is_judgment_input, judgment_files),
+    simulated="hvsb example",  # dvbstats.simulate.hvsb, registered by dvbstats.benchmarks.inputs
     outcome="misaligned",
     rate_name="misalignment rate",
     rate_long="misalignment rate (MR) without a system prompt; attack success rate (ASR) under an attack prompt",

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import polars as pl
 
-from dvbstats.benchmarks import BENCHMARKS, in_judgment_tree, detect, sources
-from dvbstats.benchmarks.binary import binary_benchmark
+from dvbstats.benchmarks import BENCHMARKS, detect, sources
 from dvbstats.benchmarks.common import JudgmentTable
-from dvbstats.benchmarks.definition import Benchmark
-from dvbstats.benchmarks.hvsb import model_table
+from dvbstats.benchmarks.definition import Benchmark, Example, register_example, simulated
 from dvbstats.input import schema
 from dvbstats.input.files import IngestError
 from dvbstats.input.registry import ModelTable
@@ -31,12 +29,28 @@ from dvbstats.simulate.hvsb import example_models, is_hvsb_example, write_hvsb_e
 READER_COLUMNS = frozenset({"source_file", "source_row", "model_id", "model", "item", "status", "reason"})
 
 
-def default_models(benchmark: str, paths: Sequence[str | Path]) -> ModelTable:
-    """The model table a benchmark uses when none is given (HVSB: its published models, plus the
-    synthetic example's stand-ins when the input is the example)."""
-    if benchmark != "hvsb":
-        return ModelTable.default()
-    return example_models() if is_hvsb_example(paths) else model_table()
+#: The embedded HVSB example (``HVSB.simulated`` names it): written by :mod:`dvbstats.simulate.hvsb`, which sits
+#: above the definitions and below this module.
+register_example("hvsb example", Example(write_hvsb_example, is_hvsb_example, example_models))
+
+
+def default_models(b: Benchmark, synthetic: bool) -> ModelTable:
+    """The model table ``b`` uses when none is given: its own (HVSB: its published models), or its embedded
+    example's when the input is the example (HVSB: plus the synthetic stand-ins)."""
+    example = simulated(b)
+    return example.models() if synthetic and example is not None else b.models()
+
+
+def embedded(benchmark: str | None) -> Example:
+    """The embedded example :func:`read` reads when given no input: ``benchmark``'s, else the first registered
+    benchmark of judgments that has one (HVSB's)."""
+    if benchmark is not None and benchmark not in BENCHMARKS:
+        raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
+    asked = [BENCHMARKS[benchmark]] if benchmark is not None else [b for b in BENCHMARKS.values() if b.judgments]
+    example = next((e for e in map(simulated, asked) if e is not None), None)
+    if example is None:
+        raise ValueError(f"the {benchmark} benchmark has no embedded example: give its input files")
+    return example
 
 
 def trial_key(b: Benchmark) -> tuple[str, ...]:
@@ -78,30 +92,32 @@ def read(
     """
     synthetic = False
     if paths is None:
-        paths, synthetic = [str(write_hvsb_example())], True
+        paths, synthetic = [str(embedded(benchmark).write())], True
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
-    name = detect(paths, benchmark, reading)
-    if name != "binary" and (reference is not None or direction is not None):
-        raise ValueError(f"a reference or direction is given for binary judgments only; {name} defines its own")
-    log_format = sources.detect(paths, reading) if name == "binary" else None
+    b = BENCHMARKS[detect(paths, benchmark, reading)]
+    if b.configure is None and (reference is not None or direction is not None):
+        raise ValueError(f"a reference or direction is given for binary judgments only; {b.name} defines its own")
+    log_format = sources.detect(paths, reading) if b.logs else None
     if reading.given() and log_format is None:
         raise ValueError(f"{', '.join(reading.given())}: options of evaluation logs and wide matrices, which "
                          "this input is not")
-    b = binary_benchmark(outcome=outcome, reference=reference, direction=direction) if name == "binary" \
-        else BENCHMARKS[name]
-    table = models if isinstance(models, ModelTable) else (
-        ModelTable.read(models) if models else default_models(name, paths))
+    if b.configure is not None:
+        b = b.configure(outcome=outcome, reference=reference, direction=direction)
     if not b.judgments:  # DVB: harness dumps and cell tables, read by ingest
         raise ValueError(f"{paths[0]}: a {b.name} input, not judgments; read it with dvbstats.load")
-    if name == "hvsb" and not synthetic:
-        synthetic = is_hvsb_example(paths)
-    options = {"model": model_column, "item": item_column, "outcome": outcome} if name == "binary" else {}
+    example = simulated(b)
+    if example is not None and not synthetic:
+        synthetic = example.recognises(paths)
+    table = models if isinstance(models, ModelTable) else (
+        ModelTable.read(models) if models else default_models(b, synthetic))
+    options = {"model": model_column, "item": item_column, "outcome": outcome} if b.columns else {}
     trials: JudgmentTable = (
         sources.read(paths, reading, models=table, on_conflict=on_conflict, outcome=outcome) if log_format
         else b.read(paths, models=table, on_conflict=on_conflict, **options))
-    if name == "binary":  # its default formula and design follow the table's columns (a condition or not)
+    trials = replace(trials, benchmark=b.name)  # the shared builders label their tables binary judgments
+    if b.configure is not None:  # its default formula and design follow the table's columns (a condition or not)
         design = [c for c in trials.data.columns if c not in READER_COLUMNS and c != outcome]
-        b = binary_benchmark(outcome=outcome, reference=reference, direction=direction, design=design)
+        b = b.configure(outcome=outcome, reference=reference, direction=direction, design=design)
     with warnings.catch_warnings():  # the reader has already warned about unknown ids
         warnings.simplefilter("ignore")
         present = table.resolve(trials.data["model_id"].unique(maintain_order=True).to_list())
@@ -114,8 +130,9 @@ def judged(source, reading: sources.Options = sources.Options()) -> bool:
     if source is None or not isinstance(source, (str, Path, list, tuple)):
         return False
     paths = [source] if isinstance(source, (str, Path)) else source
-    return any(Path(p).suffix.lower() == ".tsv" or (Path(p).exists() and in_judgment_tree(Path(p)))
-               for p in map(str, paths)) or sources.detect(paths, reading) is not None
+    trees = [b.tree for b in BENCHMARKS.values() if b.tree is not None and b.judgments]
+    return any(tree.holds(Path(p)) for tree in trees for p in map(str, paths)) \
+        or sources.detect(paths, reading) is not None
 
 
 def judged_as(paths) -> str | None:
@@ -125,4 +142,4 @@ def judged_as(paths) -> str | None:
         found = detect(paths)
     except (IngestError, ValueError, OSError):
         return None
-    return found if found != "dvb" else None
+    return found if BENCHMARKS[found].judgments else None

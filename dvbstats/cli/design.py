@@ -61,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
     src.add_argument("--item-sd", type=float, help="with --rate: SD of the items' shared difficulty, logit scale")
     src.add_argument("--arm-item-sd", type=float, default=0.0,
                      help="with --rate: SD of an arm's own item effects (model x item), logit scale (default: 0)")
-    src.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="binary",
+    src.add_argument("--benchmark", choices=sorted(BENCHMARKS),
                      help="with --rate: whose words the plan uses (its rate's name and direction; default: binary, "
                      "a neutral 'rate'); a pilot's own benchmark sets them")
     src.add_argument("--rate-name", help="with --rate and --benchmark binary: what the rate is called (e.g. accuracy)")

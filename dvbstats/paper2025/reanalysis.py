@@ -142,9 +142,13 @@ def findings_section(items: Sequence[published.Claim], audit: value_audit.AuditV
     for title, claims in groups:
         if claims:
             blocks.append(f"**The paper's claims that {title.lower()}:**\n\n" + "\n".join(
-                f"- **{c.claim}** ({c.label()}; paper: {c.paper}; reanalysis: {c.reanalysis}). {_why(c)}"
+                f"- **{c.claim}** ({c.verdict}{', borderline' if c.borderline else ''}; paper: {c.paper}; "
+                f"reanalysis: {c.reanalysis}). {_why(c)}" + (f" The verdict is {c.borderline}." if c.borderline else "")
                 for c in claims))
-    dimensions = "; ".join(f"{d.term} ({d.paper} in the paper): {d.label()}" for d in audit.dimensions)
+    # a borderline note carries parentheses of its own: it follows the verdict after a dash (a dimension) or
+    # in a sentence of its own (a claim), never inside the summary's parentheses, so they nest at most two deep
+    dimensions = "; ".join(f"{d.term} ({d.paper} in the paper): {d.verdict}"
+                           + (f" — {d.borderline}" if d.borderline else "") for d in audit.dimensions)
     blocks.append(f"**The value audit** (the paper's regression of DVGR on value ratings): its clustered logit is "
                   f"{audit.replication} from the reconstructed counts; with values as a random sample "
                   f"(Bayesian): {dimensions} (@sec-value-audit).")

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from dvbstats import __version__
-from dvbstats.benchmarks import BENCHMARKS, binary_benchmark
+from dvbstats.benchmarks import BENCHMARKS
 from dvbstats.benchmarks.definition import Benchmark
 from dvbstats.constants import CREDIBLE, HDI_PROB, SEED
 from dvbstats.planning import check as checkmod
@@ -33,6 +33,8 @@ SIMS = 200
 ASSURANCE = 0.8
 #: Numbers of models swept for the scaling slope when none are given.
 MODELS: tuple[int, ...] = (6, 9, 12, 20)
+#: Whose words stated rates are planned in when no benchmark is named: binary judgments' neutral "rate".
+STATED_BENCHMARK = "binary"
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def design(
     slope: float | None = None,
     model_sd: float | None = None,
     family_size: int | None = None,
-    benchmark: str | Benchmark = "binary",
+    benchmark: str | Benchmark | None = None,
     rate_name: str | None = None,
     items: Sequence[int] = ITEMS,
     reps: Sequence[int] = (1,),
@@ -80,7 +82,8 @@ def design(
     fits. ``section``: also add the result as a report section to the pilot's run folder (needs ``out``).
     ``pilot``: a run folder whose posterior is the design prior and whose benchmark sets the words; else
     ``rates`` (per model, or ``MODEL@CONDITION``) with ``item_sd`` (logit scale), worded as ``benchmark``
-    (``dvb``, ``hvsb``, ``binary`` with its ``rate_name``, or a :class:`Benchmark`). ``scaling``: also ask the
+    (``dvb``, ``hvsb``, ``binary`` with its ``rate_name``, or a :class:`Benchmark`; default
+    :data:`STATED_BENCHMARK`). ``scaling``: also ask the
     scaling slope's sign over ``models`` numbers of models (``slope``, ``model_sd``, ``family_size``: stated
     values; with a pilot, each replaces the pilot's). Raises :class:`DesignError` naming the argument."""
     _check_settings(items, reps, sims, assurance, check, precision, difference, criterion)
@@ -92,7 +95,7 @@ def design(
     if (pilot is None) == (rates is None):
         raise DesignError("give either a pilot run folder (--pilot) or stated rates (--rate), not both or neither")
     if pilot is not None:
-        if benchmark != "binary" or rate_name is not None:
+        if benchmark is not None or rate_name is not None:
             raise DesignError("--benchmark, --rate-name: a pilot's own benchmark sets the words; they are for --rate")
         prior = priormod.from_run(pilot)
         if scaling:
@@ -103,7 +106,8 @@ def design(
         if scaling and slope is None:
             raise DesignError("--slope: the scaling question with stated rates needs the true slope (the change in "
                               "the logit rate per within-family SD of size rank, e.g. -0.2)")
-        prior = priormod.stated(rates, tau=item_sd, omega=arm_item_sd, benchmark=_benchmark(benchmark, rate_name),
+        prior = priormod.stated(rates, tau=item_sd, omega=arm_item_sd,
+                                benchmark=_benchmark(benchmark or STATED_BENCHMARK, rate_name),
                                 slope=slope if scaling else None, model_sd=model_sd or 0.0,
                                 family_size=family_size or FAMILY_SIZE)
     questions = _questions(prior, contrasts, conditions, precision, scaling, criterion)
@@ -195,15 +199,16 @@ def direction_words(b: Benchmark) -> str:
 
 
 def _benchmark(name: str | Benchmark, rate_name: str | None) -> Benchmark:
-    """The benchmark whose words a stated prior uses: a name of :data:`BENCHMARKS` (``binary`` with
-    ``rate_name``) or a :class:`Benchmark`."""
+    """The benchmark whose words a stated prior uses: a name of :data:`BENCHMARKS` (with ``rate_name``, one whose
+    definition the caller configures: binary judgments) or a :class:`Benchmark`."""
     if isinstance(name, Benchmark):
         return name
     if name not in BENCHMARKS:
         raise DesignError(f"--benchmark: one of {', '.join(BENCHMARKS)}; got {name!r}")
-    if rate_name is not None and name != "binary":
-        raise DesignError(f"--rate-name: names the rate of binary judgments; {name} has its own ({BENCHMARKS[name].rate_name})")
-    return binary_benchmark(rate_name=rate_name) if name == "binary" and rate_name else BENCHMARKS[name]
+    b = BENCHMARKS[name]
+    if rate_name is not None and b.configure is None:
+        raise DesignError(f"--rate-name: names the rate of binary judgments; {name} has its own ({b.rate_name})")
+    return b.configure(rate_name=rate_name) if rate_name else b
 
 
 def _check_scaling(scaling, models, slope, model_sd, family_size) -> None:
