@@ -1,7 +1,8 @@
 """Generic code reads a benchmark's definition, never its name: a benchmark defined here alone, with a folder tree
 of its own, an embedded example, its own model table, or caller-named columns and words (``Benchmark.tree``,
 ``simulated``, ``models``, ``columns``, ``configure``), is detected, read, rebuilt from a manifest and planned in
-its words without any other file naming it. The shipped definitions use the same fields."""
+its words without any other file naming it; its own run-folder tables come from its definition's analyses
+(``extra_tables``). The shipped definitions use the same fields."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import polars as pl
 import pytest
 
 import dvbstats as dvb
-from dvbstats.benchmarks import BENCHMARKS, binary_benchmark, describe, detect, from_record, inputs
+from dvbstats.benchmarks import BENCHMARKS, binary_benchmark, describe, detect, from_record, inputs, results
 from dvbstats.benchmarks.common import binary_judgments
 from dvbstats.benchmarks.definition import Benchmark, Example, Tree, register_example, simulated
 from dvbstats.benchmarks.hvsb import HVSB, judgment_files, model_table
@@ -151,6 +152,34 @@ def test_a_benchmark_the_caller_configures_reads_any_table_and_is_rebuilt_in_its
     plan = dvb.design(rates={"A": 0.5, "B": 0.4}, item_sd=0.5, contrasts=["A-B"], items=[10], sims=10,
                       benchmark="tallies", rate_name="accuracy")
     assert (plan.recommendation["benchmark"], plan.recommendation["rate"]) == ("tallies", "accuracy")
+
+
+@pytest.mark.filterwarnings("ignore::dvbstats.input.registry.UnknownModelWarning")
+def test_a_benchmarks_own_tables_are_those_its_definition_names_and_no_others(tmp_path):
+    """Every analysis ``extra_tables`` names runs, in order, on the judgments of a fit with a condition; judgments
+    that merely look like HVSB's (a ``refused`` column, untargeted and targeted prompts) get none of HVSB's first
+    look, which its definition alone names (generic code used to test for the column and the levels)."""
+    models, items, conditions = ["m1", "m2"], [f"q{i}" for i in range(12)], ["untargeted", "targeted"]
+    rows = [(m, q, c, (i + j + k) % 2, (i * j + k) % 3 == 0) for i, m in enumerate(models)
+            for j, q in enumerate(items) for k, c in enumerate(conditions)]
+    path = tmp_path / "judged.csv"
+    pl.DataFrame(rows, schema=["model", "item", "condition", "outcome", "refused"], orient="row").with_columns(
+        pl.col("refused").cast(pl.Int8)).write_csv(path)
+    data = dvb.load(path, benchmark="binary")
+    assert "refused" in data.trials.data.columns
+    fit = dvb.Model("outcome ~ 1 + condition + (1|model)", data).fit(draws=50, tune=100, chains=1, seed=1,
+                                                                        progress=False)
+    plain = results.tables(data.benchmark, fit, data.trials, 0.9)
+    assert list(plain) == ["quality_by_condition", "condition_rates", "condition_contrasts"]
+
+    def per_model(b, fit, trials, hdi_prob):
+        return {"rows_per_model": trials.data.group_by("model").len().sort("model")}
+
+    own = dataclasses.replace(data.benchmark, extra_tables=(
+        per_model, lambda b, fit, trials, hdi_prob: {"asked": pl.DataFrame({"benchmark": [b.name], "hdi": [hdi_prob]})}))
+    tables = results.tables(own, fit, data.trials, 0.9)
+    assert list(tables) == [*plain, "rows_per_model", "asked"]
+    assert tables["rows_per_model"]["len"].to_list() == [24, 24] and tables["asked"].row(0) == ("binary", 0.9)
 
 
 def test_a_fixed_benchmark_refuses_the_callers_words(ballots, tmp_path):

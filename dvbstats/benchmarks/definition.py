@@ -66,9 +66,10 @@ class Benchmark:
     the benchmark words them itself (else the report words the rate, its reference and direction).
     ``condition_pairs``: levels (a, b) of ``condition`` whose paired contrast a - b is reported per model when
     both are in the data (HVSB: targeted minus untargeted), beside each level against the reference.
-    ``extra_tables(benchmark, fit, trials, hdi_prob)``: the benchmark's own analyses of a fit, as run-folder
-    tables by name (HVSB: rates and contrasts by dataset and scenario type). ``agreement`` and ``extra_tables``
-    are functions, or the names under which the modules that implement them register them
+    ``extra_tables``: the benchmark's own analyses of a fit with a ``condition``, each called as
+    ``(benchmark, fit, trials, hdi_prob)`` on its judgments and returning run-folder tables by name, in order (HVSB:
+    rates and contrasts by dataset and scenario type; its frequentist first look). ``agreement`` and each of
+    ``extra_tables`` are functions, or the names under which the modules that implement them register them
     (:func:`register_analysis`): those modules sit above the definitions (they use fits and the results layer),
     so a shipped definition names them and imports none; :func:`analysis` gives the function.
     ``recognises(file)``: whether a data file (an :class:`~dvbstats.input.files.InputFile`) is the benchmark's
@@ -118,7 +119,7 @@ class Benchmark:
     agreement: Callable[..., Any] | str | None = None
     report: tuple[str, ...] = ()
     condition_pairs: tuple[tuple[str, str], ...] = ()
-    extra_tables: Callable[..., Mapping[str, Any]] | str | None = None
+    extra_tables: tuple[Callable[..., Mapping[str, Any]] | str, ...] = ()
     estimands: tuple[tuple[str, str], ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
     recognises: Callable[[Any], bool] | None = None

@@ -499,7 +499,8 @@ HVSB = Benchmark(
             "pooled over conditions",
     primary_condition="none",
     agreement="hvsb judgment consistency",  # dvbstats.benchmarks.consistency.judgment_consistency
-    extra_tables="hvsb scenario tables",  # dvbstats.benchmarks.scenarios.tables
+    # dvbstats.benchmarks.scenarios.tables, dvbstats.benchmarks.first_look.tables
+    extra_tables=("hvsb scenario tables", "hvsb first look"),
     rate_by_condition={
         "none": "misalignment rate (MR)",
         "untargeted": "attack success rate (ASR, untargeted)",
