@@ -1,8 +1,8 @@
 """Generic code reads a benchmark's definition, never its name: a benchmark defined here alone, with a folder tree
-of its own, an embedded example, its own model table, or caller-named columns and words (``Benchmark.tree``,
-``simulated``, ``models``, ``columns``, ``configure``), is detected, read, rebuilt from a manifest and planned in
-its words without any other file naming it; its own run-folder tables come from its definition's analyses
-(``extra_tables``). The shipped definitions use the same fields."""
+of its own, an embedded example (DVB's too), its own model table, or caller-named columns and words
+(``Benchmark.tree``, ``simulated``, ``models``, ``columns``, ``configure``), is detected, read, rebuilt from a
+manifest and planned in its words without any other file naming it; its own run-folder tables come from its
+definition's analyses (``extra_tables``). The shipped definitions use the same fields."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from dvbstats.benchmarks.hvsb import HVSB, judgment_files, model_table
 from dvbstats.input.files import IngestError, Source
 from dvbstats.input.manifest import sha256
 from dvbstats.input.registry import ModelTable
+from dvbstats.simulate.example import is_example, write_example
 from dvbstats.simulate.hvsb import example_models, is_hvsb_example, write_hvsb_example
+from tests.test_ingest import parsed, write_dump
 
 MARK = "BALLOT_EXAMPLE"
 
@@ -128,6 +130,23 @@ def test_a_benchmarks_embedded_example_is_read_with_its_models_and_labelled_synt
     assert again.synthetic and again.trials.data["model"].unique().to_list() == ["example-one"]
 
 
+def test_dvbs_embedded_example_is_the_one_its_definition_names(tmp_path, monkeypatch):
+    """``dvb.load()`` reads the example DVB's definition names (``simulated``, like HVSB's), and labels it, or any
+    of its files given as a path, synthetic (the loader used to write and recognise DVB's own example by name)."""
+    folder = tmp_path / "tiny_example"
+
+    def write() -> tuple[Path, ...]:  # its files, not its folder (which could hold more than input)
+        folder.mkdir(exist_ok=True)
+        return (write_dump(folder / "dump.csv", [parsed("p1", "Option A"), parsed("p2", "Option B")]),)
+
+    tiny = Example(write, lambda paths: any(Path(p).parent == folder for p in paths), ModelTable.default)
+    monkeypatch.setitem(BENCHMARKS, "dvb", dataclasses.replace(BENCHMARKS["dvb"], simulated=tiny))
+    data = dvb.load()
+    assert data.synthetic and data.trials.data.height == 2 and data.inputs[0]["path"] == str(folder / "dump.csv")
+    assert dvb.load(folder / "dump.csv").synthetic and dvb.load(None, benchmark="dvb").trials.data.height == 2
+    assert not dvb.load(write_dump(tmp_path / "real.csv", [parsed("p1", "Option A")])).synthetic
+
+
 def test_a_benchmark_without_an_example_says_so(tally):
     with pytest.raises(ValueError, match="the tallies benchmark has no embedded example"):
         inputs.read(None, benchmark="tallies")
@@ -175,8 +194,10 @@ def test_a_benchmarks_own_tables_are_those_its_definition_names_and_no_others(tm
     def per_model(b, fit, trials, hdi_prob):
         return {"rows_per_model": trials.data.group_by("model").len().sort("model")}
 
-    own = dataclasses.replace(data.benchmark, extra_tables=(
-        per_model, lambda b, fit, trials, hdi_prob: {"asked": pl.DataFrame({"benchmark": [b.name], "hdi": [hdi_prob]})}))
+    def asked(b, fit, trials, hdi_prob):
+        return {"asked": pl.DataFrame({"benchmark": [b.name], "hdi": [hdi_prob]})}
+
+    own = dataclasses.replace(data.benchmark, extra_tables=(per_model, asked))
     tables = results.tables(own, fit, data.trials, 0.9)
     assert list(tables) == [*plain, "rows_per_model", "asked"]
     assert tables["rows_per_model"]["len"].to_list() == [24, 24] and tables["asked"].row(0) == ("binary", 0.9)
@@ -198,7 +219,9 @@ def test_the_shipped_definitions_use_the_same_fields():
     assert inputs.default_models(HVSB, synthetic=False).data.equals(model_table().data)
     assert inputs.default_models(binary, synthetic=False).data.equals(ModelTable.default().data)
     assert (binary.logs, binary.columns, binary.configure) == (True, True, binary_benchmark)
-    assert (hvsb.logs, hvsb.columns, hvsb.configure, dvb_.tree, dvb_.simulated) == (False, False, None, None, None)
+    assert (hvsb.logs, hvsb.columns, hvsb.configure, dvb_.tree, dvb_.simulated) == (False, False, None, None,
+                                                                                      "dvb example")
+    assert simulated(dvb_) == Example(write_example, is_example, ModelTable.default)
     with pytest.raises(ValueError, match="an example named 'hvsb example' is already registered"):
         register_example("hvsb example", Example(write_hvsb_example, is_hvsb_example, model_table))
     with pytest.raises(LookupError, match="no example is registered as 'nothing'"):

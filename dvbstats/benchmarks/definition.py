@@ -28,13 +28,19 @@ class Tree:
 @dataclass(frozen=True)
 class Example:
     """A benchmark's embedded SYNTHETIC example, written by :mod:`dvbstats.simulate` (above the definitions):
-    ``write()`` writes it once (later calls find it) and returns its folder, ``recognises(paths)`` says whether an
+    ``write()`` writes it once (later calls find it) and returns what is read: its folder (HVSB), or its files
+    (DVB, whose folder also holds the example's record, which is not input); ``recognises(paths)`` says whether an
     input is or lies in it (any path: a run mixing it with real input is still synthetic), ``models()`` is the
     model table naming its models."""
 
-    write: Callable[[], Path]
+    write: Callable[[], Path | Sequence[Path]]
     recognises: Callable[[Sequence[str | Path]], bool]
     models: Callable[[], ModelTable]
+
+    def paths(self) -> list[str]:
+        """The example written (:attr:`write`), as the input paths to read."""
+        written = self.write()
+        return [str(p) for p in ([written] if isinstance(written, Path) else written)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,8 +90,9 @@ class Benchmark:
     ``dvbstats.load`` is read as the same table in a Parquet file (False: HVSB, a judgment tree).
     ``example``: what the embedded example the command line fits without an input is (empty: the benchmark
     has none, and the command line asks for an input); ``example_run``: its run folder's name; ``simulated``: the
-    example read by :func:`dvbstats.benchmarks.inputs.read` (an :class:`Example`, or the name under which the
-    module that writes it registers one, :func:`register_example`; None: none there).
+    example read by :func:`dvbstats.benchmarks.inputs.read` or, for DVB, :func:`dvbstats.api.load` (an
+    :class:`Example`, or the name under which the module that writes it registers one, :func:`register_example`;
+    None: none there).
 
     How its input is told and read: ``models()``: the model table naming its models when the caller gives none
     (HVSB: its published models). ``tree``: its input is a folder tree told by its paths (a :class:`Tree`; HVSB),
@@ -218,8 +225,8 @@ def register_example(name: str, example: Example) -> Example:
 
 
 def simulated(b: Benchmark) -> Example | None:
-    """The embedded example of ``b`` that :func:`dvbstats.benchmarks.inputs.read` reads: its own, the one
-    registered under the name it gives, or None."""
+    """The embedded example of ``b`` (:attr:`Benchmark.simulated`): its own, the one registered under the name it
+    gives, or None."""
     return _registered(EXAMPLES, "example", b.simulated) if isinstance(b.simulated, str) else b.simulated
 
 

@@ -63,6 +63,7 @@ DVB = Benchmark(
              "published DVB aggregates)"),
     read=ingest.load,
     judgments=False,
+    simulated="dvb example",  # dvbstats.simulate.example, registered by dvbstats.benchmarks.inputs
     outcome="chose_deep",
     rate_name="DVGR",
     rate_long="Deep Value Generalization Rate",
