@@ -2,7 +2,8 @@
 of its own, an embedded example (DVB's too), its own model table, or caller-named columns and words
 (``Benchmark.tree``, ``simulated``, ``models``, ``columns``, ``configure``), is detected, read, rebuilt from a
 manifest and planned in its words without any other file naming it; its own run-folder tables come from its
-definition's analyses (``extra_tables``). The shipped definitions use the same fields."""
+definition's analyses (``extra_tables``), and the error for a table none recognises names the registered
+definitions (``input_files``). The shipped definitions use the same fields."""
 
 from __future__ import annotations
 
@@ -201,6 +202,22 @@ def test_a_benchmarks_own_tables_are_those_its_definition_names_and_no_others(tm
     tables = results.tables(own, fit, data.trials, 0.9)
     assert list(tables) == [*plain, "rows_per_model", "asked"]
     assert tables["rows_per_model"]["len"].to_list() == [24, 24] and tables["asked"].row(0) == ("binary", 0.9)
+
+
+def test_the_error_for_a_table_no_benchmark_recognises_names_the_registered_ones(ballots, tally, monkeypatch,
+                                                                                 tmp_path):
+    """What an unrecognised table is not, and how a table with caller-named columns is read, come from the
+    registered definitions (``input_files``, ``columns``), not a list written once for DVB, HVSB and binary."""
+    monkeypatch.setitem(BENCHMARKS, "ballots", dataclasses.replace(ballots, input_files="a ballot file"))
+    path = tmp_path / "other.csv"
+    pl.DataFrame({"x": [1]}).write_csv(path)
+    with pytest.raises(IngestError) as err:
+        detect(path)
+    assert str(err.value) == (
+        f"{path}: not a DVB harness dump or cell table nor an HVSB judgment file nor a ballot file; for a table of "
+        "binary judgments pass benchmark='binary' (--benchmark binary) and name its model, item and outcome "
+        "columns; for a table of tallies pass benchmark='tallies' (--benchmark tallies) and name its model, item "
+        "and outcome columns")
 
 
 def test_a_fixed_benchmark_refuses_the_callers_words(ballots, tmp_path):

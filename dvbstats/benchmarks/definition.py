@@ -80,7 +80,9 @@ class Benchmark:
     so a shipped definition names them and imports none; :func:`analysis` gives the function.
     ``recognises(file)``: whether a data file (an :class:`~dvbstats.input.files.InputFile`) is the benchmark's
     input, for :func:`dvbstats.benchmarks.detect` (None: never told from a file alone; HVSB is told by its folder
-    tree). ``agreement(used, models, settings=, hdi_prob=)``: the benchmark's agreement analysis between
+    tree); ``input_files``: what its input files are, in words, for the error naming a file no benchmark
+    recognises (DVB: ``a DVB harness dump or cell table``; empty: not named there).
+    ``agreement(used, models, settings=, hdi_prob=)``: the benchmark's agreement analysis between
     models on the used trial rows (a ``polars.LazyFrame``), returning an object with ``tables()``,
     ``record()`` and ``notes``; None: the benchmark defines none. ``aliases``: extra names the run folder keeps for a neutral table (DVB: ``dvgr.csv``
     beside ``rates.csv``, with the old column names).
@@ -130,6 +132,7 @@ class Benchmark:
     estimands: tuple[tuple[str, str], ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
     recognises: Callable[[Any], bool] | None = None
+    input_files: str = ""
     judgments: bool = True
     one_table: bool = True
     example: str = ""

@@ -98,5 +98,6 @@ DVB = Benchmark(
     },
     report=REPORT,
     recognises=is_dvb_file,
+    input_files="a DVB harness dump or cell table",
     estimands=ESTIMANDS,
 )

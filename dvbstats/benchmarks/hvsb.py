@@ -477,6 +477,7 @@ HVSB = Benchmark(
     one_table=False,
     models=model_table,
     tree=Tree(is_judgment_input, judgment_files),
+    input_files="an HVSB judgment file",
     simulated="hvsb example",  # dvbstats.simulate.hvsb, registered by dvbstats.benchmarks.inputs
     outcome="misaligned",
     rate_name="misalignment rate",
