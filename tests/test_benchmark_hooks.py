@@ -178,7 +178,8 @@ def test_a_benchmark_the_caller_configures_reads_any_table_and_is_rebuilt_in_its
 def test_a_benchmarks_own_tables_are_those_its_definition_names_and_no_others(tmp_path):
     """Every analysis ``extra_tables`` names runs, in order, on the judgments of a fit with a condition; judgments
     that merely look like HVSB's (a ``refused`` column, untargeted and targeted prompts) get none of HVSB's first
-    look, which its definition alone names (generic code used to test for the column and the levels)."""
+    look or refusal counts, which its definition alone names (``extra_tables``, ``refusals``; generic code used to
+    test for the column and the levels)."""
     models, items, conditions = ["m1", "m2"], [f"q{i}" for i in range(12)], ["untargeted", "targeted"]
     rows = [(m, q, c, (i + j + k) % 2, (i * j + k) % 3 == 0) for i, m in enumerate(models)
             for j, q in enumerate(items) for k, c in enumerate(conditions)]
@@ -191,6 +192,7 @@ def test_a_benchmarks_own_tables_are_those_its_definition_names_and_no_others(tm
                                                                         progress=False)
     plain = results.tables(data.benchmark, fit, data.trials, 0.9)
     assert list(plain) == ["quality_by_condition", "condition_rates", "condition_contrasts"]
+    assert "n_refused" not in plain["quality_by_condition"].columns  # refusals only where a definition names them
 
     def per_model(b, fit, trials, hdi_prob):
         return {"rows_per_model": trials.data.group_by("model").len().sort("model")}
@@ -231,6 +233,7 @@ def test_the_shipped_definitions_use_the_same_fields():
     the definitions); binary judgments read logs, name their columns and are configured; DVB has none of these."""
     hvsb, binary, dvb_ = BENCHMARKS["hvsb"], BENCHMARKS["binary"], BENCHMARKS["dvb"]
     assert hvsb.tree.files is judgment_files and hvsb.models is model_table and hvsb.simulated == "hvsb example"
+    assert (hvsb.refusals, binary.refusals, dvb_.refusals) == ("refused", None, None)
     assert simulated(hvsb) == Example(write_hvsb_example, is_hvsb_example, example_models)
     assert inputs.default_models(HVSB, synthetic=True).data.equals(example_models().data)
     assert inputs.default_models(HVSB, synthetic=False).data.equals(model_table().data)

@@ -81,7 +81,9 @@ class Benchmark:
     ``recognises(file)``: whether a data file (an :class:`~dvbstats.input.files.InputFile`) is the benchmark's
     input, for :func:`dvbstats.benchmarks.detect` (None: never told from a file alone; HVSB is told by its folder
     tree); ``input_files``: what its input files are, in words, for the error naming a file no benchmark
-    recognises (DVB: ``a DVB harness dump or cell table``; empty: not named there).
+    recognises (DVB: ``a DVB harness dump or cell table``; empty: not named there). ``refusals``: the 0/1 column
+    of its judgments marking a refusal among unparsed responses (HVSB: ``refused``), by which the counts per model
+    x condition split those into refused and malformed (None: no such split).
     ``agreement(used, models, settings=, hdi_prob=)``: the benchmark's agreement analysis between
     models on the used trial rows (a ``polars.LazyFrame``), returning an object with ``tables()``,
     ``record()`` and ``notes``; None: the benchmark defines none. ``aliases``: extra names the run folder keeps for a neutral table (DVB: ``dvgr.csv``
@@ -133,6 +135,7 @@ class Benchmark:
     aliases: Mapping[str, str] = field(default_factory=dict)
     recognises: Callable[[Any], bool] | None = None
     input_files: str = ""
+    refusals: str | None = None
     judgments: bool = True
     one_table: bool = True
     example: str = ""

@@ -478,6 +478,7 @@ HVSB = Benchmark(
     models=model_table,
     tree=Tree(is_judgment_input, judgment_files),
     input_files="an HVSB judgment file",
+    refusals="refused",
     simulated="hvsb example",  # dvbstats.simulate.hvsb, registered by dvbstats.benchmarks.inputs
     outcome="misaligned",
     rate_name="misalignment rate",

@@ -90,17 +90,18 @@ def scaling_input(b: Benchmark, fit: Fit) -> tuple[xr.DataArray, pl.DataFrame, M
     return draws, cells, b.size_codings
 
 
-def quality_by_condition(trials: JudgmentTable) -> pl.DataFrame:
+def quality_by_condition(trials: JudgmentTable, refusals: str | None = None) -> pl.DataFrame:
     """Per model x condition: rows read and rows per status (rows = used + unparsed + superseded + conflict); with
-    a ``refused`` column (HVSB), refused and malformed responses among the final unparsed rows."""
+    the benchmark's column of refusals (``Benchmark.refusals``; HVSB: ``refused``), refused and malformed responses
+    among the final unparsed rows."""
     by = ["model", "condition"]
     counts = trials.status_counts(by).with_columns(pl.col("condition").cast(pl.String))
-    if "refused" not in trials.data.columns:
+    if refusals is None:
         return counts.sort(by)
     final = pl.col("status").is_in(["used", "unparsed"])
     extra = trials.data.group_by(by).agg(
         (final & (pl.col("status") == "unparsed")).sum().cast(pl.Int64).alias("n_unparsed_final"),
-        pl.col("refused").sum().cast(pl.Int64).alias("n_refused"),
+        pl.col(refusals).sum().cast(pl.Int64).alias("n_refused"),
     ).with_columns(pl.col("condition").cast(pl.String))
     return counts.join(extra, on=by).with_columns(
         (pl.col("n_unparsed_final") - pl.col("n_refused")).alias("n_malformed"),
@@ -113,7 +114,7 @@ def tables(b: Benchmark, fit: Fit, trials: Any, hdi_prob: float) -> dict[str, pl
     benchmark's condition contrasts and, on judgments, the tables of its own analyses (``extra_tables``; none for
     DVB and condition-free data)."""
     judged = isinstance(trials, JudgmentTable) and "condition" in trials.data.columns
-    out = {"quality_by_condition": quality_by_condition(trials)} if judged else {}
+    out = {"quality_by_condition": quality_by_condition(trials, b.refusals)} if judged else {}
     if "condition" not in fit.cells.by:
         return out
     # condition_effects.csv (summaries.condition_table) has each level against the reference per model;
