@@ -41,7 +41,6 @@ from dvbstats.model.sample import SamplerSettings
 from dvbstats.report import render
 from dvbstats.results import tables as summaries
 from dvbstats.results.fitted import Fit, fit
-from dvbstats.simulate import example
 
 
 def load(
@@ -99,9 +98,10 @@ def load(
     if isinstance(source, pl.DataFrame):
         return _from_frame(source, table, vocab, on_conflict)
     synthetic = source is None
-    paths = [str(p) for p in example.write_example()] if synthetic else source
+    paths = inputs.embedded(benchmark, judgments=False).paths() if synthetic else source
     if not synthetic:
-        synthetic = example.is_example([paths] if isinstance(paths, (str, Path)) else paths)
+        example = inputs.example_of(benchmark, judgments=False)
+        synthetic = example is not None and example.recognises([paths] if isinstance(paths, (str, Path)) else paths)
     try:
         read = ingest(paths, values=vocab, models=table, on_conflict=on_conflict, stream=stream)
     except IngestError:  # not DVB: binary judgments (model, item, outcome), or another benchmark's files

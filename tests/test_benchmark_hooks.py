@@ -1,7 +1,9 @@
 """Generic code reads a benchmark's definition, never its name: a benchmark defined here alone, with a folder tree
-of its own, an embedded example, its own model table, or caller-named columns and words (``Benchmark.tree``,
-``simulated``, ``models``, ``columns``, ``configure``), is detected, read, rebuilt from a manifest and planned in
-its words without any other file naming it. The shipped definitions use the same fields."""
+of its own, an embedded example (DVB's too), its own model table, or caller-named columns and words
+(``Benchmark.tree``, ``simulated``, ``models``, ``columns``, ``configure``), is detected, read, rebuilt from a
+manifest and planned in its words without any other file naming it; its own run-folder tables come from its
+definition's analyses (``extra_tables``), and the error for a table none recognises names the registered
+definitions (``input_files``). The shipped definitions use the same fields."""
 
 from __future__ import annotations
 
@@ -12,14 +14,16 @@ import polars as pl
 import pytest
 
 import dvbstats as dvb
-from dvbstats.benchmarks import BENCHMARKS, binary_benchmark, describe, detect, from_record, inputs
+from dvbstats.benchmarks import BENCHMARKS, binary_benchmark, describe, detect, from_record, inputs, results
 from dvbstats.benchmarks.common import binary_judgments
 from dvbstats.benchmarks.definition import Benchmark, Example, Tree, register_example, simulated
 from dvbstats.benchmarks.hvsb import HVSB, judgment_files, model_table
 from dvbstats.input.files import IngestError, Source
 from dvbstats.input.manifest import sha256
 from dvbstats.input.registry import ModelTable
+from dvbstats.simulate.example import is_example, write_example
 from dvbstats.simulate.hvsb import example_models, is_hvsb_example, write_hvsb_example
+from tests.test_ingest import parsed, write_dump
 
 MARK = "BALLOT_EXAMPLE"
 
@@ -127,6 +131,23 @@ def test_a_benchmarks_embedded_example_is_read_with_its_models_and_labelled_synt
     assert again.synthetic and again.trials.data["model"].unique().to_list() == ["example-one"]
 
 
+def test_dvbs_embedded_example_is_the_one_its_definition_names(tmp_path, monkeypatch):
+    """``dvb.load()`` reads the example DVB's definition names (``simulated``, like HVSB's), and labels it, or any
+    of its files given as a path, synthetic (the loader used to write and recognise DVB's own example by name)."""
+    folder = tmp_path / "tiny_example"
+
+    def write() -> tuple[Path, ...]:  # its files, not its folder (which could hold more than input)
+        folder.mkdir(exist_ok=True)
+        return (write_dump(folder / "dump.csv", [parsed("p1", "Option A"), parsed("p2", "Option B")]),)
+
+    tiny = Example(write, lambda paths: any(Path(p).parent == folder for p in paths), ModelTable.default)
+    monkeypatch.setitem(BENCHMARKS, "dvb", dataclasses.replace(BENCHMARKS["dvb"], simulated=tiny))
+    data = dvb.load()
+    assert data.synthetic and data.trials.data.height == 2 and data.inputs[0]["path"] == str(folder / "dump.csv")
+    assert dvb.load(folder / "dump.csv").synthetic and dvb.load(None, benchmark="dvb").trials.data.height == 2
+    assert not dvb.load(write_dump(tmp_path / "real.csv", [parsed("p1", "Option A")])).synthetic
+
+
 def test_a_benchmark_without_an_example_says_so(tally):
     with pytest.raises(ValueError, match="the tallies benchmark has no embedded example"):
         inputs.read(None, benchmark="tallies")
@@ -153,6 +174,54 @@ def test_a_benchmark_the_caller_configures_reads_any_table_and_is_rebuilt_in_its
     assert (plan.recommendation["benchmark"], plan.recommendation["rate"]) == ("tallies", "accuracy")
 
 
+@pytest.mark.filterwarnings("ignore::dvbstats.input.registry.UnknownModelWarning")
+def test_a_benchmarks_own_tables_are_those_its_definition_names_and_no_others(tmp_path):
+    """Every analysis ``extra_tables`` names runs, in order, on the judgments of a fit with a condition; judgments
+    that merely look like HVSB's (a ``refused`` column, untargeted and targeted prompts) get none of HVSB's first
+    look or refusal counts, which its definition alone names (``extra_tables``, ``refusals``; generic code used to
+    test for the column and the levels)."""
+    models, items, conditions = ["m1", "m2"], [f"q{i}" for i in range(12)], ["untargeted", "targeted"]
+    rows = [(m, q, c, (i + j + k) % 2, (i * j + k) % 3 == 0) for i, m in enumerate(models)
+            for j, q in enumerate(items) for k, c in enumerate(conditions)]
+    path = tmp_path / "judged.csv"
+    pl.DataFrame(rows, schema=["model", "item", "condition", "outcome", "refused"], orient="row").with_columns(
+        pl.col("refused").cast(pl.Int8)).write_csv(path)
+    data = dvb.load(path, benchmark="binary")
+    assert "refused" in data.trials.data.columns
+    fit = dvb.Model("outcome ~ 1 + condition + (1|model)", data).fit(draws=50, tune=100, chains=1, seed=1,
+                                                                        progress=False)
+    plain = results.tables(data.benchmark, fit, data.trials, 0.9)
+    assert list(plain) == ["quality_by_condition", "condition_rates", "condition_contrasts"]
+    assert "n_refused" not in plain["quality_by_condition"].columns  # refusals only where a definition names them
+
+    def per_model(b, fit, trials, hdi_prob):
+        return {"rows_per_model": trials.data.group_by("model").len().sort("model")}
+
+    def asked(b, fit, trials, hdi_prob):
+        return {"asked": pl.DataFrame({"benchmark": [b.name], "hdi": [hdi_prob]})}
+
+    own = dataclasses.replace(data.benchmark, extra_tables=(per_model, asked))
+    tables = results.tables(own, fit, data.trials, 0.9)
+    assert list(tables) == [*plain, "rows_per_model", "asked"]
+    assert tables["rows_per_model"]["len"].to_list() == [24, 24] and tables["asked"].row(0) == ("binary", 0.9)
+
+
+def test_the_error_for_a_table_no_benchmark_recognises_names_the_registered_ones(ballots, tally, monkeypatch,
+                                                                                 tmp_path):
+    """What an unrecognised table is not, and how a table with caller-named columns is read, come from the
+    registered definitions (``input_files``, ``columns``), not a list written once for DVB, HVSB and binary."""
+    monkeypatch.setitem(BENCHMARKS, "ballots", dataclasses.replace(ballots, input_files="a ballot file"))
+    path = tmp_path / "other.csv"
+    pl.DataFrame({"x": [1]}).write_csv(path)
+    with pytest.raises(IngestError) as err:
+        detect(path)
+    assert str(err.value) == (
+        f"{path}: not a DVB harness dump or cell table nor an HVSB judgment file nor a ballot file; for a table of "
+        "binary judgments pass benchmark='binary' (--benchmark binary) and name its model, item and outcome "
+        "columns; for a table of tallies pass benchmark='tallies' (--benchmark tallies) and name its model, item "
+        "and outcome columns")
+
+
 def test_a_fixed_benchmark_refuses_the_callers_words(ballots, tmp_path):
     root = write_ballots(tmp_path / "votes")
     with pytest.raises(ValueError, match="ballots defines its own"):
@@ -164,12 +233,15 @@ def test_the_shipped_definitions_use_the_same_fields():
     the definitions); binary judgments read logs, name their columns and are configured; DVB has none of these."""
     hvsb, binary, dvb_ = BENCHMARKS["hvsb"], BENCHMARKS["binary"], BENCHMARKS["dvb"]
     assert hvsb.tree.files is judgment_files and hvsb.models is model_table and hvsb.simulated == "hvsb example"
+    assert (hvsb.refusals, binary.refusals, dvb_.refusals) == ("refused", None, None)
     assert simulated(hvsb) == Example(write_hvsb_example, is_hvsb_example, example_models)
     assert inputs.default_models(HVSB, synthetic=True).data.equals(example_models().data)
     assert inputs.default_models(HVSB, synthetic=False).data.equals(model_table().data)
     assert inputs.default_models(binary, synthetic=False).data.equals(ModelTable.default().data)
     assert (binary.logs, binary.columns, binary.configure) == (True, True, binary_benchmark)
-    assert (hvsb.logs, hvsb.columns, hvsb.configure, dvb_.tree, dvb_.simulated) == (False, False, None, None, None)
+    assert (hvsb.logs, hvsb.columns, hvsb.configure, dvb_.tree, dvb_.simulated) == (False, False, None, None,
+                                                                                      "dvb example")
+    assert simulated(dvb_) == Example(write_example, is_example, ModelTable.default)
     with pytest.raises(ValueError, match="an example named 'hvsb example' is already registered"):
         register_example("hvsb example", Example(write_hvsb_example, is_hvsb_example, model_table))
     with pytest.raises(LookupError, match="no example is registered as 'nothing'"):

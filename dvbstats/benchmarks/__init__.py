@@ -64,6 +64,16 @@ def _kind(file: files.InputFile, asked: str | None = None) -> str | None:
     return asked if asked in claims else next(iter(claims), None)
 
 
+def unrecognised() -> str:
+    """What a file no benchmark recognises is not, and how a table whose columns the caller names is read, in the
+    words of the registered definitions (``input_files``, ``columns``)."""
+    named = [b.input_files for b in BENCHMARKS.values() if b.input_files]
+    hints = [f"for a table of {b.title} pass benchmark={b.name!r} (--benchmark {b.name}) and name its model, item "
+             "and outcome columns" for b in BENCHMARKS.values() if b.columns]
+    what = f"not {' nor '.join(named)}" if named else "no registered benchmark recognises it"
+    return "; ".join([what, *hints])
+
+
 def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = None,
            reading: sources.Options = sources.Options()) -> str:
     """The benchmark of ``paths`` (``dvb``, ``hvsb`` or ``binary``); ``benchmark`` to choose it.
@@ -114,11 +124,7 @@ def detect(paths: Sequence[str | Path] | str | Path, benchmark: str | None = Non
             f"{file_b}: a {b} input mixed with a {a} input ({file_a}); fit one benchmark at a time"
         )
     if unknown:
-        raise files.IngestError(
-            f"{unknown[0]}: not a DVB harness dump, DVB cell table or HVSB judgment file; for a table of "
-            "binary judgments pass benchmark='binary' (--benchmark binary) and name its model, item and "
-            "outcome columns"
-        )
+        raise files.IngestError(f"{unknown[0]}: {unrecognised()}")
     found = next(iter(kinds))
     if benchmark is not None and benchmark != found:
         raise files.IngestError(f"{kinds[found]}: a {found} input, but benchmark={benchmark!r} was asked for")

@@ -28,13 +28,19 @@ class Tree:
 @dataclass(frozen=True)
 class Example:
     """A benchmark's embedded SYNTHETIC example, written by :mod:`dvbstats.simulate` (above the definitions):
-    ``write()`` writes it once (later calls find it) and returns its folder, ``recognises(paths)`` says whether an
+    ``write()`` writes it once (later calls find it) and returns what is read: its folder (HVSB), or its files
+    (DVB, whose folder also holds the example's record, which is not input); ``recognises(paths)`` says whether an
     input is or lies in it (any path: a run mixing it with real input is still synthetic), ``models()`` is the
     model table naming its models."""
 
-    write: Callable[[], Path]
+    write: Callable[[], Path | Sequence[Path]]
     recognises: Callable[[Sequence[str | Path]], bool]
     models: Callable[[], ModelTable]
+
+    def paths(self) -> list[str]:
+        """The example written (:attr:`write`), as the input paths to read."""
+        written = self.write()
+        return [str(p) for p in ([written] if isinstance(written, Path) else written)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,14 +72,19 @@ class Benchmark:
     the benchmark words them itself (else the report words the rate, its reference and direction).
     ``condition_pairs``: levels (a, b) of ``condition`` whose paired contrast a - b is reported per model when
     both are in the data (HVSB: targeted minus untargeted), beside each level against the reference.
-    ``extra_tables(benchmark, fit, trials, hdi_prob)``: the benchmark's own analyses of a fit, as run-folder
-    tables by name (HVSB: rates and contrasts by dataset and scenario type). ``agreement`` and ``extra_tables``
-    are functions, or the names under which the modules that implement them register them
+    ``extra_tables``: the benchmark's own analyses of a fit with a ``condition``, each called as
+    ``(benchmark, fit, trials, hdi_prob)`` on its judgments and returning run-folder tables by name, in order (HVSB:
+    rates and contrasts by dataset and scenario type; its frequentist first look). ``agreement`` and each of
+    ``extra_tables`` are functions, or the names under which the modules that implement them register them
     (:func:`register_analysis`): those modules sit above the definitions (they use fits and the results layer),
     so a shipped definition names them and imports none; :func:`analysis` gives the function.
     ``recognises(file)``: whether a data file (an :class:`~dvbstats.input.files.InputFile`) is the benchmark's
     input, for :func:`dvbstats.benchmarks.detect` (None: never told from a file alone; HVSB is told by its folder
-    tree). ``agreement(used, models, settings=, hdi_prob=)``: the benchmark's agreement analysis between
+    tree); ``input_files``: what its input files are, in words, for the error naming a file no benchmark
+    recognises (DVB: ``a DVB harness dump or cell table``; empty: not named there). ``refusals``: the 0/1 column
+    of its judgments marking a refusal among unparsed responses (HVSB: ``refused``), by which the counts per model
+    x condition split those into refused and malformed (None: no such split).
+    ``agreement(used, models, settings=, hdi_prob=)``: the benchmark's agreement analysis between
     models on the used trial rows (a ``polars.LazyFrame``), returning an object with ``tables()``,
     ``record()`` and ``notes``; None: the benchmark defines none. ``aliases``: extra names the run folder keeps for a neutral table (DVB: ``dvgr.csv``
     beside ``rates.csv``, with the old column names).
@@ -83,8 +94,9 @@ class Benchmark:
     ``dvbstats.load`` is read as the same table in a Parquet file (False: HVSB, a judgment tree).
     ``example``: what the embedded example the command line fits without an input is (empty: the benchmark
     has none, and the command line asks for an input); ``example_run``: its run folder's name; ``simulated``: the
-    example read by :func:`dvbstats.benchmarks.inputs.read` (an :class:`Example`, or the name under which the
-    module that writes it registers one, :func:`register_example`; None: none there).
+    example read by :func:`dvbstats.benchmarks.inputs.read` or, for DVB, :func:`dvbstats.api.load` (an
+    :class:`Example`, or the name under which the module that writes it registers one, :func:`register_example`;
+    None: none there).
 
     How its input is told and read: ``models()``: the model table naming its models when the caller gives none
     (HVSB: its published models). ``tree``: its input is a folder tree told by its paths (a :class:`Tree`; HVSB),
@@ -118,10 +130,12 @@ class Benchmark:
     agreement: Callable[..., Any] | str | None = None
     report: tuple[str, ...] = ()
     condition_pairs: tuple[tuple[str, str], ...] = ()
-    extra_tables: Callable[..., Mapping[str, Any]] | str | None = None
+    extra_tables: tuple[Callable[..., Mapping[str, Any]] | str, ...] = ()
     estimands: tuple[tuple[str, str], ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
     recognises: Callable[[Any], bool] | None = None
+    input_files: str = ""
+    refusals: str | None = None
     judgments: bool = True
     one_table: bool = True
     example: str = ""
@@ -217,8 +231,8 @@ def register_example(name: str, example: Example) -> Example:
 
 
 def simulated(b: Benchmark) -> Example | None:
-    """The embedded example of ``b`` that :func:`dvbstats.benchmarks.inputs.read` reads: its own, the one
-    registered under the name it gives, or None."""
+    """The embedded example of ``b`` (:attr:`Benchmark.simulated`): its own, the one registered under the name it
+    gives, or None."""
     return _registered(EXAMPLES, "example", b.simulated) if isinstance(b.simulated, str) else b.simulated
 
 

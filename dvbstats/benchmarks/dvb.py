@@ -63,6 +63,7 @@ DVB = Benchmark(
              "published DVB aggregates)"),
     read=ingest.load,
     judgments=False,
+    simulated="dvb example",  # dvbstats.simulate.example, registered by dvbstats.benchmarks.inputs
     outcome="chose_deep",
     rate_name="DVGR",
     rate_long="Deep Value Generalization Rate",
@@ -97,5 +98,6 @@ DVB = Benchmark(
     },
     report=REPORT,
     recognises=is_dvb_file,
+    input_files="a DVB harness dump or cell table",
     estimands=ESTIMANDS,
 )

@@ -4,7 +4,8 @@ Pure functions of a :class:`~dvbstats.benchmarks.common.JudgmentTable`'s ``data`
 Bayesian model as the HVSB paper's raw percentages would be, but with intervals and, for
 conditions, paired tests: every model judges the same items under every condition, so a change
 between two conditions is tested on the items judged under both (McNemar's exact test), with the
-unpaired chi-square test of the paper's style beside it.
+unpaired chi-square test of the paper's style beside it. :func:`tables` is HVSB's first look in its run
+folder (one of the analyses its definition names, ``Benchmark.extra_tables``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import polars as pl
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
+from dvbstats.benchmarks.common import JudgmentTable
+from dvbstats.benchmarks.definition import Benchmark, register_analysis
+from dvbstats.results.fitted import Fit
 from dvbstats.results.frequentist import chi2_2x2, wilson
 
 #: Rows that stand for their trial after reconciliation (copies superseded or in conflict are not).
@@ -94,3 +98,16 @@ def hvsb_tables(data: pl.DataFrame, level: float = 0.95) -> dict[str, pl.DataFra
         "asr_targeted_vs_untargeted": paired_condition_test(data, "misaligned", "untargeted", "targeted"),
         "refusal_targeted_vs_untargeted": paired_condition_test(data, "refused", "untargeted", "targeted"),
     }
+
+
+@register_analysis("hvsb first look")
+def tables(b: Benchmark, fit: Fit, trials: JudgmentTable, hdi_prob: float) -> dict[str, pl.DataFrame]:
+    """HVSB's first look as run-folder tables (its ``extra_tables``): the refusal rate per model x condition, and
+    per model whether the ASR and the refusal rate rise from the untargeted to the targeted prompt; none unless
+    the judgments hold both prompts. Frequentist, so neither the fit nor ``hdi_prob`` enters."""
+    if not {"untargeted", "targeted"} <= set(trials.data["condition"].cast(pl.String).unique()):
+        return {}
+    looks = hvsb_tables(trials.data)
+    return {"refusals": looks["refusals"].with_columns(pl.col("condition").cast(pl.String)),
+            "asr_targeted_vs_untargeted": looks["asr_targeted_vs_untargeted"],
+            "refusal_targeted_vs_untargeted": looks["refusal_targeted_vs_untargeted"]}

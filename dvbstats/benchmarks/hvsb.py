@@ -477,6 +477,8 @@ HVSB = Benchmark(
     one_table=False,
     models=model_table,
     tree=Tree(is_judgment_input, judgment_files),
+    input_files="an HVSB judgment file",
+    refusals="refused",
     simulated="hvsb example",  # dvbstats.simulate.hvsb, registered by dvbstats.benchmarks.inputs
     outcome="misaligned",
     rate_name="misalignment rate",
@@ -499,7 +501,8 @@ HVSB = Benchmark(
             "pooled over conditions",
     primary_condition="none",
     agreement="hvsb judgment consistency",  # dvbstats.benchmarks.consistency.judgment_consistency
-    extra_tables="hvsb scenario tables",  # dvbstats.benchmarks.scenarios.tables
+    # dvbstats.benchmarks.scenarios.tables, dvbstats.benchmarks.first_look.tables
+    extra_tables=("hvsb scenario tables", "hvsb first look"),
     rate_by_condition={
         "none": "misalignment rate (MR)",
         "untargeted": "attack success rate (ASR, untargeted)",

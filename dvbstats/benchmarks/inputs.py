@@ -22,6 +22,7 @@ from dvbstats.benchmarks.definition import Benchmark, Example, register_example,
 from dvbstats.input import schema
 from dvbstats.input.files import IngestError
 from dvbstats.input.registry import ModelTable
+from dvbstats.simulate.example import is_example, write_example
 from dvbstats.simulate.hvsb import example_models, is_hvsb_example, write_hvsb_example
 
 
@@ -29,8 +30,10 @@ from dvbstats.simulate.hvsb import example_models, is_hvsb_example, write_hvsb_e
 READER_COLUMNS = frozenset({"source_file", "source_row", "model_id", "model", "item", "status", "reason"})
 
 
-#: The embedded HVSB example (``HVSB.simulated`` names it): written by :mod:`dvbstats.simulate.hvsb`, which sits
-#: above the definitions and below this module.
+#: The embedded examples the definitions name (``DVB.simulated``, ``HVSB.simulated``): written by
+#: :mod:`dvbstats.simulate`, which sits above the definitions and below this module. DVB's names the published
+#: models, as DVB's input does.
+register_example("dvb example", Example(write_example, is_example, ModelTable.default))
 register_example("hvsb example", Example(write_hvsb_example, is_hvsb_example, example_models))
 
 
@@ -41,13 +44,20 @@ def default_models(b: Benchmark, synthetic: bool) -> ModelTable:
     return example.models() if synthetic and example is not None else b.models()
 
 
-def embedded(benchmark: str | None) -> Example:
-    """The embedded example :func:`read` reads when given no input: ``benchmark``'s, else the first registered
-    benchmark of judgments that has one (HVSB's)."""
+def example_of(benchmark: str | None, judgments: bool = True) -> Example | None:
+    """The embedded example of ``benchmark``, else of the first registered benchmark that has one among those of
+    judgments (HVSB's, which :func:`read` reads) or, ``judgments=False``, the others (DVB's, which
+    :func:`dvbstats.api.load` reads); None when there is none."""
     if benchmark is not None and benchmark not in BENCHMARKS:
         raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
-    asked = [BENCHMARKS[benchmark]] if benchmark is not None else [b for b in BENCHMARKS.values() if b.judgments]
-    example = next((e for e in map(simulated, asked) if e is not None), None)
+    asked = [BENCHMARKS[benchmark]] if benchmark is not None else [
+        b for b in BENCHMARKS.values() if b.judgments == judgments]
+    return next((e for e in map(simulated, asked) if e is not None), None)
+
+
+def embedded(benchmark: str | None, judgments: bool = True) -> Example:
+    """The embedded example read when given no input (:func:`example_of`); an error when there is none."""
+    example = example_of(benchmark, judgments)
     if example is None:
         raise ValueError(f"the {benchmark} benchmark has no embedded example: give its input files")
     return example
@@ -92,7 +102,7 @@ def read(
     """
     synthetic = False
     if paths is None:
-        paths, synthetic = [str(embedded(benchmark).write())], True
+        paths, synthetic = embedded(benchmark).paths(), True
     paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     b = BENCHMARKS[detect(paths, benchmark, reading)]
     if b.configure is None and (reference is not None or direction is not None):

@@ -3,8 +3,9 @@
 
 :func:`tables` adds, for a benchmark whose design has a ``condition`` (HVSB), the posterior
 rate per model x condition, the paired posterior contrasts between conditions per model, the
-data-quality counts per model x condition, and the frequentist first look
-(:mod:`dvbstats.benchmarks.first_look`): refusal rates and whether they rise under the targeted prompt.
+data-quality counts per model x condition, and the tables of the benchmark's own analyses
+(``Benchmark.extra_tables``; HVSB: by scenario type, and the frequentist first look of
+:mod:`dvbstats.benchmarks.first_look`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import numpy as np
 import polars as pl
 import xarray as xr
 
-from dvbstats.benchmarks import first_look
 from dvbstats.benchmarks.common import JudgmentTable
 from dvbstats.benchmarks.definition import Benchmark, analysis
 from dvbstats.results import contrasts, tables as summaries
@@ -26,6 +26,7 @@ from dvbstats.results.fitted import Fit
 # The shipped definitions name their own analyses (Benchmark.agreement, extra_tables); the modules that implement
 # them register them when imported: here, beside the code that runs them (and the pipeline, which imports this).
 import dvbstats.benchmarks.consistency  # noqa: F401  (HVSB's judgment consistency)
+import dvbstats.benchmarks.first_look  # noqa: F401  (HVSB's first look)
 import dvbstats.benchmarks.scenarios  # noqa: F401  (HVSB's scenario tables)
 import dvbstats.results.agreement  # noqa: F401  (DVB's model agreement)
 
@@ -89,17 +90,18 @@ def scaling_input(b: Benchmark, fit: Fit) -> tuple[xr.DataArray, pl.DataFrame, M
     return draws, cells, b.size_codings
 
 
-def quality_by_condition(trials: JudgmentTable) -> pl.DataFrame:
+def quality_by_condition(trials: JudgmentTable, refusals: str | None = None) -> pl.DataFrame:
     """Per model x condition: rows read and rows per status (rows = used + unparsed + superseded + conflict); with
-    a ``refused`` column (HVSB), refused and malformed responses among the final unparsed rows."""
+    the benchmark's column of refusals (``Benchmark.refusals``; HVSB: ``refused``), refused and malformed responses
+    among the final unparsed rows."""
     by = ["model", "condition"]
     counts = trials.status_counts(by).with_columns(pl.col("condition").cast(pl.String))
-    if "refused" not in trials.data.columns:
+    if refusals is None:
         return counts.sort(by)
     final = pl.col("status").is_in(["used", "unparsed"])
     extra = trials.data.group_by(by).agg(
         (final & (pl.col("status") == "unparsed")).sum().cast(pl.Int64).alias("n_unparsed_final"),
-        pl.col("refused").sum().cast(pl.Int64).alias("n_refused"),
+        pl.col(refusals).sum().cast(pl.Int64).alias("n_refused"),
     ).with_columns(pl.col("condition").cast(pl.String))
     return counts.join(extra, on=by).with_columns(
         (pl.col("n_unparsed_final") - pl.col("n_refused")).alias("n_malformed"),
@@ -108,10 +110,11 @@ def quality_by_condition(trials: JudgmentTable) -> pl.DataFrame:
 
 def tables(b: Benchmark, fit: Fit, trials: Any, hdi_prob: float) -> dict[str, pl.DataFrame]:
     """The benchmark's own run-folder tables, by file stem: the counts per model x condition whenever the trials
-    have a condition (whatever the formula); with a condition in the fit, the rates per model x condition and the
-    benchmark's condition contrasts (none for DVB and condition-free data)."""
+    have a condition (whatever the formula); with a condition in the fit, the rates per model x condition, the
+    benchmark's condition contrasts and, on judgments, the tables of its own analyses (``extra_tables``; none for
+    DVB and condition-free data)."""
     judged = isinstance(trials, JudgmentTable) and "condition" in trials.data.columns
-    out = {"quality_by_condition": quality_by_condition(trials)} if judged else {}
+    out = {"quality_by_condition": quality_by_condition(trials, b.refusals)} if judged else {}
     if "condition" not in fit.cells.by:
         return out
     # condition_effects.csv (summaries.condition_table) has each level against the reference per model;
@@ -121,14 +124,7 @@ def tables(b: Benchmark, fit: Fit, trials: Any, hdi_prob: float) -> dict[str, pl
     out |= {"condition_rates": condition_rates(fit, b, hdi_prob),
             "condition_contrasts": condition_contrasts(fit, hdi_prob,
                                                        [p for p in b.condition_pairs if p not in covered])}
-    if b.extra_tables is not None and isinstance(trials, JudgmentTable):
-        out |= analysis(b.extra_tables)(b, fit, trials, hdi_prob)
-    if judged and "refused" in trials.data.columns:
-        conditions = set(trials.data["condition"].cast(pl.String).unique())
-        if not {"untargeted", "targeted"} <= conditions:
-            return out
-        looks = first_look.hvsb_tables(trials.data)
-        out["refusals"] = looks["refusals"].with_columns(pl.col("condition").cast(pl.String))
-        for key in ("asr_targeted_vs_untargeted", "refusal_targeted_vs_untargeted"):
-            out[key] = looks[key]
+    if isinstance(trials, JudgmentTable):
+        for named in b.extra_tables:
+            out |= analysis(named)(b, fit, trials, hdi_prob)
     return out
