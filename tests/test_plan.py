@@ -14,6 +14,7 @@ from dvbstats.input.cells import CellTable
 from dvbstats.model import plan as plans
 from dvbstats.model.design import design, predictor_layout
 from dvbstats.model.formula import parse
+from dvbstats.model.priors import Priors
 from dvbstats.model.sample import Diagnostics, SamplerSettings
 from dvbstats.results import fitted
 from tests.test_parametrization import _grid
@@ -124,7 +125,7 @@ class _Run:
     def __init__(self, outcomes, pilots=None):
         self.outcomes, self.calls, self.pilots, self.piloted = list(outcomes), [], pilots or {}, []
 
-    def __call__(self, d, priors, settings, parametrization, progress, backend):
+    def __call__(self, d, priors, settings, parametrization, progress, backend, fixed_accept=False):
         if (settings.chains, settings.tune, settings.draws) == tuple(plans.PILOT.values()):
             self.piloted.append((parametrization, settings.target_accept))
             divergences, steps, *sds = self.pilots.get(parametrization, (0, 7.0))
@@ -349,3 +350,25 @@ def test_high_dimensional_posteriors_are_sampled_at_the_efficient_acceptance():
     thin = design(parse("outcome ~ 1 + (1|model) + (1|value)"), _grid({"model": 6, "value": 1200}, 1))
     assert plans.default_target_accept(thin, "zerosum_noncentered") == 0.95
     assert plans.plan(design(rasch, _grid({"model": 6, "item": 1200}, 1)), target_accept=0.9).first.target_accept == 0.9
+
+
+def test_the_item_marginal_path_samples_what_is_left_at_the_rules_0_8(monkeypatch):
+    """HIGH_DIMENSION_ACCEPT is for the full density's dimension: integrated out, the items leave a few data-rich
+    parameters, sampled at 0.8; the full density keeps 0.65, and a target acceptance the user chose is kept."""
+    class Sampled(Exception):
+        pass
+
+    seen = []
+
+    def run(compiled, settings, progress):
+        seen.append(settings.target_accept)
+        raise Sampled
+
+    monkeypatch.setattr(fitted, "run_nutpie", run)
+    d = design(parse("outcome ~ 1 + (1|model) + (1|item)"), _grid({"model": 6, "item": 1200}, 1))
+    assert plans.plan(d).first.target_accept == plans.HIGH_DIMENSION_ACCEPT
+    settings = SamplerSettings(target_accept=plans.HIGH_DIMENSION_ACCEPT)
+    for backend, fixed in [("auto", False), ("auto", True), ("fastlogp", False)]:
+        with pytest.raises(Sampled):
+            fitted._fit_once(d, Priors({}), settings, "auto", False, backend, fixed_accept=fixed)
+    assert seen == [0.8, plans.HIGH_DIMENSION_ACCEPT, plans.HIGH_DIMENSION_ACCEPT]

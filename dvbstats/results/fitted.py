@@ -356,7 +356,8 @@ def fit(
         accept = attempt.target_accept or accept  # None: the failed attempt's before it
         run = replace(settings, target_accept=accept, low_rank=attempt.low_rank,
                       draws=settings.draws * attempt.draws_factor)
-        result, used = _fit_once(d, priors, run, attempt.parametrization, progress, backend)
+        result, used = _fit_once(d, priors, run, attempt.parametrization, progress, backend,
+                                 fixed_accept=settings.target_accept is not None)
         tried.append(_tried(result, attempt, used))
         timing |= {key: timing.get(key, 0.0) + value for key, value in result.timing.items()}
         failed = result.diagnostics
@@ -383,7 +384,7 @@ def _pilot(d: Design, priors: Priors, settings: SamplerSettings, form: str, back
     what :func:`dvbstats.model.plan.choose` compares."""
     first = plans.plan(d, form, **{k: v for k, v in choices.items() if k in ("target_accept", "low_rank")}).first
     run = replace(settings, target_accept=first.target_accept, low_rank=first.low_rank, **plans.PILOT)
-    result, _ = _fit_once(d, priors, run, form, False, backend)
+    result, _ = _fit_once(d, priors, run, form, False, backend, fixed_accept=choices.get("target_accept") is not None)
     stats, post = result.idata.sample_stats, result.idata.posterior
     low = {name: round(float(np.quantile(post[f"sd_{name}"], plans.FUNNEL_QUANTILE)), 4)
            for t in d.random for name in t.sd_names if f"sd_{name}" in post}
@@ -403,8 +404,9 @@ def _tried(result: Fit, attempt: plans.Attempt, backend: str) -> dict:
 
 
 def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrization: Parametrization,
-              progress: bool, backend: str) -> tuple[Fit, str]:
-    """One sampler run in ``parametrization`` with ``settings``; the fit and the backend that sampled it."""
+              progress: bool, backend: str, fixed_accept: bool = False) -> tuple[Fit, str]:
+    """One sampler run in ``parametrization`` with ``settings``; the fit and the backend that sampled it.
+    ``fixed_accept``: the target acceptance is the user's (kept as it is on every path)."""
     t0 = time.perf_counter()
     auto_backend = backend == "auto"
     if auto_backend:
@@ -416,7 +418,9 @@ def _fit_once(d: Design, priors: Priors, settings: SamplerSettings, parametrizat
         model = itemmarginal.ItemMarginalModel(d, priors, per_term, item) if item is not None else None
         if model is not None and model.worthwhile:
             integrated = model.describe()
-            settings = replace(settings, low_rank=False)  # no item ridge is left for a low-rank matrix to follow
+            # no item ridge is left for a low-rank matrix to follow, nor the full density's dimension
+            settings = replace(settings, low_rank=False, target_accept=settings.target_accept if fixed_accept
+                               else plans.integrated_target_accept(settings.target_accept))
             t1 = time.perf_counter()
             idata = run_nutpie(fastlogp.pyfunc_model(model, {k: list(v) for k, v in d.coords().items()}),
                                settings, progress)
